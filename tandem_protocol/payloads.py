@@ -1,0 +1,81 @@
+"""REST payloads shared by server and clients (see docs/api.md for the endpoints)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+ClientKind = Literal["desktop", "recorder", "api"]
+Role = Literal["agent", "supervisor", "evaluator", "compliance", "admin"]
+
+
+@dataclass
+class LoginRequest:
+    username: str
+    password: str
+    dn: str | None = None  # agents on the desktop: binds the agent to this DN until logout
+    client: ClientKind = "api"
+
+
+@dataclass
+class UserInfo:
+    id: int
+    username: str
+    role: str
+    full_name: str = ""
+    team_id: int | None = None
+    dn: str | None = None
+
+
+@dataclass
+class LoginResponse:
+    token: str
+    expires_at: float  # Unix seconds, server clock
+    user: UserInfo
+
+
+@dataclass
+class ErrorBody:
+    error: str  # stable machine code, e.g. "invalid_credentials"
+    message: str  # sentence for a person
+
+
+@dataclass
+class PauseSpan:
+    started_at: float
+    ended_at: float | None = None
+    by: str = ""
+
+
+@dataclass
+class InteractionSummary:
+    id: str
+    call_id: str
+    dn: str
+    agent: str
+    caller: str
+    callee: str
+    state: str
+    started_at: float
+    answered_at: float | None
+    ended_at: float | None
+    acw_ended_at: float | None
+    screen_decision: bool
+    media: list[str] = field(default_factory=list)  # kinds present: voice, screen, muxed
+    pauses: list[PauseSpan] = field(default_factory=list)
+
+
+@dataclass
+class SamplingPolicy:
+    """Share of interactions that also get a screen recording, 0–100, with per-team overrides
+    (team id as a string key, because JSON object keys are strings)."""
+
+    percentage: float
+    team_overrides: dict[str, float] = field(default_factory=dict)
+
+
+class UploadHeaders:
+    """Headers of ``PUT /api/interactions/{id}/screen`` (body: the raw MP4 bytes)."""
+
+    STARTED_AT = "X-Tandem-Started-At"  # server-clock Unix seconds of the file's pts 0
+    SHA256 = "X-Tandem-Sha256"  # hex digest of the whole body
