@@ -27,8 +27,8 @@ from tandem_protocol.payloads import (
     LoginResponse,
     PauseSpan,
     SamplingPolicy,
-    UserInfo,
     UploadHeaders,
+    UserInfo,
 )
 
 __all__ = [

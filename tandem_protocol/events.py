@@ -156,7 +156,12 @@ class ScreenStatus:
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> ScreenStatus:
         try:
-            return cls(str(raw["interaction_id"]), ScreenState(raw["state"]), float(raw["at"]), str(raw.get("detail", "")))
+            return cls(
+                str(raw["interaction_id"]),
+                ScreenState(raw["state"]),
+                float(raw["at"]),
+                str(raw.get("detail", "")),
+            )
         except (KeyError, TypeError, ValueError) as exc:
             raise ValueError(f"malformed ScreenStatus: {exc}") from exc
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-ClientKind = Literal["desktop", "recorder", "api"]
+ClientKind = Literal["desktop", "recorder", "web", "api"]
 Role = Literal["agent", "supervisor", "evaluator", "compliance", "admin"]
 
 
@@ -61,6 +61,7 @@ class InteractionSummary:
     ended_at: float | None
     acw_ended_at: float | None
     screen_decision: bool
+    media_started_at: float | None = None  # server time of the muxed file's t=0
     media: list[str] = field(default_factory=list)  # kinds present: voice, screen, muxed
     pauses: list[PauseSpan] = field(default_factory=list)
 

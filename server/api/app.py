@@ -1,0 +1,100 @@
+"""The server application: FastAPI for REST, WebSocket and the web UI, with the SIP engine
+started in the same event loop by the lifespan."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+from fastapi import FastAPI
+from fastapi.responses import FileResponse
+from fastapi.staticfiles import StaticFiles
+
+from server.api import routes_admin, routes_auth, routes_calls, routes_events, routes_recordings
+from server.api.context import ServerContext
+from server.api.errors import install_error_handlers
+from server.calls.coordinator import CallCoordinator
+from server.calls.media_jobs import MediaJobs
+from server.calls.repository import CallRepository
+from server.events.hub import EventHub
+from server.settings import Settings
+from server.store.db import make_engine, make_session_factory, migrate
+from server.store.storage import LocalStorage
+
+log = logging.getLogger(__name__)
+STATIC_DIR = Path(__file__).resolve().parent.parent / "web" / "static"
+
+
+def build_context(settings: Settings) -> ServerContext:
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    settings.live_dir.mkdir(parents=True, exist_ok=True)
+    if settings.auto_migrate:
+        migrate(settings.resolved_database_url)
+    sessions = make_session_factory(make_engine(settings.resolved_database_url))
+    storage = LocalStorage(settings.resolved_storage_dir)
+    hub = EventHub()
+    repo = CallRepository(sessions, storage, settings.screen_percentage)
+    media = MediaJobs(repo, storage, settings.tmp_dir)
+    coordinator = CallCoordinator(
+        repo,
+        hub,
+        media,
+        live_dir=settings.live_dir,
+        screen_fps=settings.screen_fps,
+        acw_limit=settings.acw_limit_seconds,
+        confirm_timeout=settings.pause_confirm_timeout_seconds,
+    )
+    return ServerContext(settings, sessions, storage, hub, repo, media, coordinator)
+
+
+def create_app(settings: Settings) -> FastAPI:
+    ctx = build_context(settings)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        ctx.media.start()
+        await ctx.coordinator.recover()
+        sip = None
+        if settings.sip_enabled:
+            from server.sip.service import SipService
+
+            sip = SipService(
+                ctx.coordinator,
+                host=settings.sip_host,
+                port=settings.sip_port,
+                advertised_host=settings.advertised_host,
+                rtp_host=settings.sip_host,
+                rtp_port_range=(settings.rtp_port_min, settings.rtp_port_max),
+                rtp_timeout=settings.rtp_timeout_seconds,
+            )
+            await sip.start()
+            ctx.sip_port = sip.port
+            log.info("SIP listening on udp %s:%s", settings.sip_host, sip.port)
+        try:
+            yield
+        finally:
+            if sip is not None:
+                await sip.stop()
+            await ctx.coordinator.shutdown()
+            await ctx.media.stop()
+
+    app = FastAPI(title="Tandem", version="1", lifespan=lifespan)
+    app.state.ctx = ctx
+    install_error_handlers(app)
+    for module in (routes_auth, routes_calls, routes_recordings, routes_admin, routes_events):
+        app.include_router(module.router)
+
+    @app.get("/healthz")
+    async def healthz() -> dict[str, object]:
+        return {"status": "ok", "sip_port": ctx.sip_port}
+
+    if STATIC_DIR.is_dir():
+        app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+
+    @app.get("/", include_in_schema=False)
+    async def index() -> FileResponse:
+        return FileResponse(STATIC_DIR / "index.html", headers={"Cache-Control": "no-cache"})
+
+    return app

@@ -1,0 +1,129 @@
+"""Request dependencies: the server context, a database session, and the authenticated user.
+
+A request is authenticated by ``Authorization: Bearer`` or, for the web UI, the session
+cookie. Every refusal is written to the audit log."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from fastapi import Depends, Request
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from server.api.context import ServerContext
+from server.api.errors import ApiError
+from server.policy.access import Viewer
+from server.security.tokens import token_digest
+from server.store import audit, models
+from server.store.db import session_scope
+
+SESSION_COOKIE = "tandem_session"
+
+
+def get_context(request: Request) -> ServerContext:
+    ctx: ServerContext = request.app.state.ctx
+    return ctx
+
+
+def get_db(ctx: ServerContext = Depends(get_context)) -> Iterator[Session]:
+    with session_scope(ctx.sessions) as session:
+        yield session
+
+
+@dataclass(frozen=True, slots=True)
+class AuthUser:
+    user_id: int
+    username: str
+    role: str
+    full_name: str
+    team_id: int | None
+    token_id: int
+    client: str
+    supervised_team_ids: frozenset[int]
+
+    @property
+    def viewer(self) -> Viewer:
+        return Viewer(self.user_id, self.role, self.supervised_team_ids)
+
+
+def client_addr(request: Request) -> str:
+    return request.client.host if request.client else ""
+
+
+def extract_token(request: Request) -> str | None:
+    header = request.headers.get("authorization", "")
+    if header.lower().startswith("bearer "):
+        return header[7:].strip()
+    return request.cookies.get(SESSION_COOKIE) or request.query_params.get("token")
+
+
+def resolve_token(session: Session, token: str | None) -> AuthUser | None:
+    if not token:
+        return None
+    row = session.execute(
+        select(models.ApiToken, models.User)
+        .join(models.User, models.User.id == models.ApiToken.user_id)
+        .where(models.ApiToken.token_hash == token_digest(token))
+    ).first()
+    if row is None:
+        return None
+    tok, user = row
+    if tok.revoked_at is not None or tok.expires_at <= time.time() or not user.active:
+        return None
+    teams = frozenset(
+        session.execute(select(models.TeamSupervisor.team_id).where(models.TeamSupervisor.user_id == user.id))
+        .scalars()
+        .all()
+    )
+    return AuthUser(
+        user.id, user.username, user.role, user.full_name, user.team_id, tok.id, tok.client, teams
+    )
+
+
+def current_user(request: Request, session: Session = Depends(get_db)) -> AuthUser:
+    token = extract_token(request)
+    user = resolve_token(session, token)
+    if user is None:
+        reason = "no credentials" if not token else "invalid, revoked or expired token"
+        audit.record(
+            session,
+            action="auth.rejected",
+            outcome="denied",
+            target_type="endpoint",
+            target_id=request.url.path[:64],
+            detail=reason,
+            remote_addr=client_addr(request),
+        )
+        session.commit()
+        raise ApiError(
+            401, "invalid_token", f"authentication required: {reason}", {"WWW-Authenticate": "Bearer"}
+        )
+    return user
+
+
+def require_roles(*roles: str):  # type: ignore[no-untyped-def]
+    """Dependency factory: the user must have one of ``roles``; a refusal is audited."""
+
+    def _check(
+        request: Request, user: AuthUser = Depends(current_user), session: Session = Depends(get_db)
+    ) -> AuthUser:
+        if user.role not in roles:
+            audit.record(
+                session,
+                action="access.denied",
+                outcome="denied",
+                user_id=user.user_id,
+                username=user.username,
+                target_type="endpoint",
+                target_id=request.url.path[:64],
+                detail=f"role {user.role} not in {', '.join(roles)}",
+                remote_addr=client_addr(request),
+            )
+            session.commit()
+            raise ApiError(403, "forbidden", f"this needs one of the roles: {', '.join(roles)}")
+        return user
+
+    return _check

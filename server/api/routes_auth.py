@@ -1,0 +1,148 @@
+"""Login, logout and who-am-I. An agent's desktop login binds him to a DN until logout."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict
+from typing import Any
+
+from fastapi import APIRouter, Depends, Request, Response
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from server.api.context import ServerContext
+from server.api.deps import SESSION_COOKIE, AuthUser, client_addr, current_user, get_context, get_db
+from server.api.errors import ApiError
+from server.security.passwords import verify_password
+from server.security.tokens import new_token, token_digest
+from server.store import audit, models
+from tandem_protocol.payloads import LoginRequest, LoginResponse, UserInfo
+
+router = APIRouter(prefix="/api")
+
+
+def user_info(session: Session, user: models.User) -> UserInfo:
+    dn = session.execute(
+        select(models.DnBinding.dn).where(
+            models.DnBinding.user_id == user.id, models.DnBinding.released_at.is_(None)
+        )
+    ).scalar()
+    return UserInfo(user.id, user.username, user.role, user.full_name, user.team_id, dn)
+
+
+@router.post("/auth/login", response_model=LoginResponse)
+def login(
+    body: LoginRequest,
+    request: Request,
+    response: Response,
+    session: Session = Depends(get_db),
+    ctx: ServerContext = Depends(get_context),
+) -> Any:
+    addr = client_addr(request)
+    user = session.execute(select(models.User).where(models.User.username == body.username)).scalar()
+    if (
+        not verify_password(user.password_hash if user else None, body.password)
+        or user is None
+        or not user.active
+    ):
+        audit.record(
+            session,
+            action="auth.login",
+            outcome="denied",
+            username=body.username[:100],
+            detail="wrong username or password",
+            remote_addr=addr,
+        )
+        session.commit()
+        raise ApiError(401, "invalid_credentials", "wrong username or password")
+    now = time.time()
+    if body.client == "recorder":
+        ttl = ctx.settings.recorder_token_ttl_days * 86400
+    else:
+        ttl = ctx.settings.token_ttl_hours * 3600
+    if body.client == "desktop" and user.role == "agent":
+        if not body.dn or not body.dn.strip():
+            raise ApiError(400, "dn_required", "an agent logging in on the desktop must give his DN")
+        holder = session.execute(
+            select(models.DnBinding).where(
+                models.DnBinding.dn == body.dn, models.DnBinding.released_at.is_(None)
+            )
+        ).scalar()
+        if holder is not None and holder.user_id != user.id:
+            raise ApiError(409, "dn_in_use", f"DN {body.dn} is in use by another agent")
+    token = new_token()
+    tok = models.ApiToken(
+        token_hash=token_digest(token),
+        user_id=user.id,
+        client=body.client,
+        created_at=now,
+        expires_at=now + ttl,
+    )
+    session.add(tok)
+    session.flush()
+    if body.client == "desktop" and user.role == "agent" and body.dn:
+        for old in session.execute(
+            select(models.DnBinding).where(
+                models.DnBinding.user_id == user.id, models.DnBinding.released_at.is_(None)
+            )
+        ).scalars():
+            old.released_at = now
+        session.add(models.DnBinding(dn=body.dn.strip(), user_id=user.id, token_id=tok.id, bound_at=now))
+    audit.record(
+        session,
+        action="auth.login",
+        outcome="allowed",
+        user_id=user.id,
+        username=user.username,
+        detail=f"client={body.client}" + (f" dn={body.dn}" if body.dn else ""),
+        remote_addr=addr,
+    )
+    session.flush()
+    if body.client == "web":
+        response.set_cookie(
+            SESSION_COOKIE,
+            token,
+            max_age=int(ttl),
+            httponly=True,
+            samesite="strict",
+            secure=ctx.settings.secure_cookies,
+            path="/",
+        )
+    return asdict(LoginResponse(token, now + ttl, user_info(session, user)))
+
+
+@router.post("/auth/logout", status_code=204)
+def logout(
+    request: Request,
+    response: Response,
+    user: AuthUser = Depends(current_user),
+    session: Session = Depends(get_db),
+) -> Response:
+    now = time.time()
+    tok = session.get(models.ApiToken, user.token_id)
+    if tok is not None:
+        tok.revoked_at = now
+    for binding in session.execute(
+        select(models.DnBinding).where(
+            models.DnBinding.token_id == user.token_id, models.DnBinding.released_at.is_(None)
+        )
+    ).scalars():
+        binding.released_at = now
+    audit.record(
+        session,
+        action="auth.logout",
+        outcome="allowed",
+        user_id=user.user_id,
+        username=user.username,
+        remote_addr=client_addr(request),
+    )
+    response = Response(status_code=204)
+    response.delete_cookie(SESSION_COOKIE, path="/")
+    return response
+
+
+@router.get("/me", response_model=UserInfo)
+def me(user: AuthUser = Depends(current_user), session: Session = Depends(get_db)) -> Any:
+    row = session.get(models.User, user.user_id)
+    assert row is not None
+    return asdict(user_info(session, row))

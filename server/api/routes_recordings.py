@@ -1,0 +1,186 @@
+"""Searching interactions and reading their media. Every media read is audited, and so is every
+refusal; visibility follows ``server.policy.access``."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import asdict
+from typing import Any
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import StreamingResponse
+from sqlalchemy import select
+from sqlalchemy.orm import Session, selectinload
+
+from server.api.context import ServerContext
+from server.api.deps import AuthUser, client_addr, current_user, get_context, get_db
+from server.api.errors import ApiError
+from server.api.ranges import RangeNotSatisfiable, parse_range
+from server.policy.access import SEE_ALL_ROLES, may_play_media, may_see_interaction
+from server.store import audit, models
+from tandem_protocol.payloads import InteractionSummary, PauseSpan
+
+router = APIRouter(prefix="/api")
+MEDIA_KINDS = ("voice", "screen", "muxed")
+CHUNK = 256 * 1024
+
+
+def summary(row: models.Interaction) -> InteractionSummary:
+    return InteractionSummary(
+        id=row.id,
+        call_id=row.call_id,
+        dn=row.dn,
+        agent=row.agent.username if row.agent else "",
+        caller=row.caller,
+        callee=row.callee,
+        state=row.state,
+        started_at=row.started_at,
+        answered_at=row.answered_at,
+        ended_at=row.ended_at,
+        acw_ended_at=row.acw_ended_at,
+        screen_decision=row.screen_decision,
+        media_started_at=row.media_started_at,
+        media=sorted(m.kind for m in row.media),
+        pauses=[PauseSpan(p.started_at, p.ended_at, p.by_username) for p in row.pauses],
+    )
+
+
+def _load(session: Session, interaction_id: str) -> models.Interaction | None:
+    return session.execute(
+        select(models.Interaction)
+        .options(
+            selectinload(models.Interaction.media),
+            selectinload(models.Interaction.pauses),
+            selectinload(models.Interaction.agent),
+        )
+        .where(models.Interaction.id == interaction_id)
+    ).scalar_one_or_none()
+
+
+def _deny(session: Session, user: AuthUser, interaction_id: str, action: str, request: Request) -> ApiError:
+    audit.record(
+        session,
+        action=action,
+        outcome="denied",
+        user_id=user.user_id,
+        username=user.username,
+        target_type="interaction",
+        target_id=interaction_id[:64],
+        detail="not visible to this user",
+        remote_addr=client_addr(request),
+    )
+    session.commit()
+    return ApiError(403, "forbidden", "you are not allowed to see this recording")
+
+
+@router.get("/interactions")
+def list_interactions(
+    limit: int = 200, user: AuthUser = Depends(current_user), session: Session = Depends(get_db)
+) -> Any:
+    query = (
+        select(models.Interaction)
+        .options(
+            selectinload(models.Interaction.media),
+            selectinload(models.Interaction.pauses),
+            selectinload(models.Interaction.agent),
+        )
+        .order_by(models.Interaction.started_at.desc())
+        .limit(max(1, min(limit, 1000)))
+    )
+    if user.role == "agent":
+        query = query.where(models.Interaction.agent_id == user.user_id)
+    elif user.role not in SEE_ALL_ROLES:
+        agent_ids = select(models.User.id).where(models.User.team_id.in_(user.supervised_team_ids or {-1}))
+        query = query.where(models.Interaction.agent_id.in_(agent_ids))
+    return [asdict(summary(row)) for row in session.execute(query).scalars()]
+
+
+@router.get("/interactions/{interaction_id}")
+def get_interaction(
+    interaction_id: str,
+    request: Request,
+    user: AuthUser = Depends(current_user),
+    session: Session = Depends(get_db),
+) -> Any:
+    row = _load(session, interaction_id)
+    if row is None:
+        raise ApiError(404, "unknown_interaction", f"no interaction {interaction_id}")
+    team = row.agent.team_id if row.agent else None
+    if not may_see_interaction(user.viewer, row.agent_id, team):
+        raise _deny(session, user, interaction_id, "interaction.read", request)
+    audit.record(
+        session,
+        action="interaction.read",
+        outcome="allowed",
+        user_id=user.user_id,
+        username=user.username,
+        target_type="interaction",
+        target_id=interaction_id,
+        remote_addr=client_addr(request),
+    )
+    return asdict(summary(row))
+
+
+@router.get("/interactions/{interaction_id}/media/{kind}")
+def get_media(
+    interaction_id: str,
+    kind: str,
+    request: Request,
+    user: AuthUser = Depends(current_user),
+    session: Session = Depends(get_db),
+    ctx: ServerContext = Depends(get_context),
+) -> Any:
+    if kind not in MEDIA_KINDS:
+        raise ApiError(404, "unknown_media", f"media kind must be one of {', '.join(MEDIA_KINDS)}")
+    row = _load(session, interaction_id)
+    if row is None:
+        raise ApiError(404, "unknown_interaction", f"no interaction {interaction_id}")
+    team = row.agent.team_id if row.agent else None
+    if not may_play_media(user.viewer, row.agent_id, team):
+        raise _deny(session, user, interaction_id, "recording.read", request)
+    media = next((m for m in row.media if m.kind == kind), None)
+    if media is None:
+        raise ApiError(404, "media_not_ready", f"no {kind} recording for this interaction (yet)")
+    size = ctx.storage.size(media.storage_key)
+    try:
+        rng = parse_range(request.headers.get("range"), size)
+    except RangeNotSatisfiable as exc:
+        raise ApiError(
+            416,
+            "range_not_satisfiable",
+            f"range outside the {size}-byte file",
+            {"Content-Range": f"bytes */{size}"},
+        ) from exc
+    start, end = rng if rng else (0, size - 1)
+    audit.record(
+        session,
+        action="recording.read",
+        outcome="allowed",
+        user_id=user.user_id,
+        username=user.username,
+        target_type="interaction",
+        target_id=interaction_id,
+        detail=f"{kind} bytes {start}-{end}/{size}",
+        remote_addr=client_addr(request),
+    )
+    headers = {"Accept-Ranges": "bytes", "Content-Length": str(end - start + 1), "Cache-Control": "private"}
+    if rng:
+        headers["Content-Range"] = f"bytes {start}-{end}/{size}"
+    return StreamingResponse(
+        _read(ctx, media.storage_key, start, end),
+        status_code=206 if rng else 200,
+        media_type=media.content_type,
+        headers=headers,
+    )
+
+
+def _read(ctx: ServerContext, key: str, start: int, end: int) -> Iterator[bytes]:
+    with ctx.storage.open_read(key) as fh:
+        fh.seek(start)
+        remaining = end - start + 1
+        while remaining > 0:
+            block = fh.read(min(CHUNK, remaining))
+            if not block:
+                return
+            remaining -= len(block)
+            yield block

@@ -1,0 +1,133 @@
+"""The lifecycle of one recorded interaction, as an explicit state machine.
+
+Pure: no I/O, no clock — every transition is given its server time. The coordinator applies
+transitions, persists the result and publishes events; tests drive this directly.
+
+    RINGING --answer--> ACTIVE --end_call--> ACW --end_acw--> DONE
+                         |  ^
+                  pause  v  | resume         (voice and screen; "paused" once both confirm)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from tandem_protocol.events import CallInfo, PauseSpanInfo, Phase, ScreenState, VoiceState
+
+# Screen states in which the recorder is (or is about to be) capturing.
+CAPTURING = frozenset({ScreenState.REQUESTED, ScreenState.RECORDING})
+
+
+class LifecycleError(Exception):
+    """A transition that the interaction's current state does not allow."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+@dataclass
+class Interaction:
+    interaction_id: str
+    call_id: str
+    agent_id: int
+    dn: str
+    caller: str
+    callee: str
+    started_at: float
+    screen_decision: bool
+    phase: Phase = Phase.RINGING
+    voice: VoiceState = VoiceState.RECORDING
+    screen: ScreenState = ScreenState.OFF
+    paused: bool = False  # confirmed by voice AND screen
+    answered_at: float | None = None
+    ended_at: float | None = None
+    acw_ended_at: float | None = None
+    acw_deadline: float | None = None
+    pauses: list[PauseSpanInfo] = field(default_factory=list)
+
+    # -- transitions -----------------------------------------------------------------------
+    def answer(self, at: float) -> bool:
+        """Returns True when the recorder must be told to start capturing."""
+        self._require(self.phase is Phase.RINGING, "not_ringing", "call was already answered")
+        self.phase = Phase.ACTIVE
+        self.answered_at = at
+        if self.screen_decision:
+            self.screen = ScreenState.REQUESTED
+            return True
+        return False
+
+    def begin_pause(self, at: float) -> bool:
+        """Voice pauses at ``at``. Returns True when the screen must confirm a pause too."""
+        self._require(self.phase is Phase.ACTIVE, "not_active", "only an active call can be paused")
+        self._require(not self.pause_open, "already_paused", "recording is already paused")
+        self.pauses.append(PauseSpanInfo(started_at=at))
+        self.voice = VoiceState.PAUSED
+        return self.screen in CAPTURING
+
+    def begin_resume(self, at: float) -> bool:
+        """Voice records again from ``at``. Returns True when the screen must confirm."""
+        self._require(self.phase is Phase.ACTIVE, "not_active", "only an active call can be resumed")
+        self._require(self.pause_open, "not_paused", "recording is not paused")
+        self.pauses[-1].ended_at = at
+        self.voice = VoiceState.RECORDING
+        self.paused = False
+        return self.screen is ScreenState.PAUSED or (self.screen in CAPTURING)
+
+    def end_call(self, at: float, acw_limit: float) -> bool:
+        """BYE. A pause never outlives the call's recording: an open span closes here.
+        Returns True when the screen, paused, must be resumed for after-call work."""
+        self._require(self.phase in (Phase.RINGING, Phase.ACTIVE), "not_active", "call already ended")
+        was_paused_screen = self.screen is ScreenState.PAUSED
+        if self.pause_open:
+            self.pauses[-1].ended_at = at
+        self.paused = False
+        self.phase = Phase.ACW
+        self.voice = VoiceState.STOPPED
+        self.ended_at = at
+        self.acw_deadline = at + acw_limit
+        return was_paused_screen
+
+    def end_acw(self, at: float) -> bool:
+        """Done (or the ACW limit). Returns True when the recorder must stop and upload."""
+        self._require(self.phase is Phase.ACW, "not_in_acw", "the call is not in after-call work")
+        self.phase = Phase.DONE
+        self.acw_ended_at = at
+        return self.screen in CAPTURING or self.screen is ScreenState.PAUSED
+
+    def screen_reported(self, state: ScreenState) -> None:
+        """The recorder's ack. Late acks never move an uploaded screen backwards."""
+        if self.screen in (ScreenState.OFF, ScreenState.UPLOADED):
+            return
+        self.screen = state
+
+    def screen_uploaded(self) -> None:
+        self.screen = ScreenState.UPLOADED
+
+    # -- views -----------------------------------------------------------------------------
+    @property
+    def pause_open(self) -> bool:
+        return bool(self.pauses) and self.pauses[-1].ended_at is None
+
+    def to_info(self) -> CallInfo:
+        return CallInfo(
+            interaction_id=self.interaction_id,
+            call_id=self.call_id,
+            dn=self.dn,
+            caller=self.caller,
+            callee=self.callee,
+            phase=self.phase,
+            voice=self.voice,
+            screen=self.screen,
+            paused=self.paused,
+            started_at=self.started_at,
+            answered_at=self.answered_at,
+            ended_at=self.ended_at,
+            acw_ended_at=self.acw_ended_at,
+            acw_deadline=self.acw_deadline,
+            pauses=[PauseSpanInfo(p.started_at, p.ended_at) for p in self.pauses],
+        )
+
+    def _require(self, condition: bool, code: str, message: str) -> None:
+        if not condition:
+            raise LifecycleError(code, message)

@@ -1,0 +1,139 @@
+"""Background media work: moving finished voice files into storage and muxing screen + voice.
+
+One supervised worker on the event loop hands each job to a thread (media work is blocking).
+The queue is bounded; a job that does not fit is logged and left on disk, where start-up
+recovery finds it again — nothing is deleted to make room.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import tempfile
+import wave
+from dataclasses import dataclass
+from pathlib import Path
+
+from server.calls.repository import CallRepository
+from server.store.storage import Storage
+
+log = logging.getLogger(__name__)
+
+QUEUE_LIMIT = 10_000
+
+
+@dataclass(frozen=True, slots=True)
+class _VoiceJob:
+    interaction_id: str
+    path: Path
+    started_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class _MuxJob:
+    interaction_id: str
+
+
+class MediaJobs:
+    def __init__(self, repo: CallRepository, storage: Storage, tmp_dir: Path) -> None:
+        self._repo = repo
+        self._storage = storage
+        self._tmp_dir = tmp_dir
+        self._queue: asyncio.Queue[_VoiceJob | _MuxJob] = asyncio.Queue(QUEUE_LIMIT)
+        self._worker: asyncio.Task[None] | None = None
+        self.failures = 0
+        self.dropped = 0
+
+    def start(self) -> None:
+        self._tmp_dir.mkdir(parents=True, exist_ok=True)
+        self._worker = asyncio.create_task(self._run(), name="media-jobs")
+
+    async def stop(self) -> None:
+        await self.drain()
+        if self._worker is not None:
+            self._worker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._worker
+
+    async def drain(self) -> None:
+        await self._queue.join()
+
+    def submit_voice(self, interaction_id: str, path: Path, started_at: float) -> None:
+        self._put(_VoiceJob(interaction_id, path, started_at))
+
+    def submit_mux(self, interaction_id: str) -> None:
+        self._put(_MuxJob(interaction_id))
+
+    def _put(self, job: _VoiceJob | _MuxJob) -> None:
+        try:
+            self._queue.put_nowait(job)
+        except asyncio.QueueFull:
+            self.dropped += 1
+            log.error("media queue full; %s left on disk for recovery", job)
+
+    async def _run(self) -> None:
+        while True:
+            job = await self._queue.get()
+            try:
+                if isinstance(job, _VoiceJob):
+                    await asyncio.to_thread(self._store_voice, job)
+                    await asyncio.to_thread(self._mux, job.interaction_id)
+                else:
+                    await asyncio.to_thread(self._mux, job.interaction_id)
+            except Exception:
+                self.failures += 1
+                log.exception("media job %s failed", job)
+            finally:
+                self._queue.task_done()
+
+    def _store_voice(self, job: _VoiceJob) -> None:
+        if not job.path.exists():
+            log.error("voice file of %s is missing at %s", job.interaction_id, job.path)
+            return
+        duration: float | None
+        try:
+            with wave.open(str(job.path), "rb") as wav:
+                duration = wav.getnframes() / wav.getframerate()
+        except (wave.Error, EOFError, OSError) as exc:
+            log.warning("voice file of %s is not a readable WAV (%s); stored as is", job.interaction_id, exc)
+            duration = None
+        self._repo.store_media(
+            job.interaction_id, "voice", job.path, "voice.wav", "audio/wav", job.started_at, duration
+        )
+        with contextlib.suppress(OSError):
+            job.path.parent.rmdir()
+
+    def _mux(self, interaction_id: str) -> None:
+        from server.media.mux import mux_screen_and_voice  # PyAV loads only when media work starts
+
+        media = self._repo.media(interaction_id)
+        voice, screen = media.get("voice"), media.get("screen")
+        if voice is None or screen is None or "muxed" in media:
+            return
+        voice_path = self._storage.local_path(voice.key)
+        screen_path = self._storage.local_path(screen.key)
+        if voice_path is None or screen_path is None:
+            log.error("storage backend has no local paths; cannot mux %s", interaction_id)
+            return
+        markers = []
+        for start, end in self._repo.pause_spans(interaction_id):
+            markers.append((start, "pause"))
+            if end is not None:
+                markers.append((end, "resume"))
+        with tempfile.TemporaryDirectory(dir=self._tmp_dir) as tmp:
+            out = Path(tmp) / "muxed.mp4"
+            result = mux_screen_and_voice(
+                screen_path, screen.started_at, voice_path, voice.started_at, out, markers=markers
+            )
+            started = min(screen.started_at, voice.started_at)
+            self._repo.store_media(
+                interaction_id,
+                "muxed",
+                out,
+                "muxed.mp4",
+                "video/mp4",
+                started,
+                getattr(result, "duration", None),
+            )
+        log.info("interaction %s muxed", interaction_id)

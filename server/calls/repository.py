@@ -1,0 +1,205 @@
+"""Database side of recorded calls. Synchronous; the coordinator runs it in worker threads so the
+event loop that carries SIP and RTP never waits on the database."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from server.calls.lifecycle import Interaction
+from server.store import models
+from server.store.db import session_scope
+from server.store.storage import Storage, recording_key, sha256_file
+
+SCREEN_PERCENTAGE_KEY = "screen_percentage"
+
+
+@dataclass(frozen=True, slots=True)
+class BoundAgent:
+    user_id: int
+    username: str
+    team_id: int | None
+    team_percentage: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class StoredMedia:
+    kind: str
+    key: str
+    started_at: float
+
+
+class CallRepository:
+    def __init__(self, factory: sessionmaker[Session], storage: Storage, default_percentage: float) -> None:
+        self._factory = factory
+        self._storage = storage
+        self._default_percentage = default_percentage
+
+    # -- policy ----------------------------------------------------------------------------
+    def screen_percentage(self) -> float:
+        with session_scope(self._factory) as s:
+            row = s.get(models.Setting, SCREEN_PERCENTAGE_KEY)
+            return float(json.loads(row.value)) if row else self._default_percentage
+
+    def agent_on_dn(self, dn: str) -> BoundAgent | None:
+        with session_scope(self._factory) as s:
+            row = s.execute(
+                select(models.User, models.Team)
+                .join(models.DnBinding, models.DnBinding.user_id == models.User.id)
+                .outerjoin(models.Team, models.Team.id == models.User.team_id)
+                .where(models.DnBinding.dn == dn, models.DnBinding.released_at.is_(None))
+                .order_by(models.DnBinding.bound_at.desc())
+            ).first()
+            if row is None:
+                return None
+            user, team = row
+            return BoundAgent(user.id, user.username, user.team_id, team.screen_percentage if team else None)
+
+    # -- interactions ----------------------------------------------------------------------
+    def create(self, live: Interaction, percentage: float) -> None:
+        with session_scope(self._factory) as s:
+            s.add(
+                models.Interaction(
+                    id=live.interaction_id,
+                    call_id=live.call_id,
+                    dn=live.dn,
+                    agent_id=live.agent_id,
+                    caller=live.caller,
+                    callee=live.callee,
+                    state=live.phase.value,
+                    started_at=live.started_at,
+                    screen_decision=live.screen_decision,
+                    screen_percentage=percentage,
+                    voice_state=live.voice.value,
+                    screen_state=live.screen.value,
+                )
+            )
+
+    def save(
+        self, live: Interaction, end_reason: str | None = None, by: tuple[int, str] | None = None
+    ) -> None:
+        """Persist the live state, including pause spans (who paused is ``by``)."""
+        with session_scope(self._factory) as s:
+            row = s.get(models.Interaction, live.interaction_id)
+            if row is None:
+                return
+            row.state = live.phase.value
+            row.answered_at = live.answered_at
+            row.ended_at = live.ended_at
+            row.acw_ended_at = live.acw_ended_at
+            row.voice_state = live.voice.value
+            row.screen_state = live.screen.value
+            if end_reason is not None:
+                row.end_reason = end_reason
+            existing = {round(p.started_at, 6): p for p in row.pauses}
+            for span in live.pauses:
+                stored = existing.get(round(span.started_at, 6))
+                if stored is None:
+                    s.add(
+                        models.PauseSpan(
+                            interaction_id=row.id,
+                            started_at=span.started_at,
+                            ended_at=span.ended_at,
+                            by_user_id=by[0] if by else None,
+                            by_username=by[1] if by else "",
+                        )
+                    )
+                else:
+                    stored.ended_at = span.ended_at
+
+    def set_screen_state(self, interaction_id: str, state: str) -> None:
+        with session_scope(self._factory) as s:
+            row = s.get(models.Interaction, interaction_id)
+            if row is not None:
+                row.screen_state = state
+
+    # -- media -----------------------------------------------------------------------------
+    def store_media(
+        self,
+        interaction_id: str,
+        kind: str,
+        source: Path,
+        name: str,
+        content_type: str,
+        started_at: float,
+        duration: float | None,
+        sha256: str | None = None,
+    ) -> StoredMedia:
+        """Move a finished file into storage and record it. The file is gone from ``source``."""
+        with session_scope(self._factory) as s:
+            inter = s.get(models.Interaction, interaction_id)
+            if inter is None:
+                raise LookupError(f"unknown interaction {interaction_id}")
+            digest = sha256 or sha256_file(source)
+            key = recording_key(interaction_id, inter.started_at, name)
+            size = self._storage.put_file(key, source)
+            old = s.execute(
+                select(models.MediaFile).where(
+                    models.MediaFile.interaction_id == interaction_id, models.MediaFile.kind == kind
+                )
+            ).scalar_one_or_none()
+            if old is not None:
+                s.delete(old)
+                s.flush()
+            s.add(
+                models.MediaFile(
+                    interaction_id=interaction_id,
+                    kind=kind,
+                    storage_key=key,
+                    content_type=content_type,
+                    size=size,
+                    sha256=digest,
+                    started_at=started_at,
+                    duration=duration,
+                    created_at=time.time(),
+                )
+            )
+            if kind == "muxed":
+                inter.media_started_at = started_at
+            return StoredMedia(kind, key, started_at)
+
+    def media(self, interaction_id: str) -> dict[str, StoredMedia]:
+        with session_scope(self._factory) as s:
+            rows = s.execute(
+                select(models.MediaFile).where(models.MediaFile.interaction_id == interaction_id)
+            ).scalars()
+            return {m.kind: StoredMedia(m.kind, m.storage_key, m.started_at) for m in rows}
+
+    def pause_spans(self, interaction_id: str) -> list[tuple[float, float | None]]:
+        with session_scope(self._factory) as s:
+            rows = s.execute(
+                select(models.PauseSpan)
+                .where(models.PauseSpan.interaction_id == interaction_id)
+                .order_by(models.PauseSpan.started_at)
+            ).scalars()
+            return [(p.started_at, p.ended_at) for p in rows]
+
+    # -- recovery --------------------------------------------------------------------------
+    def unfinished(self) -> list[tuple[str, str, float | None]]:
+        """Interactions a previous process left mid-call or mid-ACW: (id, state, answered_at)."""
+        with session_scope(self._factory) as s:
+            rows = s.execute(
+                select(models.Interaction).where(models.Interaction.state.in_(("ringing", "active", "acw")))
+            ).scalars()
+            return [(r.id, r.state, r.answered_at) for r in rows]
+
+    def mark(self, interaction_id: str, state: str, reason: str, at: float) -> None:
+        with session_scope(self._factory) as s:
+            row = s.get(models.Interaction, interaction_id)
+            if row is None:
+                return
+            row.state = state
+            row.end_reason = reason
+            row.voice_state = "stopped"
+            if row.ended_at is None:
+                row.ended_at = at
+            if row.acw_ended_at is None and state in ("done", "interrupted"):
+                row.acw_ended_at = at
+            for span in row.pauses:
+                if span.ended_at is None:
+                    span.ended_at = row.ended_at

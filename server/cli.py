@@ -1,0 +1,182 @@
+"""``tandem-server``: run the server and the operator's tasks."""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import json
+import logging
+import os
+import secrets
+import sys
+from pathlib import Path
+
+from server.settings import ConfigError, Settings, load_settings
+
+DEMO_USERS = (
+    # username, role, full name, team, supervises
+    ("admin", "admin", "Ada Admin", None, []),
+    ("supervisor", "supervisor", "Sam Supervisor", None, ["Blue"]),
+    ("supervisor2", "supervisor", "Rita Red-Team", None, ["Red"]),
+    ("agent1", "agent", "Alex Agent", "Blue", []),
+)
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    overrides = {}
+    if getattr(args, "data_dir", None):
+        overrides["data_dir"] = Path(args.data_dir)
+    return load_settings(Path(args.config) if args.config else None, **overrides)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from server.api.app import create_app
+
+    settings = _settings(args)
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    app = create_app(settings)
+    loop = "uvloop" if sys.platform != "win32" else "asyncio"
+    config = uvicorn.Config(
+        app,
+        host=settings.http_host,
+        port=settings.http_port,
+        loop=loop,
+        log_level=settings.log_level,
+        ws="websockets",
+        lifespan="on",
+    )
+    uvicorn.Server(config).run()
+    return 0
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    from server.store.db import migrate
+
+    settings = _settings(args)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    migrate(settings.resolved_database_url)
+    print(f"database is at the newest schema: {settings.resolved_database_url}")
+    return 0
+
+
+def _session(settings: Settings):  # type: ignore[no-untyped-def]
+    from server.store.db import make_engine, make_session_factory, migrate, session_scope
+
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    migrate(settings.resolved_database_url)
+    return session_scope(make_session_factory(make_engine(settings.resolved_database_url)))
+
+
+def cmd_create_user(args: argparse.Namespace) -> int:
+    from server.store.users import UserExistsError, create_user
+
+    password = sys.stdin.readline().rstrip("\n") if args.password_stdin else getpass.getpass("Password: ")
+    try:
+        with _session(_settings(args)) as s:
+            create_user(
+                s,
+                args.username,
+                password,
+                args.role,
+                full_name=args.full_name,
+                team=args.team,
+                supervises=args.supervises,
+            )
+    except (UserExistsError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(f"created {args.role} {args.username}")
+    return 0
+
+
+def cmd_demo_setup(args: argparse.Namespace) -> int:
+    """Create demo users once (random passwords, kept 0600 in the data dir) and print them."""
+    from server.store.users import create_user
+
+    settings = _settings(args)
+    creds_file = settings.data_dir / "demo-credentials.json"
+    if creds_file.exists():
+        creds = json.loads(creds_file.read_text())
+    else:
+        creds = {}
+        with _session(settings) as s:
+            for username, role, full_name, team, supervises in DEMO_USERS:
+                password = secrets.token_urlsafe(9)
+                create_user(
+                    s, username, password, role, full_name=full_name, team=team, supervises=supervises
+                )
+                creds[username] = {"password": password, "role": role}
+        fd = os.open(creds_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            json.dump(creds, fh, indent=2)
+    if args.json:
+        print(json.dumps(creds))
+    else:
+        for username, info in creds.items():
+            print(f"  {info['role']:<11} {username:<12} password: {info['password']}")
+    return 0
+
+
+def cmd_set_sampling(args: argparse.Namespace) -> int:
+    from server.api.routes_admin import read_policy, write_policy
+
+    settings = _settings(args)
+    with _session(settings) as s:
+        policy = read_policy(s, settings.screen_percentage)
+        policy.percentage = args.percentage
+        write_policy(s, policy)
+    print(f"screen sampling set to {args.percentage:g} %")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="tandem-server", description="Tandem recording server")
+    parser.add_argument("--config", help="TOML settings file (or TANDEM_SERVER_CONFIG)")
+    parser.add_argument("--data-dir", help="data directory (database, recordings)")
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("run", help="run the server (HTTP, WebSocket, SIP)").set_defaults(func=cmd_run)
+    sub.add_parser("migrate", help="bring the database schema up to date").set_defaults(func=cmd_migrate)
+    p = sub.add_parser("create-user", help="create a user")
+    p.add_argument("--username", required=True)
+    p.add_argument(
+        "--role", required=True, choices=["agent", "supervisor", "evaluator", "compliance", "admin"]
+    )
+    p.add_argument("--full-name", default="")
+    p.add_argument("--team", help="team the user belongs to (created if new)")
+    p.add_argument(
+        "--supervises", action="append", default=[], help="team a supervisor oversees (repeatable)"
+    )
+    p.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
+    p.set_defaults(func=cmd_create_user)
+    p = sub.add_parser("demo-setup", help="create demo users (once) and print their credentials")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_demo_setup)
+    p = sub.add_parser("set-sampling", help="set the share of calls that get a screen recording")
+    p.add_argument("--percentage", type=float, required=True)
+    p.set_defaults(func=cmd_set_sampling)
+    try:
+        from server.sim import cli as sim_cli
+    except ImportError:
+        sim_cli = None  # type: ignore[assignment]
+    if sim_cli is not None:
+        p = sub.add_parser("simulate-call", help="place a real SIP call with speech-like RTP audio")
+        sim_cli.add_arguments(p)
+        p.set_defaults(func=sim_cli.run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except ConfigError as exc:
+        print(f"configuration error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

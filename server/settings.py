@@ -1,0 +1,126 @@
+"""Server settings: defaults < TOML config file < environment (``TANDEM_SERVER_*``).
+
+Unknown keys are refused, in the file and in the environment alike: a typo in a setting that
+silently falls back to a default is how a recorder ends up not recording.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, ValidationError, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ENV_PREFIX = "TANDEM_SERVER_"
+CONFIG_ENV = "TANDEM_SERVER_CONFIG"
+
+
+class ConfigError(Exception):
+    """Settings could not be loaded; the message says which key and why."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="forbid")
+
+    config: Path | None = Field(None, description="TOML file the settings were read from")
+    data_dir: Path = Path("data")
+    database_url: str | None = None  # default: SQLite (WAL) in data_dir
+    storage_dir: Path | None = None  # default: data_dir/storage
+    storage_backend: Literal["local"] = "local"
+
+    http_host: str = "127.0.0.1"
+    http_port: int = Field(8080, ge=0, le=65535)
+    public_url: str | None = None  # how users reach the web UI, for printed links
+
+    sip_enabled: bool = True
+    sip_host: str = "127.0.0.1"
+    sip_port: int = Field(5060, ge=0, le=65535)
+    sip_advertised_host: str | None = None  # address put in Contact/SDP; default sip_host
+    rtp_port_min: int = Field(20000, ge=1024, le=65535)
+    rtp_port_max: int = Field(20999, ge=1024, le=65535)
+    rtp_timeout_seconds: float = Field(60.0, gt=0)
+
+    screen_fps: float = Field(5.0, gt=0, le=30)
+    screen_percentage: float = Field(100.0, ge=0, le=100)  # initial value; admins change it at run time
+    acw_limit_seconds: float = Field(300.0, gt=0)
+    pause_confirm_timeout_seconds: float = Field(5.0, gt=0)
+
+    token_ttl_hours: float = Field(12.0, gt=0)
+    recorder_token_ttl_days: float = Field(30.0, gt=0)
+    secure_cookies: bool = False  # set true when served over HTTPS
+    max_upload_bytes: int = Field(4 * 1024**3, gt=0)
+    auto_migrate: bool = True
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+
+    @model_validator(mode="after")
+    def _check_ranges(self) -> Settings:
+        if self.rtp_port_min > self.rtp_port_max:
+            raise ValueError("rtp_port_min must not exceed rtp_port_max")
+        return self
+
+    @property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'tandem.db').resolve()}"
+
+    @property
+    def resolved_storage_dir(self) -> Path:
+        return (self.storage_dir or self.data_dir / "storage").resolve()
+
+    @property
+    def live_dir(self) -> Path:
+        """Where voice files are written while calls last (moved to storage when final)."""
+        return (self.data_dir / "live").resolve()
+
+    @property
+    def tmp_dir(self) -> Path:
+        return (self.data_dir / "tmp").resolve()
+
+    @property
+    def advertised_host(self) -> str:
+        return self.sip_advertised_host or self.sip_host
+
+
+def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:
+    """Load settings; raise ``ConfigError`` naming the offending key on any problem."""
+    known = set(Settings.model_fields)
+    unknown_env = sorted(
+        key
+        for key in os.environ
+        if key.startswith(ENV_PREFIX) and key[len(ENV_PREFIX) :].lower() not in known
+    )
+    if unknown_env:
+        raise ConfigError(
+            f"unknown setting(s) in the environment: {', '.join(unknown_env)}; "
+            f"known settings: {', '.join(sorted(known))}"
+        )
+    path = config_file or (Path(os.environ[CONFIG_ENV]) if os.environ.get(CONFIG_ENV) else None)
+    file_values: dict[str, Any] = {}
+    if path is not None:
+        try:
+            file_values = tomllib.loads(path.read_text(encoding="utf-8"))
+        except OSError as exc:
+            raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from exc
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"config file {path} is not valid TOML: {exc}") from exc
+        bad = sorted(set(file_values) - known)
+        if bad:
+            raise ConfigError(
+                f"unknown setting(s) in {path}: {', '.join(bad)}; known settings: {', '.join(sorted(known))}"
+            )
+        file_values["config"] = path
+    # Environment wins over the file: drop file keys the environment sets.
+    for key in list(file_values):
+        if f"{ENV_PREFIX}{key.upper()}" in os.environ:
+            del file_values[key]
+    try:
+        return Settings(**{**file_values, **overrides})
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or 'settings'}: {err['msg']}" for err in exc.errors()
+        )
+        raise ConfigError(f"invalid settings: {problems}") from exc

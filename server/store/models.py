@@ -1,0 +1,137 @@
+"""Database tables (SQLAlchemy 2). Times are Unix seconds (float) on the server clock, because
+media alignment needs sub-millisecond precision and SQLite has no timezone-aware type."""
+
+from __future__ import annotations
+
+from sqlalchemy import Boolean, Float, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+ROLES = ("agent", "supervisor", "evaluator", "compliance", "admin")
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Team(Base):
+    __tablename__ = "teams"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    screen_percentage: Mapped[float | None] = mapped_column(Float, nullable=True)
+
+
+class User(Base):
+    __tablename__ = "users"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    username: Mapped[str] = mapped_column(String(100), unique=True)
+    full_name: Mapped[str] = mapped_column(String(200), default="")
+    role: Mapped[str] = mapped_column(String(20))
+    password_hash: Mapped[str] = mapped_column(String(200))
+    team_id: Mapped[int | None] = mapped_column(ForeignKey("teams.id"), nullable=True)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[float] = mapped_column(Float)
+    team: Mapped[Team | None] = relationship()
+
+
+class TeamSupervisor(Base):
+    """Which teams a supervisor (or evaluator) oversees."""
+
+    __tablename__ = "team_supervisors"
+    team_id: Mapped[int] = mapped_column(ForeignKey("teams.id"), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), primary_key=True)
+
+
+class ApiToken(Base):
+    __tablename__ = "api_tokens"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)  # sha256 hex; the token is never stored
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    client: Mapped[str] = mapped_column(String(20))
+    created_at: Mapped[float] = mapped_column(Float)
+    expires_at: Mapped[float] = mapped_column(Float)
+    revoked_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+
+
+class DnBinding(Base):
+    """An agent logged in on a DN, from login until logout."""
+
+    __tablename__ = "dn_bindings"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    dn: Mapped[str] = mapped_column(String(64), index=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    token_id: Mapped[int] = mapped_column(ForeignKey("api_tokens.id"))
+    bound_at: Mapped[float] = mapped_column(Float)
+    released_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+
+
+class Interaction(Base):
+    __tablename__ = "interactions"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    call_id: Mapped[str] = mapped_column(String(255), index=True)
+    dn: Mapped[str] = mapped_column(String(64), index=True)
+    agent_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), nullable=True, index=True)
+    caller: Mapped[str] = mapped_column(String(255), default="")
+    callee: Mapped[str] = mapped_column(String(255), default="")
+    state: Mapped[str] = mapped_column(String(20))  # ringing, active, acw, done, interrupted
+    started_at: Mapped[float] = mapped_column(Float, index=True)
+    answered_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    ended_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    acw_ended_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    end_reason: Mapped[str] = mapped_column(String(100), default="")
+    screen_decision: Mapped[bool] = mapped_column(Boolean)
+    screen_percentage: Mapped[float] = mapped_column(Float)  # the policy the decision was made under
+    voice_state: Mapped[str] = mapped_column(String(20))
+    screen_state: Mapped[str] = mapped_column(String(20))
+    media_started_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    agent: Mapped[User | None] = relationship()
+    pauses: Mapped[list[PauseSpan]] = relationship(order_by="PauseSpan.started_at")
+    media: Mapped[list[MediaFile]] = relationship()
+
+
+class PauseSpan(Base):
+    __tablename__ = "pause_spans"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    interaction_id: Mapped[str] = mapped_column(ForeignKey("interactions.id"), index=True)
+    started_at: Mapped[float] = mapped_column(Float)
+    ended_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    by_user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), nullable=True)
+    by_username: Mapped[str] = mapped_column(String(100), default="")
+
+
+class MediaFile(Base):
+    __tablename__ = "media_files"
+    __table_args__ = (UniqueConstraint("interaction_id", "kind"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    interaction_id: Mapped[str] = mapped_column(ForeignKey("interactions.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(20))  # voice, screen, muxed
+    storage_key: Mapped[str] = mapped_column(String(500))
+    content_type: Mapped[str] = mapped_column(String(100))
+    size: Mapped[int] = mapped_column(Integer)
+    sha256: Mapped[str] = mapped_column(String(64))
+    started_at: Mapped[float] = mapped_column(Float)  # server time of the file's t=0
+    duration: Mapped[float | None] = mapped_column(Float, nullable=True)
+    created_at: Mapped[float] = mapped_column(Float)
+
+
+class AuditRecord(Base):
+    """Append-only (database triggers refuse UPDATE and DELETE)."""
+
+    __tablename__ = "audit_log"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    at: Mapped[float] = mapped_column(Float, index=True)
+    user_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    username: Mapped[str] = mapped_column(String(100), default="")
+    action: Mapped[str] = mapped_column(String(50), index=True)
+    target_type: Mapped[str] = mapped_column(String(30), default="")
+    target_id: Mapped[str] = mapped_column(String(64), default="", index=True)
+    outcome: Mapped[str] = mapped_column(String(10))  # allowed, denied, failed
+    detail: Mapped[str] = mapped_column(Text, default="")
+    remote_addr: Mapped[str] = mapped_column(String(64), default="")
+
+
+class Setting(Base):
+    """Policy an admin changes at run time (JSON values)."""
+
+    __tablename__ = "settings"
+    key: Mapped[str] = mapped_column(String(100), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)

@@ -1,0 +1,104 @@
+"""The storage interface every recording goes through, and its local-disk backend.
+
+Keys look like ``recordings/YYYY/MM/DD/<interaction>/voice.wav``. WebDAV, S3 and encryption at
+rest come later as further backends behind the same interface, so nothing else opens media
+files by path except through ``local_path`` (which a remote backend may not offer).
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import os
+import shutil
+import time
+from pathlib import Path, PurePosixPath
+from typing import BinaryIO, Protocol
+
+
+class StorageError(Exception):
+    """A storage operation failed; the message is fit for an operator."""
+
+
+class StorageFullError(StorageError):
+    """No space left: the caller answers 507 and keeps nothing half-written."""
+
+
+class Storage(Protocol):
+    def put_file(self, key: str, source: Path) -> int:
+        """Move ``source`` into storage at ``key`` (atomically); returns the size."""
+
+    def open_read(self, key: str) -> BinaryIO: ...
+
+    def size(self, key: str) -> int: ...
+
+    def exists(self, key: str) -> bool: ...
+
+    def local_path(self, key: str) -> Path | None:
+        """A path on this machine for media tools, when the backend has one."""
+
+
+def recording_key(interaction_id: str, started_at: float, name: str) -> str:
+    day = time.strftime("%Y/%m/%d", time.gmtime(started_at))
+    return f"recordings/{day}/{interaction_id}/{name}"
+
+
+class LocalStorage:
+    def __init__(self, root: Path) -> None:
+        self.root = root.resolve()
+        self.root.mkdir(parents=True, exist_ok=True)
+
+    def _path(self, key: str) -> Path:
+        pure = PurePosixPath(key)
+        if pure.is_absolute() or ".." in pure.parts or not pure.parts:
+            raise StorageError(f"invalid storage key {key!r}")
+        return self.root.joinpath(*pure.parts)
+
+    def put_file(self, key: str, source: Path) -> int:
+        target = self._path(key)
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            partial = target.with_name(target.name + ".partial")
+            # Same filesystem: a rename. Otherwise copy, fsync, then rename, so a crash never
+            # leaves a half file under the final key.
+            try:
+                os.replace(source, partial)
+            except OSError as exc:
+                if exc.errno != errno.EXDEV:
+                    raise
+                shutil.copyfile(source, partial)
+                source.unlink()
+            with open(partial, "rb") as fh:
+                os.fsync(fh.fileno())
+            os.replace(partial, target)
+            return target.stat().st_size
+        except OSError as exc:
+            if exc.errno == errno.ENOSPC:
+                raise StorageFullError(f"storage is full while writing {key}") from exc
+            raise StorageError(f"cannot store {key}: {exc.strerror}") from exc
+
+    def open_read(self, key: str) -> BinaryIO:
+        try:
+            return open(self._path(key), "rb")
+        except OSError as exc:
+            raise StorageError(f"cannot read {key}: {exc.strerror}") from exc
+
+    def size(self, key: str) -> int:
+        try:
+            return self._path(key).stat().st_size
+        except OSError as exc:
+            raise StorageError(f"cannot stat {key}: {exc.strerror}") from exc
+
+    def exists(self, key: str) -> bool:
+        return self._path(key).is_file()
+
+    def local_path(self, key: str) -> Path | None:
+        return self._path(key)
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
