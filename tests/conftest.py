@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import socket
 from pathlib import Path
 
 import pytest
+
+# Qt widgets under test render offscreen; the screen the recorder captures is a real Xvfb.
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_TESTDATA = (ROOT / ".." / "shared" / "testdata").resolve()

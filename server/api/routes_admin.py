@@ -120,3 +120,34 @@ def audit_log(
         }
         for r in session.execute(query).scalars()
     ]
+
+
+supervisors = require_roles("admin", "supervisor")
+
+
+@router.get("/agents")
+def agents(
+    user: AuthUser = Depends(supervisors),
+    session: Session = Depends(get_db),
+    ctx: ServerContext = Depends(get_context),
+) -> Any:
+    """Agents (of the caller's teams), the DN each is logged in on and which clients are connected."""
+    query = select(models.User).where(models.User.role == "agent").order_by(models.User.username)
+    if user.role != "admin":
+        query = query.where(models.User.team_id.in_(user.supervised_team_ids or {-1}))
+    bound = dict(
+        session.execute(
+            select(models.DnBinding.user_id, models.DnBinding.dn).where(models.DnBinding.released_at.is_(None))
+        ).all()
+    )
+    return [
+        {
+            "id": a.id,
+            "username": a.username,
+            "full_name": a.full_name,
+            "team_id": a.team_id,
+            "dn": bound.get(a.id),
+            "connected": sorted(ctx.hub.connected_clients(a.id)),
+        }
+        for a in session.execute(query).scalars()
+    ]

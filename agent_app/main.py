@@ -1,0 +1,95 @@
+"""``tandem-agent``: start the agent desktop.
+
+Flags pre-fill the login form; ``--auto-login`` submits it at start (the demo script logs the
+agent in without typing). The password comes from stdin (``--password-stdin``) or the
+environment (``TANDEM_AGENT_PASSWORD``), never from the command line where ``ps`` shows it.
+Quitting — window closed, SIGINT or SIGTERM — stops the event channel and logs out, which
+frees the agent's DN on the server.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import TextIO
+
+PASSWORD_ENV = "TANDEM_AGENT_PASSWORD"
+SERVER_ENV = "TANDEM_SERVER"
+DEFAULT_SERVER = "http://127.0.0.1:8000"
+
+
+class UsageError(ValueError):
+    """The command line cannot be used as given."""
+
+
+@dataclass(frozen=True, slots=True)
+class AgentOptions:
+    server: str
+    user: str
+    dn: str
+    password: str
+    auto_login: bool
+    log_level: str
+
+
+def parse_args(argv: Sequence[str], env: Mapping[str, str], stdin: TextIO) -> AgentOptions:
+    parser = argparse.ArgumentParser(prog="tandem-agent", description="Tandem agent desktop")
+    parser.add_argument("--server", default=env.get(SERVER_ENV, DEFAULT_SERVER), help="server base URL")
+    parser.add_argument("--user", default="", help="user name to pre-fill")
+    parser.add_argument("--dn", default="", help="DN (extension) to pre-fill")
+    parser.add_argument(
+        "--password-stdin", action="store_true", help=f"read the password from stdin (else ${PASSWORD_ENV})"
+    )
+    parser.add_argument("--auto-login", action="store_true", help="log in at start with the given values")
+    parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    ns = parser.parse_args(list(argv))
+    password = stdin.readline().rstrip("\r\n") if ns.password_stdin else env.get(PASSWORD_ENV, "")
+    if ns.auto_login and not (ns.user and ns.dn and password):
+        raise UsageError(
+            f"--auto-login needs --user, --dn and a password (--password-stdin or ${PASSWORD_ENV})"
+        )
+    return AgentOptions(ns.server, ns.user, ns.dn, password, ns.auto_login, ns.log_level)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        options = parse_args(sys.argv[1:] if argv is None else argv, os.environ, sys.stdin)
+    except UsageError as exc:
+        print(f"tandem-agent: {exc}", file=sys.stderr)
+        return 2
+    logging.basicConfig(level=options.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+    # Qt is imported here so that parse_args stays usable (and testable) without a display.
+    from PySide6.QtCore import QTimer
+    from PySide6.QtWidgets import QApplication
+
+    from agent_app.widgets.main_window import MainWindow
+
+    app = QApplication.instance() or QApplication([sys.argv[0]])
+    window = MainWindow()
+    window.login_widget.set_values(options.server, options.user, options.dn, options.password)
+    app.aboutToQuit.connect(window.shutdown)
+
+    # Python only runs signal handlers between bytecodes; a timer gives it the chance.
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: QApplication.quit())
+    wakeup = QTimer()
+    wakeup.timeout.connect(lambda: None)
+    wakeup.start(200)
+
+    window.resize(420, 360)
+    window.show()
+    if options.auto_login:
+        QTimer.singleShot(0, window.login_widget.submit)
+    code = app.exec()
+    window.shutdown()
+    return int(code)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,77 @@
+"""The login form: server, user, password, DN. Emits `login_requested` with checked values."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import QFormLayout, QLabel, QLineEdit, QPushButton, QVBoxLayout, QWidget
+
+from agent_app.validation import LoginInput, LoginInputError, validate_login
+
+
+class LoginWidget(QWidget):
+    login_requested = Signal(object)  # LoginInput
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.server = self._field("loginServer", "http://server:8000")
+        self.user = self._field("loginUser", "user name")
+        self.password = self._field("loginPassword", "password")
+        self.password.setEchoMode(QLineEdit.EchoMode.Password)
+        self.dn = self._field("loginDn", "e.g. 4711")
+        self.button = QPushButton("Log in", self)
+        self.button.setObjectName("loginButton")
+        self.button.setDefault(True)
+        self.error = QLabel("", self)
+        self.error.setObjectName("loginError")
+        self.error.setTextFormat(Qt.TextFormat.PlainText)  # server messages are not markup
+        self.error.setWordWrap(True)
+        self.error.setStyleSheet("color: #b00020;")
+
+        form = QFormLayout()
+        form.addRow("Server", self.server)
+        form.addRow("User", self.user)
+        form.addRow("Password", self.password)
+        form.addRow("DN", self.dn)
+        layout = QVBoxLayout(self)
+        layout.addLayout(form)
+        layout.addWidget(self.button)
+        layout.addWidget(self.error)
+        layout.addStretch(1)
+
+        self.button.clicked.connect(self.submit)
+        for field in (self.server, self.user, self.password, self.dn):
+            field.returnPressed.connect(self.submit)
+
+    def _field(self, name: str, placeholder: str) -> QLineEdit:
+        field = QLineEdit(self)
+        field.setObjectName(name)
+        field.setPlaceholderText(placeholder)
+        return field
+
+    def set_values(self, server: str = "", user: str = "", dn: str = "", password: str = "") -> None:
+        self.server.setText(server)
+        self.user.setText(user)
+        self.dn.setText(dn)
+        self.password.setText(password)
+
+    def submit(self) -> None:
+        if not self.button.isEnabled():
+            return
+        try:
+            values: LoginInput = validate_login(
+                self.server.text(), self.user.text(), self.password.text(), self.dn.text()
+            )
+        except LoginInputError as exc:
+            self.error.setText(str(exc))
+            return
+        self.error.setText("")
+        self.login_requested.emit(values)
+
+    def show_state(self, enabled: bool, error: str) -> None:
+        self.button.setEnabled(enabled)
+        for field in (self.server, self.user, self.password, self.dn):
+            field.setEnabled(enabled)
+        self.error.setText(error)
+
+    def clear_password(self) -> None:
+        self.password.clear()

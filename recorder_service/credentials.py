@@ -1,0 +1,103 @@
+"""Where the recorder keeps its token: the OS keyring.
+
+The token is stored under service ``tandem-recorder`` with the server URL as user name, plus
+the last server logged in to (so ``run`` and ``logout`` need no ``--server``).
+
+Without a desktop keyring (keyring's ``fail`` or ``null`` backend, or only the keyrings.alt file
+backends, which keyring would otherwise pick silently) the recorder refuses to store anything,
+unless a file is named explicitly with ``--keyring-file`` / ``TANDEM_RECORDER_KEYRING_FILE``.
+That file is **plaintext** (keyrings.alt ``PlaintextKeyring``; mode 0600): anyone who can read it
+can upload as this agent for the token's 30 days. It is opt-in because headless machines and
+tests have no keyring, and the administrator must knowingly accept that trade-off.
+
+The token itself is never logged.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import keyring
+import keyring.errors
+
+from recorder_service.errors import CredentialsError
+
+SERVICE = "tandem-recorder"
+_DEFAULT_SERVER_KEY = "__default_server__"
+_NOT_DESKTOP_MODULES = ("keyring.backends.fail", "keyring.backends.null", "keyrings.alt")
+
+
+def _is_desktop_backend(backend: Any) -> bool:
+    children = getattr(backend, "backends", None)
+    if children is not None:  # keyring's ChainerBackend
+        return any(_is_desktop_backend(child) for child in children)
+    module = type(backend).__module__
+    return not module.startswith(_NOT_DESKTOP_MODULES)
+
+
+def plaintext_file_keyring(path: Path) -> Any:
+    from keyrings.alt.file import PlaintextKeyring
+
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # Create it 0600 before keyrings.alt writes to it: it keeps an existing file's mode.
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
+        os.close(fd)
+        os.chmod(path, 0o600)
+    except OSError as exc:
+        raise CredentialsError(f"cannot create keyring file {path}: {exc}") from exc
+    backend = PlaintextKeyring()
+    backend.file_path = str(path)  # instance-level override, supported by keyrings.alt
+    return backend
+
+
+class TokenStore:
+    def __init__(self, keyring_file: Path | None = None) -> None:
+        if keyring_file is not None:
+            self._backend = plaintext_file_keyring(keyring_file)
+        else:
+            backend = keyring.get_keyring()
+            if not _is_desktop_backend(backend):
+                raise CredentialsError(
+                    f"no desktop keyring is available (keyring chose {type(backend).__name__}). "
+                    "Use a desktop session with a keyring, or accept a plaintext token file with "
+                    "--keyring-file PATH (or TANDEM_RECORDER_KEYRING_FILE)."
+                )
+            self._backend = backend
+
+    def _get(self, key: str) -> str | None:
+        try:
+            value = self._backend.get_password(SERVICE, key)
+        except keyring.errors.KeyringError as exc:
+            raise CredentialsError(f"keyring read failed: {exc}") from exc
+        return None if value is None else str(value)
+
+    def save(self, server_url: str, token: str) -> None:
+        try:
+            self._backend.set_password(SERVICE, server_url, token)
+            self._backend.set_password(SERVICE, _DEFAULT_SERVER_KEY, server_url)
+        except keyring.errors.KeyringError as exc:
+            raise CredentialsError(f"keyring write failed: {exc}") from exc
+
+    def token(self, server_url: str) -> str:
+        value = self._get(server_url)
+        if not value:
+            raise CredentialsError(f"not logged in to {server_url}: run `tandem-recorder login --server URL`")
+        return value
+
+    def default_server(self) -> str | None:
+        return self._get(_DEFAULT_SERVER_KEY)
+
+    def delete(self, server_url: str) -> bool:
+        removed = False
+        for key in (server_url, _DEFAULT_SERVER_KEY):
+            try:
+                self._backend.delete_password(SERVICE, key)
+                removed = removed or key == server_url
+            except keyring.errors.PasswordDeleteError:
+                continue
+            except keyring.errors.KeyringError as exc:
+                raise CredentialsError(f"keyring delete failed: {exc}") from exc
+        return removed

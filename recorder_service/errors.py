@@ -1,0 +1,39 @@
+"""Exception hierarchy of the recorder service.
+
+One root (``RecorderError``) so the CLI can turn any expected failure into a clear message
+and an exit code, while programming errors still surface as tracebacks.
+"""
+
+from __future__ import annotations
+
+
+class RecorderError(Exception):
+    """Base of every expected recorder failure."""
+
+
+class ConfigError(RecorderError, ValueError):
+    """A flag, environment variable or default is unusable."""
+
+
+class CredentialsError(RecorderError):
+    """No usable keyring, no stored token, or the server refused the login."""
+
+
+class CaptureError(RecorderError):
+    """The screen could not be grabbed."""
+
+
+class EncoderError(RecorderError):
+    """PyAV/libx264 failed to open, encode or finalise the screen file."""
+
+
+class SpoolError(RecorderError):
+    """A spool file or manifest could not be read or written."""
+
+
+class ManifestError(SpoolError, ValueError):
+    """A manifest on disk is malformed (bad JSON, missing or mistyped fields)."""
+
+
+class UploadError(RecorderError):
+    """An upload failed in a way retrying will not fix."""

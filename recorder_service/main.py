@@ -1,0 +1,173 @@
+"""``tandem-recorder``: log in, run the screen recorder service, log out.
+
+    tandem-recorder login --server URL --username U [--password-stdin]
+    tandem-recorder run [--server URL] [--fps N] [--spool DIR] [--monitor N]
+    tandem-recorder logout [--server URL]
+
+Common options: ``--keyring-file PATH`` (plaintext token file, see credentials.py) and
+``--log-level``. Each has a ``TANDEM_RECORDER_*`` environment variable.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import logging
+import re
+import sys
+from collections.abc import Sequence
+
+import httpx
+
+from recorder_service.config import RecorderConfig, load_config
+from recorder_service.credentials import TokenStore
+from recorder_service.errors import CredentialsError, RecorderError
+from recorder_service.spool import Spool
+from tandem_protocol.payloads import LoginRequest
+
+log = logging.getLogger("recorder_service")
+
+_TIMEOUT = httpx.Timeout(connect=10.0, read=30.0, write=30.0, pool=10.0)
+
+
+def _parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--server", help="server URL, e.g. https://tandem.example (TANDEM_RECORDER_SERVER)")
+    common.add_argument("--keyring-file", help="store the token in this PLAINTEXT file (no desktop keyring)")
+    common.add_argument("--log-level", help="DEBUG, INFO, WARNING or ERROR")
+    parser = argparse.ArgumentParser(prog="tandem-recorder", description="Tandem screen recorder service")
+    sub = parser.add_subparsers(dest="command", required=True)
+    login = sub.add_parser("login", parents=[common], help="log in and store the token in the keyring")
+    login.add_argument("--username", required=True)
+    login.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
+    run = sub.add_parser("run", parents=[common], help="run the recorder service")
+    run.add_argument("--fps", help="frames per second (default 5; screen.start may override)")
+    run.add_argument("--spool", help="spool directory for captures awaiting upload")
+    run.add_argument("--monitor", help="0 = all monitors (default), 1 = primary, n = n-th")
+    sub.add_parser("logout", parents=[common], help="revoke and forget the token")
+    return parser
+
+
+def _config(args: argparse.Namespace) -> RecorderConfig:
+    return load_config(
+        server=args.server,
+        spool=getattr(args, "spool", None),
+        fps=getattr(args, "fps", None),
+        monitor=getattr(args, "monitor", None),
+        keyring_file=args.keyring_file,
+        log_level=args.log_level,
+    )
+
+
+def _server(config: RecorderConfig, store: TokenStore) -> str:
+    server = config.server_url or store.default_server()
+    if not server:
+        raise CredentialsError("no server given and no earlier login: pass --server URL")
+    return server
+
+
+def cmd_login(args: argparse.Namespace, config: RecorderConfig) -> int:
+    if not config.server_url:
+        raise CredentialsError("login needs --server URL (or TANDEM_RECORDER_SERVER)")
+    store = TokenStore(config.keyring_file)
+    password = sys.stdin.readline().rstrip("\r\n") if args.password_stdin else getpass.getpass("Password: ")
+    body = LoginRequest(username=args.username, password=password, client="recorder")
+    try:
+        with httpx.Client(timeout=_TIMEOUT) as client:
+            response = client.post(f"{config.server_url}/api/auth/login", json=body.__dict__)
+    except httpx.HTTPError as exc:
+        raise CredentialsError(f"cannot reach {config.server_url}: {exc}") from exc
+    if response.status_code != 200:
+        raise CredentialsError(f"login refused (HTTP {response.status_code}): {_message(response)}")
+    try:
+        payload = response.json()
+        token = str(payload["token"])
+        user = payload["user"]
+        who = f"{user.get('full_name') or user['username']} ({user['username']}, {user['role']})"
+    except (ValueError, KeyError, TypeError) as exc:
+        raise CredentialsError(f"unexpected login answer from the server: {exc}") from exc
+    store.save(config.server_url, token)
+    print(f"Logged in to {config.server_url} as {who}")
+    return 0
+
+
+def cmd_logout(config: RecorderConfig) -> int:
+    store = TokenStore(config.keyring_file)
+    server = _server(config, store)
+    try:
+        token: str | None = store.token(server)
+    except CredentialsError:
+        token = None
+    if token:
+        try:
+            with httpx.Client(timeout=_TIMEOUT) as client:
+                client.post(f"{server}/api/auth/logout", headers={"Authorization": f"Bearer {token}"})
+        except httpx.HTTPError as exc:  # forget it locally anyway; the server expires it later
+            log.warning("could not revoke the token on the server: %s", exc)
+    store.delete(server)
+    print(f"Logged out of {server}")
+    return 0
+
+
+def cmd_run(config: RecorderConfig) -> int:
+    from recorder_service.service import run_service
+
+    store = TokenStore(config.keyring_file)
+    server = _server(config, store)
+    store.token(server)  # fail now, clearly, rather than in the reconnect loop
+    spool = Spool(config.spool_dir)
+    log.info("recorder for %s, spool %s, %g fps, monitor %d", server, spool.root, config.fps, config.monitor)
+    asyncio.run(
+        run_service(server, lambda: store.token(server), spool, fps=config.fps, monitor=config.monitor)
+    )
+    return 0
+
+
+def _message(response: httpx.Response) -> str:
+    try:
+        body = response.json()
+        return str(body.get("message") or body.get("error") or body)
+    except ValueError:
+        return response.text[:200]
+
+
+class _RedactBearer(logging.Filter):
+    """Last line of defence for "never log the token": masks any ``Bearer <token>``."""
+
+    _PATTERN = re.compile(r"(Bearer\s+)\S+", re.IGNORECASE)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if "earer" in message:
+            record.msg, record.args = self._PATTERN.sub(r"\1[redacted]", message), None
+        return True
+
+
+def _setup_logging(level: str) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.addFilter(_RedactBearer())
+    logging.basicConfig(level=level, handlers=[handler])
+    # Their DEBUG output dumps HTTP headers, Authorization included.
+    for noisy in ("websockets", "httpx", "httpcore"):
+        logging.getLogger(noisy).setLevel(max(logging.INFO, logging.getLevelName(level)))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        config = _config(args)
+        _setup_logging(config.log_level)
+        if args.command == "login":
+            return cmd_login(args, config)
+        if args.command == "logout":
+            return cmd_logout(config)
+        return cmd_run(config)
+    except RecorderError as exc:
+        print(f"tandem-recorder: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,10 @@
+"""Media processing on the server: mux the agent's screen with the call's voice, probe media files.
+
+The PyAV-facing code lives in :mod:`server.media.mux` and :mod:`server.media.probe`; the arithmetic
+and file-format parsing they rely on is kept pure (``timeline``, ``riff``, ``boxes``) so it can be
+tested without codecs.
+"""
+
+from server.media.errors import MediaError, MuxError, ProbeError
+
+__all__ = ["MediaError", "MuxError", "ProbeError"]

@@ -1,0 +1,262 @@
+"""Combine the agent's screen recording and the call's voice into one playable MP4.
+
+The screen's H.264 is stream-copied (never re-encoded: it is the costly part and copying keeps it
+bit-exact); the voice is encoded to AAC. Both are placed on the server clock: the output's t=0 is
+the earlier start, the later stream is shifted by the difference — the voice by leading silence
+(every player honours that), the screen by a timestamp offset (the MP4 muxer writes an edit list).
+Packets are interleaved by time as they are read, so memory stays bounded whatever the length.
+"""
+
+from __future__ import annotations
+
+import heapq
+import logging
+import os
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import av
+
+from server.media.errors import MuxError
+from server.media.timeline import (
+    DEFAULT_MAX_START_GAP,
+    Alignment,
+    Chapter,
+    align,
+    chapters_from_markers,
+    seconds_to_ticks,
+)
+
+log = logging.getLogger(__name__)
+
+# Sampling rates AAC can signal; telephone audio (8 kHz) is lifted to MIN_AAC_RATE because some
+# players refuse or mangle very low-rate AAC.
+AAC_RATES = (7350, 8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000, 64000, 88200, 96000)
+MIN_AAC_RATE = 16000
+_AAC_BITRATE_PER_CHANNEL = 32_000
+_CHAPTER_TIME_BASE = Fraction(1, 1000)
+_LAYOUTS = {1: "mono", 2: "stereo"}
+
+
+@dataclass(frozen=True)
+class MuxResult:
+    duration: float  # seconds, as the written container declares it
+    video_frames: int  # video packets copied (one frame each: H.264 in MP4)
+    video_dropped: int  # corrupt (truncated) screen packets left out
+    audio_duration: float  # seconds of voice, excluding the leading silence
+    video_offset: float  # seconds from the output's t=0 to the screen's first frame time
+    audio_offset: float  # seconds from the output's t=0 to the voice's first sample
+    origin: float  # server time of the output's t=0
+    chapters: list[Chapter] = field(default_factory=list)
+    chapters_written: bool = False  # True when the chapters were read back from the output
+
+
+def aac_output_rate(input_rate: int) -> int:
+    """Smallest AAC rate at or above both the input rate and MIN_AAC_RATE."""
+    wanted = max(input_rate, MIN_AAC_RATE)
+    for rate in AAC_RATES:
+        if rate >= wanted:
+            return rate
+    return AAC_RATES[-1]
+
+
+def mux_screen_and_voice(screen: Path, screen_started_at: float, voice: Path, voice_started_at: float,
+                         out: Path, *, markers: list[tuple[float, str]] | None = None,
+                         max_start_gap: float = DEFAULT_MAX_START_GAP) -> MuxResult:
+    """Write ``out`` (atomically, via a temporary file next to it) and describe what was written."""
+    alignment = align(screen_started_at, voice_started_at, max_start_gap)
+    tmp = out.with_name(f".{out.name}.{uuid.uuid4().hex}.part")
+    try:
+        result = _write(screen, voice, tmp, alignment, markers or [])
+        os.replace(tmp, out)
+    except av.FFmpegError as exc:
+        tmp.unlink(missing_ok=True)
+        raise MuxError(f"mux failed: {exc}") from exc
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise MuxError(f"cannot write {out}: {exc}") from exc
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    log.info("muxed %s: %.2f s, %d video frames, voice %.2f s at +%.3f s, screen at +%.3f s",
+             out.name, result.duration, result.video_frames, result.audio_duration,
+             result.audio_offset, result.video_offset)
+    return result
+
+
+def _open_input(path: Path, what: str) -> av.container.InputContainer:
+    try:
+        return av.open(str(path), "r")
+    except (av.FFmpegError, OSError) as exc:
+        raise MuxError(f"cannot open {what} file {path.name}: {exc}") from exc
+
+
+@dataclass
+class _Progress:
+    """Counters the packet generators update while the merge drains them."""
+
+    video_frames: int = 0
+    video_dropped: int = 0
+    video_end: float = 0.0
+    voice_samples: int = 0
+
+
+def _write(screen: Path, voice: Path, tmp: Path, alignment: Alignment,
+           markers: list[tuple[float, str]]) -> MuxResult:
+    progress = _Progress()
+    with _open_input(screen, "screen") as vin, _open_input(voice, "voice") as ain:
+        if not vin.streams.video:
+            raise MuxError(f"screen file {screen.name} has no video stream")
+        if not ain.streams.audio:
+            raise MuxError(f"voice file {voice.name} has no audio stream")
+        v_in = vin.streams.video[0]
+        a_in = ain.streams.audio[0]
+        in_rate = a_in.codec_context.sample_rate
+        if not in_rate:
+            raise MuxError(f"voice file {voice.name} has no sample rate")
+        with av.open(str(tmp), "w", format="mp4", options={"movflags": "+faststart"}) as output:
+            v_out = output.add_stream_from_template(v_in)
+            out_rate = aac_output_rate(in_rate)
+            a_out = output.add_stream("aac", rate=out_rate)
+            channels = a_in.codec_context.channels
+            if channels not in _LAYOUTS:
+                raise MuxError(f"voice file {voice.name} has {channels} channels; only mono or stereo")
+            # WAV leaves the channel order unspecified ("1 channels"); the AAC encoder needs a named one
+            a_out.codec_context.layout = _LAYOUTS[channels]
+            a_out.codec_context.format = "fltp"
+            a_out.codec_context.bit_rate = _AAC_BITRATE_PER_CHANNEL * channels
+            a_out.time_base = Fraction(1, out_rate)
+            a_out.codec_context.time_base = Fraction(1, out_rate)
+            a_out.codec_context.open()  # now, so its frame size is known to the resampler
+
+            packets = heapq.merge(
+                _video_packets(vin, v_in, v_out, alignment.video_offset, progress),
+                _audio_packets(ain, a_in, a_out, alignment.audio_offset, progress),
+                key=_dts_seconds,
+            )
+            for packet in packets:
+                output.mux(packet)
+            if progress.video_frames == 0:
+                raise MuxError(f"screen file {screen.name} has no frames")
+            audio_end = alignment.audio_offset + progress.voice_samples / in_rate
+            chapters = chapters_from_markers(markers, alignment.origin, max(progress.video_end, audio_end))
+            if chapters:
+                # The MP4 muxer writes chapters with the movie header at the end, so setting them
+                # after the packets is early enough.
+                output.set_chapters([_chapter_dict(i, ch) for i, ch in enumerate(chapters, start=1)])
+    duration, chapters_read = _read_back(tmp)
+    return MuxResult(duration, progress.video_frames, progress.video_dropped,
+                     progress.voice_samples / in_rate, alignment.video_offset, alignment.audio_offset,
+                     alignment.origin,
+                     chapters, bool(chapters) and chapters_read == len(chapters))
+
+
+def _dts_seconds(packet: av.Packet) -> float:
+    return float(packet.dts * packet.time_base) if packet.dts is not None else 0.0
+
+
+def _video_packets(container: av.container.InputContainer, stream: Any, out_stream: Any,
+                   offset: float, progress: _Progress) -> Iterator[av.Packet]:
+    shift = round(Fraction(offset) / stream.time_base) if offset else 0
+    first_pts: int | None = None
+    for packet in container.demux(stream):
+        if packet.dts is None:  # the demuxer's end-of-stream marker carries no data
+            continue
+        if packet.is_corrupt:
+            # A recorder that crashed mid-write leaves a last packet shorter than its index says;
+            # copying it would show a smeared frame. Only the tail can be cut, so this logs once.
+            progress.video_dropped += 1
+            log.warning("dropping corrupt screen packet at pts %s (%d bytes)", packet.pts, packet.size)
+            continue
+        if packet.pts is None:
+            packet.pts = packet.dts
+        if first_pts is None:
+            first_pts = packet.pts
+            if first_pts:
+                log.warning("screen starts at pts %d instead of 0; keeping its timestamps", first_pts)
+        packet.pts += shift
+        packet.dts += shift
+        progress.video_frames += 1
+        end = packet.pts + (packet.duration or 0)
+        progress.video_end = max(progress.video_end, float(end * stream.time_base))
+        packet.stream = out_stream
+        yield packet
+
+
+def _silence(samples: int, template: av.AudioFrame, chunk: int = 1024) -> Iterator[av.AudioFrame]:
+    """Zero frames with the decoder's own format and layout, so the resampler sees one format."""
+    while samples > 0:
+        n = min(chunk, samples)
+        frame = av.AudioFrame(format=template.format.name, layout=template.layout.name, samples=n)
+        frame.sample_rate = template.sample_rate
+        for plane in frame.planes:
+            plane.update(bytes(plane.buffer_size))
+        samples -= n
+        yield frame
+
+
+def _audio_packets(container: av.container.InputContainer, stream: Any, out_stream: Any,
+                   lead_seconds: float, progress: _Progress) -> Iterator[av.Packet]:
+    ctx = out_stream.codec_context
+    resampler = av.AudioResampler(format="fltp", layout=ctx.layout, rate=ctx.sample_rate,
+                                  frame_size=ctx.frame_size)
+    in_rate = stream.codec_context.sample_rate
+    in_tb = Fraction(1, in_rate)
+    out_tb = Fraction(1, ctx.sample_rate)
+    in_pts = 0
+    out_pts = 0
+
+    def feed(frame: av.AudioFrame | None) -> Iterator[av.Packet]:
+        nonlocal in_pts, out_pts
+        if frame is not None:
+            # Our own continuous timestamps: the resampler must not "fix" gaps between the
+            # silence we add and the decoded voice.
+            frame.pts, frame.time_base = in_pts, in_tb
+            in_pts += frame.samples
+        for resampled in resampler.resample(frame):
+            resampled.pts, resampled.time_base = out_pts, out_tb
+            out_pts += resampled.samples
+            yield from out_stream.encode(resampled)
+
+    lead = seconds_to_ticks(lead_seconds, in_rate)
+    decoded = container.decode(stream)
+    first = next(decoded, None)
+    if first is not None:
+        if lead:
+            for silent in _silence(lead, first):
+                yield from feed(silent)
+        for frame in _chain(first, decoded):
+            progress.voice_samples += frame.samples
+            yield from feed(frame)
+    yield from feed(None)
+    yield from out_stream.encode(None)
+
+
+def _chain(first: av.AudioFrame, rest: Iterator[av.AudioFrame]) -> Iterator[av.AudioFrame]:
+    yield first
+    yield from rest
+
+
+def _chapter_dict(index: int, chapter: Chapter) -> Any:
+    return {
+        "id": index,
+        "start": int(chapter.start / _CHAPTER_TIME_BASE),
+        "end": int(chapter.end / _CHAPTER_TIME_BASE),
+        "time_base": _CHAPTER_TIME_BASE,
+        "metadata": {"title": chapter.label},
+    }
+
+
+def _read_back(path: Path) -> tuple[float, int]:
+    """Duration and number of chapters, as a player will see them in the written file."""
+    with av.open(str(path), "r") as check:
+        if len(check.streams.video) != 1 or len(check.streams.audio) != 1:
+            raise MuxError(f"output has {len(check.streams.video)} video and "
+                           f"{len(check.streams.audio)} audio streams, expected one of each")
+        duration = check.duration / av.time_base if check.duration is not None else 0.0
+        return duration, len(check.chapters())
+

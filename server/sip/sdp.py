@@ -1,0 +1,147 @@
+"""SDP (RFC 4566) offer parsing and ``recvonly`` answer building for G.711 recording.
+
+Foundation scope: the first audio stream of a plain offer; PCMU (PT 0) or PCMA (PT 8), chosen in
+the offer's order; the answer rejects other media with port 0 as RFC 3264 §6 requires.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+from server.sip.errors import SdpError
+
+SUPPORTED = {"PCMU": 0, "PCMA": 8}
+_STATIC = {0: "PCMU", 8: "PCMA"}
+_DIRECTIONS = ("sendrecv", "sendonly", "recvonly", "inactive")
+MAX_SDP_LINES = 512
+
+
+@dataclass(slots=True)
+class MediaDescription:
+    media: str
+    port: int
+    proto: str
+    formats: list[str]
+    connection: str | None = None  # media-level c= address, else the session's
+    rtpmap: dict[int, str] = field(default_factory=dict)  # PT -> encoding name (upper case)
+    direction: str = "sendrecv"
+
+
+@dataclass(slots=True)
+class SessionDescription:
+    origin: str = ""
+    connection: str | None = None
+    direction: str = "sendrecv"
+    media: list[MediaDescription] = field(default_factory=list)
+
+    def audio(self) -> MediaDescription | None:
+        return next((m for m in self.media if m.media == "audio" and m.port > 0), None)
+
+
+@dataclass(frozen=True, slots=True)
+class AudioChoice:
+    codec: str
+    payload_type: int
+    remote_host: str
+    remote_port: int
+    direction: str
+
+
+def _connection_address(value: str) -> str:
+    parts = value.split()
+    if len(parts) != 3 or parts[0] != "IN" or parts[1] not in ("IP4", "IP6"):
+        raise SdpError(f"unsupported c= line {value[:60]!r}")
+    return parts[2].split("/")[0]
+
+
+def parse_sdp(body: bytes) -> SessionDescription:
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise SdpError("SDP is not UTF-8") from exc
+    sdp = SessionDescription()
+    lines = [ln for ln in text.replace("\r\n", "\n").split("\n") if ln.strip()]
+    if len(lines) > MAX_SDP_LINES:
+        raise SdpError("SDP has too many lines")
+    if not lines or lines[0].strip() != "v=0":
+        raise SdpError("SDP does not start with v=0")
+    current: MediaDescription | None = None
+    for line in lines[1:]:
+        kind, eq, value = line.partition("=")
+        if not eq or len(kind) != 1:
+            raise SdpError(f"malformed SDP line {line[:60]!r}")
+        value = value.strip()
+        if kind == "m":
+            current = _media_line(value)
+            sdp.media.append(current)
+        elif kind == "c":
+            if current is None:
+                sdp.connection = _connection_address(value)
+            else:
+                current.connection = _connection_address(value)
+        elif kind == "o" and current is None:
+            sdp.origin = value
+        elif kind == "a":
+            _attribute(sdp, current, value)
+    return sdp
+
+
+def _media_line(value: str) -> MediaDescription:
+    parts = value.split()
+    if len(parts) < 4:
+        raise SdpError(f"malformed m= line {value[:60]!r}")
+    port_text = parts[1].split("/")[0]
+    if not (port_text.isascii() and port_text.isdigit()) or int(port_text) > 65535:
+        raise SdpError(f"bad media port {parts[1][:20]!r}")
+    return MediaDescription(parts[0], int(port_text), parts[2], parts[3:])
+
+
+def _attribute(sdp: SessionDescription, media: MediaDescription | None, value: str) -> None:
+    if value in _DIRECTIONS:
+        if media is None:
+            sdp.direction = value
+        else:
+            media.direction = value
+    elif value.startswith("rtpmap:") and media is not None:
+        pt_text, _, encoding = value[7:].partition(" ")
+        if pt_text.isascii() and pt_text.isdigit():
+            media.rtpmap[int(pt_text)] = encoding.split("/")[0].strip().upper()
+
+
+def choose_audio(sdp: SessionDescription) -> AudioChoice:
+    """Pick the first G.711 format of the first active audio stream; ``SdpError`` if none."""
+    audio = sdp.audio()
+    if audio is None:
+        raise SdpError("offer has no active audio stream")
+    if not audio.proto.upper().startswith("RTP/"):
+        raise SdpError(f"unsupported media protocol {audio.proto!r}")
+    host = audio.connection or sdp.connection
+    if host is None:
+        raise SdpError("offer has no connection address")
+    direction = audio.direction if audio.direction != "sendrecv" else sdp.direction
+    for fmt in audio.formats:
+        if not (fmt.isascii() and fmt.isdigit()):
+            continue
+        pt = int(fmt)
+        name = audio.rtpmap.get(pt) or _STATIC.get(pt)
+        if name in SUPPORTED:
+            return AudioChoice(name, pt, host, audio.port, direction)
+    raise SdpError("no common codec (PCMU or PCMA)")
+
+
+def build_answer(offer: SessionDescription, choice: AudioChoice, host: str, port: int) -> bytes:
+    """A ``recvonly`` answer on ``host:port``; other m= lines are refused with port 0."""
+    ip = "IP6" if ":" in host else "IP4"
+    session_id = int(time.time())
+    lines = ["v=0", f"o=tandem {session_id} {session_id} IN {ip} {host}", "s=Tandem recording",
+             f"c=IN {ip} {host}", "t=0 0"]
+    audio = offer.audio()
+    for media in offer.media:
+        if media is audio:
+            lines += [f"m=audio {port} RTP/AVP {choice.payload_type}",
+                      f"a=rtpmap:{choice.payload_type} {choice.codec}/8000",
+                      "a=recvonly" if choice.direction != "inactive" else "a=inactive"]
+        else:
+            lines.append(f"m={media.media} 0 {media.proto} {' '.join(media.formats)}")
+    return ("\r\n".join(lines) + "\r\n").encode()

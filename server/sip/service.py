@@ -1,0 +1,203 @@
+"""The SIP UAS of the recording server: receives INVITEs over UDP, asks the ``CallListener``
+whether to record, answers ``recvonly`` and drives the call's ``MediaSession`` until BYE, RTP
+timeout or shutdown.
+
+Dispatch, validation and out-of-dialog requests live here; the INVITE/ACK/BYE/CANCEL dialog
+logic lives in ``server.sip.uas`` so each module stays one concept.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import Counter
+from collections.abc import Coroutine
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from server.sip.builders import ALLOW
+from server.sip.dialog import MediaFactory, rtp_session_factory
+from server.sip.errors import SipError, SipParseError
+from server.sip.listener import CallListener
+from server.sip.message import SipRequest, SipResponse, parse_message
+from server.sip.ratelog import RateLimitedLog
+from server.sip.salvage import error_response_for
+from server.sip.transport import UdpTransport
+from server.sip.uas import CallManager
+
+_logger = logging.getLogger(__name__)
+MAX_INFLIGHT = 1024
+SUPPORTED_METHODS = frozenset({"INVITE", "ACK", "BYE", "CANCEL", "OPTIONS"})
+
+
+@dataclass
+class SipStats:
+    received: int = 0
+    malformed: int = 0
+    dropped: int = 0  # malformed with no response possible, overload, stray responses
+    handler_errors: int = 0
+    responses: Counter[int] = field(default_factory=Counter)  # sent, by status code
+    calls_started: int = 0
+    calls_ended: Counter[str] = field(default_factory=Counter)  # by reason
+
+
+class SipService:
+    def __init__(
+        self, listener: CallListener, *, host: str, port: int, advertised_host: str,
+        rtp_host: str, rtp_port_range: tuple[int, int], voice_dir: Path | None = None,
+        rtp_timeout: float = 60.0, media_factory: MediaFactory | None = None,
+    ) -> None:
+        self._host = host
+        self._requested_port = port
+        self.port = port
+        self.stats = SipStats()
+        self._log = RateLimitedLog(_logger)
+        self._transport: UdpTransport | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._watchdog: asyncio.Task[None] | None = None
+        self._rtp_timeout = rtp_timeout
+        self._calls = CallManager(
+            listener, send=self._send, stats=self.stats, log=self._log,
+            advertised_host=advertised_host, rtp_host=rtp_host, rtp_port_range=rtp_port_range,
+            voice_dir=voice_dir, media_factory=media_factory or rtp_session_factory,
+            spawn=self._spawn,
+        )
+
+    @property
+    def active_calls(self) -> int:
+        return self._calls.active
+
+    async def start(self) -> None:
+        self._transport = await UdpTransport.open(self._host, self._requested_port, self._on_datagram)
+        self.port = self._transport.port
+        self._calls.local_port = self.port
+        self._watchdog = asyncio.create_task(self._rtp_watchdog())
+        _logger.info("SIP UAS listening on %s:%d/udp", self._host, self.port)
+
+    async def stop(self) -> None:
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+            self._watchdog = None
+        await self._calls.end_all("shutdown")
+        for task in list(self._tasks):
+            task.cancel()
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._transport is not None:
+            self._transport.close()
+            self._transport = None
+
+    def _send(self, data: bytes, addr: tuple[str, int]) -> None:
+        if self._transport is not None:
+            self._transport.send(data, addr)
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            self.stats.handler_errors += 1
+            self._log.warning("task", "SIP handler failed: %r", task.exception())
+
+    # ---- datagram dispatch -------------------------------------------------------------------
+    def _on_datagram(self, data: bytes, addr: tuple[str, int]) -> None:
+        """Never raises: every failure is counted and logged (rate-limited)."""
+        self.stats.received += 1
+        if not data.strip(b"\r\n"):
+            return  # CRLF keep-alive (RFC 5626 §4.4.1)
+        try:
+            msg = parse_message(data)
+        except SipParseError as exc:
+            self.stats.malformed += 1
+            self._log.warning("malformed", "malformed SIP from %s: %s", addr, exc.reason)
+            reply = error_response_for(data, exc.status)
+            if reply is None:
+                self.stats.dropped += 1
+            else:
+                self.stats.responses[exc.status] += 1
+                self._send(reply, addr)
+            return
+        except Exception as exc:  # a parser bug must not kill the socket
+            self.stats.malformed += 1
+            self.stats.dropped += 1
+            self._log.warning("parser-bug", "parser error on datagram from %s: %r", addr, exc)
+            return
+        if isinstance(msg, SipResponse):
+            self._calls.on_response(msg)
+            return
+        if len(self._tasks) >= MAX_INFLIGHT:
+            self.stats.dropped += 1
+            self._log.warning("overload", "dropping %s from %s: %d requests in flight",
+                              msg.method, addr, len(self._tasks))
+            return
+        self._spawn(self._handle_request(msg, addr))
+
+    async def _handle_request(self, req: SipRequest, addr: tuple[str, int]) -> None:
+        try:
+            await self._dispatch(req, addr)
+        except (SipError, ValueError) as exc:
+            # Header parsed lazily (e.g. Contact) turned out malformed: answer 400 if we can.
+            self.stats.malformed += 1
+            self._log.warning("bad-request", "bad %s from %s: %s", req.method, addr, exc)
+            if req.method != "ACK":
+                self.respond(req, addr, 400)
+
+    def respond(self, req: SipRequest, addr: tuple[str, int], status: int,
+                headers: tuple[tuple[str, str], ...] = ()) -> None:
+        self._calls.respond(req, addr, status, headers=headers)
+
+    async def _dispatch(self, req: SipRequest, addr: tuple[str, int]) -> None:
+        missing = [h for h in ("via", "from", "to", "call-id", "cseq") if not req.get(h)]
+        if missing:
+            # A response needs exactly these headers (RFC 3261 §8.2.6.2), so none can be built.
+            self.stats.malformed += 1
+            self.stats.dropped += 1
+            self._log.warning("missing", "dropping %s from %s without %s", req.method, addr,
+                              ", ".join(missing))
+            return
+        if req.method not in SUPPORTED_METHODS:
+            self.respond(req, addr, 501, (("allow", ALLOW),))
+            return
+        if req.method == "ACK":
+            await self._calls.on_ack(req)
+            return
+        if req.method == "CANCEL":
+            self._calls.on_cancel(req, addr)
+            return
+        if self._calls.resend_if_retransmission(req, addr):
+            return
+        if not req.uri.is_sip:
+            self.respond(req, addr, 416)
+            return
+        required = req.get_all("require")
+        if required and req.method != "BYE":
+            self.respond(req, addr, 420, (("unsupported", ", ".join(required)),))
+            return
+        to = req.to
+        in_dialog = to is not None and to.tag is not None
+        if req.method == "OPTIONS" and not in_dialog:
+            self.respond(req, addr, 200, (("allow", ALLOW), ("accept", "application/sdp")))
+        elif req.method == "INVITE":
+            await self._calls.on_invite(req, addr, in_dialog)
+        elif req.method == "BYE":
+            await self._calls.on_bye(req, addr)
+        else:  # in-dialog OPTIONS
+            if self._calls.find_dialog(req) is None:
+                self.respond(req, addr, 481)
+            else:
+                self.respond(req, addr, 200, (("allow", ALLOW), ("accept", "application/sdp")))
+
+    async def _rtp_watchdog(self) -> None:
+        interval = max(0.05, min(1.0, self._rtp_timeout / 4))
+        while True:
+            await asyncio.sleep(interval)
+            now = time.time()
+            for call in self._calls.live_calls():
+                last = call.media.last_packet_at or call.answered_at
+                if last is not None and now - last > self._rtp_timeout:
+                    self._spawn(self._calls.end_call(call, now, "rtp timeout", send_bye=True))

@@ -1,0 +1,57 @@
+"""Thin asyncio adapter around one UDP socket for SIP (RFC 3261 §18 over UDP only).
+
+It hands every datagram to a callback and sends bytes; all SIP logic lives elsewhere.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+
+from server.sip.errors import SipTransportError
+from server.sip.ratelog import RateLimitedLog
+
+Handler = Callable[[bytes, tuple[str, int]], None]
+_log = RateLimitedLog(logging.getLogger(__name__))
+
+
+class _Protocol(asyncio.DatagramProtocol):
+    def __init__(self, handler: Handler) -> None:
+        self._handler = handler
+
+    def datagram_received(self, data: bytes, addr: tuple[str | int, ...]) -> None:
+        self._handler(data, (str(addr[0]), int(addr[1])))
+
+    def error_received(self, exc: Exception) -> None:
+        # ICMP port unreachable etc. on a connectionless socket: nothing to do but note it.
+        _log.warning("icmp", "UDP error: %s", exc)
+
+
+class UdpTransport:
+    def __init__(self, transport: asyncio.DatagramTransport, port: int) -> None:
+        self._transport = transport
+        self.port = port
+        self.send_errors = 0
+
+    @classmethod
+    async def open(cls, host: str, port: int, handler: Handler) -> UdpTransport:
+        loop = asyncio.get_running_loop()
+        try:
+            transport, _ = await loop.create_datagram_endpoint(
+                lambda: _Protocol(handler), local_addr=(host, port)
+            )
+        except OSError as exc:
+            raise SipTransportError(f"cannot bind UDP {host}:{port}: {exc}") from exc
+        bound = transport.get_extra_info("sockname")
+        return cls(transport, int(bound[1]))
+
+    def send(self, data: bytes, addr: tuple[str, int]) -> None:
+        try:
+            self._transport.sendto(data, addr)
+        except OSError as exc:
+            self.send_errors += 1
+            _log.warning("send", "UDP send to %s failed: %s", addr, exc)
+
+    def close(self) -> None:
+        self._transport.close()

@@ -1,0 +1,99 @@
+// Admin view: the screen sampling policy (global percentage and per-team overrides).
+
+import { api } from "./api.js";
+
+const $ = (id) => document.getElementById(id);
+
+function status(text, isError = false) {
+  const box = $("sampling-status");
+  box.textContent = text;
+  box.classList.toggle("error", isError);
+  box.classList.toggle("ok", !isError && Boolean(text));
+}
+
+function addOverrideRow(team = "", percentage = "") {
+  const row = document.createElement("tr");
+  const teamInput = Object.assign(document.createElement("input"), {
+    className: "override-team", value: team, inputMode: "numeric", required: true,
+  });
+  teamInput.setAttribute("aria-label", "Team id");
+  const pctInput = Object.assign(document.createElement("input"), {
+    className: "override-percentage", type: "number", min: "0", max: "100", step: "any",
+    value: percentage === "" ? "" : String(percentage), required: true,
+  });
+  pctInput.setAttribute("aria-label", "Percentage for this team");
+  const remove = Object.assign(document.createElement("button"), { type: "button", textContent: "Remove" });
+  remove.addEventListener("click", () => row.remove());
+  for (const control of [teamInput, pctInput, remove]) {
+    const cell = document.createElement("td");
+    cell.append(control);
+    row.append(cell);
+  }
+  $("sampling-overrides").tBodies[0].append(row);
+  return teamInput;
+}
+
+function parsePercentage(text, what) {
+  const value = Number(text);
+  if (text.trim() === "" || !Number.isFinite(value) || value < 0 || value > 100) {
+    throw new Error(`${what} must be a number from 0 to 100.`);
+  }
+  return value;
+}
+
+// Builds the SamplingPolicy from the form, or throws an Error whose message is shown to the admin.
+function readPolicy() {
+  const percentage = parsePercentage($("sampling-percentage").value, "The percentage");
+  const overrides = {};
+  for (const row of $("sampling-overrides").tBodies[0].rows) {
+    const team = row.querySelector(".override-team").value.trim();
+    if (!/^\d+$/.test(team)) throw new Error("Each override needs a numeric team id.");
+    if (team in overrides) throw new Error(`Team ${team} appears twice.`);
+    overrides[team] = parsePercentage(row.querySelector(".override-percentage").value, `Team ${team}'s percentage`);
+  }
+  return { percentage, team_overrides: overrides };
+}
+
+function fill(policy) {
+  $("sampling-percentage").value = String(policy.percentage);
+  $("sampling-overrides").tBodies[0].replaceChildren();
+  for (const [team, pct] of Object.entries(policy.team_overrides || {})) addOverrideRow(team, pct);
+}
+
+export function initAdmin() {
+  $("sampling-add").addEventListener("click", () => addOverrideRow().focus());
+  $("sampling-form").addEventListener("submit", async (event) => {
+    event.preventDefault();
+    let policy;
+    try {
+      policy = readPolicy();
+    } catch (err) {
+      status(err.message, true);
+      return;
+    }
+    const save = $("sampling-save");
+    save.disabled = true;
+    status("Saving…");
+    try {
+      const saved = await api("PUT", "/api/admin/sampling", policy);
+      if (saved) fill(saved); // show what the server stored, e.g. after its own rounding
+      status(`Saved at ${new Date().toLocaleTimeString()}.`);
+    } catch (err) {
+      status(`Not saved: ${err.message}`, true);
+    } finally {
+      save.disabled = false;
+    }
+  });
+}
+
+export async function showAdmin(isCurrent) {
+  status("Loading…");
+  try {
+    const policy = await api("GET", "/api/admin/sampling");
+    if (!isCurrent()) return;
+    fill(policy);
+    status("");
+  } catch (err) {
+    if (isCurrent()) status(`Could not load the sampling policy: ${err.message}`, true);
+  }
+}

@@ -1,0 +1,180 @@
+// Tandem web UI entry point: session check, login, hash routing and the recordings list.
+// Routes: #/recordings, #/recordings/<id>, #/admin. Plain ES modules, no build step.
+
+import { api, setUnauthorizedHandler } from "./api.js";
+import { initAdmin, showAdmin } from "./admin.js";
+import { initPlayerControls, showPlayer, stopPlayer } from "./player.js";
+import { callDuration, formatClock, localDateTime, matchesFilter, screenState } from "./timeline.js";
+
+const $ = (id) => document.getElementById(id);
+const VIEWS = ["view-login", "view-recordings", "view-player", "view-admin"];
+
+let me = null; // UserInfo of the signed-in user
+let interactions = [];
+let routeToken = 0; // bumped on every navigation; stale async work compares against it
+
+function showView(id) {
+  $("loading").hidden = true;
+  for (const view of VIEWS) $(view).hidden = view !== id;
+  $("topbar").hidden = id === "view-login";
+  $("nav-recordings").toggleAttribute("aria-current", id === "view-recordings" || id === "view-player");
+  $("nav-admin").toggleAttribute("aria-current", id === "view-admin");
+}
+
+// ---- session -------------------------------------------------------------------------------
+
+function showLogin(message = "") {
+  me = null;
+  stopPlayer();
+  showView("view-login");
+  const error = $("login-error");
+  error.textContent = message;
+  error.hidden = !message;
+  $("login-password").value = "";
+  $("login-username").focus();
+}
+
+function signedIn(user) {
+  me = user;
+  $("whoami").textContent = user.full_name ? `${user.full_name} (${user.role})` : `${user.username} (${user.role})`;
+  $("nav-admin").hidden = user.role !== "admin";
+  route();
+}
+
+function loginMessage(err) {
+  if (err.code === "invalid_credentials" || err.status === 401) return "Wrong username or password.";
+  if (err.status === 429) return "Too many attempts. Wait a moment and try again.";
+  return err.message;
+}
+
+async function login(event) {
+  event.preventDefault();
+  const username = $("login-username").value.trim();
+  const password = $("login-password").value;
+  if (!username || !password) {
+    showLogin("Enter your username and password.");
+    $("login-username").value = username;
+    return;
+  }
+  const submit = $("login-submit");
+  submit.disabled = true;
+  try {
+    const answer = await api("POST", "/api/auth/login", { username, password, client: "web" });
+    $("login-error").hidden = true;
+    $("login-password").value = "";
+    signedIn(answer.user);
+  } catch (err) {
+    const error = $("login-error");
+    error.textContent = loginMessage(err);
+    error.hidden = false;
+    $("login-password").select();
+  } finally {
+    submit.disabled = false;
+  }
+}
+
+async function logout() {
+  try {
+    await api("POST", "/api/auth/logout");
+  } catch {
+    // the session is gone either way; the login view is the right place to be
+  }
+  interactions = [];
+  history.replaceState(null, "", location.pathname);
+  showLogin();
+}
+
+// ---- recordings list -------------------------------------------------------------------------
+
+function cell(text, className) {
+  const td = document.createElement("td");
+  td.textContent = text;
+  if (className) td.className = className;
+  return td;
+}
+
+function renderRecordings() {
+  const filter = $("recordings-filter").value;
+  const body = $("recordings").tBodies[0];
+  const rows = interactions.filter((summary) => matchesFilter(summary, filter)).map((summary) => {
+    const row = document.createElement("tr");
+    row.dataset.id = summary.id;
+    const link = Object.assign(document.createElement("a"), {
+      href: `#/recordings/${encodeURIComponent(summary.id)}`,
+      textContent: localDateTime(summary.started_at),
+    });
+    const start = document.createElement("td");
+    start.append(link);
+    const duration = callDuration(summary);
+    const screen = screenState(summary);
+    const media = summary.media || [];
+    row.append(
+      start, cell(summary.agent), cell(summary.dn), cell(summary.caller),
+      cell(duration === null ? "in progress" : formatClock(duration), "num"),
+      cell(screen, `screen-${screen}`),
+      cell(media.length ? media.join(", ") : "none", media.length ? "" : "muted"),
+    );
+    // The whole row opens the recording; the link keeps it reachable by keyboard and middle-click.
+    row.addEventListener("click", (event) => {
+      if (event.target !== link) location.hash = link.getAttribute("href");
+    });
+    return row;
+  });
+  body.replaceChildren(...rows);
+  const shown = rows.length === interactions.length ? `${rows.length}` : `${rows.length} of ${interactions.length}`;
+  $("recordings-status").textContent = interactions.length ? `${shown} recordings` : "No recordings yet.";
+}
+
+async function showRecordings(isCurrent) {
+  $("recordings-status").textContent = "Loading…";
+  try {
+    const list = await api("GET", "/api/interactions");
+    if (!isCurrent()) return;
+    interactions = Array.isArray(list) ? list : [];
+    renderRecordings();
+  } catch (err) {
+    if (isCurrent()) $("recordings-status").textContent = `Could not load recordings: ${err.message}`;
+  }
+}
+
+// ---- routing ---------------------------------------------------------------------------------
+
+function route() {
+  if (!me) return;
+  const token = ++routeToken;
+  const isCurrent = () => token === routeToken && me !== null;
+  const hash = location.hash.replace(/^#\/?/, "");
+  const parts = hash.split("/").map(decodeURIComponent);
+  if (parts[0] === "recordings" && parts[1]) {
+    showView("view-player");
+    showPlayer(parts[1], isCurrent);
+    return;
+  }
+  stopPlayer();
+  if (parts[0] === "admin" && me.role === "admin") {
+    showView("view-admin");
+    showAdmin(isCurrent);
+    return;
+  }
+  if (hash !== "recordings") history.replaceState(null, "", "#/recordings");
+  showView("view-recordings");
+  showRecordings(isCurrent);
+}
+
+async function start() {
+  $("login-form").addEventListener("submit", login);
+  $("logout").addEventListener("click", logout);
+  $("recordings-filter").addEventListener("input", renderRecordings);
+  $("recordings-refresh").addEventListener("click", () => showRecordings(() => true));
+  initPlayerControls();
+  initAdmin();
+  window.addEventListener("hashchange", route);
+  setUnauthorizedHandler(() => showLogin("Your session has ended. Please sign in again."));
+  try {
+    signedIn(await api("GET", "/api/me"));
+  } catch (err) {
+    showLogin(err.status === 401 ? "" : `The server could not be reached: ${err.message}`);
+  }
+}
+
+start();

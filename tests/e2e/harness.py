@@ -1,0 +1,179 @@
+"""Processes for the end-to-end tests: the server, an Xvfb screen with changing content, the
+recorder service. Each is a real subprocess on free loopback ports, stopped at teardown."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import random
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def free_port(kind: int = socket.SOCK_STREAM) -> int:
+    with socket.socket(socket.AF_INET, kind) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_until(predicate: Callable[[], Any], timeout: float, what: str, step: float = 0.1,
+               pump: Callable[[], None] | None = None) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if pump is not None:
+            pump()
+        value = predicate()
+        if value:
+            return value
+        time.sleep(step)
+    raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
+
+
+def _stop(proc: subprocess.Popen[bytes], timeout: float = 10) -> None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+
+
+@dataclass
+class ServerProcess:
+    url: str
+    sip_port: int
+    data_dir: Path
+    creds: dict[str, dict[str, str]]
+    proc: subprocess.Popen[bytes]
+    log_path: Path
+
+    def token(self, username: str, **extra: Any) -> str:
+        r = httpx.post(f"{self.url}/api/auth/login",
+                       json={"username": username, "password": self.creds[username]["password"], **extra})
+        r.raise_for_status()
+        return str(r.json()["token"])
+
+    def client(self, username: str, **extra: Any) -> httpx.Client:
+        return httpx.Client(base_url=self.url, headers={"Authorization": f"Bearer {self.token(username, **extra)}"},
+                            timeout=30)
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")[-6000:]
+
+
+def server_env(data_dir: Path, http_port: int, sip_port: int, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TANDEM_SERVER_")}
+    rtp_base = random.randrange(30000, 60000, 1000)
+    env.update({
+        "TANDEM_SERVER_DATA_DIR": str(data_dir),
+        "TANDEM_SERVER_HTTP_PORT": str(http_port),
+        "TANDEM_SERVER_SIP_PORT": str(sip_port),
+        "TANDEM_SERVER_RTP_PORT_MIN": str(rtp_base),
+        "TANDEM_SERVER_RTP_PORT_MAX": str(rtp_base + 999),
+        "PYTHONPATH": str(ROOT),
+    })
+    env.update(extra)
+    return env
+
+
+def tandem_server(cmd: str) -> list[str]:
+    return [sys.executable, "-m", "server.cli", *cmd.split()]
+
+
+@contextlib.contextmanager
+def run_server(data_dir: Path, extra_users: list[tuple[str, str, str]] = (), **settings: str) -> Iterator[ServerProcess]:
+    """Start ``tandem-server run``; demo users plus ``extra_users`` (username, role, team)."""
+    http_port, sip_port = free_port(), free_port(socket.SOCK_DGRAM)
+    env = server_env(data_dir, http_port, sip_port, **settings)
+    out = subprocess.run(tandem_server("demo-setup --json"), env=env, cwd=ROOT, capture_output=True, check=True)
+    creds: dict[str, dict[str, str]] = json.loads(out.stdout)
+    for username, role, team in extra_users:
+        password = f"{username}-password-1"
+        subprocess.run(tandem_server(f"create-user --username {username} --role {role} --team {team} --password-stdin"),
+                       env=env, cwd=ROOT, input=f"{password}\n".encode(), check=True, capture_output=True)
+        creds[username] = {"password": password, "role": role}
+    log_path = data_dir / "server.log"
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen(tandem_server("run"), env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+    server = ServerProcess(f"http://127.0.0.1:{http_port}", sip_port, data_dir, creds, proc, log_path)
+    try:
+        wait_until(lambda: _healthy(server), 30, "server health")
+        yield server
+    finally:
+        _stop(proc)
+
+
+def _healthy(server: ServerProcess) -> bool:
+    if server.proc.poll() is not None:
+        raise AssertionError(f"server exited early:\n{server.log()}")
+    try:
+        return httpx.get(f"{server.url}/healthz", timeout=1).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+@contextlib.contextmanager
+def xvfb_with_changing_content(width: int = 800, height: int = 600) -> Iterator[str]:
+    """An Xvfb display whose root window changes colour several times a second."""
+    if shutil.which("Xvfb") is None or shutil.which("xsetroot") is None:
+        raise AssertionError("Xvfb and xsetroot are required (Debian: xvfb, x11-xserver-utils)")
+    number = next(n for n in range(120, 400) if not Path(f"/tmp/.X11-unix/X{n}").exists()
+                  and not Path(f"/tmp/.X{n}-lock").exists())
+    display = f":{number}"
+    xvfb = subprocess.Popen(["Xvfb", display, "-screen", "0", f"{width}x{height}x24", "-nolisten", "tcp"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    stop = threading.Event()
+    env = {**os.environ, "DISPLAY": display}
+
+    def paint() -> None:
+        colours = ["#c0392b", "#27ae60", "#2980b9", "#f39c12", "#8e44ad", "#16a085"]
+        i = 0
+        while not stop.is_set():
+            subprocess.run(["xsetroot", "-solid", colours[i % len(colours)]], env=env, check=False,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            i += 1
+            stop.wait(0.25)
+
+    try:
+        wait_until(lambda: Path(f"/tmp/.X11-unix/X{number}").exists(), 10, "Xvfb socket")
+        painter = threading.Thread(target=paint, daemon=True)
+        painter.start()
+        yield display
+    finally:
+        stop.set()
+        _stop(xvfb)
+
+
+@contextlib.contextmanager
+def run_recorder(server: ServerProcess, username: str, display: str, workdir: Path) -> Iterator[Path]:
+    """Log the recorder in (token in a file keyring) and run it on ``display``. Yields its log path."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TANDEM_")}
+    env.update({"DISPLAY": display, "PYTHONPATH": str(ROOT),
+                "TANDEM_RECORDER_KEYRING_FILE": str(workdir / "keyring.cfg")})
+    cmd = [sys.executable, "-m", "recorder_service.main"]
+    subprocess.run([*cmd, "login", "--server", server.url, "--username", username, "--password-stdin"], env=env,
+                   input=(server.creds[username]["password"] + "\n").encode(), check=True, capture_output=True)
+    log_path = workdir / "recorder.log"
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen([*cmd, "run", "--server", server.url, "--spool", str(workdir / "spool")],
+                                env=env, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        yield log_path
+    finally:
+        _stop(proc)

@@ -1,0 +1,181 @@
+"""Controller state machine with fake capture and upload queue (pure)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from tandem_protocol.events import Envelope, ScreenState
+
+from recorder_service.controller import Controller, Mode
+from recorder_service.errors import CaptureError
+
+
+class FakeCapture:
+    def __init__(self) -> None:
+        self.calls: list[tuple[Any, ...]] = []
+        self.fail_start = False
+        self.stop_problem = ""
+
+    def start(self, interaction_id: str, fps: float, paused_at: float | None) -> None:
+        if self.fail_start:
+            raise CaptureError("no display")
+        self.calls.append(("start", interaction_id, fps, paused_at))
+
+    def pause(self, interaction_id: str, at: float) -> int:
+        self.calls.append(("pause", interaction_id, at))
+        return 0
+
+    def resume(self, interaction_id: str, at: float) -> None:
+        self.calls.append(("resume", interaction_id, at))
+
+    def stop(self, interaction_id: str, at: float) -> str:
+        self.calls.append(("stop", interaction_id, at))
+        return self.stop_problem
+
+
+class FakeUploads:
+    def __init__(self) -> None:
+        self.queued: list[str] = []
+
+    def enqueue(self, interaction_id: str) -> None:
+        self.queued.append(interaction_id)
+
+
+@pytest.fixture
+def rig() -> tuple[Controller, FakeCapture, FakeUploads]:
+    cap, up = FakeCapture(), FakeUploads()
+    return Controller(cap, up, lambda: 1000.0, default_fps=5.0), cap, up
+
+
+def cmd(kind: str, iid: str = "i1", at: float = 100.0, **extra: Any) -> Envelope:
+    return Envelope(type=kind, data={"interaction_id": iid, "at": at, **extra})
+
+
+def call(iid: str = "i1", *, phase: str = "active", screen: str = "recording", paused: bool = False,
+         pauses: list[dict[str, Any]] | None = None) -> Envelope:
+    info = {
+        "interaction_id": iid, "call_id": "c", "dn": "1001", "caller": "a", "callee": "b", "phase": phase,
+        "voice": "recording", "screen": screen, "paused": paused, "started_at": 1.0, "pauses": pauses or [],
+    }
+    return Envelope(type="state", data={"agent": {}, "call": info})
+
+
+def states(acks: list[Any]) -> list[tuple[str, str]]:
+    return [(a.interaction_id, a.state.value) for a in acks]
+
+
+def test_full_cycle_and_acks(rig: tuple[Controller, FakeCapture, FakeUploads]) -> None:
+    ctl, cap, up = rig
+    assert states(ctl.handle(cmd("screen.start", fps=2))) == [("i1", "recording")]
+    assert ctl.mode == Mode.CAPTURING
+    assert states(ctl.handle(cmd("screen.pause", at=110.0))) == [("i1", "paused")]
+    assert ctl.mode == Mode.PAUSED
+    assert states(ctl.handle(cmd("screen.resume", at=120.0))) == [("i1", "recording")]
+    acks = ctl.handle(cmd("screen.stop", at=130.0))
+    assert states(acks) == [("i1", "stopped")] and acks[0].at == 1000.0
+    assert ctl.mode == Mode.IDLE and up.queued == ["i1"]
+    assert cap.calls == [("start", "i1", 2.0, None), ("pause", "i1", 110.0), ("resume", "i1", 120.0),
+                         ("stop", "i1", 130.0)]
+
+
+def test_duplicates_are_acked_not_reapplied(rig: tuple[Controller, FakeCapture, FakeUploads]) -> None:
+    ctl, cap, up = rig
+    for _ in range(2):
+        assert states(ctl.handle(cmd("screen.start"))) == [("i1", "recording")]
+    for _ in range(2):
+        assert states(ctl.handle(cmd("screen.pause"))) == [("i1", "paused")]
+    for _ in range(2):
+        assert states(ctl.handle(cmd("screen.stop"))) == [("i1", "stopped")]
+    assert states(ctl.handle(cmd("screen.start"))) == [("i1", "stopped")]  # late start: no new file
+    assert [c[0] for c in cap.calls] == ["start", "pause", "stop"]
+    assert up.queued == ["i1"]
+
+
+def test_pause_before_start_starts_paused(rig: tuple[Controller, FakeCapture, FakeUploads]) -> None:
+    ctl, cap, _ = rig
+    assert states(ctl.handle(cmd("screen.pause", at=50.0))) == [("i1", "paused")]
+    assert cap.calls == []
+    assert states(ctl.handle(cmd("screen.start"))) == [("i1", "paused")]
+    assert cap.calls == [("start", "i1", 5.0, 50.0)] and ctl.mode == Mode.PAUSED
+    assert states(ctl.handle(cmd("screen.resume", at=60.0))) == [("i1", "recording")]
+
+
+def test_stop_while_paused(rig: tuple[Controller, FakeCapture, FakeUploads]) -> None:
+    ctl, cap, up = rig
+    ctl.handle(cmd("screen.start"))
+    ctl.handle(cmd("screen.pause", at=10.0))
+    assert states(ctl.handle(cmd("screen.stop", at=20.0))) == [("i1", "stopped")]
+    assert cap.calls[-1] == ("stop", "i1", 20.0) and up.queued == ["i1"] and ctl.mode == Mode.IDLE
+
+
+def test_acw_ended_stops(rig: tuple[Controller, FakeCapture, FakeUploads]) -> None:
+    ctl, cap, _ = rig
+    ctl.handle(cmd("screen.start"))
+    env = call(phase="done", screen="recording")
+    env.data["call"]["acw_ended_at"] = 321.0
+    acks = ctl.handle(Envelope(type="acw.ended", data=env.data["call"]))
+    assert states(acks) == [("i1", "stopped")] and cap.calls[-1] == ("stop", "i1", 321.0)
+
+
+def test_state_resync(rig: tuple[Controller, FakeCapture, FakeUploads]) -> None:
+    ctl, cap, _ = rig
+    assert states(ctl.handle(call(screen="requested"))) == [("i1", "recording")]
+    assert states(ctl.handle(call(screen="recording"))) == [("i1", "recording")]  # no second start
+    acks = ctl.handle(call(screen="paused", paused=True, pauses=[{"started_at": 77.0}]))
+    assert states(acks) == [("i1", "paused")] and cap.calls[-1] == ("pause", "i1", 77.0)
+    assert states(ctl.handle(call(screen="recording", phase="acw"))) == [("i1", "recording")]
+    assert cap.calls[-1][0] == "resume"
+    assert states(ctl.handle(Envelope(type="state", data={"agent": {}, "call": None}))) == [("i1", "stopped")]
+    assert ctl.mode == Mode.IDLE
+    assert ctl.handle(Envelope(type="state", data={"agent": {}, "call": None})) == []
+
+
+def test_state_for_new_call_stops_old_and_paused_call_starts_paused(
+    rig: tuple[Controller, FakeCapture, FakeUploads],
+) -> None:
+    ctl, cap, up = rig
+    ctl.handle(cmd("screen.start", iid="old"))
+    acks = ctl.handle(call("new", screen="paused", paused=True, pauses=[{"started_at": 5.0}]))
+    assert states(acks) == [("old", "stopped"), ("new", "paused")]
+    assert cap.calls[-1] == ("start", "new", 5.0, 5.0) and up.queued == ["old"]
+
+
+def test_state_with_screen_off_or_uploaded_does_nothing(rig: tuple[Controller, FakeCapture, FakeUploads]) -> None:
+    ctl, cap, _ = rig
+    assert ctl.handle(call(screen="off")) == []
+    assert ctl.handle(call(screen="uploaded", phase="done")) == []
+    assert cap.calls == []
+
+
+def test_done_from_spool_is_not_restarted() -> None:
+    cap, up = FakeCapture(), FakeUploads()
+    ctl = Controller(cap, up, lambda: 1.0, default_fps=5.0, done=[("i1", ScreenState.STOPPED)])
+    assert states(ctl.handle(call("i1"))) == [("i1", "stopped")]
+    assert cap.calls == []
+
+
+def test_failures_are_acked_as_failed(rig: tuple[Controller, FakeCapture, FakeUploads]) -> None:
+    ctl, cap, up = rig
+    cap.fail_start = True
+    acks = ctl.handle(cmd("screen.start"))
+    assert states(acks) == [("i1", "failed")] and "no display" in acks[0].detail and ctl.mode == Mode.IDLE
+    cap.fail_start = False
+    ctl.handle(cmd("screen.start"))
+    cap.stop_problem = "no frame was captured"
+    assert states(ctl.handle(cmd("screen.stop"))) == [("i1", "failed")] and up.queued == []
+
+
+def test_malformed_commands_are_counted_not_raised(rig: tuple[Controller, FakeCapture, FakeUploads]) -> None:
+    ctl, cap, _ = rig
+    assert ctl.handle(Envelope(type="screen.start", data={"at": "soon"})) == []
+    assert ctl.handle(Envelope(type="state", data={"call": "nope"})) == []
+    assert ctl.handle(Envelope(type="call.started", data={})) == []  # not for the recorder
+    assert ctl.bad_messages == 2 and cap.calls == []
+
+
+def test_shutdown_finalises_without_upload(rig: tuple[Controller, FakeCapture, FakeUploads]) -> None:
+    ctl, cap, up = rig
+    ctl.handle(cmd("screen.start"))
+    assert states(ctl.shutdown()) == [("i1", "stopped")]
+    assert cap.calls[-1][0] == "stop" and up.queued == []
