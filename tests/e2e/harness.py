@@ -30,8 +30,13 @@ def free_port(kind: int = socket.SOCK_STREAM) -> int:
         return int(sock.getsockname()[1])
 
 
-def wait_until(predicate: Callable[[], Any], timeout: float, what: str, step: float = 0.1,
-               pump: Callable[[], None] | None = None) -> Any:
+def wait_until(
+    predicate: Callable[[], Any],
+    timeout: float,
+    what: str,
+    step: float = 0.1,
+    pump: Callable[[], None] | None = None,
+) -> Any:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if pump is not None:
@@ -63,14 +68,19 @@ class ServerProcess:
     log_path: Path
 
     def token(self, username: str, **extra: Any) -> str:
-        r = httpx.post(f"{self.url}/api/auth/login",
-                       json={"username": username, "password": self.creds[username]["password"], **extra})
+        r = httpx.post(
+            f"{self.url}/api/auth/login",
+            json={"username": username, "password": self.creds[username]["password"], **extra},
+        )
         r.raise_for_status()
         return str(r.json()["token"])
 
     def client(self, username: str, **extra: Any) -> httpx.Client:
-        return httpx.Client(base_url=self.url, headers={"Authorization": f"Bearer {self.token(username, **extra)}"},
-                            timeout=30)
+        return httpx.Client(
+            base_url=self.url,
+            headers={"Authorization": f"Bearer {self.token(username, **extra)}"},
+            timeout=30,
+        )
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")[-6000:]
@@ -79,14 +89,16 @@ class ServerProcess:
 def server_env(data_dir: Path, http_port: int, sip_port: int, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("TANDEM_SERVER_")}
     rtp_base = random.randrange(30000, 60000, 1000)
-    env.update({
-        "TANDEM_SERVER_DATA_DIR": str(data_dir),
-        "TANDEM_SERVER_HTTP_PORT": str(http_port),
-        "TANDEM_SERVER_SIP_PORT": str(sip_port),
-        "TANDEM_SERVER_RTP_PORT_MIN": str(rtp_base),
-        "TANDEM_SERVER_RTP_PORT_MAX": str(rtp_base + 999),
-        "PYTHONPATH": str(ROOT),
-    })
+    env.update(
+        {
+            "TANDEM_SERVER_DATA_DIR": str(data_dir),
+            "TANDEM_SERVER_HTTP_PORT": str(http_port),
+            "TANDEM_SERVER_SIP_PORT": str(sip_port),
+            "TANDEM_SERVER_RTP_PORT_MIN": str(rtp_base),
+            "TANDEM_SERVER_RTP_PORT_MAX": str(rtp_base + 999),
+            "PYTHONPATH": str(ROOT),
+        }
+    )
     env.update(extra)
     return env
 
@@ -96,16 +108,26 @@ def tandem_server(cmd: str) -> list[str]:
 
 
 @contextlib.contextmanager
-def run_server(data_dir: Path, extra_users: list[tuple[str, str, str]] = (), **settings: str) -> Iterator[ServerProcess]:
+def run_server(
+    data_dir: Path, extra_users: list[tuple[str, str, str]] = (), **settings: str
+) -> Iterator[ServerProcess]:
     """Start ``tandem-server run``; demo users plus ``extra_users`` (username, role, team)."""
     http_port, sip_port = free_port(), free_port(socket.SOCK_DGRAM)
     env = server_env(data_dir, http_port, sip_port, **settings)
-    out = subprocess.run(tandem_server("demo-setup --json"), env=env, cwd=ROOT, capture_output=True, check=True)
+    out = subprocess.run(
+        tandem_server("demo-setup --json"), env=env, cwd=ROOT, capture_output=True, check=True
+    )
     creds: dict[str, dict[str, str]] = json.loads(out.stdout)
     for username, role, team in extra_users:
         password = f"{username}-password-1"
-        subprocess.run(tandem_server(f"create-user --username {username} --role {role} --team {team} --password-stdin"),
-                       env=env, cwd=ROOT, input=f"{password}\n".encode(), check=True, capture_output=True)
+        subprocess.run(
+            tandem_server(f"create-user --username {username} --role {role} --team {team} --password-stdin"),
+            env=env,
+            cwd=ROOT,
+            input=f"{password}\n".encode(),
+            check=True,
+            capture_output=True,
+        )
         creds[username] = {"password": password, "role": role}
     log_path = data_dir / "server.log"
     with open(log_path, "wb") as log:
@@ -132,11 +154,17 @@ def xvfb_with_changing_content(width: int = 800, height: int = 600) -> Iterator[
     """An Xvfb display whose root window changes colour several times a second."""
     if shutil.which("Xvfb") is None or shutil.which("xsetroot") is None:
         raise AssertionError("Xvfb and xsetroot are required (Debian: xvfb, x11-xserver-utils)")
-    number = next(n for n in range(120, 400) if not Path(f"/tmp/.X11-unix/X{n}").exists()
-                  and not Path(f"/tmp/.X{n}-lock").exists())
+    number = next(
+        n
+        for n in range(120, 400)
+        if not Path(f"/tmp/.X11-unix/X{n}").exists() and not Path(f"/tmp/.X{n}-lock").exists()
+    )
     display = f":{number}"
-    xvfb = subprocess.Popen(["Xvfb", display, "-screen", "0", f"{width}x{height}x24", "-nolisten", "tcp"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    xvfb = subprocess.Popen(
+        ["Xvfb", display, "-screen", "0", f"{width}x{height}x24", "-nolisten", "tcp"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     stop = threading.Event()
     env = {**os.environ, "DISPLAY": display}
 
@@ -144,8 +172,13 @@ def xvfb_with_changing_content(width: int = 800, height: int = 600) -> Iterator[
         colours = ["#c0392b", "#27ae60", "#2980b9", "#f39c12", "#8e44ad", "#16a085"]
         i = 0
         while not stop.is_set():
-            subprocess.run(["xsetroot", "-solid", colours[i % len(colours)]], env=env, check=False,
-                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            subprocess.run(
+                ["xsetroot", "-solid", colours[i % len(colours)]],
+                env=env,
+                check=False,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
             i += 1
             stop.wait(0.25)
 
@@ -164,15 +197,29 @@ def run_recorder(server: ServerProcess, username: str, display: str, workdir: Pa
     """Log the recorder in (token in a file keyring) and run it on ``display``. Yields its log path."""
     workdir.mkdir(parents=True, exist_ok=True)
     env = {k: v for k, v in os.environ.items() if not k.startswith("TANDEM_")}
-    env.update({"DISPLAY": display, "PYTHONPATH": str(ROOT),
-                "TANDEM_RECORDER_KEYRING_FILE": str(workdir / "keyring.cfg")})
+    env.update(
+        {
+            "DISPLAY": display,
+            "PYTHONPATH": str(ROOT),
+            "TANDEM_RECORDER_KEYRING_FILE": str(workdir / "keyring.cfg"),
+        }
+    )
     cmd = [sys.executable, "-m", "recorder_service.main"]
-    subprocess.run([*cmd, "login", "--server", server.url, "--username", username, "--password-stdin"], env=env,
-                   input=(server.creds[username]["password"] + "\n").encode(), check=True, capture_output=True)
+    subprocess.run(
+        [*cmd, "login", "--server", server.url, "--username", username, "--password-stdin"],
+        env=env,
+        input=(server.creds[username]["password"] + "\n").encode(),
+        check=True,
+        capture_output=True,
+    )
     log_path = workdir / "recorder.log"
     with open(log_path, "wb") as log:
-        proc = subprocess.Popen([*cmd, "run", "--server", server.url, "--spool", str(workdir / "spool")],
-                                env=env, stdout=log, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(
+            [*cmd, "run", "--server", server.url, "--spool", str(workdir / "spool")],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
     try:
         yield log_path
     finally:

@@ -59,8 +59,15 @@ def test_forged_and_expired_tokens_get_401(client: TestClient) -> None:
     assert r.status_code == 401 and r.json()["error"] == "invalid_token"
     expired = new_token()
     with session_scope(client.app.state.ctx.sessions) as s:  # type: ignore[attr-defined]
-        s.add(models.ApiToken(token_hash=token_digest(expired), user_id=1, client="api", created_at=0,
-                              expires_at=time.time() - 1))
+        s.add(
+            models.ApiToken(
+                token_hash=token_digest(expired),
+                user_id=1,
+                client="api",
+                created_at=0,
+                expires_at=time.time() - 1,
+            )
+        )
     r = client.get("/api/me", headers={"Authorization": f"Bearer {expired}"})
     assert r.status_code == 401
     assert sum(1 for a in audit(client) if a["action"] == "auth.rejected") >= 2
@@ -90,14 +97,23 @@ def test_sampling_policy_admin_only_and_validated(client: TestClient) -> None:
     assert any(a["action"] == "access.denied" for a in audit(client))
 
 
-def test_upload_for_unknown_interaction_is_refused_and_nothing_stored(client: TestClient, tmp_path: Path) -> None:
-    headers = {"Authorization": f"Bearer {login(client, 'agent1', client='recorder')}",
-               "X-Tandem-Started-At": "1", "X-Tandem-Sha256": "0" * 64}
+def test_upload_for_unknown_interaction_is_refused_and_nothing_stored(
+    client: TestClient, tmp_path: Path
+) -> None:
+    headers = {
+        "Authorization": f"Bearer {login(client, 'agent1', client='recorder')}",
+        "X-Tandem-Started-At": "1",
+        "X-Tandem-Sha256": "0" * 64,
+    }
     r = client.put("/api/interactions/does-not-exist/screen", headers=headers, content=b"x" * 1000)
     assert r.status_code == 404 and r.json()["error"] == "unknown_interaction"
     storage = tmp_path / "data" / "storage"
     assert not any(p.is_file() for p in storage.rglob("*"))
-    assert not any((tmp_path / "data" / "tmp").glob("upload-*")) if (tmp_path / "data" / "tmp").exists() else True
+    assert (
+        not any((tmp_path / "data" / "tmp").glob("upload-*"))
+        if (tmp_path / "data" / "tmp").exists()
+        else True
+    )
 
 
 def test_audit_log_is_append_only(client: TestClient) -> None:
@@ -105,7 +121,10 @@ def test_audit_log_is_append_only(client: TestClient) -> None:
     from sqlalchemy import text
     from sqlalchemy.exc import DatabaseError
 
-    with pytest.raises(DatabaseError, match="append-only"), session_scope(
-        client.app.state.ctx.sessions  # type: ignore[attr-defined]
-    ) as s:
+    with (
+        pytest.raises(DatabaseError, match="append-only"),
+        session_scope(
+            client.app.state.ctx.sessions  # type: ignore[attr-defined]
+        ) as s,
+    ):
         s.execute(text("DELETE FROM audit_log"))

@@ -25,8 +25,9 @@ import av
 import pytest
 import uvicorn
 from fastapi import FastAPI, Request, Response, WebSocket, WebSocketDisconnect
-from tandem_protocol.events import Envelope, parse_envelope
 from test_recorder_capture import ColourChanger, start_xvfb
+
+from tandem_protocol.events import Envelope, parse_envelope
 
 REPO = Path(__file__).resolve().parents[2]
 OFFSET = 1000.0
@@ -59,8 +60,8 @@ class FakeServer:
         async def login(body: dict[str, Any]) -> Any:
             if body.get("password") != "pw" or body.get("client") != "recorder":
                 return Response(status_code=401, content=b'{"error":"invalid_credentials","message":"no"}')
-            return {"token": TOKEN, "expires_at": server_now() + 86400,
-                    "user": {"id": 1, "username": body["username"], "role": "agent", "full_name": "Ann Agent"}}
+            user = {"id": 1, "username": body["username"], "role": "agent", "full_name": "Ann Agent"}
+            return {"token": TOKEN, "expires_at": server_now() + 86400, "user": user}
 
         @app.put("/api/interactions/{iid}/screen")
         async def upload(iid: str, request: Request) -> Response:
@@ -89,7 +90,8 @@ class FakeServer:
                     env = parse_envelope(await ws.receive_text())
                     if env.type == "time.ping":
                         t1 = server_now()
-                        await self._send(ws, "time.pong", {"t0": env.data["t0"], "t1": t1, "t2": server_now()})
+                        pong = {"t0": env.data["t0"], "t1": t1, "t2": server_now()}
+                        await self._send(ws, "time.pong", pong)
                         with self._cond:
                             self.pings += 1
                             self._cond.notify_all()

@@ -146,6 +146,11 @@ def test_pause_shown_only_after_server_confirms_via_response() -> None:
     view = build_view(state, T0 + 10)
     assert view.pause_label == PAUSING and "paused" not in view.voice_text.lower()
     assert view.screen_text == "Screen: stopping capture…"
+    # The server holds the voice while it waits for the recorder: still not "paused".
+    state = apply(state, env("call.updated", call_dict(voice="paused"), 3))
+    view = build_view(state, T0 + 10)
+    assert view.pause_label == PAUSING
+    assert view.voice_text == "Voice: on hold — waiting for the screen recorder…"
     confirmed = call_dict(paused=True, voice="paused", screen="paused")
     state = reduce(state, ActionSucceeded(CallInfo.from_dict(confirmed)))
     view = build_view(state, T0 + 10)

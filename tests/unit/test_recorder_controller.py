@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from tandem_protocol.events import Envelope, ScreenState
 
 from recorder_service.controller import Controller, Mode
 from recorder_service.errors import CaptureError
+from tandem_protocol.events import Envelope, ScreenState
 
 
 class FakeCapture:
@@ -141,7 +141,9 @@ def test_state_for_new_call_stops_old_and_paused_call_starts_paused(
     assert cap.calls[-1] == ("start", "new", 5.0, 5.0) and up.queued == ["old"]
 
 
-def test_state_with_screen_off_or_uploaded_does_nothing(rig: tuple[Controller, FakeCapture, FakeUploads]) -> None:
+def test_state_with_screen_off_or_uploaded_does_nothing(
+    rig: tuple[Controller, FakeCapture, FakeUploads],
+) -> None:
     ctl, cap, _ = rig
     assert ctl.handle(call(screen="off")) == []
     assert ctl.handle(call(screen="uploaded", phase="done")) == []
