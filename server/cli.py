@@ -9,11 +9,16 @@ import logging
 import os
 import secrets
 import sys
+from contextlib import AbstractContextManager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from server.settings import ConfigError, Settings, load_settings
 
-DEMO_USERS = (
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+DEMO_USERS: tuple[tuple[str, str, str, str | None, list[str]], ...] = (
     # username, role, full name, team, supervises
     ("admin", "admin", "Ada Admin", None, []),
     ("supervisor", "supervisor", "Sam Supervisor", None, ["Blue"]),
@@ -63,7 +68,7 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _session(settings: Settings):  # type: ignore[no-untyped-def]
+def _session(settings: Settings) -> AbstractContextManager[Session]:
     from server.store.db import make_engine, make_session_factory, migrate, session_scope
 
     settings.data_dir.mkdir(parents=True, exist_ok=True)

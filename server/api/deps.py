@@ -6,7 +6,7 @@ cookie. Every refusal is written to the audit log."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from fastapi import Depends, Request
@@ -104,7 +104,7 @@ def current_user(request: Request, session: Session = Depends(get_db)) -> AuthUs
     return user
 
 
-def require_roles(*roles: str):  # type: ignore[no-untyped-def]
+def require_roles(*roles: str) -> Callable[..., AuthUser]:
     """Dependency factory: the user must have one of ``roles``; a refusal is audited."""
 
     def _check(

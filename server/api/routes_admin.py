@@ -137,7 +137,9 @@ def agents(
         query = query.where(models.User.team_id.in_(user.supervised_team_ids or {-1}))
     bound = dict(
         session.execute(
-            select(models.DnBinding.user_id, models.DnBinding.dn).where(models.DnBinding.released_at.is_(None))
+            select(models.DnBinding.user_id, models.DnBinding.dn).where(
+                models.DnBinding.released_at.is_(None)
+            )
         ).all()
     )
     return [
