@@ -125,11 +125,13 @@ def voice_text(state: DesktopState) -> str:
         return NO_VALUE
     if call.paused:
         return "Voice: paused"
-    # Deliberately avoids the word "paused": the pause is not confirmed.
+    # Below, deliberately never the word "paused": the pause is not confirmed.
+    if state.pending == Pending.PAUSING:
+        if call.voice == VoiceState.PAUSED:  # the server holds the voice while the recorder acks
+            return "Voice: on hold — waiting for the screen recorder…"
+        return "Voice: recording — pausing…"
     if state.unconfirmed == Pending.PAUSING or call.voice == VoiceState.PAUSED:
         return "Voice: on hold — screen pause not confirmed"
-    if state.pending == Pending.PAUSING:
-        return "Voice: recording — pausing…"
     return _VOICE_TEXT.get(call.voice, f"Voice: {call.voice}")
 
 

@@ -73,7 +73,6 @@ class MainWindow(QMainWindow):
         self._api: AgentApi | None = None
         self._login_api: AgentApi | None = None  # a login in flight: log it out too at shutdown
         self._channel: Channel | None = None
-        self._server_url = ""
         self._session = 0  # bumped on login/logout so late results of an old session are ignored
         self._shut_down = False
         self.setWindowTitle("Tandem")
@@ -198,7 +197,7 @@ class MainWindow(QMainWindow):
         )
 
     def _on_logged_in(self, api: AgentApi, server_url: str, response: LoginResponse) -> None:
-        self._api, self._login_api, self._server_url = api, None, server_url
+        self._api, self._login_api = api, None
         self.login_widget.clear_password()
         self._dispatch(LoginSucceeded(response))
         self._channel = self.services.channel_factory(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from functools import partial
 from typing import Any
 
 import pytest
@@ -36,7 +37,7 @@ def test_task_runner_runs_off_thread_in_order_and_delivers_on_qt_thread(qtbot: Q
         delivered.append((str(exc), QThread.currentThread() is qt_thread))
 
     for n in range(4):
-        assert runner.submit(lambda n=n: job(n), ok, err)
+        assert runner.submit(partial(job, n), ok, err)
     qtbot.waitUntil(lambda: len(delivered) == 4)
     assert delivered == [(0, True), (1, True), ("boom", True), (3, True)]
     assert all(t is not threading.main_thread() for t in work_threads)

@@ -32,7 +32,9 @@ from agent_app.view import PAUSE, PAUSING, RESUME, RESUMING, Page, build_view, f
 from tandem_protocol import CallInfo, Envelope, LoginResponse, UserInfo
 
 T0 = 1_763_712_000.0
-AGENT = {"id": 7, "username": "alice", "role": "agent", "full_name": "Alice A", "team_id": 1, "dn": "4711"}
+AGENT: dict[str, Any] = {
+    "id": 7, "username": "alice", "role": "agent", "full_name": "Alice A", "team_id": 1, "dn": "4711"
+}
 
 
 def call_dict(**over: Any) -> dict[str, Any]:
