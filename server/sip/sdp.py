@@ -1,7 +1,9 @@
 """SDP (RFC 4566) offer parsing and ``recvonly`` answer building for G.711 recording.
 
-Foundation scope: the first audio stream of a plain offer; PCMU (PT 0) or PCMA (PT 8), chosen in
-the offer's order; the answer rejects other media with port 0 as RFC 3264 §6 requires.
+Plain calls: the first audio stream; PCMU (PT 0) or PCMA (PT 8), chosen in the offer's order; the
+answer rejects other media with port 0 as RFC 3264 §6 requires. SIPREC calls (RFC 7866 §8.1) offer
+one ``sendonly`` audio stream per leg, told apart by ``a=label``: ``audio_streams`` describes each
+of them and ``build_multistream_answer`` answers every one in order, refusing the unusable ones.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ class MediaDescription:
     connection: str | None = None  # media-level c= address, else the session's
     rtpmap: dict[int, str] = field(default_factory=dict)  # PT -> encoding name (upper case)
     direction: str = "sendrecv"
+    label: str | None = None  # a=label (RFC 4574): names the stream in SIPREC metadata
 
 
 @dataclass(slots=True)
@@ -107,6 +110,8 @@ def _attribute(sdp: SessionDescription, media: MediaDescription | None, value: s
         pt_text, _, encoding = value[7:].partition(" ")
         if pt_text.isascii() and pt_text.isdigit():
             media.rtpmap[int(pt_text)] = encoding.split("/")[0].strip().upper()
+    elif value.startswith("label:") and media is not None:
+        media.label = value[6:].strip() or None
 
 
 def choose_audio(sdp: SessionDescription) -> AudioChoice:
@@ -144,4 +149,94 @@ def build_answer(offer: SessionDescription, choice: AudioChoice, host: str, port
                       "a=recvonly" if choice.direction != "inactive" else "a=inactive"]
         else:
             lines.append(f"m={media.media} 0 {media.proto} {' '.join(media.formats)}")
+    return ("\r\n".join(lines) + "\r\n").encode()
+
+
+# ---- SIPREC: several audio streams ---------------------------------------------------------------
+STATIC_AUDIO = {0: "PCMU", 8: "PCMA", 9: "G722"}  # RFC 3551 static payload types we recognise
+RECORDABLE = tuple(SUPPORTED)  # what server.rtp can decode; G722 is recognised, not recorded
+_HOLD_ADDRESSES = ("0.0.0.0", "::")  # RFC 2543-style hold / RFC 3264 §8.4 "not yet known"
+
+
+@dataclass(frozen=True, slots=True)
+class AudioStream:
+    """One offered ``m=audio`` line, as a SIPREC recorder sees it."""
+
+    index: int  # position of the m= line among all of the offer's m= lines
+    label: str | None
+    port: int
+    proto: str
+    remote_host: str | None  # media-level c=, else session-level, else None
+    direction: str  # effective: the media's, else the session's
+    codecs: tuple[tuple[int, str], ...]  # (PT, encoding) offered, in the offer's order
+    telephone_event: int | None  # PT of telephone-event/8000 (RFC 4733), if offered
+    codec: str | None  # the codec we record this stream with; None if none is common
+    payload_type: int | None
+    refusal: str | None  # why the stream cannot be recorded; None when it can
+
+    @property
+    def accepted(self) -> bool:
+        return self.refusal is None
+
+    @property
+    def deferred(self) -> bool:
+        """Offered but not flowing yet: ``a=inactive`` or a 0.0.0.0 connection address."""
+        return self.direction == "inactive" or self.remote_host in _HOLD_ADDRESSES
+
+
+def audio_streams(sdp: SessionDescription, supported: tuple[str, ...] = RECORDABLE) -> list[AudioStream]:
+    """Every ``m=audio`` line of ``sdp`` with its label, direction, address and chosen codec."""
+    out: list[AudioStream] = []
+    for index, media in enumerate(sdp.media):
+        if media.media != "audio":
+            continue
+        codecs: list[tuple[int, str]] = []
+        for fmt in media.formats:
+            if fmt.isascii() and fmt.isdigit() and int(fmt) <= 127:
+                name = media.rtpmap.get(int(fmt)) or STATIC_AUDIO.get(int(fmt))
+                if name:
+                    codecs.append((int(fmt), name))
+        chosen = next(((pt, name) for pt, name in codecs if name in supported), None)
+        refusal = None
+        if media.port == 0:
+            refusal = "port 0 (stream disabled by the offerer)"
+        elif not media.proto.upper().startswith("RTP/"):
+            refusal = f"unsupported media protocol {media.proto[:20]!r}"
+        elif chosen is None:
+            refusal = f"no common codec ({' or '.join(supported)})"
+        out.append(AudioStream(
+            index=index, label=media.label, port=media.port, proto=media.proto,
+            remote_host=media.connection or sdp.connection,
+            direction=media.direction if media.direction != "sendrecv" else sdp.direction,
+            codecs=tuple(codecs),
+            telephone_event=next((pt for pt, name in codecs if name == "TELEPHONE-EVENT"), None),
+            codec=chosen[1] if chosen else None, payload_type=chosen[0] if chosen else None,
+            refusal=refusal,
+        ))
+    return out
+
+
+def build_multistream_answer(offer: SessionDescription, streams: list[AudioStream], host: str,
+                             ports: dict[int, int]) -> bytes:
+    """Answer every m= line in the offer's order (RFC 3264 §6): a ``recvonly`` audio line on
+    ``ports[stream.index]`` with the stream's label for each accepted stream, port 0 for the rest.
+
+    An ``inactive`` (or ``recvonly``) offer is answered ``inactive``, as RFC 3264 §6.1 requires.
+    """
+    ip = "IP6" if ":" in host else "IP4"
+    session_id = int(time.time())
+    lines = ["v=0", f"o=tandem {session_id} {session_id} IN {ip} {host}", "s=Tandem recording",
+             f"c=IN {ip} {host}", "t=0 0"]
+    by_index = {s.index: s for s in streams}
+    for index, media in enumerate(offer.media):
+        stream = by_index.get(index)
+        port = ports.get(index)
+        if stream is None or not stream.accepted or port is None or stream.payload_type is None:
+            lines.append(f"m={media.media} 0 {media.proto} {' '.join(media.formats)}")
+            continue
+        lines += [f"m=audio {port} RTP/AVP {stream.payload_type}",
+                  f"a=rtpmap:{stream.payload_type} {stream.codec}/8000"]
+        if stream.label is not None:
+            lines.append(f"a=label:{stream.label}")
+        lines.append("a=inactive" if stream.direction in ("inactive", "recvonly") else "a=recvonly")
     return ("\r\n".join(lines) + "\r\n").encode()
