@@ -3,7 +3,7 @@ refusal; visibility follows ``server.policy.access``."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict
 from typing import Any
 
@@ -16,7 +16,7 @@ from server.api.context import ServerContext
 from server.api.deps import AuthUser, client_addr, current_user, get_context, get_db
 from server.api.errors import ApiError
 from server.api.ranges import RangeNotSatisfiable, parse_range
-from server.policy.access import SEE_ALL_ROLES, may_play_media, may_see_interaction
+from server.policy.access import SEE_ALL_ROLES, Viewer, may_play_media, may_see_interaction
 from server.store import audit, models
 from tandem_protocol.payloads import InteractionSummary, PauseSpan
 
@@ -73,6 +73,39 @@ def _deny(session: Session, user: AuthUser, interaction_id: str, action: str, re
     return ApiError(403, "forbidden", "you are not allowed to see this recording")
 
 
+def _visible(
+    session: Session,
+    user: AuthUser,
+    interaction_id: str,
+    request: Request,
+    action: str,
+    rule: Callable[[Viewer, int | None, int | None], bool],
+) -> models.Interaction:
+    """The interaction if ``rule`` lets this user at it; 404 or an audited 403 otherwise."""
+    row = _load(session, interaction_id)
+    if row is None:
+        raise ApiError(404, "unknown_interaction", f"no interaction {interaction_id}")
+    if not rule(user.viewer, row.agent_id, row.agent.team_id if row.agent else None):
+        raise _deny(session, user, interaction_id, action, request)
+    return row
+
+
+def _allowed(
+    session: Session, user: AuthUser, interaction_id: str, request: Request, action: str, detail: str = ""
+) -> None:
+    audit.record(
+        session,
+        action=action,
+        outcome="allowed",
+        user_id=user.user_id,
+        username=user.username,
+        target_type="interaction",
+        target_id=interaction_id,
+        detail=detail,
+        remote_addr=client_addr(request),
+    )
+
+
 @router.get("/interactions")
 def list_interactions(
     limit: int = 200, user: AuthUser = Depends(current_user), session: Session = Depends(get_db)
@@ -102,22 +135,8 @@ def get_interaction(
     user: AuthUser = Depends(current_user),
     session: Session = Depends(get_db),
 ) -> Any:
-    row = _load(session, interaction_id)
-    if row is None:
-        raise ApiError(404, "unknown_interaction", f"no interaction {interaction_id}")
-    team = row.agent.team_id if row.agent else None
-    if not may_see_interaction(user.viewer, row.agent_id, team):
-        raise _deny(session, user, interaction_id, "interaction.read", request)
-    audit.record(
-        session,
-        action="interaction.read",
-        outcome="allowed",
-        user_id=user.user_id,
-        username=user.username,
-        target_type="interaction",
-        target_id=interaction_id,
-        remote_addr=client_addr(request),
-    )
+    row = _visible(session, user, interaction_id, request, "interaction.read", may_see_interaction)
+    _allowed(session, user, interaction_id, request, "interaction.read")
     return asdict(summary(row))
 
 
@@ -132,12 +151,7 @@ def get_media(
 ) -> Any:
     if kind not in MEDIA_KINDS:
         raise ApiError(404, "unknown_media", f"media kind must be one of {', '.join(MEDIA_KINDS)}")
-    row = _load(session, interaction_id)
-    if row is None:
-        raise ApiError(404, "unknown_interaction", f"no interaction {interaction_id}")
-    team = row.agent.team_id if row.agent else None
-    if not may_play_media(user.viewer, row.agent_id, team):
-        raise _deny(session, user, interaction_id, "recording.read", request)
+    row = _visible(session, user, interaction_id, request, "recording.read", may_play_media)
     media = next((m for m in row.media if m.kind == kind), None)
     if media is None:
         raise ApiError(404, "media_not_ready", f"no {kind} recording for this interaction (yet)")
@@ -152,17 +166,7 @@ def get_media(
             {"Content-Range": f"bytes */{size}"},
         ) from exc
     start, end = rng if rng else (0, size - 1)
-    audit.record(
-        session,
-        action="recording.read",
-        outcome="allowed",
-        user_id=user.user_id,
-        username=user.username,
-        target_type="interaction",
-        target_id=interaction_id,
-        detail=f"{kind} bytes {start}-{end}/{size}",
-        remote_addr=client_addr(request),
-    )
+    _allowed(session, user, interaction_id, request, "recording.read", f"{kind} bytes {start}-{end}/{size}")
     headers = {"Accept-Ranges": "bytes", "Content-Length": str(end - start + 1), "Cache-Control": "private"}
     if rng:
         headers["Content-Range"] = f"bytes {start}-{end}/{size}"

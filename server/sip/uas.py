@@ -20,6 +20,7 @@ from server.sip.message import SipRequest, SipResponse
 from server.sip.ratelog import RateLimitedLog
 from server.sip.sdp import build_answer, choose_audio, parse_sdp
 from server.sip.transactions import T1, T2, ServerTransaction, TransactionTable, transaction_key
+from server.sip.transport import StreamPeer
 
 if TYPE_CHECKING:
     from server.sip.service import SipStats
@@ -97,7 +98,7 @@ class CallManager:
                 self._final(txn, 481)
                 return
             # Foundation: a re-INVITE gets the same answer; media does not move.
-            data = self.respond(req, addr, 200, headers=self._contact(), body=call.answer_sdp)
+            data = self.respond(req, addr, 200, headers=self._contact(addr), body=call.answer_sdp)
             self._txns.finish(txn, data)
             return
         if req.body and req.content_type != "application/sdp":
@@ -118,7 +119,7 @@ class CallManager:
         call_id = req.call_id or ""
         call_offer = CallOffer(
             call_id=call_id, dn=req.uri.user or "",
-            caller=(from_.display or from_.uri.user or from_.uri.raw) if from_ else "",
+            caller=_party(from_.display, from_.uri.user or from_.uri.raw) if from_ else "",
             callee=(to.uri.user or to.uri.raw) if to else "", source=addr, codec=choice.codec,
         )
         try:
@@ -152,7 +153,7 @@ class CallManager:
                     voice_path=voice_path, media=media)
         call.answer_sdp = build_answer(offer, choice, self._advertised_host, media.port)
         self._dialogs[(call_id, local_tag)] = call
-        call.final_response = self.respond(req, addr, 200, to_tag=local_tag, headers=self._contact(),
+        call.final_response = self.respond(req, addr, 200, to_tag=local_tag, headers=self._contact(addr),
                                            body=call.answer_sdp)
         self._txns.finish(txn, call.final_response)
         call.answered_at = time.time()
@@ -160,8 +161,13 @@ class CallManager:
         self._stats.calls_started += 1
         call.retransmit_task = asyncio.create_task(self._retransmit_200(call))
 
-    def _contact(self) -> tuple[tuple[str, str], ...]:
-        return (("contact", f"<sip:{self._advertised_host}:{self.local_port}>"), ("allow", ALLOW))
+    def _contact(self, addr: tuple[str, int]) -> tuple[tuple[str, str], ...]:
+        # A call that came over TCP/TLS must be reached (ACK, BYE) over that transport again.
+        if isinstance(addr, StreamPeer):
+            uri = f"sip:{self._advertised_host}:{addr.local_port};transport={addr.transport.lower()}"
+        else:
+            uri = f"sip:{self._advertised_host}:{self.local_port}"
+        return (("contact", f"<{uri}>"), ("allow", ALLOW))
 
     async def _retransmit_200(self, call: Call) -> None:
         """RFC 3261 §13.3.1.4: resend the 2xx (T1 doubling to T2) until ACK; BYE after 64*T1."""
@@ -253,8 +259,11 @@ class CallManager:
             uri = target.uri.raw if target else ""
         branch = new_branch()
         call.local_cseq += 1
+        peer = call.source
+        sent_by = (f"{peer.transport} {self._advertised_host}:{peer.local_port}"
+                   if isinstance(peer, StreamPeer) else f"UDP {self._advertised_host}:{self.local_port}")
         bye = build_request(
-            "BYE", uri, via=f"SIP/2.0/UDP {self._advertised_host}:{self.local_port};branch={branch};rport",
+            "BYE", uri, via=f"SIP/2.0/{sent_by};branch={branch};rport",
             from_=f"{inv.get('to')};tag={call.local_tag}", to=inv.get("from") or "",
             call_id=call.call_id, cseq=call.local_cseq,
             headers=tuple(("route", r) for r in inv.get_all("record-route")),
@@ -284,3 +293,10 @@ class CallManager:
             self._stats.dropped += 1
             return
         event.set()
+
+
+def _party(display: str | None, number: str) -> str:
+    """What an agent and a supervisor want to read: the name and the number, when both are known."""
+    if display and number and display != number:
+        return f"{display} <{number}>"
+    return display or number

@@ -158,7 +158,10 @@ def recorded_call(tmp_path_factory: pytest.TempPathFactory, qapp: QApplication) 
                 stderr=subprocess.STDOUT,
             )
             wait_until(
-                lambda: window.model.state.call is not None and "Carol" in _text(window, "callerLabel"),
+                lambda: (
+                    window.model.state.call is not None
+                    and "Carol Customer <+15550123>" in _text(window, "callerLabel")
+                ),
                 15,
                 "the call on the desktop",
                 pump=_pump,

@@ -146,7 +146,7 @@ def test_sipp_call_is_recorded(tmp_path: Path) -> None:
 
     listener = _run(body, tmp_path)
     _check_recording(listener, 4.5, 0.8)
-    assert listener.offered[0].codec == "PCMU" and listener.offered[0].caller == "SIPp caller"
+    assert listener.offered[0].codec == "PCMU" and listener.offered[0].caller == "SIPp caller <+15550199>"
 
 
 def test_simulated_call_is_recorded(tmp_path: Path) -> None:
