@@ -39,6 +39,10 @@ class Settings(BaseSettings):
     sip_host: str = "127.0.0.1"
     sip_port: int = Field(5060, ge=0, le=65535)
     sip_advertised_host: str | None = None  # address put in Contact/SDP; default sip_host
+    sip_tcp: bool = True  # SIP over TCP on the same port number as UDP
+    sip_tls_cert: Path | None = None  # PEM certificate chain; with sip_tls_key enables SIP over TLS
+    sip_tls_key: Path | None = None
+    sip_tls_port: int | None = Field(None, ge=0, le=65535)  # default: sip_port + 1
     rtp_port_min: int = Field(20000, ge=1024, le=65535)
     rtp_port_max: int = Field(20999, ge=1024, le=65535)
     rtp_timeout_seconds: float = Field(60.0, gt=0)
@@ -59,6 +63,8 @@ class Settings(BaseSettings):
     def _check_ranges(self) -> Settings:
         if self.rtp_port_min > self.rtp_port_max:
             raise ValueError("rtp_port_min must not exceed rtp_port_max")
+        if (self.sip_tls_cert is None) != (self.sip_tls_key is None):
+            raise ValueError("sip_tls_cert and sip_tls_key go together")
         return self
 
     @property

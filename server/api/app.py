@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import ssl
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -49,6 +50,14 @@ def build_context(settings: Settings) -> ServerContext:
     return ServerContext(settings, sessions, storage, hub, repo, media, coordinator)
 
 
+def _tls_context(settings: Settings) -> ssl.SSLContext | None:
+    if settings.sip_tls_cert is None or settings.sip_tls_key is None:
+        return None
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(settings.sip_tls_cert, settings.sip_tls_key)
+    return context
+
+
 def create_app(settings: Settings) -> FastAPI:
     ctx = build_context(settings)
 
@@ -68,10 +77,19 @@ def create_app(settings: Settings) -> FastAPI:
                 rtp_host=settings.sip_host,
                 rtp_port_range=(settings.rtp_port_min, settings.rtp_port_max),
                 rtp_timeout=settings.rtp_timeout_seconds,
+                tcp=settings.sip_tcp,
+                tls_context=_tls_context(settings),
+                tls_port=settings.sip_tls_port,
             )
             await sip.start()
             ctx.sip_port = sip.port
-            log.info("SIP listening on udp %s:%s", settings.sip_host, sip.port)
+            log.info(
+                "SIP listening on %s:%s (udp%s%s)",
+                settings.sip_host,
+                sip.port,
+                "+tcp" if settings.sip_tcp else "",
+                f", tls {sip.tls_port}" if sip.tls_port else "",
+            )
         try:
             yield
         finally:

@@ -198,7 +198,8 @@ def _parse_part(raw: bytes) -> BodyPart:
 
 def _build_part(headers: list[tuple[str, str]], content: bytes) -> BodyPart:
     found = dict(reversed(headers))  # first occurrence wins
-    ctype, ctype_params = DEFAULT_CONTENT_TYPE, dict[str, str]()
+    ctype: str = DEFAULT_CONTENT_TYPE
+    ctype_params: dict[str, str] = {}
     if found.get("content-type"):
         ctype, ctype_params = split_parameters(found["content-type"])
     disposition: str | None = None

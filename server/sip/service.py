@@ -1,6 +1,9 @@
-"""The SIP UAS of the recording server: receives INVITEs over UDP, asks the ``CallListener``
-whether to record, answers ``recvonly`` and drives the call's ``MediaSession`` until BYE, RTP
-timeout or shutdown.
+"""The SIP UAS of the recording server: receives INVITEs over UDP, TCP and optionally TLS, asks
+the ``CallListener`` whether to record, answers ``recvonly`` and drives the call's
+``MediaSession`` until BYE, RTP timeout or shutdown.
+
+Every transport feeds the same ``_on_message``; replies go back to the request's source address,
+which for TCP/TLS is a ``StreamPeer`` bound to the connection the request came on.
 
 Dispatch, validation and out-of-dialog requests live here; the INVITE/ACK/BYE/CANCEL dialog
 logic lives in ``server.sip.uas`` so each module stays one concept.
@@ -10,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 import time
 from collections import Counter
 from collections.abc import Coroutine
@@ -19,17 +23,20 @@ from typing import Any
 
 from server.sip.builders import ALLOW
 from server.sip.dialog import MediaFactory, rtp_session_factory
-from server.sip.errors import SipError, SipParseError
+from server.sip.errors import SipError, SipParseError, SipTransportError
+from server.sip.framing import SipFramingError
 from server.sip.listener import CallListener
 from server.sip.message import SipRequest, SipResponse, parse_message
 from server.sip.ratelog import RateLimitedLog
 from server.sip.salvage import error_response_for
-from server.sip.transport import UdpTransport
+from server.sip.tcp import StreamLimits, StreamStats, StreamTransport
+from server.sip.transport import StreamPeer, UdpTransport
 from server.sip.uas import CallManager
 
 _logger = logging.getLogger(__name__)
 MAX_INFLIGHT = 1024
 SUPPORTED_METHODS = frozenset({"INVITE", "ACK", "BYE", "CANCEL", "OPTIONS"})
+BIND_ATTEMPTS = 20  # ephemeral UDP ports tried until the same TCP port is free too
 
 
 @dataclass
@@ -48,10 +55,19 @@ class SipService:
         self, listener: CallListener, *, host: str, port: int, advertised_host: str,
         rtp_host: str, rtp_port_range: tuple[int, int], voice_dir: Path | None = None,
         rtp_timeout: float = 60.0, media_factory: MediaFactory | None = None,
+        tcp: bool = True, tls_context: ssl.SSLContext | None = None, tls_port: int | None = None,
+        stream_limits: StreamLimits | None = None,
     ) -> None:
         self._host = host
         self._requested_port = port
         self.port = port
+        self._tcp_enabled = tcp
+        self._tls_context = tls_context
+        # RFC 3263 convention: TLS one above the UDP/TCP port (5061 for 5060); ephemeral for port 0.
+        self._requested_tls_port = tls_port if tls_port is not None else (port + 1 if port else 0)
+        self._stream_limits = stream_limits or StreamLimits()
+        self._tcp: StreamTransport | None = None
+        self._tls: StreamTransport | None = None
         self.stats = SipStats()
         self._log = RateLimitedLog(_logger)
         self._transport: UdpTransport | None = None
@@ -69,12 +85,62 @@ class SipService:
     def active_calls(self) -> int:
         return self._calls.active
 
+    @property
+    def tcp_port(self) -> int | None:
+        return self._tcp.port if self._tcp is not None else None
+
+    @property
+    def tls_port(self) -> int | None:
+        return self._tls.port if self._tls is not None else None
+
+    @property
+    def stream_stats(self) -> dict[str, StreamStats]:
+        """Connection counters by transport name ("TCP", "TLS")."""
+        return {t.name: t.stats for t in (self._tcp, self._tls) if t is not None}
+
     async def start(self) -> None:
-        self._transport = await UdpTransport.open(self._host, self._requested_port, self._on_datagram)
-        self.port = self._transport.port
+        try:
+            await self._open_udp_and_tcp()
+            if self._tls_context is not None:
+                self._tls = await StreamTransport.open(
+                    self._host, self._requested_tls_port, self._on_message, self._on_bad_frame,
+                    limits=self._stream_limits, tls_context=self._tls_context)
+        except SipTransportError:
+            await self._close_transports()
+            raise
         self._calls.local_port = self.port
         self._watchdog = asyncio.create_task(self._rtp_watchdog())
-        _logger.info("SIP UAS listening on %s:%d/udp", self._host, self.port)
+        _logger.info("SIP UAS listening on %s:%d/udp%s%s", self._host, self.port,
+                     "+tcp" if self._tcp else "", f", {self.tls_port}/tls" if self._tls else "")
+
+    async def _open_udp_and_tcp(self) -> None:
+        """UDP and TCP on the same port number (RFC 3261 §18.2.1); with port 0 the kernel picks a
+        UDP port and we retry if that number is taken for TCP."""
+        attempts = BIND_ATTEMPTS if self._requested_port == 0 and self._tcp_enabled else 1
+        for attempt in range(attempts):
+            udp = await UdpTransport.open(self._host, self._requested_port, self._on_message)
+            if not self._tcp_enabled:
+                self._transport, self.port = udp, udp.port
+                return
+            try:
+                self._tcp = await StreamTransport.open(self._host, udp.port, self._on_message,
+                                                       self._on_bad_frame, limits=self._stream_limits)
+            except SipTransportError:
+                udp.close()
+                if attempt + 1 == attempts:
+                    raise
+                continue
+            self._transport, self.port = udp, udp.port
+            return
+
+    async def _close_transports(self) -> None:
+        for stream in (self._tcp, self._tls):
+            if stream is not None:
+                await stream.close()
+        self._tcp = self._tls = None
+        if self._transport is not None:
+            self._transport.close()
+            self._transport = None
 
     async def stop(self) -> None:
         if self._watchdog is not None:
@@ -85,12 +151,12 @@ class SipService:
             task.cancel()
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
-        if self._transport is not None:
-            self._transport.close()
-            self._transport = None
+        await self._close_transports()
 
     def _send(self, data: bytes, addr: tuple[str, int]) -> None:
-        if self._transport is not None:
+        if isinstance(addr, StreamPeer):
+            addr.write(data)  # the connection counts a reply it can no longer deliver
+        elif self._transport is not None:
             self._transport.send(data, addr)
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
@@ -104,9 +170,22 @@ class SipService:
             self.stats.handler_errors += 1
             self._log.warning("task", "SIP handler failed: %r", task.exception())
 
-    # ---- datagram dispatch -------------------------------------------------------------------
-    def _on_datagram(self, data: bytes, addr: tuple[str, int]) -> None:
-        """Never raises: every failure is counted and logged (rate-limited)."""
+    # ---- message dispatch (all transports) ----------------------------------------------------
+    def _on_bad_frame(self, exc: SipFramingError, peer: StreamPeer) -> None:
+        """A stream that cannot be framed: answer if the head allows it; the connection closes."""
+        self.stats.received += 1
+        self.stats.malformed += 1
+        self._log.warning("framing", "unframeable SIP on %s from %s: %s", peer.transport, peer, exc.reason)
+        reply = error_response_for(exc.head, exc.status) if exc.head else None
+        if reply is None:
+            self.stats.dropped += 1
+        else:
+            self.stats.responses[exc.status] += 1
+            self._send(reply, peer)
+
+    def _on_message(self, data: bytes, addr: tuple[str, int]) -> None:
+        """One datagram or one framed stream message. Never raises: every failure is counted and
+        logged (rate-limited)."""
         self.stats.received += 1
         if not data.strip(b"\r\n"):
             return  # CRLF keep-alive (RFC 5626 §4.4.1)
@@ -125,7 +204,7 @@ class SipService:
         except Exception as exc:  # a parser bug must not kill the socket
             self.stats.malformed += 1
             self.stats.dropped += 1
-            self._log.warning("parser-bug", "parser error on datagram from %s: %r", addr, exc)
+            self._log.warning("parser-bug", "parser error on message from %s: %r", addr, exc)
             return
         if isinstance(msg, SipResponse):
             self._calls.on_response(msg)

@@ -1,4 +1,5 @@
-"""Thin asyncio adapter around one UDP socket for SIP (RFC 3261 §18 over UDP only).
+"""Thin asyncio adapter around one UDP socket for SIP (RFC 3261 §18), and the peer address type
+of stream connections (TCP and TLS live in ``server.sip.tcp``).
 
 It hands every datagram to a callback and sends bytes; all SIP logic lives elsewhere.
 """
@@ -14,6 +15,28 @@ from server.sip.ratelog import RateLimitedLog
 
 Handler = Callable[[bytes, tuple[str, int]], None]
 _log = RateLimitedLog(logging.getLogger(__name__))
+
+
+class StreamPeer(tuple[str, int]):
+    """The remote (host, port) of one TCP or TLS connection.
+
+    It is a ``tuple[str, int]`` so the UAS, which answers "to where the request came from", stays
+    transport-neutral; ``write`` sends over the very connection the request arrived on
+    (RFC 3261 §18.2.2), so a reply can never leak out over UDP even if a UDP peer uses the same
+    host and port. ``write`` returns False when that connection is gone.
+    """
+
+    transport: str  # "TCP" or "TLS", as written in Via and Contact
+    local_port: int  # our listening port for this transport
+    write: Callable[[bytes], bool]
+
+    def __new__(cls, host: str, port: int, *, transport: str, local_port: int,
+                write: Callable[[bytes], bool]) -> StreamPeer:
+        peer = super().__new__(cls, (host, port))
+        peer.transport = transport
+        peer.local_port = local_port
+        peer.write = write
+        return peer
 
 
 class _Protocol(asyncio.DatagramProtocol):
