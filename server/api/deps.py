@@ -29,6 +29,8 @@ def get_context(request: Request) -> ServerContext:
 
 
 def get_db(ctx: ServerContext = Depends(get_context)) -> Iterator[Session]:
+    """One transaction per request. Routes take it with ``scope="function"`` so the commit happens
+    before the response leaves: a client that uses a fresh token at once must find it saved."""
     with session_scope(ctx.sessions) as session:
         yield session
 
@@ -83,7 +85,7 @@ def resolve_token(session: Session, token: str | None) -> AuthUser | None:
     )
 
 
-def current_user(request: Request, session: Session = Depends(get_db)) -> AuthUser:
+def current_user(request: Request, session: Session = Depends(get_db, scope="function")) -> AuthUser:
     token = extract_token(request)
     user = resolve_token(session, token)
     if user is None:
@@ -108,7 +110,9 @@ def require_roles(*roles: str) -> Callable[..., AuthUser]:
     """Dependency factory: the user must have one of ``roles``; a refusal is audited."""
 
     def _check(
-        request: Request, user: AuthUser = Depends(current_user), session: Session = Depends(get_db)
+        request: Request,
+        user: AuthUser = Depends(current_user),
+        session: Session = Depends(get_db, scope="function"),
     ) -> AuthUser:
         if user.role not in roles:
             audit.record(

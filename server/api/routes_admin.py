@@ -58,7 +58,7 @@ def write_policy(session: Session, policy: SamplingPolicy) -> None:
 @router.get("/admin/sampling", response_model=SamplingPolicy)
 def get_sampling(
     _user: AuthUser = Depends(admin_only),
-    session: Session = Depends(get_db),
+    session: Session = Depends(get_db, scope="function"),
     ctx: ServerContext = Depends(get_context),
 ) -> Any:
     return asdict(read_policy(session, ctx.settings.screen_percentage))
@@ -69,7 +69,7 @@ def put_sampling(
     body: SamplingPolicy,
     request: Request,
     user: AuthUser = Depends(admin_only),
-    session: Session = Depends(get_db),
+    session: Session = Depends(get_db, scope="function"),
     ctx: ServerContext = Depends(get_context),
 ) -> Any:
     write_policy(session, body)
@@ -88,7 +88,7 @@ def put_sampling(
 
 
 @router.get("/teams")
-def teams(_user: AuthUser = Depends(admin_only), session: Session = Depends(get_db)) -> Any:
+def teams(_user: AuthUser = Depends(admin_only), session: Session = Depends(get_db, scope="function")) -> Any:
     return [
         {"id": t.id, "name": t.name, "screen_percentage": t.screen_percentage}
         for t in session.execute(select(models.Team).order_by(models.Team.name)).scalars()
@@ -100,7 +100,7 @@ def audit_log(
     limit: int = 200,
     target_id: str | None = None,
     _user: AuthUser = Depends(auditors),
-    session: Session = Depends(get_db),
+    session: Session = Depends(get_db, scope="function"),
 ) -> Any:
     query = select(models.AuditRecord).order_by(models.AuditRecord.id.desc()).limit(max(1, min(limit, 5000)))
     if target_id:
@@ -128,7 +128,7 @@ supervisors = require_roles("admin", "supervisor")
 @router.get("/agents")
 def agents(
     user: AuthUser = Depends(supervisors),
-    session: Session = Depends(get_db),
+    session: Session = Depends(get_db, scope="function"),
     ctx: ServerContext = Depends(get_context),
 ) -> Any:
     """Agents (of the caller's teams), the DN each is logged in on and which clients are connected."""

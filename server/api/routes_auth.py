@@ -35,7 +35,7 @@ def login(
     body: LoginRequest,
     request: Request,
     response: Response,
-    session: Session = Depends(get_db),
+    session: Session = Depends(get_db, scope="function"),
     ctx: ServerContext = Depends(get_context),
 ) -> Any:
     addr = client_addr(request)
@@ -116,7 +116,7 @@ def logout(
     request: Request,
     response: Response,
     user: AuthUser = Depends(current_user),
-    session: Session = Depends(get_db),
+    session: Session = Depends(get_db, scope="function"),
 ) -> Response:
     now = time.time()
     tok = session.get(models.ApiToken, user.token_id)
@@ -142,7 +142,7 @@ def logout(
 
 
 @router.get("/me", response_model=UserInfo)
-def me(user: AuthUser = Depends(current_user), session: Session = Depends(get_db)) -> Any:
+def me(user: AuthUser = Depends(current_user), session: Session = Depends(get_db, scope="function")) -> Any:
     row = session.get(models.User, user.user_id)
     assert row is not None
     return asdict(user_info(session, row))

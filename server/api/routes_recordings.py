@@ -108,7 +108,9 @@ def _allowed(
 
 @router.get("/interactions")
 def list_interactions(
-    limit: int = 200, user: AuthUser = Depends(current_user), session: Session = Depends(get_db)
+    limit: int = 200,
+    user: AuthUser = Depends(current_user),
+    session: Session = Depends(get_db, scope="function"),
 ) -> Any:
     query = (
         select(models.Interaction)
@@ -133,7 +135,7 @@ def get_interaction(
     interaction_id: str,
     request: Request,
     user: AuthUser = Depends(current_user),
-    session: Session = Depends(get_db),
+    session: Session = Depends(get_db, scope="function"),
 ) -> Any:
     row = _visible(session, user, interaction_id, request, "interaction.read", may_see_interaction)
     _allowed(session, user, interaction_id, request, "interaction.read")
@@ -146,7 +148,7 @@ def get_media(
     kind: str,
     request: Request,
     user: AuthUser = Depends(current_user),
-    session: Session = Depends(get_db),
+    session: Session = Depends(get_db, scope="function"),
     ctx: ServerContext = Depends(get_context),
 ) -> Any:
     if kind not in MEDIA_KINDS:

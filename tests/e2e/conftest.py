@@ -53,6 +53,11 @@ def _text(window: Any, name: str) -> str:
     return str(widget.text())
 
 
+def _enabled(window: Any, name: str) -> bool:
+    button = window.findChild(QPushButton, name)
+    return button is not None and bool(button.isEnabled())
+
+
 def _click(window: Any, name: str) -> None:
     button = window.findChild(QPushButton, name)
     assert button is not None and button.isEnabled(), (
@@ -186,7 +191,7 @@ def recorded_call(tmp_path_factory: pytest.TempPathFactory, qapp: QApplication) 
             out, _ = sipp.communicate(timeout=60)
             assert sipp.returncode == 0, out.decode(errors="replace")[-3000:]
             wait_until(
-                lambda: window.findChild(QPushButton, "doneButton").isEnabled(),
+                lambda: _enabled(window, "doneButton"),
                 10,
                 "ACW on the desktop",
                 pump=_pump,

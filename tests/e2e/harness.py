@@ -109,7 +109,9 @@ def tandem_server(cmd: str) -> list[str]:
 
 @contextlib.contextmanager
 def run_server(
-    data_dir: Path, extra_users: list[tuple[str, str, str]] = (), **settings: str
+    data_dir: Path,
+    extra_users: tuple[tuple[str, str, str], ...] | list[tuple[str, str, str]] = (),
+    **settings: str,
 ) -> Iterator[ServerProcess]:
     """Start ``tandem-server run``; demo users plus ``extra_users`` (username, role, team)."""
     http_port, sip_port = free_port(), free_port(socket.SOCK_DGRAM)

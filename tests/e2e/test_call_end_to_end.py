@@ -100,3 +100,16 @@ def test_desktop_alignment(qapp: QApplication) -> None:
     finally:
         window.shutdown()
         window.close()
+
+
+def test_a_fresh_token_works_at_once(recorded_call: RecordedCall) -> None:
+    """The login's transaction is committed before its response leaves (no 401 race)."""
+    import httpx
+
+    server = recorded_call.server
+    password = server.creds["supervisor"]["password"]
+    with httpx.Client(base_url=server.url, timeout=10) as http:
+        for _ in range(100):
+            token = http.post("/api/auth/login", json={"username": "supervisor", "password": password}).json()
+            r = http.get("/api/me", headers={"Authorization": f"Bearer {token['token']}"})
+            assert r.status_code == 200, r.text
