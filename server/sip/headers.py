@@ -84,7 +84,7 @@ def parse_params(text: str, *, strict: bool) -> dict[str, str | None]:
     body = text.strip()
     if body.startswith(";"):
         body = body[1:]
-    for item in _split_semicolons(body):
+    for item in split_semicolons(body):
         item = item.strip()
         if not item:
             if strict:
@@ -98,7 +98,8 @@ def parse_params(text: str, *, strict: bool) -> dict[str, str | None]:
     return params
 
 
-def _split_semicolons(text: str) -> list[str]:
+def split_semicolons(text: str) -> list[str]:
+    """Split at ``;`` outside double quotes (backslash escapes honoured)."""
     out: list[str] = []
     buf: list[str] = []
     in_quote = escaped = False

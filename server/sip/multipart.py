@@ -13,7 +13,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from server.sip.errors import SipError
+from server.sip.errors import SipError, SipParseError
+from server.sip.headers import split_semicolons
 
 MAX_BODY_BYTES = 64 * 1024
 MAX_PARTS = 16
@@ -68,27 +69,10 @@ def split_parameters(value: str) -> tuple[str, dict[str, str]]:
     Parameter names are lower-cased; quoted values are unquoted (backslash escapes honoured).
     An unterminated quote or a parameter without a name is a ``MultipartError``.
     """
-    items: list[str] = []
-    buf: list[str] = []
-    in_quote = escaped = False
-    for ch in value:
-        if in_quote:
-            if escaped:
-                escaped = False
-            elif ch == "\\":
-                escaped = True
-            elif ch == '"':
-                in_quote = False
-        elif ch == '"':
-            in_quote = True
-        elif ch == ";":
-            items.append("".join(buf))
-            buf = []
-            continue
-        buf.append(ch)
-    if in_quote:
-        raise MultipartError(f"unterminated quoted string in {value[:80]!r}")
-    items.append("".join(buf))
+    try:
+        items = split_semicolons(value)
+    except SipParseError as exc:
+        raise MultipartError(f"{exc} in {value[:80]!r}") from exc
     params: dict[str, str] = {}
     for item in items[1:]:
         if not item.strip():
