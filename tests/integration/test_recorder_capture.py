@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import threading
 import time
@@ -18,8 +17,6 @@ from recorder_service.capture import MssGrabber
 from recorder_service.session import CaptureSession
 from recorder_service.spool import Spool, SpoolState
 
-pytestmark = pytest.mark.skipif(shutil.which("Xvfb") is None, reason="Xvfb not installed")
-
 COLOURS = ["red", "green", "blue", "yellow", "magenta", "cyan", "white", "black"]
 
 
@@ -28,7 +25,9 @@ def start_xvfb() -> tuple[subprocess.Popen[bytes], str]:
     read_fd, write_fd = os.pipe()
     proc = subprocess.Popen(
         ["Xvfb", "-displayfd", str(write_fd), "-screen", "0", "640x480x24", "-nolisten", "tcp"],
-        pass_fds=(write_fd,), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        pass_fds=(write_fd,),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     os.close(write_fd)
     with os.fdopen(read_fd) as fh:
@@ -69,16 +68,18 @@ class ColourChanger:
     def _run(self) -> None:
         i = 0
         while not self._stop.is_set():
-            subprocess.run(["xsetroot", "-display", self._display, "-solid", COLOURS[i % len(COLOURS)]],
-                           check=False)
+            subprocess.run(
+                ["xsetroot", "-display", self._display, "-solid", COLOURS[i % len(COLOURS)]], check=False
+            )
             i += 1
             self._stop.wait(0.2)
 
 
 def test_capture_three_seconds_of_changing_screen(display: str, tmp_path: Path) -> None:
     spool = Spool(tmp_path)
-    session = CaptureSession("real-1", fps=5, spool=spool, server_now=time.time, grabber=MssGrabber(0),
-                             holdback=0.5)
+    session = CaptureSession(
+        "real-1", fps=5, spool=spool, server_now=time.time, grabber=MssGrabber(0), holdback=0.5
+    )
     with ColourChanger(display):
         time.sleep(0.3)
         begin = time.time()

@@ -20,12 +20,12 @@ from typing import Any, TypeVar
 import pytest
 
 from server.sip.framing import StreamFramer
-from server.sip.listener import CallAccepted, CallOffer, CallRejected, RecordedCall
 from server.sip.service import SipService
 from server.sip.tcp import StreamLimits
+from tests.integration.sip_fakes import FakeListener
 
 DATA = Path(__file__).resolve().parents[2] / ".." / "shared" / "testdata" / "sip" / "rfc4475"
-pytestmark = [pytest.mark.timeout(60), pytest.mark.skipif(not DATA.is_dir(), reason="no RFC 4475 data")]
+pytestmark = pytest.mark.timeout(60)
 T = TypeVar("T")
 
 
@@ -52,11 +52,13 @@ EXPECTED: dict[str, Case] = {
     "lwsdisp.dat": Case((200,), (200,), "§3.1.1.6 " + _200),
     "longreq.dat": Case((404,), (404,), "§3.1.1.7 " + _404),
     "dblreq.dat": Case(
-        (501,), (501, 488),
+        (501,),
+        (501, 488),
         "§3.1.1.8 UDP: octets after Content-Length are ignored, REGISTER gets 501. TCP (RFC 3261 "
         "§18.3): they are the next message: the INVITE's bad SDP ('m =video') gets 488, and the 5 "
         "octets its Content-Length leaves over have no Content-Length: unframeable, closed",
-        tcp_frame="bad-frame"),
+        tcp_frame="bad-frame",
+    ),
     "semiuri.dat": Case((200,), (200,), "§3.1.1.9 " + _200),
     "transports.dat": Case((200,), (200,), "§3.1.1.10 unknown Via transports are fine: " + _200),
     "mpart01.dat": Case((501,), (501,), "§3.1.1.11 MESSAGE: " + _501),
@@ -65,12 +67,18 @@ EXPECTED: dict[str, Case] = {
     # ---- §3.1.2 invalid messages: 400 when a response can be built
     "badinv01.dat": Case((400,), (400,), "§3.1.2.1 " + _400),
     "clerr.dat": Case(
-        (400,), (),
+        (400,),
+        (),
         "§3.1.2.2 UDP: the body is shorter than Content-Length: 400. TCP (RFC 3261 §18.3): the "
         "rest of the body has simply not arrived yet; at EOF the partial message is dropped",
-        tcp_frame="truncated"),
-    "ncl.dat": Case((400,), (400,), "§3.1.2.3 negative Content-Length: 400; on TCP unframeable, closed",
-                    tcp_frame="bad-frame"),
+        tcp_frame="truncated",
+    ),
+    "ncl.dat": Case(
+        (400,),
+        (400,),
+        "§3.1.2.3 negative Content-Length: 400; on TCP unframeable, closed",
+        tcp_frame="bad-frame",
+    ),
     "scalar02.dat": Case((400,), (400,), "§3.1.2.4 " + _400),
     "scalarlg.dat": Case((), (), "§3.1.2.5 a malformed response: dropped (nobody to answer)"),
     "quotbal.dat": Case((400,), (400,), "§3.1.2.6 " + _400),
@@ -91,10 +99,12 @@ EXPECTED: dict[str, Case] = {
     "badbranch.dat": Case((200,), (200,), "§3.2.1 no magic cookie in the branch is still a request: 200"),
     # ---- §3.3 application layer semantics
     "insuf.dat": Case(
-        (), (),
+        (),
+        (),
         "§3.3.1 no From, To, Call-ID: the RFC suggests 400, but RFC 3261 §8.2.6.2 makes a response "
         "copy exactly those headers, so none can be built and the request is dropped (also pinned "
-        "by test_sip_service's missing-Call-ID case)"),
+        "by test_sip_service's missing-Call-ID case)",
+    ),
     "unkscm.dat": Case((416,), (416,), "§3.3.2 unknown Request-URI scheme: 416 (RFC 3261 §8.2.2.1)"),
     "novelsc.dat": Case((416,), (416,), "§3.3.3 a tel: Request-URI we do not serve: 416"),
     "unksm2.dat": Case((501,), (501,), "§3.3.4 unknown schemes in headers are fine; REGISTER: " + _501),
@@ -102,8 +112,9 @@ EXPECTED: dict[str, Case] = {
     "invut.dat": Case((415,), (415,), "§3.3.6 body type we cannot read: 415 + Accept (§8.2.3)"),
     "regaut01.dat": Case((501,), (501,), "§3.3.7 REGISTER: " + _501),
     "multi01.dat": Case((400,), (400,), "§3.3.8 single-value header twice: 400"),
-    "mcl01.dat": Case((400,), (400,), "§3.3.9 two Content-Lengths: 400; on TCP unframeable, closed",
-                      tcp_frame="bad-frame"),
+    "mcl01.dat": Case(
+        (400,), (400,), "§3.3.9 two Content-Lengths: 400; on TCP unframeable, closed", tcp_frame="bad-frame"
+    ),
     "bcast.dat": Case((), (), "§3.3.10 " + _RESP),
     "zeromf.dat": Case((200,), (200,), "§3.3.11 Max-Forwards 0 reaching the UAS itself: " + _200),
     "cparam01.dat": Case((501,), (501,), "§3.3.12 REGISTER: " + _501),
@@ -112,10 +123,12 @@ EXPECTED: dict[str, Case] = {
     "sdp01.dat": Case((404,), (404,), "§3.3.15 Accept without SDP: the DN is unknown first: " + _404),
     # ---- §3.4 backward compatibility
     "inv2543.dat": Case(
-        (400,), (400,),
+        (400,),
+        (400,),
         "§3.4.1 RFC 2543 INVITE (no branch, no From tag): 400. It has no Content-Length, which on "
         "TCP (RFC 3261 §18.3) is already unframeable: 400 and closed",
-        tcp_frame="bad-frame"),
+        tcp_frame="bad-frame",
+    ),
 }
 
 
@@ -129,34 +142,18 @@ def _rows() -> list[tuple[str, str]]:
 ROWS = _rows()
 
 
-class FakeListener:
-    """Records DN 1001 into ``voice_dir``; every other DN gets 404."""
-
-    def __init__(self, voice_dir: Path) -> None:
-        self.voice_dir = voice_dir
-        self.offered: list[CallOffer] = []
-        self.answered: list[RecordedCall] = []
-
-    async def on_call_offered(self, offer: CallOffer) -> CallAccepted | CallRejected:
-        self.offered.append(offer)
-        if offer.dn != "1001":
-            return CallRejected(404, "No agent on DN")
-        iid = uuid.uuid4().hex
-        return CallAccepted(iid, self.voice_dir / f"{iid}.wav")
-
-    async def on_call_answered(self, call: RecordedCall) -> None:
-        self.answered.append(call)
-
-    async def on_call_ended(self, call: RecordedCall, ended_at: float, reason: str) -> None:
-        pass
-
-
 def _with_service(tmp_path: Path, body: Callable[[SipService, FakeListener], Awaitable[T]]) -> T:
     async def main() -> T:
         listener = FakeListener(tmp_path)
-        service = SipService(listener, host="127.0.0.1", port=0, advertised_host="127.0.0.1",
-                             rtp_host="127.0.0.1", rtp_port_range=(44000, 44999),
-                             stream_limits=StreamLimits(idle_timeout=5.0, linger=0.05))
+        service = SipService(
+            listener,
+            host="127.0.0.1",
+            port=0,
+            advertised_host="127.0.0.1",
+            rtp_host="127.0.0.1",
+            rtp_port_range=(44000, 44999),
+            stream_limits=StreamLimits(idle_timeout=5.0, linger=0.05),
+        )
         await service.start()
         try:
             return await body(service, listener)
@@ -224,9 +221,11 @@ async def _send_tcp(port: int, data: bytes) -> list[int]:
 
 
 async def _options_ok(service: SipService, transport: str) -> bool:
-    msg = (f"OPTIONS sip:1001@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/{transport} 127.0.0.1:9;branch=z9hG4bK-"
-           f"{uuid.uuid4().hex}\r\nFrom: <sip:probe@127.0.0.1>;tag=p\r\nTo: <sip:1001@127.0.0.1>\r\n"
-           f"Call-ID: {uuid.uuid4().hex}\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n").encode()
+    msg = (
+        f"OPTIONS sip:1001@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/{transport} 127.0.0.1:9;branch=z9hG4bK-"
+        f"{uuid.uuid4().hex}\r\nFrom: <sip:probe@127.0.0.1>;tag=p\r\nTo: <sip:1001@127.0.0.1>\r\n"
+        f"Call-ID: {uuid.uuid4().hex}\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n"
+    ).encode()
     if transport == "UDP":
         statuses = await _send_udp(service.port, msg, 1, quiet=0.0)
     else:

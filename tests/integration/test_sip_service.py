@@ -7,7 +7,6 @@ import argparse
 import asyncio
 import shutil
 import socket
-import uuid
 import wave
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -18,37 +17,12 @@ import pytest
 
 from server.sim import cli
 from server.sim.call import SimulatedCallError, simulate_call
-from server.sip.listener import CallAccepted, CallOffer, CallRejected, RecordedCall
 from server.sip.message import SipResponse, parse_message
 from server.sip.service import SipService
+from tests.integration.sip_fakes import FakeListener
 
 SIPP_SCENARIO = Path(__file__).resolve().parents[1] / "sipp" / "uac_pcmu_stream.xml"
 pytestmark = pytest.mark.timeout(60)
-
-
-class FakeListener:
-    def __init__(self, voice_dir: Path, answer_delay: float = 0.0) -> None:
-        self.voice_dir = voice_dir
-        self.answer_delay = answer_delay
-        self.offered: list[CallOffer] = []
-        self.answered: list[RecordedCall] = []
-        self.ended: list[tuple[RecordedCall, float, str]] = []
-        self.ended_event = asyncio.Event()
-
-    async def on_call_offered(self, offer: CallOffer) -> CallAccepted | CallRejected:
-        self.offered.append(offer)
-        await asyncio.sleep(self.answer_delay)
-        if offer.dn != "1001":
-            return CallRejected(404, "No agent on DN")
-        iid = uuid.uuid4().hex
-        return CallAccepted(iid, self.voice_dir / f"{iid}.wav")
-
-    async def on_call_answered(self, call: RecordedCall) -> None:
-        self.answered.append(call)
-
-    async def on_call_ended(self, call: RecordedCall, ended_at: float, reason: str) -> None:
-        self.ended.append((call, ended_at, reason))
-        self.ended_event.set()
 
 
 def _free_port() -> int:
@@ -57,12 +31,23 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _run(body: Callable[[SipService, FakeListener], Awaitable[None]], tmp_path: Path,
-         answer_delay: float = 0.0, rtp_timeout: float = 10.0) -> FakeListener:
+def _run(
+    body: Callable[[SipService, FakeListener], Awaitable[None]],
+    tmp_path: Path,
+    answer_delay: float = 0.0,
+    rtp_timeout: float = 10.0,
+) -> FakeListener:
     async def main() -> FakeListener:
         listener = FakeListener(tmp_path, answer_delay)
-        service = SipService(listener, host="127.0.0.1", port=0, advertised_host="127.0.0.1",
-                             rtp_host="127.0.0.1", rtp_port_range=(42000, 42999), rtp_timeout=rtp_timeout)
+        service = SipService(
+            listener,
+            host="127.0.0.1",
+            port=0,
+            advertised_host="127.0.0.1",
+            rtp_host="127.0.0.1",
+            rtp_port_range=(42000, 42999),
+            rtp_timeout=rtp_timeout,
+        )
         await service.start()
         try:
             await body(service, listener)
@@ -109,38 +94,90 @@ async def _expect(proto: _Udp) -> SipResponse:
     return msg
 
 
-def _request(method: str, port: int, call_id: str, *, branch: str = "z9hG4bK-raw1", body: bytes = b"",
-             extra: str = "", dn: str = "1001", to_tag: str = "") -> bytes:
-    head = (f"{method} sip:{dn}@127.0.0.1:{port} SIP/2.0\r\n"
-            f"Via: SIP/2.0/UDP 127.0.0.1:9;branch={branch}\r\nMax-Forwards: 70\r\n"
-            f"From: <sip:caller@127.0.0.1>;tag=f1\r\nTo: <sip:{dn}@127.0.0.1>{to_tag}\r\n"
-            f"Call-ID: {call_id}\r\nCSeq: 1 {method}\r\n{extra}Content-Length: {len(body)}\r\n\r\n")
+def _request(
+    method: str,
+    port: int,
+    call_id: str,
+    *,
+    branch: str = "z9hG4bK-raw1",
+    body: bytes = b"",
+    extra: str = "",
+    dn: str = "1001",
+    to_tag: str = "",
+) -> bytes:
+    head = (
+        f"{method} sip:{dn}@127.0.0.1:{port} SIP/2.0\r\n"
+        f"Via: SIP/2.0/UDP 127.0.0.1:9;branch={branch}\r\nMax-Forwards: 70\r\n"
+        f"From: <sip:caller@127.0.0.1>;tag=f1\r\nTo: <sip:{dn}@127.0.0.1>{to_tag}\r\n"
+        f"Call-ID: {call_id}\r\nCSeq: 1 {method}\r\n{extra}Content-Length: {len(body)}\r\n\r\n"
+    )
     return head.encode() + body
 
 
-OFFER = (b"v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
-         b"m=audio 41000 RTP/AVP 0\r\n")
+OFFER = (
+    b"v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 41000 RTP/AVP 0\r\n"
+)
 
 
-@pytest.mark.skipif(shutil.which("sipp") is None or shutil.which("sox") is None,
-                    reason="needs sipp and sox")
 def test_sipp_call_is_recorded(tmp_path: Path) -> None:
+    for tool in ("sipp", "sox"):
+        assert shutil.which(tool), f"{tool} is required (the test command installs it)"
     wav_in = tmp_path / "speech.wav"
 
     async def body(service: SipService, listener: FakeListener) -> None:
         sox = await asyncio.create_subprocess_exec(
-            "sox", "-n", "-r", "8000", "-c", "1", "-e", "u-law", str(wav_in), "synth", "2",
-            "sine", "300-900", "vol", "0.7")
+            "sox",
+            "-n",
+            "-r",
+            "8000",
+            "-c",
+            "1",
+            "-e",
+            "u-law",
+            str(wav_in),
+            "synth",
+            "2",
+            "sine",
+            "300-900",
+            "vol",
+            "0.7",
+        )
         assert await sox.wait() == 0
         sipp = await asyncio.create_subprocess_exec(
-            "sipp", f"127.0.0.1:{service.port}", "-sf", str(SIPP_SCENARIO), "-s", "1001",
-            "-i", "127.0.0.1", "-p", str(_free_port()), "-mi", "127.0.0.1", "-mp", str(_free_port()),
-            "-m", "1", "-timeout", "30", "-timeout_error", "-nostdin", "-trace_err",
-            "-error_file", str(tmp_path / "sipp_err.log"), "-nd",
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT, cwd=tmp_path)
+            "sipp",
+            f"127.0.0.1:{service.port}",
+            "-sf",
+            str(SIPP_SCENARIO),
+            "-s",
+            "1001",
+            "-i",
+            "127.0.0.1",
+            "-p",
+            str(_free_port()),
+            "-mi",
+            "127.0.0.1",
+            "-mp",
+            str(_free_port()),
+            "-m",
+            "1",
+            "-timeout",
+            "30",
+            "-timeout_error",
+            "-nostdin",
+            "-trace_err",
+            "-error_file",
+            str(tmp_path / "sipp_err.log"),
+            "-nd",
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+            cwd=tmp_path,
+        )
         out, _ = await asyncio.wait_for(sipp.communicate(), 40)
-        errors = (tmp_path / "sipp_err.log").read_text(errors="replace")[-2000:] \
-            if (tmp_path / "sipp_err.log").exists() else ""
+        errors = (
+            (tmp_path / "sipp_err.log").read_text(errors="replace")[-2000:]
+            if (tmp_path / "sipp_err.log").exists()
+            else ""
+        )
         assert sipp.returncode == 0, out.decode(errors="replace")[-2000:] + errors
         await asyncio.wait_for(listener.ended_event.wait(), 5)
 
@@ -178,24 +215,47 @@ def test_malformed_datagrams_and_rejected_dn(tmp_path: Path) -> None:
             options = await _expect(proto)
             assert options.status == 200 and options.call_id == "opt-1"
             assert "INVITE" in (options.get("allow") or "")
-            transport.sendto(_request("INVITE", service.port, "dn-9999", dn="9999", body=OFFER,
-                                      branch="z9hG4bK-9999", extra="Content-Type: application/sdp\r\n"),
-                             addr)
+            transport.sendto(
+                _request(
+                    "INVITE",
+                    service.port,
+                    "dn-9999",
+                    dn="9999",
+                    body=OFFER,
+                    branch="z9hG4bK-9999",
+                    extra="Content-Type: application/sdp\r\n",
+                ),
+                addr,
+            )
             assert (await _expect(proto)).status == 100
             rejected = await _expect(proto)
             assert rejected.status == 404 and rejected.to is not None and rejected.to.tag
             transport.sendto(_request("FOO", service.port, "foo-1", branch="z9hG4bK-f1"), addr)
             assert (await _expect(proto)).status == 501
-            transport.sendto(_request("BYE", service.port, "nope", branch="z9hG4bK-b1", to_tag=";tag=zz"),
-                             addr)
+            transport.sendto(
+                _request("BYE", service.port, "nope", branch="z9hG4bK-b1", to_tag=";tag=zz"), addr
+            )
             assert (await _expect(proto)).status == 481
-            transport.sendto(_request("INVITE", service.port, "notsdp", branch="z9hG4bK-n1", body=b"hi",
-                                      extra="Content-Type: text/plain\r\n"), addr)
+            transport.sendto(
+                _request(
+                    "INVITE",
+                    service.port,
+                    "notsdp",
+                    branch="z9hG4bK-n1",
+                    body=b"hi",
+                    extra="Content-Type: text/plain\r\n",
+                ),
+                addr,
+            )
             assert (await _expect(proto)).status == 415
             transport.sendto(_request("INVITE", service.port, "nobody", branch="z9hG4bK-n2"), addr)
             assert (await _expect(proto)).status == 488
-            transport.sendto(_request("OPTIONS", service.port, "v", branch="z9hG4bK-v").replace(
-                b"SIP/2.0\r\n", b"SIP/3.0\r\n", 1), addr)
+            transport.sendto(
+                _request("OPTIONS", service.port, "v", branch="z9hG4bK-v").replace(
+                    b"SIP/2.0\r\n", b"SIP/3.0\r\n", 1
+                ),
+                addr,
+            )
             assert (await _expect(proto)).status == 505
         finally:
             transport.close()
@@ -213,8 +273,14 @@ def test_cancel_before_answer_and_retransmitted_invite(tmp_path: Path) -> None:
         transport, proto = await _raw_socket()
         try:
             addr = ("127.0.0.1", service.port)
-            invite = _request("INVITE", service.port, "cancel-1", body=OFFER, branch="z9hG4bK-c1",
-                              extra="Content-Type: application/sdp\r\n")
+            invite = _request(
+                "INVITE",
+                service.port,
+                "cancel-1",
+                body=OFFER,
+                branch="z9hG4bK-c1",
+                extra="Content-Type: application/sdp\r\n",
+            )
             transport.sendto(invite, addr)
             assert (await _expect(proto)).status == 100
             transport.sendto(invite, addr)  # retransmission: the last response again, no new call
@@ -269,14 +335,22 @@ def test_rtp_timeout_ends_call_and_sends_bye(tmp_path: Path) -> None:
         transport, proto = await _raw_socket()
         try:
             addr = ("127.0.0.1", service.port)
-            transport.sendto(_request("INVITE", service.port, "quiet-1", body=OFFER, branch="z9hG4bK-q1",
-                                      extra="Content-Type: application/sdp\r\n"), addr)
+            transport.sendto(
+                _request(
+                    "INVITE",
+                    service.port,
+                    "quiet-1",
+                    body=OFFER,
+                    branch="z9hG4bK-q1",
+                    extra="Content-Type: application/sdp\r\n",
+                ),
+                addr,
+            )
             assert (await _expect(proto)).status == 100
             ok = await _expect(proto)
             assert ok.status == 200 and ok.to is not None and ok.to.tag
             assert b"a=recvonly" in ok.body
-            ack = _request("ACK", service.port, "quiet-1", branch="z9hG4bK-q1ack",
-                           to_tag=f";tag={ok.to.tag}")
+            ack = _request("ACK", service.port, "quiet-1", branch="z9hG4bK-q1ack", to_tag=f";tag={ok.to.tag}")
             transport.sendto(ack, addr)
             # No RTP at all: after rtp_timeout the server hangs up with a BYE of its own.
             bye = parse_message(await asyncio.wait_for(proto.queue.get(), 3.0))

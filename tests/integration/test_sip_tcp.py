@@ -9,7 +9,6 @@ import ipaddress
 import logging
 import socket
 import ssl
-import uuid
 import wave
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -20,37 +19,14 @@ import pytest
 from server.sim.rtp_sender import send_rtp
 from server.sim.speech import speech_like_pcm
 from server.sip.framing import StreamFramer
-from server.sip.listener import CallAccepted, CallOffer, CallRejected, RecordedCall
 from server.sip.message import SipResponse, parse_message
 from server.sip.service import SipService
 from server.sip.tcp import StreamLimits
+from tests.integration.sip_fakes import FakeListener
 
 pytestmark = pytest.mark.timeout(60)
 OFFER = (b"v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
          b"m=audio 41000 RTP/AVP 0\r\n")
-
-
-class FakeListener:
-    def __init__(self, voice_dir: Path) -> None:
-        self.voice_dir = voice_dir
-        self.offered: list[CallOffer] = []
-        self.answered: list[RecordedCall] = []
-        self.ended: list[tuple[RecordedCall, float, str]] = []
-        self.ended_event = asyncio.Event()
-
-    async def on_call_offered(self, offer: CallOffer) -> CallAccepted | CallRejected:
-        self.offered.append(offer)
-        if offer.dn != "1001":
-            return CallRejected(404, "No agent on DN")
-        iid = uuid.uuid4().hex
-        return CallAccepted(iid, self.voice_dir / f"{iid}.wav")
-
-    async def on_call_answered(self, call: RecordedCall) -> None:
-        self.answered.append(call)
-
-    async def on_call_ended(self, call: RecordedCall, ended_at: float, reason: str) -> None:
-        self.ended.append((call, ended_at, reason))
-        self.ended_event.set()
 
 
 def _run(tmp_path: Path, body: Callable[[SipService, FakeListener], Awaitable[None]],
