@@ -37,6 +37,7 @@ _CALL_EVENTS = frozenset(
         EventType.CALL_UPDATED,
         EventType.RECORDING_PAUSED,
         EventType.RECORDING_RESUMED,
+        EventType.RECORDING_STOPPED,
         EventType.ACW_ENDED,
     }
 )

@@ -44,8 +44,15 @@ class Settings(BaseSettings):
     sip_tls_key: Path | None = None
     sip_tls_port: int | None = Field(None, ge=0, le=65535)  # default: sip_port + 1
     rtp_port_min: int = Field(20000, ge=1024, le=65535)
-    rtp_port_max: int = Field(20999, ge=1024, le=65535)
-    rtp_timeout_seconds: float = Field(60.0, gt=0)
+    rtp_port_max: int = Field(29999, ge=1024, le=65535)  # each stream takes an even port and the next (RTCP)
+    rtp_timeout_seconds: float = Field(60.0, gt=0)  # a flowing stream silent this long ends the call
+    rtp_latching: bool = True  # accept RTP from the first source seen; False: only the SDP's address
+    sip_max_dialogs_per_source: int = Field(2000, ge=1)  # more from one host are refused with 503
+    hold_suppression: bool = True  # a call on hold (some streams inactive) records silence
+    consent_header: str = "X-Recording-Consent"  # value declined/no/false/0: the call is not recorded
+    consent_metadata_element: str = "consent"  # same, as an element or attribute in SIPREC metadata
+    recording_control_header: str = "X-Recording-Control"  # pause/resume/stop from the SIP side
+    recording_dn_header: str = "X-Recording-DN"  # plain INVITE: the DN to record (else Request-URI)
 
     screen_fps: float = Field(5.0, gt=0, le=30)
     screen_percentage: float = Field(100.0, ge=0, le=100)  # initial value; admins change it at run time

@@ -34,6 +34,7 @@ class EventType(StrEnum):
     SCREEN_STOP = "screen.stop"  # data: ScreenCommand — recorder finalises and uploads
     RECORDING_PAUSED = "recording.paused"  # data: CallInfo, sent once voice AND screen confirm
     RECORDING_RESUMED = "recording.resumed"  # data: CallInfo
+    RECORDING_STOPPED = "recording.stopped"  # data: CallInfo — no more recording for this call
     CALL_UPDATED = "call.updated"  # data: CallInfo (any other state change, e.g. upload done)
     ACW_ENDED = "acw.ended"  # data: CallInfo (phase "done")
     TIME_PONG = "time.pong"  # data: TimePong

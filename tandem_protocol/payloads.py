@@ -64,6 +64,9 @@ class InteractionSummary:
     media_started_at: float | None = None  # server time of the muxed file's t=0
     media: list[str] = field(default_factory=list)  # kinds present: voice, screen, muxed
     pauses: list[PauseSpan] = field(default_factory=list)
+    # Encodings of the voice present besides the WAV master, e.g. "mp3_16k_stereo"; each is
+    # downloaded as media kind "voice:<format>".
+    voice_formats: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -73,6 +76,23 @@ class SamplingPolicy:
 
     percentage: float
     team_overrides: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class VoiceFormatOption:
+    id: str  # e.g. "mp3_16k_stereo"
+    label: str  # e.g. "MP3 16 kbit/s stereo"
+    available: bool  # this server's FFmpeg build can encode it
+
+
+@dataclass
+class VoiceFormatsPolicy:
+    """Formats each call's voice is encoded into when the call ends, besides the 16-bit PCM WAV
+    the server records, which is always kept as the master. A PUT sends ``formats``; the answer
+    adds ``options``, every format the server knows."""
+
+    formats: list[str]
+    options: list[VoiceFormatOption] = field(default_factory=list)
 
 
 class UploadHeaders:

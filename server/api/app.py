@@ -19,6 +19,7 @@ from server.api.errors import install_error_handlers
 from server.calls.coordinator import CallCoordinator
 from server.calls.media_jobs import MediaJobs
 from server.calls.repository import CallRepository
+from server.calls.session_records import SessionRecords
 from server.events.hub import EventHub
 from server.settings import Settings
 from server.store.db import make_engine, make_session_factory, migrate
@@ -42,6 +43,8 @@ def build_context(settings: Settings) -> ServerContext:
         repo,
         hub,
         media,
+        SessionRecords(sessions),
+        hold_suppression=settings.hold_suppression,
         live_dir=settings.live_dir,
         screen_fps=settings.screen_fps,
         acw_limit=settings.acw_limit_seconds,
@@ -67,6 +70,7 @@ def create_app(settings: Settings) -> FastAPI:
         await ctx.coordinator.recover()
         sip = None
         if settings.sip_enabled:
+            from server.sip.recording_request import RequestPolicy
             from server.sip.service import SipService
 
             sip = SipService(
@@ -80,6 +84,14 @@ def create_app(settings: Settings) -> FastAPI:
                 tcp=settings.sip_tcp,
                 tls_context=_tls_context(settings),
                 tls_port=settings.sip_tls_port,
+                policy=RequestPolicy(
+                    consent_header=settings.consent_header,
+                    consent_element=settings.consent_metadata_element,
+                    control_header=settings.recording_control_header,
+                    dn_header=settings.recording_dn_header,
+                ),
+                latching=settings.rtp_latching,
+                max_dialogs_per_source=settings.sip_max_dialogs_per_source,
             )
             await sip.start()
             ctx.sip_port = sip.port

@@ -1,4 +1,4 @@
-"""Admin policy (screen sampling) and the audit trail."""
+"""Admin policy (screen sampling, voice formats) and the audit trail."""
 
 from __future__ import annotations
 
@@ -14,8 +14,9 @@ from server.api.context import ServerContext
 from server.api.deps import AuthUser, client_addr, get_context, get_db, require_roles
 from server.api.errors import ApiError
 from server.calls.repository import SCREEN_PERCENTAGE_KEY
+from server.policy import voice_formats
 from server.store import audit, models
-from tandem_protocol.payloads import SamplingPolicy
+from tandem_protocol.payloads import SamplingPolicy, VoiceFormatOption, VoiceFormatsPolicy
 
 router = APIRouter(prefix="/api")
 admin_only = require_roles("admin")
@@ -85,6 +86,69 @@ def put_sampling(
         remote_addr=client_addr(request),
     )
     return asdict(read_policy(session, ctx.settings.screen_percentage))
+
+
+def read_voice_formats(session: Session) -> VoiceFormatsPolicy:
+    from server.calls.voice_encodings import format_available, supported_formats  # loads PyAV
+
+    row = session.get(models.Setting, voice_formats.VOICE_FORMATS_KEY)
+    options = [
+        VoiceFormatOption(fmt, voice_formats.LABELS[fmt], format_available(fmt))
+        for fmt in supported_formats()
+    ]
+    return VoiceFormatsPolicy(voice_formats.parse_stored(row.value if row else None), options)
+
+
+def write_voice_formats(session: Session, policy: VoiceFormatsPolicy) -> list[str]:
+    from server.calls.voice_encodings import format_available, supported_formats
+
+    supported = set(supported_formats())
+
+    def available(fmt: str) -> bool:
+        return fmt in supported and format_available(fmt)
+
+    try:
+        chosen = voice_formats.validate(policy.formats, available)
+    except voice_formats.VoiceFormatsPolicyError as exc:
+        raise ApiError(422, exc.code, str(exc)) from exc
+    value = voice_formats.dump(chosen)
+    row = session.get(models.Setting, voice_formats.VOICE_FORMATS_KEY)
+    if row is None:
+        session.add(models.Setting(key=voice_formats.VOICE_FORMATS_KEY, value=value))
+    else:
+        row.value = value
+    return chosen
+
+
+@router.get("/admin/voice-formats", response_model=VoiceFormatsPolicy)
+def get_voice_formats(
+    _user: AuthUser = Depends(admin_only),
+    session: Session = Depends(get_db, scope="function"),
+) -> Any:
+    return asdict(read_voice_formats(session))
+
+
+@router.put("/admin/voice-formats", response_model=VoiceFormatsPolicy)
+def put_voice_formats(
+    body: VoiceFormatsPolicy,
+    request: Request,
+    user: AuthUser = Depends(admin_only),
+    session: Session = Depends(get_db, scope="function"),
+) -> Any:
+    chosen = write_voice_formats(session, body)
+    audit.record(
+        session,
+        action="policy.voice_formats",
+        outcome="allowed",
+        user_id=user.user_id,
+        username=user.username,
+        target_type="policy",
+        target_id="voice_formats",
+        detail=json.dumps({"formats": chosen}),
+        remote_addr=client_addr(request),
+    )
+    session.flush()
+    return asdict(read_voice_formats(session))
 
 
 @router.get("/teams")

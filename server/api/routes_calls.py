@@ -42,7 +42,9 @@ async def _act(action: str, interaction_id: str, user: AuthUser, ctx: ServerCont
         if action == "pause":
             info = await coord.pause(interaction_id, user.user_id, user.username)
         elif action == "resume":
-            info = await coord.resume(interaction_id, user.user_id)
+            info = await coord.resume(interaction_id, user.user_id, user.username)
+        elif action == "stop":
+            info = await coord.stop(interaction_id, user.user_id, user.username)
         else:
             info = await coord.done(interaction_id, user.user_id)
     except CallActionError as exc:
@@ -76,6 +78,14 @@ async def resume(
     interaction_id: str, user: AuthUser = Depends(agent_only), ctx: ServerContext = Depends(get_context)
 ) -> Any:
     return await _act("resume", interaction_id, user, ctx)
+
+
+@router.post("/interactions/{interaction_id}/stop")
+async def stop(
+    interaction_id: str, user: AuthUser = Depends(agent_only), ctx: ServerContext = Depends(get_context)
+) -> Any:
+    """No more recording (voice and screen) for the rest of this call."""
+    return await _act("stop", interaction_id, user, ctx)
 
 
 @router.post("/interactions/{interaction_id}/done")

@@ -17,6 +17,7 @@ from server.api.deps import AuthUser, client_addr, current_user, get_context, ge
 from server.api.errors import ApiError
 from server.api.ranges import RangeNotSatisfiable, parse_range
 from server.policy.access import SEE_ALL_ROLES, Viewer, may_play_media, may_see_interaction
+from server.policy.voice_formats import format_of_kind, ordered
 from server.store import audit, models
 from tandem_protocol.payloads import InteractionSummary, PauseSpan
 
@@ -40,8 +41,9 @@ def summary(row: models.Interaction) -> InteractionSummary:
         acw_ended_at=row.acw_ended_at,
         screen_decision=row.screen_decision,
         media_started_at=row.media_started_at,
-        media=sorted(m.kind for m in row.media),
+        media=sorted(m.kind for m in row.media if m.kind in MEDIA_KINDS),
         pauses=[PauseSpan(p.started_at, p.ended_at, p.by_username) for p in row.pauses],
+        voice_formats=ordered(fmt for m in row.media if (fmt := format_of_kind(m.kind)) is not None),
     )
 
 
@@ -151,8 +153,10 @@ def get_media(
     session: Session = Depends(get_db, scope="function"),
     ctx: ServerContext = Depends(get_context),
 ) -> Any:
-    if kind not in MEDIA_KINDS:
-        raise ApiError(404, "unknown_media", f"media kind must be one of {', '.join(MEDIA_KINDS)}")
+    if kind not in MEDIA_KINDS and format_of_kind(kind) is None:
+        raise ApiError(
+            404, "unknown_media", f"media kind must be one of {', '.join(MEDIA_KINDS)} or voice:<format>"
+        )
     row = _visible(session, user, interaction_id, request, "recording.read", may_play_media)
     media = next((m for m in row.media if m.kind == kind), None)
     if media is None:

@@ -3,6 +3,10 @@
 Implements ``CallListener`` for the SIP engine and the agent's call actions for the API. All of
 it runs on the event loop; database work goes to threads. Pause and resume wait for the
 recorder's acknowledgement so the desktop shows "paused" only once voice AND screen are paused.
+A pause from the desktop and one from the SIP side (``a=inactive``, hold, a control header) go
+through the same transitions; overlapping reasons are counted so that lifting one (the SRC's
+resume) never lifts another (the agent's secure pause). Every session start, update, pause,
+resume, stop and end is published on the agent's channel and written to the audit log.
 """
 
 from __future__ import annotations
@@ -14,13 +18,24 @@ import time
 import uuid
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 from server.calls.lifecycle import Interaction, LifecycleError
 from server.calls.media_jobs import MediaJobs
+from server.calls.offer_policy import PauseReasons, assign_roles, merge_parties, numbers_to_try, party_record
 from server.calls.repository import CallRepository
+from server.calls.session_records import RecordingParty, SessionRecords
 from server.events.hub import EventHub
 from server.policy.sampling import decide_screen, effective_percentage
-from server.sip.listener import CallAccepted, CallOffer, CallRejected, RecordedCall
+from server.sip.listener import (
+    CallAccepted,
+    CallOffer,
+    CallRejected,
+    CallUpdate,
+    Party,
+    RecordedCall,
+    UpdateKind,
+)
 from tandem_protocol.events import CallInfo, EventType, Phase, ScreenCommand, ScreenState, ScreenStatus
 
 log = logging.getLogger(__name__)
@@ -42,6 +57,17 @@ class LiveCall:
     handle: RecordedCall | None = None
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     acw_timer: asyncio.Task[None] | None = None
+    reasons: PauseReasons = field(default_factory=PauseReasons)
+    roster: list[dict[str, Any]] = field(default_factory=list)  # participants, as stored
+    offer: CallOffer | None = None
+
+    @property
+    def interaction_id(self) -> str:
+        return self.state.interaction_id
+
+
+Actor = tuple[int | None, str]  # (user id, username) of who paused/stopped; (None, "sip") for the SIP side
+SIP: Actor = (None, "sip")
 
 
 class CallCoordinator:
@@ -50,7 +76,9 @@ class CallCoordinator:
         repo: CallRepository,
         hub: EventHub,
         media: MediaJobs,
+        records: SessionRecords,
         *,
+        hold_suppression: bool = True,
         live_dir: Path,
         screen_fps: float,
         acw_limit: float,
@@ -59,6 +87,8 @@ class CallCoordinator:
         self._repo = repo
         self._hub = hub
         self._media = media
+        self._records = records
+        self._hold_suppression = hold_suppression
         self._live_dir = live_dir
         self._fps = screen_fps
         self._acw_limit = acw_limit
@@ -69,9 +99,22 @@ class CallCoordinator:
 
     # -- CallListener ----------------------------------------------------------------------
     async def on_call_offered(self, offer: CallOffer) -> CallAccepted | CallRejected:
-        agent = await asyncio.to_thread(self._repo.agent_on_dn, offer.dn)
-        if agent is None:
-            return CallRejected(404, "No agent logged in on this DN")
+        if offer.consent_declined:
+            await self._audit(
+                "recording.declined",
+                "",
+                f"call {offer.call_id} from {offer.source[0]}: the caller declined recording consent",
+            )
+            return CallRejected(603, "Caller Declined Recording")
+        party, found = await self._resolve(offer)
+        if found is None:
+            what = (
+                "No recording-enabled party in the metadata"
+                if offer.siprec
+                else "No agent logged in on this DN"
+            )
+            return CallRejected(404, what)
+        agent = found.agent
         previous = self._calls.get(self._current.get(agent.user_id, ""))
         if previous is not None:
             if previous.state.phase in (Phase.RINGING, Phase.ACTIVE):
@@ -80,30 +123,119 @@ class CallCoordinator:
                 await self._end_acw(previous, time.time(), "next call")
         global_pct = await asyncio.to_thread(self._repo.screen_percentage)
         percentage = effective_percentage(global_pct, agent.team_percentage)
+        roles = assign_roles(offer, party, found.dn)
         interaction_id = str(uuid.uuid4())
+        now = time.time()
         live = Interaction(
             interaction_id=interaction_id,
             call_id=offer.call_id,
             agent_id=agent.user_id,
-            dn=offer.dn,
-            caller=offer.caller,
-            callee=offer.callee,
-            started_at=time.time(),
+            dn=found.dn,
+            caller=roles.caller,
+            callee=roles.callee or offer.callee,
+            started_at=now,
             screen_decision=decide_screen(interaction_id, percentage),
         )
         await asyncio.to_thread(self._repo.create, live, percentage)
-        self._calls[interaction_id] = LiveCall(live, agent.username)
+        roster = [
+            party_record(
+                p, "agent" if party is not None and p.participant_id == party.participant_id else "other", now
+            )
+            for p in offer.participants
+        ]
+        meta = {
+            "streams": [asdict(s) for s in offer.streams],
+            "agent_streams": sorted(roles.agent_streams),
+            "warnings": list(offer.warnings),
+            "params": dict(offer.params),
+            "full_time": found.full_time,
+            "deferred": offer.deferred,
+        }
+        await asyncio.to_thread(
+            self._records.describe,
+            interaction_id,
+            kind="siprec" if offer.siprec else "plain",
+            session_id=offer.session_id,
+            source=f"{offer.source[0]}:{offer.source[1]}",
+            participants=roster,
+            meta=meta,
+        )
+        self._calls[interaction_id] = LiveCall(live, agent.username, roster=roster, offer=offer)
         self._current[agent.user_id] = interaction_id
         voice_dir = self._live_dir / interaction_id
         voice_dir.mkdir(parents=True, exist_ok=True)
         log.info(
-            "call %s on DN %s → interaction %s (screen %s)",
+            "call %s (%s) on DN %s → interaction %s (screen %s)",
             offer.call_id,
-            offer.dn,
+            "SIPREC" if offer.siprec else "plain",
+            found.dn,
             interaction_id,
             live.screen_decision,
         )
-        return CallAccepted(interaction_id, voice_dir / "voice.wav")
+        return CallAccepted(interaction_id, voice_dir / "voice.wav", roles.agent_streams)
+
+    async def _resolve(self, offer: CallOffer) -> tuple[Party | None, RecordingParty | None]:
+        for party, number in numbers_to_try(offer):
+            found = await asyncio.to_thread(self._records.recording_party, [number])
+            if found is not None:
+                return party, found
+        return None, None
+
+    async def on_offer_withdrawn(self, offer: CallOffer, accepted: CallAccepted, reason: str) -> None:
+        live = self._calls.get(accepted.interaction_id)
+        if live is None:
+            return
+        now = time.time()
+        await asyncio.to_thread(self._repo.mark, live.interaction_id, "done", reason, now)
+        await self._audit("recording.cancelled", live.interaction_id, reason)
+        self._forget(live)
+        with contextlib.suppress(OSError):
+            accepted.voice_path.unlink(missing_ok=True)
+            accepted.voice_path.parent.rmdir()
+        log.info("interaction %s withdrawn: %s", live.interaction_id, reason)
+
+    async def on_call_updated(self, call: RecordedCall, update: CallUpdate) -> None:
+        live = self._calls.get(call.interaction_id)
+        if live is None:
+            return
+        detail = f"{update.kind.value}: {update.reason}"
+        try:
+            if update.kind is UpdateKind.PAUSE:
+                await self._pause(live, update.at, "sip", SIP, detail)
+            elif update.kind is UpdateKind.HOLD:
+                if self._hold_suppression:
+                    await self._pause(live, update.at, "hold", SIP, detail)
+                else:
+                    await self._resume(live, update.at, ("sip",), detail)
+            elif update.kind is UpdateKind.RESUME:
+                await self._resume(live, update.at, ("sip", "hold"), detail)
+            elif update.kind is UpdateKind.STOP:
+                await self._stop(live, update.at, SIP, detail)
+            else:
+                await self._metadata(live, update)
+        except CallActionError as exc:
+            log.warning("interaction %s: SIP-side %s not applied (%s): %s", live.interaction_id, update.kind,
+                        live.state.phase, exc)
+
+    async def _metadata(self, live: LiveCall, update: CallUpdate) -> None:
+        """A transfer or conference: keep the roster; stop once no recording-enabled party is left."""
+        enabled = []
+        for party in update.participants:
+            if await asyncio.to_thread(self._records.recording_party, party.numbers):
+                enabled.append(party.participant_id)
+        live.roster = merge_parties(
+            live.roster,
+            update.participants,
+            update.at,
+            lambda p: "agent" if p.participant_id in enabled else "other",
+        )
+        await asyncio.to_thread(self._records.update_meta, live.interaction_id, participants=live.roster)
+        names = ", ".join(p.display() for p in update.participants)
+        await self._audit("recording.update", live.interaction_id, f"participants now: {names}")
+        self._publish(live, EventType.CALL_UPDATED)
+        # Only a complete list (two or more parties) can say the recorded party has left.
+        if len(update.participants) >= 2 and not enabled:
+            await self._stop(live, update.at, SIP, "no recording-enabled party remains after a transfer")
 
     async def on_call_answered(self, call: RecordedCall) -> None:
         live = self._calls.get(call.interaction_id)
@@ -117,6 +249,11 @@ class CallCoordinator:
             self._publish(live, EventType.CALL_STARTED)
             if start_screen:
                 self._command(live, EventType.SCREEN_START, at)
+        await self._audit(
+            "recording.start",
+            live.interaction_id,
+            f"call {live.state.call_id}: {live.state.caller} → {live.state.callee} (DN {live.state.dn})",
+        )
 
     async def on_call_ended(self, call: RecordedCall, ended_at: float, reason: str) -> None:
         live = self._calls.get(call.interaction_id)
@@ -130,6 +267,12 @@ class CallCoordinator:
                     self._command(live, EventType.SCREEN_RESUME, ended_at)
                 self._publish(live, EventType.CALL_ENDED)
                 live.acw_timer = asyncio.create_task(self._acw_limit_timer(live))
+        await asyncio.to_thread(
+            self._records.update_meta,
+            live.interaction_id,
+            patch={"rtp": call.media_stats(), "end_reason": reason},
+        )
+        await self._audit("recording.end", live.interaction_id, f"call ended: {reason}")
         voice_started = call.answered_at or live.state.started_at
         self._media.submit_voice(live.state.interaction_id, call.voice_path, voice_started)
 
@@ -142,28 +285,62 @@ class CallCoordinator:
 
     async def pause(self, interaction_id: str, agent_id: int, username: str) -> CallInfo:
         live = self._own_call(interaction_id, agent_id)
+        return await self._pause(
+            live, time.time(), "agent", (agent_id, username), "secure pause", strict=True
+        )
+
+    async def resume(self, interaction_id: str, agent_id: int, username: str = "") -> CallInfo:
+        live = self._own_call(interaction_id, agent_id)
+        return await self._resume(
+            live,
+            time.time(),
+            ("agent",),
+            "agent resumed",
+            strict=True,
+            actor=(agent_id, username or live.agent_username),
+        )
+
+    async def stop(self, interaction_id: str, agent_id: int, username: str) -> CallInfo:
+        live = self._own_call(interaction_id, agent_id)
+        return await self._stop(live, time.time(), (agent_id, username), "agent stopped the recording")
+
+    async def _pause(
+        self, live: LiveCall, at: float, reason: str, by: Actor, detail: str, *, strict: bool = False
+    ) -> CallInfo:
         async with live.lock:
-            at = time.time()
+            if live.state.stopped_at is not None:
+                raise CallActionError(409, "stopped", "recording was stopped for this call")
+            if not live.reasons.add(reason):
+                return live.state.to_info()  # already paused for another reason: nothing changes
             try:
                 needs_screen = live.state.begin_pause(at)
             except LifecycleError as exc:
-                if exc.code == "already_paused" and live.state.paused:
-                    return live.state.to_info()
+                live.reasons.remove(reason)
                 raise CallActionError(409, exc.code, str(exc)) from exc
             if live.handle is not None:
                 live.handle.pause(at)
-            await asyncio.to_thread(self._repo.save, live.state, None, (agent_id, username))
+            await asyncio.to_thread(self._repo.save, live.state, None, by, reason)
+            await self._audit("recording.pause", live.interaction_id, detail, by)
             if needs_screen:
                 self._command(live, EventType.SCREEN_PAUSE, at)
-                await self._await_screen(live, ScreenState.PAUSED, "pause")
+                await self._confirm(live, ScreenState.PAUSED, "pause", strict)
             live.state.paused = True
             self._publish(live, EventType.RECORDING_PAUSED)
             return live.state.to_info()
 
-    async def resume(self, interaction_id: str, agent_id: int) -> CallInfo:
-        live = self._own_call(interaction_id, agent_id)
+    async def _resume(
+        self,
+        live: LiveCall,
+        at: float,
+        reasons: tuple[str, ...],
+        detail: str,
+        *,
+        strict: bool = False,
+        actor: Actor = SIP,
+    ) -> CallInfo:
         async with live.lock:
-            at = time.time()
+            if not live.reasons.remove(*reasons):
+                return live.state.to_info()  # not paused, or still paused for another reason
             try:
                 needs_screen = live.state.begin_resume(at)
             except LifecycleError as exc:
@@ -173,11 +350,48 @@ class CallCoordinator:
             if live.handle is not None:
                 live.handle.resume(at)
             await asyncio.to_thread(self._repo.save, live.state)
+            await self._audit("recording.resume", live.interaction_id, detail, actor)
             if needs_screen:
                 self._command(live, EventType.SCREEN_RESUME, at)
-                await self._await_screen(live, ScreenState.RECORDING, "resume")
+                await self._confirm(live, ScreenState.RECORDING, "resume", strict)
             self._publish(live, EventType.RECORDING_RESUMED)
             return live.state.to_info()
+
+    async def _stop(self, live: LiveCall, at: float, by: Actor, detail: str) -> CallInfo:
+        async with live.lock:
+            try:
+                stop_screen = live.state.stop(at)
+            except LifecycleError as exc:
+                if exc.code == "already_stopped":
+                    return live.state.to_info()
+                raise CallActionError(409, exc.code, str(exc)) from exc
+            live.reasons.active.clear()
+            if live.handle is not None:
+                await live.handle.stop(at)
+            await asyncio.to_thread(self._repo.save, live.state)
+            await self._audit("recording.stop", live.interaction_id, detail, by)
+            if stop_screen:
+                self._command(live, EventType.SCREEN_STOP, at)
+            self._publish(live, EventType.RECORDING_STOPPED)
+            log.info("interaction %s: recording stopped (%s)", live.interaction_id, detail)
+            return live.state.to_info()
+
+    async def _confirm(self, live: LiveCall, state: ScreenState, what: str, strict: bool) -> None:
+        """Wait for the recorder's ack; the agent gets an error, a SIP-side change only a log."""
+        try:
+            await self._await_screen(live, state, what)
+        except CallActionError:
+            if strict:
+                raise
+            log.warning("interaction %s: screen recorder did not confirm %s", live.interaction_id, what)
+
+    async def _audit(self, action: str, interaction_id: str, detail: str, by: Actor = SIP) -> None:
+        try:
+            await asyncio.to_thread(
+                self._records.audit, action, interaction_id, detail, user_id=by[0], username=by[1]
+            )
+        except Exception:  # the audit log must not take a live call down with it
+            log.exception("audit record %s for %s failed", action, interaction_id)
 
     async def done(self, interaction_id: str, agent_id: int) -> CallInfo:
         live = self._own_call(interaction_id, agent_id)

@@ -4,8 +4,9 @@ Pure: no I/O, no clock — every transition is given its server time. The coordi
 transitions, persists the result and publishes events; tests drive this directly.
 
     RINGING --answer--> ACTIVE --end_call--> ACW --end_acw--> DONE
-                         |  ^
-                  pause  v  | resume         (voice and screen; "paused" once both confirm)
+                         |  ^   \
+                  pause  v  |    stop: no more recording (voice file ends, screen stops) for
+                         resume         the rest of the call; the call itself goes on to ACW
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ class Interaction:
     ended_at: float | None = None
     acw_ended_at: float | None = None
     acw_deadline: float | None = None
+    stopped_at: float | None = None
     pauses: list[PauseSpanInfo] = field(default_factory=list)
 
     # -- transitions -----------------------------------------------------------------------
@@ -60,6 +62,7 @@ class Interaction:
     def begin_pause(self, at: float) -> bool:
         """Voice pauses at ``at``. Returns True when the screen must confirm a pause too."""
         self._require(self.phase is Phase.ACTIVE, "not_active", "only an active call can be paused")
+        self._require(self.stopped_at is None, "stopped", "recording was stopped for this call")
         self._require(not self.pause_open, "already_paused", "recording is already paused")
         self.pauses.append(PauseSpanInfo(started_at=at))
         self.voice = VoiceState.PAUSED
@@ -69,16 +72,28 @@ class Interaction:
         """Voice records again from ``at``. Returns True when the screen must confirm."""
         self._require(self.phase is Phase.ACTIVE, "not_active", "only an active call can be resumed")
         self._require(self.pause_open, "not_paused", "recording is not paused")
+        self._require(self.stopped_at is None, "stopped", "recording was stopped for this call")
         self.pauses[-1].ended_at = at
         self.voice = VoiceState.RECORDING
         self.paused = False
         return self.screen is ScreenState.PAUSED or (self.screen in CAPTURING)
 
+    def stop(self, at: float) -> bool:
+        """No more recording for this call. Returns True when the screen must stop now."""
+        self._require(self.phase is Phase.ACTIVE, "not_active", "only an active call can stop recording")
+        self._require(self.stopped_at is None, "already_stopped", "recording is already stopped")
+        if self.pause_open:
+            self.pauses[-1].ended_at = at
+        self.paused = False
+        self.stopped_at = at
+        self.voice = VoiceState.STOPPED
+        return self.screen in CAPTURING or self.screen is ScreenState.PAUSED
+
     def end_call(self, at: float, acw_limit: float) -> bool:
         """BYE. A pause never outlives the call's recording: an open span closes here.
         Returns True when the screen, paused, must be resumed for after-call work."""
         self._require(self.phase in (Phase.RINGING, Phase.ACTIVE), "not_active", "call already ended")
-        was_paused_screen = self.screen is ScreenState.PAUSED
+        was_paused_screen = self.screen is ScreenState.PAUSED and self.stopped_at is None
         if self.pause_open:
             self.pauses[-1].ended_at = at
         self.paused = False

@@ -1,4 +1,5 @@
-"""Background media work: moving finished voice files into storage and muxing screen + voice.
+"""Background media work: moving finished voice files (and the encodings the admin selected) into
+storage and muxing screen + voice.
 
 One supervised worker on the event loop hands each job to a thread (media work is blocking).
 The queue is bounded; a job that does not fit is logged and left on disk, where start-up
@@ -11,12 +12,12 @@ import asyncio
 import contextlib
 import logging
 import tempfile
-import wave
 from dataclasses import dataclass
 from pathlib import Path
 
 from server.calls.repository import CallRepository
-from server.store.storage import Storage
+from server.policy.voice_formats import media_kind
+from server.store.storage import Storage, StorageError
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +44,7 @@ class MediaJobs:
         self._queue: asyncio.Queue[_VoiceJob | _MuxJob] = asyncio.Queue(QUEUE_LIMIT)
         self._worker: asyncio.Task[None] | None = None
         self.failures = 0
+        self.format_failures = 0  # voice encodings that could not be made or stored
         self.dropped = 0
 
     def start(self) -> None:
@@ -88,21 +90,62 @@ class MediaJobs:
                 self._queue.task_done()
 
     def _store_voice(self, job: _VoiceJob) -> None:
+        """Encode the selected formats, store them, then the WAV master.
+
+        The master moves out of the live directory last: until it has, start-up recovery finds it
+        there and does the whole job again (storing a kind again replaces it), so a crash never
+        leaves a call without the formats the admin asked for.
+        """
+        from server.media.errors import ProbeError  # PyAV loads only when media work starts
+        from server.media.probe import wav_info
+
         if not job.path.exists():
             log.error("voice file of %s is missing at %s", job.interaction_id, job.path)
             return
         duration: float | None
         try:
-            with wave.open(str(job.path), "rb") as wav:
-                duration = wav.getnframes() / wav.getframerate()
-        except (wave.Error, EOFError, OSError) as exc:
+            # Tolerates the sizes a crashed writer leaves in the header.
+            duration = wav_info(job.path).duration
+        except ProbeError as exc:
             log.warning("voice file of %s is not a readable WAV (%s); stored as is", job.interaction_id, exc)
             duration = None
+        if duration is not None:
+            try:
+                with tempfile.TemporaryDirectory(dir=self._tmp_dir) as tmp:
+                    self._store_encodings(job, Path(tmp), duration)
+            except Exception:  # the master is stored whatever went wrong with the encodings
+                self.format_failures += 1
+                log.exception("voice of %s: encoding failed", job.interaction_id)
         self._repo.store_media(
             job.interaction_id, "voice", job.path, "voice.wav", "audio/wav", job.started_at, duration
         )
         with contextlib.suppress(OSError):
             job.path.parent.rmdir()
+
+    def _store_encodings(self, job: _VoiceJob, out_dir: Path, duration: float) -> None:
+        from server.calls.voice_encodings import encode_selected
+
+        formats = self._repo.voice_formats()
+        result = encode_selected(job.path, out_dir, formats, duration)
+        if result.empty:
+            log.info("voice of %s holds no audio; only its WAV is kept", job.interaction_id)
+        for fmt, reason in result.failed.items():
+            self.format_failures += 1
+            log.error("voice of %s not encoded as %s: %s", job.interaction_id, fmt, reason)
+        for enc in result.encoded:
+            try:
+                self._repo.store_media(
+                    job.interaction_id,
+                    media_kind(enc.fmt),
+                    enc.path,
+                    enc.name,
+                    enc.content_type,
+                    job.started_at,
+                    enc.duration,
+                )
+            except (StorageError, OSError) as exc:
+                self.format_failures += 1
+                log.error("voice of %s as %s not stored: %s", job.interaction_id, enc.fmt, exc)
 
     def _mux(self, interaction_id: str) -> None:
         from server.media.mux import mux_screen_and_voice  # PyAV loads only when media work starts

@@ -12,6 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from server.calls.lifecycle import Interaction
+from server.policy.voice_formats import VOICE_FORMATS_KEY, parse_stored
 from server.store import models
 from server.store.db import session_scope
 from server.store.storage import Storage, recording_key, sha256_file
@@ -45,6 +46,12 @@ class CallRepository:
         with session_scope(self._factory) as s:
             row = s.get(models.Setting, SCREEN_PERCENTAGE_KEY)
             return float(json.loads(row.value)) if row else self._default_percentage
+
+    def voice_formats(self) -> list[str]:
+        """Formats a finished call's voice is encoded into, besides the WAV master."""
+        with session_scope(self._factory) as s:
+            row = s.get(models.Setting, VOICE_FORMATS_KEY)
+            return parse_stored(row.value if row else None)
 
     def agent_on_dn(self, dn: str) -> BoundAgent | None:
         with session_scope(self._factory) as s:
@@ -81,9 +88,10 @@ class CallRepository:
             )
 
     def save(
-        self, live: Interaction, end_reason: str | None = None, by: tuple[int, str] | None = None
+        self, live: Interaction, end_reason: str | None = None, by: tuple[int | None, str] | None = None,
+        pause_reason: str = "",
     ) -> None:
-        """Persist the live state, including pause spans (who paused is ``by``)."""
+        """Persist the live state, including pause spans (who paused is ``by``, and why)."""
         with session_scope(self._factory) as s:
             row = s.get(models.Interaction, live.interaction_id)
             if row is None:
@@ -94,6 +102,7 @@ class CallRepository:
             row.acw_ended_at = live.acw_ended_at
             row.voice_state = live.voice.value
             row.screen_state = live.screen.value
+            row.stopped_at = live.stopped_at
             if end_reason is not None:
                 row.end_reason = end_reason
             existing = {round(p.started_at, 6): p for p in row.pauses}
@@ -107,6 +116,7 @@ class CallRepository:
                             ended_at=span.ended_at,
                             by_user_id=by[0] if by else None,
                             by_username=by[1] if by else "",
+                            reason=pause_reason,
                         )
                     )
                 else:

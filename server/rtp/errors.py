@@ -25,3 +25,7 @@ class PortRangeExhaustedError(RtpSessionError):
 
 class UnsupportedCodecError(RtpSessionError, ValueError):
     """The codec name is not one this server can decode."""
+
+
+class RtcpPacketError(RtpError, ValueError):
+    """A datagram is not a well-formed RTCP compound packet; the message says why."""

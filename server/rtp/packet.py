@@ -4,12 +4,16 @@ Datagrams come from the network, so every length field is checked before it is t
 every malformed case raises ``RtpPacketError`` with a reason a log reader can act on. RTCP that
 shares the port (RFC 5761 multiplexing) is recognised by ``is_rtcp`` so it is never decoded as
 audio.
+
+``RtpPacket`` is a ``NamedTuple`` rather than a frozen dataclass: it is built for every received
+packet, and a frozen dataclass's ``__init__`` costs about a microsecond more per packet.
 """
 
 from __future__ import annotations
 
 import struct
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from server.rtp.errors import RtpPacketError
 
@@ -31,8 +35,7 @@ class RtpExtension:
     data: bytes
 
 
-@dataclass(frozen=True, slots=True)
-class RtpPacket:
+class RtpPacket(NamedTuple):
     payload_type: int
     sequence: int
     timestamp: int
@@ -50,6 +53,10 @@ class RtpPacket:
         if size < FIXED_HEADER_LEN:
             raise RtpPacketError(f"datagram of {size} bytes is shorter than the 12-byte RTP header")
         first, second, sequence, timestamp, ssrc = _FIXED.unpack_from(data)
+        if first == 0x80 and second not in _RTCP_SECOND_OCTET:
+            # Version 2 without padding, extension or CSRCs: nearly every packet takes this path.
+            payload = bytes(data[FIXED_HEADER_LEN:])
+            return cls(second & 0x7F, sequence, timestamp, ssrc, payload, second > 0x7F)
         version = first >> 6
         if version != RTP_VERSION:
             raise RtpPacketError(f"RTP version {version}, expected {RTP_VERSION}")

@@ -12,14 +12,14 @@ from server.sip.message import SipRequest, SipResponse
 from server.sip.uri import parse_uri
 
 USER_AGENT = "Tandem recorder"
-ALLOW = "INVITE, ACK, BYE, CANCEL, OPTIONS"
+ALLOW = "INVITE, ACK, BYE, CANCEL, OPTIONS, UPDATE, INFO"
 REASONS = {
     100: "Trying", 180: "Ringing", 200: "OK", 400: "Bad Request", 404: "Not Found",
     405: "Method Not Allowed", 408: "Request Timeout", 415: "Unsupported Media Type",
     416: "Unsupported URI Scheme", 420: "Bad Extension", 480: "Temporarily Unavailable",
     481: "Call/Transaction Does Not Exist", 486: "Busy Here", 487: "Request Terminated",
-    488: "Not Acceptable Here", 500: "Server Internal Error", 501: "Not Implemented",
-    503: "Service Unavailable", 505: "Version Not Supported", 513: "Message Too Large",
+    488: "Not Acceptable Here", 491: "Request Pending", 500: "Server Internal Error", 501: "Not Implemented",
+    503: "Service Unavailable", 505: "Version Not Supported", 513: "Message Too Large", 603: "Decline",
 }
 
 

@@ -1,6 +1,6 @@
 """One recorded call: the SIP dialog state the UAS keeps and the ``RecordedCall`` handle given to
 the listener. Media is reached through the ``MediaSession`` protocol, which
-``server.rtp.session.RtpSession`` implements; tests may plug in another implementation.
+``server.sip.media.CallMedia`` implements; tests may plug in another implementation.
 """
 
 from __future__ import annotations
@@ -8,39 +8,56 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from enum import StrEnum
 from pathlib import Path
 from typing import Protocol
 
+from server.sip.media import MediaPlan, open_call_media
 from server.sip.message import SipRequest
 
 
 class MediaSession(Protocol):
-    port: int
-    last_packet_at: float | None
+    @property
+    def ports(self) -> dict[int, int]: ...  # m-line index -> local RTP port
+
+    @property
+    def last_packet_at(self) -> float | None: ...
 
     def start(self, answered_at: float) -> None: ...
     def pause(self, at: float) -> None: ...
     def resume(self, at: float) -> None: ...
+    def relatch(self, index: int, remote: tuple[str, int] | None) -> None: ...
     async def close(self, ended_at: float) -> None: ...
+    def stats(self) -> dict[str, object]: ...
 
 
-# (bind_host, port_range, voice_path, codec) -> session
-MediaFactory = Callable[[str, tuple[int, int], Path, str], Awaitable[MediaSession]]
+# (bind_host, port_range, voice_path, plan) -> session
+MediaFactory = Callable[[str, tuple[int, int], Path, MediaPlan], Awaitable[MediaSession]]
 
 
 async def rtp_session_factory(
-    bind_host: str, port_range: tuple[int, int], voice_path: Path, codec: str
+    bind_host: str, port_range: tuple[int, int], voice_path: Path, plan: MediaPlan
 ) -> MediaSession:
-    """The production factory: ``server.rtp.session.RtpSession.open``."""
-    from server.rtp.session import RtpSession  # deferred: the SIP layer must not need numpy/PyAV
-
-    session: MediaSession = await RtpSession.open(bind_host, port_range, voice_path, codec)
+    """The production factory: one ``RtpSession`` per planned stream."""
+    session: MediaSession = await open_call_media(bind_host, port_range, voice_path, plan)
     return session
+
+
+class MediaState(StrEnum):
+    """What the SIP side says of the media, from the last offer (re-INVITE/UPDATE)."""
+
+    ACTIVE = "active"
+    PAUSED = "paused"  # every recorded stream inactive (or c=0.0.0.0)
+    HOLD = "hold"  # some recorded streams inactive
 
 
 @dataclass(eq=False)
 class Call:
-    """Dialog + recording state. ``state``: answering → answered (ACK seen) → ended."""
+    """Dialog + recording state. ``state``: answering → answered (ACK seen) → ending → ended.
+
+    ``media_started`` is False while a deferred offer (every stream inactive) waits for its
+    first active re-INVITE; ``stopped_at`` is set once recording stopped for the rest of the call.
+    """
 
     call_id: str
     local_tag: str
@@ -50,19 +67,39 @@ class Call:
     interaction_id: str
     voice_path: Path
     media: MediaSession
+    plan: MediaPlan
+    siprec: bool = False
     answer_sdp: bytes = b""
     final_response: bytes = b""
     answered_at: float | None = None
+    media_started: bool = False
+    media_state: MediaState = MediaState.ACTIVE
+    active_since: float | None = None  # when media last became active (RTP timeout baseline)
+    stopped_at: float | None = None
     state: str = "answering"
     local_cseq: int = 1
+    remote_cseq: int = 0
+    reinvite_response: bytes = b""  # 2xx to a re-INVITE, resent until its ACK
+    reinvite_cseq: int | None = None
     retransmit_task: asyncio.Task[None] | None = field(default=None, repr=False)
     end_reason: str | None = None
 
     def pause(self, at: float) -> None:
-        self.media.pause(at)
+        if self.stopped_at is None:
+            self.media.pause(at)
 
     def resume(self, at: float) -> None:
-        self.media.resume(at)
+        if self.stopped_at is None:
+            self.media.resume(at)
+
+    async def stop(self, at: float) -> None:
+        if self.stopped_at is not None:
+            return
+        self.stopped_at = at
+        await self.media.close(at)
+
+    def media_stats(self) -> dict[str, object]:
+        return self.media.stats()
 
     @property
     def ended(self) -> bool:

@@ -154,7 +154,7 @@ def build_answer(offer: SessionDescription, choice: AudioChoice, host: str, port
 
 # ---- SIPREC: several audio streams ---------------------------------------------------------------
 STATIC_AUDIO = {0: "PCMU", 8: "PCMA", 9: "G722"}  # RFC 3551 static payload types we recognise
-RECORDABLE = tuple(SUPPORTED)  # what server.rtp can decode; G722 is recognised, not recorded
+RECORDABLE = ("PCMU", "PCMA", "G722")  # what server.rtp decodes (G.722: 16 kHz audio, 8 kHz RTP clock)
 _HOLD_ADDRESSES = ("0.0.0.0", "::")  # RFC 2543-style hold / RFC 3264 §8.4 "not yet known"
 
 

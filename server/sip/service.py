@@ -22,20 +22,23 @@ from pathlib import Path
 from typing import Any
 
 from server.sip.builders import ALLOW
-from server.sip.dialog import MediaFactory, rtp_session_factory
+from server.sip.dialog import MediaFactory, MediaState, rtp_session_factory
 from server.sip.errors import SipError, SipParseError, SipTransportError
 from server.sip.framing import SipFramingError
 from server.sip.listener import CallListener
 from server.sip.message import SipRequest, SipResponse, parse_message
 from server.sip.ratelog import RateLimitedLog
+from server.sip.recording_request import RequestPolicy
 from server.sip.salvage import error_response_for
+from server.sip.siprec import ACCEPT
 from server.sip.tcp import StreamLimits, StreamStats, StreamTransport
 from server.sip.transport import StreamPeer, UdpTransport
 from server.sip.uas import CallManager
 
 _logger = logging.getLogger(__name__)
 MAX_INFLIGHT = 1024
-SUPPORTED_METHODS = frozenset({"INVITE", "ACK", "BYE", "CANCEL", "OPTIONS"})
+SUPPORTED_METHODS = frozenset({"INVITE", "ACK", "BYE", "CANCEL", "OPTIONS", "UPDATE", "INFO"})
+SUPPORTED_EXTENSIONS = frozenset({"siprec"})  # RFC 7866 §6.1.1: Require: siprec
 BIND_ATTEMPTS = 20  # ephemeral UDP ports tried until the same TCP port is free too
 
 
@@ -48,6 +51,8 @@ class SipStats:
     responses: Counter[int] = field(default_factory=Counter)  # sent, by status code
     calls_started: int = 0
     calls_ended: Counter[str] = field(default_factory=Counter)  # by reason
+    retransmissions: int = 0  # 2xx resent while waiting for ACK
+    refused_per_source: int = 0  # INVITEs refused: too many dialogs from one source
 
 
 class SipService:
@@ -56,7 +61,8 @@ class SipService:
         rtp_host: str, rtp_port_range: tuple[int, int], voice_dir: Path | None = None,
         rtp_timeout: float = 60.0, media_factory: MediaFactory | None = None,
         tcp: bool = True, tls_context: ssl.SSLContext | None = None, tls_port: int | None = None,
-        stream_limits: StreamLimits | None = None,
+        stream_limits: StreamLimits | None = None, policy: RequestPolicy | None = None,
+        latching: bool = True, max_dialogs_per_source: int = 2000,
     ) -> None:
         self._host = host
         self._requested_port = port
@@ -78,7 +84,8 @@ class SipService:
             listener, send=self._send, stats=self.stats, log=self._log,
             advertised_host=advertised_host, rtp_host=rtp_host, rtp_port_range=rtp_port_range,
             voice_dir=voice_dir, media_factory=media_factory or rtp_session_factory,
-            spawn=self._spawn,
+            spawn=self._spawn, policy=policy, latching=latching,
+            max_dialogs_per_source=max_dialogs_per_source,
         )
 
     @property
@@ -253,23 +260,27 @@ class SipService:
         if not req.uri.is_sip:
             self.respond(req, addr, 416)
             return
-        required = req.get_all("require")
-        if required and req.method != "BYE":
-            self.respond(req, addr, 420, (("unsupported", ", ".join(required)),))
+        unsupported = [t for t in req.get_all("require") if t.strip().lower() not in SUPPORTED_EXTENSIONS]
+        if unsupported and req.method != "BYE":
+            self.respond(req, addr, 420, (("unsupported", ", ".join(unsupported)),))
             return
         to = req.to
         in_dialog = to is not None and to.tag is not None
         if req.method == "OPTIONS" and not in_dialog:
-            self.respond(req, addr, 200, (("allow", ALLOW), ("accept", "application/sdp")))
+            self.respond(req, addr, 200, (("allow", ALLOW), ("accept", ACCEPT), ("supported", "siprec")))
         elif req.method == "INVITE":
             await self._calls.on_invite(req, addr, in_dialog)
         elif req.method == "BYE":
             await self._calls.on_bye(req, addr)
+        elif req.method == "UPDATE":
+            await self._calls.on_update(req, addr)
+        elif req.method == "INFO":
+            await self._calls.midcall.on_info(req, addr)
         else:  # in-dialog OPTIONS
             if self._calls.find_dialog(req) is None:
                 self.respond(req, addr, 481)
             else:
-                self.respond(req, addr, 200, (("allow", ALLOW), ("accept", "application/sdp")))
+                self.respond(req, addr, 200, (("allow", ALLOW), ("accept", ACCEPT)))
 
     async def _rtp_watchdog(self) -> None:
         interval = max(0.05, min(1.0, self._rtp_timeout / 4))
@@ -277,6 +288,12 @@ class SipService:
             await asyncio.sleep(interval)
             now = time.time()
             for call in self._calls.live_calls():
-                last = call.media.last_packet_at or call.answered_at
-                if last is not None and now - last > self._rtp_timeout:
+                # Only flowing media can time out: not a deferred, paused, held or stopped one.
+                if not call.media_started or call.media_state is not MediaState.ACTIVE or call.stopped_at:
+                    continue
+                baseline = call.active_since or call.answered_at or now
+                last = max(call.media.last_packet_at or baseline, baseline)
+                if now - last > self._rtp_timeout:
+                    self._log.warning("rtp-timeout", "call %s: no RTP on a stream for %.0f s; ending it",
+                                      call.call_id, now - last)
                     self._spawn(self._calls.end_call(call, now, "rtp timeout", send_bye=True))

@@ -84,6 +84,7 @@ class RecordingOffer:
     session_id: str | None  # the recorded communication session's id (metadata), if any
     deferred: bool  # every accepted stream is inactive: answer, then expect a re-INVITE
     warnings: tuple[str, ...]
+    metadata_xml: bytes | None = None  # the raw metadata part, for policy flags (consent)
 
     @property
     def accepted_streams(self) -> tuple[OfferStream, ...]:
@@ -152,7 +153,7 @@ def parse_offer(content_type: str, body: bytes, require: str | None, contact: st
     return RecordingOffer(
         siprec=siprec, sdp=sdp, streams=streams, participants=participants, metadata=metadata,
         session_id=_session_id(metadata), deferred=all(s.deferred for s in accepted),
-        warnings=tuple(warnings),
+        warnings=tuple(warnings), metadata_xml=metadata_body,
     )
 
 

@@ -1,5 +1,6 @@
-"""INVITE dialogs of the recording UAS (RFC 3261 §13, §15, §17.2): offer → listener → media →
-200 OK (retransmitted until ACK), ACK, BYE in both directions, CANCEL, re-INVITE.
+"""INVITE dialogs of the recording UAS (RFC 3261 §13, §15, §17.2): offer (plain SDP or SIPREC,
+RFC 7866) → listener → media → 200 OK (retransmitted until ACK), ACK, BYE in both directions,
+CANCEL. In-dialog offers (re-INVITE, UPDATE) and INFO live in ``server.sip.midcall``.
 """
 
 from __future__ import annotations
@@ -7,18 +8,23 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import Counter
 from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from server.sip.builders import ALLOW, build_request, build_response, new_branch, new_tag
-from server.sip.dialog import Call, MediaFactory
-from server.sip.errors import SdpError
+from server.sip.dialog import Call, MediaFactory, MediaState
 from server.sip.headers import parse_name_addr
-from server.sip.listener import CallListener, CallOffer, CallRejected
+from server.sip.listener import CallAccepted, CallListener, CallOffer, CallRejected
+from server.sip.media import plan_media
 from server.sip.message import SipRequest, SipResponse
+from server.sip.midcall import MidCall
 from server.sip.ratelog import RateLimitedLog
-from server.sip.sdp import build_answer, choose_audio, parse_sdp
+from server.sip.recording_request import RequestPolicy
+from server.sip.recording_request import call_offer as build_call_offer
+from server.sip.sdp import AudioStream
+from server.sip.siprec import ACCEPT, SiprecError, parse_offer
 from server.sip.transactions import T1, T2, ServerTransaction, TransactionTable, transaction_key
 from server.sip.transport import StreamPeer
 
@@ -33,11 +39,27 @@ BYE_ATTEMPTS = 7  # T1 doubling: gives up after ~32 s like Timer F
 
 class CallManager:
     def __init__(
-        self, listener: CallListener, *, send: Send, stats: SipStats, log: RateLimitedLog,
-        advertised_host: str, rtp_host: str, rtp_port_range: tuple[int, int],
-        voice_dir: Path | None, media_factory: MediaFactory, spawn: Spawn,
+        self,
+        listener: CallListener,
+        *,
+        send: Send,
+        stats: SipStats,
+        log: RateLimitedLog,
+        advertised_host: str,
+        rtp_host: str,
+        rtp_port_range: tuple[int, int],
+        voice_dir: Path | None,
+        media_factory: MediaFactory,
+        spawn: Spawn,
+        policy: RequestPolicy | None = None,
+        latching: bool = True,
+        max_dialogs_per_source: int = 2000,
     ) -> None:
         self._listener = listener
+        self.policy = policy or RequestPolicy()
+        self._latching = latching
+        self._max_dialogs_per_source = max_dialogs_per_source
+        self._per_source: Counter[str] = Counter()
         self._send = send
         self._stats = stats
         self._log = log
@@ -51,6 +73,19 @@ class CallManager:
         self._txns = TransactionTable()
         self._dialogs: dict[tuple[str, str], Call] = {}
         self._bye_waiters: dict[str, asyncio.Event] = {}
+        self.midcall = MidCall(self)
+
+    @property
+    def listener(self) -> CallListener:
+        return self._listener
+
+    @property
+    def log(self) -> RateLimitedLog:
+        return self._log
+
+    @property
+    def advertised_host(self) -> str:
+        return self._advertised_host
 
     @property
     def active(self) -> int:
@@ -60,18 +95,35 @@ class CallManager:
         return [c for c in self._dialogs.values() if c.state in ("answering", "answered")]
 
     # ---- responses ---------------------------------------------------------------------------
-    def respond(self, req: SipRequest, addr: tuple[str, int], status: int, *, reason: str | None = None,
-                headers: tuple[tuple[str, str], ...] = (), to_tag: str | None = None,
-                body: bytes = b"") -> bytes:
+    def respond(
+        self,
+        req: SipRequest,
+        addr: tuple[str, int],
+        status: int,
+        *,
+        reason: str | None = None,
+        headers: tuple[tuple[str, str], ...] = (),
+        to_tag: str | None = None,
+        body: bytes = b"",
+    ) -> bytes:
         tag = to_tag or (None if status == 100 else new_tag())
         data = build_response(req, status, reason, to_tag=tag, headers=headers, body=body).to_bytes()
         self._stats.responses[status] += 1
         self._send(data, addr)
         return data
 
-    def _final(self, txn: ServerTransaction, status: int, *, reason: str | None = None,
-               headers: tuple[tuple[str, str], ...] = ()) -> None:
+    def final(
+        self,
+        txn: ServerTransaction,
+        status: int,
+        *,
+        reason: str | None = None,
+        headers: tuple[tuple[str, str], ...] = (),
+    ) -> None:
         data = self.respond(txn.request, txn.source, status, reason=reason, headers=headers)
+        self._txns.finish(txn, data)
+
+    def finish(self, txn: ServerTransaction, data: bytes) -> None:
         self._txns.finish(txn, data)
 
     def resend_if_retransmission(self, req: SipRequest, addr: tuple[str, int]) -> bool:
@@ -93,107 +145,164 @@ class CallManager:
         txn = ServerTransaction(req, addr)
         self._txns.add(transaction_key(req), txn)
         if in_dialog:
-            call = self.find_dialog(req)
-            if call is None or call.state not in ("answering", "answered"):
-                self._final(txn, 481)
-                return
-            # Foundation: a re-INVITE gets the same answer; media does not move.
-            data = self.respond(req, addr, 200, headers=self._contact(addr), body=call.answer_sdp)
-            self._txns.finish(txn, data)
+            await self.midcall.on_offer(req, addr, txn)
             return
-        if req.body and req.content_type != "application/sdp":
-            self._final(txn, 415, headers=(("accept", "application/sdp"),))
-            return
-        if not req.body:
-            self._final(txn, 488, reason="Offer Required")
+        host = addr[0]
+        if self._per_source[host] >= self._max_dialogs_per_source:
+            self._stats.refused_per_source += 1
+            self._log.warning(
+                "per-source", "refusing INVITE from %s: %d dialogs open", host, self._per_source[host]
+            )
+            self.final(txn, 503, reason="Too Many Dialogs", headers=(("retry-after", "5"),))
             return
         try:
-            offer = parse_sdp(req.body)
-            choice = choose_audio(offer)
-        except SdpError as exc:
-            self._log.warning("sdp", "unacceptable SDP from %s: %s", addr, exc)
-            self._final(txn, 488)
+            offer = parse_offer(
+                req.get("content-type") or "", req.body, ", ".join(req.get_all("require")), req.get("contact")
+            )
+        except SiprecError as exc:
+            self._log.warning("offer", "unacceptable offer from %s: %s", addr, exc.reason)
+            headers = (("accept", ACCEPT),) if exc.status == 415 else ()
+            self.final(txn, exc.status, headers=headers)
             return
         txn.last_response = self.respond(req, addr, 100)
-        from_, to = req.from_, req.to
-        call_id = req.call_id or ""
-        call_offer = CallOffer(
-            call_id=call_id, dn=req.uri.user or "",
-            caller=_party(from_.display, from_.uri.user or from_.uri.raw) if from_ else "",
-            callee=(to.uri.user or to.uri.raw) if to else "", source=addr, codec=choice.codec,
-        )
+        call_offer = build_call_offer(req, addr, offer, self.policy)
         try:
             decision = await self._listener.on_call_offered(call_offer)
         except Exception:
-            _logger.exception("listener.on_call_offered failed for %s", call_id)
+            _logger.exception("listener.on_call_offered failed for %s", call_offer.call_id)
             if not txn.final:
-                self._final(txn, 500)
-            return
-        if txn.cancelled:
+                self.final(txn, 500)
             return
         if isinstance(decision, CallRejected):
-            self._final(txn, decision.status, reason=decision.reason)
+            if not txn.final:
+                self.final(txn, decision.status, reason=decision.reason)
+            return
+        if txn.cancelled:
+            await self._withdraw(call_offer, decision, "cancelled before answer")
             return
         voice_path = decision.voice_path
         if self._voice_dir is not None and not voice_path.is_absolute():
             voice_path = self._voice_dir / voice_path
+        plan = plan_media(
+            [_stream_tuple(s.audio) for s in offer.accepted_streams],
+            decision.agent_streams,
+            latching=self._latching,
+        )
         try:
-            media = await self._media_factory(self._rtp_host, self._rtp_port_range, voice_path, choice.codec)
-        except Exception:
-            _logger.exception("cannot open RTP session for %s", call_id)
+            media = await self._media_factory(self._rtp_host, self._rtp_port_range, voice_path, plan)
+        except Exception as exc:
+            self._log.warning("media", "cannot open RTP for %s: %r", call_offer.call_id, exc)
             if not txn.final:
-                self._final(txn, 503, reason="No Media Port")
+                self.final(txn, 503, reason="No Media Port")
+            await self._withdraw(call_offer, decision, "no media port")
             return
         if txn.cancelled:
             await media.close(time.time())
+            await self._withdraw(call_offer, decision, "cancelled before answer")
             return
         local_tag = new_tag()
-        call = Call(call_id=call_id, local_tag=local_tag, remote_tag=from_.tag if from_ else None,
-                    invite=req, source=addr, interaction_id=decision.interaction_id,
-                    voice_path=voice_path, media=media)
-        call.answer_sdp = build_answer(offer, choice, self._advertised_host, media.port)
-        self._dialogs[(call_id, local_tag)] = call
-        call.final_response = self.respond(req, addr, 200, to_tag=local_tag, headers=self._contact(addr),
-                                           body=call.answer_sdp)
+        call = Call(
+            call_id=call_offer.call_id,
+            local_tag=local_tag,
+            remote_tag=req.from_.tag if req.from_ else None,
+            invite=req,
+            source=addr,
+            interaction_id=decision.interaction_id,
+            voice_path=voice_path,
+            media=media,
+            plan=plan,
+            siprec=offer.siprec,
+            remote_cseq=req.cseq.number if req.cseq else 0,
+        )
+        call.answer_sdp = offer.answer(self._advertised_host, media.ports)
+        self._dialogs[(call.call_id, local_tag)] = call
+        self._per_source[host] += 1
+        call.final_response = self.respond(
+            req, addr, 200, to_tag=local_tag, headers=self.contact(addr, call.siprec), body=call.answer_sdp
+        )
         self._txns.finish(txn, call.final_response)
-        call.answered_at = time.time()
-        media.start(call.answered_at)
+        now = time.time()
         self._stats.calls_started += 1
-        call.retransmit_task = asyncio.create_task(self._retransmit_200(call))
+        if offer.deferred:
+            call.media_state = MediaState.PAUSED  # answered, but nothing flows until a re-INVITE
+        else:
+            self.start_media(call, now)
+        call.retransmit_task = asyncio.create_task(
+            self._retransmit_2xx(call, call.final_response, lambda: call.state != "answering")
+        )
 
-    def _contact(self, addr: tuple[str, int]) -> tuple[tuple[str, str], ...]:
+    def start_media(self, call: Call, at: float) -> None:
+        call.answered_at = call.active_since = at
+        call.media_started = True
+        call.media_state = MediaState.ACTIVE
+        call.media.start(at)
+
+    async def _withdraw(self, offer: CallOffer, accepted: CallAccepted, reason: str) -> None:
+        try:
+            await self._listener.on_offer_withdrawn(offer, accepted, reason)
+        except Exception:
+            _logger.exception("listener.on_offer_withdrawn failed for %s", offer.call_id)
+
+    def contact(self, addr: tuple[str, int], siprec: bool) -> tuple[tuple[str, str], ...]:
         # A call that came over TCP/TLS must be reached (ACK, BYE) over that transport again.
         if isinstance(addr, StreamPeer):
             uri = f"sip:{self._advertised_host}:{addr.local_port};transport={addr.transport.lower()}"
         else:
             uri = f"sip:{self._advertised_host}:{self.local_port}"
-        return (("contact", f"<{uri}>"), ("allow", ALLOW))
+        # RFC 7866 §6.1.2: a recording server marks its Contact with +sip.srs.
+        contact = f"<{uri}>;+sip.srs" if siprec else f"<{uri}>"
+        return (("contact", contact), ("allow", ALLOW))
 
-    async def _retransmit_200(self, call: Call) -> None:
-        """RFC 3261 §13.3.1.4: resend the 2xx (T1 doubling to T2) until ACK; BYE after 64*T1."""
+    async def _retransmit_2xx(self, call: Call, data: bytes, acked: Callable[[], bool]) -> None:
+        """RFC 3261 §13.3.1.4: resend a 2xx to (re-)INVITE, T1 doubling to T2, until its ACK;
+        with no ACK after 64*T1 the session ends with BYE."""
         interval = T1
         deadline = time.monotonic() + 64 * T1
-        while call.state == "answering":
+        while not acked() and call.state in ("answering", "answered"):
             await asyncio.sleep(interval)
-            if call.state != "answering":
+            if acked() or call.state not in ("answering", "answered"):
                 return
             if time.monotonic() >= deadline:
                 self._log.warning("no-ack", "no ACK for call %s; ending it", call.call_id)
                 await self.end_call(call, time.time(), "no ACK", send_bye=True)
                 return
-            self._send(call.final_response, call.source)
+            self._stats.retransmissions += 1
+            self._send(data, call.source)
             interval = min(interval * 2, T2)
+
+    def retransmit_reinvite_2xx(self, call: Call, data: bytes, cseq: int) -> None:
+        self._stop_retransmit(call)
+        call.reinvite_response, call.reinvite_cseq = data, cseq
+        call.retransmit_task = asyncio.create_task(
+            self._retransmit_2xx(call, data, lambda: call.reinvite_cseq != cseq)
+        )
 
     async def on_ack(self, req: SipRequest) -> None:
         call = self.find_dialog(req)
-        if call is None or call.state != "answering":
-            return  # ACK of an error response, or a retransmitted ACK
+        if call is None:
+            return  # ACK of an error response (absorbed by the transaction), or stray
+        cseq = req.cseq.number if req.cseq else None
+        if call.reinvite_cseq is not None and cseq == call.reinvite_cseq:
+            call.reinvite_cseq = None
+            self._stop_retransmit(call)
+            return
+        if call.state != "answering":
+            return  # a retransmitted ACK
         call.state = "answered"
         self._stop_retransmit(call)
+        if call.media_started:
+            await self.notify_answered(call)
+
+    async def notify_answered(self, call: Call) -> None:
         try:
             await self._listener.on_call_answered(call)
         except Exception:
             _logger.exception("listener.on_call_answered failed for %s", call.call_id)
+
+    async def on_update(self, req: SipRequest, addr: tuple[str, int]) -> None:
+        txn = ServerTransaction(req, addr)
+        self._txns.add(transaction_key(req), txn)
+        await self.midcall.on_offer(req, addr, txn)
 
     def on_cancel(self, req: SipRequest, addr: tuple[str, int]) -> None:
         txn = self._txns.get(transaction_key(req, "INVITE"))
@@ -203,7 +312,7 @@ class CallManager:
         self.respond(req, addr, 200)
         if not txn.final:
             txn.cancelled = True
-            self._final(txn, 487)
+            self.final(txn, 487)
 
     # ---- BYE ---------------------------------------------------------------------------------
     async def on_bye(self, req: SipRequest, addr: tuple[str, int]) -> None:
@@ -212,9 +321,9 @@ class CallManager:
         txn = ServerTransaction(req, addr)
         self._txns.add(transaction_key(req), txn)
         if call is None or call.state not in ("answering", "answered"):
-            self._final(txn, 481)
+            self.final(txn, 481)
             return
-        self._final(txn, 200)
+        self.final(txn, 200)
         await self.end_call(call, ended_at, "bye", send_bye=False)
 
     async def end_call(self, call: Call, ended_at: float, reason: str, *, send_bye: bool) -> None:
@@ -231,7 +340,11 @@ class CallManager:
         except Exception:
             _logger.exception("closing RTP session of %s failed", call.call_id)
         call.state = "ended"
-        self._dialogs.pop((call.call_id, call.local_tag), None)
+        if self._dialogs.pop((call.call_id, call.local_tag), None) is not None:
+            host = call.source[0]
+            self._per_source[host] -= 1
+            if self._per_source[host] <= 0:
+                del self._per_source[host]
         self._stats.calls_ended[reason] += 1
         try:
             await self._listener.on_call_ended(call, ended_at, reason)
@@ -260,12 +373,19 @@ class CallManager:
         branch = new_branch()
         call.local_cseq += 1
         peer = call.source
-        sent_by = (f"{peer.transport} {self._advertised_host}:{peer.local_port}"
-                   if isinstance(peer, StreamPeer) else f"UDP {self._advertised_host}:{self.local_port}")
+        sent_by = (
+            f"{peer.transport} {self._advertised_host}:{peer.local_port}"
+            if isinstance(peer, StreamPeer)
+            else f"UDP {self._advertised_host}:{self.local_port}"
+        )
         bye = build_request(
-            "BYE", uri, via=f"SIP/2.0/{sent_by};branch={branch};rport",
-            from_=f"{inv.get('to')};tag={call.local_tag}", to=inv.get("from") or "",
-            call_id=call.call_id, cseq=call.local_cseq,
+            "BYE",
+            uri,
+            via=f"SIP/2.0/{sent_by};branch={branch};rport",
+            from_=f"{inv.get('to')};tag={call.local_tag}",
+            to=inv.get("from") or "",
+            call_id=call.call_id,
+            cseq=call.local_cseq,
             headers=tuple(("route", r) for r in inv.get_all("record-route")),
         ).to_bytes()
         self._send(bye, call.source)
@@ -295,8 +415,12 @@ class CallManager:
         event.set()
 
 
-def _party(display: str | None, number: str) -> str:
-    """What an agent and a supervisor want to read: the name and the number, when both are known."""
-    if display and number and display != number:
-        return f"{display} <{number}>"
-    return display or number
+def _stream_tuple(stream: AudioStream) -> tuple[int, str, int, int | None, tuple[str, int] | None]:
+    remote = None if stream.deferred or stream.remote_host is None else (stream.remote_host, stream.port)
+    return (
+        stream.index,
+        stream.codec or "",
+        stream.payload_type if stream.payload_type is not None else -1,
+        stream.telephone_event,
+        remote,
+    )

@@ -30,6 +30,8 @@ class User(Base):
     team_id: Mapped[int | None] = mapped_column(ForeignKey("teams.id"), nullable=True)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[float] = mapped_column(Float)
+    # GIR-style full-time recording: calls on this DN are recorded even with no desktop logged in
+    full_time_dn: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
     team: Mapped[Team | None] = relationship()
 
 
@@ -83,6 +85,12 @@ class Interaction(Base):
     voice_state: Mapped[str] = mapped_column(String(20))
     screen_state: Mapped[str] = mapped_column(String(20))
     media_started_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    kind: Mapped[str] = mapped_column(String(10), default="plain")  # plain, siprec
+    session_id: Mapped[str | None] = mapped_column(String(255), nullable=True, index=True)
+    source: Mapped[str] = mapped_column(String(64), default="")  # signalling peer host:port
+    participants: Mapped[str] = mapped_column(Text, default="[]")  # JSON list of parties
+    recording_meta: Mapped[str] = mapped_column(Text, default="{}")  # JSON: streams, stats, warnings
+    stopped_at: Mapped[float | None] = mapped_column(Float, nullable=True)
     agent: Mapped[User | None] = relationship()
     pauses: Mapped[list[PauseSpan]] = relationship(order_by="PauseSpan.started_at")
     media: Mapped[list[MediaFile]] = relationship()
@@ -96,6 +104,7 @@ class PauseSpan(Base):
     ended_at: Mapped[float | None] = mapped_column(Float, nullable=True)
     by_user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), nullable=True)
     by_username: Mapped[str] = mapped_column(String(100), default="")
+    reason: Mapped[str] = mapped_column(String(100), default="")  # agent, a=inactive, hold, control
 
 
 class MediaFile(Base):

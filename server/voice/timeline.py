@@ -14,14 +14,24 @@ carried on with continuous timestamps; without a resync every later packet would
 
 Pause spans are sample ranges written as zeros whatever arrives; ``pause`` returns the part of
 a span that is already written so the caller can overwrite it.
+
+``timestamp_scale`` is the number of samples per RTP timestamp unit: 1 when the file runs at the
+RTP clock (G.711 at 8 kHz), 2 for G.722 (RFC 3551: an 8000 Hz RTP clock for 16 kHz audio, so a
+packet of 160 timestamp units carries 320 samples) or for G.711 upsampled into a 16 kHz file.
+
+This runs once per received packet, so the common in-order case avoids needless work (no sort
+when the packet goes last, no span filtering while nothing is paused).
 """
 
 from __future__ import annotations
 
 import bisect
+import collections
 import math
 from dataclasses import dataclass
 from enum import StrEnum
+from fractions import Fraction
+from typing import NamedTuple
 
 import numpy as np
 import numpy.typing as npt
@@ -33,8 +43,7 @@ Int16Array = npt.NDArray[np.int16]
 _RECENT_KEYS = 256  # emitted packets remembered to tell a duplicate from a late packet
 
 
-@dataclass(frozen=True, slots=True)
-class Chunk:
+class Chunk(NamedTuple):  # NamedTuples, not frozen dataclasses: made for every packet, cheaper
     """Samples for the file starting at sample ``position`` (always the writer's current end)."""
 
     position: int
@@ -49,8 +58,10 @@ class Verdict(StrEnum):
     EMPTY = "empty"  # no samples
 
 
-@dataclass(frozen=True, slots=True)
-class PushResult:
+_ACCEPTED = Verdict.ACCEPTED  # bound once: push returns it for every packet
+
+
+class PushResult(NamedTuple):
     verdict: Verdict
     chunks: list[Chunk]
 
@@ -76,12 +87,9 @@ class TimelineStats:
 @dataclass(slots=True)
 class _Pending:
     position: int
+    end: int  # position + len(samples), kept to spare the hot path a property call
     key: tuple[int, int]  # (anchor epoch, unwrapped timestamp)
     samples: Int16Array
-
-    @property
-    def end(self) -> int:
-        return self.position + len(self.samples)
 
 
 @dataclass(slots=True)
@@ -101,9 +109,15 @@ class VoiceTimeline:
         resync_late: float = 1.0,
         max_pending: int = 512,
         max_chunk_seconds: float = 10.0,
+        timestamp_scale: Fraction | int = 1,
     ) -> None:
+        scale = Fraction(timestamp_scale)
+        if scale <= 0:
+            raise TimelineError(f"timestamp scale must be positive, got {timestamp_scale}")
         self.answered_at = answered_at
         self.sample_rate = sample_rate
+        self.timestamp_scale = scale
+        self._ts_num, self._ts_den = scale.numerator, scale.denominator
         self.stats = TimelineStats()
         self._window = round(reorder_window * sample_rate)
         self._idle_hold = round(idle_hold * sample_rate)
@@ -115,9 +129,12 @@ class VoiceTimeline:
         self._written = 0
         self._pending: list[_Pending] = []
         self._pending_keys: set[tuple[int, int]] = set()
-        self._recent_keys: dict[tuple[int, int], None] = {}  # insertion-ordered, bounded
+        # Keys of the last _RECENT_KEYS emitted packets: a set to look up, a ring to forget the oldest.
+        self._recent_keys: set[tuple[int, int]] = set()
+        self._recent_order: collections.deque[tuple[int, int]] = collections.deque()
         self._spans: list[_Span] = []
         self._finished = False
+        self.anchors = 0  # first anchor, SSRC changes and re-anchors: a cheap "did it move" check
         # Anchor state: the current stream's epoch, SSRC, where it started, and its RTP clock.
         self._epoch = 0
         self._ssrc: int | None = None
@@ -149,42 +166,57 @@ class VoiceTimeline:
         """Place one packet's decoded samples; return the chunks that became final."""
         if self._finished:
             return PushResult(Verdict.AFTER_END, [])
-        if len(samples) == 0:
+        count = len(samples)
+        if count == 0:
             return PushResult(Verdict.EMPTY, [])
-        arrival_pos = self.position_of(arrival)
-        if self._ssrc is None or ssrc != self._ssrc:
+        arrival_pos = round((arrival - self.answered_at) * self.sample_rate)
+        if ssrc != self._ssrc:
             if self._ssrc is not None:
                 self.stats.ssrc_changes += 1
             self._anchor(ssrc, timestamp, arrival_pos)
-        ext = self._unwrap(timestamp)
-        position = self._anchor_pos + ext
+        # _unwrap, inlined: this runs for every packet
+        diff = ((timestamp - self._last_ts + 0x80000000) & 0xFFFFFFFF) - 0x80000000
+        ext = self._last_ext + diff
+        if diff > 0:
+            self._last_ts = timestamp
+            self._last_ext = ext
+        position = self._anchor_pos + ext * self._ts_num // self._ts_den
         delta = arrival_pos - position
-        jumped = abs(delta - self._anchor_delta) > self._max_jump
-        stalled = position + len(samples) <= self._written and delta - self._ref_delta > self._resync_late
-        if jumped or stalled:
+        written = self._written
+        if abs(delta - self._anchor_delta) > self._max_jump or (
+            position + count <= written and delta - self._ref_delta > self._resync_late
+        ):  # a timestamp jump, or a stalled sender
             self.stats.reanchors += 1
             self._anchor(ssrc, timestamp, arrival_pos)
             ext = self._unwrap(timestamp)
-            position = self._anchor_pos + ext
+            position = self._anchor_pos + ext * self._ts_num // self._ts_den
             delta = arrival_pos - position
         key = (self._epoch, ext)
-        if key in self._pending_keys or key in self._recent_keys:
+        pending_keys = self._pending_keys
+        if key in pending_keys or key in self._recent_keys:
             self.stats.duplicates += 1
             return PushResult(Verdict.DUPLICATE, [])
-        if position + len(samples) <= self._written:
+        end = position + count
+        if end <= written:
             self.stats.late += 1
             return PushResult(Verdict.LATE, [])
         self.stats.accepted += 1
         self._ref_delta = delta
-        entry = _Pending(position, key, samples)
-        bisect.insort(self._pending, entry, key=lambda p: p.position)
-        self._pending_keys.add(key)
-        self._horizon = max(self._horizon, entry.end)
-        chunks = self._emit(self._horizon - self._window)
-        while len(self._pending) > self._max_pending:
+        entry = _Pending(position, end, key, samples)
+        pending = self._pending
+        if not pending or pending[-1].position <= position:
+            pending.append(entry)  # in order: the usual case
+        else:
+            bisect.insort(pending, entry, key=_position)
+        pending_keys.add(key)
+        if end > self._horizon:
+            self._horizon = end
+        target = self._horizon - self._window
+        chunks = self._emit(target) if target > written else []
+        while len(pending) > self._max_pending:
             self.stats.forced += 1
-            chunks += self._emit(self._pending[0].end)
-        return PushResult(Verdict.ACCEPTED, chunks)
+            chunks += self._emit(pending[0].end)
+        return PushResult(_ACCEPTED, chunks)
 
     def flush(self, now: float) -> list[Chunk]:
         """Emit what is final by server time ``now``: keeps the file growing through silence.
@@ -227,6 +259,7 @@ class VoiceTimeline:
         return FinishResult(chunks, length)
 
     def _anchor(self, ssrc: int, timestamp: int, arrival_pos: int) -> None:
+        self.anchors += 1
         self._epoch += 1
         self._ssrc = ssrc
         # Never before what is written (final) nor over the old stream's buffered audio: a new
@@ -248,32 +281,46 @@ class VoiceTimeline:
 
     def _emit(self, target: int) -> list[Chunk]:
         out: list[Chunk] = []
+        pending = self._pending
         while self._written < target:
-            head = self._pending[0] if self._pending else None
+            head = pending[0] if pending else None
             if head is None or head.position >= target:
                 self._emit_silence(out, target)
                 break
-            if head.position > self._written:
+            written = self._written
+            if head.position > written:
                 self._emit_silence(out, head.position)
                 continue
-            trim = self._written - head.position
-            if trim >= len(head.samples):
+            if head.end <= written:
                 self.stats.overlapped += 1
-                self._retire(head)
+                self._retire()
                 continue
-            stop = min(head.end, target)
-            self._emit_audio(out, head.samples[trim : stop - head.position])
+            if head.position == written and head.end <= target:
+                # The whole packet, exactly at the end of the file: the usual case, no slicing.
+                if self._spans:
+                    self._emit_audio(out, head.samples)
+                else:
+                    out.append(Chunk(written, head.samples))
+                    self._written = head.end
+                self._retire()
+                continue
+            stop = head.end if head.end < target else target
+            self._emit_audio(out, head.samples[written - head.position : stop - head.position])
             if stop == head.end:
-                self._retire(head)
-        self._spans = [s for s in self._spans if s.end is None or s.end > self._written]
+                self._retire()
+        if self._spans:
+            self._spans = [s for s in self._spans if s.end is None or s.end > self._written]
         return out
 
-    def _retire(self, entry: _Pending) -> None:
-        self._pending.pop(0)
-        self._pending_keys.discard(entry.key)
-        self._recent_keys[entry.key] = None
-        if len(self._recent_keys) > _RECENT_KEYS:
-            del self._recent_keys[next(iter(self._recent_keys))]
+    def _retire(self) -> None:
+        """The head of the pending list is written: remember its key to recognise duplicates."""
+        key = self._pending.pop(0).key
+        self._pending_keys.discard(key)
+        order = self._recent_order
+        if len(order) == _RECENT_KEYS:
+            self._recent_keys.discard(order.popleft())
+        order.append(key)
+        self._recent_keys.add(key)
 
     def _emit_silence(self, out: list[Chunk], upto: int) -> None:
         while self._written < upto:
@@ -284,7 +331,7 @@ class VoiceTimeline:
     def _emit_audio(self, out: list[Chunk], samples: Int16Array) -> None:
         start, end = self._written, self._written + len(samples)
         masked = samples
-        for span in self._spans:
+        for span in self._spans:  # usually none
             lo = max(span.start, start)
             hi = min(math.inf if span.end is None else span.end, end)
             if lo < hi:
@@ -293,3 +340,7 @@ class VoiceTimeline:
                 masked[lo - start : int(hi) - start] = 0
         out.append(Chunk(start, masked))
         self._written = end
+
+
+def _position(entry: _Pending) -> int:
+    return entry.position

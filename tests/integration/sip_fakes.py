@@ -6,7 +6,7 @@ import asyncio
 import uuid
 from pathlib import Path
 
-from server.sip.listener import CallAccepted, CallOffer, CallRejected, RecordedCall
+from server.sip.listener import CallAccepted, CallOffer, CallRejected, CallUpdate, RecordedCall
 
 
 class FakeListener:
@@ -18,6 +18,8 @@ class FakeListener:
         self.offered: list[CallOffer] = []
         self.answered: list[RecordedCall] = []
         self.ended: list[tuple[RecordedCall, float, str]] = []
+        self.withdrawn: list[tuple[CallOffer, CallAccepted, str]] = []
+        self.updates: list[tuple[RecordedCall, CallUpdate]] = []
         self.ended_event = asyncio.Event()
 
     async def on_call_offered(self, offer: CallOffer) -> CallAccepted | CallRejected:
@@ -35,3 +37,9 @@ class FakeListener:
     async def on_call_ended(self, call: RecordedCall, ended_at: float, reason: str) -> None:
         self.ended.append((call, ended_at, reason))
         self.ended_event.set()
+
+    async def on_offer_withdrawn(self, offer: CallOffer, accepted: CallAccepted, reason: str) -> None:
+        self.withdrawn.append((offer, accepted, reason))
+
+    async def on_call_updated(self, call: RecordedCall, update: CallUpdate) -> None:
+        self.updates.append((call, update))

@@ -1,14 +1,18 @@
 """A real RtpSession on loopback: paced speech, hand-made bad and reordered packets, a pause,
-then the WAV is checked sample by sample."""
+then the WAV is checked sample by sample (on asyncio's loop and on uvloop, which the server runs
+on). FFmpeg's RTP muxer is a real G.722 and G.711 sender, with RTCP on the odd port."""
 
 from __future__ import annotations
 
 import asyncio
+import shutil
 import socket
 import struct
 import time
 import wave
+from collections.abc import Coroutine
 from pathlib import Path
+from typing import Any, TypeVar
 
 import numpy as np
 import pytest
@@ -20,9 +24,20 @@ from server.rtp.session import RtpSession
 from server.sim.rtp_sender import send_rtp
 from server.sim.speech import speech_like_pcm
 from server.voice.g711 import ulaw_decode, ulaw_encode
+from server.voice.stereo_writer import Channel, StereoWavWriter
 
 HOST = "127.0.0.1"
 RATE = 8000
+T = TypeVar("T")
+
+
+def run_on(loop: str, coroutine: Coroutine[Any, Any, T]) -> T:
+    if loop == "uvloop":
+        import uvloop
+
+        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+            return runner.run(coroutine)
+    return asyncio.run(coroutine)
 
 
 def free_udp_port() -> int:
@@ -90,8 +105,9 @@ async def run_call(tmp_path: Path) -> tuple[RtpSession, np.ndarray, np.ndarray, 
     return session, read_wav(tmp_path / "voice.wav"), speech, answered_at, ended_at
 
 
-def test_recorded_call(tmp_path: Path) -> None:
-    session, data, speech, answered_at, ended_at = asyncio.run(run_call(tmp_path))
+@pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
+def test_recorded_call(tmp_path: Path, loop: str) -> None:
+    session, data, speech, answered_at, ended_at = run_on(loop, run_call(tmp_path))
     assert abs(len(data) - (ended_at - answered_at) * RATE) <= pos(0.02)
 
     # The speech sits where its first packet arrived, sample-exact after G.711.
@@ -122,7 +138,7 @@ def test_recorded_call(tmp_path: Path) -> None:
     assert stats.dropped_malformed == 1
     assert stats.dropped_payload_type == 1
     assert stats.dropped_duplicate == 1
-    assert stats.rtcp == 1
+    assert stats.rtcp == 1 and stats.rtcp_sr == 1 and stats.rtcp_malformed == 0
     assert stats.ssrc_changes == 1
     assert stats.dropped_late == 0
     assert stats.written == 100 + 9
@@ -130,7 +146,8 @@ def test_recorded_call(tmp_path: Path) -> None:
     assert stats.samples_written == len(data)
 
 
-def test_port_allocation(tmp_path: Path) -> None:
+@pytest.mark.parametrize("loop", ["asyncio", "uvloop"])  # uvloop reports EADDRINUSE differently
+def test_port_allocation(tmp_path: Path, loop: str) -> None:
     async def run() -> None:
         base = free_udp_port() & ~1
         blocker = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -152,7 +169,7 @@ def test_port_allocation(tmp_path: Path) -> None:
         with pytest.raises(RtpSessionError):
             await RtpSession.open(HOST, (base, base + 10), tmp_path / "a.wav", "PCMU")  # file exists
 
-    asyncio.run(run())
+    run_on(loop, run())
 
 
 def test_never_answered_gives_empty_wav(tmp_path: Path) -> None:
@@ -201,5 +218,117 @@ def test_bad_datagrams_never_raise(tmp_path: Path) -> None:
     session = asyncio.run(run())
     stats = session.stats
     assert stats.received == 301
-    assert stats.dropped_malformed + stats.rtcp + stats.dropped_payload_type == 300
+    assert stats.dropped_malformed + stats.rtcp + stats.dropped_payload_type + stats.dropped_cn == 300
     assert stats.written == 1
+
+
+def test_rtcp_port_taken_skips_the_pair(tmp_path: Path) -> None:
+    async def run() -> None:
+        base = free_udp_port() & ~1
+        blocker = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        try:
+            blocker.bind((HOST, base + 1))  # the first pair's RTCP port
+        except OSError:
+            pytest.skip("port raced away")
+        try:
+            session = await RtpSession.open(HOST, (base, base + 10), tmp_path / "a.wav", "PCMU")
+            assert (session.port, session.rtcp_port) == (base + 2, base + 3)
+            await session.close(time.time())
+        finally:
+            blocker.close()
+
+    asyncio.run(run())
+
+
+def ffmpeg_sender(port: int, codec: str, frequency: int, seconds: float) -> list[str]:
+    """FFmpeg's RTP muxer paced in real time (-re), 20 ms packets, RTCP SR to port + 1 and a BYE
+    at the end; G.722 gets RFC 3551's 8000 Hz timestamp clock from it."""
+    ffmpeg = shutil.which("ffmpeg")
+    assert ffmpeg, "ffmpeg is missing: scripts/system-packages test installs it"
+    rate = 16000 if codec == "g722" else 8000
+    return [
+        ffmpeg, "-hide_banner", "-loglevel", "error", "-re",
+        "-f", "lavfi", "-i", f"sine=frequency={frequency}:sample_rate={rate}:duration={seconds}",
+        "-c:a", codec, "-f", "rtp", "-rtpflags", "send_bye", f"rtp://{HOST}:{port}?pkt_size=172",
+    ]  # fmt: skip
+
+
+def dominant(samples: np.ndarray, rate: int) -> float:
+    spectrum = np.abs(np.fft.rfft(samples.astype(float) * np.hanning(len(samples))))
+    return float(np.fft.rfftfreq(len(samples), 1 / rate)[int(np.argmax(spectrum))])
+
+
+def test_two_legs_from_ffmpeg_into_one_wideband_stereo_file(tmp_path: Path) -> None:
+    """The SIPREC shape: a G.722 leg and a G.711 leg (upsampled) in one 16 kHz stereo WAV, each
+    from a real RTP sender, with their RTCP read on the odd ports."""
+    path = tmp_path / "call.wav"
+
+    async def run() -> tuple[RtpSession, RtpSession, float, float]:
+        stereo = StereoWavWriter(path, sample_rate=16000)
+        caller = await RtpSession.open(
+            HOST, (45000, 45999), None, "G722", writer=stereo.channel(Channel.CALLER), sample_rate=16000
+        )
+        agent = await RtpSession.open(
+            HOST, (45000, 45999), None, "PCMU", writer=stereo.channel(Channel.AGENT), sample_rate=16000
+        )
+        answered_at = time.time()
+        caller.start(answered_at)
+        agent.start(answered_at)
+        quiet = asyncio.subprocess.DEVNULL  # FFmpeg prints the stream's SDP
+        senders = [
+            await asyncio.create_subprocess_exec(
+                *ffmpeg_sender(caller.port, "g722", 1000, 2.0), stdout=quiet
+            ),
+            await asyncio.create_subprocess_exec(
+                *ffmpeg_sender(agent.port, "pcm_mulaw", 440, 2.0), stdout=quiet
+            ),
+        ]
+        codes = [await asyncio.wait_for(p.wait(), 30) for p in senders]
+        assert codes == [0, 0]
+        await asyncio.sleep(0.3)
+        ended_at = time.time()
+        stereo.end_of_call()
+        await caller.close(ended_at)
+        await agent.close(ended_at)
+        return caller, agent, answered_at, ended_at
+
+    caller, agent, answered_at, ended_at = run_on("uvloop", run())
+    with wave.open(str(path), "rb") as wav:
+        assert (wav.getnchannels(), wav.getframerate()) == (2, 16000)
+        frames = np.frombuffer(wav.readframes(wav.getnframes()), dtype="<i2").reshape(-1, 2)
+    assert abs(len(frames) - (ended_at - answered_at) * 16000) <= 16000 * 0.02
+    for session, channel, frequency in ((caller, 0, 1000.0), (agent, 1, 440.0)):
+        audio = frames[:, channel]
+        nonzero = np.flatnonzero(audio)
+        # 2 s of tone at its arrival time: media time kept (G.722 is not squeezed into 1 s)
+        assert abs((nonzero[-1] - nonzero[0]) / 16000 - 2.0) < 0.03
+        assert dominant(audio[nonzero[0] + 1600 : nonzero[0] + 17600], 16000) == pytest.approx(
+            frequency, abs=2
+        )
+        stats = session.stats
+        assert stats.dropped_malformed == stats.dropped_late == stats.dropped_foreign == 0
+        # FFmpeg's RTCP on the odd port: its final SR counts what it sent, then BYE. (It cuts
+        # G.711 into packets of up to 160 octets from 1024-sample frames: more than 100 packets.)
+        assert stats.rtcp >= 2 and stats.rtcp_malformed == 0 and stats.rtcp_bye
+        assert stats.sender_packets == stats.written >= 100
+        assert stats.sender_octets == 2 * 8000  # G.722: 64 kbit/s; G.711: 64 kbit/s
+
+
+def test_ports_rotate_through_the_range(tmp_path: Path) -> None:
+    """A port just released is not handed out again at once; the search wraps at the top."""
+
+    async def run() -> list[int]:
+        base = free_udp_port() & ~7
+        span = (base, base + 5)  # three pairs
+        first = await RtpSession.open(HOST, span, tmp_path / "1.wav", "PCMU")
+        await first.close(time.time())
+        second = await RtpSession.open(HOST, span, tmp_path / "2.wav", "PCMU")  # not first's port
+        third = await RtpSession.open(HOST, span, tmp_path / "3.wav", "PCMU")
+        fourth = await RtpSession.open(HOST, span, tmp_path / "4.wav", "PCMU")  # wraps to the bottom
+        with pytest.raises(PortRangeExhaustedError):
+            await RtpSession.open(HOST, span, tmp_path / "5.wav", "PCMU")
+        for session in (second, third, fourth):
+            await session.close(time.time())
+        return [session.port - base for session in (first, second, third, fourth)]
+
+    assert run_on("uvloop", run()) == [0, 2, 4, 0]

@@ -249,7 +249,8 @@ MIXED = (b"v=0\r\no=- 1 1 IN IP4 10.0.0.1\r\ns=-\r\nc=IN IP4 10.0.0.1\r\nt=0 0\r
 
 def test_multistream_sdp_parsing_and_answer() -> None:
     sdp = parse_sdp(MIXED)
-    streams = audio_streams(sdp)
+    assert audio_streams(sdp)[0].codec == "G722"  # recordable by default, first in the offer
+    streams = audio_streams(sdp, ("PCMU", "PCMA"))
     assert [(s.index, s.label) for s in streams] == [(0, "A"), (2, "B"), (3, "C"), (4, "D")]
     a, b, c, d = streams
     assert a.codecs == ((9, "G722"), (8, "PCMA"), (101, "TELEPHONE-EVENT")) and a.telephone_event == 101

@@ -1,6 +1,8 @@
-// Admin view: the screen sampling policy (global percentage and per-team overrides).
+// Admin view: the screen sampling policy (global percentage and per-team overrides), and the voice
+// formats (admin_formats.js).
 
 import { api } from "./api.js";
+import { initVoiceFormats, showVoiceFormats } from "./admin_formats.js";
 
 const $ = (id) => document.getElementById(id);
 
@@ -61,6 +63,7 @@ function fill(policy) {
 }
 
 export function initAdmin() {
+  initVoiceFormats();
   $("sampling-add").addEventListener("click", () => addOverrideRow().focus());
   $("sampling-form").addEventListener("submit", async (event) => {
     event.preventDefault();
@@ -87,6 +90,7 @@ export function initAdmin() {
 }
 
 export async function showAdmin(isCurrent) {
+  showVoiceFormats(isCurrent);
   status("Loading…");
   try {
     const policy = await api("GET", "/api/admin/sampling");

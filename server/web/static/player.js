@@ -1,6 +1,6 @@
 // Player view: one interaction's muxed screen+voice (or voice alone) with a marker bar of its call
-// events, speed control and a download link. Media come straight from the API URL so the browser
-// streams them with Range requests.
+// events, speed control, a download link and one per stored voice format. Media come straight
+// from the API URL so the browser streams them with Range requests.
 
 import { api, mediaStatus } from "./api.js";
 import { callDuration, formatClock, interactionMarkers, localDateTime } from "./timeline.js";
@@ -78,6 +78,39 @@ function placeMarkers(duration) {
   }
 }
 
+// The voice's files: the WAV master and each encoding the server made ("voice:<format>" kinds).
+const VOICE_FILES = {
+  voice: { label: "WAV (PCM, original)", suffix: ".wav" },
+  "voice:mp3_8k_mono": { label: "MP3 8 kbit/s mono", suffix: "-8k-mono.mp3" },
+  "voice:mp3_16k_stereo": { label: "MP3 16 kbit/s stereo", suffix: "-16k-stereo.mp3" },
+  "voice:mp3_32k_stereo": { label: "MP3 32 kbit/s stereo", suffix: "-32k-stereo.mp3" },
+  "voice:wav_ulaw": { label: "WAV G.711 μ-law", suffix: "-ulaw.wav" },
+  "voice:opus": { label: "Opus", suffix: ".opus" },
+};
+
+function renderVoiceFiles(summary) {
+  const box = $("player-voice-files");
+  const kinds = [
+    ...((summary.media || []).includes("voice") ? ["voice"] : []),
+    ...(summary.voice_formats || []).map((fmt) => `voice:${fmt}`),
+  ];
+  const links = kinds.map((kind) => {
+    const known = VOICE_FILES[kind] || { label: kind.replace(/^voice:/, ""), suffix: "" };
+    const link = Object.assign(document.createElement("a"), {
+      className: "button voice-file",
+      href: `/api/interactions/${encodeURIComponent(summary.id)}/media/${kind}`,
+      download: `${summary.id}${known.suffix}`,
+      textContent: known.label,
+      title: `Download the voice as ${known.label}`,
+    });
+    link.dataset.kind = kind;
+    return link;
+  });
+  const caption = Object.assign(document.createElement("span"), { textContent: "Voice files:" });
+  box.replaceChildren(...(links.length ? [caption, ...links] : []));
+  box.hidden = links.length === 0;
+}
+
 function currentSpeed() {
   return Number($("player-speed").value) || 1;
 }
@@ -101,6 +134,7 @@ export async function showPlayer(id, isCurrent) {
   $("markers").classList.remove("placed");
   $("player-details").replaceChildren();
   $("player-download").hidden = true;
+  $("player-voice-files").hidden = true;
   $("player-title").textContent = "Recording";
 
   let summary;
@@ -115,6 +149,7 @@ export async function showPlayer(id, isCurrent) {
   $("player-title").textContent =
     `${summary.agent || summary.dn} — ${summary.caller || "unknown caller"}, ${localDateTime(summary.started_at)}`;
   renderDetails(summary);
+  renderVoiceFiles(summary);
 
   const media = summary.media || [];
   const kind = media.includes("muxed") ? "muxed" : media.includes("voice") ? "voice" : null;

@@ -1,0 +1,152 @@
+"""Database side of recording sessions: who the recording-enabled party of a call is, the
+interaction's SIPREC metadata (participants, streams, RTP statistics, warnings), and the audit
+record every session start, update, pause, resume, stop and end leaves. Synchronous; the
+coordinator runs it in worker threads."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from server.calls.repository import BoundAgent
+from server.store import audit, models
+from server.store.db import session_scope
+
+SYSTEM_ACTOR = "sip"  # the audit username of changes the SIP side made
+MAX_META_BYTES = 64 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class RecordingParty:
+    agent: BoundAgent
+    dn: str
+    full_time: bool  # recorded by the agent's full-time DN setting, not a logged-in desktop
+
+
+def dn_candidates(number: str) -> list[str]:
+    """A party's number as DNs may be written: as is, without "+", without a tel prefix."""
+    out = [number]
+    bare = number.lstrip("+")
+    if bare != number:
+        out.append(bare)
+    return out
+
+
+class SessionRecords:
+    def __init__(self, factory: sessionmaker[Session]) -> None:
+        self._factory = factory
+
+    def recording_party(self, numbers: Iterable[str]) -> RecordingParty | None:
+        """The first number that is a DN with a logged-in agent; else the first that is an
+        agent's full-time recording DN."""
+        candidates = [dn for n in numbers for dn in dn_candidates(n)]
+        if not candidates:
+            return None
+        with session_scope(self._factory) as s:
+            for dn in candidates:
+                row = s.execute(
+                    select(models.User, models.Team)
+                    .join(models.DnBinding, models.DnBinding.user_id == models.User.id)
+                    .outerjoin(models.Team, models.Team.id == models.User.team_id)
+                    .where(
+                        models.DnBinding.dn == dn,
+                        models.DnBinding.released_at.is_(None),
+                        models.User.active.is_(True),
+                    )
+                    .order_by(models.DnBinding.bound_at.desc())
+                ).first()
+                if row is not None:
+                    return RecordingParty(_bound(*row), dn, False)
+            for dn in candidates:
+                row = s.execute(
+                    select(models.User, models.Team)
+                    .outerjoin(models.Team, models.Team.id == models.User.team_id)
+                    .where(models.User.full_time_dn == dn, models.User.active.is_(True))
+                ).first()
+                if row is not None:
+                    return RecordingParty(_bound(*row), dn, True)
+        return None
+
+    def describe(
+        self,
+        interaction_id: str,
+        *,
+        kind: str,
+        session_id: str | None,
+        source: str,
+        participants: list[dict[str, Any]],
+        meta: dict[str, Any],
+    ) -> None:
+        with session_scope(self._factory) as s:
+            row = s.get(models.Interaction, interaction_id)
+            if row is None:
+                return
+            row.kind = kind
+            row.session_id = session_id
+            row.source = source[:64]
+            row.participants = _dump(participants)
+            row.recording_meta = _dump(meta)
+
+    def update_meta(
+        self,
+        interaction_id: str,
+        *,
+        participants: list[dict[str, Any]] | None = None,
+        patch: dict[str, Any] | None = None,
+    ) -> None:
+        with session_scope(self._factory) as s:
+            row = s.get(models.Interaction, interaction_id)
+            if row is None:
+                return
+            if participants is not None:
+                row.participants = _dump(participants)
+            if patch:
+                meta = json.loads(row.recording_meta or "{}")
+                meta.update(patch)
+                row.recording_meta = _dump(meta)
+
+    def audit(
+        self,
+        action: str,
+        interaction_id: str,
+        detail: str,
+        *,
+        user_id: int | None = None,
+        username: str = SYSTEM_ACTOR,
+        outcome: str = "allowed",
+    ) -> None:
+        with session_scope(self._factory) as s:
+            audit.record(
+                s,
+                action=action,
+                outcome=outcome,
+                user_id=user_id,
+                username=username,
+                target_type="interaction",
+                target_id=interaction_id,
+                detail=detail,
+            )
+
+    def set_full_time_dn(self, user_id: int, dn: str | None) -> bool:
+        with session_scope(self._factory) as s:
+            user = s.get(models.User, user_id)
+            if user is None:
+                return False
+            user.full_time_dn = dn or None
+            return True
+
+
+def _bound(user: models.User, team: models.Team | None) -> BoundAgent:
+    return BoundAgent(user.id, user.username, user.team_id, team.screen_percentage if team else None)
+
+
+def _dump(value: object) -> str:
+    text = json.dumps(value, separators=(",", ":"), default=str)
+    if len(text) > MAX_META_BYTES:  # metadata from the network is bounded like everything else
+        text = json.dumps({"truncated": True, "size": len(text)})
+    return text

@@ -1,0 +1,61 @@
+"""RTP/RTCP port pairs: an even port for RTP and the odd one above it for RTCP (RFC 3550 §11).
+
+The pair is taken from an inclusive range, skipping pairs of which either port is in use, so
+many concurrent sessions share one configured range without coordinating. The RTCP port may be
+``high + 1`` when the range ends on an even port.
+
+The search starts after the pair handed out last in the same range (wrapping around), not at
+its start: with 2000 streams recording, scanning from the bottom would try ~2000 binds per new
+stream on the event loop, and a port just released is not reused at once (a late packet of the
+old call must not land in the new one).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+
+from server.rtp.errors import PortRangeExhaustedError, RtpSessionError
+
+_MAX_CURSORS = 64  # ranges remembered; a server has one or two
+_cursors: dict[tuple[str, int, int], int] = {}  # (host, low, high) → next even port to try
+
+
+async def bind_pair(
+    bind_host: str, low: int, high: int, protocols: tuple[asyncio.DatagramProtocol, asyncio.DatagramProtocol]
+) -> tuple[int, tuple[asyncio.DatagramTransport, asyncio.DatagramTransport]]:
+    """Bind ``protocols`` (RTP, RTCP) to the next even port of ``low..high`` free together with
+    the odd port after it; return the even port and the two transports."""
+    loop = asyncio.get_running_loop()
+    rtp_protocol, rtcp_protocol = protocols
+    first = low + (low % 2)
+    pairs = max(0, (high - first) // 2 + 1)
+    key = (bind_host, low, high)
+    start = _cursors.get(key, first)
+    for attempt in range(pairs):
+        port = first + (start - first + 2 * attempt) % (2 * pairs)
+        rtp_transport: asyncio.DatagramTransport | None = None
+        try:
+            rtp_transport, _ = await loop.create_datagram_endpoint(
+                lambda: rtp_protocol, local_addr=(bind_host, port)
+            )
+            rtcp_transport, _ = await loop.create_datagram_endpoint(
+                lambda: rtcp_protocol, local_addr=(bind_host, port + 1)
+            )
+        except OSError as exc:
+            if rtp_transport is not None:
+                rtp_transport.close()
+            if not _in_use(exc):
+                raise RtpSessionError(f"cannot bind RTP/RTCP ports {bind_host}:{port}: {exc}") from exc
+            continue
+        if key not in _cursors and len(_cursors) >= _MAX_CURSORS:
+            del _cursors[next(iter(_cursors))]
+        _cursors[key] = port + 2 if port + 2 <= high else first
+        return port, (rtp_transport, rtcp_transport)
+    raise PortRangeExhaustedError(f"no free even RTP port (and next odd one) in {low}-{high} on {bind_host}")
+
+
+def _in_use(exc: OSError) -> bool:
+    """EADDRINUSE, also as uvloop reports it: OSError("could not bind ...") from the real one."""
+    cause = exc.__cause__
+    return exc.errno == errno.EADDRINUSE or (isinstance(cause, OSError) and cause.errno == errno.EADDRINUSE)

@@ -1,0 +1,177 @@
+"""The media of one recorded call: one RTP session per recorded stream, into one voice file.
+
+One stream (a plain call, or a SIPREC session with one mixed stream) is a mono WAV. Two streams
+(a SIPREC session's two legs, or a plain INVITE offering two) are a stereo WAV, the caller's
+audio on the left channel and the agent's on the right, each channel fed by its own RTP session
+and timeline so loss on one leg never shortens or shifts the other.
+
+``MediaPlan`` (what to open) is pure; ``open_call_media`` opens the sockets and the file. The
+SIP layer sees only the ``MediaSession`` protocol of ``server.sip.dialog``; numpy and the RTP
+stack load only when the first call is recorded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from server.rtp.session import RtpSession
+    from server.voice.stereo_writer import StereoWavWriter
+
+log = logging.getLogger(__name__)
+
+CALLER, AGENT = 0, 1  # stereo channels: left, right
+MAX_RECORDED_STREAMS = 2
+
+
+@dataclass(frozen=True, slots=True)
+class StreamPlan:
+    index: int  # m-line index in the offer (the answer's m-line for this stream)
+    codec: str
+    payload_type: int
+    telephone_event_pt: int | None
+    channel: int | None  # CALLER / AGENT in a stereo file; None: the mono file's only stream
+    remote: tuple[str, int] | None  # where the offer says the stream comes from
+
+
+@dataclass(frozen=True, slots=True)
+class MediaPlan:
+    streams: tuple[StreamPlan, ...]
+    sample_rate: int  # 16000 when a leg is G.722 (wideband), else 8000
+    latching: bool = True
+
+    @property
+    def stereo(self) -> bool:
+        return len(self.streams) == 2
+
+
+def plan_media(
+    streams: list[tuple[int, str, int, int | None, tuple[str, int] | None]],
+    agent_streams: frozenset[int],
+    *,
+    latching: bool = True,
+) -> MediaPlan:
+    """``streams``: (index, codec, payload_type, telephone_event_pt, remote) of each accepted
+    stream in offer order; at most two are recorded. With two, the agent's stream (named by the
+    core) goes right and the other left; with no agent stream known, offer order decides."""
+    chosen = streams[:MAX_RECORDED_STREAMS]
+    plans: list[StreamPlan] = []
+    if len(chosen) == 1:
+        index, codec, pt, dtmf, remote = chosen[0]
+        plans.append(StreamPlan(index, codec, pt, dtmf, None, remote))
+    else:
+        agent_index = next((s[0] for s in chosen if s[0] in agent_streams), chosen[-1][0] if chosen else None)
+        for index, codec, pt, dtmf, remote in chosen:
+            plans.append(
+                StreamPlan(index, codec, pt, dtmf, AGENT if index == agent_index else CALLER, remote)
+            )
+    rate = 16000 if any(p.codec == "G722" for p in plans) else 8000
+    return MediaPlan(tuple(plans), rate, latching)
+
+
+class CallMedia:
+    """``MediaSession`` over the RTP sessions of one call; ``ports`` maps m-line index → port."""
+
+    def __init__(self, sessions: dict[int, RtpSession], stereo: StereoWavWriter | None) -> None:
+        self._sessions = sessions
+        self._stereo = stereo
+        self._started_at: float | None = None
+        self.stopped = False
+
+    @property
+    def ports(self) -> dict[int, int]:
+        return {index: s.port for index, s in self._sessions.items()}
+
+    @property
+    def port(self) -> int:
+        return next(iter(self._sessions.values())).port
+
+    @property
+    def last_packet_at(self) -> float | None:
+        """The most silent stream's last packet (or the start): what the RTP timeout watches."""
+        times = [s.last_packet_at or self._started_at for s in self._sessions.values()]
+        known = [t for t in times if t is not None]
+        return min(known) if len(known) == len(times) and known else None
+
+    def start(self, answered_at: float) -> None:
+        self._started_at = answered_at
+        for session in self._sessions.values():
+            session.start(answered_at)
+
+    def pause(self, at: float) -> None:
+        for session in self._sessions.values():
+            session.pause(at)
+
+    def resume(self, at: float) -> None:
+        for session in self._sessions.values():
+            session.resume(at)
+
+    def relatch(self, index: int, remote: tuple[str, int] | None) -> None:
+        """A re-INVITE moved the stream: accept the new source (latching starts over)."""
+        session = self._sessions.get(index)
+        if session is not None:
+            session.relatch(remote)
+
+    async def close(self, ended_at: float) -> None:
+        """Finalise the file padded to ``ended_at`` (stereo: both channels); idempotent."""
+        if self._stereo is not None:
+            # Each timeline pads its own channel to the end: no lag-filling from here on.
+            with contextlib.suppress(Exception):
+                self._stereo.end_of_call()
+        results = await asyncio.gather(
+            *(s.close(ended_at) for s in self._sessions.values()), return_exceptions=True
+        )
+        for result in results:
+            if isinstance(result, BaseException):
+                log.error("closing an RTP session failed: %r", result)
+        if self._stereo is not None and not self._stereo.closed:
+            self._stereo.close()
+
+    def stats(self) -> dict[str, object]:
+        return {str(index): s.stats.as_dict() for index, s in self._sessions.items()}
+
+
+async def open_call_media(
+    bind_host: str, port_range: tuple[int, int], voice_path: Path, plan: MediaPlan
+) -> CallMedia:
+    """Bind one even port per stream and create the voice file; on failure nothing stays open."""
+    from server.rtp.session import RtpSession
+    from server.voice.stereo_writer import Channel, StereoWavWriter
+
+    sessions: dict[int, RtpSession] = {}
+    stereo: StereoWavWriter | None = None
+    try:
+        if plan.stereo:
+            stereo = StereoWavWriter(voice_path, sample_rate=plan.sample_rate)
+        for stream in plan.streams:
+            writer = (
+                stereo.channel(Channel(stream.channel))
+                if stereo is not None and stream.channel is not None
+                else None
+            )
+            sessions[stream.index] = await RtpSession.open(
+                bind_host,
+                port_range,
+                None if writer is not None else voice_path,
+                stream.codec,
+                writer=writer,
+                sample_rate=plan.sample_rate,
+                payload_type=stream.payload_type,
+                telephone_event_pt=stream.telephone_event_pt,
+                latching=plan.latching,
+                expected_source=stream.remote,
+            )
+    except BaseException:
+        for session in sessions.values():
+            with contextlib.suppress(Exception):
+                await session.close(0.0)
+        if stereo is not None:
+            with contextlib.suppress(Exception):
+                stereo.close(0)
+        raise
+    return CallMedia(sessions, stereo)

@@ -1,0 +1,173 @@
+"""In-dialog requests of a recorded call: re-INVITE and UPDATE offers, INFO.
+
+A new offer may (RFC 7866 §8.1.5, RFC 3264 §8):
+- make every recorded stream ``inactive`` (or ``c=0.0.0.0``): the SRC pauses recording;
+- make some of them inactive: the call is on hold;
+- make them active again (resume), or start a deferred session's media;
+- move a stream (new address/port): the RTP source latch starts over;
+- carry partial metadata (a transfer or conference changed the participants);
+- carry a control header (pause/resume/stop) or withdraw the caller's consent.
+
+The engine answers and then reports each change to the listener as a ``CallUpdate``; whether a
+hold is silenced and what a stop means is the core's policy, not the engine's.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import TYPE_CHECKING
+
+from server.sip.dialog import Call, MediaState
+from server.sip.listener import CallUpdate, UpdateKind
+from server.sip.media import MediaPlan
+from server.sip.message import SipRequest
+from server.sip.recording_request import consent_declined, control_action, parties
+from server.sip.sdp import AudioStream
+from server.sip.siprec import RecordingOffer, SiprecError, parse_offer
+from server.sip.transactions import ServerTransaction
+
+if TYPE_CHECKING:
+    from server.sip.uas import CallManager
+
+_logger = logging.getLogger(__name__)
+
+
+def media_state_of(offer: RecordingOffer, plan: MediaPlan) -> MediaState:
+    """What a new offer says of the recorded streams: a stream that is gone, refused (port 0)
+    or deferred (inactive, 0.0.0.0) carries no media."""
+    by_index = {s.audio.index: s.audio for s in offer.streams}
+    flowing = [not _silent(by_index.get(p.index)) for p in plan.streams]
+    if all(flowing):
+        return MediaState.ACTIVE
+    return MediaState.HOLD if any(flowing) else MediaState.PAUSED
+
+
+def codec_change(offer: RecordingOffer, plan: MediaPlan) -> str | None:
+    """A recorded stream that now offers only other codecs: we cannot follow mid-file."""
+    by_index = {s.audio.index: s.audio for s in offer.streams}
+    for p in plan.streams:
+        stream = by_index.get(p.index)
+        if stream is not None and stream.accepted and stream.codec != p.codec:
+            return f"m-line {p.index} changes codec {p.codec} → {stream.codec}"
+    return None
+
+
+def _silent(stream: AudioStream | None) -> bool:
+    return stream is None or not stream.accepted or stream.deferred
+
+
+class MidCall:
+    def __init__(self, manager: CallManager) -> None:
+        self._m = manager
+
+    async def on_offer(self, req: SipRequest, addr: tuple[str, int], txn: ServerTransaction) -> None:
+        """re-INVITE (``txn`` set, 2xx retransmitted until ACK) or UPDATE."""
+        m = self._m
+        call = m.find_dialog(req)
+        if call is None or call.state not in ("answering", "answered"):
+            m.final(txn, 481)
+            return
+        cseq = req.cseq.number if req.cseq else 0
+        if req.method == "INVITE" and (call.reinvite_cseq is not None or call.state == "answering"):
+            # RFC 3261 §14.2: an offer while our answer to the last one is not yet acknowledged.
+            m.final(txn, 491, headers=(("retry-after", "1"),))
+            return
+        if cseq <= call.remote_cseq:
+            m.final(txn, 500, reason="CSeq Out Of Order")
+            return
+        call.remote_cseq = max(call.remote_cseq, cseq)
+        if not req.body:
+            # An offer-less re-INVITE (session refresh): our current description is the offer.
+            self._answer(call, req, addr, txn, call.answer_sdp, cseq)
+            await self._apply_headers(call, req, None)
+            return
+        try:
+            offer = parse_offer(
+                req.get("content-type") or "", req.body, ", ".join(req.get_all("require")), req.get("contact")
+            )
+            problem = codec_change(offer, call.plan)
+        except SiprecError as exc:
+            m.log.warning("reoffer", "unacceptable re-offer in %s: %s", call.call_id, exc.reason)
+            m.final(txn, exc.status)
+            return
+        if problem is not None:
+            m.log.warning("reoffer", "re-offer in %s refused: %s", call.call_id, problem)
+            m.final(txn, 488, reason="Codec Change Not Supported")
+            return
+        self._answer(call, req, addr, txn, offer.answer(m.advertised_host, call.media.ports), cseq)
+        for p in call.plan.streams:
+            stream = next((s.audio for s in offer.streams if s.audio.index == p.index), None)
+            if stream is not None and not _silent(stream) and stream.remote_host is not None:
+                remote = (stream.remote_host, stream.port)
+                if remote != p.remote:
+                    call.media.relatch(p.index, remote)
+        await self._apply_media_state(call, media_state_of(offer, call.plan))
+        await self._apply_headers(call, req, offer)
+
+    async def on_info(self, req: SipRequest, addr: tuple[str, int]) -> None:
+        m = self._m
+        call = m.find_dialog(req)
+        if call is None or call.state not in ("answering", "answered"):
+            m.respond(req, addr, 481)
+            return
+        m.respond(req, addr, 200)
+        await self._apply_headers(call, req, None)
+
+    def _answer(
+        self,
+        call: Call,
+        req: SipRequest,
+        addr: tuple[str, int],
+        txn: ServerTransaction,
+        sdp: bytes,
+        cseq: int,
+    ) -> None:
+        m = self._m
+        call.answer_sdp = sdp
+        data = m.respond(
+            req, addr, 200, to_tag=call.local_tag, headers=m.contact(addr, call.siprec), body=sdp
+        )
+        m.finish(txn, data)
+        if req.method == "INVITE":
+            m.retransmit_reinvite_2xx(call, data, cseq)
+
+    async def _apply_media_state(self, call: Call, state: MediaState) -> None:
+        m = self._m
+        at = time.time()
+        if not call.media_started:
+            if state is MediaState.ACTIVE:  # a deferred session's media begins now
+                m.start_media(call, at)
+                if call.state == "answered":
+                    await m.notify_answered(call)
+            return
+        if state is call.media_state:
+            return
+        previous, call.media_state = call.media_state, state
+        if state is MediaState.ACTIVE:
+            call.active_since = at
+            await self._notify(
+                call, CallUpdate(UpdateKind.RESUME, at, f"streams active again (was {previous})")
+            )
+        elif state is MediaState.PAUSED:
+            await self._notify(call, CallUpdate(UpdateKind.PAUSE, at, "a=inactive on every stream"))
+        else:
+            await self._notify(call, CallUpdate(UpdateKind.HOLD, at, "a=inactive on some streams (hold)"))
+
+    async def _apply_headers(self, call: Call, req: SipRequest, offer: RecordingOffer | None) -> None:
+        m = self._m
+        at = time.time()
+        if offer is not None and offer.participants:
+            await self._notify(call, CallUpdate(UpdateKind.METADATA, at, "metadata update", parties(offer)))
+        if consent_declined(req, offer.metadata_xml if offer else None, m.policy):
+            await self._notify(call, CallUpdate(UpdateKind.STOP, at, "caller declined consent"))
+            return
+        action = control_action(req, m.policy)
+        if action is not None:
+            await self._notify(call, CallUpdate(action, at, f"{m.policy.control_header}: {action.value}"))
+
+    async def _notify(self, call: Call, update: CallUpdate) -> None:
+        try:
+            await self._m.listener.on_call_updated(call, update)
+        except Exception:
+            _logger.exception("listener.on_call_updated failed for %s", call.call_id)
