@@ -16,13 +16,13 @@ import contextlib
 import logging
 import time
 import uuid
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
-from typing import Any
 
+from server.calls.control import SIP, CallActionError, LiveCall, RecordingControl
 from server.calls.lifecycle import Interaction, LifecycleError
 from server.calls.media_jobs import MediaJobs
-from server.calls.offer_policy import PauseReasons, assign_roles, merge_parties, numbers_to_try, party_record
+from server.calls.offer_policy import assign_roles, merge_parties, numbers_to_try, party_record
 from server.calls.repository import CallRepository
 from server.calls.session_records import RecordingParty, SessionRecords
 from server.events.hub import EventHub
@@ -36,38 +36,9 @@ from server.sip.listener import (
     RecordedCall,
     UpdateKind,
 )
-from tandem_protocol.events import CallInfo, EventType, Phase, ScreenCommand, ScreenState, ScreenStatus
+from tandem_protocol.events import CallInfo, EventType, Phase, ScreenState, ScreenStatus
 
 log = logging.getLogger(__name__)
-
-
-class CallActionError(Exception):
-    """An agent action that cannot be carried out; ``status`` is the HTTP status to answer."""
-
-    def __init__(self, status: int, code: str, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.code = code
-
-
-@dataclass(eq=False)
-class LiveCall:
-    state: Interaction
-    agent_username: str
-    handle: RecordedCall | None = None
-    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
-    acw_timer: asyncio.Task[None] | None = None
-    reasons: PauseReasons = field(default_factory=PauseReasons)
-    roster: list[dict[str, Any]] = field(default_factory=list)  # participants, as stored
-    offer: CallOffer | None = None
-
-    @property
-    def interaction_id(self) -> str:
-        return self.state.interaction_id
-
-
-Actor = tuple[int | None, str]  # (user id, username) of who paused/stopped; (None, "sip") for the SIP side
-SIP: Actor = (None, "sip")
 
 
 class CallCoordinator:
@@ -85,22 +56,21 @@ class CallCoordinator:
         confirm_timeout: float,
     ) -> None:
         self._repo = repo
-        self._hub = hub
         self._media = media
         self._records = records
         self._hold_suppression = hold_suppression
         self._live_dir = live_dir
-        self._fps = screen_fps
         self._acw_limit = acw_limit
-        self._confirm_timeout = confirm_timeout
+        self._control = RecordingControl(
+            repo, records, hub, screen_fps=screen_fps, confirm_timeout=confirm_timeout
+        )
         self._calls: dict[str, LiveCall] = {}
         self._current: dict[int, str] = {}  # agent id -> interaction id shown on his desktop
-        self._waiters: dict[tuple[str, ScreenState], asyncio.Event] = {}
 
     # -- CallListener ----------------------------------------------------------------------
     async def on_call_offered(self, offer: CallOffer) -> CallAccepted | CallRejected:
         if offer.consent_declined:
-            await self._audit(
+            await self._control.audit(
                 "recording.declined",
                 "",
                 f"call {offer.call_id} from {offer.source[0]}: the caller declined recording consent",
@@ -187,7 +157,7 @@ class CallCoordinator:
             return
         now = time.time()
         await asyncio.to_thread(self._repo.mark, live.interaction_id, "done", reason, now)
-        await self._audit("recording.cancelled", live.interaction_id, reason)
+        await self._control.audit("recording.cancelled", live.interaction_id, reason)
         self._forget(live)
         with contextlib.suppress(OSError):
             accepted.voice_path.unlink(missing_ok=True)
@@ -201,21 +171,26 @@ class CallCoordinator:
         detail = f"{update.kind.value}: {update.reason}"
         try:
             if update.kind is UpdateKind.PAUSE:
-                await self._pause(live, update.at, "sip", SIP, detail)
+                await self._control.pause(live, update.at, "sip", SIP, detail)
             elif update.kind is UpdateKind.HOLD:
                 if self._hold_suppression:
-                    await self._pause(live, update.at, "hold", SIP, detail)
+                    await self._control.pause(live, update.at, "hold", SIP, detail)
                 else:
-                    await self._resume(live, update.at, ("sip",), detail)
+                    await self._control.resume(live, update.at, ("sip",), detail)
             elif update.kind is UpdateKind.RESUME:
-                await self._resume(live, update.at, ("sip", "hold"), detail)
+                await self._control.resume(live, update.at, ("sip", "hold"), detail)
             elif update.kind is UpdateKind.STOP:
-                await self._stop(live, update.at, SIP, detail)
+                await self._control.stop(live, update.at, SIP, detail)
             else:
                 await self._metadata(live, update)
         except CallActionError as exc:
-            log.warning("interaction %s: SIP-side %s not applied (%s): %s", live.interaction_id, update.kind,
-                        live.state.phase, exc)
+            log.warning(
+                "interaction %s: SIP-side %s not applied (%s): %s",
+                live.interaction_id,
+                update.kind,
+                live.state.phase,
+                exc,
+            )
 
     async def _metadata(self, live: LiveCall, update: CallUpdate) -> None:
         """A transfer or conference: keep the roster; stop once no recording-enabled party is left."""
@@ -231,11 +206,13 @@ class CallCoordinator:
         )
         await asyncio.to_thread(self._records.update_meta, live.interaction_id, participants=live.roster)
         names = ", ".join(p.display() for p in update.participants)
-        await self._audit("recording.update", live.interaction_id, f"participants now: {names}")
-        self._publish(live, EventType.CALL_UPDATED)
+        await self._control.audit("recording.update", live.interaction_id, f"participants now: {names}")
+        self._control.publish(live, EventType.CALL_UPDATED)
         # Only a complete list (two or more parties) can say the recorded party has left.
         if len(update.participants) >= 2 and not enabled:
-            await self._stop(live, update.at, SIP, "no recording-enabled party remains after a transfer")
+            await self._control.stop(
+                live, update.at, SIP, "no recording-enabled party remains after a transfer"
+            )
 
     async def on_call_answered(self, call: RecordedCall) -> None:
         live = self._calls.get(call.interaction_id)
@@ -246,10 +223,10 @@ class CallCoordinator:
             at = call.answered_at or time.time()
             start_screen = live.state.answer(at)
             await asyncio.to_thread(self._repo.save, live.state)
-            self._publish(live, EventType.CALL_STARTED)
+            self._control.publish(live, EventType.CALL_STARTED)
             if start_screen:
-                self._command(live, EventType.SCREEN_START, at)
-        await self._audit(
+                self._control.command(live, EventType.SCREEN_START, at)
+        await self._control.audit(
             "recording.start",
             live.interaction_id,
             f"call {live.state.call_id}: {live.state.caller} → {live.state.callee} (DN {live.state.dn})",
@@ -264,15 +241,15 @@ class CallCoordinator:
                 resume_screen = live.state.end_call(ended_at, self._acw_limit)
                 await asyncio.to_thread(self._repo.save, live.state, reason)
                 if resume_screen:
-                    self._command(live, EventType.SCREEN_RESUME, ended_at)
-                self._publish(live, EventType.CALL_ENDED)
+                    self._control.command(live, EventType.SCREEN_RESUME, ended_at)
+                self._control.publish(live, EventType.CALL_ENDED)
                 live.acw_timer = asyncio.create_task(self._acw_limit_timer(live))
         await asyncio.to_thread(
             self._records.update_meta,
             live.interaction_id,
             patch={"rtp": call.media_stats(), "end_reason": reason},
         )
-        await self._audit("recording.end", live.interaction_id, f"call ended: {reason}")
+        await self._control.audit("recording.end", live.interaction_id, f"call ended: {reason}")
         voice_started = call.answered_at or live.state.started_at
         self._media.submit_voice(live.state.interaction_id, call.voice_path, voice_started)
 
@@ -285,13 +262,13 @@ class CallCoordinator:
 
     async def pause(self, interaction_id: str, agent_id: int, username: str) -> CallInfo:
         live = self._own_call(interaction_id, agent_id)
-        return await self._pause(
+        return await self._control.pause(
             live, time.time(), "agent", (agent_id, username), "secure pause", strict=True
         )
 
     async def resume(self, interaction_id: str, agent_id: int, username: str = "") -> CallInfo:
         live = self._own_call(interaction_id, agent_id)
-        return await self._resume(
+        return await self._control.resume(
             live,
             time.time(),
             ("agent",),
@@ -302,96 +279,9 @@ class CallCoordinator:
 
     async def stop(self, interaction_id: str, agent_id: int, username: str) -> CallInfo:
         live = self._own_call(interaction_id, agent_id)
-        return await self._stop(live, time.time(), (agent_id, username), "agent stopped the recording")
-
-    async def _pause(
-        self, live: LiveCall, at: float, reason: str, by: Actor, detail: str, *, strict: bool = False
-    ) -> CallInfo:
-        async with live.lock:
-            if live.state.stopped_at is not None:
-                raise CallActionError(409, "stopped", "recording was stopped for this call")
-            if not live.reasons.add(reason):
-                return live.state.to_info()  # already paused for another reason: nothing changes
-            try:
-                needs_screen = live.state.begin_pause(at)
-            except LifecycleError as exc:
-                live.reasons.remove(reason)
-                raise CallActionError(409, exc.code, str(exc)) from exc
-            if live.handle is not None:
-                live.handle.pause(at)
-            await asyncio.to_thread(self._repo.save, live.state, None, by, reason)
-            await self._audit("recording.pause", live.interaction_id, detail, by)
-            if needs_screen:
-                self._command(live, EventType.SCREEN_PAUSE, at)
-                await self._confirm(live, ScreenState.PAUSED, "pause", strict)
-            live.state.paused = True
-            self._publish(live, EventType.RECORDING_PAUSED)
-            return live.state.to_info()
-
-    async def _resume(
-        self,
-        live: LiveCall,
-        at: float,
-        reasons: tuple[str, ...],
-        detail: str,
-        *,
-        strict: bool = False,
-        actor: Actor = SIP,
-    ) -> CallInfo:
-        async with live.lock:
-            if not live.reasons.remove(*reasons):
-                return live.state.to_info()  # not paused, or still paused for another reason
-            try:
-                needs_screen = live.state.begin_resume(at)
-            except LifecycleError as exc:
-                if exc.code == "not_paused":
-                    return live.state.to_info()
-                raise CallActionError(409, exc.code, str(exc)) from exc
-            if live.handle is not None:
-                live.handle.resume(at)
-            await asyncio.to_thread(self._repo.save, live.state)
-            await self._audit("recording.resume", live.interaction_id, detail, actor)
-            if needs_screen:
-                self._command(live, EventType.SCREEN_RESUME, at)
-                await self._confirm(live, ScreenState.RECORDING, "resume", strict)
-            self._publish(live, EventType.RECORDING_RESUMED)
-            return live.state.to_info()
-
-    async def _stop(self, live: LiveCall, at: float, by: Actor, detail: str) -> CallInfo:
-        async with live.lock:
-            try:
-                stop_screen = live.state.stop(at)
-            except LifecycleError as exc:
-                if exc.code == "already_stopped":
-                    return live.state.to_info()
-                raise CallActionError(409, exc.code, str(exc)) from exc
-            live.reasons.active.clear()
-            if live.handle is not None:
-                await live.handle.stop(at)
-            await asyncio.to_thread(self._repo.save, live.state)
-            await self._audit("recording.stop", live.interaction_id, detail, by)
-            if stop_screen:
-                self._command(live, EventType.SCREEN_STOP, at)
-            self._publish(live, EventType.RECORDING_STOPPED)
-            log.info("interaction %s: recording stopped (%s)", live.interaction_id, detail)
-            return live.state.to_info()
-
-    async def _confirm(self, live: LiveCall, state: ScreenState, what: str, strict: bool) -> None:
-        """Wait for the recorder's ack; the agent gets an error, a SIP-side change only a log."""
-        try:
-            await self._await_screen(live, state, what)
-        except CallActionError:
-            if strict:
-                raise
-            log.warning("interaction %s: screen recorder did not confirm %s", live.interaction_id, what)
-
-    async def _audit(self, action: str, interaction_id: str, detail: str, by: Actor = SIP) -> None:
-        try:
-            await asyncio.to_thread(
-                self._records.audit, action, interaction_id, detail, user_id=by[0], username=by[1]
-            )
-        except Exception:  # the audit log must not take a live call down with it
-            log.exception("audit record %s for %s failed", action, interaction_id)
+        return await self._control.stop(
+            live, time.time(), (agent_id, username), "agent stopped the recording"
+        )
 
     async def done(self, interaction_id: str, agent_id: int) -> CallInfo:
         live = self._own_call(interaction_id, agent_id)
@@ -409,17 +299,15 @@ class CallCoordinator:
             return
         live.state.screen_reported(status.state)
         await asyncio.to_thread(self._repo.set_screen_state, status.interaction_id, live.state.screen.value)
-        waiter = self._waiters.get((status.interaction_id, status.state))
-        if waiter is not None:
-            waiter.set()
+        self._control.screen_acknowledged(status.interaction_id, status.state)
         if status.state in (ScreenState.STOPPED, ScreenState.FAILED):
-            self._publish(live, EventType.CALL_UPDATED)
+            self._control.publish(live, EventType.CALL_UPDATED)
 
     async def screen_uploaded(self, interaction_id: str) -> None:
         live = self._calls.get(interaction_id)
         if live is not None:
             live.state.screen_uploaded()
-            self._publish(live, EventType.CALL_UPDATED)
+            self._control.publish(live, EventType.CALL_UPDATED)
             if live.state.phase is Phase.DONE:
                 self._forget(live)
         self._media.submit_mux(interaction_id)
@@ -434,9 +322,9 @@ class CallCoordinator:
             if live.acw_timer is not None and live.acw_timer is not asyncio.current_task():
                 live.acw_timer.cancel()
             await asyncio.to_thread(self._repo.save, live.state, None)
-            self._publish(live, EventType.ACW_ENDED)
+            self._control.publish(live, EventType.ACW_ENDED)
             if stop_screen:
-                self._command(live, EventType.SCREEN_STOP, at)
+                self._control.command(live, EventType.SCREEN_STOP, at)
             else:
                 self._forget(live)
             log.info("interaction %s: after-call work ended (%s)", live.state.interaction_id, reason)
@@ -445,22 +333,6 @@ class CallCoordinator:
         deadline = live.state.acw_deadline or time.time()
         await asyncio.sleep(max(0.0, deadline - time.time()))
         await self._end_acw(live, time.time(), "ACW limit")
-
-    async def _await_screen(self, live: LiveCall, state: ScreenState, what: str) -> None:
-        key = (live.state.interaction_id, state)
-        event = self._waiters.setdefault(key, asyncio.Event())
-        try:
-            if live.state.screen is not state:
-                await asyncio.wait_for(event.wait(), self._confirm_timeout)
-        except TimeoutError as exc:
-            self._publish(live, EventType.CALL_UPDATED)
-            raise CallActionError(
-                504,
-                "screen_not_confirmed",
-                f"voice {what}d, but the screen recorder did not confirm within {self._confirm_timeout:g} s",
-            ) from exc
-        finally:
-            self._waiters.pop(key, None)
 
     def _own_call(self, interaction_id: str, agent_id: int) -> LiveCall:
         live = self._calls.get(interaction_id)
@@ -474,15 +346,6 @@ class CallCoordinator:
         self._calls.pop(live.state.interaction_id, None)
         if self._current.get(live.state.agent_id) == live.state.interaction_id:
             del self._current[live.state.agent_id]
-
-    def _publish(self, live: LiveCall, event: EventType) -> None:
-        self._hub.publish(live.state.agent_id, event, asdict(live.state.to_info()))
-
-    def _command(self, live: LiveCall, event: EventType, at: float) -> None:
-        fps = self._fps if event is EventType.SCREEN_START else None
-        self._hub.publish(
-            live.state.agent_id, event, asdict(ScreenCommand(live.state.interaction_id, at, fps))
-        )
 
     # -- start-up and shutdown -------------------------------------------------------------
     async def recover(self) -> None:

@@ -40,6 +40,7 @@ class ServerTransaction:
     last_response: bytes = b""
     final: bool = False
     cancelled: bool = False
+    acked: bool = False  # an ACK for our final (error) response arrived
     finished_at: float | None = None
 
 

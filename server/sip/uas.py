@@ -35,6 +35,7 @@ _logger = logging.getLogger(__name__)
 Send = Callable[[bytes, tuple[str, int]], None]
 Spawn = Callable[[Coroutine[Any, Any, None]], None]
 BYE_ATTEMPTS = 7  # T1 doubling: gives up after ~32 s like Timer F
+MAX_ERROR_RETRANSMITS = 4096  # INVITE error responses being resent until ACK (Timer G)
 
 
 class CallManager:
@@ -74,6 +75,7 @@ class CallManager:
         self._dialogs: dict[tuple[str, str], Call] = {}
         self._bye_waiters: dict[str, asyncio.Event] = {}
         self.midcall = MidCall(self)
+        self._error_timers: set[asyncio.Task[None]] = set()
 
     @property
     def listener(self) -> CallListener:
@@ -122,6 +124,25 @@ class CallManager:
     ) -> None:
         data = self.respond(txn.request, txn.source, status, reason=reason, headers=headers)
         self._txns.finish(txn, data)
+        if txn.request.method == "INVITE" and status >= 300 and not isinstance(txn.source, StreamPeer):
+            # Bounded apart from request handling, so a flood of refused INVITEs cannot starve it.
+            if len(self._error_timers) < MAX_ERROR_RETRANSMITS:
+                task = asyncio.create_task(self._retransmit_error(txn, data))
+                self._error_timers.add(task)
+                task.add_done_callback(self._error_timers.discard)
+
+    async def _retransmit_error(self, txn: ServerTransaction, data: bytes) -> None:
+        """RFC 3261 §17.2.1 over UDP: resend a final error to INVITE (Timer G) until its ACK,
+        giving up after 64*T1 (Timer H)."""
+        interval = T1
+        deadline = time.monotonic() + 64 * T1
+        while not txn.acked:
+            await asyncio.sleep(interval)
+            if txn.acked or time.monotonic() >= deadline:
+                return
+            self._stats.retransmissions += 1
+            self._send(data, txn.source)
+            interval = min(interval * 2, T2)
 
     def finish(self, txn: ServerTransaction, data: bytes) -> None:
         self._txns.finish(txn, data)
@@ -278,6 +299,9 @@ class CallManager:
         )
 
     async def on_ack(self, req: SipRequest) -> None:
+        txn = self._txns.get(transaction_key(req))
+        if txn is not None:
+            txn.acked = True  # ends Timer G for an error response (the ACK shares its branch)
         call = self.find_dialog(req)
         if call is None:
             return  # ACK of an error response (absorbed by the transaction), or stray
@@ -352,6 +376,8 @@ class CallManager:
             _logger.exception("listener.on_call_ended failed for %s", call.call_id)
 
     async def end_all(self, reason: str) -> None:
+        for task in list(self._error_timers):
+            task.cancel()
         ended_at = time.time()
         calls = list(self._dialogs.values())
         await asyncio.gather(*(self.end_call(c, ended_at, reason, send_bye=True) for c in calls))

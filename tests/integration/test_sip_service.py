@@ -302,6 +302,33 @@ def test_cancel_before_answer_and_retransmitted_invite(tmp_path: Path) -> None:
     listener = _run(body, tmp_path, answer_delay=0.3)
     assert len(listener.offered) == 1 and not listener.answered and not listener.ended
     assert list(tmp_path.glob("*.wav")) == []
+    # The core had accepted the offer when the CANCEL won: it is told, so nothing stays ringing.
+    assert [reason for _, _, reason in listener.withdrawn] == ["cancelled before answer"]
+
+
+def test_error_response_to_invite_is_resent_until_ack(tmp_path: Path) -> None:
+    async def body(service: SipService, listener: FakeListener) -> None:
+        transport, proto = await _raw_socket()
+        try:
+            addr = ("127.0.0.1", service.port)
+            invite = _request("INVITE", service.port, "timer-g", body=OFFER, branch="z9hG4bK-g1", dn="2002",
+                              extra="Content-Type: application/sdp\r\n")
+            transport.sendto(invite, addr)
+            statuses = [(await _expect(proto)).status for _ in range(3)]
+            assert statuses == [100, 404, 404]  # Timer G: the 404 again after T1, no ACK yet
+            ack = invite.split(b"\r\n\r\n")[0].replace(b"INVITE sip:", b"ACK sip:")
+            ack = ack.replace(b"CSeq: 1 INVITE", b"CSeq: 1 ACK")
+            ack = ack.replace(b"Content-Length: %d" % len(OFFER), b"Content-Length: 0") + b"\r\n\r\n"
+            transport.sendto(ack, addr)
+            await asyncio.sleep(0.1)
+            while not proto.queue.empty():  # one may have crossed the ACK
+                proto.queue.get_nowait()
+            with pytest.raises(TimeoutError):
+                await asyncio.wait_for(proto.queue.get(), 2.5)
+        finally:
+            transport.close()
+
+    _run(body, tmp_path)
 
 
 def test_stop_ends_live_calls_with_shutdown(tmp_path: Path) -> None:

@@ -1,0 +1,191 @@
+"""Pause, resume and stop of a live recording — from the agent's desktop or the SIP side, through
+the same transitions — and what each one tells the world: the recorder (screen commands, whose
+acknowledgement a change waits for), the agent's channel (events) and the audit log.
+
+Overlapping pause reasons (the agent's secure pause, the SRC's ``a=inactive``, a hold) are kept
+in ``LiveCall.reasons``: the recording is paused while any is present, so lifting one (the SRC's
+resume) never lifts another (the agent's pause).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from server.calls.lifecycle import Interaction, LifecycleError
+from server.calls.offer_policy import PauseReasons
+from server.calls.repository import CallRepository
+from server.calls.session_records import SessionRecords
+from server.events.hub import EventHub
+from server.sip.listener import CallOffer, RecordedCall
+from tandem_protocol.events import CallInfo, EventType, ScreenCommand, ScreenState
+
+log = logging.getLogger(__name__)
+
+
+class CallActionError(Exception):
+    """An agent action that cannot be carried out; ``status`` is the HTTP status to answer."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+
+
+@dataclass(eq=False)
+class LiveCall:
+    state: Interaction
+    agent_username: str
+    handle: RecordedCall | None = None
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    acw_timer: asyncio.Task[None] | None = None
+    reasons: PauseReasons = field(default_factory=PauseReasons)
+    roster: list[dict[str, Any]] = field(default_factory=list)  # participants, as stored
+    offer: CallOffer | None = None
+
+    @property
+    def interaction_id(self) -> str:
+        return self.state.interaction_id
+
+
+Actor = tuple[int | None, str]  # (user id, username) of who paused/stopped; (None, "sip") for the SIP side
+SIP: Actor = (None, "sip")
+
+
+class RecordingControl:
+    def __init__(
+        self,
+        repo: CallRepository,
+        records: SessionRecords,
+        hub: EventHub,
+        *,
+        screen_fps: float,
+        confirm_timeout: float,
+    ) -> None:
+        self._repo = repo
+        self._records = records
+        self._hub = hub
+        self._fps = screen_fps
+        self._confirm_timeout = confirm_timeout
+        self._waiters: dict[tuple[str, ScreenState], asyncio.Event] = {}
+
+    def screen_acknowledged(self, interaction_id: str, state: ScreenState) -> None:
+        waiter = self._waiters.get((interaction_id, state))
+        if waiter is not None:
+            waiter.set()
+
+    async def pause(
+        self, live: LiveCall, at: float, reason: str, by: Actor, detail: str, *, strict: bool = False
+    ) -> CallInfo:
+        async with live.lock:
+            if live.state.stopped_at is not None:
+                raise CallActionError(409, "stopped", "recording was stopped for this call")
+            if not live.reasons.add(reason):
+                return live.state.to_info()  # already paused for another reason: nothing changes
+            try:
+                needs_screen = live.state.begin_pause(at)
+            except LifecycleError as exc:
+                live.reasons.remove(reason)
+                raise CallActionError(409, exc.code, str(exc)) from exc
+            if live.handle is not None:
+                live.handle.pause(at)
+            await asyncio.to_thread(self._repo.save, live.state, None, by, reason)
+            await self.audit("recording.pause", live.interaction_id, detail, by)
+            if needs_screen:
+                self.command(live, EventType.SCREEN_PAUSE, at)
+                await self._confirm(live, ScreenState.PAUSED, "pause", strict)
+            live.state.paused = True
+            self.publish(live, EventType.RECORDING_PAUSED)
+            return live.state.to_info()
+
+    async def resume(
+        self,
+        live: LiveCall,
+        at: float,
+        reasons: tuple[str, ...],
+        detail: str,
+        *,
+        strict: bool = False,
+        actor: Actor = SIP,
+    ) -> CallInfo:
+        async with live.lock:
+            if not live.reasons.remove(*reasons):
+                return live.state.to_info()  # not paused, or still paused for another reason
+            try:
+                needs_screen = live.state.begin_resume(at)
+            except LifecycleError as exc:
+                if exc.code == "not_paused":
+                    return live.state.to_info()
+                raise CallActionError(409, exc.code, str(exc)) from exc
+            if live.handle is not None:
+                live.handle.resume(at)
+            await asyncio.to_thread(self._repo.save, live.state)
+            await self.audit("recording.resume", live.interaction_id, detail, actor)
+            if needs_screen:
+                self.command(live, EventType.SCREEN_RESUME, at)
+                await self._confirm(live, ScreenState.RECORDING, "resume", strict)
+            self.publish(live, EventType.RECORDING_RESUMED)
+            return live.state.to_info()
+
+    async def stop(self, live: LiveCall, at: float, by: Actor, detail: str) -> CallInfo:
+        async with live.lock:
+            try:
+                stop_screen = live.state.stop(at)
+            except LifecycleError as exc:
+                if exc.code == "already_stopped":
+                    return live.state.to_info()
+                raise CallActionError(409, exc.code, str(exc)) from exc
+            live.reasons.active.clear()
+            if live.handle is not None:
+                await live.handle.stop(at)
+            await asyncio.to_thread(self._repo.save, live.state)
+            await self.audit("recording.stop", live.interaction_id, detail, by)
+            if stop_screen:
+                self.command(live, EventType.SCREEN_STOP, at)
+            self.publish(live, EventType.RECORDING_STOPPED)
+            log.info("interaction %s: recording stopped (%s)", live.interaction_id, detail)
+            return live.state.to_info()
+
+    async def _confirm(self, live: LiveCall, state: ScreenState, what: str, strict: bool) -> None:
+        """Wait for the recorder's ack; the agent gets an error, a SIP-side change only a log."""
+        try:
+            await self._await_screen(live, state, what)
+        except CallActionError:
+            if strict:
+                raise
+            log.warning("interaction %s: screen recorder did not confirm %s", live.interaction_id, what)
+
+    async def audit(self, action: str, interaction_id: str, detail: str, by: Actor = SIP) -> None:
+        try:
+            await asyncio.to_thread(
+                self._records.audit, action, interaction_id, detail, user_id=by[0], username=by[1]
+            )
+        except Exception:  # the audit log must not take a live call down with it
+            log.exception("audit record %s for %s failed", action, interaction_id)
+
+    async def _await_screen(self, live: LiveCall, state: ScreenState, what: str) -> None:
+        key = (live.state.interaction_id, state)
+        event = self._waiters.setdefault(key, asyncio.Event())
+        try:
+            if live.state.screen is not state:
+                await asyncio.wait_for(event.wait(), self._confirm_timeout)
+        except TimeoutError as exc:
+            self.publish(live, EventType.CALL_UPDATED)
+            raise CallActionError(
+                504,
+                "screen_not_confirmed",
+                f"voice {what}d, but the screen recorder did not confirm within {self._confirm_timeout:g} s",
+            ) from exc
+        finally:
+            self._waiters.pop(key, None)
+
+    def publish(self, live: LiveCall, event: EventType) -> None:
+        self._hub.publish(live.state.agent_id, event, asdict(live.state.to_info()))
+
+    def command(self, live: LiveCall, event: EventType, at: float) -> None:
+        fps = self._fps if event is EventType.SCREEN_START else None
+        self._hub.publish(
+            live.state.agent_id, event, asdict(ScreenCommand(live.state.interaction_id, at, fps))
+        )
