@@ -149,6 +149,23 @@ def cmd_set_sampling(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_set_full_time_dn(args: argparse.Namespace) -> int:
+    from sqlalchemy import select
+
+    from server.store import models
+
+    settings = _settings(args)
+    with _session(settings) as s:
+        query = select(models.User).where(models.User.username == args.username)
+        agent = s.execute(query).scalar_one_or_none()
+        if agent is None or agent.role != "agent":
+            print(f"no agent named {args.username!r}", file=sys.stderr)
+            return 1
+        agent.full_time_dn = args.dn or None
+    print(f"{args.username}: full-time recording DN {'set to ' + args.dn if args.dn else 'cleared'}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tandem-server", description="Tandem recording server")
     parser.add_argument("--config", help="TOML settings file (or TANDEM_SERVER_CONFIG)")
@@ -174,6 +191,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("set-sampling", help="set the share of calls that get a screen recording")
     p.add_argument("--percentage", type=float, required=True)
     p.set_defaults(func=cmd_set_sampling)
+    p = sub.add_parser("set-full-time-dn", help="record every call on a DN for an agent, logged in or not")
+    p.add_argument("--username", required=True)
+    p.add_argument("--dn", default="", help="the DN; empty clears it")
+    p.set_defaults(func=cmd_set_full_time_dn)
     try:
         from server.sim import cli as sim_cli
     except ImportError:

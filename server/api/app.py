@@ -13,7 +13,14 @@ from fastapi import FastAPI
 from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 
-from server.api import routes_admin, routes_auth, routes_calls, routes_events, routes_recordings
+from server.api import (
+    routes_admin,
+    routes_agent_recording,
+    routes_auth,
+    routes_calls,
+    routes_events,
+    routes_recordings,
+)
 from server.api.context import ServerContext
 from server.api.errors import install_error_handlers
 from server.calls.coordinator import CallCoordinator
@@ -113,7 +120,14 @@ def create_app(settings: Settings) -> FastAPI:
     app = FastAPI(title="Tandem", version="1", lifespan=lifespan)
     app.state.ctx = ctx
     install_error_handlers(app)
-    for module in (routes_auth, routes_calls, routes_recordings, routes_admin, routes_events):
+    for module in (
+        routes_auth,
+        routes_calls,
+        routes_recordings,
+        routes_admin,
+        routes_agent_recording,
+        routes_events,
+    ):
         app.include_router(module.router)
 
     @app.get("/healthz")

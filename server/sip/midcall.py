@@ -22,9 +22,10 @@ from server.sip.dialog import Call, MediaState
 from server.sip.listener import CallUpdate, UpdateKind
 from server.sip.media import MediaPlan
 from server.sip.message import SipRequest
-from server.sip.recording_request import consent_declined, control_action, parties
+from server.sip.recording_request import consent_declined, control_action, metadata_parties, parties
+from server.sip.rs_metadata import parse_metadata
 from server.sip.sdp import AudioStream
-from server.sip.siprec import RecordingOffer, SiprecError, parse_offer
+from server.sip.siprec import METADATA_TYPES, RecordingOffer, SiprecError, parse_offer
 from server.sip.transactions import ServerTransaction
 
 if TYPE_CHECKING:
@@ -79,7 +80,17 @@ class MidCall:
         call.remote_cseq = max(call.remote_cseq, cseq)
         if not req.body:
             # An offer-less re-INVITE (session refresh): our current description is the offer.
-            self._answer(call, req, addr, txn, call.answer_sdp, cseq)
+            self._answer(call, req, addr, txn, call.answer_sdp if req.method == "INVITE" else b"", cseq)
+            await self._apply_headers(call, req, None)
+            return
+        if (req.content_type or "") in METADATA_TYPES:
+            # RFC 7866 §7.1.1: a metadata update without a new offer (partial metadata).
+            self._answer(call, req, addr, txn, call.answer_sdp if req.method == "INVITE" else b"", cseq)
+            parties = metadata_parties(parse_metadata(req.body))
+            if parties:
+                await self._notify(
+                    call, CallUpdate(UpdateKind.METADATA, time.time(), "metadata update", parties)
+                )
             await self._apply_headers(call, req, None)
             return
         try:

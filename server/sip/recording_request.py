@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from server.sip.errors import SipError
 from server.sip.listener import CallOffer, OfferedStream, Party, UpdateKind
 from server.sip.message import SipRequest
+from server.sip.rs_metadata import RecordingMetadata
 from server.sip.siprec import RecordingOffer
 from server.sip.uri import parse_uri
 
@@ -59,6 +60,26 @@ def parties(offer: RecordingOffer) -> tuple[Party, ...]:
         numbers = tuple(n for n in (user_number(a) for a in p.aors) if n)
         sends = tuple(index_of[label] for label in p.sends if label in index_of)
         out.append(Party(p.participant_id, p.aor, p.name, numbers, sends, p.calling_party))
+    return tuple(out)
+
+
+def metadata_parties(metadata: RecordingMetadata) -> tuple[Party, ...]:
+    """Parties of a metadata-only update (no SDP): who takes part now, streams unknown."""
+    out: list[Party] = []
+    for p in metadata.participants:
+        if not p.declared:
+            continue
+        numbers = tuple(n for n in (user_number(a) for a in p.aors) if n)
+        out.append(
+            Party(
+                p.participant_id,
+                p.aors[0] if p.aors else None,
+                p.names[0] if p.names else None,
+                numbers,
+                (),
+                p.calling_party,
+            )
+        )
     return tuple(out)
 
 

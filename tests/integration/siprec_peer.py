@@ -163,6 +163,22 @@ class SrcPeer:
             self.ack(dialog)
         return final
 
+    def update(self, dialog: Dialog, body: bytes, content_type: str) -> SipResponse:
+        dialog.cseq += 1
+        uri = _contact_uri(dialog.contact_header) or f"sip:srs@{self.server[0]}:{self.server[1]}"
+        self._request(
+            "UPDATE",
+            uri,
+            dialog.call_id,
+            dialog.from_tag,
+            dialog.to_header,
+            dialog.cseq,
+            (),
+            body,
+            content_type,
+        )
+        return self._final(dialog.call_id, "UPDATE")[-1]
+
     def bye(self, dialog: Dialog) -> SipResponse:
         dialog.cseq += 1
         uri = _contact_uri(dialog.contact_header) or f"sip:srs@{self.server[0]}:{self.server[1]}"

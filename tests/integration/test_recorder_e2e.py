@@ -118,8 +118,11 @@ class FakeServer:
             assert self._cond.wait_for(predicate, timeout), f"timed out waiting for {what}"
 
     def wait_status(self, iid: str, state: str, timeout: float = 5.0) -> dict[str, Any]:
-        self.wait(lambda: any(s["interaction_id"] == iid and s["state"] == state for s in self.statuses),
-                  timeout, f"{state} ack for {iid}")
+        self.wait(
+            lambda: any(s["interaction_id"] == iid and s["state"] == state for s in self.statuses),
+            timeout,
+            f"{state} ack for {iid}",
+        )
         return next(s for s in self.statuses if s["interaction_id"] == iid and s["state"] == state)
 
 
@@ -160,13 +163,23 @@ def display() -> Iterator[str]:
 def _cli(args: list[str], display: str, **kw: Any) -> subprocess.Popen[str]:
     env = {**os.environ, "DISPLAY": display, "PYTHONPATH": str(REPO)}
     env.pop("TANDEM_RECORDER_SERVER", None)
-    return subprocess.Popen([sys.executable, "-m", "recorder_service.main", *args], cwd=REPO, env=env,
-                            text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, **kw)
+    return subprocess.Popen(
+        [sys.executable, "-m", "recorder_service.main", *args],
+        cwd=REPO,
+        env=env,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        **kw,
+    )
 
 
 def _login(url: str, keyring: Path, display: str) -> None:
-    proc = _cli(["login", "--server", url, "--username", "ann", "--password-stdin",
-                 "--keyring-file", str(keyring)], display, stdin=subprocess.PIPE)
+    proc = _cli(
+        ["login", "--server", url, "--username", "ann", "--password-stdin", "--keyring-file", str(keyring)],
+        display,
+        stdin=subprocess.PIPE,
+    )
     out, _ = proc.communicate("pw\n", timeout=30)
     assert proc.returncode == 0, out
     assert "Logged in" in out and "Ann Agent" in out and TOKEN not in out
@@ -175,8 +188,22 @@ def _login(url: str, keyring: Path, display: str) -> None:
 
 
 def _run(url: str, tmp: Path, display: str) -> subprocess.Popen[str]:
-    return _cli(["run", "--server", url, "--fps", "5", "--spool", str(tmp / "spool"),
-                 "--keyring-file", str(tmp / "kr.cfg"), "--log-level", "DEBUG"], display)
+    return _cli(
+        [
+            "run",
+            "--server",
+            url,
+            "--fps",
+            "5",
+            "--spool",
+            str(tmp / "spool"),
+            "--keyring-file",
+            str(tmp / "kr.cfg"),
+            "--log-level",
+            "DEBUG",
+        ],
+        display,
+    )
 
 
 def _decoded_server_times(body: bytes, started_at: float, tmp: Path) -> list[float]:
@@ -187,9 +214,18 @@ def _decoded_server_times(body: bytes, started_at: float, tmp: Path) -> list[flo
 
 
 def _call(iid: str) -> dict[str, Any]:
-    return {"interaction_id": iid, "call_id": "c1", "dn": "1001", "caller": "555", "callee": "1001",
-            "phase": "active", "voice": "recording", "screen": "recording", "paused": False,
-            "started_at": server_now()}
+    return {
+        "interaction_id": iid,
+        "call_id": "c1",
+        "dn": "1001",
+        "caller": "555",
+        "callee": "1001",
+        "phase": "active",
+        "voice": "recording",
+        "screen": "recording",
+        "paused": False,
+        "started_at": server_now(),
+    }
 
 
 def test_start_pause_resume_stop_upload(fake: tuple[FakeServer, str], display: str, tmp_path: Path) -> None:

@@ -311,8 +311,15 @@ def test_error_response_to_invite_is_resent_until_ack(tmp_path: Path) -> None:
         transport, proto = await _raw_socket()
         try:
             addr = ("127.0.0.1", service.port)
-            invite = _request("INVITE", service.port, "timer-g", body=OFFER, branch="z9hG4bK-g1", dn="2002",
-                              extra="Content-Type: application/sdp\r\n")
+            invite = _request(
+                "INVITE",
+                service.port,
+                "timer-g",
+                body=OFFER,
+                branch="z9hG4bK-g1",
+                dn="2002",
+                extra="Content-Type: application/sdp\r\n",
+            )
             transport.sendto(invite, addr)
             statuses = [(await _expect(proto)).status for _ in range(3)]
             assert statuses == [100, 404, 404]  # Timer G: the 404 again after T1, no ACK yet

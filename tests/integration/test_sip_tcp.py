@@ -25,17 +25,30 @@ from server.sip.tcp import StreamLimits
 from tests.integration.sip_fakes import FakeListener
 
 pytestmark = pytest.mark.timeout(60)
-OFFER = (b"v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
-         b"m=audio 41000 RTP/AVP 0\r\n")
+OFFER = (
+    b"v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 41000 RTP/AVP 0\r\n"
+)
 
 
-def _run(tmp_path: Path, body: Callable[[SipService, FakeListener], Awaitable[None]],
-         limits: StreamLimits | None = None, tls: ssl.SSLContext | None = None) -> FakeListener:
+def _run(
+    tmp_path: Path,
+    body: Callable[[SipService, FakeListener], Awaitable[None]],
+    limits: StreamLimits | None = None,
+    tls: ssl.SSLContext | None = None,
+) -> FakeListener:
     async def main() -> FakeListener:
         listener = FakeListener(tmp_path)
-        service = SipService(listener, host="127.0.0.1", port=0, advertised_host="127.0.0.1",
-                             rtp_host="127.0.0.1", rtp_port_range=(45000, 45999), rtp_timeout=10.0,
-                             stream_limits=limits or StreamLimits(linger=0.05), tls_context=tls)
+        service = SipService(
+            listener,
+            host="127.0.0.1",
+            port=0,
+            advertised_host="127.0.0.1",
+            rtp_host="127.0.0.1",
+            rtp_port_range=(45000, 45999),
+            rtp_timeout=10.0,
+            stream_limits=limits or StreamLimits(linger=0.05),
+            tls_context=tls,
+        )
         await service.start()
         try:
             await body(service, listener)
@@ -103,14 +116,27 @@ class Conn:
         self.writer.close()
 
 
-def _request(method: str, port: int, call_id: str, *, branch: str, body: bytes = b"", dn: str = "1001",
-             to_tag: str = "", cseq: int = 1, transport: str = "TCP", extra: str = "") -> bytes:
+def _request(
+    method: str,
+    port: int,
+    call_id: str,
+    *,
+    branch: str,
+    body: bytes = b"",
+    dn: str = "1001",
+    to_tag: str = "",
+    cseq: int = 1,
+    transport: str = "TCP",
+    extra: str = "",
+) -> bytes:
     if body:
         extra += "Content-Type: application/sdp\r\n"
-    head = (f"{method} sip:{dn}@127.0.0.1:{port};transport={transport.lower()} SIP/2.0\r\n"
-            f"Via: SIP/2.0/{transport} 127.0.0.1:9;branch={branch}\r\nMax-Forwards: 70\r\n"
-            f"From: \"Caller\" <sip:caller@127.0.0.1>;tag=f1\r\nTo: <sip:{dn}@127.0.0.1>{to_tag}\r\n"
-            f"Call-ID: {call_id}\r\nCSeq: {cseq} {method}\r\n{extra}Content-Length: {len(body)}\r\n\r\n")
+    head = (
+        f"{method} sip:{dn}@127.0.0.1:{port};transport={transport.lower()} SIP/2.0\r\n"
+        f"Via: SIP/2.0/{transport} 127.0.0.1:9;branch={branch}\r\nMax-Forwards: 70\r\n"
+        f'From: "Caller" <sip:caller@127.0.0.1>;tag=f1\r\nTo: <sip:{dn}@127.0.0.1>{to_tag}\r\n'
+        f"Call-ID: {call_id}\r\nCSeq: {cseq} {method}\r\n{extra}Content-Length: {len(body)}\r\n\r\n"
+    )
     return head.encode() + body
 
 
@@ -125,8 +151,9 @@ async def _call(conn: Conn, port: int, call_id: str) -> tuple[SipResponse, int]:
     ok = await conn.response()
     assert ok.status == 200 and ok.to is not None and ok.to.tag
     rtp_port = int(next(line for line in ok.body.split(b"\r\n") if line.startswith(b"m=audio")).split()[1])
-    await conn.send(_request("ACK", port, call_id, branch=f"z9hG4bK-{call_id}-ack",
-                             to_tag=f";tag={ok.to.tag}"))
+    await conn.send(
+        _request("ACK", port, call_id, branch=f"z9hG4bK-{call_id}-ack", to_tag=f";tag={ok.to.tag}")
+    )
     return ok, rtp_port
 
 
@@ -141,8 +168,16 @@ def test_tcp_call_is_recorded(tmp_path: Path) -> None:
             stats = await send_rtp(None, ("127.0.0.1", rtp_port), "PCMU", speech_like_pcm(1.5))
             assert stats.packets >= 70 and listener.answered
             assert ok.to is not None
-            await conn.send(_request("BYE", service.port, "tcp-call-1", branch="z9hG4bK-tcp-bye",
-                                     to_tag=f";tag={ok.to.tag}", cseq=2))
+            await conn.send(
+                _request(
+                    "BYE",
+                    service.port,
+                    "tcp-call-1",
+                    branch="z9hG4bK-tcp-bye",
+                    to_tag=f";tag={ok.to.tag}",
+                    cseq=2,
+                )
+            )
             bye_ok = await conn.response()
             assert bye_ok.status == 200 and bye_ok.cseq is not None and bye_ok.cseq.method == "BYE"
             await asyncio.wait_for(listener.ended_event.wait(), 3)
@@ -170,8 +205,16 @@ def test_peer_closing_its_connection_ends_nothing_else(tmp_path: Path) -> None:
         await other.send(_options(service.port, "still-there"))
         assert (await other.response()).status == 200
         assert ok.to is not None
-        await other.send(_request("BYE", service.port, "tcp-drop-1", branch="z9hG4bK-drop-bye",
-                                  to_tag=f";tag={ok.to.tag}", cseq=2))
+        await other.send(
+            _request(
+                "BYE",
+                service.port,
+                "tcp-drop-1",
+                branch="z9hG4bK-drop-bye",
+                to_tag=f";tag={ok.to.tag}",
+                cseq=2,
+            )
+        )
         assert (await other.response()).status == 200  # over the connection the BYE came on
         await asyncio.wait_for(listener.ended_event.wait(), 3)
         other.close()
@@ -293,16 +336,26 @@ def _self_signed(tmp_path: Path) -> tuple[ssl.SSLContext, ssl.SSLContext]:
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
     now = datetime.datetime.now(datetime.UTC)
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-            .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(days=1))
-            .not_valid_after(now + datetime.timedelta(days=1))
-            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-                           critical=False)
-            .sign(key, hashes.SHA256()))
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(days=1))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False
+        )
+        .sign(key, hashes.SHA256())
+    )
     cert_file, key_file = tmp_path / "cert.pem", tmp_path / "key.pem"
     cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_file.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                           serialization.NoEncryption()))
+    key_file.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
     server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     server.load_cert_chain(cert_file, key_file)
     client = ssl.create_default_context(cafile=str(cert_file))
@@ -318,8 +371,17 @@ def test_tls_listener_answers_on_its_own_port(tmp_path: Path) -> None:
         try:
             await conn.send(_options(service.tls_port, "tls-1", transport="TLS"))
             assert (await conn.response()).status == 200
-            await conn.send(_request("INVITE", service.tls_port, "tls-2", branch="z9hG4bK-tls2",
-                                     body=OFFER, dn="9999", transport="TLS"))
+            await conn.send(
+                _request(
+                    "INVITE",
+                    service.tls_port,
+                    "tls-2",
+                    branch="z9hG4bK-tls2",
+                    body=OFFER,
+                    dn="9999",
+                    transport="TLS",
+                )
+            )
             assert (await conn.response()).status == 100
             assert (await conn.response()).status == 404
         finally:

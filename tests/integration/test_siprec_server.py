@@ -418,3 +418,102 @@ def test_g722_leg_and_g711_leg_make_one_wideband_stereo_file(server: tuple[TestC
     middle = frames[int(0.3 * rate) : int(0.8 * rate)]
     # 3 kHz cannot pass G.711's 8 kHz sampling: only a wideband leg carries it
     assert abs(peak_hz(middle[:, 0], rate) - 3000.0) < 20 and abs(peak_hz(middle[:, 1], rate) - AGENT_HZ) < 20
+
+
+def test_full_time_dn_is_recorded_without_a_desktop_login(server: tuple[TestClient, Any]) -> None:
+    client, ctx = server
+    admin = client.post("/api/auth/login", json={"username": "admin", "password": PASSWORD}).json()["token"]
+    auth = {"Authorization": f"Bearer {admin}"}
+    user = f"agent{len(CASES) + 3}"  # never logged in on a desktop
+    assert (
+        client.put(
+            f"/api/admin/agents/{user}/recording", json={"full_time_dn": "bad dn!"}, headers=auth
+        ).status_code
+        == 422
+    )
+    r = client.put(f"/api/admin/agents/{user}/recording", json={"full_time_dn": "6100"}, headers=auth)
+    assert r.status_code == 200 and r.json()["full_time_dn"] == "6100"
+    assert client.get(f"/api/admin/agents/{user}/recording", headers=auth).json()["full_time_dn"] == "6100"
+    peer = SrcPeer(ctx.sip_port)
+    try:
+        # GIR style: the recorder is invited for the DN, named in a header; parameters ride along.
+        dialog = peer.invite(
+            (OFFERS / "non-siprec-payload.txt").read_bytes(),
+            dn="rec",
+            siprec=False,
+            extra=("X-Recording-DN: 6100", "X-Recording-Campaign: spring"),
+        )
+        assert dialog.status == 200
+        ((port, pt),) = dialog.ports.values()
+        peer.stream({port: (tone(CALLER_HZ, 0.5), pt)})
+        assert peer.bye(dialog).status == 200
+    finally:
+        peer.close()
+    row = interaction_for(ctx, dialog.call_id)
+    assert row.username == user and row.dn == "6100" and row.kind == "plain"
+    meta = json.loads(row.recording_meta)
+    assert meta["full_time"] is True and meta["params"]["campaign"] == "spring"
+    with session_scope(ctx.sessions) as s:
+        changes = s.execute(
+            select(models.AuditRecord).where(models.AuditRecord.action == "policy.full_time_dn")
+        )
+        assert [r.target_id for r in changes.scalars()] == [user]
+
+
+def test_one_stream_inactive_is_hold_and_silenced(server: tuple[TestClient, Any]) -> None:
+    client, ctx = server
+    login_agent(client, "1002")
+    held = re.sub(rb"a=sendonly", b"a=inactive", acme_sdp(b"sendonly"), count=1)  # the caller's leg
+    peer = SrcPeer(ctx.sip_port)
+    try:
+        dialog = peer.invite((OFFERS / ACME).read_bytes())
+        peer.stream(legs_for(dialog, 0.6))
+        assert peer.reinvite(dialog, held).status == 200
+        peer.stream(legs_for(dialog, 0.6), seq0=30, ts0=4800)  # music on hold keeps flowing
+        assert peer.reinvite(dialog, acme_sdp(b"sendonly")).status == 200
+        peer.stream(legs_for(dialog, 0.6), seq0=60, ts0=9600)
+        assert peer.bye(dialog).status == 200
+    finally:
+        peer.close()
+    row = interaction_for(ctx, dialog.call_id)
+    with session_scope(ctx.sessions) as s:
+        spans = [
+            (p.started_at, p.ended_at, p.reason)
+            for p in s.execute(
+                select(models.PauseSpan).where(models.PauseSpan.interaction_id == row.id)
+            ).scalars()
+        ]
+    assert [reason for _, _, reason in spans] == ["hold"]
+    frames, rate = voice_of(ctx, row)
+    start, end = spans[0][0] - row.answered_at, spans[0][1] - row.answered_at
+    assert np.count_nonzero(frames[int((start + 0.05) * rate) : int((end - 0.05) * rate)]) == 0
+
+
+PARTIAL = b"""<?xml version="1.0" encoding="UTF-8"?>
+<recording xmlns="urn:ietf:params:xml:ns:recording:1">
+  <datamode>partial</datamode>
+  <participant participant_id="conf-3">
+    <nameID aor="sip:5550199@192.168.50.102"><name>Supervisor barge-in</name></nameID>
+  </participant>
+</recording>
+"""
+
+
+def test_partial_metadata_update_adds_a_conference_party(server: tuple[TestClient, Any]) -> None:
+    client, ctx = server
+    login_agent(client, "1002")
+    peer = SrcPeer(ctx.sip_port)
+    try:
+        dialog = peer.invite((OFFERS / ACME).read_bytes())
+        peer.stream(legs_for(dialog, 0.5))
+        resp = peer.update(dialog, PARTIAL, "application/rs-metadata+xml")
+        assert resp.status == 200 and not resp.body
+        peer.stream(legs_for(dialog, 0.5), seq0=25, ts0=4000)
+        assert peer.bye(dialog).status == 200
+    finally:
+        peer.close()
+    row = interaction_for(ctx, dialog.call_id)
+    roster = json.loads(row.participants)
+    assert [p["aor"] for p in roster][-1] == "sip:5550199@192.168.50.102"
+    assert row.stopped_at is None  # the agent is still on the call: recording goes on
+    assert ("recording.update", "sip") in audit_actions(ctx, row.id)
