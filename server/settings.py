@@ -48,6 +48,7 @@ class Settings(BaseSettings):
     rtp_timeout_seconds: float = Field(60.0, gt=0)  # a flowing stream silent this long ends the call
     rtp_latching: bool = True  # accept RTP from the first source seen; False: only the SDP's address
     sip_max_dialogs_per_source: int = Field(2000, ge=1)  # more from one host are refused with 503
+    media_encoder_process: bool = True  # voice formats encoded in a separate low-priority process
     hold_suppression: bool = True  # a call on hold (some streams inactive) records silence
     consent_header: str = "X-Recording-Consent"  # value declined/no/false/0: the call is not recorded
     consent_metadata_element: str = "consent"  # same, as an element or attribute in SIPREC metadata

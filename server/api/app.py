@@ -45,7 +45,7 @@ def build_context(settings: Settings) -> ServerContext:
     storage = LocalStorage(settings.resolved_storage_dir)
     hub = EventHub()
     repo = CallRepository(sessions, storage, settings.screen_percentage)
-    media = MediaJobs(repo, storage, settings.tmp_dir)
+    media = MediaJobs(repo, storage, settings.tmp_dir, encoder_process=settings.media_encoder_process)
     coordinator = CallCoordinator(
         repo,
         hub,

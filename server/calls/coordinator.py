@@ -24,7 +24,7 @@ from server.calls.lifecycle import Interaction, LifecycleError
 from server.calls.media_jobs import MediaJobs
 from server.calls.offer_policy import assign_roles, merge_parties, numbers_to_try, party_record
 from server.calls.repository import CallRepository
-from server.calls.session_records import RecordingParty, SessionRecords
+from server.calls.session_records import RecordingParty, SessionRecords, dn_candidates
 from server.events.hub import EventHub
 from server.policy.sampling import decide_screen, effective_percentage
 from server.sip.listener import (
@@ -145,11 +145,12 @@ class CallCoordinator:
         return CallAccepted(interaction_id, voice_dir / "voice.wav", roles.agent_streams)
 
     async def _resolve(self, offer: CallOffer) -> tuple[Party | None, RecordingParty | None]:
-        for party, number in numbers_to_try(offer):
-            found = await asyncio.to_thread(self._records.recording_party, [number])
-            if found is not None:
-                return party, found
-        return None, None
+        pairs = numbers_to_try(offer)
+        found = await asyncio.to_thread(self._records.recording_party, [n for _, n in pairs])
+        if found is None:
+            return None, None
+        party = next((p for p, n in pairs if found.dn in dn_candidates(n)), None)
+        return party, found
 
     async def on_offer_withdrawn(self, offer: CallOffer, accepted: CallAccepted, reason: str) -> None:
         live = self._calls.get(accepted.interaction_id)

@@ -11,7 +11,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import multiprocessing
+import os
 import tempfile
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,9 +39,25 @@ class _MuxJob:
     interaction_id: str
 
 
+def _lower_priority() -> None:
+    """Encoder process initialiser: compressing finished calls must never take CPU from live RTP."""
+    with contextlib.suppress(OSError):
+        os.nice(10)
+
+
 class MediaJobs:
-    def __init__(self, repo: CallRepository, storage: Storage, tmp_dir: Path) -> None:
+    def __init__(
+        self, repo: CallRepository, storage: Storage, tmp_dir: Path, *, encoder_process: bool = False
+    ) -> None:
+        """``encoder_process``: encode voice formats in a separate, lower-priority process (the
+        server's choice) instead of a thread of this one, which would compete with the event
+        loop for the GIL."""
         self._repo = repo
+        self._encoder: ProcessPoolExecutor | None = None
+        if encoder_process:
+            self._encoder = ProcessPoolExecutor(
+                max_workers=1, mp_context=multiprocessing.get_context("spawn"), initializer=_lower_priority
+            )
         self._storage = storage
         self._tmp_dir = tmp_dir
         self._queue: asyncio.Queue[_VoiceJob | _MuxJob] = asyncio.Queue(QUEUE_LIMIT)
@@ -57,6 +76,8 @@ class MediaJobs:
             self._worker.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._worker
+        if self._encoder is not None:
+            self._encoder.shutdown(wait=True, cancel_futures=True)
 
     async def drain(self) -> None:
         await self._queue.join()
@@ -126,7 +147,10 @@ class MediaJobs:
         from server.calls.voice_encodings import encode_selected
 
         formats = self._repo.voice_formats()
-        result = encode_selected(job.path, out_dir, formats, duration)
+        if self._encoder is not None:
+            result = self._encoder.submit(encode_selected, job.path, out_dir, formats, duration).result()
+        else:
+            result = encode_selected(job.path, out_dir, formats, duration)
         if result.empty:
             log.info("voice of %s holds no audio; only its WAV is kept", job.interaction_id)
         for fmt, reason in result.failed.items():

@@ -42,34 +42,35 @@ class SessionRecords:
         self._factory = factory
 
     def recording_party(self, numbers: Iterable[str]) -> RecordingParty | None:
-        """The first number that is a DN with a logged-in agent; else the first that is an
-        agent's full-time recording DN."""
-        candidates = [dn for n in numbers for dn in dn_candidates(n)]
+        """The first number (in the given order) that is a DN with a logged-in agent; else the
+        first that is an agent's full-time recording DN. Two queries whatever the count."""
+        candidates = list(dict.fromkeys(dn for n in numbers for dn in dn_candidates(n)))
         if not candidates:
             return None
+        rank = {dn: i for i, dn in enumerate(candidates)}
         with session_scope(self._factory) as s:
-            for dn in candidates:
-                row = s.execute(
-                    select(models.User, models.Team)
-                    .join(models.DnBinding, models.DnBinding.user_id == models.User.id)
-                    .outerjoin(models.Team, models.Team.id == models.User.team_id)
-                    .where(
-                        models.DnBinding.dn == dn,
-                        models.DnBinding.released_at.is_(None),
-                        models.User.active.is_(True),
-                    )
-                    .order_by(models.DnBinding.bound_at.desc())
-                ).first()
-                if row is not None:
-                    return RecordingParty(_bound(*row), dn, False)
-            for dn in candidates:
-                row = s.execute(
-                    select(models.User, models.Team)
-                    .outerjoin(models.Team, models.Team.id == models.User.team_id)
-                    .where(models.User.full_time_dn == dn, models.User.active.is_(True))
-                ).first()
-                if row is not None:
-                    return RecordingParty(_bound(*row), dn, True)
+            bound = s.execute(
+                select(models.DnBinding.dn, models.User, models.Team)
+                .join(models.User, models.DnBinding.user_id == models.User.id)
+                .outerjoin(models.Team, models.Team.id == models.User.team_id)
+                .where(
+                    models.DnBinding.dn.in_(candidates),
+                    models.DnBinding.released_at.is_(None),
+                    models.User.active.is_(True),
+                )
+                .order_by(models.DnBinding.bound_at.desc())
+            ).all()
+            if bound:
+                dn, user, team = min(bound, key=lambda row: rank[row[0]])  # stable: newest binding first
+                return RecordingParty(_bound(user, team), dn, False)
+            full_time = s.execute(
+                select(models.User, models.Team)
+                .outerjoin(models.Team, models.Team.id == models.User.team_id)
+                .where(models.User.full_time_dn.in_(candidates), models.User.active.is_(True))
+            ).all()
+            if full_time:
+                user, team = min(full_time, key=lambda row: rank[row[0].full_time_dn or ""])
+                return RecordingParty(_bound(user, team), user.full_time_dn or "", True)
         return None
 
     def describe(

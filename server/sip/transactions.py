@@ -8,7 +8,7 @@ flood of distinct branches cannot grow memory without limit.
 from __future__ import annotations
 
 import time
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from dataclasses import dataclass
 
 from server.sip.message import SipRequest
@@ -42,11 +42,13 @@ class ServerTransaction:
     cancelled: bool = False
     acked: bool = False  # an ACK for our final (error) response arrived
     finished_at: float | None = None
+    key: tuple[str, str] | None = None  # set by the table that holds it
 
 
 class TransactionTable:
     def __init__(self, max_entries: int = MAX_TRANSACTIONS) -> None:
         self._items: OrderedDict[tuple[str, str], ServerTransaction] = OrderedDict()
+        self._finished: deque[tuple[float, tuple[str, str], ServerTransaction]] = deque()  # finish order
         self._max = max_entries
         self.evicted = 0
 
@@ -60,18 +62,23 @@ class TransactionTable:
             self._items.popitem(last=False)
             self.evicted += 1
         self._items[key] = txn
+        txn.key = key
 
     def finish(self, txn: ServerTransaction, response: bytes) -> None:
         txn.last_response = response
         txn.final = True
         txn.finished_at = time.monotonic()
+        if txn.key is not None:
+            self._finished.append((txn.finished_at, txn.key, txn))
 
     def _expire(self) -> None:
-        now = time.monotonic()
-        stale = [k for k, t in self._items.items()
-                 if t.finished_at is not None and now - t.finished_at > TRANSACTION_LINGER]
-        for key in stale:
-            del self._items[key]
+        """Amortised O(1): finished transactions leave in the order they finished."""
+        cutoff = time.monotonic() - TRANSACTION_LINGER
+        finished = self._finished
+        while finished and (finished[0][0] < cutoff or len(finished) > 4 * self._max):
+            _, key, txn = finished.popleft()
+            if self._items.get(key) is txn:
+                del self._items[key]
 
     def __len__(self) -> int:
         return len(self._items)

@@ -39,7 +39,8 @@ EXPECTED = {
 
 @pytest.fixture
 def client(tmp_path: Path) -> Iterator[TestClient]:
-    settings = load_settings(None, data_dir=tmp_path / "data", sip_enabled=False)
+    # In-process encoding: one test simulates a missing encoder by monkeypatching this process.
+    settings = load_settings(None, data_dir=tmp_path / "data", sip_enabled=False, media_encoder_process=False)
     app = create_app(settings)
     with session_scope(app.state.ctx.sessions) as s:
         create_user(s, "admin", PASSWORD, "admin")
