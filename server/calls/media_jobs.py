@@ -15,6 +15,7 @@ import multiprocessing
 import os
 import tempfile
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,10 +40,16 @@ class _MuxJob:
     interaction_id: str
 
 
-def _lower_priority() -> None:
-    """Encoder process initialiser: compressing finished calls must never take CPU from live RTP."""
+def _encoder_init() -> None:
+    """Encoder process initialiser: compressing finished calls must never take CPU from live RTP,
+    and the encoder must not outlive a server that was killed (Linux: parent-death signal)."""
     with contextlib.suppress(OSError):
         os.nice(10)
+    with contextlib.suppress(Exception):
+        import ctypes
+        import signal
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGTERM))  # PR_SET_PDEATHSIG
 
 
 class MediaJobs:
@@ -53,11 +60,8 @@ class MediaJobs:
         server's choice) instead of a thread of this one, which would compete with the event
         loop for the GIL."""
         self._repo = repo
-        self._encoder: ProcessPoolExecutor | None = None
-        if encoder_process:
-            self._encoder = ProcessPoolExecutor(
-                max_workers=1, mp_context=multiprocessing.get_context("spawn"), initializer=_lower_priority
-            )
+        self._encoder_process = encoder_process
+        self._encoder: ProcessPoolExecutor | None = None  # started with the first encoding
         self._storage = storage
         self._tmp_dir = tmp_dir
         self._queue: asyncio.Queue[_VoiceJob | _MuxJob] = asyncio.Queue(QUEUE_LIMIT)
@@ -147,8 +151,16 @@ class MediaJobs:
         from server.calls.voice_encodings import encode_selected
 
         formats = self._repo.voice_formats()
-        if self._encoder is not None:
-            result = self._encoder.submit(encode_selected, job.path, out_dir, formats, duration).result()
+        if self._encoder_process:
+            if self._encoder is None:
+                self._encoder = ProcessPoolExecutor(
+                    max_workers=1, mp_context=multiprocessing.get_context("spawn"), initializer=_encoder_init
+                )
+            try:
+                result = self._encoder.submit(encode_selected, job.path, out_dir, formats, duration).result()
+            except BrokenProcessPool:
+                self._encoder = None  # the encoder died (killed, out of memory): a new one next time
+                raise
         else:
             result = encode_selected(job.path, out_dir, formats, duration)
         if result.empty:
