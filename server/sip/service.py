@@ -221,11 +221,12 @@ class SipService:
             self._log.warning("overload", "dropping %s from %s: %d requests in flight",
                               msg.method, addr, len(self._tasks))
             return
-        self._spawn(self._handle_request(msg, addr))
+        # The arrival time, not the time a busy loop gets to it, is when a BYE ended the call.
+        self._spawn(self._handle_request(msg, addr, time.time()))
 
-    async def _handle_request(self, req: SipRequest, addr: tuple[str, int]) -> None:
+    async def _handle_request(self, req: SipRequest, addr: tuple[str, int], arrived: float) -> None:
         try:
-            await self._dispatch(req, addr)
+            await self._dispatch(req, addr, arrived)
         except (SipError, ValueError) as exc:
             # Header parsed lazily (e.g. Contact) turned out malformed: answer 400 if we can.
             self.stats.malformed += 1
@@ -237,7 +238,7 @@ class SipService:
                 headers: tuple[tuple[str, str], ...] = ()) -> None:
         self._calls.respond(req, addr, status, headers=headers)
 
-    async def _dispatch(self, req: SipRequest, addr: tuple[str, int]) -> None:
+    async def _dispatch(self, req: SipRequest, addr: tuple[str, int], arrived: float) -> None:
         missing = [h for h in ("via", "from", "to", "call-id", "cseq") if not req.get(h)]
         if missing:
             # A response needs exactly these headers (RFC 3261 §8.2.6.2), so none can be built.
@@ -271,7 +272,7 @@ class SipService:
         elif req.method == "INVITE":
             await self._calls.on_invite(req, addr, in_dialog)
         elif req.method == "BYE":
-            await self._calls.on_bye(req, addr)
+            await self._calls.on_bye(req, addr, arrived)
         elif req.method == "UPDATE":
             await self._calls.on_update(req, addr)
         elif req.method == "INFO":

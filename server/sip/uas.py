@@ -339,8 +339,8 @@ class CallManager:
             self.final(txn, 487)
 
     # ---- BYE ---------------------------------------------------------------------------------
-    async def on_bye(self, req: SipRequest, addr: tuple[str, int]) -> None:
-        ended_at = time.time()
+    async def on_bye(self, req: SipRequest, addr: tuple[str, int], arrived: float | None = None) -> None:
+        ended_at = arrived or time.time()
         call = self.find_dialog(req)
         txn = ServerTransaction(req, addr)
         self._txns.add(transaction_key(req), txn)
