@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from collections import OrderedDict, deque
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from server.sip.message import SipRequest
@@ -17,6 +18,18 @@ T1 = 0.5
 T2 = 4.0
 TRANSACTION_LINGER = 64 * T1
 MAX_TRANSACTIONS = 8192
+
+
+def retransmit_intervals(limit: float = 64 * T1) -> Iterator[tuple[float, bool]]:
+    """RFC 3261's retransmission schedule (Timers A, E, G, and 2xx resends): wait T1, doubling up
+    to T2, until ``limit`` (64*T1: Timers B, F, H) has passed. Yields (wait, is_last); after the
+    last wait the sender gives up instead of resending."""
+    interval, elapsed = T1, 0.0
+    while elapsed + interval < limit:
+        yield interval, False
+        elapsed += interval
+        interval = min(interval * 2, T2)
+    yield limit - elapsed, True
 
 
 def transaction_key(request: SipRequest, method: str | None = None) -> tuple[str, str]:

@@ -13,9 +13,9 @@ from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from server.sip.builders import ALLOW, build_request, build_response, new_branch, new_tag
+from server.sip.builders import ALLOW, build_response, new_tag
+from server.sip.bye_client import ByeClient
 from server.sip.dialog import Call, MediaFactory, MediaState
-from server.sip.headers import parse_name_addr
 from server.sip.listener import CallAccepted, CallListener, CallOffer, CallRejected
 from server.sip.media import plan_media
 from server.sip.message import SipRequest, SipResponse
@@ -25,7 +25,12 @@ from server.sip.recording_request import RequestPolicy
 from server.sip.recording_request import call_offer as build_call_offer
 from server.sip.sdp import AudioStream
 from server.sip.siprec import ACCEPT, SiprecError, parse_offer
-from server.sip.transactions import T1, T2, ServerTransaction, TransactionTable, transaction_key
+from server.sip.transactions import (
+    ServerTransaction,
+    TransactionTable,
+    retransmit_intervals,
+    transaction_key,
+)
 from server.sip.transport import StreamPeer
 
 if TYPE_CHECKING:
@@ -34,7 +39,6 @@ if TYPE_CHECKING:
 _logger = logging.getLogger(__name__)
 Send = Callable[[bytes, tuple[str, int]], None]
 Spawn = Callable[[Coroutine[Any, Any, None]], None]
-BYE_ATTEMPTS = 7  # T1 doubling: gives up after ~32 s like Timer F
 MAX_ERROR_RETRANSMITS = 4096  # INVITE error responses being resent until ACK (Timer G)
 
 
@@ -73,7 +77,7 @@ class CallManager:
         self.local_port = 0
         self._txns = TransactionTable()
         self._dialogs: dict[tuple[str, str], Call] = {}
-        self._bye_waiters: dict[str, asyncio.Event] = {}
+        self._bye = ByeClient(send=send, spawn=spawn, stats=stats, advertised_host=advertised_host)
         self.midcall = MidCall(self)
         self._error_timers: set[asyncio.Task[None]] = set()
 
@@ -134,15 +138,12 @@ class CallManager:
     async def _retransmit_error(self, txn: ServerTransaction, data: bytes) -> None:
         """RFC 3261 §17.2.1 over UDP: resend a final error to INVITE (Timer G) until its ACK,
         giving up after 64*T1 (Timer H)."""
-        interval = T1
-        deadline = time.monotonic() + 64 * T1
-        while not txn.acked:
+        for interval, last in retransmit_intervals():
             await asyncio.sleep(interval)
-            if txn.acked or time.monotonic() >= deadline:
+            if txn.acked or last:
                 return
             self._stats.retransmissions += 1
             self._send(data, txn.source)
-            interval = min(interval * 2, T2)
 
     def finish(self, txn: ServerTransaction, data: bytes) -> None:
         self._txns.finish(txn, data)
@@ -277,19 +278,16 @@ class CallManager:
     async def _retransmit_2xx(self, call: Call, data: bytes, acked: Callable[[], bool]) -> None:
         """RFC 3261 §13.3.1.4: resend a 2xx to (re-)INVITE, T1 doubling to T2, until its ACK;
         with no ACK after 64*T1 the session ends with BYE."""
-        interval = T1
-        deadline = time.monotonic() + 64 * T1
-        while not acked() and call.state in ("answering", "answered"):
+        for interval, last in retransmit_intervals():
             await asyncio.sleep(interval)
             if acked() or call.state not in ("answering", "answered"):
                 return
-            if time.monotonic() >= deadline:
-                self._log.warning("no-ack", "no ACK for call %s; ending it", call.call_id)
-                await self.end_call(call, time.time(), "no ACK", send_bye=True)
-                return
+            if last:
+                break
             self._stats.retransmissions += 1
             self._send(data, call.source)
-            interval = min(interval * 2, T2)
+        self._log.warning("no-ack", "no ACK for call %s; ending it", call.call_id)
+        await self.end_call(call, time.time(), "no ACK", send_bye=True)
 
     def retransmit_reinvite_2xx(self, call: Call, data: bytes, cseq: int) -> None:
         self._stop_retransmit(call)
@@ -322,6 +320,9 @@ class CallManager:
             await self._listener.on_call_answered(call)
         except Exception:
             _logger.exception("listener.on_call_answered failed for %s", call.call_id)
+
+    def on_response(self, resp: SipResponse) -> None:
+        self._bye.on_response(resp)
 
     async def on_update(self, req: SipRequest, addr: tuple[str, int]) -> None:
         txn = ServerTransaction(req, addr)
@@ -358,7 +359,7 @@ class CallManager:
         call.end_reason = reason
         self._stop_retransmit(call)
         if send_bye:
-            self._send_bye(call, wait=reason != "shutdown")
+            self._bye.send(call, self.local_port, wait=reason != "shutdown")
         try:
             await call.media.close(ended_at)
         except Exception:
@@ -387,58 +388,6 @@ class CallManager:
         if task is not None and task is not asyncio.current_task():
             task.cancel()
         call.retransmit_task = None
-
-    def _send_bye(self, call: Call, *, wait: bool) -> None:
-        inv = call.invite
-        contacts = inv.get_all("contact")
-        target = inv.from_
-        try:
-            uri = parse_name_addr(contacts[0]).uri.raw if contacts else (target.uri.raw if target else "")
-        except ValueError:
-            uri = target.uri.raw if target else ""
-        branch = new_branch()
-        call.local_cseq += 1
-        peer = call.source
-        sent_by = (
-            f"{peer.transport} {self._advertised_host}:{peer.local_port}"
-            if isinstance(peer, StreamPeer)
-            else f"UDP {self._advertised_host}:{self.local_port}"
-        )
-        bye = build_request(
-            "BYE",
-            uri,
-            via=f"SIP/2.0/{sent_by};branch={branch};rport",
-            from_=f"{inv.get('to')};tag={call.local_tag}",
-            to=inv.get("from") or "",
-            call_id=call.call_id,
-            cseq=call.local_cseq,
-            headers=tuple(("route", r) for r in inv.get_all("record-route")),
-        ).to_bytes()
-        self._send(bye, call.source)
-        if wait:
-            self._spawn(self._retransmit_bye(bye, call.source, branch))
-
-    async def _retransmit_bye(self, data: bytes, addr: tuple[str, int], branch: str) -> None:
-        event = self._bye_waiters[branch] = asyncio.Event()
-        try:
-            interval = T1
-            for _ in range(BYE_ATTEMPTS):
-                try:
-                    await asyncio.wait_for(event.wait(), interval)
-                    return
-                except TimeoutError:
-                    self._send(data, addr)
-                    interval = min(interval * 2, T2)
-        finally:
-            self._bye_waiters.pop(branch, None)
-
-    def on_response(self, resp: SipResponse) -> None:
-        vias = resp.vias
-        event = self._bye_waiters.get(vias[0].branch or "") if vias else None
-        if event is None:
-            self._stats.dropped += 1
-            return
-        event.set()
 
 
 def _stream_tuple(stream: AudioStream) -> tuple[int, str, int, int | None, tuple[str, int] | None]:
