@@ -2,11 +2,12 @@
 
 Feeds pre-built 20 ms packets straight into ``RtpSession._on_datagram`` (for G.711 the run fast
 path: header check and append, and one decode + timeline + write per run of up to 16 packets;
-otherwise parse, payload-type check, decode, timeline, writer into a temporary WAV), with a fake clock advancing 20 ms per packet so
-the timeline emits as it would in a live call. No sockets: this is the per-packet CPU cost the
-event loop pays on top of the datagram read. Also times each stage alone to show where it goes.
-Figures are CPU time of this process (``time.process_time``), so other load on the machine
-disturbs them less than wall-clock time would.
+otherwise parse, payload-type check, decode, timeline, writer into a temporary WAV), with a fake
+clock advancing 20 ms per packet so the timeline emits as it would in a live call. No sockets:
+this is the per-packet CPU cost the event loop pays on top of the datagram read. Also times each
+stage alone to show where it goes. Figures are CPU time of this process
+(``time.process_time``), so other load on the machine disturbs them less than wall-clock time
+would.
 
     /tmp/venv/bin/python benchmarks/rtp_receive.py [--packets 100000] [--codec PCMU] [--rate 16000]
 

@@ -34,7 +34,9 @@ class Clock:
 
 
 def packet(index: int, payload: bytes, *, ts0: int = 40_000, marker: bool = False, ssrc: int = SSRC) -> bytes:
-    return RtpPacket(0, (1000 + index) & 0xFFFF, (ts0 + index * 160) & 0xFFFFFFFF, ssrc, payload, marker).serialize()
+    return RtpPacket(
+        0, (1000 + index) & 0xFFFF, (ts0 + index * 160) & 0xFFFFFFFF, ssrc, payload, marker
+    ).serialize()
 
 
 def tone_frames(count: int) -> list[bytes]:
@@ -49,7 +51,9 @@ def read_samples(path: Path) -> np.ndarray:
         return np.frombuffer(wav.readframes(wav.getnframes()), dtype="<i2")
 
 
-async def record(path: Path, schedule: list[tuple[float, bytes]], end: float, tick: float = 3600) -> RtpSession:
+async def record(
+    path: Path, schedule: list[tuple[float, bytes]], end: float, tick: float = 3600
+) -> RtpSession:
     """Feed ``(arrival offset, datagram)`` in order, ticking by hand when ``tick`` has passed."""
     clock = Clock()
     session = await RtpSession.open(HOST, (47000, 47999), path, "PCMU", clock=clock, tick_interval=tick)
@@ -150,7 +154,9 @@ def test_loss_reorder_and_duplicates_come_out_as_packet_by_packet(tmp_path: Path
 def test_stats_and_file_are_complete_after_a_tick(tmp_path: Path) -> None:
     async def body() -> tuple[int, int, int]:
         clock = Clock()
-        session = await RtpSession.open(HOST, (47000, 47999), tmp_path / "v.wav", "PCMU", clock=clock, tick_interval=0.01)
+        session = await RtpSession.open(
+            HOST, (47000, 47999), tmp_path / "v.wav", "PCMU", clock=clock, tick_interval=0.01
+        )
         session.start(T0)
         for i, frame in enumerate(tone_frames(10)):
             clock.now = T0 + 0.005 + i * 0.02
@@ -171,7 +177,9 @@ def test_packets_read_after_a_loop_stall_are_not_late(tmp_path: Path) -> None:
 
     async def body() -> RtpSession:
         clock = Clock()
-        session = await RtpSession.open(HOST, (47000, 47999), tmp_path / "v.wav", "PCMU", clock=clock, tick_interval=0.1)
+        session = await RtpSession.open(
+            HOST, (47000, 47999), tmp_path / "v.wav", "PCMU", clock=clock, tick_interval=0.1
+        )
         session.start(T0)
         frames = tone_frames(100)
         for i in range(25):  # 0.5 s of audio, ticks every 0.1 s along the way
