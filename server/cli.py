@@ -55,6 +55,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    from server.rlimits import raise_open_files_limit
+
+    raise_open_files_limit()  # before any worker starts: children inherit the limit
     app = create_app(settings)
     config = uvicorn.Config(
         app,
