@@ -38,15 +38,15 @@ import collections
 import logging
 import math
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 from server.rtp import rtcp
 from server.rtp.codecs import COMFORT_NOISE_PT, AudioCodec, codec_by_name
 from server.rtp.decoder import PayloadDecoder
 from server.rtp.errors import RtcpPacketError, RtpPacketError, RtpSessionError
 from server.rtp.packet import RtpPacket, is_rtcp
+from server.rtp.placement import Placement
 from server.rtp.ports import bind_pair
 from server.rtp.ratelog import RateLimitedLog
 from server.rtp.run import TIMESTAMP_SSRC, RunBuffer
@@ -54,16 +54,12 @@ from server.rtp.sink import VoiceSink
 from server.rtp.source import Address, SourceFilter
 from server.rtp.stats import RtpStats
 from server.voice.errors import VoiceError, WavWriterError
-from server.voice.timeline import Chunk, Verdict, VoiceTimeline
 from server.voice.wav_writer import WavWriter
 
 log = logging.getLogger(__name__)
 
 # Packets that arrive between our 200 OK and ``start`` (the ACK) are kept, not lost: 2 s at 20 ms.
 _EARLY_PACKETS = 100
-# Bound once: an enum member lookup costs ~0.1 µs, and these are compared for every packet.
-_ACCEPTED, _LATE, _DUPLICATE = Verdict.ACCEPTED, Verdict.LATE, Verdict.DUPLICATE
-_AFTER_END = Verdict.AFTER_END
 _TIMESTAMP_SSRC = TIMESTAMP_SSRC
 _RUN_CODECS = frozenset({"PCMU", "PCMA"})  # one byte per sample and per timestamp unit, no state
 
@@ -108,25 +104,23 @@ class RtpSession:
         self.payload_type = payload_type
         self.telephone_event_pt = telephone_event_pt
         self.stats = RtpStats()
+        self._ratelog = RateLimitedLog(log)
         self.last_packet_at: float | None = None  # any RTP from the source, DTMF and CN included
         self.last_rtcp_at: float | None = None
-        self.error: str | None = None  # set when the voice file could no longer be written
         self._transports = transports
         self._writer = writer
         self._decoder = decoder
         self._sources = sources
         self._clock = clock
         self._tick_interval = tick_interval
-        self._timeline: VoiceTimeline | None = None
+        self._placement = Placement(port, writer, decoder, self.stats, self._ratelog)
         self._early: collections.deque[tuple[RtpPacket, float]] = collections.deque()
         self._pending_pauses: list[tuple[str, float]] = []
         self._tick_handle: asyncio.TimerHandle | None = None
-        self._last_audio_at = -math.inf  # arrival of the last packet the timeline accepted
         self._previous_tick_at = -math.inf  # the loop has polled the sockets since then
         self._run = RunBuffer()
         self._runs = decoder.codec.name in _RUN_CODECS
         self._closed = False
-        self._ratelog = RateLimitedLog(log)
 
     @classmethod
     async def open(
@@ -196,6 +190,11 @@ class RtpSession:
         return self._writer.samples_written
 
     @property
+    def error(self) -> str | None:
+        """Why the voice file could no longer be written, if it could not."""
+        return self._placement.error
+
+    @property
     def source(self) -> Address | None:
         """The address media is recorded from (latched, or the expected one once it sent)."""
         return self._sources.source
@@ -203,16 +202,16 @@ class RtpSession:
     def relatch(self, expected_source: tuple[str, int] | None = None) -> None:
         """The stream moved (a re-INVITE): with latching the next valid packet's address becomes
         the source; without, ``expected_source`` (if given) replaces the expected address."""
-        if self._timeline is not None and not self._closed:
+        if self._placement.timeline is not None and not self._closed:
             self._place_run()
         self._run.disarm()
         self._sources.relatch(expected_source)
 
     def start(self, answered_at: float) -> None:
         """The call is answered: ``answered_at`` (server time) is sample 0 of the voice file."""
-        if self._timeline is not None or self._closed:
+        if self._placement.timeline is not None or self._closed:
             raise RtpSessionError("RTP session already started or closed")
-        self._timeline = self._new_timeline(answered_at)
+        self._placement.begin(answered_at)
         self._previous_tick_at = self._clock()
         for action, at in self._pending_pauses:
             if action == "pause":
@@ -227,33 +226,35 @@ class RtpSession:
 
     def pause(self, at: float) -> None:
         """Write silence for every sample from server time ``at`` on, whatever arrives."""
-        if self._timeline is None:
+        timeline = self._placement.timeline
+        if timeline is None:
             self._pending_pauses.append(("pause", at))
             return
         if self._closed:
             return
         self._place_run()
-        for start, end in self._timeline.pause(at):
-            self._guard_write(self._writer.zero, start, end)
+        self._placement.pause(at)
 
     def resume(self, at: float) -> None:
         """Record received audio again from server time ``at`` on."""
-        if self._timeline is None:
+        timeline = self._placement.timeline
+        if timeline is None:
             self._pending_pauses.append(("resume", at))
             return
         if not self._closed:
             self._place_run()
-            self._timeline.resume(at)
+            timeline.resume(at)
 
     @property
     def paused(self) -> bool:
-        return self._timeline is not None and self._timeline.paused
+        timeline = self._placement.timeline
+        return timeline is not None and timeline.paused
 
     async def close(self, ended_at: float) -> None:
         """Stop receiving and finalise the voice sink, padded with silence to ``ended_at``; idempotent."""
         if self._closed:
             return
-        if self._timeline is not None:
+        if self._placement.timeline is not None:
             self._place_run()
         self._run.disarm()
         self._closed = True
@@ -261,23 +262,7 @@ class RtpSession:
             transport.close()
         if self._tick_handle is not None:
             self._tick_handle.cancel()
-        timeline = self._timeline
-        if timeline is None:  # never answered: an empty but valid file
-            timeline = self._timeline = self._new_timeline(ended_at)
-        result = timeline.finish(ended_at)
-        self._write(result.chunks)
-        self._guard_write(self._writer.truncate, result.length)
-        try:
-            self._writer.close()
-        except WavWriterError as exc:
-            self.error = str(exc)
-            log.error("RTP port %d: voice file not finalised: %s", self.port, exc)
-        self.stats.samples_written = self._writer.samples_written
-
-    def _new_timeline(self, answered_at: float) -> VoiceTimeline:
-        return VoiceTimeline(
-            answered_at, sample_rate=self.sample_rate, timestamp_scale=self._decoder.timestamp_scale
-        )
+        self._placement.finish(ended_at)  # never answered: an empty but valid file
 
     def _on_datagram(self, data: bytes, addr: Address) -> None:
         run = self._run
@@ -343,7 +328,7 @@ class RtpSession:
         self.last_packet_at = arrival
         if payload_type != self.payload_type:
             return
-        if self._timeline is None:
+        if self._placement.timeline is None:
             if len(self._early) == _EARLY_PACKETS:
                 self._early.popleft()
                 stats.dropped_early += 1
@@ -363,7 +348,7 @@ class RtpSession:
         self._place(packet, arrival)
 
     def _place(self, packet: RtpPacket, arrival: float) -> None:
-        self._place_payload(packet.ssrc, packet.timestamp, packet.payload, arrival, 1, arrival)
+        self._placement.place(packet.ssrc, packet.timestamp, packet.payload, arrival, 1, arrival)
 
     def _guarded_place_run(self) -> None:
         try:
@@ -377,39 +362,7 @@ class RtpSession:
         if run is not None:
             now = self._clock()
             self.last_packet_at = now
-            self._place_payload(run.ssrc, run.timestamp, run.payload, run.arrival, run.packets, now)
-
-    def _place_payload(
-        self, ssrc: int, timestamp: int, payload: bytes, arrival: float, packets: int, last_arrival: float
-    ) -> None:
-        """Decode ``packets`` packets' payload (one, or a run) and place it at ``timestamp``."""
-        timeline = self._timeline
-        assert timeline is not None
-        stats = self.stats
-        try:
-            samples = self._decoder.decode(ssrc, timestamp, payload)
-        except ValueError as exc:  # the codec rejected the payload
-            stats.dropped_malformed += packets
-            self._ratelog.warning("decode", "RTP port %d: payload not decoded: %s", self.port, exc)
-            return
-        anchors = timeline.anchors
-        verdict, chunks = timeline.push(ssrc, timestamp, samples, arrival)
-        if timeline.anchors != anchors:
-            stats.ssrc_changes = timeline.stats.ssrc_changes
-            stats.reanchors = timeline.stats.reanchors
-            if anchors:  # not the stream's first packet
-                self._ratelog.warning("anchor", "RTP port %d: re-anchored the voice timeline", self.port)
-        if verdict is _ACCEPTED:
-            stats.written += packets
-            self._last_audio_at = last_arrival
-            if chunks:
-                self._write(chunks)
-        elif verdict is _LATE:
-            stats.dropped_late += packets
-        elif verdict is _DUPLICATE:
-            stats.dropped_duplicate += packets
-        elif verdict is _AFTER_END:
-            stats.dropped_after_end += packets
+            self._placement.place(run.ssrc, run.timestamp, run.payload, run.arrival, run.packets, now)
 
     def _rtcp(self, data: bytes, addr: Address) -> None:
         stats = self.stats
@@ -435,7 +388,8 @@ class RtpSession:
         self._tick_handle = asyncio.get_running_loop().call_later(self._tick_interval, self._tick)
 
     def _tick(self) -> None:
-        if self._closed or self._timeline is None:
+        placement = self._placement
+        if self._closed or placement.timeline is None:
             return
         try:
             now = self._clock()
@@ -444,29 +398,11 @@ class RtpSession:
             polled_at, self._previous_tick_at = self._previous_tick_at, now
             # While packets flow, each push already emits all that is final; flushing only
             # matters once the stream has gone quiet (hold, silence suppression, loss).
-            if now - self._last_audio_at >= self._tick_interval:
-                self._write(self._timeline.flush(min(now, polled_at)))
-            self._guard_write(self._writer.maybe_sync)
+            if now - placement.last_audio_at >= self._tick_interval:
+                placement.flush(min(now, polled_at))
+            placement.guard(self._writer.maybe_sync)
             self.stats.samples_written = self._writer.samples_written  # per tick, not per packet
         except Exception:  # a bug must not stop the file from keeping pace with the call
             log.exception("RTP port %d: unexpected error in the periodic tick", self.port)
         finally:
             self._schedule_tick()
-
-    def _write(self, chunks: Iterable[Chunk]) -> None:
-        write = self._writer.write
-        for chunk in chunks:
-            if not self._guard_write(write, chunk.samples):
-                return
-
-    def _guard_write(self, action: Callable[..., None], *args: Any) -> bool:
-        """Run a writer operation; after a failure stop writing (positions would be wrong)."""
-        if self.error is not None:
-            return False
-        try:
-            action(*args)
-        except WavWriterError as exc:
-            self.error = str(exc)
-            log.error("RTP port %d: voice file write failed, recording stops: %s", self.port, exc)
-            return False
-        return True
