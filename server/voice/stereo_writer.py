@@ -7,6 +7,7 @@ rule, for 16-bit stereo: a valid 44-byte header with zero sizes goes first, fram
 and at most every ``sync_interval`` seconds they are fsync'ed *before* the RIFF and data sizes
 are rewritten to cover them, so a SIGKILL leaves a readable WAV at most that much short of what
 was written. ``close(end_position)`` pads both channels to the call's end and writes exact sizes.
+As in ``WavWriter``, ``maybe_sync`` leaves the fsync and the header to a background thread.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import numpy.typing as npt
 
 from server.voice.errors import WavSizeLimitError, WavWriterError
 from server.voice.mixdown import AlignStats, ChannelAligner
+from server.voice.syncer import HeaderSync
 from server.voice.timeline import Chunk
 
 HEADER_SIZE = 44
@@ -32,8 +34,6 @@ CHANNELS = 2
 SAMPLE_WIDTH = 2
 FRAME_BYTES = CHANNELS * SAMPLE_WIDTH
 MAX_DATA_BYTES = 0xFFFFFFFF - (HEADER_SIZE - 8)  # both size fields are unsigned 32-bit
-_RIFF_SIZE_OFFSET = 4
-_DATA_SIZE_OFFSET = 40
 _ZERO_BLOCK_FRAMES = 16 * 1024
 
 
@@ -73,10 +73,7 @@ class StereoWavWriter:
     ) -> None:
         self.path = path
         self.sample_rate = sample_rate
-        self.sync_interval = sync_interval
-        self._clock = clock
         self._data_bytes = 0
-        self._synced_bytes = 0
         self._broken: str | None = None
         self._open_channels = CHANNELS  # ``ChannelWriter.close`` calls still to come
         self._lengths: dict[Channel, int] = {}
@@ -90,7 +87,7 @@ class StereoWavWriter:
             self._file.flush()  # a crash right after the answer still leaves a readable, empty WAV
         except OSError as exc:
             raise WavWriterError(f"cannot create voice file {path}: {exc}") from exc
-        self._last_sync = clock()
+        self._sync = HeaderSync(path, sync_interval, clock)
 
     @property
     def frames_written(self) -> int:
@@ -99,7 +96,24 @@ class StereoWavWriter:
     @property
     def frames_synced(self) -> int:
         """Frames the on-disk header currently covers (what survives a crash)."""
-        return self._synced_bytes // FRAME_BYTES
+        return self._sync.synced_bytes // FRAME_BYTES
+
+    @property
+    def sync_interval(self) -> float:
+        return self._sync.sync_interval
+
+    @sync_interval.setter
+    def sync_interval(self, value: float) -> None:
+        self._sync.sync_interval = value
+
+    @property
+    def syncs_skipped(self) -> int:
+        """Due syncs put off because the previous background one was still pending (or no room)."""
+        return self._sync.skipped
+
+    def wait_synced(self, timeout: float = 5.0) -> bool:
+        """Wait for a background sync in flight; False if one is still running after ``timeout``."""
+        return self._sync.wait(timeout)
 
     @property
     def stats(self) -> AlignStats:
@@ -143,23 +157,25 @@ class StereoWavWriter:
             raise WavWriterError(f"cannot silence samples in {self.path}: {exc}") from exc
 
     def maybe_sync(self) -> None:
-        """Sync if the interval has passed; cheap enough to call from a periodic timer."""
-        if self._file is not None and self._clock() - self._last_sync >= self.sync_interval:
-            self.sync()
+        """Sync in the background if the interval has passed; cheap enough for a periodic timer.
+
+        Raises a failure of an earlier background sync."""
+        if self._file is None:
+            return
+        try:
+            self._sync.maybe_sync(self._file, self._data_bytes)
+        except WavWriterError as exc:
+            self._broken = str(exc)
+            raise
 
     def sync(self) -> None:
-        """Make the frames written so far durable, then let the header cover them."""
+        """Make the frames written so far durable, then let the header cover them (now)."""
         handle = self._open_file()
         try:
-            handle.flush()
-            os.fsync(handle.fileno())
-            self._write_sizes(handle, self._data_bytes)
-            handle.flush()
-        except OSError as exc:
+            self._sync.sync(handle, self._data_bytes)
+        except WavWriterError as exc:
             self._broken = str(exc)
-            raise WavWriterError(f"cannot sync voice file {self.path}: {exc}") from exc
-        self._synced_bytes = self._data_bytes
-        self._last_sync = self._clock()
+            raise
 
     def close(
         self, end_position: int | None = None, tails: Mapping[Channel, Iterable[Chunk]] | None = None
@@ -174,6 +190,11 @@ class StereoWavWriter:
         if self._file is None:
             return
         try:
+            self._sync.settle()
+            # An earlier background failure is raised, but only after trying for exact sizes.
+            failure = self._sync.take_failure()
+            if failure is not None:
+                self._broken = str(failure)
             if self._broken is None:
                 self.end_of_call()
                 for channel, chunks in (tails or {}).items():
@@ -184,8 +205,9 @@ class StereoWavWriter:
                 self._aligner.finish(end_position)
                 if self.frames_written > end_position:
                     self._truncate(end_position)
-            self.sync()
-            os.fsync(self._file.fileno())
+            self._sync.sync(self._file, self._data_bytes, durable_header=True)
+            if failure is not None:
+                raise failure
         finally:
             self._file.close()
             self._file = None
@@ -220,6 +242,7 @@ class StereoWavWriter:
     def _truncate(self, frames: int) -> None:
         handle = self._open_file()
         new_bytes = max(0, frames) * FRAME_BYTES
+        self._sync.settle()  # no background pwrite of the old sizes after the cut
         try:
             handle.flush()
             handle.truncate(HEADER_SIZE + new_bytes)
@@ -228,17 +251,14 @@ class StereoWavWriter:
             self._broken = str(exc)
             raise WavWriterError(f"cannot truncate voice file {self.path}: {exc}") from exc
         self._data_bytes = new_bytes
-        self._synced_bytes = min(self._synced_bytes, new_bytes)
-
-    def _write_sizes(self, handle: BinaryIO, data_bytes: int) -> None:
-        handle.seek(_RIFF_SIZE_OFFSET)
-        handle.write(struct.pack("<I", HEADER_SIZE - 8 + data_bytes))
-        handle.seek(_DATA_SIZE_OFFSET)
-        handle.write(struct.pack("<I", data_bytes))
-        handle.seek(0, os.SEEK_END)
+        self._sync.lower(new_bytes)
 
     def _check_writable(self) -> BinaryIO:
         handle = self._open_file()
+        failure = self._sync.take_failure()
+        if failure is not None:
+            self._broken = str(failure)
+            raise failure
         if self._broken is not None:
             raise WavWriterError(f"voice file {self.path} failed earlier ({self._broken}); not writing")
         return handle

@@ -6,6 +6,8 @@ appended, and at most every ``sync_interval`` seconds the data is flushed and fs
 the RIFF and data sizes are rewritten to cover it. A SIGKILL therefore leaves a file whose header
 describes only samples that reached the kernel, at most ``sync_interval`` older than the kill,
 which ``wave`` and ffmpeg read like any other WAV. ``close`` writes the exact final sizes.
+``maybe_sync`` leaves the fsync and the header to a background thread (``syncer``), so the header
+lags by that fsync too; a failure there is raised by the writer's next call.
 
 The default interval is 0.5 s, not 1 s: samples reach the writer up to ~0.1 s after they were
 spoken (RTP packetisation plus the timeline's reorder window), and a recording must survive a kill
@@ -25,13 +27,12 @@ import numpy as np
 import numpy.typing as npt
 
 from server.voice.errors import WavSizeLimitError, WavWriterError
+from server.voice.syncer import HeaderSync
 
 HEADER_SIZE = 44
 SAMPLE_WIDTH = 2
 # Both size fields are unsigned 32-bit; the RIFF one counts 36 header bytes on top of the data.
 MAX_DATA_BYTES = 0xFFFFFFFF - (HEADER_SIZE - 8)
-_RIFF_SIZE_OFFSET = 4
-_DATA_SIZE_OFFSET = 40
 
 
 def wav_header(sample_rate: int, data_bytes: int) -> bytes:
@@ -59,10 +60,7 @@ class WavWriter:
     ) -> None:
         self.path = path
         self.sample_rate = sample_rate
-        self.sync_interval = sync_interval
-        self._clock = clock
         self._data_bytes = 0
-        self._synced_bytes = 0
         try:
             # Exclusive create: a recording must never silently replace another one.
             self._file: BinaryIO | None = open(path, "xb")
@@ -71,7 +69,7 @@ class WavWriter:
             self._file.flush()
         except OSError as exc:
             raise WavWriterError(f"cannot create voice file {path}: {exc}") from exc
-        self._last_sync = clock()
+        self._sync = HeaderSync(path, sync_interval, clock)
 
     @property
     def samples_written(self) -> int:
@@ -80,7 +78,24 @@ class WavWriter:
     @property
     def samples_synced(self) -> int:
         """Samples the on-disk header currently covers (what survives a crash)."""
-        return self._synced_bytes // SAMPLE_WIDTH
+        return self._sync.synced_bytes // SAMPLE_WIDTH
+
+    @property
+    def sync_interval(self) -> float:
+        return self._sync.sync_interval
+
+    @sync_interval.setter
+    def sync_interval(self, value: float) -> None:
+        self._sync.sync_interval = value
+
+    @property
+    def syncs_skipped(self) -> int:
+        """Due syncs put off because the previous background one was still pending (or no room)."""
+        return self._sync.skipped
+
+    def wait_synced(self, timeout: float = 5.0) -> bool:
+        """Wait for a background sync in flight; False if one is still running after ``timeout``."""
+        return self._sync.wait(timeout)
 
     @property
     def closed(self) -> bool:
@@ -91,6 +106,7 @@ class WavWriter:
         if samples.dtype != np.int16:
             raise TypeError(f"the voice file holds int16 samples, got {samples.dtype}")
         handle = self._open_file()
+        self._sync.check()
         data = samples.astype("<i2", copy=False).tobytes()
         if self._data_bytes + len(data) > MAX_DATA_BYTES:
             raise WavSizeLimitError(f"{self.path} would exceed the 4 GiB WAV limit")
@@ -104,6 +120,7 @@ class WavWriter:
     def zero(self, start: int, end: int) -> None:
         """Overwrite already written samples ``[start, end)`` with silence (a late pause)."""
         handle = self._open_file()
+        self._sync.check()
         start = max(0, start)
         end = min(end, self.samples_written)
         if start >= end:
@@ -122,9 +139,11 @@ class WavWriter:
     def truncate(self, samples: int) -> None:
         """Cut the file to ``samples`` samples if it holds more (audio beyond the call's end)."""
         handle = self._open_file()
+        self._sync.check()
         if samples >= self.samples_written:
             return
         new_bytes = max(0, samples) * SAMPLE_WIDTH
+        self._sync.settle()  # no background pwrite of the old sizes after the cut
         try:
             handle.flush()
             handle.truncate(HEADER_SIZE + new_bytes)
@@ -132,44 +151,34 @@ class WavWriter:
         except OSError as exc:
             raise WavWriterError(f"cannot truncate voice file {self.path}: {exc}") from exc
         self._data_bytes = new_bytes
-        self._synced_bytes = min(self._synced_bytes, new_bytes)
+        self._sync.lower(new_bytes)
         self.sync()
 
     def maybe_sync(self) -> None:
-        """Sync if the interval has passed; cheap enough to call from a periodic timer."""
-        if self._file is not None and self._clock() - self._last_sync >= self.sync_interval:
-            self.sync()
+        """Sync in the background if the interval has passed; cheap enough for a periodic timer.
+
+        Raises a failure of an earlier background sync."""
+        if self._file is not None:
+            self._sync.maybe_sync(self._file, self._data_bytes)
 
     def sync(self) -> None:
-        """Make the samples written so far durable, then let the header cover them."""
-        handle = self._open_file()
-        try:
-            handle.flush()
-            os.fsync(handle.fileno())
-            self._write_sizes(handle, self._data_bytes)
-            handle.flush()
-        except OSError as exc:
-            raise WavWriterError(f"cannot sync voice file {self.path}: {exc}") from exc
-        self._synced_bytes = self._data_bytes
-        self._last_sync = self._clock()
+        """Make the samples written so far durable, then let the header cover them (now)."""
+        self._sync.sync(self._open_file(), self._data_bytes)
 
     def close(self) -> None:
         """Write the final sizes and close; calling it again does nothing."""
         if self._file is None:
             return
         try:
-            self.sync()
-            os.fsync(self._file.fileno())
+            self._sync.settle()
+            # An earlier background failure is raised, but only after trying for exact sizes.
+            failure = self._sync.take_failure()
+            self._sync.sync(self._file, self._data_bytes, durable_header=True)
+            if failure is not None:
+                raise failure
         finally:
             self._file.close()
             self._file = None
-
-    def _write_sizes(self, handle: BinaryIO, data_bytes: int) -> None:
-        handle.seek(_RIFF_SIZE_OFFSET)
-        handle.write(struct.pack("<I", HEADER_SIZE - 8 + data_bytes))
-        handle.seek(_DATA_SIZE_OFFSET)
-        handle.write(struct.pack("<I", data_bytes))
-        handle.seek(0, os.SEEK_END)
 
     def _open_file(self) -> BinaryIO:
         if self._file is None:
