@@ -27,6 +27,7 @@ log = logging.getLogger(__name__)
 
 CALLER, AGENT = 0, 1  # stereo channels: left, right
 MAX_RECORDED_STREAMS = 2
+_DRAIN_ROUNDS = 64  # polls at most while closing (asyncio's loop: one datagram per socket each)
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,6 +120,9 @@ class CallMedia:
 
     async def close(self, ended_at: float) -> None:
         """Finalise the file padded to ``ended_at`` (stereo: both channels); idempotent."""
+        if not self.stopped:
+            self.stopped = True
+            await self._drain()
         if self._stereo is not None:
             # Each timeline pads its own channel to the end: no lag-filling from here on.
             with contextlib.suppress(Exception):
@@ -134,6 +138,21 @@ class CallMedia:
 
     def stats(self) -> dict[str, object]:
         return {str(index): s.stats.as_dict() for index, s in self._sessions.items()}
+
+    async def _drain(self) -> None:
+        """Read what already waits in the sockets: the BYE may have been read (maybe by another
+        process) before the call's last datagrams. Both loops run a ``sleep(0)`` continuation
+        ahead of the next poll's callbacks, so only a second one resumes after a poll; asyncio's
+        own loop reads one datagram per socket and poll, hence the repeat while reads go on."""
+        for _ in range(_DRAIN_ROUNDS):
+            before = self._datagrams()
+            await asyncio.sleep(0)
+            await asyncio.sleep(0)
+            if self._datagrams() == before:
+                return
+
+    def _datagrams(self) -> int:
+        return sum(s.stats.received + s.stats.rtcp for s in self._sessions.values())
 
 
 async def open_call_media(
