@@ -18,6 +18,15 @@ ENV_PREFIX = "TANDEM_SERVER_"
 CONFIG_ENV = "TANDEM_SERVER_CONFIG"
 
 
+def default_rtp_workers() -> int:
+    """One RTP worker process per CPU this process may run on (at least one)."""
+    try:
+        cpus = len(os.sched_getaffinity(0))  # honours taskset/cgroup CPU pinning, unlike cpu_count
+    except (AttributeError, OSError):
+        cpus = os.cpu_count() or 1
+    return max(1, cpus)
+
+
 class ConfigError(Exception):
     """Settings could not be loaded; the message says which key and why."""
 
@@ -48,6 +57,9 @@ class Settings(BaseSettings):
     rtp_timeout_seconds: float = Field(60.0, gt=0)  # a flowing stream silent this long ends the call
     rtp_latching: bool = True  # accept RTP from the first source seen; False: only the SDP's address
     sip_max_dialogs_per_source: int = Field(2000, ge=1)  # more from one host are refused with 503
+    # Processes recording call media (RTP, decoding, WAV), each on its own event loop and core;
+    # 0: record in the server process itself (debugging, tests). Default: the CPU count.
+    rtp_workers: int = Field(default_factory=default_rtp_workers, ge=0, le=256)
     media_encoder_process: bool = True  # voice formats encoded in a separate low-priority process
     hold_suppression: bool = True  # a call on hold (some streams inactive) records silence
     consent_header: str = "X-Recording-Consent"  # value declined/no/false/0: the call is not recorded

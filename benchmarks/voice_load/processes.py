@@ -162,13 +162,14 @@ def stop_process(proc: subprocess.Popen[bytes], timeout: float = 30.0) -> None:
 
 
 def start_profiler(pid: int, out: Path) -> subprocess.Popen[bytes]:
-    """py-spy sampling ``pid`` (each thread while not idle) into collapsed stacks at ``out``."""
+    """py-spy sampling ``pid`` and its children (the RTP workers; each thread while not idle) into
+    collapsed stacks at ``out``."""
     py_spy = Path(sys.executable).with_name("py-spy")
     if not py_spy.exists():
         raise ProcessError(f"--profile needs py-spy next to {sys.executable} (pip install py-spy)")
     return subprocess.Popen(
         [str(py_spy), "record", "-p", str(pid), "-o", str(out), "--format", "raw", "-r", "50",
-         "--threads", "--nonblocking"],
+         "--threads", "--nonblocking", "--subprocesses"],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )  # fmt: skip

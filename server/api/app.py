@@ -76,10 +76,19 @@ def create_app(settings: Settings) -> FastAPI:
         ctx.media.start()
         await ctx.coordinator.recover()
         sip = None
+        pool = None
         if settings.sip_enabled:
+            from server.sip.dialog import MediaFactory, rtp_session_factory
             from server.sip.recording_request import RequestPolicy
             from server.sip.service import SipService
 
+            media_factory: MediaFactory = rtp_session_factory
+            if settings.rtp_workers > 0:
+                from server.rtp.workers.pool import WorkerPool
+
+                pool = WorkerPool(settings.rtp_workers)
+                await pool.start()
+                media_factory = pool.media_factory
             sip = SipService(
                 ctx.coordinator,
                 host=settings.sip_host,
@@ -99,8 +108,14 @@ def create_app(settings: Settings) -> FastAPI:
                 ),
                 latching=settings.rtp_latching,
                 max_dialogs_per_source=settings.sip_max_dialogs_per_source,
+                media_factory=media_factory,
             )
-            await sip.start()
+            try:
+                await sip.start()
+            except BaseException:
+                if pool is not None:
+                    await pool.stop()
+                raise
             ctx.sip_port = sip.port
             log.info(
                 "SIP listening on %s:%s (udp%s%s)",
@@ -114,6 +129,8 @@ def create_app(settings: Settings) -> FastAPI:
         finally:
             if sip is not None:
                 await sip.stop()
+            if pool is not None:  # after SIP ended the calls: the workers finalise what is left
+                await pool.stop()
             await ctx.coordinator.shutdown()
             await ctx.media.stop()
 

@@ -59,3 +59,12 @@ def _in_use(exc: OSError) -> bool:
     """EADDRINUSE, also as uvloop reports it: OSError("could not bind ...") from the real one."""
     cause = exc.__cause__
     return exc.errno == errno.EADDRINUSE or (isinstance(cause, OSError) and cause.errno == errno.EADDRINUSE)
+
+
+def resume_after(bind_host: str, low: int, high: int, port: int) -> None:
+    """Continue the search of ``low..high`` after ``port``: a process that takes over a range from
+    one that died must not hand out at once the ports whose calls may still be sending."""
+    first = low + (low % 2)
+    if first <= port <= high:
+        following = port - port % 2 + 2
+        _cursors[(bind_host, low, high)] = following if following <= high else first

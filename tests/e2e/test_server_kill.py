@@ -78,10 +78,29 @@ def _best_match(segment: np.ndarray[Any, Any], source: np.ndarray[Any, Any]) -> 
     return float(np.max(corr / np.sqrt(energy * np.sum(seg**2) + 1e-9)))
 
 
+def _cmdline(pid: int) -> list[bytes]:
+    return Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+
+
+def _rtp_workers_of(pid: int) -> list[int]:
+    """The server's children, which must all be its RTP worker processes (no wrapper shell)."""
+    children = [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    assert children, "the server runs no RTP worker"
+    assert all(b"server.rtp.workers.worker" in _cmdline(c) for c in children), children
+    return children
+
+
 def _process_is_server(pid: int) -> bool:
-    cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
-    return b"server.cli" in cmdline and b"run" in cmdline and children == []
+    cmdline = _cmdline(pid)
+    return b"server.cli" in cmdline and b"run" in cmdline
+
+
+def _running(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] not in ("Z", "X")  # a zombie is dead, just not reaped
 
 
 def _udp_port_free(port: int) -> bool:
@@ -128,9 +147,11 @@ def test_sigkill_mid_call_keeps_the_recording_and_marks_it_interrupted(tmp_path:
             time.sleep(max(0.0, inter["answered_at"] + MEDIA_BEFORE_KILL - time.time()))
             assert sipp.poll() is None, "SIPp ended before the kill"
             assert _process_is_server(server.proc.pid)
+            workers = _rtp_workers_of(server.proc.pid)
             killed_at = time.time()
             os.kill(server.proc.pid, signal.SIGKILL)
             assert server.proc.wait(5) == -signal.SIGKILL
+            wait_until(lambda: not any(map(_running, workers)), 5, "the RTP workers to end with the server")
             # Recovery moves the file into storage; keep what the kill left for the checks below.
             shutil.copyfile(live_wav, snapshot)
         assert _udp_port_free(server.sip_port), "something still holds the SIP port after the kill"
