@@ -1,0 +1,59 @@
+"""bind_pair: even RTP port + odd RTCP port, skipping pairs of which either port is taken."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+
+import pytest
+
+from server.rtp import ports
+from server.rtp.errors import PortRangeExhaustedError, RtpSessionError
+
+
+def _taken(port: int) -> socket.socket:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind(("127.0.0.1", port))
+    return sock
+
+
+@pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
+def test_pairs_skip_taken_ports_and_continue_after_the_last_one(loop: str) -> None:
+    low, high = 43100, 43111
+    ports._cursors.pop(("127.0.0.1", low, high), None)
+    blockers = [_taken(43100), _taken(43103)]  # the RTP port of pair 1, the RTCP port of pair 2
+
+    async def body() -> list[int]:
+        protocols = (asyncio.DatagramProtocol(), asyncio.DatagramProtocol())
+        got = []
+        for _ in range(3):
+            port, (rtp, rtcp) = await ports.bind_pair("127.0.0.1", low, high, protocols)
+            assert rtp.get_extra_info("sockname")[1] == port
+            assert rtcp.get_extra_info("sockname")[1] == port + 1
+            got.append(port)
+        with pytest.raises(PortRangeExhaustedError):  # 43110 left; then the range is used up
+            await ports.bind_pair("127.0.0.1", low, high, protocols)
+            await ports.bind_pair("127.0.0.1", low, high, protocols)
+        return got
+
+    try:
+        if loop == "uvloop":
+            import uvloop
+
+            with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+                got = runner.run(body())
+        else:
+            got = asyncio.run(body())
+    finally:
+        for sock in blockers:
+            sock.close()
+    assert got == [43104, 43106, 43108]
+
+
+def test_a_bind_error_other_than_in_use_is_a_session_error() -> None:
+    async def body() -> None:
+        protocols = (asyncio.DatagramProtocol(), asyncio.DatagramProtocol())
+        await ports.bind_pair("192.0.2.1", 43200, 43210, protocols)  # not an address of this host
+
+    with pytest.raises(RtpSessionError, match="cannot bind"):
+        asyncio.run(body())
