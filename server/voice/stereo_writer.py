@@ -4,10 +4,11 @@ Each channel is fed by its own ``VoiceTimeline`` with ``(position, samples)`` ch
 ``ChannelAligner`` interleaves them with bounded buffering (a lagging channel is filled with
 silence once it is ``max_lag`` seconds behind). The file follows ``WavWriter``'s crash-safety
 rule, for 16-bit stereo: a valid 44-byte header with zero sizes goes first, frames are appended,
-and at most every ``sync_interval`` seconds they are fsync'ed *before* the RIFF and data sizes
-are rewritten to cover them, so a SIGKILL leaves a readable WAV at most that much short of what
-was written. ``close(end_position)`` pads both channels to the call's end and writes exact sizes.
-As in ``WavWriter``, ``maybe_sync`` leaves the fsync and the header to a background thread.
+and at most every ``sync_interval`` seconds the RIFF and data sizes are rewritten to cover them
+(the data fsync'ed first every 5 s and on close, see ``syncer``), so a SIGKILL leaves a readable
+WAV at most that much short of what was written. ``close(end_position)`` pads both channels to
+the call's end and writes exact sizes. As in ``WavWriter``, ``maybe_sync`` leaves the fsync and
+the header to a background thread.
 """
 
 from __future__ import annotations

@@ -8,6 +8,16 @@ daemon thread per process does them. The writer flushes its Python buffer and ha
 and the byte count to cover; the thread fsyncs, then ``os.pwrite``s both sizes (pwrite leaves the
 offset the writer appends at alone) and publishes the count the header now covers.
 
+**Durability interval.** The header is rewritten every ``sync_interval`` (0.5 s), but the data is
+fsync'ed before it only every ``durable_interval`` (5 s) and on close. Against a crashed or killed
+*process* the page cache is enough: what was written survives it, so the header alone keeps the
+file playable to within ``sync_interval``. fsync guards against a crash of the *machine* (power
+loss), and at 2,000 fsyncs a second (1,000 calls, 0.5 s) the disk's journal could not keep up:
+file creation for new calls stalled behind it for seconds (benchmarks/RESULTS.md). So after a
+power loss up to ``durable_interval`` of audio may be missing, and the header may then claim
+more data than the file holds (the file size, journalled after the data, is what a reader
+trusts).
+
 Each writer has at most one request in flight: one whose previous request is still pending skips
 the round (counted), so the bounded queue never holds more than one request per open writer.
 Synchronous operations (explicit sync, truncate, close) first settle the pending request: a
@@ -22,6 +32,7 @@ import atexit
 import enum
 import errno
 import logging
+import math
 import os
 import queue
 import struct
@@ -46,6 +57,7 @@ QUEUE_CAPACITY = 8192
 # own fsync will then block as long anyway.
 SETTLE_TIMEOUT = 5.0
 EXIT_DRAIN_TIMEOUT = 10.0
+DURABLE_INTERVAL = 5.0  # data fsync'ed at least this often (module docstring)
 
 
 def write_sizes(fd: int, data_bytes: int) -> None:
@@ -63,12 +75,13 @@ class _State(enum.Enum):
 
 
 class _Request:
-    __slots__ = ("data_bytes", "fd", "slot", "stale", "state")
+    __slots__ = ("data_bytes", "durable", "fd", "slot", "stale", "state")
 
-    def __init__(self, slot: SyncSlot, fd: int, data_bytes: int) -> None:
+    def __init__(self, slot: SyncSlot, fd: int, data_bytes: int, durable: bool = True) -> None:
         self.slot = slot
         self.fd = fd
         self.data_bytes = data_bytes
+        self.durable = durable  # fsync the data before the sizes are written
         self.state = _State.QUEUED
         self.stale = False  # set when a synchronous sync stopped waiting for it: no pwrite then
 
@@ -165,9 +178,9 @@ class Syncer:
         self.closed = False
         self.stats = SyncerStats()
 
-    def submit(self, slot: SyncSlot, fd: int, data_bytes: int) -> bool:
-        """Queue fsync + sizes for ``fd`` (owned from now on); False if the queue is full or shut."""
-        request = _Request(slot, fd, data_bytes)
+    def submit(self, slot: SyncSlot, fd: int, data_bytes: int, durable: bool = True) -> bool:
+        """Queue (fsync +) sizes for ``fd`` (owned from now on); False if the queue is full or shut."""
+        request = _Request(slot, fd, data_bytes, durable)
         slot._claim(request)
         if self._ensure_thread():
             try:
@@ -227,7 +240,8 @@ class Syncer:
             request.state = _State.RUNNING
         error: OSError | None = None
         try:
-            os.fsync(request.fd)
+            if request.durable:
+                os.fsync(request.fd)
         except OSError as exc:
             error = exc
         with slot.lock:
@@ -289,9 +303,12 @@ class HeaderSync:
         sync_interval: float,
         clock: Callable[[], float] = time.monotonic,
         syncer: Syncer | None = None,
+        durable_interval: float = DURABLE_INTERVAL,
     ) -> None:
         self._path = path
         self.sync_interval = sync_interval
+        self.durable_interval = durable_interval
+        self._last_durable = -math.inf  # the first background sync is a durable one
         self._clock = clock
         self._syncer = syncer  # None: the process-wide one, looked up on first use
         self._slot = SyncSlot()
@@ -358,9 +375,12 @@ class HeaderSync:
             syncer.stats.skipped_dup += 1
             self._skip(syncer, "dup", "no fd to dup")
             return
-        if not syncer.submit(self._slot, fd, data_bytes):
+        durable = now - self._last_durable >= self.durable_interval
+        if not syncer.submit(self._slot, fd, data_bytes, durable):
             self._skip(syncer, "full", "syncer queue full")
             return
+        if durable:
+            self._last_durable = now
         self._last_sync = now
         self._deferred = False
 
@@ -377,7 +397,7 @@ class HeaderSync:
                 os.fsync(fd)
         except OSError as exc:
             raise WavWriterError(f"cannot sync voice file {self._path}: {exc}") from exc
-        self._last_sync = self._clock()
+        self._last_sync = self._last_durable = self._clock()
         self._deferred = False
 
     def lower(self, data_bytes: int) -> None:

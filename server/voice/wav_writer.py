@@ -2,8 +2,9 @@
 
 A call can last hours and the server can die at any moment, so the file is never held in memory
 and is always a valid WAV: the 44-byte header goes first with sizes of zero, samples are
-appended, and at most every ``sync_interval`` seconds the data is flushed and fsync'ed *before*
-the RIFF and data sizes are rewritten to cover it. A SIGKILL therefore leaves a file whose header
+appended, and at most every ``sync_interval`` seconds the data is flushed and the RIFF and data
+sizes are rewritten to cover it (fsync'ed first every ``syncer.DURABLE_INTERVAL``, 5 s, and on
+close: see ``syncer`` for why not every time). A SIGKILL therefore leaves a file whose header
 describes only samples that reached the kernel, at most ``sync_interval`` older than the kill,
 which ``wave`` and ffmpeg read like any other WAV. ``close`` writes the exact final sizes.
 ``maybe_sync`` leaves the fsync and the header to a background thread (``syncer``), so the header

@@ -292,3 +292,24 @@ def test_default_syncer_is_shared() -> None:
     first = syncer_module.default_syncer()
     assert syncer_module.default_syncer() is first
 
+
+
+def test_data_is_fsynced_every_durable_interval_and_the_header_every_sync_interval(
+    tmp_path: Path, syncer: Syncer, gate: FsyncGate
+) -> None:
+    gate.open.set()
+    path = tmp_path / "d.wav"
+    clock = FakeClock()
+    sync = HeaderSync(path, 0.5, clock, syncer, durable_interval=5.0)
+    fsyncs: list[int] = []
+    with open(path, "xb") as handle:
+        handle.write(wav_header(8000, 0))
+        for step in range(1, 13):  # 6 s of 0.5-s rounds
+            handle.write(bytes(800))
+            clock.now = step * 0.5
+            sync.maybe_sync(handle, 800 * step)
+            assert sync.wait(10)
+            assert header_frames(path) == 400 * step  # the header keeps pace either way
+            fsyncs.append(gate.calls.count(THREAD))
+    # The first round is durable, then one every 5 s: rounds 1 and 11 (0.5 s and 5.5 s).
+    assert fsyncs == [1] * 10 + [2, 2]
