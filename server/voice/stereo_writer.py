@@ -26,8 +26,8 @@ import numpy as np
 import numpy.typing as npt
 
 from server.voice.errors import WavSizeLimitError, WavWriterError
+from server.voice.header_sync import HeaderSync, SyncedWriter
 from server.voice.mixdown import AlignStats, ChannelAligner
-from server.voice.syncer import HeaderSync
 from server.voice.timeline import Chunk
 
 HEADER_SIZE = 44
@@ -57,7 +57,7 @@ def stereo_wav_header(sample_rate: int, data_bytes: int) -> bytes:
     )
 
 
-class StereoWavWriter:
+class StereoWavWriter(SyncedWriter):
     """Append-only writer of one two-channel voice file; not thread-safe (one call, one loop).
 
     After any ``WavWriterError`` the writer is broken (frame positions would no longer match the
@@ -98,23 +98,6 @@ class StereoWavWriter:
     def frames_synced(self) -> int:
         """Frames the on-disk header currently covers (what survives a crash)."""
         return self._sync.synced_bytes // FRAME_BYTES
-
-    @property
-    def sync_interval(self) -> float:
-        return self._sync.sync_interval
-
-    @sync_interval.setter
-    def sync_interval(self, value: float) -> None:
-        self._sync.sync_interval = value
-
-    @property
-    def syncs_skipped(self) -> int:
-        """Due syncs put off because the previous background one was still pending (or no room)."""
-        return self._sync.skipped
-
-    def wait_synced(self, timeout: float = 5.0) -> bool:
-        """Wait for a background sync in flight; False if one is still running after ``timeout``."""
-        return self._sync.wait(timeout)
 
     @property
     def stats(self) -> AlignStats:

@@ -28,7 +28,7 @@ import numpy as np
 import numpy.typing as npt
 
 from server.voice.errors import WavSizeLimitError, WavWriterError
-from server.voice.syncer import HeaderSync
+from server.voice.header_sync import HeaderSync, SyncedWriter
 
 HEADER_SIZE = 44
 SAMPLE_WIDTH = 2
@@ -49,7 +49,7 @@ def wav_header(sample_rate: int, data_bytes: int) -> bytes:
     )
 
 
-class WavWriter:
+class WavWriter(SyncedWriter):
     """Append-only writer of one voice file; not thread-safe (one call, one event loop)."""
 
     def __init__(
@@ -80,23 +80,6 @@ class WavWriter:
     def samples_synced(self) -> int:
         """Samples the on-disk header currently covers (what survives a crash)."""
         return self._sync.synced_bytes // SAMPLE_WIDTH
-
-    @property
-    def sync_interval(self) -> float:
-        return self._sync.sync_interval
-
-    @sync_interval.setter
-    def sync_interval(self, value: float) -> None:
-        self._sync.sync_interval = value
-
-    @property
-    def syncs_skipped(self) -> int:
-        """Due syncs put off because the previous background one was still pending (or no room)."""
-        return self._sync.skipped
-
-    def wait_synced(self, timeout: float = 5.0) -> bool:
-        """Wait for a background sync in flight; False if one is still running after ``timeout``."""
-        return self._sync.wait(timeout)
 
     @property
     def closed(self) -> bool:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import errno
 import os
-import threading
 import wave
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,32 +13,12 @@ import pytest
 
 from server.voice import syncer as syncer_module
 from server.voice.errors import WavWriterError
-from server.voice.syncer import HeaderSync, Syncer, SyncSlot, write_sizes
+from server.voice.header_sync import HeaderSync
+from server.voice.syncer import Syncer, SyncSlot, write_sizes
 from server.voice.wav_writer import wav_header
+from tests.unit.fsync_gate import FakeClock, FsyncGate
 
 THREAD = "test-syncer"
-
-
-class FsyncGate:
-    """Makes ``os.fsync`` in the syncer thread block until opened, or fail; others pass through."""
-
-    def __init__(self, thread_name: str) -> None:
-        self._thread_name = thread_name
-        self._real = os.fsync
-        self.open = threading.Event()
-        self.entered = threading.Event()
-        self.error: OSError | None = None
-        self.calls: list[str] = []
-
-    def __call__(self, fd: int) -> None:
-        name = threading.current_thread().name
-        self.calls.append(name)
-        if name == self._thread_name:
-            self.entered.set()
-            assert self.open.wait(10), "test never opened the fsync gate"
-            if self.error is not None:
-                raise self.error
-        self._real(fd)
 
 
 @pytest.fixture
@@ -57,12 +36,6 @@ def syncer() -> Iterator[Syncer]:
     instance.shutdown(timeout=10)
 
 
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def new_wav(path: Path, frames: int) -> tuple[int, bytes]:

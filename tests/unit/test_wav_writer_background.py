@@ -17,39 +17,12 @@ from server.voice import syncer as syncer_module
 from server.voice.errors import WavWriterError
 from server.voice.stereo_writer import Channel, StereoWavWriter
 from server.voice.wav_writer import WavWriter
+from tests.unit.fsync_gate import FakeClock, FsyncGate
 
 DEFAULT_THREAD = "wav-syncer"  # the process-wide syncer's thread
 CALLER, AGENT = Channel.CALLER, Channel.AGENT
 
 
-class FsyncGate:
-    """Makes ``os.fsync`` in the syncer thread block until opened, or fail; others pass through."""
-
-    def __init__(self, thread_name: str) -> None:
-        self._thread_name = thread_name
-        self._real = os.fsync
-        self.open = threading.Event()
-        self.entered = threading.Event()
-        self.error: OSError | None = None
-        self.calls: list[str] = []
-
-    def __call__(self, fd: int) -> None:
-        name = threading.current_thread().name
-        self.calls.append(name)
-        if name == self._thread_name:
-            self.entered.set()
-            assert self.open.wait(10), "test never opened the fsync gate"
-            if self.error is not None:
-                raise self.error
-        self._real(fd)
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @pytest.fixture
