@@ -2,10 +2,11 @@
 
 Almost every packet of a live call continues the one before it exactly: same source address,
 SSRC, payload type and size; a timestamp exactly one packet further on; and no padding,
-extension or CSRC. ``RunBuffer.armed_for`` spots such a packet from its first 12 bytes, and the
-session appends it to the current run without parsing, decoding or placing it. ``take`` then
-hands the whole run to the decoder and the timeline in one piece. A run is bounded
-(``RUN_MAX_PACKETS``), so the buffer never grows without limit.
+extension or CSRC. The session spots such a packet from its first 12 bytes, comparing them with
+what ``RunBuffer`` was armed with (inline, on its hot path), and appends it to the current run
+without parsing, decoding or placing it. ``take`` then hands the whole run to the decoder and
+the timeline in one piece. A run is bounded (``RUN_MAX_PACKETS``), so the buffer never grows
+without limit.
 
 Pure logic: no sockets, no clock. The run stays contiguous by construction; the session places
 it before it handles any packet that is not a continuation, so the timeline sees packets in the
@@ -92,15 +93,6 @@ class RunBuffer:
         packets.append(datagram)
         self.next_timestamp = (timestamp + self.step) & _MASK
         return len(packets) >= RUN_MAX_PACKETS
-
-    def continues(self, datagram: bytes, addr: object) -> bool:
-        """Whether ``datagram`` from ``addr`` is the exact continuation (the hot path inlines this)."""
-        if addr != self.source or len(datagram) != self.size:
-            return False
-        if datagram[0] != 0x80 or datagram[1] != self.second_octet:
-            return False
-        timestamp, ssrc = TIMESTAMP_SSRC.unpack_from(datagram, 4)
-        return timestamp == self.next_timestamp and ssrc == self.ssrc
 
     @property
     def pending(self) -> int:

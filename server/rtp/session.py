@@ -266,7 +266,7 @@ class RtpSession:
 
     def _on_datagram(self, data: bytes, addr: Address) -> None:
         run = self._run
-        # The fast path (module docstring): RunBuffer.continues, inlined.
+        # The fast path (module docstring): the exact continuation of the armed packet.
         if addr == run.source and len(data) == run.size and data[0] == 0x80 and data[1] == run.second_octet:
             timestamp, ssrc = _TIMESTAMP_SSRC.unpack_from(data, 4)
             if timestamp == run.next_timestamp and ssrc == run.ssrc:

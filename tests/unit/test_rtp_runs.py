@@ -68,23 +68,35 @@ async def record(
 # ---- RunBuffer -------------------------------------------------------------------------------
 
 
-def test_only_the_exact_continuation_joins_a_run() -> None:
-    run = RunBuffer()
-    frames = tone_frames(4)
-    first = packet(0, frames[0])
-    assert not run.continues(packet(1, frames[1]), A)  # disarmed
-    run.arm(A, len(first), 0, SSRC, 40_000, 160)
-    assert run.continues(packet(1, frames[1]), A)
-    assert not run.continues(packet(1, frames[1]), ("127.0.0.1", 30002))  # another source
-    assert not run.continues(packet(2, frames[2]), A)  # a gap
-    assert not run.continues(packet(1, frames[1] + b"\xff"), A)  # another size
-    assert not run.continues(packet(1, frames[1], ssrc=SSRC + 1), A)
-    assert not run.continues(packet(1, frames[1], marker=True), A)
+def test_only_the_exact_continuation_joins_a_run(tmp_path: Path) -> None:
+    """The session's inlined check: anything but the plain next packet takes the full path."""
+    frames = tone_frames(3)
     with_padding = bytearray(packet(1, frames[1]))
     with_padding[0] |= 0x20
-    assert not run.continues(bytes(with_padding), A)
-    run.disarm()
-    assert not run.continues(packet(1, frames[1]), A)
+    variants = {
+        "continuation": (packet(1, frames[1]), A),
+        "another source": (packet(1, frames[1]), ("127.0.0.1", 30002)),
+        "a gap": (packet(2, frames[2]), A),
+        "another size": (packet(1, frames[1] + b"\xff"), A),
+        "another ssrc": (packet(1, frames[1], ssrc=SSRC + 1), A),
+        "a marker": (packet(1, frames[1], marker=True), A),
+        "padding": (bytes(with_padding), A),
+    }
+
+    async def queued(data: bytes, addr: tuple[str, int], name: str) -> int:
+        clock = Clock()
+        session = await RtpSession.open(HOST, (47000, 47999), tmp_path / f"{name}.wav", "PCMU", clock=clock)
+        session.start(T0)
+        clock.now = T0 + 0.005
+        session._on_datagram(packet(0, frames[0]), A)  # placed on its own: arms the run
+        clock.now = T0 + 0.025
+        session._on_datagram(data, addr)
+        pending = session._run.pending
+        await session.close(T0 + 0.1)
+        return pending
+
+    for name, (data, addr) in variants.items():
+        assert asyncio.run(queued(data, addr, name.replace(" ", "-"))) == (name == "continuation"), name
 
 
 def test_take_joins_payloads_and_remembers_the_run_across_wraparound() -> None:
@@ -94,7 +106,6 @@ def test_take_joins_payloads_and_remembers_the_run_across_wraparound() -> None:
     run.arm(A, 172, 0, SSRC, ts0, 160)
     for index in (1, 2):
         data = packet(index, frames[index], ts0=ts0)
-        assert run.continues(data, A)
         assert not run.append(data, (ts0 + index * 160) & 0xFFFFFFFF, T0 + index * 0.02)
     taken = run.take()
     assert taken is not None and run.take() is None
