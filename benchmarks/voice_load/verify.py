@@ -111,8 +111,12 @@ def judge(record: CallRecord, expected: Expected) -> Verdict:
             if n := _count(stats, key):
                 verdict.drops[key] = verdict.drops.get(key, 0) + n
     verdict.lost += expected.packets * max(0, expected.streams - len(record.rtp))
+    # Accepted (so counted as written) but placed after the BYE and cut from the file.
+    cut = sum(_count(stats, "samples_after_end") for stats in record.rtp.values())
     if verdict.lost:
         verdict.problems.append(f"{verdict.lost} packets lost")
+    if cut:
+        verdict.problems.append(f"{cut} samples after the BYE cut")
     if verdict.drops:
         verdict.problems.append("dropped: " + ", ".join(f"{k}={v}" for k, v in sorted(verdict.drops.items())))
     wav = record.wav

@@ -93,6 +93,13 @@ class Placement:
         """Pad or cut the file to ``ended_at`` and close the sink (even if never answered)."""
         timeline = self.timeline or self.begin(ended_at)
         result = timeline.finish(ended_at)
+        if cut := timeline.stats.discarded_at_end:
+            self.stats.samples_after_end = cut
+            log.warning(
+                "RTP port %d: %.0f ms of audio fell after the end of the call and was cut",
+                self.port,
+                1000 * cut / timeline.sample_rate,
+            )
         self.write(result.chunks)
         self.guard(self.writer.truncate, result.length)
         try:

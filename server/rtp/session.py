@@ -53,6 +53,7 @@ from server.rtp.run import TIMESTAMP_SSRC, RunBuffer
 from server.rtp.sink import VoiceSink
 from server.rtp.source import Address, SourceFilter
 from server.rtp.stats import RtpStats
+from server.rxstamp import receive_clock
 from server.voice.errors import VoiceError, WavWriterError
 from server.voice.wav_writer import WavWriter
 
@@ -96,6 +97,7 @@ class RtpSession:
         telephone_event_pt: int | None,
         clock: Callable[[], float],
         tick_interval: float,
+        arrival_clock: Callable[[], float] | None = None,
     ) -> None:
         self.port = port
         self.rtcp_port = port + 1
@@ -112,6 +114,9 @@ class RtpSession:
         self._decoder = decoder
         self._sources = sources
         self._clock = clock
+        # For packets off the fast path (a stream's first, anchoring one among them): when the
+        # datagram arrived, not when a busy loop read it (server.rxstamp).
+        self._arrival_clock = arrival_clock or clock
         self._tick_interval = tick_interval
         self._placement = Placement(port, writer, decoder, self.stats, self._ratelog)
         self._early: collections.deque[tuple[RtpPacket, float]] = collections.deque()
@@ -136,7 +141,7 @@ class RtpSession:
         telephone_event_pt: int | None = None,
         latching: bool = True,
         expected_source: tuple[str, int] | None = None,
-        clock: Callable[[], float] = time.time,
+        clock: Callable[[], float] | None = None,
         tick_interval: float = 0.1,
     ) -> RtpSession:
         """Bind a free even port (and the odd one after it, for RTCP) of the inclusive range
@@ -145,7 +150,9 @@ class RtpSession:
 
         ``sample_rate`` is the sink's rate (default: the codec's audio rate); a codec with a
         lower audio rate is upsampled to it. ``payload_type`` overrides the codec's static one.
-        A given ``writer`` is the session's from then on: ``close`` closes it.
+        A given ``writer`` is the session's from then on: ``close`` closes it. Without a
+        ``clock`` the session runs on ``time.time`` and takes the arrival of packets off the fast
+        path from the kernel's receive stamps; a given ``clock`` (tests) is used for everything.
         """
         audio_codec = codec_by_name(codec)
         low, high = port_range
@@ -174,8 +181,21 @@ class RtpSession:
                 for transport in transports:
                     transport.close()
                 raise RtpSessionError(str(exc)) from exc
+        if clock is None:
+            clock, arrival_clock = time.time, receive_clock(transports[0].get_extra_info("socket"), time.time)
+        else:
+            arrival_clock = clock
         session = cls(
-            transports, port, writer, decoder, sources, audio_pt, telephone_event_pt, clock, tick_interval
+            transports,
+            port,
+            writer,
+            decoder,
+            sources,
+            audio_pt,
+            telephone_event_pt,
+            clock,
+            tick_interval,
+            arrival_clock,
         )
         for receiver in receivers:
             receiver.session = session
@@ -322,7 +342,7 @@ class RtpSession:
                     "payload_type", "RTP port %d: dropped payload type %d", self.port, payload_type
                 )
                 return
-        arrival = self._clock()
+        arrival = self._arrival_clock()
         if sources.source is None:
             sources.latch(addr)
         self.last_packet_at = arrival

@@ -190,9 +190,9 @@ class SipService:
             self.stats.responses[exc.status] += 1
             self._send(reply, peer)
 
-    def _on_message(self, data: bytes, addr: tuple[str, int]) -> None:
-        """One datagram or one framed stream message. Never raises: every failure is counted and
-        logged (rate-limited)."""
+    def _on_message(self, data: bytes, addr: tuple[str, int], arrived: float | None = None) -> None:
+        """One datagram (with its receive time) or one framed stream message. Never raises:
+        every failure is counted and logged (rate-limited)."""
         self.stats.received += 1
         if not data.strip(b"\r\n"):
             return  # CRLF keep-alive (RFC 5626 §4.4.1)
@@ -222,7 +222,7 @@ class SipService:
                               msg.method, addr, len(self._tasks))
             return
         # The arrival time, not the time a busy loop gets to it, is when a BYE ended the call.
-        self._spawn(self._handle_request(msg, addr, time.time()))
+        self._spawn(self._handle_request(msg, addr, time.time() if arrived is None else arrived))
 
     async def _handle_request(self, req: SipRequest, addr: tuple[str, int], arrived: float) -> None:
         try:

@@ -1,19 +1,23 @@
 """Thin asyncio adapter around one UDP socket for SIP (RFC 3261 §18), and the peer address type
 of stream connections (TCP and TLS live in ``server.sip.tcp``).
 
-It hands every datagram to a callback and sends bytes; all SIP logic lives elsewhere.
+It hands every datagram to a callback, with the kernel's receive time (a BYE read late by a busy
+loop still ends the call when it arrived), and sends bytes; all SIP logic lives elsewhere.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable
 
+from server.rxstamp import receive_clock
 from server.sip.errors import SipTransportError
 from server.sip.ratelog import RateLimitedLog
 
-Handler = Callable[[bytes, tuple[str, int]], None]
+# (datagram, source, arrival): the kernel's receive time where available (server.rxstamp)
+Handler = Callable[[bytes, tuple[str, int], float], None]
 _log = RateLimitedLog(logging.getLogger(__name__))
 
 
@@ -42,9 +46,13 @@ class StreamPeer(tuple[str, int]):
 class _Protocol(asyncio.DatagramProtocol):
     def __init__(self, handler: Handler) -> None:
         self._handler = handler
+        self.arrival: Callable[[], float] = time.time
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.arrival = receive_clock(transport.get_extra_info("socket"), time.time)
 
     def datagram_received(self, data: bytes, addr: tuple[str | int, ...]) -> None:
-        self._handler(data, (str(addr[0]), int(addr[1])))
+        self._handler(data, (str(addr[0]), int(addr[1])), self.arrival())
 
     def error_received(self, exc: Exception) -> None:
         # ICMP port unreachable etc. on a connectionless socket: nothing to do but note it.

@@ -334,3 +334,22 @@ def test_tick_keeps_the_file_growing_while_no_audio_arrives(tmp_path: Path) -> N
     assert before < 5 * 160  # the reorder window holds the last packets back
     # flush emits up to now - idle_hold (0.25 s) behind the last arrival
     assert during == reported == round((3.08 - 0.25) * 8000)
+
+
+def test_audio_placed_after_the_end_is_counted_as_cut(tmp_path: Path) -> None:
+    """Accepted packets whose place lies after the BYE are cut from the file, and say so: written
+    alone would call them recorded."""
+
+    async def body(clock: Clock, path: Path) -> RtpSession:
+        session = await open_session(clock, path / "v.wav")
+        session.start(T0)
+        for i in range(50):  # 1 s of audio from +0.1 s, but the call ends at +0.9 s
+            feed(session, clock, T0 + 0.1 + i * 0.02, rtp(0, i, bytes([0x20]) * 160))
+        await session.close(T0 + 0.9)
+        return session
+
+    session = run(tmp_path, body)
+    assert session.stats.written == 50
+    assert session.stats.samples_after_end == round(0.2 * 8000)
+    _, _, data = read_wav(tmp_path / "v.wav")
+    assert len(data) == round(0.9 * 8000)
