@@ -93,6 +93,12 @@ class Placement:
         """Pad or cut the file to ``ended_at`` and close the sink (even if never answered)."""
         timeline = self.timeline or self.begin(ended_at)
         result = timeline.finish(ended_at)
+        if timeline.stats.overlapped:
+            log.warning(
+                "RTP port %d: %d accepted packets were covered by audio placed before them",
+                self.port,
+                timeline.stats.overlapped,
+            )
         if cut := timeline.stats.discarded_at_end:
             self.stats.samples_after_end = cut
             log.warning(

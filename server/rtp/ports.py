@@ -16,6 +16,7 @@ import asyncio
 import errno
 import ipaddress
 import socket
+from typing import NamedTuple
 
 from server.rtp.errors import PortRangeExhaustedError, RtpSessionError
 
@@ -23,16 +24,26 @@ _MAX_CURSORS = 64  # ranges remembered; a server has one or two
 _cursors: dict[tuple[str, int, int], int] = {}  # (host, low, high) → next even port to try
 
 
-async def bind_pair(
-    bind_host: str, low: int, high: int, protocols: tuple[asyncio.DatagramProtocol, asyncio.DatagramProtocol]
-) -> tuple[int, tuple[asyncio.DatagramTransport, asyncio.DatagramTransport]]:
-    """Bind ``protocols`` (RTP, RTCP) to the next even port of ``low..high`` free together with
-    the odd port after it; return the even port and the two transports.
+class ReservedPair(NamedTuple):
+    """An even RTP port and the odd RTCP port above it, bound but not yet handed to the loop."""
 
-    The sockets are bound here, synchronously, and handed to the loop already bound: a port in
-    use then costs one failed ``bind`` call, not a round through the loop's address resolution
-    (which, under load, made opening a call's media take a noticeable part of a second)."""
-    loop = asyncio.get_running_loop()
+    port: int
+    rtp: socket.socket
+    rtcp: socket.socket
+
+    def close(self) -> None:
+        self.rtp.close()
+        self.rtcp.close()
+
+
+def reserve_pair(bind_host: str, low: int, high: int) -> ReservedPair:
+    """Bind the next even port of ``low..high`` free together with the odd port after it.
+
+    Synchronous, so the pairs a caller reserves one after the other are adjacent whatever else
+    the loop is doing: a call's streams get neighbouring ports (load tools such as SIPp's pcap
+    play rely on it), and a port in use costs one failed ``bind`` call, not a round through the
+    loop's address resolution (which, under load, made opening a call's media take a noticeable
+    part of a second)."""
     family = _family(bind_host)
     first = low + (low % 2)
     pairs = max(0, (high - first) // 2 + 1)
@@ -46,20 +57,36 @@ async def bind_pair(
         if key not in _cursors and len(_cursors) >= _MAX_CURSORS:
             del _cursors[next(iter(_cursors))]
         _cursors[key] = port + 2 if port + 2 <= high else first
-        rtp_sock, rtcp_sock = bound
-        rtp_transport: asyncio.DatagramTransport | None = None
-        try:
-            rtp_transport, _ = await loop.create_datagram_endpoint(lambda: protocols[0], sock=rtp_sock)
-            rtcp_transport, _ = await loop.create_datagram_endpoint(lambda: protocols[1], sock=rtcp_sock)
-        except BaseException:
-            if rtp_transport is not None:
-                rtp_transport.close()
-            else:
-                rtp_sock.close()
-            rtcp_sock.close()
-            raise
-        return port, (rtp_transport, rtcp_transport)
+        return ReservedPair(port, *bound)
     raise PortRangeExhaustedError(f"no free even RTP port (and next odd one) in {low}-{high} on {bind_host}")
+
+
+async def attach_pair(
+    pair: ReservedPair, protocols: tuple[asyncio.DatagramProtocol, asyncio.DatagramProtocol]
+) -> tuple[asyncio.DatagramTransport, asyncio.DatagramTransport]:
+    """Hand a reserved pair to the loop with ``protocols`` (RTP, RTCP); on failure (or
+    cancellation) both sockets are closed."""
+    loop = asyncio.get_running_loop()
+    rtp_transport: asyncio.DatagramTransport | None = None
+    try:
+        rtp_transport, _ = await loop.create_datagram_endpoint(lambda: protocols[0], sock=pair.rtp)
+        rtcp_transport, _ = await loop.create_datagram_endpoint(lambda: protocols[1], sock=pair.rtcp)
+    except BaseException:
+        if rtp_transport is not None:
+            rtp_transport.close()
+        else:
+            pair.rtp.close()
+        pair.rtcp.close()
+        raise
+    return rtp_transport, rtcp_transport
+
+
+async def bind_pair(
+    bind_host: str, low: int, high: int, protocols: tuple[asyncio.DatagramProtocol, asyncio.DatagramProtocol]
+) -> tuple[int, tuple[asyncio.DatagramTransport, asyncio.DatagramTransport]]:
+    """``reserve_pair`` and ``attach_pair`` in one: the even port and the two transports."""
+    pair = reserve_pair(bind_host, low, high)
+    return pair.port, await attach_pair(pair, protocols)
 
 
 def _family(bind_host: str) -> socket.AddressFamily:

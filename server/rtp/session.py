@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import logging
 import math
 import time
@@ -42,19 +43,21 @@ from collections.abc import Callable
 from pathlib import Path
 
 from server.rtp import rtcp
-from server.rtp.codecs import COMFORT_NOISE_PT, AudioCodec, codec_by_name
+from server.rtp.codecs import COMFORT_NOISE_PT, AudioCodec
 from server.rtp.decoder import PayloadDecoder
 from server.rtp.errors import RtcpPacketError, RtpPacketError, RtpSessionError
+from server.rtp.offloop import create_off_loop
 from server.rtp.packet import RtpPacket, is_rtcp
 from server.rtp.placement import Placement
-from server.rtp.ports import bind_pair
+from server.rtp.ports import ReservedPair, attach_pair, reserve_pair
 from server.rtp.ratelog import RateLimitedLog
 from server.rtp.run import TIMESTAMP_SSRC, RunBuffer
+from server.rtp.session_args import validated_arguments
 from server.rtp.sink import VoiceSink
 from server.rtp.source import Address, SourceFilter
 from server.rtp.stats import RtpStats
 from server.rxstamp import receive_clock
-from server.voice.errors import VoiceError, WavWriterError
+from server.voice.errors import WavWriterError
 from server.voice.wav_writer import WavWriter
 
 log = logging.getLogger(__name__)
@@ -143,6 +146,7 @@ class RtpSession:
         expected_source: tuple[str, int] | None = None,
         clock: Callable[[], float] | None = None,
         tick_interval: float = 0.1,
+        reserved: ReservedPair | None = None,
     ) -> RtpSession:
         """Bind a free even port (and the odd one after it, for RTCP) of the inclusive range
         (``server.rtp.ports``), and create the mono WAV at ``voice_path`` unless a ``writer`` is
@@ -153,38 +157,38 @@ class RtpSession:
         A given ``writer`` is the session's from then on: ``close`` closes it. Without a
         ``clock`` the session runs on ``time.time`` and takes the arrival of packets off the fast
         path from the kernel's receive stamps; a given ``clock`` (tests) is used for everything.
+        A ``reserved`` pair (``server.rtp.ports.reserve_pair``) is used instead of binding one;
+        ``open`` owns it from then on, and closes it if it fails.
         """
-        audio_codec = codec_by_name(codec)
-        low, high = port_range
-        if not 0 < low <= high <= 65535:
-            raise RtpSessionError(f"invalid RTP port range {low}-{high}")
-        audio_pt = audio_codec.payload_type if payload_type is None else payload_type
-        for name, value in (("payload_type", audio_pt), ("telephone_event_pt", telephone_event_pt)):
-            if value is not None and not 0 <= value <= 127:
-                raise RtpSessionError(f"{name} {value} is outside 0..127")
-        if telephone_event_pt == audio_pt:
-            raise RtpSessionError(f"telephone-event and {audio_codec.name} share payload type {audio_pt}")
-        if writer is None and voice_path is None:
-            raise RtpSessionError("either voice_path or writer is needed")
-        sources = SourceFilter(latching, expected_source)
+        pair, made_writer = reserved, False
         try:
-            decoder = PayloadDecoder(audio_codec, sample_rate)
-        except VoiceError as exc:
-            raise RtpSessionError(f"cannot decode {audio_codec.name}: {exc}") from exc
-        receivers = (_Receiver(is_rtcp_port=False), _Receiver(is_rtcp_port=True))
-        port, transports = await bind_pair(bind_host, low, high, receivers)
-        if writer is None:
-            assert voice_path is not None
-            try:
-                writer = WavWriter(voice_path, sample_rate=decoder.output_rate)
-            except WavWriterError as exc:
-                for transport in transports:
-                    transport.close()
-                raise RtpSessionError(str(exc)) from exc
-        if clock is None:
-            clock, arrival_clock = time.time, receive_clock(transports[0].get_extra_info("socket"), time.time)
-        else:
-            arrival_clock = clock
+            audio_pt, decoder = validated_arguments(
+                codec, port_range, voice_path, writer, sample_rate, payload_type, telephone_event_pt
+            )
+            sources = SourceFilter(latching, expected_source)
+            if pair is None:
+                pair = reserve_pair(bind_host, *port_range)  # bound: packets now wait in the kernel
+            if writer is None:
+                assert voice_path is not None
+                rate = decoder.output_rate
+                try:
+                    writer = await create_off_loop(
+                        lambda: WavWriter(voice_path, sample_rate=rate), WavWriter.close
+                    )
+                except WavWriterError as exc:
+                    raise RtpSessionError(str(exc)) from exc
+                made_writer = True
+            arrival_clock = clock or receive_clock(pair.rtp, time.time)
+            receivers = (_Receiver(is_rtcp_port=False), _Receiver(is_rtcp_port=True))
+            port, attaching, pair = pair.port, pair, None
+            transports = await attach_pair(attaching, receivers)  # closes the pair itself on failure
+        except BaseException:
+            if pair is not None:
+                pair.close()
+            if made_writer and writer is not None:
+                with contextlib.suppress(WavWriterError):
+                    writer.close()
+            raise
         session = cls(
             transports,
             port,
@@ -193,7 +197,7 @@ class RtpSession:
             sources,
             audio_pt,
             telephone_event_pt,
-            clock,
+            clock or time.time,
             tick_interval,
             arrival_clock,
         )

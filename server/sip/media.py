@@ -158,15 +158,26 @@ class CallMedia:
 async def open_call_media(
     bind_host: str, port_range: tuple[int, int], voice_path: Path, plan: MediaPlan
 ) -> CallMedia:
-    """Bind one even port per stream and create the voice file; on failure nothing stays open."""
+    """Bind one even port per stream and create the voice file; on failure nothing stays open.
+
+    All the call's ports are reserved before anything is awaited, so its streams get neighbouring
+    pairs even while other calls are being set up; the file is created off the event loop."""
+    from server.rtp.offloop import create_off_loop
+    from server.rtp.ports import ReservedPair, reserve_pair
     from server.rtp.session import RtpSession
     from server.voice.stereo_writer import Channel, StereoWavWriter
 
     sessions: dict[int, RtpSession] = {}
     stereo: StereoWavWriter | None = None
+    reserved: list[ReservedPair] = []
     try:
+        for _ in plan.streams:
+            reserved.append(reserve_pair(bind_host, *port_range))
         if plan.stereo:
-            stereo = StereoWavWriter(voice_path, sample_rate=plan.sample_rate)
+            rate = plan.sample_rate
+            stereo = await create_off_loop(
+                lambda: StereoWavWriter(voice_path, sample_rate=rate), _close_stereo
+            )
         for stream in plan.streams:
             writer = (
                 stereo.channel(Channel(stream.channel))
@@ -184,8 +195,11 @@ async def open_call_media(
                 telephone_event_pt=stream.telephone_event_pt,
                 latching=plan.latching,
                 expected_source=stream.remote,
+                reserved=reserved.pop(0),  # RtpSession.open owns it from here, failing or not
             )
     except BaseException:
+        for pair in reserved:
+            pair.close()
         for session in sessions.values():
             with contextlib.suppress(Exception):
                 await session.close(0.0)
@@ -194,3 +208,7 @@ async def open_call_media(
                 stereo.close(0)
         raise
     return CallMedia(sessions, stereo)
+
+
+def _close_stereo(stereo: StereoWavWriter) -> None:
+    stereo.close(0)

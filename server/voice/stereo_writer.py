@@ -13,6 +13,7 @@ the header to a background thread.
 
 from __future__ import annotations
 
+import logging
 import os
 import struct
 import sys
@@ -29,6 +30,8 @@ from server.voice.errors import WavSizeLimitError, WavWriterError
 from server.voice.header_sync import HeaderSync, SyncedWriter
 from server.voice.mixdown import AlignStats, ChannelAligner
 from server.voice.timeline import Chunk
+
+log = logging.getLogger(__name__)
 
 HEADER_SIZE = 44
 CHANNELS = 2
@@ -49,9 +52,7 @@ def stereo_wav_header(sample_rate: int, data_bytes: int) -> bytes:
         b"RIFF"
         + struct.pack("<I", HEADER_SIZE - 8 + data_bytes)
         + b"WAVEfmt "
-        + struct.pack(
-            "<IHHIIHH", 16, 1, CHANNELS, sample_rate, sample_rate * FRAME_BYTES, FRAME_BYTES, 16
-        )
+        + struct.pack("<IHHIIHH", 16, 1, CHANNELS, sample_rate, sample_rate * FRAME_BYTES, FRAME_BYTES, 16)
         + b"data"
         + struct.pack("<I", data_bytes)
     )
@@ -189,12 +190,26 @@ class StereoWavWriter(SyncedWriter):
                 self._aligner.finish(end_position)
                 if self.frames_written > end_position:
                     self._truncate(end_position)
+                self._log_alignment()
             self._sync.sync(self._file, self._data_bytes, durable_header=True)
             if failure is not None:
                 raise failure
         finally:
             self._file.close()
             self._file = None
+
+    def _log_alignment(self) -> None:
+        """Say so when a channel was filled or had audio dropped: the file is not what arrived."""
+        stats = self._aligner.stats
+        if any(stats.filled) or any(stats.dropped) or any(stats.discarded_at_end):
+            log.warning(
+                "voice file %s: silence filled for a lagging channel %s samples, audio dropped %s, "
+                "cut at the end %s (caller, agent)",
+                self.path,
+                stats.filled,
+                stats.dropped,
+                stats.discarded_at_end,
+            )
 
     def end_of_call(self) -> None:
         """The call is over: stop filling a lagging channel, since each timeline's ``finish`` pads

@@ -1,0 +1,59 @@
+"""open_call_media under concurrent set-ups: each call's streams get neighbouring port pairs
+(all reserved before anything is awaited), and a failed set-up leaves no port bound."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from pathlib import Path
+
+import pytest
+
+from server.rtp.errors import RtpSessionError
+from server.sip.media import CallMedia, MediaPlan, open_call_media, plan_media
+
+RANGE = (47000, 47999)
+
+
+def two_streams() -> MediaPlan:
+    return plan_media([(0, "PCMU", 0, None, None), (1, "PCMU", 0, None, None)], frozenset({1}))
+
+
+@pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
+def test_concurrent_setups_keep_each_calls_ports_together(tmp_path: Path, loop: str) -> None:
+    async def body() -> list[dict[int, int]]:
+        plan = two_streams()
+        medias: list[CallMedia] = await asyncio.gather(
+            *(open_call_media("127.0.0.1", RANGE, tmp_path / f"{n}.wav", plan) for n in range(20)),
+        )
+        try:
+            return [dict(media.ports) for media in medias]
+        finally:
+            for media in medias:
+                await media.close(0.0)
+
+    if loop == "uvloop":
+        import uvloop
+
+        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+            calls = runner.run(body())
+    else:
+        calls = asyncio.run(body())
+    for ports in calls:
+        assert ports[1] - ports[0] == 2, calls
+    assert len({port for ports in calls for port in ports.values()}) == 40
+
+
+def test_a_failed_setup_releases_its_reserved_ports(tmp_path: Path) -> None:
+    async def body() -> None:
+        plan = plan_media([(0, "PCMU", 0, None, None), (1, "NOPE", 96, None, None)], frozenset({1}))
+        with pytest.raises(RtpSessionError):
+            await open_call_media("127.0.0.1", (47600, 47603), tmp_path / "bad.wav", plan)
+
+    asyncio.run(body())
+    for port in range(47600, 47604):  # every port of the tiny range is free again
+        probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        try:
+            probe.bind(("127.0.0.1", port))
+        finally:
+            probe.close()
