@@ -90,7 +90,7 @@ class Placement:
         self.write(self.timeline.flush(until))
 
     def finish(self, ended_at: float) -> None:
-        """Pad or cut the file to ``ended_at`` and close the sink (even if never answered)."""
+        """Pad or cut the file to ``ended_at`` (even if never answered); ``close_sink`` next."""
         timeline = self.timeline or self.begin(ended_at)
         result = timeline.finish(ended_at)
         if timeline.stats.overlapped:
@@ -108,6 +108,10 @@ class Placement:
             )
         self.write(result.chunks)
         self.guard(self.writer.truncate, result.length)
+
+    def close_sink(self) -> None:
+        """Finalise the sink (exact sizes, fsync): blocks on the disk, so the session calls it
+        off the event loop."""
         try:
             self.writer.close()
         except WavWriterError as exc:

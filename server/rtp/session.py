@@ -287,6 +287,8 @@ class RtpSession:
         if self._tick_handle is not None:
             self._tick_handle.cancel()
         self._placement.finish(ended_at)  # never answered: an empty but valid file
+        # The final fsyncs take long under load: on the loop they held every other call's media.
+        await asyncio.to_thread(self._placement.close_sink)
 
     def _on_datagram(self, data: bytes, addr: Address) -> None:
         run = self._run

@@ -34,7 +34,8 @@ class VoiceSink(Protocol):
         """Make written samples durable if it is time to (called from the session's tick)."""
 
     def close(self) -> None:
-        """Finalise; called once, when the session closes."""
+        """Finalise; called once, when the session closes, from a thread (it may block on the
+        disk) while the event loop goes on with other sessions."""
 
 
 if TYPE_CHECKING:  # mypy proves both writers fit; nothing runs

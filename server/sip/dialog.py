@@ -83,6 +83,7 @@ class Call:
     reinvite_cseq: int | None = None
     retransmit_task: asyncio.Task[None] | None = field(default=None, repr=False)
     end_reason: str | None = None
+    ended_event: asyncio.Event = field(default_factory=asyncio.Event, repr=False)  # set once "ended"
 
     def pause(self, at: float) -> None:
         if self.stopped_at is None:

@@ -133,8 +133,8 @@ class CallMedia:
         for result in results:
             if isinstance(result, BaseException):
                 log.error("closing an RTP session failed: %r", result)
-        if self._stereo is not None and not self._stereo.closed:
-            self._stereo.close()
+        if self._stereo is not None and not self._stereo.closed:  # a session's close failed
+            await asyncio.to_thread(self._stereo.close)
 
     def stats(self) -> dict[str, object]:
         return {str(index): s.stats.as_dict() for index, s in self._sessions.items()}

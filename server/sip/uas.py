@@ -352,11 +352,19 @@ class CallManager:
         await self.end_call(call, ended_at, "bye", send_bye=False)
 
     async def end_call(self, call: Call, ended_at: float, reason: str, *, send_bye: bool) -> None:
-        """Finalise the WAV (padded to ``ended_at``) and tell the listener; idempotent."""
+        """Finalise the WAV (padded to ``ended_at``) and tell the listener; idempotent, and a
+        second caller (shutdown while a BYE is being handled) returns once the call has ended."""
         if call.state in ("ending", "ended"):
+            await call.ended_event.wait()
             return
         call.state = "ending"
         call.end_reason = reason
+        try:
+            await self._end(call, ended_at, reason, send_bye)
+        finally:
+            call.ended_event.set()  # also when cancelled: nobody waits for an end that never comes
+
+    async def _end(self, call: Call, ended_at: float, reason: str, send_bye: bool) -> None:
         self._stop_retransmit(call)
         if send_bye:
             self._bye.send(call, self.local_port, wait=reason != "shutdown")

@@ -17,6 +17,7 @@ import logging
 import os
 import struct
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from enum import IntEnum
@@ -78,6 +79,8 @@ class StereoWavWriter(SyncedWriter):
         self._data_bytes = 0
         self._broken: str | None = None
         self._open_channels = CHANNELS  # ``ChannelWriter.close`` calls still to come
+        # Channel writers are closed from threads (their close may finalise the file): one at a time.
+        self._channels_lock = threading.Lock()
         self._lengths: dict[Channel, int] = {}
         self._aligner = ChannelAligner(
             self._append_frames, CHANNELS, max_lag=round(max_lag * sample_rate), block=sample_rate
@@ -220,10 +223,12 @@ class StereoWavWriter(SyncedWriter):
         """A ``WavWriter``-shaped view of one channel, for code written against the mono writer."""
         return ChannelWriter(self, channel)
 
-    def _channel_closed(self) -> None:
-        self._open_channels -= 1
-        if self._open_channels == 0:
-            self.close(max(self._lengths.values(), default=None))
+    def _channel_closed(self, channel: Channel, length: int) -> None:
+        with self._channels_lock:
+            self._lengths.setdefault(channel, length)
+            self._open_channels -= 1
+            if self._open_channels == 0:
+                self.close(max(self._lengths.values(), default=None))
 
     def _append_frames(self, frames: npt.NDArray[np.int16]) -> None:
         handle = self._open_file()
@@ -321,5 +326,4 @@ class ChannelWriter:
         if self._closed:
             return
         self._closed = True
-        self._stereo._lengths.setdefault(self._channel, self._position)
-        self._stereo._channel_closed()
+        self._stereo._channel_closed(self._channel, self._position)

@@ -353,3 +353,55 @@ def test_audio_placed_after_the_end_is_counted_as_cut(tmp_path: Path) -> None:
     assert session.stats.samples_after_end == round(0.2 * 8000)
     _, _, data = read_wav(tmp_path / "v.wav")
     assert len(data) == round(0.9 * 8000)
+
+
+class SlowClosingSink:
+    """A VoiceSink whose close blocks like a final fsync on a busy disk."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.samples_written = 0
+        self.closed_on_thread: str | None = None
+
+    def write(self, samples: np.ndarray) -> None:
+        self.samples_written += len(samples)
+
+    def zero(self, start: int, end: int) -> None:
+        pass
+
+    def truncate(self, samples: int) -> None:
+        self.samples_written = min(self.samples_written, samples)
+
+    def maybe_sync(self) -> None:
+        pass
+
+    def close(self) -> None:
+        import threading
+        import time
+
+        time.sleep(0.3)
+        self.closed_on_thread = threading.current_thread().name
+
+
+def test_closing_a_session_does_not_hold_the_event_loop(tmp_path: Path) -> None:
+    async def body(clock: Clock, path: Path) -> tuple[SlowClosingSink, int]:
+        sink = SlowClosingSink(path / "slow.wav")
+        session = await open_session(clock, None, writer=sink)
+        session.start(T0)
+        ticks = 0
+
+        async def ticker() -> None:
+            nonlocal ticks
+            while True:
+                await asyncio.sleep(0.01)
+                ticks += 1
+
+        task = asyncio.create_task(ticker())
+        await session.close(T0 + 1.0)
+        task.cancel()
+        return sink, ticks
+
+    sink, ticks = run(tmp_path, body)
+    assert sink.samples_written == 8000  # padded to the end before the close
+    assert sink.closed_on_thread is not None and sink.closed_on_thread != "MainThread"
+    assert ticks >= 10  # the loop ran other work while the sink closed
