@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 from sqlalchemy import func, select
 
-from benchmarks.voice_load.verify import CallRecord, WavFacts
+from benchmarks.voice_load.verify import HOLE_SAMPLES, CallRecord, WavFacts
 from server.settings import Settings
 from server.store import models
 from server.store.db import make_engine, make_session_factory, session_scope
@@ -24,12 +24,16 @@ def wav_facts(path: Path) -> WavFacts:
     with wave.open(str(path), "rb") as wav:
         channels, rate, frames = wav.getnchannels(), wav.getframerate(), wav.getnframes()
         samples = np.frombuffer(wav.readframes(frames), dtype="<i2").reshape(-1, channels)
-    firsts, lasts = [], []
+    firsts, lasts, holes = [], [], []
     for channel in range(channels):
         nonzero = np.flatnonzero(samples[:, channel])
         firsts.append(int(nonzero[0]) if len(nonzero) else 0)
         lasts.append(int(nonzero[-1]) + 1 if len(nonzero) else 0)
-    return WavFacts(len(samples), rate, channels, tuple(firsts), tuple(lasts))
+        # Silence inside the audio: gaps between consecutive non-zero samples longer than any a
+        # tone has at its zero crossings (a packet replaced by silence, a channel filled).
+        gaps = np.diff(nonzero) - 1 if len(nonzero) > 1 else np.zeros(0, dtype=np.int64)
+        holes.append(int(gaps[gaps >= HOLE_SAMPLES].sum()))
+    return WavFacts(len(samples), rate, channels, tuple(firsts), tuple(lasts), tuple(holes))
 
 
 class Recordings:

@@ -9,13 +9,18 @@ values. A call is correct when
   pads the file from the 200 OK to the BYE, so this also measures how promptly media started
   after the answer and the BYE followed the last packet, under load;
 * on each channel the audio (first to last non-zero sample) spans the media sent, within the
-  same tolerance: no packet was misplaced in time.
+  same tolerance, with no silence inside it (``HOLE_SAMPLES``): no packet was misplaced in time
+  or replaced by silence.
 """
 
 from __future__ import annotations
 
 import statistics
 from dataclasses import dataclass, field
+
+# A run of this many zero samples (2 ms) inside a channel's audio is a hole: the tones sent have
+# at most a sample or two of μ-law zero at their zero crossings.
+HOLE_SAMPLES = 16
 
 DROP_KEYS = (
     "dropped_malformed",
@@ -49,6 +54,7 @@ class WavFacts:
     channels: int
     firsts: tuple[int, ...]  # per channel: the first non-zero sample
     lasts: tuple[int, ...]  # per channel: one past the last non-zero sample
+    holes: tuple[int, ...] = ()  # per channel: samples of silence inside the audio (runs ≥ HOLE_SAMPLES)
 
     @property
     def ms(self) -> float:
@@ -129,6 +135,8 @@ def judge(record: CallRecord, expected: Expected) -> Verdict:
     verdict.start_ms, verdict.end_gap_ms = wav.start_ms(), wav.end_gap_ms()
     if abs(verdict.length_error_ms) > expected.tolerance_ms:
         verdict.problems.append(f"file length off by {verdict.length_error_ms:+.1f} ms")
+    if any(wav.holes):
+        verdict.problems.append(f"silence inside the audio: {1000.0 * max(wav.holes) / wav.rate:.1f} ms")
     if wav.spans:
         errors = [1000.0 * span / wav.rate - expected.media_ms for span in wav.spans]
         verdict.span_error_ms = max(errors, key=abs)

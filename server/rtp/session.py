@@ -46,7 +46,7 @@ from server.rtp import rtcp
 from server.rtp.codecs import COMFORT_NOISE_PT, AudioCodec
 from server.rtp.decoder import PayloadDecoder
 from server.rtp.errors import RtcpPacketError, RtpPacketError, RtpSessionError
-from server.rtp.offloop import create_off_loop
+from server.rtp.offloop import create_off_loop, finalise_off_loop
 from server.rtp.packet import RtpPacket, is_rtcp
 from server.rtp.placement import Placement
 from server.rtp.ports import ReservedPair, attach_pair, reserve_pair
@@ -288,7 +288,7 @@ class RtpSession:
             self._tick_handle.cancel()
         self._placement.finish(ended_at)  # never answered: an empty but valid file
         # The final fsyncs take long under load: on the loop they held every other call's media.
-        await asyncio.to_thread(self._placement.close_sink)
+        await finalise_off_loop(self._placement.close_sink)
 
     def _on_datagram(self, data: bytes, addr: Address) -> None:
         run = self._run

@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from server.rtp.offloop import create_off_loop, finalise_off_loop
+
 if TYPE_CHECKING:
     from server.rtp.session import RtpSession
     from server.voice.stereo_writer import StereoWavWriter
@@ -134,7 +136,7 @@ class CallMedia:
             if isinstance(result, BaseException):
                 log.error("closing an RTP session failed: %r", result)
         if self._stereo is not None and not self._stereo.closed:  # a session's close failed
-            await asyncio.to_thread(self._stereo.close)
+            await finalise_off_loop(self._stereo.close)
 
     def stats(self) -> dict[str, object]:
         return {str(index): s.stats.as_dict() for index, s in self._sessions.items()}
@@ -162,7 +164,6 @@ async def open_call_media(
 
     All the call's ports are reserved before anything is awaited, so its streams get neighbouring
     pairs even while other calls are being set up; the file is created off the event loop."""
-    from server.rtp.offloop import create_off_loop
     from server.rtp.ports import ReservedPair, reserve_pair
     from server.rtp.session import RtpSession
     from server.voice.stereo_writer import Channel, StereoWavWriter

@@ -71,7 +71,11 @@ class StereoWavWriter(SyncedWriter):
         path: Path,
         sample_rate: int = 8000,
         sync_interval: float = 0.5,  # with the reorder window, keeps a crash ≤ 1 s short
-        max_lag: float = 0.5,
+        # Longer than a busy process's batches of reads (after a loop iteration of ~0.6 s one
+        # channel's socket is read, and its runs placed, before the other's): a shorter bound
+        # replaced live audio of the channel read second with silence. Real lag (a stalled
+        # channel) is filled by its own timeline's flush long before this.
+        max_lag: float = 2.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.path = path

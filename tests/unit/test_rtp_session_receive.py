@@ -405,3 +405,32 @@ def test_closing_a_session_does_not_hold_the_event_loop(tmp_path: Path) -> None:
     assert sink.samples_written == 8000  # padded to the end before the close
     assert sink.closed_on_thread is not None and sink.closed_on_thread != "MainThread"
     assert ticks >= 10  # the loop ran other work while the sink closed
+
+
+def test_a_process_reading_in_batches_leaves_no_silence_in_either_channel(tmp_path: Path) -> None:
+    """A worker running behind reads 32 datagrams from one socket, then 32 from the other (one
+    loop iteration, 0.64 s of media each): the channel read second must not be taken for a
+    lagging one and have its audio replaced by silence."""
+
+    async def body(clock: Clock, path: Path) -> tuple[StereoWavWriter, RtpSession, RtpSession]:
+        stereo = StereoWavWriter(path / "call.wav")
+        caller = await open_session(clock, None, writer=stereo.channel(Channel.CALLER))
+        agent = await open_session(clock, None, writer=stereo.channel(Channel.AGENT))
+        for session in (caller, agent):
+            session.start(T0)
+        for batch in range(10):  # 6.4 s of media from +0.1 s, read in batches of 32 per socket
+            for session, address in ((caller, A), (agent, B)):
+                for i in range(32 * batch, 32 * (batch + 1)):
+                    # arrival: the kernel's stamp, i.e. when it was sent, not when it was read
+                    feed(session, clock, T0 + 0.1 + 0.02 * i, rtp(0, i, bytes([0x20]) * 160), address)
+        for session in (caller, agent):
+            await session.close(T0 + 0.1 + 6.4)
+        return stereo, caller, agent
+
+    stereo, caller, agent = run(tmp_path, body)
+    assert caller.stats.written == agent.stats.written == 320
+    assert stereo.stats.filled == [0, 0] and stereo.stats.dropped == [0, 0]
+    _, channels, data = read_wav(tmp_path / "call.wav")
+    assert channels == 2
+    for channel in (0, 1):
+        assert np.count_nonzero(data[:, channel]) == 320 * 160
