@@ -16,6 +16,7 @@ import asyncio
 import errno
 import ipaddress
 import socket
+from collections.abc import Callable
 from typing import NamedTuple
 
 from server.rtp.errors import PortRangeExhaustedError, RtpSessionError
@@ -67,18 +68,30 @@ async def attach_pair(
     """Hand a reserved pair to the loop with ``protocols`` (RTP, RTCP); on failure (or
     cancellation) both sockets are closed."""
     loop = asyncio.get_running_loop()
-    rtp_transport: asyncio.DatagramTransport | None = None
+    # Both at once: each creation awaits a loop iteration, which is long on a busy worker.
+    tasks = [
+        asyncio.ensure_future(loop.create_datagram_endpoint(_returning(protocol), sock=sock))
+        for protocol, sock in zip(protocols, (pair.rtp, pair.rtcp), strict=True)
+    ]
+    completed = False
     try:
-        rtp_transport, _ = await loop.create_datagram_endpoint(lambda: protocols[0], sock=pair.rtp)
-        rtcp_transport, _ = await loop.create_datagram_endpoint(lambda: protocols[1], sock=pair.rtcp)
-    except BaseException:
-        if rtp_transport is not None:
-            rtp_transport.close()
-        else:
-            pair.rtp.close()
-        pair.rtcp.close()
-        raise
-    return rtp_transport, rtcp_transport
+        await asyncio.wait(tasks)
+        completed = all(task.exception() is None for task in tasks)
+    finally:
+        if not completed:  # a failure, or we were cancelled: nothing stays open
+            for task, sock in zip(tasks, (pair.rtp, pair.rtcp), strict=True):
+                if task.done() and not task.cancelled() and task.exception() is None:
+                    task.result()[0].close()
+                else:
+                    task.cancel()
+                    sock.close()
+    if not completed:
+        raise next(error for task in tasks if (error := task.exception()) is not None)
+    return tasks[0].result()[0], tasks[1].result()[0]
+
+
+def _returning(protocol: asyncio.DatagramProtocol) -> Callable[[], asyncio.DatagramProtocol]:
+    return lambda: protocol
 
 
 async def bind_pair(

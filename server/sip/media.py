@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 from server.rtp.offloop import create_off_loop, finalise_off_loop
 
 if TYPE_CHECKING:
+    from server.rtp.ports import ReservedPair
     from server.rtp.session import RtpSession
     from server.voice.stereo_writer import StereoWavWriter
 
@@ -164,9 +165,8 @@ async def open_call_media(
 
     All the call's ports are reserved before anything is awaited, so its streams get neighbouring
     pairs even while other calls are being set up; the file is created off the event loop."""
-    from server.rtp.ports import ReservedPair, reserve_pair
-    from server.rtp.session import RtpSession
-    from server.voice.stereo_writer import Channel, StereoWavWriter
+    from server.rtp.ports import reserve_pair
+    from server.voice.stereo_writer import StereoWavWriter
 
     sessions: dict[int, RtpSession] = {}
     stereo: StereoWavWriter | None = None
@@ -179,25 +179,24 @@ async def open_call_media(
             stereo = await create_off_loop(
                 lambda: StereoWavWriter(voice_path, sample_rate=rate), _close_stereo
             )
-        for stream in plan.streams:
-            writer = (
-                stereo.channel(Channel(stream.channel))
-                if stereo is not None and stream.channel is not None
-                else None
-            )
-            sessions[stream.index] = await RtpSession.open(
-                bind_host,
-                port_range,
-                None if writer is not None else voice_path,
-                stream.codec,
-                writer=writer,
-                sample_rate=plan.sample_rate,
-                payload_type=stream.payload_type,
-                telephone_event_pt=stream.telephone_event_pt,
-                latching=plan.latching,
-                expected_source=stream.remote,
-                reserved=reserved.pop(0),  # RtpSession.open owns it from here, failing or not
-            )
+        # The streams open side by side: on a worker running behind, each await is a loop
+        # iteration, and one after the other they made a call's set-up take seconds.
+        opening = [
+            asyncio.ensure_future(_open_stream(stream, pair, stereo, bind_host, port_range, voice_path, plan))
+            for stream, pair in zip(plan.streams, reserved, strict=True)
+        ]
+        reserved = []  # each RtpSession.open owns its pair from here, failing or not
+        try:
+            await asyncio.wait(opening)
+        finally:
+            for stream, task in zip(plan.streams, opening, strict=True):
+                if task.done() and not task.cancelled() and task.exception() is None:
+                    sessions[stream.index] = task.result()
+                else:
+                    task.cancel()
+        for task in opening:
+            if (error := task.exception()) is not None:
+                raise error
     except BaseException:
         for pair in reserved:
             pair.close()
@@ -209,6 +208,35 @@ async def open_call_media(
                 stereo.close(0)
         raise
     return CallMedia(sessions, stereo)
+
+
+async def _open_stream(
+    stream: StreamPlan,
+    pair: ReservedPair,
+    stereo: StereoWavWriter | None,
+    bind_host: str,
+    port_range: tuple[int, int],
+    voice_path: Path,
+    plan: MediaPlan,
+) -> RtpSession:
+    from server.rtp.session import RtpSession
+    from server.voice.stereo_writer import Channel
+
+    channel = stream.channel
+    writer = stereo.channel(Channel(channel)) if stereo is not None and channel is not None else None
+    return await RtpSession.open(
+        bind_host,
+        port_range,
+        None if writer is not None else voice_path,
+        stream.codec,
+        writer=writer,
+        sample_rate=plan.sample_rate,
+        payload_type=stream.payload_type,
+        telephone_event_pt=stream.telephone_event_pt,
+        latching=plan.latching,
+        expected_source=stream.remote,
+        reserved=pair,
+    )
 
 
 def _close_stereo(stereo: StereoWavWriter) -> None:

@@ -57,3 +57,40 @@ def test_a_bind_error_other_than_in_use_is_a_session_error() -> None:
 
     with pytest.raises(RtpSessionError, match="cannot bind"):
         asyncio.run(body())
+
+
+class _Collect(asyncio.DatagramProtocol):
+    def __init__(self) -> None:
+        self.got: list[bytes] = []
+
+    def datagram_received(self, data: bytes, addr: tuple[str | int, ...]) -> None:
+        self.got.append(data)
+
+
+@pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
+def test_each_port_of_a_pair_feeds_its_own_protocol(loop: str) -> None:
+    async def body() -> tuple[list[bytes], list[bytes]]:
+        rtp_side, rtcp_side = _Collect(), _Collect()
+        port, transports = await ports.bind_pair("127.0.0.1", 43300, 43399, (rtp_side, rtcp_side))
+        sender = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        try:
+            sender.sendto(b"rtp", ("127.0.0.1", port))
+            sender.sendto(b"rtcp", ("127.0.0.1", port + 1))
+            for _ in range(100):
+                if rtp_side.got and rtcp_side.got:
+                    break
+                await asyncio.sleep(0.01)
+        finally:
+            sender.close()
+            for transport in transports:
+                transport.close()
+        return rtp_side.got, rtcp_side.got
+
+    if loop == "uvloop":
+        import uvloop
+
+        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+            got = runner.run(body())
+    else:
+        got = asyncio.run(body())
+    assert got == ([b"rtp"], [b"rtcp"])
