@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -205,7 +206,7 @@ async def open_call_media(
                 await session.close(0.0)
         if stereo is not None:
             with contextlib.suppress(Exception):
-                stereo.close(0)
+                await finalise_off_loop(functools.partial(_close_stereo, stereo))
         raise
     return CallMedia(sessions, stereo)
 
