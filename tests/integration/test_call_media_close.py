@@ -3,7 +3,6 @@ may be read (by the SIP process) before the call's last RTP datagrams are."""
 
 from __future__ import annotations
 
-import asyncio
 import socket
 import time
 import wave
@@ -13,6 +12,7 @@ import pytest
 
 from server.rtp.packet import RtpPacket
 from server.sip.media import open_call_media, plan_media
+from tests.loops import run_on
 
 
 @pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
@@ -34,13 +34,7 @@ def test_datagrams_queued_before_close_are_recorded(tmp_path: Path, loop: str) -
             sender.close()
         return media.stats()
 
-    if loop == "uvloop":
-        import uvloop
-
-        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-            stats = runner.run(body())
-    else:
-        stats = asyncio.run(body())
+    stats = run_on(loop, body())
     for stream in stats.values():
         assert isinstance(stream, dict)
         assert stream["written"] == 25, stream

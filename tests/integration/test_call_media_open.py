@@ -11,6 +11,7 @@ import pytest
 
 from server.rtp.errors import RtpSessionError
 from server.sip.media import CallMedia, MediaPlan, open_call_media, plan_media
+from tests.loops import run_on
 
 RANGE = (47000, 47999)
 
@@ -32,13 +33,7 @@ def test_concurrent_setups_keep_each_calls_ports_together(tmp_path: Path, loop: 
             for media in medias:
                 await media.close(0.0)
 
-    if loop == "uvloop":
-        import uvloop
-
-        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-            calls = runner.run(body())
-    else:
-        calls = asyncio.run(body())
+    calls = run_on(loop, body())
     for ports in calls:
         assert ports[1] - ports[0] == 2, calls
     assert len({port for ports in calls for port in ports.values()}) == 40

@@ -10,7 +10,6 @@ import asyncio
 import socket
 import time
 import wave
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +18,7 @@ import pytest
 from server.rtp.packet import RtpPacket
 from server.rtp.session import RtpSession
 from server.sip.transport import UdpTransport
+from tests.loops import run_on
 
 RATE = 8000
 BLOCKED = 0.25  # how long the loop is kept from its sockets
@@ -27,16 +27,6 @@ BLOCKED = 0.25  # how long the loop is kept from its sockets
 def block_loop(seconds: float) -> None:
     """Keep the event loop from its sockets, as a busy process does."""
     time.sleep(seconds)
-
-
-def run(loop: str, body: Callable[[], Awaitable[None]]) -> None:
-    if loop == "uvloop":
-        import uvloop
-
-        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-            runner.run(body())
-    else:
-        asyncio.run(body())
 
 
 @pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
@@ -67,7 +57,7 @@ def test_a_stream_read_late_is_placed_when_it_arrived(tmp_path: Path, loop: str)
         finally:
             sender.close()
 
-    run(loop, body)
+    run_on(loop, body())
     with wave.open(str(path), "rb") as wav:
         samples = np.frombuffer(wav.readframes(wav.getnframes()), dtype="<i2")
     first_audio = int(np.flatnonzero(samples)[0]) / RATE
@@ -100,7 +90,7 @@ def test_a_sip_datagram_read_late_carries_its_arrival_time(loop: str) -> None:
             sender.close()
             udp.close()
 
-    run(loop, body)
+    run_on(loop, body())
     ((data, arrived, read),) = seen
     assert data == b"BYE"
     assert read - sent[0] >= BLOCKED - 0.01  # it was read late ...

@@ -10,9 +10,7 @@ import socket
 import struct
 import time
 import wave
-from collections.abc import Coroutine
 from pathlib import Path
-from typing import Any, TypeVar
 
 import numpy as np
 import pytest
@@ -25,19 +23,10 @@ from server.sim.rtp_sender import send_rtp
 from server.sim.speech import speech_like_pcm
 from server.voice.g711 import ulaw_decode, ulaw_encode
 from server.voice.stereo_writer import Channel, StereoWavWriter
+from tests.loops import run_on
 
 HOST = "127.0.0.1"
 RATE = 8000
-T = TypeVar("T")
-
-
-def run_on(loop: str, coroutine: Coroutine[Any, Any, T]) -> T:
-    if loop == "uvloop":
-        import uvloop
-
-        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-            return runner.run(coroutine)
-    return asyncio.run(coroutine)
 
 
 def free_udp_port() -> int:

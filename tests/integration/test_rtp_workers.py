@@ -17,9 +17,8 @@ import subprocess
 import sys
 import time
 import wave
-from collections.abc import Coroutine
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import numpy as np
 import pytest
@@ -44,6 +43,7 @@ from server.rtp.workers.ranges import split_port_range
 from server.sim.rtp_sender import send_rtp
 from server.sip.dialog import MediaSession
 from server.sip.media import AGENT, CALLER, MediaPlan, StreamPlan
+from tests.loops import run_on
 
 ROOT = Path(__file__).resolve().parents[2]
 HOST = "127.0.0.1"
@@ -53,16 +53,6 @@ PLAN = MediaPlan(
     (StreamPlan(0, "PCMU", 0, 101, CALLER, None), StreamPlan(1, "PCMU", 0, 101, AGENT, None)), RATE
 )
 MONO_PLAN = MediaPlan((StreamPlan(0, "PCMU", 0, None, None, None),), RATE)
-T = TypeVar("T")
-
-
-def run_on(loop: str, coroutine: Coroutine[Any, Any, T]) -> T:
-    if loop == "uvloop":
-        import uvloop
-
-        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-            return runner.run(coroutine)
-    return asyncio.run(coroutine)
 
 
 def running(pid: int) -> bool:

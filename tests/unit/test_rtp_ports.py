@@ -9,6 +9,7 @@ import pytest
 
 from server.rtp import ports
 from server.rtp.errors import PortRangeExhaustedError, RtpSessionError
+from tests.loops import run_on
 
 
 def _taken(port: int) -> socket.socket:
@@ -37,13 +38,7 @@ def test_pairs_skip_taken_ports_and_continue_after_the_last_one(loop: str) -> No
         return got
 
     try:
-        if loop == "uvloop":
-            import uvloop
-
-            with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-                got = runner.run(body())
-        else:
-            got = asyncio.run(body())
+        got = run_on(loop, body())
     finally:
         for sock in blockers:
             sock.close()
@@ -86,11 +81,5 @@ def test_each_port_of_a_pair_feeds_its_own_protocol(loop: str) -> None:
                 transport.close()
         return rtp_side.got, rtcp_side.got
 
-    if loop == "uvloop":
-        import uvloop
-
-        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-            got = runner.run(body())
-    else:
-        got = asyncio.run(body())
+    got = run_on(loop, body())
     assert got == ([b"rtp"], [b"rtcp"])
