@@ -74,7 +74,7 @@ def _fmt(value: float | None, unit: str) -> str:
 
 
 def run_step(label: str, plan: LoadPlan, agents: int, root: Path, args: argparse.Namespace) -> StepResult:
-    plan = replace(plan, tail_ms=args.tail_ms, extra_args=tuple(args.sipp_arg))
+    plan = replace(plan, tail_ms=args.tail_ms, extra_args=tuple(args.sipp_arg), realtime=args.sipp_realtime)
     data_dir = root / label / "data"
     workdir = root / label / "sipp"
     print(
@@ -288,6 +288,14 @@ def main(argv: list[str] | None = None) -> int:
         "--tail-ms", type=int, default=0, help="pause between the end of the media and the BYE"
     )
     parser.add_argument("--sipp-arg", action="append", default=[], help="one more SIPp option (repeat)")
+    parser.add_argument(
+        "--sipp-realtime",
+        type=int,
+        default=0,
+        metavar="PRIORITY",
+        help="run SIPp under SCHED_FIFO at this priority (chrt), so its media and BYE timing do "
+        "not wait behind the server for a CPU (0: normal scheduling)",
+    )
     args = parser.parse_args(argv)
 
     root = args.workdir or Path(tempfile.mkdtemp(prefix="tandem-voice-load-"))

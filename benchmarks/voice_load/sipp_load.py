@@ -27,6 +27,7 @@ class LoadPlan:
     packets: int  # per stream; the call lasts packets × 20 ms after the answer
     tail_ms: int = 0  # extra pause between the end of the media and the BYE
     extra_args: tuple[str, ...] = ()  # more SIPp options
+    realtime: int = 0  # SCHED_FIFO priority for SIPp and its media threads (0: the normal scheduler)
 
     @property
     def media_ms(self) -> int:
@@ -70,7 +71,11 @@ def _media_port() -> int:
 
 
 def sipp_command(plan: LoadPlan, workdir: Path, server_port: int) -> list[str]:
+    # Real-time priority: SIPp is the reference clock of the media and of the BYE, and on the
+    # server's two cores its threads otherwise wait behind the server's for a CPU (ms each).
+    prefix = ["chrt", "--fifo", str(plan.realtime)] if plan.realtime > 0 else []
     return [
+        *prefix,
         "sipp",
         f"127.0.0.1:{server_port}",
         "-sf", str(workdir / SCENARIO.name),

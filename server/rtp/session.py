@@ -368,7 +368,9 @@ class RtpSession:
                 return
             written = stats.written
             self._place(packet, arrival)
-            if stats.written != written and data[0] == 0x80:  # placed, and a plain header
+            # Placed, with a plain header, and the stream's place is final: until then each packet
+            # brings its own (kernel) arrival time, which may move the stream (VoiceTimeline).
+            if stats.written != written and data[0] == 0x80 and self._placement.timeline.settled:
                 run.arm(addr, len(data), payload_type, packet.ssrc, packet.timestamp, len(packet.payload))
             return
         self._place(packet, arrival)

@@ -106,6 +106,7 @@ class MidCall:
             m.log.warning("reoffer", "re-offer in %s refused: %s", call.call_id, problem)
             m.final(txn, 488, reason="Codec Change Not Supported")
             return
+        at = time.time()  # before the answer leaves: a deferred stream's sample 0 (see uas.on_invite)
         self._answer(call, req, addr, txn, offer.answer(m.advertised_host, call.media.ports), cseq)
         for p in call.plan.streams:
             stream = next((s.audio for s in offer.streams if s.audio.index == p.index), None)
@@ -113,7 +114,7 @@ class MidCall:
                 remote = (stream.remote_host, stream.port)
                 if remote != p.remote:
                     call.media.relatch(p.index, remote)
-        await self._apply_media_state(call, media_state_of(offer, call.plan))
+        await self._apply_media_state(call, media_state_of(offer, call.plan), at)
         await self._apply_headers(call, req, offer)
 
     async def on_info(self, req: SipRequest, addr: tuple[str, int]) -> None:
@@ -143,9 +144,8 @@ class MidCall:
         if req.method == "INVITE":
             m.retransmit_reinvite_2xx(call, data, cseq)
 
-    async def _apply_media_state(self, call: Call, state: MediaState) -> None:
+    async def _apply_media_state(self, call: Call, state: MediaState, at: float) -> None:
         m = self._m
-        at = time.time()
         if not call.media_started:
             if state is MediaState.ACTIVE:  # a deferred session's media begins now
                 m.start_media(call, at)

@@ -239,11 +239,13 @@ class CallManager:
         call.answer_sdp = offer.answer(self._advertised_host, media.ports)
         self._dialogs[(call.call_id, local_tag)] = call
         self._per_source[host] += 1
+        # Sample 0 is taken before the 200 OK leaves: a peer that gets the CPU first can have its
+        # first RTP packet here before this task reads the clock again.
+        now = time.time()
         call.final_response = self.respond(
             req, addr, 200, to_tag=local_tag, headers=self.contact(addr, call.siprec), body=call.answer_sdp
         )
         self._txns.finish(txn, call.final_response)
-        now = time.time()
         self._stats.calls_started += 1
         if offer.deferred:
             call.media_state = MediaState.PAUSED  # answered, but nothing flows until a re-INVITE

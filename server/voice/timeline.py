@@ -7,6 +7,13 @@ jitter does not move audio around. Gaps (loss, silence suppression) become silen
 reorder window holds packets before their samples are emitted, so a packet that arrives a little
 late still lands in place; once emitted, a position is final and the writer only ever appends.
 
+The anchor is the stream's earliest arrival, not its first: until the stream's first audio is
+emitted (a reorder window after its first packet), a packet that arrives earlier than its place
+moves the whole stream earlier. A sender that starts late and then catches up with a burst (a
+thread scheduled late, a path set up on the first packet) sends its first packet late but the
+following ones on time; anchored on the first, the whole call would sit that much late and its
+end would be cut at the BYE. ``settled`` says when the anchor is final.
+
 Re-anchoring on arrival time happens when the SSRC changes, when a timestamp disagrees with
 arrival time by more than ``max_jump`` (a sender restart or a broken clock), and when a packet
 would land more than ``resync_late`` behind what is already written (the sender stalled and then
@@ -144,11 +151,19 @@ class VoiceTimeline:
         self._last_ext = 0
         self._ref_delta = 0  # arrival minus placement of the latest packet, in samples
         self._horizon = 0
+        self._settled = True  # the current stream's anchor is final (its audio was emitted)
+        self._anchor_floor = 0  # no earlier than this: the previous stream's audio
 
     @property
     def written(self) -> int:
         """Samples emitted so far: everything before this position is final."""
         return self._written
+
+    @property
+    def settled(self) -> bool:
+        """The current stream's anchor is final: some of its audio is written. Until then each
+        packet should come with its own arrival time (it may move the stream earlier)."""
+        return self._settled
 
     @property
     def paused(self) -> bool:
@@ -191,6 +206,11 @@ class VoiceTimeline:
             ext = self._unwrap(timestamp)
             position = self._anchor_pos + ext * self._ts_num // self._ts_den
             delta = arrival_pos - position
+        if delta < self._anchor_delta and not self._settled:
+            # Earlier than the anchor implies: the stream's first packet came late (module docstring).
+            shift = self._move_anchor_earlier(self._anchor_delta - delta, position)
+            position -= shift
+            delta += shift
         key = (self._epoch, ext)
         pending_keys = self._pending_keys
         if key in pending_keys or key in self._recent_keys:
@@ -264,11 +284,30 @@ class VoiceTimeline:
         self._ssrc = ssrc
         # Never before what is written (final) nor over the old stream's buffered audio: a new
         # stream that starts while the old one's last packet is still in the window follows it.
-        self._anchor_pos = max(arrival_pos, self._written, self._horizon)
+        self._anchor_floor = max(self._written, self._horizon)
+        self._anchor_pos = max(arrival_pos, self._anchor_floor)
         self._anchor_delta = arrival_pos - self._anchor_pos
         self._ref_delta = self._anchor_delta
         self._last_ts = timestamp
         self._last_ext = 0
+        self._settled = False
+
+    def _move_anchor_earlier(self, wanted: int, position: int) -> int:
+        """Move the unsettled current stream up to ``wanted`` samples earlier, with its pending
+        packets, never onto what is written or onto the previous stream; return the shift."""
+        epoch = self._epoch
+        mine = [entry for entry in self._pending if entry.key[0] == epoch]
+        earliest = min([position, *(entry.position for entry in mine)])
+        shift = min(wanted, earliest - max(self._written, self._anchor_floor))
+        if shift <= 0:
+            return 0
+        # The stream's transit (``_anchor_delta``) stays: it is its packets that move.
+        self._anchor_pos -= shift
+        for entry in mine:
+            entry.position -= shift
+            entry.end -= shift
+        self._horizon = max([self._written, *(entry.end for entry in self._pending)])
+        return shift
 
     def _unwrap(self, timestamp: int) -> int:
         """RTP timestamp → samples since the anchor, across 32-bit wrap-around."""
@@ -315,6 +354,8 @@ class VoiceTimeline:
     def _retire(self) -> None:
         """The head of the pending list is written: remember its key to recognise duplicates."""
         key = self._pending.pop(0).key
+        if key[0] == self._epoch:
+            self._settled = True
         self._pending_keys.discard(key)
         order = self._recent_order
         if len(order) == _RECENT_KEYS:

@@ -7,6 +7,7 @@ import argparse
 import asyncio
 import shutil
 import socket
+import time
 import wave
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -413,3 +414,30 @@ def test_cli_simulate_call(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
     assert codes == [0, 1]
     captured = capsys.readouterr()
     assert "to DN 1001: PCMU" in captured.out and "404" in captured.err
+
+
+def test_sample_zero_is_taken_before_the_200_ok_leaves(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A peer that gets the CPU first can send RTP as soon as the 200 OK is out: sample 0 of the
+    file must not be later than that moment, or its first packets land too early and the whole
+    stream is placed late (cut at the BYE)."""
+    sent_200: list[float] = []
+    original = SipService._send
+
+    def send(self: SipService, data: bytes, addr: tuple[str, int]) -> None:
+        if data.startswith(b"SIP/2.0 200") and b"INVITE" in data.split(b"\r\n\r\n", 1)[0]:
+            sent_200.append(time.time())
+        original(self, data, addr)
+
+    monkeypatch.setattr(SipService, "_send", send)
+
+    async def body(service: SipService, listener: FakeListener) -> None:
+        result = await simulate_call(("127.0.0.1", service.port), "1001", 0.5)
+        assert result.ended_by == "caller"
+        await asyncio.wait_for(listener.ended_event.wait(), 5)
+
+    listener = _run(body, tmp_path)
+    call = listener.answered[0]
+    assert sent_200 and call.answered_at is not None
+    assert call.answered_at <= sent_200[0]

@@ -70,16 +70,17 @@ async def record(
 
 def test_only_the_exact_continuation_joins_a_run(tmp_path: Path) -> None:
     """The session's inlined check: anything but the plain next packet takes the full path."""
-    frames = tone_frames(3)
-    with_padding = bytearray(packet(1, frames[1]))
+    settle = 4  # the stream's first packets go one by one until its place is final (a 60-ms window)
+    frames = tone_frames(settle + 2)
+    with_padding = bytearray(packet(settle, frames[settle]))
     with_padding[0] |= 0x20
     variants = {
-        "continuation": (packet(1, frames[1]), A),
-        "another source": (packet(1, frames[1]), ("127.0.0.1", 30002)),
-        "a gap": (packet(2, frames[2]), A),
-        "another size": (packet(1, frames[1] + b"\xff"), A),
-        "another ssrc": (packet(1, frames[1], ssrc=SSRC + 1), A),
-        "a marker": (packet(1, frames[1], marker=True), A),
+        "continuation": (packet(settle, frames[settle]), A),
+        "another source": (packet(settle, frames[settle]), ("127.0.0.1", 30002)),
+        "a gap": (packet(settle + 1, frames[settle + 1]), A),
+        "another size": (packet(settle, frames[settle] + b"\xff"), A),
+        "another ssrc": (packet(settle, frames[settle], ssrc=SSRC + 1), A),
+        "a marker": (packet(settle, frames[settle], marker=True), A),
         "padding": (bytes(with_padding), A),
     }
 
@@ -87,16 +88,41 @@ def test_only_the_exact_continuation_joins_a_run(tmp_path: Path) -> None:
         clock = Clock()
         session = await RtpSession.open(HOST, (47000, 47999), tmp_path / f"{name}.wav", "PCMU", clock=clock)
         session.start(T0)
-        clock.now = T0 + 0.005
-        session._on_datagram(packet(0, frames[0]), A)  # placed on its own: arms the run
-        clock.now = T0 + 0.025
+        for i in range(settle):  # each placed on its own; the last one arms the run
+            clock.now = T0 + 0.005 + i * 0.02
+            session._on_datagram(packet(i, frames[i]), A)
+            assert session._run.pending == 0
+        clock.now = T0 + 0.005 + settle * 0.02
         session._on_datagram(data, addr)
         pending = session._run.pending
-        await session.close(T0 + 0.1)
+        await session.close(T0 + 0.2)
         return pending
 
     for name, (data, addr) in variants.items():
         assert asyncio.run(queued(data, addr, name.replace(" ", "-"))) == (name == "continuation"), name
+
+
+def test_no_run_before_the_streams_place_is_final(tmp_path: Path) -> None:
+    """A late first packet and a catch-up burst: the burst's packets are placed one by one, each
+    with its own arrival, so the stream moves to where the on-time packets put it."""
+
+    async def body() -> tuple[RtpSession, list[int]]:
+        clock = Clock()
+        session = await RtpSession.open(HOST, (47000, 47999), tmp_path / "v.wav", "PCMU", clock=clock)
+        session.start(T0)
+        pending = []
+        for i, frame in enumerate(tone_frames(50)):
+            clock.now = max(T0 + 0.035, T0 + 0.005 + i * 0.02)  # 30 ms late, then on time
+            session._on_datagram(packet(i, frame), A)
+            pending.append(session._run.pending)
+        await session.close(T0 + 1.006)
+        return session, pending
+
+    session, pending = asyncio.run(body())
+    assert pending[:3] == [0, 0, 0] and max(pending) > 0
+    samples = read_samples(tmp_path / "v.wav")
+    assert session.stats.samples_after_end == 0
+    assert not samples[:40].any() and samples[40:48].any()  # from 5 ms, not 35 ms
 
 
 def test_take_joins_payloads_and_remembers_the_run_across_wraparound() -> None:
@@ -172,14 +198,16 @@ def test_stats_and_file_are_complete_after_a_tick(tmp_path: Path) -> None:
         for i, frame in enumerate(tone_frames(10)):
             clock.now = T0 + 0.005 + i * 0.02
             session._on_datagram(packet(i, frame), A)
-        before = session.stats.written  # the first packet alone; the rest waits in the run
+        before = session.stats.written
         await asyncio.sleep(0.05)  # a tick places the run
         after = session.stats.written
         await session.close(T0 + 0.3)
         return before, after, session.stats.written
 
     before, after, final = asyncio.run(body())
-    assert before == 1 and after == final == 10
+    # Placed one by one until the stream's place is final (a 60-ms reorder window: 4 packets);
+    # the rest wait in the run.
+    assert before == 4 and after == final == 10
 
 
 def test_packets_read_after_a_loop_stall_are_not_late(tmp_path: Path) -> None:

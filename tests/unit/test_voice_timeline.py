@@ -88,6 +88,49 @@ def test_first_packet_late() -> None:
     assert values_at(data, 3 * RATE, 2) == [1, 2]
 
 
+def test_late_first_packet_then_catch_up_places_the_stream_at_its_earliest_arrival() -> None:
+    """The sender's first packet leaves 32 ms late and the next go out in a burst to catch up,
+    then on time: the stream belongs where the on-time packets put it, so its end is not cut."""
+    tl, sink = VoiceTimeline(T0), FileSink()
+    start = T0 + 0.005  # when the sender's clock started
+    for i in range(500):
+        assert push(tl, sink, i, max(start + 0.032, start + i * 0.02)) is Verdict.ACCEPTED
+        if i < 3:
+            assert not tl.settled
+    assert tl.settled
+    data = sink.finish(tl, start + 10.0 + 0.002)  # the BYE right after the last packet
+    assert tl.stats.discarded_at_end == 0
+    first = round(0.005 * RATE)
+    assert not data[:first].any()
+    assert values_at(data, first, 500) == list(range(1, 501))
+
+
+def test_anchor_is_final_once_the_stream_has_audio_written() -> None:
+    tl, sink = VoiceTimeline(T0), FileSink()
+    for i in range(10):  # steadily 30 ms "late": that is simply where this stream is
+        push(tl, sink, i, T0 + 0.03 + i * 0.02)
+    assert tl.settled
+    for i in range(10, 20):  # the path gets 30 ms faster: no audio moves, nothing is late
+        assert push(tl, sink, i, T0 + i * 0.02) is Verdict.ACCEPTED
+    data = sink.finish(tl, T0 + 0.5)
+    assert values_at(data, round(0.03 * RATE), 20) == list(range(1, 21))
+    assert tl.stats.overlapped == 0 and tl.stats.reanchors == 0
+
+
+def test_a_new_stream_is_never_moved_onto_the_previous_one() -> None:
+    tl, sink = VoiceTimeline(T0), FileSink()
+    for i in range(3):
+        push(tl, sink, i, T0 + i * 0.02)
+    # A new source whose first packet is late and whose second claims a place before the old
+    # stream's end: it may come earlier only down to where the old stream's audio ends.
+    push(tl, sink, 0, T0 + 0.1, ts0=777, ssrc=0x9999, value=50)
+    push(tl, sink, 1, T0 + 0.05, ts0=777, ssrc=0x9999, value=51)
+    push(tl, sink, 2, T0 + 0.14, ts0=777, ssrc=0x9999, value=52)
+    data = sink.finish(tl, T0 + 0.3)
+    assert values_at(data, 0, 6) == [1, 2, 3, 50, 51, 52]
+    assert tl.stats.overlapped == 0 and tl.stats.late == 0
+
+
 def test_packet_before_answer_is_clamped_to_zero() -> None:
     tl, sink = VoiceTimeline(T0), FileSink()
     push(tl, sink, 0, T0 - 0.5)
@@ -230,7 +273,11 @@ def test_flush_holds_back_for_jitter() -> None:
         else:
             push(tl, sink, i, at)
     data = sink.finish(tl, T0 + 5.0)
-    first = round(tl.position_of(min(a for a, i in events if i == 0)))
+    first = int(np.flatnonzero(data)[0])
+    # The stream starts at its earliest arrival among its first packets (never before the
+    # earliest arrival of any, never after the first packet's).
+    assert first <= tl.position_of(min(a for a, i in events if i == 0))
+    assert first >= min(tl.position_of(a - i * 0.02) for a, i in events if i >= 0)
     assert values_at(data, first, 200) == list(range(1, 201))
     assert tl.stats.late == 0
 
