@@ -6,6 +6,14 @@ exactly ``packets`` packets: ``packets × 20 ms`` of media sent per leg, the fig
 file is checked against. Each leg is a tone (caller 440 Hz, agent 1 kHz) so a file's channels
 can be told apart.
 
+SIPp 3.6.1 sends a capture's first two packets back to back when the first one's pcap timestamp
+is zero (``do_sleep`` takes a zero "last" time for "no packet yet" and restarts its clock), then
+paces the rest 20 ms apart from the second. These captures start at zero, so each leg looks like
+a sender whose first packet is one packet time late: the server places a stream by its earliest
+arrivals (``server.voice.timeline``), i.e. from the second packet on, which with SIPp's ~5 ms
+from the 200 OK to its first packet puts the audio at the answer ("answer → first audio" about
+0.1 ms in the run's figures).
+
 Pure byte building (numpy for the tone, ``server.voice.g711`` for μ-law); no sockets.
 """
 

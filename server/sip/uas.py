@@ -112,10 +112,24 @@ class CallManager:
         to_tag: str | None = None,
         body: bytes = b"",
     ) -> bytes:
+        data = self.response_bytes(req, status, reason=reason, headers=headers, to_tag=to_tag, body=body)
+        self._send(data, addr)
+        return data
+
+    def response_bytes(
+        self,
+        req: SipRequest,
+        status: int,
+        *,
+        reason: str | None = None,
+        headers: tuple[tuple[str, str], ...] = (),
+        to_tag: str | None = None,
+        body: bytes = b"",
+    ) -> bytes:
+        """A response built and counted, not sent (``respond`` sends it)."""
         tag = to_tag or (None if status == 100 else new_tag())
         data = build_response(req, status, reason, to_tag=tag, headers=headers, body=body).to_bytes()
         self._stats.responses[status] += 1
-        self._send(data, addr)
         return data
 
     def final(
@@ -239,12 +253,14 @@ class CallManager:
         call.answer_sdp = offer.answer(self._advertised_host, media.ports)
         self._dialogs[(call.call_id, local_tag)] = call
         self._per_source[host] += 1
-        # Sample 0 is taken before the 200 OK leaves: a peer that gets the CPU first can have its
-        # first RTP packet here before this task reads the clock again.
-        now = time.time()
-        call.final_response = self.respond(
-            req, addr, 200, to_tag=local_tag, headers=self.contact(addr, call.siprec), body=call.answer_sdp
+        call.final_response = self.response_bytes(
+            req, 200, to_tag=local_tag, headers=self.contact(addr, call.siprec), body=call.answer_sdp
         )
+        # Sample 0 is read just before the 200 OK leaves: a peer that gets the CPU first can have
+        # its first RTP packet here before this task reads the clock again, and building the
+        # message in between (a garbage collection, say) would make the file long.
+        now = time.time()
+        self._send(call.final_response, addr)
         self._txns.finish(txn, call.final_response)
         self._stats.calls_started += 1
         if offer.deferred:
