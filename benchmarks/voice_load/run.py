@@ -39,7 +39,7 @@ from benchmarks.voice_load.processes import (
     stop_profiler,
     udp_receive_errors,
 )
-from benchmarks.voice_load.sipp_load import LoadPlan, prepare, run_load
+from benchmarks.voice_load.sipp_load import LoadPlan, peer_call_ms, prepare, run_load
 from benchmarks.voice_load.verify import Expected, Summary, summarise
 from server.settings import load_settings
 
@@ -99,7 +99,8 @@ def run_step(label: str, plan: LoadPlan, agents: int, root: Path, args: argparse
         server_sampler.stop()
         if profiler is not None:
             stop_profiler(profiler)
-        records = recordings.records(load.pid)
+        peer = peer_call_ms(workdir, load.pid)
+        records = [replace(r, peer_call_ms=peer.get(r.call_id)) for r in recordings.records(load.pid)]
     finally:
         server_sampler.stop()
         if profiler is not None:

@@ -97,6 +97,7 @@ def sipp_command(plan: LoadPlan, workdir: Path, server_port: int) -> list[str]:
         "-trace_stat", "-stf", str(workdir / "sipp_stats.csv"), "-fd", "1",
         "-trace_screen", "-screen_file", str(workdir / "sipp_screen.log"),
         "-trace_logs", "-log_file", str(workdir / "sipp_logs.log"),
+        "-trace_shortmsg",  # each SIP message with its µs time: peer_call_ms
         *plan.extra_args,
     ]  # fmt: skip
 
@@ -163,3 +164,29 @@ def run_load(plan: LoadPlan, workdir: Path, server_port: int, timeout: float) ->
     return LoadResult(
         proc.pid, returncode, created, succeeded, failed, peak, fallbacks, started, ended, sampler, workdir
     )
+
+
+def peer_call_ms(workdir: Path, sipp_pid: int) -> dict[str, float]:
+    """Call-ID → the call as SIPp timed it, ms: its 200 OK to the INVITE received → its first
+    BYE sent, from ``-trace_shortmsg`` (tab-separated: date, time, epoch seconds, S/R, Call-ID,
+    CSeq, first line). Calls missing either are left out."""
+    path = workdir / f"{SCENARIO.stem}_{sipp_pid}_shortmessages.log"
+    if not path.exists():
+        return {}
+    answered: dict[str, float] = {}
+    byes: dict[str, float] = {}
+    with open(path, encoding="latin-1") as fh:
+        for line in fh:
+            fields = line.rstrip("\n").split("\t")
+            if len(fields) < 7:
+                continue
+            try:
+                at = float(fields[2])
+            except ValueError:
+                continue
+            direction, call_id, cseq, first = fields[3], fields[4], fields[5], fields[6]
+            if direction == "R" and cseq.endswith(" INVITE") and first.startswith("SIP/2.0 200"):
+                answered.setdefault(call_id, at)
+            elif direction == "S" and cseq.endswith(" BYE") and first.startswith("BYE "):
+                byes.setdefault(call_id, at)
+    return {cid: 1000.0 * (byes[cid] - at) for cid, at in answered.items() if cid in byes}

@@ -11,6 +11,12 @@ values. A call is correct when
 * on each channel the audio (first to last non-zero sample) spans the media sent, within the
   same tolerance, with no silence inside it (``HOLE_SAMPLES``): no packet was misplaced in time
   or replaced by silence.
+
+The file's length is also set against the call as SIPp itself timed it (its 200 OK received to
+its BYE sent, from its ``-trace_shortmsg`` log, same machine and clock): that difference is the
+server's own timing error, and it says how much of a long file is the load generator's (SIPp
+runs its scenarios on a coarse millisecond clock and starts the media some ms after the 200 OK).
+It is reported, not judged: the acceptance stays "within ±20 ms of the media sent".
 """
 
 from __future__ import annotations
@@ -82,6 +88,7 @@ class CallRecord:
     ended_at: float | None
     rtp: dict[str, dict[str, object]]  # recording_meta["rtp"]: stream index -> counters
     wav: WavFacts | None  # None: no stored voice file
+    peer_call_ms: float | None = None  # the call as SIPp timed it: 200 OK received → BYE sent
 
 
 @dataclass(slots=True)
@@ -93,6 +100,7 @@ class Verdict:
     span_error_ms: float | None = None  # the worst channel's audio span − media sent
     start_ms: float | None = None  # answer → first audio
     end_gap_ms: float | None = None  # last audio → end of file
+    peer_error_ms: float | None = None  # file length − the call as SIPp timed it: the server's error
     problems: list[str] = field(default_factory=list)
 
     @property
@@ -133,8 +141,16 @@ def judge(record: CallRecord, expected: Expected) -> Verdict:
         verdict.problems.append(f"{wav.channels}-channel file, {expected.streams} expected")
     verdict.length_error_ms = wav.ms - expected.media_ms
     verdict.start_ms, verdict.end_gap_ms = wav.start_ms(), wav.end_gap_ms()
+    if record.peer_call_ms is not None:
+        verdict.peer_error_ms = wav.ms - record.peer_call_ms
     if abs(verdict.length_error_ms) > expected.tolerance_ms:
-        verdict.problems.append(f"file length off by {verdict.length_error_ms:+.1f} ms")
+        problem = f"file length off by {verdict.length_error_ms:+.1f} ms"
+        if record.peer_call_ms is not None and verdict.peer_error_ms is not None:
+            problem += (
+                f" (SIPp's call, 200 OK to BYE, {record.peer_call_ms - expected.media_ms:+.1f} ms "
+                f"longer than its media; the file {verdict.peer_error_ms:+.1f} ms off that)"
+            )
+        verdict.problems.append(problem)
     if any(wav.holes):
         verdict.problems.append(f"silence inside the audio: {1000.0 * max(wav.holes) / wav.rate:.1f} ms")
     if wav.spans:
@@ -163,6 +179,7 @@ class Summary:
     setup_ms: tuple[float, float] | None  # INVITE received → 200 OK sent: median, max
     max_concurrent: int  # recorded calls overlapping (answered → ended), server clock
     problems: dict[str, int]  # first problem of each failed call, by kind, with counts
+    peer_error_ms: tuple[float, float, float] | None = None  # file − SIPp's call: min, median, max
 
     @property
     def passed(self) -> bool:
@@ -185,6 +202,12 @@ class Summary:
         if self.length_error_ms is not None:
             lo, mid, hi = self.length_error_ms
             out.append(f"file length − media sent: min {lo:+.1f} ms, median {mid:+.1f} ms, max {hi:+.1f} ms")
+        if self.peer_error_ms is not None:
+            lo, mid, hi = self.peer_error_ms
+            out.append(
+                f"file length − the call as SIPp timed it (200 OK received → BYE sent), the server's "
+                f"own error: min {lo:+.1f} ms, median {mid:+.1f} ms, max {hi:+.1f} ms"
+            )
         if self.span_error_max_ms is not None:
             out.append(f"audio span − media sent, worst: {self.span_error_max_ms:+.1f} ms")
         if self.setup_ms is not None:
@@ -244,6 +267,7 @@ def summarise(
     starts = [v.start_ms for v in verdicts if v.start_ms is not None]
     end_gaps = [v.end_gap_ms for v in verdicts if v.end_gap_ms is not None]
     setups = [1000.0 * (r.answered_at - r.started_at) for r in records if r.answered_at is not None]
+    peer_errors = sorted(v.peer_error_ms for v in verdicts if v.peer_error_ms is not None)
     summary = Summary(
         attempted=attempted,
         sipp_succeeded=sipp_succeeded,
@@ -272,5 +296,8 @@ def summarise(
             ]
         ),
         problems=problems,
+        peer_error_ms=(
+            (peer_errors[0], statistics.median(peer_errors), peer_errors[-1]) if peer_errors else None
+        ),
     )
     return summary, verdicts
