@@ -13,10 +13,11 @@ values. A call is correct when
   or replaced by silence.
 
 The file's length is also set against the call as SIPp itself timed it (its 200 OK received to
-its BYE sent, from its ``-trace_shortmsg`` log, same machine and clock): that difference is the
-server's own timing error, and it says how much of a long file is the load generator's (SIPp
-runs its scenarios on a coarse millisecond clock and starts the media some ms after the 200 OK).
-It is reported, not judged: the acceptance stays "within ±20 ms of the media sent".
+its BYE sent, from its ``-trace_shortmsg`` log, same machine and clock). What SIPp adds to its
+call (its scenario clock moves in 4-ms steps, it starts the media ms after the 200 OK) is then
+apart from the rest: the server's own timing error plus however late SIPp read the 200 OK (it
+logs a message when it handles it, not when it arrived). Reported, not judged: the acceptance
+stays "within ±20 ms of the media sent".
 """
 
 from __future__ import annotations
@@ -100,7 +101,7 @@ class Verdict:
     span_error_ms: float | None = None  # the worst channel's audio span − media sent
     start_ms: float | None = None  # answer → first audio
     end_gap_ms: float | None = None  # last audio → end of file
-    peer_error_ms: float | None = None  # file length − the call as SIPp timed it: the server's error
+    peer_error_ms: float | None = None  # file − the call as SIPp timed it (module docstring)
     problems: list[str] = field(default_factory=list)
 
     @property
@@ -205,8 +206,9 @@ class Summary:
         if self.peer_error_ms is not None:
             lo, mid, hi = self.peer_error_ms
             out.append(
-                f"file length − the call as SIPp timed it (200 OK received → BYE sent), the server's "
-                f"own error: min {lo:+.1f} ms, median {mid:+.1f} ms, max {hi:+.1f} ms"
+                f"file length − the call as SIPp timed it (200 OK handled → BYE sent; the server's "
+                f"error and SIPp's delay reading the 200 OK): min {lo:+.1f} ms, median {mid:+.1f} ms, "
+                f"max {hi:+.1f} ms"
             )
         if self.span_error_max_ms is not None:
             out.append(f"audio span − media sent, worst: {self.span_error_max_ms:+.1f} ms")
