@@ -206,7 +206,7 @@ class VoiceTimeline:
             ext = self._unwrap(timestamp)
             position = self._anchor_pos + ext * self._ts_num // self._ts_den
             delta = arrival_pos - position
-        if delta < self._anchor_delta and not self._settled:
+        if not self._settled and delta < self._anchor_delta:  # settled first: the usual case
             # Earlier than the anchor implies: the stream's first packet came late (module docstring).
             shift = self._move_anchor_earlier(self._anchor_delta - delta, position)
             position -= shift

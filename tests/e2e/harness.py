@@ -48,7 +48,8 @@ def wait_until(
     raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
 
 
-def _stop(proc: subprocess.Popen[bytes], timeout: float = 10) -> None:
+def stop_process(proc: subprocess.Popen[bytes], timeout: float = 10) -> None:
+    """SIGTERM, then SIGKILL if it does not go; never leaves the process behind."""
     if proc.poll() is None:
         proc.send_signal(signal.SIGTERM)
         try:
@@ -139,7 +140,7 @@ def run_server(
         wait_until(lambda: _healthy(server), 30, "server health")
         yield server
     finally:
-        _stop(proc)
+        stop_process(proc)
 
 
 def _healthy(server: ServerProcess) -> bool:
@@ -191,7 +192,7 @@ def xvfb_with_changing_content(width: int = 800, height: int = 600) -> Iterator[
         yield display
     finally:
         stop.set()
-        _stop(xvfb)
+        stop_process(xvfb)
 
 
 @contextlib.contextmanager
@@ -225,4 +226,4 @@ def run_recorder(server: ServerProcess, username: str, display: str, workdir: Pa
     try:
         yield log_path
     finally:
-        _stop(proc)
+        stop_process(proc)

@@ -15,7 +15,6 @@ import json
 import math
 import random
 import shutil
-import signal
 import socket
 import subprocess
 import time
@@ -27,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from tests.e2e.harness import ROOT, free_port, wait_until
+from tests.e2e.harness import ROOT, free_port, stop_process, wait_until
 
 BARESIP_MODULES = Path("/usr/lib/baresip/modules")
 MAX_NETSTRING = 64 * 1024  # ctrl_tcp messages are a few hundred bytes
@@ -212,18 +211,8 @@ def run_baresip(workdir: Path, audio_source: Path, display_name: str, user: str)
     finally:
         if sock is not None:
             sock.close()
-        stop_process(proc)
+        stop_process(proc, timeout=5)
 
-
-def stop_process(proc: subprocess.Popen[bytes], timeout: float = 5) -> None:
-    """SIGTERM, then SIGKILL if it does not go; never leaves the process behind."""
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
 
 
 def speech_ulaw_wav(path: Path, seconds: float = 6.0) -> None:
