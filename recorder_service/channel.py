@@ -99,8 +99,9 @@ class EventChannel:
                     delay = UNAUTHORIZED_RETRY
                 else:
                     delay = backoff_delay(attempt, cap=RECONNECT_CAP)
-                    log.warning("event channel refused: HTTP %s; retry in %.1f s",
-                                exc.response.status_code, delay)
+                    log.warning(
+                        "event channel refused: HTTP %s; retry in %.1f s", exc.response.status_code, delay
+                    )
             except (OSError, TimeoutError, WebSocketException) as exc:
                 delay = backoff_delay(attempt, cap=RECONNECT_CAP)
                 log.warning("event channel down (%s: %s); retry in %.1f s", type(exc).__name__, exc, delay)
@@ -117,8 +118,9 @@ class EventChannel:
         ws = self._ws
         for status in statuses:
             if ws is None:
-                log.warning("not connected: %s ack for %s not sent", status.state.value,
-                            status.interaction_id)
+                log.warning(
+                    "not connected: %s ack for %s not sent", status.state.value, status.interaction_id
+                )
                 continue
             await ws.send(status_envelope(status, self._clock.local_now()).to_json())
 

@@ -111,8 +111,9 @@ class Controller:
             return handler(ScreenCommand.from_dict(envelope.data))
         except ValueError as exc:
             self.bad_messages += 1
-            log.warning("ignoring malformed %s message (%d so far): %s",
-                        envelope.type, self.bad_messages, exc)
+            log.warning(
+                "ignoring malformed %s message (%d so far): %s", envelope.type, self.bad_messages, exc
+            )
             return []
 
     def shutdown(self) -> list[ScreenStatus]:

@@ -68,8 +68,10 @@ class FrameGate(Generic[ImageT]):
     def offer(self, ts: float, digest: int, image: ImageT) -> list[Released[ImageT]]:
         """A grabbed frame stamped ``ts`` (server time); returns frames now due for encoding."""
         self.stats.offered += 1
-        if self._stopped or self._paused_at is not None or (
-            self._resume_at is not None and ts < self._resume_at
+        if (
+            self._stopped
+            or self._paused_at is not None
+            or (self._resume_at is not None and ts < self._resume_at)
         ):
             self.stats.dropped_paused += 1
             return self.release_due(ts)

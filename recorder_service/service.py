@@ -131,4 +131,3 @@ def _install_signal_handlers(loop: asyncio.AbstractEventLoop, stopping: asyncio.
         except (NotImplementedError, RuntimeError):
             if sys.platform == "win32":  # no loop signal handlers on Windows: fall back
                 signal.signal(sig, lambda *_: loop.call_soon_threadsafe(stopping.set))
-

@@ -110,8 +110,12 @@ class CaptureSession:
         log.info(
             "capture %s stopped: %d frames encoded, %d duplicates skipped, %d dropped (paused), "
             "%d queue drops, %d missed ticks",
-            self.interaction_id, self._encoder.frames, stats.duplicates,
-            stats.dropped_paused + stats.dropped_on_pause, self.queue_drops, self.missed_ticks,
+            self.interaction_id,
+            self._encoder.frames,
+            stats.duplicates,
+            stats.dropped_paused + stats.dropped_on_pause,
+            self.queue_drops,
+            self.missed_ticks,
         )
         try:
             if self._encode_thread.is_alive():

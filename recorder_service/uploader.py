@@ -191,8 +191,10 @@ class Uploader:
             log.error("upload of %s refused, giving up: %s", iid, outcome.message)
             self._settle(iid, SpoolState.FAILED, outcome.message)
             return None
-        delay = UNAUTHORIZED_RETRY if outcome.verdict == Verdict.RETRY_SLOW else backoff_delay(
-            attempt, base=1.0, cap=RETRY_CAP
+        delay = (
+            UNAUTHORIZED_RETRY
+            if outcome.verdict == Verdict.RETRY_SLOW
+            else backoff_delay(attempt, base=1.0, cap=RETRY_CAP)
         )
         log.warning("upload of %s failed (%s); retry in %.0f s", iid, outcome.message, delay)
         return delay

@@ -30,6 +30,8 @@ def raise_open_files_limit(wanted: int = WANTED_OPEN_FILES) -> int | None:
     if soft != resource.RLIM_INFINITY and soft < wanted:
         log.warning(
             "open-files limit is %d (hard %d): about %d concurrent recorded calls at most",
-            soft, hard, soft // 5,
+            soft,
+            hard,
+            soft // 5,
         )
     return soft

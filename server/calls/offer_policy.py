@@ -63,8 +63,9 @@ def party_record(party: Party, role: str, at: float) -> dict[str, Any]:
     }
 
 
-def merge_parties(roster: list[dict[str, Any]], update: tuple[Party, ...], at: float,
-                  role_of: Callable[[Party], str]) -> list[dict[str, Any]]:
+def merge_parties(
+    roster: list[dict[str, Any]], update: tuple[Party, ...], at: float, role_of: Callable[[Party], str]
+) -> list[dict[str, Any]]:
     """Add newly named parties to the roster (a transfer target, a conference member); a known
     participant whose address changed keeps its earlier addresses in ``previous``."""
     merged = [dict(r) for r in roster]
@@ -76,8 +77,10 @@ def merge_parties(roster: list[dict[str, Any]], update: tuple[Party, ...], at: f
             merged.append(record)
             by_id[party.participant_id] = record
         elif known.get("aor") != party.aor:
-            previous = [*known.get("previous", []), {"aor": known.get("aor"), "name": known.get("name"),
-                                                      "role": known.get("role")}]
+            previous = [
+                *known.get("previous", []),
+                {"aor": known.get("aor"), "name": known.get("name"), "role": known.get("role")},
+            ]
             known.update(record, previous=previous)
     return merged
 

@@ -88,7 +88,10 @@ class CallRepository:
             )
 
     def save(
-        self, live: Interaction, end_reason: str | None = None, by: tuple[int | None, str] | None = None,
+        self,
+        live: Interaction,
+        end_reason: str | None = None,
+        by: tuple[int | None, str] | None = None,
         pause_reason: str = "",
     ) -> None:
         """Persist the live state, including pause spans (who paused is ``by``, and why)."""

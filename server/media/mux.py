@@ -64,9 +64,16 @@ def aac_output_rate(input_rate: int) -> int:
     return AAC_RATES[-1]
 
 
-def mux_screen_and_voice(screen: Path, screen_started_at: float, voice: Path, voice_started_at: float,
-                         out: Path, *, markers: list[tuple[float, str]] | None = None,
-                         max_start_gap: float = DEFAULT_MAX_START_GAP) -> MuxResult:
+def mux_screen_and_voice(
+    screen: Path,
+    screen_started_at: float,
+    voice: Path,
+    voice_started_at: float,
+    out: Path,
+    *,
+    markers: list[tuple[float, str]] | None = None,
+    max_start_gap: float = DEFAULT_MAX_START_GAP,
+) -> MuxResult:
     """Write ``out`` (atomically, via a temporary file next to it) and describe what was written."""
     alignment = align(screen_started_at, voice_started_at, max_start_gap)
     tmp = out.with_name(f".{out.name}.{uuid.uuid4().hex}.part")
@@ -82,9 +89,15 @@ def mux_screen_and_voice(screen: Path, screen_started_at: float, voice: Path, vo
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    log.info("muxed %s: %.2f s, %d video frames, voice %.2f s at +%.3f s, screen at +%.3f s",
-             out.name, result.duration, result.video_frames, result.audio_duration,
-             result.audio_offset, result.video_offset)
+    log.info(
+        "muxed %s: %.2f s, %d video frames, voice %.2f s at +%.3f s, screen at +%.3f s",
+        out.name,
+        result.duration,
+        result.video_frames,
+        result.audio_duration,
+        result.audio_offset,
+        result.video_offset,
+    )
     return result
 
 
@@ -105,8 +118,9 @@ class _Progress:
     voice_samples: int = 0
 
 
-def _write(screen: Path, voice: Path, tmp: Path, alignment: Alignment,
-           markers: list[tuple[float, str]]) -> MuxResult:
+def _write(
+    screen: Path, voice: Path, tmp: Path, alignment: Alignment, markers: list[tuple[float, str]]
+) -> MuxResult:
     progress = _Progress()
     with _open_input(screen, "screen") as vin, _open_input(voice, "voice") as ain:
         if not vin.streams.video:
@@ -149,18 +163,26 @@ def _write(screen: Path, voice: Path, tmp: Path, alignment: Alignment,
                 # after the packets is early enough.
                 output.set_chapters([_chapter_dict(i, ch) for i, ch in enumerate(chapters, start=1)])
     duration, chapters_read = _read_back(tmp)
-    return MuxResult(duration, progress.video_frames, progress.video_dropped,
-                     progress.voice_samples / in_rate, alignment.video_offset, alignment.audio_offset,
-                     alignment.origin,
-                     chapters, bool(chapters) and chapters_read == len(chapters))
+    return MuxResult(
+        duration,
+        progress.video_frames,
+        progress.video_dropped,
+        progress.voice_samples / in_rate,
+        alignment.video_offset,
+        alignment.audio_offset,
+        alignment.origin,
+        chapters,
+        bool(chapters) and chapters_read == len(chapters),
+    )
 
 
 def _dts_seconds(packet: av.Packet) -> float:
     return float(packet.dts * packet.time_base) if packet.dts is not None else 0.0
 
 
-def _video_packets(container: av.container.InputContainer, stream: Any, out_stream: Any,
-                   offset: float, progress: _Progress) -> Iterator[av.Packet]:
+def _video_packets(
+    container: av.container.InputContainer, stream: Any, out_stream: Any, offset: float, progress: _Progress
+) -> Iterator[av.Packet]:
     shift = round(Fraction(offset) / stream.time_base) if offset else 0
     first_pts: int | None = None
     for packet in container.demux(stream):
@@ -199,11 +221,17 @@ def _silence(samples: int, template: av.AudioFrame, chunk: int = 1024) -> Iterat
         yield frame
 
 
-def _audio_packets(container: av.container.InputContainer, stream: Any, out_stream: Any,
-                   lead_seconds: float, progress: _Progress) -> Iterator[av.Packet]:
+def _audio_packets(
+    container: av.container.InputContainer,
+    stream: Any,
+    out_stream: Any,
+    lead_seconds: float,
+    progress: _Progress,
+) -> Iterator[av.Packet]:
     ctx = out_stream.codec_context
-    resampler = av.AudioResampler(format="fltp", layout=ctx.layout, rate=ctx.sample_rate,
-                                  frame_size=ctx.frame_size)
+    resampler = av.AudioResampler(
+        format="fltp", layout=ctx.layout, rate=ctx.sample_rate, frame_size=ctx.frame_size
+    )
     in_rate = stream.codec_context.sample_rate
     in_tb = Fraction(1, in_rate)
     out_tb = Fraction(1, ctx.sample_rate)
@@ -255,8 +283,9 @@ def _read_back(path: Path) -> tuple[float, int]:
     """Duration and number of chapters, as a player will see them in the written file."""
     with av.open(str(path), "r") as check:
         if len(check.streams.video) != 1 or len(check.streams.audio) != 1:
-            raise MuxError(f"output has {len(check.streams.video)} video and "
-                           f"{len(check.streams.audio)} audio streams, expected one of each")
+            raise MuxError(
+                f"output has {len(check.streams.video)} video and "
+                f"{len(check.streams.audio)} audio streams, expected one of each"
+            )
         duration = check.duration / av.time_base if check.duration is not None else 0.0
         return duration, len(check.chapters())
-

@@ -81,8 +81,9 @@ def mp4_streams(path: Path) -> list[StreamInfo]:
                 frames=stream.frames,
             )
             if isinstance(stream, AudioStream):
-                info = replace(info, rate=stream.codec_context.sample_rate,
-                               channels=stream.codec_context.channels)
+                info = replace(
+                    info, rate=stream.codec_context.sample_rate, channels=stream.codec_context.channels
+                )
             elif isinstance(stream, VideoStream):
                 info = replace(info, width=stream.codec_context.width, height=stream.codec_context.height)
             result.append(info)

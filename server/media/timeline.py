@@ -34,8 +34,9 @@ class Chapter:
     label: str
 
 
-def align(screen_started_at: float, voice_started_at: float,
-          max_start_gap: float = DEFAULT_MAX_START_GAP) -> Alignment:
+def align(
+    screen_started_at: float, voice_started_at: float, max_start_gap: float = DEFAULT_MAX_START_GAP
+) -> Alignment:
     """Put the earlier stream at t=0 and offset the other by the difference of their starts."""
     for name, value in (("screen_started_at", screen_started_at), ("voice_started_at", voice_started_at)):
         if not math.isfinite(value):
@@ -47,8 +48,9 @@ def align(screen_started_at: float, voice_started_at: float,
     return Alignment(origin, screen_started_at - origin, voice_started_at - origin)
 
 
-def chapters_from_markers(markers: Iterable[tuple[float, str]], origin: float,
-                          duration: float) -> list[Chapter]:
+def chapters_from_markers(
+    markers: Iterable[tuple[float, str]], origin: float, duration: float
+) -> list[Chapter]:
     """Turn (server time, label) markers into contiguous chapters over [0, duration].
 
     Markers are sorted; those before t=0 are clamped to 0 and those past the end are dropped, as a

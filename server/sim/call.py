@@ -89,14 +89,16 @@ def _free_udp_port(host: str) -> int:
 def _offer(host: str, rtp_port: int, codec: str) -> bytes:
     pt = SUPPORTED[codec]
     sid = int(time.time())
-    return (f"v=0\r\no=sim {sid} {sid} IN IP4 {host}\r\ns=Tandem simulated call\r\nc=IN IP4 {host}\r\n"
-            f"t=0 0\r\nm=audio {rtp_port} RTP/AVP {pt}\r\na=rtpmap:{pt} {codec}/8000\r\na=sendonly\r\n"
-            ).encode()
+    return (
+        f"v=0\r\no=sim {sid} {sid} IN IP4 {host}\r\ns=Tandem simulated call\r\nc=IN IP4 {host}\r\n"
+        f"t=0 0\r\nm=audio {rtp_port} RTP/AVP {pt}\r\na=rtpmap:{pt} {codec}/8000\r\na=sendonly\r\n"
+    ).encode()
 
 
 class _Dialog:
-    def __init__(self, proto: _UacProtocol, server: tuple[str, int], local: tuple[str, int],
-                 dn: str, caller: str) -> None:
+    def __init__(
+        self, proto: _UacProtocol, server: tuple[str, int], local: tuple[str, int], dn: str, caller: str
+    ) -> None:
         self.proto = proto
         self.server = server
         self.local = local
@@ -109,9 +111,15 @@ class _Dialog:
 
     def request(self, method: str, branch: str, cseq: int, body: bytes = b"") -> SipRequest:
         return build_request(
-            method, self.uri, via=f"SIP/2.0/UDP {self.local[0]}:{self.local[1]};branch={branch};rport",
-            from_=self.from_, to=self.to, call_id=self.call_id, cseq=cseq,
-            contact=self.contact, body=body,
+            method,
+            self.uri,
+            via=f"SIP/2.0/UDP {self.local[0]}:{self.local[1]};branch={branch};rport",
+            from_=self.from_,
+            to=self.to,
+            call_id=self.call_id,
+            cseq=cseq,
+            contact=self.contact,
+            body=body,
         )
 
     def send(self, data: bytes) -> None:
@@ -150,8 +158,12 @@ class _Dialog:
 
 
 async def simulate_call(
-    server: tuple[str, int], dn: str, seconds: float, codec: str = "PCMU",
-    caller: str = "+15550100", local_host: str = "127.0.0.1",
+    server: tuple[str, int],
+    dn: str,
+    seconds: float,
+    codec: str = "PCMU",
+    caller: str = "+15550100",
+    local_host: str = "127.0.0.1",
 ) -> SimulatedCallResult:
     if codec not in SUPPORTED:
         raise SimulatedCallError(f"unsupported codec {codec!r}; use PCMU or PCMA")
@@ -191,15 +203,17 @@ async def _run(dialog: _Dialog, rtp_port: int, seconds: float, codec: str) -> Si
             await stopper
     packets = stats.packets
     if dialog.proto.remote_bye.is_set():
-        return SimulatedCallResult(dialog.call_id, choice.codec, remote, answered_at, time.time(),
-                                   packets, "server")
+        return SimulatedCallResult(
+            dialog.call_id, choice.codec, remote, answered_at, time.time(), packets, "server"
+        )
     dialog.cseq += 1
     bye = dialog.request("BYE", new_branch(), dialog.cseq).to_bytes()
     bye_resp = await dialog.transact(bye, "BYE", dialog.cseq, final_timeout=FINAL_TIMEOUT)
     if bye_resp.status >= 300:
         raise SimulatedCallError(f"BYE refused: {bye_resp.status} {bye_resp.reason}", bye_resp.status)
-    return SimulatedCallResult(dialog.call_id, choice.codec, remote, answered_at, time.time(),
-                               packets, "caller")
+    return SimulatedCallResult(
+        dialog.call_id, choice.codec, remote, answered_at, time.time(), packets, "caller"
+    )
 
 
 async def _stop_on_bye(remote_bye: asyncio.Event, stop: asyncio.Event) -> None:

@@ -88,8 +88,11 @@ class StreamFramer:
 
     def feed(self, data: bytes) -> None:
         if len(self._buf) + len(data) > self.max_buffer:
-            raise SipFramingError(f"more than {self.max_buffer} bytes buffered on one connection", 513,
-                                  bytes(self._buf[: self.max_message]))
+            raise SipFramingError(
+                f"more than {self.max_buffer} bytes buffered on one connection",
+                513,
+                bytes(self._buf[: self.max_message]),
+            )
         self._buf += data
 
     def pop(self) -> bytes | None:

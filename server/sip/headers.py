@@ -14,20 +14,55 @@ from server.sip.errors import SipParseError
 from server.sip.uri import SipUri, parse_uri, split_hostport
 
 COMPACT_FORMS = {
-    "i": "call-id", "f": "from", "t": "to", "v": "via", "m": "contact", "l": "content-length",
-    "c": "content-type", "k": "supported", "s": "subject", "e": "content-encoding",
-    "o": "event", "r": "refer-to", "u": "allow-events",
+    "i": "call-id",
+    "f": "from",
+    "t": "to",
+    "v": "via",
+    "m": "contact",
+    "l": "content-length",
+    "c": "content-type",
+    "k": "supported",
+    "s": "subject",
+    "e": "content-encoding",
+    "o": "event",
+    "r": "refer-to",
+    "u": "allow-events",
 }
 # Headers that RFC 3261 §7.3.1 allows to carry comma-separated values.
-LIST_HEADERS = frozenset({
-    "via", "contact", "route", "record-route", "allow", "accept", "accept-encoding",
-    "accept-language", "supported", "require", "proxy-require", "unsupported",
-    "content-encoding", "allow-events", "in-reply-to", "alert-info", "call-info", "error-info",
-})
+LIST_HEADERS = frozenset(
+    {
+        "via",
+        "contact",
+        "route",
+        "record-route",
+        "allow",
+        "accept",
+        "accept-encoding",
+        "accept-language",
+        "supported",
+        "require",
+        "proxy-require",
+        "unsupported",
+        "content-encoding",
+        "allow-events",
+        "in-reply-to",
+        "alert-info",
+        "call-info",
+        "error-info",
+    }
+)
 # Headers that must appear at most once (RFC 4475 §3.3.8, §3.3.9).
-SINGLE_HEADERS = frozenset({
-    "call-id", "cseq", "from", "to", "max-forwards", "content-length", "content-type",
-})
+SINGLE_HEADERS = frozenset(
+    {
+        "call-id",
+        "cseq",
+        "from",
+        "to",
+        "max-forwards",
+        "content-length",
+        "content-type",
+    }
+)
 MAX_CSEQ = 2**31 - 1
 TOKEN_RE = re.compile(r"^[A-Za-z0-9\-.!%*_+`'~]+$")
 

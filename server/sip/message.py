@@ -38,7 +38,9 @@ ENCODING = "utf-8"
 ERRORS = "surrogateescape"
 
 _PRETTY = {
-    "call-id": "Call-ID", "cseq": "CSeq", "www-authenticate": "WWW-Authenticate",
+    "call-id": "Call-ID",
+    "cseq": "CSeq",
+    "www-authenticate": "WWW-Authenticate",
     "mime-version": "MIME-Version",
 }
 _VERSION_RE = re.compile(r"^SIP/(\d+)\.(\d+)$", re.IGNORECASE)

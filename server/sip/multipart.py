@@ -121,9 +121,9 @@ def parse_multipart(content_type: str, body: bytes) -> MultipartBody:
         kind = _delimiter_kind(body[start:end], delimiter)
         if kind is not None:
             before = start  # the line break before a delimiter belongs to it, not to the part
-            if start >= 2 and body[start - 2:start] == b"\r\n":
+            if start >= 2 and body[start - 2 : start] == b"\r\n":
                 before = start - 2
-            elif start >= 1 and body[start - 1:start] == b"\n":
+            elif start >= 1 and body[start - 1 : start] == b"\n":
                 before = start - 1
             mark = (before, min(after, len(body)))
             if kind == "close":
@@ -136,17 +136,17 @@ def parse_multipart(content_type: str, body: bytes) -> MultipartBody:
     if not marks:
         raise MultipartError("the boundary delimiter does not occur in the body")
     ends = [m[0] for m in marks[1:]] + [closed_at[0] if closed_at else len(body)]
-    parts = tuple(_parse_part(body[m[1]:e]) for m, e in zip(marks, ends, strict=True))
-    epilogue = body[closed_at[1]:] if closed_at else b""
-    return MultipartBody(parts, body[:marks[0][0]], epilogue, closed_at is not None)
+    parts = tuple(_parse_part(body[m[1] : e]) for m, e in zip(marks, ends, strict=True))
+    epilogue = body[closed_at[1] :] if closed_at else b""
+    return MultipartBody(parts, body[: marks[0][0]], epilogue, closed_at is not None)
 
 
 def _delimiter_kind(line: bytes, delimiter: bytes) -> str | None:
-    """"open", "close" or None. Trailing whitespace is transport padding (RFC 2046 §5.1.1)."""
+    """ "open", "close" or None. Trailing whitespace is transport padding (RFC 2046 §5.1.1)."""
     line = line.rstrip(b"\r")
     if not line.startswith(delimiter):
         return None
-    rest = line[len(delimiter):]
+    rest = line[len(delimiter) :]
     if not rest.strip(b" \t"):
         return "open"
     if rest.startswith(b"--") and not rest[2:].strip(b" \t"):
@@ -193,5 +193,4 @@ def _build_part(headers: list[tuple[str, str]], content: bytes) -> BodyPart:
     content_id = found.get("content-id")
     if content_id is not None:
         content_id = content_id.strip().removeprefix("<").removesuffix(">") or None
-    return BodyPart(ctype, content, tuple(headers), ctype_params, disposition, disposition_params,
-                    content_id)
+    return BodyPart(ctype, content, tuple(headers), ctype_params, disposition, disposition_params, content_id)

@@ -160,7 +160,7 @@ class _TreeReader:
     def _end(self, _name: str) -> None:
         elem, start = self._stack.pop()
         at = self._parser.CurrentByteIndex
-        if self._last_start is elem and self.data[max(0, at - 2):at] == b"/>":
+        if self._last_start is elem and self.data[max(0, at - 2) : at] == b"/>":
             end = at  # <empty/>: expat reports the offset just past it
         else:
             close = self.data.find(b">", at)
@@ -193,8 +193,10 @@ def parse_metadata(data: bytes) -> RecordingMetadata:
         md.warn(f"metadata refused: {exc}")
         return md
     except expat.ExpatError as exc:
-        md.warn(f"metadata XML is malformed ({expat.ErrorString(exc.code)} at {reader.error_position()});"
-                " using what was read before the error")
+        md.warn(
+            f"metadata XML is malformed ({expat.ErrorString(exc.code)} at {reader.error_position()});"
+            " using what was read before the error"
+        )
     except (LookupError, ValueError) as exc:  # e.g. encoding="UTF-9": expat asks the codec registry
         md.warn(f"metadata XML cannot be decoded ({exc}); using what was read before the error")
     root = reader.root
@@ -242,8 +244,14 @@ def _read_container(container: Element, md: RecordingMetadata, reader: _TreeRead
             session_id = _attr(child, "sessionid", "session")
             if session_id:
                 md.recording_session_ids.append(session_id)
-        elif name in ("associatetime", "disassociatetime", "groupref", "sipsessionid", "starttime",
-                      "stoptime"):
+        elif name in (
+            "associatetime",
+            "disassociatetime",
+            "groupref",
+            "sipsessionid",
+            "starttime",
+            "stoptime",
+        ):
             continue  # fields of the container itself, read by its own reader
         else:
             md.extensions.append(reader.raw(child))

@@ -30,7 +30,12 @@ def error_response_for(data: bytes, status: int, reason: str | None = None) -> b
     if any(key not in found for key in _NEEDED):
         return None
     response = build_response_raw(
-        found["via"], found["from"][0], found["to"][0], found["call-id"][0], found["cseq"][0],
-        status, reason,
+        found["via"],
+        found["from"][0],
+        found["to"][0],
+        found["call-id"][0],
+        found["cseq"][0],
+        status,
+        reason,
     )
     return response.to_bytes()

@@ -139,14 +139,21 @@ def build_answer(offer: SessionDescription, choice: AudioChoice, host: str, port
     """A ``recvonly`` answer on ``host:port``; other m= lines are refused with port 0."""
     ip = "IP6" if ":" in host else "IP4"
     session_id = int(time.time())
-    lines = ["v=0", f"o=tandem {session_id} {session_id} IN {ip} {host}", "s=Tandem recording",
-             f"c=IN {ip} {host}", "t=0 0"]
+    lines = [
+        "v=0",
+        f"o=tandem {session_id} {session_id} IN {ip} {host}",
+        "s=Tandem recording",
+        f"c=IN {ip} {host}",
+        "t=0 0",
+    ]
     audio = offer.audio()
     for media in offer.media:
         if media is audio:
-            lines += [f"m=audio {port} RTP/AVP {choice.payload_type}",
-                      f"a=rtpmap:{choice.payload_type} {choice.codec}/8000",
-                      "a=recvonly" if choice.direction != "inactive" else "a=inactive"]
+            lines += [
+                f"m=audio {port} RTP/AVP {choice.payload_type}",
+                f"a=rtpmap:{choice.payload_type} {choice.codec}/8000",
+                "a=recvonly" if choice.direction != "inactive" else "a=inactive",
+            ]
         else:
             lines.append(f"m={media.media} 0 {media.proto} {' '.join(media.formats)}")
     return ("\r\n".join(lines) + "\r\n").encode()
@@ -204,20 +211,27 @@ def audio_streams(sdp: SessionDescription, supported: tuple[str, ...] = RECORDAB
             refusal = f"unsupported media protocol {media.proto[:20]!r}"
         elif chosen is None:
             refusal = f"no common codec ({' or '.join(supported)})"
-        out.append(AudioStream(
-            index=index, label=media.label, port=media.port, proto=media.proto,
-            remote_host=media.connection or sdp.connection,
-            direction=media.direction if media.direction != "sendrecv" else sdp.direction,
-            codecs=tuple(codecs),
-            telephone_event=next((pt for pt, name in codecs if name == "TELEPHONE-EVENT"), None),
-            codec=chosen[1] if chosen else None, payload_type=chosen[0] if chosen else None,
-            refusal=refusal,
-        ))
+        out.append(
+            AudioStream(
+                index=index,
+                label=media.label,
+                port=media.port,
+                proto=media.proto,
+                remote_host=media.connection or sdp.connection,
+                direction=media.direction if media.direction != "sendrecv" else sdp.direction,
+                codecs=tuple(codecs),
+                telephone_event=next((pt for pt, name in codecs if name == "TELEPHONE-EVENT"), None),
+                codec=chosen[1] if chosen else None,
+                payload_type=chosen[0] if chosen else None,
+                refusal=refusal,
+            )
+        )
     return out
 
 
-def build_multistream_answer(offer: SessionDescription, streams: list[AudioStream], host: str,
-                             ports: dict[int, int]) -> bytes:
+def build_multistream_answer(
+    offer: SessionDescription, streams: list[AudioStream], host: str, ports: dict[int, int]
+) -> bytes:
     """Answer every m= line in the offer's order (RFC 3264 §6): a ``recvonly`` audio line on
     ``ports[stream.index]`` with the stream's label for each accepted stream, port 0 for the rest.
 
@@ -225,8 +239,13 @@ def build_multistream_answer(offer: SessionDescription, streams: list[AudioStrea
     """
     ip = "IP6" if ":" in host else "IP4"
     session_id = int(time.time())
-    lines = ["v=0", f"o=tandem {session_id} {session_id} IN {ip} {host}", "s=Tandem recording",
-             f"c=IN {ip} {host}", "t=0 0"]
+    lines = [
+        "v=0",
+        f"o=tandem {session_id} {session_id} IN {ip} {host}",
+        "s=Tandem recording",
+        f"c=IN {ip} {host}",
+        "t=0 0",
+    ]
     by_index = {s.index: s for s in streams}
     for index, media in enumerate(offer.media):
         stream = by_index.get(index)
@@ -234,8 +253,10 @@ def build_multistream_answer(offer: SessionDescription, streams: list[AudioStrea
         if stream is None or not stream.accepted or port is None or stream.payload_type is None:
             lines.append(f"m={media.media} 0 {media.proto} {' '.join(media.formats)}")
             continue
-        lines += [f"m=audio {port} RTP/AVP {stream.payload_type}",
-                  f"a=rtpmap:{stream.payload_type} {stream.codec}/8000"]
+        lines += [
+            f"m=audio {port} RTP/AVP {stream.payload_type}",
+            f"a=rtpmap:{stream.payload_type} {stream.codec}/8000",
+        ]
         if stream.label is not None:
             lines.append(f"a=label:{stream.label}")
         lines.append("a=inactive" if stream.direction in ("inactive", "recvonly") else "a=recvonly")

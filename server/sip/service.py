@@ -57,12 +57,24 @@ class SipStats:
 
 class SipService:
     def __init__(
-        self, listener: CallListener, *, host: str, port: int, advertised_host: str,
-        rtp_host: str, rtp_port_range: tuple[int, int], voice_dir: Path | None = None,
-        rtp_timeout: float = 60.0, media_factory: MediaFactory | None = None,
-        tcp: bool = True, tls_context: ssl.SSLContext | None = None, tls_port: int | None = None,
-        stream_limits: StreamLimits | None = None, policy: RequestPolicy | None = None,
-        latching: bool = True, max_dialogs_per_source: int = 2000,
+        self,
+        listener: CallListener,
+        *,
+        host: str,
+        port: int,
+        advertised_host: str,
+        rtp_host: str,
+        rtp_port_range: tuple[int, int],
+        voice_dir: Path | None = None,
+        rtp_timeout: float = 60.0,
+        media_factory: MediaFactory | None = None,
+        tcp: bool = True,
+        tls_context: ssl.SSLContext | None = None,
+        tls_port: int | None = None,
+        stream_limits: StreamLimits | None = None,
+        policy: RequestPolicy | None = None,
+        latching: bool = True,
+        max_dialogs_per_source: int = 2000,
     ) -> None:
         self._host = host
         self._requested_port = port
@@ -81,10 +93,18 @@ class SipService:
         self._watchdog: asyncio.Task[None] | None = None
         self._rtp_timeout = rtp_timeout
         self._calls = CallManager(
-            listener, send=self._send, stats=self.stats, log=self._log,
-            advertised_host=advertised_host, rtp_host=rtp_host, rtp_port_range=rtp_port_range,
-            voice_dir=voice_dir, media_factory=media_factory or rtp_session_factory,
-            spawn=self._spawn, policy=policy, latching=latching,
+            listener,
+            send=self._send,
+            stats=self.stats,
+            log=self._log,
+            advertised_host=advertised_host,
+            rtp_host=rtp_host,
+            rtp_port_range=rtp_port_range,
+            voice_dir=voice_dir,
+            media_factory=media_factory or rtp_session_factory,
+            spawn=self._spawn,
+            policy=policy,
+            latching=latching,
             max_dialogs_per_source=max_dialogs_per_source,
         )
 
@@ -110,15 +130,25 @@ class SipService:
             await self._open_udp_and_tcp()
             if self._tls_context is not None:
                 self._tls = await StreamTransport.open(
-                    self._host, self._requested_tls_port, self._on_message, self._on_bad_frame,
-                    limits=self._stream_limits, tls_context=self._tls_context)
+                    self._host,
+                    self._requested_tls_port,
+                    self._on_message,
+                    self._on_bad_frame,
+                    limits=self._stream_limits,
+                    tls_context=self._tls_context,
+                )
         except SipTransportError:
             await self._close_transports()
             raise
         self._calls.local_port = self.port
         self._watchdog = asyncio.create_task(self._rtp_watchdog())
-        _logger.info("SIP UAS listening on %s:%d/udp%s%s", self._host, self.port,
-                     "+tcp" if self._tcp else "", f", {self.tls_port}/tls" if self._tls else "")
+        _logger.info(
+            "SIP UAS listening on %s:%d/udp%s%s",
+            self._host,
+            self.port,
+            "+tcp" if self._tcp else "",
+            f", {self.tls_port}/tls" if self._tls else "",
+        )
 
     async def _open_udp_and_tcp(self) -> None:
         """UDP and TCP on the same port number (RFC 3261 §18.2.1); with port 0 the kernel picks a
@@ -130,8 +160,9 @@ class SipService:
                 self._transport, self.port = udp, udp.port
                 return
             try:
-                self._tcp = await StreamTransport.open(self._host, udp.port, self._on_message,
-                                                       self._on_bad_frame, limits=self._stream_limits)
+                self._tcp = await StreamTransport.open(
+                    self._host, udp.port, self._on_message, self._on_bad_frame, limits=self._stream_limits
+                )
             except SipTransportError:
                 udp.close()
                 if attempt + 1 == attempts:
@@ -218,8 +249,9 @@ class SipService:
             return
         if len(self._tasks) >= MAX_INFLIGHT:
             self.stats.dropped += 1
-            self._log.warning("overload", "dropping %s from %s: %d requests in flight",
-                              msg.method, addr, len(self._tasks))
+            self._log.warning(
+                "overload", "dropping %s from %s: %d requests in flight", msg.method, addr, len(self._tasks)
+            )
             return
         # The arrival time, not the time a busy loop gets to it, is when a BYE ended the call.
         self._spawn(self._handle_request(msg, addr, time.time() if arrived is None else arrived))
@@ -234,8 +266,9 @@ class SipService:
             if req.method != "ACK":
                 self.respond(req, addr, 400)
 
-    def respond(self, req: SipRequest, addr: tuple[str, int], status: int,
-                headers: tuple[tuple[str, str], ...] = ()) -> None:
+    def respond(
+        self, req: SipRequest, addr: tuple[str, int], status: int, headers: tuple[tuple[str, str], ...] = ()
+    ) -> None:
         self._calls.respond(req, addr, status, headers=headers)
 
     async def _dispatch(self, req: SipRequest, addr: tuple[str, int], arrived: float) -> None:
@@ -244,8 +277,9 @@ class SipService:
             # A response needs exactly these headers (RFC 3261 §8.2.6.2), so none can be built.
             self.stats.malformed += 1
             self.stats.dropped += 1
-            self._log.warning("missing", "dropping %s from %s without %s", req.method, addr,
-                              ", ".join(missing))
+            self._log.warning(
+                "missing", "dropping %s from %s without %s", req.method, addr, ", ".join(missing)
+            )
             return
         if req.method not in SUPPORTED_METHODS:
             self.respond(req, addr, 501, (("allow", ALLOW),))
@@ -295,6 +329,10 @@ class SipService:
                 baseline = call.active_since or call.answered_at or now
                 last = max(call.media.last_packet_at or baseline, baseline)
                 if now - last > self._rtp_timeout:
-                    self._log.warning("rtp-timeout", "call %s: no RTP on a stream for %.0f s; ending it",
-                                      call.call_id, now - last)
+                    self._log.warning(
+                        "rtp-timeout",
+                        "call %s: no RTP on a stream for %.0f s; ending it",
+                        call.call_id,
+                        now - last,
+                    )
                     self._spawn(self._calls.end_call(call, now, "rtp timeout", send_bye=True))

@@ -109,8 +109,14 @@ def is_siprec_request(require: str | None, contact: str | None) -> bool:
     return bool(contact and _SRC_FEATURE.search(contact))
 
 
-def parse_offer(content_type: str, body: bytes, require: str | None, contact: str | None, *,
-                supported: tuple[str, ...] = RECORDABLE) -> RecordingOffer:
+def parse_offer(
+    content_type: str,
+    body: bytes,
+    require: str | None,
+    contact: str | None,
+    *,
+    supported: tuple[str, ...] = RECORDABLE,
+) -> RecordingOffer:
     """Classify and read an INVITE's offer. Raises ``SiprecError`` with the status to answer."""
     if not body:
         raise SiprecError("INVITE carries no offer (delayed offer is not supported)", 488)
@@ -151,9 +157,15 @@ def parse_offer(content_type: str, body: bytes, require: str | None, contact: st
         warnings.extend(metadata.warnings)
     accepted = [s for s in audio if s.accepted]
     return RecordingOffer(
-        siprec=siprec, sdp=sdp, streams=streams, participants=participants, metadata=metadata,
-        session_id=_session_id(metadata), deferred=all(s.deferred for s in accepted),
-        warnings=tuple(warnings), metadata_xml=metadata_body,
+        siprec=siprec,
+        sdp=sdp,
+        streams=streams,
+        participants=participants,
+        metadata=metadata,
+        session_id=_session_id(metadata),
+        deferred=all(s.deferred for s in accepted),
+        warnings=tuple(warnings),
+        metadata_xml=metadata_body,
     )
 
 
@@ -187,8 +199,9 @@ def _split_parts(content_type: str, body: bytes, warnings: list[str]) -> tuple[b
     return sdp_part.body, metadata_part.body if metadata_part is not None else None
 
 
-def _associate(audio: list[AudioStream], metadata: RecordingMetadata | None, warnings: list[str]
-               ) -> tuple[tuple[OfferStream, ...], tuple[OfferParticipant, ...]]:
+def _associate(
+    audio: list[AudioStream], metadata: RecordingMetadata | None, warnings: list[str]
+) -> tuple[tuple[OfferStream, ...], tuple[OfferParticipant, ...]]:
     """Tie SDP streams to metadata streams by label, and those to their sending participant."""
     if metadata is None:
         return tuple(OfferStream(a, None, None, None, ()) for a in audio), ()
@@ -227,22 +240,33 @@ def _associate(audio: list[AudioStream], metadata: RecordingMetadata | None, war
         who = senders.get(label, [])
         if len(who) > 1:
             warnings.append(f"stream {label!r} has {len(who)} senders (mixed); the first is its sender")
-        streams.append(OfferStream(stream, stream_id_of.get(label), who[0] if who else None,
-                                   basis if who else None, tuple(receivers.get(label, ()))))
+        streams.append(
+            OfferStream(
+                stream,
+                stream_id_of.get(label),
+                who[0] if who else None,
+                basis if who else None,
+                tuple(receivers.get(label, ())),
+            )
+        )
     participants = tuple(
         OfferParticipant(
-            participant_id=p.participant_id, aors=tuple(p.aors), names=tuple(p.names),
+            participant_id=p.participant_id,
+            aors=tuple(p.aors),
+            names=tuple(p.names),
             sends=tuple(s.label for s in streams if s.sender == p.participant_id and s.label),
             receives=tuple(s.label for s in streams if p.participant_id in s.receivers and s.label),
-            calling_party=p.calling_party, order=index,
+            calling_party=p.calling_party,
+            order=index,
         )
         for index, p in enumerate(metadata.participants)
     )
     return tuple(streams), participants
 
 
-def _order_hint(audio: list[AudioStream], metadata: RecordingMetadata, warnings: list[str]
-                ) -> dict[str, list[str]]:
+def _order_hint(
+    audio: list[AudioStream], metadata: RecordingMetadata, warnings: list[str]
+) -> dict[str, list[str]]:
     """No stream associations at all: pair the i-th participant with the i-th labelled stream,
     but only when the counts match one to one (anything else would be a guess)."""
     declared = [p for p in metadata.participants if p.declared]
@@ -251,8 +275,7 @@ def _order_hint(audio: list[AudioStream], metadata: RecordingMetadata, warnings:
         if declared and labelled:
             warnings.append("metadata does not say which participant sends which stream")
         return {}
-    warnings.append("metadata does not say which participant sends which stream; "
-                    "assuming document order")
+    warnings.append("metadata does not say which participant sends which stream; assuming document order")
     return {label: [p.participant_id] for label, p in zip(labelled, declared, strict=True)}
 
 

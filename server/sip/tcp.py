@@ -77,8 +77,13 @@ class _Connection(asyncio.Protocol):
             return
         self._admitted = True
         self._owner.connections.add(self)
-        self._peer = StreamPeer(self._ip, int(peername[1]), transport=self._owner.name,
-                                local_port=self._owner.port, write=self.write)
+        self._peer = StreamPeer(
+            self._ip,
+            int(peername[1]),
+            transport=self._owner.name,
+            local_port=self._owner.port,
+            write=self.write,
+        )
         self._arm_timer()
 
     def data_received(self, data: bytes) -> None:
@@ -102,8 +107,13 @@ class _Connection(asyncio.Protocol):
     def eof_received(self) -> bool:
         if not self._framer.at_boundary:
             self._owner.stats.truncated += 1
-            _log.warning("truncated", "%s connection from %s closed mid-message (%d bytes dropped)",
-                         self._owner.name, self._ip, self._framer.buffered)
+            _log.warning(
+                "truncated",
+                "%s connection from %s closed mid-message (%d bytes dropped)",
+                self._owner.name,
+                self._ip,
+                self._framer.buffered,
+            )
         self._linger("peer")
         # Keep our side open for the replies still due (closed after the linger). TLS cannot
         # half-close (asyncio warns and closes anyway), so there the EOF closes at once.
@@ -128,8 +138,9 @@ class _Connection(asyncio.Protocol):
             return False
         transport.write(data)
         if transport.get_write_buffer_size() > self._owner.limits.max_write_buffer:
-            _log.warning("write-buffer", "%s peer %s does not read its replies; closing",
-                         self._owner.name, self._ip)
+            _log.warning(
+                "write-buffer", "%s peer %s does not read its replies; closing", self._owner.name, self._ip
+            )
             self._reason = "write-buffer"
             transport.abort()
         return True
@@ -154,24 +165,31 @@ class _Connection(asyncio.Protocol):
         if self._timer is not None:
             self._timer.cancel()
         loop = asyncio.get_running_loop()
-        self._timer = loop.call_later(self._owner.limits.idle_timeout if delay is None else delay,
-                                      self._on_timer)
+        self._timer = loop.call_later(
+            self._owner.limits.idle_timeout if delay is None else delay, self._on_timer
+        )
 
     def _on_timer(self) -> None:
         self._timer = None
         if not self._reading:
             self.close(self._reason)
             return
-        _log.warning("idle", "closing %s connection from %s: no complete message for %.1f s",
-                     self._owner.name, self._ip, self._owner.limits.idle_timeout)
+        _log.warning(
+            "idle",
+            "closing %s connection from %s: no complete message for %.1f s",
+            self._owner.name,
+            self._ip,
+            self._owner.limits.idle_timeout,
+        )
         self.close("idle")
 
 
 class StreamTransport:
     """One listening TCP or TLS socket and its connections."""
 
-    def __init__(self, name: str, limits: StreamLimits, on_message: MessageHandler,
-                 on_bad_frame: BadFrameHandler) -> None:
+    def __init__(
+        self, name: str, limits: StreamLimits, on_message: MessageHandler, on_bad_frame: BadFrameHandler
+    ) -> None:
         self.name = name
         self.limits = limits
         self.on_message = on_message
@@ -183,15 +201,26 @@ class StreamTransport:
         self._server: asyncio.Server | None = None
 
     @classmethod
-    async def open(cls, host: str, port: int, on_message: MessageHandler, on_bad_frame: BadFrameHandler,
-                   *, limits: StreamLimits | None = None,
-                   tls_context: ssl.SSLContext | None = None) -> StreamTransport:
-        self = cls("TLS" if tls_context is not None else "TCP", limits or StreamLimits(),
-                   on_message, on_bad_frame)
+    async def open(
+        cls,
+        host: str,
+        port: int,
+        on_message: MessageHandler,
+        on_bad_frame: BadFrameHandler,
+        *,
+        limits: StreamLimits | None = None,
+        tls_context: ssl.SSLContext | None = None,
+    ) -> StreamTransport:
+        self = cls(
+            "TLS" if tls_context is not None else "TCP", limits or StreamLimits(), on_message, on_bad_frame
+        )
         loop = asyncio.get_running_loop()
         try:
             self._server = await loop.create_server(
-                lambda: _Connection(self), host, port, ssl=tls_context,
+                lambda: _Connection(self),
+                host,
+                port,
+                ssl=tls_context,
                 ssl_handshake_timeout=self.limits.tls_handshake_timeout if tls_context else None,
                 reuse_address=True,
             )
@@ -213,8 +242,13 @@ class StreamTransport:
             refusal = "per-ip"
         if refusal is not None:
             self.stats.refused[refusal] += 1
-            _log.warning(f"refused-{refusal}", "refusing %s connection from %s: %s limit reached",
-                         self.name, ip, refusal)
+            _log.warning(
+                f"refused-{refusal}",
+                "refusing %s connection from %s: %s limit reached",
+                self.name,
+                ip,
+                refusal,
+            )
             return refusal
         self._per_ip[ip] += 1
         self.stats.accepted += 1

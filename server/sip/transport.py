@@ -34,8 +34,9 @@ class StreamPeer(tuple[str, int]):
     local_port: int  # our listening port for this transport
     write: Callable[[bytes], bool]
 
-    def __new__(cls, host: str, port: int, *, transport: str, local_port: int,
-                write: Callable[[bytes], bool]) -> StreamPeer:
+    def __new__(
+        cls, host: str, port: int, *, transport: str, local_port: int, write: Callable[[bytes], bool]
+    ) -> StreamPeer:
         peer = super().__new__(cls, (host, port))
         peer.transport = transport
         peer.local_port = local_port

@@ -214,7 +214,6 @@ def run_baresip(workdir: Path, audio_source: Path, display_name: str, user: str)
         stop_process(proc, timeout=5)
 
 
-
 def speech_ulaw_wav(path: Path, seconds: float = 6.0) -> None:
     """8 kHz μ-law WAV of the server's speech-like test signal, for SIPp's ``rtp_stream``."""
     from server.sim.speech import speech_like_pcm

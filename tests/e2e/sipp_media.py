@@ -30,9 +30,26 @@ def write_tone(path: Path, freq: float, seconds: float, volume: float = 0.5) -> 
     """A sine tone as raw 8 kHz μ-law (sox, undithered), what ``rtp_stream`` sends as PCMU.
     Returns the bytes."""
     subprocess.run(
-        ["sox", "-D", "-n", "-t", "ul", "-r", str(RATE), "-c", "1", str(path),
-         "synth", f"{seconds:g}", "sine", f"{freq:g}", "vol", f"{volume:g}"],
-        check=True, capture_output=True,
+        [
+            "sox",
+            "-D",
+            "-n",
+            "-t",
+            "ul",
+            "-r",
+            str(RATE),
+            "-c",
+            "1",
+            str(path),
+            "synth",
+            f"{seconds:g}",
+            "sine",
+            f"{freq:g}",
+            "vol",
+            f"{volume:g}",
+        ],
+        check=True,
+        capture_output=True,
     )
     return path.read_bytes()
 
@@ -47,8 +64,14 @@ def lost_packets(count: int, fraction: float, seed: int, keep_edges: int = 5) ->
     return frozenset(random.Random(seed).sample(candidates, lost))
 
 
-def rtp_pcap(payload: bytes, lost: Collection[int] = (), *, payload_type: int = 0,
-             ssrc: int = 0x7A4D0001, dst_port: int = 30000) -> bytes:
+def rtp_pcap(
+    payload: bytes,
+    lost: Collection[int] = (),
+    *,
+    payload_type: int = 0,
+    ssrc: int = 0x7A4D0001,
+    dst_port: int = 30000,
+) -> bytes:
     """A pcap of the RTP packets carrying ``payload`` (20 ms each, 8 kHz) minus the ``lost`` ones,
     with the gaps left as they would be on the wire: sequence numbers, RTP timestamps and capture
     times skip what was lost. SIPp's play_pcap_audio keeps the capture's timing and rewrites the
@@ -57,12 +80,32 @@ def rtp_pcap(payload: bytes, lost: Collection[int] = (), *, payload_type: int = 
     for index in range(len(payload) // PACKET_SAMPLES):
         if index in lost:
             continue
-        chunk = payload[index * PACKET_SAMPLES:(index + 1) * PACKET_SAMPLES]
-        rtp = struct.pack("!BBHII", 0x80, payload_type & 0x7F, index & 0xFFFF,
-                          (index * PACKET_SAMPLES) & 0xFFFFFFFF, ssrc) + chunk
+        chunk = payload[index * PACKET_SAMPLES : (index + 1) * PACKET_SAMPLES]
+        rtp = (
+            struct.pack(
+                "!BBHII",
+                0x80,
+                payload_type & 0x7F,
+                index & 0xFFFF,
+                (index * PACKET_SAMPLES) & 0xFFFFFFFF,
+                ssrc,
+            )
+            + chunk
+        )
         udp = struct.pack("!HHHH", dst_port + 10000, dst_port, 8 + len(rtp), 0) + rtp
-        ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(udp), index & 0xFFFF, 0, 64, 17, 0,
-                         socket.inet_aton("127.0.0.1"), socket.inet_aton("127.0.0.1"))
+        ip = struct.pack(
+            "!BBHHHBBH4s4s",
+            0x45,
+            0,
+            20 + len(udp),
+            index & 0xFFFF,
+            0,
+            64,
+            17,
+            0,
+            socket.inet_aton("127.0.0.1"),
+            socket.inet_aton("127.0.0.1"),
+        )
         frame = b"\x00" * 12 + b"\x08\x00" + ip + udp
         micros = index * PACKET_SAMPLES * 1_000_000 // RATE
         frames.append(struct.pack("<IIII", micros // 1_000_000, micros % 1_000_000, len(frame), len(frame)))
@@ -86,10 +129,10 @@ def read_rtp_pcap(data: bytes) -> list[CapturedRtp]:
     offset = len(_PCAP_HEADER)
     while offset + 16 <= len(data):
         seconds, micros, length, _ = struct.unpack_from("<IIII", data, offset)
-        frame = data[offset + 16:offset + 16 + length]
+        frame = data[offset + 16 : offset + 16 + length]
         offset += 16 + length
         header_len = (frame[14] & 0x0F) * 4
-        rtp = frame[14 + header_len + 8:]
+        rtp = frame[14 + header_len + 8 :]
         _, _, sequence, timestamp, _ = struct.unpack_from("!BBHII", rtp)
         packets.append(CapturedRtp(seconds + micros / 1e6, sequence, timestamp, rtp[12:]))
     return packets
@@ -173,5 +216,7 @@ def first_sound(x: Samples, threshold: float = 0.05) -> int | None:
 def packet_windows(x: Samples, start: int, count: int, margin: int = 16) -> list[Samples]:
     """The stretch of ``x`` each of ``count`` consecutive 20 ms packets should fill, the first
     starting at sample ``start``; ``margin`` samples are left out at both ends of each."""
-    return [x[start + i * PACKET_SAMPLES + margin:start + (i + 1) * PACKET_SAMPLES - margin]
-            for i in range(count)]
+    return [
+        x[start + i * PACKET_SAMPLES + margin : start + (i + 1) * PACKET_SAMPLES - margin]
+        for i in range(count)
+    ]

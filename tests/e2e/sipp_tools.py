@@ -139,8 +139,11 @@ class SippResult:
 
     def describe(self) -> str:
         lines = [f"{'>>' if m.sent else '<<'} {m.time:.3f} {m.first_line}" for m in self.messages]
-        return (f"SIPp exit {self.returncode}\nmessages:\n" + "\n".join(lines)
-                + f"\nerrors:\n{self.errors[-3000:]}\nsecond stream:\n{self.second_log[-1500:]}")
+        return (
+            f"SIPp exit {self.returncode}\nmessages:\n"
+            + "\n".join(lines)
+            + f"\nerrors:\n{self.errors[-3000:]}\nsecond stream:\n{self.second_log[-1500:]}"
+        )
 
     def check(self) -> SippResult:
         if self.returncode != 0:
@@ -156,11 +159,32 @@ def _second_stream_launcher(work: Path, leg: SecondStream, media_port: int) -> s
     """A shell script that runs the second stream's SIPp (talking to itself) and records its pid;
     the SIPREC scenario runs it with ``-set rtp_host H -set rtp_port P`` appended."""
     port = free_port(socket.SOCK_DGRAM)
-    argv = ["sipp", f"127.0.0.1:{port}", "-p", str(port), "-sf", str(SIPP_DIR / leg.scenario),
-            "-m", "1", "-i", "127.0.0.1", "-mi", "127.0.0.1", "-mp", str(media_port),
-            "-nostdin", "-timeout", "60", "-trace_msg", "-message_file", str(work / "second.msg"),
-            "-trace_err", "-error_file", str(work / "second.err"),
-            *_option_pairs("-set", leg.variables())]
+    argv = [
+        "sipp",
+        f"127.0.0.1:{port}",
+        "-p",
+        str(port),
+        "-sf",
+        str(SIPP_DIR / leg.scenario),
+        "-m",
+        "1",
+        "-i",
+        "127.0.0.1",
+        "-mi",
+        "127.0.0.1",
+        "-mp",
+        str(media_port),
+        "-nostdin",
+        "-timeout",
+        "60",
+        "-trace_msg",
+        "-message_file",
+        str(work / "second.msg"),
+        "-trace_err",
+        "-error_file",
+        str(work / "second.err"),
+        *_option_pairs("-set", leg.variables()),
+    ]
     script = work / "second_stream.sh"
     script.write_text(
         "#!/bin/sh\n# The second SIPREC stream (see tests/e2e/sipp_tools.py).\n"
@@ -194,10 +218,18 @@ def _await_second_stream(work: Path, timeout: float) -> None:
         raise
 
 
-def run_sipp(scenario: str, server_port: int, work: Path, *, service: str,
-             duration_ms: int | None = None, keys: Mapping[str, object] | None = None,
-             variables: Mapping[str, object] | None = None, second: SecondStream | None = None,
-             timeout: float = 60) -> SippResult:
+def run_sipp(
+    scenario: str,
+    server_port: int,
+    work: Path,
+    *,
+    service: str,
+    duration_ms: int | None = None,
+    keys: Mapping[str, object] | None = None,
+    variables: Mapping[str, object] | None = None,
+    second: SecondStream | None = None,
+    timeout: float = 60,
+) -> SippResult:
     """Run one call of ``tests/sipp/<scenario>`` against 127.0.0.1:``server_port`` with ``work``
     as SIPp's directory (its audio files go there). ``second`` adds the SIPREC second stream."""
     work.mkdir(parents=True, exist_ok=True)
@@ -206,21 +238,50 @@ def run_sipp(scenario: str, server_port: int, work: Path, *, service: str,
     if second is not None:
         all_keys["leg_b"] = _second_stream_launcher(work, second, base + 4)
     all_keys.setdefault("leg_b_media_port", base + 4)
-    argv = ["sipp", f"127.0.0.1:{server_port}", "-sf", str(SIPP_DIR / scenario), "-s", service,
-            "-m", "1", "-i", "127.0.0.1", "-p", str(free_port(socket.SOCK_DGRAM)),
-            "-mi", "127.0.0.1", "-mp", str(base), "-cid_str", f"{work.name}-%u-%p@%s",
-            "-nostdin", "-timeout", f"{timeout:g}", "-timeout_error",
-            "-trace_msg", "-message_file", str(work / "main.msg"),
-            "-trace_err", "-error_file", str(work / "main.err"),
-            *_option_pairs("-key", all_keys), *_option_pairs("-set", variables or {})]
+    argv = [
+        "sipp",
+        f"127.0.0.1:{server_port}",
+        "-sf",
+        str(SIPP_DIR / scenario),
+        "-s",
+        service,
+        "-m",
+        "1",
+        "-i",
+        "127.0.0.1",
+        "-p",
+        str(free_port(socket.SOCK_DGRAM)),
+        "-mi",
+        "127.0.0.1",
+        "-mp",
+        str(base),
+        "-cid_str",
+        f"{work.name}-%u-%p@%s",
+        "-nostdin",
+        "-timeout",
+        f"{timeout:g}",
+        "-timeout_error",
+        "-trace_msg",
+        "-message_file",
+        str(work / "main.msg"),
+        "-trace_err",
+        "-error_file",
+        str(work / "main.err"),
+        *_option_pairs("-key", all_keys),
+        *_option_pairs("-set", variables or {}),
+    ]
     if duration_ms is not None:
         argv += ["-d", str(duration_ms)]
     try:
         proc = subprocess.run(argv, cwd=work, capture_output=True, timeout=timeout + 15)
     except subprocess.TimeoutExpired as exc:
         raise SippError(f"SIPp did not end within {timeout + 15:g} s: {' '.join(argv)}") from exc
-    result = SippResult(proc.returncode, proc.stdout.decode(errors="replace")[-4000:],
-                        _read_trace(work / "main.msg"), _read(work / "main.err"))
+    result = SippResult(
+        proc.returncode,
+        proc.stdout.decode(errors="replace")[-4000:],
+        _read_trace(work / "main.msg"),
+        _read(work / "main.err"),
+    )
     if second is not None:
         _await_second_stream(work, 30)
         result.second = _read_trace(work / "second.msg")
@@ -240,7 +301,6 @@ def sipp_call_id(result: SippResult) -> str | None:
     """The Call-ID SIPp used (``-cid_str``), from the first message it sent."""
     sent = [m for m in result.messages if m.sent]
     return sent[0].header("Call-ID") if sent else None
-
 
 
 # ---- the recording server under test ------------------------------------------------------------
@@ -293,8 +353,12 @@ class Recorder:
 def recorder(data_dir: Path, dn: str = "1001", **settings: str) -> Iterator[Recorder]:
     """Start the server (screen recording off: no recorder service here) and log the agent in."""
     with run_server(data_dir, (), **{"TANDEM_SERVER_SCREEN_PERCENTAGE": "0", **settings}) as server:
-        login = {"username": "agent1", "password": server.creds["agent1"]["password"],
-                 "client": "desktop", "dn": dn}
+        login = {
+            "username": "agent1",
+            "password": server.creds["agent1"]["password"],
+            "client": "desktop",
+            "dn": dn,
+        }
         httpx.post(f"{server.url}/api/auth/login", json=login, timeout=10).raise_for_status()
         with server.client("admin") as admin:
             yield Recorder(server, admin, dn)

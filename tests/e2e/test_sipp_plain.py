@@ -22,8 +22,9 @@ LENGTH_TOLERANCE = 0.02  # the WAV lasts from the 200 OK to the BYE, to 20 ms
 
 @pytest.fixture(scope="module")
 def rec(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Recorder]:
-    with recorder(tmp_path_factory.mktemp("plain-server"),
-                  TANDEM_SERVER_RTP_TIMEOUT_SECONDS=str(RTP_TIMEOUT)) as r:
+    with recorder(
+        tmp_path_factory.mktemp("plain-server"), TANDEM_SERVER_RTP_TIMEOUT_SECONDS=str(RTP_TIMEOUT)
+    ) as r:
         yield r
 
 
@@ -58,7 +59,10 @@ def test_plain_call_is_recorded_for_its_length(rec: Recorder, tmp_path: Path) ->
 def test_hold_and_resume_by_reinvite(rec: Recorder, tmp_path: Path, hold_dir: str, hold_addr: str) -> None:
     work = _work(tmp_path, f"hold-{hold_dir}")
     result = run_sipp(
-        "plain_hold.xml", rec.server.sip_port, work, service=rec.dn,
+        "plain_hold.xml",
+        rec.server.sip_port,
+        work,
+        service=rec.dn,
         keys={"hold_dir": hold_dir, "hold_addr": hold_addr},
         variables={"pause1_ms": 1500, "gap_ms": 2500, "pause2_ms": 1500},
     ).check()
@@ -87,15 +91,26 @@ def test_cancel_before_answer_leaves_nothing_active(rec: Recorder, tmp_path: Pat
     rec.assert_nothing_live(call_id)
     assert all(not i["media"] for i in rec.interactions(call_id)), "a cancelled call has media"
     # The agent is free for the next call.
-    follow = run_sipp("plain_call.xml", rec.server.sip_port, _work(tmp_path, "after-cancel"),
-                      service=rec.dn, duration_ms=1000)
+    follow = run_sipp(
+        "plain_call.xml",
+        rec.server.sip_port,
+        _work(tmp_path, "after-cancel"),
+        service=rec.dn,
+        duration_ms=1000,
+    )
     assert follow.returncode == 0, f"the call after a CANCEL failed:\n{follow.describe()}"
 
 
 def test_lost_ack_gets_the_200_again_and_records_normally(rec: Recorder, tmp_path: Path) -> None:
     work = _work(tmp_path, "lostack")
-    result = run_sipp("plain_lost_ack.xml", rec.server.sip_port, work, service=rec.dn,
-                      duration_ms=2000, variables={"lost_ack_ms": 1800}).check()
+    result = run_sipp(
+        "plain_lost_ack.xml",
+        rec.server.sip_port,
+        work,
+        service=rec.dn,
+        duration_ms=2000,
+        variables={"lost_ack_ms": 1800},
+    ).check()
     oks = result.received(200, "INVITE")
     ack = result.sent("ACK")[0]
     before_ack = [m.time for m in oks if m.time < ack.time]
@@ -112,8 +127,9 @@ def test_lost_ack_gets_the_200_again_and_records_normally(rec: Recorder, tmp_pat
 
 def test_server_sends_bye_when_rtp_stops(rec: Recorder, tmp_path: Path) -> None:
     work = _work(tmp_path, "serverbye")
-    result = run_sipp("plain_server_bye.xml", rec.server.sip_port, work, service=rec.dn,
-                      duration_ms=2000).check()
+    result = run_sipp(
+        "plain_server_bye.xml", rec.server.sip_port, work, service=rec.dn, duration_ms=2000
+    ).check()
     bye = [m for m in result.messages if not m.sent and m.is_request("BYE")]
     assert len(bye) >= 1, result.describe()
     inter = rec.interaction(sipp_call_id(result) or "")

@@ -52,7 +52,7 @@ def test_pcap_keeps_the_gaps_of_lost_packets() -> None:
     assert len(packets) == 37
     assert all(p.timestamp == p.sequence * PACKET_SAMPLES for p in packets)
     assert all(p.time == pytest.approx(p.sequence * 0.02) for p in packets)
-    assert packets[3].payload == payload[5 * PACKET_SAMPLES:6 * PACKET_SAMPLES]
+    assert packets[3].payload == payload[5 * PACKET_SAMPLES : 6 * PACKET_SAMPLES]
 
 
 def test_trace_is_read_with_direction_time_and_headers() -> None:
@@ -85,7 +85,7 @@ def test_packet_windows_find_the_lost_packets_of_a_recorded_leg() -> None:
     signal = _sine(440, 1.0)
     lost = {7, 8, 20}
     for i in lost:
-        signal[i * PACKET_SAMPLES:(i + 1) * PACKET_SAMPLES] = 0
+        signal[i * PACKET_SAMPLES : (i + 1) * PACKET_SAMPLES] = 0
     recorded = np.concatenate([np.zeros(333), signal])
     start = first_sound(recorded)
     assert start is not None and abs(start - 333) <= 2
@@ -113,8 +113,11 @@ def test_tone_file_is_raw_mu_law_for_rtp_stream(tmp_path: Path) -> None:
 
     data = write_tone(tmp_path / "t.ul", 1000, 0.5)
     assert len(data) == 4000 and not data.startswith(b"RIFF")  # no header: rtp_stream sends all
-    pcm = subprocess.run(["sox", "-t", "ul", "-r", "8000", "-c", "1", str(tmp_path / "t.ul"), "-t", "s16",
-                          "-"], check=True, capture_output=True).stdout
+    pcm = subprocess.run(
+        ["sox", "-t", "ul", "-r", "8000", "-c", "1", str(tmp_path / "t.ul"), "-t", "s16", "-"],
+        check=True,
+        capture_output=True,
+    ).stdout
     samples = np.frombuffer(pcm, dtype="<i2") / 32768.0
     assert dominant_hz(samples, RATE) == pytest.approx(1000, abs=4)
     assert rms_db(samples) == pytest.approx(-9.0, abs=0.5)
@@ -126,20 +129,36 @@ def _rendered_invite(scenario: str) -> tuple[str, bytes, str, str]:
     text = re.search(r"<!\[CDATA\[(.*?)\]\]>", xml, re.S)
     assert text is not None
     lines = [line.strip() for line in text.group(1).strip("\n").split("\n")]
-    values = {"media_ip": "127.0.0.1", "media_ip_type": "4", "media_port": "20000",
-              "leg_b_media_port": "20004", "agent_dn": "1001", "call_id": "c1@127.0.0.1"}
+    values = {
+        "media_ip": "127.0.0.1",
+        "media_ip_type": "4",
+        "media_port": "20000",
+        "leg_b_media_port": "20004",
+        "agent_dn": "1001",
+        "call_id": "c1@127.0.0.1",
+    }
     message = re.sub(r"\[(\w+)\]", lambda m: values.get(m.group(1), m.group(0)), "\r\n".join(lines))
     head, _, body = message.partition("\r\n\r\n")
     headers = dict(line.split(": ", 1) for line in head.split("\r\n")[1:])
     return headers["Content-Type"], body.encode(), headers["Require"], headers["Contact"]
 
 
-@pytest.mark.parametrize("scenario", ["siprec_call.xml", "siprec_pause.xml", "siprec_lost_ack.xml",
-                                      "siprec_server_bye.xml", "siprec_cancel.xml"])
+@pytest.mark.parametrize(
+    "scenario",
+    [
+        "siprec_call.xml",
+        "siprec_pause.xml",
+        "siprec_lost_ack.xml",
+        "siprec_server_bye.xml",
+        "siprec_cancel.xml",
+    ],
+)
 def test_scenario_offer_ties_each_stream_to_its_participant(scenario: str) -> None:
     offer = parse_offer(*_rendered_invite(scenario))
     assert offer.siprec and offer.warnings == (), offer.warnings
     assert [(s.label, s.audio.port, s.audio.direction) for s in offer.streams] == [
-        ("1", 20000, "sendonly"), ("2", 20004, "sendonly")]
+        ("1", 20000, "sendonly"),
+        ("2", 20004, "sendonly"),
+    ]
     aors = {s.label: p.aor for s in offer.streams if (p := offer.participant(s.sender)) is not None}
     assert aors == {"1": "sip:1001@pbx.example.com", "2": "sip:+15550123@pbx.example.com"}

@@ -52,8 +52,9 @@ LEG_B_LEAD = 300  # ms the second stream stops before (and resumes after) a paus
 
 @pytest.fixture(scope="module")
 def rec(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Recorder]:
-    with recorder(tmp_path_factory.mktemp("siprec-server"),
-                  TANDEM_SERVER_RTP_TIMEOUT_SECONDS=str(RTP_TIMEOUT)) as r:
+    with recorder(
+        tmp_path_factory.mktemp("siprec-server"), TANDEM_SERVER_RTP_TIMEOUT_SECONDS=str(RTP_TIMEOUT)
+    ) as r:
         yield r
 
 
@@ -101,8 +102,15 @@ class TwoStreamCall:
 @pytest.fixture(scope="module")
 def two_stream_call(rec: Recorder, tmp_path_factory: pytest.TempPathFactory) -> TwoStreamCall:
     work = _work(tmp_path_factory.mktemp("siprec"), "call")
-    result = run_sipp("siprec_call.xml", rec.server.sip_port, work, service="srs", duration_ms=4000,
-                      keys={"agent_dn": rec.dn}, second=SecondStream(stream1_ms=3800))
+    result = run_sipp(
+        "siprec_call.xml",
+        rec.server.sip_port,
+        work,
+        service="srs",
+        duration_ms=4000,
+        keys={"agent_dn": rec.dn},
+        second=SecondStream(stream1_ms=3800),
+    )
     return TwoStreamCall(result, work)
 
 
@@ -111,8 +119,12 @@ def test_sipp_sends_a_siprec_offer_the_server_parser_reads(
 ) -> None:
     invite = two_stream_call.result.sent("INVITE")[0]
     assert invite.header("Require") == "siprec" and "+sip.src" in (invite.header("Contact") or "")
-    offer = parse_offer(invite.header("Content-Type") or "", invite.body.replace("\n", "\r\n").encode(),
-                        invite.header("Require"), invite.header("Contact"))
+    offer = parse_offer(
+        invite.header("Content-Type") or "",
+        invite.body.replace("\n", "\r\n").encode(),
+        invite.header("Require"),
+        invite.header("Contact"),
+    )
     assert offer.siprec and offer.warnings == (), offer.warnings
     senders = [(s.label, p.aor if (p := offer.participant(s.sender)) else None) for s in offer.streams]
     assert senders == [("1", f"sip:{rec.dn}@pbx.example.com"), ("2", "sip:+15550123@pbx.example.com")]
@@ -148,7 +160,10 @@ def test_pause_and_hold_by_reinvite_are_silent_pause_spans(
 ) -> None:
     work = _work(tmp_path, f"pause-{hold_dir}")
     result = run_sipp(
-        "siprec_pause.xml", rec.server.sip_port, work, service="srs",
+        "siprec_pause.xml",
+        rec.server.sip_port,
+        work,
+        service="srs",
         keys={"agent_dn": rec.dn, "hold_dir": hold_dir, "hold_addr": hold_addr},
         variables={"pause1_ms": 1500, "gap_ms": 2500, "pause2_ms": 1500},
         second=SecondStream(1500 - LEG_B_LEAD, 2500 + LEG_B_LEAD, 1500 - LEG_B_LEAD),
@@ -172,22 +187,37 @@ def test_pause_and_hold_by_reinvite_are_silent_pause_spans(
 
 def test_cancel_before_answer_records_nothing(rec: Recorder, tmp_path: Path) -> None:
     work = _work(tmp_path, "cancel")
-    result = run_sipp("siprec_cancel.xml", rec.server.sip_port, work, service="srs",
-                      keys={"agent_dn": rec.dn}).check()
+    result = run_sipp(
+        "siprec_cancel.xml", rec.server.sip_port, work, service="srs", keys={"agent_dn": rec.dn}
+    ).check()
     assert len(result.received(487, "INVITE")) == 1 and not result.received(200, "INVITE"), result.describe()
     call_id = sipp_call_id(result) or ""
     rec.assert_nothing_live(call_id)
     assert all(not i["media"] for i in rec.interactions(call_id)), "a cancelled call has media"
-    follow = run_sipp("siprec_call.xml", rec.server.sip_port, _work(tmp_path, "after-cancel"), service="srs",
-                      duration_ms=1000, keys={"agent_dn": rec.dn}, second=SecondStream(stream1_ms=800))
+    follow = run_sipp(
+        "siprec_call.xml",
+        rec.server.sip_port,
+        _work(tmp_path, "after-cancel"),
+        service="srs",
+        duration_ms=1000,
+        keys={"agent_dn": rec.dn},
+        second=SecondStream(stream1_ms=800),
+    )
     assert follow.returncode == 0, f"the recording after a CANCEL failed:\n{follow.describe()}"
 
 
 def test_lost_ack_gets_the_200_again_and_records_normally(rec: Recorder, tmp_path: Path) -> None:
     work = _work(tmp_path, "lostack")
-    result = run_sipp("siprec_lost_ack.xml", rec.server.sip_port, work, service="srs", duration_ms=2000,
-                      keys={"agent_dn": rec.dn}, variables={"lost_ack_ms": 1800},
-                      second=SecondStream(stream1_ms=3500))
+    result = run_sipp(
+        "siprec_lost_ack.xml",
+        rec.server.sip_port,
+        work,
+        service="srs",
+        duration_ms=2000,
+        keys={"agent_dn": rec.dn},
+        variables={"lost_ack_ms": 1800},
+        second=SecondStream(stream1_ms=3500),
+    )
     inter, voice = _recorded(rec, result, work / "voice.wav")
     oks = result.received(200, "INVITE")
     ack = result.sent("ACK")[0]
@@ -202,8 +232,15 @@ def test_lost_ack_gets_the_200_again_and_records_normally(rec: Recorder, tmp_pat
 
 def test_server_sends_bye_when_rtp_stops(rec: Recorder, tmp_path: Path) -> None:
     work = _work(tmp_path, "serverbye")
-    result = run_sipp("siprec_server_bye.xml", rec.server.sip_port, work, service="srs", duration_ms=2000,
-                      keys={"agent_dn": rec.dn}, second=SecondStream(stream1_ms=1800))
+    result = run_sipp(
+        "siprec_server_bye.xml",
+        rec.server.sip_port,
+        work,
+        service="srs",
+        duration_ms=2000,
+        keys={"agent_dn": rec.dn},
+        second=SecondStream(stream1_ms=1800),
+    )
     inter, voice = _recorded(rec, result, work / "voice.wav")
     bye = next(m for m in result.messages if not m.sent and m.is_request("BYE"))
     quiet_for = bye.time - inter["answered_at"] - 2.0
@@ -218,11 +255,17 @@ def test_fifteen_percent_loss_on_one_leg(rec: Recorder, tmp_path: Path) -> None:
     work = _work(tmp_path, "loss")
     packets = 180  # 3.6 s of the caller's stream, from a capture with 15 % of its packets missing
     lost = lost_packets(packets, 0.15, seed=15)
-    caller = (work / "stream2.ul").read_bytes()[:packets * PACKET_SAMPLES]
+    caller = (work / "stream2.ul").read_bytes()[: packets * PACKET_SAMPLES]
     (work / "stream2.pcap").write_bytes(rtp_pcap(caller, lost))
-    result = run_sipp("siprec_call.xml", rec.server.sip_port, work, service="srs", duration_ms=4000,
-                      keys={"agent_dn": rec.dn},
-                      second=SecondStream(stream1_ms=3700, scenario="siprec_leg_pcap.xml"))
+    result = run_sipp(
+        "siprec_call.xml",
+        rec.server.sip_port,
+        work,
+        service="srs",
+        duration_ms=4000,
+        keys={"agent_dn": rec.dn},
+        second=SecondStream(stream1_ms=3700, scenario="siprec_leg_pcap.xml"),
+    )
     _, voice = _recorded(rec, result, work / "voice.wav")
     left = voice.channel(LEFT)
     start = first_sound(left)

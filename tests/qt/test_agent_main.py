@@ -73,8 +73,19 @@ def test_auto_login_then_sigterm_logs_out() -> None:
     url = f"http://127.0.0.1:{server.server_address[1]}"
     env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "PYTHONPATH": str(REPO)}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "agent_app.main", "--server", url, "--user", "alice", "--dn", "4711",
-         "--password-stdin", "--auto-login"],
+        [
+            sys.executable,
+            "-m",
+            "agent_app.main",
+            "--server",
+            url,
+            "--user",
+            "alice",
+            "--dn",
+            "4711",
+            "--password-stdin",
+            "--auto-login",
+        ],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -107,6 +118,10 @@ def test_auto_login_without_password_is_a_usage_error() -> None:
     env["PYTHONPATH"] = str(REPO)
     result = subprocess.run(
         [sys.executable, "-m", "agent_app.main", "--user", "a", "--dn", "1", "--auto-login"],
-        capture_output=True, env=env, cwd=REPO, timeout=30, check=False,
+        capture_output=True,
+        env=env,
+        cwd=REPO,
+        timeout=30,
+        check=False,
     )
     assert result.returncode == 2 and b"--auto-login needs" in result.stderr

@@ -119,7 +119,10 @@ def test_keeps_retrying_while_server_is_down(collected: Any) -> None:
     port = server.port
     server.close()  # nothing listens: connection refused
     channel = EventChannel(
-        f"http://127.0.0.1:{port}", "t", envelopes.put, lambda s, d: statuses.put((s, d)),
+        f"http://127.0.0.1:{port}",
+        "t",
+        envelopes.put,
+        lambda s, d: statuses.put((s, d)),
         backoff=Backoff(0.02, 0.05),
     )
     channel.start()
@@ -139,7 +142,10 @@ def test_401_stops_the_channel(collected: Any) -> None:
     envelopes, statuses = collected
     server = FakeEventServer([[envelope("state", 1)]], reject_with=401)
     channel = EventChannel(
-        f"http://127.0.0.1:{server.port}", "revoked", envelopes.put, lambda s, d: statuses.put((s, d)),
+        f"http://127.0.0.1:{server.port}",
+        "revoked",
+        envelopes.put,
+        lambda s, d: statuses.put((s, d)),
         backoff=Backoff(0.02, 0.05),
     )
     try:
@@ -168,7 +174,10 @@ def test_stop_while_connected_is_prompt(collected: Any) -> None:
 
 
 def test_events_url_and_backoff() -> None:
-    assert events_url("https://rec.example:8443/tandem/") == "wss://rec.example:8443/tandem/api/events?client=desktop"
+    assert (
+        events_url("https://rec.example:8443/tandem/")
+        == "wss://rec.example:8443/tandem/api/events?client=desktop"
+    )
     assert events_url("http://127.0.0.1:8000") == "ws://127.0.0.1:8000/api/events?client=desktop"
     with pytest.raises(ChannelError):
         events_url("127.0.0.1:8000")

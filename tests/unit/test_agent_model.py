@@ -33,7 +33,12 @@ from tandem_protocol import CallInfo, Envelope, LoginResponse, UserInfo
 
 T0 = 1_763_712_000.0
 AGENT: dict[str, Any] = {
-    "id": 7, "username": "alice", "role": "agent", "full_name": "Alice A", "team_id": 1, "dn": "4711"
+    "id": 7,
+    "username": "alice",
+    "role": "agent",
+    "full_name": "Alice A",
+    "team_id": 1,
+    "dn": "4711",
 }
 
 

@@ -61,15 +61,18 @@ def test_extensible_format_reports_subformat() -> None:
     assert info.format_tag == WAVE_FORMAT_MULAW and info.frames == 8
 
 
-@pytest.mark.parametrize(("data", "reason"), [
-    (b"", "not a RIFF"),
-    (b"RIFX" + bytes(8), "not a RIFF"),
-    (_riff(b"data" + struct.pack("<I", 4) + bytes(4)), "before fmt"),
-    (_riff(b"fmt " + struct.pack("<I", 8) + bytes(8)), "too short"),
-    (_riff(_fmt(channels=0), b"data\x00\x00\x00\x00"), "invalid fmt"),
-    (_riff(_fmt()), "no data chunk"),
-    (_riff(b"fmt " + struct.pack("<I", 1 << 20)), "implausibly large"),
-])
+@pytest.mark.parametrize(
+    ("data", "reason"),
+    [
+        (b"", "not a RIFF"),
+        (b"RIFX" + bytes(8), "not a RIFF"),
+        (_riff(b"data" + struct.pack("<I", 4) + bytes(4)), "before fmt"),
+        (_riff(b"fmt " + struct.pack("<I", 8) + bytes(8)), "too short"),
+        (_riff(_fmt(channels=0), b"data\x00\x00\x00\x00"), "invalid fmt"),
+        (_riff(_fmt()), "no data chunk"),
+        (_riff(b"fmt " + struct.pack("<I", 1 << 20)), "implausibly large"),
+    ],
+)
 def test_malformed_wav_raises_probe_error(data: bytes, reason: str) -> None:
     with pytest.raises(ProbeError, match=reason):
         _parse(data)
@@ -92,12 +95,15 @@ def test_box_walk_handles_64_bit_and_to_end_sizes() -> None:
     assert not is_faststart(["ftyp", "moof", "mdat"])
 
 
-@pytest.mark.parametrize("data", [
-    _box(b"ftyp") + b"\x00\x00\x00",  # truncated header
-    _box(b"ftyp") + struct.pack(">I", 100) + b"mdat",  # runs past the end of the file
-    struct.pack(">I", 4) + b"ftyp",  # smaller than its own header
-    struct.pack(">I", 1) + b"mdat" + b"\x00\x00",  # truncated 64-bit size
-])
+@pytest.mark.parametrize(
+    "data",
+    [
+        _box(b"ftyp") + b"\x00\x00\x00",  # truncated header
+        _box(b"ftyp") + struct.pack(">I", 100) + b"mdat",  # runs past the end of the file
+        struct.pack(">I", 4) + b"ftyp",  # smaller than its own header
+        struct.pack(">I", 1) + b"mdat" + b"\x00\x00",  # truncated 64-bit size
+    ],
+)
 def test_bad_boxes_raise_probe_error(data: bytes) -> None:
     with pytest.raises(ProbeError):
         _boxes(data)

@@ -17,11 +17,23 @@ CT = "multipart/mixed;boundary=b1"
 
 
 def _body(eol: str, close: bool = True) -> bytes:
-    text = eol.join([
-        "preamble text", "--b1", "Content-Type: application/sdp", "", "v=0", "m=audio 1 RTP/AVP 0",
-        "--b1", "Content-Type: application/rs-metadata+xml", "Content-Disposition: recording-session",
-        "", "<recording/>", "--b1--" if close else "", "epilogue",
-    ])
+    text = eol.join(
+        [
+            "preamble text",
+            "--b1",
+            "Content-Type: application/sdp",
+            "",
+            "v=0",
+            "m=audio 1 RTP/AVP 0",
+            "--b1",
+            "Content-Type: application/rs-metadata+xml",
+            "Content-Disposition: recording-session",
+            "",
+            "<recording/>",
+            "--b1--" if close else "",
+            "epilogue",
+        ]
+    )
     return text.encode()
 
 
@@ -39,17 +51,22 @@ def test_two_parts_with_preamble_and_epilogue(eol: str) -> None:
 
 
 def test_mixed_line_ends_in_one_body() -> None:
-    body = (b"--b1\r\nContent-Type: application/sdp\n\r\nv=0\r\nc=x\n"
-            b"--b1\nContent-Type: text/x\r\n\nhi\r\n--b1--")
+    body = (
+        b"--b1\r\nContent-Type: application/sdp\n\r\nv=0\r\nc=x\n--b1\nContent-Type: text/x\r\n\nhi\r\n--b1--"
+    )
     mp = parse_multipart(CT, body)
     assert [p.body for p in mp.parts] == [b"v=0\r\nc=x", b"hi"]
     assert mp.parts[1].content_type == "text/x"
 
 
-@pytest.mark.parametrize("ctype", [
-    'multipart/mixed; boundary="b1"', "multipart/mixed ; BOUNDARY=b1",
-    'Multipart/Mixed;charset=x;boundary="b1"',
-])
+@pytest.mark.parametrize(
+    "ctype",
+    [
+        'multipart/mixed; boundary="b1"',
+        "multipart/mixed ; BOUNDARY=b1",
+        'Multipart/Mixed;charset=x;boundary="b1"',
+    ],
+)
 def test_boundary_parameter_forms(ctype: str) -> None:
     assert boundary_of(ctype) == "b1"
     assert len(parse_multipart(ctype, _body("\r\n")).parts) == 2
@@ -89,8 +106,10 @@ def test_binary_content_is_kept_exactly() -> None:
 
 
 def test_part_headers_folding_no_space_content_id_and_handling() -> None:
-    body = (b"--b1\r\nContent-Type:application/sdp\r\nContent-Disposition: session;\r\n handling=required\r\n"
-            b"Content-ID: <sdp@x>\r\nContent-Length: 999\r\n\r\nv=0\r\n--b1--")
+    body = (
+        b"--b1\r\nContent-Type:application/sdp\r\nContent-Disposition: session;\r\n handling=required\r\n"
+        b"Content-ID: <sdp@x>\r\nContent-Length: 999\r\n\r\nv=0\r\n--b1--"
+    )
     part = parse_multipart(CT, body).parts[0]
     assert part.content_type == "application/sdp"
     assert part.disposition == "session" and part.handling_required
@@ -120,22 +139,28 @@ def test_split_parameters() -> None:
     assert parsed == ("a/b", {"x": "1;2", "y": "\\z", "q": 'a"b'})
 
 
-@pytest.mark.parametrize(("ctype", "body", "reason"), [
-    ("multipart/mixed", b"--b1\r\n\r\nx\r\n--b1--", "no boundary"),
-    ("multipart/mixed;boundary=", b"--\r\n", "no boundary"),
-    ('multipart/mixed;boundary="b1', b"--b1\r\n", "unterminated"),
-    ("multipart/mixed;boundary=" + "x" * 71, b"", "longer than 70"),
-    ("multipart/mixed;boundary=b\x01", b"", "control"),
-    ("application/sdp;boundary=b1", b"--b1\r\n", "not a multipart"),
-    (CT, b"v=0\r\nno delimiter here\r\n", "does not occur"),
-    (CT, b"--b2\r\n\r\nx\r\n--b2--", "does not occur"),
-    (CT, b"--b1\r\nContent-Type: a/b\r\nthis is not a header\r\n\r\nx\r\n--b1--",
-     "malformed body part header"),
-    (CT, b"--b1\r\n" + b"X-H: 1\r\n" * 40 + b"\r\nx\r\n--b1--", "more than 32 headers"),
-    (CT, b"--b1\r\n" * (MAX_PARTS + 1) + b"--b1--", f"more than {MAX_PARTS} body parts"),
-    (CT, b"--b1\r\n\r\n" + b"x" * MAX_BODY_BYTES + b"\r\n--b1--", "larger than"),
-    ("multipart/mixed;=x;boundary=b1", b"--b1\r\n", "without a name"),
-])
+@pytest.mark.parametrize(
+    ("ctype", "body", "reason"),
+    [
+        ("multipart/mixed", b"--b1\r\n\r\nx\r\n--b1--", "no boundary"),
+        ("multipart/mixed;boundary=", b"--\r\n", "no boundary"),
+        ('multipart/mixed;boundary="b1', b"--b1\r\n", "unterminated"),
+        ("multipart/mixed;boundary=" + "x" * 71, b"", "longer than 70"),
+        ("multipart/mixed;boundary=b\x01", b"", "control"),
+        ("application/sdp;boundary=b1", b"--b1\r\n", "not a multipart"),
+        (CT, b"v=0\r\nno delimiter here\r\n", "does not occur"),
+        (CT, b"--b2\r\n\r\nx\r\n--b2--", "does not occur"),
+        (
+            CT,
+            b"--b1\r\nContent-Type: a/b\r\nthis is not a header\r\n\r\nx\r\n--b1--",
+            "malformed body part header",
+        ),
+        (CT, b"--b1\r\n" + b"X-H: 1\r\n" * 40 + b"\r\nx\r\n--b1--", "more than 32 headers"),
+        (CT, b"--b1\r\n" * (MAX_PARTS + 1) + b"--b1--", f"more than {MAX_PARTS} body parts"),
+        (CT, b"--b1\r\n\r\n" + b"x" * MAX_BODY_BYTES + b"\r\n--b1--", "larger than"),
+        ("multipart/mixed;=x;boundary=b1", b"--b1\r\n", "without a name"),
+    ],
+)
 def test_malformed(ctype: str, body: bytes, reason: str) -> None:
     with pytest.raises(MultipartError, match=reason) as info:
         parse_multipart(ctype, body)

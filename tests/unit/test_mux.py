@@ -31,8 +31,9 @@ def _grey(i: int) -> int:
 
 def make_screen(path: Path) -> None:
     """H.264 in fragmented MP4 like the recorder's: 1/1000 pts, variable rate, no B-frames."""
-    with av.open(str(path), "w", format="mp4",
-                 options={"movflags": "frag_keyframe+empty_moov+default_base_moof"}) as out:
+    with av.open(
+        str(path), "w", format="mp4", options={"movflags": "frag_keyframe+empty_moov+default_base_moof"}
+    ) as out:
         stream = out.add_stream("libx264", options={"bf": "0", "preset": "ultrafast", "g": "8"})
         stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
         stream.codec_context.time_base = Fraction(1, 1000)
@@ -77,8 +78,9 @@ def _frame_greys(path: Path) -> list[int]:
 
 
 @pytest.mark.parametrize(("screen_at", "voice_at"), [(1000.0, 1000.8), (1001.25, 1000.0), (500.0, 500.0)])
-def test_mux_aligns_streams_on_server_clock(media: dict[str, Path], tmp_path: Path,
-                                             screen_at: float, voice_at: float) -> None:
+def test_mux_aligns_streams_on_server_clock(
+    media: dict[str, Path], tmp_path: Path, screen_at: float, voice_at: float
+) -> None:
     out = tmp_path / "muxed.mp4"
     result = mux_screen_and_voice(media["screen"], screen_at, media["voice"], voice_at, out)
     origin = min(screen_at, voice_at)
@@ -128,8 +130,9 @@ def test_markers_become_chapters(media: dict[str, Path], tmp_path: Path) -> None
     labels = [c.label for c in result.chapters]
     assert labels == ["before", "call start", "call end"]  # "before" clamped to 0, "after end" dropped
     with av.open(str(out)) as c:
-        written = [(float(ch["start"] * (ch["time_base"] or 0)), ch["metadata"].get("title"))
-                   for ch in c.chapters()]
+        written = [
+            (float(ch["start"] * (ch["time_base"] or 0)), ch["metadata"].get("title")) for ch in c.chapters()
+        ]
         assert len(c.streams.video) == 1 and len(c.streams.audio) == 1
     assert written == [(0.0, "before"), (0.5, "call start"), (3.0, "call end")]
 
@@ -188,6 +191,7 @@ def test_absurd_start_gap_is_refused(media: dict[str, Path], tmp_path: Path) -> 
 
 # --- pure helpers -------------------------------------------------------------------------------
 
+
 def test_align_puts_earlier_stream_at_zero() -> None:
     a = align(10.0, 12.5)
     assert (a.origin, a.video_offset, a.audio_offset) == (10.0, 0.0, 2.5)
@@ -210,7 +214,10 @@ def test_aac_output_rate() -> None:
 def test_chapters_from_markers() -> None:
     chapters = chapters_from_markers([(15.0, "b"), (12.0, "a"), (50.0, "late"), (math.nan, "x")], 10.0, 20.0)
     assert [(c.start, c.end, c.label) for c in chapters] == [
-        (0.0, 2.0, LEAD_IN_LABEL), (2.0, 5.0, "a"), (5.0, 20.0, "b")]
+        (0.0, 2.0, LEAD_IN_LABEL),
+        (2.0, 5.0, "a"),
+        (5.0, 20.0, "b"),
+    ]
     assert chapters_from_markers([(5.0, "early")], 10.0, 20.0)[0].start == 0.0
     assert chapters_from_markers([], 0.0, 10.0) == []
     assert chapters_from_markers([(1.0, "a")], 0.0, 0.0) == []

@@ -13,8 +13,11 @@ from recorder_service.errors import ConfigError, CredentialsError
 
 
 def test_flags_override_env_and_defaults(tmp_path: Path) -> None:
-    env = {"TANDEM_RECORDER_SERVER": "http://envhost:8000/", "TANDEM_RECORDER_FPS": "2",
-           "TANDEM_RECORDER_SPOOL": str(tmp_path / "s")}
+    env = {
+        "TANDEM_RECORDER_SERVER": "http://envhost:8000/",
+        "TANDEM_RECORDER_FPS": "2",
+        "TANDEM_RECORDER_SPOOL": str(tmp_path / "s"),
+    }
     cfg = load_config(env=env)
     assert cfg.server_url == "http://envhost:8000" and cfg.fps == 2.0 and cfg.monitor == 0
     assert cfg.spool_dir == tmp_path / "s" and cfg.keyring_file is None

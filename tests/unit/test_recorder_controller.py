@@ -52,11 +52,26 @@ def cmd(kind: str, iid: str = "i1", at: float = 100.0, **extra: Any) -> Envelope
     return Envelope(type=kind, data={"interaction_id": iid, "at": at, **extra})
 
 
-def call(iid: str = "i1", *, phase: str = "active", screen: str = "recording", paused: bool = False,
-         pauses: list[dict[str, Any]] | None = None) -> Envelope:
+def call(
+    iid: str = "i1",
+    *,
+    phase: str = "active",
+    screen: str = "recording",
+    paused: bool = False,
+    pauses: list[dict[str, Any]] | None = None,
+) -> Envelope:
     info = {
-        "interaction_id": iid, "call_id": "c", "dn": "1001", "caller": "a", "callee": "b", "phase": phase,
-        "voice": "recording", "screen": screen, "paused": paused, "started_at": 1.0, "pauses": pauses or [],
+        "interaction_id": iid,
+        "call_id": "c",
+        "dn": "1001",
+        "caller": "a",
+        "callee": "b",
+        "phase": phase,
+        "voice": "recording",
+        "screen": screen,
+        "paused": paused,
+        "started_at": 1.0,
+        "pauses": pauses or [],
     }
     return Envelope(type="state", data={"agent": {}, "call": info})
 
@@ -75,8 +90,12 @@ def test_full_cycle_and_acks(rig: tuple[Controller, FakeCapture, FakeUploads]) -
     acks = ctl.handle(cmd("screen.stop", at=130.0))
     assert states(acks) == [("i1", "stopped")] and acks[0].at == 1000.0
     assert ctl.mode == Mode.IDLE and up.queued == ["i1"]
-    assert cap.calls == [("start", "i1", 2.0, None), ("pause", "i1", 110.0), ("resume", "i1", 120.0),
-                         ("stop", "i1", 130.0)]
+    assert cap.calls == [
+        ("start", "i1", 2.0, None),
+        ("pause", "i1", 110.0),
+        ("resume", "i1", 120.0),
+        ("stop", "i1", 130.0),
+    ]
 
 
 def test_duplicates_are_acked_not_reapplied(rig: tuple[Controller, FakeCapture, FakeUploads]) -> None:

@@ -78,8 +78,9 @@ def _uploader(spool: Spool, handler, done: dict[str, SpoolState], event: threadi
         done[iid] = state
         event.set()
 
-    return Uploader(spool, "http://srv", lambda: "tok", transport=httpx.MockTransport(handler),
-                    on_finished=finished)
+    return Uploader(
+        spool, "http://srv", lambda: "tok", transport=httpx.MockTransport(handler), on_finished=finished
+    )
 
 
 def test_upload_retries_5xx_then_succeeds_and_recovers_crashed(tmp_path: Path, monkeypatch) -> None:

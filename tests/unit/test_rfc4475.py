@@ -33,6 +33,7 @@ def test_torture_message(name: str, expected: str) -> None:
         msg = parse_message(data)
         # What we parsed must serialise to something we parse again the same way.
         again = parse_message(msg.to_bytes())
+
         def fields(m: SipMessage) -> list[tuple[str, str]]:
             return [h for h in m.headers if h[0] != "content-length"]
 

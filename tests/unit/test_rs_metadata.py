@@ -55,8 +55,10 @@ def test_rfc7865_document() -> None:
     assert alice.sends == ["8zc6e0lYTlWIINA6GR+3ag=="]  # legacy: <send> inside <participant>
     assert [(s.stream_id[:4], s.label) for s in md.streams] == [("i1Pz", "96"), ("8zc6", "97")]
     # Extension data is kept verbatim (namespace declaration and all).
-    assert md.extensions == ["<call-center xmlns='urn:ietf:params:xml:ns:callcenter'>"
-                             "<supervisor>sip:alice@atlanta.com</supervisor></call-center>"]
+    assert md.extensions == [
+        "<call-center xmlns='urn:ietf:params:xml:ns:callcenter'>"
+        "<supervisor>sip:alice@atlanta.com</supervisor></call-center>"
+    ]
     assert md.warnings == []
 
 
@@ -75,7 +77,12 @@ def test_legacy_draft_shape_prefixed_namespace_and_mixed_case() -> None:
     assert md.datamode == "partial" and md.root == "Recording"
     (p,) = md.participants
     assert (p.participant_id, p.aors, p.names, p.sends, p.receives) == (
-        "P1", ["sip:100@pbx"], ["Agent 100"], ["T1"], ["T9"])
+        "P1",
+        ["sip:100@pbx"],
+        ["Agent 100"],
+        ["T1"],
+        ["T9"],
+    )
     assert p.session_ids == ["S1"] and p.calling_party is False
     assert p.extensions and p.extensions[0].startswith("<r:extensiondata>")
     assert (md.streams[0].label, md.streams[0].session_id, md.streams[0].mode) == ("L1", "S1", "mixed")
@@ -91,14 +98,21 @@ def test_missing_ids_and_labels_are_warnings() -> None:
     assert md.participants[1].participant_id == "ghost" and not md.participants[1].declared
     assert [s.stream_id for s in md.streams] == ["x"]
     text = " | ".join(md.warnings)
-    for needle in ("no participant_id", "<stream> has no stream_id", "'x' has no label",
-                   "<participantstreamassoc> has no participant_id", "'ghost' is only named"):
+    for needle in (
+        "no participant_id",
+        "<stream> has no stream_id",
+        "'x' has no label",
+        "<participantstreamassoc> has no participant_id",
+        "'ghost' is only named",
+    ):
         assert needle in text
 
 
 def test_tagless_text_is_salvaged_not_raised() -> None:
-    doc = (b'<recording_metadata xmlns="urn:ietf:params:xml:ns:siprec">'
-           b"completesip:a_b2019sip:+15551234@sbc.example;user=phoneurn:uuid:1sip:bob@host</recording_metadata>")
+    doc = (
+        b'<recording_metadata xmlns="urn:ietf:params:xml:ns:siprec">'
+        b"completesip:a_b2019sip:+15551234@sbc.example;user=phoneurn:uuid:1sip:bob@host</recording_metadata>"
+    )
     md = parse_metadata(doc)
     assert md.participants == [] and md.root == "recording_metadata"
     assert md.salvaged_uris == ["sip:+15551234@sbc.example", "sip:bob@host"]
@@ -120,8 +134,16 @@ def test_truncated_xml_keeps_what_was_read() -> None:
     assert any("malformed" in w and "line" in w for w in md.warnings)
 
 
-@pytest.mark.parametrize("doc", [b"", b"not xml at all", b"\xff\xfe\x00garbage", b"<?xml version='1.0'?>",
-                                 b"<?xml version='1.0' encoding='UTF-9'?><recording/>"])
+@pytest.mark.parametrize(
+    "doc",
+    [
+        b"",
+        b"not xml at all",
+        b"\xff\xfe\x00garbage",
+        b"<?xml version='1.0'?>",
+        b"<?xml version='1.0' encoding='UTF-9'?><recording/>",
+    ],
+)
 def test_not_xml_never_raises(doc: bytes) -> None:
     md = parse_metadata(doc)
     assert md.participants == [] and md.warnings
@@ -139,16 +161,27 @@ BILLION_LAUGHS = b"""<?xml version="1.0"?>
 <recording><participant participant_id="p"><nameID aor="&lol9;"/></participant></recording>"""
 
 
-@pytest.mark.parametrize(("doc", "reason"), [
-    (BILLION_LAUGHS, "DOCTYPE"),
-    (b'<?xml version="1.0"?><!DOCTYPE r [<!ENTITY x SYSTEM "file:///etc/passwd">]>'
-     b'<recording><participant participant_id="p"><name>&x;</name></participant></recording>', "DOCTYPE"),
-    (b'<!DOCTYPE recording SYSTEM "http://127.0.0.1:9/evil.dtd"><recording/>', "DOCTYPE"),
-    ('<?xml version="1.0" encoding="UTF-16"?><!DOCTYPE r [<!ENTITY a "b">]><recording>&a;</recording>'
-     .encode("utf-16"), "DOCTYPE"),
-    (b"<recording>" + b"<a>" * (MAX_DEPTH + 1) + b"</a>" * (MAX_DEPTH + 1) + b"</recording>", "depth"),
-    (b"<recording>" + b"<x/>" * MAX_ELEMENTS + b"</recording>", "elements"),
-])
+@pytest.mark.parametrize(
+    ("doc", "reason"),
+    [
+        (BILLION_LAUGHS, "DOCTYPE"),
+        (
+            b'<?xml version="1.0"?><!DOCTYPE r [<!ENTITY x SYSTEM "file:///etc/passwd">]>'
+            b'<recording><participant participant_id="p"><name>&x;</name></participant></recording>',
+            "DOCTYPE",
+        ),
+        (b'<!DOCTYPE recording SYSTEM "http://127.0.0.1:9/evil.dtd"><recording/>', "DOCTYPE"),
+        (
+            (
+                '<?xml version="1.0" encoding="UTF-16"?>'
+                '<!DOCTYPE r [<!ENTITY a "b">]><recording>&a;</recording>'
+            ).encode("utf-16"),
+            "DOCTYPE",
+        ),
+        (b"<recording>" + b"<a>" * (MAX_DEPTH + 1) + b"</a>" * (MAX_DEPTH + 1) + b"</recording>", "depth"),
+        (b"<recording>" + b"<x/>" * MAX_ELEMENTS + b"</recording>", "elements"),
+    ],
+)
 def test_hostile_xml_is_refused(doc: bytes, reason: str) -> None:
     started = time.monotonic()
     md = parse_metadata(doc)
@@ -158,16 +191,19 @@ def test_hostile_xml_is_refused(doc: bytes, reason: str) -> None:
 
 
 def test_undefined_entity_is_malformed_not_expanded() -> None:
-    md = parse_metadata(b'<recording><participant participant_id="p"><name>&x;</name></participant>'
-                        b"</recording>")
+    md = parse_metadata(
+        b'<recording><participant participant_id="p"><name>&x;</name></participant></recording>'
+    )
     assert [(p.participant_id, p.names) for p in md.participants] == [("p", [])]  # read up to the error
     assert "malformed" in md.warnings[0] and "undefined entity" in md.warnings[0]
 
 
 def test_predefined_entities_and_self_closing_extension_raw() -> None:
-    doc = (b'<recording><participant participant_id="p"><name>A &amp; B</name>'
-           b'<ext:tag xmlns:ext="urn:e" a="x/>y"/></participant>'
-           b'<vendor:x xmlns:vendor="urn:v"></vendor:x></recording>')
+    doc = (
+        b'<recording><participant participant_id="p"><name>A &amp; B</name>'
+        b'<ext:tag xmlns:ext="urn:e" a="x/>y"/></participant>'
+        b'<vendor:x xmlns:vendor="urn:v"></vendor:x></recording>'
+    )
     md = parse_metadata(doc)
     assert md.participants[0].names == ["A & B"]
     assert md.participants[0].extensions == ['<ext:tag xmlns:ext="urn:e" a="x/>y"/>']

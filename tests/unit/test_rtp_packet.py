@@ -12,7 +12,10 @@ from server.rtp.packet import RtpExtension, RtpPacket, is_rtcp
 
 def _packet(**kwargs: object) -> RtpPacket:
     fields: dict[str, object] = {
-        "payload_type": 0, "sequence": 1000, "timestamp": 160000, "ssrc": 0xDEADBEEF,
+        "payload_type": 0,
+        "sequence": 1000,
+        "timestamp": 160000,
+        "ssrc": 0xDEADBEEF,
         "payload": b"\xff" * 160,
     }
     fields.update(kwargs)

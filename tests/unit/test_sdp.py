@@ -34,8 +34,17 @@ def test_no_common_codec() -> None:
         choose_audio(parse_sdp(OFFER.replace("8 0 101", "18 101").encode()))
 
 
-@pytest.mark.parametrize("body", [b"", b"hello", b"v=0\r\nm=audio x RTP/AVP 0\r\n", b"v=0\r\nbogus\r\n",
-                                  b"v=0\r\nc=IN IP4 1.2.3.4\r\nm=audio 0 RTP/AVP 0\r\n", b"\xff\xfe"])
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"",
+        b"hello",
+        b"v=0\r\nm=audio x RTP/AVP 0\r\n",
+        b"v=0\r\nbogus\r\n",
+        b"v=0\r\nc=IN IP4 1.2.3.4\r\nm=audio 0 RTP/AVP 0\r\n",
+        b"\xff\xfe",
+    ],
+)
 def test_bad_offers(body: bytes) -> None:
     with pytest.raises(SdpError):
         choose_audio(parse_sdp(body))

@@ -10,9 +10,11 @@ from server.sip.message import SipRequest, parse_message
 
 def _msg(call_id: str, body: bytes = b"", cl: str | None = None, extra: str = "") -> bytes:
     length = str(len(body)) if cl is None else cl
-    head = (f"OPTIONS sip:1001@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/TCP 127.0.0.1:9;branch=z9hG4bK{call_id}\r\n"
-            f"From: <sip:a@127.0.0.1>;tag=1\r\nTo: <sip:1001@127.0.0.1>\r\nCall-ID: {call_id}\r\n"
-            f"CSeq: 1 OPTIONS\r\n{extra}Content-Length: {length}\r\n\r\n")
+    head = (
+        f"OPTIONS sip:1001@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/TCP 127.0.0.1:9;branch=z9hG4bK{call_id}\r\n"
+        f"From: <sip:a@127.0.0.1>;tag=1\r\nTo: <sip:1001@127.0.0.1>\r\nCall-ID: {call_id}\r\n"
+        f"CSeq: 1 OPTIONS\r\n{extra}Content-Length: {length}\r\n\r\n"
+    )
     return head.encode() + body
 
 
@@ -51,9 +53,14 @@ def test_compact_and_folded_content_length() -> None:
     assert content_length(b"INVITE x SIP/2.0\nContent-Length: 3") == 3
 
 
-@pytest.mark.parametrize(("extra_cl", "reason"), [
-    (None, "required"), ("-999", "bad Content-Length"), ("12 bytes", "bad Content-Length"),
-])
+@pytest.mark.parametrize(
+    ("extra_cl", "reason"),
+    [
+        (None, "required"),
+        ("-999", "bad Content-Length"),
+        ("12 bytes", "bad Content-Length"),
+    ],
+)
 def test_unframeable_heads_ask_for_400_and_keep_the_head(extra_cl: str | None, reason: str) -> None:
     data = _msg("bad", cl=extra_cl or "0")
     if extra_cl is None:

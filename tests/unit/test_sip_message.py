@@ -89,16 +89,19 @@ def test_version_error_is_505() -> None:
 
 
 def test_response_parse() -> None:
-    msg = parse_message(b"SIP/2.0 180 Ringing\r\nVia: SIP/2.0/UDP h;branch=z9hG4bKx\r\n"
-                        b"CSeq: 5 INVITE\r\nContent-Length: 0\r\n\r\n")
+    msg = parse_message(
+        b"SIP/2.0 180 Ringing\r\nVia: SIP/2.0/UDP h;branch=z9hG4bKx\r\n"
+        b"CSeq: 5 INVITE\r\nContent-Length: 0\r\n\r\n"
+    )
     assert isinstance(msg, SipResponse) and msg.status == 180 and msg.reason == "Ringing"
 
 
 def test_build_response_copies_dialog_headers() -> None:
     req = parse_message(INVITE)
     assert isinstance(req, SipRequest)
-    resp = build_response(req, 200, to_tag="ourtag", headers=(("contact", "<sip:rec@127.0.0.1>"),),
-                          body=b"v=0\r\n")
+    resp = build_response(
+        req, 200, to_tag="ourtag", headers=(("contact", "<sip:rec@127.0.0.1>"),), body=b"v=0\r\n"
+    )
     again = parse_message(resp.to_bytes())
     assert isinstance(again, SipResponse) and again.status == 200 and again.reason == "OK"
     assert again.lines("via") == req.lines("via")
@@ -112,10 +115,15 @@ def test_build_response_copies_dialog_headers() -> None:
 
 
 def test_build_request_round_trip() -> None:
-    req = build_request("BYE", "sip:+15550100@10.0.0.1:5062",
-                        via="SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bKq",
-                        from_="<sip:1001@127.0.0.1>;tag=a", to="<sip:+15550100@10.0.0.1>;tag=b",
-                        call_id="c1", cseq=2)
+    req = build_request(
+        "BYE",
+        "sip:+15550100@10.0.0.1:5062",
+        via="SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bKq",
+        from_="<sip:1001@127.0.0.1>;tag=a",
+        to="<sip:+15550100@10.0.0.1>;tag=b",
+        call_id="c1",
+        cseq=2,
+    )
     again = parse_message(req.to_bytes())
     assert isinstance(again, SipRequest) and again.method == "BYE"
     assert again.cseq is not None and again.cseq.number == 2 and again.cseq.method == "BYE"

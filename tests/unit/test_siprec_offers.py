@@ -36,56 +36,118 @@ class Expected(NamedTuple):
 _CONNECTEL = (Who("sip:0760516936@sip-cust1.connectel.io", None, ("2",)),)
 EXPECTED = {
     "acme-siprec-offer.txt": Expected(
-        True, False, ("16777227", "16777228"), ("PCMU", "PCMU"),
-        (Who("sip:9000@192.168.50.102", "9000", ("16777227",)),
-         Who("sip:1002@192.168.50.10", "1002", ("16777228",))),
-        "metadata", "AavRXwIIQj1Q39eJulTipQ=="),
+        True,
+        False,
+        ("16777227", "16777228"),
+        ("PCMU", "PCMU"),
+        (
+            Who("sip:9000@192.168.50.102", "9000", ("16777227",)),
+            Who("sip:1002@192.168.50.10", "1002", ("16777228",)),
+        ),
+        "metadata",
+        "AavRXwIIQj1Q39eJulTipQ==",
+    ),
     "broadworks-offer-2.txt": Expected(
-        True, False, ("10", "20"), ("PCMA", "PCMA"),
+        True,
+        False,
+        ("10", "20"),
+        ("PCMA", "PCMA"),
         (Who("sip:9878942259@212.188.68.145", None, ("10",)), Who("sip:ASBCE@asbce.com", None, ("20",))),
-        "metadata", "00FA0800705D4C5DCAAC41"),
+        "metadata",
+        "00FA0800705D4C5DCAAC41",
+    ),
     "broadworks-offer.txt": Expected(True, False, ("1",), ("PCMA",), (), None, None),
     "cisco-siprec-offer.txt": Expected(
-        True, False, ("1", "2"), ("PCMU", "PCMU"),
+        True,
+        False,
+        ("1", "2"),
+        ("PCMU", "PCMU"),
         (Who("sip:7301@35.162.237.204", None, ("1",)), Who("sip:7300@35.162.237.204", "7300", ("2",))),
-        "metadata", "kQNhKFdEEeeJ9tD/VsPGWA=="),
+        "metadata",
+        "kQNhKFdEEeeJ9tD/VsPGWA==",
+    ),
     "connectel-offer.txt": Expected(
-        True, False, ("1", "2"), ("PCMU", "PCMA"),
+        True,
+        False,
+        ("1", "2"),
+        ("PCMU", "PCMA"),
         (Who("sip:0771121212@52.57.92.239", "test_user;lang=en-US;id=22", ("1",)), *_CONNECTEL),
-        "order", "2+hKdGY+QvCKu8HYTdBouQ=="),
+        "order",
+        "2+hKdGY+QvCKu8HYTdBouQ==",
+    ),
     "connectel-offer2.txt": Expected(
-        True, False, ("1", "2"), ("PCMU", "PCMA"),
+        True,
+        False,
+        ("1", "2"),
+        ("PCMU", "PCMA"),
         (Who("sip:0771121212@52.57.92.239", "test_user;lang=en-US", ("1",)), *_CONNECTEL),
-        "order", "2+hKdGY+QvCKu8HYTdBouQ=="),
+        "order",
+        "2+hKdGY+QvCKu8HYTdBouQ==",
+    ),
     "connectel-offer3.txt": Expected(
-        True, False, ("1", "2"), ("PCMU", "PCMA"),
+        True,
+        False,
+        ("1", "2"),
+        ("PCMU", "PCMA"),
         (Who("sip:0771121212@52.57.92.239", "test_user", ("1",)), *_CONNECTEL),
-        "order", "2+hKdGY+QvCKu8HYTdBouQ=="),
+        "order",
+        "2+hKdGY+QvCKu8HYTdBouQ==",
+    ),
     "inactive-sdp-offer.txt": Expected(
-        True, True, ("1", "2"), ("PCMU", "PCMU"),
-        (Who("sip:0733165805@192.168.40.34", None, ("1",)),
-         Who("sip:+972546136443@192.168.10.140", None, ("2",))),
-        "order", "GZBIusaXEeuxxK1dFIaIyA=="),
+        True,
+        True,
+        ("1", "2"),
+        ("PCMU", "PCMU"),
+        (
+            Who("sip:0733165805@192.168.40.34", None, ("1",)),
+            Who("sip:+972546136443@192.168.10.140", None, ("2",)),
+        ),
+        "order",
+        "GZBIusaXEeuxxK1dFIaIyA==",
+    ),
     "non-siprec-payload.txt": Expected(False, False, ("1",), ("PCMU",), (), None, None),
     "procomm-siprec-offer.txt": Expected(
-        True, False, ("a_leg", "b_leg"), ("PCMA", "PCMA"),
-        (Who("sip:016190200@87.252.209.116", "016190200", ("a_leg",)),
-         Who("Extension-016190619@speechpath.ie", "Speechpath-Main-Line 016190619", ("b_leg",))),
-        "metadata", "ho9aUhEQTRS+31th7sHStA=="),
+        True,
+        False,
+        ("a_leg", "b_leg"),
+        ("PCMA", "PCMA"),
+        (
+            Who("sip:016190200@87.252.209.116", "016190200", ("a_leg",)),
+            Who("Extension-016190619@speechpath.ie", "Speechpath-Main-Line 016190619", ("b_leg",)),
+        ),
+        "metadata",
+        "ho9aUhEQTRS+31th7sHStA==",
+    ),
     "sonus-siprec-offer.txt": Expected(
-        True, False, ("1", "2"), ("PCMU", "PCMU"),
-        (Who("2249888500@172.16.198.55", "Extension 8500", ("2",)),
-         Who("2249888012@172.16.195.72", None, ("1",))),
-        "metadata", "MTQ3YzA3YzEtNjdkNy0xMA=="),
+        True,
+        False,
+        ("1", "2"),
+        ("PCMU", "PCMU"),
+        (
+            Who("2249888500@172.16.198.55", "Extension 8500", ("2",)),
+            Who("2249888012@172.16.195.72", None, ("1",)),
+        ),
+        "metadata",
+        "MTQ3YzA3YzEtNjdkNy0xMA==",
+    ),
 }
 
 
 def invite(body: bytes, content_type: str, *extra: str) -> SipRequest:
-    head = "\r\n".join([
-        "INVITE sip:srs@127.0.0.1 SIP/2.0", "Via: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bK-1",
-        "From: <sip:src@127.0.0.1>;tag=1", "To: <sip:srs@127.0.0.1>", "Call-ID: c1", "CSeq: 1 INVITE",
-        "Max-Forwards: 70", f"Content-Type: {content_type}", *extra, f"Content-Length: {len(body)}",
-    ])
+    head = "\r\n".join(
+        [
+            "INVITE sip:srs@127.0.0.1 SIP/2.0",
+            "Via: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bK-1",
+            "From: <sip:src@127.0.0.1>;tag=1",
+            "To: <sip:srs@127.0.0.1>",
+            "Call-ID: c1",
+            "CSeq: 1 INVITE",
+            "Max-Forwards: 70",
+            f"Content-Type: {content_type}",
+            *extra,
+            f"Content-Length: {len(body)}",
+        ]
+    )
     req = parse_message(head.encode() + b"\r\n\r\n" + body)
     assert isinstance(req, SipRequest) and req.body == body
     return req
@@ -175,12 +237,16 @@ def test_siprec_markers_on_a_plain_sdp_offer() -> None:
     assert not is_siprec_request(None, None)
 
 
-SDP2 = (b"v=0\r\no=- 1 1 IN IP4 10.0.0.1\r\ns=-\r\nc=IN IP4 10.0.0.1\r\nt=0 0\r\n"
-        b"m=audio 4000 RTP/AVP 0\r\na=label:1\r\na=sendonly\r\n"
-        b"m=audio 4002 RTP/AVP 0\r\na=label:2\r\na=sendonly\r\n")
-META = (b"<recording xmlns='urn:ietf:params:xml:ns:recording:1'>"
-        b"<stream stream_id='s1'><label>1</label></stream>"
-        b"<participant participant_id='p1'><nameID aor='sip:1@x'/><send>s1</send></participant></recording>")
+SDP2 = (
+    b"v=0\r\no=- 1 1 IN IP4 10.0.0.1\r\ns=-\r\nc=IN IP4 10.0.0.1\r\nt=0 0\r\n"
+    b"m=audio 4000 RTP/AVP 0\r\na=label:1\r\na=sendonly\r\n"
+    b"m=audio 4002 RTP/AVP 0\r\na=label:2\r\na=sendonly\r\n"
+)
+META = (
+    b"<recording xmlns='urn:ietf:params:xml:ns:recording:1'>"
+    b"<stream stream_id='s1'><label>1</label></stream>"
+    b"<participant participant_id='p1'><nameID aor='sip:1@x'/><send>s1</send></participant></recording>"
+)
 
 
 def multipart(*parts: tuple[str, bytes]) -> bytes:
@@ -189,10 +255,11 @@ def multipart(*parts: tuple[str, bytes]) -> bytes:
 
 
 def test_metadata_first_partial_associations_and_required_known_part() -> None:
-    body = multipart(("Content-Type: application/rs-metadata", META),
-                     ("Content-Type: text/plain", b"ignored"),
-                     ("Content-Type: application/sdp\r\nContent-Disposition: session;handling=required",
-                      SDP2))
+    body = multipart(
+        ("Content-Type: application/rs-metadata", META),
+        ("Content-Type: text/plain", b"ignored"),
+        ("Content-Type: application/sdp\r\nContent-Disposition: session;handling=required", SDP2),
+    )
     offer = parse_offer("multipart/mixed; boundary=XyZ", body, None, None)
     assert offer.siprec and [s.sender for s in offer.streams] == ["p1", None]
     assert [s.sender_basis for s in offer.streams] == ["metadata", None]
@@ -201,32 +268,52 @@ def test_metadata_first_partial_associations_and_required_known_part() -> None:
 
 def test_hostile_metadata_does_not_fail_the_offer() -> None:
     evil = b'<!DOCTYPE r [<!ENTITY x SYSTEM "file:///etc/passwd">]><recording>&x;</recording>'
-    body = multipart(("Content-Type: application/sdp", SDP2),
-                     ("Content-Type: application/rs-metadata+xml", evil))
+    body = multipart(
+        ("Content-Type: application/sdp", SDP2), ("Content-Type: application/rs-metadata+xml", evil)
+    )
     offer = parse_offer("multipart/mixed;boundary=XyZ", body, None, None)
     assert offer.siprec and len(offer.accepted_streams) == 2 and offer.participants == ()
     assert any("DOCTYPE" in w for w in offer.warnings)
 
 
-@pytest.mark.parametrize(("ctype", "body", "status", "reason"), [
-    ("application/sdp", b"", 488, "no offer"),
-    ("", SDP2, 400, "without Content-Type"),
-    ('multipart/mixed;boundary="XyZ', SDP2, 400, "malformed Content-Type"),
-    ("text/plain", SDP2, 415, "unsupported body type"),
-    ("application/rs-metadata+xml", META, 488, "without an SDP offer"),
-    ("multipart/mixed", multipart(("Content-Type: application/sdp", SDP2)), 400, "no boundary"),
-    ("multipart/mixed;boundary=other", multipart(("Content-Type: application/sdp", SDP2)), 400,
-     "does not occur"),
-    ("multipart/mixed;boundary=XyZ", multipart(("Content-Type: application/rs-metadata+xml", META)), 488,
-     "no application/sdp part"),
-    ("multipart/mixed;boundary=XyZ", multipart(
-        ("Content-Type: application/sdp", SDP2),
-        ("Content-Type: application/isup\r\nContent-Disposition: signal;handling=required", b"\x01\x02"),
-    ), 415, "required body part"),
-    ("application/sdp", SDP2.replace(b"RTP/AVP 0", b"RTP/AVP 18"), 488, "no common codec"),
-    ("application/sdp", SDP2.replace(b"m=audio", b"m=video"), 488, "no m=audio line"),
-    ("application/sdp", b"v=0\r\nthis is not sdp\r\n", 488, "unusable SDP"),
-])
+@pytest.mark.parametrize(
+    ("ctype", "body", "status", "reason"),
+    [
+        ("application/sdp", b"", 488, "no offer"),
+        ("", SDP2, 400, "without Content-Type"),
+        ('multipart/mixed;boundary="XyZ', SDP2, 400, "malformed Content-Type"),
+        ("text/plain", SDP2, 415, "unsupported body type"),
+        ("application/rs-metadata+xml", META, 488, "without an SDP offer"),
+        ("multipart/mixed", multipart(("Content-Type: application/sdp", SDP2)), 400, "no boundary"),
+        (
+            "multipart/mixed;boundary=other",
+            multipart(("Content-Type: application/sdp", SDP2)),
+            400,
+            "does not occur",
+        ),
+        (
+            "multipart/mixed;boundary=XyZ",
+            multipart(("Content-Type: application/rs-metadata+xml", META)),
+            488,
+            "no application/sdp part",
+        ),
+        (
+            "multipart/mixed;boundary=XyZ",
+            multipart(
+                ("Content-Type: application/sdp", SDP2),
+                (
+                    "Content-Type: application/isup\r\nContent-Disposition: signal;handling=required",
+                    b"\x01\x02",
+                ),
+            ),
+            415,
+            "required body part",
+        ),
+        ("application/sdp", SDP2.replace(b"RTP/AVP 0", b"RTP/AVP 18"), 488, "no common codec"),
+        ("application/sdp", SDP2.replace(b"m=audio", b"m=video"), 488, "no m=audio line"),
+        ("application/sdp", b"v=0\r\nthis is not sdp\r\n", 488, "unusable SDP"),
+    ],
+)
 def test_refused_offers(ctype: str, body: bytes, status: int, reason: str) -> None:
     with pytest.raises(SiprecError, match=reason) as info:
         parse_offer(ctype, body, "siprec", None)
@@ -234,17 +321,20 @@ def test_refused_offers(ctype: str, body: bytes, status: int, reason: str) -> No
 
 
 def test_unknown_multipart_subtype_is_read_as_mixed() -> None:
-    body = multipart(("Content-Type: application/sdp", SDP2),
-                     ("Content-Type: application/rs-metadata+xml", META))
+    body = multipart(
+        ("Content-Type: application/sdp", SDP2), ("Content-Type: application/rs-metadata+xml", META)
+    )
     assert parse_offer("multipart/related;boundary=XyZ", body, None, None).participants[0].aor == "sip:1@x"
 
 
-MIXED = (b"v=0\r\no=- 1 1 IN IP4 10.0.0.1\r\ns=-\r\nc=IN IP4 10.0.0.1\r\nt=0 0\r\n"
-         b"m=audio 4000 RTP/AVP 9 8 101\r\na=rtpmap:101 telephone-event/8000\r\na=label:A\r\na=sendonly\r\n"
-         b"m=video 4002 RTP/AVP 31\r\n"
-         b"m=audio 4004 RTP/AVP 18\r\na=label:B\r\n"
-         b"m=audio 0 RTP/AVP 0\r\na=label:C\r\n"
-         b"m=audio 4008 RTP/AVP 0\r\nc=IN IP4 0.0.0.0\r\na=label:D\r\n")
+MIXED = (
+    b"v=0\r\no=- 1 1 IN IP4 10.0.0.1\r\ns=-\r\nc=IN IP4 10.0.0.1\r\nt=0 0\r\n"
+    b"m=audio 4000 RTP/AVP 9 8 101\r\na=rtpmap:101 telephone-event/8000\r\na=label:A\r\na=sendonly\r\n"
+    b"m=video 4002 RTP/AVP 31\r\n"
+    b"m=audio 4004 RTP/AVP 18\r\na=label:B\r\n"
+    b"m=audio 0 RTP/AVP 0\r\na=label:C\r\n"
+    b"m=audio 4008 RTP/AVP 0\r\nc=IN IP4 0.0.0.0\r\na=label:D\r\n"
+)
 
 
 def test_multistream_sdp_parsing_and_answer() -> None:
@@ -261,8 +351,13 @@ def test_multistream_sdp_parsing_and_answer() -> None:
     assert audio_streams(sdp, ("G722", "PCMU"))[0].codec == "G722"
     answer = build_multistream_answer(sdp, streams, "127.0.0.1", {0: 30000, 4: 30002}).decode()
     m_lines = [line for line in answer.split("\r\n") if line.startswith("m=")]
-    assert m_lines == ["m=audio 30000 RTP/AVP 8", "m=video 0 RTP/AVP 31", "m=audio 0 RTP/AVP 18",
-                       "m=audio 0 RTP/AVP 0", "m=audio 30002 RTP/AVP 0"]
+    assert m_lines == [
+        "m=audio 30000 RTP/AVP 8",
+        "m=video 0 RTP/AVP 31",
+        "m=audio 0 RTP/AVP 18",
+        "m=audio 0 RTP/AVP 0",
+        "m=audio 30002 RTP/AVP 0",
+    ]
     assert "a=label:A\r\na=recvonly\r\n" in answer and "a=label:D\r\na=recvonly\r\n" in answer
     assert "a=label:B" not in answer and "c=IN IP4 127.0.0.1\r\n" in answer
 
@@ -286,11 +381,24 @@ def test_damaged_offers_raise_only_siprec_errors(name: str) -> None:
     for _ in range(150):
         body = bytearray(req.body)
         if rng.random() < 0.3:
-            del body[rng.randrange(1, len(body)):]
+            del body[rng.randrange(1, len(body)) :]
         for _ in range(rng.randint(1, 6)):
             pos = rng.randrange(len(body) + 1)
-            body[pos:pos] = rng.choice([b"<", b">", b"\r", b"\n", b"--", b"&", b'"', b"\x00", b"\xc3",
-                                        b"<!DOCTYPE x>", b"encoding='x'"])
+            body[pos:pos] = rng.choice(
+                [
+                    b"<",
+                    b">",
+                    b"\r",
+                    b"\n",
+                    b"--",
+                    b"&",
+                    b'"',
+                    b"\x00",
+                    b"\xc3",
+                    b"<!DOCTYPE x>",
+                    b"encoding='x'",
+                ]
+            )
         try:
             parse_offer(ctype, bytes(body), "siprec", None)
             outcomes["offer"] += 1

@@ -46,8 +46,15 @@ class FileSink:
         return np.concatenate(self.parts) if self.parts else np.zeros(0, dtype=np.int16)
 
 
-def push(tl: VoiceTimeline, sink: FileSink, index: int, arrival: float, ts0: int = 5000,
-         ssrc: int = SSRC, value: int | None = None) -> Verdict:
+def push(
+    tl: VoiceTimeline,
+    sink: FileSink,
+    index: int,
+    arrival: float,
+    ts0: int = 5000,
+    ssrc: int = SSRC,
+    value: int | None = None,
+) -> Verdict:
     samples = frame(index + 1 if value is None else value)
     result = tl.push(ssrc, (ts0 + index * N) & 0xFFFFFFFF, samples, arrival)
     sink.take(result.chunks)

@@ -36,8 +36,6 @@ def syncer() -> Iterator[Syncer]:
     instance.shutdown(timeout=10)
 
 
-
-
 def new_wav(path: Path, frames: int) -> tuple[int, bytes]:
     """A mono WAV whose header says 0 samples, with ``frames`` samples after it; returns (fd, data)."""
     data = (np.arange(frames, dtype=np.int16) - 100).astype("<i2").tobytes()
@@ -176,9 +174,7 @@ def test_shutdown_drains_then_refuses(tmp_path: Path, syncer: Syncer) -> None:
 # --- HeaderSync: the writers' side -------------------------------------------------------------
 
 
-def test_maybe_sync_is_due_once_per_interval_and_covers_buffered_data(
-    tmp_path: Path, syncer: Syncer
-) -> None:
+def test_maybe_sync_is_due_once_per_interval_and_covers_buffered_data(tmp_path: Path, syncer: Syncer) -> None:
     path = tmp_path / "a.wav"
     clock = FakeClock()
     sync = HeaderSync(path, 0.5, clock, syncer)
@@ -264,7 +260,6 @@ def test_closed_syncer_falls_back_to_a_synchronous_sync(tmp_path: Path) -> None:
 def test_default_syncer_is_shared() -> None:
     first = syncer_module.default_syncer()
     assert syncer_module.default_syncer() is first
-
 
 
 def test_data_is_fsynced_every_durable_interval_and_the_header_every_sync_interval(

@@ -191,9 +191,20 @@ def test_sigkill_leaves_a_readable_file_at_most_interval_and_a_tick_short(tmp_pa
     assert np.array_equal(data, ramp(0, params.nframes))
     if shutil.which("ffprobe"):
         probe = subprocess.run(
-            ["ffprobe", "-v", "error", "-show_entries", "stream=codec_name,sample_rate:format=duration",
-             "-of", "default=nw=1", str(path)],
-            capture_output=True, text=True, timeout=30, check=True,
+            [
+                "ffprobe",
+                "-v",
+                "error",
+                "-show_entries",
+                "stream=codec_name,sample_rate:format=duration",
+                "-of",
+                "default=nw=1",
+                str(path),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=True,
         )
         assert "codec_name=pcm_s16le" in probe.stdout and "sample_rate=8000" in probe.stdout
         duration = float(probe.stdout.split("duration=")[1].split()[0])

@@ -23,8 +23,6 @@ DEFAULT_THREAD = "wav-syncer"  # the process-wide syncer's thread
 CALLER, AGENT = Channel.CALLER, Channel.AGENT
 
 
-
-
 @pytest.fixture
 def default_gate(monkeypatch: pytest.MonkeyPatch) -> Iterator[FsyncGate]:
     fsync_gate = FsyncGate(DEFAULT_THREAD)

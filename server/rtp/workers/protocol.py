@@ -118,9 +118,10 @@ class Report:
 Reply = Opened | Closed | Failed | Report
 REPLIES: tuple[type, ...] = (Opened, Closed, Failed, Report)
 
-_ALLOWED_CLASSES = {
-    (__name__, cls.__name__) for cls in (*COMMANDS, *REPLIES, SessionReport)
-} | {("server.sip.media", "MediaPlan"), ("server.sip.media", "StreamPlan")}
+_ALLOWED_CLASSES = {(__name__, cls.__name__) for cls in (*COMMANDS, *REPLIES, SessionReport)} | {
+    ("server.sip.media", "MediaPlan"),
+    ("server.sip.media", "StreamPlan"),
+}
 
 
 class _Unpickler(pickle.Unpickler):
