@@ -20,6 +20,7 @@ from server.api import (
     routes_calls,
     routes_events,
     routes_recordings,
+    routes_screen_upload,
 )
 from server.api.context import ServerContext
 from server.api.errors import install_error_handlers
@@ -140,6 +141,7 @@ def create_app(settings: Settings) -> FastAPI:
     for module in (
         routes_auth,
         routes_calls,
+        routes_screen_upload,
         routes_recordings,
         routes_admin,
         routes_agent_recording,
