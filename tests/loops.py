@@ -16,3 +16,7 @@ def run_on(loop: str, coroutine: Coroutine[Any, Any, T]) -> T:
         with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
             return runner.run(coroutine)
     return asyncio.run(coroutine)
+
+
+# Both loops a test of the server's networking runs on: uvloop is what ``tandem-server run`` uses.
+LOOPS = ("asyncio", "uvloop")

@@ -15,6 +15,7 @@ import ssl
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import cast
 
 from server.sip.errors import SipTransportError
 from server.sip.framing import SipFramingError, StreamFramer
@@ -66,8 +67,10 @@ class _Connection(asyncio.Protocol):
         self._reason = "lost"
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self._transport = transport
+        # A stream transport, but not necessarily an ``asyncio.Transport`` subclass: uvloop's
+        # TCPTransport and its TLS transport implement the same methods without inheriting from
+        # it (an isinstance check here reset every connection under ``tandem-server run``).
+        self._transport = cast(asyncio.Transport, transport)
         peername = transport.get_extra_info("peername") or ("?", 0)
         self._ip = str(peername[0])
         refusal = self._owner.admit(self._ip)

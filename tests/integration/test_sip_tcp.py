@@ -4,8 +4,6 @@ untrusted peer runs into (oversize messages, connection floods, slowloris)."""
 from __future__ import annotations
 
 import asyncio
-import datetime
-import ipaddress
 import logging
 import socket
 import ssl
@@ -23,14 +21,18 @@ from server.sip.message import SipResponse, parse_message
 from server.sip.service import SipService
 from server.sip.tcp import StreamLimits
 from tests.integration.sip_fakes import FakeListener
+from tests.loops import LOOPS, run_on
+from tests.tls_certs import contexts
 
-pytestmark = pytest.mark.timeout(60)
+# Every test on both loops: the server runs on uvloop (tandem-server run), embedders may use asyncio's.
+pytestmark = [pytest.mark.timeout(60), pytest.mark.parametrize("loop", LOOPS)]
 OFFER = (
     b"v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 41000 RTP/AVP 0\r\n"
 )
 
 
 def _run(
+    loop: str,
     tmp_path: Path,
     body: Callable[[SipService, FakeListener], Awaitable[None]],
     limits: StreamLimits | None = None,
@@ -61,9 +63,19 @@ def _run(
     level = sip_log.level
     sip_log.setLevel(logging.ERROR)  # refused and broken connections are logged on purpose
     try:
-        return asyncio.run(main())
+        return run_on(loop, main())
     finally:
         sip_log.setLevel(level)
+
+
+async def until(predicate: Callable[[], bool], what: str, deadline_s: float = 10.0) -> None:
+    """Poll ``predicate`` on the running loop until it holds (a deadline generous under load)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + deadline_s
+    while not predicate():
+        if loop.time() > deadline:
+            raise AssertionError(f"timed out after {deadline_s:g} s waiting for {what}")
+        await asyncio.sleep(0.01)
 
 
 class Conn:
@@ -157,7 +169,7 @@ async def _call(conn: Conn, port: int, call_id: str) -> tuple[SipResponse, int]:
     return ok, rtp_port
 
 
-def test_tcp_call_is_recorded(tmp_path: Path) -> None:
+def test_tcp_call_is_recorded(tmp_path: Path, loop: str) -> None:
     async def body(service: SipService, listener: FakeListener) -> None:
         assert service.tcp_port == service.port
         conn = await Conn.open(service.port)
@@ -184,7 +196,7 @@ def test_tcp_call_is_recorded(tmp_path: Path) -> None:
         finally:
             conn.close()
 
-    listener = _run(tmp_path, body)
+    listener = _run(loop, tmp_path, body)
     assert len(listener.answered) == 1 and [r for _, _, r in listener.ended] == ["bye"]
     call, ended_at, _ = listener.ended[0]
     assert call.answered_at is not None
@@ -195,12 +207,13 @@ def test_tcp_call_is_recorded(tmp_path: Path) -> None:
     assert np.abs(samples).max() > 1000  # the speech arrived, not just padding
 
 
-def test_peer_closing_its_connection_ends_nothing_else(tmp_path: Path) -> None:
+def test_peer_closing_its_connection_ends_nothing_else(tmp_path: Path, loop: str) -> None:
     async def body(service: SipService, listener: FakeListener) -> None:
         first, other = await Conn.open(service.port), await Conn.open(service.port)
         ok, _ = await _call(first, service.port, "tcp-drop-1")
         first.close()  # the SBC drops the connection without BYE
-        await asyncio.sleep(0.2)
+        # Once the server has seen the connection go, the call must still be up (no fixed wait).
+        await until(lambda: service.stream_stats["TCP"].closed["peer"] == 1, "the server to see the close")
         assert service.active_calls == 1 and not listener.ended
         await other.send(_options(service.port, "still-there"))
         assert (await other.response()).status == 200
@@ -219,11 +232,11 @@ def test_peer_closing_its_connection_ends_nothing_else(tmp_path: Path) -> None:
         await asyncio.wait_for(listener.ended_event.wait(), 3)
         other.close()
 
-    listener = _run(tmp_path, body)
+    listener = _run(loop, tmp_path, body)
     assert [r for _, _, r in listener.ended] == ["bye"]
 
 
-def test_two_messages_in_one_segment_and_one_split_across_segments(tmp_path: Path) -> None:
+def test_two_messages_in_one_segment_and_one_split_across_segments(tmp_path: Path, loop: str) -> None:
     async def body(service: SipService, listener: FakeListener) -> None:
         conn = await Conn.open(service.port)
         try:
@@ -240,10 +253,10 @@ def test_two_messages_in_one_segment_and_one_split_across_segments(tmp_path: Pat
             conn.close()
         assert service.stream_stats["TCP"].closed["bad-frame"] == 0
 
-    _run(tmp_path, body)
+    _run(loop, tmp_path, body)
 
 
-def test_missing_content_length_gets_400_and_close(tmp_path: Path) -> None:
+def test_missing_content_length_gets_400_and_close(tmp_path: Path, loop: str) -> None:
     async def body(service: SipService, listener: FakeListener) -> None:
         conn = await Conn.open(service.port)
         await conn.send(_options(service.port, "no-cl").replace(b"Content-Length: 0\r\n", b""))
@@ -252,10 +265,10 @@ def test_missing_content_length_gets_400_and_close(tmp_path: Path) -> None:
         conn.close()
         assert service.stream_stats["TCP"].closed["bad-frame"] == 1
 
-    _run(tmp_path, body)
+    _run(loop, tmp_path, body)
 
 
-def test_oversize_message_gets_513_and_close(tmp_path: Path) -> None:
+def test_oversize_message_gets_513_and_close(tmp_path: Path, loop: str) -> None:
     async def body(service: SipService, listener: FakeListener) -> None:
         conn = await Conn.open(service.port)
         big = _options(service.port, "big").replace(b"Content-Length: 0", b"Content-Length: 70000")
@@ -274,10 +287,10 @@ def test_oversize_message_gets_513_and_close(tmp_path: Path) -> None:
         assert service.stream_stats["TCP"].closed["bad-frame"] == 2
         assert service.stats.responses[513] == 1
 
-    _run(tmp_path, body)
+    _run(loop, tmp_path, body)
 
 
-def test_connections_per_source_are_limited(tmp_path: Path) -> None:
+def test_connections_per_source_are_limited(tmp_path: Path, loop: str) -> None:
     async def body(service: SipService, listener: FakeListener) -> None:
         conns = [await Conn.open(service.port) for _ in range(3)]
         for i, conn in enumerate(conns):  # each is established and served
@@ -289,17 +302,17 @@ def test_connections_per_source_are_limited(tmp_path: Path) -> None:
         stats = service.stream_stats["TCP"]
         assert stats.refused["per-ip"] == 1 and stats.accepted == 3
         conns.pop().close()
-        await asyncio.sleep(0.1)
+        await until(lambda: service.stream_stats["TCP"].closed["peer"] == 1, "the slot to be freed")
         again = await Conn.open(service.port)  # a freed slot can be used again
         await again.send(_options(service.port, "lim-again"))
         assert (await again.response()).status == 200
         for conn in [*conns, again]:
             conn.close()
 
-    _run(tmp_path, body, StreamLimits(max_per_ip=3, linger=0.05))
+    _run(loop, tmp_path, body, StreamLimits(max_per_ip=3, linger=0.05))
 
 
-def test_slowloris_and_idle_connections_are_closed(tmp_path: Path) -> None:
+def test_slowloris_and_idle_connections_are_closed(tmp_path: Path, loop: str) -> None:
     async def body(service: SipService, listener: FakeListener) -> None:
         loop = asyncio.get_running_loop()
         idle = await Conn.open(service.port)
@@ -324,46 +337,11 @@ def test_slowloris_and_idle_connections_are_closed(tmp_path: Path) -> None:
         slow.close()
         assert service.stream_stats["TCP"].closed["idle"] == 2
 
-    _run(tmp_path, body, StreamLimits(idle_timeout=0.5, linger=0.05))
+    _run(loop, tmp_path, body, StreamLimits(idle_timeout=0.5, linger=0.05))
 
 
-def _self_signed(tmp_path: Path) -> tuple[ssl.SSLContext, ssl.SSLContext]:
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(days=1))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(
-            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False
-        )
-        .sign(key, hashes.SHA256())
-    )
-    cert_file, key_file = tmp_path / "cert.pem", tmp_path / "key.pem"
-    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_file.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-        )
-    )
-    server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    server.load_cert_chain(cert_file, key_file)
-    client = ssl.create_default_context(cafile=str(cert_file))
-    return server, client
-
-
-def test_tls_listener_answers_on_its_own_port(tmp_path: Path) -> None:
-    server_ctx, client_ctx = _self_signed(tmp_path)
+def test_tls_listener_answers_on_its_own_port(tmp_path: Path, loop: str) -> None:
+    server_ctx, client_ctx = contexts(tmp_path)
 
     async def body(service: SipService, listener: FakeListener) -> None:
         assert service.tls_port is not None and service.tls_port != service.port
@@ -392,5 +370,5 @@ def test_tls_listener_answers_on_its_own_port(tmp_path: Path) -> None:
         assert await plain.closed_by_server(2.0)
         plain.close()
 
-    listener = _run(tmp_path, body, tls=server_ctx)
+    listener = _run(loop, tmp_path, body, tls=server_ctx)
     assert [o.dn for o in listener.offered] == ["9999"]
