@@ -70,13 +70,13 @@ class _Connection(asyncio.Protocol):
         # A stream transport, but not necessarily an ``asyncio.Transport`` subclass: uvloop's
         # TCPTransport and its TLS transport implement the same methods without inheriting from
         # it (an isinstance check here reset every connection under ``tandem-server run``).
-        self._transport = cast(asyncio.Transport, transport)
-        peername = transport.get_extra_info("peername") or ("?", 0)
+        self._transport = stream = cast(asyncio.Transport, transport)
+        peername = stream.get_extra_info("peername") or ("?", 0)
         self._ip = str(peername[0])
         refusal = self._owner.admit(self._ip)
         if refusal is not None:
             self._reason = "refused"
-            transport.abort()
+            stream.abort()
             return
         self._admitted = True
         self._owner.connections.add(self)
