@@ -29,6 +29,7 @@ from server.calls.media_jobs import MediaJobs
 from server.calls.repository import CallRepository
 from server.calls.session_records import SessionRecords
 from server.events.hub import EventHub
+from server.security.throttle import LoginThrottle
 from server.settings import Settings
 from server.store.db import make_engine, make_session_factory, migrate
 from server.store.storage import LocalStorage
@@ -137,6 +138,7 @@ def create_app(settings: Settings) -> FastAPI:
 
     app = FastAPI(title="Tandem", version="1", lifespan=lifespan)
     app.state.ctx = ctx
+    app.state.login_throttle = LoginThrottle()
     install_error_handlers(app)
     for module in (
         routes_auth,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import asdict
 from typing import Any
@@ -13,7 +14,8 @@ from sqlalchemy.orm import Session
 from server.api.context import ServerContext
 from server.api.deps import SESSION_COOKIE, AuthUser, client_addr, current_user, get_context, get_db
 from server.api.errors import ApiError
-from server.security.passwords import verify_password
+from server.security.passwords import PasswordCheckBusy, verify_password
+from server.security.throttle import LoginThrottle
 from server.security.tokens import new_token, token_digest
 from server.store import audit, models
 from tandem_protocol.payloads import LoginRequest, LoginResponse, UserInfo
@@ -39,22 +41,24 @@ def login(
     ctx: ServerContext = Depends(get_context),
 ) -> Any:
     addr = client_addr(request)
+    throttle: LoginThrottle = request.app.state.login_throttle
+    refusal = _throttled(throttle, body.username, addr)  # before any argon2 work
+    if refusal is not None:
+        _login_refused(session, body.username, addr, refusal.message)
+        raise refusal
     user = session.execute(select(models.User).where(models.User.username == body.username)).scalar()
-    if (
-        not verify_password(user.password_hash if user else None, body.password)
-        or user is None
-        or not user.active
-    ):
-        audit.record(
-            session,
-            action="auth.login",
-            outcome="denied",
-            username=body.username[:100],
-            detail="wrong username or password",
-            remote_addr=addr,
-        )
-        session.commit()
+    try:
+        verified = verify_password(user.password_hash if user else None, body.password)
+    except PasswordCheckBusy as exc:
+        _login_refused(session, body.username, addr, "server busy with other logins")
+        raise ApiError(
+            503, "busy", "too many logins at once; try again in a moment", {"Retry-After": "1"}
+        ) from exc
+    if not verified or user is None or not user.active:
+        throttle.failed(body.username, addr)
+        _login_refused(session, body.username, addr, "wrong username or password")
         raise ApiError(401, "invalid_credentials", "wrong username or password")
+    throttle.succeeded(body.username)
     now = time.time()
     if body.client == "recorder":
         ttl = ctx.settings.recorder_token_ttl_days * 86400
@@ -109,6 +113,31 @@ def login(
             path="/",
         )
     return asdict(LoginResponse(token, now + ttl, user_info(session, user)))
+
+
+def _throttled(throttle: LoginThrottle, username: str, addr: str) -> ApiError | None:
+    wait = throttle.retry_after(username, addr)
+    if wait <= 0:
+        return None
+    seconds = math.ceil(wait)
+    return ApiError(
+        429,
+        "too_many_attempts",
+        f"too many failed logins; try again in {seconds} s",
+        {"Retry-After": str(seconds)},
+    )
+
+
+def _login_refused(session: Session, username: str, addr: str, detail: str) -> None:
+    audit.record(
+        session,
+        action="auth.login",
+        outcome="denied",
+        username=username[:100],
+        detail=detail,
+        remote_addr=addr,
+    )
+    session.commit()
 
 
 @router.post("/auth/logout", status_code=204)
