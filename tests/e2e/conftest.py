@@ -24,6 +24,7 @@ from tests.e2e.harness import (
     wait_until,
     xvfb_with_changing_content,
 )
+from tests.ports import free_ports
 
 SCENARIO = ROOT / "tests" / "sipp" / "uac_call_duration.xml"
 CALL_MS = 15000
@@ -150,7 +151,7 @@ def recorded_call(tmp_path_factory: pytest.TempPathFactory, qapp: QApplication) 
                     "-mi",
                     "127.0.0.1",
                     "-mp",
-                    str(40000 + (server.sip_port % 2000) * 2),
+                    str(free_ports(4)),
                     "-timeout",
                     "60",
                     "-nostdin",

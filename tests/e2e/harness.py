@@ -6,10 +6,8 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import random
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -21,13 +19,11 @@ from typing import Any
 
 import httpx
 
+from tests.ports import ServerPorts, claim_block, free_port, server_ports
+
+__all__ = ["free_port"]  # re-exported for the e2e helpers: one source of ports for every test
+
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def free_port(kind: int = socket.SOCK_STREAM) -> int:
-    with socket.socket(socket.AF_INET, kind) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def wait_until(
@@ -87,16 +83,15 @@ class ServerProcess:
         return self.log_path.read_text(errors="replace")[-6000:]
 
 
-def server_env(data_dir: Path, http_port: int, sip_port: int, **extra: str) -> dict[str, str]:
+def server_env(data_dir: Path, ports: ServerPorts, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("TANDEM_SERVER_")}
-    rtp_base = random.randrange(30000, 60000, 1000)
     env.update(
         {
             "TANDEM_SERVER_DATA_DIR": str(data_dir),
-            "TANDEM_SERVER_HTTP_PORT": str(http_port),
-            "TANDEM_SERVER_SIP_PORT": str(sip_port),
-            "TANDEM_SERVER_RTP_PORT_MIN": str(rtp_base),
-            "TANDEM_SERVER_RTP_PORT_MAX": str(rtp_base + 999),
+            "TANDEM_SERVER_HTTP_PORT": str(ports.http),
+            "TANDEM_SERVER_SIP_PORT": str(ports.sip),
+            "TANDEM_SERVER_RTP_PORT_MIN": str(ports.rtp[0]),
+            "TANDEM_SERVER_RTP_PORT_MAX": str(ports.rtp[1]),
             "PYTHONPATH": str(ROOT),
         }
     )
@@ -114,9 +109,26 @@ def run_server(
     extra_users: tuple[tuple[str, str, str], ...] | list[tuple[str, str, str]] = (),
     **settings: str,
 ) -> Iterator[ServerProcess]:
-    """Start ``tandem-server run``; demo users plus ``extra_users`` (username, role, team)."""
-    http_port, sip_port = free_port(), free_port(socket.SOCK_DGRAM)
-    env = server_env(data_dir, http_port, sip_port, **settings)
+    """Start ``tandem-server run``; demo users plus ``extra_users`` (username, role, team).
+
+    Its ports are one block of ``tests.ports`` held until it has stopped: HTTP, SIP (UDP and TCP),
+    TLS (SIP + 1, where configured) and RTP can meet neither each other nor another test's."""
+    block = claim_block()
+    try:
+        with _run_server(data_dir, extra_users, server_ports(block), **settings) as server:
+            yield server
+    finally:
+        block.release()
+
+
+@contextlib.contextmanager
+def _run_server(
+    data_dir: Path,
+    extra_users: tuple[tuple[str, str, str], ...] | list[tuple[str, str, str]],
+    ports: ServerPorts,
+    **settings: str,
+) -> Iterator[ServerProcess]:
+    env = server_env(data_dir, ports, **settings)
     out = subprocess.run(
         tandem_server("demo-setup --json"), env=env, cwd=ROOT, capture_output=True, check=True
     )
@@ -135,7 +147,7 @@ def run_server(
     log_path = data_dir / "server.log"
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(tandem_server("run"), env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
-    server = ServerProcess(f"http://127.0.0.1:{http_port}", sip_port, data_dir, creds, proc, log_path)
+    server = ServerProcess(f"http://127.0.0.1:{ports.http}", ports.sip, data_dir, creds, proc, log_path)
     try:
         wait_until(lambda: _healthy(server), 30, "server health")
         yield server

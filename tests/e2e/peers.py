@@ -13,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import json
 import math
-import random
 import shutil
 import socket
 import subprocess
@@ -26,7 +25,8 @@ from typing import Any
 
 import numpy as np
 
-from tests.e2e.harness import ROOT, free_port, stop_process, wait_until
+from tests.e2e.harness import ROOT, stop_process, wait_until
+from tests.ports import free_port, free_ports
 
 BARESIP_MODULES = Path("/usr/lib/baresip/modules")
 MAX_NETSTRING = 64 * 1024  # ctrl_tcp messages are a few hundred bytes
@@ -182,7 +182,7 @@ def run_baresip(workdir: Path, audio_source: Path, display_name: str, user: str)
     config_dir = workdir / "baresip"
     config_dir.mkdir(parents=True, exist_ok=True)
     ctrl_port = free_port()
-    rtp_base = random.randrange(42000, 49800, 200)
+    rtp_base = free_ports(200)
     (config_dir / "config").write_text(baresip_config(ctrl_port, audio_source, rtp_base))
     (config_dir / "accounts").write_text(f'"{display_name}" <sip:{user}@127.0.0.1>;regint=0\n')
     log_path = workdir / "baresip.log"
@@ -268,7 +268,7 @@ def sipp_call(workdir: Path, sip_port: int, dn: str, call_ms: int) -> Iterator[s
             "-mi",
             "127.0.0.1",
             "-mp",
-            str(free_port(socket.SOCK_DGRAM) & ~1),
+            str(free_ports(4)),
             "-timeout",
             str(call_ms // 1000 + 30),
             "-nostdin",

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import random
 import shlex
 import signal
 import socket
@@ -26,12 +25,10 @@ from typing import Any
 
 import httpx
 
-from tests.e2e.harness import ROOT, ServerProcess, free_port, run_server, wait_until
+from tests.e2e.harness import ROOT, ServerProcess, run_server, wait_until
+from tests.ports import free_port, free_ports
 
 SIPP_DIR = ROOT / "tests" / "sipp"
-# SIPp binds -mp and -mp+2; the second stream's SIPp gets the next two. Clear of the server's
-# default RTP range (20000-20999) and of the harness's (30000 and up).
-MEDIA_PORTS = (21000, 29990)
 _TRACE_SEPARATOR = "-" * 47 + " "
 
 
@@ -87,23 +84,9 @@ def parse_trace(text: str) -> list[TracedMessage]:
 
 # ---- running SIPp -------------------------------------------------------------------------------
 def free_media_ports(count: int) -> int:
-    """An even port P with P, P+1, ... P+count-1 free on loopback UDP (SIPp binds -mp and -mp+2)."""
-    rng = random.Random()
-    for _ in range(200):
-        base = rng.randrange(*MEDIA_PORTS, 2)
-        sockets: list[socket.socket] = []
-        try:
-            for port in range(base, base + count):
-                sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-                sockets.append(sock)
-                sock.bind(("127.0.0.1", port))
-            return base
-        except OSError:
-            continue
-        finally:
-            for sock in sockets:
-                sock.close()
-    raise SippError(f"no {count} free consecutive UDP ports in {MEDIA_PORTS}")
+    """An even port P with P, P+1, ... P+count-1 free (SIPp binds -mp and -mp+2; the second
+    stream's SIPp the next two), from ``tests.ports``: clear of every server's ports."""
+    return free_ports(count)
 
 
 @dataclass(frozen=True, slots=True)

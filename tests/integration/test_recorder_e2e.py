@@ -12,7 +12,6 @@ import base64
 import hashlib
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -28,6 +27,7 @@ from fastapi import FastAPI, Request, Response, WebSocket, WebSocketDisconnect
 from test_recorder_capture import ColourChanger, start_xvfb
 
 from tandem_protocol.events import Envelope, parse_envelope
+from tests.ports import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 OFFSET = 1000.0
@@ -126,16 +126,10 @@ class FakeServer:
         return next(s for s in self.statuses if s["interaction_id"] == iid and s["state"] == state)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture
 def fake() -> Iterator[tuple[FakeServer, str]]:
     server = FakeServer()
-    port = _free_port()
+    port = free_port()
     uv = uvicorn.Server(uvicorn.Config(server.app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=uv.run, daemon=True)
     thread.start()

@@ -23,6 +23,7 @@ from server.sip.framing import StreamFramer
 from server.sip.service import SipService
 from server.sip.tcp import StreamLimits
 from tests.integration.sip_fakes import FakeListener
+from tests.ports import rtp_range
 
 DATA = Path(__file__).resolve().parents[2] / ".." / "shared" / "testdata" / "sip" / "rfc4475"
 pytestmark = pytest.mark.timeout(60)
@@ -151,7 +152,7 @@ def _with_service(tmp_path: Path, body: Callable[[SipService, FakeListener], Awa
             port=0,
             advertised_host="127.0.0.1",
             rtp_host="127.0.0.1",
-            rtp_port_range=(44000, 44999),
+            rtp_port_range=rtp_range(),
             stream_limits=StreamLimits(idle_timeout=5.0, linger=0.05),
         )
         await service.start()

@@ -6,7 +6,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import shutil
-import socket
 import time
 import wave
 from collections.abc import Awaitable, Callable
@@ -21,15 +20,10 @@ from server.sim.call import SimulatedCallError, simulate_call
 from server.sip.message import SipResponse, parse_message
 from server.sip.service import SipService
 from tests.integration.sip_fakes import FakeListener
+from tests.ports import free_port, free_ports, rtp_range
 
 SIPP_SCENARIO = Path(__file__).resolve().parents[1] / "sipp" / "uac_pcmu_stream.xml"
 pytestmark = pytest.mark.timeout(60)
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _run(
@@ -46,7 +40,7 @@ def _run(
             port=0,
             advertised_host="127.0.0.1",
             rtp_host="127.0.0.1",
-            rtp_port_range=(42000, 42999),
+            rtp_port_range=rtp_range(),
             rtp_timeout=rtp_timeout,
         )
         await service.start()
@@ -154,11 +148,11 @@ def test_sipp_call_is_recorded(tmp_path: Path) -> None:
             "-i",
             "127.0.0.1",
             "-p",
-            str(_free_port()),
+            str(free_port()),
             "-mi",
             "127.0.0.1",
             "-mp",
-            str(_free_port()),
+            str(free_ports(4)),
             "-m",
             "1",
             "-timeout",

@@ -22,6 +22,7 @@ from server.sip.service import SipService
 from server.sip.tcp import StreamLimits
 from tests.integration.sip_fakes import FakeListener
 from tests.loops import LOOPS, run_on
+from tests.ports import rtp_range
 from tests.tls_certs import contexts
 
 # Every test on both loops: the server runs on uvloop (tandem-server run), embedders may use asyncio's.
@@ -46,7 +47,7 @@ def _run(
             port=0,
             advertised_host="127.0.0.1",
             rtp_host="127.0.0.1",
-            rtp_port_range=(45000, 45999),
+            rtp_port_range=rtp_range(),
             rtp_timeout=10.0,
             stream_limits=limits or StreamLimits(linger=0.05),
             tls_context=tls,

@@ -27,6 +27,7 @@ from server.store import models
 from server.store.db import session_scope
 from server.store.users import create_user
 from tests.integration.siprec_peer import Dialog, SrcPeer, tone
+from tests.ports import rtp_range
 
 OFFERS = Path(__file__).resolve().parents[2] / ".." / "shared" / "testdata" / "siprec" / "offers"
 PASSWORD = "correct-horse-battery"
@@ -55,8 +56,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[TestClien
         None,
         data_dir=data,
         sip_port=0,
-        rtp_port_min=40000,
-        rtp_port_max=40999,
+        rtp_port_min=(rtp := rtp_range())[0],
+        rtp_port_max=rtp[1],
         rtp_timeout_seconds=30,
         acw_limit_seconds=1,
         screen_percentage=0,
