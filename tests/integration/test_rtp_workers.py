@@ -24,7 +24,7 @@ import numpy as np
 import pytest
 
 from server.rtp.errors import RtpSessionError
-from server.rtp.workers.errors import NoWorkerError, WorkerTimeoutError
+from server.rtp.workers.errors import NoWorkerError, RtpWorkerError, WorkerTimeoutError
 from server.rtp.workers.link import WorkerLink
 from server.rtp.workers.pool import WorkerPool
 from server.rtp.workers.protocol import (
@@ -44,10 +44,11 @@ from server.sim.rtp_sender import send_rtp
 from server.sip.dialog import MediaSession
 from server.sip.media import AGENT, CALLER, MediaPlan, StreamPlan
 from tests.loops import run_on
+from tests.ports import rtp_range
 
 ROOT = Path(__file__).resolve().parents[2]
 HOST = "127.0.0.1"
-RANGE = (43000, 43999)
+RANGE = rtp_range()
 RATE = 8000
 PLAN = MediaPlan(
     (StreamPlan(0, "PCMU", 0, 101, CALLER, None), StreamPlan(1, "PCMU", 0, 101, AGENT, None)), RATE
@@ -121,9 +122,10 @@ async def wait_for(predicate: Any, seconds: float, what: str) -> Any:
 async def restarted(pool: WorkerPool, index: int, old_pid: int) -> WorkerLink:
     def new_link() -> WorkerLink | None:
         link = pool.links[index]
-        return link if link is not None and link.pid != old_pid and link.alive else None
+        fresh = link is not None and link.pid != old_pid and link.alive and link.ready.is_set()
+        return link if fresh else None
 
-    link: WorkerLink = await wait_for(new_link, 15, f"worker {index} restarted")
+    link: WorkerLink = await wait_for(new_link, 60, f"worker {index} restarted")
     return link
 
 
@@ -301,6 +303,59 @@ def test_a_hung_worker_times_out_and_is_replaced(tmp_path: Path) -> None:
     run_on("uvloop", hang_a_worker(tmp_path))
 
 
+# ---- a worker slow to start --------------------------------------------------------------------
+def slow_python_start(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, seconds: float) -> None:
+    """Every Python started from here on (the workers) sleeps ``seconds`` before running: a
+    sitecustomize on PYTHONPATH stands in for a cold interpreter on a loaded machine."""
+    site = tmp_path / "slow-site"
+    site.mkdir()
+    (site / "sitecustomize.py").write_text(f"import time\ntime.sleep({seconds})\n")
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(site), os.environ.get("PYTHONPATH")])))
+
+
+async def open_on_a_slow_starter(tmp_path: Path) -> None:
+    pool = WorkerPool(1, open_timeout=1.0)
+    await pool.start()  # returns once the worker serves: its start-up is not the open's to wait for
+    try:
+        call = await pool.media_factory(HOST, RANGE, tmp_path / "first.wav", MONO_PLAN)
+        call.start(time.time())
+        sent = await send_tones(call, {0: tone(440, 0.4)})
+        await wait_for(lambda: written(call) == sent, 30, "the tone written")
+        await call.close(time.time())
+        assert written(call) == sent == {0: 20}
+    finally:
+        await pool.stop()
+
+
+def test_a_call_waits_for_no_worker_start_up(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    slow_python_start(monkeypatch, tmp_path, 2.5)  # longer than the 1-s open timeout
+    run_on("uvloop", open_on_a_slow_starter(tmp_path))
+
+
+async def start_a_worker_that_never_serves(tmp_path: Path) -> None:
+    pool = WorkerPool(1, start_timeout=2.0, restart_initial=30)
+    began = time.monotonic()
+    with pytest.raises(RtpWorkerError, match="no RTP worker process could be started"):
+        await pool.start()
+    assert time.monotonic() - began < 30
+    assert pool.restarts == 0 and not pool.pids
+
+
+def test_a_worker_not_ready_within_the_start_timeout_is_killed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    slow_python_start(monkeypatch, tmp_path, 600)
+    before = set(child_pids())
+    run_on("uvloop", start_a_worker_that_never_serves(tmp_path))
+    assert not any(running(pid) for pid in set(child_pids()) - before)
+
+
+def child_pids() -> list[int]:
+    """This process's children (the workers it started and has not reaped)."""
+    path = Path(f"/proc/{os.getpid()}/task/{os.getpid()}/children")
+    return [int(pid) for pid in path.read_text().split()] if path.exists() else []
+
+
 # ---- stop with calls open -----------------------------------------------------------------------
 async def stop_with_calls_open(tmp_path: Path) -> None:
     pool = WorkerPool(2)
@@ -343,7 +398,7 @@ from server.sip.media import MediaPlan, StreamPlan
 async def main():
     pool = WorkerPool(2)
     await pool.start()
-    media = await pool.media_factory("127.0.0.1", (43000, 43999), Path(sys.argv[1]),
+    media = await pool.media_factory("127.0.0.1", (int(sys.argv[2]), int(sys.argv[3])), Path(sys.argv[1]),
                                      MediaPlan((StreamPlan(0, "PCMU", 0, None, None, None),), 8000))
     media.start(time.time())
     print(" ".join(map(str, pool.pids)), flush=True)
@@ -356,7 +411,10 @@ asyncio.run(main())
 def test_workers_do_not_outlive_a_killed_main_process(tmp_path: Path) -> None:
     voice = tmp_path / "orphan.wav"
     main = subprocess.Popen(
-        [sys.executable, "-c", ORPHAN_SCRIPT, str(voice)], cwd=ROOT, stdout=subprocess.PIPE, text=True
+        [sys.executable, "-c", ORPHAN_SCRIPT, str(voice), *map(str, RANGE)],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
     )
     try:
         assert main.stdout is not None

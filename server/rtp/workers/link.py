@@ -77,6 +77,10 @@ class WorkerLink:
         self._close_timeout = close_timeout
         self._clock = clock
         self.started_at = self.last_heard = clock()
+        # Set by the worker's first message (a report it sends once it serves commands). Until
+        # then it is still starting (a cold interpreter loading numpy can take seconds on a busy
+        # machine): the pool places no call on it, so no open's timeout runs out on a start-up.
+        self.ready = asyncio.Event()
         self.dead_reason: str | None = None
         self._decoder = FrameDecoder(REPLIES)
         self._next_session = 1
@@ -197,6 +201,7 @@ class WorkerLink:
                 self._decoder.finish()
                 return
             self.last_heard = self._clock()
+            self.ready.set()
             for message in self._decoder.feed(data):
                 try:
                     self._handle(message)

@@ -193,8 +193,13 @@ class WorkerServer:
             await asyncio.wait_for(self._writer.drain(), 2.0)
 
     async def _report_loop(self) -> None:
+        # The first report goes out at once: it tells the main process this worker has loaded the
+        # RTP stack and serves commands (its opens are timed from then, not from the spawn).
+        first = True
         while True:
-            await asyncio.sleep(self._report_interval)
+            if not first:
+                await asyncio.sleep(self._report_interval)
+            first = False
             try:
                 reports = [
                     SessionReport(session, media.last_packet_at, media.stats())
