@@ -14,7 +14,11 @@ from typing import Any, Literal
 from pydantic import Field, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from server.sip.trust import parse_networks
+
 ENV_PREFIX = "TANDEM_SERVER_"
+DigestAlgorithm = Literal["SHA-256", "MD5"]
+DIGEST_ALGORITHMS: tuple[DigestAlgorithm, ...] = ("SHA-256", "MD5")  # preferred first (RFC 8760)
 CONFIG_ENV = "TANDEM_SERVER_CONFIG"
 
 
@@ -57,6 +61,14 @@ class Settings(BaseSettings):
     rtp_timeout_seconds: float = Field(60.0, gt=0)  # a flowing stream silent this long ends the call
     rtp_latching: bool = True  # accept RTP from the first source seen; False: only the SDP's address
     sip_max_dialogs_per_source: int = Field(2000, ge=1)  # more from one host are refused with 503
+    # Who may send SIP (IP addresses and CIDR networks): the SBCs/PBXs recorded for. Any request
+    # from elsewhere gets 403, no dialog and no RTP port (server/sip/trust.py).
+    sip_trusted_sources: list[str] = Field(default_factory=lambda: ["127.0.0.0/8", "::1"])
+    # Digest authentication of INVITEs (RFC 3261 §22) on top of the allow-list: enabled with a
+    # realm and users (username -> password, or a file of username:password lines).
+    sip_digest_realm: str | None = None
+    sip_digest_users: dict[str, str] | Path | None = None
+    sip_digest_algorithms: list[DigestAlgorithm] = Field(default_factory=lambda: list(DIGEST_ALGORITHMS))
     # Processes recording call media (RTP, decoding, WAV), each on its own event loop and core;
     # 0: record in the server process itself (debugging, tests). Default: the CPU count.
     rtp_workers: int = Field(default_factory=default_rtp_workers, ge=0, le=256)
@@ -85,6 +97,11 @@ class Settings(BaseSettings):
             raise ValueError("rtp_port_min must not exceed rtp_port_max")
         if (self.sip_tls_cert is None) != (self.sip_tls_key is None):
             raise ValueError("sip_tls_cert and sip_tls_key go together")
+        parse_networks(self.sip_trusted_sources)  # raises naming the bad entry
+        if (self.sip_digest_realm is None) != (self.sip_digest_users is None):
+            raise ValueError("sip_digest_realm and sip_digest_users go together")
+        if not self.sip_digest_algorithms:
+            raise ValueError("sip_digest_algorithms needs at least one of SHA-256, MD5")
         return self
 
     @property

@@ -19,6 +19,7 @@ from server.api import (
     routes_auth,
     routes_calls,
     routes_events,
+    routes_missed_calls,
     routes_recordings,
     routes_screen_upload,
 )
@@ -80,9 +81,12 @@ def create_app(settings: Settings) -> FastAPI:
         sip = None
         pool = None
         if settings.sip_enabled:
+            from server.calls.missed_calls import MissedCallLog
             from server.sip.dialog import MediaFactory, rtp_session_factory
+            from server.sip.digest import DigestAuth, load_users
             from server.sip.recording_request import RequestPolicy
             from server.sip.service import SipService
+            from server.sip.trust import TrustedSources
 
             media_factory: MediaFactory = rtp_session_factory
             if settings.rtp_workers > 0:
@@ -111,7 +115,20 @@ def create_app(settings: Settings) -> FastAPI:
                 latching=settings.rtp_latching,
                 max_dialogs_per_source=settings.sip_max_dialogs_per_source,
                 media_factory=media_factory,
+                trusted=TrustedSources.parse(settings.sip_trusted_sources),
+                digest=(
+                    DigestAuth(
+                        settings.sip_digest_realm,
+                        load_users(settings.sip_digest_users),
+                        algorithms=tuple(settings.sip_digest_algorithms),
+                    )
+                    if settings.sip_digest_realm is not None and settings.sip_digest_users is not None
+                    else None
+                ),
+                refusals=(missed := MissedCallLog(ctx.sessions)),
             )
+            missed.start()
+            app.state.missed_calls, app.state.sip_service = missed, sip
             try:
                 await sip.start()
             except BaseException:
@@ -131,6 +148,7 @@ def create_app(settings: Settings) -> FastAPI:
         finally:
             if sip is not None:
                 await sip.stop()
+                await app.state.missed_calls.stop()  # what is pending is written
             if pool is not None:  # after SIP ended the calls: the workers finalise what is left
                 await pool.stop()
             await ctx.coordinator.shutdown()
@@ -147,6 +165,7 @@ def create_app(settings: Settings) -> FastAPI:
         routes_recordings,
         routes_admin,
         routes_agent_recording,
+        routes_missed_calls,
         routes_events,
     ):
         app.include_router(module.router)

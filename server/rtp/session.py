@@ -144,6 +144,7 @@ class RtpSession:
         telephone_event_pt: int | None = None,
         latching: bool = True,
         expected_source: tuple[str, int] | None = None,
+        peer_host: str | None = None,
         clock: Callable[[], float] | None = None,
         tick_interval: float = 0.1,
         reserved: ReservedPair | None = None,
@@ -158,14 +159,15 @@ class RtpSession:
         ``clock`` the session runs on ``time.time`` and takes the arrival of packets off the fast
         path from the kernel's receive stamps; a given ``clock`` (tests) is used for everything.
         A ``reserved`` pair (``server.rtp.ports.reserve_pair``) is used instead of binding one;
-        ``open`` owns it from then on, and closes it if it fails.
+        ``open`` owns it from then on, and closes it if it fails. ``peer_host`` (the signalling
+        peer's IP) restricts latching to it and the SDP's host (``server.rtp.source``).
         """
         pair, made_writer = reserved, False
         try:
             audio_pt, decoder = validated_arguments(
                 codec, port_range, voice_path, writer, sample_rate, payload_type, telephone_event_pt
             )
-            sources = SourceFilter(latching, expected_source)
+            sources = SourceFilter(latching, expected_source, peer_host)
             if pair is None:
                 pair = reserve_pair(bind_host, *port_range)  # bound: packets now wait in the kernel
             if writer is None:

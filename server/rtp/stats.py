@@ -12,7 +12,9 @@ class RtpStats:
     dropped_malformed: int = 0  # not RTP, or a payload the codec rejected
     dropped_late: int = 0  # their place in the file was already written
     dropped_duplicate: int = 0
-    dropped_foreign: int = 0  # not from the latched (or, without latching, the expected) source
+    # Not from the latched (or, without latching, the expected) source; before latching, not from
+    # the signalling peer's host or the SDP's connection address (a spray at the port).
+    dropped_foreign: int = 0
     dropped_payload_type: int = 0  # neither the negotiated codec nor telephone-event nor CN
     dropped_dtmf: int = 0  # RFC 4733 telephone-event: never audio, its span stays silent
     dropped_cn: int = 0  # RFC 3389 comfort noise (PT 13): recorded as silence

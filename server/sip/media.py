@@ -49,6 +49,9 @@ class MediaPlan:
     streams: tuple[StreamPlan, ...]
     sample_rate: int  # 16000 when a leg is G.722 (wideband), else 8000
     latching: bool = True
+    # The signalling peer's IP (the SBC/PBX the INVITE came from): with the SDP's connection
+    # address, the only hosts a latch may come from (server.rtp.source).
+    peer_host: str | None = None
 
     @property
     def stereo(self) -> bool:
@@ -60,6 +63,7 @@ def plan_media(
     agent_streams: frozenset[int],
     *,
     latching: bool = True,
+    peer_host: str | None = None,
 ) -> MediaPlan:
     """``streams``: (index, codec, payload_type, telephone_event_pt, remote) of each accepted
     stream in offer order; at most two are recorded. With two, the agent's stream (named by the
@@ -76,7 +80,7 @@ def plan_media(
                 StreamPlan(index, codec, pt, dtmf, AGENT if index == agent_index else CALLER, remote)
             )
     rate = 16000 if any(p.codec == "G722" for p in plans) else 8000
-    return MediaPlan(tuple(plans), rate, latching)
+    return MediaPlan(tuple(plans), rate, latching, peer_host)
 
 
 class CallMedia:
@@ -236,6 +240,7 @@ async def _open_stream(
         telephone_event_pt=stream.telephone_event_pt,
         latching=plan.latching,
         expected_source=stream.remote,
+        peer_host=plan.peer_host,
         reserved=pair,
     )
 

@@ -23,16 +23,19 @@ from typing import Any
 
 from server.sip.builders import ALLOW
 from server.sip.dialog import MediaFactory, MediaState, rtp_session_factory
+from server.sip.digest import DigestAuth
 from server.sip.errors import SipError, SipParseError, SipTransportError
 from server.sip.framing import SipFramingError
 from server.sip.listener import CallListener
 from server.sip.message import SipRequest, SipResponse, parse_message
 from server.sip.ratelog import RateLimitedLog
 from server.sip.recording_request import RequestPolicy
+from server.sip.refusals import RefusalSink
 from server.sip.salvage import error_response_for
 from server.sip.siprec import ACCEPT
 from server.sip.tcp import StreamLimits, StreamStats, StreamTransport
 from server.sip.transport import StreamPeer, UdpTransport
+from server.sip.trust import DEFAULT_TRUSTED, TrustedSources
 from server.sip.uas import CallManager
 
 _logger = logging.getLogger(__name__)
@@ -53,6 +56,24 @@ class SipStats:
     calls_ended: Counter[str] = field(default_factory=Counter)  # by reason
     retransmissions: int = 0  # 2xx resent while waiting for ACK
     refused_per_source: int = 0  # INVITEs refused: too many dialogs from one source
+    refused: Counter[str] = field(default_factory=Counter)  # INVITEs refused, by reason code
+    untrusted: int = 0  # messages (any method, responses too) from outside sip_trusted_sources
+    auth_challenges: int = 0  # 401s sent to INVITEs without (or with stale) digest credentials
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "received": self.received,
+            "malformed": self.malformed,
+            "dropped": self.dropped,
+            "handler_errors": self.handler_errors,
+            "responses": {str(k): v for k, v in sorted(self.responses.items())},
+            "calls_started": self.calls_started,
+            "calls_ended": dict(self.calls_ended),
+            "retransmissions": self.retransmissions,
+            "refused": dict(self.refused),
+            "untrusted": self.untrusted,
+            "auth_challenges": self.auth_challenges,
+        }
 
 
 class SipService:
@@ -75,8 +96,12 @@ class SipService:
         policy: RequestPolicy | None = None,
         latching: bool = True,
         max_dialogs_per_source: int = 2000,
+        trusted: TrustedSources | None = None,
+        digest: DigestAuth | None = None,
+        refusals: RefusalSink | None = None,
     ) -> None:
         self._host = host
+        self._trusted = trusted if trusted is not None else TrustedSources.parse(DEFAULT_TRUSTED)
         self._requested_port = port
         self.port = port
         self._tcp_enabled = tcp
@@ -106,6 +131,8 @@ class SipService:
             policy=policy,
             latching=latching,
             max_dialogs_per_source=max_dialogs_per_source,
+            digest=digest,
+            refusals=refusals,
         )
 
     @property
@@ -244,6 +271,9 @@ class SipService:
             self.stats.dropped += 1
             self._log.warning("parser-bug", "parser error on message from %s: %r", addr, exc)
             return
+        if not self._trusted.allows(addr[0]):
+            self._refuse_untrusted(msg, addr)
+            return
         if isinstance(msg, SipResponse):
             self._calls.on_response(msg)
             return
@@ -255,6 +285,32 @@ class SipService:
             return
         # The arrival time, not the time a busy loop gets to it, is when a BYE ended the call.
         self._spawn(self._handle_request(msg, addr, time.time() if arrived is None else arrived))
+
+    def _refuse_untrusted(self, msg: SipRequest | SipResponse, addr: tuple[str, int]) -> None:
+        """A message from a host outside ``sip_trusted_sources``: answered on the spot (no task,
+        no transaction, no dialog, no RTP port), so a flood of them costs one parse and one reply
+        each. OPTIONS gets 403 too: a 200 would tell a scanner that a recorder listens here and
+        what it supports, while an SBC the operator forgot to list sees the 403 in its own log at
+        its first keep-alive, long before the first call goes unrecorded."""
+        self.stats.untrusted += 1
+        if isinstance(msg, SipResponse):
+            self.stats.dropped += 1
+            return
+        if msg.method == "ACK" or any(not msg.get(h) for h in ("via", "from", "to", "call-id", "cseq")):
+            self.stats.dropped += 1  # nothing answers an ACK; without these headers no reply can be built
+            self._log.warning("untrusted", "dropped %s from untrusted source %s", msg.method, addr[0])
+            return
+        try:
+            # An INVITE's refusal is logged, counted and stored by the call manager (why=...).
+            self._calls.respond(msg, addr, 403, reason="Forbidden", why="untrusted-source")
+        except (SipError, ValueError) as exc:
+            self.stats.dropped += 1
+            self._log.warning(
+                "untrusted", "dropped %s from untrusted source %s: %s", msg.method, addr[0], exc
+            )
+            return
+        if msg.method != "INVITE":
+            self._log.warning("untrusted", "refused %s from untrusted source %s (403)", msg.method, addr[0])
 
     async def _handle_request(self, req: SipRequest, addr: tuple[str, int], arrived: float) -> None:
         try:

@@ -13,16 +13,18 @@ from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from server.sip.builders import ALLOW, build_response, new_tag
+from server.sip.builders import ALLOW, build_response, new_tag, reason_for
 from server.sip.bye_client import ByeClient
 from server.sip.dialog import Call, MediaFactory, MediaState
+from server.sip.digest import DigestAuth, Verdict
 from server.sip.listener import CallAccepted, CallListener, CallOffer, CallRejected
 from server.sip.media import plan_media
 from server.sip.message import SipRequest, SipResponse
 from server.sip.midcall import MidCall
 from server.sip.ratelog import RateLimitedLog
-from server.sip.recording_request import RequestPolicy
+from server.sip.recording_request import RequestPolicy, recorded_dn
 from server.sip.recording_request import call_offer as build_call_offer
+from server.sip.refusals import MAX_DETAIL, Refusal, RefusalSink, reason_code, safe_text
 from server.sip.sdp import AudioStream
 from server.sip.siprec import ACCEPT, SiprecError, parse_offer
 from server.sip.transactions import (
@@ -59,8 +61,12 @@ class CallManager:
         policy: RequestPolicy | None = None,
         latching: bool = True,
         max_dialogs_per_source: int = 2000,
+        digest: DigestAuth | None = None,
+        refusals: RefusalSink | None = None,
     ) -> None:
         self._listener = listener
+        self._digest = digest
+        self._refusals = refusals
         self.policy = policy or RequestPolicy()
         self._latching = latching
         self._max_dialogs_per_source = max_dialogs_per_source
@@ -111,10 +117,62 @@ class CallManager:
         headers: tuple[tuple[str, str], ...] = (),
         to_tag: str | None = None,
         body: bytes = b"",
+        why: str | None = None,
     ) -> bytes:
+        """Build, count and send a response. A final error to an initial INVITE is a refused
+        call: logged, counted by reason (``why``, else from the status) and reported to the
+        refusal sink; ``why=""`` marks one that is not (a digest challenge)."""
         data = self.response_bytes(req, status, reason=reason, headers=headers, to_tag=to_tag, body=body)
         self._send(data, addr)
+        if status >= 300 and req.method == "INVITE" and why != "":
+            to = req.to
+            if to is None or to.tag is None:
+                self.note_refusal(req, addr, status, reason, why)
         return data
+
+    def note_refusal(
+        self, req: SipRequest, addr: tuple[str, int], status: int, reason: str | None, why: str | None
+    ) -> None:
+        """Every refused INVITE leaves a trace: a counter, a log line (rate-limited per reason)
+        and a report to the sink (which stores it as a missed recording). Never raises."""
+        phrase = reason or reason_for(status)
+        code = why or reason_code(status, reason)
+        self._stats.refused[code] += 1
+        call_id = safe_text(req.call_id or "", 128)
+        self._log.warning(
+            f"refused:{code}",
+            "refused INVITE %s from %s:%s: %d %s",
+            call_id,
+            addr[0],
+            addr[1],
+            status,
+            phrase,
+        )
+        if self._refusals is None:
+            return
+        try:
+            require = " ".join(req.get_all("require")).lower()
+            try:
+                dn = recorded_dn(req, self.policy)
+            except Exception:  # a header the refusal was about may not parse: keep the rest
+                dn = ""
+            refusal = Refusal(
+                at=time.time(),
+                call_id=call_id,
+                source=safe_text(f"{addr[0]}:{addr[1]}", 64),
+                source_host=safe_text(addr[0], 64),
+                from_uri=safe_text(req.get("from") or ""),
+                to_uri=safe_text(req.get("to") or ""),
+                request_uri=safe_text(req.uri.raw),
+                dn=safe_text(dn, 64),
+                reason=code,
+                status=status,
+                kind="siprec" if "siprec" in require else "plain",
+                detail=safe_text(phrase, MAX_DETAIL),
+            )
+            self._refusals.refused(refusal)
+        except Exception:
+            _logger.exception("recording the refusal of %s failed", call_id)
 
     def response_bytes(
         self,
@@ -139,8 +197,9 @@ class CallManager:
         *,
         reason: str | None = None,
         headers: tuple[tuple[str, str], ...] = (),
+        why: str | None = None,
     ) -> None:
-        data = self.respond(txn.request, txn.source, status, reason=reason, headers=headers)
+        data = self.respond(txn.request, txn.source, status, reason=reason, headers=headers, why=why)
         self._txns.finish(txn, data)
         if txn.request.method == "INVITE" and status >= 300 and not isinstance(txn.source, StreamPeer):
             # Bounded apart from request handling, so a flood of refused INVITEs cannot starve it.
@@ -191,6 +250,8 @@ class CallManager:
             )
             self.final(txn, 503, reason="Too Many Dialogs", headers=(("retry-after", "5"),))
             return
+        if self._digest is not None and not self._authorised(txn):
+            return
         try:
             offer = parse_offer(
                 req.get("content-type") or "", req.body, ", ".join(req.get_all("require")), req.get("contact")
@@ -211,7 +272,7 @@ class CallManager:
             return
         if isinstance(decision, CallRejected):
             if not txn.final:
-                self.final(txn, decision.status, reason=decision.reason)
+                self.final(txn, decision.status, reason=decision.reason, headers=decision.headers)
             return
         if txn.cancelled:
             await self._withdraw(call_offer, decision, "cancelled before answer")
@@ -223,6 +284,7 @@ class CallManager:
             [_stream_tuple(s.audio) for s in offer.accepted_streams],
             decision.agent_streams,
             latching=self._latching,
+            peer_host=host,
         )
         try:
             media = await self._media_factory(self._rtp_host, self._rtp_port_range, voice_path, plan)
@@ -270,6 +332,30 @@ class CallManager:
         call.retransmit_task = asyncio.create_task(
             self._retransmit_2xx(call, call.final_response, lambda: call.state != "answering")
         )
+
+    def _authorised(self, txn: ServerTransaction) -> bool:
+        """Digest authentication (RFC 3261 §22): a challenge (401) for an INVITE without
+        credentials or with a stale nonce, which is not a refusal; 403 for wrong ones."""
+        assert self._digest is not None
+        req = txn.request
+        now = time.time()
+        outcome = self._digest.check(req.method, req.uri.raw, req.lines("authorization"), now)
+        if outcome.verdict is Verdict.OK:
+            return True
+        if outcome.verdict is Verdict.FAILED:
+            self._log.warning(
+                "auth-failed",
+                "digest authentication of %s from %s failed: %s",
+                safe_text(outcome.username, 64),
+                txn.source[0],
+                outcome.why,
+            )
+            self.final(txn, 403, reason="Forbidden", why="auth-failed")
+            return False
+        self._stats.auth_challenges += 1
+        stale = outcome.verdict is Verdict.STALE
+        self.final(txn, 401, headers=self._digest.challenges(now, stale=stale), why="")
+        return False
 
     def start_media(self, call: Call, at: float) -> None:
         call.answered_at = call.active_since = at
@@ -363,11 +449,26 @@ class CallManager:
         call = self.find_dialog(req)
         txn = ServerTransaction(req, addr)
         self._txns.add(transaction_key(req), txn)
+        if call is None and req.call_id and await self._stray_bye(req.call_id):
+            self.final(txn, 200)  # a call a server stop interrupted: its hang-up is answered
+            return
         if call is None or call.state not in ("answering", "answered"):
             self.final(txn, 481)
             return
         self.final(txn, 200)
         await self.end_call(call, ended_at, "bye", send_bye=False)
+
+    async def _stray_bye(self, call_id: str) -> bool:
+        """Whether the listener knows ``call_id`` as a call interrupted by a restart (optional
+        listener method ``on_stray_bye``; without it every unknown dialog gets 481)."""
+        check = getattr(self._listener, "on_stray_bye", None)
+        if check is None:
+            return False
+        try:
+            return bool(await check(call_id))
+        except Exception:
+            _logger.exception("listener.on_stray_bye failed for %s", call_id)
+            return False
 
     async def end_call(self, call: Call, ended_at: float, reason: str, *, send_bye: bool) -> None:
         """Finalise the WAV (padded to ``ended_at``) and tell the listener; idempotent, and a

@@ -144,3 +144,24 @@ class Setting(Base):
     __tablename__ = "settings"
     key: Mapped[str] = mapped_column(String(100), primary_key=True)
     value: Mapped[str] = mapped_column(Text)
+
+
+class MissedCall(Base):
+    """An INVITE that arrived but was not recorded: refused (no agent on the DN, untrusted source,
+    busy, declined…). Identical refusals from one source within a second share a row (``count``)."""
+
+    __tablename__ = "missed_calls"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    at: Mapped[float] = mapped_column(Float, index=True)  # the first refusal of the row
+    last_at: Mapped[float] = mapped_column(Float)
+    count: Mapped[int] = mapped_column(Integer, default=1)
+    call_id: Mapped[str] = mapped_column(String(255), index=True)  # the first refusal's
+    source: Mapped[str] = mapped_column(String(64))  # signalling peer host:port
+    from_uri: Mapped[str] = mapped_column(String(255), default="")
+    to_uri: Mapped[str] = mapped_column(String(255), default="")
+    request_uri: Mapped[str] = mapped_column(String(255), default="")
+    dn: Mapped[str] = mapped_column(String(64), default="", index=True)
+    reason: Mapped[str] = mapped_column(String(40), index=True)  # e.g. no-recording-party
+    status: Mapped[int] = mapped_column(Integer)  # the SIP status sent
+    kind: Mapped[str] = mapped_column(String(10), default="plain")  # plain, siprec
+    detail: Mapped[str] = mapped_column(String(200), default="")
