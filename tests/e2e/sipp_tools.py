@@ -212,9 +212,11 @@ def run_sipp(
     variables: Mapping[str, object] | None = None,
     second: SecondStream | None = None,
     timeout: float = 60,
+    transport: str = "u1",
 ) -> SippResult:
     """Run one call of ``tests/sipp/<scenario>`` against 127.0.0.1:``server_port`` with ``work``
-    as SIPp's directory (its audio files go there). ``second`` adds the SIPREC second stream."""
+    as SIPp's directory (its audio files go there). ``second`` adds the SIPREC second stream;
+    ``transport`` is SIPp's ``-t`` for the signalling (``tn``: TCP; the media is RTP either way)."""
     work.mkdir(parents=True, exist_ok=True)
     base = free_media_ports(8)
     all_keys: dict[str, object] = dict(keys or {})
@@ -226,6 +228,8 @@ def run_sipp(
         f"127.0.0.1:{server_port}",
         "-sf",
         str(SIPP_DIR / scenario),
+        "-t",
+        transport,
         "-s",
         service,
         "-m",
@@ -255,6 +259,8 @@ def run_sipp(
     ]
     if duration_ms is not None:
         argv += ["-d", str(duration_ms)]
+    if transport != "u1":  # SIPp refuses TCP when its default socket count exceeds the open-file limit
+        argv += ["-max_socket", "100"]
     try:
         proc = subprocess.run(argv, cwd=work, capture_output=True, timeout=timeout + 15)
     except subprocess.TimeoutExpired as exc:
