@@ -24,13 +24,16 @@ from server.api import (
     routes_screen_upload,
 )
 from server.api.context import ServerContext
+from server.api.csrf import CsrfMiddleware
 from server.api.errors import install_error_handlers
+from server.api.security_headers import SecurityHeadersMiddleware
 from server.calls.coordinator import CallCoordinator
 from server.calls.media_jobs import MediaJobs
 from server.calls.repository import CallRepository
 from server.calls.session_records import SessionRecords
 from server.events.hub import EventHub
 from server.security.throttle import LoginThrottle
+from server.security.tickets import TicketBook
 from server.settings import Settings
 from server.store.db import make_engine, make_session_factory, migrate
 from server.store.storage import LocalStorage
@@ -157,6 +160,10 @@ def create_app(settings: Settings) -> FastAPI:
     app = FastAPI(title="Tandem", version="1", lifespan=lifespan)
     app.state.ctx = ctx
     app.state.login_throttle = LoginThrottle()
+    app.state.ws_tickets = TicketBook()
+    # The last added runs first: every answer, the CSRF refusal included, gets the headers.
+    app.add_middleware(CsrfMiddleware)
+    app.add_middleware(SecurityHeadersMiddleware, hsts=settings.secure_cookies)
     install_error_handlers(app)
     for module in (
         routes_auth,

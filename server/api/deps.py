@@ -1,7 +1,9 @@
 """Request dependencies: the server context, a database session, and the authenticated user.
 
 A request is authenticated by ``Authorization: Bearer`` or, for the web UI, the session
-cookie. Every refusal is written to the audit log."""
+cookie — never by a ``?token=`` query parameter: query strings end up in access logs, proxy
+logs and browser history. (The event WebSocket also takes a one-time ticket; see
+``server.api.routes_events``.) Every refusal is written to the audit log."""
 
 from __future__ import annotations
 
@@ -10,8 +12,9 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from fastapi import Depends, Request
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, select
 from sqlalchemy.orm import Session
+from starlette.requests import HTTPConnection
 
 from server.api.context import ServerContext
 from server.api.errors import ApiError
@@ -55,20 +58,34 @@ def client_addr(request: Request) -> str:
     return request.client.host if request.client else ""
 
 
-def extract_token(request: Request) -> str | None:
-    header = request.headers.get("authorization", "")
+def bearer_token(conn: HTTPConnection) -> str | None:
+    header = conn.headers.get("authorization", "")
     if header.lower().startswith("bearer "):
-        return header[7:].strip()
-    return request.cookies.get(SESSION_COOKIE) or request.query_params.get("token")
+        return header[7:].strip() or None
+    return None
+
+
+def extract_token(conn: HTTPConnection) -> str | None:
+    """The bearer token or, failing that, the session cookie (HTTP requests and WebSockets)."""
+    return bearer_token(conn) or conn.cookies.get(SESSION_COOKIE) or None
 
 
 def resolve_token(session: Session, token: str | None) -> AuthUser | None:
     if not token:
         return None
+    return _resolve(session, models.ApiToken.token_hash == token_digest(token))
+
+
+def resolve_token_id(session: Session, token_id: int) -> AuthUser | None:
+    """The user of a token known by its id (a WebSocket ticket), if it is still valid."""
+    return _resolve(session, models.ApiToken.id == token_id)
+
+
+def _resolve(session: Session, which: ColumnElement[bool]) -> AuthUser | None:
     row = session.execute(
         select(models.ApiToken, models.User)
         .join(models.User, models.User.id == models.ApiToken.user_id)
-        .where(models.ApiToken.token_hash == token_digest(token))
+        .where(which)
     ).first()
     if row is None:
         return None

@@ -7,6 +7,7 @@ import time
 from dataclasses import asdict
 from typing import Any
 
+import anyio
 from fastapi import APIRouter, Depends, Request, Response
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -146,6 +147,7 @@ def logout(
     response: Response,
     user: AuthUser = Depends(current_user),
     session: Session = Depends(get_db, scope="function"),
+    ctx: ServerContext = Depends(get_context),
 ) -> Response:
     now = time.time()
     tok = session.get(models.ApiToken, user.token_id)
@@ -165,6 +167,9 @@ def logout(
         username=user.username,
         remote_addr=client_addr(request),
     )
+    # Revoked first, then the sockets closed: one that reconnects at once is already refused.
+    session.commit()
+    anyio.from_thread.run_sync(ctx.hub.close_token, user.token_id)  # the hub lives on the loop
     response = Response(status_code=204)
     response.delete_cookie(SESSION_COOKIE, path="/")
     return response

@@ -8,13 +8,24 @@ import logging
 import time
 from dataclasses import asdict
 
-from fastapi import APIRouter, WebSocket, WebSocketDisconnect
+from fastapi import APIRouter, Depends, Request, WebSocket, WebSocketDisconnect
+from sqlalchemy.orm import Session
 from starlette.websockets import WebSocketState
 
 from server.api.context import ServerContext
-from server.api.deps import AuthUser, extract_token, resolve_token
+from server.api.csrf import cross_site_refusal
+from server.api.deps import (
+    SESSION_COOKIE,
+    AuthUser,
+    bearer_token,
+    current_user,
+    extract_token,
+    resolve_token,
+    resolve_token_id,
+)
 from server.api.routes_auth import user_info
 from server.events.hub import Subscription
+from server.security.tickets import TTL_SECONDS, TicketBook
 from server.store import audit, models
 from server.store.db import session_scope
 from tandem_protocol.events import (
@@ -31,9 +42,16 @@ log = logging.getLogger(__name__)
 CLIENTS = ("desktop", "recorder")
 
 
-def _authenticate(ctx: ServerContext, websocket: WebSocket) -> tuple[AuthUser, dict[str, object]] | None:
+TOKEN_IN_QUERY = (
+    "?token= is not accepted (query strings end up in logs): send Authorization: Bearer, "
+    "the session cookie, or a one-time ticket from POST /api/events/ticket as ?ticket="
+)
+
+
+def _authenticate(ctx: ServerContext, websocket: WebSocket) -> tuple[AuthUser, dict[str, object]] | str:
+    """The user and his agent info, or why the handshake is refused (audited)."""
     with session_scope(ctx.sessions) as s:
-        user = resolve_token(s, extract_token(websocket))  # type: ignore[arg-type]
+        user, reason = _credentials(s, websocket)
         if user is None:
             audit.record(
                 s,
@@ -41,13 +59,44 @@ def _authenticate(ctx: ServerContext, websocket: WebSocket) -> tuple[AuthUser, d
                 outcome="denied",
                 target_type="endpoint",
                 target_id="/api/events",
-                detail="websocket: invalid, revoked or expired token",
+                detail=f"websocket: {reason}",
                 remote_addr=websocket.client.host if websocket.client else "",
             )
-            return None
+            return reason
         row = s.get(models.User, user.user_id)
         assert row is not None
         return user, asdict(user_info(s, row))
+
+
+def _credentials(s: Session, websocket: WebSocket) -> tuple[AuthUser | None, str]:
+    """Authorization header (desktop, recorder), session cookie (browser) or one-time ticket."""
+    if "token" in websocket.query_params:
+        return None, TOKEN_IN_QUERY
+    ticket = websocket.query_params.get("ticket")
+    if ticket is not None:
+        book: TicketBook = websocket.app.state.ws_tickets
+        token_id = book.redeem(ticket)
+        user = resolve_token_id(s, token_id) if token_id is not None else None
+        return user, "unknown, used or expired ticket"
+    if bearer_token(websocket) is None and websocket.cookies.get(SESSION_COOKIE):
+        # A cookie rides along with any page's request: the same origin check as for CSRF
+        # keeps another site's page from opening the agent's channel (cross-site hijacking).
+        refusal = cross_site_refusal(websocket.headers, ctx_public_url(websocket))
+        if refusal is not None:
+            return None, refusal
+    return resolve_token(s, extract_token(websocket)), "invalid, revoked or expired token"
+
+
+def ctx_public_url(websocket: WebSocket) -> str | None:
+    ctx: ServerContext = websocket.app.state.ctx
+    return ctx.settings.public_url
+
+
+@router.post("/api/events/ticket")
+def ticket(request: Request, user: AuthUser = Depends(current_user)) -> dict[str, object]:
+    """A one-time ticket for ``/api/events?ticket=``: valid once, for ``TTL_SECONDS``."""
+    book: TicketBook = request.app.state.ws_tickets
+    return {"ticket": book.issue(user.token_id), "expires_in": TTL_SECONDS}
 
 
 @router.websocket("/api/events")
@@ -55,8 +104,8 @@ async def events(websocket: WebSocket) -> None:
     ctx: ServerContext = websocket.app.state.ctx
     client = websocket.query_params.get("client", "desktop")
     auth = await asyncio.to_thread(_authenticate, ctx, websocket)
-    if auth is None:
-        await websocket.close(code=4401, reason="invalid, revoked or expired token")
+    if isinstance(auth, str):
+        await websocket.close(code=4401, reason=auth)
         return
     if client not in CLIENTS:
         await websocket.close(code=4400, reason=f"client must be one of {', '.join(CLIENTS)}")
@@ -66,7 +115,7 @@ async def events(websocket: WebSocket) -> None:
         await websocket.close(code=4403, reason="the event channel is for agents")
         return
     await websocket.accept()
-    sub = ctx.hub.subscribe(user.user_id, client)
+    sub = ctx.hub.subscribe(user.user_id, client, user.token_id)
     try:
         call = ctx.coordinator.current_call(user.user_id)
         state = Envelope(
@@ -95,8 +144,9 @@ async def events(websocket: WebSocket) -> None:
 async def _forward(websocket: WebSocket, sub: Subscription) -> None:
     while True:
         env = await sub.queue.get()
-        if env is None:  # the hub dropped a subscriber that fell behind
-            await websocket.close(code=4008, reason="too slow; reconnect to resync")
+        if env is None:  # the hub ended it: fell behind (4008) or logged out (4401)
+            code, reason = sub.close
+            await websocket.close(code=code, reason=reason)
             return
         await websocket.send_text(env.to_json())
 

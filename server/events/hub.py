@@ -25,12 +25,19 @@ log = logging.getLogger(__name__)
 QUEUE_LIMIT = 256
 
 
+# WebSocket close codes the socket loop sends when the hub ends a subscription.
+CLOSE_TOO_SLOW = (4008, "too slow; reconnect to resync")
+CLOSE_LOGGED_OUT = (4401, "logged out")
+
+
 @dataclass(eq=False)
 class Subscription:
     agent_id: int
     client: str
+    token_id: int | None = None  # the API token the socket authenticated with
     queue: asyncio.Queue[Envelope | None] = field(default_factory=lambda: asyncio.Queue(QUEUE_LIMIT))
     overflowed: bool = False
+    close: tuple[int, str] = CLOSE_TOO_SLOW  # why, once the None sentinel is queued
 
 
 @dataclass
@@ -45,8 +52,8 @@ class EventHub:
         self._clock = clock
         self.dropped_subscribers = 0
 
-    def subscribe(self, agent_id: int, client: str) -> Subscription:
-        sub = Subscription(agent_id, client)
+    def subscribe(self, agent_id: int, client: str, token_id: int | None = None) -> Subscription:
+        sub = Subscription(agent_id, client, token_id)
         self._channels.setdefault(agent_id, _Channel()).subscribers.add(sub)
         return sub
 
@@ -54,6 +61,18 @@ class EventHub:
         channel = self._channels.get(sub.agent_id)
         if channel is not None:
             channel.subscribers.discard(sub)
+
+    def close_token(self, token_id: int) -> int:
+        """End every subscription made with this token (logout, revocation); the sockets close
+        with 4401 "logged out". Returns how many. Call on the event loop."""
+        closed = 0
+        for channel in self._channels.values():
+            for sub in [s for s in channel.subscribers if s.token_id == token_id]:
+                channel.subscribers.discard(sub)
+                sub.close = CLOSE_LOGGED_OUT
+                _drain_and_close(sub)
+                closed += 1
+        return closed
 
     def current_seq(self, agent_id: int) -> int:
         channel = self._channels.get(agent_id)

@@ -4,6 +4,7 @@ closing sockets), CSRF on cookie-authenticated changes, security headers."""
 
 from __future__ import annotations
 
+import logging
 import time
 import uuid
 from collections.abc import Iterator
@@ -12,14 +13,18 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from starlette.websockets import WebSocketDisconnect
 
 from server.api import routes_auth
 from server.api.app import create_app
+from server.api.log_redaction import RedactSecrets
 from server.security import passwords
+from server.security.tickets import TicketBook
 from server.settings import load_settings
 from server.store import models
 from server.store.db import session_scope
 from server.store.users import create_user
+from tandem_protocol.events import Envelope
 
 PASSWORD = "correct-horse-battery"
 
@@ -190,3 +195,221 @@ def test_media_range_edges(
     if body_slice is not None:
         assert r.content == data[body_slice]
         assert r.headers["Content-Length"] == str(len(data[body_slice]))
+
+
+# --- token transport: no ?token=, WebSocket by header, cookie or ticket; logout closes -----------
+
+
+def agent_desktop_token(http: TestClient, dn: str = "1001") -> str:
+    return login(http, "agent1", client="desktop", dn=dn)
+
+
+def test_query_token_is_not_accepted_on_http(client: TestClient) -> None:
+    token = login(client, "sup")
+    assert client.get("/api/me", headers=bearer(token)).status_code == 200
+    r = client.get("/api/me", params={"token": token})
+    assert r.status_code == 401 and r.json()["error"] == "invalid_token"
+
+
+def test_websocket_refuses_query_token_with_a_clear_reason(client: TestClient) -> None:
+    token = agent_desktop_token(client)
+    with pytest.raises(WebSocketDisconnect) as refused:
+        with client.websocket_connect(f"/api/events?client=desktop&token={token}") as ws:
+            ws.receive_json()
+    assert refused.value.code == 4401
+    assert "?token= is not accepted" in refused.value.reason
+    assert any("?token= is not accepted" in a["detail"] for a in audit_rows(client, "auth.rejected"))
+
+
+def test_websocket_by_authorization_header(client: TestClient) -> None:
+    token = agent_desktop_token(client)
+    with client.websocket_connect("/api/events?client=desktop", headers=bearer(token)) as ws:
+        state = ws.receive_json()
+    assert state["type"] == "state" and state["data"]["agent"]["username"] == "agent1"
+
+
+def test_websocket_ticket_is_single_use_and_short_lived(client: TestClient) -> None:
+    token = agent_desktop_token(client)
+    r = client.post("/api/events/ticket", headers=bearer(token))
+    assert r.status_code == 200, r.text
+    ticket = r.json()["ticket"]
+    assert r.json()["expires_in"] == 30
+    with client.websocket_connect(f"/api/events?client=desktop&ticket={ticket}") as ws:
+        assert ws.receive_json()["type"] == "state"
+    with pytest.raises(WebSocketDisconnect) as reused:
+        with client.websocket_connect(f"/api/events?client=desktop&ticket={ticket}") as ws:
+            ws.receive_json()
+    assert reused.value.code == 4401 and "ticket" in reused.value.reason
+    # Expiry, with the book's clock moved past the 30 s.
+    now = [1000.0]
+    client.app.state.ws_tickets = TicketBook(clock=lambda: now[0])  # type: ignore[attr-defined]
+    ticket = client.post("/api/events/ticket", headers=bearer(token)).json()["ticket"]
+    now[0] += 30.5
+    with pytest.raises(WebSocketDisconnect) as expired:
+        with client.websocket_connect(f"/api/events?client=desktop&ticket={ticket}") as ws:
+            ws.receive_json()
+    assert expired.value.code == 4401
+
+
+def test_ticket_book_bounds_and_expiry() -> None:
+    now = [0.0]
+    book = TicketBook(ttl=30, max_outstanding=3, clock=lambda: now[0])
+    tickets = [book.issue(i) for i in range(5)]
+    assert book.outstanding() == 3
+    assert book.redeem(tickets[0]) is None  # evicted, oldest first
+    assert book.redeem(tickets[4]) == 4
+    assert book.redeem(tickets[4]) is None  # single use
+    now[0] = 31
+    assert book.redeem(tickets[3]) is None
+    book.issue(9)  # issuing sweeps the expired
+    assert book.outstanding() == 1
+
+
+@pytest.mark.timeout(60)  # without the close, the receive below waits for ever
+def test_logout_closes_the_tokens_websockets_and_revoked_tokens_cannot_reconnect(client: TestClient) -> None:
+    token = agent_desktop_token(client)
+    other = agent_desktop_token(client)  # the same agent's second token: its socket stays open
+    with (
+        client.websocket_connect("/api/events?client=desktop", headers=bearer(token)) as ws,
+        client.websocket_connect("/api/events?client=desktop", headers=bearer(other)) as ws_other,
+    ):
+        assert ws.receive_json()["type"] == "state"
+        assert ws_other.receive_json()["type"] == "state"
+        assert client.post("/api/auth/logout", headers=bearer(token)).status_code == 204
+        with pytest.raises(WebSocketDisconnect) as closed:
+            ws.receive_json()
+        assert (closed.value.code, closed.value.reason) == (4401, "logged out")
+        ws_other.send_text(Envelope(type="time.ping", data={"t0": 1.0}).to_json())
+        assert ws_other.receive_json()["type"] == "time.pong"  # the other token's socket still works
+    with pytest.raises(WebSocketDisconnect) as refused:
+        with client.websocket_connect("/api/events?client=desktop", headers=bearer(token)) as ws:
+            ws.receive_json()
+    assert refused.value.code == 4401
+
+
+def test_websocket_by_cookie_checks_the_origin(client: TestClient) -> None:
+    login(client, "agent1", client="web")  # the session cookie is now in the client's jar
+    with client.websocket_connect(
+        "/api/events?client=desktop", headers={"Origin": "http://testserver"}
+    ) as ws:
+        assert ws.receive_json()["type"] == "state"
+    with pytest.raises(WebSocketDisconnect) as hijack:
+        with client.websocket_connect(
+            "/api/events?client=desktop", headers={"Origin": "https://evil.example"}
+        ) as ws:
+            ws.receive_json()
+    assert hijack.value.code == 4401 and "evil.example" in hijack.value.reason
+
+
+def test_access_log_filter_redacts_tokens_and_tickets() -> None:
+    record = logging.LogRecord(
+        "uvicorn.access",
+        logging.INFO,
+        __file__,
+        1,
+        '%s - "%s %s HTTP/%s" %d',
+        ("127.0.0.1:5", "GET", "/api/events?client=desktop&token=tdm_SECRET&ticket=tkt_SECRET", "1.1", 101),
+        None,
+    )
+    RedactSecrets().filter(record)
+    line = record.getMessage()
+    assert "SECRET" not in line
+    assert "/api/events?client=desktop&token=[redacted]&ticket=[redacted]" in line
+
+
+# --- CSRF on cookie-authenticated changes --------------------------------------------------------
+
+SAMPLING = {"percentage": 50, "team_overrides": {}}
+
+
+def test_cookie_changes_need_our_own_origin(client: TestClient) -> None:
+    r = client.post("/api/auth/login", json={"username": "admin", "password": PASSWORD, "client": "web"})
+    assert r.status_code == 200 and "tandem_session" in client.cookies
+    # No Origin and no Referer: refused, audited.
+    r = client.put("/api/admin/sampling", json=SAMPLING)
+    assert r.status_code == 403, r.text
+    assert r.json()["error"] == "csrf_refused"
+    # Another site's page: refused (also with a look-alike host or port).
+    for origin in (
+        "https://evil.example",
+        "http://testserver.evil.example",
+        "http://testserver:8081",
+        "null",
+    ):
+        r = client.put("/api/admin/sampling", json=SAMPLING, headers={"Origin": origin})
+        assert r.status_code == 403 and r.json()["error"] == "csrf_refused", origin
+    r = client.put("/api/admin/sampling", json=SAMPLING, headers={"Referer": "https://evil.example/x"})
+    assert r.status_code == 403
+    refused = audit_rows(client, "csrf.refused")
+    assert len(refused) == 6 and all(a["outcome"] == "denied" for a in refused)
+    assert refused[0]["target_id"] == "/api/admin/sampling"
+    # Our own pages: Origin (the TestClient's Host is "testserver"), or Referer when no Origin.
+    r = client.put("/api/admin/sampling", json=SAMPLING, headers={"Origin": "http://testserver"})
+    assert r.status_code == 200, r.text
+    r = client.put("/api/admin/sampling", json=SAMPLING, headers={"Referer": "http://testserver/#/admin"})
+    assert r.status_code == 200, r.text
+    # Reads are not changes.
+    assert client.get("/api/admin/sampling").status_code == 200
+    # Logout through the cookie is a change too.
+    assert client.post("/api/auth/logout", headers={"Origin": "https://evil.example"}).status_code == 403
+    assert client.post("/api/auth/logout", headers={"Origin": "http://testserver"}).status_code == 204
+
+
+def test_bearer_requests_are_not_csrf_checked(client: TestClient) -> None:
+    token = login(client, "admin")
+    r = client.put(
+        "/api/admin/sampling", json=SAMPLING, headers={**bearer(token), "Origin": "https://evil.example"}
+    )
+    assert r.status_code == 200, r.text
+
+
+def test_public_url_is_our_origin_too(tmp_path: Path) -> None:
+    settings = load_settings(
+        None, data_dir=tmp_path / "data", sip_enabled=False, public_url="https://rec.example.com/"
+    )
+    app = create_app(settings)
+    with session_scope(app.state.ctx.sessions) as s:
+        create_user(s, "admin", PASSWORD, "admin")
+    with TestClient(app) as c:
+        c.post("/api/auth/login", json={"username": "admin", "password": PASSWORD, "client": "web"})
+        ok = c.put("/api/admin/sampling", json=SAMPLING, headers={"Origin": "https://rec.example.com"})
+        assert ok.status_code == 200, ok.text
+        bad = c.put("/api/admin/sampling", json=SAMPLING, headers={"Origin": "http://rec.example.com"})
+        assert bad.status_code == 403
+
+
+def test_login_from_another_sites_page_is_refused(client: TestClient) -> None:
+    body = {"username": "admin", "password": PASSWORD, "client": "web"}
+    r = client.post("/api/auth/login", json=body, headers={"Origin": "https://evil.example"})
+    assert r.status_code == 403 and r.json()["error"] == "csrf_refused"
+    assert (
+        client.post("/api/auth/login", json=body, headers={"Origin": "http://testserver"}).status_code == 200
+    )
+    client.cookies.clear()
+    assert client.post("/api/auth/login", json=body).status_code == 200  # programs send no Origin
+
+
+# --- security headers ----------------------------------------------------------------------------
+
+
+def test_security_headers_on_ui_static_and_api(client: TestClient) -> None:
+    for path in ("/", "/static/app.js", "/api/me", "/api/does-not-exist"):
+        r = client.get(path)
+        csp = r.headers["Content-Security-Policy"]
+        assert "default-src 'self'" in csp and "frame-ancestors 'none'" in csp, path
+        assert "unsafe-inline" not in csp and "unsafe-eval" not in csp
+        assert r.headers["X-Content-Type-Options"] == "nosniff"
+        assert r.headers["X-Frame-Options"] == "DENY"
+        assert r.headers["Referrer-Policy"] == "same-origin"
+        assert "Strict-Transport-Security" not in r.headers  # plain HTTP here
+    assert client.get("/api/me").headers["Cache-Control"] == "no-store"
+    token = login(client, "sup")
+    assert client.get("/api/interactions", headers=bearer(token)).headers["Cache-Control"] == "no-store"
+    r = client.put("/api/admin/sampling", json=SAMPLING, headers={"Origin": "https://evil.example"})
+    assert r.headers["X-Frame-Options"] == "DENY"  # refusals by the middleware get them too
+
+
+def test_hsts_when_cookies_are_secure(tmp_path: Path) -> None:
+    settings = load_settings(None, data_dir=tmp_path / "data", sip_enabled=False, secure_cookies=True)
+    with TestClient(create_app(settings)) as c:
+        assert c.get("/").headers["Strict-Transport-Security"].startswith("max-age=")
