@@ -198,6 +198,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--username", required=True)
     p.add_argument("--dn", default="", help="the DN; empty clears it")
     p.set_defaults(func=cmd_set_full_time_dn)
+    from server import audit_cli
+
+    audit_cli.add_parser(sub)
     try:
         from server.sim import cli as sim_cli
     except ImportError:

@@ -89,6 +89,11 @@ class Settings(BaseSettings):
     secure_cookies: bool = False  # set true when served over HTTPS
     max_upload_bytes: int = Field(4 * 1024**3, gt=0)
     auto_migrate: bool = True
+    # Signed audit checkpoints (see `tandem-server audit`) written to this directory, outside the
+    # database (e.g. a WORM share); None: the server writes none.
+    audit_checkpoint_dir: Path | None = None
+    audit_checkpoint_interval_seconds: float = Field(300.0, gt=0)
+    audit_checkpoint_records: int = Field(0, ge=0)  # also once this many records are new; 0: time only
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 
     @model_validator(mode="after")

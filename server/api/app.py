@@ -16,6 +16,7 @@ from fastapi.staticfiles import StaticFiles
 from server.api import (
     routes_admin,
     routes_agent_recording,
+    routes_audit,
     routes_auth,
     routes_calls,
     routes_events,
@@ -26,6 +27,7 @@ from server.api import (
 from server.api.context import ServerContext
 from server.api.csrf import CsrfMiddleware
 from server.api.errors import install_error_handlers
+from server.audit_checkpointer import start_checkpointer
 from server.api.security_headers import SecurityHeadersMiddleware
 from server.calls.coordinator import CallCoordinator
 from server.calls.media_jobs import MediaJobs
@@ -146,6 +148,7 @@ def create_app(settings: Settings) -> FastAPI:
                 "+tcp" if settings.sip_tcp else "",
                 f", tls {sip.tls_port}" if sip.tls_port else "",
             )
+        checkpointer = start_checkpointer(ctx.sessions, settings)
         try:
             yield
         finally:
@@ -156,6 +159,8 @@ def create_app(settings: Settings) -> FastAPI:
                 await pool.stop()
             await ctx.coordinator.shutdown()
             await ctx.media.stop()
+            if checkpointer is not None:  # last: it covers every record written before
+                await checkpointer.stop()
 
     app = FastAPI(title="Tandem", version="1", lifespan=lifespan)
     app.state.ctx = ctx
@@ -171,6 +176,7 @@ def create_app(settings: Settings) -> FastAPI:
         routes_screen_upload,
         routes_recordings,
         routes_admin,
+        routes_audit,
         routes_agent_recording,
         routes_missed_calls,
         routes_events,

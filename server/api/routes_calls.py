@@ -7,10 +7,10 @@ import logging
 from dataclasses import asdict
 from typing import Any
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Request
 
 from server.api.context import ServerContext
-from server.api.deps import AuthUser, get_context, require_roles
+from server.api.deps import AuthUser, client_addr, get_context, require_roles
 from server.api.errors import ApiError
 from server.calls.coordinator import CallActionError
 from server.store import audit
@@ -27,7 +27,7 @@ def agent_call(user: AuthUser = Depends(agent_only), ctx: ServerContext = Depend
     return None if info is None else asdict(info)
 
 
-async def _act(action: str, interaction_id: str, user: AuthUser, ctx: ServerContext) -> Any:
+async def _act(action: str, interaction_id: str, user: AuthUser, ctx: ServerContext, addr: str) -> Any:
     coord = ctx.coordinator
     try:
         if action == "pause":
@@ -39,48 +39,74 @@ async def _act(action: str, interaction_id: str, user: AuthUser, ctx: ServerCont
         else:
             info = await coord.done(interaction_id, user.user_id)
     except CallActionError as exc:
+        # Refused (another agent's call, an unknown one, the wrong phase): audited like the rest.
+        await asyncio.to_thread(
+            _audit_action, ctx, user, action, interaction_id, addr, "denied", f"{exc.code}: {exc}"
+        )
         raise ApiError(exc.status, exc.code, str(exc)) from exc
-    await asyncio.to_thread(_audit_action, ctx, user, action, interaction_id)
+    await asyncio.to_thread(_audit_action, ctx, user, action, interaction_id, addr)
     return asdict(info)
 
 
-def _audit_action(ctx: ServerContext, user: AuthUser, action: str, interaction_id: str) -> None:
+def _audit_action(
+    ctx: ServerContext,
+    user: AuthUser,
+    action: str,
+    interaction_id: str,
+    addr: str,
+    outcome: str = "allowed",
+    detail: str = "",
+) -> None:
     with session_scope(ctx.sessions) as s:
         audit.record(
             s,
             action=f"call.{action}",
-            outcome="allowed",
+            outcome=outcome,
             user_id=user.user_id,
             username=user.username,
             target_type="interaction",
             target_id=interaction_id,
+            detail=detail,
+            remote_addr=addr,
         )
 
 
 @router.post("/interactions/{interaction_id}/pause")
 async def pause(
-    interaction_id: str, user: AuthUser = Depends(agent_only), ctx: ServerContext = Depends(get_context)
+    interaction_id: str,
+    request: Request,
+    user: AuthUser = Depends(agent_only),
+    ctx: ServerContext = Depends(get_context),
 ) -> Any:
-    return await _act("pause", interaction_id, user, ctx)
+    return await _act("pause", interaction_id, user, ctx, client_addr(request))
 
 
 @router.post("/interactions/{interaction_id}/resume")
 async def resume(
-    interaction_id: str, user: AuthUser = Depends(agent_only), ctx: ServerContext = Depends(get_context)
+    interaction_id: str,
+    request: Request,
+    user: AuthUser = Depends(agent_only),
+    ctx: ServerContext = Depends(get_context),
 ) -> Any:
-    return await _act("resume", interaction_id, user, ctx)
+    return await _act("resume", interaction_id, user, ctx, client_addr(request))
 
 
 @router.post("/interactions/{interaction_id}/stop")
 async def stop(
-    interaction_id: str, user: AuthUser = Depends(agent_only), ctx: ServerContext = Depends(get_context)
+    interaction_id: str,
+    request: Request,
+    user: AuthUser = Depends(agent_only),
+    ctx: ServerContext = Depends(get_context),
 ) -> Any:
     """No more recording (voice and screen) for the rest of this call."""
-    return await _act("stop", interaction_id, user, ctx)
+    return await _act("stop", interaction_id, user, ctx, client_addr(request))
 
 
 @router.post("/interactions/{interaction_id}/done")
 async def done(
-    interaction_id: str, user: AuthUser = Depends(agent_only), ctx: ServerContext = Depends(get_context)
+    interaction_id: str,
+    request: Request,
+    user: AuthUser = Depends(agent_only),
+    ctx: ServerContext = Depends(get_context),
 ) -> Any:
-    return await _act("done", interaction_id, user, ctx)
+    return await _act("done", interaction_id, user, ctx, client_addr(request))

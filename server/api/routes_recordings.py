@@ -3,6 +3,7 @@ refusal; visibility follows ``server.policy.access``."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator
 from dataclasses import asdict
 from typing import Any
@@ -59,7 +60,18 @@ def _load(session: Session, interaction_id: str) -> models.Interaction | None:
     ).scalar_one_or_none()
 
 
-def _deny(session: Session, user: AuthUser, interaction_id: str, action: str, request: Request) -> ApiError:
+def _refuse(
+    session: Session,
+    user: AuthUser,
+    interaction_id: str,
+    action: str,
+    request: Request,
+    error: ApiError,
+    detail: str,
+) -> ApiError:
+    """``error``, once its refusal is in the audit log: committed here, because the request's
+    transaction is rolled back when the error leaves the route. A 404 is audited as well as a
+    403 — probing for interaction ids is an access attempt too."""
     audit.record(
         session,
         action=action,
@@ -68,11 +80,11 @@ def _deny(session: Session, user: AuthUser, interaction_id: str, action: str, re
         username=user.username,
         target_type="interaction",
         target_id=interaction_id[:64],
-        detail="not visible to this user",
+        detail=f"{error.status} {error.code}: {detail}",
         remote_addr=client_addr(request),
     )
     session.commit()
-    return ApiError(403, "forbidden", "you are not allowed to see this recording")
+    return error
 
 
 def _visible(
@@ -86,9 +98,11 @@ def _visible(
     """The interaction if ``rule`` lets this user at it; 404 or an audited 403 otherwise."""
     row = _load(session, interaction_id)
     if row is None:
-        raise ApiError(404, "unknown_interaction", f"no interaction {interaction_id}")
+        error = ApiError(404, "unknown_interaction", f"no interaction {interaction_id}")
+        raise _refuse(session, user, interaction_id, action, request, error, "no such interaction")
     if not rule(user.viewer, row.agent_id, row.agent.team_id if row.agent else None):
-        raise _deny(session, user, interaction_id, action, request)
+        error = ApiError(403, "forbidden", "you are not allowed to see this recording")
+        raise _refuse(session, user, interaction_id, action, request, error, "not visible to this user")
     return row
 
 
@@ -110,6 +124,7 @@ def _allowed(
 
 @router.get("/interactions")
 def list_interactions(
+    request: Request,
     limit: int = 200,
     user: AuthUser = Depends(current_user),
     session: Session = Depends(get_db, scope="function"),
@@ -124,12 +139,27 @@ def list_interactions(
         .order_by(models.Interaction.started_at.desc())
         .limit(max(1, min(limit, 1000)))
     )
+    scope = "all"
     if user.role == "agent":
         query = query.where(models.Interaction.agent_id == user.user_id)
+        scope = "own"
     elif user.role not in SEE_ALL_ROLES:
         agent_ids = select(models.User.id).where(models.User.team_id.in_(user.supervised_team_ids or {-1}))
         query = query.where(models.Interaction.agent_id.in_(agent_ids))
-    return [asdict(summary(row)) for row in session.execute(query).scalars()]
+        scope = "teams " + ",".join(str(t) for t in sorted(user.supervised_team_ids))
+    rows = [asdict(summary(row)) for row in session.execute(query).scalars()]
+    # A list read shows who was called when: audited with its filter and what it returned.
+    audit.record(
+        session,
+        action="interaction.list",
+        outcome="allowed",
+        user_id=user.user_id,
+        username=user.username,
+        target_type="interactions",
+        detail=json.dumps({"limit": limit, "scope": scope, "count": len(rows)}, sort_keys=True),
+        remote_addr=client_addr(request),
+    )
+    return rows
 
 
 @router.get("/interactions/{interaction_id}")
@@ -154,23 +184,27 @@ def get_media(
     ctx: ServerContext = Depends(get_context),
 ) -> Any:
     if kind not in MEDIA_KINDS and format_of_kind(kind) is None:
-        raise ApiError(
+        error = ApiError(
             404, "unknown_media", f"media kind must be one of {', '.join(MEDIA_KINDS)} or voice:<format>"
         )
+        raise _refuse(session, user, interaction_id, "recording.read", request, error, f"kind {kind[:100]}")
     row = _visible(session, user, interaction_id, request, "recording.read", may_play_media)
     media = next((m for m in row.media if m.kind == kind), None)
     if media is None:
-        raise ApiError(404, "media_not_ready", f"no {kind} recording for this interaction (yet)")
+        error = ApiError(404, "media_not_ready", f"no {kind} recording for this interaction (yet)")
+        raise _refuse(session, user, interaction_id, "recording.read", request, error, f"kind {kind}")
     size = ctx.storage.size(media.storage_key)
     try:
         rng = parse_range(request.headers.get("range"), size)
     except RangeNotSatisfiable as exc:
-        raise ApiError(
+        error = ApiError(
             416,
             "range_not_satisfiable",
             f"range outside the {size}-byte file",
             {"Content-Range": f"bytes */{size}"},
-        ) from exc
+        )
+        detail = f"{kind} range {request.headers.get('range', '')[:100]!r} of {size} bytes"
+        raise _refuse(session, user, interaction_id, "recording.read", request, error, detail) from exc
     start, end = rng if rng else (0, size - 1)
     _allowed(session, user, interaction_id, request, "recording.read", f"{kind} bytes {start}-{end}/{size}")
     headers = {"Accept-Ranges": "bytes", "Content-Length": str(end - start + 1), "Cache-Control": "private"}
