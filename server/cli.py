@@ -9,14 +9,11 @@ import logging
 import os
 import secrets
 import sys
-from contextlib import AbstractContextManager
 from pathlib import Path
-from typing import TYPE_CHECKING
 
+from server.cli_db import NoDatabaseError, existing_session, new_or_existing_session
+from server.services.errors import DomainError
 from server.settings import ConfigError, Settings, load_settings
-
-if TYPE_CHECKING:
-    from sqlalchemy.orm import Session
 
 DEMO_USERS: tuple[tuple[str, str, str, str | None, list[str]], ...] = (
     # username, role, full name, team, supervises
@@ -82,39 +79,76 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _session(settings: Settings) -> AbstractContextManager[Session]:
-    from server.store.db import make_engine, make_session_factory, migrate, session_scope
-
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    migrate(settings.resolved_database_url)
-    return session_scope(make_session_factory(make_engine(settings.resolved_database_url)))
+def _read_password(args: argparse.Namespace) -> str:
+    return sys.stdin.readline().rstrip("\n") if args.password_stdin else getpass.getpass("Password: ")
 
 
 def cmd_create_user(args: argparse.Namespace) -> int:
-    from server.store.users import UserExistsError, create_user
+    from server.services import users
+    from server.services.actor import Actor
 
-    password = sys.stdin.readline().rstrip("\n") if args.password_stdin else getpass.getpass("Password: ")
-    try:
-        with _session(_settings(args)) as s:
-            create_user(
-                s,
-                args.username,
-                password,
-                args.role,
-                full_name=args.full_name,
-                team=args.team,
-                supervises=args.supervises,
-            )
-    except (UserExistsError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+    settings = _settings(args)
+    password = _read_password(args)
+    with existing_session(args, settings) as s:
+        users.create_user(
+            s,
+            Actor.cli(),
+            args.username,
+            password,
+            args.role,
+            full_name=args.full_name,
+            team=args.team,
+            supervises=args.supervises,
+        )
     print(f"created {args.role} {args.username}")
+    return 0
+
+
+def cmd_set_password(args: argparse.Namespace) -> int:
+    from server.services import users
+    from server.services.actor import Actor
+
+    settings = _settings(args)
+    password = _read_password(args)
+    with existing_session(args, settings) as s:
+        users.reset_password(s, Actor.cli(), args.username, password)
+    print(f"password of {args.username} changed")
+    return 0
+
+
+def cmd_password_policy(args: argparse.Namespace) -> int:
+    """Show the password policy; with options, change those fields (the others stay)."""
+    from dataclasses import asdict
+
+    from server.policy.password_rules import describe
+    from server.services import users
+    from server.services.actor import Actor
+
+    settings = _settings(args)
+    changes = {
+        name: value
+        for name, value in (
+            ("min_length", args.min_length),
+            ("require_lowercase", args.require_lowercase),
+            ("require_uppercase", args.require_uppercase),
+            ("require_digit", args.require_digit),
+            ("require_symbol", args.require_symbol),
+            ("forbid_username", args.forbid_username),
+        )
+        if value is not None
+    }
+    with existing_session(args, settings) as s:
+        policy = users.read_policy(s)
+        if changes:
+            policy = users.set_policy(s, Actor.cli(), {**asdict(policy), **changes})
+    print(f"password policy: {describe(policy)}")
     return 0
 
 
 def cmd_demo_setup(args: argparse.Namespace) -> int:
     """Create demo users once (random passwords, kept 0600 in the data dir) and print them."""
-    from server.store.users import create_user
+    from server.services import users
+    from server.services.actor import Actor
 
     settings = _settings(args)
     creds_file = settings.data_dir / "demo-credentials.json"
@@ -122,11 +156,12 @@ def cmd_demo_setup(args: argparse.Namespace) -> int:
         creds = json.loads(creds_file.read_text())
     else:
         creds = {}
-        with _session(settings) as s:
+        actor = Actor.cli()
+        with new_or_existing_session(settings) as s:
             for username, role, full_name, team, supervises in DEMO_USERS:
-                password = secrets.token_urlsafe(9)
-                create_user(
-                    s, username, password, role, full_name=full_name, team=team, supervises=supervises
+                password = secrets.token_urlsafe(18)  # 24 characters: past any sane length policy
+                users.create_user(
+                    s, actor, username, password, role, full_name=full_name, team=team, supervises=supervises
                 )
                 creds[username] = {"password": password, "role": role}
         fd = os.open(creds_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -141,31 +176,24 @@ def cmd_demo_setup(args: argparse.Namespace) -> int:
 
 
 def cmd_set_sampling(args: argparse.Namespace) -> int:
-    from server.api.routes_admin import read_policy, write_policy
+    from server.services import sampling
+    from server.services.actor import Actor
 
     settings = _settings(args)
-    with _session(settings) as s:
-        policy = read_policy(s, settings.screen_percentage)
-        policy.percentage = args.percentage
-        write_policy(s, policy)
-    print(f"screen sampling set to {args.percentage:g} %")
+    with existing_session(args, settings) as s:
+        sampling.set_percentage(s, Actor.cli(), args.percentage, settings.screen_percentage)
+    print(f"screen sampling set to {args.percentage:g} % in {settings.resolved_database_url}")
     return 0
 
 
 def cmd_set_full_time_dn(args: argparse.Namespace) -> int:
-    from sqlalchemy import select
-
-    from server.store import models
+    from server.services import full_time_dn
+    from server.services.actor import Actor
 
     settings = _settings(args)
-    with _session(settings) as s:
-        query = select(models.User).where(models.User.username == args.username)
-        agent = s.execute(query).scalar_one_or_none()
-        if agent is None or agent.role != "agent":
-            print(f"no agent named {args.username!r}", file=sys.stderr)
-            return 1
-        agent.full_time_dn = args.dn or None
-    print(f"{args.username}: full-time recording DN {'set to ' + args.dn if args.dn else 'cleared'}")
+    with existing_session(args, settings) as s:
+        dn = full_time_dn.set_dn(s, Actor.cli(), args.username, args.dn)
+    print(f"{args.username}: full-time recording DN {'set to ' + dn if dn else 'cleared'}")
     return 0
 
 
@@ -198,6 +226,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--username", required=True)
     p.add_argument("--dn", default="", help="the DN; empty clears it")
     p.set_defaults(func=cmd_set_full_time_dn)
+    p = sub.add_parser("set-password", help="set a user's password (under the password policy)")
+    p.add_argument("--username", required=True)
+    p.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
+    p.set_defaults(func=cmd_set_password)
+    p = sub.add_parser("password-policy", help="show the password policy; with options, change it")
+    p.add_argument("--min-length", type=int, help="at least 8")
+    for flag in ("lowercase", "uppercase", "digit", "symbol"):
+        p.add_argument(f"--require-{flag}", action=argparse.BooleanOptionalAction, default=None)
+    p.add_argument(
+        "--forbid-username",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="the password may not contain the username",
+    )
+    p.set_defaults(func=cmd_password_policy)
     from server import audit_cli
 
     audit_cli.add_parser(sub)
@@ -219,6 +262,9 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"configuration error: {exc}", file=sys.stderr)
         return 2
+    except (DomainError, NoDatabaseError) as exc:  # refused (and audited) by the rules: no traceback
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -23,6 +23,7 @@ from server.api import (
     routes_missed_calls,
     routes_recordings,
     routes_screen_upload,
+    routes_users,
 )
 from server.api.context import ServerContext
 from server.api.csrf import CsrfMiddleware
@@ -178,6 +179,7 @@ def create_app(settings: Settings) -> FastAPI:
         routes_admin,
         routes_audit,
         routes_agent_recording,
+        routes_users,
         routes_missed_calls,
         routes_events,
     ):

@@ -1,5 +1,6 @@
 """Every error the API answers is an ``ErrorBody``: a stable code for programs and a sentence
-for people. Framework errors (validation, unknown routes) are mapped to the same shape."""
+for people. Framework errors (validation, unknown routes) are mapped to the same shape, and so
+are the services' domain errors: this module is the one place that decides their HTTP status."""
 
 from __future__ import annotations
 
@@ -10,7 +11,26 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from server.services.errors import Conflict, DomainError, Forbidden, InvalidInput, NotFound
 from tandem_protocol.payloads import ErrorBody
+
+DOMAIN_STATUS: dict[type[DomainError], int] = {
+    InvalidInput: 422,
+    NotFound: 404,
+    Conflict: 409,
+    Forbidden: 403,
+}
+# Codes whose status predates the services and that clients already rely on.
+CODE_STATUS: dict[str, int] = {"dn_required": 400}
+
+
+def domain_status(exc: DomainError) -> int:
+    if exc.code in CODE_STATUS:
+        return CODE_STATUS[exc.code]
+    for cls in type(exc).__mro__:
+        if cls in DOMAIN_STATUS:
+            return DOMAIN_STATUS[cls]
+    return 400  # a DomainError subclass nobody mapped yet: still the client's problem, not a 500
 
 
 class ApiError(Exception):
@@ -32,6 +52,10 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def _api_error(_request: Request, exc: ApiError) -> JSONResponse:
         return error_response(exc.status, exc.code, exc.message, exc.headers)
+
+    @app.exception_handler(DomainError)
+    async def _domain_error(_request: Request, exc: DomainError) -> JSONResponse:
+        return error_response(domain_status(exc), exc.code, exc.message)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_request: Request, exc: RequestValidationError) -> JSONResponse:

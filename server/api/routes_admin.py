@@ -1,8 +1,8 @@
-"""Admin policy (screen sampling, voice formats) and the audit trail."""
+"""Admin policy (screen sampling, voice formats) and the audit trail. The rules and the audit
+records of each change live in ``server.services``; these routes only translate HTTP."""
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict
 from typing import Any
 
@@ -10,50 +10,16 @@ from fastapi import APIRouter, Depends, Request
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from server.api.actors import actor_of
 from server.api.context import ServerContext
-from server.api.deps import AuthUser, client_addr, get_context, get_db, require_roles
-from server.api.errors import ApiError
-from server.calls.repository import SCREEN_PERCENTAGE_KEY
-from server.policy import voice_formats
-from server.store import audit, models
-from tandem_protocol.payloads import SamplingPolicy, VoiceFormatOption, VoiceFormatsPolicy
+from server.api.deps import AuthUser, get_context, get_db, require_roles
+from server.services import sampling, voice_formats
+from server.store import models
+from tandem_protocol.payloads import SamplingPolicy, VoiceFormatsPolicy
 
 router = APIRouter(prefix="/api")
 admin_only = require_roles("admin")
 auditors = require_roles("admin", "compliance")
-
-
-def read_policy(session: Session, default: float) -> SamplingPolicy:
-    row = session.get(models.Setting, SCREEN_PERCENTAGE_KEY)
-    pct = float(json.loads(row.value)) if row else default
-    overrides = {
-        str(t.id): t.screen_percentage
-        for t in session.execute(
-            select(models.Team).where(models.Team.screen_percentage.is_not(None))
-        ).scalars()
-        if t.screen_percentage is not None
-    }
-    return SamplingPolicy(pct, overrides)
-
-
-def write_policy(session: Session, policy: SamplingPolicy) -> None:
-    def check(value: float, what: str) -> None:
-        if not 0.0 <= value <= 100.0:
-            raise ApiError(422, "invalid_percentage", f"{what} must be between 0 and 100, got {value}")
-
-    check(policy.percentage, "percentage")
-    teams = {t.id: t for t in session.execute(select(models.Team)).scalars()}
-    for key, value in policy.team_overrides.items():
-        if not key.isdigit() or int(key) not in teams:
-            raise ApiError(422, "unknown_team", f"no team with id {key}")
-        check(value, f"team {key} percentage")
-    row = session.get(models.Setting, SCREEN_PERCENTAGE_KEY)
-    if row is None:
-        session.add(models.Setting(key=SCREEN_PERCENTAGE_KEY, value=json.dumps(policy.percentage)))
-    else:
-        row.value = json.dumps(policy.percentage)
-    for team_id, team in teams.items():
-        team.screen_percentage = policy.team_overrides.get(str(team_id))
 
 
 @router.get("/admin/sampling", response_model=SamplingPolicy)
@@ -62,7 +28,7 @@ def get_sampling(
     session: Session = Depends(get_db, scope="function"),
     ctx: ServerContext = Depends(get_context),
 ) -> Any:
-    return asdict(read_policy(session, ctx.settings.screen_percentage))
+    return asdict(sampling.read_policy(session, ctx.settings.screen_percentage))
 
 
 @router.put("/admin/sampling", response_model=SamplingPolicy)
@@ -73,51 +39,8 @@ def put_sampling(
     session: Session = Depends(get_db, scope="function"),
     ctx: ServerContext = Depends(get_context),
 ) -> Any:
-    write_policy(session, body)
-    audit.record(
-        session,
-        action="policy.sampling",
-        outcome="allowed",
-        user_id=user.user_id,
-        username=user.username,
-        target_type="policy",
-        target_id="screen_sampling",
-        detail=json.dumps(asdict(body)),
-        remote_addr=client_addr(request),
-    )
-    return asdict(read_policy(session, ctx.settings.screen_percentage))
-
-
-def read_voice_formats(session: Session) -> VoiceFormatsPolicy:
-    from server.calls.voice_encodings import format_available, supported_formats  # loads PyAV
-
-    row = session.get(models.Setting, voice_formats.VOICE_FORMATS_KEY)
-    options = [
-        VoiceFormatOption(fmt, voice_formats.LABELS[fmt], format_available(fmt))
-        for fmt in supported_formats()
-    ]
-    return VoiceFormatsPolicy(voice_formats.parse_stored(row.value if row else None), options)
-
-
-def write_voice_formats(session: Session, policy: VoiceFormatsPolicy) -> list[str]:
-    from server.calls.voice_encodings import format_available, supported_formats
-
-    supported = set(supported_formats())
-
-    def available(fmt: str) -> bool:
-        return fmt in supported and format_available(fmt)
-
-    try:
-        chosen = voice_formats.validate(policy.formats, available)
-    except voice_formats.VoiceFormatsPolicyError as exc:
-        raise ApiError(422, exc.code, str(exc)) from exc
-    value = voice_formats.dump(chosen)
-    row = session.get(models.Setting, voice_formats.VOICE_FORMATS_KEY)
-    if row is None:
-        session.add(models.Setting(key=voice_formats.VOICE_FORMATS_KEY, value=value))
-    else:
-        row.value = value
-    return chosen
+    sampling.set_policy(session, actor_of(user, request), body)
+    return asdict(sampling.read_policy(session, ctx.settings.screen_percentage))
 
 
 @router.get("/admin/voice-formats", response_model=VoiceFormatsPolicy)
@@ -125,7 +48,7 @@ def get_voice_formats(
     _user: AuthUser = Depends(admin_only),
     session: Session = Depends(get_db, scope="function"),
 ) -> Any:
-    return asdict(read_voice_formats(session))
+    return asdict(voice_formats.read(session))
 
 
 @router.put("/admin/voice-formats", response_model=VoiceFormatsPolicy)
@@ -135,20 +58,8 @@ def put_voice_formats(
     user: AuthUser = Depends(admin_only),
     session: Session = Depends(get_db, scope="function"),
 ) -> Any:
-    chosen = write_voice_formats(session, body)
-    audit.record(
-        session,
-        action="policy.voice_formats",
-        outcome="allowed",
-        user_id=user.user_id,
-        username=user.username,
-        target_type="policy",
-        target_id="voice_formats",
-        detail=json.dumps({"formats": chosen}),
-        remote_addr=client_addr(request),
-    )
-    session.flush()
-    return asdict(read_voice_formats(session))
+    voice_formats.set_formats(session, actor_of(user, request), body.formats)
+    return asdict(voice_formats.read(session))
 
 
 @router.get("/teams")

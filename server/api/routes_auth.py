@@ -18,6 +18,8 @@ from server.api.errors import ApiError
 from server.security.passwords import PasswordCheckBusy, verify_password
 from server.security.throttle import LoginThrottle
 from server.security.tokens import new_token, token_digest
+from server.services import desktop_dn
+from server.services.actor import Actor
 from server.store import audit, models
 from tandem_protocol.payloads import LoginRequest, LoginResponse, UserInfo
 
@@ -65,16 +67,9 @@ def login(
         ttl = ctx.settings.recorder_token_ttl_days * 86400
     else:
         ttl = ctx.settings.token_ttl_hours * 3600
+    dn: str | None = None  # normalised; the services refuse (and audit) a bad or taken DN
     if body.client == "desktop" and user.role == "agent":
-        if not body.dn or not body.dn.strip():
-            raise ApiError(400, "dn_required", "an agent logging in on the desktop must give his DN")
-        holder = session.execute(
-            select(models.DnBinding).where(
-                models.DnBinding.dn == body.dn, models.DnBinding.released_at.is_(None)
-            )
-        ).scalar()
-        if holder is not None and holder.user_id != user.id:
-            raise ApiError(409, "dn_in_use", f"DN {body.dn} is in use by another agent")
+        dn = desktop_dn.claim(session, _desktop_actor(user, addr), user.id, body.dn)
     token = new_token()
     tok = models.ApiToken(
         token_hash=token_digest(token),
@@ -85,21 +80,15 @@ def login(
     )
     session.add(tok)
     session.flush()
-    if body.client == "desktop" and user.role == "agent" and body.dn:
-        for old in session.execute(
-            select(models.DnBinding).where(
-                models.DnBinding.user_id == user.id, models.DnBinding.released_at.is_(None)
-            )
-        ).scalars():
-            old.released_at = now
-        session.add(models.DnBinding(dn=body.dn.strip(), user_id=user.id, token_id=tok.id, bound_at=now))
+    if dn is not None:
+        desktop_dn.bind(session, _desktop_actor(user, addr), user.id, dn, tok.id, now)
     audit.record(
         session,
         action="auth.login",
         outcome="allowed",
         user_id=user.id,
         username=user.username,
-        detail=f"client={body.client}" + (f" dn={body.dn}" if body.dn else ""),
+        detail=f"client={body.client}" + (f" dn={dn}" if dn else ""),
         remote_addr=addr,
     )
     session.flush()
@@ -139,6 +128,10 @@ def _login_refused(session: Session, username: str, addr: str, detail: str) -> N
         remote_addr=addr,
     )
     session.commit()
+
+
+def _desktop_actor(user: models.User, addr: str) -> Actor:
+    return Actor(user.id, user.username, user.role, "desktop", addr)
 
 
 @router.post("/auth/logout", status_code=204)

@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from server.calls.lifecycle import Interaction
 from server.policy.voice_formats import VOICE_FORMATS_KEY, parse_stored
+from server.services import dn as dn_rules
 from server.store import models
 from server.store.db import session_scope
 from server.store.storage import Storage, recording_key, sha256_file
@@ -59,7 +60,7 @@ class CallRepository:
                 select(models.User, models.Team)
                 .join(models.DnBinding, models.DnBinding.user_id == models.User.id)
                 .outerjoin(models.Team, models.Team.id == models.User.team_id)
-                .where(models.DnBinding.dn == dn, models.DnBinding.released_at.is_(None))
+                .where(models.DnBinding.dn == dn_rules.lookup_key(dn), models.DnBinding.released_at.is_(None))
                 .order_by(models.DnBinding.bound_at.desc())
             ).first()
             if row is None:

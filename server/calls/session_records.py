@@ -14,6 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from server.calls.repository import BoundAgent
+from server.services import dn as dn_rules
 from server.store import audit, models
 from server.store.db import session_scope
 
@@ -30,6 +31,7 @@ class RecordingParty:
 
 def dn_candidates(number: str) -> list[str]:
     """A party's number as DNs may be written: as is, without "+", without a tel prefix."""
+    number = dn_rules.lookup_key(number)  # the form logins and full-time DNs are stored in
     out = [number]
     bare = number.lstrip("+")
     if bare != number:

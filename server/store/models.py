@@ -3,7 +3,7 @@ media alignment needs sub-millisecond precision and SQLite has no timezone-aware
 
 from __future__ import annotations
 
-from sqlalchemy import Boolean, Float, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import Boolean, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 ROLES = ("agent", "supervisor", "evaluator", "compliance", "admin")
@@ -30,8 +30,9 @@ class User(Base):
     team_id: Mapped[int | None] = mapped_column(ForeignKey("teams.id"), nullable=True)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[float] = mapped_column(Float)
-    # GIR-style full-time recording: calls on this DN are recorded even with no desktop logged in
-    full_time_dn: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
+    # GIR-style full-time recording: calls on this DN are recorded even with no desktop logged in.
+    # Normalised (server/services/dn.py) and one agent per DN (unique; NULLs are not equal).
+    full_time_dn: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True, unique=True)
     team: Mapped[Team | None] = relationship()
 
 
@@ -55,9 +56,20 @@ class ApiToken(Base):
 
 
 class DnBinding(Base):
-    """An agent logged in on a DN, from login until logout."""
+    """An agent logged in on a DN, from login until logout. The DN is normalised
+    (server/services/dn.py) and at most one binding per DN is active (not released): the partial
+    unique index settles two logins that race past the service's check (revision 0005)."""
 
     __tablename__ = "dn_bindings"
+    __table_args__ = (
+        Index(
+            "uq_dn_bindings_active_dn",
+            "dn",
+            unique=True,
+            sqlite_where=text("released_at IS NULL"),
+            postgresql_where=text("released_at IS NULL"),
+        ),
+    )
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     dn: Mapped[str] = mapped_column(String(64), index=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)

@@ -165,9 +165,11 @@ def test_default_selection_is_mp3_16k_stereo_and_put_is_validated_and_audited(cl
     assert client.put("/api/admin/voice-formats", headers=sup, json={"formats": []}).status_code == 403
 
     records = audit_records(client, "voice_formats")
-    changes = [r for r in records if r["action"] == "policy.voice_formats"]
+    changes = [r for r in records if r["action"] == "policy.voice_formats" and r["outcome"] == "allowed"]
     assert [c["detail"] for c in changes] == ['{"formats": []}', '{"formats": ["mp3_8k_mono", "opus"]}']
-    assert all(c["username"] == "admin" and c["outcome"] == "allowed" for c in changes)
+    assert all(c["username"] == "admin" for c in changes)
+    refused = [r for r in records if r["action"] == "policy.voice_formats" and r["outcome"] == "denied"]
+    assert [r["detail"].split(":")[0] for r in refused] == ["unknown_voice_format"]  # refusals too
     denied = [r for r in audit_records(client, "/api/admin/voice-formats") if r["username"] == "sup"]
     assert len(denied) == 2 and all(r["outcome"] == "denied" for r in denied)
 

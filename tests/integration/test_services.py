@@ -1,0 +1,265 @@
+"""The services behind web, API and CLI (server/services/): DN binding, full-time DNs, sampling,
+users and the password policy — each rule checked once, audited the same from every door."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from server.api.app import create_app
+from server.calls.session_records import SessionRecords
+from server.services import desktop_dn, full_time_dn, sampling, users
+from server.services.actor import Actor
+from server.services.errors import Conflict, InvalidInput
+from server.settings import load_settings
+from server.store import models
+from server.store.db import session_scope
+from server.store.users import create_user
+
+PASSWORD = "correct-horse-battery"
+
+
+@pytest.fixture
+def client(tmp_path: Path) -> Iterator[TestClient]:
+    app = create_app(load_settings(None, data_dir=tmp_path / "data", sip_enabled=False))
+    with session_scope(app.state.ctx.sessions) as s:
+        create_user(s, "admin", PASSWORD, "admin")
+        for n in (1, 2, 3):
+            create_user(s, f"agent{n}", PASSWORD, "agent", team="Blue")
+    with TestClient(app) as c:
+        yield c
+
+
+def factory(client: TestClient) -> sessionmaker[Session]:
+    return client.app.state.ctx.sessions  # type: ignore[attr-defined]
+
+
+def login(http: TestClient, user: str, password: str = PASSWORD, **extra: Any) -> httpx.Response:
+    return http.post("/api/auth/login", json={"username": user, "password": password, **extra})
+
+
+def admin_headers(client: TestClient) -> dict[str, str]:
+    r = login(client, "admin")
+    assert r.status_code == 200, r.text
+    return {"Authorization": f"Bearer {r.json()['token']}"}
+
+
+def audit_rows(client: TestClient, action: str) -> list[models.AuditRecord]:
+    with session_scope(factory(client)) as s:
+        query = select(models.AuditRecord).where(models.AuditRecord.action == action)
+        return list(s.execute(query.order_by(models.AuditRecord.id)).scalars())
+
+
+def active_bindings(client: TestClient) -> list[tuple[str, str]]:
+    with session_scope(factory(client)) as s:
+        rows = s.execute(
+            select(models.DnBinding.dn, models.User.username)
+            .join(models.User, models.User.id == models.DnBinding.user_id)
+            .where(models.DnBinding.released_at.is_(None))
+        ).all()
+        return sorted((dn, name) for dn, name in rows)
+
+
+# -- DN binding at the desktop login ------------------------------------------------------------
+
+
+def test_padded_dn_of_another_agent_is_refused_and_stored_normalised(client: TestClient) -> None:
+    assert login(client, "agent1", client="desktop", dn="1001").status_code == 200
+    r = login(client, "agent2", client="desktop", dn="1001 ")
+    assert r.status_code == 409 and r.json()["error"] == "dn_in_use", r.text
+    r = login(client, "agent2", client="desktop", dn=" 10-02 ")
+    assert r.status_code == 200 and r.json()["user"]["dn"] == "1002"
+    assert active_bindings(client) == [("1001", "agent1"), ("1002", "agent2")]
+    r = login(client, "agent3", client="desktop", dn="not a dn!!")
+    assert r.status_code == 422 and r.json()["error"] == "invalid_dn"
+    assert "digits" in r.json()["message"]
+    denied = [a for a in audit_rows(client, "auth.login") if a.outcome == "denied"]
+    assert [(a.username, a.detail.split(":")[0]) for a in denied] == [
+        ("agent2", "dn_in_use"),
+        ("agent3", "invalid_dn"),
+    ]
+
+
+def test_the_database_settles_two_logins_that_both_passed_the_check(client: TestClient) -> None:
+    """The race made deterministic: both sessions check before either binds. The partial unique
+    index refuses the second insert, answered as the same dn_in_use (and audited)."""
+    ids: dict[str, int] = {}
+    with session_scope(factory(client)) as s:
+        for name in ("agent1", "agent2"):
+            ids[name] = s.execute(select(models.User.id).where(models.User.username == name)).scalar_one()
+    first, second = factory(client)(), factory(client)()
+    try:
+        actors = {n: Actor(ids[n], n, "agent", "desktop") for n in ids}
+        dn_a = desktop_dn.claim(first, actors["agent1"], ids["agent1"], "2001")
+        dn_b = desktop_dn.claim(second, actors["agent2"], ids["agent2"], " 2001")
+        assert dn_a == dn_b == "2001"  # neither sees the other yet
+        for session, name in ((first, "agent1"), (second, "agent2")):
+            tok = models.ApiToken(
+                token_hash=name * 4, user_id=ids[name], client="desktop", created_at=0, expires_at=9e9
+            )
+            session.add(tok)
+            session.flush()
+            if session is first:
+                desktop_dn.bind(first, actors["agent1"], ids["agent1"], dn_a, tok.id, 1.0)
+                first.commit()
+            else:
+                with pytest.raises(Conflict) as refused:
+                    desktop_dn.bind(second, actors["agent2"], ids["agent2"], dn_b, tok.id, 2.0)
+                assert refused.value.code == "dn_in_use"
+    finally:
+        first.close()
+        second.close()
+    assert active_bindings(client) == [("2001", "agent1")]
+    assert [a.username for a in audit_rows(client, "auth.login") if a.outcome == "denied"] == ["agent2"]
+
+
+def test_two_logins_at_once_for_one_dn_exactly_one_wins(client: TestClient) -> None:
+    start = threading.Barrier(2)
+    answers: dict[str, httpx.Response] = {}
+
+    def go(name: str, dn: str) -> None:
+        start.wait(timeout=30)
+        answers[name] = login(client, name, client="desktop", dn=dn)
+
+    threads = [threading.Thread(target=go, args=a) for a in (("agent1", "3001"), ("agent2", "30-01"))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    statuses = sorted(r.status_code for r in answers.values())
+    assert statuses == [200, 409], {n: r.text for n, r in answers.items()}
+    loser = next(r for r in answers.values() if r.status_code == 409)
+    assert loser.json()["error"] == "dn_in_use"
+    winner = next(n for n, r in answers.items() if r.status_code == 200)
+    assert active_bindings(client) == [("3001", winner)]
+
+
+def test_relogin_on_the_same_dn_and_logout_free_it(client: TestClient) -> None:
+    assert login(client, "agent1", client="desktop", dn="4001").status_code == 200
+    r = login(client, "agent1", client="desktop", dn="40 01")  # the index must not meet the old row
+    assert r.status_code == 200, r.text
+    client.post("/api/auth/logout", headers={"Authorization": f"Bearer {r.json()['token']}"})
+    assert login(client, "agent2", client="desktop", dn="4001").status_code == 200
+
+
+# -- full-time DNs -----------------------------------------------------------------------------
+
+
+def test_full_time_dn_rules_are_the_same_from_the_api_and_the_cli(client: TestClient) -> None:
+    admin = admin_headers(client)
+    r = client.put("/api/admin/agents/agent1/recording", json={"full_time_dn": "61-00"}, headers=admin)
+    assert r.status_code == 200 and r.json()["full_time_dn"] == "6100"
+    cli = Actor.cli()
+    with session_scope(factory(client)) as s, pytest.raises(Conflict) as taken:
+        full_time_dn.set_dn(s, cli, "agent2", " 6100")
+    assert taken.value.code == "dn_taken" and "agent1" in taken.value.message
+    with session_scope(factory(client)) as s, pytest.raises(InvalidInput):
+        full_time_dn.set_dn(s, cli, "agent2", "not a dn!!")
+    r = client.put("/api/admin/agents/agent2/recording", json={"full_time_dn": "6100"}, headers=admin)
+    assert r.status_code == 409 and r.json()["error"] == "dn_taken"
+    with session_scope(factory(client)) as s:
+        assert full_time_dn.set_dn(s, cli, "agent2", "6200") == "6200"
+    records = audit_rows(client, "policy.full_time_dn")
+    assert [(a.username, a.target_id, a.outcome) for a in records] == [
+        ("admin", "agent1", "allowed"),
+        ("cli", "agent2", "denied"),
+        ("cli", "agent2", "denied"),
+        ("admin", "agent2", "denied"),
+        ("cli", "agent2", "allowed"),
+    ]
+    assert "os_user=" in records[-1].detail
+
+
+def test_a_full_time_dn_and_another_agents_live_binding_exclude_each_other(client: TestClient) -> None:
+    admin = admin_headers(client)
+    assert login(client, "agent2", client="desktop", dn="7100").status_code == 200
+    r = client.put("/api/admin/agents/agent1/recording", json={"full_time_dn": "7100"}, headers=admin)
+    assert r.status_code == 409 and r.json()["error"] == "dn_taken" and "agent2" in r.json()["message"]
+    r = client.put("/api/admin/agents/agent1/recording", json={"full_time_dn": "7200"}, headers=admin)
+    assert r.status_code == 200
+    r = login(client, "agent3", client="desktop", dn="7200")
+    assert r.status_code == 409 and r.json()["error"] == "dn_in_use"
+    assert login(client, "agent1", client="desktop", dn="7200").status_code == 200  # his own
+
+
+def test_the_call_path_finds_an_agent_by_a_dn_written_with_separators(client: TestClient) -> None:
+    assert login(client, "agent1", client="desktop", dn="+1 555 0100").status_code == 200
+    records = SessionRecords(factory(client))
+    party = records.recording_party(["+1 (555) 01-00"])
+    assert party is not None and party.agent.username == "agent1" and party.dn == "+15550100"
+    assert client.app.state.ctx.repo.agent_on_dn(" +1555.0100") is not None  # type: ignore[attr-defined]
+
+
+# -- sampling -----------------------------------------------------------------------------------
+
+
+def test_sampling_out_of_range_is_a_domain_error_and_audited(client: TestClient) -> None:
+    with session_scope(factory(client)) as s, pytest.raises(InvalidInput) as refused:
+        sampling.set_percentage(s, Actor.cli(), 150, 100.0)
+    assert refused.value.code == "invalid_percentage"
+    with session_scope(factory(client)) as s:
+        sampling.set_percentage(s, Actor.cli(), 10, 100.0)
+    r = client.put("/api/admin/sampling", json={"percentage": 101}, headers=admin_headers(client))
+    assert r.status_code == 422 and r.json()["error"] == "invalid_percentage"
+    with session_scope(factory(client)) as s:
+        assert sampling.read_policy(s, 100.0).percentage == 10
+    records = audit_rows(client, "policy.sampling")
+    assert [(a.username, a.outcome) for a in records] == [
+        ("cli", "denied"),
+        ("cli", "allowed"),
+        ("admin", "denied"),
+    ]
+
+
+# -- users and the password policy -------------------------------------------------------------
+
+
+def test_password_policy_applies_to_create_user_and_password_change(client: TestClient) -> None:
+    admin = admin_headers(client)
+    r = client.put(
+        "/api/admin/password-policy", json={"min_length": 14, "require_digit": True}, headers=admin
+    )
+    assert r.status_code == 200 and r.json()["min_length"] == 14
+    assert client.get("/api/admin/password-policy", headers=admin).json()["require_digit"] is True
+    r = client.put("/api/admin/password-policy", json={"min_length": 4}, headers=admin)
+    assert r.status_code == 422 and r.json()["error"] == "invalid_password_policy"
+
+    new = {"username": "eve", "role": "evaluator", "password": "longbutnodigits"}
+    r = client.post("/api/admin/users", json=new, headers=admin)
+    assert r.status_code == 422 and r.json()["error"] == "weak_password" and "a digit" in r.json()["message"]
+    r = client.post("/api/admin/users", json={**new, "password": "long-enough-and-9"}, headers=admin)
+    assert r.status_code == 201 and r.json()["role"] == "evaluator"
+    r = client.post("/api/admin/users", json={**new, "password": "long-enough-and-9"}, headers=admin)
+    assert r.status_code == 409 and r.json()["error"] == "user_exists"
+    with session_scope(factory(client)) as s, pytest.raises(InvalidInput) as weak:
+        users.create_user(s, Actor.cli(), "cliuser", "short-1", "agent")
+    assert weak.value.code == "weak_password"
+
+    eve = {"Authorization": f"Bearer {login(client, 'eve', 'long-enough-and-9').json()['token']}"}
+    change = {"current_password": "long-enough-and-9", "new_password": "tooshort9"}
+    r = client.post("/api/me/password", json=change, headers=eve)
+    assert r.status_code == 422 and r.json()["error"] == "weak_password"
+    r = client.post("/api/me/password", json={**change, "current_password": "wrong"}, headers=eve)
+    assert r.status_code == 403 and r.json()["error"] == "wrong_password"
+    r = client.post("/api/me/password", json={**change, "new_password": "a-new-long-one-42"}, headers=eve)
+    assert r.status_code == 204
+    assert login(client, "eve", "a-new-long-one-42").status_code == 200
+
+    r = client.post("/api/admin/users", json={**new, "username": "x"}, headers=eve)
+    assert r.status_code == 403  # only admins create users
+    assert [(a.username, a.outcome) for a in audit_rows(client, "user.create")] == [
+        ("admin", "denied"),
+        ("admin", "allowed"),
+        ("admin", "denied"),
+        ("cli", "denied"),
+    ]
+    assert [a.outcome for a in audit_rows(client, "user.password")] == ["denied", "denied", "allowed"]
+    assert [a.outcome for a in audit_rows(client, "policy.password")] == ["allowed", "denied"]
