@@ -22,6 +22,7 @@ import pytest
 from alembic import command
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from fastapi.testclient import TestClient
+from sqlalchemy import create_engine
 
 from server.api.app import create_app
 from server.cli import main
@@ -51,14 +52,18 @@ def auth(http: TestClient, user: str, **extra: object) -> dict[str, str]:
 def client(tmp_path: Path) -> Iterator[TestClient]:
     settings = load_settings(None, data_dir=tmp_path / "data", sip_enabled=False, media_encoder_process=False)
     app = create_app(settings)
+    add_users(app)
+    with TestClient(app) as c:
+        yield c
+
+
+def add_users(app: Any) -> None:
     with session_scope(app.state.ctx.sessions) as s:
         create_user(s, "admin", PASSWORD, "admin")
         create_user(s, "auditor", PASSWORD, "compliance")
         create_user(s, "sup", PASSWORD, "supervisor", supervises=["Blue"])
         create_user(s, "agent1", PASSWORD, "agent", team="Blue")
         create_user(s, "agent2", PASSWORD, "agent", team="Red")
-    with TestClient(app) as c:
-        yield c
 
 
 def ctx(http: TestClient) -> Any:
@@ -385,8 +390,10 @@ WRITER = """
 import sys, threading
 from server.store import audit
 from server.store.db import make_engine, make_session_factory, session_scope
+from sqlalchemy import create_engine
 url, name, threads, count = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
-factory = make_session_factory(make_engine(url))
+# A generous lock wait (the file is in WAL mode already): a loaded machine must not fail the test.
+factory = make_session_factory(create_engine(url, connect_args={"timeout": 120, "check_same_thread": False}))
 print("ready", flush=True)
 sys.stdin.readline()
 def work(k):
@@ -414,7 +421,9 @@ def test_many_threads_and_two_processes_make_one_unbroken_chain(tmp_path: Path) 
         )
         for i in range(2)
     ]
-    factory = make_session_factory(make_engine(url))
+    factory = make_session_factory(
+        create_engine(url, connect_args={"timeout": 120, "check_same_thread": False})
+    )
 
     def work(k: int) -> None:
         for i in range(count):
@@ -480,3 +489,58 @@ def test_migration_chains_the_records_written_before_it(tmp_path: Path) -> None:
     with pytest.raises(DatabaseError, match="forward"), session_scope(factory) as s:
         s.execute(text("UPDATE audit_head SET seq = seq - 1"))
     engine.dispose()
+
+
+def test_the_server_writes_signed_checkpoints_while_running_and_at_shutdown(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    worm = tmp_path / "worm"
+    settings = load_settings(
+        None,
+        data_dir=tmp_path / "data",
+        sip_enabled=False,
+        audit_checkpoint_dir=worm,
+        audit_checkpoint_interval_seconds=0.2,
+    )
+    app = create_app(settings)
+    add_users(app)
+    with TestClient(app) as http:
+        auth(http, "admin")
+        deadline = time.monotonic() + 60
+        while not list(worm.glob("*.json")) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert list(worm.glob("*.json")), "no periodic checkpoint within 60 s"
+        real_traffic(http)
+        with session_scope(app.state.ctx.sessions) as s:
+            head = audit.read_head(s)
+        assert head is not None
+    # The last one, written at shutdown, names the final head.
+    seqs = sorted(json.loads(p.read_text())["checkpoint"]["seq"] for p in worm.glob("*.json"))
+    assert seqs[-1] == head.seq and len(seqs) == len(set(seqs)), seqs  # none repeats an unmoved head
+    code, out = verify_cli(capsys, settings.data_dir, "--checkpoints", str(worm))
+    assert code == 0 and f"{len(seqs)} anchor(s) matched" in out, out
+
+
+def test_a_record_count_also_triggers_a_server_checkpoint(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from server import audit_checkpointer
+
+    monkeypatch.setattr(audit_checkpointer, "RECORD_POLL_SECONDS", 0.05)
+    worm = tmp_path / "worm"
+    settings = load_settings(
+        None,
+        data_dir=tmp_path / "data",
+        sip_enabled=False,
+        audit_checkpoint_dir=worm,
+        audit_checkpoint_interval_seconds=3600,  # never, in this test: only the count can trigger
+        audit_checkpoint_records=3,
+    )
+    app = create_app(settings)
+    add_users(app)
+    with TestClient(app) as http:
+        real_traffic(http)
+        deadline = time.monotonic() + 60
+        while not list(worm.glob("*.json")) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert list(worm.glob("*.json")), "no checkpoint after the record count was reached"
