@@ -244,14 +244,14 @@ async def kill_a_worker(tmp_path: Path) -> None:
         after_answered = time.time()
         after.start(after_answered)
         sent_after = await send_tones(after, {0: tone(500, 1.0), 1: tone(900, 1.0)})
-        await asyncio.sleep(0.1)
+        await wait_for(lambda: written(after) == sent_after, 30, "the restarted worker's packets written")
         after_ended = time.time()
         await after.close(after_ended)
 
         stop.set()
         sent_victim, sent_other = await asyncio.gather(*senders)
         assert all(0 < n < 1000 for n in sent_victim.values())
-        await asyncio.sleep(0.1)
+        await wait_for(lambda: written(other) == sent_other, 30, "the other call's packets written")
         await other.close(time.time())
     finally:
         await pool.stop()
@@ -291,7 +291,7 @@ async def hang_a_worker(tmp_path: Path) -> None:
         again = await pool.media_factory(HOST, RANGE, tmp_path / "again.wav", MONO_PLAN)
         again.start(time.time())
         sent = await send_tones(again, {0: tone(440, 0.4)})
-        await asyncio.sleep(0.1)
+        await wait_for(lambda: written(again) == sent, 30, "the packets written")
         await again.close(time.time())
         assert written(again) == sent == {0: 20}
     finally:
@@ -366,7 +366,7 @@ async def stop_with_calls_open(tmp_path: Path) -> None:
     for call in calls:
         call.start(answered)
     sent = await asyncio.gather(*(send_tones(c, {0: tone(440, 1.0), 1: tone(1000, 1.0)}) for c in calls))
-    await asyncio.sleep(0.1)
+    await wait_for(lambda: [written(c) for c in calls] == sent, 30, "every packet written")
     before = time.time()
     await pool.stop()
     after = time.time()
@@ -475,6 +475,17 @@ class RawWorker:
                 return None
             self.pending.extend(self.decoder.feed(data))
 
+    async def report_of(self, session: int) -> None:
+        """Read until a report that includes ``session`` has come (other messages stay pending)."""
+        while True:
+            self.reports += [m for m in self.pending if isinstance(m, Report)]
+            self.pending = [m for m in self.pending if not isinstance(m, Report)]
+            if any(r.session == session for report in self.reports for r in report.sessions):
+                return
+            data = await asyncio.wait_for(self.reader.read(65536), 30)
+            assert data, "the worker ended before reporting the session"
+            self.pending.extend(self.decoder.feed(data))
+
 
 async def drive_a_worker(tmp_path: Path) -> None:
     worker = await RawWorker.start()
@@ -493,7 +504,7 @@ async def drive_a_worker(tmp_path: Path) -> None:
         worker.send(encode_frame(Start(2, time.time())) + encode_frame(Start(2, time.time())))
         again = await worker.reply()
         assert isinstance(again, Failed) and again.command == "Start" and "already started" in again.error
-        await asyncio.sleep(0.6)
+        await worker.report_of(2)
         # A bad frame ends the worker, like the end of the stream: the open session is closed first.
         worker.send(struct.pack("!I", 3) + b"abc")
         closed = await worker.reply()

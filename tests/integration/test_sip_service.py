@@ -287,7 +287,12 @@ def test_cancel_before_answer_and_retransmitted_invite(tmp_path: Path) -> None:
             first, second = await _expect(proto), await _expect(proto)
             by_method = {r.cseq.method: r.status for r in (first, second) if r.cseq}
             assert by_method == {"CANCEL": 200, "INVITE": 487}
-            await asyncio.sleep(0.5)  # the listener's delayed decision lands after the CANCEL
+            # The listener's delayed decision lands after the CANCEL (then the offer is withdrawn).
+            for _ in range(600):
+                if listener.withdrawn:
+                    break
+                await asyncio.sleep(0.05)
+            assert listener.withdrawn, "the listener's decision never landed"
             transport.sendto(invite, addr)
             assert (await _expect(proto)).status == 487
         finally:
@@ -322,9 +327,12 @@ def test_error_response_to_invite_is_resent_until_ack(tmp_path: Path) -> None:
             ack = ack.replace(b"CSeq: 1 INVITE", b"CSeq: 1 ACK")
             ack = ack.replace(b"Content-Length: %d" % len(OFFER), b"Content-Length: 0") + b"\r\n\r\n"
             transport.sendto(ack, addr)
-            await asyncio.sleep(0.1)
-            while not proto.queue.empty():  # one may have crossed the ACK
-                proto.queue.get_nowait()
+            # An OPTIONS after the ACK: once it is answered the ACK has been handled, so the 404s
+            # that crossed the ACK are all in; from then on nothing more may come.
+            probe = _request("OPTIONS", service.port, "timer-g-probe", branch="z9hG4bK-g-probe")
+            transport.sendto(probe, addr)
+            while (reply := await _expect(proto)).call_id != "timer-g-probe":
+                assert reply.status == 404, reply.status  # a 404 sent before the ACK was handled
             with pytest.raises(TimeoutError):
                 await asyncio.wait_for(proto.queue.get(), 2.5)
         finally:
