@@ -18,7 +18,9 @@ from server.sip.trust import parse_networks
 
 ENV_PREFIX = "TANDEM_SERVER_"
 DigestAlgorithm = Literal["SHA-256", "MD5"]
-DIGEST_ALGORITHMS: tuple[DigestAlgorithm, ...] = ("SHA-256", "MD5")  # preferred first (RFC 8760)
+# Offered in this order (RFC 8760: preferred first). MD5 alone by default: SIPp 3.6 and baresip 1.0
+# (libre 1.1) answer only the first challenge and fail on SHA-256, as clients without RFC 8760 do.
+DIGEST_ALGORITHMS: tuple[DigestAlgorithm, ...] = ("MD5",)
 CONFIG_ENV = "TANDEM_SERVER_CONFIG"
 
 

@@ -133,7 +133,7 @@ class DigestAuth:
         realm: str,
         users: Mapping[str, str],
         *,
-        algorithms: tuple[str, ...] = ("SHA-256", "MD5"),
+        algorithms: tuple[str, ...] = ("MD5",),
         key: bytes | None = None,
         lifetime: float = NONCE_LIFETIME,
         max_tracked: int = MAX_TRACKED,
@@ -170,9 +170,14 @@ class DigestAuth:
         )
 
     # ---- checking a request --------------------------------------------------------------------
-    def check(self, method: str, uri: str, headers: list[str], now: float) -> Outcome:
+    def check(self, method: str, headers: list[str], now: float) -> Outcome:
         """``headers``: the request's Authorization values. Credentials for another realm are
-        ignored (they are for someone else on the path)."""
+        ignored (they are for someone else on the path).
+
+        The response is computed over the credentials' own ``uri``, which is not compared with
+        the Request-URI: proxies may rewrite the Request-URI in transit (the reason RFC 2617
+        §3.2.2 repeats it in the credentials), and SIPp sends ``sip:host:port``. What binds the
+        credentials to one request is the nonce-count: a captured header cannot be used twice."""
         creds = None
         for header in headers:
             params = parse_credentials(header)
@@ -192,8 +197,9 @@ class DigestAuth:
             return Outcome(Verdict.FAILED, username, "nonce not issued by this server")
         if creds.get("qop", "").lower() != "auth":
             return Outcome(Verdict.FAILED, username, "qop=auth is required")
-        if creds.get("uri") != uri:
-            return Outcome(Verdict.FAILED, username, "digest uri differs from the Request-URI")
+        digest_uri = creds.get("uri", "")
+        if not digest_uri.lower().startswith(("sip:", "sips:")):
+            return Outcome(Verdict.FAILED, username, "digest uri is not a SIP URI")
         password = self._users.get(username)
         if password is None:
             return Outcome(Verdict.FAILED, username, "unknown user")
@@ -208,7 +214,7 @@ class DigestAuth:
             realm=self.realm,
             password=password,
             method=method,
-            uri=uri,
+            uri=digest_uri,
             nonce=nonce,
             nc=nc_text,
             cnonce=cnonce,

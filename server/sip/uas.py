@@ -339,7 +339,7 @@ class CallManager:
         assert self._digest is not None
         req = txn.request
         now = time.time()
-        outcome = self._digest.check(req.method, req.uri.raw, req.lines("authorization"), now)
+        outcome = self._digest.check(req.method, req.lines("authorization"), now)
         if outcome.verdict is Verdict.OK:
             return True
         if outcome.verdict is Verdict.FAILED:
@@ -354,7 +354,7 @@ class CallManager:
             return False
         self._stats.auth_challenges += 1
         stale = outcome.verdict is Verdict.STALE
-        self.final(txn, 401, headers=self._digest.challenges(now, stale=stale), why="")
+        self.final(txn, 401, reason="Unauthorized", headers=self._digest.challenges(now, stale=stale), why="")
         return False
 
     def start_media(self, call: Call, at: float) -> None:

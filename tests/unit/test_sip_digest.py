@@ -102,7 +102,7 @@ def _nonce_of(header: str) -> str:
 
 
 def test_challenge_then_valid_answer_both_algorithms() -> None:
-    auth = DigestAuth("tandem", {"src": "secret"})
+    auth = DigestAuth("tandem", {"src": "secret"}, algorithms=("SHA-256", "MD5"))
     headers = auth.challenges(1000.0)
     assert headers[0][1].startswith('Digest realm="tandem"') and "algorithm=SHA-256" in headers[0][1]
     assert "algorithm=MD5" in headers[1][1] and 'qop="auth"' in headers[1][1]
@@ -111,46 +111,48 @@ def test_challenge_then_valid_answer_both_algorithms() -> None:
         algorithm = "SHA-256" if "SHA-256" in header else "MD5"
         # Both headers carry the same nonce: the second answer is a later use of it.
         answer = _answer(auth, _nonce_of(header), algorithm=algorithm, nc=f"{count:08x}")
-        assert auth.check("INVITE", URI, [answer], 1001.0).verdict is Verdict.OK
+        assert auth.check("INVITE", [answer], 1001.0).verdict is Verdict.OK
 
 
 def test_missing_wrong_forged_replayed_stale() -> None:
     auth = DigestAuth("tandem", {"src": "secret"}, lifetime=60)
     nonce = auth.nonce(1000.0)
-    assert auth.check("INVITE", URI, [], 1000.0).verdict is Verdict.MISSING
+    assert auth.check("INVITE", [], 1000.0).verdict is Verdict.MISSING
     # Credentials for another realm are someone else's: still a challenge, not a failure.
-    assert auth.check("INVITE", URI, [_answer(auth, nonce, realm="other")], 1000.0).verdict is Verdict.MISSING
-    assert (
-        auth.check("INVITE", URI, [_answer(auth, nonce, password="guess")], 1000.0).verdict is Verdict.FAILED
-    )
-    assert auth.check("INVITE", URI, [_answer(auth, nonce, username="eve")], 1000.0).verdict is Verdict.FAILED
-    assert auth.check("INVITE", URI, [_answer(auth, nonce, uri="sip:2@h")], 1000.0).verdict is Verdict.FAILED
+    assert auth.check("INVITE", [_answer(auth, nonce, realm="other")], 1000.0).verdict is Verdict.MISSING
+    assert auth.check("INVITE", [_answer(auth, nonce, password="guess")], 1000.0).verdict is Verdict.FAILED
+    assert auth.check("INVITE", [_answer(auth, nonce, username="eve")], 1000.0).verdict is Verdict.FAILED
+    assert auth.check("INVITE", [_answer(auth, nonce, uri="http://h/")], 1000.0).verdict is Verdict.FAILED
     forged = nonce[:-1] + ("0" if nonce[-1] != "0" else "1")
-    assert auth.check("INVITE", URI, [_answer(auth, forged)], 1000.0).verdict is Verdict.FAILED
+    assert auth.check("INVITE", [_answer(auth, forged)], 1000.0).verdict is Verdict.FAILED
     other_server = DigestAuth("tandem", {"src": "secret"}).nonce(1000.0)  # another key
-    assert auth.check("INVITE", URI, [_answer(auth, other_server)], 1000.0).verdict is Verdict.FAILED
+    assert auth.check("INVITE", [_answer(auth, other_server)], 1000.0).verdict is Verdict.FAILED
+    # A proxy may have rewritten the Request-URI: the credentials' own SIP URI is what is hashed.
+    assert auth.check(
+        "INVITE", [_answer(auth, auth.nonce(1000.0), uri="sip:10.0.0.1:5060")], 1000.0
+    ).verdict is (Verdict.OK)
     # The first use passes, the same nonce-count again is a replay, a higher one is fine.
     first = _answer(auth, nonce)
-    assert auth.check("INVITE", URI, [first], 1001.0).verdict is Verdict.OK
-    replay = auth.check("INVITE", URI, [first], 1002.0)
+    assert auth.check("INVITE", [first], 1001.0).verdict is Verdict.OK
+    replay = auth.check("INVITE", [first], 1002.0)
     assert replay.verdict is Verdict.FAILED and "replayed" in replay.why
-    assert auth.check("INVITE", URI, [_answer(auth, nonce, nc="00000002")], 1003.0).verdict is Verdict.OK
+    assert auth.check("INVITE", [_answer(auth, nonce, nc="00000002")], 1003.0).verdict is Verdict.OK
     # After the lifetime the nonce is stale: the client gets a fresh challenge.
-    assert auth.check("INVITE", URI, [_answer(auth, nonce, nc="00000003")], 1061.0).verdict is Verdict.STALE
+    assert auth.check("INVITE", [_answer(auth, nonce, nc="00000003")], 1061.0).verdict is Verdict.STALE
 
 
 def test_sha256_only_refuses_md5_answers() -> None:
     auth = DigestAuth("tandem", {"src": "secret"}, algorithms=("SHA-256",))
     nonce = auth.nonce(0.0)
-    assert auth.check("INVITE", URI, [_answer(auth, nonce, algorithm="MD5")], 1.0).verdict is Verdict.FAILED
-    assert auth.check("INVITE", URI, [_answer(auth, nonce, algorithm="SHA-256")], 1.0).verdict is Verdict.OK
+    assert auth.check("INVITE", [_answer(auth, nonce, algorithm="MD5")], 1.0).verdict is Verdict.FAILED
+    assert auth.check("INVITE", [_answer(auth, nonce, algorithm="SHA-256")], 1.0).verdict is Verdict.OK
 
 
 def test_replay_memory_is_bounded() -> None:
     auth = DigestAuth("tandem", {"src": "secret"}, max_tracked=3)
     nonces = [auth.nonce(0.0) for _ in range(5)]
     for nonce in nonces:
-        assert auth.check("INVITE", URI, [_answer(auth, nonce)], 1.0).verdict is Verdict.OK
+        assert auth.check("INVITE", [_answer(auth, nonce)], 1.0).verdict is Verdict.OK
     assert len(auth._seen) == 3
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from server.sip.trust import DEFAULT_TRUSTED, TrustedSources
@@ -38,3 +40,17 @@ def test_bad_entry_named() -> None:
 
 def test_empty_list_trusts_nobody() -> None:
     assert not TrustedSources.parse([]).allows("127.0.0.1")
+
+
+def test_settings_parse_the_list_once_and_name_a_bad_entry(tmp_path: Path) -> None:
+    from server.settings import ConfigError, load_settings
+
+    assert load_settings(None, data_dir=tmp_path).sip_trusted_sources == ["127.0.0.0/8", "::1"]
+    with pytest.raises(ConfigError, match=r"'pbx\.example\.com' is not an IP address"):
+        load_settings(None, data_dir=tmp_path, sip_trusted_sources=["10.0.0.0/8", "pbx.example.com"])
+    with pytest.raises(ConfigError, match="go together"):
+        load_settings(None, data_dir=tmp_path, sip_digest_realm="r")
+    users = tmp_path / "users"
+    users.write_text("sbc1:pw\n", encoding="utf-8")
+    settings = load_settings(None, data_dir=tmp_path, sip_digest_realm="r", sip_digest_users=str(users))
+    assert settings.sip_digest_users == users and settings.sip_digest_algorithms == ["MD5"]
