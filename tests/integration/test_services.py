@@ -8,7 +8,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
@@ -42,7 +41,7 @@ def factory(client: TestClient) -> sessionmaker[Session]:
     return client.app.state.ctx.sessions  # type: ignore[attr-defined]
 
 
-def login(http: TestClient, user: str, password: str = PASSWORD, **extra: Any) -> httpx.Response:
+def login(http: TestClient, user: str, password: str = PASSWORD, **extra: Any) -> Any:  # a Response
     return http.post("/api/auth/login", json={"username": user, "password": password, **extra})
 
 
@@ -123,7 +122,7 @@ def test_the_database_settles_two_logins_that_both_passed_the_check(client: Test
 
 def test_two_logins_at_once_for_one_dn_exactly_one_wins(client: TestClient) -> None:
     start = threading.Barrier(2)
-    answers: dict[str, httpx.Response] = {}
+    answers: dict[str, Any] = {}  # name -> Response
 
     def go(name: str, dn: str) -> None:
         start.wait(timeout=30)
@@ -263,3 +262,58 @@ def test_password_policy_applies_to_create_user_and_password_change(client: Test
     ]
     assert [a.outcome for a in audit_rows(client, "user.password")] == ["denied", "denied", "allowed"]
     assert [a.outcome for a in audit_rows(client, "policy.password")] == ["allowed", "denied"]
+
+
+# -- revision 0005 on a database that has the old problems -------------------------------------
+
+
+def test_revision_0005_normalises_releases_duplicates_and_adds_the_indexes(tmp_path: Path) -> None:
+    from alembic import command
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.exc import IntegrityError
+
+    from server.store.db import alembic_config
+
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    command.upgrade(alembic_config(url), "0004")
+    engine = create_engine(url)  # no foreign-key pragma: bindings without tokens are enough here
+    user = (
+        "INSERT INTO users (id, username, full_name, role, password_hash, active, created_at, full_time_dn)"
+        " VALUES (:id, :name, '', 'agent', 'x', 1, 0, :ft)"
+    )
+    binding = (
+        "INSERT INTO dn_bindings (id, dn, user_id, token_id, bound_at, released_at)"
+        " VALUES (:id, :dn, :u, 1, :at, :rel)"
+    )
+    with engine.begin() as db:
+        agents = ((1, "ann", " 61-00"), (2, "bob", "6100"), (3, "cy", "rec desk"), (4, "di", None))
+        for uid, name, ft in agents:
+            db.execute(text(user), {"id": uid, "name": name, "ft": ft})
+        for bid, dn, uid, at, rel in (
+            (1, "1001", 1, 10.0, None),
+            (2, "1001 ", 2, 20.0, None),  # the second agent who took 1001 with a trailing space
+            (3, "10 02", 3, 5.0, None),
+            (4, "1002", 4, 1.0, 2.0),  # released long ago: stays as it was
+        ):
+            db.execute(text(binding), {"id": bid, "dn": dn, "u": uid, "at": at, "rel": rel})
+    command.upgrade(alembic_config(url), "head")
+    with engine.begin() as db:
+        rows = db.execute(text("SELECT id, dn, released_at IS NULL FROM dn_bindings ORDER BY id")).all()
+        assert [tuple(r) for r in rows] == [(1, "1001", 0), (2, "1001", 1), (3, "1002", 1), (4, "1002", 0)]
+        owners = db.execute(text("SELECT username, full_time_dn FROM users ORDER BY id")).all()
+        # ann (lower id) keeps 6100; "rec desk" is no DN, so only stripped
+        assert [tuple(r) for r in owners] == [
+            ("ann", "6100"),
+            ("bob", None),
+            ("cy", "rec desk"),
+            ("di", None),
+        ]
+    with pytest.raises(IntegrityError), engine.begin() as db:
+        db.execute(text(binding), {"id": 5, "dn": "1002", "u": 4, "at": 30.0, "rel": None})
+    with pytest.raises(IntegrityError), engine.begin() as db:
+        db.execute(text("UPDATE users SET full_time_dn = '6100' WHERE id = 4"))
+    with engine.begin() as db:  # released bindings and unset full-time DNs are not constrained
+        db.execute(text(binding), {"id": 6, "dn": "1002", "u": 4, "at": 30.0, "rel": 31.0})
+        db.execute(text("UPDATE users SET full_time_dn = NULL WHERE id = 3"))
+    command.downgrade(alembic_config(url), "0004")  # and back, for an operator who must
+    engine.dispose()

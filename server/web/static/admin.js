@@ -1,8 +1,9 @@
-// Admin view: the screen sampling policy (global percentage and per-team overrides), and the voice
-// formats (admin_formats.js).
+// Admin view: the screen sampling policy (global percentage and per-team overrides), the voice
+// formats (admin_formats.js) and the password policy (admin_passwords.js).
 
 import { api } from "./api.js";
 import { initVoiceFormats, showVoiceFormats } from "./admin_formats.js";
+import { initPasswordPolicy, showPasswordPolicy } from "./admin_passwords.js";
 
 const $ = (id) => document.getElementById(id);
 
@@ -64,6 +65,7 @@ function fill(policy) {
 
 export function initAdmin() {
   initVoiceFormats();
+  initPasswordPolicy();
   $("sampling-add").addEventListener("click", () => addOverrideRow().focus());
   $("sampling-form").addEventListener("submit", async (event) => {
     event.preventDefault();
@@ -91,6 +93,7 @@ export function initAdmin() {
 
 export async function showAdmin(isCurrent) {
   showVoiceFormats(isCurrent);
+  showPasswordPolicy(isCurrent);
   status("Loading…");
   try {
     const policy = await api("GET", "/api/admin/sampling");
