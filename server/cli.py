@@ -47,6 +47,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     import uvicorn
 
     from server.api.app import create_app
+    from server.api.bounded_http import bounded_h11
+    from server.api.log_redaction import install as install_log_redaction
 
     settings = _settings(args)
     logging.basicConfig(
@@ -64,7 +66,13 @@ def cmd_run(args: argparse.Namespace) -> int:
         log_level=settings.log_level,
         ws="websockets",
         lifespan="on",
+        # Bounds on what an anonymous client can make the process (and SIP, on the same event
+        # loop) do; see server/api/bounded_http.py. h11, not httptools, for the header bound.
+        http=bounded_h11(settings.http_header_timeout_seconds, settings.http_body_idle_timeout_seconds),
+        h11_max_incomplete_event_size=settings.http_max_header_bytes,
+        limit_concurrency=settings.http_max_concurrency,
     )
+    install_log_redaction()  # after uvicorn.Config: it sets up uvicorn's loggers
     uvicorn.Server(config).run()
     return 0
 

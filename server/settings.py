@@ -49,6 +49,12 @@ class Settings(BaseSettings):
     http_host: str = "127.0.0.1"
     http_port: int = Field(8080, ge=0, le=65535)
     public_url: str | None = None  # how users reach the web UI, for printed links
+    # Bounds on HTTP clients (server/api/bounded_http.py): a request head's size and time, how
+    # long a request body may stall, and open connections + requests (beyond: 503).
+    http_max_header_bytes: int = Field(64 * 1024, ge=4096)
+    http_header_timeout_seconds: float = Field(10.0, gt=0)
+    http_body_idle_timeout_seconds: float = Field(60.0, gt=0)
+    http_max_concurrency: int = Field(4096, ge=16)
 
     sip_enabled: bool = True
     sip_host: str = "127.0.0.1"

@@ -23,6 +23,7 @@ from server.api.deps import (
     resolve_token,
     resolve_token_id,
 )
+from server.api.errors import error_response
 from server.api.routes_auth import user_info
 from server.events.hub import Subscription
 from server.security.tickets import TTL_SECONDS, TicketBook
@@ -105,7 +106,7 @@ async def events(websocket: WebSocket) -> None:
     client = websocket.query_params.get("client", "desktop")
     auth = await asyncio.to_thread(_authenticate, ctx, websocket)
     if isinstance(auth, str):
-        await websocket.close(code=4401, reason=auth)
+        await _refuse_credentials(websocket, auth)
         return
     if client not in CLIENTS:
         await websocket.close(code=4400, reason=f"client must be one of {', '.join(CLIENTS)}")
@@ -139,6 +140,15 @@ async def events(websocket: WebSocket) -> None:
         if websocket.client_state is WebSocketState.CONNECTED:
             with contextlib.suppress(Exception):
                 await websocket.close()
+
+
+async def _refuse_credentials(websocket: WebSocket, reason: str) -> None:
+    """HTTP 401 with the reason in the body where the server can send one (uvicorn can): a
+    close before the handshake would reach the client as a bare 403, its reason lost."""
+    if "websocket.http.response" in websocket.scope.get("extensions", {}):
+        await websocket.send_denial_response(error_response(401, "invalid_token", reason))
+    else:
+        await websocket.close(code=4401, reason=reason)
 
 
 async def _forward(websocket: WebSocket, sub: Subscription) -> None:

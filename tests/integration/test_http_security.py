@@ -5,14 +5,20 @@ closing sockets), CSRF on cookie-authenticated changes, security headers."""
 from __future__ import annotations
 
 import logging
+import socket
+import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
+import websockets.exceptions
+import websockets.sync.client
 from fastapi.testclient import TestClient
+from starlette.testclient import WebSocketDenialResponse
 from starlette.websockets import WebSocketDisconnect
 
 from server.api import routes_auth
@@ -25,6 +31,7 @@ from server.store import models
 from server.store.db import session_scope
 from server.store.users import create_user
 from tandem_protocol.events import Envelope
+from tests.e2e.harness import ServerProcess, run_server, wait_until
 
 PASSWORD = "correct-horse-battery"
 
@@ -211,13 +218,19 @@ def test_query_token_is_not_accepted_on_http(client: TestClient) -> None:
     assert r.status_code == 401 and r.json()["error"] == "invalid_token"
 
 
+def refused(http: TestClient, url: str, **kw: Any) -> str:
+    """The reason in the HTTP 401 a WebSocket handshake is refused with."""
+    with pytest.raises(WebSocketDenialResponse) as denied:
+        with http.websocket_connect(url, **kw) as ws:
+            ws.receive_json()
+    assert denied.value.status_code == 401
+    assert denied.value.json()["error"] == "invalid_token"
+    return str(denied.value.json()["message"])
+
+
 def test_websocket_refuses_query_token_with_a_clear_reason(client: TestClient) -> None:
     token = agent_desktop_token(client)
-    with pytest.raises(WebSocketDisconnect) as refused:
-        with client.websocket_connect(f"/api/events?client=desktop&token={token}") as ws:
-            ws.receive_json()
-    assert refused.value.code == 4401
-    assert "?token= is not accepted" in refused.value.reason
+    assert "?token= is not accepted" in refused(client, f"/api/events?client=desktop&token={token}")
     assert any("?token= is not accepted" in a["detail"] for a in audit_rows(client, "auth.rejected"))
 
 
@@ -236,19 +249,13 @@ def test_websocket_ticket_is_single_use_and_short_lived(client: TestClient) -> N
     assert r.json()["expires_in"] == 30
     with client.websocket_connect(f"/api/events?client=desktop&ticket={ticket}") as ws:
         assert ws.receive_json()["type"] == "state"
-    with pytest.raises(WebSocketDisconnect) as reused:
-        with client.websocket_connect(f"/api/events?client=desktop&ticket={ticket}") as ws:
-            ws.receive_json()
-    assert reused.value.code == 4401 and "ticket" in reused.value.reason
+    assert "ticket" in refused(client, f"/api/events?client=desktop&ticket={ticket}")  # used
     # Expiry, with the book's clock moved past the 30 s.
     now = [1000.0]
     client.app.state.ws_tickets = TicketBook(clock=lambda: now[0])  # type: ignore[attr-defined]
     ticket = client.post("/api/events/ticket", headers=bearer(token)).json()["ticket"]
     now[0] += 30.5
-    with pytest.raises(WebSocketDisconnect) as expired:
-        with client.websocket_connect(f"/api/events?client=desktop&ticket={ticket}") as ws:
-            ws.receive_json()
-    assert expired.value.code == 4401
+    assert "expired" in refused(client, f"/api/events?client=desktop&ticket={ticket}")
 
 
 def test_ticket_book_bounds_and_expiry() -> None:
@@ -281,10 +288,7 @@ def test_logout_closes_the_tokens_websockets_and_revoked_tokens_cannot_reconnect
         assert (closed.value.code, closed.value.reason) == (4401, "logged out")
         ws_other.send_text(Envelope(type="time.ping", data={"t0": 1.0}).to_json())
         assert ws_other.receive_json()["type"] == "time.pong"  # the other token's socket still works
-    with pytest.raises(WebSocketDisconnect) as refused:
-        with client.websocket_connect("/api/events?client=desktop", headers=bearer(token)) as ws:
-            ws.receive_json()
-    assert refused.value.code == 4401
+    assert "revoked" in refused(client, "/api/events?client=desktop", headers=bearer(token))
 
 
 def test_websocket_by_cookie_checks_the_origin(client: TestClient) -> None:
@@ -293,12 +297,8 @@ def test_websocket_by_cookie_checks_the_origin(client: TestClient) -> None:
         "/api/events?client=desktop", headers={"Origin": "http://testserver"}
     ) as ws:
         assert ws.receive_json()["type"] == "state"
-    with pytest.raises(WebSocketDisconnect) as hijack:
-        with client.websocket_connect(
-            "/api/events?client=desktop", headers={"Origin": "https://evil.example"}
-        ) as ws:
-            ws.receive_json()
-    assert hijack.value.code == 4401 and "evil.example" in hijack.value.reason
+    reason = refused(client, "/api/events?client=desktop", headers={"Origin": "https://evil.example"})
+    assert "evil.example" in reason
 
 
 def test_access_log_filter_redacts_tokens_and_tickets() -> None:
@@ -413,3 +413,187 @@ def test_hsts_when_cookies_are_secure(tmp_path: Path) -> None:
     settings = load_settings(None, data_dir=tmp_path / "data", sip_enabled=False, secure_cookies=True)
     with TestClient(create_app(settings)) as c:
         assert c.get("/").headers["Strict-Transport-Security"].startswith("max-age=")
+
+
+# --- the real server: bounded requests, argon2 bound, access log ---------------------------------
+
+
+@pytest.fixture(scope="module")
+def real_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    data_dir = tmp_path_factory.mktemp("http-security")
+    with run_server(
+        data_dir,
+        TANDEM_SERVER_RTP_WORKERS="0",
+        TANDEM_SERVER_HTTP_HEADER_TIMEOUT_SECONDS="3",
+        TANDEM_SERVER_HTTP_BODY_IDLE_TIMEOUT_SECONDS="3",
+    ) as server:
+        yield server
+
+
+def sip_options_rtt(port: int, timeout: float = 10.0) -> float:
+    """Seconds until the server answers one SIP OPTIONS over UDP (AssertionError if it does not)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.settimeout(timeout)
+        local = sock.getsockname()[1]
+        call_id = uuid.uuid4().hex
+        request = (
+            f"OPTIONS sip:recorder@127.0.0.1:{port} SIP/2.0\r\n"
+            f"Via: SIP/2.0/UDP 127.0.0.1:{local};branch=z9hG4bK{call_id[:16]}\r\n"
+            "Max-Forwards: 70\r\n"
+            f"From: <sip:probe@127.0.0.1>;tag={call_id[:8]}\r\n"
+            "To: <sip:recorder@127.0.0.1>\r\n"
+            f"Call-ID: {call_id}\r\n"
+            "CSeq: 1 OPTIONS\r\n"
+            "Content-Length: 0\r\n\r\n"
+        ).encode()
+        start = time.monotonic()
+        sock.sendto(request, ("127.0.0.1", port))
+        try:
+            while True:
+                answer = sock.recv(65535)
+                if call_id.encode() in answer:
+                    assert answer.startswith(b"SIP/2.0 200"), answer[:80]
+                    return time.monotonic() - start
+        except TimeoutError as exc:
+            raise AssertionError(f"no answer to SIP OPTIONS within {timeout} s") from exc
+
+
+def sip_answers_throughout(port: int, busy: Callable[[], bool]) -> list[float]:
+    """Probe SIP every 50 ms while ``busy()``; each probe must be answered within 10 s."""
+    times = []
+    while busy():
+        times.append(sip_options_rtt(port))
+        time.sleep(0.05)
+    times.append(sip_options_rtt(port))
+    return times
+
+
+def test_huge_header_is_refused_fast_and_sip_keeps_answering(real_server: ServerProcess) -> None:
+    sip_options_rtt(real_server.sip_port)
+    host, port = "127.0.0.1", int(real_server.url.rsplit(":", 1)[1])
+    outcome: dict[str, object] = {}
+
+    def abuse() -> None:
+        with socket.create_connection((host, port), timeout=30) as conn:
+            conn.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: ")
+            sent = 0
+            chunk = b"a" * 65536
+            try:
+                while sent < 10 * 1024 * 1024:
+                    conn.sendall(chunk)
+                    sent += len(chunk)
+            except OSError as exc:  # the server closed on us: what we want
+                outcome["error"] = exc
+            outcome["sent"] = sent
+            try:
+                outcome["answer"] = conn.recv(200)
+            except OSError as exc:
+                outcome["answer"] = repr(exc)
+
+    thread = threading.Thread(target=abuse)
+    started = time.monotonic()
+    thread.start()
+    probes = sip_answers_throughout(real_server.sip_port, thread.is_alive)
+    thread.join(60)
+    assert not thread.is_alive()
+    assert time.monotonic() - started < 30, "the server should refuse a 10 MB header, not read it all"
+    assert int(str(outcome["sent"])) < 10 * 1024 * 1024 or b"400" in bytes(outcome.get("answer", b"") or b"")
+    assert len(probes) >= 1
+    assert httpx.get(f"{real_server.url}/healthz", timeout=10).status_code in (200, 503)
+
+
+def test_slow_header_gets_408_and_silent_connection_is_closed(real_server: ServerProcess) -> None:
+    host, port = "127.0.0.1", int(real_server.url.rsplit(":", 1)[1])
+    with socket.create_connection((host, port), timeout=30) as slow:
+        slow.sendall(b"GET /healthz HTTP/1.1\r\n")
+        started = time.monotonic()
+        answer = b""
+        while time.monotonic() - started < 30:  # a byte a second: the 3-s deadline still holds
+            try:
+                slow.sendall(b"X")
+            except OSError:
+                break
+            slow.settimeout(1)
+            try:
+                data = slow.recv(200)
+            except TimeoutError:
+                continue
+            answer += data
+            if not data or b"\r\n\r\n" in answer:
+                break
+        assert answer.startswith(b"HTTP/1.1 408"), answer
+        assert time.monotonic() - started < 20
+    with socket.create_connection((host, port), timeout=30) as silent:
+        silent.settimeout(30)
+        assert silent.recv(200).startswith(b"HTTP/1.1 408")
+
+
+def test_stalled_body_is_dropped(real_server: ServerProcess) -> None:
+    host, port = "127.0.0.1", int(real_server.url.rsplit(":", 1)[1])
+    with socket.create_connection((host, port), timeout=30) as conn:
+        conn.sendall(
+            b"POST /api/auth/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b"Content-Length: 1000\r\n\r\n{"
+        )
+        conn.settimeout(30)
+        started = time.monotonic()
+        assert conn.recv(200) == b""  # closed by the server, long before the client timeout
+        assert time.monotonic() - started < 20
+
+
+def test_parallel_wrong_passwords_do_not_starve_sip(real_server: ServerProcess) -> None:
+    rss_before = rss_bytes(real_server.proc.pid)
+    statuses: list[int] = []
+    lock = threading.Lock()
+
+    def guesser(i: int) -> None:
+        with httpx.Client(base_url=real_server.url, timeout=60) as http:
+            for j in range(4):
+                r = http.post("/api/auth/login", json={"username": f"nobody{i}-{j}", "password": "x" * 12})
+                with lock:
+                    statuses.append(r.status_code)
+
+    threads = [threading.Thread(target=guesser, args=(i,)) for i in range(32)]
+    for th in threads:
+        th.start()
+    peak = [rss_before]
+
+    def busy() -> bool:
+        peak[0] = max(peak[0], rss_bytes(real_server.proc.pid))
+        return any(th.is_alive() for th in threads)
+
+    probes = sip_answers_throughout(real_server.sip_port, busy)
+    for th in threads:
+        th.join(60)
+    assert len(statuses) == 128
+    assert set(statuses) <= {401, 429, 503}, set(statuses)
+    assert 503 in statuses or 429 in statuses, "32 parallel guessers should meet the bounds"
+    assert len(probes) >= 3
+    # Two argon2 computations at 64 MiB each may run at once, not 32.
+    assert peak[0] - rss_before < 400 * 1024 * 1024, (rss_before, peak[0])
+
+
+def rss_bytes(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    raise AssertionError("no VmRSS")
+
+
+def test_access_log_has_no_tokens(real_server: ServerProcess) -> None:
+    secret = "tdm_" + uuid.uuid4().hex
+    r = httpx.get(f"{real_server.url}/api/me", params={"token": secret}, timeout=10)
+    assert r.status_code == 401
+    with pytest.raises(websockets.exceptions.InvalidStatus) as refused:
+        with websockets.sync.client.connect(
+            real_server.url.replace("http", "ws") + f"/api/events?client=desktop&token={secret}X",
+            open_timeout=10,
+        ):
+            pass
+    assert refused.value.response.status_code == 401
+    assert b"?token= is not accepted" in refused.value.response.body
+    wait_until(lambda: "token=[redacted]" in real_server.log(), 10, "the access log line")
+    log = real_server.log_path.read_text(errors="replace")
+    assert secret not in log
+    assert "/api/me?token=[redacted]" in log
