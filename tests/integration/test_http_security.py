@@ -472,24 +472,20 @@ def sip_answers_throughout(port: int, busy: Callable[[], bool]) -> list[float]:
 def test_huge_header_is_refused_fast_and_sip_keeps_answering(real_server: ServerProcess) -> None:
     sip_options_rtt(real_server.sip_port)
     host, port = "127.0.0.1", int(real_server.url.rsplit(":", 1)[1])
-    outcome: dict[str, object] = {}
+    sent = [0]
+    answer = [b""]
 
     def abuse() -> None:
         with socket.create_connection((host, port), timeout=30) as conn:
             conn.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: ")
-            sent = 0
             chunk = b"a" * 65536
             try:
-                while sent < 10 * 1024 * 1024:
+                while sent[0] < 10 * 1024 * 1024:
                     conn.sendall(chunk)
-                    sent += len(chunk)
-            except OSError as exc:  # the server closed on us: what we want
-                outcome["error"] = exc
-            outcome["sent"] = sent
-            try:
-                outcome["answer"] = conn.recv(200)
-            except OSError as exc:
-                outcome["answer"] = repr(exc)
+                    sent[0] += len(chunk)
+                answer[0] = conn.recv(200)
+            except OSError:  # the server closed on us (reset or broken pipe): what we want
+                pass
 
     thread = threading.Thread(target=abuse)
     started = time.monotonic()
@@ -498,7 +494,8 @@ def test_huge_header_is_refused_fast_and_sip_keeps_answering(real_server: Server
     thread.join(60)
     assert not thread.is_alive()
     assert time.monotonic() - started < 30, "the server should refuse a 10 MB header, not read it all"
-    assert int(str(outcome["sent"])) < 10 * 1024 * 1024 or b"400" in bytes(outcome.get("answer", b"") or b"")
+    # Refused: either the connection broke before the 10 MB were out, or a 400 came back.
+    assert sent[0] < 10 * 1024 * 1024 or answer[0].startswith(b"HTTP/1.1 400"), (sent[0], answer[0])
     assert len(probes) >= 1
     assert httpx.get(f"{real_server.url}/healthz", timeout=10).status_code in (200, 503)
 
