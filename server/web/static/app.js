@@ -1,13 +1,14 @@
 // Tandem web UI entry point: session check, login, hash routing and the recordings list.
-// Routes: #/recordings, #/recordings/<id>, #/admin. Plain ES modules, no build step.
+// Routes: #/recordings, #/recordings/<id>, #/missed, #/admin. Plain ES modules, no build step.
 
 import { api, setUnauthorizedHandler } from "./api.js";
 import { initAdmin, showAdmin } from "./admin.js";
+import { MISSED_ROLES, initMissed, showMissed } from "./missed.js";
 import { initPlayerControls, showPlayer, stopPlayer } from "./player.js";
 import { callDuration, formatClock, localDateTime, matchesFilter, screenState } from "./timeline.js";
 
 const $ = (id) => document.getElementById(id);
-const VIEWS = ["view-login", "view-recordings", "view-player", "view-admin"];
+const VIEWS = ["view-login", "view-recordings", "view-player", "view-missed", "view-admin"];
 
 let me = null; // UserInfo of the signed-in user
 let interactions = [];
@@ -19,6 +20,7 @@ function showView(id) {
   $("topbar").hidden = id === "view-login";
   $("nav-recordings").toggleAttribute("aria-current", id === "view-recordings" || id === "view-player");
   $("nav-admin").toggleAttribute("aria-current", id === "view-admin");
+  $("nav-missed").toggleAttribute("aria-current", id === "view-missed");
 }
 
 // ---- session -------------------------------------------------------------------------------
@@ -38,6 +40,7 @@ function signedIn(user) {
   me = user;
   $("whoami").textContent = user.full_name ? `${user.full_name} (${user.role})` : `${user.username} (${user.role})`;
   $("nav-admin").hidden = user.role !== "admin";
+  $("nav-missed").hidden = !MISSED_ROLES.includes(user.role);
   route();
 }
 
@@ -151,6 +154,11 @@ function route() {
     return;
   }
   stopPlayer();
+  if (parts[0] === "missed" && MISSED_ROLES.includes(me.role)) {
+    showView("view-missed");
+    showMissed(isCurrent);
+    return;
+  }
   if (parts[0] === "admin" && me.role === "admin") {
     showView("view-admin");
     showAdmin(isCurrent);
@@ -168,6 +176,7 @@ async function start() {
   $("recordings-refresh").addEventListener("click", () => showRecordings(() => true));
   initPlayerControls();
   initAdmin();
+  initMissed();
   window.addEventListener("hashchange", route);
   setUnauthorizedHandler(() => showLogin("Your session has ended. Please sign in again."));
   try {
