@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-_DN = re.compile(r"^[0-9A-Za-z*#+._-]{1,32}$")
+from tandem_protocol.dn import DnError
+from tandem_protocol.dn import normalise as normalise_dn
 
 
 class LoginInputError(ValueError):
@@ -41,6 +41,8 @@ def validate_login(server_url: str, username: str, password: str, dn: str) -> Lo
         raise LoginInputError("Enter your password.")
     if not dn:
         raise LoginInputError("Enter the DN (extension) of your phone.")
-    if not _DN.match(dn):
-        raise LoginInputError("The DN may only contain digits, letters and * # + . _ -")
+    try:
+        dn = normalise_dn(dn)  # the server's grammar: "47 11" is 4711, letters are no DN
+    except DnError as exc:
+        raise LoginInputError(f"The DN must be digits, with an optional leading + ({exc}).") from exc
     return LoginInput(server_url.rstrip("/"), username, password, dn)

@@ -22,29 +22,24 @@ bare one an extension); the SIP side already tries a number both with and withou
 
 from __future__ import annotations
 
-import re
-
 from server.services.errors import InvalidInput
+from tandem_protocol import dn as grammar
 
-MAX_DIGITS = 32
-_SEPARATORS = re.compile(r"[ \-.()]")
-_DN = re.compile(rf"^\+?[0-9]{{1,{MAX_DIGITS}}}$")
-RULE = f"a DN is 1-{MAX_DIGITS} digits with an optional leading + (spaces, -, ., ( and ) are ignored)"
+RULE = grammar.RULE
 
 
 def normalise(raw: str) -> str:
     """The DN's one written form, or ``InvalidInput("invalid_dn")`` saying what is wrong."""
-    dn = _SEPARATORS.sub("", raw.strip())
-    if _DN.match(dn):
-        return dn
-    shown = raw if len(raw) <= 40 else raw[:40] + "…"
-    raise InvalidInput("invalid_dn", f"{shown!r} is not a DN: {RULE}")
+    try:
+        return grammar.normalise(raw)
+    except grammar.DnError as exc:
+        raise InvalidInput("invalid_dn", str(exc)) from None
 
 
 def lookup_key(raw: str) -> str:
     """The form to look a number from the network up by: normalised when it is a DN, else as
     given (stripped) — a SIP user part like ``rec`` is not an error, it just matches no DN."""
     try:
-        return normalise(raw)
-    except InvalidInput:
+        return grammar.normalise(raw)
+    except grammar.DnError:
         return raw.strip()

@@ -30,7 +30,8 @@ def test_validate_login_normalises() -> None:
         ("http://x", "", "p", "1", "user"),
         ("http://x", "a", "", "1", "password"),
         ("http://x", "a", "p", "", "DN"),
-        ("http://x", "a", "p", "47 11", "DN"),
+        ("http://x", "a", "p", "47a1", "DN"),  # the server's grammar: digits only
+        ("http://x", "a", "p", "*67", "DN"),
     ],
 )
 def test_validate_login_rejects(server: str, user: str, password: str, dn: str, needle: str) -> None:
@@ -58,3 +59,8 @@ def test_parse_args_password_from_stdin_and_env() -> None:
 def test_auto_login_needs_credentials() -> None:
     with pytest.raises(UsageError):
         parse_args(["--user", "a", "--dn", "1", "--auto-login"], {}, io.StringIO())
+
+
+def test_validate_login_sends_the_dn_in_the_servers_normal_form() -> None:
+    assert validate_login("http://x", "a", "p", " 47 11 ").dn == "4711"
+    assert validate_login("http://x", "a", "p", "+1 (555) 01-00").dn == "+15550100"
