@@ -3,6 +3,7 @@ started in the same event loop by the lifespan."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import ssl
@@ -10,7 +11,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 from fastapi import FastAPI
-from fastapi.responses import FileResponse
+from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 
 from server.api import (
@@ -34,6 +35,7 @@ from server.calls.coordinator import CallCoordinator
 from server.calls.media_jobs import MediaJobs
 from server.calls.repository import CallRepository
 from server.calls.session_records import SessionRecords
+from server.diskguard import DiskGuard, DiskStatus
 from server.events.hub import EventHub
 from server.security.throttle import LoginThrottle
 from server.security.tickets import TicketBook
@@ -50,7 +52,9 @@ def build_context(settings: Settings) -> ServerContext:
     settings.live_dir.mkdir(parents=True, exist_ok=True)
     if settings.auto_migrate:
         migrate(settings.resolved_database_url)
-    sessions = make_session_factory(make_engine(settings.resolved_database_url))
+    sessions = make_session_factory(
+        make_engine(settings.resolved_database_url, busy_timeout=settings.db_busy_timeout_seconds)
+    )
     storage = LocalStorage(settings.resolved_storage_dir)
     hub = EventHub()
     repo = CallRepository(sessions, storage, settings.screen_percentage)
@@ -65,6 +69,12 @@ def build_context(settings: Settings) -> ServerContext:
         screen_fps=settings.screen_fps,
         acw_limit=settings.acw_limit_seconds,
         confirm_timeout=settings.pause_confirm_timeout_seconds,
+        disk=DiskGuard(
+            [settings.live_dir, settings.resolved_storage_dir],
+            min_free_bytes=settings.min_free_bytes,
+            min_free_percent=settings.min_free_percent,
+            interval=settings.disk_check_seconds,
+        ),
     )
     return ServerContext(settings, sessions, storage, hub, repo, media, coordinator)
 
@@ -84,6 +94,7 @@ def create_app(settings: Settings) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         ctx.media.start()
         await ctx.coordinator.recover()
+        faults = _start_fault_watch(ctx)
         sip = None
         pool = None
         if settings.sip_enabled:
@@ -98,7 +109,9 @@ def create_app(settings: Settings) -> FastAPI:
             if settings.rtp_workers > 0:
                 from server.rtp.workers.pool import WorkerPool
 
-                pool = WorkerPool(settings.rtp_workers)
+                # A worker's death is told to the coordinator at once (voice FAILED, not an RTP timeout).
+                pool = WorkerPool(settings.rtp_workers, on_session_lost=ctx.coordinator.media_lost)
+                app.state.worker_pool = pool
                 await pool.start()
                 media_factory = pool.media_factory
             sip = SipService(
@@ -158,6 +171,8 @@ def create_app(settings: Settings) -> FastAPI:
                 await app.state.missed_calls.stop()  # what is pending is written
             if pool is not None:  # after SIP ended the calls: the workers finalise what is left
                 await pool.stop()
+            for task in faults:
+                task.cancel()
             await ctx.coordinator.shutdown()
             await ctx.media.stop()
             if checkpointer is not None:  # last: it covers every record written before
@@ -185,9 +200,12 @@ def create_app(settings: Settings) -> FastAPI:
     ):
         app.include_router(module.router)
 
-    @app.get("/healthz")
-    async def healthz() -> dict[str, object]:
-        return {"status": "ok", "sip_port": ctx.sip_port}
+    @app.get("/healthz", response_model=None)
+    async def healthz() -> dict[str, object] | JSONResponse:
+        """200 while the server can record; 503 ``degraded`` (with why) while disk space is low
+        or database writes are queued; ``draining`` during a graceful restart."""
+        body, healthy = _health(ctx)
+        return body if healthy else JSONResponse(body, status_code=503)
 
     if STATIC_DIR.is_dir():
         app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
@@ -197,3 +215,40 @@ def create_app(settings: Settings) -> FastAPI:
         return FileResponse(STATIC_DIR / "index.html", headers={"Cache-Control": "no-cache"})
 
     return app
+
+
+def _health(ctx: ServerContext) -> tuple[dict[str, object], bool]:
+    coordinator = ctx.coordinator
+    disk = coordinator.disk.status if coordinator.disk is not None else DiskStatus(True)
+    backlog = coordinator.backlog.status()
+    problems = [disk.problem] if not disk.ok else []
+    if backlog["pending"] or backlog["dropped"]:
+        problems.append(f"database writes queued: {backlog['pending']} (lost: {backlog['dropped']})")
+    status = "draining" if coordinator.draining else "degraded" if problems else "ok"
+    body: dict[str, object] = {
+        "status": status,
+        "sip_port": ctx.sip_port,
+        "disk": disk.as_dict(),
+        "database_backlog": backlog,
+        "problems": problems,
+    }
+    return body, not problems and not coordinator.draining
+
+
+def _start_fault_watch(ctx: ServerContext) -> list[asyncio.Task[None]]:
+    """The disk check and the live calls' media check; a low disk is audited for admins."""
+    coordinator = ctx.coordinator
+    tasks = [asyncio.create_task(coordinator.watch_media(), name="media-watch")]
+    disk = coordinator.disk
+    if disk is not None:
+        loop = asyncio.get_running_loop()
+
+        def audit_change(status: DiskStatus) -> None:  # from the check's thread or the loop
+            action, outcome = ("server.disk_ok", "allowed") if status.ok else ("server.disk_low", "failed")
+            detail = "disk space is back; calls are accepted again" if status.ok else status.problem
+            coro = coordinator.audit_server_event(action, detail, outcome)
+            loop.call_soon_threadsafe(lambda: tasks.append(loop.create_task(coro)))
+
+        disk.on_change = audit_change
+        tasks.append(asyncio.create_task(disk.run(), name="disk-guard"))
+    return tasks

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
+import functools
 import logging
 from dataclasses import asdict
 from typing import Any
@@ -40,11 +40,19 @@ async def _act(action: str, interaction_id: str, user: AuthUser, ctx: ServerCont
             info = await coord.done(interaction_id, user.user_id)
     except CallActionError as exc:
         # Refused (another agent's call, an unknown one, the wrong phase): audited like the rest.
-        await asyncio.to_thread(
-            _audit_action, ctx, user, action, interaction_id, addr, "denied", f"{exc.code}: {exc}"
+        await coord.backlog.write(
+            f"audit call.{action} for {interaction_id}",
+            functools.partial(
+                _audit_action, ctx, user, action, interaction_id, addr, "denied", f"{exc.code}: {exc}"
+            ),
         )
         raise ApiError(exc.status, exc.code, str(exc)) from exc
-    await asyncio.to_thread(_audit_action, ctx, user, action, interaction_id, addr)
+    # Done is done (a pause: voice and screen paused): a busy database queues the audit record
+    # (retried until written) rather than turn the agent's answer into a 500.
+    await coord.backlog.write(
+        f"audit call.{action} for {interaction_id}",
+        functools.partial(_audit_action, ctx, user, action, interaction_id, addr),
+    )
     return asdict(info)
 
 

@@ -10,7 +10,9 @@ resume) never lifts another (the agent's pause).
 from __future__ import annotations
 
 import asyncio
+import datetime
 import logging
+import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -20,6 +22,7 @@ from server.calls.repository import CallRepository
 from server.calls.session_records import SessionRecords
 from server.events.hub import EventHub
 from server.sip.listener import CallOffer, RecordedCall
+from server.store.audit_queue import WriteBacklog
 from tandem_protocol.events import CallInfo, EventType, ScreenCommand, ScreenState
 
 log = logging.getLogger(__name__)
@@ -44,6 +47,9 @@ class LiveCall:
     reasons: PauseReasons = field(default_factory=PauseReasons)
     roster: list[dict[str, Any]] = field(default_factory=list)  # participants, as stored
     offer: CallOffer | None = None
+    # Who paused each span (start rounded to µs): whichever save stores the span names its user.
+    span_actors: dict[float, tuple[Actor, str]] = field(default_factory=dict)
+    voice_failure: str | None = None  # why the voice could no longer be recorded (end reason)
 
     @property
     def interaction_id(self) -> str:
@@ -63,7 +69,9 @@ class RecordingControl:
         *,
         screen_fps: float,
         confirm_timeout: float,
+        backlog: WriteBacklog | None = None,
     ) -> None:
+        self.backlog = backlog or WriteBacklog()
         self._repo = repo
         self._records = records
         self._hub = hub
@@ -89,12 +97,16 @@ class RecordingControl:
             except LifecycleError as exc:
                 live.reasons.remove(reason)
                 raise CallActionError(409, exc.code, str(exc)) from exc
+            # Safety first: voice and screen stop capturing before any database work, which may
+            # wait on a lock (the pause happens even if its record must be written later).
             if live.handle is not None:
                 live.handle.pause(at)
-            await asyncio.to_thread(self._repo.save, live.state, None, by, reason)
-            await self.audit("recording.pause", live.interaction_id, detail, by)
             if needs_screen:
                 self.command(live, EventType.SCREEN_PAUSE, at)
+            live.span_actors[round(at, 6)] = (by, reason)
+            await self.save(live)
+            await self.audit("recording.pause", live.interaction_id, detail, by)
+            if needs_screen:
                 await self._confirm(live, ScreenState.PAUSED, "pause", strict)
             live.state.paused = True
             self.publish(live, EventType.RECORDING_PAUSED)
@@ -121,7 +133,7 @@ class RecordingControl:
                 raise CallActionError(409, exc.code, str(exc)) from exc
             if live.handle is not None:
                 live.handle.resume(at)
-            await asyncio.to_thread(self._repo.save, live.state)
+            await self.save(live)
             await self.audit("recording.resume", live.interaction_id, detail, actor)
             if needs_screen:
                 self.command(live, EventType.SCREEN_RESUME, at)
@@ -140,7 +152,7 @@ class RecordingControl:
             live.reasons.active.clear()
             if live.handle is not None:
                 await live.handle.stop(at)
-            await asyncio.to_thread(self._repo.save, live.state)
+            await self.save(live)
             await self.audit("recording.stop", live.interaction_id, detail, by)
             if stop_screen:
                 self.command(live, EventType.SCREEN_STOP, at)
@@ -157,13 +169,36 @@ class RecordingControl:
                 raise
             log.warning("interaction %s: screen recorder did not confirm %s", live.interaction_id, what)
 
-    async def audit(self, action: str, interaction_id: str, detail: str, by: Actor = SIP) -> None:
-        try:
-            await asyncio.to_thread(
-                self._records.audit, action, interaction_id, detail, user_id=by[0], username=by[1]
+    async def save(self, live: LiveCall, end_reason: str | None = None) -> bool:
+        """Persist the call's state; False if the database refused and the write was queued
+        (it is retried until written; the state it writes is the newest, with every span's user)."""
+
+        def write() -> None:
+            self._repo.save(live.state, end_reason, actors=dict(live.span_actors))
+
+        return await self.backlog.write(f"state of interaction {live.interaction_id}", write)
+
+    async def audit(
+        self, action: str, interaction_id: str, detail: str, by: Actor = SIP, outcome: str = "allowed"
+    ) -> bool:
+        """Write an audit record; never lost to a busy database (queued and retried in order),
+        never raised to the caller (the audit log must not take a live call down with it)."""
+        when = time.time()
+        attempts = 0
+
+        def write() -> None:
+            nonlocal attempts
+            attempts += 1
+            late = "" if attempts == 1 else f" [event at {_iso(when)}; written late: the database was busy]"
+            self._records.audit(
+                action, interaction_id, detail + late, user_id=by[0], username=by[1], outcome=outcome
             )
-        except Exception:  # the audit log must not take a live call down with it
+
+        try:
+            return await self.backlog.write(f"audit {action} for {interaction_id or '-'}", write)
+        except Exception:
             log.exception("audit record %s for %s failed", action, interaction_id)
+            return False
 
     async def _await_screen(self, live: LiveCall, state: ScreenState, what: str) -> None:
         key = (live.state.interaction_id, state)
@@ -189,3 +224,7 @@ class RecordingControl:
         self._hub.publish(
             live.state.agent_id, event, asdict(ScreenCommand(live.state.interaction_id, at, fps))
         )
+
+
+def _iso(at: float) -> str:
+    return datetime.datetime.fromtimestamp(at, datetime.UTC).isoformat(timespec="milliseconds")

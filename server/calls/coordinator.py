@@ -16,15 +16,20 @@ import contextlib
 import logging
 import time
 import uuid
+from collections.abc import Coroutine
 from dataclasses import asdict
 from pathlib import Path
+from typing import Any
 
 from server.calls.control import SIP, CallActionError, LiveCall, RecordingControl
 from server.calls.lifecycle import Interaction, LifecycleError
 from server.calls.media_jobs import MediaJobs
 from server.calls.offer_policy import assign_roles, merge_parties, numbers_to_try, party_record
+from server.calls.recovery import recovered_end
 from server.calls.repository import CallRepository
 from server.calls.session_records import RecordingParty, SessionRecords, dn_candidates
+from server.calls.voice_faults import DISK_FULL, end_reason, media_error
+from server.diskguard import RETRY_AFTER_SECONDS, DiskGuard
 from server.events.hub import EventHub
 from server.policy.sampling import decide_screen, effective_percentage
 from server.sip.listener import (
@@ -36,9 +41,12 @@ from server.sip.listener import (
     RecordedCall,
     UpdateKind,
 )
+from server.store.audit_queue import WriteBacklog
 from tandem_protocol.events import CallInfo, EventType, Phase, ScreenState, ScreenStatus
 
 log = logging.getLogger(__name__)
+DRAIN_RETRY_AFTER = 30  # seconds an SRC refused during a restart is asked to wait
+MEDIA_CHECK_INTERVAL = 1.0  # how often live calls' media stats are read for write failures
 
 
 class CallCoordinator:
@@ -54,16 +62,22 @@ class CallCoordinator:
         screen_fps: float,
         acw_limit: float,
         confirm_timeout: float,
+        backlog: WriteBacklog | None = None,
+        disk: DiskGuard | None = None,
     ) -> None:
         self._repo = repo
+        self.disk = disk
+        self._draining = False
+        self._tasks: set[asyncio.Task[None]] = set()
         self._media = media
         self._records = records
         self._hold_suppression = hold_suppression
         self._live_dir = live_dir
         self._acw_limit = acw_limit
         self._control = RecordingControl(
-            repo, records, hub, screen_fps=screen_fps, confirm_timeout=confirm_timeout
+            repo, records, hub, screen_fps=screen_fps, confirm_timeout=confirm_timeout, backlog=backlog
         )
+        self.backlog = self._control.backlog
         self._calls: dict[str, LiveCall] = {}
         self._current: dict[int, str] = {}  # agent id -> interaction id shown on his desktop
 
@@ -76,6 +90,14 @@ class CallCoordinator:
                 f"call {offer.call_id} from {offer.source[0]}: the caller declined recording consent",
             )
             return CallRejected(603, "Caller Declined Recording")
+        if self._draining:  # a graceful restart: the SRC retries later, or elsewhere
+            return CallRejected(
+                503, "Recorder Restarting", headers=(("retry-after", str(DRAIN_RETRY_AFTER)),)
+            )
+        if self.disk is not None and not self.disk.ok:  # refuse before the disk is full
+            return CallRejected(
+                503, "Recorder Disk Space Low", headers=(("retry-after", str(RETRY_AFTER_SECONDS)),)
+            )
         party, found = await self._resolve(offer)
         if found is None:
             what = (
@@ -223,7 +245,7 @@ class CallCoordinator:
             live.handle = call
             at = call.answered_at or time.time()
             start_screen = live.state.answer(at)
-            await asyncio.to_thread(self._repo.save, live.state)
+            await self._control.save(live)
             self._control.publish(live, EventType.CALL_STARTED)
             if start_screen:
                 self._control.command(live, EventType.SCREEN_START, at)
@@ -237,10 +259,11 @@ class CallCoordinator:
         live = self._calls.get(call.interaction_id)
         if live is None:
             return
+        stored_reason = live.voice_failure or reason  # the true end of the recording, not "bye"
         async with live.lock:
             with contextlib.suppress(LifecycleError):
                 resume_screen = live.state.end_call(ended_at, self._acw_limit)
-                await asyncio.to_thread(self._repo.save, live.state, reason)
+                await self._control.save(live, stored_reason)
                 if resume_screen:
                     self._control.command(live, EventType.SCREEN_RESUME, ended_at)
                 self._control.publish(live, EventType.CALL_ENDED)
@@ -248,7 +271,7 @@ class CallCoordinator:
         await asyncio.to_thread(
             self._records.update_meta,
             live.interaction_id,
-            patch={"rtp": call.media_stats(), "end_reason": reason},
+            patch={"rtp": call.media_stats(), "end_reason": stored_reason, "call_end": reason},
         )
         await self._control.audit("recording.end", live.interaction_id, f"call ended: {reason}")
         voice_started = call.answered_at or live.state.started_at
@@ -299,8 +322,10 @@ class CallCoordinator:
             log.info("screen.status for unknown/foreign interaction %s ignored", status.interaction_id)
             return
         live.state.screen_reported(status.state)
-        await asyncio.to_thread(self._repo.set_screen_state, status.interaction_id, live.state.screen.value)
+        # Acknowledged before the database write: a busy database must not turn the recorder's
+        # confirmed pause into a 504 (the state is written with the call's next save anyway).
         self._control.screen_acknowledged(status.interaction_id, status.state)
+        await self._control.save(live)
         if status.state in (ScreenState.STOPPED, ScreenState.FAILED):
             self._control.publish(live, EventType.CALL_UPDATED)
 
@@ -322,7 +347,7 @@ class CallCoordinator:
                 return
             if live.acw_timer is not None and live.acw_timer is not asyncio.current_task():
                 live.acw_timer.cancel()
-            await asyncio.to_thread(self._repo.save, live.state, None)
+            await self._control.save(live)
             self._control.publish(live, EventType.ACW_ENDED)
             if stop_screen:
                 self._control.command(live, EventType.SCREEN_STOP, at)
@@ -348,25 +373,116 @@ class CallCoordinator:
         if self._current.get(live.state.agent_id) == live.state.interaction_id:
             del self._current[live.state.agent_id]
 
+    # -- faults: a voice that can no longer be recorded ------------------------------------
+    def media_lost(self, voice_path: Path, error: str, at: float) -> None:
+        """The RTP worker pool's report (sync, on the loop): the worker carrying this call died."""
+        self._spawn(self.voice_failed(voice_path.parent.name, at, error, worker_died=True))
+
+    async def voice_failed(
+        self, interaction_id: str, at: float, error: str, *, worker_died: bool = False
+    ) -> None:
+        """Nothing more can be recorded for this call: voice FAILED, told to the agent at once,
+        the true reason stored; the file keeps what was written; the call goes on to its BYE."""
+        live = self._calls.get(interaction_id)
+        if live is None or live.voice_failure is not None:
+            return
+        reason = end_reason(error, worker_died=worker_died)
+        live.voice_failure = reason
+        async with live.lock:
+            with contextlib.suppress(LifecycleError):  # ringing or over: the end stores the reason
+                live.state.fail_voice(at)
+            live.reasons.active.clear()
+            if live.handle is not None:
+                with contextlib.suppress(Exception):  # no RTP timeout on a dead stream; file final
+                    await live.handle.stop(at)
+            await self._control.save(live, reason)
+        self._control.publish(live, EventType.CALL_UPDATED)
+        log.error("interaction %s: voice recording FAILED (%s): %s", interaction_id, reason, error)
+        await self._control.audit("recording.failed", interaction_id, f"{reason}: {error}", outcome="failed")
+        if reason == DISK_FULL and self.disk is not None:
+            self.disk.note_enospc(f"voice file of interaction {interaction_id}")
+
+    async def watch_media(self, interval: float = MEDIA_CHECK_INTERVAL) -> None:
+        """Read the live calls' media stats for write failures (a full disk) — a task."""
+        while True:
+            await asyncio.sleep(interval)
+            for live in list(self._calls.values()):
+                if (
+                    live.handle is None
+                    or live.voice_failure is not None
+                    or live.state.phase is not Phase.ACTIVE
+                ):
+                    continue
+                error = media_error(live.handle.media_stats())
+                if error is not None:
+                    await self.voice_failed(live.interaction_id, time.time(), error)
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def audit_server_event(self, action: str, detail: str, outcome: str = "allowed") -> None:
+        """An audit record about the server itself (disk low, disk back), for admins."""
+        await self._control.audit(action, "", detail, outcome=outcome)
+
+    # -- graceful restart ------------------------------------------------------------------
+    def start_drain(self) -> None:
+        """Refuse new calls from now on (may be called from a signal handler: only a flag)."""
+        self._draining = True
+
+    @property
+    def draining(self) -> bool:
+        return self._draining
+
+    @property
+    def calls_in_progress(self) -> int:
+        return sum(live.state.phase in (Phase.RINGING, Phase.ACTIVE) for live in self._calls.values())
+
     # -- start-up and shutdown -------------------------------------------------------------
     async def recover(self) -> None:
-        """A previous process died mid-call: keep what it recorded, mark it interrupted."""
-        for interaction_id, state, answered_at in await asyncio.to_thread(self._repo.unfinished):
+        """A previous process died mid-call: keep what it recorded, mark it interrupted, ended
+        at its last audio (not at this restart)."""
+        for interaction_id, state, answered_at, _ended in await asyncio.to_thread(self._repo.unfinished):
             now = time.time()
             if state == "acw":
                 await asyncio.to_thread(self._repo.mark, interaction_id, "done", "server restart in ACW", now)
                 continue
-            await asyncio.to_thread(
-                self._repo.mark, interaction_id, "interrupted", "server stopped mid-call", now
-            )
             voice = self._live_dir / interaction_id / "voice.wav"
+            ended = await asyncio.to_thread(recovered_end, voice, answered_at, now)
+            await asyncio.to_thread(
+                self._repo.mark, interaction_id, "interrupted", "server stopped mid-call", ended
+            )
             if voice.exists():
                 self._media.submit_voice(interaction_id, voice, answered_at or now)
             log.warning(
-                "interaction %s was interrupted by a server stop; its recording is kept", interaction_id
+                "interaction %s was interrupted by a server stop; its recording is kept (ended %.1f s "
+                "before this restart)",
+                interaction_id,
+                now - ended,
             )
+
+    async def on_stray_bye(self, call_id: str) -> bool:
+        """A BYE for a dialog this process does not know: True (answer 200) if it ends a call a
+        server stop interrupted — the caller's hang-up is accepted, and the stored end stays the
+        last audio time; False (481) otherwise."""
+        try:
+            known = await asyncio.to_thread(self._repo.interrupted_call, call_id)
+        except Exception:
+            log.exception("looking up call %s for a BYE failed", call_id)
+            return False
+        if known:
+            await self._control.audit(
+                "recording.end", "", f"BYE for call {call_id}, interrupted by a server stop, answered 200"
+            )
+        return known
 
     async def shutdown(self) -> None:
         for live in list(self._calls.values()):
             if live.acw_timer is not None:
                 live.acw_timer.cancel()
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if not await self.backlog.flush(5.0):
+            log.error("%d database writes still queued at shutdown are lost", self.backlog.pending)

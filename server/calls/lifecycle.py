@@ -89,6 +89,21 @@ class Interaction:
         self.voice = VoiceState.STOPPED
         return self.screen in CAPTURING or self.screen is ScreenState.PAUSED
 
+    def fail_voice(self, at: float) -> None:
+        """The voice could no longer be recorded (its worker died, the disk is full): like a stop
+        at ``at`` — nothing more is written, the call goes on to its BYE — but FAILED, not the
+        agent's choice. The screen is left as it is: a paused screen stays paused (it may be a
+        secure pause), a recording one goes on (the call is still evidence)."""
+        self._require(self.phase is Phase.ACTIVE, "not_active", "only an active call can fail")
+        if self.voice is VoiceState.FAILED:
+            return
+        if self.stopped_at is None:
+            self.stopped_at = at
+        if self.pause_open:
+            self.pauses[-1].ended_at = at
+        self.paused = False
+        self.voice = VoiceState.FAILED
+
     def end_call(self, at: float, acw_limit: float) -> bool:
         """BYE. A pause never outlives the call's recording: an open span closes here.
         Returns True when the screen, paused, must be resumed for after-call work."""
@@ -98,7 +113,8 @@ class Interaction:
             self.pauses[-1].ended_at = at
         self.paused = False
         self.phase = Phase.ACW
-        self.voice = VoiceState.STOPPED
+        if self.voice is not VoiceState.FAILED:  # a failed recording stays failed
+            self.voice = VoiceState.STOPPED
         self.ended_at = at
         self.acw_deadline = at + acw_limit
         return was_paused_screen

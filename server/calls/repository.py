@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -94,8 +95,13 @@ class CallRepository:
         end_reason: str | None = None,
         by: tuple[int | None, str] | None = None,
         pause_reason: str = "",
+        actors: Mapping[float, tuple[tuple[int | None, str], str]] | None = None,
     ) -> None:
-        """Persist the live state, including pause spans (who paused is ``by``, and why)."""
+        """Persist the live state, including pause spans (who paused is ``by``, and why).
+
+        ``actors`` (span start rounded to µs -> (who, why)) names who paused each span: a span is
+        first stored by whichever save runs first — not always the pause's own, when the database
+        was busy — and must still carry its user."""
         with session_scope(self._factory) as s:
             row = s.get(models.Interaction, live.interaction_id)
             if row is None:
@@ -113,14 +119,15 @@ class CallRepository:
             for span in live.pauses:
                 stored = existing.get(round(span.started_at, 6))
                 if stored is None:
+                    who, why = (actors or {}).get(round(span.started_at, 6), (by, pause_reason))
                     s.add(
                         models.PauseSpan(
                             interaction_id=row.id,
                             started_at=span.started_at,
                             ended_at=span.ended_at,
-                            by_user_id=by[0] if by else None,
-                            by_username=by[1] if by else "",
-                            reason=pause_reason,
+                            by_user_id=who[0] if who else None,
+                            by_username=who[1] if who else "",
+                            reason=why,
                         )
                     )
                 else:
@@ -194,13 +201,25 @@ class CallRepository:
             return [(p.started_at, p.ended_at) for p in rows]
 
     # -- recovery --------------------------------------------------------------------------
-    def unfinished(self) -> list[tuple[str, str, float | None]]:
-        """Interactions a previous process left mid-call or mid-ACW: (id, state, answered_at)."""
+    def unfinished(self) -> list[tuple[str, str, float | None, float | None]]:
+        """Interactions a previous process left mid-call or mid-ACW:
+        (id, state, answered_at, ended_at)."""
         with session_scope(self._factory) as s:
             rows = s.execute(
                 select(models.Interaction).where(models.Interaction.state.in_(("ringing", "active", "acw")))
             ).scalars()
-            return [(r.id, r.state, r.answered_at) for r in rows]
+            return [(r.id, r.state, r.answered_at, r.ended_at) for r in rows]
+
+    def interrupted_call(self, call_id: str) -> bool:
+        """Whether SIP Call-ID ``call_id`` is a call a server stop interrupted (a BYE for it after
+        the restart is answered, not refused)."""
+        with session_scope(self._factory) as s:
+            row = s.execute(
+                select(models.Interaction.id)
+                .where(models.Interaction.call_id == call_id, models.Interaction.state == "interrupted")
+                .limit(1)
+            ).first()
+            return row is not None
 
     def mark(self, interaction_id: str, state: str, reason: str, at: float) -> None:
         with session_scope(self._factory) as s:

@@ -115,7 +115,7 @@ class Placement:
         try:
             self.writer.close()
         except WavWriterError as exc:
-            self.error = str(exc)
+            self.error = self.stats.voice_error = str(exc)
             log.error("RTP port %d: voice file not finalised: %s", self.port, exc)
         self.stats.samples_written = self.writer.samples_written
 
@@ -132,7 +132,7 @@ class Placement:
         try:
             action(*args)
         except WavWriterError as exc:
-            self.error = str(exc)
+            self.error = self.stats.voice_error = str(exc)  # in the stats: the coordinator reads them
             log.error("RTP port %d: voice file write failed, recording stops: %s", self.port, exc)
             return False
         return True

@@ -24,6 +24,7 @@ class RtpStats:
     reanchors: int = 0
     samples_written: int = 0  # updated every tick and at close; `RtpSession.samples_written` is live
     samples_after_end: int = 0  # accepted audio that fell after the call's end (BYE), so cut: set at close
+    voice_error: str | None = None  # why the voice file could no longer be written (e.g. disk full)
     # RTCP, on the RTCP port (RTP port + 1) or multiplexed on the RTP port (RFC 5761).
     rtcp: int = 0  # RTCP datagrams received
     rtcp_malformed: int = 0

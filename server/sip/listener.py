@@ -75,6 +75,7 @@ class CallAccepted:
 class CallRejected:
     status: int  # SIP status code, e.g. 404 when no agent is logged in on the DN
     reason: str
+    headers: tuple[tuple[str, str], ...] = ()  # e.g. Retry-After on a 503
 
 
 class UpdateKind(StrEnum):

@@ -16,9 +16,20 @@ from sqlalchemy.orm import Session, sessionmaker
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 
 
-def make_engine(url: str) -> Engine:
+DEFAULT_BUSY_TIMEOUT = 5.0
+
+
+def make_engine(url: str, busy_timeout: float = DEFAULT_BUSY_TIMEOUT) -> Engine:
+    """``busy_timeout``: how long a statement waits for another connection's lock before it
+    fails. SQLite's 30 s made every request — anonymous ones included, whose refusal is audited —
+    hang for 30 s behind one long write; the callers that must not lose a write queue it
+    (``server.store.audit_queue``)."""
     if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+        engine = create_engine(
+            url,
+            connect_args={"check_same_thread": False, "timeout": busy_timeout},
+            pool_timeout=busy_timeout,  # waiting for a pooled connection is bounded alike
+        )
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -29,7 +40,15 @@ def make_engine(url: str) -> Engine:
             cur.close()
 
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+    # PostgreSQL: the same bound, on lock waits; and a bounded wait for a pooled connection.
+    return create_engine(
+        url,
+        pool_pre_ping=True,
+        pool_size=10,
+        max_overflow=20,
+        pool_timeout=busy_timeout,
+        connect_args={"options": f"-c lock_timeout={int(busy_timeout * 1000)}"},
+    )
 
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:
