@@ -1,4 +1,6 @@
-"""Creating teams and users (CLI and demo set-up)."""
+"""Creating teams and users: the storage step only. The rules (who may, username and role,
+the password policy) and the audit record are ``server.services.users``'s; tests use this
+directly to set up their users."""
 
 from __future__ import annotations
 

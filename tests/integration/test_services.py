@@ -177,6 +177,20 @@ def test_full_time_dn_rules_are_the_same_from_the_api_and_the_cli(client: TestCl
     assert "os_user=" in records[-1].detail
 
 
+def test_the_database_settles_two_admins_giving_one_full_time_dn_at_once(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with session_scope(factory(client)) as s:
+        assert full_time_dn.set_dn(s, Actor.cli(), "agent1", "8100") == "8100"
+    # The other admin's check ran before that commit: it saw nothing, so it is skipped here.
+    monkeypatch.setattr(full_time_dn, "_check", lambda *_args: None)
+    with session_scope(factory(client)) as s, pytest.raises(Conflict) as taken:
+        full_time_dn.set_dn(s, Actor.cli(), "agent2", "8100")
+    assert taken.value.code == "dn_taken" and "just made" in taken.value.message
+    denied = [a for a in audit_rows(client, "policy.full_time_dn") if a.outcome == "denied"]
+    assert [a.target_id for a in denied] == ["agent2"]
+
+
 def test_a_full_time_dn_and_another_agents_live_binding_exclude_each_other(client: TestClient) -> None:
     admin = admin_headers(client)
     assert login(client, "agent2", client="desktop", dn="7100").status_code == 200
