@@ -58,7 +58,10 @@ def evaluate(
 ) -> DiskStatus:
     """Low if any path is below its threshold, or if a write already failed for lack of space
     (``enospc``: what failed) and no reading since shows that space has come back."""
-    low = [r for r in readings if r.free < threshold(r.total, min_free_bytes, min_free_percent)]
+    # No free space at all is low whatever the threshold (even 0: the guard switched off).
+    low = [
+        r for r in readings if r.free == 0 or r.free < threshold(r.total, min_free_bytes, min_free_percent)
+    ]
     if low:
         parts = [
             f"{r.path}: {r.free / 1024**2:.0f} MiB free, needs "
