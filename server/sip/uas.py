@@ -17,6 +17,7 @@ from server.sip.builders import ALLOW, build_response, new_tag, reason_for
 from server.sip.bye_client import ByeClient
 from server.sip.dialog import Call, MediaFactory, MediaState
 from server.sip.digest import DigestAuth, Verdict
+from server.sip.errors import SipError
 from server.sip.listener import CallAccepted, CallListener, CallOffer, CallRejected
 from server.sip.media import plan_media
 from server.sip.message import SipRequest, SipResponse
@@ -125,8 +126,11 @@ class CallManager:
         data = self.response_bytes(req, status, reason=reason, headers=headers, to_tag=to_tag, body=body)
         self._send(data, addr)
         if status >= 300 and req.method == "INVITE" and why != "":
-            to = req.to
-            if to is None or to.tag is None:
+            try:
+                initial = (to := req.to) is None or to.tag is None
+            except (SipError, ValueError):  # a To that does not parse: no dialog it could be in
+                initial = True
+            if initial:
                 self.note_refusal(req, addr, status, reason, why)
         return data
 
