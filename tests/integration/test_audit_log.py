@@ -544,3 +544,21 @@ def test_a_record_count_also_triggers_a_server_checkpoint(
         while not list(worm.glob("*.json")) and time.monotonic() < deadline:
             time.sleep(0.05)
         assert list(worm.glob("*.json")), "no checkpoint after the record count was reached"
+
+
+def test_verify_refuses_to_judge_what_it_cannot_read(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # No database: SQLite would create an empty one, which would "verify".
+    code, out = verify_cli(capsys, tmp_path / "nothing")
+    assert code == 2 and "no database at" in out
+    assert not (tmp_path / "nothing" / "tandem.db").exists()
+    # A database from before the chain (revision 0003): told to migrate, not "intact".
+    (tmp_path / "old").mkdir()
+    command.upgrade(alembic_config(f"sqlite:///{tmp_path / 'old' / 'tandem.db'}"), "0003")
+    code, out = verify_cli(capsys, tmp_path / "old")
+    assert code == 2 and "tandem-server migrate" in out
+    # Checkpoints asked for but no key to trust them by.
+    migrate(f"sqlite:///{tmp_path / 'new' / 'tandem.db'}")
+    code, out = verify_cli(capsys, tmp_path / "new", "--checkpoints", str(tmp_path))
+    assert code == 2 and "--public-key" in out
