@@ -458,7 +458,8 @@ def test_full_time_dn_is_recorded_without_a_desktop_login(server: tuple[TestClie
         changes = s.execute(
             select(models.AuditRecord).where(models.AuditRecord.action == "policy.full_time_dn")
         )
-        assert [r.target_id for r in changes.scalars()] == [user]
+        # the refused "bad dn!" first, then the change
+        assert [(r.target_id, r.outcome) for r in changes.scalars()] == [(user, "denied"), (user, "allowed")]
 
 
 def test_one_stream_inactive_is_hold_and_silenced(server: tuple[TestClient, Any]) -> None:
