@@ -154,7 +154,11 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         "--time-tolerance",
         type=float,
         default=DEFAULT_TIME_TOLERANCE,
-        help=f"seconds a record may be dated before its predecessor (default {DEFAULT_TIME_TOLERANCE:g})",
+        help=(
+            f"seconds a record may be dated before its predecessor (default {DEFAULT_TIME_TOLERANCE:g}; "
+            "records written before schema revision 0004 were not timed under the chain's lock, "
+            "so an old log may need more)"
+        ),
     )
     p.set_defaults(func=cmd_verify)
     p = commands.add_parser("checkpoint", help="write a signed checkpoint of the chain's head to a directory")
