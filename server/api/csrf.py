@@ -24,12 +24,12 @@ from starlette.datastructures import Headers
 from starlette.requests import cookie_parser
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from server.api.deps import SESSION_COOKIE
 from server.api.errors import error_response
 from server.store import audit
 from server.store.db import session_scope
 
 STATE_CHANGING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
-SESSION_COOKIE = "tandem_session"  # same as server.api.deps.SESSION_COOKIE (no import cycle)
 _DEFAULT_PORTS = {"http": "80", "https": "443", "ws": "80", "wss": "443"}
 
 
