@@ -240,6 +240,8 @@ def can_pause(state: DesktopState) -> bool:
         and call is not None
         and call.phase == Phase.ACTIVE
         and not call.paused
+        # A failed (or stopped) voice recording has nothing left to pause: the server says 409.
+        and call.voice in (VoiceState.RECORDING, VoiceState.PAUSED)
     )
 
 

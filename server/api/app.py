@@ -10,9 +10,10 @@ import ssl
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
+from sqlalchemy.exc import OperationalError
 
 from server.api import (
     routes_admin,
@@ -186,6 +187,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.add_middleware(CsrfMiddleware)
     app.add_middleware(SecurityHeadersMiddleware, hsts=settings.secure_cookies)
     install_error_handlers(app)
+    app.add_exception_handler(OperationalError, _database_busy)
     for module in (
         routes_auth,
         routes_calls,
@@ -215,6 +217,17 @@ def create_app(settings: Settings) -> FastAPI:
         return FileResponse(STATIC_DIR / "index.html", headers={"Cache-Control": "no-cache"})
 
     return app
+
+
+async def _database_busy(request: Request, exc: Exception) -> JSONResponse:
+    """A database wait that ran out (``db_busy_timeout_seconds``: another writer holds the lock)
+    or failed: 503 with a short Retry-After, not a 500 — and never a request held for 30 s."""
+    log.warning("%s %s: database unavailable: %s", request.method, request.url.path, str(exc).splitlines()[0])
+    return JSONResponse(
+        {"error": "database_busy", "message": "the database is busy; try again in a moment"},
+        status_code=503,
+        headers={"Retry-After": "2"},
+    )
 
 
 def _health(ctx: ServerContext) -> tuple[dict[str, object], bool]:
