@@ -233,3 +233,16 @@ async def _writer_bounds(tmp_path: Path) -> None:
             ("192.0.2.2:5060", 1, 101.6, 101.6),
         ]
     assert log.stats.written == 3
+
+
+def test_a_refused_siprec_offer_is_stored_as_siprec(server: TestClient) -> None:
+    port = _sip_port(server)
+    # SIPREC without a metadata part names no recording-enabled party: 404, stored as a SIPREC call.
+    status = _exchange(
+        "127.0.0.1", port, _request("INVITE", port, "1001", extra="Require: siprec\r\n", body=OFFER)
+    )
+    assert status.status == 404
+    admin = _login(server, "admin")
+    (row,) = _poll(lambda: server.get("/api/admin/missed-calls", headers=admin).json()["items"])
+    assert (row["kind"], row["status"], row["reason"]) == ("siprec", 404, "no-recording-party"), row
+    assert row["detail"] == "No recording-enabled party in the metadata"
