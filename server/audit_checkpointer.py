@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import threading
 import time
 from pathlib import Path
 
@@ -32,6 +33,8 @@ class AuditCheckpointer:
         self._records = settings.audit_checkpoint_records
         self._key = load_or_create_key(settings.data_dir)
         self._written_seq = -1
+        # stop() may run while a cancelled periodic write still runs in its thread
+        self._lock = threading.Lock()
         self._task: asyncio.Task[None] | None = None
 
     def _head_seq(self) -> int:
@@ -41,15 +44,16 @@ class AuditCheckpointer:
 
     def write_if_moved(self) -> Path | None:
         """A checkpoint of the current head, unless the last one already names it."""
-        with session_scope(self._sessions) as s:
-            head = audit.read_head(s)
-        if head is None:
-            log.error("audit checkpoint: the audit_head row is missing; run `tandem-server audit verify`")
-            return None
-        if head.seq == self._written_seq:
-            return None
-        path = write_checkpoint(self._out, self._key, head.seq, head.hash)
-        self._written_seq = head.seq
+        with self._lock:
+            with session_scope(self._sessions) as s:
+                head = audit.read_head(s)
+            if head is None:
+                log.error("audit checkpoint: the audit_head row is missing; run `tandem-server audit verify`")
+                return None
+            if head.seq == self._written_seq:
+                return None
+            path = write_checkpoint(self._out, self._key, head.seq, head.hash)
+            self._written_seq = head.seq
         log.info("audit checkpoint at seq %d: %s", head.seq, path)
         return path
 

@@ -562,3 +562,33 @@ def test_verify_refuses_to_judge_what_it_cannot_read(
     migrate(f"sqlite:///{tmp_path / 'new' / 'tandem.db'}")
     code, out = verify_cli(capsys, tmp_path / "new", "--checkpoints", str(tmp_path))
     assert code == 2 and "--public-key" in out
+
+
+def test_concurrent_checkpoint_writes_never_repeat_a_head(tmp_path: Path) -> None:
+    """stop() writes the last checkpoint while a cancelled periodic write may still be running in
+    its thread: of writers racing on one head, exactly one writes."""
+    from server.audit_checkpointer import AuditCheckpointer
+
+    worm = tmp_path / "worm"
+    settings = load_settings(None, data_dir=tmp_path / "data", audit_checkpoint_dir=worm)
+    settings.data_dir.mkdir(parents=True)
+    migrate(settings.resolved_database_url)
+    factory = make_session_factory(make_engine(settings.resolved_database_url))
+    checkpointer = AuditCheckpointer(factory, settings)
+    rounds, writers = 5, 4
+    for n in range(rounds):
+        with session_scope(factory) as s:
+            audit.record(s, action="tick", outcome="allowed", detail=str(n))
+        barrier = threading.Barrier(writers)
+
+        def write(start: threading.Barrier) -> None:
+            start.wait()
+            checkpointer.write_if_moved()
+
+        threads = [threading.Thread(target=write, args=(barrier,)) for _ in range(writers)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    seqs = sorted(json.loads(p.read_text())["checkpoint"]["seq"] for p in worm.glob("*.json"))
+    assert seqs == list(range(1, rounds + 1))
