@@ -246,3 +246,17 @@ def test_a_refused_siprec_offer_is_stored_as_siprec(server: TestClient) -> None:
     (row,) = _poll(lambda: server.get("/api/admin/missed-calls", headers=admin).json()["items"])
     assert (row["kind"], row["status"], row["reason"]) == ("siprec", 404, "no-recording-party"), row
     assert row["detail"] == "No recording-enabled party in the metadata"
+
+
+def test_untrusted_over_tcp_is_refused_too(server: TestClient) -> None:
+    port = _sip_port(server)
+    for source, expected in (("127.0.0.2", 403), ("127.0.0.1", 200)):
+        with socket.create_connection(("127.0.0.1", port), timeout=10, source_address=(source, 0)) as sock:
+            sock.sendall(_request("OPTIONS", port, "1001").replace(b"SIP/2.0/UDP", b"SIP/2.0/TCP"))
+            data = b""
+            while b"\r\n\r\n" not in data:
+                chunk = sock.recv(65535)
+                assert chunk, "connection closed without an answer"
+                data += chunk
+        reply = parse_message(data)
+        assert isinstance(reply, SipResponse) and reply.status == expected, (source, reply)
