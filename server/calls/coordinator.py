@@ -21,6 +21,8 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy.exc import SQLAlchemyError
+
 from server.calls.control import SIP, CallActionError, LiveCall, RecordingControl
 from server.calls.lifecycle import Interaction, LifecycleError
 from server.calls.media_jobs import MediaJobs
@@ -128,7 +130,11 @@ class CallCoordinator:
             started_at=now,
             screen_decision=decide_screen(interaction_id, percentage),
         )
-        await asyncio.to_thread(self._repo.create, live, percentage)
+        try:
+            await asyncio.to_thread(self._repo.create, live, percentage)
+        except SQLAlchemyError as exc:  # a locked (or gone) database: the SRC may retry, not a 500
+            log.error("call %s refused: the database is busy: %s", offer.call_id, str(exc).splitlines()[0])
+            return CallRejected(503, "Recorder Database Busy", headers=(("retry-after", "5"),))
         roster = [
             party_record(
                 p, "agent" if party is not None and p.participant_id == party.participant_id else "other", now

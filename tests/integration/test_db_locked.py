@@ -13,7 +13,15 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from tests.integration.fault_server import AGENT, call, login_agent, row, running_server, wait_for
+from tests.integration.fault_server import (
+    AGENT,
+    call,
+    login_agent,
+    plain_offer,
+    row,
+    running_server,
+    wait_for,
+)
 from tests.integration.siprec_peer import Dialog, SrcPeer, tone
 
 BUSY_TIMEOUT = 1.0
@@ -129,5 +137,24 @@ def test_pause_with_the_database_locked_is_safe_truthful_and_audited(tmp_path: P
             )
             assert ended[0] in ("acw", "done")
             assert row(db, "SELECT by_username FROM pause_spans WHERE interaction_id = ?", iid) == (AGENT,)
+        finally:
+            peer.close()
+
+
+def test_a_call_offered_while_the_database_is_locked_gets_503_not_500(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    with running_server(data, db_busy_timeout_seconds=BUSY_TIMEOUT) as (client, app):
+        login_agent(client)
+        peer = SrcPeer(app.state.ctx.sip_port)
+        try:
+            with write_lock(data / "tandem.db"):
+                final = peer.invite(
+                    plain_offer(peer.rtp.getsockname()[1]), dn="1001", siprec=False
+                ).responses[-1]
+            assert final.status == 503 and int(final.get("retry-after") or 0) > 0, (
+                final.status,
+                final.reason,
+            )
+            assert call(peer).status == 200  # and once the lock is gone, calls are taken again
         finally:
             peer.close()
