@@ -1,5 +1,8 @@
 """Where the recorder keeps its token: the OS keyring.
 
+The token is a recorder-scope token from a one-time enrolment code (``tandem-recorder login
+--enroll-code``); no password login yields one.
+
 The token is stored under service ``tandem-recorder`` with the server URL as user name, plus
 the last server logged in to (so ``run`` and ``logout`` need no ``--server``).
 
@@ -7,7 +10,8 @@ Without a desktop keyring (keyring's ``fail`` or ``null`` backend, or only the k
 backends, which keyring would otherwise pick silently) the recorder refuses to store anything,
 unless a file is named explicitly with ``--keyring-file`` / ``TANDEM_RECORDER_KEYRING_FILE``.
 That file is **plaintext** (keyrings.alt ``PlaintextKeyring``; mode 0600): anyone who can read it
-can upload as this agent for the token's 30 days. It is opt-in because headless machines and
+can upload as this agent's recorder for the token's lifetime (``recorder_token_ttl_days`` on the
+server, 30 by default). It is opt-in because headless machines and
 tests have no keyring, and the administrator must knowingly accept that trade-off.
 
 The token itself is never logged.
@@ -84,7 +88,9 @@ class TokenStore:
     def token(self, server_url: str) -> str:
         value = self._get(server_url)
         if not value:
-            raise CredentialsError(f"not logged in to {server_url}: run `tandem-recorder login --server URL`")
+            raise CredentialsError(
+                f"not logged in to {server_url}: run `tandem-recorder login --server URL --enroll-code CODE`"
+            )
         return value
 
     def default_server(self) -> str | None:

@@ -1,8 +1,12 @@
-"""``tandem-recorder``: log in, run the screen recorder service, log out.
+"""``tandem-recorder``: enrol, run the screen recorder service, log out.
 
-    tandem-recorder login --server URL --username U [--password-stdin]
+    tandem-recorder login --server URL (--enroll-code CODE | --enroll-code-stdin)
     tandem-recorder run [--server URL] [--fps N] [--spool DIR] [--monitor N]
     tandem-recorder logout [--server URL]
+
+``login`` exchanges a one-time enrolment code from IT (``tandem-server enroll-recorder --username
+AGENT``, or the admin API) for this PC's recorder token: a password never yields one, so an agent
+cannot act as his own recorder.
 
 Common options: ``--keyring-file PATH`` (plaintext token file, see credentials.py) and
 ``--log-level``. Each has a ``TANDEM_RECORDER_*`` environment variable.
@@ -24,7 +28,7 @@ from recorder_service.config import RecorderConfig, load_config
 from recorder_service.credentials import TokenStore
 from recorder_service.errors import CredentialsError, RecorderError
 from recorder_service.spool import Spool
-from tandem_protocol.payloads import LoginRequest
+from tandem_protocol.payloads import RecorderEnrollRequest
 
 log = logging.getLogger("recorder_service")
 
@@ -38,9 +42,14 @@ def _parser() -> argparse.ArgumentParser:
     common.add_argument("--log-level", help="DEBUG, INFO, WARNING or ERROR")
     parser = argparse.ArgumentParser(prog="tandem-recorder", description="Tandem screen recorder service")
     sub = parser.add_subparsers(dest="command", required=True)
-    login = sub.add_parser("login", parents=[common], help="log in and store the token in the keyring")
-    login.add_argument("--username", required=True)
-    login.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
+    login = sub.add_parser(
+        "login",
+        parents=[common],
+        help="enrol with a one-time code from IT and store the token in the keyring",
+    )
+    code = login.add_mutually_exclusive_group()
+    code.add_argument("--enroll-code", help="the one-time enrolment code (tandem-server enroll-recorder)")
+    code.add_argument("--enroll-code-stdin", action="store_true", help="read the enrolment code from stdin")
     run = sub.add_parser("run", parents=[common], help="run the recorder service")
     run.add_argument("--fps", help="frames per second (default 5; screen.start may override)")
     run.add_argument("--spool", help="spool directory for captures awaiting upload")
@@ -71,15 +80,23 @@ def cmd_login(args: argparse.Namespace, config: RecorderConfig) -> int:
     if not config.server_url:
         raise CredentialsError("login needs --server URL (or TANDEM_RECORDER_SERVER)")
     store = TokenStore(config.keyring_file)
-    password = sys.stdin.readline().rstrip("\r\n") if args.password_stdin else getpass.getpass("Password: ")
-    body = LoginRequest(username=args.username, password=password, client="recorder")
+    if args.enroll_code is not None:
+        code = args.enroll_code
+    elif args.enroll_code_stdin:
+        code = sys.stdin.readline()
+    else:
+        code = getpass.getpass("Enrolment code: ")
+    code = code.strip()
+    if not code:
+        raise CredentialsError("no enrolment code given: ask IT for one (tandem-server enroll-recorder)")
+    body = RecorderEnrollRequest(code=code)
     try:
         with httpx.Client(timeout=_TIMEOUT) as client:
-            response = client.post(f"{config.server_url}/api/auth/login", json=body.__dict__)
+            response = client.post(f"{config.server_url}/api/recorders/enroll", json=body.__dict__)
     except httpx.HTTPError as exc:
         raise CredentialsError(f"cannot reach {config.server_url}: {exc}") from exc
     if response.status_code != 200:
-        raise CredentialsError(f"login refused (HTTP {response.status_code}): {_message(response)}")
+        raise CredentialsError(f"enrolment refused (HTTP {response.status_code}): {_message(response)}")
     try:
         payload = response.json()
         token = str(payload["token"])
@@ -88,7 +105,7 @@ def cmd_login(args: argparse.Namespace, config: RecorderConfig) -> int:
     except (ValueError, KeyError, TypeError) as exc:
         raise CredentialsError(f"unexpected login answer from the server: {exc}") from exc
     store.save(config.server_url, token)
-    print(f"Logged in to {config.server_url} as {who}")
+    print(f"Enrolled: this recorder uploads to {config.server_url} for {who}")
     return 0
 
 

@@ -2,9 +2,11 @@
 
 The spool is what makes a capture survive the recorder: the manifest says whether the file is
 still being written (``capturing``), complete and awaiting upload (``finished``), done
-(``uploaded``, the media file is then deleted) or given up on (``failed``). Manifests are written
-atomically (tmp file, fsync, rename, fsync of the directory) so a crash leaves either the old or
-the new manifest, never half of one.
+(``uploaded``, the media file is then deleted — only once the server confirmed it stores this very
+file), given up on (``failed``) or refused because the server stores a different file for the
+interaction (``conflict``). Failed and conflicting files are never deleted by the recorder.
+Manifests are written atomically (tmp file, fsync, rename, fsync of the directory) so a crash
+leaves either the old or the new manifest, never half of one.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ class SpoolState(StrEnum):
     FINISHED = "finished"
     UPLOADED = "uploaded"
     FAILED = "failed"
+    CONFLICT = "conflict"  # the server holds another file for this interaction; ours is kept
 
 
 @dataclass(frozen=True, slots=True)

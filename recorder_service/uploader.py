@@ -3,9 +3,13 @@
 A single worker thread (uploads are rare and large; one at a time keeps the agent's uplink
 usable) with a due-time heap: network errors, 5xx, 408 and 429 are retried with capped
 exponential backoff, 401 slowly (the token must be renewed with ``tandem-recorder login``),
-other 4xx are final and recorded in the manifest with the server's message. ``409
-already_uploaded`` means an earlier attempt succeeded but its answer was lost: done. The body is
-streamed from the file, never read whole into memory.
+other 4xx are final and recorded in the manifest with the server's message (the file is kept).
+``409 already_uploaded`` carries the sha256 of what the server stores: when it is ours, an earlier
+attempt succeeded but its answer was lost (done, the file may go); otherwise the server holds a
+*different* screen recording for this interaction, and the file is kept, the manifest marked
+``conflict`` and the fact logged as an error — never deleted on the server's word alone. ``409
+upload_in_progress`` (another upload of it is under way) is retried. The body is streamed from
+the file, never read whole into memory.
 """
 
 from __future__ import annotations
@@ -39,6 +43,7 @@ class Verdict(Enum):
     RETRY = "retry"
     RETRY_SLOW = "retry_slow"  # credentials problem: a fast retry cannot help
     FINAL = "final"
+    CONFLICT = "conflict"  # the server stores another file for this interaction: keep ours
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,28 +52,40 @@ class Outcome:
     message: str = ""
 
 
-def classify(status: int, body: bytes) -> Outcome:
-    """What an HTTP answer to an upload means for the spool entry."""
-    error, message = _error_body(body)
+def classify(status: int, body: bytes, own_sha256: str | None = None) -> Outcome:
+    """What an HTTP answer to an upload of the file whose digest is ``own_sha256`` means."""
+    raw = _json_object(body)
+    error, message = str(raw.get("error", "")), str(raw.get("message", ""))
+    if not raw and body and status >= 400:
+        message = body[:200].decode("utf-8", "replace")
     if status in (200, 201, 204):
         return Outcome(Verdict.DONE)
     if status == 409 and error == "already_uploaded":
-        return Outcome(Verdict.DONE, "server already had it")
+        stored = str(raw.get("sha256", "")).lower()
+        if own_sha256 is not None and stored == own_sha256.lower():
+            return Outcome(Verdict.DONE, "server already had it")
+        return Outcome(
+            Verdict.CONFLICT,
+            f"the server stores a different screen recording for this interaction "
+            f"(sha256 {stored or 'not given'}, ours {own_sha256}); our file is kept",
+        )
+    if status == 409 and error == "upload_in_progress":
+        return Outcome(Verdict.RETRY, "another upload of it is under way")
     if status == 401:
-        return Outcome(Verdict.RETRY_SLOW, "token rejected, run `tandem-recorder login`")
+        return Outcome(
+            Verdict.RETRY_SLOW, "token rejected, enrol again: `tandem-recorder login --enroll-code`"
+        )
     if status in (408, 429) or status >= 500:
         return Outcome(Verdict.RETRY, f"HTTP {status} {error}".strip())
     return Outcome(Verdict.FINAL, f"HTTP {status} {error}: {message}".strip(": "))
 
 
-def _error_body(body: bytes) -> tuple[str, str]:
+def _json_object(body: bytes) -> dict[str, object]:
     try:
         raw = json.loads(body)
     except (ValueError, UnicodeDecodeError):
-        return "", body[:200].decode("utf-8", "replace")
-    if not isinstance(raw, dict):
-        return "", ""
-    return str(raw.get("error", "")), str(raw.get("message", ""))
+        return {}
+    return raw if isinstance(raw, dict) else {}
 
 
 def _file_chunks(path: Path) -> Iterator[bytes]:
@@ -176,7 +193,7 @@ class Uploader:
         url = f"{self._server}/api/interactions/{iid}/screen"
         try:
             response = self._client.put(url, content=_file_chunks(media), headers=headers)
-            outcome = classify(response.status_code, response.content)
+            outcome = classify(response.status_code, response.content, manifest.sha256)
         except FileNotFoundError:
             self._settle(iid, SpoolState.FAILED, "media file missing")
             return None
@@ -188,8 +205,17 @@ class Uploader:
             self._settle(iid, SpoolState.UPLOADED, "")
             return None
         if outcome.verdict == Verdict.FINAL:
-            log.error("upload of %s refused, giving up: %s", iid, outcome.message)
+            log.error("upload of %s refused, giving up (file kept): %s", iid, outcome.message)
             self._settle(iid, SpoolState.FAILED, outcome.message)
+            return None
+        if outcome.verdict == Verdict.CONFLICT:
+            log.error(
+                "UPLOAD CONFLICT for %s: %s. File %s kept for an administrator.",
+                iid,
+                outcome.message,
+                media,
+            )
+            self._settle(iid, SpoolState.CONFLICT, outcome.message)
             return None
         delay = (
             UNAUTHORIZED_RETRY

@@ -262,6 +262,9 @@ def build_parser() -> argparse.ArgumentParser:
         p.set_defaults(func=sim_cli.run)
     return parser
 
+    from server import recorder_cli
+
+    recorder_cli.add_parser(sub)
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)

@@ -93,7 +93,12 @@ class Settings(BaseSettings):
     pause_confirm_timeout_seconds: float = Field(5.0, gt=0)
 
     token_ttl_hours: float = Field(12.0, gt=0)
-    recorder_token_ttl_days: float = Field(30.0, gt=0)
+    recorder_token_ttl_days: float = Field(30.0, gt=0)  # tokens from a recorder enrolment
+    recorder_enrolment_ttl_hours: float = Field(24.0, gt=0)  # how long a one-time enrolment code lives
+    # A screen upload's pts 0 must lie within this many seconds of the interaction (start .. end of
+    # ACW, or now), and its last frame within this plus screen_end_tolerance_seconds of the end.
+    screen_time_slack_seconds: float = Field(60.0, ge=0)
+    screen_end_tolerance_seconds: float = Field(2.0, ge=0)
     secure_cookies: bool = False  # set true when served over HTTPS
     max_upload_bytes: int = Field(4 * 1024**3, gt=0)
     auto_migrate: bool = True

@@ -95,8 +95,32 @@ class VoiceFormatsPolicy:
     options: list[VoiceFormatOption] = field(default_factory=list)
 
 
+@dataclass
+class RecorderEnrolmentRequest:
+    """``POST /api/admin/recorders/enrolments`` (admin): a one-time code for this agent's recorder."""
+
+    username: str
+
+
+@dataclass
+class RecorderEnrolmentCode:
+    code: str  # shown once; the server keeps only its hash
+    username: str
+    expires_at: float  # Unix seconds, server clock
+
+
+@dataclass
+class RecorderEnrollRequest:
+    """``POST /api/recorders/enroll``: the recorder exchanges its code (once) for a recorder token,
+    answered as a ``LoginResponse``."""
+
+    code: str
+
+
 class UploadHeaders:
-    """Headers of ``PUT /api/interactions/{id}/screen`` (body: the raw MP4 bytes)."""
+    """Headers of ``PUT /api/interactions/{id}/screen`` (body: the raw MP4 bytes). A stored screen
+    recording is answered ``409 already_uploaded`` with its ``sha256`` in the body; an upload under
+    way with ``409 upload_in_progress`` (retry later)."""
 
     STARTED_AT = "X-Tandem-Started-At"  # server-clock Unix seconds of the file's pts 0
     SHA256 = "X-Tandem-Sha256"  # hex digest of the whole body

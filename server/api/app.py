@@ -23,6 +23,7 @@ from server.api import (
     routes_calls,
     routes_events,
     routes_missed_calls,
+    routes_recorders,
     routes_recordings,
     routes_screen_upload,
     routes_users,
@@ -93,6 +94,9 @@ def create_app(settings: Settings) -> FastAPI:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # Media a crash left half stored: finished or rolled back before anything is served
+        # (nothing else runs yet, so this may block the loop).
+        ctx.repo.recover_pending_media()
         ctx.media.start()
         await ctx.coordinator.recover()
         faults = _start_fault_watch(ctx)
@@ -192,6 +196,7 @@ def create_app(settings: Settings) -> FastAPI:
         routes_auth,
         routes_calls,
         routes_screen_upload,
+        routes_recorders,
         routes_recordings,
         routes_admin,
         routes_audit,

@@ -17,7 +17,7 @@ from server.api.deps import SESSION_COOKIE, AuthUser, client_addr, current_user,
 from server.api.errors import ApiError
 from server.security.passwords import PasswordCheckBusy, verify_password
 from server.security.throttle import LoginThrottle
-from server.security.tokens import new_token, token_digest
+from server.security.tokens import RECORDER_SCOPE, new_token, token_digest
 from server.services import desktop_dn
 from server.services.actor import Actor
 from server.store import audit, models
@@ -63,10 +63,14 @@ def login(
         raise ApiError(401, "invalid_credentials", "wrong username or password")
     throttle.succeeded(body.username)
     now = time.time()
-    if body.client == "recorder":
-        ttl = ctx.settings.recorder_token_ttl_days * 86400
-    else:
-        ttl = ctx.settings.token_ttl_hours * 3600
+    if body.client == RECORDER_SCOPE:  # a password never yields a recorder token: enrolment does
+        message = (
+            "a recorder does not log in with a password: ask IT for an enrolment code and run "
+            "`tandem-recorder login --enroll-code CODE`"
+        )
+        _login_refused(session, body.username, addr, f"client=recorder: {message}")
+        raise ApiError(403, "recorder_enrolment_required", message)
+    ttl = ctx.settings.token_ttl_hours * 3600
     dn: str | None = None  # normalised; the services refuse (and audit) a bad or taken DN
     if body.client == "desktop" and user.role == "agent":
         dn = desktop_dn.claim(session, _desktop_actor(user, addr), user.id, body.dn)

@@ -27,6 +27,7 @@ from server.api.errors import error_response
 from server.api.routes_auth import user_info
 from server.events.hub import Subscription
 from server.security.tickets import TTL_SECONDS, TicketBook
+from server.security.tokens import channel_scope_refusal
 from server.store import audit, models
 from server.store.db import session_scope
 from tandem_protocol.events import (
@@ -88,6 +89,21 @@ def _credentials(s: Session, websocket: WebSocket) -> tuple[AuthUser | None, str
     return resolve_token(s, extract_token(websocket)), "invalid, revoked or expired token"
 
 
+def _audit_scope_refusal(ctx: ServerContext, websocket: WebSocket, user: AuthUser, reason: str) -> None:
+    with session_scope(ctx.sessions) as s:
+        audit.record(
+            s,
+            action="auth.rejected",
+            outcome="denied",
+            user_id=user.user_id,
+            username=user.username,
+            target_type="endpoint",
+            target_id="/api/events",
+            detail=f"websocket: {user.client} token: {reason}",
+            remote_addr=websocket.client.host if websocket.client else "",
+        )
+
+
 def ctx_public_url(websocket: WebSocket) -> str | None:
     ctx: ServerContext = websocket.app.state.ctx
     return ctx.settings.public_url
@@ -114,6 +130,11 @@ async def events(websocket: WebSocket) -> None:
     user, agent = auth
     if user.role != "agent":
         await websocket.close(code=4403, reason="the event channel is for agents")
+        return
+    scope_refusal = channel_scope_refusal(client, user.client)
+    if scope_refusal is not None:  # e.g. a web login posing as the recorder
+        await asyncio.to_thread(_audit_scope_refusal, ctx, websocket, user, scope_refusal)
+        await websocket.close(code=4403, reason=scope_refusal)
         return
     await websocket.accept()
     sub = ctx.hub.subscribe(user.user_id, client, user.token_id)

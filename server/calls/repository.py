@@ -4,7 +4,6 @@ event loop that carries SIP and RTP never waits on the database."""
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,11 +12,12 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from server.calls.lifecycle import Interaction
+from server.calls.media_store import MediaStore
 from server.policy.voice_formats import VOICE_FORMATS_KEY, parse_stored
 from server.services import dn as dn_rules
 from server.store import models
 from server.store.db import session_scope
-from server.store.storage import Storage, recording_key, sha256_file
+from server.store.storage import Storage, sha256_file
 
 SCREEN_PERCENTAGE_KEY = "screen_percentage"
 
@@ -42,6 +42,7 @@ class CallRepository:
         self._factory = factory
         self._storage = storage
         self._default_percentage = default_percentage
+        self.media_store = MediaStore(factory, storage)
 
     # -- policy ----------------------------------------------------------------------------
     def screen_percentage(self) -> float:
@@ -151,43 +152,27 @@ class CallRepository:
         duration: float | None,
         sha256: str | None = None,
     ) -> StoredMedia:
-        """Move a finished file into storage and record it. The file is gone from ``source``."""
-        with session_scope(self._factory) as s:
-            inter = s.get(models.Interaction, interaction_id)
-            if inter is None:
-                raise LookupError(f"unknown interaction {interaction_id}")
-            digest = sha256 or sha256_file(source)
-            key = recording_key(interaction_id, inter.started_at, name)
-            size = self._storage.put_file(key, source)
-            old = s.execute(
-                select(models.MediaFile).where(
-                    models.MediaFile.interaction_id == interaction_id, models.MediaFile.kind == kind
-                )
-            ).scalar_one_or_none()
-            if old is not None:
-                s.delete(old)
-                s.flush()
-            s.add(
-                models.MediaFile(
-                    interaction_id=interaction_id,
-                    kind=kind,
-                    storage_key=key,
-                    content_type=content_type,
-                    size=size,
-                    sha256=digest,
-                    started_at=started_at,
-                    duration=duration,
-                    created_at=time.time(),
-                )
-            )
-            if kind == "muxed":
-                inter.media_started_at = started_at
-            return StoredMedia(kind, key, started_at)
+        """Move a finished file into storage and record it. The file is gone from ``source``.
+
+        Evidence (voice, screen) already stored raises ``MediaExistsError``: it is never replaced.
+        Derived files (muxed, voice:<format>) are regenerated from evidence and may replace the
+        earlier copy. See server/calls/media_store.py for the claim/put/complete protocol."""
+        digest = sha256 or sha256_file(source)
+        claim = self.media_store.store(
+            interaction_id, kind, source, name, content_type, started_at, duration, digest
+        )
+        return StoredMedia(kind, claim.key, started_at)
+
+    def recover_pending_media(self) -> tuple[int, int]:
+        """Start-up: finish or roll back media a crash left half stored."""
+        return self.media_store.recover_pending()
 
     def media(self, interaction_id: str) -> dict[str, StoredMedia]:
         with session_scope(self._factory) as s:
             rows = s.execute(
-                select(models.MediaFile).where(models.MediaFile.interaction_id == interaction_id)
+                select(models.MediaFile).where(
+                    models.MediaFile.interaction_id == interaction_id, models.MediaFile.state == "complete"
+                )
             ).scalars()
             return {m.kind: StoredMedia(m.kind, m.storage_key, m.started_at) for m in rows}
 

@@ -49,6 +49,8 @@ class ApiToken(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)  # sha256 hex; the token is never stored
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    # The token's scope: web, desktop, api (password logins) or recorder (only from a recorder
+    # enrolment code; see server/security/enrolment.py). Screen uploads need "recorder".
     client: Mapped[str] = mapped_column(String(20))
     created_at: Mapped[float] = mapped_column(Float)
     expires_at: Mapped[float] = mapped_column(Float)
@@ -105,7 +107,12 @@ class Interaction(Base):
     stopped_at: Mapped[float | None] = mapped_column(Float, nullable=True)
     agent: Mapped[User | None] = relationship()
     pauses: Mapped[list[PauseSpan]] = relationship(order_by="PauseSpan.started_at")
-    media: Mapped[list[MediaFile]] = relationship()
+    # Only stored files: a row still "pending" is an upload or a move into storage under way
+    # (or one a crash interrupted, which start-up recovery finishes or removes).
+    media: Mapped[list[MediaFile]] = relationship(
+        primaryjoin="and_(Interaction.id == MediaFile.interaction_id, MediaFile.state == 'complete')",
+        viewonly=True,
+    )
 
 
 class PauseSpan(Base):
@@ -132,6 +139,24 @@ class MediaFile(Base):
     started_at: Mapped[float] = mapped_column(Float)  # server time of the file's t=0
     duration: Mapped[float | None] = mapped_column(Float, nullable=True)
     created_at: Mapped[float] = mapped_column(Float)
+    # "pending": the row claims (interaction, kind) before the file is written under storage_key,
+    # so of two simultaneous uploads exactly one wins; "complete": the file is in storage.
+    state: Mapped[str] = mapped_column(String(10), default="complete", server_default="complete")
+
+
+class RecorderEnrolment(Base):
+    """A one-time code an administrator issues to pair a recorder service with an agent. Only its
+    hash is stored; exchanging it (once, before it expires) yields a recorder-scope token."""
+
+    __tablename__ = "recorder_enrolments"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    code_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    created_by: Mapped[str] = mapped_column(String(100))
+    created_at: Mapped[float] = mapped_column(Float)
+    expires_at: Mapped[float] = mapped_column(Float)
+    used_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    token_id: Mapped[int | None] = mapped_column(ForeignKey("api_tokens.id"), nullable=True)
 
 
 class AuditRecord(Base):

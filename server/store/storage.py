@@ -24,9 +24,21 @@ class StorageFullError(StorageError):
     """No space left: the caller answers 507 and keeps nothing half-written."""
 
 
+class StorageKeyExistsError(StorageError):
+    """Something is already stored under the key: recordings are never overwritten."""
+
+
 class Storage(Protocol):
     def put_file(self, key: str, source: Path) -> int:
-        """Move ``source`` into storage at ``key`` (atomically); returns the size."""
+        """Move ``source`` into storage at ``key``, which must not exist yet (raises
+        ``StorageKeyExistsError``: nothing stored is ever overwritten); returns the size. Atomic:
+        a crash leaves either nothing at ``key`` or the whole file (and at most a partial file
+        that ``discard`` removes)."""
+
+    def discard(self, key: str) -> None:
+        """Remove the file at ``key`` and any partial file of it. Only for a file no committed
+        database row points to (an upload that failed or that recovery rolls back) or a derived
+        file being regenerated from evidence; never for a stored recording."""
 
     def open_read(self, key: str) -> BinaryIO: ...
 
@@ -56,10 +68,12 @@ class LocalStorage:
 
     def put_file(self, key: str, source: Path) -> int:
         target = self._path(key)
+        partial = target.with_name(target.name + ".partial")
         try:
+            if target.exists():
+                raise StorageKeyExistsError(f"{key} is already stored; recordings are never overwritten")
             target.parent.mkdir(parents=True, exist_ok=True)
-            partial = target.with_name(target.name + ".partial")
-            # Same filesystem: a rename. Otherwise copy, fsync, then rename, so a crash never
+            # Same filesystem: a rename. Otherwise copy, fsync, then link, so a crash never
             # leaves a half file under the final key.
             try:
                 os.replace(source, partial)
@@ -70,12 +84,44 @@ class LocalStorage:
                 source.unlink()
             with open(partial, "rb") as fh:
                 os.fsync(fh.fileno())
-            os.replace(partial, target)
+            # link() fails with EEXIST where rename() would replace: two writers racing for one
+            # key cannot overwrite each other, whatever the check above saw.
+            try:
+                os.link(partial, target)
+            except FileExistsError as exc:
+                try:
+                    os.replace(partial, source)  # the caller keeps its file
+                except OSError:
+                    partial.unlink(missing_ok=True)
+                raise StorageKeyExistsError(
+                    f"{key} is already stored; recordings are never overwritten"
+                ) from exc
+            partial.unlink()
+            self._fsync_dir(target.parent)
             return target.stat().st_size
         except OSError as exc:
+            partial.unlink(missing_ok=True)
             if exc.errno == errno.ENOSPC:
                 raise StorageFullError(f"storage is full while writing {key}") from exc
             raise StorageError(f"cannot store {key}: {exc.strerror}") from exc
+
+    @staticmethod
+    def _fsync_dir(directory: Path) -> None:
+        if os.name != "posix":
+            return  # directories cannot be opened for fsync on Windows
+        fd = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+    def discard(self, key: str) -> None:
+        target = self._path(key)
+        try:
+            target.with_name(target.name + ".partial").unlink(missing_ok=True)
+            target.unlink(missing_ok=True)
+        except OSError as exc:
+            raise StorageError(f"cannot remove {key}: {exc.strerror}") from exc
 
     def open_read(self, key: str) -> BinaryIO:
         try:

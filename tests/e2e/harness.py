@@ -209,7 +209,8 @@ def xvfb_with_changing_content(width: int = 800, height: int = 600) -> Iterator[
 
 @contextlib.contextmanager
 def run_recorder(server: ServerProcess, username: str, display: str, workdir: Path) -> Iterator[Path]:
-    """Log the recorder in (token in a file keyring) and run it on ``display``. Yields its log path."""
+    """Enrol the recorder (a one-time code from the admin API; token in a file keyring) and run it
+    on ``display``. Yields its log path."""
     workdir.mkdir(parents=True, exist_ok=True)
     env = {k: v for k, v in os.environ.items() if not k.startswith("TANDEM_")}
     env.update(
@@ -220,10 +221,14 @@ def run_recorder(server: ServerProcess, username: str, display: str, workdir: Pa
         }
     )
     cmd = [sys.executable, "-m", "recorder_service.main"]
+    with server.client("admin") as admin:
+        r = admin.post("/api/admin/recorders/enrolments", json={"username": username})
+        r.raise_for_status()
+        code = str(r.json()["code"])
     subprocess.run(
-        [*cmd, "login", "--server", server.url, "--username", username, "--password-stdin"],
+        [*cmd, "login", "--server", server.url, "--enroll-code-stdin"],
         env=env,
-        input=(server.creds[username]["password"] + "\n").encode(),
+        input=(code + "\n").encode(),
         check=True,
         capture_output=True,
     )

@@ -100,8 +100,12 @@ def test_sampling_policy_admin_only_and_validated(client: TestClient) -> None:
 def test_upload_for_unknown_interaction_is_refused_and_nothing_stored(
     client: TestClient, tmp_path: Path
 ) -> None:
+    admin = {"Authorization": f"Bearer {login(client, 'admin')}"}
+    r = client.post("/api/admin/recorders/enrolments", headers=admin, json={"username": "agent1"})
+    code = r.json()["code"]
+    recorder = client.post("/api/recorders/enroll", json={"code": code}).json()["token"]
     headers = {
-        "Authorization": f"Bearer {login(client, 'agent1', client='recorder')}",
+        "Authorization": f"Bearer {recorder}",
         "X-Tandem-Started-At": "1",
         "X-Tandem-Sha256": "0" * 64,
     }

@@ -1,7 +1,7 @@
 """The recorder service as a subprocess against an in-test fake Tandem server.
 
 The fake server speaks the real protocol (tandem_protocol envelopes over /api/events, the real
-login and upload endpoints of docs/api.md) and runs its clock 1000 s ahead of this machine's, so
+enrolment and upload endpoints of docs/api.md) and runs its clock 1000 s ahead of this machine's, so
 the recorder must stamp frames via its NTP-style offset for the assertions to hold.
 """
 
@@ -32,6 +32,7 @@ from tests.ports import free_port
 REPO = Path(__file__).resolve().parents[2]
 OFFSET = 1000.0
 TOKEN = "tok-recorder-1"
+ENROL_CODE = "ABCDE-FGHJK-LMNPQ-RSTUV-WXYZ2"
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="needs Xvfb and POSIX signals")
 
@@ -56,11 +57,11 @@ class FakeServer:
     def _routes(self) -> None:
         app = self.app
 
-        @app.post("/api/auth/login")
-        async def login(body: dict[str, Any]) -> Any:
-            if body.get("password") != "pw" or body.get("client") != "recorder":
-                return Response(status_code=401, content=b'{"error":"invalid_credentials","message":"no"}')
-            user = {"id": 1, "username": body["username"], "role": "agent", "full_name": "Ann Agent"}
+        @app.post("/api/recorders/enroll")
+        async def enroll(body: dict[str, Any]) -> Any:
+            if body.get("code") != ENROL_CODE:
+                return Response(status_code=401, content=b'{"error":"invalid_enrolment_code","message":"no"}')
+            user = {"id": 1, "username": "ann", "role": "agent", "full_name": "Ann Agent"}
             return {"token": TOKEN, "expires_at": server_now() + 86400, "user": user}
 
         @app.put("/api/interactions/{iid}/screen")
@@ -71,8 +72,13 @@ class FakeServer:
             if hashlib.sha256(body).hexdigest() != request.headers.get("x-tandem-sha256"):
                 return Response(status_code=400, content=b'{"error":"checksum_mismatch","message":"x"}')
             with self._cond:
-                if any(u[0] == iid for u in self.uploads):
-                    return Response(status_code=409, content=b'{"error":"already_uploaded","message":"x"}')
+                stored = next((u for u in self.uploads if u[0] == iid), None)
+                if stored is not None:
+                    sha = hashlib.sha256(stored[2]).hexdigest()
+                    return Response(
+                        status_code=409,
+                        content=b'{"error":"already_uploaded","message":"x","sha256":"%s"}' % sha.encode(),
+                    )
                 self.uploads.append((iid, dict(request.headers), body))
                 self._cond.notify_all()
             return Response(status_code=201, content=b'{"key":"k","size":%d}' % len(body))
@@ -169,14 +175,15 @@ def _cli(args: list[str], display: str, **kw: Any) -> subprocess.Popen[str]:
 
 
 def _login(url: str, keyring: Path, display: str) -> None:
+    """The recorder enrols with a one-time code from IT (no password login yields its token)."""
     proc = _cli(
-        ["login", "--server", url, "--username", "ann", "--password-stdin", "--keyring-file", str(keyring)],
+        ["login", "--server", url, "--enroll-code-stdin", "--keyring-file", str(keyring)],
         display,
         stdin=subprocess.PIPE,
     )
-    out, _ = proc.communicate("pw\n", timeout=30)
+    out, _ = proc.communicate(ENROL_CODE + "\n", timeout=30)
     assert proc.returncode == 0, out
-    assert "Logged in" in out and "Ann Agent" in out and TOKEN not in out
+    assert "Enrolled" in out and "Ann Agent" in out and TOKEN not in out
     # The opt-in plaintext keyring: base64, not encryption.
     assert base64.b64encode(TOKEN.encode()).decode() in keyring.read_text()
 

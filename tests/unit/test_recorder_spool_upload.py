@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -14,6 +15,8 @@ from recorder_service.encoder import ScreenEncoder
 from recorder_service.errors import ManifestError, SpoolError
 from recorder_service.spool import Manifest, Spool, SpoolState
 from recorder_service.uploader import Uploader, Verdict, classify
+
+Handler = Callable[[httpx.Request], httpx.Response]
 
 
 def _capture(spool: Spool, iid: str, frames: int = 30, started_at: float = 500.0) -> None:
@@ -56,13 +59,30 @@ def test_close_out_crashed_truncates_and_finishes(tmp_path: Path) -> None:
     assert spool.close_out_crashed("i2").state == SpoolState.FAILED
 
 
+OURS = "ab" * 32
+
+
 @pytest.mark.parametrize(
     ("status", "body", "verdict"),
     [
         (201, b'{"key": "k", "size": 1}', Verdict.DONE),
-        (409, b'{"error": "already_uploaded", "message": "m"}', Verdict.DONE),
+        # 409 already_uploaded is done only when the server stores this very file
+        (
+            409,
+            b'{"error": "already_uploaded", "message": "m", "sha256": "' + OURS.encode() + b'"}',
+            Verdict.DONE,
+        ),
+        (
+            409,
+            b'{"error": "already_uploaded", "message": "m", "sha256": "' + b"cd" * 32 + b'"}',
+            Verdict.CONFLICT,
+        ),
+        (409, b'{"error": "already_uploaded", "message": "m"}', Verdict.CONFLICT),
+        (409, b'{"error": "upload_in_progress", "message": "later"}', Verdict.RETRY),
         (409, b'{"error": "screen_not_requested", "message": "no"}', Verdict.FINAL),
+        (403, b'{"error": "recorder_token_required", "message": "no"}', Verdict.FINAL),
         (400, b'{"error": "checksum_mismatch", "message": "bad"}', Verdict.FINAL),
+        (422, b'{"error": "not_mp4", "message": "bad"}', Verdict.FINAL),
         (401, b'{"error": "invalid_token"}', Verdict.RETRY_SLOW),
         (408, b"", Verdict.RETRY),
         (429, b"", Verdict.RETRY),
@@ -70,10 +90,12 @@ def test_close_out_crashed_truncates_and_finishes(tmp_path: Path) -> None:
     ],
 )
 def test_classify(status: int, body: bytes, verdict: Verdict) -> None:
-    assert classify(status, body).verdict == verdict
+    assert classify(status, body, OURS).verdict == verdict
 
 
-def _uploader(spool: Spool, handler, done: dict[str, SpoolState], event: threading.Event) -> Uploader:
+def _uploader(
+    spool: Spool, handler: Handler, done: dict[str, SpoolState], event: threading.Event
+) -> Uploader:
     def finished(iid: str, state: SpoolState) -> None:
         done[iid] = state
         event.set()
@@ -83,7 +105,9 @@ def _uploader(spool: Spool, handler, done: dict[str, SpoolState], event: threadi
     )
 
 
-def test_upload_retries_5xx_then_succeeds_and_recovers_crashed(tmp_path: Path, monkeypatch) -> None:
+def test_upload_retries_5xx_then_succeeds_and_recovers_crashed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr("recorder_service.uploader.backoff_delay", lambda *a, **k: 0.05)
     spool = Spool(tmp_path)
     _capture(spool, "i1")
@@ -137,3 +161,79 @@ def test_upload_4xx_is_final_with_server_message(tmp_path: Path) -> None:
     m = spool.read("i1")
     assert m is not None and m.state == SpoolState.FAILED and "not sampled" in m.error
     assert spool.media_path("i1").exists()  # kept for an administrator to look at
+
+
+def _settle_with(tmp_path: Path, handler: Handler) -> tuple[Spool, dict[str, SpoolState]]:
+    spool = Spool(tmp_path)
+    _capture(spool, "i1")
+    spool.finish("i1")
+    done: dict[str, SpoolState] = {}
+    event = threading.Event()
+    up = _uploader(spool, handler, done, event)
+    up.start()
+    up.enqueue("i1")
+    try:
+        assert event.wait(10)
+    finally:
+        up.stop()
+    return spool, done
+
+
+def test_409_with_another_files_sha_keeps_the_file_and_marks_conflict(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The server stores something else for this call (e.g. a fake the agent uploaded): the
+    recorder's genuine capture is kept, never deleted on the server's word."""
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(409, json={"error": "already_uploaded", "message": "m", "sha256": "cd" * 32})
+
+    spool, done = _settle_with(tmp_path, handler)
+    assert done == {"i1": SpoolState.CONFLICT}
+    m = spool.read("i1")
+    assert m is not None and m.state == SpoolState.CONFLICT and "cd" * 32 in m.error
+    assert spool.media_path("i1").exists()
+    assert any("UPLOAD CONFLICT" in r.getMessage() and r.levelname == "ERROR" for r in caplog.records)
+
+
+def test_409_with_our_own_sha_is_done_and_frees_the_file(tmp_path: Path) -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        own = request.headers["x-tandem-sha256"]
+        return httpx.Response(409, json={"error": "already_uploaded", "message": "m", "sha256": own})
+
+    spool, done = _settle_with(tmp_path, handler)
+    assert done == {"i1": SpoolState.UPLOADED}
+    assert not spool.media_path("i1").exists()
+
+
+def test_upload_in_progress_is_retried_file_kept_meanwhile(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("recorder_service.uploader.backoff_delay", lambda *a, **k: 0.05)
+    answers = [
+        httpx.Response(409, json={"error": "upload_in_progress", "message": "later"}),
+        httpx.Response(201, json={"key": "k", "size": 1}),
+    ]
+    kept_between: list[bool] = []
+    spool_box: list[Spool] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        request.read()
+        if spool_box:
+            kept_between.append(spool_box[0].media_path("i1").exists())
+        return answers.pop(0)
+
+    spool = Spool(tmp_path)
+    spool_box.append(spool)
+    _capture(spool, "i1")
+    spool.finish("i1")
+    done: dict[str, SpoolState] = {}
+    event = threading.Event()
+    up = _uploader(spool, handler, done, event)
+    up.start()
+    up.enqueue("i1")
+    try:
+        assert event.wait(10)
+    finally:
+        up.stop()
+    assert done == {"i1": SpoolState.UPLOADED} and kept_between == [True, True]
