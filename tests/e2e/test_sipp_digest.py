@@ -72,7 +72,7 @@ def _baresip_call(server: Any, tmp_path: Path, password: str) -> dict[str, Any]:
 
 
 def test_baresip_authenticates_and_a_wrong_password_is_a_missed_call(tmp_path: Path) -> None:
-    with run_server(tmp_path / "server", TANDEM_SERVER_SCREEN_PERCENTAGE="0", **AUTH) as server:
+    with run_server(tmp_path / "server", (), TANDEM_SERVER_SCREEN_PERCENTAGE="0", **AUTH) as server:
         server.token("agent1", client="desktop", dn="1001")
         good = _baresip_call(server, tmp_path / "good", PASSWORD)
         assert good["type"] == "CALL_ESTABLISHED", good
