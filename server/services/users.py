@@ -57,10 +57,9 @@ def _check_password(session: Session, password: str, username: str) -> None:
     policy = read_policy(session)
     missing = password_rules.problems(password, policy, username)
     if missing:
-        raise InvalidInput(
-            "weak_password",
-            f"the password needs {', '.join(missing)} (policy: {password_rules.describe(policy)})",
-        )
+        rules = password_rules.describe(policy)
+        whole = f" (policy: {rules})" if "," in rules else ""  # worth saying when there is more to it
+        raise InvalidInput("weak_password", f"the password needs {', '.join(missing)}{whole}")
 
 
 def create_user(

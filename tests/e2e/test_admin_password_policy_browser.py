@@ -1,5 +1,5 @@
 """The operator's doors against a running server: the admin page's password policy form (the
-policy then holds for users created through the API and the CLI), and ``tandem-server`` run in
+policy then holds for users created on the page, through the API and the CLI), and ``tandem-server`` run in
 another process the way the README says (``TANDEM_SERVER_DATA_DIR``) changing what the running
 server serves."""
 
@@ -69,6 +69,23 @@ def test_admin_sets_the_password_policy_and_every_door_enforces_it(setup: Setup)
         page.reload()
         _open_admin(page)
         assert page.input_value("#password-min-length") == "14" and page.is_checked("#password-require_digit")
+
+        # the web's new-user form: the server's refusal says what the password lacks
+        page.fill("#new-user-username", "frank")
+        page.select_option("#new-user-role", "supervisor")
+        page.fill("#new-user-password", "no-digits-here-at-all")
+        page.click("#new-user-save")
+        page.wait_for_selector("#new-user-status.error")
+        assert "needs a digit" in page.inner_text("#new-user-status")
+        page.fill("#new-user-password", "now-with-a-digit-1")
+        page.click("#new-user-save")
+        page.wait_for_function(
+            "() => document.getElementById('new-user-status').textContent.startsWith('Created')"
+        )
+        assert page.inner_text("#new-user-status") == "Created supervisor frank."
+    server.creds["frank"] = {"password": "now-with-a-digit-1", "role": "supervisor"}
+    with server.client("frank") as frank:
+        assert frank.get("/api/me").json()["role"] == "supervisor"
 
     with server.client("admin") as admin:
         r = admin.post(

@@ -1,9 +1,11 @@
 // Admin view: the screen sampling policy (global percentage and per-team overrides), the voice
-// formats (admin_formats.js) and the password policy (admin_passwords.js).
+// formats (admin_formats.js), the password policy (admin_passwords.js) and new users
+// (admin_users.js).
 
 import { api } from "./api.js";
 import { initVoiceFormats, showVoiceFormats } from "./admin_formats.js";
 import { initPasswordPolicy, showPasswordPolicy } from "./admin_passwords.js";
+import { initNewUser } from "./admin_users.js";
 
 const $ = (id) => document.getElementById(id);
 
@@ -66,6 +68,7 @@ function fill(policy) {
 export function initAdmin() {
   initVoiceFormats();
   initPasswordPolicy();
+  initNewUser();
   $("sampling-add").addEventListener("click", () => addOverrideRow().focus());
   $("sampling-form").addEventListener("submit", async (event) => {
     event.preventDefault();
