@@ -16,10 +16,8 @@ import contextlib
 import logging
 import time
 import uuid
-from collections.abc import Coroutine
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
 
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -27,10 +25,10 @@ from server.calls.control import SIP, CallActionError, LiveCall, RecordingContro
 from server.calls.lifecycle import Interaction, LifecycleError
 from server.calls.media_jobs import MediaJobs
 from server.calls.offer_policy import assign_roles, merge_parties, numbers_to_try, party_record
-from server.calls.recovery import recovered_end
+from server.calls.recovery import interrupted_call_bye, recover_interrupted
 from server.calls.repository import CallRepository
 from server.calls.session_records import RecordingParty, SessionRecords, dn_candidates
-from server.calls.voice_faults import DISK_FULL, end_reason, media_error
+from server.calls.voice_failure import VoiceFailures
 from server.diskguard import RETRY_AFTER_SECONDS, DiskGuard
 from server.events.hub import EventHub
 from server.policy.sampling import decide_screen, effective_percentage
@@ -48,7 +46,6 @@ from tandem_protocol.events import CallInfo, EventType, Phase, ScreenState, Scre
 
 log = logging.getLogger(__name__)
 DRAIN_RETRY_AFTER = 30  # seconds an SRC refused during a restart is asked to wait
-MEDIA_CHECK_INTERVAL = 1.0  # how often live calls' media stats are read for write failures
 
 
 class CallCoordinator:
@@ -70,7 +67,6 @@ class CallCoordinator:
         self._repo = repo
         self.disk = disk
         self._draining = False
-        self._tasks: set[asyncio.Task[None]] = set()
         self._media = media
         self._records = records
         self._hold_suppression = hold_suppression
@@ -81,6 +77,7 @@ class CallCoordinator:
         )
         self.backlog = self._control.backlog
         self._calls: dict[str, LiveCall] = {}
+        self.voice_failures = VoiceFailures(self._calls, self._control, disk)
         self._current: dict[int, str] = {}  # agent id -> interaction id shown on his desktop
 
     # -- CallListener ----------------------------------------------------------------------
@@ -381,52 +378,11 @@ class CallCoordinator:
 
     # -- faults: a voice that can no longer be recorded ------------------------------------
     def media_lost(self, voice_path: Path, error: str, at: float) -> None:
-        """The RTP worker pool's report (sync, on the loop): the worker carrying this call died."""
-        self._spawn(self.voice_failed(voice_path.parent.name, at, error, worker_died=True))
+        """The RTP worker pool's report: the worker carrying this call died (``VoiceFailures``)."""
+        self.voice_failures.media_lost(voice_path, error, at)
 
-    async def voice_failed(
-        self, interaction_id: str, at: float, error: str, *, worker_died: bool = False
-    ) -> None:
-        """Nothing more can be recorded for this call: voice FAILED, told to the agent at once,
-        the true reason stored; the file keeps what was written; the call goes on to its BYE."""
-        live = self._calls.get(interaction_id)
-        if live is None or live.voice_failure is not None:
-            return
-        reason = end_reason(error, worker_died=worker_died)
-        live.voice_failure = reason
-        async with live.lock:
-            with contextlib.suppress(LifecycleError):  # ringing or over: the end stores the reason
-                live.state.fail_voice(at)
-            live.reasons.active.clear()
-            if live.handle is not None:
-                with contextlib.suppress(Exception):  # no RTP timeout on a dead stream; file final
-                    await live.handle.stop(at)
-            await self._control.save(live, reason)
-        self._control.publish(live, EventType.CALL_UPDATED)
-        log.error("interaction %s: voice recording FAILED (%s): %s", interaction_id, reason, error)
-        await self._control.audit("recording.failed", interaction_id, f"{reason}: {error}", outcome="failed")
-        if reason == DISK_FULL and self.disk is not None:
-            self.disk.note_enospc(f"voice file of interaction {interaction_id}")
-
-    async def watch_media(self, interval: float = MEDIA_CHECK_INTERVAL) -> None:
-        """Read the live calls' media stats for write failures (a full disk) — a task."""
-        while True:
-            await asyncio.sleep(interval)
-            for live in list(self._calls.values()):
-                if (
-                    live.handle is None
-                    or live.voice_failure is not None
-                    or live.state.phase is not Phase.ACTIVE
-                ):
-                    continue
-                error = media_error(live.handle.media_stats())
-                if error is not None:
-                    await self.voice_failed(live.interaction_id, time.time(), error)
-
-    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
-        task = asyncio.get_running_loop().create_task(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+    async def watch_media(self) -> None:
+        await self.voice_failures.watch()
 
     async def audit_server_event(self, action: str, detail: str, outcome: str = "allowed") -> None:
         """An audit record about the server itself (disk low, disk back), for admins."""
@@ -447,48 +403,16 @@ class CallCoordinator:
 
     # -- start-up and shutdown -------------------------------------------------------------
     async def recover(self) -> None:
-        """A previous process died mid-call: keep what it recorded, mark it interrupted, ended
-        at its last audio (not at this restart)."""
-        for interaction_id, state, answered_at, _ended in await asyncio.to_thread(self._repo.unfinished):
-            now = time.time()
-            if state == "acw":
-                await asyncio.to_thread(self._repo.mark, interaction_id, "done", "server restart in ACW", now)
-                continue
-            voice = self._live_dir / interaction_id / "voice.wav"
-            ended = await asyncio.to_thread(recovered_end, voice, answered_at, now)
-            await asyncio.to_thread(
-                self._repo.mark, interaction_id, "interrupted", "server stopped mid-call", ended
-            )
-            if voice.exists():
-                self._media.submit_voice(interaction_id, voice, answered_at or now)
-            log.warning(
-                "interaction %s was interrupted by a server stop; its recording is kept (ended %.1f s "
-                "before this restart)",
-                interaction_id,
-                now - ended,
-            )
+        await recover_interrupted(self._repo, self._media, self._live_dir)
 
     async def on_stray_bye(self, call_id: str) -> bool:
-        """A BYE for a dialog this process does not know: True (answer 200) if it ends a call a
-        server stop interrupted — the caller's hang-up is accepted, and the stored end stays the
-        last audio time; False (481) otherwise."""
-        try:
-            known = await asyncio.to_thread(self._repo.interrupted_call, call_id)
-        except Exception:
-            log.exception("looking up call %s for a BYE failed", call_id)
-            return False
-        if known:
-            await self._control.audit(
-                "recording.end", "", f"BYE for call {call_id}, interrupted by a server stop, answered 200"
-            )
-        return known
+        """Asked by the UAS for a BYE with no dialog: 200 for a call a restart interrupted."""
+        return await interrupted_call_bye(self._repo, self._control, call_id)
 
     async def shutdown(self) -> None:
         for live in list(self._calls.values()):
             if live.acw_timer is not None:
                 live.acw_timer.cancel()
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.voice_failures.stop()
         if not await self.backlog.flush(5.0):
             log.error("%d database writes still queued at shutdown are lost", self.backlog.pending)
