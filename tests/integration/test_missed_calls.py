@@ -23,6 +23,7 @@ from server.sip.refusals import Refusal
 from server.store import models
 from server.store.db import make_engine, make_session_factory, migrate, session_scope
 from server.store.users import create_user
+from tests.ports import rtp_range
 
 pytestmark = pytest.mark.timeout(120)
 PASSWORD = "correct-horse-battery"
@@ -39,8 +40,8 @@ def server(tmp_path: Path) -> Iterator[TestClient]:
         sip_port=0,
         rtp_workers=0,
         sip_trusted_sources=["127.0.0.1/32"],  # 127.0.0.2 is "elsewhere"
-        rtp_port_min=43000,
-        rtp_port_max=43999,
+        rtp_port_min=(rtp := rtp_range())[0],
+        rtp_port_max=rtp[1],
     )
     app = create_app(settings)
     with session_scope(app.state.ctx.sessions) as s:

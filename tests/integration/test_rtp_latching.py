@@ -24,6 +24,7 @@ from server.sip.message import SipResponse, parse_message
 from server.sip.service import SipService
 from server.voice.g711 import ulaw_encode
 from tests.integration.sip_fakes import FakeListener
+from tests.ports import rtp_range
 
 pytestmark = pytest.mark.timeout(120)
 RATE = 8000
@@ -78,7 +79,7 @@ async def _service(tmp_path: Path, workers: int) -> AsyncIterator[tuple[SipServi
         port=0,
         advertised_host="127.0.0.1",
         rtp_host="127.0.0.1",
-        rtp_port_range=(44000, 44999),
+        rtp_port_range=rtp_range(),
         media_factory=factory,
     )
     await service.start()
