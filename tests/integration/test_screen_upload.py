@@ -582,3 +582,49 @@ def test_event_channel_checks_the_token_scope(client: TestClient, app: FastAPI) 
             assert json.loads(ws.receive_text())["type"] == "state"
     refused = [a for a in audit_rows(app, "auth.rejected") if "websocket" in a.detail]
     assert len(refused) == 2 and all(a.username == "agent1" for a in refused)
+
+
+# -- the schema change ------------------------------------------------------------------------------
+def test_revision_0003_revokes_password_recorder_tokens_and_keeps_stored_media(tmp_path: Path) -> None:
+    from alembic import command
+    from sqlalchemy import create_engine, text
+
+    from server.store.db import alembic_config, migrate
+
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    command.upgrade(alembic_config(url), "0002")
+    engine = create_engine(url)
+    with engine.begin() as db:
+        db.execute(
+            text(
+                "INSERT INTO users (id, username, full_name, role, password_hash, active, created_at) "
+                "VALUES (1, 'agent1', '', 'agent', 'x', 1, 0)"
+            )
+        )
+        for n, client in enumerate(("recorder", "desktop"), start=1):
+            db.execute(
+                text(
+                    "INSERT INTO api_tokens (id, token_hash, user_id, client, created_at, expires_at) "
+                    "VALUES (:id, :hash, 1, :client, 0, 9e12)"
+                ),
+                {"id": n, "hash": f"{n:064x}", "client": client},
+            )
+        db.execute(
+            text(
+                "INSERT INTO interactions (id, call_id, dn, agent_id, caller, callee, state, started_at, "
+                "end_reason, screen_decision, screen_percentage, voice_state, screen_state) "
+                "VALUES ('i1', 'c1', '1001', 1, '', '', 'done', 0, '', 1, 100, 'stopped', 'stopped')"
+            )
+        )
+        db.execute(
+            text(
+                "INSERT INTO media_files (interaction_id, kind, storage_key, content_type, size, sha256, "
+                "started_at, created_at) VALUES ('i1', 'screen', 'k', 'video/mp4', 1, 's', 0, 0)"
+            )
+        )
+    migrate(url)
+    with engine.begin() as db:
+        revoked = dict(db.execute(text("SELECT client, revoked_at IS NOT NULL FROM api_tokens")).all())
+        assert revoked == {"recorder": 1, "desktop": 0}
+        assert db.execute(text("SELECT state FROM media_files")).scalar_one() == "complete"
+    engine.dispose()
