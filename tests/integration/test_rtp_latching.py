@@ -139,7 +139,9 @@ async def _spray_during_a_call(tmp_path: Path, workers: int) -> None:
         assert reason == "bye"
         stats = call.media_stats()["0"]
         assert isinstance(stats, dict)
-        assert stats["dropped_foreign"] == sprayed, stats
+        # Every sprayed packet that reached the socket is counted (loopback may drop a few of a
+        # burst under load, never most: before the fix the count was the real stream's 75).
+        assert sprayed * 0.95 <= stats["dropped_foreign"] <= sprayed, (sprayed, stats)
         assert stats["written"] >= PACKETS * 0.9, stats
         with wave.open(str(call.voice_path), "rb") as wav:
             samples = np.frombuffer(wav.readframes(wav.getnframes()), dtype=np.int16).astype(np.float64)
