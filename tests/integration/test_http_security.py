@@ -31,6 +31,7 @@ from server.store import models
 from server.store.db import session_scope
 from server.store.users import create_user
 from tandem_protocol.events import Envelope
+from tests.e2e.browser import chromium, log_in, new_page, wait_recordings_loaded
 from tests.e2e.harness import ServerProcess, run_server, wait_until
 
 PASSWORD = "correct-horse-battery"
@@ -469,6 +470,7 @@ def sip_answers_throughout(port: int, busy: Callable[[], bool]) -> list[float]:
     return times
 
 
+@pytest.mark.e2e  # the real server as a subprocess: outside the fast selection
 def test_huge_header_is_refused_fast_and_sip_keeps_answering(real_server: ServerProcess) -> None:
     sip_options_rtt(real_server.sip_port)
     host, port = "127.0.0.1", int(real_server.url.rsplit(":", 1)[1])
@@ -500,6 +502,7 @@ def test_huge_header_is_refused_fast_and_sip_keeps_answering(real_server: Server
     assert httpx.get(f"{real_server.url}/healthz", timeout=10).status_code in (200, 503)
 
 
+@pytest.mark.e2e  # the real server as a subprocess: outside the fast selection
 def test_slow_header_gets_408_and_silent_connection_is_closed(real_server: ServerProcess) -> None:
     host, port = "127.0.0.1", int(real_server.url.rsplit(":", 1)[1])
     with socket.create_connection((host, port), timeout=30) as slow:
@@ -526,6 +529,7 @@ def test_slow_header_gets_408_and_silent_connection_is_closed(real_server: Serve
         assert silent.recv(200).startswith(b"HTTP/1.1 408")
 
 
+@pytest.mark.e2e  # the real server as a subprocess: outside the fast selection
 def test_stalled_body_is_dropped(real_server: ServerProcess) -> None:
     host, port = "127.0.0.1", int(real_server.url.rsplit(":", 1)[1])
     with socket.create_connection((host, port), timeout=30) as conn:
@@ -539,7 +543,13 @@ def test_stalled_body_is_dropped(real_server: ServerProcess) -> None:
         assert time.monotonic() - started < 20
 
 
-def test_parallel_wrong_passwords_do_not_starve_sip(real_server: ServerProcess) -> None:
+def test_parallel_wrong_passwords_do_not_starve_sip(tmp_path: Path) -> None:
+    # A server of its own: the back-off these guesses earn 127.0.0.1 would refuse later logins.
+    with run_server(tmp_path, TANDEM_SERVER_RTP_WORKERS="0") as server:
+        parallel_wrong_passwords(server)
+
+
+def parallel_wrong_passwords(real_server: ServerProcess) -> None:
     rss_before = rss_bytes(real_server.proc.pid)
     statuses: list[int] = []
     lock = threading.Lock()
@@ -594,3 +604,33 @@ def test_access_log_has_no_tokens(real_server: ServerProcess) -> None:
     log = real_server.log_path.read_text(errors="replace")
     assert secret not in log
     assert "/api/me?token=[redacted]" in log
+
+
+def test_web_ui_runs_under_the_content_security_policy(real_server: ServerProcess) -> None:
+    """Login, recordings and admin pages in Debian's chromium: the CSP blocks nothing they need,
+    and the UI's own changes pass the CSRF check (the browser sends Origin)."""
+    problems: list[str] = []
+    with chromium() as browser, new_page(browser) as page:
+        page.on(
+            "console",
+            lambda m: (
+                problems.append(m.text)
+                if "Content Security Policy" in m.text or "csrf" in m.text.lower()
+                else None
+            ),
+        )
+        page.on("response", lambda r: problems.append(f"{r.status} {r.url}") if r.status == 403 else None)
+        log_in(page, real_server.url, "admin", real_server.creds["admin"]["password"])
+        wait_recordings_loaded(page)
+        page.goto(f"{real_server.url}/#/admin")
+        page.wait_for_selector("#view-admin", state="visible")
+        page.wait_for_function("() => document.getElementById('sampling-percentage').value !== ''")
+        page.fill("#sampling-percentage", "40")
+        page.click("#sampling-save")
+        page.wait_for_function("() => document.getElementById('sampling-status').textContent !== ''")
+        status = page.inner_text("#sampling-status")
+        page.click("#logout")
+        page.wait_for_selector("#view-login", state="visible")
+    assert not problems, problems
+    with real_server.client("admin") as http:
+        assert http.get("/api/admin/sampling").json()["percentage"] == 40, status
