@@ -6,7 +6,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from fastapi.testclient import TestClient
@@ -38,7 +38,8 @@ def client(tmp_path: Path) -> Iterator[TestClient]:
 
 
 def factory(client: TestClient) -> sessionmaker[Session]:
-    return client.app.state.ctx.sessions  # type: ignore[attr-defined]
+    app: Any = client.app  # the FastAPI app; TestClient types it as any ASGI app
+    return cast("sessionmaker[Session]", app.state.ctx.sessions)
 
 
 def login(http: TestClient, user: str, password: str = PASSWORD, **extra: Any) -> Any:  # a Response
