@@ -23,6 +23,7 @@ from starlette.websockets import WebSocketDisconnect
 
 from server.api import routes_auth
 from server.api.app import create_app
+from server.api.csrf import cross_site_refusal
 from server.api.log_redaction import RedactSecrets
 from server.security import passwords
 from server.security.tickets import TicketBook
@@ -356,6 +357,33 @@ def test_cookie_changes_need_our_own_origin(client: TestClient) -> None:
     assert client.post("/api/auth/logout", headers={"Origin": "http://testserver"}).status_code == 204
 
 
+@pytest.mark.parametrize(
+    ("headers", "public_url", "allowed"),
+    [
+        ({"origin": "http://rec.example:8080", "host": "rec.example:8080"}, None, True),
+        ({"origin": "https://rec.example", "host": "rec.example:443"}, None, True),  # default port
+        ({"origin": "http://REC.example", "host": "rec.example"}, None, True),  # hosts are case-blind
+        ({"origin": "http://[::1]:8080", "host": "[::1]:8080"}, None, True),
+        ({"referer": "http://rec.example/#/admin", "host": "rec.example"}, None, True),
+        ({"origin": "https://rec.example", "host": "10.0.0.5:8080"}, "https://rec.example/", True),
+        ({"origin": "http://rec.example:8081", "host": "rec.example:8080"}, None, False),
+        ({"origin": "http://rec.example.evil", "host": "rec.example"}, None, False),
+        ({"origin": "null", "host": "rec.example"}, None, False),
+        ({"origin": "http://rec.example:99999", "host": "rec.example"}, None, False),  # bad port
+        ({"origin": "file://", "host": "rec.example"}, None, False),
+        ({"host": "rec.example"}, None, False),  # neither Origin nor Referer
+        # Origin wins over Referer: a foreign Origin is not excused by a matching Referer.
+        (
+            {"origin": "https://evil.example", "referer": "http://rec.example/", "host": "rec.example"},
+            None,
+            False,
+        ),
+    ],
+)
+def test_cross_site_refusal(headers: dict[str, str], public_url: str | None, allowed: bool) -> None:
+    assert (cross_site_refusal(headers, public_url) is None) == allowed
+
+
 def test_bearer_requests_are_not_csrf_checked(client: TestClient) -> None:
     token = login(client, "admin")
     r = client.put(
@@ -634,3 +662,21 @@ def test_web_ui_runs_under_the_content_security_policy(real_server: ServerProces
     assert not problems, problems
     with real_server.client("admin") as http:
         assert http.get("/api/admin/sampling").json()["percentage"] == 40, status
+
+
+def test_concurrency_limit_answers_503_and_sip_keeps_answering(tmp_path: Path) -> None:
+    with run_server(
+        tmp_path, TANDEM_SERVER_RTP_WORKERS="0", TANDEM_SERVER_HTTP_MAX_CONCURRENCY="16"
+    ) as server:
+        host, port = "127.0.0.1", int(server.url.rsplit(":", 1)[1])
+        idle = [socket.create_connection((host, port), timeout=30) for _ in range(16)]
+        try:
+            r = httpx.get(f"{server.url}/healthz", timeout=10)
+            assert (r.status_code, r.text) == (503, "Service Unavailable")  # uvicorn's, not the app's
+            sip_options_rtt(server.sip_port)
+        finally:
+            for conn in idle:
+                conn.close()
+        wait_until(
+            lambda: httpx.get(f"{server.url}/healthz", timeout=10).status_code == 200, 30, "connections freed"
+        )
