@@ -175,9 +175,20 @@ class MediaStore:
         )
         try:
             size = self.put(claim, source)
+        except BaseException:
+            self._abandon_logged(claim)  # the put gave ``source`` back: the caller still has it
+            raise
+        try:
             self.complete(claim, size)
         except BaseException:
-            self._abandon_logged(claim)
+            # The file is stored and its source gone: discarding it would lose the recording.
+            # The pending row stays; start-up recovery completes it (the sha256 matches).
+            log.error(
+                "the %s of %s is stored but its row could not be completed; recovery at the next "
+                "start will complete it",
+                kind,
+                interaction_id,
+            )
             raise
         return claim
 

@@ -69,19 +69,20 @@ class LocalStorage:
     def put_file(self, key: str, source: Path) -> int:
         target = self._path(key)
         partial = target.with_name(target.name + ".partial")
+        moved = False  # source renamed to partial (same filesystem) rather than copied
         try:
             if target.exists():
                 raise StorageKeyExistsError(f"{key} is already stored; recordings are never overwritten")
             target.parent.mkdir(parents=True, exist_ok=True)
-            # Same filesystem: a rename. Otherwise copy, fsync, then link, so a crash never
-            # leaves a half file under the final key.
+            # Same filesystem: a rename. Otherwise a copy; the source goes only once the file is
+            # stored. fsync, then link, so a crash never leaves a half file under the final key.
             try:
                 os.replace(source, partial)
+                moved = True
             except OSError as exc:
                 if exc.errno != errno.EXDEV:
                     raise
                 shutil.copyfile(source, partial)
-                source.unlink()
             with open(partial, "rb") as fh:
                 os.fsync(fh.fileno())
             # link() fails with EEXIST where rename() would replace: two writers racing for one
@@ -89,21 +90,31 @@ class LocalStorage:
             try:
                 os.link(partial, target)
             except FileExistsError as exc:
-                try:
-                    os.replace(partial, source)  # the caller keeps its file
-                except OSError:
-                    partial.unlink(missing_ok=True)
                 raise StorageKeyExistsError(
                     f"{key} is already stored; recordings are never overwritten"
                 ) from exc
             partial.unlink()
+            if not moved:
+                source.unlink()
             self._fsync_dir(target.parent)
             return target.stat().st_size
-        except OSError as exc:
+        except BaseException as exc:
+            self._give_back(partial, source, moved)  # a failed put never costs the caller its file
+            if isinstance(exc, OSError):
+                if exc.errno == errno.ENOSPC:
+                    raise StorageFullError(f"storage is full while writing {key}") from exc
+                raise StorageError(f"cannot store {key}: {exc.strerror}") from exc
+            raise
+
+    @staticmethod
+    def _give_back(partial: Path, source: Path, moved: bool) -> None:
+        try:
+            if moved and partial.exists():
+                os.replace(partial, source)
+            else:
+                partial.unlink(missing_ok=True)
+        except OSError:
             partial.unlink(missing_ok=True)
-            if exc.errno == errno.ENOSPC:
-                raise StorageFullError(f"storage is full while writing {key}") from exc
-            raise StorageError(f"cannot store {key}: {exc.strerror}") from exc
 
     @staticmethod
     def _fsync_dir(directory: Path) -> None:
