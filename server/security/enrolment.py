@@ -82,7 +82,11 @@ def issue_code(
     if user is None or not user.active:
         raise refuse(404, "unknown_user", f"no active user named {username!r}")
     if user.role != "agent":
-        raise refuse(422, "not_an_agent", f"{username} is a {user.role}: recorders are enrolled for agents")
+        raise refuse(
+            422,
+            "not_an_agent",
+            f"{username} has the role {user.role}: recorders are enrolled for agents only",
+        )
     code = new_enrolment_code()
     expires_at = now + ttl_seconds
     session.add(
