@@ -150,6 +150,19 @@ def test_relogin_on_the_same_dn_and_logout_free_it(client: TestClient) -> None:
     assert login(client, "agent2", client="desktop", dn="4001").status_code == 200
 
 
+def test_a_dn_left_bound_by_a_dead_desktop_session_is_released_for_the_next_agent(client: TestClient) -> None:
+    assert login(client, "agent1", client="desktop", dn="5001").status_code == 200
+    assert login(client, "agent2", client="desktop", dn="5001").status_code == 409  # session still valid
+    with session_scope(factory(client)) as s:  # agent1's desktop died; its 12-hour token ran out
+        for tok in s.execute(select(models.ApiToken).where(models.ApiToken.client == "desktop")).scalars():
+            tok.expires_at = 0.0
+    r = login(client, "agent2", client="desktop", dn="5001")
+    assert r.status_code == 200, r.text
+    assert active_bindings(client) == [("5001", "agent2")]
+    (released,) = audit_rows(client, "dn.released")
+    assert released.username == "agent2" and released.target_id == "5001" and "agent1" in released.detail
+
+
 # -- full-time DNs -----------------------------------------------------------------------------
 
 
