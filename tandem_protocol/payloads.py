@@ -67,6 +67,10 @@ class InteractionSummary:
     # Encodings of the voice present besides the WAV master, e.g. "mp3_16k_stereo"; each is
     # downloaded as media kind "voice:<format>".
     voice_formats: list[str] = field(default_factory=list)
+    # How the voice recording went ("stopped" when saved; "failed" when it could not go on) and
+    # why the recording ended ("bye", "rtp timeout", "rtp worker died", "disk full", …).
+    voice_state: str = ""
+    end_reason: str = ""
 
 
 @dataclass

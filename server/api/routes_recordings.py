@@ -45,6 +45,8 @@ def summary(row: models.Interaction) -> InteractionSummary:
         media=sorted(m.kind for m in row.media if m.kind in MEDIA_KINDS),
         pauses=[PauseSpan(p.started_at, p.ended_at, p.by_username) for p in row.pauses],
         voice_formats=ordered(fmt for m in row.media if (fmt := format_of_kind(m.kind)) is not None),
+        voice_state=row.voice_state,
+        end_reason=row.end_reason or "",
     )
 
 

@@ -50,11 +50,11 @@ class VoiceFailures:
             with contextlib.suppress(LifecycleError):  # ringing or over: the end stores the reason
                 live.state.fail_voice(at)
             live.reasons.active.clear()
+            self._control.publish(live, EventType.CALL_UPDATED)  # the agent first, then the rest
             if live.handle is not None:
                 with contextlib.suppress(Exception):  # no RTP timeout on a dead stream; file final
                     await live.handle.stop(at)
             await self._control.save(live, reason)
-        self._control.publish(live, EventType.CALL_UPDATED)
         log.error("interaction %s: voice recording FAILED (%s): %s", interaction_id, reason, error)
         await self._control.audit("recording.failed", interaction_id, f"{reason}: {error}", outcome="failed")
         if reason == DISK_FULL and self._disk is not None:

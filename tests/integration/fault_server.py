@@ -21,11 +21,13 @@ from tests.ports import rtp_range
 
 PASSWORD = "correct-horse-battery"
 AGENT, DN = "agent1", "1001"
+SUPERVISOR = "supervisor1"  # oversees the agent's team
 
 
 @contextlib.contextmanager
 def running_server(data: Path, **settings: Any) -> Iterator[tuple[TestClient, Any]]:
-    """The app with one agent (``AGENT``) and its lifespan running; yields (client, ctx)."""
+    """The app with an agent (``AGENT``), his supervisor and its lifespan running; yields
+    (client, app)."""
     low, high = rtp_range(200)
     values: dict[str, Any] = {
         "data_dir": data,
@@ -42,6 +44,7 @@ def running_server(data: Path, **settings: Any) -> Iterator[tuple[TestClient, An
     app = create_app(load_settings(None, **values))
     with session_scope(app.state.ctx.sessions) as s:
         create_user(s, AGENT, PASSWORD, "agent", team="Blue")
+        create_user(s, SUPERVISOR, PASSWORD, "supervisor", supervises=["Blue"])
     with TestClient(app) as client:
         yield client, app
 
@@ -53,6 +56,12 @@ def login_agent(client: TestClient, dn: str = DN) -> str:
     )
     assert r.status_code == 200, r.text
     return str(r.json()["token"])
+
+
+def supervisor_headers(client: TestClient) -> dict[str, str]:
+    r = client.post("/api/auth/login", json={"username": SUPERVISOR, "password": PASSWORD})
+    assert r.status_code == 200, r.text
+    return {"Authorization": f"Bearer {r.json()['token']}"}
 
 
 def plain_offer(rtp_port: int) -> bytes:

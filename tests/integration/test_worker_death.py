@@ -11,7 +11,15 @@ import threading
 import time
 from pathlib import Path
 
-from tests.integration.fault_server import AGENT, call, login_agent, row, running_server, wait_for
+from tests.integration.fault_server import (
+    AGENT,
+    call,
+    login_agent,
+    row,
+    running_server,
+    supervisor_headers,
+    wait_for,
+)
 from tests.integration.siprec_peer import SrcPeer, tone
 
 RTP_TIMEOUT = 60.0  # what the call was left to before: the test waits far less
@@ -46,7 +54,13 @@ def test_a_killed_worker_fails_the_voice_at_once_with_the_true_reason(tmp_path: 
                     10,
                     "the call to be recording",
                 )
-                time.sleep(1.5)  # some audio in the file before the death
+                iid = client.get("/api/agent/call", headers=headers).json()["interaction_id"]
+                live_voice = app.state.ctx.settings.live_dir / iid / "voice.wav"
+                wait_for(  # 1.6 s of 8 kHz 16-bit audio in the file before the death
+                    lambda: live_voice.exists() and live_voice.stat().st_size >= 44 + 16000 * 1.6,
+                    20,
+                    "audio in the live file",
+                )
                 (pid,) = app.state.worker_pool.pids
                 os.kill(pid, signal.SIGKILL)
                 killed = time.monotonic()
@@ -62,12 +76,16 @@ def test_a_killed_worker_fails_the_voice_at_once_with_the_true_reason(tmp_path: 
                 )
                 assert time.monotonic() - killed < RTP_TIMEOUT / 2
                 assert info["phase"] == "active", "the call itself goes on"
-                events = []
-                while not channel.queue.empty():
-                    envelope = channel.queue.get_nowait()
-                    if envelope is not None:
-                        events.append((envelope.type, envelope.data.get("voice")))
-                assert ("call.updated", "failed") in events, events
+                events: list[tuple[str, object]] = []
+
+                def failed_event() -> bool:
+                    while not channel.queue.empty():
+                        envelope = channel.queue.get_nowait()
+                        if envelope is not None:
+                            events.append((envelope.type, envelope.data.get("voice")))
+                    return ("call.updated", "failed") in events
+
+                wait_for(failed_event, 5, "voice FAILED published on the agent's channel")
                 iid = info["interaction_id"]
                 db = data / "tandem.db"
                 stored = wait_for(  # the agent may see it a moment before the row is written
@@ -86,6 +104,8 @@ def test_a_killed_worker_fails_the_voice_at_once_with_the_true_reason(tmp_path: 
                     "voice_state failed stored",
                 )
                 assert stored == ("failed", "rtp worker died", "active")
+                seen = client.get(f"/api/interactions/{iid}", headers=supervisor_headers(client)).json()
+                assert (seen["voice_state"], seen["end_reason"]) == ("failed", "rtp worker died"), seen
                 failed = wait_for(
                     lambda: row(
                         db,
