@@ -75,6 +75,7 @@ class ColourChanger:
             self._stop.wait(0.2)
 
 
+@pytest.mark.e2e  # a real Xvfb: outside the fast selection
 def test_capture_three_seconds_of_changing_screen(display: str, tmp_path: Path) -> None:
     spool = Spool(tmp_path)
     session = CaptureSession(

@@ -431,6 +431,8 @@ def test_workers_do_not_outlive_a_killed_main_process(tmp_path: Path) -> None:
         if main.poll() is None:
             main.kill()
             main.wait()
+        if main.stdout is not None:
+            main.stdout.close()
     assert header_is_final(voice), "the orphaned worker did not finalise its file"
     frames = read_wav(voice, channels=1)
     assert len(frames) >= pos(0.5)
@@ -515,6 +517,7 @@ async def drive_a_worker(tmp_path: Path) -> None:
         if worker.proc.returncode is None:
             worker.proc.kill()
             await worker.proc.wait()
+        worker.writer.close()
     assert any(r.session == 2 for report in worker.reports for r in report.sessions)
     assert header_is_final(tmp_path / "good.wav")
     assert not (tmp_path / "bad.wav").exists() and not (tmp_path / "dup.wav").exists()

@@ -114,6 +114,7 @@ OFFER = (
 )
 
 
+@pytest.mark.e2e  # SIPp and sox: outside the fast selection
 def test_sipp_call_is_recorded(tmp_path: Path) -> None:
     for tool in ("sipp", "sox"):
         assert shutil.which(tool), f"{tool} is required (the test command installs it)"

@@ -10,6 +10,7 @@ import pytest
 from server.rtp import ports
 from server.rtp.errors import PortRangeExhaustedError, RtpSessionError
 from tests.loops import run_on
+from tests.ports import free_ports
 
 
 def _taken(port: int) -> socket.socket:
@@ -20,21 +21,28 @@ def _taken(port: int) -> socket.socket:
 
 @pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
 def test_pairs_skip_taken_ports_and_continue_after_the_last_one(loop: str) -> None:
-    low, high = 43100, 43111
+    low = free_ports(12)  # a range of its own: no other test or process binds in it
+    high = low + 11
     ports._cursors.pop(("127.0.0.1", low, high), None)
-    blockers = [_taken(43100), _taken(43103)]  # the RTP port of pair 1, the RTCP port of pair 2
+    blockers = [_taken(low), _taken(low + 3)]  # the RTP port of pair 1, the RTCP port of pair 2
 
     async def body() -> list[int]:
         protocols = (asyncio.DatagramProtocol(), asyncio.DatagramProtocol())
         got = []
-        for _ in range(3):
-            port, (rtp, rtcp) = await ports.bind_pair("127.0.0.1", low, high, protocols)
-            assert rtp.get_extra_info("sockname")[1] == port
-            assert rtcp.get_extra_info("sockname")[1] == port + 1
-            got.append(port)
-        with pytest.raises(PortRangeExhaustedError):  # 43110 left; then the range is used up
-            await ports.bind_pair("127.0.0.1", low, high, protocols)
-            await ports.bind_pair("127.0.0.1", low, high, protocols)
+        bound: list[asyncio.BaseTransport] = []
+        try:
+            for _ in range(3):
+                port, (rtp, rtcp) = await ports.bind_pair("127.0.0.1", low, high, protocols)
+                bound += [rtp, rtcp]
+                assert rtp.get_extra_info("sockname")[1] == port
+                assert rtcp.get_extra_info("sockname")[1] == port + 1
+                got.append(port)
+            with pytest.raises(PortRangeExhaustedError):  # low + 10 left; then the range is used up
+                bound += (await ports.bind_pair("127.0.0.1", low, high, protocols))[1]
+                await ports.bind_pair("127.0.0.1", low, high, protocols)
+        finally:
+            for transport in bound:
+                transport.close()
         return got
 
     try:
@@ -42,7 +50,7 @@ def test_pairs_skip_taken_ports_and_continue_after_the_last_one(loop: str) -> No
     finally:
         for sock in blockers:
             sock.close()
-    assert got == [43104, 43106, 43108]
+    assert got == [low + 4, low + 6, low + 8]
 
 
 def test_a_bind_error_other_than_in_use_is_a_session_error() -> None:
@@ -66,7 +74,8 @@ class _Collect(asyncio.DatagramProtocol):
 def test_each_port_of_a_pair_feeds_its_own_protocol(loop: str) -> None:
     async def body() -> tuple[list[bytes], list[bytes]]:
         rtp_side, rtcp_side = _Collect(), _Collect()
-        port, transports = await ports.bind_pair("127.0.0.1", 43300, 43399, (rtp_side, rtcp_side))
+        low = free_ports(100)
+        port, transports = await ports.bind_pair("127.0.0.1", low, low + 99, (rtp_side, rtcp_side))
         sender = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         try:
             sender.sendto(b"rtp", ("127.0.0.1", port))
