@@ -25,6 +25,6 @@ def backoff_delay(
     if attempt < 0:
         raise ValueError("attempt must be >= 0")
     # Cap the exponent too: 2**attempt for a huge attempt count would overflow a float.
-    raw = min(cap, base * (2 ** min(attempt, 30)))
+    raw = min(cap, base * float(2 ** min(attempt, 30)))  # int ** int is typed Any
     spread = raw * jitter * (2.0 * rand() - 1.0)
     return max(0.0, min(cap, raw + spread))

@@ -63,7 +63,7 @@ class ReceiveClock:
         except OSError:  # ENOENT: no stamp yet; EBADF: closed under us
             self.failures += 1
             return self._fallback()
-        return seconds + micros * 1e-6
+        return float(seconds + micros * 1e-6)  # struct.unpack is untyped
 
 
 def receive_clock(sock: _Socket | None, fallback: Callable[[], float]) -> Callable[[], float]:

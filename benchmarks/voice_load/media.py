@@ -81,7 +81,7 @@ def _ip_checksum(header: bytes) -> int:
     total = sum(struct.unpack(f"!{len(header) // 2}H", header))
     while total >> 16:
         total = (total & 0xFFFF) + (total >> 16)
-    return ~total & 0xFFFF
+    return int(~total & 0xFFFF)  # struct.unpack is untyped
 
 
 def pcap_bytes(legs: list[tuple[list[bytes], int, int]]) -> bytes:

@@ -176,13 +176,13 @@ def _write(
     )
 
 
-def _dts_seconds(packet: av.Packet) -> float:
+def _dts_seconds(packet: av.Packet[Any]) -> float:
     return float(packet.dts * packet.time_base) if packet.dts is not None else 0.0
 
 
 def _video_packets(
     container: av.container.InputContainer, stream: Any, out_stream: Any, offset: float, progress: _Progress
-) -> Iterator[av.Packet]:
+) -> Iterator[av.Packet[Any]]:
     shift = round(Fraction(offset) / stream.time_base) if offset else 0
     first_pts: int | None = None
     for packet in container.demux(stream):
@@ -227,7 +227,7 @@ def _audio_packets(
     out_stream: Any,
     lead_seconds: float,
     progress: _Progress,
-) -> Iterator[av.Packet]:
+) -> Iterator[av.Packet[Any]]:
     ctx = out_stream.codec_context
     resampler = av.AudioResampler(
         format="fltp", layout=ctx.layout, rate=ctx.sample_rate, frame_size=ctx.frame_size
@@ -238,7 +238,7 @@ def _audio_packets(
     in_pts = 0
     out_pts = 0
 
-    def feed(frame: av.AudioFrame | None) -> Iterator[av.Packet]:
+    def feed(frame: av.AudioFrame | None) -> Iterator[av.Packet[Any]]:
         nonlocal in_pts, out_pts
         if frame is not None:
             # Our own continuous timestamps: the resampler must not "fix" gaps between the

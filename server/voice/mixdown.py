@@ -208,4 +208,5 @@ def downmix(frames: Int16Array) -> Int16Array:
     if frames.shape[1] == 1:
         return frames[:, 0].copy()
     mixed = frames.astype(np.int32).sum(axis=1)
-    return np.clip(mixed, -32768, 32767).astype(np.int16)
+    summed: Int16Array = np.clip(mixed, -32768, 32767).astype(np.int16)  # numpy's sum is typed Any
+    return summed
