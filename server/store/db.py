@@ -40,14 +40,17 @@ def make_engine(url: str, busy_timeout: float = DEFAULT_BUSY_TIMEOUT) -> Engine:
             cur.close()
 
         return engine
-    # PostgreSQL: the same bound, on lock waits; and a bounded wait for a pooled connection.
+    # PostgreSQL (libpq drivers): the same bound on lock waits; and a bounded wait for a pooled
+    # connection whatever the driver.
+    libpq = url.startswith(("postgresql://", "postgresql+psycopg", "postgres://"))
+    connect_args = {"options": f"-c lock_timeout={int(busy_timeout * 1000)}"} if libpq else {}
     return create_engine(
         url,
         pool_pre_ping=True,
         pool_size=10,
         max_overflow=20,
         pool_timeout=busy_timeout,
-        connect_args={"options": f"-c lock_timeout={int(busy_timeout * 1000)}"},
+        connect_args=connect_args,
     )
 
 
