@@ -211,7 +211,7 @@ def _decoded_server_times(body: bytes, started_at: float, tmp: Path) -> list[flo
     path = tmp / "got.mp4"
     path.write_bytes(body)
     with av.open(str(path)) as container:
-        return [started_at + f.pts / 1000 for f in container.decode(video=0)]
+        return [started_at + (f.pts or 0) / 1000 for f in container.decode(video=0)]
 
 
 def _call(iid: str) -> dict[str, Any]:

@@ -624,7 +624,9 @@ def test_revision_0003_revokes_password_recorder_tokens_and_keeps_stored_media(t
         )
     migrate(url)
     with engine.begin() as db:
-        revoked = dict(db.execute(text("SELECT client, revoked_at IS NOT NULL FROM api_tokens")).all())
+        revoked: dict[str, int] = dict(
+            db.execute(text("SELECT client, revoked_at IS NOT NULL FROM api_tokens")).all()
+        )
         assert revoked == {"recorder": 1, "desktop": 0}
         assert db.execute(text("SELECT state FROM media_files")).scalar_one() == "complete"
     engine.dispose()
