@@ -101,7 +101,8 @@ def test_fail_voice_keeps_the_call_and_survives_its_end() -> None:
     assert it.voice is VoiceState.FAILED and it.phase is Phase.ACTIVE and it.stopped_at == 4.0
     assert it.pauses[-1].ended_at == 4.0 and not it.paused
     it.end_call(9.0, acw_limit=10)
-    assert it.voice is VoiceState.FAILED and it.phase is Phase.ACW
+    after = it.to_info()  # (a fresh read: mypy narrowed it.phase to ACTIVE above)
+    assert after.voice is VoiceState.FAILED and after.phase is Phase.ACW
 
 
 def _locked() -> OperationalError:
