@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 from PySide6.QtCore import Qt
+from PySide6.QtTest import QTest  # typed, unlike QtBot.mouseClick (the same function)
 from PySide6.QtWidgets import QLabel, QLineEdit, QPushButton
 from pytestqt.qtbot import QtBot
 
@@ -45,7 +46,7 @@ def log_in(qtbot: QtBot, window: MainWindow, dn: str = "4711") -> None:
     find(window, QLineEdit, "loginUser").setText("alice")
     find(window, QLineEdit, "loginPassword").setText("secret")
     find(window, QLineEdit, "loginDn").setText(dn)
-    qtbot.mouseClick(button(window, "loginButton"), Qt.MouseButton.LeftButton)
+    QTest.mouseClick(button(window, "loginButton"), Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: window.model.state.logged_in and window.model.state.pending == "none")
 
 
@@ -81,7 +82,7 @@ def test_login_error_is_shown_and_form_stays_usable(qtbot: QtBot, fakes: Any) ->
     find(window, QLineEdit, "loginUser").setText("alice")
     find(window, QLineEdit, "loginPassword").setText("bad")
     find(window, QLineEdit, "loginDn").setText("4711")
-    qtbot.mouseClick(button(window, "loginButton"), Qt.MouseButton.LeftButton)
+    QTest.mouseClick(button(window, "loginButton"), Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: text(window, "loginError") == "Wrong user name or password.")
     assert button(window, "loginButton").isEnabled() and window.stack.currentWidget() is window.login_widget
     assert fakes.api.closed and not fakes.channels
@@ -90,7 +91,7 @@ def test_login_error_is_shown_and_form_stays_usable(qtbot: QtBot, fakes: Any) ->
 def test_incomplete_form_never_calls_the_server(qtbot: QtBot, fakes: Any) -> None:
     window = make_window(qtbot, fakes)
     find(window, QLineEdit, "loginServer").setText("http://127.0.0.1:8000")
-    qtbot.mouseClick(button(window, "loginButton"), Qt.MouseButton.LeftButton)
+    QTest.mouseClick(button(window, "loginButton"), Qt.MouseButton.LeftButton)
     assert text(window, "loginError") == "Enter your user name." and not fakes.apis
 
 
@@ -117,7 +118,7 @@ def test_pause_shows_pausing_then_resume_only_after_confirmation(qtbot: QtBot, f
     start_call(qtbot, window, fakes)
     gate = fakes.api.gates["pause"] = threading.Event()
     pause = button(window, "pauseButton")
-    qtbot.mouseClick(pause, Qt.MouseButton.LeftButton)
+    QTest.mouseClick(pause, Qt.MouseButton.LeftButton)
     assert pause.text() == "Pausing…" and not pause.isEnabled()
     qtbot.waitUntil(lambda: "pause" in fakes.api.names())
     qtbot.wait(100)  # the server has not answered yet: nothing may claim "paused"
@@ -130,7 +131,7 @@ def test_pause_shows_pausing_then_resume_only_after_confirmation(qtbot: QtBot, f
     assert fakes.api.calls[-1] == ("pause", ("int-1",))
 
     gate = fakes.api.gates["resume"] = threading.Event()
-    qtbot.mouseClick(pause, Qt.MouseButton.LeftButton)
+    QTest.mouseClick(pause, Qt.MouseButton.LeftButton)
     assert pause.text() == "Resuming…" and not pause.isEnabled()
     assert text(window, "voiceStateLabel") == "Voice: paused"  # still true until the server says so
     gate.set()
@@ -146,7 +147,7 @@ def test_pause_error_leaves_button_usable_and_shows_message(qtbot: QtBot, fakes:
     fakes.api.results["pause"] = ApiError("The server could not pause the recording.", status=500)
     fakes.api.results["current_call"] = fakes.call()
     pause = button(window, "pauseButton")
-    qtbot.mouseClick(pause, Qt.MouseButton.LeftButton)
+    QTest.mouseClick(pause, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: text(window, "statusLabel") == "The server could not pause the recording.")
     assert pause.text() == "Pause" and pause.isEnabled()
     assert "paused" not in text(window, "voiceStateLabel").lower()
@@ -160,7 +161,7 @@ def test_screen_not_confirmed_is_not_shown_as_paused(qtbot: QtBot, fakes: Any) -
     fakes.api.results["pause"] = ScreenNotConfirmedError("The screen recorder did not confirm the pause.")
     fakes.api.results["current_call"] = fakes.call(voice="paused")
     pause = button(window, "pauseButton")
-    qtbot.mouseClick(pause, Qt.MouseButton.LeftButton)
+    QTest.mouseClick(pause, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: fakes.api.names().count("current_call") == 2 and window.runner.pending == 0)
     assert text(window, "statusLabel") == "The screen recorder did not confirm the pause."
     assert "paused" not in text(window, "voiceStateLabel").lower()
@@ -184,7 +185,7 @@ def test_done_enabled_only_in_acw(qtbot: QtBot, fakes: Any) -> None:
     qtbot.waitUntil(done.isEnabled)
     assert text(window, "agentStateLabel") == "After-call work"
     assert not button(window, "pauseButton").isEnabled()
-    qtbot.mouseClick(done, Qt.MouseButton.LeftButton)
+    QTest.mouseClick(done, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: text(window, "agentStateLabel") == "Ready")
     assert not done.isEnabled() and text(window, "callerLabel") == "No call"
     assert ("done", ("int-1",)) in fakes.api.calls
@@ -208,7 +209,7 @@ def test_state_event_after_reconnect_resyncs(qtbot: QtBot, fakes: Any) -> None:
 def test_logout_stops_channel_and_revokes(qtbot: QtBot, fakes: Any) -> None:
     window = make_window(qtbot, fakes)
     log_in(qtbot, window)
-    qtbot.mouseClick(button(window, "logoutButton"), Qt.MouseButton.LeftButton)
+    QTest.mouseClick(button(window, "logoutButton"), Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: window.stack.currentWidget() is window.login_widget)
     assert fakes.channel.stopped and "logout" in fakes.api.names() and fakes.api.closed
     assert text(window, "loginError") == "" and button(window, "loginButton").isEnabled()
@@ -229,7 +230,7 @@ def test_expired_token_on_pause_ends_session(qtbot: QtBot, fakes: Any) -> None:
     log_in(qtbot, window)
     start_call(qtbot, window, fakes)
     fakes.api.results["pause"] = AuthError("Token expired.")
-    qtbot.mouseClick(button(window, "pauseButton"), Qt.MouseButton.LeftButton)
+    QTest.mouseClick(button(window, "pauseButton"), Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: window.stack.currentWidget() is window.login_widget)
     assert text(window, "loginError") == SESSION_EXPIRED
 
@@ -251,7 +252,7 @@ def test_shutdown_during_login_still_logs_out(qtbot: QtBot, fakes: Any) -> None:
     find(window, QLineEdit, "loginUser").setText("alice")
     find(window, QLineEdit, "loginPassword").setText("secret")
     find(window, QLineEdit, "loginDn").setText("4711")
-    qtbot.mouseClick(button(window, "loginButton"), Qt.MouseButton.LeftButton)
+    QTest.mouseClick(button(window, "loginButton"), Qt.MouseButton.LeftButton)
     assert not button(window, "loginButton").isEnabled()
     qtbot.waitUntil(lambda: bool(fakes.apis) and "login" in fakes.api.names())
     threading.Timer(0.2, gate.set).start()

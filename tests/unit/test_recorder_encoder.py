@@ -11,7 +11,7 @@ import pytest
 
 from recorder_service.encoder import ScreenEncoder
 from recorder_service.fmp4 import Mp4StructureError, playable_length, top_level_boxes
-from recorder_service.frame_gate import FrameGate
+from recorder_service.frame_gate import FrameGate, Released
 
 
 def _image(value: int, w: int = 161, h: int = 121) -> np.ndarray:
@@ -28,7 +28,7 @@ def _encode_with_pause(path: Path) -> tuple[float, float, float]:
     enc = ScreenEncoder(path, fps=5)
     started: float | None = None
 
-    def emit(frames: list) -> None:
+    def emit(frames: list[Released[np.ndarray]]) -> None:
         nonlocal started
         for f in frames:
             started = f.ts if started is None else started
@@ -46,6 +46,12 @@ def _encode_with_pause(path: Path) -> tuple[float, float, float]:
     return t0, pause_at, resume_at
 
 
+def _stamped(pts: int | None) -> int:
+    """A timestamp every encoded packet and frame must have."""
+    assert pts is not None, "a packet or frame without a timestamp"
+    return pts
+
+
 def test_encoded_file_respects_pause_order_and_format(tmp_path: Path) -> None:
     path = tmp_path / "x.mp4"
     t0, pause_at, resume_at = _encode_with_pause(path)
@@ -54,7 +60,7 @@ def test_encoded_file_respects_pause_order_and_format(tmp_path: Path) -> None:
     assert kinds[:2] == ["ftyp", "moov"] and kinds.count("moof") >= 3  # fragmented, several fragments
     with av.open(str(path)) as container:
         stream = container.streams.video[0]
-        assert stream.time_base == 1 / 1000 or float(stream.time_base) == pytest.approx(0.001)
+        assert stream.time_base is not None and float(stream.time_base) == pytest.approx(0.001)
         assert (stream.codec_context.width, stream.codec_context.height) == (160, 120)  # made even
         packets = [p for p in container.demux(stream) if p.size]
         assert all(p.pts == p.dts for p in packets)  # no B-frames: decode order = display order
@@ -62,11 +68,11 @@ def test_encoded_file_respects_pause_order_and_format(tmp_path: Path) -> None:
         # A keyframe (hence a new fragment) at least every 2 s of timeline.
         last_key = 0
         for p in packets:
-            last_key = p.pts if p.is_keyframe else last_key
-            assert p.pts - last_key < 2000
+            last_key = _stamped(p.pts) if p.is_keyframe else last_key
+            assert _stamped(p.pts) - last_key < 2000
     with av.open(str(path)) as container:
         frames = list(container.decode(video=0))
-    pts = [f.pts for f in frames]
+    pts = [_stamped(f.pts) for f in frames]
     assert pts == sorted(pts) and len(set(pts)) == len(pts)
     assert pts[0] == 0 and pts[-1] == 10_000  # tail frame at stop time
     pause_ms, resume_ms = (pause_at - t0) * 1000, (resume_at - t0) * 1000

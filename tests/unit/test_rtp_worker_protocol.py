@@ -17,12 +17,14 @@ from server.rtp.workers.protocol import (
     REPLIES,
     Close,
     Closed,
+    Command,
     Failed,
     FrameDecoder,
     Open,
     Opened,
     Pause,
     Relatch,
+    Reply,
     Report,
     Resume,
     SessionReport,
@@ -35,7 +37,7 @@ from server.sip.media import MediaPlan, StreamPlan
 PLAN = MediaPlan(
     (StreamPlan(0, "PCMU", 0, 101, 0, ("10.0.0.1", 4000)), StreamPlan(1, "G722", 9, None, 1, None)), 16000
 )
-COMMAND_SAMPLES = [
+COMMAND_SAMPLES: list[Command | Reply] = [
     Open(1, "127.0.0.1", (20000, 20999), "/data/live/x/voice.wav", PLAN),
     Start(1, 1700000000.25),
     Pause(1, 1700000001.5),
@@ -44,7 +46,7 @@ COMMAND_SAMPLES = [
     Relatch(1, 1, None),
     Close(1, 1700000009.75),
 ]
-REPLY_SAMPLES = [
+REPLY_SAMPLES: list[Command | Reply] = [
     Opened(1, {0: 20000, 1: 20002}),
     Closed(1, {"0": {"written": 10, "rtcp_cname": "a@b", "jitter": None, "rtcp_bye": True}}),
     Failed(2, "Open", "PortRangeExhaustedError: no free even RTP port"),
