@@ -375,6 +375,42 @@ def test_body_and_fsync_do_not_block_the_event_loop(
     assert result["r"].status_code == 201, result["r"].text
 
 
+def test_client_gone_mid_body_leaves_no_orphan_and_no_claim(app: FastAPI, tmp_path: Path) -> None:
+    """The recorder's connection drops halfway: nothing stays behind, and the next try is accepted."""
+    import socket
+    from urllib.parse import urlsplit
+
+    started = add_interaction(app)
+    body = screen_file(tmp_path / "s.mp4")
+    with LiveServer(app) as url:
+        token = live_recorder_token(url)
+        parts = urlsplit(url)
+        head = "".join(
+            f"{k}: {v}\r\n"
+            for k, v in (upload_headers(token, body, started) | {"Content-Length": str(len(body))}).items()
+        )
+        with socket.create_connection((parts.hostname, parts.port), timeout=30) as sock:
+            request = f"PUT /api/interactions/{IID}/screen HTTP/1.1\r\nHost: {parts.netloc}\r\n{head}\r\n"
+            sock.sendall(request.encode() + body[: len(body) // 2])
+            deadline = time.monotonic() + 30  # the claim is made before the body is read
+            while not media_rows(app):
+                assert time.monotonic() < deadline, "the upload never claimed the screen"
+                time.sleep(0.02)
+        deadline = time.monotonic() + 60
+        while media_rows(app) or tmp_files(tmp_path / "data") or stored_files(tmp_path / "data"):
+            assert time.monotonic() < deadline, (media_rows(app), tmp_files(tmp_path / "data"))
+            time.sleep(0.05)
+        failed = [a for a in audit_rows(app, "screen.upload") if a.outcome == "failed"]
+        assert failed and "disconnected" in failed[-1].detail
+        r = httpx.put(
+            f"{url}/api/interactions/{IID}/screen",
+            headers=upload_headers(token, body, started),
+            content=body,
+            timeout=60,
+        )
+        assert r.status_code == 201, r.text
+
+
 # -- item 2: media validation, clean refusals, no orphans -----------------------------------------
 def _assert_clean(app: FastAPI, data_dir: Path) -> None:
     assert media_rows(app) == []
