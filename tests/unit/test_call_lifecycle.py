@@ -10,21 +10,31 @@ def make(screen: bool = True) -> Interaction:
     return Interaction("i1", "c1", 7, "1001", "Carol", "1001", started_at=100.0, screen_decision=screen)
 
 
+def voice(it: Interaction) -> VoiceState:
+    """``it.voice`` read afresh: after ``assert it.voice is X`` mypy takes it to stay X."""
+    return it.voice
+
+
+def phase(it: Interaction) -> Phase:
+    """``it.phase`` read afresh (see ``voice``)."""
+    return it.phase
+
+
 def test_full_call_with_screen_and_pause() -> None:
     it = make()
     assert it.answer(101.0) is True and it.screen is ScreenState.REQUESTED
     it.screen_reported(ScreenState.RECORDING)
-    assert it.begin_pause(105.0) is True and it.voice is VoiceState.PAUSED and not it.paused
+    assert it.begin_pause(105.0) is True and voice(it) is VoiceState.PAUSED and not it.paused
     it.screen_reported(ScreenState.PAUSED)
     it.paused = True
     with pytest.raises(LifecycleError) as exc:
         it.begin_pause(106.0)
     assert exc.value.code == "already_paused"
-    assert it.begin_resume(108.0) is True and not it.paused and it.voice is VoiceState.RECORDING
+    assert it.begin_resume(108.0) is True and not it.paused and voice(it) is VoiceState.RECORDING
     it.screen_reported(ScreenState.RECORDING)
     assert it.end_call(120.0, acw_limit=30) is False
-    assert it.phase is Phase.ACW and it.acw_deadline == 150.0 and it.voice is VoiceState.STOPPED
-    assert it.end_acw(125.0) is True and it.phase is Phase.DONE
+    assert phase(it) is Phase.ACW and it.acw_deadline == 150.0 and voice(it) is VoiceState.STOPPED
+    assert it.end_acw(125.0) is True and phase(it) is Phase.DONE
     info = it.to_info()
     assert [(p.started_at, p.ended_at) for p in info.pauses] == [(105.0, 108.0)]
 

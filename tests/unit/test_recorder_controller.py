@@ -76,6 +76,16 @@ def call(
     return Envelope(type="state", data={"agent": {}, "call": info})
 
 
+def mode(ctl: Controller) -> Mode:
+    """``ctl.mode`` read afresh: after ``assert mode(ctl) == X`` mypy takes it to stay X."""
+    return ctl.mode
+
+
+def last_call(cap: FakeCapture) -> tuple[Any, ...]:
+    """The last capture call, read afresh (mypy narrows ``cap.calls[-1]`` after an assert on it)."""
+    return cap.calls[-1]
+
+
 def states(acks: list[Any]) -> list[tuple[str, str]]:
     return [(a.interaction_id, a.state.value) for a in acks]
 
@@ -83,13 +93,13 @@ def states(acks: list[Any]) -> list[tuple[str, str]]:
 def test_full_cycle_and_acks(rig: tuple[Controller, FakeCapture, FakeUploads]) -> None:
     ctl, cap, up = rig
     assert states(ctl.handle(cmd("screen.start", fps=2))) == [("i1", "recording")]
-    assert ctl.mode == Mode.CAPTURING
+    assert mode(ctl) == Mode.CAPTURING
     assert states(ctl.handle(cmd("screen.pause", at=110.0))) == [("i1", "paused")]
-    assert ctl.mode == Mode.PAUSED
+    assert mode(ctl) == Mode.PAUSED
     assert states(ctl.handle(cmd("screen.resume", at=120.0))) == [("i1", "recording")]
     acks = ctl.handle(cmd("screen.stop", at=130.0))
     assert states(acks) == [("i1", "stopped")] and acks[0].at == 1000.0
-    assert ctl.mode == Mode.IDLE and up.queued == ["i1"]
+    assert mode(ctl) == Mode.IDLE and up.queued == ["i1"]
     assert cap.calls == [
         ("start", "i1", 2.0, None),
         ("pause", "i1", 110.0),
@@ -116,7 +126,7 @@ def test_pause_before_start_starts_paused(rig: tuple[Controller, FakeCapture, Fa
     assert states(ctl.handle(cmd("screen.pause", at=50.0))) == [("i1", "paused")]
     assert cap.calls == []
     assert states(ctl.handle(cmd("screen.start"))) == [("i1", "paused")]
-    assert cap.calls == [("start", "i1", 5.0, 50.0)] and ctl.mode == Mode.PAUSED
+    assert cap.calls == [("start", "i1", 5.0, 50.0)] and mode(ctl) == Mode.PAUSED
     assert states(ctl.handle(cmd("screen.resume", at=60.0))) == [("i1", "recording")]
 
 
@@ -125,7 +135,7 @@ def test_stop_while_paused(rig: tuple[Controller, FakeCapture, FakeUploads]) -> 
     ctl.handle(cmd("screen.start"))
     ctl.handle(cmd("screen.pause", at=10.0))
     assert states(ctl.handle(cmd("screen.stop", at=20.0))) == [("i1", "stopped")]
-    assert cap.calls[-1] == ("stop", "i1", 20.0) and up.queued == ["i1"] and ctl.mode == Mode.IDLE
+    assert cap.calls[-1] == ("stop", "i1", 20.0) and up.queued == ["i1"] and mode(ctl) == Mode.IDLE
 
 
 def test_acw_ended_stops(rig: tuple[Controller, FakeCapture, FakeUploads]) -> None:
@@ -144,9 +154,9 @@ def test_state_resync(rig: tuple[Controller, FakeCapture, FakeUploads]) -> None:
     acks = ctl.handle(call(screen="paused", paused=True, pauses=[{"started_at": 77.0}]))
     assert states(acks) == [("i1", "paused")] and cap.calls[-1] == ("pause", "i1", 77.0)
     assert states(ctl.handle(call(screen="recording", phase="acw"))) == [("i1", "recording")]
-    assert cap.calls[-1][0] == "resume"
+    assert last_call(cap)[0] == "resume"
     assert states(ctl.handle(Envelope(type="state", data={"agent": {}, "call": None}))) == [("i1", "stopped")]
-    assert ctl.mode == Mode.IDLE
+    assert mode(ctl) == Mode.IDLE
     assert ctl.handle(Envelope(type="state", data={"agent": {}, "call": None})) == []
 
 
@@ -180,7 +190,7 @@ def test_failures_are_acked_as_failed(rig: tuple[Controller, FakeCapture, FakeUp
     ctl, cap, up = rig
     cap.fail_start = True
     acks = ctl.handle(cmd("screen.start"))
-    assert states(acks) == [("i1", "failed")] and "no display" in acks[0].detail and ctl.mode == Mode.IDLE
+    assert states(acks) == [("i1", "failed")] and "no display" in acks[0].detail and mode(ctl) == Mode.IDLE
     cap.fail_start = False
     ctl.handle(cmd("screen.start"))
     cap.stop_problem = "no frame was captured"

@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 
-from recorder_service.frame_gate import FrameGate
+from recorder_service.frame_gate import FrameGate, Released
 
 
-def _feed(gate: FrameGate[str], start: float, end: float, step: float, digest_of=lambda t: int(t * 1000)):
-    out = []
+def _feed(
+    gate: FrameGate[str],
+    start: float,
+    end: float,
+    step: float,
+    digest_of: Callable[[float], int] = lambda t: int(t * 1000),
+) -> list[Released[str]]:
+    out: list[Released[str]] = []
     t = start
     while t < end - 1e-9:
         out += gate.offer(round(t, 6), digest_of(t), f"img@{t:.2f}")

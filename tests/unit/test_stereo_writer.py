@@ -235,8 +235,10 @@ def test_closed_writer_refuses_writes(tmp_path: Path) -> None:
     writer.close()
     with pytest.raises(WavWriterError, match="closed"):
         writer.write(CALLER, 0, ramp(0, 10))
+    other = StereoWavWriter(tmp_path / "w.wav")
     with pytest.raises(TypeError):
-        StereoWavWriter(tmp_path / "w.wav").write(CALLER, 0, np.zeros(4, dtype=np.float64))
+        other.write(CALLER, 0, np.zeros(4, dtype=np.float64))
+    other.close()
 
 
 def test_fed_by_two_voice_timelines(tmp_path: Path) -> None:
@@ -303,6 +305,8 @@ def test_sigkill_leaves_a_readable_file_at_most_interval_and_a_tick_short(tmp_pa
         if child.poll() is None:
             child.kill()
             child.wait()
+        if child.stdout is not None:
+            child.stdout.close()
     assert child.returncode == -signal.SIGKILL
     params, frames = read_stereo(path)
     assert (params.nchannels, params.framerate, params.sampwidth) == (2, 8000, 2)

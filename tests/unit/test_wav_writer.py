@@ -132,7 +132,7 @@ def test_close_is_idempotent_and_final(tmp_path: Path) -> None:
 
 def test_rejects_non_int16(tmp_path: Path) -> None:
     with WavWriter(tmp_path / "v.wav") as writer, pytest.raises(TypeError):
-        writer.write(np.zeros(10, dtype=np.float32))  # type: ignore[arg-type]
+        writer.write(np.zeros(10, dtype=np.float32))
 
 
 def test_size_limit_guard(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -182,6 +182,8 @@ def test_sigkill_leaves_a_readable_file_at_most_interval_and_a_tick_short(tmp_pa
         if child.poll() is None:
             child.kill()
             child.wait()
+        if child.stdout is not None:
+            child.stdout.close()
     assert child.returncode == -signal.SIGKILL
     params, data = read_wav(path)
     assert params.framerate == 8000 and params.sampwidth == 2
