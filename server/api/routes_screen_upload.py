@@ -19,6 +19,7 @@ threads: the event loop here also carries SIP.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
 import hashlib
 import logging
@@ -147,7 +148,6 @@ async def upload_screen(
 ) -> Any:
     addr = client_addr(request)
     settings = ctx.settings
-    claim: Claim | None = None
     try:
         if user.client != RECORDER_SCOPE:
             raise ApiError(
@@ -196,6 +196,13 @@ async def upload_screen(
         await asyncio.to_thread(
             _audit, ctx, user, interaction_id, outcome, f"{exc.code}: {exc.message}", addr
         )
+        raise
+    except Exception as exc:  # a fault of ours (database, disk): still on the record, then a 500
+        log.exception("upload of the screen of %s failed", interaction_id)
+        with contextlib.suppress(Exception):
+            await asyncio.to_thread(
+                _audit, ctx, user, interaction_id, "failed", f"server error: {type(exc).__name__}", addr
+            )
         raise
     await asyncio.to_thread(
         _audit, ctx, user, interaction_id, "allowed", f"{size} bytes, sha256 {declared.sha256}", addr
