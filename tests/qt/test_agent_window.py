@@ -47,7 +47,15 @@ def log_in(qtbot: QtBot, window: MainWindow, dn: str = "4711") -> None:
     find(window, QLineEdit, "loginPassword").setText("secret")
     find(window, QLineEdit, "loginDn").setText(dn)
     QTest.mouseClick(button(window, "loginButton"), Qt.MouseButton.LeftButton)
-    qtbot.waitUntil(lambda: window.model.state.logged_in and window.model.state.pending == "none")
+    # Logged in, and the call fetched after the login has landed (runner idle): on a loaded machine
+    # its "no call" answer could otherwise arrive after a test's call.started and clear the call.
+    qtbot.waitUntil(
+        lambda: (
+            window.model.state.logged_in
+            and window.model.state.pending == "none"
+            and window.runner.pending == 0
+        )
+    )
 
 
 def start_call(qtbot: QtBot, window: MainWindow, fakes: Any, **over: Any) -> None:
