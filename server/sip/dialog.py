@@ -1,6 +1,6 @@
 """One recorded call: the SIP dialog state the UAS keeps and the ``RecordedCall`` handle given to
-the listener. Media is reached through the ``MediaSession`` protocol, which
-``server.sip.media.CallMedia`` implements; tests may plug in another implementation.
+the listener. Media is reached through the ``MediaSession`` protocol of
+``server.callmedia.session``.
 """
 
 from __future__ import annotations
@@ -10,26 +10,11 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
-from typing import Protocol
 
-from server.sip.media import MediaPlan, open_call_media
+from server.callmedia.media import open_call_media
+from server.callmedia.plan import MediaPlan
+from server.callmedia.session import MediaSession
 from server.sip.message import SipRequest
-
-
-class MediaSession(Protocol):
-    @property
-    def ports(self) -> dict[int, int]: ...  # m-line index -> local RTP port
-
-    @property
-    def last_packet_at(self) -> float | None: ...
-
-    def start(self, answered_at: float) -> None: ...
-    def pause(self, at: float) -> None: ...
-    def resume(self, at: float) -> None: ...
-    def relatch(self, index: int, remote: tuple[str, int] | None) -> None: ...
-    async def close(self, ended_at: float) -> None: ...
-    def stats(self) -> dict[str, object]: ...
-
 
 # (bind_host, port_range, voice_path, plan) -> session
 MediaFactory = Callable[[str, tuple[int, int], Path, MediaPlan], Awaitable[MediaSession]]

@@ -18,9 +18,9 @@ import logging
 import time
 from typing import TYPE_CHECKING
 
+from server.callmedia.plan import MediaPlan
 from server.sip.dialog import Call, MediaState
 from server.sip.listener import CallUpdate, UpdateKind
-from server.sip.media import MediaPlan
 from server.sip.message import SipRequest
 from server.sip.recording_request import consent_declined, control_action, metadata_parties, parties
 from server.sip.rs_metadata import parse_metadata

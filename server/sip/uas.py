@@ -13,13 +13,13 @@ from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from server.callmedia.plan import plan_media
 from server.sip.builders import ALLOW, build_response, new_tag, reason_for
 from server.sip.bye_client import ByeClient
 from server.sip.dialog import Call, MediaFactory, MediaState
 from server.sip.digest import DigestAuth, Verdict
 from server.sip.errors import SipError
 from server.sip.listener import CallAccepted, CallListener, CallOffer, CallRejected
-from server.sip.media import plan_media
 from server.sip.message import SipRequest, SipResponse
 from server.sip.midcall import MidCall
 from server.sip.ratelog import RateLimitedLog

@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from server.callmedia.media import open_call_media
+from server.callmedia.plan import plan_media
 from server.rtp.packet import RtpPacket
-from server.sip.media import open_call_media, plan_media
 from tests.loops import run_on
 
 

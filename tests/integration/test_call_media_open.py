@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from server.callmedia.media import CallMedia, open_call_media
+from server.callmedia.plan import MediaPlan, plan_media
 from server.rtp.errors import RtpSessionError
-from server.sip.media import CallMedia, MediaPlan, open_call_media, plan_media
 from tests.loops import run_on
 
 RANGE = (47000, 47999)

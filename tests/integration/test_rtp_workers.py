@@ -23,6 +23,8 @@ from typing import Any
 import numpy as np
 import pytest
 
+from server.callmedia.plan import AGENT, CALLER, MediaPlan, StreamPlan
+from server.callmedia.session import MediaSession
 from server.rtp.errors import RtpSessionError
 from server.rtp.workers.errors import NoWorkerError, RtpWorkerError, WorkerTimeoutError
 from server.rtp.workers.link import WorkerLink
@@ -41,8 +43,6 @@ from server.rtp.workers.protocol import (
 from server.rtp.workers.proxy import WorkerMediaSession
 from server.rtp.workers.ranges import split_port_range
 from server.sim.rtp_sender import send_rtp
-from server.sip.dialog import MediaSession
-from server.sip.media import AGENT, CALLER, MediaPlan, StreamPlan
 from tests.loops import run_on
 from tests.ports import rtp_range
 
@@ -393,7 +393,7 @@ ORPHAN_SCRIPT = """
 import asyncio, sys, time
 from pathlib import Path
 from server.rtp.workers.pool import WorkerPool
-from server.sip.media import MediaPlan, StreamPlan
+from server.callmedia.plan import MediaPlan, StreamPlan
 
 async def main():
     pool = WorkerPool(2)

@@ -45,7 +45,7 @@ from server.rtp.workers.protocol import (
 from server.rtp.workers.proxy import WorkerMediaSession
 
 if TYPE_CHECKING:
-    from server.sip.media import MediaPlan
+    from server.callmedia.plan import MediaPlan
 
 log = logging.getLogger(__name__)
 READ_SIZE = 256 * 1024

@@ -33,9 +33,9 @@ from server.rtp.workers.ranges import split_port_range
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+    from server.callmedia.plan import MediaPlan
+    from server.callmedia.session import MediaSession
     from server.rtp.workers.proxy import WorkerMediaSession
-    from server.sip.dialog import MediaSession
-    from server.sip.media import MediaPlan
 
 log = logging.getLogger(__name__)
 

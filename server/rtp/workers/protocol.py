@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 from server.rtp.workers.errors import FrameError
 
 if TYPE_CHECKING:
-    from server.sip.media import MediaPlan
+    from server.callmedia.plan import MediaPlan
 
 MAX_FRAME = 8 * 1024 * 1024
 REPORT_CHUNK = 200  # sessions per Report frame: keeps frames far below MAX_FRAME at any load
@@ -119,8 +119,8 @@ Reply = Opened | Closed | Failed | Report
 REPLIES: tuple[type, ...] = (Opened, Closed, Failed, Report)
 
 _ALLOWED_CLASSES = {(__name__, cls.__name__) for cls in (*COMMANDS, *REPLIES, SessionReport)} | {
-    ("server.sip.media", "MediaPlan"),
-    ("server.sip.media", "StreamPlan"),
+    ("server.callmedia.plan", "MediaPlan"),
+    ("server.callmedia.plan", "StreamPlan"),
 }
 
 

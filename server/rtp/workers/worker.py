@@ -2,7 +2,7 @@
 
 Started by ``server.rtp.workers.link`` as ``python -m server.rtp.workers.worker --index N --fd F
 --parent-pid P`` with one end of a ``socketpair`` as fd F. It runs its own uvloop event loop and
-serves the commands of ``server.rtp.workers.protocol`` with ``server.sip.media.open_call_media``:
+serves the commands of ``server.rtp.workers.protocol`` with ``server.callmedia.media.open_call_media``:
 the same code that records in-process, so a call is recorded identically either way.
 
 Nothing the main process sends can crash it: a bad command gets a ``Failed`` reply. It ends when
@@ -50,7 +50,7 @@ from server.rtp.workers.protocol import (
 )
 
 if TYPE_CHECKING:
-    from server.sip.media import CallMedia
+    from server.callmedia.media import CallMedia
 
 log = logging.getLogger("server.rtp.workers.worker")  # not "__main__" when run with -m
 REPORT_INTERVAL = 0.5
@@ -148,8 +148,8 @@ class WorkerServer:
             self._fail(command, f"{type(exc).__name__}: {exc}")
 
     async def _open(self, command: Open) -> None:
+        from server.callmedia.media import open_call_media
         from server.rtp.ports import resume_after
-        from server.sip.media import open_call_media
 
         if command.resume_after is not None:
             resume_after(command.bind_host, *command.port_range, command.resume_after)
@@ -284,8 +284,8 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     # Load the RTP stack (numpy, codecs, writers) now: in the first call's open it would stall
     # this loop for a few hundred ms while that call's RTP already flows.
+    import server.callmedia.media
     import server.rtp.session
-    import server.sip.media
     import server.voice.stereo_writer  # noqa: F401
 
     log.info("RTP worker %d started (pid %d) in %.2f s", args.index, os.getpid(), time.monotonic() - started)

@@ -1,13 +1,10 @@
 """The media of one recorded call: one RTP session per recorded stream, into one voice file.
 
-One stream (a plain call, or a SIPREC session with one mixed stream) is a mono WAV. Two streams
-(a SIPREC session's two legs, or a plain INVITE offering two) are a stereo WAV, the caller's
-audio on the left channel and the agent's on the right, each channel fed by its own RTP session
-and timeline so loss on one leg never shortens or shifts the other.
-
-``MediaPlan`` (what to open) is pure; ``open_call_media`` opens the sockets and the file. The
-SIP layer sees only the ``MediaSession`` protocol of ``server.sip.dialog``; numpy and the RTP
-stack load only when the first call is recorded.
+A stereo file's two channels are each fed by their own RTP session and timeline, so loss on one
+leg never shortens or shifts the other. ``open_call_media`` opens the sockets and the file for a
+``server.callmedia.plan.MediaPlan``; the SIP side sees the result only as the ``MediaSession``
+of ``server.callmedia.session``, in this process or (``server.rtp.workers``) in a worker process.
+numpy and the RTP stack load only when the first call is recorded.
 """
 
 from __future__ import annotations
@@ -16,10 +13,10 @@ import asyncio
 import contextlib
 import functools
 import logging
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from server.callmedia.plan import MediaPlan, StreamPlan
 from server.rtp.offloop import create_off_loop, finalise_off_loop
 
 if TYPE_CHECKING:
@@ -29,58 +26,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-CALLER, AGENT = 0, 1  # stereo channels: left, right
-MAX_RECORDED_STREAMS = 2
 _DRAIN_ROUNDS = 64  # polls at most while closing (asyncio's loop: one datagram per socket each)
-
-
-@dataclass(frozen=True, slots=True)
-class StreamPlan:
-    index: int  # m-line index in the offer (the answer's m-line for this stream)
-    codec: str
-    payload_type: int
-    telephone_event_pt: int | None
-    channel: int | None  # CALLER / AGENT in a stereo file; None: the mono file's only stream
-    remote: tuple[str, int] | None  # where the offer says the stream comes from
-
-
-@dataclass(frozen=True, slots=True)
-class MediaPlan:
-    streams: tuple[StreamPlan, ...]
-    sample_rate: int  # 16000 when a leg is G.722 (wideband), else 8000
-    latching: bool = True
-    # The signalling peer's IP (the SBC/PBX the INVITE came from): with the SDP's connection
-    # address, the only hosts a latch may come from (server.rtp.source).
-    peer_host: str | None = None
-
-    @property
-    def stereo(self) -> bool:
-        return len(self.streams) == 2
-
-
-def plan_media(
-    streams: list[tuple[int, str, int, int | None, tuple[str, int] | None]],
-    agent_streams: frozenset[int],
-    *,
-    latching: bool = True,
-    peer_host: str | None = None,
-) -> MediaPlan:
-    """``streams``: (index, codec, payload_type, telephone_event_pt, remote) of each accepted
-    stream in offer order; at most two are recorded. With two, the agent's stream (named by the
-    core) goes right and the other left; with no agent stream known, offer order decides."""
-    chosen = streams[:MAX_RECORDED_STREAMS]
-    plans: list[StreamPlan] = []
-    if len(chosen) == 1:
-        index, codec, pt, dtmf, remote = chosen[0]
-        plans.append(StreamPlan(index, codec, pt, dtmf, None, remote))
-    else:
-        agent_index = next((s[0] for s in chosen if s[0] in agent_streams), chosen[-1][0] if chosen else None)
-        for index, codec, pt, dtmf, remote in chosen:
-            plans.append(
-                StreamPlan(index, codec, pt, dtmf, AGENT if index == agent_index else CALLER, remote)
-            )
-    rate = 16000 if any(p.codec == "G722" for p in plans) else 8000
-    return MediaPlan(tuple(plans), rate, latching, peer_host)
 
 
 class CallMedia:
