@@ -13,8 +13,8 @@ import math
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from server.ratelog import RateLimitedLog
 from server.rtp.decoder import PayloadDecoder
-from server.rtp.ratelog import RateLimitedLog
 from server.rtp.sink import VoiceSink
 from server.rtp.stats import RtpStats
 from server.voice.errors import WavWriterError

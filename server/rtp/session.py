@@ -42,6 +42,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from server.ratelog import RateLimitedLog
 from server.rtp import rtcp
 from server.rtp.codecs import COMFORT_NOISE_PT, AudioCodec
 from server.rtp.decoder import PayloadDecoder
@@ -50,7 +51,6 @@ from server.rtp.offloop import create_off_loop, finalise_off_loop
 from server.rtp.packet import RtpPacket, is_rtcp
 from server.rtp.placement import Placement
 from server.rtp.ports import ReservedPair, attach_pair, reserve_pair
-from server.rtp.ratelog import RateLimitedLog
 from server.rtp.run import TIMESTAMP_SSRC, RunBuffer
 from server.rtp.session_args import validated_arguments
 from server.rtp.sink import VoiceSink

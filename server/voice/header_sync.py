@@ -25,7 +25,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
 
-from server.rtp.ratelog import RateLimitedLog
+from server.ratelog import RateLimitedLog
 from server.voice.errors import WavWriterError
 from server.voice.syncer import SETTLE_TIMEOUT, Syncer, SyncSlot, default_syncer
 

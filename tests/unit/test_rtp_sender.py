@@ -9,8 +9,8 @@ import socket
 import numpy as np
 import pytest
 
+from server.ratelog import RateLimitedLog
 from server.rtp.packet import RtpPacket
-from server.rtp.ratelog import RateLimitedLog
 from server.sim.rtp_sender import send_rtp
 from server.voice.g711 import alaw_decode, alaw_encode
 

@@ -22,7 +22,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from server.rtp.ratelog import RateLimitedLog
+from server.ratelog import RateLimitedLog
 from server.rtp.workers.errors import (
     FrameError,
     RtpWorkerError,

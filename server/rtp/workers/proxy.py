@@ -16,7 +16,7 @@ import asyncio
 import logging
 from typing import Protocol
 
-from server.rtp.ratelog import RateLimitedLog
+from server.ratelog import RateLimitedLog
 from server.rtp.workers.protocol import Close, Command, Pause, Relatch, Resume, Start
 
 log = logging.getLogger(__name__)

@@ -27,7 +27,7 @@ from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from server.rtp.ratelog import RateLimitedLog
+from server.ratelog import RateLimitedLog
 from server.rtp.workers.errors import FrameError
 from server.rtp.workers.protocol import (
     COMMANDS,

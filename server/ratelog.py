@@ -1,7 +1,9 @@
-"""Rate-limited logging for per-packet problems.
+"""A logger wrapper that lets through at most one line per reason per interval.
 
-A broken or hostile sender can send thousands of bad packets a second; logging each would flood
-the log and slow the event loop. One line per reason per interval, with the count suppressed.
+A broken or hostile peer can send thousands of bad datagrams or packets a second; logging each
+would flood the log and slow the event loop. One line per reason per interval, with the count
+suppressed since the last one. The one rate-limited logger of the server: SIP, RTP, the worker
+processes and the voice writers all use it.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ class RateLimitedLog:
         logger: logging.Logger,
         interval: float = 10.0,
         clock: Callable[[], float] = time.monotonic,
-        max_reasons: int = 64,
+        max_reasons: int = 1024,
     ) -> None:
         self._logger = logger
         self._interval = interval
@@ -26,7 +28,7 @@ class RateLimitedLog:
         self._last: dict[str, float] = {}
         self._suppressed: dict[str, int] = {}
 
-    def warning(self, reason: str, message: str, *args: object) -> bool:
+    def log(self, level: int, reason: str, message: str, *args: object) -> bool:
         """Log under ``reason`` unless it was logged within the interval; return whether it was."""
         now = self._clock()
         last = self._last.get(reason)
@@ -41,5 +43,8 @@ class RateLimitedLog:
         suppressed = self._suppressed.pop(reason, 0)
         self._last[reason] = now
         suffix = f" ({suppressed} more suppressed)" if suppressed else ""
-        self._logger.warning(message + suffix, *args)
+        self._logger.log(level, message + suffix, *args)
         return True
+
+    def warning(self, reason: str, message: str, *args: object) -> bool:
+        return self.log(logging.WARNING, reason, message, *args)
