@@ -29,6 +29,7 @@ class DiskReading:
     path: Path
     free: int  # bytes available to this (unprivileged-equivalent) process
     total: int
+    inodes_free: int | None = None  # None: the filesystem has no inode limit (or says none)
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,13 +59,18 @@ def evaluate(
 ) -> DiskStatus:
     """Low if any path is below its threshold, or if a write already failed for lack of space
     (``enospc``: what failed) and no reading since shows that space has come back."""
-    # No free space at all is low whatever the threshold (even 0: the guard switched off).
+    # No free space at all — or no free inode, where a new file fails as surely — is low whatever
+    # the threshold (even 0: the guard switched off).
     low = [
-        r for r in readings if r.free == 0 or r.free < threshold(r.total, min_free_bytes, min_free_percent)
+        r
+        for r in readings
+        if r.free == 0 or r.inodes_free == 0 or r.free < threshold(r.total, min_free_bytes, min_free_percent)
     ]
     if low:
         parts = [
-            f"{r.path}: {r.free / 1024**2:.0f} MiB free, needs "
+            f"{r.path}: no free inodes"
+            if r.inodes_free == 0
+            else f"{r.path}: {r.free / 1024**2:.0f} MiB free, needs "
             f"{threshold(r.total, min_free_bytes, min_free_percent) / 1024**2:.0f} MiB"
             for r in low
         ]
@@ -76,7 +82,8 @@ def evaluate(
 
 def read_disk(path: Path) -> DiskReading:
     st = os.statvfs(path)
-    return DiskReading(path, st.f_bavail * st.f_frsize, st.f_blocks * st.f_frsize)
+    inodes = st.f_favail if st.f_files > 0 else None  # btrfs and others report no inode limit
+    return DiskReading(path, st.f_bavail * st.f_frsize, st.f_blocks * st.f_frsize, inodes)
 
 
 class DiskGuard:

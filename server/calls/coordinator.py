@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import logging
 import time
 import uuid
@@ -127,10 +128,17 @@ class CallCoordinator:
             started_at=now,
             screen_decision=decide_screen(interaction_id, percentage),
         )
+        voice_dir = self._live_dir / interaction_id
+        try:  # first: a disk that cannot take the call's directory cannot take its voice
+            voice_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            return self._storage_refusal(offer, exc)
         try:
             await asyncio.to_thread(self._repo.create, live, percentage)
         except SQLAlchemyError as exc:  # a locked (or gone) database: the SRC may retry, not a 500
             log.error("call %s refused: the database is busy: %s", offer.call_id, str(exc).splitlines()[0])
+            with contextlib.suppress(OSError):
+                voice_dir.rmdir()
             return CallRejected(503, "Recorder Database Busy", headers=(("retry-after", "5"),))
         roster = [
             party_record(
@@ -157,8 +165,6 @@ class CallCoordinator:
         )
         self._calls[interaction_id] = LiveCall(live, agent.username, roster=roster, offer=offer)
         self._current[agent.user_id] = interaction_id
-        voice_dir = self._live_dir / interaction_id
-        voice_dir.mkdir(parents=True, exist_ok=True)
         log.info(
             "call %s (%s) on DN %s → interaction %s (screen %s)",
             offer.call_id,
@@ -168,6 +174,18 @@ class CallCoordinator:
             live.screen_decision,
         )
         return CallAccepted(interaction_id, voice_dir / "voice.wav", roles.agent_streams)
+
+    def _storage_refusal(self, offer: CallOffer, exc: OSError) -> CallRejected:
+        """The live directory refused the call's directory: 503 (the SRC retries or fails over),
+        not a 500; a full disk (or no inode left) is noted at once, not at the next check."""
+        log.error("call %s refused: cannot create its voice directory: %s", offer.call_id, exc)
+        full = exc.errno in (errno.ENOSPC, errno.EDQUOT)
+        if full and self.disk is not None:
+            self.disk.note_enospc(f"live directory {self._live_dir}: {exc.strerror}")
+        retry = (("retry-after", str(RETRY_AFTER_SECONDS)),)
+        return CallRejected(
+            503, "Recorder Disk Full" if full else "Recorder Storage Unavailable", headers=retry
+        )
 
     async def _resolve(self, offer: CallOffer) -> tuple[Party | None, RecordingParty | None]:
         pairs = numbers_to_try(offer)

@@ -31,10 +31,10 @@ MIB = 1024**2
 
 
 @contextlib.contextmanager
-def tmpfs(path: Path, size: str = "8m") -> Iterator[Path]:
+def tmpfs(path: Path, options: str = "size=8m") -> Iterator[Path]:
     path.mkdir(parents=True)
     done = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)], capture_output=True, text=True
+        ["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(path)], capture_output=True, text=True
     )
     if done.returncode != 0:
         pytest.skip(
@@ -222,5 +222,36 @@ def test_enospc_injected_at_the_writer_fails_the_call_cleanly(
         peer = SrcPeer(app.state.ctx.sip_port)
         try:
             assert_disk_full_call(client, app, tmp_path, peer, full.set, really_full=False)
+        finally:
+            peer.close()
+
+
+def test_no_inode_left_refuses_calls_with_503_not_500(tmp_path: Path) -> None:
+    # The periodic check is slowed to once an hour: the call's own directory meets the full disk.
+    settings = settings_for(tmp_path, min_free_bytes=0, disk_check_seconds=3600)
+    with (
+        tmpfs(tmp_path / "data", "size=8m,nr_inodes=64") as mounted,
+        running_server(mounted, **settings) as (
+            client,
+            app,
+        ),
+    ):
+        login_agent(client)
+        peer = SrcPeer(app.state.ctx.sip_port)
+        try:
+            assert client.get("/healthz").status_code == 200
+            (mounted / "fill").mkdir()
+            with pytest.raises(OSError) as exhausted:  # bytes to spare, but no inode left
+                for n in range(10_000):
+                    (mounted / "fill" / str(n)).touch()
+            assert exhausted.value.errno == errno.ENOSPC
+            refused = invite(peer)
+            assert (refused.status, refused.reason) == (503, "Recorder Disk Full")
+            assert int(refused.get("retry-after") or 0) > 0
+            health = client.get("/healthz")
+            assert health.status_code == 503 and "disk full" in health.json()["disk"]["problem"]
+            # The guard's own reading sees the missing inodes too, whatever the byte threshold.
+            status = app.state.ctx.coordinator.disk.check()
+            assert not status.ok and "no free inodes" in status.problem
         finally:
             peer.close()

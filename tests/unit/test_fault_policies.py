@@ -41,6 +41,10 @@ def test_evaluate_names_the_low_path_and_a_full_disk_is_low_whatever_the_thresho
     assert not status.ok and "/store" in status.problem and "/live" not in status.problem
     assert not evaluate([DiskReading(Path("/x"), 0, GIB)], 0, 0).ok
     assert not evaluate([ok], GIB, 5, enospc="voice file").ok
+    no_inodes = DiskReading(Path("/live"), 50 * GIB, 100 * GIB, inodes_free=0)
+    status = evaluate([no_inodes], GIB, 5)
+    assert not status.ok and "no free inodes" in status.problem
+    assert evaluate([DiskReading(Path("/btrfs"), 50 * GIB, 100 * GIB, inodes_free=None)], GIB, 5).ok
 
 
 def test_an_enospc_counts_until_a_reading_shows_space_again() -> None:
