@@ -14,13 +14,14 @@ from server.callmedia.media import open_call_media
 from server.callmedia.plan import plan_media
 from server.rtp.packet import RtpPacket
 from tests.loops import run_on
+from tests.ports import rtp_range
 
 
 @pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
 def test_datagrams_queued_before_close_are_recorded(tmp_path: Path, loop: str) -> None:
     async def body() -> dict[str, object]:
         plan = plan_media([(0, "PCMU", 0, None, None), (1, "PCMU", 0, None, None)], frozenset({1}))
-        media = await open_call_media("127.0.0.1", (45000, 45999), tmp_path / "call.wav", plan)
+        media = await open_call_media("127.0.0.1", rtp_range(), tmp_path / "call.wav", plan)
         started = time.time()
         media.start(started)
         sender = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)

@@ -13,8 +13,9 @@ from server.callmedia.media import CallMedia, open_call_media
 from server.callmedia.plan import MediaPlan, plan_media
 from server.rtp.errors import RtpSessionError
 from tests.loops import run_on
+from tests.ports import free_ports, rtp_range
 
-RANGE = (47000, 47999)
+RANGE = rtp_range(400)  # 40 calls of two streams, each an even port and the next
 
 
 def two_streams() -> MediaPlan:
@@ -41,13 +42,15 @@ def test_concurrent_setups_keep_each_calls_ports_together(tmp_path: Path, loop: 
 
 
 def test_a_failed_setup_releases_its_reserved_ports(tmp_path: Path) -> None:
+    tiny = free_ports(4)
+
     async def body() -> None:
         plan = plan_media([(0, "PCMU", 0, None, None), (1, "NOPE", 96, None, None)], frozenset({1}))
         with pytest.raises(RtpSessionError):
-            await open_call_media("127.0.0.1", (47600, 47603), tmp_path / "bad.wav", plan)
+            await open_call_media("127.0.0.1", (tiny, tiny + 3), tmp_path / "bad.wav", plan)
 
     asyncio.run(body())
-    for port in range(47600, 47604):  # every port of the tiny range is free again
+    for port in range(tiny, tiny + 4):  # every port of the tiny range is free again
         probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         try:
             probe.bind(("127.0.0.1", port))

@@ -19,6 +19,7 @@ from server.rtp.packet import RtpPacket
 from server.rtp.session import RtpSession
 from server.sip.transport import UdpTransport
 from tests.loops import run_on
+from tests.ports import rtp_range
 
 RATE = 8000
 BLOCKED = 0.25  # how long the loop is kept from its sockets
@@ -36,7 +37,7 @@ def test_a_stream_read_late_is_placed_when_it_arrived(tmp_path: Path, loop: str)
     stats: dict[str, object] = {}
 
     async def body() -> None:
-        session = await RtpSession.open("127.0.0.1", (46000, 46999), path, "PCMU")
+        session = await RtpSession.open("127.0.0.1", rtp_range(), path, "PCMU")
         sender = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         try:
             times["answered"] = time.time()

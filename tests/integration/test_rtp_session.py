@@ -24,6 +24,7 @@ from server.sim.speech import speech_like_pcm
 from server.voice.g711 import ulaw_decode, ulaw_encode
 from server.voice.stereo_writer import Channel, StereoWavWriter
 from tests.loops import run_on
+from tests.ports import rtp_range
 
 HOST = "127.0.0.1"
 RATE = 8000
@@ -51,7 +52,7 @@ def level(value: int) -> bytes:
 
 async def run_call(tmp_path: Path) -> tuple[RtpSession, np.ndarray, np.ndarray, float, float]:
     speech = speech_like_pcm(2.0, seed=4)
-    session = await RtpSession.open(HOST, (41000, 41999), tmp_path / "voice.wav", "PCMU")
+    session = await RtpSession.open(HOST, rtp_range(), tmp_path / "voice.wav", "PCMU")
     assert session.port % 2 == 0
     loop = asyncio.get_running_loop()
     answered_at = time.time()
@@ -163,7 +164,7 @@ def test_port_allocation(tmp_path: Path, loop: str) -> None:
 
 def test_never_answered_gives_empty_wav(tmp_path: Path) -> None:
     async def run() -> None:
-        session = await RtpSession.open(HOST, (42000, 42999), tmp_path / "v.wav", "PCMU")
+        session = await RtpSession.open(HOST, rtp_range(), tmp_path / "v.wav", "PCMU")
         await session.close(time.time())
 
     asyncio.run(run())
@@ -172,7 +173,7 @@ def test_never_answered_gives_empty_wav(tmp_path: Path) -> None:
 
 def test_packets_before_start_are_kept(tmp_path: Path) -> None:
     async def run() -> np.ndarray:
-        session = await RtpSession.open(HOST, (43000, 43999), tmp_path / "v.wav", "PCMA")
+        session = await RtpSession.open(HOST, rtp_range(), tmp_path / "v.wav", "PCMA")
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
             for i in range(3):  # media after our 200 OK, before the ACK
                 payload = bytes([0xAA]) * 160
@@ -190,7 +191,7 @@ def test_packets_before_start_are_kept(tmp_path: Path) -> None:
 
 def test_bad_datagrams_never_raise(tmp_path: Path) -> None:
     async def run() -> RtpSession:
-        session = await RtpSession.open(HOST, (44000, 44999), tmp_path / "v.wav", "PCMU")
+        session = await RtpSession.open(HOST, rtp_range(), tmp_path / "v.wav", "PCMU")
         session.start(time.time())
         rng = np.random.default_rng(0)
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
@@ -255,10 +256,10 @@ def test_two_legs_from_ffmpeg_into_one_wideband_stereo_file(tmp_path: Path) -> N
     async def run() -> tuple[RtpSession, RtpSession, float, float]:
         stereo = StereoWavWriter(path, sample_rate=16000)
         caller = await RtpSession.open(
-            HOST, (45000, 45999), None, "G722", writer=stereo.channel(Channel.CALLER), sample_rate=16000
+            HOST, rtp_range(), None, "G722", writer=stereo.channel(Channel.CALLER), sample_rate=16000
         )
         agent = await RtpSession.open(
-            HOST, (45000, 45999), None, "PCMU", writer=stereo.channel(Channel.AGENT), sample_rate=16000
+            HOST, rtp_range(), None, "PCMU", writer=stereo.channel(Channel.AGENT), sample_rate=16000
         )
         answered_at = time.time()
         caller.start(answered_at)

@@ -18,6 +18,7 @@ from server.rtp.packet import RtpPacket
 from server.rtp.run import RUN_MAX_PACKETS, RunBuffer
 from server.rtp.session import RtpSession
 from server.voice.g711 import ulaw_decode, ulaw_encode
+from tests.ports import rtp_range
 
 HOST = "127.0.0.1"
 T0 = 1_700_000_000.0
@@ -56,7 +57,7 @@ async def record(
 ) -> RtpSession:
     """Feed ``(arrival offset, datagram)`` in order, ticking by hand when ``tick`` has passed."""
     clock = Clock()
-    session = await RtpSession.open(HOST, (47000, 47999), path, "PCMU", clock=clock, tick_interval=tick)
+    session = await RtpSession.open(HOST, rtp_range(), path, "PCMU", clock=clock, tick_interval=tick)
     session.start(T0)
     for at, data in schedule:
         clock.now = T0 + at
@@ -86,7 +87,7 @@ def test_only_the_exact_continuation_joins_a_run(tmp_path: Path) -> None:
 
     async def queued(data: bytes, addr: tuple[str, int], name: str) -> int:
         clock = Clock()
-        session = await RtpSession.open(HOST, (47000, 47999), tmp_path / f"{name}.wav", "PCMU", clock=clock)
+        session = await RtpSession.open(HOST, rtp_range(), tmp_path / f"{name}.wav", "PCMU", clock=clock)
         session.start(T0)
         for i in range(settle):  # each placed on its own; the last one arms the run
             clock.now = T0 + 0.005 + i * 0.02
@@ -108,7 +109,7 @@ def test_no_run_before_the_streams_place_is_final(tmp_path: Path) -> None:
 
     async def body() -> tuple[RtpSession, list[int]]:
         clock = Clock()
-        session = await RtpSession.open(HOST, (47000, 47999), tmp_path / "v.wav", "PCMU", clock=clock)
+        session = await RtpSession.open(HOST, rtp_range(), tmp_path / "v.wav", "PCMU", clock=clock)
         session.start(T0)
         pending = []
         for i, frame in enumerate(tone_frames(50)):
@@ -192,7 +193,7 @@ def test_stats_and_file_are_complete_after_a_tick(tmp_path: Path) -> None:
     async def body() -> tuple[int, int, int]:
         clock = Clock()
         session = await RtpSession.open(
-            HOST, (47000, 47999), tmp_path / "v.wav", "PCMU", clock=clock, tick_interval=0.01
+            HOST, rtp_range(), tmp_path / "v.wav", "PCMU", clock=clock, tick_interval=0.01
         )
         session.start(T0)
         for i, frame in enumerate(tone_frames(10)):
@@ -217,7 +218,7 @@ def test_packets_read_after_a_loop_stall_are_not_late(tmp_path: Path) -> None:
     async def body() -> RtpSession:
         clock = Clock()
         session = await RtpSession.open(
-            HOST, (47000, 47999), tmp_path / "v.wav", "PCMU", clock=clock, tick_interval=0.1
+            HOST, rtp_range(), tmp_path / "v.wav", "PCMU", clock=clock, tick_interval=0.1
         )
         session.start(T0)
         frames = tone_frames(100)

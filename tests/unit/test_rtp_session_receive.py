@@ -18,9 +18,11 @@ import pytest
 from server.rtp.errors import RtpSessionError
 from server.rtp.packet import RtpPacket
 from server.rtp.session import RtpSession
+from server.rtp.source import Address
 from server.voice import g722
 from server.voice.g711 import ulaw_decode, ulaw_encode
 from server.voice.stereo_writer import Channel, StereoWavWriter
+from tests.ports import rtp_range
 
 HOST = "127.0.0.1"
 T0 = 1_700_000_000.0
@@ -63,16 +65,17 @@ Body = Callable[[Clock, Path], Awaitable[Any]]
 
 
 def run(tmp_path: Path, body: Body) -> Any:
-    return asyncio.run(body(Clock(), tmp_path))
+    async def main() -> Any:  # asyncio.run takes a coroutine, a Body returns any awaitable
+        return await body(Clock(), tmp_path)
+
+    return asyncio.run(main())
 
 
 async def open_session(clock: Clock, path: Path | None, codec: str = "PCMU", **options: Any) -> RtpSession:
-    return await RtpSession.open(
-        HOST, (48000, 48999), path, codec, clock=clock, tick_interval=3600, **options
-    )
+    return await RtpSession.open(HOST, rtp_range(), path, codec, clock=clock, tick_interval=3600, **options)
 
 
-def feed(session: RtpSession, clock: Clock, at: float, data: bytes, addr: tuple[str, int] = A) -> None:
+def feed(session: RtpSession, clock: Clock, at: float, data: bytes, addr: Address = A) -> None:
     clock.now = at
     session._on_datagram(data, addr)
 
@@ -304,7 +307,7 @@ def test_tick_keeps_the_file_growing_while_no_audio_arrives(tmp_path: Path) -> N
     async def body(clock: Clock, path: Path) -> list[int]:
         session = await RtpSession.open(
             HOST,
-            (48000, 48999),
+            rtp_range(),
             path / "v.wav",
             "PCMU",
             clock=clock,
