@@ -10,7 +10,6 @@ stops the channel: retrying a rejected token cannot succeed.
 from __future__ import annotations
 
 import logging
-import random
 import threading
 import time
 from collections.abc import Callable
@@ -23,41 +22,13 @@ from agent_app.errors import ChannelError
 from agent_app.model import ChannelState
 from agent_app.ratelimit import DropCounter
 from tandem_protocol import Envelope, parse_envelope
+from tandem_protocol.backoff import Backoff
 
 log = logging.getLogger(__name__)
 
 MAX_MESSAGE_BYTES = 256 * 1024  # a CallInfo is ~1 kB; anything near this is not ours
 EnvelopeCallback = Callable[[Envelope], None]
 StatusCallback = Callable[[ChannelState, str], None]
-
-
-class Backoff:
-    """Delays before reconnect attempts: ``initial`` doubling up to ``cap``, ±``jitter``."""
-
-    def __init__(
-        self,
-        initial: float = 0.5,
-        cap: float = 10.0,
-        *,
-        jitter: float = 0.1,
-        rng: Callable[[], float] = random.random,
-    ) -> None:
-        if initial <= 0 or cap < initial:
-            raise ValueError("need 0 < initial <= cap")
-        self._initial = initial
-        self._cap = cap
-        self._jitter = jitter
-        self._rng = rng
-        self._next = initial
-
-    def next(self) -> float:
-        base = self._next
-        self._next = min(self._cap, self._next * 2)
-        # Jitter spreads the reconnects of a whole floor of desktops after a server restart.
-        return base * (1 + self._jitter * (2 * self._rng() - 1))
-
-    def reset(self) -> None:
-        self._next = self._initial
 
 
 def events_url(server_url: str, client: str = "desktop") -> str:

@@ -21,8 +21,8 @@ from urllib.parse import urlsplit, urlunsplit
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus, WebSocketException
 
-from recorder_service.backoff import backoff_delay
 from recorder_service.clock import ClockSync
+from tandem_protocol.backoff import backoff_delay
 from tandem_protocol.events import (
     ClientMessageType,
     Envelope,

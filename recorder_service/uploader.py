@@ -26,9 +26,9 @@ from pathlib import Path
 
 import httpx
 
-from recorder_service.backoff import backoff_delay
 from recorder_service.errors import SpoolError
 from recorder_service.spool import Spool, SpoolState
+from tandem_protocol.backoff import backoff_delay
 from tandem_protocol.payloads import UploadHeaders
 
 log = logging.getLogger(__name__)

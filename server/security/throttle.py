@@ -21,6 +21,8 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from tandem_protocol.backoff import backoff_delay
+
 
 @dataclass
 class _Entry:
@@ -54,7 +56,7 @@ class _Table:
         entry.last_failure = now
         beyond = entry.failures - self.free
         if beyond > 0:  # 1 s, 2 s, 4 s, ... up to the cap
-            entry.blocked_until = now + min(self.cap, self.base * 2 ** min(beyond - 1, 60))
+            entry.blocked_until = now + backoff_delay(beyond - 1, base=self.base, cap=self.cap, jitter=0.0)
         self.entries[key] = entry
         self.entries.move_to_end(key)
         while len(self.entries) > self.max_entries:

@@ -14,9 +14,10 @@ from websockets.http11 import Request, Response
 from websockets.sync.server import Server, ServerConnection, serve
 
 from agent_app.errors import ChannelError
-from agent_app.event_channel import Backoff, EventChannel, events_url
+from agent_app.event_channel import EventChannel, events_url
 from agent_app.model import ChannelState
 from tandem_protocol import Envelope
+from tandem_protocol.backoff import Backoff
 
 pytestmark = pytest.mark.timeout(30)
 

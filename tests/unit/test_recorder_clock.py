@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from recorder_service.backoff import backoff_delay
 from recorder_service.clock import ClockSync, sample_from
+from tandem_protocol.backoff import backoff_delay
 
 
 def test_sample_symmetric_delay_gives_exact_offset() -> None:

@@ -10,7 +10,6 @@ import struct
 import pytest
 
 from server.callmedia.plan import MediaPlan, StreamPlan
-from server.rtp.workers.backoff import RestartBackoff
 from server.rtp.workers.errors import FrameError
 from server.rtp.workers.protocol import (
     COMMANDS,
@@ -33,6 +32,7 @@ from server.rtp.workers.protocol import (
     encode_frame,
 )
 from server.rtp.workers.ranges import split_port_range
+from tandem_protocol.backoff import RestartBackoff
 
 PLAN = MediaPlan(
     (StreamPlan(0, "PCMU", 0, 101, 0, ("10.0.0.1", 4000)), StreamPlan(1, "G722", 9, None, 1, None)), 16000

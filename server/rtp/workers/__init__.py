@@ -7,5 +7,5 @@ process keeps SIP and the database.
 - ``link``: the main process's end of one worker: process, stream, pending replies.
 - ``proxy``: ``WorkerMediaSession``, the ``MediaSession`` the SIP layer drives.
 - ``pool``: starts, places calls on and supervises the workers; ``pool.media_factory``.
-- ``ranges`` / ``backoff``: pure helpers (port sub-ranges, restart pacing).
+- ``ranges``: pure port sub-ranges (restart pacing: ``tandem_protocol.backoff``).
 """

@@ -6,10 +6,11 @@ RTP port range (``ranges.split_port_range``), and returns the call's ``WorkerMed
 
 Each worker slot has a supervising task: a worker that dies is logged with its exit code, its
 sessions fail (their files stay as written: crash-safe), and a new one is started after a paced
-back-off (``backoff.RestartBackoff``). A new worker takes calls only once it has sent its first
-report (it has loaded the RTP stack): ``start`` returns then, and a call's ``open_timeout`` never
-counts a worker's start-up; one not ready within ``start_timeout`` is killed. A worker silent for
-``hang_timeout`` (it reports twice a second) is killed, which the same supervision then handles.
+back-off (``tandem_protocol.backoff.RestartBackoff``). A new worker takes calls only once it has
+sent its first report (it has loaded the RTP stack): ``start`` returns then, and a call's
+``open_timeout`` never counts a worker's start-up; one not ready within ``start_timeout`` is
+killed. A worker silent for ``hang_timeout`` (it reports twice a second) is killed, which the
+same supervision then handles.
 ``stop`` closes every worker's stream, so each finalises its files and exits, and kills those that
 do not within ``stop_timeout``.
 """
@@ -25,10 +26,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from server.rtp.workers.backoff import RestartBackoff
 from server.rtp.workers.errors import NoWorkerError, RtpWorkerError
 from server.rtp.workers.link import WorkerLink
 from server.rtp.workers.ranges import split_port_range
+from tandem_protocol.backoff import RestartBackoff
 
 if TYPE_CHECKING:
     from collections.abc import Callable
