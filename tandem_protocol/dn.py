@@ -1,5 +1,6 @@
 """The DN grammar shared by the server and the agent desktop (stdlib only). Why it is what it
-is: see ``server/services/dn.py``, which applies it to every DN the server takes in."""
+is: see ``server/services/dn.py``, which applies it to every DN the server takes in; the call
+path (``server.calls``) looks numbers up by ``lookup_key``."""
 
 from __future__ import annotations
 
@@ -22,3 +23,12 @@ def normalise(raw: str) -> str:
         return dn
     shown = raw if len(raw) <= 40 else raw[:40] + "…"
     raise DnError(f"{shown!r} is not a DN: {RULE}")
+
+
+def lookup_key(raw: str) -> str:
+    """The form to look a number from the network up by: normalised when it is a DN, else as
+    given (stripped) — a SIP user part like ``rec`` is not an error, it just matches no DN."""
+    try:
+        return normalise(raw)
+    except DnError:
+        return raw.strip()

@@ -14,10 +14,10 @@ from sqlalchemy.orm import Session, sessionmaker
 from server.calls.lifecycle import Interaction
 from server.calls.media_store import MediaStore
 from server.policy.voice_formats import VOICE_FORMATS_KEY, parse_stored
-from server.services import dn as dn_rules
 from server.store import models
 from server.store.db import session_scope
 from server.store.storage import Storage, sha256_file
+from tandem_protocol import dn as dn_rules
 
 SCREEN_PERCENTAGE_KEY = "screen_percentage"
 

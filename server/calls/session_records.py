@@ -14,9 +14,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from server.calls.repository import BoundAgent
-from server.services import dn as dn_rules
 from server.store import audit, models
 from server.store.db import session_scope
+from tandem_protocol import dn as dn_rules
 
 SYSTEM_ACTOR = "sip"  # the audit username of changes the SIP side made
 MAX_META_BYTES = 64 * 1024

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 from server.services.errors import InvalidInput
 from tandem_protocol import dn as grammar
+from tandem_protocol.dn import lookup_key as lookup_key  # the call path imports it from there
 
 RULE = grammar.RULE
 
@@ -34,12 +35,3 @@ def normalise(raw: str) -> str:
         return grammar.normalise(raw)
     except grammar.DnError as exc:
         raise InvalidInput("invalid_dn", str(exc)) from None
-
-
-def lookup_key(raw: str) -> str:
-    """The form to look a number from the network up by: normalised when it is a DN, else as
-    given (stripped) — a SIP user part like ``rec`` is not an error, it just matches no DN."""
-    try:
-        return grammar.normalise(raw)
-    except grammar.DnError:
-        return raw.strip()
