@@ -2,7 +2,7 @@
 
 Prints a one-time enrolment code (valid ``recorder_enrolment_ttl_hours``, 24 h by default) to give
 to the agent's PC: ``tandem-recorder login --server URL --enroll-code CODE``. Audited as user "cli".
-The same rules as ``POST /api/admin/recorders/enrolments`` (server/security/enrolment.py)."""
+The same rules as ``POST /api/admin/recorders/enrolments`` (server/services/enrolment.py)."""
 
 from __future__ import annotations
 
@@ -36,7 +36,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 
 def cmd_enroll_recorder(args: argparse.Namespace) -> int:
     from server.cli_db import NoDatabaseError, existing_session
-    from server.security.enrolment import EnrolmentError, issue_code
+    from server.services.enrolment import EnrolmentError, issue_code
 
     settings = _settings(args)
     try:

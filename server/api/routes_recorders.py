@@ -1,5 +1,5 @@
 """Recorder enrolment over HTTP: an administrator issues a one-time code for an agent's recorder;
-the recorder exchanges it for its token. The rules are in server/security/enrolment.py."""
+the recorder exchanges it for its token. The rules are in server/services/enrolment.py."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from server.api.context import ServerContext
 from server.api.deps import AuthUser, client_addr, get_context, get_db, require_roles
 from server.api.errors import ApiError
 from server.api.routes_auth import user_info
-from server.security.enrolment import EnrolmentError, issue_code, redeem_code
+from server.services.enrolment import EnrolmentError, issue_code, redeem_code
 from tandem_protocol.payloads import (
     LoginResponse,
     RecorderEnrollRequest,

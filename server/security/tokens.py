@@ -23,7 +23,7 @@ def looks_like_token(value: str) -> bool:
 # -- scopes --------------------------------------------------------------------------------------
 # A token's scope is the ``client`` it was issued to (api_tokens.client). A password login yields
 # one of PASSWORD_SCOPES; RECORDER_SCOPE comes only from a recorder enrolment code
-# (server/security/enrolment.py), so an agent logged in on the web or desktop cannot act as his
+# (server/services/enrolment.py), so an agent logged in on the web or desktop cannot act as his
 # recorder — in particular cannot upload a screen recording of his own making.
 RECORDER_SCOPE = "recorder"
 PASSWORD_SCOPES = ("web", "desktop", "api")

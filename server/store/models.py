@@ -50,7 +50,7 @@ class ApiToken(Base):
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)  # sha256 hex; the token is never stored
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
     # The token's scope: web, desktop, api (password logins) or recorder (only from a recorder
-    # enrolment code; see server/security/enrolment.py). Screen uploads need "recorder".
+    # enrolment code; see server/services/enrolment.py). Screen uploads need "recorder".
     client: Mapped[str] = mapped_column(String(20))
     created_at: Mapped[float] = mapped_column(Float)
     expires_at: Mapped[float] = mapped_column(Float)

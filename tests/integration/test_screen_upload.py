@@ -557,7 +557,7 @@ def test_expired_enrolment_code_is_refused(client: TestClient, app: FastAPI) -> 
 
 
 def test_enrolment_code_is_consumed_once_under_concurrency(app: FastAPI) -> None:
-    from server.security.enrolment import EnrolmentError, redeem_code
+    from server.services.enrolment import EnrolmentError, redeem_code
 
     with TestClient(app) as c:
         code = issue_code(c)
