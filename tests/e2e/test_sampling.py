@@ -142,7 +142,7 @@ def _interaction(server: ServerProcess, call_id: str) -> dict[str, Any]:
     with server.client("admin") as admin:
         found = [i for i in admin.get("/api/interactions").json() if i["call_id"] == call_id]
     assert len(found) == 1, f"no single interaction for call {call_id}: {found}"
-    return found[0]
+    return dict(found[0])
 
 
 def _call_and_check(s: Setup, expect_screen: bool) -> str:

@@ -94,8 +94,8 @@ def test_capture_three_seconds_of_changing_screen(display: str, tmp_path: Path) 
         stream = container.streams.video[0]
         assert (stream.codec_context.width, stream.codec_context.height) == (640, 480)
         frames = list(container.decode(video=0))
-    pts = [f.pts for f in frames]
-    assert pts == sorted(pts)
+    pts = [f.pts for f in frames if f.pts is not None]
+    assert len(pts) == len(frames) and pts == sorted(pts)  # every frame stamped, in order
     # 5 fps for 3 s, the screen changes about every frame, plus the tail at stop time.
     assert 10 <= len(frames) <= 17, pts
     span_ms = (end - manifest.started_at) * 1000

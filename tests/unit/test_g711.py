@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import importlib
 import warnings
+from types import ModuleType
 
 import numpy as np
 import pytest
@@ -11,8 +13,9 @@ from server.voice import g711
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", DeprecationWarning)
-    try:
-        import audioop  # the reference (Sun g711.c) coder; gone from Python 3.13
+    audioop: ModuleType | None
+    try:  # the reference (Sun g711.c) coder; gone from Python 3.13
+        audioop = importlib.import_module("audioop")
     except ImportError:  # pragma: no cover - newer Pythons
         audioop = None
 

@@ -68,8 +68,9 @@ def test_refuses_without_desktop_keyring(monkeypatch: pytest.MonkeyPatch) -> Non
     from keyring.backends import fail
     from keyrings.alt.file import PlaintextKeyring
 
-    assert not _is_desktop_backend(fail.Keyring())
+    failing = fail.Keyring()  # type: ignore[no-untyped-call]  # keyring's backends have untyped __init__s
+    assert not _is_desktop_backend(failing)
     assert not _is_desktop_backend(PlaintextKeyring())
-    monkeypatch.setattr(keyring, "get_keyring", lambda: fail.Keyring())
+    monkeypatch.setattr(keyring, "get_keyring", lambda: failing)
     with pytest.raises(CredentialsError, match="--keyring-file"):
         TokenStore(None)

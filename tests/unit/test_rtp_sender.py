@@ -11,11 +11,13 @@ import pytest
 
 from server.ratelog import RateLimitedLog
 from server.rtp.packet import RtpPacket
-from server.sim.rtp_sender import send_rtp
+from server.sim.rtp_sender import RtpSendStats, send_rtp
 from server.voice.g711 import alaw_decode, alaw_encode
 
 
-async def _collect(pcm: np.ndarray, stop: asyncio.Event | None = None) -> tuple[list, list[float], object]:
+async def _collect(
+    pcm: np.ndarray, stop: asyncio.Event | None = None
+) -> tuple[list[RtpPacket], list[float], RtpSendStats]:
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     sock.bind(("127.0.0.1", 0))
     sock.setblocking(False)
@@ -42,7 +44,7 @@ async def _collect(pcm: np.ndarray, stop: asyncio.Event | None = None) -> tuple[
 def test_packets_and_pacing() -> None:
     pcm = ((np.arange(8000 + 50) % 400) * 40 - 8000).astype(np.int16)  # 1 s + a partial frame
     packets, times, stats = asyncio.run(_collect(pcm))
-    assert stats.packets == len(packets) == 51  # type: ignore[attr-defined]
+    assert stats.packets == len(packets) == 51
     first = packets[0]
     assert first.marker and not any(p.marker for p in packets[1:])
     assert all(p.payload_type == 8 and p.ssrc == first.ssrc and len(p.payload) == 160 for p in packets)
@@ -65,14 +67,14 @@ def test_random_initial_values() -> None:
 
 
 def test_stop_event() -> None:
-    async def run() -> tuple[list, object]:
+    async def run() -> tuple[list[RtpPacket], RtpSendStats]:
         stop = asyncio.Event()
         asyncio.get_running_loop().call_later(0.2, stop.set)
         packets, _, stats = await _collect(np.zeros(8000 * 5, dtype=np.int16), stop)
         return packets, stats
 
     packets, stats = asyncio.run(run())
-    assert stats.stopped  # type: ignore[attr-defined]
+    assert stats.stopped
     assert 5 <= len(packets) <= 20
 
 

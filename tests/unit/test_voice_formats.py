@@ -28,7 +28,8 @@ def speechlike(seconds: float, seed: int, level: float) -> np.ndarray:
     syllables = np.clip(np.sin(2 * np.pi * (3 + seed) * t), 0, None)
     envelope = syllables * (np.sin(2 * np.pi * 0.4 * t + seed) > -0.3)  # and pauses between phrases
     signal = (0.7 * voiced + 0.3 * rng.standard_normal(n)) * envelope
-    return np.clip(signal * level, -32768, 32767).astype(np.int16)
+    pcm: np.ndarray = np.clip(signal * level, -32768, 32767).astype(np.int16)  # numpy: Any
+    return pcm
 
 
 def write_wav(path: Path, frames: np.ndarray) -> Path:

@@ -8,7 +8,7 @@ from benchmarks.voice_load.sipp_load import SCENARIO, peer_call_ms
 from benchmarks.voice_load.verify import CallRecord, Expected, WavFacts, judge
 
 EXPECTED = Expected(packets=50)  # 1 s per leg
-STATS = {"written": 50, "samples_written": 8000}
+STATS: dict[str, object] = {"written": 50, "samples_written": 8000}
 
 
 def record(wav: WavFacts, rtp: dict[str, dict[str, object]] | None = None) -> CallRecord:
