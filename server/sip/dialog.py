@@ -28,6 +28,9 @@ async def rtp_session_factory(
     return session
 
 
+MAX_INVITE_CSEQS = 32  # INVITE CSeq numbers a dialog remembers for matching ACKs
+
+
 class MediaState(StrEnum):
     """What the SIP side says of the media, from the last offer (re-INVITE/UPDATE)."""
 
@@ -66,9 +69,18 @@ class Call:
     remote_cseq: int = 0
     reinvite_response: bytes = b""  # 2xx to a re-INVITE, resent until its ACK
     reinvite_cseq: int | None = None
+    # CSeq numbers of the peer's INVITEs in this dialog (newest last, bounded): an ACK that names
+    # one of them is for that INVITE; an ACK naming none is a deviation (see uas.on_ack).
+    invite_cseqs: list[int] = field(default_factory=list)
     retransmit_task: asyncio.Task[None] | None = field(default=None, repr=False)
     end_reason: str | None = None
     ended_event: asyncio.Event = field(default_factory=asyncio.Event, repr=False)  # set once "ended"
+
+    def note_invite(self, cseq: int) -> None:
+        if cseq in self.invite_cseqs:
+            return
+        self.invite_cseqs.append(cseq)
+        del self.invite_cseqs[:-MAX_INVITE_CSEQS]
 
     def pause(self, at: float) -> None:
         if self.stopped_at is None:

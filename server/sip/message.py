@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from server.sip.errors import SipParseError
+from server.errors import SipParseError
 from server.sip.headers import (
     LIST_HEADERS,
     SINGLE_HEADERS,
@@ -239,7 +239,10 @@ def _validate(msg: SipRequest | SipResponse) -> None:
     if mf is not None:
         parse_max_forwards(mf)
     if isinstance(msg, SipRequest):
-        if cseq is not None and cseq.method != msg.method:
+        # An ACK whose CSeq says INVITE (seen from SBCs that copy the INVITE's CSeq) still names
+        # the INVITE it acknowledges: tolerated here, logged when it is matched (uas.on_ack).
+        ack_of_invite = msg.method == "ACK" and cseq is not None and cseq.method == "INVITE"
+        if cseq is not None and cseq.method != msg.method and not ack_of_invite:
             raise SipParseError(f"CSeq method {cseq.method!r} does not match {msg.method!r}")
         from_ = msg.from_
         if vias and vias[0].branch is None and from_ is not None and from_.tag is None:

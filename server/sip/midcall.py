@@ -19,14 +19,16 @@ import time
 from typing import TYPE_CHECKING
 
 from server.callmedia.plan import MediaPlan
+from server.errors import SiprecError
 from server.sip.dialog import Call, MediaState
 from server.sip.listener import CallUpdate, UpdateKind
 from server.sip.message import SipRequest
 from server.sip.recording_request import consent_declined, control_action, metadata_parties, parties
 from server.sip.rs_metadata import parse_metadata
 from server.sip.sdp import AudioStream
-from server.sip.siprec import METADATA_TYPES, RecordingOffer, SiprecError, parse_offer
+from server.sip.siprec import METADATA_TYPES, RecordingOffer, parse_offer
 from server.sip.transactions import ServerTransaction
+from server.sip.wiretext import display_text
 
 if TYPE_CHECKING:
     from server.sip.uas import CallManager
@@ -70,14 +72,33 @@ class MidCall:
             m.final(txn, 481)
             return
         cseq = req.cseq.number if req.cseq else 0
-        if req.method == "INVITE" and (call.reinvite_cseq is not None or call.state == "answering"):
-            # RFC 3261 §14.2: an offer while our answer to the last one is not yet acknowledged.
-            m.final(txn, 491, headers=(("retry-after", "1"),))
-            return
+        if req.method == "INVITE":
+            if call.reinvite_cseq is not None or call.state == "answering":
+                # A UAC sends a re-INVITE only after it has ACKed our last 2xx (RFC 3261 §13.2.2.4,
+                # §14.1): that ACK was lost or did not match. Refusing the offer (491, as before)
+                # left the 2xx unacknowledged for good, so every later re-INVITE was refused too
+                # and the call ended after 32 s without an ACK.
+                m.tolerate(
+                    "reinvite-before-ack",
+                    "re-INVITE (CSeq %s) in dialog %s before the ACK of our 2xx: taking that ACK as sent",
+                    cseq,
+                    call.call_id,
+                )
+                await m.acknowledged(call)
+            call.note_invite(cseq)
         if cseq <= call.remote_cseq:
-            m.final(txn, 500, reason="CSeq Out Of Order")
-            return
-        call.remote_cseq = max(call.remote_cseq, cseq)
+            # RFC 3261 §12.2.2 says 500, but the peer cannot have two INVITEs of a dialog open at
+            # once (§14.1), and a retransmission matched its transaction before this point: a
+            # lower number is an SBC that restarted its numbering (failover), not reordering.
+            m.tolerate(
+                "cseq-not-increasing",
+                "%s in dialog %s with CSeq %s after %s: accepted (the peer restarted its numbering)",
+                req.method,
+                call.call_id,
+                cseq,
+                call.remote_cseq,
+            )
+        call.remote_cseq = cseq
         if not req.body:
             # An offer-less re-INVITE (session refresh): our current description is the offer.
             self._answer(call, req, addr, txn, call.answer_sdp if req.method == "INVITE" else b"", cseq)
@@ -99,11 +120,13 @@ class MidCall:
             )
             problem = codec_change(offer, call.plan)
         except SiprecError as exc:
-            m.log.warning("reoffer", "unacceptable re-offer in %s: %s", call.call_id, exc.reason)
+            m.log.warning(
+                "reoffer", "unacceptable re-offer in %s: %s", display_text(call.call_id), exc.reason
+            )
             m.final(txn, exc.status)
             return
         if problem is not None:
-            m.log.warning("reoffer", "re-offer in %s refused: %s", call.call_id, problem)
+            m.log.warning("reoffer", "re-offer in %s refused: %s", display_text(call.call_id), problem)
             m.final(txn, 488, reason="Codec Change Not Supported")
             return
         at = time.time()  # before the answer leaves: a deferred stream's sample 0 (see uas.on_invite)
@@ -181,4 +204,4 @@ class MidCall:
         try:
             await self._m.listener.on_call_updated(call, update)
         except Exception:
-            _logger.exception("listener.on_call_updated failed for %s", call.call_id)
+            _logger.exception("listener.on_call_updated failed for %s", display_text(call.call_id))

@@ -21,22 +21,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from server.errors import SipError, SipFramingError, SipParseError, SipTransportError
 from server.sip.builders import ALLOW
 from server.sip.dialog import MediaFactory, MediaState, rtp_session_factory
 from server.sip.digest import DigestAuth
-from server.sip.errors import SipError, SipParseError, SipTransportError
-from server.sip.framing import SipFramingError
 from server.sip.listener import CallListener
 from server.sip.message import SipRequest, SipResponse, parse_message
 from server.sip.ratelog import RateLimitedLog
 from server.sip.recording_request import RequestPolicy
 from server.sip.refusals import RefusalSink
-from server.sip.salvage import error_response_for
+from server.sip.salvage import error_response_for, is_ack
 from server.sip.siprec import ACCEPT
 from server.sip.tcp import StreamLimits, StreamStats, StreamTransport
 from server.sip.transport import StreamPeer, UdpTransport
 from server.sip.trust import DEFAULT_TRUSTED, TrustedSources
 from server.sip.uas import CallManager
+from server.sip.wiretext import display_text
 
 _logger = logging.getLogger(__name__)
 MAX_INFLIGHT = 1024
@@ -59,6 +59,9 @@ class SipStats:
     refused: Counter[str] = field(default_factory=Counter)  # INVITEs refused, by reason code
     untrusted: int = 0  # messages (any method, responses too) from outside sip_trusted_sources
     auth_challenges: int = 0  # 401s sent to INVITEs without (or with stale) digest credentials
+    # Deviations from RFC 3261 accepted (or ACKs dropped unanswered) instead of failing the call,
+    # by kind: see CallManager.tolerate and the README's SIP section.
+    tolerated: Counter[str] = field(default_factory=Counter)
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -73,6 +76,7 @@ class SipStats:
             "refused": dict(self.refused),
             "untrusted": self.untrusted,
             "auth_challenges": self.auth_challenges,
+            "tolerated": dict(self.tolerated),
         }
 
 
@@ -241,6 +245,9 @@ class SipService:
         self.stats.received += 1
         self.stats.malformed += 1
         self._log.warning("framing", "unframeable SIP on %s from %s: %s", peer.transport, peer, exc.reason)
+        if exc.head and is_ack(exc.head):
+            self._dropped_ack(peer, exc.reason)
+            return
         reply = error_response_for(exc.head, exc.status) if exc.head else None
         if reply is None:
             self.stats.dropped += 1
@@ -258,6 +265,9 @@ class SipService:
             msg = parse_message(data)
         except SipParseError as exc:
             self.stats.malformed += 1
+            if is_ack(data):
+                self._dropped_ack(addr, exc.reason)
+                return
             self._log.warning("malformed", "malformed SIP from %s: %s", addr, exc.reason)
             reply = error_response_for(data, exc.status)
             if reply is None:
@@ -285,6 +295,16 @@ class SipService:
             return
         # The arrival time, not the time a busy loop gets to it, is when a BYE ended the call.
         self._spawn(self._handle_request(msg, addr, time.time() if arrived is None else arrived))
+
+    def _dropped_ack(self, addr: tuple[str, int], why: str) -> None:
+        """An ACK is never answered (RFC 3261 §17): one that cannot be read is dropped, logged
+        and counted; the 2xx it was for is resent until an ACK that can be read, or a re-INVITE
+        or BYE in the dialog, arrives."""
+        self.stats.dropped += 1
+        self.stats.tolerated["malformed-ack"] += 1
+        self._log.warning(
+            "malformed-ack", "dropped a malformed ACK from %s (ACKs are never answered): %s", addr, why
+        )
 
     def _refuse_untrusted(self, msg: SipRequest | SipResponse, addr: tuple[str, int]) -> None:
         """A message from a host outside ``sip_trusted_sources``: answered on the spot (no task,
@@ -318,9 +338,11 @@ class SipService:
         except (SipError, ValueError) as exc:
             # Header parsed lazily (e.g. Contact) turned out malformed: answer 400 if we can.
             self.stats.malformed += 1
+            if req.method == "ACK":
+                self._dropped_ack(addr, str(exc))
+                return
             self._log.warning("bad-request", "bad %s from %s: %s", req.method, addr, exc)
-            if req.method != "ACK":
-                self.respond(req, addr, 400)
+            self.respond(req, addr, 400)
 
     def respond(
         self, req: SipRequest, addr: tuple[str, int], status: int, headers: tuple[tuple[str, str], ...] = ()
@@ -388,7 +410,7 @@ class SipService:
                     self._log.warning(
                         "rtp-timeout",
                         "call %s: no RTP on a stream for %.0f s; ending it",
-                        call.call_id,
+                        display_text(call.call_id),
                         now - last,
                     )
                     self._spawn(self._calls.end_call(call, now, "rtp timeout", send_bye=True))

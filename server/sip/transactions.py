@@ -57,6 +57,14 @@ class ServerTransaction:
     finished_at: float | None = None
     key: tuple[str, str] | None = None  # set by the table that holds it
 
+    @property
+    def final_status(self) -> int | None:
+        """Status of the final response sent (None while none was), read from its bytes."""
+        if not self.final or not self.last_response.startswith(b"SIP/2.0 "):
+            return None
+        code = self.last_response[8:11]
+        return int(code) if code.isdigit() else None
+
 
 class TransactionTable:
     def __init__(self, max_entries: int = MAX_TRANSACTIONS) -> None:

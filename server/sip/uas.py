@@ -14,11 +14,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from server.callmedia.plan import plan_media
+from server.errors import SipError, SiprecError
 from server.sip.builders import ALLOW, build_response, new_tag, reason_for
 from server.sip.bye_client import ByeClient
 from server.sip.dialog import Call, MediaFactory, MediaState
 from server.sip.digest import DigestAuth, Verdict
-from server.sip.errors import SipError
 from server.sip.listener import CallAccepted, CallListener, CallOffer, CallRejected
 from server.sip.message import SipRequest, SipResponse
 from server.sip.midcall import MidCall
@@ -27,7 +27,7 @@ from server.sip.recording_request import RequestPolicy, recorded_dn
 from server.sip.recording_request import call_offer as build_call_offer
 from server.sip.refusals import MAX_DETAIL, Refusal, RefusalSink, reason_code, safe_text
 from server.sip.sdp import AudioStream
-from server.sip.siprec import ACCEPT, SiprecError, parse_offer
+from server.sip.siprec import ACCEPT, parse_offer
 from server.sip.transactions import (
     ServerTransaction,
     TransactionTable,
@@ -35,6 +35,7 @@ from server.sip.transactions import (
     transaction_key,
 )
 from server.sip.transport import StreamPeer
+from server.sip.wiretext import display_text, log_text, safe_offer
 
 if TYPE_CHECKING:
     from server.sip.service import SipStats
@@ -84,6 +85,7 @@ class CallManager:
         self.local_port = 0
         self._txns = TransactionTable()
         self._dialogs: dict[tuple[str, str], Call] = {}
+        self._by_call_id: dict[str, list[Call]] = {}  # for requests that lack the To-tag
         self._bye = ByeClient(send=send, spawn=spawn, stats=stats, advertised_host=advertised_host)
         self.midcall = MidCall(self)
         self._error_timers: set[asyncio.Task[None]] = set()
@@ -233,11 +235,36 @@ class CallManager:
             self._send(txn.last_response, addr)
         return True
 
-    def find_dialog(self, req: SipRequest) -> Call | None:
+    def find_dialog(self, req: SipRequest, *, lenient: bool = False) -> Call | None:
+        """The dialog of an in-dialog request: Call-ID + our tag (To). ``lenient`` (ACK, BYE):
+        a request without a To-tag matches the one dialog of its Call-ID whose remote tag is
+        its From-tag, as widely deployed UAs do; the deviation is logged and counted."""
         to = req.to
-        if to is None or to.tag is None or req.call_id is None:
+        if to is None or req.call_id is None:
             return None
-        return self._dialogs.get((req.call_id, to.tag))
+        if to.tag is not None:
+            return self._dialogs.get((req.call_id, to.tag))
+        if not lenient:
+            return None
+        from_tag = req.from_.tag if req.from_ else None
+        matches = [c for c in self._by_call_id.get(req.call_id, ()) if c.remote_tag == from_tag]
+        if len(matches) != 1:
+            return None
+        call = matches[0]
+        self.tolerate(
+            f"{req.method.lower()}-without-to-tag",
+            "%s without To-tag matched to dialog %s (from-tag %s)",
+            req.method,
+            call.call_id,
+            from_tag,
+        )
+        return call
+
+    def tolerate(self, kind: str, msg: str, *args: object) -> None:
+        """A deviation from RFC 3261 accepted instead of failing the call: counted by kind,
+        logged at most once per kind per interval, header text made printable."""
+        self._stats.tolerated[kind] += 1
+        self._log.warning(f"tolerated:{kind}", msg, *(log_text(a) for a in args))
 
     # ---- INVITE ------------------------------------------------------------------------------
     async def on_invite(self, req: SipRequest, addr: tuple[str, int], in_dialog: bool) -> None:
@@ -266,7 +293,9 @@ class CallManager:
             self.final(txn, exc.status, headers=headers)
             return
         txn.last_response = self.respond(req, addr, 100)
-        call_offer = build_call_offer(req, addr, offer, self.policy)
+        # The core stores and shows the offer: its text is made safe there (wiretext); the dialog
+        # below keeps the raw Call-ID, which ACK, BYE and re-INVITEs must match byte for byte.
+        call_offer = safe_offer(build_call_offer(req, addr, offer, self.policy))
         try:
             decision = await self._listener.on_call_offered(call_offer)
         except Exception:
@@ -304,7 +333,7 @@ class CallManager:
             return
         local_tag = new_tag()
         call = Call(
-            call_id=call_offer.call_id,
+            call_id=req.call_id or "",
             local_tag=local_tag,
             remote_tag=req.from_.tag if req.from_ else None,
             invite=req,
@@ -317,7 +346,9 @@ class CallManager:
             remote_cseq=req.cseq.number if req.cseq else 0,
         )
         call.answer_sdp = offer.answer(self._advertised_host, media.ports)
+        call.note_invite(call.remote_cseq)
         self._dialogs[(call.call_id, local_tag)] = call
+        self._by_call_id.setdefault(call.call_id, []).append(call)
         self._per_source[host] += 1
         call.final_response = self.response_bytes(
             req, 200, to_tag=local_tag, headers=self.contact(addr, call.siprec), body=call.answer_sdp
@@ -394,7 +425,7 @@ class CallManager:
                 break
             self._stats.retransmissions += 1
             self._send(data, call.source)
-        self._log.warning("no-ack", "no ACK for call %s; ending it", call.call_id)
+        self._log.warning("no-ack", "no ACK for call %s; ending it", display_text(call.call_id))
         await self.end_call(call, time.time(), "no ACK", send_bye=True)
 
     def retransmit_reinvite_2xx(self, call: Call, data: bytes, cseq: int) -> None:
@@ -405,21 +436,47 @@ class CallManager:
         )
 
     async def on_ack(self, req: SipRequest) -> None:
+        """Never answered. Acknowledges our pending 2xx; an ACK whose CSeq number names none of
+        the dialog's INVITEs (or whose CSeq method is INVITE) is taken for the pending one."""
         txn = self._txns.get(transaction_key(req))
         if txn is not None:
             txn.acked = True  # ends Timer G for an error response (the ACK shares its branch)
-        call = self.find_dialog(req)
+            status = txn.final_status
+            if status is not None and status >= 300:
+                return  # ACK of an error response: absorbed by its transaction
+        call = self.find_dialog(req, lenient=True)
         if call is None:
-            return  # ACK of an error response (absorbed by the transaction), or stray
+            return  # stray, or for a dialog already ended
         cseq = req.cseq.number if req.cseq else None
-        if call.reinvite_cseq is not None and cseq == call.reinvite_cseq:
+        if req.cseq is not None and req.cseq.method != "ACK":
+            self.tolerate(
+                "ack-cseq-method", "ACK in dialog %s with CSeq method %s", call.call_id, req.cseq.method
+            )
+        pending = call.reinvite_cseq
+        if pending is None and call.state != "answering":
+            return  # a retransmitted ACK
+        expected = pending if pending is not None else call.invite_cseqs[0]
+        if cseq != expected:
+            if cseq in call.invite_cseqs:
+                return  # a late or repeated ACK of an earlier INVITE of this dialog
+            self.tolerate(
+                "ack-cseq-mismatch",
+                "ACK with CSeq %s matched to the pending 2xx (CSeq %s) of dialog %s",
+                cseq,
+                expected,
+                call.call_id,
+            )
+        await self.acknowledged(call)
+
+    async def acknowledged(self, call: Call) -> None:
+        """Our pending 2xx (to the INVITE or to a re-INVITE) is acknowledged: stop resending it."""
+        self._stop_retransmit(call)
+        if call.reinvite_cseq is not None:
             call.reinvite_cseq = None
-            self._stop_retransmit(call)
             return
         if call.state != "answering":
-            return  # a retransmitted ACK
+            return
         call.state = "answered"
-        self._stop_retransmit(call)
         if call.media_started:
             await self.notify_answered(call)
 
@@ -427,7 +484,7 @@ class CallManager:
         try:
             await self._listener.on_call_answered(call)
         except Exception:
-            _logger.exception("listener.on_call_answered failed for %s", call.call_id)
+            _logger.exception("listener.on_call_answered failed for %s", display_text(call.call_id))
 
     def on_response(self, resp: SipResponse) -> None:
         self._bye.on_response(resp)
@@ -450,10 +507,10 @@ class CallManager:
     # ---- BYE ---------------------------------------------------------------------------------
     async def on_bye(self, req: SipRequest, addr: tuple[str, int], arrived: float | None = None) -> None:
         ended_at = arrived or time.time()
-        call = self.find_dialog(req)
+        call = self.find_dialog(req, lenient=True)
         txn = ServerTransaction(req, addr)
         self._txns.add(transaction_key(req), txn)
-        if call is None and req.call_id and await self._stray_bye(req.call_id):
+        if call is None and req.call_id and await self._stray_bye(display_text(req.call_id)):
             self.final(txn, 200)  # a call a server stop interrupted: its hang-up is answered
             return
         if call is None or call.state not in ("answering", "answered"):
@@ -494,9 +551,14 @@ class CallManager:
         try:
             await call.media.close(ended_at)
         except Exception:
-            _logger.exception("closing RTP session of %s failed", call.call_id)
+            _logger.exception("closing RTP session of %s failed", display_text(call.call_id))
         call.state = "ended"
         if self._dialogs.pop((call.call_id, call.local_tag), None) is not None:
+            siblings = self._by_call_id.get(call.call_id, [])
+            if call in siblings:
+                siblings.remove(call)
+            if not siblings:
+                self._by_call_id.pop(call.call_id, None)
             host = call.source[0]
             self._per_source[host] -= 1
             if self._per_source[host] <= 0:
@@ -505,7 +567,7 @@ class CallManager:
         try:
             await self._listener.on_call_ended(call, ended_at, reason)
         except Exception:
-            _logger.exception("listener.on_call_ended failed for %s", call.call_id)
+            _logger.exception("listener.on_call_ended failed for %s", display_text(call.call_id))
 
     async def end_all(self, reason: str) -> None:
         for task in list(self._error_timers):
