@@ -57,6 +57,13 @@ def cmd_run(args: argparse.Namespace) -> int:
     from server.rlimits import raise_open_files_limit
 
     raise_open_files_limit()  # before any worker starts: children inherit the limit
+    from server.datadir_lock import DataDirInUseError, acquire
+
+    try:  # before create_app: its start-up recovery must never touch another server's calls
+        datadir_lock = acquire(settings.data_dir)
+    except DataDirInUseError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     app = create_app(settings)
     config = uvicorn.Config(
         app,
@@ -73,7 +80,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         limit_concurrency=settings.http_max_concurrency,
     )
     install_log_redaction()  # after uvicorn.Config: it sets up uvicorn's loggers
-    uvicorn.Server(config).run()
+    from server.drain import DrainingServer
+
+    with datadir_lock:  # held until the process is done with the data directory
+        DrainingServer(config, app.state.ctx.coordinator, settings.drain_seconds).run()
     return 0
 
 

@@ -107,6 +107,15 @@ class Settings(BaseSettings):
     audit_checkpoint_dir: Path | None = None
     audit_checkpoint_interval_seconds: float = Field(300.0, gt=0)
     audit_checkpoint_records: int = Field(0, ge=0)  # also once this many records are new; 0: time only
+    # Faults (docs/architecture.md, "Faults"): a SIGTERM lets calls in progress finish for this
+    # long while new ones are refused (0: end them at once); a database lock is waited for this
+    # long, not SQLite's 30 s default; below this much free space (bytes, or per cent of the
+    # disk, whichever is larger) on the live or storage directory new calls are refused.
+    drain_seconds: float = Field(30.0, ge=0)
+    db_busy_timeout_seconds: float = Field(5.0, gt=0, le=60)
+    min_free_bytes: int = Field(1024**3, ge=0)
+    min_free_percent: float = Field(5.0, ge=0, lt=100)
+    disk_check_seconds: float = Field(5.0, gt=0)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 
     @model_validator(mode="after")
