@@ -183,9 +183,35 @@ class _TreeReader:
         return self.data[start:end].decode("utf-8", "replace")
 
 
+_DECLARED = re.compile(rb"""^\s*<\?xml[^>]*?encoding\s*=\s*["']([A-Za-z0-9._-]+)["']""")
+_XML_CONTROLS = re.compile(rb"[\x00-\x08\x0b\x0c\x0e-\x1f]")
+
+
+def _as_utf8(data: bytes, md: RecordingMetadata) -> bytes:
+    """Metadata said (or taken) to be UTF-8 that is not: octets that are not UTF-8 are read as
+    Latin-1 (SBCs copy an ISO-8859-1 PBX's display names into it), and control characters XML
+    forbids become '?', so one odd name does not cost the parse of every participant after it."""
+    if data[:2] in (b"\xff\xfe", b"\xfe\xff") or b"\x00" in data[:4]:
+        return data  # UTF-16/32: expat reads it
+    declared = _DECLARED.match(data)
+    if declared is not None and declared.group(1).lower().replace(b"-", b"").replace(b"_", b"") != b"utf8":
+        return data  # another declared encoding: expat reads it
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        text = data.decode("utf-8", "surrogateescape")
+        data = "".join(chr(ord(c) - 0xDC00) if 0xDC80 <= ord(c) <= 0xDCFF else c for c in text).encode()
+        md.warn("metadata is not valid UTF-8: the octets that are not were read as Latin-1")
+    if _XML_CONTROLS.search(data):
+        data = _XML_CONTROLS.sub(b"?", data)
+        md.warn("metadata holds control characters XML forbids: replaced by '?'")
+    return data
+
+
 def parse_metadata(data: bytes) -> RecordingMetadata:
     """Read whatever recording metadata ``data`` holds; never raises."""
     md = RecordingMetadata()
+    data = _as_utf8(data, md)
     reader = _TreeReader(data)
     try:
         reader.parse()

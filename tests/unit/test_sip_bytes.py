@@ -8,6 +8,7 @@ import pytest
 from server.sip.builders import build_response
 from server.sip.listener import CallOffer, OfferedStream, Party
 from server.sip.message import SipRequest, parse_message
+from server.sip.rs_metadata import parse_metadata
 from server.sip.salvage import error_response_for, is_ack, request_method
 from server.sip.wiretext import display_text, safe_offer, wire_bytes
 
@@ -142,3 +143,31 @@ def test_other_broken_requests_are_still_answered() -> None:
     assert reply is not None and reply.startswith(b"SIP/2.0 400 ")
     assert request_method(b"SIP/2.0 200 OK\r\n\r\n") is None
     assert request_method(b"\x00\xff garbage") is None
+
+
+META = (
+    b'<?xml version="1.0" encoding="UTF-8"?>'
+    b'<recording xmlns="urn:ietf:params:xml:ns:recording:1">'
+    b'<participant participant_id="a"><nameID aor="sip:4930123@pbx"><name>NAME</name></nameID></participant>'
+    b'<participant participant_id="b"><nameID aor="sip:1001@pbx"><name>Agent</name></nameID></participant>'
+    b"</recording>"
+)
+
+
+@pytest.mark.parametrize(
+    ("name", "shown"),
+    [
+        (b"M\xfcller", "Müller"),  # ISO-8859-1 in a document that says (or is taken to be) UTF-8
+        (b"M\xc3\xbcller", "Müller"),
+        (b"Bell\x07\x01", "Bell??"),  # control characters XML forbids
+    ],
+)
+def test_metadata_names_that_are_not_utf8_keep_every_participant(name: bytes, shown: str) -> None:
+    md = parse_metadata(META.replace(b"NAME", name))
+    assert [(p.participant_id, p.names) for p in md.participants] == [("a", [shown]), ("b", ["Agent"])]
+
+
+def test_metadata_in_a_declared_encoding_is_read_in_it() -> None:
+    doc = META.replace(b"UTF-8", b"ISO-8859-1").replace(b"NAME", b"M\xfcller")
+    md = parse_metadata(doc)
+    assert md.participants[0].names == ["Müller"] and not md.warnings
