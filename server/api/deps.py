@@ -19,7 +19,7 @@ from starlette.requests import HTTPConnection
 from server.api.context import ServerContext
 from server.api.errors import ApiError
 from server.policy.access import Viewer
-from server.security.tokens import token_digest
+from server.security.tokens import RECORDER_SCOPE, token_digest
 from server.store import audit, models
 from server.store.db import session_scope
 
@@ -102,7 +102,9 @@ def _resolve(session: Session, which: ColumnElement[bool]) -> AuthUser | None:
     )
 
 
-def current_user(request: Request, session: Session = Depends(get_db, scope="function")) -> AuthUser:
+def any_scope_user(request: Request, session: Session = Depends(get_db, scope="function")) -> AuthUser:
+    """The token's user, whatever the token's scope: only for the few endpoints an enrolled recorder
+    may call (logout, the screen upload); everything else takes ``current_user``."""
     token = extract_token(request)
     user = resolve_token(session, token)
     if user is None:
@@ -123,12 +125,44 @@ def current_user(request: Request, session: Session = Depends(get_db, scope="fun
     return user
 
 
-def require_roles(*roles: str) -> Callable[..., AuthUser]:
-    """Dependency factory: the user must have one of ``roles``; a refusal is audited."""
+def current_user(
+    request: Request,
+    user: AuthUser = Depends(any_scope_user),
+    session: Session = Depends(get_db, scope="function"),
+) -> AuthUser:
+    """The token's user, refusing recorder tokens: a recorder credential sits on the agent's PC
+    and is for uploading screen recordings, not for acting as the agent (pause, stop, done) or
+    reading recordings. The refusal is audited."""
+    if user.client == RECORDER_SCOPE:
+        audit.record(
+            session,
+            action="access.denied",
+            outcome="denied",
+            user_id=user.user_id,
+            username=user.username,
+            target_type="endpoint",
+            target_id=request.url.path[:64],
+            detail="recorder token used outside the recorder's endpoints",
+            remote_addr=client_addr(request),
+        )
+        session.commit()
+        raise ApiError(
+            403,
+            "recorder_token_not_allowed",
+            "a recorder token only uploads screen recordings and keeps the event channel; "
+            "log in on the desktop or the web for this",
+        )
+    return user
+
+
+def require_roles(*roles: str, allow_recorder: bool = False) -> Callable[..., AuthUser]:
+    """Dependency factory: the user must have one of ``roles``; a refusal is audited.
+    ``allow_recorder`` lets recorder tokens through (the route then checks the scope itself)."""
+    user_dependency = any_scope_user if allow_recorder else current_user
 
     def _check(
         request: Request,
-        user: AuthUser = Depends(current_user),
+        user: AuthUser = Depends(user_dependency),
         session: Session = Depends(get_db, scope="function"),
     ) -> AuthUser:
         if user.role not in roles:

@@ -13,9 +13,18 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from server.api.context import ServerContext
-from server.api.deps import SESSION_COOKIE, AuthUser, client_addr, current_user, get_context, get_db
+from server.api.deps import (
+    SESSION_COOKIE,
+    AuthUser,
+    any_scope_user,
+    client_addr,
+    current_user,
+    get_context,
+    get_db,
+)
 from server.api.errors import ApiError
-from server.security.passwords import PasswordCheckBusy, verify_password
+from server.errors import PasswordCheckBusy
+from server.security.passwords import verify_password
 from server.security.throttle import LoginThrottle
 from server.security.tokens import RECORDER_SCOPE, new_token, token_digest
 from server.services import desktop_dn
@@ -142,7 +151,7 @@ def _desktop_actor(user: models.User, addr: str) -> Actor:
 def logout(
     request: Request,
     response: Response,
-    user: AuthUser = Depends(current_user),
+    user: AuthUser = Depends(any_scope_user),  # a recorder logs out too
     session: Session = Depends(get_db, scope="function"),
     ctx: ServerContext = Depends(get_context),
 ) -> Response:

@@ -39,16 +39,17 @@ from starlette.requests import ClientDisconnect
 from server.api.context import ServerContext
 from server.api.deps import AuthUser, client_addr, get_context, require_roles
 from server.api.errors import ApiError
-from server.calls.media_store import Claim, MediaBusyError, MediaExistsError
-from server.media.screen_validation import ScreenRejected, check_time_span, validate_screen_file
+from server.calls.media_store import Claim
+from server.errors import MediaBusyError, MediaExistsError, ScreenRejected, StorageError, StorageFullError
+from server.media.screen_validation import check_time_span, validate_screen_file
 from server.store import audit, models
 from server.store.db import session_scope
-from server.store.storage import StorageError, StorageFullError
 from tandem_protocol.payloads import UploadHeaders
 
 router = APIRouter(prefix="/api")
 log = logging.getLogger(__name__)
-agent_only = require_roles("agent")
+# The route checks the scope itself, so a wrong-scope upload is refused and audited as an upload.
+agent_only = require_roles("agent", allow_recorder=True)
 
 RECORDER_SCOPE = "recorder"
 WRITE_BATCH = 1 << 20  # bytes gathered before one write in a worker thread (bounds memory too)

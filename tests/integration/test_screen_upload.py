@@ -26,8 +26,8 @@ from starlette.websockets import WebSocketDisconnect
 
 from recorder_service.encoder import ScreenEncoder
 from server.api.app import create_app
-from server.calls.media_store import MediaExistsError
 from server.cli import main as server_cli
+from server.errors import MediaExistsError
 from server.settings import load_settings
 from server.store import models
 from server.store.db import session_scope
@@ -188,6 +188,29 @@ def test_agent_logins_cannot_upload_a_screen_recording(
     assert media_rows(app) == [] and stored_files(tmp_path / "data") == []
     refused = audit_rows(app, "screen.upload")
     assert [a.outcome for a in refused] == ["denied"] and f"client={scope}" in refused[0].detail
+
+
+def test_a_recorder_token_cannot_act_as_the_agent_or_read_recordings(
+    client: TestClient, app: FastAPI
+) -> None:
+    """The recorder's credential lives on the agent's PC: it uploads and keeps its channel, and
+    nothing else (no pause/stop/done on the agent's behalf, no reading of recordings)."""
+    add_interaction(app)
+    token = recorder_token(client)
+    for method, path in (
+        ("POST", f"/api/interactions/{IID}/pause"),
+        ("POST", f"/api/interactions/{IID}/stop"),
+        ("POST", f"/api/interactions/{IID}/done"),
+        ("GET", "/api/interactions"),
+        ("GET", f"/api/interactions/{IID}/media/voice"),
+        ("GET", "/api/me"),
+    ):
+        r = client.request(method, path, headers=bearer(token))
+        assert r.status_code == 403, (path, r.text)
+        assert r.json()["error"] == "recorder_token_not_allowed"
+    refused = [a for a in audit_rows(app, "access.denied") if "recorder token" in a.detail]
+    assert len(refused) == 6
+    assert client.post("/api/auth/logout", headers=bearer(token)).status_code == 204
 
 
 def test_another_agents_recorder_cannot_upload(client: TestClient, app: FastAPI, tmp_path: Path) -> None:
@@ -544,7 +567,8 @@ def test_enrolment_code_is_admin_only_one_time_hashed_and_audited(client: TestCl
     assert [a.outcome for a in audit_rows(app, "recorder.enroll")] == ["allowed", "denied", "denied"]
     issued = audit_rows(app, "recorder.enrolment.issue")
     assert [a.outcome for a in issued] == ["denied", "allowed"] and issued[-1].username == "admin"
-    assert client.get("/api/me", headers=bearer(token)).json()["username"] == "agent1"
+    # the token is agent1's (checked above in the database) and good for uploads only
+    assert client.get("/api/me", headers=bearer(token)).json()["error"] == "recorder_token_not_allowed"
 
 
 def test_expired_enrolment_code_is_refused(client: TestClient, app: FastAPI) -> None:
@@ -557,7 +581,8 @@ def test_expired_enrolment_code_is_refused(client: TestClient, app: FastAPI) -> 
 
 
 def test_enrolment_code_is_consumed_once_under_concurrency(app: FastAPI) -> None:
-    from server.services.enrolment import EnrolmentError, redeem_code
+    from server.errors import EnrolmentError
+    from server.services.enrolment import redeem_code
 
     with TestClient(app) as c:
         code = issue_code(c)
