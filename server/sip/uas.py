@@ -144,7 +144,7 @@ class CallManager:
         phrase = reason or reason_for(status)
         code = why or reason_code(status, reason)
         self._stats.refused[code] += 1
-        call_id = safe_text(req.call_id or "", 128)
+        call_id = display_text(req.call_id or "", 128)
         self._log.warning(
             f"refused:{code}",
             "refused INVITE %s from %s:%s: %d %s",
@@ -167,10 +167,10 @@ class CallManager:
                 call_id=call_id,
                 source=safe_text(f"{addr[0]}:{addr[1]}", 64),
                 source_host=safe_text(addr[0], 64),
-                from_uri=safe_text(req.get("from") or ""),
-                to_uri=safe_text(req.get("to") or ""),
-                request_uri=safe_text(req.uri.raw),
-                dn=safe_text(dn, 64),
+                from_uri=display_text(req.get("from") or ""),
+                to_uri=display_text(req.get("to") or ""),
+                request_uri=display_text(req.uri.raw),
+                dn=display_text(dn, 64),
                 reason=code,
                 status=status,
                 kind="siprec" if "siprec" in require else "plain",

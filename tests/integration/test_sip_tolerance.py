@@ -17,6 +17,7 @@ import pytest
 from server.errors import SipParseError
 from server.sip.listener import UpdateKind
 from server.sip.message import SipResponse, parse_message
+from server.sip.refusals import Refusal, RefusalSink
 from server.sip.service import SipService
 from tests.integration.sip_fakes import FakeListener
 from tests.loops import LOOPS, run_on
@@ -123,7 +124,10 @@ async def _wait_for(predicate: Callable[[], object], what: str) -> None:
 
 
 def _run(
-    loop: str, tmp_path: Path, body: Callable[[SipService, FakeListener, RawUac], Awaitable[None]]
+    loop: str,
+    tmp_path: Path,
+    body: Callable[[SipService, FakeListener, RawUac], Awaitable[None]],
+    refusals: RefusalSink | None = None,
 ) -> tuple[SipService, FakeListener]:
     async def main() -> tuple[SipService, FakeListener]:
         listener = FakeListener(tmp_path)
@@ -135,6 +139,7 @@ def _run(
             rtp_host="127.0.0.1",
             rtp_port_range=rtp_range(),
             rtp_timeout=60.0,
+            refusals=refusals,
         )
         await service.start()
         transport, proto = await asyncio.get_running_loop().create_datagram_endpoint(
@@ -320,3 +325,44 @@ def test_a_malformed_ack_is_never_answered(loop: str, tmp_path: Path) -> None:
     service, _ = _run(loop, tmp_path, body)
     assert service.stats.tolerated["malformed-ack"] == len(BROKEN_ACKS) + 1
     assert service.stats.responses[400] == 0
+
+
+# ---- item 6: header octets that are not UTF-8 ---------------------------------------------------
+class _Refusals:
+    def __init__(self) -> None:
+        self.seen: list[Refusal] = []
+
+    def refused(self, refusal: Refusal) -> None:
+        self.seen.append(refusal)
+
+
+@pytest.mark.parametrize("loop", LOOPS)
+def test_latin1_and_binary_header_octets_are_recorded_and_echoed(loop: str, tmp_path: Path) -> None:
+    refusals = _Refusals()
+
+    async def body(service: SipService, listener: FakeListener, uac: RawUac) -> None:
+        uac.call_id = b"bin\x01\xff@pbx"
+        uac.from_ = b'"M\xfcller" <sip:4930123@127.0.0.1>;tag=t\xe9g'
+        uac.send(uac.request("INVITE", 1, body=SDP))
+        ok = await uac.response("INVITE", 200)
+        raw = uac.received[-1]
+        assert b"\r\nCall-ID: bin\x01\xff@pbx\r\n" in raw and b'\r\nFrom: "M\xfcller" <sip:' in raw
+        assert ok.to is not None and ok.to.tag
+        uac.to_tag = ok.to.tag.encode()
+        uac.send(uac.request("ACK", 1))
+        await _wait_for(lambda: listener.answered, "the call answered")
+        uac.send(uac.request("BYE", 2))
+        assert (await uac.response("BYE")).status == 200
+        await _wait_for(lambda: listener.ended, "the call to end")
+        # A refused one: the missed-call record shows the name, not "M?ller".
+        uac.call_id, uac.to, uac.to_tag = b"refused\xff", b"<sip:9999@127.0.0.1>", b""
+        uac.send(uac.request("INVITE", 1, body=SDP).replace(b"sip:1001@127.0.0.1:", b"sip:9999@127.0.0.1:"))
+        assert (await uac.response("INVITE", 404)).status == 404
+
+    _, listener = _run(loop, tmp_path, body, refusals)
+    offer = listener.offered[0]
+    assert offer.caller == "Müller <4930123>" and offer.call_id == "bin?ÿ@pbx"
+    _assert_recorded_for_its_length(listener, 5.0)
+    assert [(r.call_id, r.from_uri) for r in refusals.seen] == [
+        ("refusedÿ", '"Müller" <sip:4930123@127.0.0.1>;tag=tég')
+    ]
