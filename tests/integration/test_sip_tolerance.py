@@ -366,3 +366,25 @@ def test_latin1_and_binary_header_octets_are_recorded_and_echoed(loop: str, tmp_
     assert [(r.call_id, r.from_uri) for r in refusals.seen] == [
         ("refusedÿ", '"Müller" <sip:4930123@127.0.0.1>;tag=tég')
     ]
+
+
+@pytest.mark.parametrize("loop", LOOPS)
+def test_an_unframeable_ack_on_tcp_is_not_answered(loop: str, tmp_path: Path) -> None:
+    """No Content-Length on a stream: the connection is closed (RFC 3261 §18.3), and an ACK gets
+    no 400 on its way out (an INVITE would)."""
+    replies: dict[str, bytes] = {}
+
+    async def body(service: SipService, listener: FakeListener, uac: RawUac) -> None:
+        assert service.tcp_port is not None
+        for method in ("ACK", "INVITE"):
+            reader, writer = await asyncio.open_connection("127.0.0.1", service.tcp_port)
+            message = uac.request(method, 1).replace(b"Content-Length: 0\r\n", b"")
+            writer.write(message.replace(b"SIP/2.0/UDP", b"SIP/2.0/TCP"))
+            await writer.drain()
+            replies[method] = await asyncio.wait_for(reader.read(), DEADLINE)  # up to the close
+            writer.close()
+
+    service, _ = _run(loop, tmp_path, body)
+    assert replies["ACK"] == b""
+    assert replies["INVITE"].startswith(b"SIP/2.0 400 ")
+    assert service.stats.tolerated["malformed-ack"] == 1
