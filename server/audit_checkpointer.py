@@ -15,9 +15,10 @@ from pathlib import Path
 
 from sqlalchemy.orm import Session, sessionmaker
 
+from server.errors import CheckpointError
 from server.settings import Settings
 from server.store import audit
-from server.store.audit_checkpoint import CheckpointError, load_or_create_key, write_checkpoint
+from server.store.audit_checkpoint import load_or_create_key, write_checkpoint
 from server.store.db import session_scope
 
 log = logging.getLogger(__name__)

@@ -30,7 +30,8 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 
 def _trusted_key(settings: Settings, given: str | None) -> Ed25519PublicKey:
-    from server.store.audit_checkpoint import KEY_FILE, CheckpointError, load_or_create_key, parse_public_key
+    from server.errors import CheckpointError
+    from server.store.audit_checkpoint import KEY_FILE, load_or_create_key, parse_public_key
 
     if given:
         path = Path(given)
@@ -71,7 +72,7 @@ def run_verify(
 def cmd_verify(args: argparse.Namespace) -> int:
     from sqlalchemy.exc import OperationalError
 
-    from server.store.audit_checkpoint import CheckpointError
+    from server.errors import CheckpointError
 
     settings = _settings(args)
     if settings.resolved_database_url.startswith("sqlite:///"):
@@ -98,8 +99,9 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 
 def cmd_checkpoint(args: argparse.Namespace) -> int:
+    from server.errors import CheckpointError
     from server.store import audit
-    from server.store.audit_checkpoint import CheckpointError, load_or_create_key, write_checkpoint
+    from server.store.audit_checkpoint import load_or_create_key, write_checkpoint
     from server.store.db import make_engine, make_session_factory, migrate, session_scope
 
     settings = _settings(args)

@@ -11,9 +11,9 @@ import secrets
 import sys
 from pathlib import Path
 
-from server.cli_db import NoDatabaseError, existing_session, new_or_existing_session
-from server.services.errors import DomainError
-from server.settings import ConfigError, Settings, load_settings
+from server.cli_db import existing_session, new_or_existing_session
+from server.errors import ConfigError, DomainError, NoDatabaseError
+from server.settings import Settings, load_settings
 
 DEMO_USERS: tuple[tuple[str, str, str, str | None, list[str]], ...] = (
     # username, role, full name, team, supervises
@@ -57,7 +57,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     from server.rlimits import raise_open_files_limit
 
     raise_open_files_limit()  # before any worker starts: children inherit the limit
-    from server.datadir_lock import DataDirInUseError, acquire
+    from server.datadir_lock import acquire
+    from server.errors import DataDirInUseError
 
     try:  # before create_app: its start-up recovery must never touch another server's calls
         datadir_lock = acquire(settings.data_dir)

@@ -16,16 +16,13 @@ from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from server.errors import NoDatabaseError
 from server.settings import ENV_PREFIX, Settings
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
 DATA_DIR_ENV = f"{ENV_PREFIX}DATA_DIR"
-
-
-class NoDatabaseError(Exception):
-    """The command needs the server's database and there is none where it looked."""
 
 
 def data_dir_source(args: argparse.Namespace, settings: Settings) -> str:

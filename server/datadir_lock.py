@@ -15,16 +15,9 @@ import fcntl
 import os
 from pathlib import Path
 
+from server.errors import DataDirInUseError
+
 LOCK_NAME = "server.lock"
-
-
-class DataDirInUseError(Exception):
-    """Another live process holds the data directory's lock."""
-
-    def __init__(self, data_dir: Path, pid: int | None) -> None:
-        holder = f"server pid {pid}" if pid is not None else "another server (pid unknown)"
-        super().__init__(f"data directory {data_dir} is in use by {holder}")
-        self.pid = pid
 
 
 class DataDirLock:

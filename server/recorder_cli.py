@@ -35,8 +35,9 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 
 
 def cmd_enroll_recorder(args: argparse.Namespace) -> int:
-    from server.cli_db import NoDatabaseError, existing_session
-    from server.services.enrolment import EnrolmentError, issue_code
+    from server.cli_db import existing_session
+    from server.errors import EnrolmentError, NoDatabaseError
+    from server.services.enrolment import issue_code
 
     settings = _settings(args)
     try:

@@ -14,6 +14,7 @@ from typing import Any, Literal
 from pydantic import Field, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from server.errors import ConfigError
 from server.sip.trust import parse_networks
 
 ENV_PREFIX = "TANDEM_SERVER_"
@@ -31,10 +32,6 @@ def default_rtp_workers() -> int:
     except (AttributeError, OSError):
         cpus = os.cpu_count() or 1
     return max(1, cpus)
-
-
-class ConfigError(Exception):
-    """Settings could not be loaded; the message says which key and why."""
 
 
 class Settings(BaseSettings):

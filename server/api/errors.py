@@ -11,7 +11,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from server.services.errors import Conflict, DomainError, Forbidden, InvalidInput, NotFound
+from server.errors import Conflict, DomainError, Forbidden, InvalidInput, NotFound
 from tandem_protocol.payloads import ErrorBody
 
 DOMAIN_STATUS: dict[type[DomainError], int] = {

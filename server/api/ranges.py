@@ -22,13 +22,11 @@ from __future__ import annotations
 
 import re
 
+from server.errors import RangeNotSatisfiable
+
 # range-unit "=" first-pos "-" [last-pos] / "-" suffix-length; the unit is case-insensitive
 # (§14.1); the surrounding blanks an HTTP field value may carry are stripped before matching.
 _SINGLE = re.compile(r"bytes=(?:([0-9]{1,18})-([0-9]{0,18})|-([0-9]{1,18}))", re.IGNORECASE)
-
-
-class RangeNotSatisfiable(Exception):
-    """A syntactically valid range that selects no byte of the file (answer 416)."""
 
 
 def parse_range(header: str | None, size: int) -> tuple[int, int] | None:

@@ -11,9 +11,10 @@ from sqlalchemy.orm import Session
 
 from server.api.context import ServerContext
 from server.api.deps import AuthUser, client_addr, get_context, get_db, require_roles
+from server.errors import CheckpointError
 from server.store import audit
 from server.store.audit_chain import Anchor, Finding
-from server.store.audit_checkpoint import CheckpointError, load_or_create_key, read_checkpoints
+from server.store.audit_checkpoint import load_or_create_key, read_checkpoints
 
 router = APIRouter(prefix="/api")
 auditors = require_roles("admin", "compliance")

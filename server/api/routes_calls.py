@@ -12,7 +12,7 @@ from fastapi import APIRouter, Depends, Request
 from server.api.context import ServerContext
 from server.api.deps import AuthUser, client_addr, get_context, require_roles
 from server.api.errors import ApiError
-from server.calls.control import CallActionError
+from server.errors import CallActionError
 from server.store import audit
 from server.store.db import session_scope
 

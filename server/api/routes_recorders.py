@@ -13,7 +13,8 @@ from server.api.context import ServerContext
 from server.api.deps import AuthUser, client_addr, get_context, get_db, require_roles
 from server.api.errors import ApiError
 from server.api.routes_auth import user_info
-from server.services.enrolment import EnrolmentError, issue_code, redeem_code
+from server.errors import EnrolmentError
+from server.services.enrolment import issue_code, redeem_code
 from tandem_protocol.payloads import (
     LoginResponse,
     RecorderEnrollRequest,

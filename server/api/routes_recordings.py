@@ -16,7 +16,8 @@ from sqlalchemy.orm import Session, selectinload
 from server.api.context import ServerContext
 from server.api.deps import AuthUser, client_addr, current_user, get_context, get_db
 from server.api.errors import ApiError
-from server.api.ranges import RangeNotSatisfiable, parse_range
+from server.api.ranges import parse_range
+from server.errors import RangeNotSatisfiable
 from server.policy.access import SEE_ALL_ROLES, Viewer, may_play_media, may_see_interaction
 from server.policy.voice_formats import format_of_kind, ordered
 from server.store import audit, models

@@ -16,25 +16,17 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from server.calls.lifecycle import Interaction, LifecycleError
+from server.calls.lifecycle import Interaction
 from server.calls.offer_policy import PauseReasons
 from server.calls.repository import CallRepository
 from server.calls.session_records import SessionRecords
+from server.errors import CallActionError, LifecycleError
 from server.events.hub import EventHub
 from server.sip.listener import CallOffer, RecordedCall
 from server.store.audit_queue import WriteBacklog
 from tandem_protocol.events import CallInfo, EventType, ScreenCommand, ScreenState
 
 log = logging.getLogger(__name__)
-
-
-class CallActionError(Exception):
-    """An agent action that cannot be carried out; ``status`` is the HTTP status to answer."""
-
-    def __init__(self, status: int, code: str, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.code = code
 
 
 @dataclass(eq=False)

@@ -22,8 +22,8 @@ from pathlib import Path
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from server.calls.control import SIP, CallActionError, LiveCall, RecordingControl
-from server.calls.lifecycle import Interaction, LifecycleError
+from server.calls.control import SIP, LiveCall, RecordingControl
+from server.calls.lifecycle import Interaction
 from server.calls.media_jobs import MediaJobs
 from server.calls.offer_policy import assign_roles, merge_parties, numbers_to_try, party_record
 from server.calls.recovery import interrupted_call_bye, recover_interrupted
@@ -31,6 +31,7 @@ from server.calls.repository import CallRepository
 from server.calls.session_records import RecordingParty, SessionRecords, dn_candidates
 from server.calls.voice_failure import VoiceFailures
 from server.diskguard import RETRY_AFTER_SECONDS, DiskGuard
+from server.errors import CallActionError, LifecycleError
 from server.events.hub import EventHub
 from server.policy.sampling import decide_screen, effective_percentage
 from server.sip.listener import (

@@ -13,18 +13,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from server.errors import LifecycleError
 from tandem_protocol.events import CallInfo, PauseSpanInfo, Phase, ScreenState, VoiceState
 
 # Screen states in which the recorder is (or is about to be) capturing.
 CAPTURING = frozenset({ScreenState.REQUESTED, ScreenState.RECORDING})
-
-
-class LifecycleError(Exception):
-    """A transition that the interaction's current state does not allow."""
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
 
 
 @dataclass

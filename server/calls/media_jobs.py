@@ -20,8 +20,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from server.calls.repository import CallRepository
+from server.errors import StorageError
 from server.policy.voice_formats import media_kind
-from server.store.storage import Storage, StorageError
+from server.store.storage import Storage
 
 log = logging.getLogger(__name__)
 
@@ -121,7 +122,7 @@ class MediaJobs:
         there and does the whole job again (storing a kind again replaces it), so a crash never
         leaves a call without the formats the admin asked for.
         """
-        from server.media.errors import ProbeError  # PyAV loads only when media work starts
+        from server.errors import ProbeError
         from server.media.probe import wav_info
 
         if not job.path.exists():

@@ -35,27 +35,16 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
+from server.errors import MediaBusyError, MediaExistsError, StorageError
 from server.store import models
 from server.store.db import session_scope
-from server.store.storage import Storage, StorageError, recording_key
+from server.store.storage import Storage, recording_key
 
 log = logging.getLogger(__name__)
 
 EVIDENCE_KINDS = frozenset({"voice", "screen"})
 PENDING = "pending"
 COMPLETE = "complete"
-
-
-class MediaExistsError(Exception):
-    """The kind is already stored for this interaction and is never replaced."""
-
-    def __init__(self, interaction_id: str, kind: str, sha256: str) -> None:
-        super().__init__(f"the {kind} recording of {interaction_id} is already stored (sha256 {sha256})")
-        self.sha256 = sha256
-
-
-class MediaBusyError(Exception):
-    """Another writer holds the claim on this (interaction, kind) right now; retry later."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from server.media.errors import ProbeError
+from server.errors import ProbeError
 from server.media.riff import parse_wav
 
 if TYPE_CHECKING:

@@ -11,17 +11,10 @@ import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from server.media.errors import ProbeError
+from server.errors import EmptyRecordingError, ProbeError, VoiceFormatError
 from server.media.probe import container_duration
 from server.policy.voice_formats import CONTENT_TYPES, ordered
-from server.voice.formats import (
-    SPECS,
-    EmptyRecordingError,
-    VoiceFormat,
-    VoiceFormatError,
-    encoder_available,
-    finalise,
-)
+from server.voice.formats import SPECS, VoiceFormat, encoder_available, finalise
 
 log = logging.getLogger(__name__)
 

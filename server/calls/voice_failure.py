@@ -16,9 +16,9 @@ from pathlib import Path
 from typing import Any
 
 from server.calls.control import LiveCall, RecordingControl
-from server.calls.lifecycle import LifecycleError
 from server.calls.voice_faults import DISK_FULL, end_reason, media_error
 from server.diskguard import DiskGuard
+from server.errors import LifecycleError
 from tandem_protocol.events import EventType, Phase
 
 log = logging.getLogger(__name__)

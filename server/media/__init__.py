@@ -2,9 +2,5 @@
 
 The PyAV-facing code lives in :mod:`server.media.mux` and :mod:`server.media.probe`; the arithmetic
 and file-format parsing they rely on is kept pure (``timeline``, ``riff``, ``boxes``) so it can be
-tested without codecs.
+tested without codecs. Its exceptions are in :mod:`server.errors`.
 """
-
-from server.media.errors import MediaError, MuxError, ProbeError
-
-__all__ = ["MediaError", "MuxError", "ProbeError"]

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import BinaryIO
 
-from server.media.errors import ProbeError
+from server.errors import ProbeError
 
 _MAX_BOXES = 100_000  # fragmented files have two boxes per fragment; bound the walk anyway
 

@@ -21,7 +21,7 @@ from typing import Any
 
 import av
 
-from server.media.errors import MuxError
+from server.errors import MuxError
 from server.media.timeline import (
     DEFAULT_MAX_START_GAP,
     Alignment,

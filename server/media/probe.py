@@ -14,8 +14,8 @@ import numpy as np
 from av.audio.stream import AudioStream
 from av.video.stream import VideoStream
 
+from server.errors import ProbeError
 from server.media.boxes import iter_top_level_boxes
-from server.media.errors import ProbeError
 from server.media.riff import WavInfo, parse_wav
 
 

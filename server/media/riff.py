@@ -11,7 +11,7 @@ import struct
 from dataclasses import dataclass
 from typing import BinaryIO
 
-from server.media.errors import ProbeError
+from server.errors import ProbeError
 
 WAVE_FORMAT_PCM = 0x0001
 WAVE_FORMAT_ALAW = 0x0006

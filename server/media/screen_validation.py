@@ -23,20 +23,11 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
+from server.errors import ProbeError, ScreenRejected
 from server.media.boxes import iter_top_level_boxes
-from server.media.errors import ProbeError
 
 # FFmpeg names its MP4 demuxer after the whole ISO BMFF family.
 _MP4_DEMUXER_NAMES = ("mov", "mp4")
-
-
-class ScreenRejected(ValueError):
-    """The upload is not an acceptable screen recording; ``code`` is stable, ``message`` says why."""
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,7 +10,7 @@ import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from server.media.errors import MuxError
+from server.errors import MuxError
 
 # A screen and a voice file of the same interaction cannot start hours apart; a larger gap means a
 # clock or bookkeeping bug, and honouring it would pad hours of silence into the output.

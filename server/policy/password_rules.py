@@ -15,6 +15,8 @@ import string
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
+from server.errors import PolicyError
+
 log = logging.getLogger(__name__)
 
 PASSWORD_POLICY_KEY = "password_policy"
@@ -30,10 +32,6 @@ class PasswordPolicy:
     require_digit: bool = False
     require_symbol: bool = False  # anything that is not a letter or a digit
     forbid_username: bool = False  # the password may not contain the username (any case)
-
-
-class PolicyError(ValueError):
-    """A policy that cannot be stored; the message says which field and why."""
 
 
 def parse(data: Any) -> PasswordPolicy:

@@ -13,6 +13,8 @@ import json
 import logging
 from collections.abc import Callable, Iterable
 
+from server.errors import VoiceFormatsPolicyError
+
 log = logging.getLogger(__name__)
 
 VOICE_FORMATS_KEY = "voice_formats"  # Setting row: JSON list of format names
@@ -35,14 +37,6 @@ CONTENT_TYPES: dict[str, str] = {
 }
 # GIR's default playback format; the WAV master is kept on top of it.
 DEFAULT_FORMATS: tuple[str, ...] = ("mp3_16k_stereo",)
-
-
-class VoiceFormatsPolicyError(ValueError):
-    """A selection that cannot be stored; ``code`` is the API's error code."""
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
 
 
 def media_kind(fmt: str) -> str:

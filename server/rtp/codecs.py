@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from server.rtp.errors import UnsupportedCodecError
+from server.errors import UnsupportedCodecError
 from server.voice import g711, g722
 
 Int16Array = npt.NDArray[np.int16]

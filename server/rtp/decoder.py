@@ -14,8 +14,8 @@ from fractions import Fraction
 import numpy as np
 import numpy.typing as npt
 
+from server.errors import RtpSessionError
 from server.rtp.codecs import AudioCodec
-from server.rtp.errors import RtpSessionError
 from server.voice.resample import LinearUpsampler
 
 Int16Array = npt.NDArray[np.int16]

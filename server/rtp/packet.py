@@ -15,7 +15,7 @@ import struct
 from dataclasses import dataclass
 from typing import NamedTuple
 
-from server.rtp.errors import RtpPacketError
+from server.errors import RtpPacketError
 
 RTP_VERSION = 2
 FIXED_HEADER_LEN = 12

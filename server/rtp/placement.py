@@ -13,11 +13,11 @@ import math
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from server.errors import WavWriterError
 from server.ratelog import RateLimitedLog
 from server.rtp.decoder import PayloadDecoder
 from server.rtp.sink import VoiceSink
 from server.rtp.stats import RtpStats
-from server.voice.errors import WavWriterError
 from server.voice.timeline import Chunk, Verdict, VoiceTimeline
 
 log = logging.getLogger("server.rtp.session")  # one logger for the session and its placement

@@ -19,7 +19,7 @@ import socket
 from collections.abc import Callable
 from typing import NamedTuple
 
-from server.rtp.errors import PortRangeExhaustedError, RtpSessionError
+from server.errors import PortRangeExhaustedError, RtpSessionError
 
 _MAX_CURSORS = 64  # ranges remembered; a server has one or two
 _cursors: dict[tuple[str, int, int], int] = {}  # (host, low, high) → next even port to try

@@ -13,7 +13,7 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 
-from server.rtp.errors import RtcpPacketError
+from server.errors import RtcpPacketError
 from server.rtp.stats import RtpStats
 
 SR, RR, SDES, BYE, APP = 200, 201, 202, 203, 204

@@ -42,11 +42,11 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from server.errors import RtcpPacketError, RtpPacketError, RtpSessionError, WavWriterError
 from server.ratelog import RateLimitedLog
 from server.rtp import rtcp
 from server.rtp.codecs import COMFORT_NOISE_PT, AudioCodec
 from server.rtp.decoder import PayloadDecoder
-from server.rtp.errors import RtcpPacketError, RtpPacketError, RtpSessionError
 from server.rtp.offloop import create_off_loop, finalise_off_loop
 from server.rtp.packet import RtpPacket, is_rtcp
 from server.rtp.placement import Placement
@@ -57,7 +57,6 @@ from server.rtp.sink import VoiceSink
 from server.rtp.source import Address, SourceFilter
 from server.rtp.stats import RtpStats
 from server.rxstamp import receive_clock
-from server.voice.errors import WavWriterError
 from server.voice.wav_writer import WavWriter
 
 log = logging.getLogger(__name__)

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from server.errors import RtpSessionError, VoiceError
 from server.rtp.codecs import codec_by_name
 from server.rtp.decoder import PayloadDecoder
-from server.rtp.errors import RtpSessionError
 from server.rtp.sink import VoiceSink
-from server.voice.errors import VoiceError
 
 
 def validated_arguments(

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import ipaddress
 
-from server.rtp.errors import RtpSessionError
+from server.errors import RtpSessionError
 
 Address = tuple[str | object, ...]  # what asyncio hands a datagram protocol: (host, port, ...)
 

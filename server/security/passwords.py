@@ -17,16 +17,14 @@ from typing import TypeVar
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
+from server.errors import PasswordCheckBusy
+
 MAX_CONCURRENT = 2
 MAX_WAITING = 8
 WAIT_SECONDS = 10.0  # a waiter that still has no turn after this long is refused too
 
 _hasher = PasswordHasher()
 T = TypeVar("T")
-
-
-class PasswordCheckBusy(Exception):
-    """Too many password computations already running or waiting; try again shortly."""
 
 
 class Gate:

@@ -8,7 +8,7 @@ from typing import Literal
 
 from sqlalchemy.orm import Session
 
-from server.services.errors import DomainError
+from server.errors import DomainError
 from server.store import audit
 
 Source = Literal["web", "api", "desktop", "cli"]

@@ -15,9 +15,9 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from server.errors import Conflict, DomainError, InvalidInput
 from server.services import dn as dn_rules
 from server.services.actor import Actor, record, refuse
-from server.services.errors import Conflict, DomainError, InvalidInput
 from server.store import models
 
 ACTION = "auth.login"

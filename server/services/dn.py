@@ -22,7 +22,7 @@ bare one an extension); the SIP side already tries a number both with and withou
 
 from __future__ import annotations
 
-from server.services.errors import InvalidInput
+from server.errors import InvalidInput
 from tandem_protocol import dn as grammar
 from tandem_protocol.dn import lookup_key as lookup_key  # the call path imports it from there
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from server.errors import EnrolmentError
 from server.security.tokens import (
     RECORDER_SCOPE,
     enrolment_code_digest,
@@ -24,16 +25,6 @@ from server.security.tokens import (
     token_digest,
 )
 from server.store import audit, models
-
-
-class EnrolmentError(Exception):
-    """A refused issue or exchange: ``status`` and ``code`` for the API, ``message`` for people."""
-
-    def __init__(self, status: int, code: str, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.code = code
-        self.message = message
 
 
 @dataclass(frozen=True, slots=True)

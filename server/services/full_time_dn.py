@@ -19,9 +19,9 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from server.errors import Conflict, DomainError, NotFound
 from server.services import dn as dn_rules
 from server.services.actor import Actor, record, refuse
-from server.services.errors import Conflict, DomainError, NotFound
 from server.store import models
 
 ACTION = "policy.full_time_dn"

@@ -10,8 +10,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from server.calls.repository import SCREEN_PERCENTAGE_KEY
+from server.errors import DomainError, InvalidInput
 from server.services.actor import Actor, record, refuse
-from server.services.errors import DomainError, InvalidInput
 from server.store import models
 from tandem_protocol.payloads import SamplingPolicy
 

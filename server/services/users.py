@@ -9,11 +9,11 @@ from dataclasses import asdict
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from server.errors import Conflict, DomainError, Forbidden, InvalidInput, NotFound, PolicyError
 from server.policy import password_rules
 from server.policy.password_rules import PasswordPolicy
 from server.security.passwords import hash_password, verify_password
 from server.services.actor import Actor, record, refuse
-from server.services.errors import Conflict, DomainError, Forbidden, InvalidInput, NotFound
 from server.store import models
 from server.store import users as user_store
 
@@ -36,7 +36,7 @@ def set_policy(session: Session, actor: Actor, data: object) -> PasswordPolicy:
         _require_admin(actor)
         try:
             policy = password_rules.parse(data)
-        except password_rules.PolicyError as exc:
+        except PolicyError as exc:
             raise InvalidInput("invalid_password_policy", str(exc)) from exc
     except DomainError as exc:
         raise refuse(

@@ -8,9 +8,9 @@ import json
 
 from sqlalchemy.orm import Session
 
+from server.errors import InvalidInput, VoiceFormatsPolicyError
 from server.policy import voice_formats
 from server.services.actor import Actor, record, refuse
-from server.services.errors import InvalidInput
 from server.store import models
 from tandem_protocol.payloads import VoiceFormatOption, VoiceFormatsPolicy
 
@@ -39,7 +39,7 @@ def set_formats(session: Session, actor: Actor, formats: list[str]) -> list[str]
 
     try:
         chosen = voice_formats.validate(formats, available)
-    except voice_formats.VoiceFormatsPolicyError as exc:
+    except VoiceFormatsPolicyError as exc:
         error = InvalidInput(exc.code, str(exc))
         raise refuse(
             session, actor, error, action=ACTION, target_type="policy", target_id="voice_formats"

@@ -15,10 +15,10 @@ import time
 from dataclasses import dataclass
 from typing import cast
 
+from server.errors import SdpError, SimulatedCallError, SipParseError
 from server.sim.rtp_sender import send_rtp
 from server.sim.speech import speech_like_pcm
 from server.sip.builders import build_request, build_response, new_branch, new_tag
-from server.sip.errors import SdpError, SipParseError
 from server.sip.message import SipRequest, SipResponse, parse_message
 from server.sip.sdp import SUPPORTED, choose_audio, parse_sdp
 
@@ -27,14 +27,6 @@ T1 = 0.5
 T2 = 4.0
 FINAL_TIMEOUT = 32.0  # Timer B (64*T1)
 MAX_QUEUED = 64
-
-
-class SimulatedCallError(Exception):
-    """The simulated call failed; ``status`` is the SIP status if the server refused it."""
-
-    def __init__(self, message: str, status: int | None = None) -> None:
-        super().__init__(message)
-        self.status = status
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,7 +6,8 @@ import argparse
 import asyncio
 import sys
 
-from server.sim.call import SimulatedCallError, simulate_call
+from server.errors import SimulatedCallError
+from server.sim.call import simulate_call
 
 
 def _hostport(text: str) -> tuple[str, int]:

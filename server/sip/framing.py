@@ -11,21 +11,12 @@ from __future__ import annotations
 
 import re
 
-from server.sip.errors import SipParseError
+from server.errors import SipFramingError
 from server.sip.headers import canonical_name, is_digits
 from server.sip.message import ENCODING, ERRORS, MAX_MESSAGE_BYTES
 
 _LINE_SPLIT = re.compile(rb"\r?\n")
 _SEPARATORS = (b"\r\n\r\n", b"\n\n")
-
-
-class SipFramingError(SipParseError):
-    """The stream cannot be cut into messages at this point; ``head`` holds what was read of the
-    offending message (for building an error response) and the connection must be closed."""
-
-    def __init__(self, reason: str, status: int = 400, head: bytes = b"") -> None:
-        super().__init__(reason, status)
-        self.head = head
 
 
 def content_length(head: bytes) -> int:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from server.sip.errors import SipParseError
+from server.errors import SipParseError
 from server.sip.uri import SipUri, parse_uri, split_hostport
 
 COMPACT_FORMS = {

@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from server.sip.errors import SipError, SipParseError
+from server.errors import MultipartError, SipParseError
 from server.sip.headers import split_semicolons
 
 MAX_BODY_BYTES = 64 * 1024
@@ -23,14 +23,6 @@ MAX_BOUNDARY_LENGTH = 70  # RFC 2046 §5.1.1
 DEFAULT_CONTENT_TYPE = "text/plain"  # RFC 2046 §5.1: a part without Content-Type
 _LINE_END = re.compile(rb"\r?\n")
 _HEADER_NAME = re.compile(r"^[A-Za-z0-9!#$%&'*+\-.^_`|~]+$")
-
-
-class MultipartError(SipError, ValueError):
-    """A multipart body cannot be split into parts (a UAS answers 400)."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from server.sip.errors import SipError
+from server.errors import SipError
 from server.sip.listener import CallOffer, OfferedStream, Party, UpdateKind
 from server.sip.message import SipRequest
 from server.sip.rs_metadata import RecordingMetadata

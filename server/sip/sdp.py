@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
-from server.sip.errors import SdpError
+from server.errors import SdpError
 
 SUPPORTED = {"PCMU": 0, "PCMA": 8}
 _STATIC = {0: "PCMU", 8: "PCMA"}

@@ -14,8 +14,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from server.sip.errors import SdpError, SipError
-from server.sip.multipart import BodyPart, MultipartError, parse_multipart, split_parameters
+from server.errors import MultipartError, SdpError, SiprecError
+from server.sip.multipart import BodyPart, parse_multipart, split_parameters
 from server.sip.rs_metadata import RecordingMetadata, parse_metadata
 from server.sip.sdp import (
     RECORDABLE,
@@ -31,15 +31,6 @@ METADATA_TYPES = ("application/rs-metadata+xml", "application/rs-metadata")
 METADATA_DISPOSITION = "recording-session"  # RFC 7866 §9.2
 ACCEPT = "application/sdp, multipart/mixed, application/rs-metadata+xml, application/rs-metadata"
 _SRC_FEATURE = re.compile(r"(?:^|[;\s>,])\+sip\.src(?=$|[;\s=,>])", re.IGNORECASE)
-
-
-class SiprecError(SipError, ValueError):
-    """An offer the recorder cannot take, with the SIP status to answer (400, 415 or 488)."""
-
-    def __init__(self, reason: str, status: int) -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.status = status
 
 
 @dataclass(frozen=True, slots=True)

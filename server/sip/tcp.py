@@ -17,8 +17,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import cast
 
-from server.sip.errors import SipTransportError
-from server.sip.framing import SipFramingError, StreamFramer
+from server.errors import SipFramingError, SipTransportError
+from server.sip.framing import StreamFramer
 from server.sip.message import MAX_MESSAGE_BYTES
 from server.sip.ratelog import RateLimitedLog
 from server.sip.transport import StreamPeer

@@ -12,8 +12,8 @@ import logging
 import time
 from collections.abc import Callable
 
+from server.errors import SipTransportError
 from server.rxstamp import receive_clock
-from server.sip.errors import SipTransportError
 from server.sip.ratelog import RateLimitedLog
 
 # (datagram, source, arrival): the kernel's receive time where available (server.rxstamp)

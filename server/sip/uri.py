@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass, field
 from urllib.parse import unquote
 
-from server.sip.errors import SipParseError
+from server.errors import SipParseError
 
 _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+\-.]*:")
 

@@ -20,16 +20,13 @@ from typing import Any, cast
 from sqlalchemy import CursorResult, select, update
 from sqlalchemy.orm import Session
 
+from server.errors import AuditChainError
 from server.store import audit_chain
 from server.store.audit_chain import Anchor, ChainRecord, Finding
 from server.store.models import AuditHead, AuditRecord
 
 OUTCOMES = ("allowed", "denied", "failed")
 HEAD_ID = 1
-
-
-class AuditChainError(RuntimeError):
-    """The chain cannot be extended (its head row is gone): nothing is written unchained."""
 
 
 def record(

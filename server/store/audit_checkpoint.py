@@ -20,14 +20,11 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from server.errors import CheckpointError
 from server.store.audit_chain import Anchor
 
 KEY_FILE = "audit-signing-key.pem"
 FILE_PREFIX = "tandem-audit-checkpoint-"
-
-
-class CheckpointError(Exception):
-    """A checkpoint or key could not be read or written; the message names the file."""
 
 
 def load_or_create_key(data_dir: Path) -> Ed25519PrivateKey:

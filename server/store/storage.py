@@ -15,17 +15,7 @@ import time
 from pathlib import Path, PurePosixPath
 from typing import BinaryIO, Protocol
 
-
-class StorageError(Exception):
-    """A storage operation failed; the message is fit for an operator."""
-
-
-class StorageFullError(StorageError):
-    """No space left: the caller answers 507 and keeps nothing half-written."""
-
-
-class StorageKeyExistsError(StorageError):
-    """Something is already stored under the key: recordings are never overwritten."""
+from server.errors import StorageError, StorageFullError, StorageKeyExistsError
 
 
 class Storage(Protocol):

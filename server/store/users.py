@@ -9,12 +9,9 @@ import time
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from server.errors import UserExistsError
 from server.security.passwords import hash_password
 from server.store import models
-
-
-class UserExistsError(Exception):
-    pass
 
 
 def ensure_team(session: Session, name: str) -> models.Team:

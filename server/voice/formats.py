@@ -25,23 +25,14 @@ import numpy as np
 import numpy.typing as npt
 from av.audio.stream import AudioStream
 
-from server.media.errors import ProbeError
+from server.errors import EmptyRecordingError, ProbeError, VoiceFormatError
 from server.media.riff import WAVE_FORMAT_MULAW, WAVE_FORMAT_PCM, parse_wav
-from server.voice.errors import VoiceError
 from server.voice.g711 import ulaw_encode
 from server.voice.mixdown import downmix
 
 Int16Array = npt.NDArray[np.int16]
 
 BLOCK_SECONDS = 0.5  # source frames read per step
-
-
-class VoiceFormatError(VoiceError):
-    """The voice file could not be finalised into a requested format."""
-
-
-class EmptyRecordingError(VoiceFormatError):
-    """The source holds no samples (a call never answered): keep its WAV, encode nothing."""
 
 
 class VoiceFormat(StrEnum):

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Literal
 import numpy as np
 import numpy.typing as npt
 
-from server.voice.errors import VoiceError
+from server.errors import G722Error
 
 if TYPE_CHECKING:
     from av.audio.codeccontext import AudioCodecContext
@@ -29,10 +29,6 @@ Int16Array = npt.NDArray[np.int16]
 
 SAMPLE_RATE = 16000
 SAMPLES_PER_OCTET = 2
-
-
-class G722Error(VoiceError, ValueError):
-    """FFmpeg could not decode or encode G.722 data."""
 
 
 def _context(mode: Literal["r", "w"]) -> AudioCodecContext:

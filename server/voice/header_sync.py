@@ -25,8 +25,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
 
+from server.errors import WavWriterError
 from server.ratelog import RateLimitedLog
-from server.voice.errors import WavWriterError
 from server.voice.syncer import SETTLE_TIMEOUT, Syncer, SyncSlot, default_syncer
 
 DURABLE_INTERVAL = 5.0  # data fsync'ed at least this often (module docstring)

@@ -20,14 +20,10 @@ from dataclasses import dataclass, field
 import numpy as np
 import numpy.typing as npt
 
-from server.voice.errors import VoiceError
+from server.errors import AlignerError
 
 Int16Array = npt.NDArray[np.int16]
 FrameSink = Callable[[Int16Array], None]  # receives (n, channels) int16 frames
-
-
-class AlignerError(VoiceError, ValueError):
-    """The aligner was used against its contract (bad channel, non-int16 samples, after finish)."""
 
 
 @dataclass(slots=True)

@@ -27,7 +27,7 @@ from typing import BinaryIO
 import numpy as np
 import numpy.typing as npt
 
-from server.voice.errors import WavSizeLimitError, WavWriterError
+from server.errors import WavSizeLimitError, WavWriterError
 from server.voice.header_sync import HeaderSync, SyncedWriter
 from server.voice.mixdown import AlignStats, ChannelAligner
 from server.voice.timeline import Chunk

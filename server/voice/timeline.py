@@ -43,7 +43,7 @@ from typing import NamedTuple
 import numpy as np
 import numpy.typing as npt
 
-from server.voice.errors import TimelineError
+from server.errors import TimelineError
 
 Int16Array = npt.NDArray[np.int16]
 

@@ -11,7 +11,7 @@ import pytest
 
 from server.callmedia.media import CallMedia, open_call_media
 from server.callmedia.plan import MediaPlan, plan_media
-from server.rtp.errors import RtpSessionError
+from server.errors import RtpSessionError
 from tests.loops import run_on
 from tests.ports import free_ports, rtp_range
 

@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 
-from server.voice.errors import WavWriterError
+from server.errors import WavWriterError
 from server.voice.wav_writer import WavWriter
 from tests.integration.fault_server import call, login_agent, plain_offer, row, running_server, wait_for
 from tests.integration.siprec_peer import Dialog, SrcPeer, tone

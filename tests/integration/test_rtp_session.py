@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from numpy.lib.stride_tricks import sliding_window_view
 
-from server.rtp.errors import PortRangeExhaustedError, RtpSessionError, UnsupportedCodecError
+from server.errors import PortRangeExhaustedError, RtpSessionError, UnsupportedCodecError
 from server.rtp.packet import RtpPacket
 from server.rtp.session import RtpSession
 from server.sim.rtp_sender import send_rtp

@@ -25,8 +25,7 @@ import pytest
 
 from server.callmedia.plan import AGENT, CALLER, MediaPlan, StreamPlan
 from server.callmedia.session import MediaSession
-from server.rtp.errors import RtpSessionError
-from server.rtp.workers.errors import NoWorkerError, RtpWorkerError, WorkerTimeoutError
+from server.errors import NoWorkerError, RtpSessionError, RtpWorkerError, WorkerTimeoutError
 from server.rtp.workers.link import WorkerLink
 from server.rtp.workers.pool import WorkerPool
 from server.rtp.workers.protocol import (

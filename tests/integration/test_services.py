@@ -15,9 +15,9 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from server.api.app import create_app
 from server.calls.session_records import SessionRecords
+from server.errors import Conflict, InvalidInput
 from server.services import desktop_dn, full_time_dn, sampling, users
 from server.services.actor import Actor
-from server.services.errors import Conflict, InvalidInput
 from server.settings import load_settings
 from server.store import models
 from server.store.db import session_scope

@@ -15,8 +15,9 @@ from typing import Any
 import numpy as np
 import pytest
 
+from server.errors import SimulatedCallError
 from server.sim import cli
-from server.sim.call import SimulatedCallError, simulate_call
+from server.sim.call import simulate_call
 from server.sip.message import SipResponse, parse_message
 from server.sip.service import SipService
 from tests.integration.sip_fakes import FakeListener

@@ -2,7 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from server.calls.lifecycle import Interaction, LifecycleError
+from server.calls.lifecycle import Interaction
+from server.errors import LifecycleError
 from tandem_protocol.events import Phase, ScreenState, VoiceState
 
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from server.errors import InvalidInput
 from server.services import dn
-from server.services.errors import InvalidInput
 
 
 @pytest.mark.parametrize(

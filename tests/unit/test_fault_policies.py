@@ -17,9 +17,10 @@ from server.calls.control import LiveCall, RecordingControl
 from server.calls.lifecycle import Interaction
 from server.calls.recovery import last_audio_time, recovered_end
 from server.calls.voice_faults import DISK_FULL, WORKER_DIED, WRITE_FAILED, end_reason, media_error
-from server.datadir_lock import DataDirInUseError, acquire
+from server.datadir_lock import acquire
 from server.diskguard import DiskGuard, DiskReading, evaluate, threshold
 from server.drain import drain_done
+from server.errors import DataDirInUseError
 from server.events.hub import EventHub
 from server.store.audit_queue import WriteBacklog
 from server.voice.stereo_writer import stereo_wav_header

@@ -13,9 +13,9 @@ import av
 import numpy as np
 import pytest
 
+from server.errors import ProbeError
 from server.media import probe
 from server.media.boxes import is_faststart, iter_top_level_boxes
-from server.media.errors import ProbeError
 from server.media.riff import WAVE_FORMAT_MULAW, WAVE_FORMAT_PCM, WavInfo, parse_wav
 
 

@@ -12,10 +12,11 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from server.calls.media_store import MediaBusyError, MediaExistsError, MediaStore
+from server.calls.media_store import MediaStore
+from server.errors import MediaBusyError, MediaExistsError, StorageError, StorageKeyExistsError
 from server.store import models
 from server.store.db import make_engine, make_session_factory, migrate, session_scope
-from server.store.storage import LocalStorage, StorageError, StorageKeyExistsError
+from server.store.storage import LocalStorage
 
 
 def test_put_file_refuses_an_existing_key_and_keeps_both_files(tmp_path: Path) -> None:

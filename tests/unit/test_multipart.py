@@ -4,14 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from server.sip.multipart import (
-    MAX_BODY_BYTES,
-    MAX_PARTS,
-    MultipartError,
-    boundary_of,
-    parse_multipart,
-    split_parameters,
-)
+from server.errors import MultipartError
+from server.sip.multipart import MAX_BODY_BYTES, MAX_PARTS, boundary_of, parse_multipart, split_parameters
 
 CT = "multipart/mixed;boundary=b1"
 

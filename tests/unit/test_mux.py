@@ -12,9 +12,9 @@ import av
 import numpy as np
 import pytest
 
+from server.errors import MuxError
 from server.media import probe
 from server.media.boxes import is_faststart
-from server.media.errors import MuxError
 from server.media.mux import MIN_AAC_RATE, aac_output_rate, mux_screen_and_voice
 from server.media.timeline import LEAD_IN_LABEL, align, chapters_from_markers
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import pytest
 
+from server.errors import PolicyError
 from server.policy import password_rules
-from server.policy.password_rules import PasswordPolicy, PolicyError
+from server.policy.password_rules import PasswordPolicy
 
 
 def test_default_keeps_the_old_floor_of_eight() -> None:

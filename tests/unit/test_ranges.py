@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from server.api.ranges import RangeNotSatisfiable, parse_range
+from server.api.ranges import parse_range
+from server.errors import RangeNotSatisfiable
 
 SIZE = 1000
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from server.sip.errors import SipParseError
+from server.errors import SipParseError
 from server.sip.message import SipMessage, SipRequest, parse_message
 from server.sip.salvage import error_response_for
 

@@ -8,7 +8,7 @@ import struct
 import numpy as np
 import pytest
 
-from server.rtp.errors import RtcpPacketError
+from server.errors import RtcpPacketError
 from server.rtp.rtcp import (
     Goodbye,
     OtherRtcp,

@@ -7,9 +7,9 @@ from fractions import Fraction
 import numpy as np
 import pytest
 
+from server.errors import RtpSessionError
 from server.rtp.codecs import codec_by_name
 from server.rtp.decoder import PayloadDecoder
-from server.rtp.errors import RtpSessionError
 from server.voice.g711 import ulaw_decode, ulaw_encode
 from server.voice.resample import LinearUpsampler
 

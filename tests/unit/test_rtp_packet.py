@@ -6,7 +6,7 @@ import struct
 
 import pytest
 
-from server.rtp.errors import RtpPacketError
+from server.errors import RtpPacketError
 from server.rtp.packet import RtpExtension, RtpPacket, is_rtcp
 
 

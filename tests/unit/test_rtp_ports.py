@@ -7,8 +7,8 @@ import socket
 
 import pytest
 
+from server.errors import PortRangeExhaustedError, RtpSessionError
 from server.rtp import ports
-from server.rtp.errors import PortRangeExhaustedError, RtpSessionError
 from tests.loops import run_on
 from tests.ports import free_ports
 

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from server.rtp.errors import RtpSessionError
+from server.errors import RtpSessionError
 from server.rtp.packet import RtpPacket
 from server.rtp.session import RtpSession
 from server.rtp.source import Address

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from server.rtp.errors import RtpSessionError
+from server.errors import RtpSessionError
 from server.rtp.source import SourceFilter, normalise_host
 
 

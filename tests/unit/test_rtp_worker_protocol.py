@@ -10,7 +10,7 @@ import struct
 import pytest
 
 from server.callmedia.plan import MediaPlan, StreamPlan
-from server.rtp.workers.errors import FrameError
+from server.errors import FrameError
 from server.rtp.workers.protocol import (
     COMMANDS,
     MAX_FRAME,

@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 
 from recorder_service.encoder import ScreenEncoder
-from server.media.screen_validation import ScreenRejected, check_time_span, validate_screen_file
+from server.errors import ScreenRejected
+from server.media.screen_validation import check_time_span, validate_screen_file
 
 
 def recorder_file(path: Path, frames: int = 25, step_ms: int = 200) -> Path:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from server.sip.errors import SdpError
+from server.errors import SdpError
 from server.sip.sdp import build_answer, choose_audio, parse_sdp
 
 OFFER = (

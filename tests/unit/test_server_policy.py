@@ -4,7 +4,8 @@ import uuid
 
 import pytest
 
-from server.api.ranges import RangeNotSatisfiable, parse_range
+from server.api.ranges import parse_range
+from server.errors import RangeNotSatisfiable
 from server.policy.access import Viewer, may_play_media, may_see_interaction
 from server.policy.sampling import decide_screen, effective_percentage, sample_point
 

@@ -4,7 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from server.settings import ConfigError, load_settings
+from server.errors import ConfigError
+from server.settings import load_settings
 
 
 def test_defaults_and_file_and_env_precedence(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from server.sip.framing import SipFramingError, StreamFramer, content_length
+from server.errors import SipFramingError
+from server.sip.framing import StreamFramer, content_length
 from server.sip.message import SipRequest, parse_message
 
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from server.errors import SipParseError
 from server.sip.builders import build_request, build_response
-from server.sip.errors import SipParseError
 from server.sip.headers import parse_name_addr, parse_via, split_list
 from server.sip.message import MAX_HEADERS, SipRequest, SipResponse, parse_message
 from server.sip.salvage import error_response_for

@@ -43,7 +43,8 @@ def test_empty_list_trusts_nobody() -> None:
 
 
 def test_settings_parse_the_list_once_and_name_a_bad_entry(tmp_path: Path) -> None:
-    from server.settings import ConfigError, load_settings
+    from server.errors import ConfigError
+    from server.settings import load_settings
 
     assert load_settings(None, data_dir=tmp_path).sip_trusted_sources == ["127.0.0.0/8", "::1"]
     with pytest.raises(ConfigError, match=r"'pbx\.example\.com' is not an IP address"):

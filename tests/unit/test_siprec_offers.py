@@ -10,9 +10,10 @@ from typing import NamedTuple
 
 import pytest
 
+from server.errors import SiprecError
 from server.sip.message import SipRequest, parse_message
 from server.sip.sdp import audio_streams, build_multistream_answer, parse_sdp
-from server.sip.siprec import RecordingOffer, SiprecError, is_siprec_request, parse_offer
+from server.sip.siprec import RecordingOffer, is_siprec_request, parse_offer
 
 OFFERS = Path(__file__).resolve().parents[2] / ".." / "shared" / "testdata" / "siprec" / "offers"
 

@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from server.voice.errors import WavWriterError
-from server.voice.mixdown import AlignerError, ChannelAligner
+from server.errors import AlignerError, WavWriterError
+from server.voice.mixdown import ChannelAligner
 from server.voice.stereo_writer import Channel, StereoWavWriter
 from server.voice.timeline import VoiceTimeline
 

@@ -8,7 +8,8 @@ from collections.abc import Callable
 
 import pytest
 
-from server.security.passwords import Gate, PasswordCheckBusy
+from server.errors import PasswordCheckBusy
+from server.security.passwords import Gate
 from server.security.throttle import LoginThrottle
 
 

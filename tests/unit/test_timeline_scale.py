@@ -8,7 +8,7 @@ from fractions import Fraction
 import numpy as np
 import pytest
 
-from server.voice.errors import TimelineError
+from server.errors import TimelineError
 from server.voice.timeline import Chunk, Verdict, VoiceTimeline
 
 T0 = 500_000.0

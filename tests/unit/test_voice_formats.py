@@ -10,8 +10,9 @@ import av
 import numpy as np
 import pytest
 
+from server.errors import EmptyRecordingError, VoiceFormatError
 from server.voice import formats
-from server.voice.formats import SPECS, EmptyRecordingError, VoiceFormat, VoiceFormatError, finalise
+from server.voice.formats import SPECS, VoiceFormat, finalise
 from server.voice.g711 import ULAW_DECODE, ulaw_encode
 from server.voice.mixdown import downmix
 

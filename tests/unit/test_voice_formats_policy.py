@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from server.errors import VoiceFormatsPolicyError
 from server.policy import voice_formats as policy
 from server.voice.formats import SPECS, VoiceFormat
 
@@ -30,11 +31,11 @@ def test_media_kinds_fit_the_column_and_round_trip() -> None:
 def test_validate_orders_deduplicates_and_names_what_is_wrong() -> None:
     assert policy.validate(["opus", "mp3_8k_mono", "opus"], lambda _f: True) == ["mp3_8k_mono", "opus"]
     assert policy.validate([], lambda _f: True) == []
-    with pytest.raises(policy.VoiceFormatsPolicyError) as unknown:
+    with pytest.raises(VoiceFormatsPolicyError) as unknown:
         policy.validate(["mp3_8k_mono", "flac", "aac"], lambda _f: True)
     assert unknown.value.code == "unknown_voice_format"
     assert "'aac', 'flac'" in str(unknown.value) and "mp3_8k_mono" in str(unknown.value)
-    with pytest.raises(policy.VoiceFormatsPolicyError) as missing:
+    with pytest.raises(VoiceFormatsPolicyError) as missing:
         policy.validate(["opus", "wav_ulaw"], lambda f: f != "opus")
     assert missing.value.code == "voice_format_unavailable" and "opus" in str(missing.value)
 

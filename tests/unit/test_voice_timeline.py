@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from server.voice.errors import TimelineError
+from server.errors import TimelineError
 from server.voice.timeline import Chunk, Verdict, VoiceTimeline
 
 T0 = 1_000_000.0  # answered_at

@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from server.errors import WavWriterError
 from server.voice import syncer as syncer_module
-from server.voice.errors import WavWriterError
 from server.voice.header_sync import HeaderSync
 from server.voice.syncer import Syncer, SyncSlot, write_sizes
 from server.voice.wav_writer import wav_header

@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from server.errors import WavSizeLimitError, WavWriterError
 from server.voice import wav_writer
-from server.voice.errors import WavSizeLimitError, WavWriterError
 from server.voice.wav_writer import WavWriter
 
 REPO = Path(__file__).resolve().parents[2]

@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from server.errors import WavWriterError
 from server.voice import syncer as syncer_module
-from server.voice.errors import WavWriterError
 from server.voice.stereo_writer import Channel, StereoWavWriter
 from server.voice.wav_writer import WavWriter
 from tests.unit.fsync_gate import FakeClock, FsyncGate

@@ -22,14 +22,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from server.errors import FrameError, RtpWorkerError, WorkerGoneError, WorkerOpenError, WorkerTimeoutError
 from server.ratelog import RateLimitedLog
-from server.rtp.workers.errors import (
-    FrameError,
-    RtpWorkerError,
-    WorkerGoneError,
-    WorkerOpenError,
-    WorkerTimeoutError,
-)
 from server.rtp.workers.protocol import (
     REPLIES,
     Close,

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from server.rtp.workers.errors import NoWorkerError, RtpWorkerError
+from server.errors import NoWorkerError, RtpWorkerError
 from server.rtp.workers.link import WorkerLink
 from server.rtp.workers.ranges import split_port_range
 from tandem_protocol.backoff import RestartBackoff

@@ -23,7 +23,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from server.rtp.workers.errors import FrameError
+from server.errors import FrameError
 
 if TYPE_CHECKING:
     from server.callmedia.plan import MediaPlan

@@ -27,8 +27,8 @@ from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from server.errors import FrameError
 from server.ratelog import RateLimitedLog
-from server.rtp.workers.errors import FrameError
 from server.rtp.workers.protocol import (
     COMMANDS,
     REPORT_CHUNK,
