@@ -1,8 +1,23 @@
-"""Exception hierarchy of the agent desktop.
+"""Every exception the agent desktop raises on purpose, in one tree.
 
-One root (`AgentAppError`) so the UI can catch everything the desktop raises on purpose, and
-distinct classes for the cases the UI treats differently (expired session, unconfirmed pause).
-Low-level errors (httpx, websockets) are always re-raised as one of these, chained with `from`.
+::
+
+    AgentAppError
+    ├── UsageError (ValueError)        the command line cannot be used as given
+    ├── LoginInputError (ValueError)   the login form is incomplete or malformed
+    ├── ApiError                       the server answered with an error, or could not be reached
+    │   ├── TransportError             no answer: refused, timeout, TLS
+    │   ├── ProtocolError              an answer that is not what the API promises
+    │   ├── AuthError                  401
+    │   ├── ForbiddenError             403
+    │   ├── ConflictError              409 (``dn_in_use``, ``not_active``)
+    │   └── ScreenNotConfirmedError    504 ``screen_not_confirmed``
+    └── ChannelError                   the event channel could not be opened or was refused
+        └── ChannelAuthError           its handshake got 401
+
+One root so the UI can catch everything the desktop raises on purpose, and distinct classes for
+the cases the UI treats differently (expired session, unconfirmed pause). Low-level errors
+(httpx, websockets) are always re-raised as one of these, chained with `from`.
 """
 
 from __future__ import annotations
@@ -10,6 +25,14 @@ from __future__ import annotations
 
 class AgentAppError(Exception):
     """Anything the agent desktop raises on purpose."""
+
+
+class UsageError(AgentAppError, ValueError):
+    """The command line cannot be used as given."""
+
+
+class LoginInputError(AgentAppError, ValueError):
+    """The form is incomplete or malformed; the message is for the agent."""
 
 
 class ApiError(AgentAppError):

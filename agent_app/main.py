@@ -18,13 +18,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TextIO
 
+from agent_app.errors import UsageError
+
 PASSWORD_ENV = "TANDEM_AGENT_PASSWORD"
 SERVER_ENV = "TANDEM_SERVER"
 DEFAULT_SERVER = "http://127.0.0.1:8000"
-
-
-class UsageError(ValueError):
-    """The command line cannot be used as given."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,12 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+from agent_app.errors import LoginInputError
 from tandem_protocol.dn import DnError
 from tandem_protocol.dn import normalise as normalise_dn
-
-
-class LoginInputError(ValueError):
-    """The form is incomplete or malformed; the message is for the agent."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,7 +1,19 @@
-"""Exception hierarchy of the recorder service.
+"""Every exception the recorder service raises on purpose, in one tree.
 
-One root (``RecorderError``) so the CLI can turn any expected failure into a clear message
-and an exit code, while programming errors still surface as tracebacks.
+::
+
+    RecorderError
+    ├── ConfigError (ValueError)         a flag, environment variable or default is unusable
+    ├── CredentialsError                 no keyring, no stored token, or the login was refused
+    ├── CaptureError                     the screen could not be grabbed
+    ├── EncoderError                     PyAV/libx264 failed to open, encode or finalise
+    ├── Mp4StructureError (ValueError)   not a fragmented MP4 with a complete fragment
+    ├── SpoolError                       a spool file or manifest could not be read or written
+    │   └── ManifestError (ValueError)   a manifest on disk is malformed
+    └── UploadError                      an upload failed in a way retrying will not fix
+
+One root so the CLI can turn any expected failure into a clear message and an exit code, while
+programming errors still surface as tracebacks.
 """
 
 from __future__ import annotations
@@ -25,6 +37,10 @@ class CaptureError(RecorderError):
 
 class EncoderError(RecorderError):
     """PyAV/libx264 failed to open, encode or finalise the screen file."""
+
+
+class Mp4StructureError(RecorderError, ValueError):
+    """The bytes are not a fragmented MP4 with at least one complete fragment."""
 
 
 class SpoolError(RecorderError):

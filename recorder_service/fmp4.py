@@ -12,9 +12,7 @@ import struct
 from dataclasses import dataclass
 from typing import BinaryIO
 
-
-class Mp4StructureError(ValueError):
-    """The bytes are not a fragmented MP4 with at least one complete fragment."""
+from recorder_service.errors import Mp4StructureError
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,8 +20,8 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from recorder_service.errors import ManifestError, SpoolError
-from recorder_service.fmp4 import Mp4StructureError, playable_length
+from recorder_service.errors import ManifestError, Mp4StructureError, SpoolError
+from recorder_service.fmp4 import playable_length
 
 # Interaction ids become file names: only allow what cannot escape the spool directory.
 _SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")

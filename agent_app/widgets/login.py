@@ -5,7 +5,8 @@ from __future__ import annotations
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QFormLayout, QLabel, QLineEdit, QPushButton, QVBoxLayout, QWidget
 
-from agent_app.validation import LoginInput, LoginInputError, validate_login
+from agent_app.errors import LoginInputError
+from agent_app.validation import LoginInput, validate_login
 
 
 class LoginWidget(QWidget):

@@ -6,8 +6,9 @@ import io
 
 import pytest
 
-from agent_app.main import PASSWORD_ENV, UsageError, parse_args
-from agent_app.validation import LoginInputError, validate_login
+from agent_app.errors import LoginInputError, UsageError
+from agent_app.main import PASSWORD_ENV, parse_args
+from agent_app.validation import validate_login
 
 
 def test_validate_login_normalises() -> None:

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from recorder_service.encoder import ScreenEncoder
-from recorder_service.fmp4 import Mp4StructureError, playable_length, top_level_boxes
+from recorder_service.errors import Mp4StructureError
+from recorder_service.fmp4 import playable_length, top_level_boxes
 from recorder_service.frame_gate import FrameGate, Released
 
 
