@@ -188,6 +188,7 @@ async def _open_stream(
         expected_source=stream.remote,
         peer_host=plan.peer_host,
         reserved=pair,
+        payload_codecs=dict(stream.payload_codecs),
     )
 
 

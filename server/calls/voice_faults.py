@@ -16,6 +16,7 @@ from collections.abc import Mapping
 WORKER_DIED = "rtp worker died"
 DISK_FULL = "disk full"
 WRITE_FAILED = "voice write failed"
+UNDECODABLE = "voice undecodable"  # packets arrive, none in a payload type we can decode
 _NO_SPACE = (os.strerror(errno.ENOSPC), os.strerror(errno.EDQUOT), "ENOSPC")
 
 
@@ -23,7 +24,7 @@ def media_error(stats: Mapping[str, object]) -> str | None:
     """The first stream's error in a call's media stats (``RecordedCall.media_stats()``)."""
     for value in stats.values():
         if isinstance(value, Mapping):
-            error = value.get("voice_error") or value.get("error")
+            error = value.get("voice_error") or value.get("error") or value.get("media_error")
             if error:
                 return str(error)
     return None
@@ -39,4 +40,6 @@ def end_reason(error: str, *, worker_died: bool = False) -> str:
         return DISK_FULL
     if worker_died or "RTP worker" in error:
         return WORKER_DIED
+    if error.startswith("undecodable audio"):  # server.rtp.session's stats.media_error
+        return UNDECODABLE
     return WRITE_FAILED

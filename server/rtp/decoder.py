@@ -1,7 +1,8 @@
 """One stream's payloads → samples at the voice file's rate, and where RTP timestamps land in it.
 
 Pure logic: the codec's decoder (stateful for G.722), then an integer-factor upsampler when the
-file is wider than the codec (an 8 kHz G.711 leg in a 16 kHz file whose other leg is G.722).
+file is wider than the codec (an 8 kHz G.711 leg in a 16 kHz file whose other leg is G.722), or
+a downsampler when it is narrower (G.722 arriving in an 8 kHz file: see server.callmedia.plan).
 ``timestamp_scale`` is the file samples per RTP timestamp unit the timeline needs: 2 for G.722
 in a 16 kHz file (160 timestamp units carry 320 samples), 2 for G.711 upsampled to 16 kHz, 1 for
 G.711 in an 8 kHz file.
@@ -16,7 +17,7 @@ import numpy.typing as npt
 
 from server.errors import RtpSessionError
 from server.rtp.codecs import AudioCodec
-from server.voice.resample import LinearUpsampler
+from server.voice.resample import AveragingDownsampler, LinearUpsampler
 
 Int16Array = npt.NDArray[np.int16]
 
@@ -24,10 +25,10 @@ Int16Array = npt.NDArray[np.int16]
 class PayloadDecoder:
     def __init__(self, codec: AudioCodec, output_rate: int | None = None) -> None:
         output_rate = codec.audio_rate if output_rate is None else output_rate
-        if output_rate <= 0 or output_rate % codec.audio_rate:
+        if output_rate <= 0 or (output_rate % codec.audio_rate and codec.audio_rate % output_rate):
             raise RtpSessionError(
-                f"voice file rate {output_rate} Hz is not a whole multiple of {codec.name}'s "
-                f"{codec.audio_rate} Hz (only upsampling by an integer factor is supported)"
+                f"voice file rate {output_rate} Hz and {codec.name}'s {codec.audio_rate} Hz are not "
+                "whole multiples of each other (only integer-factor resampling is supported)"
             )
         self.codec = codec
         self.output_rate = output_rate
@@ -35,6 +36,8 @@ class PayloadDecoder:
         self._decode = codec.new_decoder()
         factor = output_rate // codec.audio_rate
         self._upsampler = LinearUpsampler(factor) if factor > 1 else None
+        down = codec.audio_rate // output_rate
+        self._downsampler = AveragingDownsampler(down) if down > 1 else None
         # Which packet would follow on directly from the last one (for the upsampler's state).
         self._next: tuple[int, int] | None = None
         self._clock_rate, self._audio_rate = codec.clock_rate, codec.audio_rate
@@ -44,6 +47,8 @@ class PayloadDecoder:
         samples = self._decode(payload)
         upsampler = self._upsampler
         if upsampler is None:
+            if self._downsampler is not None:
+                return self._downsampler.process(samples)
             return samples
         continuous = self._next == (ssrc, timestamp)
         advance = len(samples) * self._clock_rate // self._audio_rate  # ints: a Fraction costs µs

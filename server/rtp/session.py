@@ -2,12 +2,25 @@
 an even port, RTCP on the next odd one) and the voice timeline and writer.
 
 Datagram → RTCP check → source check → RTP parse → payload-type check (telephone-event and
-comfort noise are counted, never written) → decode (and upsample to the file's rate) →
-``VoiceTimeline`` → ``VoiceSink``. Nothing a sender does can raise out of ``datagram_received``:
-every rejected packet is counted in ``stats`` and logged rate-limited. RTCP (on the odd port or
-multiplexed on the RTP port) is read for statistics only. A periodic tick lets the timeline fill
-silence and the writer sync while no packets arrive, so the file keeps pace with the call even
-during hold or silence suppression.
+comfort noise are counted, never written) → decode (and resample to the file's rate) →
+``VoiceTimeline`` → ``VoiceSink``.
+
+**Every decodable payload type.** The answer lists every offered type we decode, and a sender may
+switch between them at any packet (RFC 3264 §5.1). Each packet is decoded by its own payload
+type: the offered mapping plus the static PCMU/PCMA/G.722 ones (a sender that ignores the answer
+is still recorded). A switch places the pending run with the old decoder, then changes the
+session's current payload type: the fast path below compares that type as part of its 12-byte
+header check, so it costs nothing per packet. All these codecs have an 8 kHz RTP clock, so the
+timeline's timestamp scale is the same for each. A payload type we cannot decode is counted;
+a stream that has carried nothing else for ``UNDECODABLE_SECONDS`` (or mostly such packets) sets
+``stats.media_error``, which the coordinator turns into a visible voice failure
+(``server.calls.voice_failure``) instead of a silent file.
+
+Nothing a sender does can raise out of ``datagram_received``: every rejected packet is counted
+in ``stats`` and logged rate-limited. RTCP (on the odd port or multiplexed on the RTP port) is
+read for statistics only. A periodic tick lets the timeline fill silence and the writer sync
+while no packets arrive, so the file keeps pace with the call even during hold or silence
+suppression.
 
 Decoding happens in arrival order, before the timeline sorts packets, so a reordered or
 duplicated G.722 packet perturbs the ADPCM state for a few samples (it re-converges); G.711 has
@@ -39,13 +52,13 @@ import contextlib
 import logging
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from server.errors import RtcpPacketError, RtpPacketError, RtpSessionError, WavWriterError
 from server.ratelog import RateLimitedLog
 from server.rtp import rtcp
-from server.rtp.codecs import COMFORT_NOISE_PT, AudioCodec
+from server.rtp.codecs import CODECS, COMFORT_NOISE_PT, AudioCodec
 from server.rtp.decoder import PayloadDecoder
 from server.rtp.offloop import create_off_loop, finalise_off_loop
 from server.rtp.packet import RtpPacket, is_rtcp
@@ -65,6 +78,24 @@ log = logging.getLogger(__name__)
 _EARLY_PACKETS = 100
 _TIMESTAMP_SSRC = TIMESTAMP_SSRC
 _RUN_CODECS = frozenset({"PCMU", "PCMA"})  # one byte per sample and per timestamp unit, no state
+UNDECODABLE_SECONDS = 2.0  # only undecodable packets for this long: the stream's voice has failed
+_UNDECODABLE_SHARE_MIN = 100  # ... or at least this many, and more of them than audio packets
+
+
+def payload_decoders(
+    audio_pt: int, codec: AudioCodec, offered: Mapping[int, str] | None, telephone_event_pt: int | None
+) -> dict[int, AudioCodec]:
+    """Payload type → codec for every type a session decodes: the static PCMU/PCMA/G.722 types,
+    then the offered mapping over them, then the negotiated type; never telephone-event or CN."""
+    codecs = {c.payload_type: c for c in CODECS.values()}
+    for pt, name in (offered or {}).items():
+        if name.upper() in CODECS:
+            codecs[pt] = CODECS[name.upper()]
+    codecs[audio_pt] = codec
+    codecs.pop(COMFORT_NOISE_PT, None)
+    if telephone_event_pt is not None:
+        codecs.pop(telephone_event_pt, None)
+    return codecs
 
 
 class _Receiver(asyncio.DatagramProtocol):
@@ -100,6 +131,7 @@ class RtpSession:
         clock: Callable[[], float],
         tick_interval: float,
         arrival_clock: Callable[[], float] | None = None,
+        payload_codecs: Mapping[int, AudioCodec] | None = None,
     ) -> None:
         self.port = port
         self.rtcp_port = port + 1
@@ -128,6 +160,10 @@ class RtpSession:
         self._run = RunBuffer()
         self._runs = decoder.codec.name in _RUN_CODECS
         self._closed = False
+        # Decodable payload types; their decoders are made on first use (G.722's keeps state).
+        self._payload_codecs = dict(payload_codecs or {payload_type: decoder.codec})
+        self._decoders: dict[int, PayloadDecoder] = {payload_type: decoder}
+        self._undecodable_since: float | None = None  # first of an unbroken series, server time
 
     @classmethod
     async def open(
@@ -147,6 +183,7 @@ class RtpSession:
         clock: Callable[[], float] | None = None,
         tick_interval: float = 0.1,
         reserved: ReservedPair | None = None,
+        payload_codecs: Mapping[int, str] | None = None,
     ) -> RtpSession:
         """Bind a free even port (and the odd one after it, for RTCP) of the inclusive range
         (``server.rtp.ports``), and create the mono WAV at ``voice_path`` unless a ``writer`` is
@@ -160,6 +197,7 @@ class RtpSession:
         A ``reserved`` pair (``server.rtp.ports.reserve_pair``) is used instead of binding one;
         ``open`` owns it from then on, and closes it if it fails. ``peer_host`` (the signalling
         peer's IP) restricts latching to it and the SDP's host (``server.rtp.source``).
+        ``payload_codecs`` (PT → codec name) are the other offered types to decode, packet by packet.
         """
         pair, made_writer = reserved, False
         try:
@@ -201,6 +239,7 @@ class RtpSession:
             clock or time.time,
             tick_interval,
             arrival_clock,
+            payload_decoders(audio_pt, decoder.codec, payload_codecs, telephone_event_pt),
         )
         for receiver in receivers:
             receiver.session = session
@@ -246,6 +285,8 @@ class RtpSession:
         self._pending_pauses.clear()
         while self._early:
             packet, arrival = self._early.popleft()
+            if packet.payload_type != self.payload_type:
+                self._switch(packet.payload_type)
             self._place(packet, arrival)
         self._schedule_tick()
 
@@ -338,29 +379,32 @@ class RtpSession:
             )
             return
         payload_type = packet.payload_type
+        audio = True
         if payload_type != self.payload_type:
             if payload_type == self.telephone_event_pt:
                 stats.dropped_dtmf += 1  # its span gets no audio packets: the timeline fills silence
+                audio = False
             elif payload_type == COMFORT_NOISE_PT:
                 stats.dropped_cn += 1  # recorded as the silence the timeline fills the gap with
-            else:
-                stats.dropped_payload_type += 1
-                self._ratelog.warning(
-                    "payload_type", "RTP port %d: dropped payload type %d", self.port, payload_type
-                )
+                audio = False
+            elif payload_type not in self._payload_codecs:
+                self._undecodable(payload_type)
                 return
         arrival = self._arrival_clock()
         if sources.source is None:
             sources.latch(addr)
         self.last_packet_at = arrival
-        if payload_type != self.payload_type:
+        if not audio:
             return
+        self._undecodable_since = None
         if self._placement.timeline is None:
             if len(self._early) == _EARLY_PACKETS:
                 self._early.popleft()
                 stats.dropped_early += 1
             self._early.append((packet, arrival))
             return
+        if payload_type != self.payload_type:
+            self._switch(payload_type)
         if self._runs:
             run = self._run
             self._place_run()  # what came before this packet goes first
@@ -375,6 +419,54 @@ class RtpSession:
                 run.arm(addr, len(data), payload_type, packet.ssrc, packet.timestamp, len(packet.payload))
             return
         self._place(packet, arrival)
+
+    def _switch(self, payload_type: int) -> None:
+        """The sender moved to another decodable payload type: what was received before it is
+        placed with the old decoder, then this type's decoder (made once) is the current one."""
+        if self._placement.timeline is not None:
+            self._place_run()
+        self._run.disarm()
+        decoder = self._decoders.get(payload_type)
+        if decoder is None:
+            decoder = PayloadDecoder(self._payload_codecs[payload_type], self.sample_rate)
+            if decoder.timestamp_scale != self._decoder.timestamp_scale:  # not with 8 kHz clocks
+                raise RtpSessionError(f"payload type {payload_type} has another RTP clock rate")
+            self._decoders[payload_type] = decoder
+        self.stats.codec_changes += 1
+        log.debug(
+            "RTP port %d: payload type %d → %d (%s)",
+            self.port,
+            self.payload_type,
+            payload_type,
+            decoder.codec.name,
+        )
+        self.payload_type = payload_type
+        self.codec = decoder.codec
+        self._decoder = self._placement.decoder = decoder
+        self._runs = decoder.codec.name in _RUN_CODECS
+
+    def _undecodable(self, payload_type: int) -> None:
+        """A packet of a payload type we cannot decode: counted; a stream that carries nothing
+        else for ``UNDECODABLE_SECONDS``, or mostly such packets, is a visible failure."""
+        stats = self.stats
+        stats.dropped_payload_type += 1
+        stats.undecodable_payload_type = payload_type
+        self._ratelog.warning("payload_type", "RTP port %d: dropped payload type %d", self.port, payload_type)
+        now = self._clock()
+        if self._undecodable_since is None:
+            self._undecodable_since = now
+        if stats.media_error is not None:
+            return
+        count = stats.dropped_payload_type
+        if now - self._undecodable_since >= UNDECODABLE_SECONDS or (
+            count >= _UNDECODABLE_SHARE_MIN and count > stats.written + self._run.pending
+        ):
+            decodable = ", ".join(f"{pt} {c.name}" for pt, c in sorted(self._payload_codecs.items()))
+            stats.media_error = (
+                f"undecodable audio: {count} RTP packets of payload type {payload_type}, which was "
+                f"not negotiated (decodable: {decodable})"
+            )
+            log.error("RTP port %d: %s", self.port, stats.media_error)
 
     def _place(self, packet: RtpPacket, arrival: float) -> None:
         self._placement.place(packet.ssrc, packet.timestamp, packet.payload, arrival, 1, arrival)

@@ -15,7 +15,9 @@ class RtpStats:
     # Not from the latched (or, without latching, the expected) source; before latching, not from
     # the signalling peer's host or the SDP's connection address (a spray at the port).
     dropped_foreign: int = 0
-    dropped_payload_type: int = 0  # neither the negotiated codec nor telephone-event nor CN
+    dropped_payload_type: int = 0  # a payload type we cannot decode (nor telephone-event, nor CN)
+    undecodable_payload_type: int | None = None  # the last such payload type seen
+    codec_changes: int = 0  # the sender switched to another of the decodable payload types
     dropped_dtmf: int = 0  # RFC 4733 telephone-event: never audio, its span stays silent
     dropped_cn: int = 0  # RFC 3389 comfort noise (PT 13): recorded as silence
     dropped_early: int = 0  # before ``start`` (the call was not answered yet)
@@ -25,6 +27,9 @@ class RtpStats:
     samples_written: int = 0  # updated every tick and at close; `RtpSession.samples_written` is live
     samples_after_end: int = 0  # accepted audio that fell after the call's end (BYE), so cut: set at close
     voice_error: str | None = None  # why the voice file could no longer be written (e.g. disk full)
+    # Why the stream's audio cannot be recorded though packets arrive (only undecodable payload
+    # types for seconds): the coordinator fails the interaction's voice with it, visibly.
+    media_error: str | None = None
     # RTCP, on the RTCP port (RTP port + 1) or multiplexed on the RTP port (RFC 5761).
     rtcp: int = 0  # RTCP datagrams received
     rtcp_malformed: int = 0

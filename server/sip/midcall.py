@@ -16,16 +16,17 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
-from server.callmedia.plan import MediaPlan
+from server.callmedia.plan import MediaPlan, StreamPlan
 from server.errors import SiprecError
 from server.sip.dialog import Call, MediaState
 from server.sip.listener import CallUpdate, UpdateKind
 from server.sip.message import SipRequest
 from server.sip.recording_request import consent_declined, control_action, metadata_parties, parties
 from server.sip.rs_metadata import parse_metadata
-from server.sip.sdp import AudioStream
+from server.sip.sdp import AudioStream, build_multistream_answer
 from server.sip.siprec import METADATA_TYPES, RecordingOffer, parse_offer
 from server.sip.transactions import ServerTransaction
 from server.sip.wiretext import display_text
@@ -46,14 +47,61 @@ def media_state_of(offer: RecordingOffer, plan: MediaPlan) -> MediaState:
     return MediaState.HOLD if any(flowing) else MediaState.PAUSED
 
 
+# What every RTP session decodes whatever the offer said (server.rtp.session.payload_decoders).
+STATIC_DECODABLE = frozenset({(0, "PCMU"), (8, "PCMA"), (9, "G722")})
+
+
+def known_types(plan: StreamPlan) -> frozenset[tuple[int, str]]:
+    """The (PT, codec) pairs the stream's running RTP session decodes."""
+    return STATIC_DECODABLE | frozenset(plan.payload_codecs) | {(plan.payload_type, plan.codec)}
+
+
 def codec_change(offer: RecordingOffer, plan: MediaPlan) -> str | None:
-    """A recorded stream that now offers only other codecs: we cannot follow mid-file."""
+    """A recorded stream whose re-offer has no payload type its running session decodes (a
+    dynamic type first mapped now): the file cannot follow. A change among the decodable codecs
+    (PCMA → G.722 after a transfer) is no problem: each packet is decoded by its own type, and
+    the file keeps its rate (server.callmedia.plan)."""
     by_index = {s.audio.index: s.audio for s in offer.streams}
     for p in plan.streams:
         stream = by_index.get(p.index)
-        if stream is not None and stream.accepted and stream.codec != p.codec:
-            return f"m-line {p.index} changes codec {p.codec} → {stream.codec}"
+        if stream is not None and stream.accepted and not set(stream.decodable) & known_types(p):
+            offered = ", ".join(f"{pt} {name}" for pt, name in stream.decodable)
+            return f"m-line {p.index} offers only payload types its recording cannot decode ({offered})"
     return None
+
+
+def reanswer(offer: RecordingOffer, plan: MediaPlan, host: str, ports: dict[int, int]) -> bytes:
+    """The answer to a re-offer: each recorded stream lists only the types its session decodes."""
+    known = {p.index: known_types(p) for p in plan.streams}
+    streams = [
+        replace(s.audio, decodable=tuple(c for c in s.audio.decodable if c in known[s.audio.index]))
+        if s.audio.index in known
+        else s.audio
+        for s in offer.streams
+    ]
+    return build_multistream_answer(offer.sdp, streams, host, ports)
+
+
+def apply_ack_answer(m: CallManager, call: Call, req: SipRequest) -> None:
+    """The SDP answer in the ACK of a delayed-offer call (RFC 3264 §4: our 200 OK made the
+    offer): each answered stream's address becomes its expected source. Without one (a broken
+    peer), latching still finds the streams; the deviation is logged and counted."""
+    if not req.body:
+        m.tolerate("ack-without-answer", "ACK of our offer in dialog %s carries no SDP answer", call.call_id)
+        return
+    try:
+        answer = parse_offer(req.get("content-type") or "application/sdp", req.body, None, None)
+    except SiprecError as exc:
+        m.tolerate(
+            "ack-answer-unusable", "SDP answer in the ACK of %s unusable: %s", call.call_id, exc.reason
+        )
+        return
+    by_index = {s.audio.index: s.audio for s in answer.streams}
+    for p in call.plan.streams:
+        stream = by_index.get(p.index)
+        if stream is None or _silent(stream) or stream.remote_host is None:
+            continue  # refused (port 0) or held: its channel stays silent, the call goes on
+        call.media.relatch(p.index, (stream.remote_host, stream.port))
 
 
 def _silent(stream: AudioStream | None) -> bool:
@@ -127,10 +175,11 @@ class MidCall:
             return
         if problem is not None:
             m.log.warning("reoffer", "re-offer in %s refused: %s", display_text(call.call_id), problem)
-            m.final(txn, 488, reason="Codec Change Not Supported")
+            m.final(txn, 488, reason="Codec Not Decodable")
             return
         at = time.time()  # before the answer leaves: a deferred stream's sample 0 (see uas.on_invite)
-        self._answer(call, req, addr, txn, offer.answer(m.advertised_host, call.media.ports), cseq)
+        answer = reanswer(offer, call.plan, m.advertised_host, call.media.ports)
+        self._answer(call, req, addr, txn, answer, cseq)
         for p in call.plan.streams:
             stream = next((s.audio for s in offer.streams if s.audio.index == p.index), None)
             if stream is not None and not _silent(stream) and stream.remote_host is not None:

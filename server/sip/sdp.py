@@ -1,9 +1,15 @@
-"""SDP (RFC 4566) offer parsing and ``recvonly`` answer building for G.711 recording.
+"""SDP (RFC 4566) offer parsing and ``recvonly`` answer building for recording.
 
 Plain calls: the first audio stream; PCMU (PT 0) or PCMA (PT 8), chosen in the offer's order; the
 answer rejects other media with port 0 as RFC 3264 §6 requires. SIPREC calls (RFC 7866 §8.1) offer
 one ``sendonly`` audio stream per leg, told apart by ``a=label``: ``audio_streams`` describes each
 of them and ``build_multistream_answer`` answers every one in order, refusing the unusable ones.
+
+A recorder answers *every* offered payload type it can decode (RFC 3264 §6.1 lets the answer
+list several; the sender may then switch between them at any packet): G.711 μ/A-law, G.722,
+telephone-event and comfort noise. Answering only the first one made a sender that used another
+offered type (legal for it: RFC 3264 §5.1 "the answerer MUST be prepared to receive") record a
+silent file. ``recorder_offer`` builds the SRS's own offer for a delayed-offer INVITE (no SDP).
 """
 
 from __future__ import annotations
@@ -160,8 +166,16 @@ def build_answer(offer: SessionDescription, choice: AudioChoice, host: str, port
 
 
 # ---- SIPREC: several audio streams ---------------------------------------------------------------
-STATIC_AUDIO = {0: "PCMU", 8: "PCMA", 9: "G722"}  # RFC 3551 static payload types we recognise
+STATIC_AUDIO = {0: "PCMU", 8: "PCMA", 9: "G722", 13: "CN"}  # RFC 3551 static payload types we recognise
 RECORDABLE = ("PCMU", "PCMA", "G722")  # what server.rtp decodes (G.722: 16 kHz audio, 8 kHz RTP clock)
+TELEPHONE_EVENT, COMFORT_NOISE = "TELEPHONE-EVENT", "CN"  # answered too: counted, never audio
+_RTPMAP_NAMES = {
+    "PCMU": "PCMU",
+    "PCMA": "PCMA",
+    "G722": "G722",
+    TELEPHONE_EVENT: "telephone-event",
+    COMFORT_NOISE: "CN",
+}
 _HOLD_ADDRESSES = ("0.0.0.0", "::")  # RFC 2543-style hold / RFC 3264 §8.4 "not yet known"
 
 
@@ -177,9 +191,12 @@ class AudioStream:
     direction: str  # effective: the media's, else the session's
     codecs: tuple[tuple[int, str], ...]  # (PT, encoding) offered, in the offer's order
     telephone_event: int | None  # PT of telephone-event/8000 (RFC 4733), if offered
-    codec: str | None  # the codec we record this stream with; None if none is common
+    codec: str | None  # the first offered codec we decode (the stream's initial one); None if none
     payload_type: int | None
     refusal: str | None  # why the stream cannot be recorded; None when it can
+    # Every offered (PT, encoding) we decode, in offer order: all of them are answered, and the
+    # RTP session decodes each packet by its own payload type.
+    decodable: tuple[tuple[int, str], ...] = ()
 
     @property
     def accepted(self) -> bool:
@@ -224,6 +241,7 @@ def audio_streams(sdp: SessionDescription, supported: tuple[str, ...] = RECORDAB
                 codec=chosen[1] if chosen else None,
                 payload_type=chosen[0] if chosen else None,
                 refusal=refusal,
+                decodable=tuple((pt, name) for pt, name in codecs if name in supported),
             )
         )
     return out
@@ -253,11 +271,60 @@ def build_multistream_answer(
         if stream is None or not stream.accepted or port is None or stream.payload_type is None:
             lines.append(f"m={media.media} 0 {media.proto} {' '.join(media.formats)}")
             continue
-        lines += [
-            f"m=audio {port} RTP/AVP {stream.payload_type}",
-            f"a=rtpmap:{stream.payload_type} {stream.codec}/8000",
-        ]
+        lines += _audio_lines(stream, port)
         if stream.label is not None:
             lines.append(f"a=label:{stream.label}")
         lines.append("a=inactive" if stream.direction in ("inactive", "recvonly") else "a=recvonly")
     return ("\r\n".join(lines) + "\r\n").encode()
+
+
+def _answered_types(stream: AudioStream) -> list[tuple[int, str]]:
+    """The payload types an answer (or our own offer) lists for ``stream``: every decodable one,
+    telephone-event and comfort noise, in the offer's order, each once."""
+    keep = {name for _, name in stream.decodable} | {TELEPHONE_EVENT, COMFORT_NOISE}
+    seen: set[int] = set()
+    out: list[tuple[int, str]] = []
+    for pt, name in stream.codecs or stream.decodable:
+        if name in keep and pt not in seen:
+            seen.add(pt)
+            out.append((pt, name))
+    return out or [(stream.payload_type or 0, stream.codec or "PCMU")]
+
+
+def _audio_lines(stream: AudioStream, port: int) -> list[str]:
+    types = _answered_types(stream)
+    lines = [f"m=audio {port} RTP/AVP {' '.join(str(pt) for pt, _ in types)}"]
+    for pt, name in types:
+        lines.append(f"a=rtpmap:{pt} {_RTPMAP_NAMES.get(name, name)}/8000")  # G.722 too: RFC 3551 §4.5.2
+        if name == TELEPHONE_EVENT:
+            lines.append(f"a=fmtp:{pt} 0-16")
+    return lines
+
+
+# ---- delayed offer: the SRS offers ------------------------------------------------------------------
+RECORDER_OFFER_CODECS: tuple[tuple[int, str], ...] = (
+    (0, "PCMU"),
+    (8, "PCMA"),
+    (9, "G722"),
+    (101, TELEPHONE_EVENT),
+    (13, COMFORT_NOISE),
+)
+DELAYED_OFFER_STREAMS = 2  # one per leg (RFC 7866 §8.1.1: the SRC sends each party's stream)
+
+
+def recorder_offer(labels: list[str] | None) -> SessionDescription:
+    """The streams an SRS offers to an INVITE without SDP (RFC 3261 §13.2.1 delayed offer, e.g.
+    Cisco UCM's built-in bridge): one ``sendonly`` (from the sender's side, so we answer
+    ``recvonly``) audio stream per label of the metadata, else two, each offering every codec we
+    decode. It is described as if the peer had offered it so the rest of the offer path (labels
+    to participants, the plan, the SDP we send) stays one path; the peer's answer in the ACK then
+    gives the addresses (``server.sip.midcall.apply_ack_answer``)."""
+    sdp = SessionDescription(origin="", connection=None, direction="sendonly")
+    names = labels if labels else [str(n + 1) for n in range(DELAYED_OFFER_STREAMS)]
+    for label in names[:DELAYED_OFFER_STREAMS]:
+        media = MediaDescription("audio", 9, "RTP/AVP", [str(pt) for pt, _ in RECORDER_OFFER_CODECS])
+        media.rtpmap = {pt: name for pt, name in RECORDER_OFFER_CODECS}
+        media.direction = "sendonly"
+        media.label = label
+        sdp.media.append(media)
+    return sdp

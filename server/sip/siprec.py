@@ -24,6 +24,7 @@ from server.sip.sdp import (
     audio_streams,
     build_multistream_answer,
     parse_sdp,
+    recorder_offer,
 )
 
 SDP_TYPE = "application/sdp"
@@ -76,6 +77,9 @@ class RecordingOffer:
     deferred: bool  # every accepted stream is inactive: answer, then expect a re-INVITE
     warnings: tuple[str, ...]
     metadata_xml: bytes | None = None  # the raw metadata part, for policy flags (consent)
+    # A delayed offer (INVITE without SDP, RFC 3261 §13.2.1): ``sdp`` is the offer *we* make in
+    # the 200 OK (``recorder_offer``), and the peer's answer comes in the ACK.
+    delayed: bool = False
 
     @property
     def accepted_streams(self) -> tuple[OfferStream, ...]:
@@ -108,9 +112,13 @@ def parse_offer(
     *,
     supported: tuple[str, ...] = RECORDABLE,
 ) -> RecordingOffer:
-    """Classify and read an INVITE's offer. Raises ``SiprecError`` with the status to answer."""
+    """Classify and read an INVITE's offer. Raises ``SiprecError`` with the status to answer.
+
+    An INVITE without SDP (no body, metadata alone, or a multipart without an SDP part) is a
+    delayed offer: the offer is ours (``RecordingOffer.delayed``), two ``recvonly`` streams
+    labelled as the metadata's streams when it has them."""
     if not body:
-        raise SiprecError("INVITE carries no offer (delayed offer is not supported)", 488)
+        return _delayed_offer(None, None, require, contact, [])
     if not content_type or not content_type.strip():
         raise SiprecError("body without Content-Type", 400)
     try:
@@ -119,13 +127,16 @@ def parse_offer(
         raise SiprecError(f"malformed Content-Type: {exc.reason}", 400) from exc
     warnings: list[str] = []
     metadata_body: bytes | None = None
+    sdp_body: bytes | None
     if media_type == SDP_TYPE:
         sdp_body = body
     elif media_type.startswith("multipart/"):
         # RFC 2046 §5.1.7: an unknown multipart subtype is treated as multipart/mixed.
         sdp_body, metadata_body = _split_parts(content_type, body, warnings)
+        if sdp_body is None:
+            return _delayed_offer(metadata_body, body, require, contact, warnings)
     elif media_type in METADATA_TYPES:
-        raise SiprecError("recording metadata without an SDP offer", 488)
+        return _delayed_offer(body, body, require, contact, warnings)
     else:
         raise SiprecError(f"unsupported body type {media_type[:60]!r}", 415)
     try:
@@ -160,7 +171,7 @@ def parse_offer(
     )
 
 
-def _split_parts(content_type: str, body: bytes, warnings: list[str]) -> tuple[bytes, bytes | None]:
+def _split_parts(content_type: str, body: bytes, warnings: list[str]) -> tuple[bytes | None, bytes | None]:
     try:
         multipart = parse_multipart(content_type, body)
     except MultipartError as exc:
@@ -186,8 +197,40 @@ def _split_parts(content_type: str, body: bytes, warnings: list[str]) -> tuple[b
             raise SiprecError(f"required body part of unsupported type {part.content_type[:60]!r}", 415)
         # Other optional parts (e.g. Cisco's application/gtd) are ignored, as RFC 5621 §9.1 allows.
     if sdp_part is None:
-        raise SiprecError("multipart body has no application/sdp part", 488)
+        if metadata_part is None:
+            raise SiprecError("multipart body has neither an SDP offer nor recording metadata", 488)
+        return None, metadata_part.body  # a delayed offer that carries the metadata
     return sdp_part.body, metadata_part.body if metadata_part is not None else None
+
+
+def _delayed_offer(
+    metadata_body: bytes | None,
+    body: bytes | None,
+    require: str | None,
+    contact: str | None,
+    warnings: list[str],
+) -> RecordingOffer:
+    """Our own offer for an INVITE without SDP; the metadata (if any) names and labels the streams."""
+    metadata = parse_metadata(metadata_body) if metadata_body is not None else None
+    labels = [s.label for s in metadata.streams if s.label] if metadata is not None else []
+    sdp = recorder_offer(labels)
+    audio = audio_streams(sdp)
+    streams, participants = _associate(audio, metadata, warnings)
+    if metadata is not None:
+        warnings.extend(metadata.warnings)
+    warnings.append("delayed offer (INVITE without SDP): offering in the 200 OK, answer expected in the ACK")
+    return RecordingOffer(
+        siprec=metadata is not None or is_siprec_request(require, contact),
+        sdp=sdp,
+        streams=streams,
+        participants=participants,
+        metadata=metadata,
+        session_id=_session_id(metadata),
+        deferred=False,
+        warnings=tuple(warnings),
+        metadata_xml=metadata_body,
+        delayed=True,
+    )
 
 
 def _associate(

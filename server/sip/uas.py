@@ -13,7 +13,7 @@ from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from server.callmedia.plan import plan_media
+from server.callmedia.plan import StreamSpec, plan_media
 from server.errors import SipError, SiprecError
 from server.sip.builders import ALLOW, build_response, new_tag, reason_for
 from server.sip.bye_client import ByeClient
@@ -21,7 +21,7 @@ from server.sip.dialog import Call, MediaFactory, MediaState
 from server.sip.digest import DigestAuth, Verdict
 from server.sip.listener import CallAccepted, CallListener, CallOffer, CallRejected
 from server.sip.message import SipRequest, SipResponse
-from server.sip.midcall import MidCall
+from server.sip.midcall import MidCall, apply_ack_answer
 from server.sip.ratelog import RateLimitedLog
 from server.sip.recording_request import RequestPolicy, recorded_dn
 from server.sip.recording_request import call_offer as build_call_offer
@@ -89,6 +89,8 @@ class CallManager:
         self._bye = ByeClient(send=send, spawn=spawn, stats=stats, advertised_host=advertised_host)
         self.midcall = MidCall(self)
         self._error_timers: set[asyncio.Task[None]] = set()
+        # Delayed-offer dialogs (INVITE without SDP) whose SDP answer is due in the ACK.
+        self._awaiting_answer: set[tuple[str, str]] = set()
 
     @property
     def listener(self) -> CallListener:
@@ -345,9 +347,11 @@ class CallManager:
             siprec=offer.siprec,
             remote_cseq=req.cseq.number if req.cseq else 0,
         )
-        call.answer_sdp = offer.answer(self._advertised_host, media.ports)
+        call.answer_sdp = offer.answer(self._advertised_host, media.ports)  # our offer if delayed
         call.note_invite(call.remote_cseq)
         self._dialogs[(call.call_id, local_tag)] = call
+        if offer.delayed:
+            self._awaiting_answer.add((call.call_id, local_tag))
         self._by_call_id.setdefault(call.call_id, []).append(call)
         self._per_source[host] += 1
         call.final_response = self.response_bytes(
@@ -466,6 +470,9 @@ class CallManager:
                 expected,
                 call.call_id,
             )
+        if call.state == "answering" and (call.call_id, call.local_tag) in self._awaiting_answer:
+            self._awaiting_answer.discard((call.call_id, call.local_tag))
+            apply_ack_answer(self, call, req)
         await self.acknowledged(call)
 
     async def acknowledged(self, call: Call) -> None:
@@ -546,6 +553,7 @@ class CallManager:
 
     async def _end(self, call: Call, ended_at: float, reason: str, send_bye: bool) -> None:
         self._stop_retransmit(call)
+        self._awaiting_answer.discard((call.call_id, call.local_tag))
         if send_bye:
             self._bye.send(call, self.local_port, wait=reason != "shutdown")
         try:
@@ -583,7 +591,7 @@ class CallManager:
         call.retransmit_task = None
 
 
-def _stream_tuple(stream: AudioStream) -> tuple[int, str, int, int | None, tuple[str, int] | None]:
+def _stream_tuple(stream: AudioStream) -> StreamSpec:
     remote = None if stream.deferred or stream.remote_host is None else (stream.remote_host, stream.port)
     return (
         stream.index,
@@ -591,4 +599,5 @@ def _stream_tuple(stream: AudioStream) -> tuple[int, str, int, int | None, tuple
         stream.payload_type if stream.payload_type is not None else -1,
         stream.telephone_event,
         remote,
+        stream.decodable,
     )

@@ -1,4 +1,5 @@
-"""Integer-factor upsampling of one stream, packet by packet, by linear interpolation.
+"""Integer-factor resampling of one stream, packet by packet: upsampling by linear interpolation,
+downsampling by averaging.
 
 Used when a narrowband leg (8 kHz G.711) is recorded into a wideband file (16 kHz, because the
 other leg is G.722): each channel's length in samples must stay media time × file rate.
@@ -60,3 +61,28 @@ class LinearUpsampler:
             return out
         step = (current - previous)[:, None] * self._weights + self._half
         return (previous[:, None] + step // self.factor).reshape(-1).astype(np.int16)
+
+
+class AveragingDownsampler:
+    """Downsample int16 samples by an integer ``factor``: each output sample is the mean of
+    ``factor`` consecutive inputs (a box filter: about -3 dB at a quarter of the input rate,
+    -∞ at half of it; the image of 4–8 kHz speech energy folds down attenuated, not removed).
+
+    Used only when wideband audio (G.722, 16 kHz) arrives in a file that is 8 kHz because no
+    wideband codec was offered when the call began: a re-INVITE switched the leg to G.722, or the
+    sender used a type it did not offer. Stateless: G.722 packets carry an even number of
+    samples, so no pair straddles two packets; a trailing odd sample is dropped."""
+
+    def __init__(self, factor: int) -> None:
+        if factor < 1:
+            raise ValueError(f"downsampling factor must be at least 1, got {factor}")
+        self.factor = factor
+
+    def process(self, samples: Int16Array) -> Int16Array:
+        factor = self.factor
+        whole = len(samples) - len(samples) % factor
+        if factor == 1 or whole == 0:
+            return samples[:whole]
+        blocks = samples[:whole].astype(np.int32).reshape(-1, factor)
+        out: Int16Array = ((blocks.sum(axis=1) + factor // 2) // factor).astype(np.int16)
+        return out

@@ -202,13 +202,13 @@ def test_dynamic_payload_type(tmp_path: Path) -> None:
     async def body(clock: Clock, path: Path) -> RtpSession:
         session = await open_session(clock, path / "v.wav", payload_type=96)  # PCMU as PT 96
         session.start(T0)
-        feed(session, clock, T0, rtp(0, 0, bytes(160)))
+        feed(session, clock, T0, rtp(18, 0, bytes(20)))  # G.729: not decodable
         feed(session, clock, T0 + 0.02, rtp(96, 1, bytes(160)))
         await session.close(T0 + 0.1)
         return session
 
     stats = run(tmp_path, body).stats
-    assert (stats.written, stats.dropped_payload_type) == (1, 1)
+    assert (stats.written, stats.dropped_payload_type, stats.undecodable_payload_type) == (1, 1, 18)
 
 
 def test_g722_and_upsampled_pcmu_into_one_stereo_file(tmp_path: Path) -> None:
@@ -286,7 +286,7 @@ def test_rtcp_on_both_ports(tmp_path: Path) -> None:
     ("codec", "path", "options", "message"),
     [
         ("PCMU", None, {}, "voice_path or writer"),
-        ("G722", "v.wav", {"sample_rate": 8000}, "whole multiple"),
+        ("G722", "v.wav", {"sample_rate": 12000}, "whole multiple"),
         ("PCMU", "v.wav", {"latching": False}, "expected_source"),
         ("PCMU", "v.wav", {"telephone_event_pt": 0}, "share payload type 0"),
         ("PCMU", "v.wav", {"payload_type": 128}, "outside 0..127"),
