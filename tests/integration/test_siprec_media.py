@@ -240,6 +240,35 @@ def stream_stats(listener: FakeListener) -> dict[str, dict[str, Any]]:
     return {index: dict(value) for index, value in stats.items() if isinstance(value, dict)}
 
 
+# ---- item 3: every offered codec ----------------------------------------------------------------
+@pytest.mark.parametrize("loop", LOOPS)
+def test_offer_of_pcmu_and_pcma_records_both_halves(loop: str, tmp_path: Path) -> None:
+    """Offer ``0 8`` (was answered ``0`` only); the SRC sends PCMA for the first second and PCMU
+    for the second. Before, every PCMA packet was dropped and the first half was silent."""
+    leg = bound_port()
+
+    async def body(service: SipService, listener: FakeListener, src: Src) -> None:
+        ok = await src.invite(sdp(f"m=audio {leg[1]} RTP/AVP 0 8\r\na=sendonly\r\n"), "application/sdp")
+        assert re.findall(rb"^m=audio \d+ RTP/AVP ([^\r]*)\r$", ok.body, re.MULTILINE) == [b"0 8"]
+        src.send(src.request("ACK", 1))
+        await _wait_for(lambda: listener.answered, "the call answered")
+        pcm = tone(800, 2.0, 8000)
+        packets = [(8, 0x4444, 160 * k, p) for k, p in enumerate(frames("PCMA", pcm[:8000]))]
+        packets += [(0, 0x4444, 8000 + 160 * k, p) for k, p in enumerate(frames("PCMU", pcm[8000:]))]
+        await send_packets(answer_ports(ok.body)[0], packets, leg)
+        src.send(src.request("BYE", 2))
+        await src.response("BYE", 200)
+        await _wait_for(lambda: listener.ended, "the call to end")
+
+    listener = _run(loop, tmp_path, body)
+    rate, audio, _ = _the_call(listener)
+    stats = next(iter(stream_stats(listener).values()))
+    assert stats["written"] == 100 and stats["dropped_payload_type"] == 0
+    for part in (slice(800, 7200), slice(8800, 15200)):  # PCMA half, PCMU half
+        found, rms = peak(audio[part, 0], rate)
+        assert abs(found - 800) < 10 and rms > 2500, (part, found, rms)
+
+
 # ---- item 4: delayed offer --------------------------------------------------------------------
 @pytest.mark.parametrize("loop", LOOPS)
 def test_delayed_offer_offers_in_the_200_and_takes_the_answer_from_the_ack(loop: str, tmp_path: Path) -> None:
