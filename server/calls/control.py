@@ -70,6 +70,13 @@ class RecordingControl:
         self._fps = screen_fps
         self._confirm_timeout = confirm_timeout
         self._waiters: dict[tuple[str, ScreenState], asyncio.Event] = {}
+        self._waiting: dict[tuple[str, ScreenState], int] = {}
+        self._watchers: set[asyncio.Task[None]] = set()  # background screen acks (SIP side)
+
+    def close(self) -> None:
+        """Shutdown: stop watching for screen acks that will not come now."""
+        for task in list(self._watchers):
+            task.cancel()
 
     def screen_acknowledged(self, interaction_id: str, state: ScreenState) -> None:
         waiter = self._waiters.get((interaction_id, state))
@@ -98,11 +105,14 @@ class RecordingControl:
             live.span_actors[round(at, 6)] = (by, reason)
             await self.save(live)
             await self.audit("recording.pause", live.interaction_id, detail, by)
-            if needs_screen:
-                await self._confirm(live, ScreenState.PAUSED, "pause", strict)
+        # The screen's ack is awaited outside the lock: a SIP resume or hold arriving meanwhile
+        # must reach the voice at once (a late resume would silence audio the spans call live).
+        if needs_screen:
+            await self._confirm(live, ScreenState.PAUSED, "pause", strict)
+        if live.state.pause_open:  # not resumed or ended while the screen was confirming
             live.state.paused = True
-            self.publish(live, EventType.RECORDING_PAUSED)
-            return live.state.to_info()
+        self.publish(live, EventType.RECORDING_PAUSED)
+        return live.state.to_info()
 
     async def resume(
         self,
@@ -125,13 +135,14 @@ class RecordingControl:
                 raise CallActionError(409, exc.code, str(exc)) from exc
             if live.handle is not None:
                 live.handle.resume(at)
-            await self.save(live)
-            await self.audit("recording.resume", live.interaction_id, detail, actor)
             if needs_screen:
                 self.command(live, EventType.SCREEN_RESUME, at)
-                await self._confirm(live, ScreenState.RECORDING, "resume", strict)
-            self.publish(live, EventType.RECORDING_RESUMED)
-            return live.state.to_info()
+            await self.save(live)
+            await self.audit("recording.resume", live.interaction_id, detail, actor)
+        if needs_screen:
+            await self._confirm(live, ScreenState.RECORDING, "resume", strict)
+        self.publish(live, EventType.RECORDING_RESUMED)
+        return live.state.to_info()
 
     async def stop(self, live: LiveCall, at: float, by: Actor, detail: str) -> CallInfo:
         async with live.lock:
@@ -153,12 +164,21 @@ class RecordingControl:
             return live.state.to_info()
 
     async def _confirm(self, live: LiveCall, state: ScreenState, what: str, strict: bool) -> None:
-        """Wait for the recorder's ack; the agent gets an error, a SIP-side change only a log."""
+        """The agent's own pause/resume (``strict``) waits for the recorder's ack and gets an
+        error without it: that wait is the secure pause's safety. A SIP-side hold or resume never
+        waits on the screen (often no recorder is connected, e.g. a full-time DN): the voice has
+        already changed; the ack is watched in the background and a missing one only logged."""
+        if strict:
+            await self._await_screen(live, state, what)
+            return
+        task = asyncio.create_task(self._watch_screen(live, state, what))
+        self._watchers.add(task)
+        task.add_done_callback(self._watchers.discard)
+
+    async def _watch_screen(self, live: LiveCall, state: ScreenState, what: str) -> None:
         try:
             await self._await_screen(live, state, what)
         except CallActionError:
-            if strict:
-                raise
             log.warning("interaction %s: screen recorder did not confirm %s", live.interaction_id, what)
 
     async def save(self, live: LiveCall, end_reason: str | None = None) -> bool:
@@ -195,6 +215,7 @@ class RecordingControl:
     async def _await_screen(self, live: LiveCall, state: ScreenState, what: str) -> None:
         key = (live.state.interaction_id, state)
         event = self._waiters.setdefault(key, asyncio.Event())
+        self._waiting[key] = self._waiting.get(key, 0) + 1  # an agent's wait and a SIP watcher may share it
         try:
             if live.state.screen is not state:
                 await asyncio.wait_for(event.wait(), self._confirm_timeout)
@@ -206,7 +227,10 @@ class RecordingControl:
                 f"voice {what}d, but the screen recorder did not confirm within {self._confirm_timeout:g} s",
             ) from exc
         finally:
-            self._waiters.pop(key, None)
+            self._waiting[key] -= 1
+            if not self._waiting[key]:
+                del self._waiting[key]
+                self._waiters.pop(key, None)
 
     def publish(self, live: LiveCall, event: EventType) -> None:
         self._hub.publish(live.state.agent_id, event, asdict(live.state.to_info()))

@@ -429,6 +429,7 @@ class CallCoordinator:
         return await interrupted_call_bye(self._repo, self._control, call_id)
 
     async def shutdown(self) -> None:
+        self._control.close()
         for live in list(self._calls.values()):
             if live.acw_timer is not None:
                 live.acw_timer.cancel()
