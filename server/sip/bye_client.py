@@ -6,17 +6,15 @@ from __future__ import annotations
 import asyncio
 import itertools
 from collections.abc import Callable, Coroutine
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from server.sip.builders import build_request, new_branch
 from server.sip.dialog import Call
 from server.sip.headers import parse_name_addr
 from server.sip.message import SipResponse
+from server.sip.stats import SipStats
 from server.sip.transactions import retransmit_intervals
 from server.sip.transport import StreamPeer
-
-if TYPE_CHECKING:
-    from server.sip.service import SipStats
 
 BYE_ATTEMPTS = 7  # resends before giving up (T1 doubling to T2: about 20 s)
 

@@ -17,24 +17,73 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import replace
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from server.callmedia.plan import MediaPlan, StreamPlan
 from server.errors import SiprecError
+from server.ratelog import RateLimitedLog
 from server.sip.dialog import Call, MediaState
-from server.sip.listener import CallUpdate, UpdateKind
+from server.sip.listener import CallListener, CallUpdate, UpdateKind
 from server.sip.message import SipRequest
-from server.sip.recording_request import consent_declined, control_action, metadata_parties, parties
+from server.sip.recording_request import (
+    RequestPolicy,
+    consent_declined,
+    control_action,
+    metadata_parties,
+    parties,
+)
 from server.sip.rs_metadata import parse_metadata
 from server.sip.sdp import AudioStream, build_multistream_answer
 from server.sip.siprec import METADATA_TYPES, RecordingOffer, parse_offer
 from server.sip.transactions import ServerTransaction
 from server.sip.wiretext import display_text
 
-if TYPE_CHECKING:
-    from server.sip.uas import CallManager
-
 _logger = logging.getLogger(__name__)
+
+
+class CallHost(Protocol):
+    """What in-dialog requests need of the UAS (``server.sip.uas.CallManager``): its dialogs,
+    responses and retransmissions. A protocol, so this module does not import the UAS that
+    imports it."""
+
+    policy: RequestPolicy
+
+    @property
+    def listener(self) -> CallListener: ...
+    @property
+    def log(self) -> RateLimitedLog: ...
+    @property
+    def advertised_host(self) -> str: ...
+
+    def find_dialog(self, req: SipRequest) -> Call | None: ...
+    def respond(
+        self,
+        req: SipRequest,
+        addr: tuple[str, int],
+        status: int,
+        *,
+        reason: str | None = None,
+        headers: tuple[tuple[str, str], ...] = (),
+        to_tag: str | None = None,
+        body: bytes = b"",
+        why: str | None = None,
+    ) -> bytes: ...
+    def final(
+        self,
+        txn: ServerTransaction,
+        status: int,
+        *,
+        reason: str | None = None,
+        headers: tuple[tuple[str, str], ...] = (),
+        why: str | None = None,
+    ) -> None: ...
+    def finish(self, txn: ServerTransaction, data: bytes) -> None: ...
+    def contact(self, addr: tuple[str, int], siprec: bool) -> tuple[tuple[str, str], ...]: ...
+    def retransmit_reinvite_2xx(self, call: Call, data: bytes, cseq: int) -> None: ...
+    def start_media(self, call: Call, at: float) -> None: ...
+    async def notify_answered(self, call: Call) -> None: ...
+    async def acknowledged(self, call: Call) -> None: ...
+    def tolerate(self, kind: str, msg: str, *args: object) -> None: ...
 
 
 def media_state_of(offer: RecordingOffer, plan: MediaPlan) -> MediaState:
@@ -82,7 +131,7 @@ def reanswer(offer: RecordingOffer, plan: MediaPlan, host: str, ports: dict[int,
     return build_multistream_answer(offer.sdp, streams, host, ports)
 
 
-def apply_ack_answer(m: CallManager, call: Call, req: SipRequest) -> None:
+def apply_ack_answer(m: CallHost, call: Call, req: SipRequest) -> None:
     """The SDP answer in the ACK of a delayed-offer call (RFC 3264 §4: our 200 OK made the
     offer): each answered stream's address becomes its expected source. Without one (a broken
     peer), latching still finds the streams; the deviation is logged and counted."""
@@ -109,7 +158,7 @@ def _silent(stream: AudioStream | None) -> bool:
 
 
 class MidCall:
-    def __init__(self, manager: CallManager) -> None:
+    def __init__(self, manager: CallHost) -> None:
         self._m = manager
 
     async def on_offer(self, req: SipRequest, addr: tuple[str, int], txn: ServerTransaction) -> None:

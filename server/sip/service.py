@@ -15,23 +15,22 @@ import asyncio
 import logging
 import ssl
 import time
-from collections import Counter
 from collections.abc import Coroutine
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from server.errors import SipError, SipFramingError, SipParseError, SipTransportError
+from server.ratelog import RateLimitedLog
 from server.sip.builders import ALLOW
 from server.sip.dialog import MediaFactory, MediaState, rtp_session_factory
 from server.sip.digest import DigestAuth
 from server.sip.listener import CallListener
 from server.sip.message import SipRequest, SipResponse, parse_message
-from server.sip.ratelog import RateLimitedLog
 from server.sip.recording_request import RequestPolicy
 from server.sip.refusals import RefusalSink
 from server.sip.salvage import error_response_for, is_ack
 from server.sip.siprec import ACCEPT
+from server.sip.stats import SipStats
 from server.sip.tcp import StreamLimits, StreamStats, StreamTransport
 from server.sip.transport import StreamPeer, UdpTransport
 from server.sip.trust import DEFAULT_TRUSTED, TrustedSources
@@ -43,41 +42,6 @@ MAX_INFLIGHT = 1024
 SUPPORTED_METHODS = frozenset({"INVITE", "ACK", "BYE", "CANCEL", "OPTIONS", "UPDATE", "INFO"})
 SUPPORTED_EXTENSIONS = frozenset({"siprec"})  # RFC 7866 §6.1.1: Require: siprec
 BIND_ATTEMPTS = 20  # ephemeral UDP ports tried until the same TCP port is free too
-
-
-@dataclass
-class SipStats:
-    received: int = 0
-    malformed: int = 0
-    dropped: int = 0  # malformed with no response possible, overload, stray responses
-    handler_errors: int = 0
-    responses: Counter[int] = field(default_factory=Counter)  # sent, by status code
-    calls_started: int = 0
-    calls_ended: Counter[str] = field(default_factory=Counter)  # by reason
-    retransmissions: int = 0  # 2xx resent while waiting for ACK
-    refused_per_source: int = 0  # INVITEs refused: too many dialogs from one source
-    refused: Counter[str] = field(default_factory=Counter)  # INVITEs refused, by reason code
-    untrusted: int = 0  # messages (any method, responses too) from outside sip_trusted_sources
-    auth_challenges: int = 0  # 401s sent to INVITEs without (or with stale) digest credentials
-    # Deviations from RFC 3261 accepted (or ACKs dropped unanswered) instead of failing the call,
-    # by kind: see CallManager.tolerate and the README's SIP section.
-    tolerated: Counter[str] = field(default_factory=Counter)
-
-    def as_dict(self) -> dict[str, object]:
-        return {
-            "received": self.received,
-            "malformed": self.malformed,
-            "dropped": self.dropped,
-            "handler_errors": self.handler_errors,
-            "responses": {str(k): v for k, v in sorted(self.responses.items())},
-            "calls_started": self.calls_started,
-            "calls_ended": dict(self.calls_ended),
-            "retransmissions": self.retransmissions,
-            "refused": dict(self.refused),
-            "untrusted": self.untrusted,
-            "auth_challenges": self.auth_challenges,
-            "tolerated": dict(self.tolerated),
-        }
 
 
 class SipService:

@@ -18,9 +18,9 @@ from dataclasses import dataclass, field
 from typing import cast
 
 from server.errors import SipFramingError, SipTransportError
+from server.ratelog import RateLimitedLog
 from server.sip.framing import StreamFramer
 from server.sip.message import MAX_MESSAGE_BYTES
-from server.sip.ratelog import RateLimitedLog
 from server.sip.transport import StreamPeer
 
 MessageHandler = Callable[[bytes, StreamPeer], None]

@@ -13,8 +13,8 @@ import time
 from collections.abc import Callable
 
 from server.errors import SipTransportError
+from server.ratelog import RateLimitedLog
 from server.rxstamp import receive_clock
-from server.sip.ratelog import RateLimitedLog
 
 # (datagram, source, arrival): the kernel's receive time where available (server.rxstamp)
 Handler = Callable[[bytes, tuple[str, int], float], None]

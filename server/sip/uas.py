@@ -11,10 +11,11 @@ import time
 from collections import Counter
 from collections.abc import Callable, Coroutine
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from server.callmedia.plan import StreamSpec, plan_media
 from server.errors import SipError, SiprecError
+from server.ratelog import RateLimitedLog
 from server.sip.builders import ALLOW, build_response, new_tag, reason_for
 from server.sip.bye_client import ByeClient
 from server.sip.dialog import Call, MediaFactory, MediaState
@@ -22,12 +23,12 @@ from server.sip.digest import DigestAuth, Verdict
 from server.sip.listener import CallAccepted, CallListener, CallOffer, CallRejected
 from server.sip.message import SipRequest, SipResponse
 from server.sip.midcall import MidCall, apply_ack_answer
-from server.sip.ratelog import RateLimitedLog
 from server.sip.recording_request import RequestPolicy, recorded_dn
 from server.sip.recording_request import call_offer as build_call_offer
 from server.sip.refusals import MAX_DETAIL, Refusal, RefusalSink, reason_code, safe_text
 from server.sip.sdp import AudioStream
 from server.sip.siprec import ACCEPT, parse_offer
+from server.sip.stats import SipStats
 from server.sip.transactions import (
     ServerTransaction,
     TransactionTable,
@@ -36,9 +37,6 @@ from server.sip.transactions import (
 )
 from server.sip.transport import StreamPeer
 from server.sip.wiretext import display_text, log_text, safe_offer
-
-if TYPE_CHECKING:
-    from server.sip.service import SipStats
 
 _logger = logging.getLogger(__name__)
 Send = Callable[[bytes, tuple[str, int]], None]
