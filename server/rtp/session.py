@@ -92,6 +92,9 @@ def payload_decoders(
         if name.upper() in CODECS:
             codecs[pt] = CODECS[name.upper()]
     codecs[audio_pt] = codec
+    for pt, name in (offered or {}).items():
+        if name.upper() == "CN":
+            codecs.pop(pt, None)
     codecs.pop(COMFORT_NOISE_PT, None)
     if telephone_event_pt is not None:
         codecs.pop(telephone_event_pt, None)
@@ -132,6 +135,7 @@ class RtpSession:
         tick_interval: float,
         arrival_clock: Callable[[], float] | None = None,
         payload_codecs: Mapping[int, AudioCodec] | None = None,
+        comfort_noise: frozenset[int] = frozenset(),
     ) -> None:
         self.port = port
         self.rtcp_port = port + 1
@@ -164,6 +168,7 @@ class RtpSession:
         self._payload_codecs = dict(payload_codecs or {payload_type: decoder.codec})
         self._decoders: dict[int, PayloadDecoder] = {payload_type: decoder}
         self._undecodable_since: float | None = None  # first of an unbroken series, server time
+        self._comfort_noise = frozenset({COMFORT_NOISE_PT, *comfort_noise})  # RFC 3389, static or dynamic
 
     @classmethod
     async def open(
@@ -197,7 +202,8 @@ class RtpSession:
         A ``reserved`` pair (``server.rtp.ports.reserve_pair``) is used instead of binding one;
         ``open`` owns it from then on, and closes it if it fails. ``peer_host`` (the signalling
         peer's IP) restricts latching to it and the SDP's host (``server.rtp.source``).
-        ``payload_codecs`` (PT → codec name) are the other offered types to decode, packet by packet.
+        ``payload_codecs`` (PT → codec name) are the other offered types to decode, packet by packet,
+        and any dynamic comfort-noise type (``CN``).
         """
         pair, made_writer = reserved, False
         try:
@@ -240,6 +246,7 @@ class RtpSession:
             tick_interval,
             arrival_clock,
             payload_decoders(audio_pt, decoder.codec, payload_codecs, telephone_event_pt),
+            frozenset(pt for pt, name in (payload_codecs or {}).items() if name.upper() == "CN"),
         )
         for receiver in receivers:
             receiver.session = session
@@ -384,7 +391,7 @@ class RtpSession:
             if payload_type == self.telephone_event_pt:
                 stats.dropped_dtmf += 1  # its span gets no audio packets: the timeline fills silence
                 audio = False
-            elif payload_type == COMFORT_NOISE_PT:
+            elif payload_type in self._comfort_noise:
                 stats.dropped_cn += 1  # recorded as the silence the timeline fills the gap with
                 audio = False
             elif payload_type not in self._payload_codecs:

@@ -597,5 +597,7 @@ def _stream_tuple(stream: AudioStream) -> StreamSpec:
         stream.payload_type if stream.payload_type is not None else -1,
         stream.telephone_event,
         remote,
-        stream.decodable,
+        # Comfort noise may have a dynamic type (``a=rtpmap:19 CN/8000``): the session must know
+        # it as CN, or a sender's silence would count as undecodable audio.
+        stream.decodable + tuple((pt, name) for pt, name in stream.codecs if name == "CN"),
     )

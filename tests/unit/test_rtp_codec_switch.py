@@ -217,3 +217,20 @@ def test_answer_lists_every_decodable_type_and_the_plan_is_wideband() -> None:
     assert plan.sample_rate == 16000  # G.722 was offered on a leg: the file is wideband
     assert plan.streams[0].payload_codecs == ((0, "PCMU"), (8, "PCMA"), (9, "G722"))
     assert plan.streams[1].payload_codecs == ((8, "PCMA"), (0, "PCMU"))
+
+
+def test_dynamic_comfort_noise_is_silence_not_undecodable(tmp_path: Path) -> None:
+    """``a=rtpmap:19 CN/8000`` (as in an offer of the shared test data): seconds of comfort noise
+    during silence suppression are CN, not an undecodable stream that fails the voice."""
+    count = int(UNDECODABLE_SECONDS / 0.02) + 50
+
+    async def body() -> RtpSession:
+        clock = Clock()
+        session = await open_session(clock, tmp_path / "v.wav", "PCMU", payload_codecs={0: "PCMU", 19: "CN"})
+        session.start(T0)
+        feed(session, clock, [packet(19, k, bytes(1)) for k in range(count)])
+        await session.close(T0 + 4.0)
+        return session
+
+    stats = run(body).stats
+    assert stats.dropped_cn == count and stats.dropped_payload_type == 0 and stats.media_error is None
