@@ -312,16 +312,19 @@ RECORDER_OFFER_CODECS: tuple[tuple[int, str], ...] = (
 DELAYED_OFFER_STREAMS = 2  # one per leg (RFC 7866 §8.1.1: the SRC sends each party's stream)
 
 
-def recorder_offer(labels: list[str] | None) -> SessionDescription:
+def recorder_offer(labels: list[str] | None, streams: int = DELAYED_OFFER_STREAMS) -> SessionDescription:
     """The streams an SRS offers to an INVITE without SDP (RFC 3261 §13.2.1 delayed offer, e.g.
     Cisco UCM's built-in bridge): one ``sendonly`` (from the sender's side, so we answer
     ``recvonly``) audio stream per label of the metadata, else two, each offering every codec we
     decode. It is described as if the peer had offered it so the rest of the offer path (labels
     to participants, the plan, the SDP we send) stays one path; the peer's answer in the ACK then
-    gives the addresses (``server.sip.midcall.apply_ack_answer``)."""
+    gives the addresses (``server.sip.midcall.apply_ack_answer``). A plain (non-SIPREC) INVITE
+    gets ``streams=1`` and no label: its UA sends one mixed stream."""
     sdp = SessionDescription(origin="", connection=None, direction="sendonly")
-    names = labels if labels else [str(n + 1) for n in range(DELAYED_OFFER_STREAMS)]
-    for label in names[:DELAYED_OFFER_STREAMS]:
+    names: list[str | None] = list(labels) if labels else [str(n + 1) for n in range(streams)]
+    if streams == 1 and not labels:
+        names = [None]
+    for label in names[:streams]:
         media = MediaDescription("audio", 9, "RTP/AVP", [str(pt) for pt, _ in RECORDER_OFFER_CODECS])
         media.rtpmap = {pt: name for pt, name in RECORDER_OFFER_CODECS}
         media.direction = "sendonly"

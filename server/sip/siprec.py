@@ -212,15 +212,16 @@ def _delayed_offer(
 ) -> RecordingOffer:
     """Our own offer for an INVITE without SDP; the metadata (if any) names and labels the streams."""
     metadata = parse_metadata(metadata_body) if metadata_body is not None else None
+    siprec = metadata is not None or is_siprec_request(require, contact)
     labels = [s.label for s in metadata.streams if s.label] if metadata is not None else []
-    sdp = recorder_offer(labels)
+    sdp = recorder_offer(labels, 2 if siprec else 1)
     audio = audio_streams(sdp)
     streams, participants = _associate(audio, metadata, warnings)
     if metadata is not None:
         warnings.extend(metadata.warnings)
     warnings.append("delayed offer (INVITE without SDP): offering in the 200 OK, answer expected in the ACK")
     return RecordingOffer(
-        siprec=metadata is not None or is_siprec_request(require, contact),
+        siprec=siprec,
         sdp=sdp,
         streams=streams,
         participants=participants,
