@@ -263,6 +263,9 @@ def build_parser() -> argparse.ArgumentParser:
     from server import audit_cli
 
     audit_cli.add_parser(sub)
+    from server import dn_matching_cli
+
+    dn_matching_cli.add_parser(sub)
     try:
         from server.sim import cli as sim_cli
     except ImportError:

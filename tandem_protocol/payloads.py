@@ -71,6 +71,12 @@ class InteractionSummary:
     # why the recording ended ("bye", "rtp timeout", "rtp worker died", "disk full", …).
     voice_state: str = ""
     end_reason: str = ""
+    # The agent's call this one overlapped (a second simultaneous call: three-way, call
+    # waiting, consultation — recorded voice-only, its own interaction); None for most calls.
+    linked_to: str | None = None
+    # Recorded although it named no known party (admin policy ``record_unassigned``): no agent;
+    # admins and compliance see it, supervisors do not (it belongs to no team).
+    unassigned: bool = False
 
 
 @dataclass

@@ -21,6 +21,7 @@ from server.api import (
     routes_audit,
     routes_auth,
     routes_calls,
+    routes_dn_matching,
     routes_events,
     routes_missed_calls,
     routes_recorders,
@@ -203,6 +204,7 @@ def create_app(settings: Settings) -> FastAPI:
         routes_agent_recording,
         routes_users,
         routes_missed_calls,
+        routes_dn_matching,
         routes_events,
     ):
         app.include_router(module.router)

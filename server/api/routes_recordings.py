@@ -48,6 +48,8 @@ def summary(row: models.Interaction) -> InteractionSummary:
         voice_formats=ordered(fmt for m in row.media if (fmt := format_of_kind(m.kind)) is not None),
         voice_state=row.voice_state,
         end_reason=row.end_reason or "",
+        linked_to=row.parent_interaction_id,
+        unassigned=row.agent_id is None,
     )
 
 

@@ -42,6 +42,7 @@ class LiveCall:
     # Who paused each span (start rounded to µs): whichever save stores the span names its user.
     span_actors: dict[float, tuple[Actor, str]] = field(default_factory=dict)
     voice_failure: str | None = None  # why the voice could no longer be recorded (end reason)
+    quiet: bool = False  # not on the agent's desktop: a second simultaneous call, voice only
 
     @property
     def interaction_id(self) -> str:
@@ -233,9 +234,14 @@ class RecordingControl:
                 self._waiters.pop(key, None)
 
     def publish(self, live: LiveCall, event: EventType) -> None:
-        self._hub.publish(live.state.agent_id, event, asdict(live.state.to_info()))
+        # The desktop shows one call: an unassigned call has no desktop, and an agent's second
+        # simultaneous call is recorded voice-only without taking the first one's place there.
+        if live.state.agent_id is not None and not live.quiet:
+            self._hub.publish(live.state.agent_id, event, asdict(live.state.to_info()))
 
     def command(self, live: LiveCall, event: EventType, at: float) -> None:
+        if live.state.agent_id is None or live.quiet:
+            return  # no screen is recorded for these (see ``publish``)
         fps = self._fps if event is EventType.SCREEN_START else None
         self._hub.publish(
             live.state.agent_id, event, asdict(ScreenCommand(live.state.interaction_id, at, fps))

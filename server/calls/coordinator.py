@@ -12,6 +12,7 @@ resume, stop and end is published on the agent's channel and written to the audi
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import errno
 import logging
@@ -28,7 +29,7 @@ from server.calls.media_jobs import MediaJobs
 from server.calls.offer_policy import assign_roles, merge_parties, numbers_to_try, party_record
 from server.calls.recovery import interrupted_call_bye, recover_interrupted
 from server.calls.repository import CallRepository
-from server.calls.session_records import RecordingParty, SessionRecords, dn_candidates
+from server.calls.session_records import RecordingParty, SessionRecords
 from server.calls.voice_failure import VoiceFailures
 from server.diskguard import RETRY_AFTER_SECONDS, DiskGuard
 from server.errors import CallActionError, LifecycleError
@@ -44,6 +45,7 @@ from server.sip.listener import (
     UpdateKind,
 )
 from server.store.audit_queue import WriteBacklog
+from tandem_protocol.dn import lookup_key
 from tandem_protocol.events import CallInfo, EventType, Phase, ScreenState, ScreenStatus
 
 log = logging.getLogger(__name__)
@@ -81,6 +83,8 @@ class CallCoordinator:
         self._calls: dict[str, LiveCall] = {}
         self.voice_failures = VoiceFailures(self._calls, self._control, disk)
         self._current: dict[int, str] = {}  # agent id -> interaction id shown on his desktop
+        # Calls that named no known party, by what became of them (logged each time as well).
+        self.unknown_party: collections.Counter[str] = collections.Counter()
 
     # -- CallListener ----------------------------------------------------------------------
     async def on_call_offered(self, offer: CallOffer) -> CallAccepted | CallRejected:
@@ -101,33 +105,104 @@ class CallCoordinator:
             )
         party, found = await self._resolve(offer)
         if found is None:
+            return await self._no_known_party(offer)
+        agent = found.agent
+        interaction_id = str(uuid.uuid4())
+        # One call per agent, decided with no await between the look and the claim: of two
+        # INVITEs for one DN arriving together exactly one becomes the desktop's call, the other
+        # its linked second call. A call whose BYE has come in (its file still closing) no
+        # longer holds the DN: the next INVITE is the agent's call, never a 486 or a link.
+        claimed = self._current.get(agent.user_id)
+        previous = self._calls.get(claimed or "")
+        parent: str | None = None
+        if claimed is not None and previous is None:
+            parent = claimed  # claimed by an offer still being set up: it rings
+        elif previous is not None and previous.state.phase in (Phase.RINGING, Phase.ACTIVE):
+            if not _hanging_up(previous):
+                parent = previous.interaction_id
+        if parent is None:
+            self._current[agent.user_id] = interaction_id
+        if previous is not None and parent is None and previous.state.phase is Phase.ACW:
+            await self._end_acw(previous, time.time(), "next call")
+        global_pct = await asyncio.to_thread(self._repo.screen_percentage)
+        percentage = effective_percentage(global_pct, agent.team_percentage)
+        # A second simultaneous call is voice-only: there is one screen, and it stays with the
+        # first call (the recorder captures one interaction at a time).
+        screen = parent is None and decide_screen(interaction_id, percentage)
+        accepted = await self._accept(
+            offer,
+            interaction_id,
+            party,
+            found.dn,
+            agent.user_id,
+            agent.username,
+            percentage,
+            screen,
+            {"full_time": found.full_time},
+            parent,
+        )
+        if isinstance(accepted, CallRejected) and self._current.get(agent.user_id) == interaction_id:
+            del self._current[agent.user_id]
+        return accepted
+
+    async def _no_known_party(self, offer: CallOffer) -> CallAccepted | CallRejected:
+        """No number of the call is a known DN: logged and counted; recorded as an "unassigned"
+        interaction (no agent, admins and compliance see it) when the admin's policy says so,
+        else refused with 404 — which the SIP engine stores as a missed recording."""
+        numbers = [n for _, n in numbers_to_try(offer)]
+        shown = ", ".join(n[:40] for n in numbers[:6]) or "none"
+        policy = await asyncio.to_thread(self._records.dn_policy)
+        if not policy.record_unassigned:
+            self.unknown_party["refused"] += 1
+            log.warning("call %s names no known party (numbers: %s): refused", offer.call_id, shown)
             what = (
                 "No recording-enabled party in the metadata"
                 if offer.siprec
                 else "No agent logged in on this DN"
             )
             return CallRejected(404, what)
-        agent = found.agent
-        previous = self._calls.get(self._current.get(agent.user_id, ""))
-        if previous is not None:
-            if previous.state.phase in (Phase.RINGING, Phase.ACTIVE):
-                return CallRejected(486, "Agent already on a recorded call")
-            if previous.state.phase is Phase.ACW:
-                await self._end_acw(previous, time.time(), "next call")
+        self.unknown_party["recorded"] += 1
+        log.warning("call %s names no known party (numbers: %s): recorded unassigned", offer.call_id, shown)
+        guess = lookup_key(numbers[0]) if numbers else ""
         global_pct = await asyncio.to_thread(self._repo.screen_percentage)
-        percentage = effective_percentage(global_pct, agent.team_percentage)
-        roles = assign_roles(offer, party, found.dn)
-        interaction_id = str(uuid.uuid4())
+        return await self._accept(
+            offer,
+            str(uuid.uuid4()),
+            None,
+            guess[:64],
+            None,
+            "",
+            global_pct,
+            False,
+            {"unassigned": True, "numbers": numbers[:20]},
+            None,
+        )
+
+    async def _accept(
+        self,
+        offer: CallOffer,
+        interaction_id: str,
+        party: Party | None,
+        dn: str,
+        agent_id: int | None,
+        username: str,
+        percentage: float,
+        screen: bool,
+        extra_meta: dict[str, object],
+        parent: str | None,
+    ) -> CallAccepted | CallRejected:
+        roles = assign_roles(offer, party, dn)
         now = time.time()
         live = Interaction(
             interaction_id=interaction_id,
             call_id=offer.call_id,
-            agent_id=agent.user_id,
-            dn=found.dn,
+            agent_id=agent_id,
+            dn=dn,
             caller=roles.caller,
             callee=roles.callee or offer.callee,
             started_at=now,
-            screen_decision=decide_screen(interaction_id, percentage),
+            screen_decision=screen,
+            parent_id=parent,
         )
         voice_dir = self._live_dir / interaction_id
         try:  # first: a disk that cannot take the call's directory cannot take its voice
@@ -152,9 +227,12 @@ class CallCoordinator:
             "agent_streams": sorted(roles.agent_streams),
             "warnings": list(offer.warnings),
             "params": dict(offer.params),
-            "full_time": found.full_time,
             "deferred": offer.deferred,
+            **extra_meta,
         }
+        if parent is not None:
+            meta["linked_to"] = parent
+            meta["screen"] = "voice only: the screen is recorded with the linked first call"
         await asyncio.to_thread(
             self._records.describe,
             interaction_id,
@@ -163,16 +241,19 @@ class CallCoordinator:
             source=f"{offer.source[0]}:{offer.source[1]}",
             participants=roster,
             meta=meta,
+            parent_interaction_id=live.parent_id,
         )
-        self._calls[interaction_id] = LiveCall(live, agent.username, roster=roster, offer=offer)
-        self._current[agent.user_id] = interaction_id
+        self._calls[interaction_id] = LiveCall(
+            live, username, roster=roster, offer=offer, quiet=parent is not None
+        )
         log.info(
-            "call %s (%s) on DN %s → interaction %s (screen %s)",
+            "call %s (%s) on DN %s → interaction %s (screen %s%s)",
             offer.call_id,
             "SIPREC" if offer.siprec else "plain",
-            found.dn,
+            dn or "-",
             interaction_id,
             live.screen_decision,
+            f", second call linked to {live.parent_id}" if live.parent_id else "",
         )
         return CallAccepted(interaction_id, voice_dir / "voice.wav", roles.agent_streams)
 
@@ -193,7 +274,7 @@ class CallCoordinator:
         found = await asyncio.to_thread(self._records.recording_party, [n for _, n in pairs])
         if found is None:
             return None, None
-        party = next((p for p, n in pairs if found.dn in dn_candidates(n)), None)
+        party = next((p for p, n in pairs if n == found.number), None)
         return party, found
 
     async def on_offer_withdrawn(self, offer: CallOffer, accepted: CallAccepted, reason: str) -> None:
@@ -271,10 +352,16 @@ class CallCoordinator:
             self._control.publish(live, EventType.CALL_STARTED)
             if start_screen:
                 self._control.command(live, EventType.SCREEN_START, at)
+        linked = (
+            f"; the agent's second call, linked to {live.state.parent_id}" if live.state.parent_id else ""
+        )
+        unassigned = "; names no known party: unassigned" if live.state.agent_id is None else ""
         await self._control.audit(
             "recording.start",
             live.interaction_id,
-            f"call {live.state.call_id}: {live.state.caller} → {live.state.callee} (DN {live.state.dn})",
+            f"call {live.state.call_id}: {live.state.caller} → {live.state.callee} (DN {live.state.dn})"
+            + linked
+            + unassigned,
         )
 
     async def on_call_ended(self, call: RecordedCall, ended_at: float, reason: str) -> None:
@@ -298,6 +385,14 @@ class CallCoordinator:
         await self._control.audit("recording.end", live.interaction_id, f"call ended: {reason}")
         voice_started = call.answered_at or live.state.started_at
         self._media.submit_voice(live.state.interaction_id, call.voice_path, voice_started)
+        if not self._on_desktop(live):
+            # No after-call work for a call the desktop does not show: an unassigned call, an
+            # agent's second call, or one whose agent's next call already came in.
+            await self._end_acw(live, time.time(), "not the desktop's call")
+
+    def _on_desktop(self, live: LiveCall) -> bool:
+        agent_id = live.state.agent_id
+        return agent_id is not None and self._current.get(agent_id) == live.interaction_id
 
     # -- agent actions ---------------------------------------------------------------------
     def current_call(self, agent_id: int) -> CallInfo | None:
@@ -308,20 +403,33 @@ class CallCoordinator:
 
     async def pause(self, interaction_id: str, agent_id: int, username: str) -> CallInfo:
         live = self._own_call(interaction_id, agent_id)
-        return await self._control.pause(
-            live, time.time(), "agent", (agent_id, username), "secure pause", strict=True
-        )
+        at = time.time()
+        # The secure pause covers the agent's second call too (a card number read out during a
+        # consultation must not be on that recording either); its voice pauses at once.
+        for child in self._children(live):
+            with contextlib.suppress(CallActionError):
+                await self._control.pause(
+                    child, at, "agent", (agent_id, username), "secure pause (first call)"
+                )
+        return await self._control.pause(live, at, "agent", (agent_id, username), "secure pause", strict=True)
 
     async def resume(self, interaction_id: str, agent_id: int, username: str = "") -> CallInfo:
         live = self._own_call(interaction_id, agent_id)
-        return await self._control.resume(
-            live,
-            time.time(),
-            ("agent",),
-            "agent resumed",
-            strict=True,
-            actor=(agent_id, username or live.agent_username),
-        )
+        at = time.time()
+        actor = (agent_id, username or live.agent_username)
+        info = await self._control.resume(live, at, ("agent",), "agent resumed", strict=True, actor=actor)
+        for child in self._children(live):
+            with contextlib.suppress(CallActionError):
+                await self._control.resume(child, at, ("agent",), "agent resumed (first call)", actor=actor)
+        return info
+
+    def _children(self, live: LiveCall) -> list[LiveCall]:
+        """The agent's live second calls linked to ``live``."""
+        return [
+            c
+            for c in self._calls.values()
+            if c.state.parent_id == live.interaction_id and c.state.phase is Phase.ACTIVE
+        ]
 
     async def stop(self, interaction_id: str, agent_id: int, username: str) -> CallInfo:
         live = self._own_call(interaction_id, agent_id)
@@ -392,8 +500,9 @@ class CallCoordinator:
 
     def _forget(self, live: LiveCall) -> None:
         self._calls.pop(live.state.interaction_id, None)
-        if self._current.get(live.state.agent_id) == live.state.interaction_id:
-            del self._current[live.state.agent_id]
+        agent_id = live.state.agent_id
+        if agent_id is not None and self._current.get(agent_id) == live.state.interaction_id:
+            del self._current[agent_id]
 
     # -- faults: a voice that can no longer be recorded ------------------------------------
     def media_lost(self, voice_path: Path, error: str, at: float) -> None:
@@ -436,3 +545,9 @@ class CallCoordinator:
         await self.voice_failures.stop()
         if not await self.backlog.flush(5.0):
             log.error("%d database writes still queued at shutdown are lost", self.backlog.pending)
+
+
+def _hanging_up(live: LiveCall) -> bool:
+    """The SIP side has the call's BYE (its file is being closed; ``on_call_ended`` follows):
+    the dialog's state, read off the handle the engine gave (``None`` before the answer)."""
+    return getattr(live.handle, "state", None) in ("ending", "ended")

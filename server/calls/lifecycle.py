@@ -24,7 +24,7 @@ CAPTURING = frozenset({ScreenState.REQUESTED, ScreenState.RECORDING})
 class Interaction:
     interaction_id: str
     call_id: str
-    agent_id: int
+    agent_id: int | None  # None: an "unassigned" call that named no known party
     dn: str
     caller: str
     callee: str
@@ -40,6 +40,7 @@ class Interaction:
     acw_deadline: float | None = None
     stopped_at: float | None = None
     pauses: list[PauseSpanInfo] = field(default_factory=list)
+    parent_id: str | None = None  # the agent's call this one overlapped (a second call)
 
     # -- transitions -----------------------------------------------------------------------
     def answer(self, at: float) -> bool:

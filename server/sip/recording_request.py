@@ -14,12 +14,11 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from server.errors import SipError
+from server.sip.aor import aor_number
 from server.sip.listener import CallOffer, OfferedStream, Party, UpdateKind
 from server.sip.message import SipRequest
 from server.sip.rs_metadata import RecordingMetadata
 from server.sip.siprec import RecordingOffer
-from server.sip.uri import parse_uri
 
 DECLINED = frozenset({"declined", "decline", "denied", "deny", "no", "false", "0", "refused", "off"})
 _TRANSPORT_PARAMS = frozenset({"transport", "lr", "maddr", "user", "method", "ttl"})
@@ -40,17 +39,8 @@ class RequestPolicy:
 
 
 def user_number(uri_text: str) -> str | None:
-    """The user part of a sip:/sips:/tel: URI ("sip:+1001@pbx;user=phone" → "+1001")."""
-    text = uri_text.strip().strip("<>")
-    if ":" not in text.split("@", 1)[0]:
-        text = "sip:" + text  # some SRCs (Sonus) write the AOR without a scheme
-    try:
-        uri = parse_uri(text)
-    except (SipError, ValueError):
-        return None
-    if uri.scheme == "tel":
-        return uri.raw.partition(":")[2].split(";")[0] or None
-    return uri.user or None
+    """The number an AOR names, in any form SRCs write one (``server.sip.aor``)."""
+    return aor_number(uri_text)
 
 
 def parties(offer: RecordingOffer) -> tuple[Party, ...]:

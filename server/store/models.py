@@ -105,6 +105,9 @@ class Interaction(Base):
     participants: Mapped[str] = mapped_column(Text, default="[]")  # JSON list of parties
     recording_meta: Mapped[str] = mapped_column(Text, default="{}")  # JSON: streams, stats, warnings
     stopped_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    # A second simultaneous call of the same agent (three-way, call waiting, consultation)
+    # names the call it overlapped; NULL for an ordinary call. (Revision 0007.)
+    parent_interaction_id: Mapped[str | None] = mapped_column(String(36), nullable=True, index=True)
     agent: Mapped[User | None] = relationship()
     pauses: Mapped[list[PauseSpan]] = relationship(order_by="PauseSpan.started_at")
     # Only stored files: a row still "pending" is an upload or a move into storage under way

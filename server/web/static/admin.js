@@ -3,6 +3,7 @@
 // (admin_users.js).
 
 import { api } from "./api.js";
+import { initDnMatching, showDnMatching } from "./admin_dn_matching.js";
 import { initVoiceFormats, showVoiceFormats } from "./admin_formats.js";
 import { initPasswordPolicy, showPasswordPolicy } from "./admin_passwords.js";
 import { initNewUser } from "./admin_users.js";
@@ -67,6 +68,7 @@ function fill(policy) {
 
 export function initAdmin() {
   initVoiceFormats();
+  initDnMatching();
   initPasswordPolicy();
   initNewUser();
   $("sampling-add").addEventListener("click", () => addOverrideRow().focus());
@@ -96,6 +98,7 @@ export function initAdmin() {
 
 export async function showAdmin(isCurrent) {
   showVoiceFormats(isCurrent);
+  showDnMatching(isCurrent);
   showPasswordPolicy(isCurrent);
   status("Loading…");
   try {

@@ -112,7 +112,9 @@ function renderRecordings() {
     const screen = screenState(summary);
     const media = summary.media || [];
     row.append(
-      start, cell(summary.agent), cell(summary.dn), cell(summary.caller),
+      // An unassigned call named no known party; a linked one is an agent's second call.
+      start, cell(summary.unassigned ? "unassigned" : summary.agent, summary.unassigned ? "unassigned" : ""),
+      cell(summary.linked_to ? `${summary.dn} (second call)` : summary.dn), cell(summary.caller),
       cell(duration === null ? "in progress" : formatClock(duration), "num"),
       cell(screen, `screen-${screen}`),
       cell(media.length ? media.join(", ") : "none", media.length ? "" : "muted"),

@@ -1,0 +1,310 @@
+"""Who a SIPREC (or plain) call belongs to, end to end over UDP against the running server:
+
+- every AOR form real SRCs write finds the agent's DN (a bare number, a host-less URI, tel:,
+  user=phone with separators, a telephone-subscriber with parameters), and the admin's matching
+  rule (prefixes to strip, last N digits) matches E.164 to national forms;
+- a call naming no known party is refused and stored as a missed recording, or — when the admin
+  says so — recorded "unassigned" (no agent; admins see it, a supervisor does not);
+- one call per agent, atomically: two INVITEs for one DN at once give the desktop one call and
+  link the other to it; a second call while the first is active is recorded voice-only and
+  linked (was 486); an INVITE right after the BYE is the agent's next call (was sometimes 486).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import select
+
+from server.api.app import create_app
+from server.settings import load_settings
+from server.store import models
+from server.store.db import session_scope
+from server.store.users import create_user
+from tests.integration.siprec_peer import Dialog, SrcPeer, tone
+from tests.ports import rtp_range
+
+OFFERS = Path(__file__).resolve().parents[2] / ".." / "shared" / "testdata" / "siprec" / "offers"
+ACME = (OFFERS / "acme-siprec-offer.txt").read_bytes()
+AGENT_AOR = b'aor="sip:1002@192.168.50.10"'  # the called party of the acme offer
+PASSWORD = "correct-horse-battery"
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[TestClient, Any]]:
+    data = tmp_path_factory.mktemp("parties") / "data"
+    settings = load_settings(
+        None,
+        data_dir=data,
+        sip_port=0,
+        rtp_port_min=(rtp := rtp_range())[0],
+        rtp_port_max=rtp[1],
+        rtp_timeout_seconds=30,
+        acw_limit_seconds=1,
+        screen_percentage=0,
+    )
+    app = create_app(settings)
+    with session_scope(app.state.ctx.sessions) as s:
+        create_user(s, "admin", PASSWORD, "admin")
+        create_user(s, "sup", PASSWORD, "supervisor", supervises=["Blue"])
+        for n in range(20):
+            create_user(s, f"agent{n}", PASSWORD, "agent", team="Blue")
+    with TestClient(app) as client:
+        yield client, app.state.ctx
+
+
+_agents: dict[str, str] = {}
+
+
+def login_agent(client: TestClient, dn: str) -> str:
+    user = _agents.setdefault(dn, f"agent{len(_agents)}")
+    r = client.post(
+        "/api/auth/login", json={"username": user, "password": PASSWORD, "client": "desktop", "dn": dn}
+    )
+    assert r.status_code == 200, r.text
+    return user
+
+
+def bearer(client: TestClient, username: str) -> dict[str, str]:
+    r = client.post("/api/auth/login", json={"username": username, "password": PASSWORD})
+    assert r.status_code == 200, r.text
+    return {"Authorization": f"Bearer {r.json()['token']}"}
+
+
+def with_agent_aor(aor: str) -> bytes:
+    return ACME.replace(AGENT_AOR, b'aor="' + aor.encode() + b'"')
+
+
+def stored(ctx: Any, call_id: str, timeout: float = 20.0) -> dict[str, Any]:
+    """The interaction of ``call_id`` once its voice is stored (columns + agent's username)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with session_scope(ctx.sessions) as s:
+            row = s.execute(
+                select(models.Interaction).where(models.Interaction.call_id == call_id)
+            ).scalar_one_or_none()
+            if row is not None and any(m.kind == "voice" for m in row.media):
+                out = {c.name: getattr(row, c.name) for c in models.Interaction.__table__.columns}
+                out["username"] = row.agent.username if row.agent is not None else None
+                return out
+        time.sleep(0.1)
+    raise AssertionError(f"no stored voice for call {call_id}")
+
+
+def short_call(peer: SrcPeer, body: bytes, seconds: float = 0.3, **kwargs: Any) -> Dialog:
+    dialog = peer.invite(body, **kwargs)
+    if dialog.status == 200:
+        peer.stream({port: (tone(440.0, seconds), pt) for port, pt in dialog.ports.values()})
+        assert peer.bye(dialog).status == 200
+    return dialog
+
+
+def set_policy(client: TestClient, **policy: Any) -> Any:
+    body = {"strip_prefixes": [], "last_digits": 0, "record_unassigned": False, **policy}
+    return client.put("/api/admin/dn-matching", json=body, headers=bearer(client, "admin"))
+
+
+# -- every AOR form ----------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("aor", "dn"),
+    [
+        ("7602922410", "7602922410"),  # Metaswitch: <nameID aor="7602922410">
+        ("sip:8638254725", "8638254725"),  # BroadWorks: a host-less URI
+        ("tel:+1-555-010-2001", "+15550102001"),  # tel: with visual separators
+        ("sip:+1-555-010-2002@gw.example.com;user=phone", "15550102002"),
+        ("sip:1003;phone-context=example.com@pbx;user=phone", "1003"),
+        ("&quot;Agent&quot; &lt;sip:1004@pbx&gt;", "1004"),  # a name-addr where an AOR belongs
+    ],
+)
+def test_every_aor_form_finds_the_agent(server: tuple[TestClient, Any], aor: str, dn: str) -> None:
+    client, ctx = server
+    user = login_agent(client, dn)
+    peer = SrcPeer(ctx.sip_port)
+    try:
+        dialog = short_call(peer, with_agent_aor(aor))
+    finally:
+        peer.close()
+    assert dialog.status == 200, f"{aor}: {dialog.status}"
+    row = stored(ctx, dialog.call_id)
+    assert row["username"] == user and row["dn"] == dn
+    roster = json.loads(row["participants"])
+    assert [
+        p["role"]
+        for p in roster
+        if p["aor"] == aor.replace("&quot;", '"').replace("&lt;", "<").replace("&gt;", ">")
+    ] == ["agent"]
+
+
+def test_admin_matching_rule_matches_e164_to_the_national_dn(server: tuple[TestClient, Any]) -> None:
+    client, ctx = server
+    user = login_agent(client, "5550103000")
+    body = with_agent_aor("sip:+15550103000@gw.example.com;user=phone")
+    peer = SrcPeer(ctx.sip_port)
+    try:
+        refused = peer.invite(body)
+        assert refused.status == 404  # exact matching only: "+15550103000" is not "5550103000"
+        r = set_policy(client, strip_prefixes=["+1", "1", "9"])
+        assert r.status_code == 200 and r.json()["strip_prefixes"] == ["+1", "1", "9"], r.text
+        dialog = short_call(peer, body)
+    finally:
+        peer.close()
+        set_policy(client)
+    assert dialog.status == 200
+    row = stored(ctx, dialog.call_id)
+    assert row["username"] == user and row["dn"] == "5550103000"
+
+
+def test_a_bad_matching_rule_is_refused_and_audited(server: tuple[TestClient, Any]) -> None:
+    client, ctx = server
+    r = set_policy(client, last_digits=2)
+    assert r.status_code == 422 and "3-32" in r.text, r.text
+    assert client.get("/api/admin/dn-matching", headers=bearer(client, "sup")).status_code == 403
+    with session_scope(ctx.sessions) as s:
+        outcomes = [
+            r.outcome
+            for r in s.execute(
+                select(models.AuditRecord).where(models.AuditRecord.action == "policy.dn_matching")
+            ).scalars()
+        ]
+    assert "denied" in outcomes
+
+
+# -- no known party ----------------------------------------------------------------------------
+def test_no_known_party_is_refused_and_stored_as_missed_when_off(server: tuple[TestClient, Any]) -> None:
+    client, ctx = server
+    peer = SrcPeer(ctx.sip_port)
+    try:
+        dialog = peer.invite(with_agent_aor("sip:4440001@pbx"))
+    finally:
+        peer.close()
+    assert dialog.status == 404
+    deadline = time.monotonic() + 10
+    rows: list[Any] = []
+    while time.monotonic() < deadline and not rows:
+        with session_scope(ctx.sessions) as s:
+            rows = list(
+                s.execute(
+                    select(models.MissedCall).where(models.MissedCall.call_id == dialog.call_id)
+                ).scalars()
+            )
+        time.sleep(0.1)
+    assert rows and rows[0].status == 404
+    seen = client.get("/api/admin/dn-matching", headers=bearer(client, "admin")).json()
+    assert seen["unknown_party_calls"].get("refused", 0) >= 1
+
+
+def test_no_known_party_is_recorded_unassigned_when_on(server: tuple[TestClient, Any]) -> None:
+    client, ctx = server
+    assert set_policy(client, record_unassigned=True).status_code == 200
+    peer = SrcPeer(ctx.sip_port)
+    try:
+        dialog = short_call(peer, with_agent_aor("sip:4440002@pbx"))
+    finally:
+        peer.close()
+        set_policy(client)
+    assert dialog.status == 200
+    row = stored(ctx, dialog.call_id)
+    assert row["agent_id"] is None and row["dn"] == "4440002"
+    assert json.loads(row["recording_meta"])["unassigned"] is True
+    listed = client.get("/api/interactions", headers=bearer(client, "admin")).json()
+    mine = [i for i in listed if i["call_id"] == dialog.call_id]
+    assert mine and mine[0]["unassigned"] is True and mine[0]["agent"] == ""
+    supervised = client.get("/api/interactions", headers=bearer(client, "sup")).json()
+    assert not [i for i in supervised if i["call_id"] == dialog.call_id]
+    assert client.get(f"/api/interactions/{row['id']}", headers=bearer(client, "sup")).status_code in (
+        403,
+        404,
+    )
+
+
+# -- one call per agent, atomically; overlapping calls ---------------------------------------
+def test_two_invites_for_one_dn_at_once_give_one_call_and_one_linked(server: tuple[TestClient, Any]) -> None:
+    client, ctx = server
+    user = login_agent(client, "1010")
+    body = with_agent_aor("sip:1010@pbx")
+    peers = [SrcPeer(ctx.sip_port), SrcPeer(ctx.sip_port)]
+    dialogs: dict[int, Dialog] = {}
+    start = threading.Barrier(2)
+
+    def call(index: int) -> None:
+        start.wait()
+        dialogs[index] = peers[index].invite(body)
+
+    threads = [threading.Thread(target=call, args=(i,)) for i in range(2)]
+    try:
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(15)
+        assert [dialogs[i].status for i in range(2)] == [200, 200]
+        for i, peer in enumerate(peers):
+            peer.stream({port: (tone(440.0, 0.3), pt) for port, pt in dialogs[i].ports.values()})
+            assert peer.bye(dialogs[i]).status == 200
+    finally:
+        for peer in peers:
+            peer.close()
+    rows = [stored(ctx, d.call_id) for d in dialogs.values()]
+    assert all(r["username"] == user for r in rows)
+    first = [r for r in rows if r["parent_interaction_id"] is None]
+    second = [r for r in rows if r["parent_interaction_id"] is not None]
+    assert len(first) == 1 and len(second) == 1, [r["parent_interaction_id"] for r in rows]
+    assert second[0]["parent_interaction_id"] == first[0]["id"]
+
+
+def test_second_call_while_the_first_is_active_is_linked_and_voice_only(
+    server: tuple[TestClient, Any],
+) -> None:
+    client, ctx = server
+    login_agent(client, "1011")
+    body = with_agent_aor("sip:1011@pbx")
+    first_peer, second_peer = SrcPeer(ctx.sip_port), SrcPeer(ctx.sip_port)
+    try:
+        first = first_peer.invite(body)
+        assert first.status == 200
+        first_peer.stream({port: (tone(440.0, 0.3), pt) for port, pt in first.ports.values()})
+        second = second_peer.invite(body)  # call waiting / consultation: the same agent again
+        assert second.status == 200, f"the second call was refused {second.status}"
+        second_peer.stream({port: (tone(1000.0, 0.3), pt) for port, pt in second.ports.values()})
+        assert second_peer.bye(second).status == 200
+        assert first_peer.bye(first).status == 200
+    finally:
+        first_peer.close()
+        second_peer.close()
+    one, two = stored(ctx, first.call_id), stored(ctx, second.call_id)
+    assert one["parent_interaction_id"] is None and two["parent_interaction_id"] == one["id"]
+    assert two["screen_decision"] is False
+    assert "voice only" in json.loads(two["recording_meta"])["screen"]
+    listed = client.get("/api/interactions", headers=bearer(client, "admin")).json()
+    summary = next(i for i in listed if i["id"] == two["id"])
+    assert summary["linked_to"] == one["id"]
+
+
+def test_an_invite_right_after_the_bye_is_the_agents_next_call(server: tuple[TestClient, Any]) -> None:
+    client, ctx = server
+    user = login_agent(client, "1012")
+    body = with_agent_aor("sip:1012@pbx")
+    peer = SrcPeer(ctx.sip_port)
+    call_ids = []
+    try:
+        dialog = peer.invite(body)
+        for _ in range(4):
+            assert dialog.status == 200
+            peer.stream({port: (tone(440.0, 0.2), pt) for port, pt in dialog.ports.values()})
+            assert peer.bye(dialog).status == 200
+            call_ids.append(dialog.call_id)
+            dialog = peer.invite(body)  # at once: the last call's file may still be closing
+            assert dialog.status == 200, f"refused {dialog.status} right after the previous BYE"
+        assert peer.bye(dialog).status == 200
+        call_ids.append(dialog.call_id)
+    finally:
+        peer.close()
+    for call_id in call_ids:
+        row = stored(ctx, call_id)
+        assert row["username"] == user and row["parent_interaction_id"] is None
