@@ -23,10 +23,15 @@ class Roles:
 
 def numbers_to_try(offer: CallOffer) -> list[tuple[Party | None, str]]:
     """(party, number) pairs in the order they are tried against DNs. SIPREC: every participant's
-    AOR user parts, the SRC's "called party"-looking ones (not the calling party) first; then the
-    Request-URI DN (some SRCs put the recorded DN there). Plain INVITE: the DN."""
+    AOR numbers — a party the SRC marks as the recorded one first (Metaswitch ``recordedParty``:
+    the SRC knows whose recording this is; "the first DN wins" does not), a party it marks as
+    not recorded last, else the "called party"-looking ones (not the calling party) first; then
+    the Request-URI DN (some SRCs put the recorded DN there). Plain INVITE: the DN."""
     pairs: list[tuple[Party | None, str]] = []
-    ordered = sorted(offer.participants, key=lambda p: p.calling_party is True)
+    ordered = sorted(
+        offer.participants,
+        key=lambda p: (p.recorded is not True, p.recorded is False, p.calling_party is True),
+    )
     for party in ordered:
         pairs.extend((party, n) for n in party.numbers)
     if offer.dn:

@@ -26,6 +26,7 @@ class Party:
     numbers: tuple[str, ...]  # user parts of every AOR ("1001", "+4930123"): matched to DNs
     sends: tuple[int, ...]  # m-line indices of the streams this party sends
     calling_party: bool | None = None  # vendor hint, None when unknown
+    recorded: bool | None = None  # the SRC marks this party as the one recorded (None: not said)
 
     def display(self) -> str:
         number = self.numbers[0] if self.numbers else (self.aor or "")

@@ -49,7 +49,7 @@ def parties(offer: RecordingOffer) -> tuple[Party, ...]:
     for p in offer.participants:
         numbers = tuple(n for n in (user_number(a) for a in p.aors) if n)
         sends = tuple(index_of[label] for label in p.sends if label in index_of)
-        out.append(Party(p.participant_id, p.aor, p.name, numbers, sends, p.calling_party))
+        out.append(Party(p.participant_id, p.aor, p.name, numbers, sends, p.calling_party, p.recorded))
     return tuple(out)
 
 
@@ -68,6 +68,7 @@ def metadata_parties(metadata: RecordingMetadata) -> tuple[Party, ...]:
                 numbers,
                 (),
                 p.calling_party,
+                p.recorded,
             )
         )
     return tuple(out)

@@ -39,6 +39,9 @@ class Participant:
     receives: list[str] = field(default_factory=list)
     session_ids: list[str] = field(default_factory=list)
     calling_party: bool | None = None  # vendor hint (Acme apkt:callingParty), None if absent
+    # The SRC's mark of the party being recorded (an extension element such as
+    # ``recordedParty``/``isRecorded``, or a participant attribute ``recorded``), None if absent.
+    recorded: bool | None = None
     extensions: list[str] = field(default_factory=list)  # raw XML of extension data
     declared: bool = True  # False: only named by an association element
 
@@ -311,6 +314,9 @@ def _read_participant(elem: Element, md: RecordingMetadata, reader: _TreeReader)
         participant = Participant(participant_id)
         md.participants.append(participant)
     participant.declared = True
+    marked = _flag(_attr(elem, *RECORDED_NAMES))
+    if marked is not None:
+        participant.recorded = marked
     session_id = _attr(elem, "sessionid", "session")
     if session_id and session_id not in participant.session_ids:
         participant.session_ids.append(session_id)
@@ -336,6 +342,22 @@ def _read_participant(elem: Element, md: RecordingMetadata, reader: _TreeReader)
             for sub in child.iter():
                 if norm(sub.tag) == "callingparty" and _text(sub) in ("true", "false"):
                     participant.calling_party = _text(sub) == "true"
+                elif norm(sub.tag) in RECORDED_NAMES:
+                    marked = _flag(_text(sub) or _attr(sub, "value"))
+                    if marked is not None:
+                        participant.recorded = marked
+
+
+# Names (``norm`` form) SRCs give the "this is the recorded party" mark, as an element inside a
+# participant's extension data or as a participant attribute (Metaswitch ``recordedParty``).
+RECORDED_NAMES = ("recordedparty", "isrecorded", "recorded", "recordedsubscriber")
+_TRUE = frozenset({"true", "yes", "1", "on"})
+_FALSE = frozenset({"false", "no", "0", "off"})
+
+
+def _flag(text: str | None) -> bool | None:
+    value = (text or "").strip().lower()
+    return True if value in _TRUE else False if value in _FALSE else None
 
 
 def _read_stream(elem: Element, md: RecordingMetadata) -> None:

@@ -43,6 +43,7 @@ class OfferParticipant:
     receives: tuple[str, ...]  # labels of the SDP streams this participant receives
     calling_party: bool | None  # vendor hint (Acme), None when the metadata does not say
     order: int  # position in the metadata: an ordering hint, not a role
+    recorded: bool | None = None  # the SRC marks this party as the recorded one (Metaswitch)
 
     @property
     def aor(self) -> str | None:
@@ -293,6 +294,7 @@ def _associate(
             receives=tuple(s.label for s in streams if p.participant_id in s.receivers and s.label),
             calling_party=p.calling_party,
             order=index,
+            recorded=p.recorded,
         )
         for index, p in enumerate(metadata.participants)
     )

@@ -308,3 +308,30 @@ def test_an_invite_right_after_the_bye_is_the_agents_next_call(server: tuple[Tes
     for call_id in call_ids:
         row = stored(ctx, call_id)
         assert row["username"] == user and row["parent_interaction_id"] is None
+
+
+# -- the SRC says who is recorded ----------------------------------------------------------------
+def test_the_party_the_src_marks_as_recorded_gets_the_call(server: tuple[TestClient, Any]) -> None:
+    """Both parties are agents' DNs; the metadata marks the calling party as the recorded one
+    (Metaswitch ``recordedParty``): that agent gets the call, not the called-party-first guess."""
+    client, ctx = server
+    caller = login_agent(client, "1030")
+    login_agent(client, "1031")
+    body = with_agent_aor("sip:1031@192.168.50.10").replace(
+        b'aor="sip:9000@192.168.50.102"', b'aor="sip:1030@192.168.50.102"'
+    )
+    body = body.replace(
+        b"<apkt:callingParty>true</apkt:callingParty>",
+        b"<apkt:callingParty>true</apkt:callingParty><apkt:recordedParty>true</apkt:recordedParty>",
+        1,
+    )
+    peer = SrcPeer(ctx.sip_port)
+    try:
+        dialog = short_call(peer, body)
+    finally:
+        peer.close()
+    assert dialog.status == 200
+    row = stored(ctx, dialog.call_id)
+    assert row["username"] == caller and row["dn"] == "1030"
+    roster = {p["aor"]: p["role"] for p in json.loads(row["participants"])}
+    assert roster["sip:1030@192.168.50.102"] == "agent"

@@ -111,3 +111,29 @@ def test_a_bad_rule_is_refused_with_its_reason(prefixes: list[str], last: int, m
 
 def test_prefixes_are_written_in_one_form() -> None:
     assert match_rule([" +1 ", "0", "0"], 0).strip_prefixes == ("+1", "0")
+
+
+RECORDED = b"""<?xml version="1.0" encoding="UTF-8"?>
+<recording xmlns="urn:ietf:params:xml:ns:recording:1" xmlns:ms="urn:example:metaswitch">
+  <datamode>complete</datamode>
+  <participant participant_id="a">
+    <nameID aor="7602922410"/>
+    <extensiondata><ms:recordedParty>true</ms:recordedParty></extensiondata>
+  </participant>
+  <participant participant_id="b" recorded="false"><nameID aor="sip:8638254725"/></participant>
+  <participant participant_id="c"><nameID aor="tel:+15550102000"/></participant>
+</recording>
+"""
+
+
+def test_the_recorded_party_mark_is_read_and_tried_first() -> None:
+    from server.calls.offer_policy import numbers_to_try
+    from server.sip.listener import CallOffer
+    from server.sip.recording_request import metadata_parties
+    from server.sip.rs_metadata import parse_metadata
+
+    parties = metadata_parties(parse_metadata(RECORDED))
+    assert [(p.participant_id, p.recorded) for p in parties] == [("a", True), ("b", False), ("c", None)]
+    assert [p.numbers for p in parties] == [("7602922410",), ("8638254725",), ("+15550102000",)]
+    offer = CallOffer("c-1", "", "", "", ("127.0.0.1", 5060), "PCMU", True, participants=parties[::-1])
+    assert [n for _, n in numbers_to_try(offer)] == ["7602922410", "+15550102000", "8638254725"]
