@@ -217,9 +217,10 @@ class RtpSession:
                 assert voice_path is not None
                 rate = decoder.output_rate
                 try:
-                    writer = await create_off_loop(
+                    created: WavWriter = await create_off_loop(
                         lambda: WavWriter(voice_path, sample_rate=rate), WavWriter.close
                     )
+                    writer = created
                 except WavWriterError as exc:
                     raise RtpSessionError(str(exc)) from exc
                 made_writer = True

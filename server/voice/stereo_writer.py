@@ -1,45 +1,35 @@
-"""Crash-safe incremental dual-channel WAV writer: a SIPREC call's caller (left) and agent (right).
+"""The dual-channel voice file of a SIPREC call: the caller on the left, the agent on the right.
 
 Each channel is fed by its own ``VoiceTimeline`` with ``(position, samples)`` chunks; a
 ``ChannelAligner`` interleaves them with bounded buffering (a lagging channel is filled with
-silence once it is ``max_lag`` seconds behind). The file follows ``WavWriter``'s crash-safety
-rule, for 16-bit stereo: a valid 44-byte header with zero sizes goes first, frames are appended,
-and at most every ``sync_interval`` seconds the RIFF and data sizes are rewritten to cover them
-(the data fsync'ed first every 5 s and on close, see ``syncer``), so a SIGKILL leaves a readable
-WAV at most that much short of what was written. ``close(end_position)`` pads both channels to
-the call's end and writes exact sizes. As in ``WavWriter``, ``maybe_sync`` leaves the fsync and
-the header to a background thread.
+silence once it is ``max_lag`` seconds behind) and the frames go into a two-channel ``WavWriter``,
+which keeps the file crash-safe exactly as it does a mono one (valid header first, sizes
+rewritten at most every ``sync_interval``, fsync'ed every 5 s and on close, see ``syncer``).
+``close(end_position)`` pads both channels to the call's end and writes exact sizes.
 """
 
 from __future__ import annotations
 
 import logging
-import os
-import struct
 import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from enum import IntEnum
 from pathlib import Path
-from typing import BinaryIO
 
 import numpy as np
 import numpy.typing as npt
 
-from server.errors import WavSizeLimitError, WavWriterError
-from server.voice.header_sync import HeaderSync, SyncedWriter
+from server.errors import WavWriterError
+from server.voice.header_sync import SyncedWriter
 from server.voice.mixdown import AlignStats, ChannelAligner
 from server.voice.timeline import Chunk
+from server.voice.wav_writer import WavWriter, wav_header
 
 log = logging.getLogger(__name__)
 
-HEADER_SIZE = 44
 CHANNELS = 2
-SAMPLE_WIDTH = 2
-FRAME_BYTES = CHANNELS * SAMPLE_WIDTH
-MAX_DATA_BYTES = 0xFFFFFFFF - (HEADER_SIZE - 8)  # both size fields are unsigned 32-bit
-_ZERO_BLOCK_FRAMES = 16 * 1024
 
 
 class Channel(IntEnum):
@@ -49,21 +39,14 @@ class Channel(IntEnum):
 
 def stereo_wav_header(sample_rate: int, data_bytes: int) -> bytes:
     """The canonical 44-byte header of a 16-bit stereo PCM WAV holding ``data_bytes`` of frames."""
-    return (
-        b"RIFF"
-        + struct.pack("<I", HEADER_SIZE - 8 + data_bytes)
-        + b"WAVEfmt "
-        + struct.pack("<IHHIIHH", 16, 1, CHANNELS, sample_rate, sample_rate * FRAME_BYTES, FRAME_BYTES, 16)
-        + b"data"
-        + struct.pack("<I", data_bytes)
-    )
+    return wav_header(sample_rate, data_bytes, CHANNELS)
 
 
 class StereoWavWriter(SyncedWriter):
-    """Append-only writer of one two-channel voice file; not thread-safe (one call, one loop).
+    """The two channels of one voice file; not thread-safe (one call, one loop).
 
-    After any ``WavWriterError`` the writer is broken (frame positions would no longer match the
-    file) and every further write raises; ``close`` still tries to leave exact sizes.
+    After any ``WavWriterError`` the file is broken (frame positions would no longer match it)
+    and every further write raises; ``close`` still tries to leave exact sizes.
     """
 
     def __init__(
@@ -80,8 +63,6 @@ class StereoWavWriter(SyncedWriter):
     ) -> None:
         self.path = path
         self.sample_rate = sample_rate
-        self._data_bytes = 0
-        self._broken: str | None = None
         self._open_channels = CHANNELS  # ``ChannelWriter.close`` calls still to come
         # Channel writers are closed from threads (their close may finalise the file): one at a time.
         self._channels_lock = threading.Lock()
@@ -89,23 +70,17 @@ class StereoWavWriter(SyncedWriter):
         self._aligner = ChannelAligner(
             self._append_frames, CHANNELS, max_lag=round(max_lag * sample_rate), block=sample_rate
         )
-        try:
-            # Exclusive create: a recording must never silently replace another one.
-            self._file: BinaryIO | None = open(path, "x+b")  # read too: a late pause rewrites one channel
-            self._file.write(stereo_wav_header(sample_rate, 0))
-            self._file.flush()  # a crash right after the answer still leaves a readable, empty WAV
-        except OSError as exc:
-            raise WavWriterError(f"cannot create voice file {path}: {exc}") from exc
-        self._sync = HeaderSync(path, sync_interval, clock)
+        self._wav = WavWriter(path, sample_rate, sync_interval, clock, channels=CHANNELS)
+        self._sync = self._wav._sync  # the read-outs of SyncedWriter: one file, one sync
 
     @property
     def frames_written(self) -> int:
-        return self._data_bytes // FRAME_BYTES
+        return self._wav.frames_written
 
     @property
     def frames_synced(self) -> int:
         """Frames the on-disk header currently covers (what survives a crash)."""
-        return self._sync.synced_bytes // FRAME_BYTES
+        return self._wav.frames_synced
 
     @property
     def stats(self) -> AlignStats:
@@ -113,7 +88,7 @@ class StereoWavWriter(SyncedWriter):
 
     @property
     def closed(self) -> bool:
-        return self._file is None
+        return self._wav.closed
 
     def channel_end(self, channel: Channel) -> int:
         """The position the channel's next sample goes to (written plus buffered)."""
@@ -123,51 +98,25 @@ class StereoWavWriter(SyncedWriter):
         """Add one channel's samples at sample ``position``; frames complete in both go to disk."""
         if samples.dtype != np.int16:
             raise TypeError(f"the voice file holds int16 samples, got {samples.dtype}")
-        self._check_writable()
+        self._wav.check_writable()
         self._aligner.push(channel, position, samples)
         self.maybe_sync()
 
     def zero(self, channel: Channel, start: int, end: int) -> None:
         """Silence one channel's samples ``[start, end)``, buffered or already on disk (late pause)."""
-        handle = self._check_writable()
+        self._wav.check_writable()
         start, end = self._aligner.zero(channel, start, end)
-        end = min(end, self.frames_written)
-        try:
-            position = start
-            while position < end:
-                count = min(_ZERO_BLOCK_FRAMES, end - position)
-                handle.seek(HEADER_SIZE + position * FRAME_BYTES)
-                block = np.frombuffer(handle.read(count * FRAME_BYTES), dtype="<i2").reshape(-1, CHANNELS)
-                block = block.copy()
-                block[:, int(channel)] = 0
-                handle.seek(HEADER_SIZE + position * FRAME_BYTES)
-                handle.write(block.tobytes())
-                position += count
-            handle.seek(0, os.SEEK_END)
-        except (OSError, ValueError) as exc:
-            self._broken = str(exc)
-            raise WavWriterError(f"cannot silence samples in {self.path}: {exc}") from exc
+        self._wav.zero(start, end, int(channel))
 
     def maybe_sync(self) -> None:
         """Sync in the background if the interval has passed; cheap enough for a periodic timer.
 
         Raises a failure of an earlier background sync."""
-        if self._file is None:
-            return
-        try:
-            self._sync.maybe_sync(self._file, self._data_bytes)
-        except WavWriterError as exc:
-            self._broken = str(exc)
-            raise
+        self._wav.maybe_sync()
 
     def sync(self) -> None:
         """Make the frames written so far durable, then let the header cover them (now)."""
-        handle = self._open_file()
-        try:
-            self._sync.sync(handle, self._data_bytes)
-        except WavWriterError as exc:
-            self._broken = str(exc)
-            raise
+        self._wav.sync()
 
     def close(
         self, end_position: int | None = None, tails: Mapping[Channel, Iterable[Chunk]] | None = None
@@ -179,31 +128,19 @@ class StereoWavWriter(SyncedWriter):
         channel's last (reorder-window) audio out as "lagging". Audio beyond ``end_position`` is
         dropped; calling ``close`` again does nothing.
         """
-        if self._file is None:
-            return
-        try:
-            self._sync.settle()
-            # An earlier background failure is raised, but only after trying for exact sizes.
-            failure = self._sync.take_failure()
-            if failure is not None:
-                self._broken = str(failure)
-            if self._broken is None:
-                self.end_of_call()
-                for channel, chunks in (tails or {}).items():
-                    for chunk in chunks:
-                        self._aligner.push(channel, chunk.position, chunk.samples)
-                if end_position is None:
-                    end_position = max(self._aligner.end(c) for c in Channel)
-                self._aligner.finish(end_position)
-                if self.frames_written > end_position:
-                    self._truncate(end_position)
-                self._log_alignment()
-            self._sync.sync(self._file, self._data_bytes, durable_header=True)
-            if failure is not None:
-                raise failure
-        finally:
-            self._file.close()
-            self._file = None
+
+        def pad_to_the_end() -> None:
+            self.end_of_call()
+            for channel, chunks in (tails or {}).items():
+                for chunk in chunks:
+                    self._aligner.push(channel, chunk.position, chunk.samples)
+            end = max(self._aligner.end(c) for c in Channel) if end_position is None else end_position
+            self._aligner.finish(end)
+            if self.frames_written > end:
+                self._wav.truncate(end, sync=False)  # the close's own sync writes the sizes
+            self._log_alignment()
+
+        self._wav.close_after(pad_to_the_end)
 
     def _log_alignment(self) -> None:
         """Say so when a channel was filled or had audio dropped: the file is not what arrived."""
@@ -235,46 +172,7 @@ class StereoWavWriter(SyncedWriter):
                 self.close(max(self._lengths.values(), default=None))
 
     def _append_frames(self, frames: npt.NDArray[np.int16]) -> None:
-        handle = self._open_file()
-        data = frames.astype("<i2", copy=False).tobytes()
-        if self._data_bytes + len(data) > MAX_DATA_BYTES:
-            self._broken = "size limit"
-            raise WavSizeLimitError(f"{self.path} would exceed the 4 GiB WAV limit")
-        try:
-            handle.write(data)
-        except OSError as exc:
-            self._broken = str(exc)
-            raise WavWriterError(f"cannot write voice file {self.path}: {exc}") from exc
-        self._data_bytes += len(data)
-
-    def _truncate(self, frames: int) -> None:
-        handle = self._open_file()
-        new_bytes = max(0, frames) * FRAME_BYTES
-        self._sync.settle()  # no background pwrite of the old sizes after the cut
-        try:
-            handle.flush()
-            handle.truncate(HEADER_SIZE + new_bytes)
-            handle.seek(0, os.SEEK_END)
-        except OSError as exc:
-            self._broken = str(exc)
-            raise WavWriterError(f"cannot truncate voice file {self.path}: {exc}") from exc
-        self._data_bytes = new_bytes
-        self._sync.lower(new_bytes)
-
-    def _check_writable(self) -> BinaryIO:
-        handle = self._open_file()
-        failure = self._sync.take_failure()
-        if failure is not None:
-            self._broken = str(failure)
-            raise failure
-        if self._broken is not None:
-            raise WavWriterError(f"voice file {self.path} failed earlier ({self._broken}); not writing")
-        return handle
-
-    def _open_file(self) -> BinaryIO:
-        if self._file is None:
-            raise WavWriterError(f"voice file {self.path} is already closed")
-        return self._file
+        self._wav.append(frames)
 
     def __enter__(self) -> StereoWavWriter:
         return self

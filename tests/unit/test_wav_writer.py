@@ -108,6 +108,38 @@ def test_truncate(tmp_path: Path) -> None:
     assert params.nframes == 610 and np.array_equal(data, ramp(0, 610))
 
 
+def test_one_writer_for_any_channel_count(tmp_path: Path) -> None:
+    """The stereo file is the same writer with two channels: frames in, one channel silenced on
+    disk, cut, exact sizes; a broken write stops every later one (positions would be wrong)."""
+    path = tmp_path / "v.wav"
+    left, right = ramp(0, 1000), ramp(5000, 1000)
+    with WavWriter(path, sample_rate=16000, channels=2) as writer:
+        writer.write(np.column_stack([left, right]))
+        assert writer.frames_written == 1000 and writer.frame_bytes == 4
+        writer.zero(200, 400, channel=1)
+        writer.truncate(900)
+        with pytest.raises(ValueError, match="whole frames"):
+            writer.write(np.zeros(3, dtype=np.int16))
+    params, data = read_wav(path)
+    assert (params.nchannels, params.framerate, params.nframes) == (2, 16000, 900)
+    frames = data.reshape(-1, 2)
+    assert np.array_equal(frames[:, 0], left[:900])
+    assert not frames[200:400, 1].any() and np.array_equal(frames[400:, 1], right[400:900])
+    assert np.array_equal(frames[:200, 1], right[:200])
+
+
+def test_a_failed_write_breaks_the_writer(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(wav_writer, "MAX_DATA_BYTES", 100)
+    with WavWriter(tmp_path / "v.wav") as writer:
+        writer.write(ramp(0, 50))
+        with pytest.raises(WavSizeLimitError):
+            writer.write(ramp(50, 1))
+        monkeypatch.setattr(wav_writer, "MAX_DATA_BYTES", 1000)
+        with pytest.raises(WavWriterError, match="failed earlier"):
+            writer.write(ramp(50, 1))
+    assert read_wav(tmp_path / "v.wav")[0].nframes == 50
+
+
 def test_never_replaces_an_existing_file(tmp_path: Path) -> None:
     path = tmp_path / "v.wav"
     path.write_bytes(b"precious")
