@@ -72,7 +72,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         port=settings.http_port,
         loop=event_loop_name(),
         log_level=settings.log_level,
-        ws="websockets",
+        ws="websockets-sansio",  # uvicorn deprecates the legacy "websockets" implementation
         lifespan="on",
         # Bounds on what an anonymous client can make the process (and SIP, on the same event
         # loop) do; see server/api/bounded_http.py. h11, not httptools, for the header bound.
