@@ -66,3 +66,11 @@ def test_siprec_call_over_tls_is_recorded_like_one_over_udp(
     _, voice = _recorded(rec, result, work / "voice.wav")
     _assert_separated(voice, 0.5, 2.5)
     assert result.received(200, "BYE"), result.describe()
+
+
+def test_the_server_runs_without_deprecation_warnings(tls_rec: tuple[Recorder, ssl.SSLContext]) -> None:
+    # pytest turns warnings into errors only in its own process: the server's go to its log
+    # (uvicorn's legacy "websockets" implementation warned there at every start).
+    rec, _ = tls_rec
+    log = rec.server.log_path.read_text(errors="replace")
+    assert "DeprecationWarning" not in log, log[-3000:]
