@@ -23,6 +23,7 @@ from pathlib import Path
 
 from sqlalchemy.exc import SQLAlchemyError
 
+from server.calls.agent_copies import AgentCopies
 from server.calls.control import SIP, LiveCall, RecordingControl
 from server.calls.lifecycle import Interaction
 from server.calls.media_jobs import MediaJobs
@@ -82,6 +83,7 @@ class CallCoordinator:
         self.backlog = self._control.backlog
         self._calls: dict[str, LiveCall] = {}
         self.voice_failures = VoiceFailures(self._calls, self._control, disk)
+        self._copies = AgentCopies(repo, records, media, live_dir)  # both parties are agents
         self._current: dict[int, str] = {}  # agent id -> interaction id shown on his desktop
         # Calls that named no known party, by what became of them (logged each time as well).
         self.unknown_party: collections.Counter[str] = collections.Counter()
@@ -141,8 +143,11 @@ class CallCoordinator:
             {"full_time": found.full_time},
             parent,
         )
-        if isinstance(accepted, CallRejected) and self._current.get(agent.user_id) == interaction_id:
-            del self._current[agent.user_id]
+        if isinstance(accepted, CallRejected):
+            if self._current.get(agent.user_id) == interaction_id:
+                del self._current[agent.user_id]
+        else:
+            await self._copies.offered(offer, self._calls[interaction_id].state, party, percentage)
         return accepted
 
     async def _no_known_party(self, offer: CallOffer) -> CallAccepted | CallRejected:
@@ -283,6 +288,7 @@ class CallCoordinator:
             return
         now = time.time()
         await asyncio.to_thread(self._repo.mark, live.interaction_id, "done", reason, now)
+        await self._copies.withdrawn(live.interaction_id, reason, now)
         await self._control.audit("recording.cancelled", live.interaction_id, reason)
         self._forget(live)
         with contextlib.suppress(OSError):
@@ -352,6 +358,7 @@ class CallCoordinator:
             self._control.publish(live, EventType.CALL_STARTED)
             if start_screen:
                 self._control.command(live, EventType.SCREEN_START, at)
+        await self._copies.answered(live.state)
         linked = (
             f"; the agent's second call, linked to {live.state.parent_id}" if live.state.parent_id else ""
         )
@@ -384,6 +391,7 @@ class CallCoordinator:
         )
         await self._control.audit("recording.end", live.interaction_id, f"call ended: {reason}")
         voice_started = call.answered_at or live.state.started_at
+        await self._copies.ended(live.state, call.voice_path, voice_started, stored_reason, live.span_actors)
         self._media.submit_voice(live.state.interaction_id, call.voice_path, voice_started)
         if not self._on_desktop(live):
             # No after-call work for a call the desktop does not show: an unassigned call, an

@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
 from collections.abc import Iterator
@@ -82,17 +83,26 @@ def with_agent_aor(aor: str) -> bytes:
     return ACME.replace(AGENT_AOR, b'aor="' + aor.encode() + b'"')
 
 
-def stored(ctx: Any, call_id: str, timeout: float = 20.0) -> dict[str, Any]:
-    """The interaction of ``call_id`` once its voice is stored (columns + agent's username)."""
+def stored(ctx: Any, call_id: str, timeout: float = 20.0, dn: str | None = None) -> dict[str, Any]:
+    """The interaction of ``call_id`` (on ``dn``, else the first: not a copy) once its voice is
+    stored (columns + agent's username + the voice's SHA-256 and path)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         with session_scope(ctx.sessions) as s:
-            row = s.execute(
-                select(models.Interaction).where(models.Interaction.call_id == call_id)
-            ).scalar_one_or_none()
+            query = select(models.Interaction).where(models.Interaction.call_id == call_id)
+            if dn is not None:
+                query = query.where(models.Interaction.dn == dn)
+            rows = list(s.execute(query).scalars())
+            row = next((r for r in rows if dn is not None or r.parent_interaction_id is None), None)
+            if row is None and rows:
+                row = rows[0]
             if row is not None and any(m.kind == "voice" for m in row.media):
                 out = {c.name: getattr(row, c.name) for c in models.Interaction.__table__.columns}
                 out["username"] = row.agent.username if row.agent is not None else None
+                voice = next(m for m in row.media if m.kind == "voice")
+                out["voice_sha256"] = voice.sha256
+                out["voice_path"] = ctx.storage.local_path(voice.storage_key)
+                out["spans"] = [(p.started_at, p.ended_at, p.by_username) for p in row.pauses]
                 return out
         time.sleep(0.1)
     raise AssertionError(f"no stored voice for call {call_id}")
@@ -335,3 +345,51 @@ def test_the_party_the_src_marks_as_recorded_gets_the_call(server: tuple[TestCli
     assert row["username"] == caller and row["dn"] == "1030"
     roster = {p["aor"]: p["role"] for p in json.loads(row["participants"])}
     assert roster["sip:1030@192.168.50.102"] == "agent"
+
+
+def _sdp(direction: bytes) -> bytes:
+    found = re.search(rb"(v=0.*?)\r?\n--", ACME, re.S)
+    assert found is not None
+    return re.sub(rb"a=(sendonly|inactive|sendrecv)", b"a=" + direction, found.group(1)) + b"\n"
+
+
+def test_when_both_parties_are_agents_each_gets_the_recording(server: tuple[TestClient, Any]) -> None:
+    """One SIPREC session names two agents' DNs: the called agent's interaction is recorded and
+    the calling agent gets their own, linked, with a byte-identical copy of the voice (same
+    SHA-256) and the same pause spans."""
+    client, ctx = server
+    caller = login_agent(client, "1040")
+    called = login_agent(client, "1041")
+    body = with_agent_aor("sip:1041@192.168.50.10").replace(
+        b'aor="sip:9000@192.168.50.102"', b'aor="sip:1040@192.168.50.102"'
+    )
+    peer = SrcPeer(ctx.sip_port)
+    try:
+        dialog = peer.invite(body)
+        assert dialog.status == 200
+        legs = {port: (tone(440.0, 0.4), pt) for port, pt in dialog.ports.values()}
+        peer.stream(legs)
+        assert peer.reinvite(dialog, _sdp(b"inactive")).status == 200
+        peer.stream(legs, seq0=20, ts0=3200)
+        assert peer.reinvite(dialog, _sdp(b"sendonly")).status == 200
+        peer.stream(legs, seq0=40, ts0=6400)
+        assert peer.bye(dialog).status == 200
+    finally:
+        peer.close()
+    first = stored(ctx, dialog.call_id, dn="1041")
+    copy = stored(ctx, dialog.call_id, dn="1040")
+    assert first["username"] == called and first["parent_interaction_id"] is None
+    assert copy["username"] == caller and copy["parent_interaction_id"] == first["id"]
+    assert copy["voice_sha256"] == first["voice_sha256"]
+    assert copy["voice_path"] != first["voice_path"]
+    assert copy["voice_path"].read_bytes() == first["voice_path"].read_bytes()
+    assert len(first["spans"]) == 1 and copy["spans"] == first["spans"]
+    assert json.loads(copy["recording_meta"])["copy_of"] == first["id"]
+    with session_scope(ctx.sessions) as s:
+        actions = [
+            r.action
+            for r in s.execute(
+                select(models.AuditRecord).where(models.AuditRecord.target_id == copy["id"])
+            ).scalars()
+        ]
+    assert "recording.start" in actions and "recording.end" in actions
