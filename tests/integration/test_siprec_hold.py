@@ -6,6 +6,7 @@ waits for the screen's 5-s confirmation — so the WAV's silence and the stored 
 from __future__ import annotations
 
 import re
+import time
 import wave
 from collections.abc import Iterator
 from pathlib import Path
@@ -67,8 +68,6 @@ def _legs(dialog: Dialog, seconds: float) -> dict[int, tuple[np.ndarray, int]]:
 
 
 def _stored(ctx: Any, call_id: str, timeout: float = 30.0) -> tuple[float, list[Any], Path]:
-    import time
-
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         with session_scope(ctx.sessions) as s:
@@ -76,9 +75,10 @@ def _stored(ctx: Any, call_id: str, timeout: float = 30.0) -> tuple[float, list[
                 select(models.Interaction).where(models.Interaction.call_id == call_id)
             ).scalar_one_or_none()
             voice = [m for m in row.media if m.kind == "voice"] if row is not None else []
-            if row is not None and voice:
+            if row is not None and voice and row.answered_at is not None:
                 spans = [(p.started_at, p.ended_at, p.reason) for p in row.pauses]
-                return row.answered_at, spans, ctx.storage.local_path(voice[0].storage_key)
+                path: Path = ctx.storage.local_path(voice[0].storage_key)
+                return row.answered_at, spans, path
         time.sleep(0.1)
     raise AssertionError(f"no stored voice for call {call_id}")
 
