@@ -58,7 +58,8 @@ def test_only_undecodable_packets_fail_the_voice_visibly(tmp_path: Path) -> None
             audit = wait_for(
                 lambda: row(
                     db,
-                    "SELECT outcome, detail FROM audit_log WHERE action = 'recording.failed' AND target_id = ?",
+                    "SELECT outcome, detail FROM audit_log"
+                    " WHERE action = 'recording.failed' AND target_id = ?",
                     iid,
                 ),
                 10,
