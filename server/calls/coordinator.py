@@ -340,8 +340,9 @@ class CallCoordinator:
         names = ", ".join(p.display() for p in update.participants)
         await self._control.audit("recording.update", live.interaction_id, f"participants now: {names}")
         self._control.publish(live, EventType.CALL_UPDATED)
-        # Only a complete list (two or more parties) can say the recorded party has left.
-        if len(update.participants) >= 2 and not enabled:
+        # Only a complete list (two or more parties) can say the recorded party has left; an
+        # unassigned call named nobody known from the start, so a list without one changes nothing.
+        if len(update.participants) >= 2 and not enabled and live.state.agent_id is not None:
             await self._control.stop(
                 live, update.at, SIP, "no recording-enabled party remains after a transfer"
             )

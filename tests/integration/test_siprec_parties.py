@@ -393,3 +393,28 @@ def test_when_both_parties_are_agents_each_gets_the_recording(server: tuple[Test
             ).scalars()
         ]
     assert "recording.start" in actions and "recording.end" in actions
+
+
+def test_an_unassigned_call_is_not_stopped_by_a_metadata_update_naming_nobody_known(
+    server: tuple[TestClient, Any],
+) -> None:
+    client, ctx = server
+    assert set_policy(client, record_unassigned=True).status_code == 200
+    body = with_agent_aor("sip:4440003@pbx")
+    moved = body.replace(b"sip:4440003@pbx", b"sip:4440004@pbx")
+    peer = SrcPeer(ctx.sip_port)
+    try:
+        dialog = peer.invite(body)
+        assert dialog.status == 200
+        legs = {port: (tone(440.0, 0.3), pt) for port, pt in dialog.ports.values()}
+        peer.stream(legs)
+        ctype = 'multipart/mixed;boundary="unique-boundary-1"'
+        assert peer.reinvite(dialog, moved, content_type=ctype).status == 200
+        peer.stream(legs, seq0=15, ts0=2400)
+        assert peer.bye(dialog).status == 200
+    finally:
+        peer.close()
+        set_policy(client)
+    row = stored(ctx, dialog.call_id)
+    assert row["agent_id"] is None and row["stopped_at"] is None
+    assert "sip:4440004@pbx" in [p["aor"] for p in json.loads(row["participants"])]
