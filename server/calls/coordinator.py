@@ -385,6 +385,11 @@ class CallCoordinator:
                     self._control.command(live, EventType.SCREEN_RESUME, ended_at)
                 self._control.publish(live, EventType.CALL_ENDED)
                 live.acw_timer = asyncio.create_task(self._acw_limit_timer(live))
+        for child in self._children(live):  # the secure pause of an ended call covers them no more
+            with contextlib.suppress(CallActionError):
+                await self._control.resume(
+                    child, ended_at, ("agent",), "the first call ended: its pause lifted"
+                )
         await asyncio.to_thread(
             self._records.update_meta,
             live.interaction_id,

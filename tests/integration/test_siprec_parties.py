@@ -418,3 +418,38 @@ def test_an_unassigned_call_is_not_stopped_by_a_metadata_update_naming_nobody_kn
     row = stored(ctx, dialog.call_id)
     assert row["agent_id"] is None and row["stopped_at"] is None
     assert "sip:4440004@pbx" in [p["aor"] for p in json.loads(row["participants"])]
+
+
+def test_the_agents_secure_pause_covers_the_second_call_until_the_first_ends(
+    server: tuple[TestClient, Any],
+) -> None:
+    client, ctx = server
+    user = login_agent(client, "1013")
+    token = client.post(
+        "/api/auth/login", json={"username": user, "password": PASSWORD, "client": "desktop", "dn": "1013"}
+    ).json()["token"]
+    auth = {"Authorization": f"Bearer {token}"}
+    body = with_agent_aor("sip:1013@pbx")
+    first_peer, second_peer = SrcPeer(ctx.sip_port), SrcPeer(ctx.sip_port)
+    try:
+        first = first_peer.invite(body)
+        second = second_peer.invite(body)
+        assert first.status == 200 and second.status == 200
+        legs2 = {port: (tone(1000.0, 0.3), pt) for port, pt in second.ports.values()}
+        second_peer.stream(legs2)
+        shown = client.get("/api/agent/call", headers=auth).json()
+        assert shown["call_id"] == first.call_id  # the desktop shows the first call
+        r = client.post(f"/api/interactions/{shown['interaction_id']}/pause", headers=auth)
+        assert r.status_code == 200, r.text
+        second_peer.stream(legs2, seq0=15, ts0=2400)
+        assert first_peer.bye(first).status == 200  # ends the first call, paused
+        second_peer.stream(legs2, seq0=30, ts0=4800)
+        assert second_peer.bye(second).status == 200
+    finally:
+        first_peer.close()
+        second_peer.close()
+    two = stored(ctx, second.call_id)
+    assert two["parent_interaction_id"] is not None
+    (span,) = two["spans"]
+    assert span[2] == user, span  # paused by the agent, through the first call
+    assert span[1] is not None and span[1] < two["ended_at"] - 0.2, (span, two["ended_at"])
