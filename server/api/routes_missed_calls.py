@@ -44,7 +44,7 @@ def _row(m: models.MissedCall) -> dict[str, Any]:
     }
 
 
-def _team_dns(team_ids: frozenset[int]) -> CompoundSelect:
+def _team_dns(team_ids: frozenset[int]) -> CompoundSelect[str]:
     """DNs of agents of ``team_ids``: logged in on at any time, or full-time recording DNs."""
     agents = select(models.User.id).where(models.User.team_id.in_(team_ids))
     bound = select(models.DnBinding.dn).where(models.DnBinding.user_id.in_(agents))

@@ -80,7 +80,7 @@ def test_failed_logins_are_throttled_before_any_password_check(
     client: TestClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     checks: list[str] = []
-    real = routes_auth.verify_password
+    real = passwords.verify_password  # what routes_auth calls (it imports it from there)
 
     def counting(stored: str | None, password: str) -> bool:
         checks.append(password)
