@@ -55,17 +55,21 @@ def test_a_block_held_by_another_process_is_not_handed_out() -> None:
         cwd=ROOT,
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
     )
     try:
         assert holder.stdout is not None
-        held = int(holder.stdout.readline())
-        mine = [claim_block() for _ in range(5)]
+        line = holder.stdout.readline()
+        assert line.strip().isdigit(), f"the holder did not claim a block: {line!r}"
+        held = int(line)
+        mine = [claim_block() for _ in range(3)]
         assert held not in {b.base for b in mine}
         for block in mine:
             block.release()
     finally:
-        holder.communicate("\n", timeout=30)
+        _, errors = holder.communicate("\n", timeout=30)
+    assert holder.returncode == 0, errors
 
 
 def test_free_ports_are_free_on_tcp_and_udp_and_not_reused_at_once() -> None:
