@@ -34,7 +34,10 @@ OFFSET = 1000.0
 TOKEN = "tok-recorder-1"
 ENROL_CODE = "ABCDE-FGHJK-LMNPQ-RSTUV-WXYZ2"
 
-pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="needs Xvfb and POSIX signals")
+pytestmark = [
+    pytest.mark.skipif(sys.platform == "win32", reason="needs Xvfb and POSIX signals"),
+    pytest.mark.e2e,  # Xvfb and the recorder as a subprocess: outside the fast selection
+]
 
 
 def server_now() -> float:
