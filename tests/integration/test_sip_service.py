@@ -21,13 +21,16 @@ from server.sim.call import simulate_call
 from server.sip.message import SipResponse, parse_message
 from server.sip.service import SipService
 from tests.integration.sip_fakes import FakeListener
+from tests.loops import LOOPS, run_on
 from tests.ports import free_port, free_ports, rtp_range
 
 SIPP_SCENARIO = Path(__file__).resolve().parents[1] / "sipp" / "uac_pcmu_stream.xml"
-pytestmark = pytest.mark.timeout(60)
+# Every test on both loops: the server runs on uvloop (tandem-server run), embedders may use asyncio's.
+pytestmark = [pytest.mark.timeout(60), pytest.mark.parametrize("loop", LOOPS)]
 
 
 def _run(
+    loop: str,
     body: Callable[[SipService, FakeListener], Awaitable[None]],
     tmp_path: Path,
     answer_delay: float = 0.0,
@@ -52,7 +55,7 @@ def _run(
         assert service.active_calls == 0
         return listener
 
-    return asyncio.run(main())
+    return run_on(loop, main())
 
 
 def _check_recording(listener: FakeListener, min_seconds: float, min_loud: float) -> None:
@@ -116,7 +119,7 @@ OFFER = (
 
 
 @pytest.mark.e2e  # SIPp and sox: outside the fast selection
-def test_sipp_call_is_recorded(tmp_path: Path) -> None:
+def test_sipp_call_is_recorded(loop: str, tmp_path: Path) -> None:
     for tool in ("sipp", "sox"):
         assert shutil.which(tool), f"{tool} is required (the test command installs it)"
     wav_in = tmp_path / "speech.wav"
@@ -178,24 +181,24 @@ def test_sipp_call_is_recorded(tmp_path: Path) -> None:
         assert sipp.returncode == 0, out.decode(errors="replace")[-2000:] + errors
         await asyncio.wait_for(listener.ended_event.wait(), 5)
 
-    listener = _run(body, tmp_path)
+    listener = _run(loop, body, tmp_path)
     _check_recording(listener, 4.5, 0.8)
     assert listener.offered[0].codec == "PCMU" and listener.offered[0].caller == "SIPp caller <+15550199>"
 
 
-def test_simulated_call_is_recorded(tmp_path: Path) -> None:
+def test_simulated_call_is_recorded(loop: str, tmp_path: Path) -> None:
     async def body(service: SipService, listener: FakeListener) -> None:
         result = await simulate_call(("127.0.0.1", service.port), "1001", 3.0, codec="PCMA")
         assert result.codec == "PCMA" and result.ended_by == "caller"
         assert result.packets_sent >= 140
         await asyncio.wait_for(listener.ended_event.wait(), 5)
 
-    listener = _run(body, tmp_path)
+    listener = _run(loop, body, tmp_path)
     _check_recording(listener, 2.8, 0.3)
     assert listener.offered[0].dn == "1001" and listener.offered[0].caller == "+15550100"
 
 
-def test_malformed_datagrams_and_rejected_dn(tmp_path: Path) -> None:
+def test_malformed_datagrams_and_rejected_dn(loop: str, tmp_path: Path) -> None:
     async def body(service: SipService, listener: FakeListener) -> None:
         transport, proto = await _raw_socket()
         try:
@@ -258,13 +261,13 @@ def test_malformed_datagrams_and_rejected_dn(tmp_path: Path) -> None:
         assert service.stats.malformed >= 4 and service.stats.dropped >= 2
         assert service.active_calls == 0
 
-    listener = _run(body, tmp_path)
+    listener = _run(loop, body, tmp_path)
     assert [o.dn for o in listener.offered] == ["9999"]
     assert not listener.answered and not listener.ended
     assert list(tmp_path.glob("*.wav")) == []
 
 
-def test_cancel_before_answer_and_retransmitted_invite(tmp_path: Path) -> None:
+def test_cancel_before_answer_and_retransmitted_invite(loop: str, tmp_path: Path) -> None:
     async def body(service: SipService, listener: FakeListener) -> None:
         transport, proto = await _raw_socket()
         try:
@@ -300,14 +303,14 @@ def test_cancel_before_answer_and_retransmitted_invite(tmp_path: Path) -> None:
             transport.close()
         assert service.active_calls == 0
 
-    listener = _run(body, tmp_path, answer_delay=0.3)
+    listener = _run(loop, body, tmp_path, answer_delay=0.3)
     assert len(listener.offered) == 1 and not listener.answered and not listener.ended
     assert list(tmp_path.glob("*.wav")) == []
     # The core had accepted the offer when the CANCEL won: it is told, so nothing stays ringing.
     assert [reason for _, _, reason in listener.withdrawn] == ["cancelled before answer"]
 
 
-def test_error_response_to_invite_is_resent_until_ack(tmp_path: Path) -> None:
+def test_error_response_to_invite_is_resent_until_ack(loop: str, tmp_path: Path) -> None:
     async def body(service: SipService, listener: FakeListener) -> None:
         transport, proto = await _raw_socket()
         try:
@@ -339,10 +342,10 @@ def test_error_response_to_invite_is_resent_until_ack(tmp_path: Path) -> None:
         finally:
             transport.close()
 
-    _run(body, tmp_path)
+    _run(loop, body, tmp_path)
 
 
-def test_stop_ends_live_calls_with_shutdown(tmp_path: Path) -> None:
+def test_stop_ends_live_calls_with_shutdown(loop: str, tmp_path: Path) -> None:
     async def body(service: SipService, listener: FakeListener) -> None:
         call = asyncio.create_task(simulate_call(("127.0.0.1", service.port), "1001", 10.0))
         for _ in range(100):
@@ -355,20 +358,20 @@ def test_stop_ends_live_calls_with_shutdown(tmp_path: Path) -> None:
         result = await asyncio.wait_for(call, 5)
         assert result.ended_by == "server"
 
-    listener = _run(body, tmp_path)
+    listener = _run(loop, body, tmp_path)
     assert [reason for _, _, reason in listener.ended] == ["shutdown"]
 
 
-def test_simulated_call_to_unknown_dn_fails_with_status(tmp_path: Path) -> None:
+def test_simulated_call_to_unknown_dn_fails_with_status(loop: str, tmp_path: Path) -> None:
     async def body(service: SipService, listener: FakeListener) -> None:
         with pytest.raises(SimulatedCallError) as info:
             await simulate_call(("127.0.0.1", service.port), "9999", 1.0)
         assert info.value.status == 404
 
-    _run(body, tmp_path)
+    _run(loop, body, tmp_path)
 
 
-def test_rtp_timeout_ends_call_and_sends_bye(tmp_path: Path) -> None:
+def test_rtp_timeout_ends_call_and_sends_bye(loop: str, tmp_path: Path) -> None:
     async def body(service: SipService, listener: FakeListener) -> None:
         transport, proto = await _raw_socket()
         try:
@@ -397,12 +400,12 @@ def test_rtp_timeout_ends_call_and_sends_bye(tmp_path: Path) -> None:
         finally:
             transport.close()
 
-    listener = _run(body, tmp_path, rtp_timeout=0.6)
+    listener = _run(loop, body, tmp_path, rtp_timeout=0.6)
     assert len(listener.answered) == 1
     assert [reason for _, _, reason in listener.ended] == ["rtp timeout"]
 
 
-def test_cli_simulate_call(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_simulate_call(loop: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     codes: list[int] = []
 
     async def body(service: SipService, listener: FakeListener) -> None:
@@ -413,14 +416,14 @@ def test_cli_simulate_call(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
         codes.append(await asyncio.to_thread(cli.run, ok))
         codes.append(await asyncio.to_thread(cli.run, bad))
 
-    _run(body, tmp_path)
+    _run(loop, body, tmp_path)
     assert codes == [0, 1]
     captured = capsys.readouterr()
     assert "to DN 1001: PCMU" in captured.out and "404" in captured.err
 
 
 def test_sample_zero_is_taken_before_the_200_ok_leaves(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    loop: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A peer that gets the CPU first can send RTP as soon as the 200 OK is out: sample 0 of the
     file must not be later than that moment, or its first packets land too early and the whole
@@ -440,7 +443,7 @@ def test_sample_zero_is_taken_before_the_200_ok_leaves(
         assert result.ended_by == "caller"
         await asyncio.wait_for(listener.ended_event.wait(), 5)
 
-    listener = _run(body, tmp_path)
+    listener = _run(loop, body, tmp_path)
     call = listener.answered[0]
     assert sent_200 and call.answered_at is not None
     assert call.answered_at <= sent_200[0]
