@@ -23,6 +23,7 @@ from server.sip.framing import StreamFramer
 from server.sip.service import SipService
 from server.sip.tcp import StreamLimits
 from tests.integration.sip_fakes import FakeListener
+from tests.loops import LOOPS, run_on
 from tests.ports import rtp_range
 
 DATA = Path(__file__).resolve().parents[2] / ".." / "shared" / "testdata" / "sip" / "rfc4475"
@@ -143,7 +144,9 @@ def _rows() -> list[tuple[str, str]]:
 ROWS = _rows()
 
 
-def _with_service(tmp_path: Path, body: Callable[[SipService, FakeListener], Awaitable[T]]) -> T:
+def _with_service(
+    tmp_path: Path, body: Callable[[SipService, FakeListener], Awaitable[T]], loop: str = "asyncio"
+) -> T:
     async def main() -> T:
         listener = FakeListener(tmp_path)
         service = SipService(
@@ -166,7 +169,7 @@ def _with_service(tmp_path: Path, body: Callable[[SipService, FakeListener], Awa
     level = sip_log.level
     sip_log.setLevel(logging.ERROR)  # the torture set makes hundreds of expected warnings
     try:
-        result = asyncio.run(main())
+        result = run_on(loop, main())
     finally:
         sip_log.setLevel(level)
     assert list(tmp_path.glob("*.wav")) == []
@@ -267,7 +270,8 @@ def test_torture_message_answered_by_server(name: str, kind: str, transport: str
     _with_service(tmp_path, body)
 
 
-def test_one_server_survives_the_whole_set_on_both_transports(tmp_path: Path) -> None:
+@pytest.mark.parametrize("loop", LOOPS)  # uvloop is what tandem-server run uses
+def test_one_server_survives_the_whole_set_on_both_transports(tmp_path: Path, loop: str) -> None:
     async def body(service: SipService, listener: FakeListener) -> None:
         assert service.tcp_port is not None
         for name, _ in ROWS:
@@ -279,4 +283,4 @@ def test_one_server_survives_the_whole_set_on_both_transports(tmp_path: Path) ->
         offered = {o.call_id for o in listener.offered}
         assert not any(n.removesuffix(".dat") in cid for n in rejected_requests for cid in offered)
 
-    _with_service(tmp_path, body)
+    _with_service(tmp_path, body, loop)
