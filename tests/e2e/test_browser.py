@@ -5,7 +5,6 @@ team is refused everywhere and the refusal is audited, and a wrong password stay
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -136,7 +135,7 @@ def test_wrong_password_stays_on_login_page(recorded_call: RecordedCall, browser
         submit_login(page, server.url, "supervisor", "not-the-password")
         page.wait_for_selector("#login-error", state="visible")
         assert "wrong username or password" in page.inner_text("#login-error").lower()
-        time.sleep(0.3)  # a late successful sign-in would switch views now
+        page.wait_for_load_state("networkidle")  # nothing in flight: a late sign-in would have landed
         assert page.is_visible("#view-login")
         assert page.is_hidden("#topbar") and page.is_hidden("#view-recordings")
         assert not [c for c in page.context.cookies() if c["name"] == "tandem_session"]
