@@ -7,7 +7,7 @@ from functools import partial
 from typing import Any
 
 import pytest
-from PySide6.QtCore import QThread
+from PySide6.QtCore import QCoreApplication, QThread
 from pytestqt.qtbot import QtBot
 
 from agent_app.bridge import EventRelay, TaskRunner
@@ -84,5 +84,5 @@ def test_event_relay_delivers_on_qt_thread_and_drops_beyond_limit(qtbot: QtBot) 
     qtbot.waitUntil(lambda: len(received) == 6)
     relay.close()
     relay.post_envelope(Envelope(type="state", data={}, seq=2))
-    qtbot.wait(50)
+    QCoreApplication.processEvents()  # a post queues its signal at once: anything queued is delivered
     assert len(received) == 6
