@@ -6,7 +6,7 @@ import threading
 from typing import Any
 
 import pytest
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QCoreApplication, Qt
 from PySide6.QtTest import QTest  # typed, unlike QtBot.mouseClick (the same function)
 from PySide6.QtWidgets import QLabel, QLineEdit, QPushButton
 from pytestqt.qtbot import QtBot
@@ -129,7 +129,9 @@ def test_pause_shows_pausing_then_resume_only_after_confirmation(qtbot: QtBot, f
     QTest.mouseClick(pause, Qt.MouseButton.LeftButton)
     assert pause.text() == "Pausing…" and not pause.isEnabled()
     qtbot.waitUntil(lambda: "pause" in fakes.api.names())
-    qtbot.wait(100)  # the server has not answered yet: nothing may claim "paused"
+    # The pause request is held at its gate (no answer can come): whatever the click queued is
+    # delivered now, and nothing of it may claim "paused".
+    QCoreApplication.processEvents()
     assert "paused" not in text(window, "voiceStateLabel").lower()
     assert pause.text() == "Pausing…"
     gate.set()
