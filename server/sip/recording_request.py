@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from server.sip.aor import aor_number
 from server.sip.listener import CallOffer, OfferedStream, Party, UpdateKind
 from server.sip.message import SipRequest
-from server.sip.rs_metadata import RecordingMetadata
+from server.sip.rs_model import RecordingMetadata
 from server.sip.siprec import RecordingOffer
 
 DECLINED = frozenset({"declined", "decline", "denied", "deny", "no", "false", "0", "refused", "off"})

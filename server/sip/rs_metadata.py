@@ -8,86 +8,21 @@ Real session recording clients send several generations of the format: RFC 7865'
 and ``-``/``_`` ignored. Metadata never fails a call (RFC 7866 §6.1 lets the recorder carry on
 without it), so ``parse_metadata`` never raises: it returns what it could read plus warnings.
 
-The XML is parsed with expat directly: a DOCTYPE (and with it every entity declaration, the root
-of billion-laughs and external-entity attacks) is refused, and depth and element count are bounded.
+The XML is read by ``rs_xml`` (expat, DOCTYPE refused, depth and element count bounded) into the
+model of ``rs_model``; this module reads the RFC 7865 elements out of the tree.
 """
 
 from __future__ import annotations
 
 import re
 import xml.parsers.expat as expat
-from dataclasses import dataclass, field
 from xml.etree.ElementTree import Element
 
-MAX_ELEMENTS = 4096
-MAX_DEPTH = 32
-MAX_WARNINGS = 32
+from server.sip.rs_model import Participant, RecordingMetadata, Session, Stream
+from server.sip.rs_xml import Refused, TreeReader, as_utf8
+
 ROOT_NAMES = ("recording", "recordingmetadata")
 _URI_IN_TEXT = re.compile(r"^sips?:[^@\s<>\"]+@[A-Za-z0-9.\-_\[\]:]+")
-
-
-class _Refused(Exception):
-    """Raised inside expat callbacks to stop parsing hostile or oversized XML."""
-
-
-@dataclass(slots=True)
-class Participant:
-    participant_id: str
-    aors: list[str] = field(default_factory=list)  # nameID aor= and <aor>, in document order
-    names: list[str] = field(default_factory=list)  # display names
-    sends: list[str] = field(default_factory=list)  # stream ids
-    receives: list[str] = field(default_factory=list)
-    session_ids: list[str] = field(default_factory=list)
-    calling_party: bool | None = None  # vendor hint (Acme apkt:callingParty), None if absent
-    # The SRC's mark of the party being recorded (an extension element such as
-    # ``recordedParty``/``isRecorded``, or a participant attribute ``recorded``), None if absent.
-    recorded: bool | None = None
-    extensions: list[str] = field(default_factory=list)  # raw XML of extension data
-    declared: bool = True  # False: only named by an association element
-
-
-@dataclass(slots=True)
-class Stream:
-    stream_id: str
-    label: str | None = None
-    session_id: str | None = None
-    mode: str | None = None  # legacy: "separate" / "mixed"
-
-
-@dataclass(slots=True)
-class Session:
-    session_id: str
-    sip_session_ids: list[str] = field(default_factory=list)
-    group_ref: str | None = None
-    start_time: str | None = None
-
-
-@dataclass(slots=True)
-class RecordingMetadata:
-    root: str | None = None  # local name of the root element
-    namespace: str | None = None
-    datamode: str | None = None
-    group_ids: list[str] = field(default_factory=list)
-    sessions: list[Session] = field(default_factory=list)
-    recording_session_ids: list[str] = field(default_factory=list)  # sessionrecordingassoc
-    participants: list[Participant] = field(default_factory=list)  # document order
-    streams: list[Stream] = field(default_factory=list)
-    extensions: list[str] = field(default_factory=list)  # raw XML outside participants
-    salvaged_uris: list[str] = field(default_factory=list)  # guesses from damaged metadata text
-    warnings: list[str] = field(default_factory=list)
-
-    def participant(self, participant_id: str) -> Participant | None:
-        return next((p for p in self.participants if p.participant_id == participant_id), None)
-
-    def stream(self, stream_id: str) -> Stream | None:
-        return next((s for s in self.streams if s.stream_id == stream_id), None)
-
-    def streams_labelled(self, label: str) -> list[Stream]:
-        return [s for s in self.streams if s.label == label]
-
-    def warn(self, text: str) -> None:
-        if len(self.warnings) < MAX_WARNINGS:
-            self.warnings.append(text)
 
 
 def norm(name: str) -> str:
@@ -107,118 +42,14 @@ def _attr(elem: Element, *names: str) -> str | None:
     return None
 
 
-class _TreeReader:
-    """expat → ElementTree elements, with source spans for keeping extension data verbatim."""
-
-    def __init__(self, data: bytes) -> None:
-        self.data = data
-        self.root: Element | None = None
-        self.spans: dict[int, tuple[int, int]] = {}
-        self._stack: list[tuple[Element, int]] = []
-        self._count = 0
-        self._last_start: Element | None = None
-        self._parser = expat.ParserCreate(namespace_separator="}")
-        p = self._parser
-        p.buffer_text = True
-        p.SetParamEntityParsing(expat.XML_PARAM_ENTITY_PARSING_NEVER)
-        p.StartDoctypeDeclHandler = self._refuse_doctype
-        p.EntityDeclHandler = self._refuse_entity
-        p.ExternalEntityRefHandler = self._refuse_external
-        p.StartElementHandler = self._start
-        p.EndElementHandler = self._end
-        p.CharacterDataHandler = self._chars
-
-    def parse(self) -> None:
-        self._parser.Parse(self.data, True)
-
-    def error_position(self) -> str:
-        return f"line {self._parser.ErrorLineNumber}, column {self._parser.ErrorColumnNumber}"
-
-    @staticmethod
-    def _tag(name: str) -> str:
-        uri, sep, local = name.rpartition("}")
-        return f"{{{uri}}}{local}" if sep else local
-
-    def _refuse_doctype(self, *_: object) -> None:
-        raise _Refused("a DOCTYPE declaration is not allowed in recording metadata")
-
-    def _refuse_entity(self, *_: object) -> None:
-        raise _Refused("an entity declaration is not allowed in recording metadata")
-
-    def _refuse_external(self, *_: object) -> int:
-        raise _Refused("external entities are not allowed in recording metadata")
-
-    def _start(self, name: str, attrs: dict[str, str]) -> None:
-        self._count += 1
-        if self._count > MAX_ELEMENTS or len(self._stack) >= MAX_DEPTH:
-            raise _Refused(f"metadata exceeds {MAX_ELEMENTS} elements or depth {MAX_DEPTH}")
-        elem = Element(self._tag(name), {self._tag(k): v for k, v in attrs.items()})
-        if self._stack:
-            self._stack[-1][0].append(elem)
-        elif self.root is None:
-            self.root = elem
-        self._stack.append((elem, self._parser.CurrentByteIndex))
-        self._last_start = elem
-
-    def _end(self, _name: str) -> None:
-        elem, start = self._stack.pop()
-        at = self._parser.CurrentByteIndex
-        if self._last_start is elem and self.data[max(0, at - 2) : at] == b"/>":
-            end = at  # <empty/>: expat reports the offset just past it
-        else:
-            close = self.data.find(b">", at)
-            end = close + 1 if close >= 0 else len(self.data)
-        self.spans[id(elem)] = (start, end)
-        self._last_start = None
-
-    def _chars(self, text: str) -> None:
-        if not self._stack:
-            return
-        self._last_start = None
-        parent = self._stack[-1][0]
-        if len(parent):
-            parent[-1].tail = (parent[-1].tail or "") + text
-        else:
-            parent.text = (parent.text or "") + text
-
-    def raw(self, elem: Element) -> str:
-        start, end = self.spans.get(id(elem), (0, 0))
-        return self.data[start:end].decode("utf-8", "replace")
-
-
-_DECLARED = re.compile(rb"""^\s*<\?xml[^>]*?encoding\s*=\s*["']([A-Za-z0-9._-]+)["']""")
-_XML_CONTROLS = re.compile(rb"[\x00-\x08\x0b\x0c\x0e-\x1f]")
-
-
-def _as_utf8(data: bytes, md: RecordingMetadata) -> bytes:
-    """Metadata said (or taken) to be UTF-8 that is not: octets that are not UTF-8 are read as
-    Latin-1 (SBCs copy an ISO-8859-1 PBX's display names into it), and control characters XML
-    forbids become '?', so one odd name does not cost the parse of every participant after it."""
-    if data[:2] in (b"\xff\xfe", b"\xfe\xff") or b"\x00" in data[:4]:
-        return data  # UTF-16/32: expat reads it
-    declared = _DECLARED.match(data)
-    if declared is not None and declared.group(1).lower().replace(b"-", b"").replace(b"_", b"") != b"utf8":
-        return data  # another declared encoding: expat reads it
-    try:
-        data.decode("utf-8")
-    except UnicodeDecodeError:
-        text = data.decode("utf-8", "surrogateescape")
-        data = "".join(chr(ord(c) - 0xDC00) if 0xDC80 <= ord(c) <= 0xDCFF else c for c in text).encode()
-        md.warn("metadata is not valid UTF-8: the octets that are not were read as Latin-1")
-    if _XML_CONTROLS.search(data):
-        data = _XML_CONTROLS.sub(b"?", data)
-        md.warn("metadata holds control characters XML forbids: replaced by '?'")
-    return data
-
-
 def parse_metadata(data: bytes) -> RecordingMetadata:
     """Read whatever recording metadata ``data`` holds; never raises."""
     md = RecordingMetadata()
-    data = _as_utf8(data, md)
-    reader = _TreeReader(data)
+    data = as_utf8(data, md)
+    reader = TreeReader(data)
     try:
         reader.parse()
-    except _Refused as exc:
+    except Refused as exc:
         md.warn(f"metadata refused: {exc}")
         return md
     except expat.ExpatError as exc:
@@ -245,7 +76,7 @@ def parse_metadata(data: bytes) -> RecordingMetadata:
     return md
 
 
-def _read_container(container: Element, md: RecordingMetadata, reader: _TreeReader) -> None:
+def _read_container(container: Element, md: RecordingMetadata, reader: TreeReader) -> None:
     """Children of ``<recording>`` (and of ``<group>``/``<session>``, where old drafts nest)."""
     for child in container:
         name = norm(child.tag)
@@ -286,7 +117,7 @@ def _read_container(container: Element, md: RecordingMetadata, reader: _TreeRead
             md.extensions.append(reader.raw(child))
 
 
-def _read_session(elem: Element, md: RecordingMetadata, reader: _TreeReader) -> None:
+def _read_session(elem: Element, md: RecordingMetadata, reader: TreeReader) -> None:
     session_id = _attr(elem, "sessionid", "id")
     if session_id is None:
         md.warn("a <session> has no session_id")
@@ -304,7 +135,7 @@ def _read_session(elem: Element, md: RecordingMetadata, reader: _TreeReader) -> 
     _read_container(elem, md, reader)
 
 
-def _read_participant(elem: Element, md: RecordingMetadata, reader: _TreeReader) -> None:
+def _read_participant(elem: Element, md: RecordingMetadata, reader: TreeReader) -> None:
     participant_id = _attr(elem, "participantid", "id")
     if participant_id is None:
         participant_id = f"#{len(md.participants) + 1}"

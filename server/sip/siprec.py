@@ -16,7 +16,8 @@ from dataclasses import dataclass
 
 from server.errors import MultipartError, SdpError, SiprecError
 from server.sip.multipart import BodyPart, parse_multipart, split_parameters
-from server.sip.rs_metadata import RecordingMetadata, parse_metadata
+from server.sip.rs_metadata import parse_metadata
+from server.sip.rs_model import RecordingMetadata
 from server.sip.sdp import (
     RECORDABLE,
     AudioStream,

@@ -6,7 +6,8 @@ import time
 
 import pytest
 
-from server.sip.rs_metadata import MAX_DEPTH, MAX_ELEMENTS, parse_metadata
+from server.sip.rs_metadata import parse_metadata
+from server.sip.rs_xml import MAX_DEPTH, MAX_ELEMENTS
 
 RFC7865 = b"""<?xml version="1.0" encoding="UTF-8"?>
 <recording xmlns='urn:ietf:params:xml:ns:recording:1'>
