@@ -1,6 +1,8 @@
 """INVITE dialogs of the recording UAS (RFC 3261 §13, §15, §17.2): offer (plain SDP or SIPREC,
 RFC 7866) → listener → media → 200 OK (retransmitted until ACK), ACK, BYE in both directions,
-CANCEL. In-dialog offers (re-INVITE, UPDATE) and INFO live in ``server.sip.midcall``.
+CANCEL. In-dialog offers (re-INVITE, UPDATE) and INFO live in ``server.sip.midcall``; response
+building and refusal accounting in ``server.sip.uas_responses``; 2xx retransmission and ACK
+matching (with a delayed offer's answer) in ``server.sip.uas_ack``, both mixins of CallManager.
 """
 
 from __future__ import annotations
@@ -14,37 +16,35 @@ from pathlib import Path
 from typing import Any
 
 from server.callmedia.plan import StreamSpec, plan_media
-from server.errors import SipError, SiprecError
+from server.errors import SiprecError
 from server.ratelog import RateLimitedLog
-from server.sip.builders import ALLOW, build_response, new_tag, reason_for
+from server.sip.builders import new_tag
 from server.sip.bye_client import ByeClient
 from server.sip.dialog import Call, MediaFactory, MediaState
 from server.sip.digest import DigestAuth, Verdict
 from server.sip.listener import CallAccepted, CallListener, CallOffer, CallRejected
 from server.sip.message import SipRequest, SipResponse
-from server.sip.midcall import MidCall, apply_ack_answer
-from server.sip.recording_request import RequestPolicy, recorded_dn
+from server.sip.midcall import MidCall
+from server.sip.recording_request import RequestPolicy
 from server.sip.recording_request import call_offer as build_call_offer
-from server.sip.refusals import MAX_DETAIL, Refusal, RefusalSink, reason_code, safe_text
+from server.sip.refusals import RefusalSink, safe_text
 from server.sip.sdp import AudioStream
 from server.sip.siprec import ACCEPT, parse_offer
 from server.sip.stats import SipStats
 from server.sip.transactions import (
     ServerTransaction,
     TransactionTable,
-    retransmit_intervals,
     transaction_key,
 )
-from server.sip.transport import StreamPeer
-from server.sip.wiretext import display_text, log_text, safe_offer
+from server.sip.uas_ack import Acks
+from server.sip.uas_responses import Responses, Send
+from server.sip.wiretext import display_text, safe_offer
 
 _logger = logging.getLogger(__name__)
-Send = Callable[[bytes, tuple[str, int]], None]
 Spawn = Callable[[Coroutine[Any, Any, None]], None]
-MAX_ERROR_RETRANSMITS = 4096  # INVITE error responses being resent until ACK (Timer G)
 
 
-class CallManager:
+class CallManager(Responses, Acks):
     def __init__(
         self,
         listener: CallListener,
@@ -109,132 +109,6 @@ class CallManager:
     def live_calls(self) -> list[Call]:
         return [c for c in self._dialogs.values() if c.state in ("answering", "answered")]
 
-    # ---- responses ---------------------------------------------------------------------------
-    def respond(
-        self,
-        req: SipRequest,
-        addr: tuple[str, int],
-        status: int,
-        *,
-        reason: str | None = None,
-        headers: tuple[tuple[str, str], ...] = (),
-        to_tag: str | None = None,
-        body: bytes = b"",
-        why: str | None = None,
-    ) -> bytes:
-        """Build, count and send a response. A final error to an initial INVITE is a refused
-        call: logged, counted by reason (``why``, else from the status) and reported to the
-        refusal sink; ``why=""`` marks one that is not (a digest challenge)."""
-        data = self.response_bytes(req, status, reason=reason, headers=headers, to_tag=to_tag, body=body)
-        self._send(data, addr)
-        if status >= 300 and req.method == "INVITE" and why != "":
-            try:
-                initial = (to := req.to) is None or to.tag is None
-            except (SipError, ValueError):  # a To that does not parse: no dialog it could be in
-                initial = True
-            if initial:
-                self.note_refusal(req, addr, status, reason, why)
-        return data
-
-    def note_refusal(
-        self, req: SipRequest, addr: tuple[str, int], status: int, reason: str | None, why: str | None
-    ) -> None:
-        """Every refused INVITE leaves a trace: a counter, a log line (rate-limited per reason)
-        and a report to the sink (which stores it as a missed recording). Never raises."""
-        phrase = reason or reason_for(status)
-        code = why or reason_code(status, reason)
-        self._stats.refused[code] += 1
-        call_id = display_text(req.call_id or "", 128)
-        self._log.warning(
-            f"refused:{code}",
-            "refused INVITE %s from %s:%s: %d %s",
-            call_id,
-            addr[0],
-            addr[1],
-            status,
-            phrase,
-        )
-        if self._refusals is None:
-            return
-        try:
-            require = " ".join(req.get_all("require")).lower()
-            try:
-                dn = recorded_dn(req, self.policy)
-            except Exception:  # a header the refusal was about may not parse: keep the rest
-                dn = ""
-            refusal = Refusal(
-                at=time.time(),
-                call_id=call_id,
-                source=safe_text(f"{addr[0]}:{addr[1]}", 64),
-                source_host=safe_text(addr[0], 64),
-                from_uri=display_text(req.get("from") or ""),
-                to_uri=display_text(req.get("to") or ""),
-                request_uri=display_text(req.uri.raw),
-                dn=display_text(dn, 64),
-                reason=code,
-                status=status,
-                kind="siprec" if "siprec" in require else "plain",
-                detail=safe_text(phrase, MAX_DETAIL),
-            )
-            self._refusals.refused(refusal)
-        except Exception:
-            _logger.exception("recording the refusal of %s failed", call_id)
-
-    def response_bytes(
-        self,
-        req: SipRequest,
-        status: int,
-        *,
-        reason: str | None = None,
-        headers: tuple[tuple[str, str], ...] = (),
-        to_tag: str | None = None,
-        body: bytes = b"",
-    ) -> bytes:
-        """A response built and counted, not sent (``respond`` sends it)."""
-        tag = to_tag or (None if status == 100 else new_tag())
-        data = build_response(req, status, reason, to_tag=tag, headers=headers, body=body).to_bytes()
-        self._stats.responses[status] += 1
-        return data
-
-    def final(
-        self,
-        txn: ServerTransaction,
-        status: int,
-        *,
-        reason: str | None = None,
-        headers: tuple[tuple[str, str], ...] = (),
-        why: str | None = None,
-    ) -> None:
-        data = self.respond(txn.request, txn.source, status, reason=reason, headers=headers, why=why)
-        self._txns.finish(txn, data)
-        if txn.request.method == "INVITE" and status >= 300 and not isinstance(txn.source, StreamPeer):
-            # Bounded apart from request handling, so a flood of refused INVITEs cannot starve it.
-            if len(self._error_timers) < MAX_ERROR_RETRANSMITS:
-                task = asyncio.create_task(self._retransmit_error(txn, data))
-                self._error_timers.add(task)
-                task.add_done_callback(self._error_timers.discard)
-
-    async def _retransmit_error(self, txn: ServerTransaction, data: bytes) -> None:
-        """RFC 3261 §17.2.1 over UDP: resend a final error to INVITE (Timer G) until its ACK,
-        giving up after 64*T1 (Timer H)."""
-        for interval, last in retransmit_intervals():
-            await asyncio.sleep(interval)
-            if txn.acked or last:
-                return
-            self._stats.retransmissions += 1
-            self._send(data, txn.source)
-
-    def finish(self, txn: ServerTransaction, data: bytes) -> None:
-        self._txns.finish(txn, data)
-
-    def resend_if_retransmission(self, req: SipRequest, addr: tuple[str, int]) -> bool:
-        txn = self._txns.get(transaction_key(req))
-        if txn is None:
-            return False
-        if txn.last_response:
-            self._send(txn.last_response, addr)
-        return True
-
     def find_dialog(self, req: SipRequest, *, lenient: bool = False) -> Call | None:
         """The dialog of an in-dialog request: Call-ID + our tag (To). ``lenient`` (ACK, BYE):
         a request without a To-tag matches the one dialog of its Call-ID whose remote tag is
@@ -259,12 +133,6 @@ class CallManager:
             from_tag,
         )
         return call
-
-    def tolerate(self, kind: str, msg: str, *args: object) -> None:
-        """A deviation from RFC 3261 accepted instead of failing the call: counted by kind,
-        logged at most once per kind per interval, header text made printable."""
-        self._stats.tolerated[kind] += 1
-        self._log.warning(f"tolerated:{kind}", msg, *(log_text(a) for a in args))
 
     # ---- INVITE ------------------------------------------------------------------------------
     async def on_invite(self, req: SipRequest, addr: tuple[str, int], in_dialog: bool) -> None:
@@ -406,91 +274,6 @@ class CallManager:
         except Exception:
             _logger.exception("listener.on_offer_withdrawn failed for %s", offer.call_id)
 
-    def contact(self, addr: tuple[str, int], siprec: bool) -> tuple[tuple[str, str], ...]:
-        # A call that came over TCP/TLS must be reached (ACK, BYE) over that transport again.
-        if isinstance(addr, StreamPeer):
-            uri = f"sip:{self._advertised_host}:{addr.local_port};transport={addr.transport.lower()}"
-        else:
-            uri = f"sip:{self._advertised_host}:{self.local_port}"
-        # RFC 7866 §6.1.2: a recording server marks its Contact with +sip.srs.
-        contact = f"<{uri}>;+sip.srs" if siprec else f"<{uri}>"
-        return (("contact", contact), ("allow", ALLOW))
-
-    async def _retransmit_2xx(self, call: Call, data: bytes, acked: Callable[[], bool]) -> None:
-        """RFC 3261 §13.3.1.4: resend a 2xx to (re-)INVITE, T1 doubling to T2, until its ACK;
-        with no ACK after 64*T1 the session ends with BYE."""
-        for interval, last in retransmit_intervals():
-            await asyncio.sleep(interval)
-            if acked() or call.state not in ("answering", "answered"):
-                return
-            if last:
-                break
-            self._stats.retransmissions += 1
-            self._send(data, call.source)
-        self._log.warning("no-ack", "no ACK for call %s; ending it", display_text(call.call_id))
-        await self.end_call(call, time.time(), "no ACK", send_bye=True)
-
-    def retransmit_reinvite_2xx(self, call: Call, data: bytes, cseq: int) -> None:
-        self._stop_retransmit(call)
-        call.reinvite_response, call.reinvite_cseq = data, cseq
-        call.retransmit_task = asyncio.create_task(
-            self._retransmit_2xx(call, data, lambda: call.reinvite_cseq != cseq)
-        )
-
-    async def on_ack(self, req: SipRequest) -> None:
-        """Never answered. Acknowledges our pending 2xx; an ACK whose CSeq number names none of
-        the dialog's INVITEs (or whose CSeq method is INVITE) is taken for the pending one."""
-        txn = self._txns.get(transaction_key(req))
-        if txn is not None:
-            txn.acked = True  # ends Timer G for an error response (the ACK shares its branch)
-            status = txn.final_status
-            if status is not None and status >= 300:
-                return  # ACK of an error response: absorbed by its transaction
-        call = self.find_dialog(req, lenient=True)
-        if call is None:
-            return  # stray, or for a dialog already ended
-        cseq = req.cseq.number if req.cseq else None
-        if req.cseq is not None and req.cseq.method != "ACK":
-            self.tolerate(
-                "ack-cseq-method", "ACK in dialog %s with CSeq method %s", call.call_id, req.cseq.method
-            )
-        pending = call.reinvite_cseq
-        if pending is None and call.state != "answering":
-            return  # a retransmitted ACK
-        expected = pending if pending is not None else call.invite_cseqs[0]
-        if cseq != expected:
-            if cseq in call.invite_cseqs:
-                return  # a late or repeated ACK of an earlier INVITE of this dialog
-            self.tolerate(
-                "ack-cseq-mismatch",
-                "ACK with CSeq %s matched to the pending 2xx (CSeq %s) of dialog %s",
-                cseq,
-                expected,
-                call.call_id,
-            )
-        if call.state == "answering" and (call.call_id, call.local_tag) in self._awaiting_answer:
-            self._awaiting_answer.discard((call.call_id, call.local_tag))
-            apply_ack_answer(self, call, req)
-        await self.acknowledged(call)
-
-    async def acknowledged(self, call: Call) -> None:
-        """Our pending 2xx (to the INVITE or to a re-INVITE) is acknowledged: stop resending it."""
-        self._stop_retransmit(call)
-        if call.reinvite_cseq is not None:
-            call.reinvite_cseq = None
-            return
-        if call.state != "answering":
-            return
-        call.state = "answered"
-        if call.media_started:
-            await self.notify_answered(call)
-
-    async def notify_answered(self, call: Call) -> None:
-        try:
-            await self._listener.on_call_answered(call)
-        except Exception:
-            _logger.exception("listener.on_call_answered failed for %s", display_text(call.call_id))
-
     def on_response(self, resp: SipResponse) -> None:
         self._bye.on_response(resp)
 
@@ -581,12 +364,6 @@ class CallManager:
         ended_at = time.time()
         calls = list(self._dialogs.values())
         await asyncio.gather(*(self.end_call(c, ended_at, reason, send_bye=True) for c in calls))
-
-    def _stop_retransmit(self, call: Call) -> None:
-        task = call.retransmit_task
-        if task is not None and task is not asyncio.current_task():
-            task.cancel()
-        call.retransmit_task = None
 
 
 def _stream_tuple(stream: AudioStream) -> StreamSpec:
