@@ -266,6 +266,9 @@ def build_parser() -> argparse.ArgumentParser:
     from server import dn_matching_cli
 
     dn_matching_cli.add_parser(sub)
+    from server import recorder_cli
+
+    recorder_cli.add_parser(sub)
     try:
         from server.sim import cli as sim_cli
     except ImportError:
@@ -276,9 +279,6 @@ def build_parser() -> argparse.ArgumentParser:
         p.set_defaults(func=sim_cli.run)
     return parser
 
-    from server import recorder_cli
-
-    recorder_cli.add_parser(sub)
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)

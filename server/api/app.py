@@ -32,8 +32,8 @@ from server.api import (
 from server.api.context import ServerContext
 from server.api.csrf import CsrfMiddleware
 from server.api.errors import install_error_handlers
-from server.audit_checkpointer import start_checkpointer
 from server.api.security_headers import SecurityHeadersMiddleware
+from server.audit_checkpointer import start_checkpointer
 from server.calls.coordinator import CallCoordinator
 from server.calls.media_jobs import MediaJobs
 from server.calls.repository import CallRepository
