@@ -6,7 +6,10 @@ recorder's acknowledgement so the desktop shows "paused" only once voice AND scr
 A pause from the desktop and one from the SIP side (``a=inactive``, hold, a control header) go
 through the same transitions; overlapping reasons are counted so that lifting one (the SRC's
 resume) never lifts another (the agent's secure pause). Every session start, update, pause,
-resume, stop and end is published on the agent's channel and written to the audit log.
+resume, stop and end is published on the agent's channel and written to the audit log. The
+agent's actions (pause, resume, stop, Done, screen reports) are the ``AgentActions`` mixin
+(``server.calls.agent_actions``); making the interaction of an accepted offer is the
+``InteractionCreation`` mixin (``server.calls.interaction_creation``).
 """
 
 from __future__ import annotations
@@ -14,23 +17,20 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
-import errno
 import logging
 import time
 import uuid
-from dataclasses import asdict
 from pathlib import Path
 
-from sqlalchemy.exc import SQLAlchemyError
-
+from server.calls.agent_actions import AgentActions
 from server.calls.agent_copies import AgentCopies
 from server.calls.control import SIP, LiveCall, RecordingControl
-from server.calls.lifecycle import Interaction
+from server.calls.interaction_creation import InteractionCreation
 from server.calls.media_jobs import MediaJobs
-from server.calls.offer_policy import assign_roles, merge_parties, numbers_to_try, party_record
+from server.calls.offer_policy import merge_parties
 from server.calls.recovery import interrupted_call_bye, recover_interrupted
 from server.calls.repository import CallRepository
-from server.calls.session_records import RecordingParty, SessionRecords
+from server.calls.session_records import SessionRecords
 from server.calls.voice_failure import VoiceFailures
 from server.diskguard import RETRY_AFTER_SECONDS, DiskGuard
 from server.errors import CallActionError, LifecycleError
@@ -41,19 +41,17 @@ from server.sip.listener import (
     CallOffer,
     CallRejected,
     CallUpdate,
-    Party,
     RecordedCall,
     UpdateKind,
 )
 from server.store.audit_queue import WriteBacklog
-from tandem_protocol.dn import lookup_key
-from tandem_protocol.events import CallInfo, EventType, Phase, ScreenState, ScreenStatus
+from tandem_protocol.events import EventType, Phase
 
 log = logging.getLogger(__name__)
 DRAIN_RETRY_AFTER = 30  # seconds an SRC refused during a restart is asked to wait
 
 
-class CallCoordinator:
+class CallCoordinator(InteractionCreation, AgentActions):
     def __init__(
         self,
         repo: CallRepository,
@@ -149,138 +147,6 @@ class CallCoordinator:
         else:
             await self._copies.offered(offer, self._calls[interaction_id].state, party, percentage)
         return accepted
-
-    async def _no_known_party(self, offer: CallOffer) -> CallAccepted | CallRejected:
-        """No number of the call is a known DN: logged and counted; recorded as an "unassigned"
-        interaction (no agent, admins and compliance see it) when the admin's policy says so,
-        else refused with 404 — which the SIP engine stores as a missed recording."""
-        numbers = [n for _, n in numbers_to_try(offer)]
-        shown = ", ".join(n[:40] for n in numbers[:6]) or "none"
-        policy = await asyncio.to_thread(self._records.dn_policy)
-        if not policy.record_unassigned:
-            self.unknown_party["refused"] += 1
-            log.warning("call %s names no known party (numbers: %s): refused", offer.call_id, shown)
-            what = (
-                "No recording-enabled party in the metadata"
-                if offer.siprec
-                else "No agent logged in on this DN"
-            )
-            return CallRejected(404, what)
-        self.unknown_party["recorded"] += 1
-        log.warning("call %s names no known party (numbers: %s): recorded unassigned", offer.call_id, shown)
-        guess = lookup_key(numbers[0]) if numbers else ""
-        global_pct = await asyncio.to_thread(self._repo.screen_percentage)
-        return await self._accept(
-            offer,
-            str(uuid.uuid4()),
-            None,
-            guess[:64],
-            None,
-            "",
-            global_pct,
-            False,
-            {"unassigned": True, "numbers": numbers[:20]},
-            None,
-        )
-
-    async def _accept(
-        self,
-        offer: CallOffer,
-        interaction_id: str,
-        party: Party | None,
-        dn: str,
-        agent_id: int | None,
-        username: str,
-        percentage: float,
-        screen: bool,
-        extra_meta: dict[str, object],
-        parent: str | None,
-    ) -> CallAccepted | CallRejected:
-        roles = assign_roles(offer, party, dn)
-        now = time.time()
-        live = Interaction(
-            interaction_id=interaction_id,
-            call_id=offer.call_id,
-            agent_id=agent_id,
-            dn=dn,
-            caller=roles.caller,
-            callee=roles.callee or offer.callee,
-            started_at=now,
-            screen_decision=screen,
-            parent_id=parent,
-        )
-        voice_dir = self._live_dir / interaction_id
-        try:  # first: a disk that cannot take the call's directory cannot take its voice
-            voice_dir.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            return self._storage_refusal(offer, exc)
-        try:
-            await asyncio.to_thread(self._repo.create, live, percentage)
-        except SQLAlchemyError as exc:  # a locked (or gone) database: the SRC may retry, not a 500
-            log.error("call %s refused: the database is busy: %s", offer.call_id, str(exc).splitlines()[0])
-            with contextlib.suppress(OSError):
-                voice_dir.rmdir()
-            return CallRejected(503, "Recorder Database Busy", headers=(("retry-after", "5"),))
-        roster = [
-            party_record(
-                p, "agent" if party is not None and p.participant_id == party.participant_id else "other", now
-            )
-            for p in offer.participants
-        ]
-        meta = {
-            "streams": [asdict(s) for s in offer.streams],
-            "agent_streams": sorted(roles.agent_streams),
-            "warnings": list(offer.warnings),
-            "params": dict(offer.params),
-            "deferred": offer.deferred,
-            **extra_meta,
-        }
-        if parent is not None:
-            meta["linked_to"] = parent
-            meta["screen"] = "voice only: the screen is recorded with the linked first call"
-        await asyncio.to_thread(
-            self._records.describe,
-            interaction_id,
-            kind="siprec" if offer.siprec else "plain",
-            session_id=offer.session_id,
-            source=f"{offer.source[0]}:{offer.source[1]}",
-            participants=roster,
-            meta=meta,
-            parent_interaction_id=live.parent_id,
-        )
-        self._calls[interaction_id] = LiveCall(
-            live, username, roster=roster, offer=offer, quiet=parent is not None
-        )
-        log.info(
-            "call %s (%s) on DN %s → interaction %s (screen %s%s)",
-            offer.call_id,
-            "SIPREC" if offer.siprec else "plain",
-            dn or "-",
-            interaction_id,
-            live.screen_decision,
-            f", second call linked to {live.parent_id}" if live.parent_id else "",
-        )
-        return CallAccepted(interaction_id, voice_dir / "voice.wav", roles.agent_streams)
-
-    def _storage_refusal(self, offer: CallOffer, exc: OSError) -> CallRejected:
-        """The live directory refused the call's directory: 503 (the SRC retries or fails over),
-        not a 500; a full disk (or no inode left) is noted at once, not at the next check."""
-        log.error("call %s refused: cannot create its voice directory: %s", offer.call_id, exc)
-        full = exc.errno in (errno.ENOSPC, errno.EDQUOT)
-        if full and self.disk is not None:
-            self.disk.note_enospc(f"live directory {self._live_dir}: {exc.strerror}")
-        retry = (("retry-after", str(RETRY_AFTER_SECONDS)),)
-        return CallRejected(
-            503, "Recorder Disk Full" if full else "Recorder Storage Unavailable", headers=retry
-        )
-
-    async def _resolve(self, offer: CallOffer) -> tuple[Party | None, RecordingParty | None]:
-        pairs = numbers_to_try(offer)
-        found = await asyncio.to_thread(self._records.recording_party, [n for _, n in pairs])
-        if found is None:
-            return None, None
-        party = next((p for p, n in pairs if n == found.number), None)
-        return party, found
 
     async def on_offer_withdrawn(self, offer: CallOffer, accepted: CallAccepted, reason: str) -> None:
         live = self._calls.get(accepted.interaction_id)
@@ -407,116 +273,6 @@ class CallCoordinator:
     def _on_desktop(self, live: LiveCall) -> bool:
         agent_id = live.state.agent_id
         return agent_id is not None and self._current.get(agent_id) == live.interaction_id
-
-    # -- agent actions ---------------------------------------------------------------------
-    def current_call(self, agent_id: int) -> CallInfo | None:
-        live = self._calls.get(self._current.get(agent_id, ""))
-        if live is None or live.state.phase is Phase.DONE:
-            return None
-        return live.state.to_info()
-
-    async def pause(self, interaction_id: str, agent_id: int, username: str) -> CallInfo:
-        live = self._own_call(interaction_id, agent_id)
-        at = time.time()
-        # The secure pause covers the agent's second call too (a card number read out during a
-        # consultation must not be on that recording either); its voice pauses at once.
-        for child in self._children(live):
-            with contextlib.suppress(CallActionError):
-                await self._control.pause(
-                    child, at, "agent", (agent_id, username), "secure pause (first call)"
-                )
-        return await self._control.pause(live, at, "agent", (agent_id, username), "secure pause", strict=True)
-
-    async def resume(self, interaction_id: str, agent_id: int, username: str = "") -> CallInfo:
-        live = self._own_call(interaction_id, agent_id)
-        at = time.time()
-        actor = (agent_id, username or live.agent_username)
-        info = await self._control.resume(live, at, ("agent",), "agent resumed", strict=True, actor=actor)
-        for child in self._children(live):
-            with contextlib.suppress(CallActionError):
-                await self._control.resume(child, at, ("agent",), "agent resumed (first call)", actor=actor)
-        return info
-
-    def _children(self, live: LiveCall) -> list[LiveCall]:
-        """The agent's live second calls linked to ``live``."""
-        return [
-            c
-            for c in self._calls.values()
-            if c.state.parent_id == live.interaction_id and c.state.phase is Phase.ACTIVE
-        ]
-
-    async def stop(self, interaction_id: str, agent_id: int, username: str) -> CallInfo:
-        live = self._own_call(interaction_id, agent_id)
-        return await self._control.stop(
-            live, time.time(), (agent_id, username), "agent stopped the recording"
-        )
-
-    async def done(self, interaction_id: str, agent_id: int) -> CallInfo:
-        live = self._own_call(interaction_id, agent_id)
-        if live.state.phase is Phase.DONE:
-            return live.state.to_info()
-        if live.state.phase is not Phase.ACW:
-            raise CallActionError(409, "not_in_acw", "the call is still active; Done is for after-call work")
-        await self._end_acw(live, time.time(), "done")
-        return live.state.to_info()
-
-    async def screen_status(self, agent_id: int, status: ScreenStatus) -> None:
-        live = self._calls.get(status.interaction_id)
-        if live is None or live.state.agent_id != agent_id:
-            log.info("screen.status for unknown/foreign interaction %s ignored", status.interaction_id)
-            return
-        live.state.screen_reported(status.state)
-        # Acknowledged before the database write: a busy database must not turn the recorder's
-        # confirmed pause into a 504 (the state is written with the call's next save anyway).
-        self._control.screen_acknowledged(status.interaction_id, status.state)
-        await self._control.save(live)
-        if status.state in (ScreenState.STOPPED, ScreenState.FAILED):
-            self._control.publish(live, EventType.CALL_UPDATED)
-
-    async def screen_uploaded(self, interaction_id: str) -> None:
-        live = self._calls.get(interaction_id)
-        if live is not None:
-            live.state.screen_uploaded()
-            self._control.publish(live, EventType.CALL_UPDATED)
-            if live.state.phase is Phase.DONE:
-                self._forget(live)
-        self._media.submit_mux(interaction_id)
-
-    # -- lifecycle helpers -----------------------------------------------------------------
-    async def _end_acw(self, live: LiveCall, at: float, reason: str) -> None:
-        async with live.lock:
-            try:
-                stop_screen = live.state.end_acw(at)
-            except LifecycleError:
-                return
-            if live.acw_timer is not None and live.acw_timer is not asyncio.current_task():
-                live.acw_timer.cancel()
-            await self._control.save(live)
-            self._control.publish(live, EventType.ACW_ENDED)
-            if stop_screen:
-                self._control.command(live, EventType.SCREEN_STOP, at)
-            else:
-                self._forget(live)
-            log.info("interaction %s: after-call work ended (%s)", live.state.interaction_id, reason)
-
-    async def _acw_limit_timer(self, live: LiveCall) -> None:
-        deadline = live.state.acw_deadline or time.time()
-        await asyncio.sleep(max(0.0, deadline - time.time()))
-        await self._end_acw(live, time.time(), "ACW limit")
-
-    def _own_call(self, interaction_id: str, agent_id: int) -> LiveCall:
-        live = self._calls.get(interaction_id)
-        if live is None:
-            raise CallActionError(404, "unknown_interaction", "no live call with that id")
-        if live.state.agent_id != agent_id:
-            raise CallActionError(403, "forbidden", "that call belongs to another agent")
-        return live
-
-    def _forget(self, live: LiveCall) -> None:
-        self._calls.pop(live.state.interaction_id, None)
-        agent_id = live.state.agent_id
-        if agent_id is not None and self._current.get(agent_id) == live.state.interaction_id:
-            del self._current[agent_id]
 
     # -- faults: a voice that can no longer be recorded ------------------------------------
     def media_lost(self, voice_path: Path, error: str, at: float) -> None:

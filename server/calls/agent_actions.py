@@ -1,0 +1,140 @@
+"""The agent's call actions (pause, resume, stop, Done, the recorder's screen reports) and the
+after-call-work end they lead to, on the live calls of ``server.calls.coordinator``.
+
+A mixin of ``CallCoordinator`` (it works on the coordinator's live calls and its
+``RecordingControl``): separate because what the agent's desktop asks of a call, and the checks
+that it is his call, are one concern apart from the SIP side's offer, update and end.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+
+from server.calls.control import LiveCall, RecordingControl
+from server.calls.media_jobs import MediaJobs
+from server.errors import CallActionError, LifecycleError
+from tandem_protocol.events import CallInfo, EventType, Phase, ScreenState, ScreenStatus
+
+log = logging.getLogger("server.calls.coordinator")
+
+
+class AgentActions:
+    """The agent's actions on his live calls (see the module text)."""
+
+    # Set by CallCoordinator.__init__.
+    _calls: dict[str, LiveCall]
+    _current: dict[int, str]  # agent id -> interaction id shown on his desktop
+    _control: RecordingControl
+    _media: MediaJobs
+
+    def current_call(self, agent_id: int) -> CallInfo | None:
+        live = self._calls.get(self._current.get(agent_id, ""))
+        if live is None or live.state.phase is Phase.DONE:
+            return None
+        return live.state.to_info()
+
+    async def pause(self, interaction_id: str, agent_id: int, username: str) -> CallInfo:
+        live = self._own_call(interaction_id, agent_id)
+        at = time.time()
+        # The secure pause covers the agent's second call too (a card number read out during a
+        # consultation must not be on that recording either); its voice pauses at once.
+        for child in self._children(live):
+            with contextlib.suppress(CallActionError):
+                await self._control.pause(
+                    child, at, "agent", (agent_id, username), "secure pause (first call)"
+                )
+        return await self._control.pause(live, at, "agent", (agent_id, username), "secure pause", strict=True)
+
+    async def resume(self, interaction_id: str, agent_id: int, username: str = "") -> CallInfo:
+        live = self._own_call(interaction_id, agent_id)
+        at = time.time()
+        actor = (agent_id, username or live.agent_username)
+        info = await self._control.resume(live, at, ("agent",), "agent resumed", strict=True, actor=actor)
+        for child in self._children(live):
+            with contextlib.suppress(CallActionError):
+                await self._control.resume(child, at, ("agent",), "agent resumed (first call)", actor=actor)
+        return info
+
+    def _children(self, live: LiveCall) -> list[LiveCall]:
+        """The agent's live second calls linked to ``live``."""
+        return [
+            c
+            for c in self._calls.values()
+            if c.state.parent_id == live.interaction_id and c.state.phase is Phase.ACTIVE
+        ]
+
+    async def stop(self, interaction_id: str, agent_id: int, username: str) -> CallInfo:
+        live = self._own_call(interaction_id, agent_id)
+        return await self._control.stop(
+            live, time.time(), (agent_id, username), "agent stopped the recording"
+        )
+
+    async def done(self, interaction_id: str, agent_id: int) -> CallInfo:
+        live = self._own_call(interaction_id, agent_id)
+        if live.state.phase is Phase.DONE:
+            return live.state.to_info()
+        if live.state.phase is not Phase.ACW:
+            raise CallActionError(409, "not_in_acw", "the call is still active; Done is for after-call work")
+        await self._end_acw(live, time.time(), "done")
+        return live.state.to_info()
+
+    async def screen_status(self, agent_id: int, status: ScreenStatus) -> None:
+        live = self._calls.get(status.interaction_id)
+        if live is None or live.state.agent_id != agent_id:
+            log.info("screen.status for unknown/foreign interaction %s ignored", status.interaction_id)
+            return
+        live.state.screen_reported(status.state)
+        # Acknowledged before the database write: a busy database must not turn the recorder's
+        # confirmed pause into a 504 (the state is written with the call's next save anyway).
+        self._control.screen_acknowledged(status.interaction_id, status.state)
+        await self._control.save(live)
+        if status.state in (ScreenState.STOPPED, ScreenState.FAILED):
+            self._control.publish(live, EventType.CALL_UPDATED)
+
+    async def screen_uploaded(self, interaction_id: str) -> None:
+        live = self._calls.get(interaction_id)
+        if live is not None:
+            live.state.screen_uploaded()
+            self._control.publish(live, EventType.CALL_UPDATED)
+            if live.state.phase is Phase.DONE:
+                self._forget(live)
+        self._media.submit_mux(interaction_id)
+
+    # -- lifecycle helpers -----------------------------------------------------------------
+    async def _end_acw(self, live: LiveCall, at: float, reason: str) -> None:
+        async with live.lock:
+            try:
+                stop_screen = live.state.end_acw(at)
+            except LifecycleError:
+                return
+            if live.acw_timer is not None and live.acw_timer is not asyncio.current_task():
+                live.acw_timer.cancel()
+            await self._control.save(live)
+            self._control.publish(live, EventType.ACW_ENDED)
+            if stop_screen:
+                self._control.command(live, EventType.SCREEN_STOP, at)
+            else:
+                self._forget(live)
+            log.info("interaction %s: after-call work ended (%s)", live.state.interaction_id, reason)
+
+    async def _acw_limit_timer(self, live: LiveCall) -> None:
+        deadline = live.state.acw_deadline or time.time()
+        await asyncio.sleep(max(0.0, deadline - time.time()))
+        await self._end_acw(live, time.time(), "ACW limit")
+
+    def _own_call(self, interaction_id: str, agent_id: int) -> LiveCall:
+        live = self._calls.get(interaction_id)
+        if live is None:
+            raise CallActionError(404, "unknown_interaction", "no live call with that id")
+        if live.state.agent_id != agent_id:
+            raise CallActionError(403, "forbidden", "that call belongs to another agent")
+        return live
+
+    def _forget(self, live: LiveCall) -> None:
+        self._calls.pop(live.state.interaction_id, None)
+        agent_id = live.state.agent_id
+        if agent_id is not None and self._current.get(agent_id) == live.state.interaction_id:
+            del self._current[agent_id]
