@@ -220,3 +220,49 @@ class MissedCall(Base):
     status: Mapped[int] = mapped_column(Integer)  # the SIP status sent
     kind: Mapped[str] = mapped_column(String(10), default="plain")  # plain, siprec
     detail: Mapped[str] = mapped_column(String(200), default="")
+
+
+class ScreenSegment(Base):
+    """One stored segment of an interaction's screen recording (a fragmented MP4 of a few tens of
+    seconds). An interaction has many, from one or several recorder runs; the mux joins them on the
+    server clock and leaves the gaps between them as gaps. Immutable once written. (Revision 0008.)"""
+
+    __tablename__ = "screen_segments"
+    __table_args__ = (UniqueConstraint("interaction_id", "run", "seq"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    interaction_id: Mapped[str] = mapped_column(ForeignKey("interactions.id"), index=True)
+    run: Mapped[str] = mapped_column(String(64))  # the recorder run that made it (a new one per start)
+    seq: Mapped[int] = mapped_column(Integer)  # 0, 1, 2… within the run
+    storage_key: Mapped[str] = mapped_column(String(500))
+    size: Mapped[int] = mapped_column(Integer)
+    sha256: Mapped[str] = mapped_column(String(64))
+    started_at: Mapped[float] = mapped_column(Float, index=True)  # server time of pts 0
+    first_frame_at: Mapped[float] = mapped_column(Float)  # server time of its first frame
+    last_frame_at: Mapped[float] = mapped_column(Float)  # server time of its last frame
+    frames: Mapped[int] = mapped_column(Integer)
+    width: Mapped[int] = mapped_column(Integer)
+    height: Mapped[int] = mapped_column(Integer)
+    has_audio: Mapped[bool] = mapped_column(Boolean, default=False)
+    uploaded_by_token_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    created_at: Mapped[float] = mapped_column(Float)
+
+
+class ScreenUpload(Base):
+    """A resumable segment upload under way (tus 1.0 creation): the bytes received so far live in a
+    partial file under the data directory; ``offset`` is what is durably written. Removed when the
+    segment is stored, refused or abandoned (expired). (Revision 0008.)"""
+
+    __tablename__ = "screen_uploads"
+    __table_args__ = (UniqueConstraint("interaction_id", "run", "seq"),)
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)  # the upload's URL id
+    interaction_id: Mapped[str] = mapped_column(ForeignKey("interactions.id"), index=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))  # the agent whose recorder uploads
+    token_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    run: Mapped[str] = mapped_column(String(64))
+    seq: Mapped[int] = mapped_column(Integer)
+    length: Mapped[int] = mapped_column(Integer)  # Upload-Length
+    offset: Mapped[int] = mapped_column(Integer, default=0)  # Upload-Offset
+    sha256: Mapped[str] = mapped_column(String(64))  # declared digest of the whole segment
+    started_at: Mapped[float] = mapped_column(Float)  # declared server time of pts 0
+    created_at: Mapped[float] = mapped_column(Float)
+    updated_at: Mapped[float] = mapped_column(Float, index=True)
