@@ -135,12 +135,23 @@ class ScreenCommand:
     interaction_id: str
     at: float
     fps: float | None = None
+    # screen.start: the admin's recorder policy (tandem_protocol.recorder_policy.RecorderPolicy
+    # as a dict); None from a server that sends none — the recorder then uses the defaults.
+    policy: dict[str, Any] | None = None
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> ScreenCommand:
         try:
             fps = raw.get("fps")
-            return cls(str(raw["interaction_id"]), float(raw["at"]), None if fps is None else float(fps))
+            policy = raw.get("policy")
+            if policy is not None and not isinstance(policy, dict):
+                raise ValueError("policy must be an object")
+            return cls(
+                str(raw["interaction_id"]),
+                float(raw["at"]),
+                None if fps is None else float(fps),
+                policy,
+            )
         except (KeyError, TypeError, ValueError) as exc:
             raise ValueError(f"malformed ScreenCommand: {exc}") from exc
 
