@@ -107,7 +107,10 @@ def test_auto_login_then_sigterm_logs_out() -> None:
             proc.kill()
             proc.wait()
         server.shutdown()
+        server.server_close()
     output = proc.stdout.read().decode(errors="replace") if proc.stdout else ""
+    if proc.stdout:
+        proc.stdout.close()
     assert code == 0, output
     logout = [s for s in FakeRest.seen if s[1] == "/api/auth/logout"]
     assert len(logout) == 1 and logout[0][2] == "Bearer tok-main", output
