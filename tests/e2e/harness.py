@@ -92,6 +92,9 @@ def server_env(data_dir: Path, ports: ServerPorts, **extra: str) -> dict[str, st
             "TANDEM_SERVER_SIP_PORT": str(ports.sip),
             "TANDEM_SERVER_RTP_PORT_MIN": str(ports.rtp[0]),
             "TANDEM_SERVER_RTP_PORT_MAX": str(ports.rtp[1]),
+            # A SIGTERM from stop_process must end within its 10 s before SIGKILL, even with a
+            # call still up (the server's default drain is 30 s); tests of draining set their own.
+            "TANDEM_SERVER_DRAIN_SECONDS": "5",
             "PYTHONPATH": str(ROOT),
         }
     )
