@@ -46,6 +46,7 @@ class ClientMessageType(StrEnum):
 
     TIME_PING = "time.ping"  # data: TimePing
     SCREEN_STATUS = "screen.status"  # data: ScreenStatus (recorder only)
+    SCREEN_AUTO_PAUSE = "screen.auto_pause"  # data: ScreenAutoPause (recorder only)
 
 
 class Phase(StrEnum):
@@ -176,6 +177,35 @@ class ScreenStatus:
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise ValueError(f"malformed ScreenStatus: {exc}") from exc
+
+
+@dataclass(slots=True)
+class ScreenAutoPause:
+    """Recorder → server: a masking rule's window was on screen, so the screen recording paused
+    itself from ``started_at`` (server clock) — sent when it starts (``ended_at`` None) and again
+    when it ends. The server stores it as a pause span with reason ``auto:<rule>``."""
+
+    interaction_id: str
+    rule: str
+    started_at: float
+    ended_at: float | None = None
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> ScreenAutoPause:
+        try:
+            msg = cls(
+                str(raw["interaction_id"]),
+                str(raw["rule"]),
+                float(raw["started_at"]),
+                _opt_float(raw.get("ended_at")),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ValueError(f"malformed ScreenAutoPause: {exc}") from exc
+        if not msg.rule.strip():
+            raise ValueError("malformed ScreenAutoPause: empty rule name")
+        if msg.ended_at is not None and msg.ended_at < msg.started_at:
+            raise ValueError("malformed ScreenAutoPause: ended_at before started_at")
+        return msg
 
 
 @dataclass(slots=True)

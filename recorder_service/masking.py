@@ -1,0 +1,159 @@
+"""Masking at capture: what must never be recorded, blacked out in the frame before it leaves the
+grabber (so it reaches no encoder, spool or upload).
+
+``plan_mask`` is pure: the admin's rules + the window list + where the captured canvas sits on
+the virtual screen → the rectangles to black out, and the pause rule whose window is on screen.
+``apply_mask`` fills them with opencv, in place, on the BGRA frame.
+
+Fail closed: when the window list is unknown (``windows is None``: the lister failed) and any
+window rule exists, the plan is the whole frame — a card-payment form must not leak because the
+window manager could not be asked.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+
+import cv2
+import numpy as np
+
+from recorder_service.windows import WindowInfo
+from tandem_protocol.events import ScreenAutoPause
+from tandem_protocol.recorder_policy import MaskRule
+
+Rect = tuple[int, int, int, int]  # x, y, width, height
+BLACK = (0, 0, 0, 255)  # BGRA: opaque black
+
+
+@dataclass(frozen=True, slots=True)
+class Canvas:
+    """The grabbed area in virtual-screen pixels: its top-left and its size."""
+
+    left: int
+    top: int
+    width: int
+    height: int
+
+
+@dataclass(frozen=True, slots=True)
+class MaskPlan:
+    rects: tuple[Rect, ...] = ()  # canvas pixels, clipped, non-empty
+    full: bool = False  # black out the whole frame
+    pause_rule: str | None = None  # name of the first pause rule whose window is on the canvas
+
+
+def clip(rect: Rect, canvas: Canvas) -> Rect | None:
+    """A virtual-screen rectangle in canvas pixels, cut to the canvas; None if outside it."""
+    x, y, w, h = rect
+    x0 = max(x - canvas.left, 0)
+    y0 = max(y - canvas.top, 0)
+    x1 = min(x - canvas.left + w, canvas.width)
+    y1 = min(y - canvas.top + h, canvas.height)
+    if x1 <= x0 or y1 <= y0:
+        return None
+    return x0, y0, x1 - x0, y1 - y0
+
+
+def hull(a: Rect, b: Rect) -> Rect:
+    """The smallest rectangle holding both."""
+    x0, y0 = min(a[0], b[0]), min(a[1], b[1])
+    x1, y1 = max(a[0] + a[2], b[0] + b[2]), max(a[1] + a[3], b[1] + b[3])
+    return x0, y0, x1 - x0, y1 - y0
+
+
+def merge_listings(before: Sequence[WindowInfo], after: Sequence[WindowInfo]) -> list[WindowInfo]:
+    """The windows listed before and after a screenshot, when the desktop changed in between: a
+    window counts wherever either listing put it, under either title, and one that moved also
+    over the box spanning both places (dragged, it may have been anywhere on the way)."""
+    if list(before) == list(after):
+        return list(after)
+    out = [*before, *after]
+    earlier = {w.wid: w for w in before if w.wid}
+    for w in after:
+        old = earlier.get(w.wid)
+        if old is not None and old.rect != w.rect:
+            box = hull(old.rect, w.rect)
+            out += [replace(old, rect=box), replace(w, rect=box)]
+    return out
+
+
+def has_window_rules(rules: Sequence[MaskRule]) -> bool:
+    return any(r.kind == "window" for r in rules)
+
+
+def plan_mask(rules: Sequence[MaskRule], windows: Sequence[WindowInfo] | None, canvas: Canvas) -> MaskPlan:
+    """Region rules are in canvas pixels (what the admin sees in a recording); window rectangles
+    come in virtual-screen pixels and are moved by the canvas origin (multi-monitor layouts)."""
+    whole = Canvas(0, 0, canvas.width, canvas.height)
+    rects: list[Rect] = []
+    for rule in rules:
+        if rule.kind == "region" and rule.rect is not None:
+            cut = clip(rule.rect, whole)
+            if cut is not None:
+                rects.append(cut)
+    window_rules = [r for r in rules if r.kind == "window"]
+    if not window_rules:
+        return MaskPlan(tuple(rects))
+    if windows is None:
+        return MaskPlan(tuple(rects), full=True)
+    pause_rule: str | None = None
+    for window in windows:
+        cut = clip(window.rect, canvas)
+        if cut is None:
+            continue  # not on the captured canvas (another monitor, off screen)
+        for rule in window_rules:
+            if rule.title_matches(window.title, window.app):
+                # A pause rule's window is blacked out too: the frame that shows it first is
+                # grabbed before anyone could pause.
+                rects.append(cut)
+                if rule.action == "pause" and pause_rule is None:
+                    pause_rule = rule.name
+                break
+    return MaskPlan(tuple(rects), full=pause_rule is not None, pause_rule=pause_rule)
+
+
+def apply_mask(frame: np.ndarray, plan: MaskPlan) -> np.ndarray:
+    """Black out the plan on a BGRA frame, in place when it is writable (mss's is); returns the
+    frame that now carries the mask."""
+    if not plan.full and not plan.rects:
+        return frame
+    if not (frame.flags.writeable and frame.flags.c_contiguous):  # opencv draws on contiguous memory
+        frame = np.array(frame, order="C", copy=True)
+    if plan.full:
+        frame[:] = BLACK
+        return frame
+    for x, y, w, h in plan.rects:
+        cv2.rectangle(frame, (x, y), (x + w - 1, y + h - 1), BLACK, thickness=cv2.FILLED)
+    return frame
+
+
+class AutoPauseTracker:
+    """Turns the grabber's ``auto_pause`` (the pause rule on screen, or None), read after each
+    grab with the frame's server time, into the ``screen.auto_pause`` messages for the server:
+    one when a rule's window appears (open span), one when it goes (the same span, ended)."""
+
+    def __init__(self, interaction_id: str) -> None:
+        self._interaction_id = interaction_id
+        self._open: ScreenAutoPause | None = None
+
+    @property
+    def active(self) -> str | None:
+        return None if self._open is None else self._open.rule
+
+    def update(self, rule: str | None, at: float) -> list[ScreenAutoPause]:
+        if rule == self.active:
+            return []
+        out = self.close(at)
+        if rule is not None:
+            self._open = ScreenAutoPause(self._interaction_id, rule, at)
+            out.append(self._open)
+        return out
+
+    def close(self, at: float) -> list[ScreenAutoPause]:
+        """The capture stops: an open span ends here."""
+        if self._open is None:
+            return []
+        ended = replace(self._open, ended_at=max(at, self._open.started_at))
+        self._open = None
+        return [ended]
