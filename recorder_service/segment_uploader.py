@@ -1,0 +1,518 @@
+"""Sends the spool's finished segments to the server with tus (docs/screen-segments.md), one at a
+time, oldest first, on one worker thread.
+
+Per segment: ``POST`` creates the upload (metadata run, seq, started_at, sha256, final), ``PATCH``
+sends 256 KiB chunks each with its sha256. After any cut the server is asked how much it holds
+(``HEAD``) and the upload continues from there — from 0 only when the server lost the upload
+(404: ``POST`` again). ``409 offset_mismatch``: take the server's offset; ``460``: send that chunk
+again. Network errors, 5xx, 408, 429 and ``409 upload_in_progress`` are retried with capped
+exponential backoff with jitter, both for the segment and for the server as a whole (so one
+segment the server chokes on cannot starve the others, and a server that is down is not
+hammered); 401 slowly, since only a renewed token helps. ``409 already_uploaded`` carries the
+sha256 the server stores: ours means an earlier answer was lost (done); another is a conflict, and
+the file is kept. ``422 frames_in_pause``: the spool cuts the paused frames and the new segment is
+uploaded. Every other 4xx is final: ``queue.refused``, file kept. The local copy goes only through
+``queue.uploaded`` once the server's ``X-Tandem-Sha256`` equals ours.
+
+The admin's bandwidth cap and upload window come from ``policy_provider()``, read before every
+chunk, so a changed policy applies within one chunk.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+
+from recorder_service.bandwidth import SLICE, TokenBucket, kbps_to_bytes, seconds_until_open, window_open
+from recorder_service.segment_queue import SegmentQueue, SegmentRef
+from recorder_service.tus_client import TusClient, TusError
+from tandem_protocol.backoff import backoff_delay
+from tandem_protocol.recorder_policy import RecorderPolicy
+
+log = logging.getLogger(__name__)
+
+CHUNK = 256 * 1024
+RETRY_BASE = 1.0
+# After a long outage the next try comes at most this long after the server is back.
+RETRY_CAP = 60.0
+UNAUTHORIZED_RETRY = 300.0  # the token must be renewed (`tandem-recorder login`); asking fast won't help
+IDLE_POLL = 5.0  # look at the spool this often even without wake()
+WINDOW_RECHECK = 30.0  # outside the upload window: re-read the policy at least this often
+MAX_CHECKSUM_RESENDS = 3  # a chunk damaged this often in a row: the path is bad, back off
+MAX_RECREATES = 2  # per attempt: the server lost the upload again and again
+MAX_CUTS = 3  # per attempt: the server keeps finding paused frames after our cuts
+
+Key = tuple[str, str, int, str]
+
+
+class _Retry(Exception):
+    """A transient failure that is neither an HTTP status nor a network error."""
+
+
+class _Stopping(Exception):
+    """stop() was called while the body was being paced."""
+
+
+@dataclass(frozen=True, slots=True)
+class Progress:
+    segment: str  # "<interaction>/<run>/<seq>"
+    offset: int  # bytes the server holds
+    length: int
+
+
+@dataclass(frozen=True, slots=True)
+class UploaderStats:
+    """What the health heartbeat reports about uploads."""
+
+    state: str  # idle | uploading | backoff | unauthorized | outside_window | stopped
+    pending_segments: int
+    pending_bytes: int  # bytes of pending segments the server does not hold yet
+    bytes_sent: int  # body bytes handed to the network
+    bytes_resent: int  # of those, bytes of a segment that had already been sent once
+    segments_uploaded: int
+    current: Progress | None
+    last_error: str
+    last_error_at: float | None  # wall clock
+    last_success_at: float | None  # wall clock: a segment confirmed by the server
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(slots=True)
+class _Track:
+    """What the uploader remembers about one segment between attempts."""
+
+    location: str | None = None
+    sent_high: int = 0  # highest offset ever handed to the network for this file
+    failures: int = 0
+    due: float = 0.0
+
+
+def _key(ref: SegmentRef) -> Key:
+    return (ref.interaction_id, ref.run, ref.seq, ref.sha256)
+
+
+def _name(ref: SegmentRef) -> str:
+    return f"{ref.interaction_id}/{ref.run}/{ref.seq}"
+
+
+def parse_spans(body: dict[str, object]) -> list[tuple[float, float | None]]:
+    """Pause spans from a ``422 frames_in_pause`` body: ``spans`` as ``[start, end]`` pairs or
+    objects with ``start``/``end`` (server time; end ``null`` = still open)."""
+    raw = body.get("spans")
+    spans: list[tuple[float, float | None]] = []
+    if not isinstance(raw, list):
+        return spans
+    for item in raw:
+        if isinstance(item, dict):
+            start, end = item.get("start", item.get("from")), item.get("end", item.get("to"))
+        elif isinstance(item, list | tuple) and len(item) == 2:
+            start, end = item
+        else:
+            continue
+        if isinstance(start, int | float) and (end is None or isinstance(end, int | float)):
+            spans.append((float(start), None if end is None else float(end)))
+    return spans
+
+
+class SegmentUploader:
+    def __init__(
+        self,
+        queue: SegmentQueue,
+        server_url: str,
+        token: Callable[[], str],
+        policy_provider: Callable[[], RecorderPolicy],
+        *,
+        transport: httpx.BaseTransport | None = None,
+        chunk_size: int = CHUNK,
+        clock: Callable[[], float] = time.monotonic,
+        wall: Callable[[], float] = time.time,
+        local_now: Callable[[], datetime] = datetime.now,
+        sleep: Callable[[float], None] | None = None,
+        rand: Callable[[], float] | None = None,
+    ) -> None:
+        self._queue = queue
+        self._policy = policy_provider
+        self._client = TusClient(server_url, token, transport=transport)
+        self._chunk = chunk_size
+        self._clock = clock
+        self._wall = wall
+        self._local_now = local_now
+        self._stop_event = threading.Event()
+        self._sleep = sleep if sleep is not None else self._interruptible_sleep
+        self._backoff_args: dict[str, Any] = {"base": RETRY_BASE, "cap": RETRY_CAP}
+        if rand is not None:
+            self._backoff_args["rand"] = rand
+        self._bucket = TokenBucket(0.0, now=clock())
+        self._tracks: dict[Key, _Track] = {}
+        self._failures = 0  # consecutive server-level failures
+        self._not_before = 0.0
+        self._lock = threading.Lock()  # guards the figures below (read by stats())
+        self._state = "idle"
+        self._pending: list[SegmentRef] = []
+        self._held: dict[Key, int] = {}  # bytes the server said it holds, per pending segment
+        self._bytes_sent = 0
+        self._bytes_resent = 0
+        self._uploaded = 0
+        self._current: Progress | None = None
+        self._last_error = ""
+        self._last_error_at: float | None = None
+        self._last_success_at: float | None = None
+        self._cond = threading.Condition()
+        self._woken = False
+        self._thread = threading.Thread(target=self._run, name="segment-uploader", daemon=True)
+
+    # -- public API ---------------------------------------------------------------------------
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stops after the request in flight (a paced body stops at its next slice); what the
+        server holds of a partial upload stays there for the next start to resume."""
+        self._stop_event.set()
+        with self._cond:
+            self._cond.notify_all()
+        if self._thread.is_alive():
+            self._thread.join(timeout)
+        self._client.close()
+        with self._lock:
+            self._state = "stopped"
+
+    def wake(self) -> None:
+        """A segment was finished (or the token renewed): look at the spool now, not at the next
+        poll. Does not cut a backoff short."""
+        with self._cond:
+            self._woken = True
+            self._cond.notify_all()
+
+    def stats(self) -> UploaderStats:
+        with self._lock:
+            current = self._current
+            pending_bytes = sum(r.size - self._held.get(_key(r), 0) for r in self._pending)
+            return UploaderStats(
+                state=self._state,
+                pending_segments=len(self._pending),
+                pending_bytes=max(0, pending_bytes),
+                bytes_sent=self._bytes_sent,
+                bytes_resent=self._bytes_resent,
+                segments_uploaded=self._uploaded,
+                current=current,
+                last_error=self._last_error,
+                last_error_at=self._last_error_at,
+                last_success_at=self._last_success_at,
+            )
+
+    # -- scheduling ---------------------------------------------------------------------------
+    def _run(self) -> None:
+        while not self._stop_event.is_set():
+            try:
+                delay = self.step()
+            except Exception:  # the worker must outlive any bug in one round
+                log.exception("segment uploader: unexpected error")
+                delay = IDLE_POLL
+            with self._cond:
+                if delay > 0 and not self._woken and not self._stop_event.is_set():
+                    self._cond.wait(delay)
+                self._woken = False
+
+    def step(self) -> float:
+        """One round: upload the oldest segment that is due. Returns the seconds until another
+        round is worth it (0: at once). The worker thread calls it in a loop; tests call it with
+        an injected clock."""
+        policy = self._policy()
+        refs = self._queue.ready()
+        live = {_key(r) for r in refs}
+        self._tracks = {k: t for k, t in self._tracks.items() if k in live}
+        with self._lock:
+            self._pending = list(refs)
+            self._held = {k: v for k, v in self._held.items() if k in live}
+        if not window_open(policy.upload_window, self._local_now()):
+            self._set_state("outside_window")
+            return min(WINDOW_RECHECK, max(1.0, seconds_until_open(policy.upload_window, self._local_now())))
+        if not refs:
+            self._set_state("idle")
+            return IDLE_POLL
+        now = self._clock()
+        if now < self._not_before:
+            return self._not_before - now
+        due = [r for r in refs if self._track(r).due <= now]
+        if not due:
+            return min(IDLE_POLL, min(self._track(r).due for r in refs) - now)
+        # Oldest first, but a segment that failed waits behind those that did not: one segment
+        # the server chokes on must not hold back the rest of the recording.
+        self._attempt(min(due, key=lambda r: self._track(r).failures > 0))
+        # Straight on to the next segment, unless this attempt put the server in backoff.
+        return max(0.0, self._not_before - self._clock())
+
+    def _track(self, ref: SegmentRef) -> _Track:
+        return self._tracks.setdefault(_key(ref), _Track())
+
+    def _set_state(self, state: str) -> None:
+        with self._lock:
+            self._state = state
+
+    # -- one attempt --------------------------------------------------------------------------
+    def _attempt(self, ref: SegmentRef, cuts: int = 0) -> None:
+        track = self._track(ref)
+        self._set_state("uploading")
+        try:
+            self._upload(ref, track)
+        except _Stopping:
+            return
+        except TusError as exc:
+            self._failed(ref, track, exc, cuts)
+        except _Retry as exc:
+            self._retry_later(ref, track, str(exc))
+        except OSError as exc:  # the local file: the spool's business, not the server's
+            self._final(ref, "file_unreadable", f"cannot read {ref.path}: {exc}")
+        finally:
+            with self._lock:
+                self._current = None
+                if self._state == "uploading":
+                    self._state = "idle"
+
+    def _upload(self, ref: SegmentRef, track: _Track) -> None:
+        offset = self._open(ref, track)
+        recreates = resends = 0
+        while offset is not None:
+            if offset >= ref.size:
+                # Every byte is there but the server has not confirmed: it may still be checking
+                # the segment, or its answer was lost. Ask again later (HEAD 404 → POST → 409).
+                raise _Retry("the server holds every byte but has not confirmed the segment yet")
+            self._show(ref, offset)
+            policy = self._policy()
+            if not window_open(policy.upload_window, self._local_now()):
+                return  # the window closed: the server keeps what it has
+            self._apply_cap(policy)
+            data = _read(ref, offset, self._chunk)
+            location = track.location
+            assert location is not None
+            try:
+                done = self._client.patch(
+                    location,
+                    offset,
+                    data,
+                    pace=self._pace,
+                    sent=self._counter(track, offset),
+                    slice_size=SLICE,
+                )
+            except TusError as exc:
+                if exc.status == 409 and exc.code == "offset_mismatch" and exc.offset is not None:
+                    log.info("segment %s: server holds %d bytes, not %d", _name(ref), exc.offset, offset)
+                    offset = exc.offset
+                    continue
+                if exc.status == 460 and resends < MAX_CHECKSUM_RESENDS:
+                    resends += 1
+                    log.warning(
+                        "segment %s: chunk at %d damaged on the way, sending it again", _name(ref), offset
+                    )
+                    continue
+                if exc.status == 460:
+                    raise _Retry(f"chunks damaged on the way {resends + 1} times in a row") from exc
+                if exc.status == 404 and recreates < MAX_RECREATES:
+                    recreates += 1
+                    log.warning("segment %s: the server lost the upload; starting it again", _name(ref))
+                    track.location = None
+                    offset = self._open(ref, track)
+                    continue
+                raise
+            resends = 0
+            self._progressed(track)
+            offset = done.offset
+            if done.server_sha256 is not None:
+                self._confirmed(ref, done.server_sha256)
+                return
+
+    def _open(self, ref: SegmentRef, track: _Track) -> int | None:
+        """The server's offset for this segment's upload, creating the upload when it has none;
+        None when the server already stores the segment (settled here)."""
+        if track.location is not None:
+            try:
+                return self._client.head(track.location)
+            except TusError as exc:
+                if exc.status != 404:
+                    raise
+                log.warning("segment %s: the server no longer has the partial upload", _name(ref))
+                track.location = None
+        metadata = {
+            "run": ref.run,
+            "seq": str(ref.seq),
+            "started_at": repr(ref.started_at),
+            "sha256": ref.sha256,
+        }
+        if ref.final:
+            metadata["final"] = "1"
+        path = f"/api/interactions/{quote(ref.interaction_id, safe='')}/screen/segments"
+        try:
+            created = self._client.create(path, ref.size, metadata)
+        except TusError as exc:
+            if exc.status == 409 and exc.code == "already_uploaded":
+                self._already_uploaded(ref, exc)
+                return None
+            raise
+        track.location = created.location
+        return created.offset
+
+    # -- outcomes -----------------------------------------------------------------------------
+    def _confirmed(self, ref: SegmentRef, server_sha: str) -> None:
+        if server_sha.lower() != ref.sha256.lower():
+            self._final(
+                ref,
+                "checksum_mismatch",
+                f"the server stored sha256 {server_sha}, ours is {ref.sha256}; our file is kept",
+            )
+            return
+        self._queue.uploaded(ref, server_sha.lower())
+        log.info("segment %s uploaded (%d bytes)", _name(ref), ref.size)
+        self._settled(ref, success=True)
+
+    def _already_uploaded(self, ref: SegmentRef, exc: TusError) -> None:
+        stored = str(exc.body.get("sha256", "")).lower()
+        if stored and stored == ref.sha256.lower():
+            log.info("segment %s: the server already stores it (an earlier answer was lost)", _name(ref))
+            self._confirmed(ref, stored)
+            return
+        message = (
+            f"the server stores a different segment {_name(ref)} (sha256 {stored or 'not given'}, "
+            f"ours {ref.sha256}); our file is kept for an administrator"
+        )
+        log.error("UPLOAD CONFLICT: %s", message)
+        self._final(ref, "conflict", message)
+
+    def _failed(self, ref: SegmentRef, track: _Track, exc: TusError, cuts: int) -> None:
+        status = exc.status
+        if (
+            status is None
+            or status in (408, 429)
+            or status >= 500
+            or (status == 409 and exc.code == "upload_in_progress")
+        ):
+            self._retry_later(ref, track, str(exc), retry_after=exc.retry_after)
+        elif status == 401:
+            self._note_error(
+                "token rejected (HTTP 401): enrol again with `tandem-recorder login --enroll-code`"
+            )
+            self._not_before = self._clock() + UNAUTHORIZED_RETRY
+            self._set_state("unauthorized")
+        elif status == 409 and exc.code == "already_uploaded":
+            self._already_uploaded(ref, exc)
+        elif status == 422 and exc.code == "frames_in_pause" and cuts < MAX_CUTS:
+            track.location = None  # the server dropped the refused upload
+            self._cut_and_retry(ref, parse_spans(exc.body), str(exc), cuts)
+        else:
+            track.location = None
+            self._final(ref, exc.code or f"http_{status}", str(exc))
+
+    def _cut_and_retry(
+        self, ref: SegmentRef, spans: Sequence[tuple[float, float | None]], why: str, cuts: int
+    ) -> None:
+        if not spans:
+            self._final(ref, "frames_in_pause", f"{why} (the answer names no pause span to cut)")
+            return
+        log.warning("segment %s has frames inside pause spans %s: cutting them", _name(ref), spans)
+        new = self._queue.cut_pauses(ref, list(spans))
+        self._settled(ref, success=False)
+        if new is None:
+            log.info("segment %s: nothing left after cutting the pause", _name(ref))
+            return
+        self._attempt(new, cuts + 1)
+
+    def _retry_later(
+        self, ref: SegmentRef, track: _Track, message: str, retry_after: float | None = None
+    ) -> None:
+        now = self._clock()
+        own = backoff_delay(track.failures, **self._backoff_args)
+        server = backoff_delay(self._failures, **self._backoff_args)
+        track.failures += 1
+        self._failures += 1
+        track.due = now + own
+        # A server asking for more patience (Retry-After) gets it, within reason.
+        self._not_before = now + max(server, min(retry_after or 0.0, UNAUTHORIZED_RETRY))
+        self._note_error(message)
+        self._set_state("backoff")
+        log.warning(
+            "segment %s: %s; next try in %.1f s", _name(ref), message, max(own, self._not_before - now)
+        )
+
+    def _final(self, ref: SegmentRef, code: str, message: str) -> None:
+        log.error("segment %s refused (file kept): %s", _name(ref), message)
+        self._queue.refused(ref, code, message)
+        self._note_error(message)
+        self._settled(ref, success=False)
+
+    def _settled(self, ref: SegmentRef, *, success: bool) -> None:
+        self._tracks.pop(_key(ref), None)
+        with self._lock:
+            self._pending = [r for r in self._pending if _key(r) != _key(ref)]
+            self._held.pop(_key(ref), None)
+            if success:
+                self._uploaded += 1
+                self._last_success_at = self._wall()
+        if success:
+            self._failures = 0
+
+    def _note_error(self, message: str) -> None:
+        with self._lock:
+            self._last_error = message
+            self._last_error_at = self._wall()
+
+    # -- bytes --------------------------------------------------------------------------------
+    def _progressed(self, track: _Track) -> None:
+        track.failures = 0
+        self._failures = 0
+        self._not_before = 0.0
+
+    def _show(self, ref: SegmentRef, offset: int) -> None:
+        with self._lock:
+            self._current = Progress(_name(ref), offset, ref.size)
+            self._held[_key(ref)] = offset
+
+    def _counter(self, track: _Track, start: int) -> Callable[[int], None]:
+        position = start
+
+        def sent(n: int) -> None:
+            nonlocal position
+            again = max(0, min(position + n, track.sent_high) - position)
+            position += n
+            track.sent_high = max(track.sent_high, position)
+            with self._lock:
+                self._bytes_sent += n
+                self._bytes_resent += again
+
+        return sent
+
+    def _apply_cap(self, policy: RecorderPolicy) -> None:
+        rate = kbps_to_bytes(policy.bandwidth_kbps)
+        if rate != self._bucket.rate:
+            self._bucket.set_rate(rate, now=self._clock())
+
+    def _pace(self, n: int) -> None:
+        if self._stop_event.is_set():
+            raise _Stopping
+        wait = self._bucket.reserve(n, self._clock())
+        if wait > 0:
+            self._sleep(wait)
+        if self._stop_event.is_set():
+            raise _Stopping
+
+    def _interruptible_sleep(self, seconds: float) -> None:
+        self._stop_event.wait(seconds)
+
+
+def _read(ref: SegmentRef, offset: int, size: int) -> bytes:
+    """One chunk of the segment file: the body is read a chunk at a time, never whole."""
+    with ref.path.open("rb") as fh:
+        fh.seek(offset)
+        data = fh.read(min(size, ref.size - offset))
+    if not data:
+        raise OSError(f"the file is shorter ({offset} bytes) than its manifest says ({ref.size})")
+    return data
