@@ -4,6 +4,14 @@ storage and muxing screen + voice.
 One supervised worker on the event loop hands each job to a thread (media work is blocking).
 The queue is bounded; a job that does not fit is logged and left on disk, where start-up
 recovery finds it again — nothing is deleted to make room.
+
+The mux runs when the recorder says its screen is complete (``screen_uploaded``) and after the
+voice is stored. A recorder that never says so (it crashed before its final segment) or that
+uploads a segment late (after an outage) is covered by a sweep in this same supervisor: every
+``sweep_interval`` s it asks for interactions with segments that are Done (or interrupted) and
+quiet — no segment stored, no upload touched, not ended — for ``quiet_seconds`` (30), and queues
+a mux for each whose set of segments changed since it last looked. The mux is named after the set
+of segments it was made from, so ``_mux`` knows whether the stored one is current.
 """
 
 from __future__ import annotations
@@ -14,10 +22,11 @@ import logging
 import multiprocessing
 import os
 import tempfile
+import time
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from server.calls.repository import CallRepository
 from server.errors import StorageError
@@ -27,6 +36,10 @@ from server.store.storage import Storage
 log = logging.getLogger(__name__)
 
 QUEUE_LIMIT = 10_000
+SWEEP_INTERVAL = 10.0  # seconds between looks for segment muxes nobody asked for
+QUIET_SECONDS = 30.0  # Done and no segment upload for this long: the screen is as complete as it gets
+SWEEP_HORIZON = 24 * 3600.0  # interactions started earlier are not swept (partial uploads expire then)
+SWEEP_BATCH = 100  # muxes queued per sweep at most: a restart must not flood the queue
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,7 +68,14 @@ def _encoder_init() -> None:
 
 class MediaJobs:
     def __init__(
-        self, repo: CallRepository, storage: Storage, tmp_dir: Path, *, encoder_process: bool = False
+        self,
+        repo: CallRepository,
+        storage: Storage,
+        tmp_dir: Path,
+        *,
+        encoder_process: bool = False,
+        sweep_interval: float = SWEEP_INTERVAL,
+        quiet_seconds: float = QUIET_SECONDS,
     ) -> None:
         """``encoder_process``: encode voice formats in a separate, lower-priority process (the
         server's choice) instead of a thread of this one, which would compete with the event
@@ -67,6 +87,10 @@ class MediaJobs:
         self._tmp_dir = tmp_dir
         self._queue: asyncio.Queue[_VoiceJob | _MuxJob] = asyncio.Queue(QUEUE_LIMIT)
         self._worker: asyncio.Task[None] | None = None
+        self._sweeper: asyncio.Task[None] | None = None
+        self._sweep_interval = sweep_interval
+        self._quiet_seconds = quiet_seconds
+        self._swept: dict[str, tuple[int, int]] = {}  # interaction -> (segments, last row id) queued
         self.failures = 0
         self.format_failures = 0  # voice encodings that could not be made or stored
         self.dropped = 0
@@ -74,8 +98,13 @@ class MediaJobs:
     def start(self) -> None:
         self._tmp_dir.mkdir(parents=True, exist_ok=True)
         self._worker = asyncio.create_task(self._run(), name="media-jobs")
+        self._sweeper = asyncio.create_task(self._sweep_loop(), name="media-mux-sweep")
 
     async def stop(self) -> None:
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._sweeper
         await self.drain()
         if self._worker is not None:
             self._worker.cancel()
@@ -92,6 +121,34 @@ class MediaJobs:
 
     def submit_mux(self, interaction_id: str) -> None:
         self._put(_MuxJob(interaction_id))
+
+    async def _sweep_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self._sweep_interval)
+            try:
+                await self.sweep()
+            except Exception:  # a busy or broken database: look again next time
+                log.exception("looking for screen muxes to make failed")
+
+    async def sweep(self, now: float | None = None) -> int:
+        """Queue a mux for each quiet, finished interaction whose segments changed since the last
+        sweep queued one. Returns how many were queued."""
+        at = time.time() if now is None else now
+        due = await asyncio.to_thread(self._repo.screen_mux_due, at, self._quiet_seconds, SWEEP_HORIZON)
+        queued = 0
+        seen: dict[str, tuple[int, int]] = {}
+        for interaction_id, count, last_id in due:
+            state = (count, last_id)
+            if self._swept.get(interaction_id) == state:
+                seen[interaction_id] = state
+                continue
+            if queued >= SWEEP_BATCH:
+                continue  # the next sweep queues it
+            self.submit_mux(interaction_id)
+            seen[interaction_id] = state
+            queued += 1
+        self._swept = seen  # only what is still within the horizon: bounded
+        return queued
 
     def _put(self, job: _VoiceJob | _MuxJob) -> None:
         try:
@@ -185,6 +242,9 @@ class MediaJobs:
                 log.error("voice of %s as %s not stored: %s", job.interaction_id, enc.fmt, exc)
 
     def _mux(self, interaction_id: str) -> None:
+        if self._repo.screen_segments(interaction_id):
+            self._mux_segments(interaction_id)
+            return
         from server.media.mux import mux_screen_and_voice  # PyAV loads only when media work starts
 
         media = self._repo.media(interaction_id)
@@ -196,11 +256,7 @@ class MediaJobs:
         if voice_path is None or screen_path is None:
             log.error("storage backend has no local paths; cannot mux %s", interaction_id)
             return
-        markers = []
-        for start, end in self._repo.pause_spans(interaction_id):
-            markers.append((start, "pause"))
-            if end is not None:
-                markers.append((end, "resume"))
+        markers = self._pause_markers(interaction_id)
         with tempfile.TemporaryDirectory(dir=self._tmp_dir) as tmp:
             out = Path(tmp) / "muxed.mp4"
             result = mux_screen_and_voice(
@@ -217,3 +273,54 @@ class MediaJobs:
                 getattr(result, "duration", None),
             )
         log.info("interaction %s muxed", interaction_id)
+
+    def _pause_markers(self, interaction_id: str) -> list[tuple[float, str]]:
+        markers = []
+        for start, end in self._repo.pause_spans(interaction_id):
+            markers.append((start, "pause"))
+            if end is not None:
+                markers.append((end, "resume"))
+        return markers
+
+    def _mux_segments(self, interaction_id: str) -> None:
+        """Mux the stored segments with the voice, unless the stored mux was made from exactly
+        these segments. The new file is named after the set (``muxed-<digest>.mp4``); storing it
+        replaces the ``muxed`` row and removes the old derived file. Segments and voice — the
+        evidence — are only read."""
+        from server.media.mux import mux_segments_and_voice
+        from server.media.segment_join import muxed_name
+        from server.media.segment_stream import SegmentInput
+
+        segments = self._repo.screen_segments(interaction_id)
+        media = self._repo.media(interaction_id)
+        voice = media.get("voice")
+        if voice is None:
+            return  # the voice job muxes once the voice is stored
+        name = muxed_name(segments)
+        muxed = media.get("muxed")
+        if muxed is not None and PurePosixPath(muxed.key).name == name:
+            return  # made from these very segments
+        voice_path = self._storage.local_path(voice.key)
+        inputs = []
+        for ref in segments:
+            path = self._storage.local_path(ref.key)
+            if path is None or voice_path is None:
+                log.error("storage backend has no local paths; cannot mux %s", interaction_id)
+                return
+            inputs.append(SegmentInput(ref, path))
+        assert voice_path is not None
+        pauses = self._repo.pause_spans(interaction_id)
+        with tempfile.TemporaryDirectory(dir=self._tmp_dir) as tmp:
+            out = Path(tmp) / name
+            result = mux_segments_and_voice(
+                inputs, pauses, voice_path, voice.started_at, out, markers=self._pause_markers(interaction_id)
+            )
+            self._repo.store_media(
+                interaction_id, "muxed", out, name, "video/mp4", result.origin, result.duration
+            )
+        log.info(
+            "interaction %s muxed from %d segments%s",
+            interaction_id,
+            len(segments),
+            f" (replacing {PurePosixPath(muxed.key).name})" if muxed is not None else "",
+        )

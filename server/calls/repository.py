@@ -8,11 +8,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from server.calls.lifecycle import Interaction
 from server.calls.media_store import MediaStore
+from server.media.segment_join import SegmentRef, order_segments
 from server.policy.voice_formats import VOICE_FORMATS_KEY, parse_stored
 from server.store import models
 from server.store.db import session_scope
@@ -184,6 +185,47 @@ class CallRepository:
                 .order_by(models.PauseSpan.started_at)
             ).scalars()
             return [(p.started_at, p.ended_at) for p in rows]
+
+    def screen_segments(self, interaction_id: str) -> list[SegmentRef]:
+        """The interaction's stored screen segments, in server-time order."""
+        with session_scope(self._factory) as s:
+            rows = s.execute(
+                select(models.ScreenSegment).where(models.ScreenSegment.interaction_id == interaction_id)
+            ).scalars()
+            return order_segments(
+                SegmentRef(
+                    r.storage_key, r.run, r.seq, r.sha256, r.started_at, r.first_frame_at, r.last_frame_at
+                )
+                for r in rows
+            )
+
+    def screen_mux_due(self, now: float, quiet: float, horizon: float) -> list[tuple[str, int, int]]:
+        """Interactions with screen segments that are over (done or interrupted, started within
+        ``horizon`` s) and quiet for ``quiet`` s: Done, the last stored segment and the last upload
+        activity all that long ago. Returns (id, number of segments, highest segment row id) — the
+        pair changes when a segment is added. Correlated sub-queries, so each uses the
+        ``interaction_id`` index and only the recent interactions are looked at."""
+        seg = models.ScreenSegment
+        upl = models.ScreenUpload
+        inter = models.Interaction
+        count = select(func.count(seg.id)).where(seg.interaction_id == inter.id).scalar_subquery()
+        last_id = select(func.max(seg.id)).where(seg.interaction_id == inter.id).scalar_subquery()
+        last_segment = (
+            select(func.max(seg.created_at)).where(seg.interaction_id == inter.id).scalar_subquery()
+        )
+        last_upload = select(func.max(upl.updated_at)).where(upl.interaction_id == inter.id).scalar_subquery()
+        cutoff = now - quiet
+        with session_scope(self._factory) as s:
+            rows = s.execute(
+                select(inter.id, count, last_id).where(
+                    inter.state.in_(("done", "interrupted")),
+                    inter.started_at > now - horizon,
+                    func.coalesce(inter.acw_ended_at, inter.ended_at, inter.started_at) <= cutoff,
+                    last_segment <= cutoff,
+                    func.coalesce(last_upload, 0.0) <= cutoff,
+                )
+            ).all()
+            return [(r[0], int(r[1]), int(r[2])) for r in rows]
 
     # -- recovery --------------------------------------------------------------------------
     def unfinished(self) -> list[tuple[str, str, float | None, float | None]]:

@@ -5,15 +5,20 @@ bit-exact); the voice is encoded to AAC. Both are placed on the server clock: th
 the earlier start, the later stream is shifted by the difference — the voice by leading silence
 (every player honours that), the screen by a timestamp offset (the MP4 muxer writes an edit list).
 Packets are interleaved by time as they are read, so memory stays bounded whatever the length.
+
+An interaction recorded as screen *segments* is muxed by :func:`mux_segments_and_voice`: the
+segments are joined on the server clock (server/media/segment_join.py plans it,
+server/media/segment_stream.py reads them), gaps stay gaps and are marked ``screen_missing``.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import heapq
 import logging
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -22,6 +27,8 @@ from typing import Any
 import av
 
 from server.errors import MuxError
+from server.media.segment_join import JoinStats, missing_markers
+from server.media.segment_stream import SegmentCounters, SegmentInput, SegmentVideo
 from server.media.timeline import (
     DEFAULT_MAX_START_GAP,
     Alignment,
@@ -53,6 +60,10 @@ class MuxResult:
     origin: float  # server time of the output's t=0
     chapters: list[Chapter] = field(default_factory=list)
     chapters_written: bool = False  # True when the chapters were read back from the output
+    # Segment mux only: where the screen is missing (server-time spans), frames left out, segments.
+    screen_missing: list[tuple[float, float]] = field(default_factory=list)
+    join: JoinStats | None = None
+    segments: SegmentCounters | None = None
 
 
 def aac_output_rate(input_rate: int) -> int:
@@ -76,9 +87,80 @@ def mux_screen_and_voice(
 ) -> MuxResult:
     """Write ``out`` (atomically, via a temporary file next to it) and describe what was written."""
     alignment = align(screen_started_at, voice_started_at, max_start_gap)
+
+    def write(tmp: Path) -> MuxResult:
+        with _open_input(screen, "screen") as vin:
+            if not vin.streams.video:
+                raise MuxError(f"screen file {screen.name} has no video stream")
+            v_in = vin.streams.video[0]
+
+            def video(out_stream: Any, progress: _Progress) -> Iterator[av.Packet[Any]]:
+                return _video_packets(vin, v_in, out_stream, alignment.video_offset, progress)
+
+            return _write(
+                v_in, video, f"screen file {screen.name}", voice, tmp, alignment, lambda: markers or []
+            )
+
+    return _write_atomically(out, write)
+
+
+def mux_segments_and_voice(
+    segments: list[SegmentInput],
+    pauses: list[tuple[float, float | None]],
+    voice: Path,
+    voice_started_at: float,
+    out: Path,
+    *,
+    markers: list[tuple[float, str]] | None = None,
+    max_start_gap: float = DEFAULT_MAX_START_GAP,
+) -> MuxResult:
+    """Like :func:`mux_screen_and_voice`, for a screen stored as segments: every segment in
+    server-time order, each frame at its segment's ``started_at`` + pts; frames in ``pauses``
+    dropped (to the next keyframe after the pause); where the screen is missing between them,
+    ``screen_missing``/``screen_resumed`` chapters (and ``MuxResult.screen_missing``)."""
+    video = SegmentVideo(segments, pauses)
+    alignment = align(video.started_at, voice_started_at, max_start_gap)
+
+    def write(tmp: Path) -> MuxResult:
+        with video.open_template() as first:
+            v_in = first.streams.video[0]
+
+            def packets(out_stream: Any, progress: _Progress) -> Iterator[av.Packet[Any]]:
+                return _counted(video.packets(v_in, out_stream, alignment.origin), progress)
+
+            def all_markers() -> list[tuple[float, str]]:
+                return [*(markers or []), *missing_markers(video.filter.stats.missing)]
+
+            result = _write(v_in, packets, "screen segments", voice, tmp, alignment, all_markers)
+        return dataclasses.replace(
+            result,
+            video_dropped=video.counters.corrupt,
+            screen_missing=list(video.filter.stats.missing),
+            join=video.filter.stats,
+            segments=video.counters,
+        )
+
+    result = _write_atomically(out, write)
+    stats = video.filter.stats
+    log.info(
+        "%s: %d segments (%d re-encoded, %d unreadable), %d frames dropped in pauses, %d overlapping, "
+        "%d missing spans",
+        out.name,
+        video.counters.segments,
+        video.counters.reencoded,
+        video.counters.unreadable,
+        stats.dropped_pause,
+        stats.dropped_overlap,
+        len(stats.missing),
+    )
+    return result
+
+
+def _write_atomically(out: Path, write: Callable[[Path], MuxResult]) -> MuxResult:
+    """Write ``out`` via a temporary file next to it; a failure leaves any earlier ``out`` as is."""
     tmp = out.with_name(f".{out.name}.{uuid.uuid4().hex}.part")
     try:
-        result = _write(screen, voice, tmp, alignment, markers or [])
+        result = write(tmp)
         os.replace(tmp, out)
     except av.FFmpegError as exc:
         tmp.unlink(missing_ok=True)
@@ -118,16 +200,24 @@ class _Progress:
     voice_samples: int = 0
 
 
+_VideoPackets = Callable[[Any, "_Progress"], "Iterator[av.Packet[Any]]"]
+
+
 def _write(
-    screen: Path, voice: Path, tmp: Path, alignment: Alignment, markers: list[tuple[float, str]]
+    v_in: Any,
+    video: _VideoPackets,
+    screen_name: str,
+    voice: Path,
+    tmp: Path,
+    alignment: Alignment,
+    markers: Callable[[], list[tuple[float, str]]],
 ) -> MuxResult:
+    """``v_in``: the video stream the output track is made from; ``video``: the packets for it;
+    ``markers``: asked once every packet is written (the segment mux finds its markers then)."""
     progress = _Progress()
-    with _open_input(screen, "screen") as vin, _open_input(voice, "voice") as ain:
-        if not vin.streams.video:
-            raise MuxError(f"screen file {screen.name} has no video stream")
+    with _open_input(voice, "voice") as ain:
         if not ain.streams.audio:
             raise MuxError(f"voice file {voice.name} has no audio stream")
-        v_in = vin.streams.video[0]
         a_in = ain.streams.audio[0]
         in_rate = a_in.codec_context.sample_rate
         if not in_rate:
@@ -148,16 +238,16 @@ def _write(
             a_out.codec_context.open()  # now, so its frame size is known to the resampler
 
             packets = heapq.merge(
-                _video_packets(vin, v_in, v_out, alignment.video_offset, progress),
+                video(v_out, progress),
                 _audio_packets(ain, a_in, a_out, alignment.audio_offset, progress),
                 key=_dts_seconds,
             )
             for packet in packets:
                 output.mux(packet)
             if progress.video_frames == 0:
-                raise MuxError(f"screen file {screen.name} has no frames")
+                raise MuxError(f"{screen_name} has no frames")
             audio_end = alignment.audio_offset + progress.voice_samples / in_rate
-            chapters = chapters_from_markers(markers, alignment.origin, max(progress.video_end, audio_end))
+            chapters = chapters_from_markers(markers(), alignment.origin, max(progress.video_end, audio_end))
             if chapters:
                 # The MP4 muxer writes chapters with the movie header at the end, so setting them
                 # after the packets is early enough.
@@ -206,6 +296,15 @@ def _video_packets(
         end = packet.pts + (packet.duration or 0)
         progress.video_end = max(progress.video_end, float(end * stream.time_base))
         packet.stream = out_stream
+        yield packet
+
+
+def _counted(packets: Iterator[av.Packet[Any]], progress: _Progress) -> Iterator[av.Packet[Any]]:
+    """Segment packets (already on the output timeline) counted like the single file's."""
+    for packet in packets:
+        progress.video_frames += 1
+        end = (packet.pts or 0) + (packet.duration or 0)
+        progress.video_end = max(progress.video_end, float(end * packet.time_base))
         yield packet
 
 

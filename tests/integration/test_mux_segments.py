@@ -1,0 +1,487 @@
+"""The mux of an interaction stored as screen segments (server/calls/media_jobs.py ``_mux``, with a
+real database, local storage and PyAV-made segments): frames on the server clock, pause cut,
+gaps kept and marked, a monitor change re-encoded, a late segment re-muxed, the sweep that muxes
+when the recorder never says it is done, and memory that does not grow with the number of segments.
+
+Every frame draws its own number as 16 black/white blocks, so each decoded frame says which source
+frame it is, and so at what server time it was stamped."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import time
+import wave
+from collections.abc import Iterator
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+from sqlalchemy import select
+
+from server.calls.media_jobs import MediaJobs
+from server.calls.repository import CallRepository
+from server.media.segment_join import MISSING_LABEL, RESUMED_LABEL
+from server.store import models
+from server.store.db import make_engine, make_session_factory, migrate, session_scope
+from server.store.storage import LocalStorage, recording_key
+
+IID = "i-seg"
+FPS = 10
+IV = 1 / FPS
+W, H = 128, 64
+ONE_FRAME = IV + 1e-3
+
+
+def _bits_image(value: int, width: int = W, height: int = H) -> np.ndarray:
+    """``value`` (16 bits) as 2 rows of 8 blocks: white is 1."""
+    img = np.zeros((height, width, 3), np.uint8)
+    bw, bh = width // 8, height // 2
+    for bit in range(16):
+        if value >> bit & 1:
+            row, col = divmod(bit, 8)
+            img[row * bh : (row + 1) * bh, col * bw : (col + 1) * bw] = 255
+    return img
+
+
+def _read_bits(gray: np.ndarray) -> int:
+    height, width = gray.shape
+    bw, bh = width // 8, height // 2
+    value = 0
+    for bit in range(16):
+        row, col = divmod(bit, 8)
+        if gray[row * bh : (row + 1) * bh, col * bw : (col + 1) * bw].mean() > 128:
+            value |= 1 << bit
+    return value
+
+
+def make_segment(
+    path: Path, numbers: list[int], *, first_number: int, size: tuple[int, int] = (W, H), key_every: int = 20
+) -> None:
+    """A recorder-like segment: fragmented MP4, H.264 without B-frames, pts in ms, FPS frames a
+    second from pts 0, a keyframe every ``key_every`` frames; frame k draws ``numbers[k]``."""
+    width, height = size
+    with av.open(
+        str(path),
+        "w",
+        format="mp4",
+        options={"movflags": "frag_keyframe+empty_moov+default_base_moof", "video_track_timescale": "1000"},
+    ) as out:
+        stream = out.add_stream("libx264", rate=FPS, options={"bf": "0", "preset": "ultrafast"})
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        stream.time_base = Fraction(1, 1000)
+        stream.codec_context.time_base = Fraction(1, 1000)
+        stream.codec_context.gop_size = 1000
+        for k, number in enumerate(numbers):
+            frame = av.VideoFrame.from_ndarray(_bits_image(number, width, height), format="rgb24")
+            frame = frame.reformat(format="yuv420p")
+            frame.pts, frame.time_base = k * 1000 // FPS, Fraction(1, 1000)
+            frame.pict_type = (
+                av.video.frame.PictureType.I if k % key_every == 0 else av.video.frame.PictureType.NONE
+            )
+            out.mux(stream.encode(frame))
+        out.mux(stream.encode(None))
+    assert first_number == numbers[0]
+
+
+def make_wav(path: Path, seconds: float, rate: int = 8000) -> None:
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(rate)
+        w.writeframes(bytes(2 * int(seconds * rate)))
+
+
+@dataclass
+class World:
+    factory: object
+    storage: LocalStorage
+    repo: CallRepository
+    jobs: MediaJobs
+    tmp: Path
+    base: float  # server time the interaction started
+    expected: dict[int, float]  # frame number -> server time it was stamped at
+    next_number: int = 0
+
+    def add_segment(
+        self,
+        run: str,
+        seq: int,
+        start: float,
+        frames: int,
+        *,
+        size: tuple[int, int] = (W, H),
+        created_at: float | None = None,
+    ) -> str:
+        """A segment whose pts 0 is at ``base + start``, stored and recorded as H1's upload would."""
+        numbers = list(range(self.next_number, self.next_number + frames))
+        self.next_number += frames
+        started_at = self.base + start
+        for k, n in enumerate(numbers):
+            self.expected[n] = started_at + k * IV
+        src = self.tmp / f"{run}-{seq}.mp4"
+        make_segment(src, numbers, first_number=numbers[0], size=size)
+        digest = hashlib.sha256(src.read_bytes()).hexdigest()
+        key = recording_key(IID, self.base, f"screen/{run}-{seq:05d}.mp4")
+        size_bytes = self.storage.put_file(key, src)
+        with session_scope(self.factory) as s:  # type: ignore[arg-type]
+            s.add(
+                models.ScreenSegment(
+                    interaction_id=IID,
+                    run=run,
+                    seq=seq,
+                    storage_key=key,
+                    size=size_bytes,
+                    sha256=digest,
+                    started_at=started_at,
+                    first_frame_at=started_at,
+                    last_frame_at=started_at + (frames - 1) * IV,
+                    frames=frames,
+                    width=size[0],
+                    height=size[1],
+                    has_audio=False,
+                    created_at=time.time() if created_at is None else created_at,
+                )
+            )
+        return key
+
+    def muxed(self) -> tuple[str, Path, float]:
+        with session_scope(self.factory) as s:  # type: ignore[arg-type]
+            row = s.execute(
+                select(models.MediaFile).where(
+                    models.MediaFile.interaction_id == IID, models.MediaFile.kind == "muxed"
+                )
+            ).scalar_one()
+            path = self.storage.local_path(row.storage_key)
+            assert path is not None and row.state == "complete"
+            return row.storage_key, path, row.started_at
+
+    def segment_digests(self) -> dict[str, str]:
+        with session_scope(self.factory) as s:  # type: ignore[arg-type]
+            rows = s.execute(select(models.ScreenSegment)).scalars()
+            return {r.storage_key: r.sha256 for r in rows}
+
+
+def _world(tmp_path: Path, *, acw_ended_ago: float = 60.0) -> World:
+    url = f"sqlite:///{tmp_path / 'db.sqlite'}"
+    migrate(url)
+    factory = make_session_factory(make_engine(url))
+    storage = LocalStorage(tmp_path / "store")
+    base = time.time() - 120.0
+    with session_scope(factory) as s:
+        s.add(models.User(id=1, username="agent", role="agent", password_hash="x", created_at=0))
+        s.add(
+            models.Interaction(
+                id=IID,
+                call_id="c-seg",
+                dn="100",
+                agent_id=1,
+                state="done",
+                started_at=base,
+                answered_at=base,
+                ended_at=time.time() - acw_ended_ago - 5,
+                acw_ended_at=time.time() - acw_ended_ago,
+                screen_decision=True,
+                screen_percentage=100,
+                voice_state="stopped",
+                screen_state="uploaded",
+            )
+        )
+    repo = CallRepository(factory, storage, 100.0)
+    wav = tmp_path / "voice.wav"
+    make_wav(wav, 40.0)
+    repo.store_media(IID, "voice", wav, "voice.wav", "audio/wav", base, 40.0)
+    src = tmp_path / "src"
+    src.mkdir()
+    jobs = MediaJobs(repo, storage, tmp_path / "jobs")
+    (tmp_path / "jobs").mkdir()
+    return World(factory, storage, repo, jobs, src, base, {})
+
+
+def _add_pause(world: World, start: float, end: float) -> None:
+    with session_scope(world.factory) as s:  # type: ignore[arg-type]
+        s.add(models.PauseSpan(interaction_id=IID, started_at=world.base + start, ended_at=world.base + end))
+
+
+def _decoded(path: Path, origin: float) -> list[tuple[float, int, int]]:
+    """(server time, drawn number, width) of every decoded frame."""
+    with av.open(str(path)) as c:
+        return [
+            (origin + float(f.time), _read_bits(f.to_ndarray(format="gray")), f.width)
+            for f in c.decode(c.streams.video[0])
+        ]
+
+
+def _chapters(path: Path, origin: float) -> list[tuple[float, str]]:
+    with av.open(str(path)) as c:
+        return [
+            (origin + float(ch["start"] * ch["time_base"]), ch["metadata"]["title"]) for ch in c.chapters()
+        ]
+
+
+def _three_segments_gap_and_pause(world: World) -> None:
+    world.add_segment("r1", 0, 1.0, 100)  # 1.0 … 10.9 s, keyframes every 2 s: 1, 3, 5, 7, 9
+    world.add_segment("r1", 1, 11.0, 60)  # 11.0 … 16.9, contiguous
+    world.add_segment("r2", 0, 20.0, 50)  # 20.0 … 24.9: a recorder restart, 3 s of screen lost
+    # A pause the first segment recorded through (the recorder learnt of it late): 7.05 … 8.5.
+    _add_pause(world, 7.05, 8.5)
+
+
+def test_segments_mux_on_the_server_clock_with_the_pause_cut_and_the_gap_kept(tmp_path: Path) -> None:
+    world = _world(tmp_path)
+    _three_segments_gap_and_pause(world)
+    evidence = world.segment_digests()
+    world.jobs._mux(IID)
+
+    key, path, origin = world.muxed()
+    frames = _decoded(path, origin)
+    b = world.base
+    # every frame is a source frame at the server time it was stamped at (±1 frame)
+    for at, number, width in frames:
+        assert number in world.expected, f"frame at {at - b:.3f} s draws {number}: not a source frame"
+        assert abs(at - world.expected[number]) <= ONE_FRAME
+        assert width == W
+    times = [at - b for at, _, _ in frames]
+    numbers = [n for _, n, _ in frames]
+    assert numbers == sorted(numbers)
+    # nothing inside the pause, nor after it until the next keyframe (9.0 s)
+    assert not [t for t in times if 7.05 - 1e-3 <= t < 9.0 - 1e-3]
+    assert any(abs(t - 7.0) < 1e-3 for t in times) and any(abs(t - 9.0) < 1e-3 for t in times)
+    # the gap stays a gap: no frame between 16.9 and 20.0, and the later frames are not moved
+    assert not [t for t in times if 16.9 + 1e-3 < t < 20.0 - 1e-3]
+    assert abs(times[-1] - 24.9) <= ONE_FRAME
+    assert len(frames) == 100 + 60 + 50 - 19  # 7.1 … 8.9: 14 in the pause + 5 up to the keyframe
+    # the gap and the unplayable tail of the pause are marked
+    chapters = _chapters(path, origin)
+    missing = [(round(at - b, 2), label) for at, label in chapters if label in (MISSING_LABEL, RESUMED_LABEL)]
+    assert missing == [
+        (8.5, MISSING_LABEL),
+        (9.0, RESUMED_LABEL),
+        (17.0, MISSING_LABEL),
+        (20.0, RESUMED_LABEL),
+    ]
+    assert ("pause" in [label for _, label in chapters]) and ("resume" in [label for _, label in chapters])
+    # the muxed file is named after its segments; the evidence is untouched
+    assert Path(key).name.startswith("muxed-")
+    assert world.segment_digests() == evidence
+    for seg_key, digest in evidence.items():
+        seg_path = world.storage.local_path(seg_key)
+        assert seg_path is not None and hashlib.sha256(seg_path.read_bytes()).hexdigest() == digest
+    # and the voice is there, from the interaction's start
+    with av.open(str(path)) as c:
+        assert len(c.streams.audio) == 1 and len(c.streams.video) == 1
+    assert origin == pytest.approx(b)
+
+
+def test_a_late_segment_of_another_size_is_re_encoded_and_re_muxed(tmp_path: Path) -> None:
+    world = _world(tmp_path)
+    _three_segments_gap_and_pause(world)
+    world.jobs._mux(IID)
+    old_key, old_path, _ = world.muxed()
+    world.jobs._mux(IID)  # nothing new: the stored mux is current
+    assert world.muxed()[0] == old_key
+
+    # The recorder comes back after an outage with the part it could not send: another monitor.
+    world.add_segment("r3", 0, 26.0, 30, size=(160, 96))  # 26.0 … 28.9
+    world.add_segment("r3", 1, 29.0, 10)  # back on the first monitor's size: copied again
+    world.jobs._mux(IID)
+
+    new_key, new_path, origin = world.muxed()
+    assert new_key != old_key and not old_path.exists()  # the derived file is replaced, not kept
+    frames = _decoded(new_path, origin)
+    late = [(at - world.base, n, width) for at, n, width in frames if at - world.base > 25.5]
+    assert len(late) == 40
+    assert {width for _, _, width in late} == {W}  # scaled to the first segment's size
+    for at, number, _ in late:
+        assert abs(at + world.base - world.expected[number]) <= ONE_FRAME
+    # the earlier part decodes as before, after the re-encoded part too
+    assert len(frames) == 100 + 60 + 50 - 19 + 40
+    chapters = [(round(at - world.base, 2), label) for at, label in _chapters(new_path, origin)]
+    assert (25.0, MISSING_LABEL) in chapters and (26.0, RESUMED_LABEL) in chapters
+
+
+def test_the_sweep_muxes_a_done_interaction_whose_recorder_never_said_final(tmp_path: Path) -> None:
+    world = _world(tmp_path, acw_ended_ago=2.0)
+    world.add_segment("r1", 0, 1.0, 30, created_at=time.time())
+
+    async def run() -> None:
+        jobs = MediaJobs(world.repo, world.storage, tmp_path / "jobs", sweep_interval=0.1, quiet_seconds=1.0)
+        jobs.start()
+        try:
+            deadline = time.monotonic() + 60
+            while not world.repo.media(IID).get("muxed"):
+                assert time.monotonic() < deadline, "the sweep never muxed the interaction"
+                await asyncio.sleep(0.05)
+            first = world.repo.media(IID)["muxed"].key
+            # a late segment (after an outage) is muxed in once uploads are quiet again
+            world.add_segment("r2", 0, 5.0, 20, created_at=time.time())
+            while world.repo.media(IID)["muxed"].key == first:
+                assert time.monotonic() < deadline, "the late segment was never muxed in"
+                await asyncio.sleep(0.05)
+        finally:
+            await jobs.stop()
+        assert jobs.failures == 0
+
+    asyncio.run(run())
+    _, path, origin = world.muxed()
+    assert len(_decoded(path, origin)) == 50
+
+
+def test_the_sweep_waits_for_done_and_for_uploads_to_be_quiet(tmp_path: Path) -> None:
+    world = _world(tmp_path)
+    world.add_segment("r1", 0, 1.0, 10, created_at=time.time() - 100)
+    now = time.time()
+    repo, quiet = world.repo, 30.0
+    assert repo.screen_mux_due(now, quiet, 86400) == [(IID, 1, 1)]
+    # an upload touched 10 s ago is under way: not yet
+    with session_scope(world.factory) as s:  # type: ignore[arg-type]
+        s.add(
+            models.ScreenUpload(
+                id="u1",
+                interaction_id=IID,
+                user_id=1,
+                run="r1",
+                seq=1,
+                length=100,
+                offset=10,
+                sha256="0" * 64,
+                started_at=world.base + 11,
+                created_at=now - 20,
+                updated_at=now - 10,
+            )
+        )
+    assert repo.screen_mux_due(now, quiet, 86400) == []
+    assert repo.screen_mux_due(now + 21, quiet, 86400) == [(IID, 1, 1)]  # abandoned: 31 s untouched
+    # a call still in after-call work is not due, whatever its segments
+    with session_scope(world.factory) as s:  # type: ignore[arg-type]
+        row = s.get(models.Interaction, IID)
+        assert row is not None
+        row.state = "acw"
+    assert repo.screen_mux_due(now + 100, quiet, 86400) == []
+
+    async def sweeps() -> list[int]:
+        jobs = MediaJobs(world.repo, world.storage, tmp_path / "jobs")
+        with session_scope(world.factory) as s:  # type: ignore[arg-type]
+            row = s.get(models.Interaction, IID)
+            assert row is not None
+            row.state = "done"
+        counts = [await jobs.sweep(now + 100), await jobs.sweep(now + 101)]  # queued once per set
+        world.add_segment("r2", 0, 5.0, 10, created_at=now)
+        counts.append(await jobs.sweep(now + 102))
+        return counts
+
+    assert asyncio.run(sweeps()) == [1, 0, 1]
+
+
+_MEMORY_SCRIPT = r"""
+import json, resource, sys
+from pathlib import Path
+from server.media.mux import mux_segments_and_voice
+from server.media.segment_join import SegmentRef
+from server.media.segment_stream import SegmentInput
+
+spec = json.loads(Path(sys.argv[1]).read_text())
+def run(n, out):
+    segs = spec["segments"]
+    refs = [SegmentRef(s["key"], "r", i, s["key"], s["at"], s["at"], s["at"] + 1) for i, s in enumerate(segs)]
+    inputs = [SegmentInput(r, Path(s["path"])) for r, s in zip(refs[:n], spec["segments"])]
+    return mux_segments_and_voice(inputs, [], Path(spec["voice"]), spec["segments"][0]["at"], Path(out))
+run(3, spec["out"] + ".warm")  # libraries loaded, buffers allocated
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+result = run(len(spec["segments"]), spec["out"])
+after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+print(json.dumps({"grew_kib": after - before, "frames": result.video_frames,
+                  "segments": result.segments.segments}))
+"""
+
+
+def test_sixty_segments_are_muxed_one_at_a_time_in_bounded_memory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One segment open at a time (plus the first, the output track's template), and the peak
+    memory of muxing 60 segments is about that of muxing 3."""
+    seg_dir = tmp_path / "segs"
+    seg_dir.mkdir()
+    segments = []
+    for i in range(60):
+        path = seg_dir / f"s{i:02d}.mp4"
+        make_segment(path, [i * 20 + k for k in range(20)], first_number=i * 20, size=(320, 192))
+        segments.append({"key": path.name, "path": str(path), "at": 1000.0 + i * 2.0})
+    wav = tmp_path / "voice.wav"
+    make_wav(wav, 121.0)
+
+    open_now: list[str] = []
+    most = 0
+    real_open = av.open
+
+    def watched_open(file: object, *args: object, **kwargs: object) -> object:
+        nonlocal most
+        container = real_open(file, *args, **kwargs)  # type: ignore[call-overload]
+        if str(file).startswith(str(seg_dir)):
+            open_now.append(str(file))
+            most = max(most, len(open_now))
+            real_close = container.close
+
+            def close() -> None:
+                if str(file) in open_now:
+                    open_now.remove(str(file))
+                real_close()
+
+            return _Closing(container, close)
+        return container
+
+    from server.media.mux import mux_segments_and_voice
+    from server.media.segment_join import SegmentRef
+    from server.media.segment_stream import SegmentInput
+
+    monkeypatch.setattr(av, "open", watched_open)
+    inputs = [
+        SegmentInput(SegmentRef(s["key"], "r", i, s["key"], s["at"], s["at"], s["at"] + 1), Path(s["path"]))
+        for i, s in enumerate(segments)
+    ]
+    result = mux_segments_and_voice(inputs, [], wav, 1000.0, tmp_path / "out.mp4")
+    monkeypatch.undo()
+    assert result.video_frames == 60 * 20 and result.screen_missing == []
+    assert most <= 2 and open_now == []
+
+    spec = tmp_path / "spec.json"
+    spec.write_text(json.dumps({"segments": segments, "voice": str(wav), "out": str(tmp_path / "m.mp4")}))
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    proc = subprocess.run(
+        [sys.executable, "-c", _MEMORY_SCRIPT, str(spec)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert report["frames"] == 60 * 20 and report["segments"] == 60
+    assert report["grew_kib"] < 20 * 1024, report
+
+
+class _Closing:
+    """A container whose close (also at the end of ``with``) is seen by the test."""
+
+    def __init__(self, container: object, close: object) -> None:
+        self._container = container
+        self.close = close
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._container, name)
+
+    def __enter__(self) -> _Closing:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()  # type: ignore[operator]
+
+    def __iter__(self) -> Iterator[object]:
+        return iter(self._container)  # type: ignore[call-overload]
