@@ -11,9 +11,12 @@ state, never applied twice. Decisions that are not obvious from the protocol:
 * A pause for an interaction that is not being captured yet ("pause before start") is
   remembered; the later ``screen.start`` opens the capture already paused, so nothing of the
   paused span is ever grabbed. It is acked ``paused``: nothing is being captured.
-* Interactions that were stopped (or found in the spool at start-up) are "done": a late or
-  repeated ``screen.start`` for them is acked with their final state instead of starting a
-  second file, because the server accepts one screen upload per interaction.
+* Interactions stopped by this run are "done": a late or repeated ``screen.start`` for them is
+  acked with their final state instead of starting again. An interaction found in the spool
+  after a crash is not: when the server's ``state`` says it is still going on with the screen
+  sampled, capture resumes at once (a new run, new segments).
+* ``screen.start`` carries the admin's recorder policy; an invalid one is logged, the defaults
+  are used and the ack says so.
 * ``state`` (sent first on every connection) is a resync: the controller converges on what the
   server says instead of replaying commands it may have missed.
 """
@@ -36,6 +39,7 @@ from tandem_protocol.events import (
     ScreenState,
     ScreenStatus,
 )
+from tandem_protocol.recorder_policy import PolicyError, RecorderPolicy
 
 log = logging.getLogger(__name__)
 
@@ -50,10 +54,13 @@ class Mode(StrEnum):
 
 
 class CaptureBackend(Protocol):
-    def start(self, interaction_id: str, fps: float, paused_at: float | None) -> None: ...
+    def start(
+        self, interaction_id: str, fps: float, paused_at: float | None, policy: RecorderPolicy
+    ) -> None: ...
 
-    def pause(self, interaction_id: str, at: float) -> int:
-        """Returns the number of frames encoded past ``at`` before the pause arrived."""
+    def pause(self, interaction_id: str, at: float) -> str:
+        """Returns what had to be cut because frames past ``at`` were already encoded ("" when
+        the pause was honoured exactly)."""
         ...
 
     def resume(self, interaction_id: str, at: float) -> None: ...
@@ -64,7 +71,9 @@ class CaptureBackend(Protocol):
 
 
 class UploadQueue(Protocol):
-    def enqueue(self, interaction_id: str) -> None: ...
+    def enqueue(self, interaction_id: str) -> None:
+        """The interaction's capture ended: its last segment may go at once."""
+        ...
 
 
 class Controller:
@@ -76,6 +85,8 @@ class Controller:
         *,
         default_fps: float,
         done: Iterable[tuple[str, ScreenState]] = (),
+        notices: Iterable[tuple[str, str]] = (),
+        default_policy: RecorderPolicy | None = None,
     ) -> None:
         self._capture = capture
         self._uploads = uploads
@@ -87,6 +98,12 @@ class Controller:
         self._done: OrderedDict[str, ScreenState] = OrderedDict()
         for interaction_id, state in done:
             self._remember_done(interaction_id, state)
+        # Problems found in the spool at start-up, said in the interaction's next ack.
+        self._notices: dict[str, list[str]] = {}
+        for interaction_id, notice in notices:
+            self._notices.setdefault(interaction_id, []).append(notice)
+        self._default_policy = default_policy or RecorderPolicy()
+        self._policy = self._default_policy
         self.bad_messages = 0
 
     # -- entry points -------------------------------------------------------------------------
@@ -128,7 +145,21 @@ class Controller:
     # -- commands -----------------------------------------------------------------------------
 
     def _on_start(self, cmd: ScreenCommand) -> list[ScreenStatus]:
-        return self._start(cmd.interaction_id, cmd.fps)
+        try:
+            problem = ""
+            if cmd.policy is None:  # a server that sends none: the command line's settings
+                self._policy = self._default_policy
+            else:
+                self._policy = RecorderPolicy.from_dict(cmd.policy)
+        except PolicyError as exc:
+            log.error("invalid recorder policy from the server, using the defaults: %s", exc)
+            self._policy = self._default_policy
+            problem = f"invalid recorder policy ({exc}): defaults used"
+        fps = cmd.fps or (self._policy.fps if cmd.policy and not problem else None)
+        acks = self._start(cmd.interaction_id, fps)
+        if problem and acks:
+            acks[-1].detail = "; ".join(d for d in (acks[-1].detail, problem) if d)
+        return acks
 
     def _on_pause(self, cmd: ScreenCommand) -> list[ScreenStatus]:
         return self._pause(cmd.interaction_id, cmd.at)
@@ -150,7 +181,7 @@ class Controller:
             out += self._stop(self.current, self._now())
         paused_at = self._pending_pauses.pop(interaction_id, None)
         try:
-            self._capture.start(interaction_id, fps or self._default_fps, paused_at)
+            self._capture.start(interaction_id, fps or self._default_fps, paused_at, self._policy)
         except RecorderError as exc:
             log.error("cannot start capture for %s: %s", interaction_id, exc)
             return [*out, self._status(interaction_id, ScreenState.FAILED, str(exc))]
@@ -168,9 +199,8 @@ class Controller:
             return [self._status(interaction_id, ScreenState.PAUSED, "not capturing")]
         if self.mode == Mode.PAUSED:
             return [self._status(interaction_id, ScreenState.PAUSED)]
-        late = self._capture.pause(interaction_id, at)
+        detail = self._capture.pause(interaction_id, at)
         self.mode = Mode.PAUSED
-        detail = f"{late} frame(s) past the pause time were already encoded" if late else ""
         return [self._status(interaction_id, ScreenState.PAUSED, detail)]
 
     def _resume(self, interaction_id: str, at: float) -> list[ScreenStatus]:
@@ -247,4 +277,6 @@ class Controller:
             self._done.popitem(last=False)
 
     def _status(self, interaction_id: str, state: ScreenState, detail: str = "") -> ScreenStatus:
+        notices = self._notices.pop(interaction_id, [])
+        detail = "; ".join(d for d in (detail, *notices) if d)
         return ScreenStatus(interaction_id=interaction_id, state=state, at=self._now(), detail=detail)

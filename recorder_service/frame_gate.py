@@ -8,8 +8,9 @@ Pure (no threads, no I/O) so the timing rules are tested directly:
   Frames already released before the pause arrived are reported as ``late`` (the caller logs
   them and says so in the ack) — that only happens if the command was later than ``holdback``.
 * Resume: frames stamped before the resume ``at`` are dropped, later ones kept.
-* A frame identical to the previous one (same digest) is skipped, but one is still emitted at
-  least every ``keepalive`` seconds so a player sees a steady timeline.
+* A frame identical to the previous one (same digest) is skipped, however long the screen stays
+  still: a frame lasts on screen until the next one, so re-sending it would only cost bytes. (The
+  capture session writes one frame at a segment's end so the segment reaches its end time.)
 * Stop: held frames before the stop time are released and, unless paused, the last image is
   emitted once more at the stop time so the file covers the whole span.
 * Timestamps released are strictly increasing (at least 1 ms apart; pts are milliseconds).
@@ -43,11 +44,10 @@ class GateStats:
 
 
 class FrameGate(Generic[ImageT]):
-    def __init__(self, *, holdback: float = 1.0, keepalive: float = 1.0, max_held: int = 64) -> None:
-        if holdback < 0 or keepalive <= 0 or max_held < 1:
-            raise ValueError("holdback >= 0, keepalive > 0 and max_held >= 1 required")
+    def __init__(self, *, holdback: float = 0.5, max_held: int = 64) -> None:
+        if holdback < 0 or max_held < 1:
+            raise ValueError("holdback >= 0 and max_held >= 1 required")
         self._holdback = holdback
-        self._keepalive = keepalive
         self._max_held = max_held
         self._held: deque[tuple[float, int, ImageT]] = deque()
         self._paused_at: float | None = None
@@ -60,6 +60,10 @@ class FrameGate(Generic[ImageT]):
     @property
     def paused(self) -> bool:
         return self._paused_at is not None
+
+    @property
+    def holdback(self) -> float:
+        return self._holdback
 
     @property
     def last_released_ts(self) -> float | None:
@@ -76,7 +80,7 @@ class FrameGate(Generic[ImageT]):
             self.stats.dropped_paused += 1
             return self.release_due(ts)
         last = self._last_accepted
-        if last is not None and digest == last[1] and ts - last[0] < self._keepalive:
+        if last is not None and digest == last[1]:
             self.stats.duplicates += 1
             return self.release_due(ts)
         if last is not None and ts <= last[0]:
@@ -96,6 +100,17 @@ class FrameGate(Generic[ImageT]):
         while self._held and self._held[0][0] <= now - self._holdback:
             out.extend(self._release_one())
         return out
+
+    def release_all(self) -> list[Released[ImageT]]:
+        """Every held frame now (a pause or a quota stop closes the segment behind them)."""
+        out: list[Released[ImageT]] = []
+        while self._held:
+            out.extend(self._release_one())
+        return out
+
+    def force_next(self) -> None:
+        """Accept the next frame even if the screen did not change (it starts a new segment)."""
+        self._last_accepted = None
 
     def pause(self, at: float) -> int:
         """Stop accepting frames; drop held frames stamped ≥ ``at``. Returns how many frames

@@ -1,57 +1,104 @@
 """The running recorder: spool recovery, uploader, controller and event channel wired together.
 
-Everything here is glue; the rules live in the controller, the frame gate and the uploader. The
-controller runs on one worker thread so that commands stay strictly ordered while finalising a
-capture (which blocks for a moment) does not stall the event loop.
+Everything here is glue; the rules live in the controller, the capture session, the spool and the
+uploader. The controller runs on one worker thread so that commands stay strictly ordered while
+finalising a capture (which blocks for a moment) does not stall the event loop.
+
+Every start of the process is a new *run* (its id goes with every segment): segments of a run
+killed mid-call were closed out by ``Spool.recover`` and are uploaded; when the server's
+``state`` says the call still goes on, the controller starts capturing again in the new run.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import secrets
 import signal
 import sys
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
-from recorder_service.capture import Grabber, MssGrabber
+from recorder_service.capture import Grabber
 from recorder_service.channel import EventChannel
 from recorder_service.clock import ClockSync, MonotonicWallClock
 from recorder_service.controller import Controller
+from recorder_service.encoder import ScreenEncoder
 from recorder_service.errors import CaptureError
+from recorder_service.frame_pipeline import build_grabber
+from recorder_service.segment_uploader import SegmentUploader
+from recorder_service.segment_writer import Encoder
 from recorder_service.session import CaptureSession
-from recorder_service.spool import Spool, SpoolState
-from recorder_service.uploader import Uploader
+from recorder_service.spool import Spool
 from tandem_protocol.events import Envelope, ScreenState, ScreenStatus
+from tandem_protocol.recorder_policy import RecorderPolicy
 
 log = logging.getLogger(__name__)
 
+StatusSink = Callable[[ScreenStatus], None]
+
+
+def new_run_id() -> str:
+    """Sortable by start time, unique across PCs and restarts within a second."""
+    return time.strftime("r%Y%m%dT%H%M%SZ", time.gmtime()) + "-" + secrets.token_hex(3)
+
 
 class SessionCapture:
-    """The controller's ``CaptureBackend``: one ``CaptureSession`` at a time."""
+    """The controller's ``CaptureBackend``: one ``CaptureSession`` at a time, in this run."""
 
-    def __init__(self, spool: Spool, clock: ClockSync, grabber_factory: Callable[[], Grabber]) -> None:
+    def __init__(
+        self,
+        spool: Spool,
+        clock: ClockSync,
+        run: str,
+        *,
+        grabber_factory: Callable[[RecorderPolicy], Grabber] = build_grabber,
+        status_sink: StatusSink | None = None,
+    ) -> None:
         self._spool = spool
         self._clock = clock
+        self.run = run
         self._grabber_factory = grabber_factory
+        self._status_sink = status_sink
         self._sessions: dict[str, CaptureSession] = {}
+        self._next_seq: dict[str, int] = {}
+        self.policy = RecorderPolicy()  # the latest from the server (screen.start)
 
-    def start(self, interaction_id: str, fps: float, paused_at: float | None) -> None:
+    def start(self, interaction_id: str, fps: float, paused_at: float | None, policy: RecorderPolicy) -> None:
+        self.policy = policy
+
+        def encoder(path: Path) -> Encoder:
+            return ScreenEncoder(path, fps=fps)
+
         try:
             session = CaptureSession(
                 interaction_id,
-                fps=fps,
                 spool=self._spool,
                 server_now=self._clock.server_now,
-                grabber=self._grabber_factory(),
+                grabber=self._grabber_factory(policy),
+                encoder_factory=encoder,
+                run=self.run,
+                policy=policy,
+                fps=fps,
+                first_seq=self._next_seq.get(interaction_id, 0),
+                on_status=lambda capturing, detail: self._report(interaction_id, capturing, detail),
             )
         except ValueError as exc:
             raise CaptureError(f"cannot capture at {fps} fps: {exc}") from exc
         session.start(paused_at=paused_at)
         self._sessions[interaction_id] = session
-        log.info("capturing screen for %s at %g fps%s", interaction_id, fps, " (paused)" if paused_at else "")
+        log.info(
+            "capturing screen for %s at %g fps in run %s, %g s segments%s",
+            interaction_id,
+            fps,
+            self.run,
+            policy.segment_seconds,
+            " (paused)" if paused_at else "",
+        )
 
-    def pause(self, interaction_id: str, at: float) -> int:
+    def pause(self, interaction_id: str, at: float) -> str:
         return self._sessions[interaction_id].pause(at)
 
     def resume(self, interaction_id: str, at: float) -> None:
@@ -59,16 +106,28 @@ class SessionCapture:
 
     def stop(self, interaction_id: str, at: float) -> str:
         session = self._sessions.pop(interaction_id)
-        manifest = session.stop(at)
-        return manifest.error if manifest.state != SpoolState.FINISHED else ""
+        problem = session.stop(at)
+        self._next_seq[interaction_id] = session.next_seq
+        return problem
+
+    def _report(self, interaction_id: str, capturing: bool, detail: str) -> None:
+        """A change the server did not ask for (spool quota): said at once, from the grab thread."""
+        if self._status_sink is None:
+            return
+        state = ScreenState.RECORDING if capturing else ScreenState.FAILED
+        self._status_sink(ScreenStatus(interaction_id, state, self._clock.server_now(), detail))
 
 
-def _known_interactions(spool: Spool) -> list[tuple[str, ScreenState]]:
-    known = []
-    for manifest in spool.manifests():
-        state = ScreenState.FAILED if manifest.state == SpoolState.FAILED else ScreenState.STOPPED
-        known.append((manifest.interaction_id, state))
-    return known
+class _ReleaseOnStop:
+    """The controller's ``UploadQueue``: a stopped capture's last segment goes at once."""
+
+    def __init__(self, spool: Spool, uploader: SegmentUploader) -> None:
+        self._spool = spool
+        self._uploader = uploader
+
+    def enqueue(self, interaction_id: str) -> None:
+        self._spool.release(interaction_id)
+        self._uploader.wake()
 
 
 async def run_service(
@@ -80,22 +139,38 @@ async def run_service(
     monitor: int,
     stop: asyncio.Event | None = None,
 ) -> None:
-    """Run until SIGTERM/SIGINT (or ``stop`` is set), then finalise and return."""
+    """Run until SIGTERM/SIGINT (or ``stop`` is set), then finalise and return.
+
+    ``monitor`` is the command-line default (0 all, else primary) used until the server sends a
+    policy with ``monitors``."""
     stopping = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     _install_signal_handlers(loop, stopping)
 
     clock = ClockSync(MonotonicWallClock())
-    uploader = Uploader(spool, server_url, token)
-    recovered = uploader.requeue_spool()
-    if recovered:
-        log.info("re-queued %d capture(s) from the spool: %s", len(recovered), ", ".join(recovered))
+    run = new_run_id()
+    notices = spool.recover()
+    default_policy = RecorderPolicy(fps=fps, monitors="all" if monitor == 0 else "primary")
+    holder: list[SessionCapture] = []
+    uploader = SegmentUploader(spool, server_url, token, lambda: holder[0].policy)
+    spool.on_ready = uploader.wake
+    channel: EventChannel | None = None
+
+    def send_later(status: ScreenStatus) -> None:
+        if channel is not None:
+            asyncio.run_coroutine_threadsafe(channel.send_statuses([status]), loop)
+
+    capture = SessionCapture(spool, clock, run, status_sink=send_later)
+    capture.policy = default_policy
+    holder.append(capture)
+    log.info("recorder run %s; %d segment(s) waiting in the spool", run, len(spool.manifests()))
     controller = Controller(
-        SessionCapture(spool, clock, lambda: MssGrabber(monitor)),
-        uploader,
+        capture,
+        _ReleaseOnStop(spool, uploader),
         clock.server_now,
         default_fps=fps,
-        done=_known_interactions(spool),
+        notices=notices,
+        default_policy=default_policy,
     )
     worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="controller")
 
@@ -114,7 +189,7 @@ async def run_service(
         statuses = await loop.run_in_executor(worker, controller.shutdown)
         try:
             await channel.send_statuses(statuses)
-        except Exception as exc:  # the ack is a courtesy; the spool keeps the file regardless
+        except Exception as exc:  # the ack is a courtesy; the spool keeps the segments regardless
             log.warning("could not send final status: %s", exc)
     finally:
         channel_stop.set()

@@ -2,31 +2,88 @@
 
 The grab thread takes a screenshot every 1/fps seconds on a monotonic schedule (missed ticks are
 skipped, not caught up), stamps it in server time and passes it through the ``FrameGate``; what
-the gate releases goes into the queue. The encode thread turns queue items into the fragmented
-MP4 in the spool. A full queue means the encoder cannot keep up: the frame is dropped, counted,
-and logged at most every few seconds.
+the gate releases goes into the queue. The encode thread writes queue items into segments in the
+spool (``SegmentWriter``). A full queue means the encoder cannot keep up: the frame is dropped,
+counted, and logged at most every few seconds.
+
+Control travels through the same queue as frames, so it is applied in order with them:
+
+* ``_Horizon``: every frame up to this server time is released — a still screen's segment can end
+  at its boundary even though no frame came.
+* ``_PauseCut``: a pause at ``at``. Frames released before the pause arrived (it came late) are
+  already encoded; the encode thread closes the open segment and cuts every frame at/after ``at``
+  from it and from finished segments the uploader does not have yet (held back for
+  ``hold`` seconds for exactly this), then says what it did.
+* ``_Suspend``: the spool quota is exceeded; the open segment ends now.
+
+The grab thread checks the pause flag before every grab and is woken at once by a pause, so no
+grab starts later than the command (plus one grab in flight).
 """
 
 from __future__ import annotations
 
 import logging
 import queue
+import shutil
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from recorder_service.capture import Grabber, frame_digest
-from recorder_service.encoder import ScreenEncoder
 from recorder_service.errors import CaptureError, EncoderError, RecorderError, SpoolError
 from recorder_service.frame_gate import FrameGate, Released
-from recorder_service.spool import Manifest, Spool, SpoolState
+from recorder_service.quota import DiskUsage, quota_problem
+from recorder_service.segment_writer import EncoderFactory, SegmentWriter
+from recorder_service.spool import CutReport, Spool
+from tandem_protocol.recorder_policy import RecorderPolicy
 
 log = logging.getLogger(__name__)
 
 QUEUE_FRAMES = 16
 _LOG_EVERY = 5.0
+QUOTA_EVERY = 1.0  # seconds between spool quota checks
+HORIZON_EVERY = 0.5  # seconds between "still screen" markers to the encode thread
+PAUSE_GRACE = 5.0  # finished segments wait this long for a late pause before upload
+
+StatusListener = Callable[[bool, str], None]  # (capturing, detail): quota stops and restarts
+
+
+@dataclass(frozen=True, slots=True)
+class _Horizon:
+    ts: float
+
+
+@dataclass(slots=True)
+class _PauseCut:
+    at: float
+    done: threading.Event = field(default_factory=threading.Event)
+    report: CutReport = field(default_factory=CutReport)
+
+
+@dataclass(frozen=True, slots=True)
+class _Suspend:
+    at: float
+
+
+_Item = Released[np.ndarray] | _Horizon | _PauseCut | _Suspend | None
+
+
+def describe_cut(report: CutReport) -> str:
+    """The pause ack's truthful account of what was removed."""
+    parts = []
+    if report.frames:
+        parts.append(f"cut {report.frames} frame(s) encoded after the pause")
+    if report.segments_removed:
+        parts.append(f"removed {report.segments_removed} segment(s) lying wholly inside it")
+    if report.unreachable:
+        parts.append(
+            f"{report.unreachable} segment(s) with frames after the pause were already with the "
+            "uploader: the server refuses them (frames_in_pause) and they are cut then"
+        )
+    return "; ".join(parts)
 
 
 class CaptureSession:
@@ -34,12 +91,21 @@ class CaptureSession:
         self,
         interaction_id: str,
         *,
-        fps: float,
         spool: Spool,
         server_now: Callable[[], float],
         grabber: Grabber,
-        holdback: float = 1.0,
+        encoder_factory: EncoderFactory,
+        run: str,
+        policy: RecorderPolicy | None = None,
+        fps: float | None = None,
+        first_seq: int = 0,
+        holdback: float = 0.5,
+        hold: float = PAUSE_GRACE,
+        on_status: StatusListener | None = None,
+        disk_usage: Callable[[], DiskUsage] | None = None,
     ) -> None:
+        self.policy = policy or RecorderPolicy()
+        fps = fps or self.policy.fps
         if not 0 < fps <= 60:
             raise ValueError("fps must be in (0, 60]")
         self.interaction_id = interaction_id
@@ -47,16 +113,30 @@ class CaptureSession:
         self._spool = spool
         self._server_now = server_now
         self._grabber = grabber
+        self._on_status = on_status
+        self._disk_usage = disk_usage or self._measure_disk
         self._gate: FrameGate[np.ndarray] = FrameGate(holdback=holdback, max_held=max(8, int(fps * 4)))
+        self._writer = SegmentWriter(
+            spool,
+            interaction_id,
+            run,
+            encoder_factory=encoder_factory,
+            segment_seconds=self.policy.segment_seconds,
+            first_seq=first_seq,
+            hold=hold,
+        )
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._stop = threading.Event()
-        self._queue: queue.Queue[Released[np.ndarray] | None] = queue.Queue(maxsize=QUEUE_FRAMES)
-        self._encoder = ScreenEncoder(spool.media_path(interaction_id), fps=fps)
+        self._queue: queue.Queue[_Item] = queue.Queue(maxsize=QUEUE_FRAMES)
+        self._horizon_sent: float | None = None
         self.started_at: float | None = None
         self.error: str = ""
+        self.quota_error: str = ""  # non-empty while capture is stopped by the spool quota
         self.queue_drops = 0
         self.missed_ticks = 0
+        self.last_grab: float | None = None  # monotonic time the latest grab ended
+        self.idle = threading.Event()  # set while the grab thread sits paused/suspended
         self._last_drop_log = 0.0
         self._grab_thread = threading.Thread(
             target=self._grab_loop, name=f"grab-{interaction_id}", daemon=True
@@ -70,29 +150,51 @@ class CaptureSession:
         with self._lock:
             return self._gate.paused
 
+    @property
+    def next_seq(self) -> int:
+        return self._writer.next_seq
+
+    @property
+    def segments(self) -> list[int]:
+        return list(self._writer.segments)
+
     def start(self, *, paused_at: float | None = None) -> None:
-        self._spool.write(Manifest(self.interaction_id, SpoolState.CAPTURING))
         if paused_at is not None:
             self._gate.pause(paused_at)
         self._encode_thread.start()
         self._grab_thread.start()
 
-    def pause(self, at: float) -> int:
-        """Returns the number of frames already encoded past ``at`` (see FrameGate.pause)."""
+    def pause(self, at: float, timeout: float = 10.0) -> str:
+        """Stop grabbing now; no frame stamped at/after ``at`` reaches the uploader. Returns what
+        had to be cut (empty when nothing past ``at`` had been encoded)."""
         with self._lock:
-            late = self._gate.pause(at)
-        if late:
-            log.warning("pause for %s arrived after frames past it were encoded", self.interaction_id)
-        return late
+            self.idle.clear()
+            self._gate.pause(at)
+            # Held frames before ``at`` belong to the segment the pause closes: in the queue
+            # ahead of the cut, never after it.
+            held = self._gate.release_all()
+        self._wake.set()  # the grab thread must not wait out its tick
+        cut = _PauseCut(at)
+        items: list[_Item] = [*held, cut]
+        try:
+            for item in items:
+                self._queue.put(item, timeout=timeout)
+        except queue.Full:
+            return "encoder stalled: could not check for frames after the pause"
+        if not cut.done.wait(timeout):
+            return "encoder stalled: frames after the pause may not have been cut"
+        if cut.report.frames or cut.report.unreachable:
+            log.warning("pause of %s arrived late: %s", self.interaction_id, describe_cut(cut.report))
+        return describe_cut(cut.report)
 
     def resume(self, at: float) -> None:
         with self._lock:
             self._gate.resume(at)
         self._wake.set()
 
-    def stop(self, at: float, timeout: float = 10.0) -> Manifest:
-        """Finalise: flush held frames, close the MP4, checksum it. Returns the manifest
-        (``finished``, or ``failed`` with the reason)."""
+    def stop(self, at: float, timeout: float = 10.0) -> str:
+        """Finalise: flush held frames, close the last segment (final). Returns "" or why the
+        capture failed."""
         self._stop.set()
         self._wake.set()
         self._grab_thread.join(timeout)
@@ -108,25 +210,23 @@ class CaptureSession:
         self._encode_thread.join(timeout)
         stats = self._gate.stats
         log.info(
-            "capture %s stopped: %d frames encoded, %d duplicates skipped, %d dropped (paused), "
-            "%d queue drops, %d missed ticks",
+            "capture %s stopped: %d frames encoded in %d segment(s), %d unchanged skipped, "
+            "%d dropped (paused), %d queue drops, %d missed ticks",
             self.interaction_id,
-            self._encoder.frames,
+            self._writer.frames,
+            len(self._writer.segments),
             stats.duplicates,
             stats.dropped_paused + stats.dropped_on_pause,
             self.queue_drops,
             self.missed_ticks,
         )
-        try:
-            if self._encode_thread.is_alive():
-                self.error = self.error or "encoder thread did not finish"
-            if self._encoder.frames == 0 and not self.error:
-                self.error = "no frame was captured"
-            if self.error:
-                return self._spool.update(self.interaction_id, state=SpoolState.FAILED, error=self.error)
-            return self._spool.finish(self.interaction_id)
-        except (OSError, SpoolError) as exc:
-            raise SpoolError(f"cannot finalise spool entry {self.interaction_id}: {exc}") from exc
+        if self._encode_thread.is_alive():
+            self.error = self.error or "encoder thread did not finish"
+        if self._writer.frames == 0 and not self.error and not self.quota_error:
+            self.error = "no frame was captured"
+        return self.error
+
+    # -- grab thread --------------------------------------------------------------------------
 
     def _grabber_close(self) -> None:
         try:
@@ -144,11 +244,16 @@ class CaptureSession:
     def _grab_until_stopped(self) -> None:
         period = 1.0 / self._fps
         next_tick = time.monotonic()
+        next_quota = 0.0
         while not self._stop.is_set():
-            if self.paused:
+            if time.monotonic() >= next_quota:
+                next_quota = time.monotonic() + QUOTA_EVERY
+                self._check_quota()
+            if self.paused or self.quota_error:
                 # Still release held frames so a crash during a long pause loses little.
                 with self._lock:
                     self._enqueue(self._gate.release_due(self._server_now()))
+                self.idle.set()
                 self._wake.wait(0.2)
                 self._wake.clear()
                 next_tick = time.monotonic()
@@ -160,16 +265,79 @@ class CaptureSession:
                 self.error = str(exc)
                 log.error("capture %s: %s", self.interaction_id, exc)
                 return
+            finally:
+                self.last_grab = time.monotonic()
             digest = frame_digest(image)
             with self._lock:
                 self._enqueue(self._gate.offer(ts, digest, image))
+                self._send_horizon(self._server_now() - self._gate.holdback)
             next_tick += period
             now = time.monotonic()
             if now > next_tick:
                 missed = int((now - next_tick) / period) + 1
                 self.missed_ticks += missed
                 next_tick += missed * period
-            self._stop.wait(max(0.0, next_tick - time.monotonic()))
+            self._wake.wait(max(0.0, next_tick - time.monotonic()))
+            self._wake.clear()
+
+    def _send_horizon(self, horizon: float) -> None:
+        """Tell the encode thread how far the released timeline reaches (a still screen sends
+        no frames): at a segment boundary, and every ``HORIZON_EVERY`` seconds otherwise."""
+        boundary = self._writer.next_boundary
+        if boundary is None:
+            return
+        last = self._horizon_sent
+        due = horizon >= boundary > (last or float("-inf")) or last is None or horizon - last >= HORIZON_EVERY
+        if not due:
+            return
+        try:
+            self._queue.put_nowait(_Horizon(horizon))
+            self._horizon_sent = horizon
+        except queue.Full:
+            pass  # the next tick sends it
+
+    def _check_quota(self) -> None:
+        try:
+            usage = self._disk_usage()
+        except OSError as exc:
+            log.warning("cannot measure the spool's disk: %s", exc)
+            return
+        problem = quota_problem(
+            usage,
+            min_free_percent=self.policy.spool_min_free_percent,
+            max_mb=self.policy.spool_max_mb,
+            stopped=bool(self.quota_error),
+        )
+        if problem and not self.quota_error:
+            log.error("capture %s: %s", self.interaction_id, problem)
+            now = self._server_now()
+            with self._lock:
+                self.quota_error = problem
+                held = self._gate.release_all()
+            pending: list[_Item] = [*held, _Suspend(now)]
+            for item in pending:
+                try:
+                    self._queue.put(item, timeout=5.0)
+                except queue.Full:
+                    break
+            self._status(False, problem)
+        elif not problem and self.quota_error:
+            log.info("capture %s: spool space available again, capture resumes", self.interaction_id)
+            with self._lock:
+                self.quota_error = ""
+                self._gate.force_next()  # the new segment starts with the current screen
+            self._status(True, "spool space available again: screen capture resumed (new segment)")
+
+    def _measure_disk(self) -> DiskUsage:
+        disk = shutil.disk_usage(self._spool.root)
+        return DiskUsage(disk.free, disk.total, self._spool.size_bytes())
+
+    def _status(self, capturing: bool, detail: str) -> None:
+        if self._on_status is not None:
+            try:
+                self._on_status(capturing, detail)
+            except Exception:  # a status report must never stop the capture
+                log.exception("status listener failed")
 
     def _enqueue(self, frames: list[Released[np.ndarray]]) -> None:
         for frame in frames:
@@ -182,26 +350,56 @@ class CaptureSession:
                     self._last_drop_log = now
                     log.warning("encoder behind: %d frames dropped so far", self.queue_drops)
 
+    # -- encode thread ------------------------------------------------------------------------
+
     def _encode_loop(self) -> None:
         failed = False
         while True:
             item = self._queue.get()
             if item is None:
                 break
+            if isinstance(item, _PauseCut):
+                item.report = self._pause_cut(item.at)
+                item.done.set()
+                continue
             if failed:
                 continue  # keep draining so producers never block on a dead consumer
             try:
-                if self.started_at is None:
-                    self.started_at = item.ts
-                    self._spool.update(self.interaction_id, started_at=item.ts)
-                pts = round((item.ts - self.started_at) * 1000)
-                self._encoder.encode(item.image, pts)
+                if isinstance(item, _Horizon):
+                    self._writer.advance(item.ts)
+                elif isinstance(item, _Suspend):
+                    self._writer.close(end=item.at, final=False)
+                else:
+                    if self.started_at is None:
+                        self.started_at = item.ts
+                    self._writer.write(item.ts, item.image)
             except (RecorderError, OSError) as exc:
                 failed = True
                 self.error = f"encoding failed: {exc}"
                 log.error("capture %s: %s", self.interaction_id, self.error)
+                self._salvage()
         try:
-            self._encoder.close()
-        except EncoderError as exc:
-            self.error = self.error or str(exc)
-            log.error("capture %s: %s", self.interaction_id, exc)
+            if not failed:
+                self._writer.close(end=None, final=True, hold=0.0)
+        except (RecorderError, OSError) as exc:
+            self.error = self.error or f"closing the last segment failed: {exc}"
+            log.error("capture %s: %s", self.interaction_id, self.error)
+        self._spool.release(self.interaction_id)
+
+    def _pause_cut(self, at: float) -> CutReport:
+        try:
+            self._writer.close(end=at, final=False)
+            report = self._spool.cut_from(self.interaction_id, at)
+        except (RecorderError, OSError) as exc:
+            self.error = self.error or f"cutting frames after the pause failed: {exc}"
+            log.error("capture %s: %s", self.interaction_id, self.error)
+            report = CutReport()
+        self._spool.release(self.interaction_id)
+        return report
+
+    def _salvage(self) -> None:
+        """An encoder error mid-segment (e.g. the disk): keep what is readable of the segment."""
+        try:
+            self._writer.close(end=None, final=True, hold=0.0)
+        except (EncoderError, SpoolError, OSError) as exc:
+            log.error("capture %s: segment could not be closed after the error: %s", self.interaction_id, exc)

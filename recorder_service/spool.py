@@ -1,20 +1,35 @@
-"""The local spool: one ``<interaction_id>.mp4`` per capture plus a JSON manifest.
+"""The local spool: every screen segment on disk until the server confirms it, crash-proof.
 
-The spool is what makes a capture survive the recorder: the manifest says whether the file is
-still being written (``capturing``), complete and awaiting upload (``finished``), done
-(``uploaded``, the media file is then deleted — only once the server confirmed it stores this very
-file), given up on (``failed``) or refused because the server stores a different file for the
-interaction (``conflict``). Failed and conflicting files are never deleted by the recorder.
-Manifests are written atomically (tmp file, fsync, rename, fsync of the directory) so a crash
-leaves either the old or the new manifest, never half of one.
+Layout (``root`` is private to the user, 0700)::
+
+    segments/<interaction>/<run>.<seq>.mp4    the fragmented MP4 of one segment
+    segments/<interaction>/<run>.<seq>.json   its manifest (SegmentManifest)
+    quarantine/<interaction>.<run>.<seq>.*    unreadable segments, kept for an administrator
+
+A manifest says whether its segment is still being written (``capturing``), complete and waiting
+(``finished``), refused by the server for good (``refused``, file kept) or ``quarantined``. It is
+written before the media file exists and atomically (tmp file, fsync, rename, fsync of the
+directory), so a crash leaves either the old or the new manifest, never half of one; an uploaded
+segment's files are deleted only once the server confirmed its very checksum.
+
+The spool implements ``SegmentQueue`` for the uploader. A finished segment may be *held* for a few
+seconds before ``ready`` hands it out: a pause command that arrives late can then still cut frames
+stamped inside the pause from it (``cut_from``). Once handed out, a segment is never altered under
+the uploader's feet; only the uploader's own ``cut_pauses`` changes it then.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
+import math
 import os
 import re
+import shutil
+import threading
+import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from enum import StrEnum
 from pathlib import Path
@@ -22,28 +37,41 @@ from typing import Any
 
 from recorder_service.errors import ManifestError, Mp4StructureError, SpoolError
 from recorder_service.fmp4 import playable_length
+from recorder_service.segment_queue import SegmentRef
+from recorder_service.trim import read_frames, trim
 
-# Interaction ids become file names: only allow what cannot escape the spool directory.
+log = logging.getLogger(__name__)
+
+# Interaction and run ids become file names: only allow what cannot escape the spool directory.
 _SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+_SAFE_RUN = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
 
-class SpoolState(StrEnum):
+class SegmentState(StrEnum):
     CAPTURING = "capturing"
     FINISHED = "finished"
-    UPLOADED = "uploaded"
-    FAILED = "failed"
-    CONFLICT = "conflict"  # the server holds another file for this interaction; ours is kept
+    REFUSED = "refused"  # a final refusal by the server; the file is kept
+    QUARANTINED = "quarantined"
 
 
 @dataclass(frozen=True, slots=True)
-class Manifest:
+class SegmentManifest:
     interaction_id: str
-    state: SpoolState
-    started_at: float | None = None  # server time of pts 0; None until the first frame
-    attempts: int = 0
+    run: str
+    seq: int
+    state: SegmentState
+    started_at: float  # server time of pts 0
+    last_frame_at: float | None = None  # server time of the last frame, once finished
+    frames: int = 0
     sha256: str | None = None
     size: int | None = None
+    final: bool = False  # the capture (or the run, after a crash) ended with this segment
+    attempts: int = 0
     error: str = ""
+
+    @property
+    def key(self) -> tuple[str, str, int]:
+        return (self.interaction_id, self.run, self.seq)
 
     def to_json(self) -> str:
         raw = asdict(self)
@@ -51,26 +79,31 @@ class Manifest:
         return json.dumps(raw, sort_keys=True)
 
     @classmethod
-    def from_json(cls, text: str) -> Manifest:
+    def from_json(cls, text: str) -> SegmentManifest:
         try:
             raw: Any = json.loads(text)
             if not isinstance(raw, dict):
                 raise ManifestError("manifest is not a JSON object")
-            started = raw.get("started_at")
-            size = raw.get("size")
+            last = raw.get("last_frame_at")
             sha = raw.get("sha256")
+            size = raw.get("size")
             return cls(
-                interaction_id=str(raw["interaction_id"]),
-                state=SpoolState(raw["state"]),
-                started_at=None if started is None else float(started),
-                attempts=int(raw.get("attempts", 0)),
+                interaction_id=check_interaction_id(str(raw["interaction_id"])),
+                run=check_run(str(raw["run"])),
+                seq=int(raw["seq"]),
+                state=SegmentState(raw["state"]),
+                started_at=float(raw["started_at"]),
+                last_frame_at=None if last is None else float(last),
+                frames=int(raw.get("frames", 0)),
                 sha256=None if sha is None else str(sha),
                 size=None if size is None else int(size),
+                final=bool(raw.get("final", False)),
+                attempts=int(raw.get("attempts", 0)),
                 error=str(raw.get("error", "")),
             )
-        except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
-            if isinstance(exc, ManifestError):
-                raise
+        except ManifestError:
+            raise
+        except (json.JSONDecodeError, KeyError, TypeError, ValueError, SpoolError) as exc:
             raise ManifestError(f"malformed manifest: {exc}") from exc
 
 
@@ -78,6 +111,18 @@ def check_interaction_id(interaction_id: str) -> str:
     if not _SAFE_ID.match(interaction_id):
         raise SpoolError(f"interaction id {interaction_id!r} is not safe as a file name")
     return interaction_id
+
+
+def check_run(run: str) -> str:
+    if not _SAFE_RUN.match(run):
+        raise SpoolError(f"run id {run!r} is not [A-Za-z0-9._-]{{1,64}}")
+    return run
+
+
+def to_ms_floor(seconds: float) -> int:
+    """Segment milliseconds from which frames go: rounded down, so a frame whose stored
+    (millisecond) pts lies a fraction before the cut time still goes — never one too few."""
+    return max(0, math.floor(seconds * 1000))
 
 
 def sha256_of(path: Path, chunk: int = 1 << 20) -> str:
@@ -88,103 +133,374 @@ def sha256_of(path: Path, chunk: int = 1 << 20) -> str:
     return digest.hexdigest()
 
 
+def _fsync_dir(path: Path) -> None:
+    if os.name != "posix":
+        return  # directories cannot be opened for fsync on Windows; rename is durable there
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+@dataclass(frozen=True, slots=True)
+class CutReport:
+    frames: int = 0  # frames removed from segments not yet handed out
+    segments_removed: int = 0  # segments that lay wholly inside the cut
+    unreachable: int = 0  # segments with frames past the cut already with the uploader
+
+    def __add__(self, other: CutReport) -> CutReport:
+        return CutReport(
+            self.frames + other.frames,
+            self.segments_removed + other.segments_removed,
+            self.unreachable + other.unreachable,
+        )
+
+
 class Spool:
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, *, on_ready: Callable[[], None] | None = None) -> None:
         self.root = root
+        self.segments_dir = root / "segments"
+        self.quarantine_dir = root / "quarantine"
         try:
-            root.mkdir(parents=True, exist_ok=True)
-            os.chmod(root, 0o700)  # screen captures are personal data
+            for directory in (root, self.segments_dir, self.quarantine_dir):
+                directory.mkdir(parents=True, exist_ok=True)
+                os.chmod(directory, 0o700)  # screen captures are personal data
         except OSError as exc:
             raise SpoolError(f"cannot create spool directory {root}: {exc}") from exc
+        self.on_ready = on_ready
+        self._lock = threading.RLock()
+        self._holds: dict[tuple[str, str, int], float] = {}  # key -> monotonic release time
+        self._handed: set[tuple[str, str, int]] = set()
 
-    def media_path(self, interaction_id: str) -> Path:
-        return self.root / f"{check_interaction_id(interaction_id)}.mp4"
+    # -- paths and manifests ------------------------------------------------------------------
 
-    def manifest_path(self, interaction_id: str) -> Path:
-        return self.root / f"{check_interaction_id(interaction_id)}.json"
+    def media_path(self, iid: str, run: str, seq: int) -> Path:
+        return self.segments_dir / check_interaction_id(iid) / f"{check_run(run)}.{int(seq):06d}.mp4"
 
-    def write(self, manifest: Manifest) -> None:
-        path = self.manifest_path(manifest.interaction_id)
+    def manifest_path(self, iid: str, run: str, seq: int) -> Path:
+        return self.media_path(iid, run, seq).with_suffix(".json")
+
+    def write(self, manifest: SegmentManifest) -> None:
+        path = self.manifest_path(*manifest.key)
         tmp = path.with_suffix(".json.tmp")
         try:
+            path.parent.mkdir(mode=0o700, exist_ok=True)
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
             with os.fdopen(fd, "w", encoding="utf-8") as fh:
                 fh.write(manifest.to_json())
                 fh.flush()
                 os.fsync(fh.fileno())
             os.replace(tmp, path)
-            self._fsync_dir()
+            _fsync_dir(path.parent)
         except OSError as exc:
             raise SpoolError(f"cannot write manifest {path}: {exc}") from exc
 
-    def _fsync_dir(self) -> None:
-        if os.name != "posix":
-            return  # directories cannot be opened for fsync on Windows; rename is durable there
-        fd = os.open(self.root, os.O_RDONLY)
+    def read(self, iid: str, run: str, seq: int) -> SegmentManifest | None:
+        path = self.manifest_path(iid, run, seq)
         try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
-    def read(self, interaction_id: str) -> Manifest | None:
-        path = self.manifest_path(interaction_id)
-        try:
-            text = path.read_text(encoding="utf-8")
+            return SegmentManifest.from_json(path.read_text(encoding="utf-8"))
         except FileNotFoundError:
             return None
         except OSError as exc:
             raise SpoolError(f"cannot read manifest {path}: {exc}") from exc
-        return Manifest.from_json(text)
 
-    def update(self, interaction_id: str, **changes: Any) -> Manifest:
-        current = self.read(interaction_id)
+    def manifests(self) -> list[SegmentManifest]:
+        """Every readable segment manifest, oldest first; unreadable ones are quarantined by
+        ``recover`` and skipped here."""
+        out: list[SegmentManifest] = []
+        for path in self.segments_dir.glob("*/*.json"):
+            try:
+                out.append(SegmentManifest.from_json(path.read_text(encoding="utf-8")))
+            except (OSError, ManifestError):
+                continue
+        return sorted(out, key=lambda m: (m.started_at, m.run, m.seq))
+
+    def _update(self, key: tuple[str, str, int], **changes: Any) -> SegmentManifest:
+        current = self.read(*key)
         if current is None:
-            raise SpoolError(f"no manifest for {interaction_id}")
+            raise SpoolError(f"no manifest for segment {key}")
         updated = replace(current, **changes)
         self.write(updated)
         return updated
 
-    def manifests(self) -> list[Manifest]:
-        """Every readable manifest; unreadable ones are skipped (the caller logs the count)."""
-        out: list[Manifest] = []
-        for path in sorted(self.root.glob("*.json")):
-            try:
-                out.append(Manifest.from_json(path.read_text(encoding="utf-8")))
-            except (OSError, ManifestError):
-                continue
-        return out
+    def _delete(self, key: tuple[str, str, int]) -> None:
+        media = self.media_path(*key)
+        media.unlink(missing_ok=True)
+        self.manifest_path(*key).unlink(missing_ok=True)
+        self._holds.pop(key, None)
+        self._handed.discard(key)
+        try:
+            media.parent.rmdir()  # the interaction's directory, once empty
+        except OSError:
+            pass
 
-    def finish(self, interaction_id: str) -> Manifest:
-        """Mark a closed capture ready for upload: checksum and size recorded once, here."""
-        media = self.media_path(interaction_id)
-        return self.update(
-            interaction_id, state=SpoolState.FINISHED, sha256=sha256_of(media), size=media.stat().st_size
+    # -- the capture side ---------------------------------------------------------------------
+
+    def open_segment(self, iid: str, run: str, seq: int, started_at: float) -> Path:
+        """Record a new segment as ``capturing`` (before its file exists); returns the path the
+        encoder writes."""
+        with self._lock:
+            self.write(SegmentManifest(iid, run, seq, SegmentState.CAPTURING, started_at))
+            return self.media_path(iid, run, seq)
+
+    def finish(self, iid: str, run: str, seq: int, *, final: bool, hold: float = 0.0) -> SegmentManifest:
+        """A closed segment: checksum, size and frame times recorded once, here. ``hold``
+        seconds pass before ``ready`` hands it out (a late pause may still cut it)."""
+        key = (iid, run, seq)
+        with self._lock:
+            manifest = self._finish(key, final=final)
+            if hold > 0:
+                self._holds[key] = time.monotonic() + hold
+                timer = threading.Timer(hold, self._notify)
+                timer.daemon = True
+                timer.start()
+            else:
+                self._notify()
+            return manifest
+
+    def _finish(self, key: tuple[str, str, int], *, final: bool) -> SegmentManifest:
+        manifest = self.read(*key)
+        if manifest is None:
+            raise SpoolError(f"no manifest for segment {key}")
+        media = self.media_path(*key)
+        frames = read_frames(media)
+        return self._update(
+            key,
+            state=SegmentState.FINISHED,
+            final=final,
+            frames=len(frames),
+            last_frame_at=manifest.started_at + frames[-1].pts / 1000,
+            sha256=sha256_of(media),
+            size=media.stat().st_size,
         )
 
-    def close_out_crashed(self, interaction_id: str) -> Manifest:
-        """A manifest still says ``capturing``: the process died. Cut the file to its last complete
-        fragment and mark it finished, or failed if nothing usable was written."""
-        media = self.media_path(interaction_id)
+    def discard(self, iid: str, run: str, seq: int) -> None:
+        """A segment that never got a frame."""
+        with self._lock:
+            self._delete((iid, run, seq))
+
+    def quarantine(self, iid: str, run: str, seq: int, reason: str) -> str:
+        """A segment the encoder could not finish readably: set aside, never deleted."""
+        with self._lock:
+            manifest = self.read(iid, run, seq)
+            if manifest is None:
+                return self._quarantine_paths(None, self.media_path(iid, run, seq), reason)
+            return self._quarantine(manifest, reason)
+
+    def release(self, iid: str) -> None:
+        """Hand out the interaction's held segments now (the pause or stop is known)."""
+        with self._lock:
+            for key in [k for k in self._holds if k[0] == iid]:
+                del self._holds[key]
+        self._notify()
+
+    def cut_from(self, iid: str, at: float) -> CutReport:
+        """Remove every frame stamped at or after ``at`` (server time) from the interaction's
+        finished segments that the uploader does not have yet (a pause that arrived late)."""
+        report = CutReport()
+        with self._lock:
+            for manifest in self.manifests():
+                if manifest.interaction_id != iid or manifest.state != SegmentState.FINISHED:
+                    continue
+                if manifest.last_frame_at is None or manifest.last_frame_at < at:
+                    continue
+                if manifest.key in self._handed:
+                    report += CutReport(unreachable=1)
+                    continue
+                _, result = self._cut(manifest, [(to_ms_floor(at - manifest.started_at), None)])
+                report += CutReport(frames=result[0], segments_removed=int(result[1]))
+        return report
+
+    # -- SegmentQueue (the uploader's side) ---------------------------------------------------
+
+    def ready(self) -> list[SegmentRef]:
+        now = time.monotonic()
+        out: list[SegmentRef] = []
+        with self._lock:
+            for m in self.manifests():
+                if m.state != SegmentState.FINISHED or self._holds.get(m.key, 0.0) > now:
+                    continue
+                if m.sha256 is None or m.size is None:
+                    continue
+                self._holds.pop(m.key, None)
+                self._handed.add(m.key)
+                out.append(self._ref(m))
+        return out
+
+    def uploaded(self, ref: SegmentRef, server_sha256: str) -> None:
+        key = (ref.interaction_id, ref.run, ref.seq)
+        with self._lock:
+            manifest = self.read(*key)
+            if manifest is None:
+                return
+            if server_sha256.lower() != (manifest.sha256 or "").lower():
+                # Never delete on the server's word alone: it must hold exactly our bytes.
+                log.error(
+                    "server confirmed %s with sha256 %s but ours is %s: segment kept",
+                    ref.path.name,
+                    server_sha256,
+                    manifest.sha256,
+                )
+                self._update(key, state=SegmentState.REFUSED, error="server holds a different file")
+                return
+            self._delete(key)
+
+    def refused(self, ref: SegmentRef, code: str, message: str) -> None:
+        key = (ref.interaction_id, ref.run, ref.seq)
+        with self._lock:
+            log.error("segment %s refused by the server (%s: %s); file kept", ref.path, code, message)
+            self._handed.discard(key)
+            if self.read(*key) is not None:
+                self._update(key, state=SegmentState.REFUSED, error=f"{code}: {message}")
+
+    def cut_pauses(self, ref: SegmentRef, spans: list[tuple[float, float | None]]) -> SegmentRef | None:
+        key = (ref.interaction_id, ref.run, ref.seq)
+        with self._lock:
+            manifest = self.read(*key)
+            if manifest is None:
+                return None
+            ms: list[tuple[int, int | None]] = []
+            for start, end in spans:
+                s = to_ms_floor(start - manifest.started_at)
+                e = None if end is None else math.ceil((end - manifest.started_at) * 1000)
+                if e is None or e > s:
+                    ms.append((s, e))
+            updated, (frames, removed) = self._cut(manifest, ms)
+            log.warning("cut %d frame(s) inside pauses from %s at the server's request", frames, ref.path)
+            if removed or updated is None:
+                return None
+            self._handed.add(key)
+            return self._ref(updated)
+
+    def _cut(
+        self, manifest: SegmentManifest, spans: list[tuple[int, int | None]]
+    ) -> tuple[SegmentManifest | None, tuple[int, bool]]:
+        """Trim a finished segment in place (new file renamed over the old one)."""
+        media = self.media_path(*manifest.key)
+        tmp = media.with_suffix(".cut.tmp")
+        result = trim(media, tmp, spans)
+        if result.dropped == 0:
+            tmp.unlink(missing_ok=True)
+            return manifest, (0, False)
+        if result.kept == 0:
+            self._delete(manifest.key)
+            return None, (result.dropped, True)
+        os.replace(tmp, media)
+        _fsync_dir(media.parent)
+        started = manifest.started_at + result.shift_ms / 1000
+        last = started + (result.last_pts or 0) / 1000
+        updated = self._update(
+            manifest.key,
+            started_at=started,
+            last_frame_at=last,
+            frames=result.kept,
+            sha256=sha256_of(media),
+            size=media.stat().st_size,
+        )
+        return updated, (result.dropped, False)
+
+    def _ref(self, m: SegmentManifest) -> SegmentRef:
+        assert m.sha256 is not None and m.size is not None
+        return SegmentRef(
+            m.interaction_id, m.run, m.seq, self.media_path(*m.key), m.started_at, m.sha256, m.size, m.final
+        )
+
+    def _notify(self) -> None:
+        if self.on_ready is not None:
+            self.on_ready()
+
+    # -- start-up recovery --------------------------------------------------------------------
+
+    def recover(self) -> list[tuple[str, str]]:
+        """After a crash: close segments cut short, quarantine what cannot be read. Returns
+        (interaction, line) per quarantined segment (logged, and said in its next status)."""
+        problems: list[tuple[str, str]] = []
+        with self._lock:
+            for tmp in self.segments_dir.glob("*/*.tmp"):
+                tmp.unlink(missing_ok=True)  # a cut or manifest write the crash interrupted
+            for path in sorted(self.segments_dir.glob("*/*.json")):
+                try:
+                    manifest = SegmentManifest.from_json(path.read_text(encoding="utf-8"))
+                except (OSError, ManifestError) as exc:
+                    line = self._quarantine_paths(path, path.with_suffix(".mp4"), str(exc))
+                    problems.append((path.parent.name, line))
+                    continue
+                if manifest.state == SegmentState.CAPTURING:
+                    problem = self._close_out(manifest)
+                elif manifest.state == SegmentState.FINISHED:
+                    problem = self._check_finished(manifest)
+                else:
+                    continue
+                if problem:
+                    problems.append((manifest.interaction_id, problem))
+            for media in self.segments_dir.glob("*/*.mp4"):
+                if not media.with_suffix(".json").exists():
+                    line = self._quarantine_paths(None, media, "media file without a manifest")
+                    problems.append((media.parent.name, line))
+        for _, line in problems:
+            log.error("spool: %s", line)
+        return problems
+
+    def _close_out(self, manifest: SegmentManifest) -> str:
+        media = self.media_path(*manifest.key)
         try:
             total = media.stat().st_size
+        except FileNotFoundError:
+            self._delete(manifest.key)  # opened, no frame ever written: nothing was lost
+            return ""
+        try:
             with media.open("r+b") as fh:
                 keep = playable_length(fh, total)
                 if keep < total:
                     fh.truncate(keep)
                     fh.flush()
                     os.fsync(fh.fileno())
-        except FileNotFoundError:
-            return self.update(interaction_id, state=SpoolState.FAILED, error="media file missing")
-        except Mp4StructureError as exc:
-            return self.update(interaction_id, state=SpoolState.FAILED, error=str(exc))
-        except OSError as exc:
-            raise SpoolError(f"cannot close out {media}: {exc}") from exc
-        manifest = self.read(interaction_id)
-        if manifest is None or manifest.started_at is None:
-            return self.update(interaction_id, state=SpoolState.FAILED, error="start time never recorded")
-        return self.finish(interaction_id)
+            finished = self._finish(manifest.key, final=True)
+        except (Mp4StructureError, OSError) as exc:
+            return self._quarantine(manifest, f"interrupted segment unreadable: {exc}")
+        log.warning(
+            "recovered interrupted segment %s: %d frames up to %.3f",
+            media,
+            finished.frames,
+            finished.last_frame_at or 0.0,
+        )
+        return ""
 
-    def mark_uploaded(self, interaction_id: str) -> Manifest:
-        manifest = self.update(interaction_id, state=SpoolState.UPLOADED, error="")
-        self.media_path(interaction_id).unlink(missing_ok=True)
-        return manifest
+    def _check_finished(self, manifest: SegmentManifest) -> str:
+        media = self.media_path(*manifest.key)
+        try:
+            if sha256_of(media) != manifest.sha256:
+                return self._quarantine(manifest, "file changed since it was finished (checksum differs)")
+        except OSError as exc:
+            return self._quarantine(manifest, f"segment file unreadable: {exc}")
+        return ""
+
+    def _quarantine(self, manifest: SegmentManifest, reason: str) -> str:
+        self.write(replace(manifest, state=SegmentState.QUARANTINED, error=reason))
+        return self._quarantine_paths(
+            self.manifest_path(*manifest.key), self.media_path(*manifest.key), reason
+        )
+
+    def _quarantine_paths(self, manifest: Path | None, media: Path, reason: str) -> str:
+        """Move a segment's files aside; never deleted by the recorder."""
+        prefix = f"{media.parent.name}.{media.stem}"
+        for path in (manifest, media):
+            if path is not None and path.exists():
+                shutil.move(str(path), self.quarantine_dir / f"{prefix}{path.suffix}")
+        return f"segment {media.parent.name}/{media.name} quarantined: {reason}"
+
+    def quarantined(self) -> list[str]:
+        return sorted(p.name for p in self.quarantine_dir.glob("*.mp4"))
+
+    # -- quota --------------------------------------------------------------------------------
+
+    def size_bytes(self) -> int:
+        total = 0
+        for path in self.root.rglob("*"):
+            try:
+                if path.is_file():
+                    total += path.stat().st_size
+            except OSError:
+                continue  # deleted meanwhile
+        return total

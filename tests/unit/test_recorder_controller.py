@@ -9,6 +9,7 @@ import pytest
 from recorder_service.controller import Controller, Mode
 from recorder_service.errors import CaptureError
 from tandem_protocol.events import Envelope, ScreenState
+from tandem_protocol.recorder_policy import RecorderPolicy
 
 
 class FakeCapture:
@@ -16,15 +17,18 @@ class FakeCapture:
         self.calls: list[tuple[Any, ...]] = []
         self.fail_start = False
         self.stop_problem = ""
+        self.pause_detail = ""
+        self.policies: list[RecorderPolicy] = []
 
-    def start(self, interaction_id: str, fps: float, paused_at: float | None) -> None:
+    def start(self, interaction_id: str, fps: float, paused_at: float | None, policy: RecorderPolicy) -> None:
         if self.fail_start:
             raise CaptureError("no display")
         self.calls.append(("start", interaction_id, fps, paused_at))
+        self.policies.append(policy)
 
-    def pause(self, interaction_id: str, at: float) -> int:
+    def pause(self, interaction_id: str, at: float) -> str:
         self.calls.append(("pause", interaction_id, at))
-        return 0
+        return self.pause_detail
 
     def resume(self, interaction_id: str, at: float) -> None:
         self.calls.append(("resume", interaction_id, at))
@@ -177,6 +181,38 @@ def test_state_with_screen_off_or_uploaded_does_nothing(
     assert ctl.handle(call(screen="off")) == []
     assert ctl.handle(call(screen="uploaded", phase="done")) == []
     assert cap.calls == []
+
+
+def test_policy_from_start_reaches_the_capture_invalid_one_falls_back_and_says_so(
+    rig: tuple[Controller, FakeCapture, FakeUploads],
+) -> None:
+    ctl, cap, _ = rig
+    acks = ctl.handle(cmd("screen.start", policy={"segment_seconds": 20, "fps": 2}))
+    assert states(acks) == [("i1", "recording")] and acks[0].detail == ""
+    assert cap.policies[-1].segment_seconds == 20 and last_call(cap)[2] == 2.0
+    ctl.handle(cmd("screen.stop"))
+    acks = ctl.handle(cmd("screen.start", iid="i2", policy={"segment_seconds": 1}))
+    assert states(acks) == [("i2", "recording")]
+    assert "invalid recorder policy" in acks[0].detail and "segment_seconds" in acks[0].detail
+    assert cap.policies[-1] == RecorderPolicy() and last_call(cap)[2] == 5.0
+
+
+def test_late_pause_ack_says_what_was_cut(rig: tuple[Controller, FakeCapture, FakeUploads]) -> None:
+    ctl, cap, _ = rig
+    ctl.handle(cmd("screen.start"))
+    cap.pause_detail = "cut 7 frame(s) encoded after the pause"
+    acks = ctl.handle(cmd("screen.pause", at=50.0))
+    assert states(acks) == [("i1", "paused")] and acks[0].detail == cap.pause_detail
+
+
+def test_spool_notices_go_with_the_next_ack_of_their_interaction() -> None:
+    cap, up = FakeCapture(), FakeUploads()
+    ctl = Controller(cap, up, lambda: 1.0, default_fps=5.0, notices=[("i1", "segment r.000001 quarantined")])
+    assert ctl.handle(cmd("screen.start", iid="other"))[0].detail == ""
+    ctl.handle(cmd("screen.stop", iid="other"))
+    acks = ctl.handle(call("i1"))  # a crashed run's interaction still going on: capture resumes
+    assert states(acks) == [("i1", "recording")] and "quarantined" in acks[0].detail
+    assert ctl.handle(call("i1"))[0].detail == ""
 
 
 def test_done_from_spool_is_not_restarted() -> None:

@@ -1,4 +1,4 @@
-"""Frame gate: pause/resume spans, dedupe, keepalive, holdback, stop tail (pure)."""
+"""Frame gate: pause/resume spans, dedupe, holdback, stop tail (pure)."""
 
 from __future__ import annotations
 
@@ -56,13 +56,13 @@ def test_late_pause_is_reported() -> None:
     assert gate.stats.late == 1
 
 
-def test_unchanged_frames_skipped_but_keepalive_every_second() -> None:
-    gate: FrameGate[str] = FrameGate(holdback=0.0, keepalive=1.0)
+def test_unchanged_frames_never_resent_only_the_stop_tail() -> None:
+    gate: FrameGate[str] = FrameGate(holdback=0.0)
     released = _feed(gate, 0.0, 5.0, 0.2, digest_of=lambda t: 7)
     released += gate.flush(5.0)
     stamps = [r.ts for r in released]
-    assert stamps == pytest.approx([0.0, 1.0, 2.0, 3.0, 4.0, 5.0])
-    assert gate.stats.duplicates == 20
+    assert stamps == pytest.approx([0.0, 5.0])  # no keepalive re-sends of a still screen
+    assert gate.stats.duplicates == 24
 
 
 def test_stop_while_paused_has_no_tail_inside_pause() -> None:
