@@ -291,6 +291,11 @@ class MediaJobs:
         from server.media.segment_join import muxed_name
         from server.media.segment_stream import SegmentInput
 
+        if not self._repo.interaction_over(interaction_id):
+            # Still recording (the voice is stored at the hang-up, the screen goes on through
+            # after-call work): a mux now would be outdated by the next segment and delay the
+            # one after Done, which a supervisor waits for.
+            return
         segments = self._repo.screen_segments(interaction_id)
         media = self._repo.media(interaction_id)
         voice = media.get("voice")

@@ -199,6 +199,12 @@ class CallRepository:
                 for r in rows
             )
 
+    def interaction_over(self, interaction_id: str) -> bool:
+        """Done or interrupted: its screen gets no new frames, only late uploads."""
+        with session_scope(self._factory) as s:
+            row = s.get(models.Interaction, interaction_id)
+            return row is not None and row.state in ("done", "interrupted")
+
     def screen_mux_due(self, now: float, quiet: float, horizon: float) -> list[tuple[str, int, int]]:
         """Interactions with screen segments that are over (done or interrupted, started within
         ``horizon`` s) and quiet for ``quiet`` s: Done, the last stored segment and the last upload

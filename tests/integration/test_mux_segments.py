@@ -307,6 +307,26 @@ def test_a_late_segment_of_another_size_is_re_encoded_and_re_muxed(tmp_path: Pat
     assert (25.0, MISSING_LABEL) in chapters and (26.0, RESUMED_LABEL) in chapters
 
 
+def test_no_segment_mux_before_done_then_one_when_it_is(tmp_path: Path) -> None:
+    """The voice is stored (and muxing asked for) at the hang-up, while the screen goes on through
+    after-call work: muxing then would only make a file the next segment outdates."""
+    world = _world(tmp_path)
+    world.add_segment("r1", 0, 1.0, 30)
+    with session_scope(world.factory) as s:  # type: ignore[arg-type]
+        row = s.get(models.Interaction, IID)
+        assert row is not None
+        row.state, row.acw_ended_at = "acw", None
+    world.jobs._mux(IID)
+    assert "muxed" not in world.repo.media(IID)
+    with session_scope(world.factory) as s:  # type: ignore[arg-type]
+        row = s.get(models.Interaction, IID)
+        assert row is not None
+        row.state, row.acw_ended_at = "done", time.time()
+    world.jobs._mux(IID)
+    _, path, origin = world.muxed()
+    assert len(_decoded(path, origin)) == 30
+
+
 def test_the_sweep_muxes_a_done_interaction_whose_recorder_never_said_final(tmp_path: Path) -> None:
     world = _world(tmp_path, acw_ended_ago=2.0)
     world.add_segment("r1", 0, 1.0, 30, created_at=time.time())
