@@ -10,7 +10,8 @@ voice is stored. A recorder that never says so (it crashed before its final segm
 uploads a segment late (after an outage) is covered by a sweep in this same supervisor: every
 ``sweep_interval`` s it asks for interactions with segments that are Done (or interrupted) and
 quiet — no segment stored, no upload touched, not ended — for ``quiet_seconds`` (30), and queues
-a mux for each whose set of segments changed since it last looked. The mux is named after the set
+a mux for each whose set of segments changed since it last looked (interactions started in the
+last 24 h, and older ones a segment arrived for since the server started). The mux is named after the set
 of segments it was made from, so ``_mux`` knows whether the stored one is current.
 """
 
@@ -91,6 +92,8 @@ class MediaJobs:
         self._sweep_interval = sweep_interval
         self._quiet_seconds = quiet_seconds
         self._swept: dict[str, tuple[int, int]] = {}  # interaction -> (segments, last row id) queued
+        self._segment_mark: int | None = None  # highest segment row id seen (None: not looked yet)
+        self._late: set[str] = set()  # interactions with segments stored since, not yet due
         self.failures = 0
         self.format_failures = 0  # voice encodings that could not be made or stored
         self.dropped = 0
@@ -134,10 +137,18 @@ class MediaJobs:
         """Queue a mux for each quiet, finished interaction whose segments changed since the last
         sweep queued one. Returns how many were queued."""
         at = time.time() if now is None else now
-        due = await asyncio.to_thread(self._repo.screen_mux_due, at, self._quiet_seconds, SWEEP_HORIZON)
+        # Segments stored since the last sweep: their interactions are looked at however long ago
+        # they started (a recorder back after a weekend off), until they are muxed.
+        mark, arrived = await asyncio.to_thread(self._repo.segments_after, self._segment_mark)
+        self._segment_mark = mark
+        self._late.update(arrived)
+        due = await asyncio.to_thread(
+            self._repo.screen_mux_due, at, self._quiet_seconds, SWEEP_HORIZON, sorted(self._late)
+        )
         queued = 0
         seen: dict[str, tuple[int, int]] = {}
         for interaction_id, count, last_id in due:
+            self._late.discard(interaction_id)
             state = (count, last_id)
             if self._swept.get(interaction_id) == state:
                 seen[interaction_id] = state

@@ -4,11 +4,11 @@ event loop that carries SIP and RTP never waits on the database."""
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from server.calls.lifecycle import Interaction
@@ -205,12 +205,25 @@ class CallRepository:
             row = s.get(models.Interaction, interaction_id)
             return row is not None and row.state in ("done", "interrupted")
 
-    def screen_mux_due(self, now: float, quiet: float, horizon: float) -> list[tuple[str, int, int]]:
-        """Interactions with screen segments that are over (done or interrupted, started within
-        ``horizon`` s) and quiet for ``quiet`` s: Done, the last stored segment and the last upload
-        activity all that long ago. Returns (id, number of segments, highest segment row id) — the
-        pair changes when a segment is added. Correlated sub-queries, so each uses the
-        ``interaction_id`` index and only the recent interactions are looked at."""
+    def segments_after(self, mark: int | None) -> tuple[int, set[str]]:
+        """The highest segment row id and the interactions of segments stored after ``mark`` (a
+        row id; ``None``: none, only the current highest id — where a sweep starts)."""
+        seg = models.ScreenSegment
+        with session_scope(self._factory) as s:
+            if mark is None:
+                return int(s.execute(select(func.max(seg.id))).scalar() or 0), set()
+            rows = s.execute(select(seg.id, seg.interaction_id).where(seg.id > mark)).all()
+            return max((r[0] for r in rows), default=mark), {r[1] for r in rows}
+
+    def screen_mux_due(
+        self, now: float, quiet: float, horizon: float, also: Sequence[str] = ()
+    ) -> list[tuple[str, int, int]]:
+        """Interactions with screen segments that are over (done or interrupted; started within
+        ``horizon`` s, or named in ``also``) and quiet for ``quiet`` s: Done, the last stored
+        segment and the last upload activity all that long ago. Returns (id, number of segments,
+        highest segment row id) — the pair changes when a segment is added. Correlated
+        sub-queries, so each uses the ``interaction_id`` index and only the recent interactions
+        are looked at."""
         seg = models.ScreenSegment
         upl = models.ScreenUpload
         inter = models.Interaction
@@ -225,7 +238,7 @@ class CallRepository:
             rows = s.execute(
                 select(inter.id, count, last_id).where(
                     inter.state.in_(("done", "interrupted")),
-                    inter.started_at > now - horizon,
+                    or_(inter.started_at > now - horizon, inter.id.in_(list(also))),
                     func.coalesce(inter.acw_ended_at, inter.ended_at, inter.started_at) <= cutoff,
                     last_segment <= cutoff,
                     func.coalesce(last_upload, 0.0) <= cutoff,

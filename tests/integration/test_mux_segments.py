@@ -400,6 +400,36 @@ def test_the_sweep_waits_for_done_and_for_uploads_to_be_quiet(tmp_path: Path) ->
     assert asyncio.run(sweeps()) == [1, 0, 1]
 
 
+def test_a_late_segment_of_an_interaction_started_days_ago_is_muxed_in(tmp_path: Path) -> None:
+    """Older interactions are not swept, except those a segment arrived for: an agent's PC off
+    over a weekend uploads Monday what it had in its spool on Friday."""
+    world = _world(tmp_path)
+    world.add_segment("r1", 0, 1.0, 10, created_at=time.time() - 100)
+    world.jobs._mux(IID)
+    with session_scope(world.factory) as s:  # type: ignore[arg-type]
+        row = s.get(models.Interaction, IID)
+        assert row is not None
+        row.started_at -= 3 * 86400  # as if the call were three days old
+    now = time.time()
+
+    async def sweeps() -> list[int]:
+        jobs = MediaJobs(world.repo, world.storage, tmp_path / "jobs")
+        counts = [await jobs.sweep(now)]  # the first sweep only notes where the segments are
+        world.add_segment("r2", 0, 5.0, 10, created_at=now)
+        counts.append(await jobs.sweep(now + 10))  # not quiet yet
+        counts.append(await jobs.sweep(now + 31))
+        counts.append(await jobs.sweep(now + 41))
+        while not jobs._queue.empty():
+            jobs._queue.get_nowait()
+            jobs._queue.task_done()
+        return counts
+
+    assert asyncio.run(sweeps()) == [0, 0, 1, 0]
+    world.jobs._mux(IID)
+    _, path, origin = world.muxed()
+    assert len(_decoded(path, origin)) == 20
+
+
 _MEMORY_SCRIPT = r"""
 import json, resource, sys
 from pathlib import Path
