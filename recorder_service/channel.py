@@ -124,6 +124,18 @@ class EventChannel:
                 continue
             await ws.send(status_envelope(status, self._clock.local_now()).to_json())
 
+    async def send_message(self, kind: str, data: dict[str, object]) -> bool:
+        """One message on the current connection (e.g. the heartbeat); False when disconnected:
+        it is not queued, it is only worth its moment."""
+        ws = self._ws
+        if ws is None:
+            return False
+        try:
+            await ws.send(Envelope(type=kind, data=data, at=self._clock.local_now()).to_json())
+        except ConnectionClosed:
+            return False
+        return True
+
     async def _serve(self, ws: ClientConnection, stop: asyncio.Event) -> None:
         self._ws = ws
         self.connected.set()

@@ -77,6 +77,15 @@ class ClockSync:
         with self._lock:
             return self._offset
 
+    @property
+    def accuracy(self) -> float | None:
+        """± seconds of the offset in use: half the round trip of its sample (the most an
+        asymmetric path can have shifted it); None before the first sample."""
+        with self._lock:
+            if not self._samples:
+                return None
+            return min(self._samples, key=lambda s: s.rtt).rtt / 2.0
+
     def to_server(self, local: float) -> float:
         return local + self.offset
 

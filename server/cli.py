@@ -269,6 +269,9 @@ def build_parser() -> argparse.ArgumentParser:
     from server import recorder_cli
 
     recorder_cli.add_parser(sub)
+    from server import recorder_policy_cli
+
+    recorder_policy_cli.add_parser(sub)
     try:
         from server.sim import cli as sim_cli
     except ImportError:

@@ -39,6 +39,9 @@ class EventType(StrEnum):
     ACW_ENDED = "acw.ended"  # data: CallInfo (phase "done")
     TIME_PONG = "time.pong"  # data: TimePong
     ERROR = "error"  # data: {"message": str}
+    # data: RecorderPolicy.to_dict() — the admin changed it; the recorder applies it from its next
+    # capture or heartbeat (clients that do not know an event type ignore it).
+    RECORDER_POLICY = "recorder.policy"
 
 
 class ClientMessageType(StrEnum):
@@ -47,6 +50,8 @@ class ClientMessageType(StrEnum):
     TIME_PING = "time.ping"  # data: TimePing
     SCREEN_STATUS = "screen.status"  # data: ScreenStatus (recorder only)
     SCREEN_AUTO_PAUSE = "screen.auto_pause"  # data: ScreenAutoPause (recorder only)
+    # data: tandem_protocol.recorder_health.Heartbeat (recorder only, every policy.heartbeat_seconds)
+    RECORDER_HEARTBEAT = "recorder.heartbeat"
 
 
 class Phase(StrEnum):
@@ -73,6 +78,9 @@ class ScreenState(StrEnum):
     STOPPED = "stopped"  # recorder finalised its file, upload pending
     UPLOADED = "uploaded"
     FAILED = "failed"
+    # Sampled, but the agent's recorder is not connected (never was, or gone longer than three
+    # heartbeats): said at once instead of "requested" for ever; back to "requested" when it returns.
+    NO_RECORDER = "no_recorder"
 
 
 @dataclass(slots=True)

@@ -102,7 +102,11 @@ class RecorderPolicy:
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
         out.pop("extra")
-        out["masking"] = [{k: v for k, v in asdict(r).items() if v not in ("", None)} for r in self.masking]
+        # JSON-shaped (lists, not tuples): equal to the same policy read back from JSON.
+        out["masking"] = [
+            {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(r).items() if v not in ("", None)}
+            for r in self.masking
+        ]
         out["upload_window"] = list(self.upload_window) if self.upload_window else None
         return out
 

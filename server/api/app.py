@@ -23,7 +23,9 @@ from server.api import (
     routes_calls,
     routes_dn_matching,
     routes_events,
+    routes_fleet,
     routes_missed_calls,
+    routes_recorder_policy,
     routes_recorders,
     routes_recordings,
     routes_screen_upload,
@@ -101,6 +103,7 @@ def create_app(settings: Settings) -> FastAPI:
         ctx.media.start()
         await ctx.coordinator.recover()
         faults = _start_fault_watch(ctx)
+        faults.append(_start_recorder_policy(ctx))
         sip = None
         pool = None
         if settings.sip_enabled:
@@ -205,6 +208,8 @@ def create_app(settings: Settings) -> FastAPI:
         routes_users,
         routes_missed_calls,
         routes_dn_matching,
+        routes_recorder_policy,
+        routes_fleet,
         routes_events,
     ):
         app.include_router(module.router)
@@ -272,3 +277,18 @@ def _start_fault_watch(ctx: ServerContext) -> list[asyncio.Task[None]]:
         disk.on_change = audit_change
         tasks.append(asyncio.create_task(disk.run(), name="disk-guard"))
     return tasks
+
+
+def _start_recorder_policy(ctx: ServerContext) -> asyncio.Task[None]:
+    """The stored recorder policy in force before the first call (this may block the loop:
+    nothing is served yet), then re-read every few seconds for changes made by the CLI."""
+    from server.services import recorder_policy
+
+    defaults = recorder_policy.initial(ctx.settings.screen_fps)
+
+    def load() -> dict[str, object]:
+        with ctx.sessions() as s:
+            return recorder_policy.load(s, defaults).to_dict()
+
+    ctx.coordinator.recorders.set_policy(load())
+    return asyncio.create_task(ctx.coordinator.recorders.watch_policy(load), name="recorder-policy")

@@ -25,6 +25,7 @@ from server.api.deps import (
 )
 from server.api.errors import error_response
 from server.api.routes_auth import user_info
+from server.api.routes_fleet import recorder_heartbeat
 from server.events.hub import Subscription
 from server.security.tickets import TTL_SECONDS, TicketBook
 from server.security.tokens import channel_scope_refusal
@@ -139,6 +140,8 @@ async def events(websocket: WebSocket) -> None:
     await websocket.accept()
     sub = ctx.hub.subscribe(user.user_id, client, user.token_id)
     try:
+        if client == "recorder":  # before the state is built: a missing screen is requested again
+            await ctx.coordinator.recorders.recorder_connected(user.user_id)
         call = ctx.coordinator.current_call(user.user_id)
         state = Envelope(
             type=EventType.STATE,
@@ -149,7 +152,7 @@ async def events(websocket: WebSocket) -> None:
         await websocket.send_text(state.to_json())
         sender = asyncio.create_task(_forward(websocket, sub))
         try:
-            await _receive(websocket, ctx, user)
+            await _receive(websocket, ctx, user, client)
         finally:
             sender.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -158,6 +161,8 @@ async def events(websocket: WebSocket) -> None:
         pass
     finally:
         ctx.hub.unsubscribe(sub)
+        if client == "recorder":
+            ctx.coordinator.recorders.recorder_disconnected(user.user_id)
         if websocket.client_state is WebSocketState.CONNECTED:
             with contextlib.suppress(Exception):
                 await websocket.close()
@@ -182,7 +187,7 @@ async def _forward(websocket: WebSocket, sub: Subscription) -> None:
         await websocket.send_text(env.to_json())
 
 
-async def _receive(websocket: WebSocket, ctx: ServerContext, user: AuthUser) -> None:
+async def _receive(websocket: WebSocket, ctx: ServerContext, user: AuthUser, client: str) -> None:
     while True:
         text = await websocket.receive_text()
         t1 = time.time()
@@ -194,6 +199,8 @@ async def _receive(websocket: WebSocket, ctx: ServerContext, user: AuthUser) -> 
                 await websocket.send_text(reply.to_json())
             elif env.type == ClientMessageType.SCREEN_STATUS:
                 await ctx.coordinator.screen_status(user.user_id, ScreenStatus.from_dict(env.data))
+            elif env.type == ClientMessageType.RECORDER_HEARTBEAT and client == "recorder":
+                await recorder_heartbeat(ctx, user, env.data, t1)
             else:
                 raise ValueError(f"unknown message type {env.type!r}")
         except (ValueError, KeyError, TypeError) as exc:

@@ -73,6 +73,9 @@ class RecordingControl:
         self._waiters: dict[tuple[str, ScreenState], asyncio.Event] = {}
         self._waiting: dict[tuple[str, ScreenState], int] = {}
         self._watchers: set[asyncio.Task[None]] = set()  # background screen acks (SIP side)
+        # The admin's recorder policy (RecorderPolicy.to_dict()), sent in every screen.start;
+        # kept current by server.calls.recorder_link.RecorderLink.
+        self.recorder_policy: dict[str, Any] | None = None
 
     def close(self) -> None:
         """Shutdown: stop watching for screen acks that will not come now."""
@@ -242,9 +245,12 @@ class RecordingControl:
     def command(self, live: LiveCall, event: EventType, at: float) -> None:
         if live.state.agent_id is None or live.quiet:
             return  # no screen is recorded for these (see ``publish``)
-        fps = self._fps if event is EventType.SCREEN_START else None
+        start = event is EventType.SCREEN_START
+        policy = dict(self.recorder_policy) if start and self.recorder_policy is not None else None
+        # The admin's policy decides the frame rate (settings.screen_fps is its initial value).
+        fps = float(policy.get("fps", self._fps)) if policy else self._fps if start else None
         self._hub.publish(
-            live.state.agent_id, event, asdict(ScreenCommand(live.state.interaction_id, at, fps))
+            live.state.agent_id, event, asdict(ScreenCommand(live.state.interaction_id, at, fps, policy))
         )
 
 

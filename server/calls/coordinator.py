@@ -28,6 +28,7 @@ from server.calls.control import SIP, LiveCall, RecordingControl
 from server.calls.interaction_creation import InteractionCreation
 from server.calls.media_jobs import MediaJobs
 from server.calls.offer_policy import merge_parties
+from server.calls.recorder_link import RecorderLink
 from server.calls.recovery import interrupted_call_bye, recover_interrupted
 from server.calls.repository import CallRepository
 from server.calls.session_records import SessionRecords
@@ -45,7 +46,7 @@ from server.sip.listener import (
     UpdateKind,
 )
 from server.store.audit_queue import WriteBacklog
-from tandem_protocol.events import EventType, Phase
+from tandem_protocol.events import EventType, Phase, ScreenState
 
 log = logging.getLogger(__name__)
 DRAIN_RETRY_AFTER = 30  # seconds an SRC refused during a restart is asked to wait
@@ -83,6 +84,7 @@ class CallCoordinator(InteractionCreation, AgentActions):
         self.voice_failures = VoiceFailures(self._calls, self._control, disk)
         self._copies = AgentCopies(repo, records, media, live_dir)  # both parties are agents
         self._current: dict[int, str] = {}  # agent id -> interaction id shown on his desktop
+        self.recorders = RecorderLink(hub, self._control, self._calls, self._current)
         # Calls that named no known party, by what became of them (logged each time as well).
         self.unknown_party: collections.Counter[str] = collections.Counter()
 
@@ -220,11 +222,13 @@ class CallCoordinator(InteractionCreation, AgentActions):
         async with live.lock:
             live.handle = call
             at = call.answered_at or time.time()
-            start_screen = live.state.answer(at)
+            start_screen = live.state.answer(at, self.recorders.connected(live.state.agent_id))
             await self._control.save(live)
             self._control.publish(live, EventType.CALL_STARTED)
             if start_screen:
                 self._control.command(live, EventType.SCREEN_START, at)
+        if live.state.screen is ScreenState.NO_RECORDER:
+            await self.recorders.screen_unavailable(live)
         await self._copies.answered(live.state)
         linked = (
             f"; the agent's second call, linked to {live.state.parent_id}" if live.state.parent_id else ""
@@ -309,6 +313,7 @@ class CallCoordinator(InteractionCreation, AgentActions):
 
     async def shutdown(self) -> None:
         self._control.close()
+        self.recorders.close()
         for live in list(self._calls.values()):
             if live.acw_timer is not None:
                 live.acw_timer.cancel()

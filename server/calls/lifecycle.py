@@ -43,15 +43,37 @@ class Interaction:
     parent_id: str | None = None  # the agent's call this one overlapped (a second call)
 
     # -- transitions -----------------------------------------------------------------------
-    def answer(self, at: float) -> bool:
-        """Returns True when the recorder must be told to start capturing."""
+    def answer(self, at: float, recorder: bool = True) -> bool:
+        """Returns True when the recorder must be told to start capturing. ``recorder``: the
+        agent's recorder is connected; without it a sampled screen is NO_RECORDER at once (the
+        agent and supervisors see why, rather than "requested" for ever)."""
         self._require(self.phase is Phase.RINGING, "not_ringing", "call was already answered")
         self.phase = Phase.ACTIVE
         self.answered_at = at
         if self.screen_decision:
-            self.screen = ScreenState.REQUESTED
-            return True
+            self.screen = ScreenState.REQUESTED if recorder else ScreenState.NO_RECORDER
+            return recorder
         return False
+
+    def recorder_lost(self) -> bool:
+        """The agent's recorder went away (and stayed away) while it should be capturing: True
+        when that changed the screen state to NO_RECORDER."""
+        if self.phase not in (Phase.ACTIVE, Phase.ACW) or self.stopped_at is not None:
+            return False
+        if self.screen not in CAPTURING and self.screen is not ScreenState.PAUSED:
+            return False
+        self.screen = ScreenState.NO_RECORDER
+        return True
+
+    def recorder_back(self) -> bool:
+        """The agent's recorder connected: a screen it was missing for is requested again (its
+        resync then starts the capture, paused if the call is). True when that changed."""
+        if self.screen is not ScreenState.NO_RECORDER or self.stopped_at is not None:
+            return False
+        if self.phase not in (Phase.ACTIVE, Phase.ACW):
+            return False
+        self.screen = ScreenState.REQUESTED
+        return True
 
     def begin_pause(self, at: float) -> bool:
         """Voice pauses at ``at``. Returns True when the screen must confirm a pause too."""

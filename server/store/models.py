@@ -266,3 +266,29 @@ class ScreenUpload(Base):
     started_at: Mapped[float] = mapped_column(Float)  # declared server time of pts 0
     created_at: Mapped[float] = mapped_column(Float)
     updated_at: Mapped[float] = mapped_column(Float, index=True)
+
+
+class RecorderStatus(Base):
+    """The latest heartbeat of each recorder (one row per recorder token: a PC's enrolment), for
+    the administrators' fleet page. Overwritten at every heartbeat; "offline" is not stored but
+    read off ``last_seen`` (three missed heartbeats), so a server that was down cannot leave a
+    stale "online". (Revision 0009.)"""
+
+    __tablename__ = "recorder_status"
+    token_id: Mapped[int] = mapped_column(Integer, primary_key=True)  # api_tokens.id of the recorder
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)  # its agent
+    host: Mapped[str] = mapped_column(String(255), default="")
+    version: Mapped[str] = mapped_column(String(40), default="")
+    state: Mapped[str] = mapped_column(String(20))  # tandem_protocol.recorder_health.STATES
+    interaction_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    spool_bytes: Mapped[int] = mapped_column(Integer, default=0)
+    segments_pending: Mapped[int] = mapped_column(Integer, default=0)
+    upload: Mapped[str] = mapped_column(Text, default="")  # JSON UploadProgress, "" when idle
+    last_error: Mapped[str] = mapped_column(String(500), default="")
+    free_disk_bytes: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    free_disk_percent: Mapped[float | None] = mapped_column(Float, nullable=True)
+    clock_offset: Mapped[float | None] = mapped_column(Float, nullable=True)
+    clock_accuracy: Mapped[float | None] = mapped_column(Float, nullable=True)
+    interval: Mapped[float] = mapped_column(Float)  # seconds between heartbeats, as the recorder said
+    first_seen: Mapped[float] = mapped_column(Float)
+    last_seen: Mapped[float] = mapped_column(Float, index=True)

@@ -91,19 +91,40 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setup]:
     with run_server(work / "server", extra_users=[(AGENT, "agent", "Blue")]) as server:
         token = server.token(AGENT, client="desktop", dn=DN)
         ws_url = server.url.replace("http://", "ws://", 1)
-        with connect(
-            f"{ws_url}/api/events?client=desktop",
-            additional_headers={"Authorization": f"Bearer {token}"},
-            open_timeout=10,
-        ) as ws:
+        with (
+            connect(
+                f"{ws_url}/api/events?client=desktop",
+                additional_headers={"Authorization": f"Bearer {token}"},
+                open_timeout=10,
+            ) as ws,
+            # A connected recorder: without one a sampled call's screen is "no_recorder" and no
+            # screen.start is sent at all. It never acknowledges; only the commands are under test.
+            connect(
+                f"{ws_url}/api/events?client=recorder",
+                additional_headers={"Authorization": f"Bearer {_recorder_token(server)}"},
+                open_timeout=10,
+            ) as recorder_ws,
+        ):
             channel = Channel(ws)
+            recorder = Channel(recorder_ws)
             try:
                 wait_until(lambda: "state" in channel.types(), 10, "the channel's first state message")
+                wait_until(lambda: "state" in recorder.types(), 10, "the recorder's first state message")
                 with chromium() as browser, new_page(browser) as page:
                     log_in(page, server.url, "admin", server.creds["admin"]["password"])
                     yield Setup(server, token, channel, page)
             finally:
                 channel.close()
+                recorder.close()
+
+
+def _recorder_token(server: ServerProcess) -> str:
+    with server.client("admin") as admin:
+        r = admin.post("/api/admin/recorders/enrolments", json={"username": AGENT})
+        assert r.status_code == 201, r.text
+        r = admin.post("/api/recorders/enroll", json={"code": r.json()["code"]})
+        assert r.status_code == 200, r.text
+        return str(r.json()["token"])
 
 
 def _set_via_api(server: ServerProcess, percentage: float) -> None:

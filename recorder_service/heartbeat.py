@@ -1,0 +1,209 @@
+"""The recorder's heartbeat: what the administrators' fleet page shows about this PC's recorder.
+
+``build_heartbeat`` is pure: each figure comes from a callable (the controller's state, the
+spool, the uploader, the disk, the clock), so it is tested without any of them. A source that
+raises does not cost the heartbeat: its field is left empty and the error is reported in
+``last_error`` — a heartbeat that stopped because the spool could not be read would look like
+a recorder that is down, which is worse than one that says what it cannot read.
+
+``HeartbeatSender`` sends one every ``interval()`` seconds (the policy's ``heartbeat_seconds``,
+read again each time so a ``recorder.policy`` push applies at the next beat) through a ``send``
+coroutine that returns False while the channel is down: a missed beat is not queued, the server
+counts the recorder offline after three missed ones and that is the truth.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import shutil
+import socket
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+from typing import Any, TypeVar
+
+from recorder_service.clock import ClockSync
+from tandem_protocol.events import Envelope, EventType
+from tandem_protocol.recorder_health import STATES, Heartbeat, UploadProgress
+from tandem_protocol.recorder_policy import PolicyError, RecorderPolicy
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class HealthSources:
+    state: Callable[[], str]  # one of tandem_protocol.recorder_health.STATES
+    interaction: Callable[[], str | None]
+    spool: Callable[[], tuple[int, int]]  # (bytes in the spool, segments waiting for the server)
+    upload: Callable[[], UploadProgress | None]
+    last_error: Callable[[], str]
+    disk: Callable[[], tuple[int, float]]  # (free bytes, free percent) where the spool lives
+    clock: Callable[[], tuple[float | None, float | None]]  # (offset, accuracy); None: not synced
+
+
+def build_heartbeat(sources: HealthSources, *, version: str, host: str, interval: float) -> Heartbeat:
+    problems: list[str] = []
+
+    def read(what: str, source: Callable[[], T], default: T) -> T:
+        try:
+            return source()
+        except Exception as exc:  # any failure of a source is reported, never fatal
+            problems.append(f"{what} unreadable: {exc}")
+            return default
+
+    state = read("state", sources.state, "failed")
+    if state not in STATES:
+        problems.append(f"unknown state {state!r}")
+        state = "failed"
+    spool_bytes, pending = read("spool", sources.spool, (0, 0))
+    no_disk: tuple[int | None, float | None] = (None, None)
+    no_clock: tuple[float | None, float | None] = (None, None)
+    disk = read("disk", sources.disk, no_disk)
+    offset, accuracy = read("clock", sources.clock, no_clock)
+    error = read("last error", sources.last_error, "")
+    return Heartbeat(
+        version=version,
+        state=state,
+        host=host,
+        interaction_id=read("interaction", sources.interaction, None),
+        spool_bytes=max(0, int(spool_bytes)),
+        segments_pending=max(0, int(pending)),
+        upload=read("upload", sources.upload, None),
+        last_error="; ".join([*problems, error] if error else problems)[:500],
+        free_disk_bytes=disk[0],
+        free_disk_percent=None if disk[1] is None else round(min(100.0, max(0.0, disk[1])), 2),
+        clock_offset=offset,
+        clock_accuracy=accuracy,
+        interval=interval,
+    )
+
+
+def recorder_version() -> str:
+    try:
+        return metadata.version("tandem-recording")
+    except metadata.PackageNotFoundError:  # a bundle without its dist-info
+        return "unknown"
+
+
+def host_name() -> str:
+    return socket.gethostname()[:255]
+
+
+def disk_free(path: Path) -> tuple[int, float]:
+    usage = shutil.disk_usage(path)
+    return usage.free, 100.0 * usage.free / usage.total if usage.total else 0.0
+
+
+def directory_bytes(root: Path) -> int:
+    """Bytes of every file under ``root`` (the spool): a file vanishing mid-walk is skipped."""
+    total = 0
+    for folder, _dirs, files in os.walk(root):
+        for name in files:
+            with contextlib.suppress(OSError):
+                total += os.stat(os.path.join(folder, name)).st_size
+    return total
+
+
+class PolicyWatch:
+    """The newest recorder policy the server sent (``screen.start``'s ``policy`` or a
+    ``recorder.policy`` push), fed every envelope by the service's dispatcher; an invalid one is
+    logged and ignored (the previous stays)."""
+
+    def __init__(self, policy: RecorderPolicy | None = None) -> None:
+        self.policy = policy or RecorderPolicy()
+
+    def observe(self, envelope: Envelope) -> None:
+        raw: Any = None
+        if envelope.type == EventType.RECORDER_POLICY:
+            raw = envelope.data
+        elif envelope.type == EventType.SCREEN_START:
+            raw = envelope.data.get("policy")
+        if raw is None:
+            return
+        try:
+            self.policy = RecorderPolicy.from_dict(raw)
+        except PolicyError as exc:
+            log.error("recorder policy from the server ignored: %s", exc)
+
+    def heartbeat_seconds(self) -> float:
+        return self.policy.heartbeat_seconds
+
+
+_MODES = {"capturing": "recording", "paused": "paused", "finalising": "stopping"}
+
+
+def service_sources(
+    controller: Any, spool_root: Path, uploader: Any, clock: ClockSync, spool_problem: Callable[[], str]
+) -> HealthSources:
+    """The running service's figures: the controller's mode and interaction, the spool directory,
+    the uploader's ``stats()`` (pending segments, the segment in flight, its last error), the
+    disk under the spool and the clock. ``spool_problem``: why capture is stopped by the spool
+    quota ("" while it is not)."""
+
+    def state() -> str:
+        if spool_problem():
+            return "spool_full"
+        mode = str(getattr(controller, "mode", "idle"))
+        if mode in _MODES:
+            return _MODES[mode]
+        return "uploading" if getattr(uploader.stats(), "state", "") == "uploading" else "idle"
+
+    def upload() -> UploadProgress | None:
+        current = getattr(uploader.stats(), "current", None)
+        if current is None:
+            return None
+        segment = str(getattr(current, "segment", ""))  # "<interaction>/<run>/<seq>"
+        return UploadProgress(segment, int(getattr(current, "offset", 0)), int(getattr(current, "length", 0)))
+
+    def last_error() -> str:
+        return "; ".join(e for e in (spool_problem(), str(getattr(uploader.stats(), "last_error", ""))) if e)
+
+    return HealthSources(
+        state=state,
+        interaction=lambda: getattr(controller, "current", None),
+        spool=lambda: (directory_bytes(spool_root), int(getattr(uploader.stats(), "pending_segments", 0))),
+        upload=upload,
+        last_error=last_error,
+        disk=lambda: disk_free(spool_root),
+        clock=lambda: (clock.offset, clock.accuracy) if clock.synced else (None, None),
+    )
+
+
+class HeartbeatSender:
+    def __init__(
+        self,
+        sources: HealthSources,
+        send: Callable[[Heartbeat], Awaitable[bool]],
+        interval: Callable[[], float],
+        *,
+        version: str | None = None,
+        host: str | None = None,
+    ) -> None:
+        self._sources = sources
+        self._send = send
+        self._interval = interval
+        self._version = version or recorder_version()
+        self._host = host or host_name()
+        self.sent = 0
+
+    def build(self) -> Heartbeat:
+        return build_heartbeat(
+            self._sources, version=self._version, host=self._host, interval=self._interval()
+        )
+
+    async def run(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            try:
+                # Built off the loop: walking a large spool or a slow disk must not stall commands.
+                beat = await asyncio.to_thread(self.build)
+                if await self._send(beat):
+                    self.sent += 1
+            except Exception:  # a heartbeat must never take the recorder down
+                log.exception("heartbeat not sent")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=max(1.0, self._interval()))
