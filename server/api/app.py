@@ -29,6 +29,7 @@ from server.api import (
     routes_recorders,
     routes_recordings,
     routes_screen_upload,
+    routes_search,
     routes_users,
 )
 from server.api.context import ServerContext
@@ -201,6 +202,7 @@ def create_app(settings: Settings) -> FastAPI:
         routes_calls,
         routes_screen_upload,
         routes_recorders,
+        routes_search,  # before routes_recordings: /interactions/search is not an interaction id
         routes_recordings,
         routes_admin,
         routes_audit,

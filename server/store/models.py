@@ -108,6 +108,14 @@ class Interaction(Base):
     # A second simultaneous call of the same agent (three-way, call waiting, consultation)
     # names the call it overlapped; NULL for an ordinary call. (Revision 0007.)
     parent_interaction_id: Mapped[str | None] = mapped_column(String(36), nullable=True, index=True)
+    # Search keys (revision 0010), kept by server/store/search_columns.py on every ORM write: the
+    # numbers alone (caller may read "Name <+1555…>") for prefix search, and the talk time.
+    caller_number: Mapped[str] = mapped_column(String(64), default="", server_default="")
+    callee_number: Mapped[str] = mapped_column(String(64), default="", server_default="")
+    duration: Mapped[float | None] = mapped_column(Float, nullable=True)
+    # Set (never cleared) when a screen file or segment is stored / a pause (not a hold) starts.
+    has_screen: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("0"))
+    was_paused: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("0"))
     agent: Mapped[User | None] = relationship()
     pauses: Mapped[list[PauseSpan]] = relationship(order_by="PauseSpan.started_at")
     # Only stored files: a row still "pending" is an upload or a move into storage under way
@@ -292,3 +300,40 @@ class RecorderStatus(Base):
     interval: Mapped[float] = mapped_column(Float)  # seconds between heartbeats, as the recorder said
     first_seen: Mapped[float] = mapped_column(Float)
     last_seen: Mapped[float] = mapped_column(Float, index=True)
+
+
+class InteractionMetaValue(Base):
+    """An admin-named searchable metadata key's value for one interaction, taken from its
+    recording parameters (X-Recording-* headers, Request-URI parameters) whenever the interaction
+    is written (server/store/search_columns.py). Values are case-folded. (Revision 0010.)"""
+
+    __tablename__ = "interaction_meta_values"
+    __table_args__ = (Index("ix_interaction_meta_values_key_value", "key", "value", "interaction_id"),)
+    interaction_id: Mapped[str] = mapped_column(ForeignKey("interactions.id"), primary_key=True)
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(String(200))
+
+
+class SavedSearch(Base):
+    """A user's named search: the query string of the search page's URL. (Revision 0010.)"""
+
+    __tablename__ = "saved_searches"
+    __table_args__ = (UniqueConstraint("user_id", "name"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    name: Mapped[str] = mapped_column(String(100))
+    query: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[float] = mapped_column(Float)
+
+
+# Indexes of the search page's typical queries (revision 0010; chosen with EXPLAIN QUERY PLAN, see
+# benchmarks/playback/search_bench.py). The id ends each so keyset paging needs no sort.
+Index("ix_interactions_started_id", Interaction.started_at, Interaction.id)
+Index("ix_interactions_agent_started_id", Interaction.agent_id, Interaction.started_at, Interaction.id)
+Index("ix_interactions_caller_number", Interaction.caller_number, Interaction.started_at)
+Index("ix_interactions_callee_number", Interaction.callee_number, Interaction.started_at)
+Index("ix_interactions_duration", Interaction.duration, Interaction.id)
+
+from server.store.search_columns import register as _register_search_columns  # noqa: E402
+
+_register_search_columns(Interaction, InteractionMetaValue, Setting, MediaFile, PauseSpan, ScreenSegment)
