@@ -35,6 +35,7 @@ from tandem_protocol.events import (
     ClientMessageType,
     Envelope,
     EventType,
+    ScreenAutoPause,
     ScreenStatus,
     TimePong,
     parse_envelope,
@@ -199,6 +200,9 @@ async def _receive(websocket: WebSocket, ctx: ServerContext, user: AuthUser, cli
                 await websocket.send_text(reply.to_json())
             elif env.type == ClientMessageType.SCREEN_STATUS:
                 await ctx.coordinator.screen_status(user.user_id, ScreenStatus.from_dict(env.data))
+            elif env.type == ClientMessageType.SCREEN_AUTO_PAUSE:
+                msg = ScreenAutoPause.from_dict(env.data)
+                await ctx.coordinator.screen_auto_pause(user.user_id, user.username, msg)
             elif env.type == ClientMessageType.RECORDER_HEARTBEAT and client == "recorder":
                 await recorder_heartbeat(ctx, user, env.data, t1)
             else:

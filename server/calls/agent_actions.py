@@ -15,8 +15,9 @@ import time
 
 from server.calls.control import LiveCall, RecordingControl
 from server.calls.media_jobs import MediaJobs
+from server.calls.repository import CallRepository
 from server.errors import CallActionError, LifecycleError
-from tandem_protocol.events import CallInfo, EventType, Phase, ScreenState, ScreenStatus
+from tandem_protocol.events import CallInfo, EventType, Phase, ScreenAutoPause, ScreenState, ScreenStatus
 
 log = logging.getLogger("server.calls.coordinator")
 
@@ -29,6 +30,7 @@ class AgentActions:
     _current: dict[int, str]  # agent id -> interaction id shown on his desktop
     _control: RecordingControl
     _media: MediaJobs
+    _repo: CallRepository
 
     def current_call(self, agent_id: int) -> CallInfo | None:
         live = self._calls.get(self._current.get(agent_id, ""))
@@ -86,13 +88,38 @@ class AgentActions:
         if live is None or live.state.agent_id != agent_id:
             log.info("screen.status for unknown/foreign interaction %s ignored", status.interaction_id)
             return
+        # The first ack of a start: the desktop and supervisors see it recording, not "starting".
+        started = live.state.screen is ScreenState.REQUESTED and status.state is not ScreenState.REQUESTED
         live.state.screen_reported(status.state)
         # Acknowledged before the database write: a busy database must not turn the recorder's
         # confirmed pause into a 504 (the state is written with the call's next save anyway).
         self._control.screen_acknowledged(status.interaction_id, status.state)
         await self._control.save(live)
-        if status.state in (ScreenState.STOPPED, ScreenState.FAILED):
+        if started or status.state in (ScreenState.STOPPED, ScreenState.FAILED):
             self._control.publish(live, EventType.CALL_UPDATED)
+
+    async def screen_auto_pause(self, agent_id: int, username: str, msg: ScreenAutoPause) -> None:
+        """The recorder paused the screen itself while a masking rule's window was shown: a
+        pause span (reason ``auto:<rule>``) on the interaction's timeline, and in the audit log.
+        ``ValueError`` (sent back to the recorder) for anything refused, which is audited too."""
+        what = "auto_resume" if msg.ended_at is not None else "auto_pause"
+        detail = f"rule {msg.rule!r}, screen paused by the recorder"
+        try:
+            outcome = await asyncio.to_thread(
+                self._repo.record_auto_pause,
+                msg.interaction_id,
+                (agent_id, username),
+                msg.rule,
+                msg.started_at,
+                msg.ended_at,
+            )
+        except ValueError as exc:
+            await self._control.audit(
+                f"recording.{what}", msg.interaction_id, str(exc), (agent_id, username), outcome="denied"
+            )
+            raise
+        if outcome != "unchanged":
+            await self._control.audit(f"recording.{what}", msg.interaction_id, detail, (agent_id, username))
 
     async def screen_uploaded(self, interaction_id: str) -> None:
         live = self._calls.get(interaction_id)

@@ -21,6 +21,7 @@ from server.store.storage import Storage, sha256_file
 from tandem_protocol import dn as dn_rules
 
 SCREEN_PERCENTAGE_KEY = "screen_percentage"
+AUTO_PAUSE_SLACK = 5.0  # seconds an auto-pause may start outside its interaction (clock offset)
 
 
 @dataclass(frozen=True, slots=True)
@@ -245,6 +246,49 @@ class CallRepository:
                 )
             ).all()
             return [(r[0], int(r[1]), int(r[2])) for r in rows]
+
+    def record_auto_pause(
+        self,
+        interaction_id: str,
+        agent: tuple[int, str],
+        rule: str,
+        started_at: float,
+        ended_at: float | None,
+    ) -> str:
+        """The agent's recorder paused the screen itself (a masking rule's window was shown):
+        a pause span with reason ``auto:<rule>``, found again by start and reason when its end
+        arrives (a resent message changes nothing). Returns "stored", "ended" or "unchanged";
+        raises ``ValueError`` (the recorder is told why) for another agent's interaction or a
+        span outside the interaction."""
+        reason = f"auto:{rule}"[:100]
+        with session_scope(self._factory) as s:
+            row = s.get(models.Interaction, interaction_id)
+            if row is None or row.agent_id != agent[0]:
+                raise ValueError(f"screen.auto_pause: no interaction {interaction_id} of yours")
+            finished = row.acw_ended_at or row.stopped_at
+            # Slack for the recorder's clock offset: it stamps in server time, to within a second.
+            if started_at < row.started_at - AUTO_PAUSE_SLACK or (
+                finished is not None and started_at > finished + AUTO_PAUSE_SLACK
+            ):
+                raise ValueError("screen.auto_pause: started_at is outside the interaction")
+            key = (reason, round(started_at, 6))
+            span = next((p for p in row.pauses if (p.reason, round(p.started_at, 6)) == key), None)
+            if span is None:
+                s.add(
+                    models.PauseSpan(
+                        interaction_id=row.id,
+                        started_at=started_at,
+                        ended_at=ended_at,
+                        by_user_id=agent[0],
+                        by_username=agent[1],
+                        reason=reason,
+                    )
+                )
+                return "stored"
+            if ended_at is not None and span.ended_at != ended_at:
+                span.ended_at = ended_at
+                return "ended"
+            return "unchanged"
 
     # -- recovery --------------------------------------------------------------------------
     def unfinished(self) -> list[tuple[str, str, float | None, float | None]]:
