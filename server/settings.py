@@ -96,6 +96,12 @@ class Settings(BaseSettings):
     # ACW, or now), and its last frame within this plus screen_end_tolerance_seconds of the end.
     screen_time_slack_seconds: float = Field(60.0, ge=0)
     screen_end_tolerance_seconds: float = Field(2.0, ge=0)
+    # Screen segments (docs/screen-segments.md): every frame within [call start - start slack,
+    # end of ACW (or now) + end slack]; partial uploads untouched this long are removed.
+    segment_start_slack_seconds: float = Field(2.0, ge=0)
+    segment_end_slack_seconds: float = Field(5.0, ge=0)
+    segment_max_bytes: int = Field(512 * 1024**2, gt=0)
+    segment_upload_expiry_hours: float = Field(24.0, gt=0)
     secure_cookies: bool = False  # set true when served over HTTPS
     max_upload_bytes: int = Field(4 * 1024**3, gt=0)
     auto_migrate: bool = True
@@ -146,6 +152,11 @@ class Settings(BaseSettings):
     @property
     def tmp_dir(self) -> Path:
         return (self.data_dir / "tmp").resolve()
+
+    @property
+    def uploads_dir(self) -> Path:
+        """Partial screen-segment uploads (resumable): the bytes received so far."""
+        return (self.data_dir / "uploads").resolve()
 
     @property
     def advertised_host(self) -> str:

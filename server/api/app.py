@@ -28,6 +28,7 @@ from server.api import (
     routes_recorder_policy,
     routes_recorders,
     routes_recordings,
+    routes_screen_segments,
     routes_screen_upload,
     routes_search,
     routes_users,
@@ -201,6 +202,7 @@ def create_app(settings: Settings) -> FastAPI:
         routes_auth,
         routes_calls,
         routes_screen_upload,
+        routes_screen_segments,
         routes_recorders,
         routes_search,  # before routes_recordings: /interactions/search is not an interaction id
         routes_recordings,

@@ -55,7 +55,7 @@ RECORDER_SCOPE = "recorder"
 WRITE_BATCH = 1 << 20  # bytes gathered before one write in a worker thread (bounds memory too)
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 # Refusals of who/what/when are "denied"; a body that is not what it claims is "failed".
-_DENIED_STATUSES = frozenset({401, 403, 404, 409})
+DENIED_STATUSES = frozenset({401, 403, 404, 409})
 
 
 class _AlreadyStored(Exception):
@@ -94,6 +94,16 @@ def _declared(request: Request) -> _Declared:
     return _Declared(started_at, sha)
 
 
+def require_recorder_token(user: AuthUser) -> None:
+    if user.client != RECORDER_SCOPE:
+        raise ApiError(
+            403,
+            "recorder_token_required",
+            "screen recordings are uploaded only by an enrolled recorder service (a recorder token); "
+            f"a {user.client} login cannot upload",
+        )
+
+
 def _span(ctx: ServerContext, interaction_id: str, user: AuthUser) -> tuple[float, float]:
     """Who may upload here, and the interaction's span [start, end of ACW (or now)]."""
     with session_scope(ctx.sessions) as s:
@@ -112,13 +122,21 @@ def _span(ctx: ServerContext, interaction_id: str, user: AuthUser) -> tuple[floa
         return row.started_at, row.acw_ended_at or row.ended_at or time.time()
 
 
-def _audit(
-    ctx: ServerContext, user: AuthUser, interaction_id: str, outcome: str, detail: str, addr: str
+def audit_upload(
+    ctx: ServerContext,
+    user: AuthUser,
+    interaction_id: str,
+    outcome: str,
+    detail: str,
+    addr: str,
+    *,
+    action: str = "screen.upload",
 ) -> None:
+    """One audit record of a screen upload (this route's, or a segment's: ``screen.segment``)."""
     with session_scope(ctx.sessions) as s:
         audit.record(
             s,
-            action="screen.upload",
+            action=action,
             outcome=outcome,
             user_id=user.user_id,
             username=user.username,
@@ -150,13 +168,7 @@ async def upload_screen(
     addr = client_addr(request)
     settings = ctx.settings
     try:
-        if user.client != RECORDER_SCOPE:
-            raise ApiError(
-                403,
-                "recorder_token_required",
-                "screen recordings are uploaded only by an enrolled recorder service (a recorder token); "
-                f"a {user.client} login cannot upload",
-            )
+        require_recorder_token(user)
         declared = _declared(request)
         span_start, span_end = await asyncio.to_thread(_span, ctx, interaction_id, user)
         try:  # the start alone, before a byte of the body is read; the end once it is decoded
@@ -189,24 +201,24 @@ async def upload_screen(
         size = await _store(request, ctx, claim, declared, span_start, span_end)
     except _AlreadyStored as exc:
         await asyncio.to_thread(
-            _audit, ctx, user, interaction_id, "denied", f"already stored (sha256 {exc.sha256})", addr
+            audit_upload, ctx, user, interaction_id, "denied", f"already stored (sha256 {exc.sha256})", addr
         )
         return _already_uploaded(exc.sha256)
     except ApiError as exc:
-        outcome = "denied" if exc.status in _DENIED_STATUSES else "failed"
+        outcome = "denied" if exc.status in DENIED_STATUSES else "failed"
         await asyncio.to_thread(
-            _audit, ctx, user, interaction_id, outcome, f"{exc.code}: {exc.message}", addr
+            audit_upload, ctx, user, interaction_id, outcome, f"{exc.code}: {exc.message}", addr
         )
         raise
     except Exception as exc:  # a fault of ours (database, disk): still on the record, then a 500
         log.exception("upload of the screen of %s failed", interaction_id)
         with contextlib.suppress(Exception):
             await asyncio.to_thread(
-                _audit, ctx, user, interaction_id, "failed", f"server error: {type(exc).__name__}", addr
+                audit_upload, ctx, user, interaction_id, "failed", f"server error: {type(exc).__name__}", addr
             )
         raise
     await asyncio.to_thread(
-        _audit, ctx, user, interaction_id, "allowed", f"{size} bytes, sha256 {declared.sha256}", addr
+        audit_upload, ctx, user, interaction_id, "allowed", f"{size} bytes, sha256 {declared.sha256}", addr
     )
     await ctx.coordinator.screen_uploaded(interaction_id)
     return {"key": f"screen:{interaction_id}", "size": size, "sha256": declared.sha256}

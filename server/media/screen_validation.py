@@ -38,7 +38,9 @@ class ScreenMedia:
     height: int
 
 
-def _check_boxes(path: Path) -> None:
+def check_boxes(path: Path) -> list[str]:
+    """The file's top-level box kinds, once they are known to cover it exactly as an MP4 with a
+    ``moov`` (shared with the segment check, server/media/segment_validation.py)."""
     try:
         size = path.stat().st_size
         with path.open("rb") as fp:
@@ -51,13 +53,14 @@ def _check_boxes(path: Path) -> None:
         raise ScreenRejected("not_mp4", "the upload is not an MP4 file (it does not start with an ftyp box)")
     if "moov" not in kinds:
         raise ScreenRejected("not_mp4", "the upload is not a complete MP4 file (no moov box)")
+    return kinds
 
 
 def validate_screen_file(path: Path) -> ScreenMedia:
     """Return what the file holds, or raise :class:`ScreenRejected`."""
     import av  # PyAV only loads once an upload arrives
 
-    _check_boxes(path)
+    check_boxes(path)
     try:
         container = av.open(str(path), "r")
     except (av.FFmpegError, OSError) as exc:

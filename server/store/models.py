@@ -251,6 +251,8 @@ class ScreenSegment(Base):
     width: Mapped[int] = mapped_column(Integer)
     height: Mapped[int] = mapped_column(Integer)
     has_audio: Mapped[bool] = mapped_column(Boolean, default=False)
+    # The last segment of a capture (the recorder's ``final`` metadata, after screen.stop).
+    final: Mapped[bool] = mapped_column(Boolean, default=False)
     uploaded_by_token_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
     created_at: Mapped[float] = mapped_column(Float)
 
@@ -272,6 +274,7 @@ class ScreenUpload(Base):
     offset: Mapped[int] = mapped_column(Integer, default=0)  # Upload-Offset
     sha256: Mapped[str] = mapped_column(String(64))  # declared digest of the whole segment
     started_at: Mapped[float] = mapped_column(Float)  # declared server time of pts 0
+    final: Mapped[bool] = mapped_column(Boolean, default=False)  # declared: the capture's last segment
     created_at: Mapped[float] = mapped_column(Float)
     updated_at: Mapped[float] = mapped_column(Float, index=True)
 

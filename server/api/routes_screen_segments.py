@@ -1,0 +1,485 @@
+"""Resumable, checksummed upload of screen segments: tus 1.0.0 core + creation + checksum +
+termination (docs/screen-segments.md). The recorder's current path; ``PUT …/screen``
+(routes_screen_upload.py) is the legacy single-file one.
+
+Who: a recorder token of the interaction's agent only (the same rules as the legacy upload).
+Every refusal is audited (``screen.segment``, denied or failed) and leaves nothing stored; each
+stored segment is audited once (allowed). The state, partial files and the store step are in
+server/calls/segment_uploads.py; file and database work runs in worker threads (this event loop
+also carries SIP). One request at a time works on an upload (WriterGate): a retry that arrives
+while the server still reads a cut connection's body takes over from it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import hashlib
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+from fastapi import APIRouter, Depends, Request, Response
+from fastapi.responses import JSONResponse
+from starlette.requests import ClientDisconnect
+
+from server.api.context import ServerContext
+from server.api.deps import AuthUser, client_addr, get_context, require_roles
+from server.api.errors import ApiError
+from server.api.routes_screen_upload import DENIED_STATUSES, WRITE_BATCH, audit_upload, require_recorder_token
+from server.api.tus_headers import (
+    CHECKSUM_ALGORITHMS,
+    CHECKSUM_MISMATCH,
+    OFFSET_CONTENT_TYPE,
+    TUS_EXTENSIONS,
+    TUS_VERSION,
+    SegmentDeclaration,
+    TusHeaderError,
+    check_version,
+    parse_checksum,
+    parse_declaration,
+    parse_int,
+    parse_metadata,
+)
+from server.calls.segment_uploads import (
+    AlreadyStored,
+    DeclaredOtherwise,
+    PartialFile,
+    SegmentUploads,
+    StoredSegment,
+    Upload,
+    UploadGone,
+    WriterGate,
+)
+from server.errors import ScreenRejected, StorageError, StorageFullError
+from server.media.segment_validation import FramesInPause, Span
+from server.store import models
+from server.store.db import session_scope
+
+router = APIRouter(prefix="/api")
+log = logging.getLogger(__name__)
+agent_only = require_roles("agent", allow_recorder=True)
+ACTION = "screen.segment"
+TUS = {"Tus-Resumable": TUS_VERSION}
+
+
+class _Refused(Exception):
+    """A refusal with a body of its own (already_uploaded, frames_in_pause): audited, then sent."""
+
+    def __init__(self, status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> None:
+        super().__init__(body["message"])
+        self.status = status
+        self.body = body
+        self.headers = headers or {}
+
+
+class _Cut(Exception):
+    """The body stopped: the client went away, or a newer request took the upload over."""
+
+
+def _uploads(request: Request, ctx: ServerContext) -> tuple[SegmentUploads, WriterGate]:
+    state = request.app.state
+    if getattr(state, "segment_uploads", None) is None:  # made once per app, on its event loop
+        state.segment_uploads = SegmentUploads(
+            ctx.sessions,
+            ctx.storage,
+            ctx.settings.uploads_dir,
+            expiry_seconds=ctx.settings.segment_upload_expiry_hours * 3600,
+        )
+        state.segment_gate = WriterGate()
+    return state.segment_uploads, state.segment_gate
+
+
+# -- checks --------------------------------------------------------------------------------------
+def _common(request: Request, user: AuthUser) -> None:
+    require_recorder_token(user)
+    check_version(request.headers.get("tus-resumable"))
+
+
+def _interaction_for(ctx: ServerContext, interaction_id: str, user: AuthUser) -> float:
+    """Who may upload segments here; returns when the span ends (end of ACW, or 0: still on)."""
+    with session_scope(ctx.sessions) as s:
+        row = s.get(models.Interaction, interaction_id)
+        if row is None:
+            raise ApiError(404, "unknown_interaction", f"no interaction {interaction_id}")
+        if row.agent_id != user.user_id:
+            raise ApiError(403, "forbidden", "that interaction belongs to another agent")
+        if not row.screen_decision:
+            raise ApiError(
+                409, "screen_not_requested", "no screen recording was requested for this interaction"
+            )
+        return row.acw_ended_at or 0.0
+
+
+def _own_upload(uploads: SegmentUploads, upload_id: str, user: AuthUser) -> Upload:
+    upload = uploads.get(upload_id)
+    if upload is None or upload.user_id != user.user_id:
+        # Another agent's upload is answered like an unknown one: its id tells nothing.
+        raise ApiError(
+            404, "unknown_upload", f"no upload {upload_id[:40]} of yours (finished, expired or never made)"
+        )
+    return upload
+
+
+def _live_pauses(ctx: ServerContext, user: AuthUser, interaction_id: str) -> list[Span]:
+    """Pauses of the live call not stored yet (its database write may be queued)."""
+    info = ctx.coordinator.current_call(user.user_id)
+    if info is None or info.interaction_id != interaction_id:
+        return []
+    return [Span(p.started_at, p.ended_at) for p in info.pauses]
+
+
+async def _audited(
+    ctx: ServerContext, user: AuthUser, interaction_id: str, outcome: str, detail: str, request: Request
+) -> None:
+    await asyncio.to_thread(
+        audit_upload, ctx, user, interaction_id, outcome, detail, client_addr(request), action=ACTION
+    )
+
+
+async def _refusal(
+    ctx: ServerContext, user: AuthUser, target: str, exc: Exception, request: Request, what: str
+) -> Response:
+    """Audit the refusal, then answer it (tus headers on every answer)."""
+    if isinstance(exc, _Refused):
+        status, body, headers = exc.status, exc.body, exc.headers
+    elif isinstance(exc, ApiError):
+        status, headers = exc.status, exc.headers or {}
+        body = {"error": exc.code, "message": exc.message}
+    elif isinstance(exc, TusHeaderError):
+        status, headers = exc.status, {"Tus-Version": TUS_VERSION} if exc.status == 412 else {}
+        body = {"error": exc.code, "message": exc.message}
+    else:
+        raise exc
+    outcome = "denied" if status in DENIED_STATUSES or status == 412 else "failed"
+    await _audited(ctx, user, target, outcome, f"{what}: {body['error']}: {body['message']}", request)
+    headers = {**TUS, **headers}
+    if request.method == "HEAD":
+        return Response(status_code=status, headers=headers)
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+# -- OPTIONS, POST (creation) ----------------------------------------------------------------------
+@router.options("/uploads")
+async def tus_options(ctx: ServerContext = Depends(get_context)) -> Response:
+    return Response(
+        status_code=204,
+        headers={
+            **TUS,
+            "Tus-Version": TUS_VERSION,
+            "Tus-Extension": TUS_EXTENSIONS,
+            "Tus-Checksum-Algorithm": ",".join(CHECKSUM_ALGORITHMS),
+            "Tus-Max-Size": str(ctx.settings.segment_max_bytes),
+        },
+    )
+
+
+@router.post("/interactions/{interaction_id}/screen/segments", status_code=201)
+async def create_segment_upload(
+    interaction_id: str,
+    request: Request,
+    user: AuthUser = Depends(agent_only),
+    ctx: ServerContext = Depends(get_context),
+) -> Response:
+    uploads, gate = _uploads(request, ctx)
+    what = "create"
+    try:
+        _common(request, user)
+        length = parse_int("Upload-Length", request.headers.get("upload-length"))
+        decl = parse_declaration(
+            parse_metadata(request.headers.get("upload-metadata")), length, ctx.settings.segment_max_bytes
+        )
+        what = f"create {decl.run}/{decl.seq}"
+        acw_ended = await asyncio.to_thread(_interaction_for, ctx, interaction_id, user)
+        high = acw_ended + ctx.settings.segment_end_slack_seconds
+        if acw_ended and decl.started_at > high:  # no frame of it can be in the span: refuse before the bytes
+            raise ApiError(
+                422,
+                "outside_interaction",
+                f"the segment starts at {decl.started_at:.3f}, after the interaction's end {acw_ended:.3f} "
+                f"(+{ctx.settings.segment_end_slack_seconds:g} s allowed)",
+            )
+        await asyncio.to_thread(uploads.expire, gate.busy())
+        upload, created = await _create(uploads, gate, interaction_id, user, decl)
+    except AlreadyStored as exc:
+        refused = _already_uploaded(exc.sha256)
+        return await _refusal(ctx, user, interaction_id, refused, request, what)
+    except (ApiError, TusHeaderError) as exc:
+        return await _refusal(ctx, user, interaction_id, exc, request, what)
+    if not created:
+        log.info("segment upload %s: create retried, answered with the same upload", upload.id)
+    return Response(
+        status_code=201,
+        headers={**TUS, "Location": f"/api/uploads/{upload.id}", "Upload-Offset": str(upload.offset)},
+    )
+
+
+async def _create(
+    uploads: SegmentUploads, gate: WriterGate, interaction_id: str, user: AuthUser, decl: SegmentDeclaration
+) -> tuple[Upload, bool]:
+    for _ in range(3):
+        try:
+            return await asyncio.to_thread(uploads.create, interaction_id, user.user_id, user.token_id, decl)
+        except DeclaredOtherwise as exc:  # the recorder cut this segment again: its old partial goes
+            async with gate.hold(exc.upload_id):
+                await asyncio.to_thread(uploads.terminate, exc.upload_id)
+    raise ApiError(409, "upload_in_progress", "this segment's upload keeps changing; retry later")
+
+
+def _already_uploaded(sha256: str) -> _Refused:
+    return _Refused(
+        409,
+        {
+            "error": "already_uploaded",
+            "message": "this segment is already stored; a stored segment is never replaced",
+            "sha256": sha256,
+        },
+    )
+
+
+# -- HEAD, DELETE ------------------------------------------------------------------------------------
+@router.head("/uploads/{upload_id}")
+async def upload_offset(
+    upload_id: str,
+    request: Request,
+    user: AuthUser = Depends(agent_only),
+    ctx: ServerContext = Depends(get_context),
+) -> Response:
+    uploads, _gate = _uploads(request, ctx)
+    try:
+        _common(request, user)
+        upload = await asyncio.to_thread(_own_upload, uploads, upload_id, user)
+    except (ApiError, TusHeaderError) as exc:
+        return await _refusal(ctx, user, f"upload:{upload_id}", exc, request, "offset")
+    return Response(
+        status_code=200,
+        headers={
+            **TUS,
+            "Upload-Offset": str(upload.offset),
+            "Upload-Length": str(upload.length),
+            "Cache-Control": "no-store",
+        },
+    )
+
+
+@router.delete("/uploads/{upload_id}")
+async def terminate_upload(
+    upload_id: str,
+    request: Request,
+    user: AuthUser = Depends(agent_only),
+    ctx: ServerContext = Depends(get_context),
+) -> Response:
+    uploads, gate = _uploads(request, ctx)
+    try:
+        _common(request, user)
+        upload = await asyncio.to_thread(_own_upload, uploads, upload_id, user)
+    except (ApiError, TusHeaderError) as exc:
+        return await _refusal(ctx, user, f"upload:{upload_id}", exc, request, "terminate")
+    async with gate.hold(upload_id):
+        await asyncio.to_thread(uploads.terminate, upload_id)
+    log.info("segment upload %s (%s/%d) terminated by its recorder", upload_id, upload.run, upload.seq)
+    return Response(status_code=204, headers=TUS)
+
+
+# -- PATCH ----------------------------------------------------------------------------------------------
+@router.patch("/uploads/{upload_id}")
+async def append_to_upload(
+    upload_id: str,
+    request: Request,
+    user: AuthUser = Depends(agent_only),
+    ctx: ServerContext = Depends(get_context),
+) -> Response:
+    uploads, gate = _uploads(request, ctx)
+    target = f"upload:{upload_id}"
+    what = "append"
+    try:
+        _common(request, user)
+        if request.headers.get("content-type", "").split(";")[0].strip() != OFFSET_CONTENT_TYPE:
+            raise ApiError(415, "bad_content_type", f"a PATCH body is Content-Type: {OFFSET_CONTENT_TYPE}")
+        offset = parse_int("Upload-Offset", request.headers.get("upload-offset"))
+        checksum = parse_checksum(request.headers.get("upload-checksum"))
+        upload = await asyncio.to_thread(_own_upload, uploads, upload_id, user)
+        target, what = upload.interaction_id, f"append to {upload.run}/{upload.seq} ({upload_id})"
+        async with gate.hold(upload_id) as stop:
+            upload = await asyncio.to_thread(_own_upload, uploads, upload_id, user)  # its offset now
+            if offset != upload.offset:
+                raise ApiError(
+                    409,
+                    "offset_mismatch",
+                    f"Upload-Offset {offset} is not the server's offset {upload.offset}: "
+                    "continue from the server's (HEAD tells it)",
+                    {"Upload-Offset": str(upload.offset)},
+                )
+            declared_size = request.headers.get("content-length")
+            if declared_size is not None and declared_size.isdigit():
+                _check_room(upload, int(declared_size))
+            held = await _append(request, uploads, upload, checksum, stop)
+            if held < upload.length:
+                return Response(status_code=204, headers={**TUS, "Upload-Offset": str(held)})
+            stored = await _finish(ctx, uploads, upload, user)
+    except AlreadyStored as exc:
+        return await _refusal(ctx, user, target, _already_uploaded(exc.sha256), request, what)
+    except (ApiError, TusHeaderError, _Refused) as exc:
+        return await _refusal(ctx, user, target, exc, request, what)
+    except Exception as exc:  # a fault of ours (database, disk): still on the record, then a 500
+        log.exception("segment upload %s failed", upload_id)
+        with contextlib.suppress(Exception):
+            await _audited(
+                ctx, user, target, "failed", f"{what}: server error: {type(exc).__name__}", request
+            )
+        raise
+    await _audited(
+        ctx,
+        user,
+        stored.interaction_id,
+        "allowed",
+        f"segment {upload.run}/{upload.seq} stored: {stored.size} bytes, {stored.frames} frames, "
+        f"sha256 {stored.sha256}{', final' if stored.final else ''}",
+        request,
+    )
+    if stored.final:  # the capture's last segment: the mux can be made
+        await ctx.coordinator.screen_uploaded(stored.interaction_id)
+    return Response(
+        status_code=204,
+        headers={**TUS, "Upload-Offset": str(upload.length), "X-Tandem-Sha256": stored.sha256},
+    )
+
+
+def _check_room(upload: Upload, size: int) -> None:
+    if upload.offset + size > upload.length:
+        raise ApiError(
+            413,
+            "beyond_length",
+            f"{size} bytes at offset {upload.offset} would pass Upload-Length {upload.length}",
+        )
+
+
+async def _append(
+    request: Request,
+    uploads: SegmentUploads,
+    upload: Upload,
+    checksum: tuple[str, bytes] | None,
+    stop: asyncio.Event,
+) -> int:
+    """Append the body; returns the offset durably held. A chunk with an ``Upload-Checksum`` is
+    kept whole or not at all; without one, whatever arrived before a cut is kept."""
+    try:
+        partial = await asyncio.to_thread(uploads.open_append, upload)
+    except UploadGone as exc:
+        raise ApiError(404, "unknown_upload", "the upload's bytes were lost; start again with POST") from exc
+    digest = hashlib.new(checksum[0]) if checksum else None
+    batch = bytearray()
+    received = 0
+    try:
+        try:
+            async for chunk in _body(request, stop):
+                received += len(chunk)
+                _check_room(upload, received)
+                batch += chunk
+                if len(batch) >= WRITE_BATCH:
+                    data, batch = bytes(batch), bytearray()
+                    await asyncio.to_thread(_write, partial, digest, data)
+            if batch:
+                await asyncio.to_thread(_write, partial, digest, bytes(batch))
+        except _Cut:
+            if digest is not None:  # an incomplete chunk cannot be checked: it does not count
+                await asyncio.shield(asyncio.to_thread(partial.rollback))
+                log.info(
+                    "segment upload %s: chunk cut after %d bytes, discarded (checksummed)",
+                    upload.id,
+                    received,
+                )
+                raise ApiError(400, "upload_cut", "the chunk was cut short; it was discarded") from None
+            if batch:
+                await asyncio.shield(asyncio.to_thread(_write, partial, None, bytes(batch)))
+            held = await asyncio.shield(asyncio.to_thread(_commit, uploads, upload, partial))
+            log.info("segment upload %s: body cut, %d bytes held", upload.id, held)
+            raise ApiError(400, "upload_cut", f"the body was cut short; {held} bytes are held") from None
+        except ApiError:
+            await asyncio.shield(asyncio.to_thread(partial.rollback))  # 413: nothing appended
+            raise
+        if checksum is not None and digest is not None and digest.digest() != checksum[1]:
+            await asyncio.to_thread(partial.rollback)
+            raise ApiError(
+                CHECKSUM_MISMATCH,
+                "checksum_mismatch",
+                f"the chunk's {checksum[0]} does not match its Upload-Checksum: discarded, "
+                f"the offset stays {upload.offset}; send it again",
+                {"Upload-Offset": str(upload.offset)},
+            )
+        return await asyncio.shield(asyncio.to_thread(_commit, uploads, upload, partial))
+    except OSError as exc:
+        if exc.errno == errno.ENOSPC:
+            raise ApiError(507, "storage_full", "the server's disk is full; retry later") from exc
+        raise ApiError(500, "io_error", f"could not write the upload: {exc.strerror}") from exc
+    finally:
+        await asyncio.shield(asyncio.to_thread(partial.close))
+
+
+def _write(partial: PartialFile, digest: Any, data: bytes) -> None:
+    if digest is not None:
+        digest.update(data)
+    partial.write(data)
+
+
+def _commit(uploads: SegmentUploads, upload: Upload, partial: PartialFile) -> int:
+    held = partial.sync()
+    uploads.record_offset(upload.id, held)
+    return held
+
+
+async def _body(request: Request, stop: asyncio.Event) -> AsyncIterator[bytes]:
+    """The request body, until it ends, the client goes, or ``stop`` (a newer request) is set."""
+    chunks = request.stream().__aiter__()
+    stopped = asyncio.ensure_future(stop.wait())
+    try:
+        while True:
+            following = asyncio.ensure_future(chunks.__anext__())
+            await asyncio.wait({following, stopped}, return_when=asyncio.FIRST_COMPLETED)
+            if not following.done():
+                following.cancel()
+                with contextlib.suppress(asyncio.CancelledError, ClientDisconnect, StopAsyncIteration):
+                    await following
+                raise _Cut("a newer request took this upload over")
+            try:
+                chunk = following.result()
+            except StopAsyncIteration:
+                return
+            except ClientDisconnect as exc:
+                raise _Cut("the client went away") from exc
+            if chunk:
+                yield chunk
+    finally:
+        stopped.cancel()
+
+
+async def _finish(
+    ctx: ServerContext, uploads: SegmentUploads, upload: Upload, user: AuthUser
+) -> StoredSegment:
+    settings = ctx.settings
+    try:
+        return await asyncio.to_thread(
+            uploads.finish,
+            upload,
+            user.token_id,
+            live_pauses=_live_pauses(ctx, user, upload.interaction_id),
+            start_slack=settings.segment_start_slack_seconds,
+            end_slack=settings.segment_end_slack_seconds,
+        )
+    except FramesInPause as exc:
+        raise _Refused(
+            422,
+            {"error": exc.code, "message": exc.message, "spans": [s.to_dict() for s in exc.spans]},
+        ) from exc
+    except ScreenRejected as exc:
+        raise ApiError(422, exc.code, exc.message) from exc
+    except UploadGone as exc:
+        raise ApiError(404, "unknown_upload", "the upload's bytes were lost; start again with POST") from exc
+    except StorageFullError as exc:
+        raise ApiError(507, "storage_full", str(exc)) from exc
+    except StorageError as exc:
+        log.error(
+            "segment %s/%d of %s could not be stored: %s", upload.run, upload.seq, upload.interaction_id, exc
+        )
+        raise ApiError(500, "storage_error", str(exc)) from exc
