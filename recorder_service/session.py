@@ -99,7 +99,7 @@ class CaptureSession:
         policy: RecorderPolicy | None = None,
         fps: float | None = None,
         first_seq: int = 0,
-        holdback: float = 0.5,
+        holdback: float = 0.3,  # a pause arriving later than this is cut from the encoded segment
         hold: float = PAUSE_GRACE,
         on_status: StatusListener | None = None,
         disk_usage: Callable[[], DiskUsage] | None = None,

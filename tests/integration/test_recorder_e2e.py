@@ -16,7 +16,9 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +26,7 @@ import av
 import pytest
 import uvicorn
 from fastapi import FastAPI, Request, Response, WebSocket, WebSocketDisconnect
+from fastapi.responses import JSONResponse
 from test_recorder_capture import ColourChanger, start_xvfb
 
 from tandem_protocol.events import Envelope, parse_envelope
@@ -44,11 +47,29 @@ def server_now() -> float:
     return time.time() + OFFSET
 
 
+@dataclass(frozen=True)
+class Stored:
+    """A segment the fake server received whole, checksum verified."""
+
+    interaction_id: str
+    meta: dict[str, str]
+    body: bytes
+
+    @property
+    def key(self) -> tuple[str, str, int]:
+        return (self.interaction_id, self.meta["run"], int(self.meta["seq"]))
+
+    @property
+    def started_at(self) -> float:
+        return float(self.meta["started_at"])
+
+
 class FakeServer:
     def __init__(self) -> None:
         self.app = FastAPI()
         self.statuses: list[dict[str, Any]] = []
-        self.uploads: list[tuple[str, dict[str, str], bytes]] = []
+        self.uploads: list[Stored] = []
+        self._partial: dict[str, tuple[str, dict[str, str], int, bytearray]] = {}
         self.pings = 0
         self.call: dict[str, Any] | None = None
         self._ws: WebSocket | None = None
@@ -67,24 +88,56 @@ class FakeServer:
             user = {"id": 1, "username": "ann", "role": "agent", "full_name": "Ann Agent"}
             return {"token": TOKEN, "expires_at": server_now() + 86400, "user": user}
 
-        @app.put("/api/interactions/{iid}/screen")
-        async def upload(iid: str, request: Request) -> Response:
+        @app.post("/api/interactions/{iid}/screen/segments")
+        async def create(iid: str, request: Request) -> Response:
             if request.headers.get("authorization") != f"Bearer {TOKEN}":
                 return Response(status_code=401)
-            body = await request.body()
-            if hashlib.sha256(body).hexdigest() != request.headers.get("x-tandem-sha256"):
-                return Response(status_code=400, content=b'{"error":"checksum_mismatch","message":"x"}')
+            meta = {}
+            for pair in (request.headers.get("upload-metadata") or "").split(","):
+                if pair.strip():
+                    key, _, value = pair.strip().partition(" ")
+                    meta[key] = base64.b64decode(value).decode()
             with self._cond:
-                stored = next((u for u in self.uploads if u[0] == iid), None)
+                stored = next(
+                    (u for u in self.uploads if u.key == (iid, meta["run"], int(meta["seq"]))), None
+                )
                 if stored is not None:
-                    sha = hashlib.sha256(stored[2]).hexdigest()
-                    return Response(
-                        status_code=409,
-                        content=b'{"error":"already_uploaded","message":"x","sha256":"%s"}' % sha.encode(),
-                    )
-                self.uploads.append((iid, dict(request.headers), body))
-                self._cond.notify_all()
-            return Response(status_code=201, content=b'{"key":"k","size":%d}' % len(body))
+                    sha = hashlib.sha256(stored.body).hexdigest()
+                    return JSONResponse({"error": "already_uploaded", "message": "x", "sha256": sha}, 409)
+                uid = uuid.uuid4().hex
+                self._partial[uid] = (iid, meta, int(request.headers["upload-length"]), bytearray())
+            return Response(
+                status_code=201, headers={"Location": f"/api/uploads/{uid}", "Upload-Offset": "0"}
+            )
+
+        @app.head("/api/uploads/{uid}")
+        async def head(uid: str) -> Response:
+            if uid not in self._partial:
+                return Response(status_code=404)
+            _, _, length, data = self._partial[uid]
+            return Response(
+                status_code=200, headers={"Upload-Offset": str(len(data)), "Upload-Length": str(length)}
+            )
+
+        @app.patch("/api/uploads/{uid}")
+        async def patch(uid: str, request: Request) -> Response:
+            if uid not in self._partial:
+                return Response(status_code=404)
+            iid, meta, length, data = self._partial[uid]
+            if int(request.headers["upload-offset"]) != len(data):
+                return JSONResponse({"error": "offset_mismatch"}, 409, {"Upload-Offset": str(len(data))})
+            data += await request.body()
+            headers = {"Upload-Offset": str(len(data))}
+            if len(data) == length:
+                sha = hashlib.sha256(data).hexdigest()
+                if sha != meta["sha256"]:
+                    return JSONResponse({"error": "checksum_mismatch", "message": "x"}, 422)
+                with self._cond:
+                    del self._partial[uid]
+                    self.uploads.append(Stored(iid, meta, bytes(data)))
+                    self._cond.notify_all()
+                headers["X-Tandem-Sha256"] = sha
+            return Response(status_code=204, headers=headers)
 
         @app.websocket("/api/events")
         async def events(ws: WebSocket) -> None:
@@ -210,11 +263,11 @@ def _run(url: str, tmp: Path, display: str) -> subprocess.Popen[str]:
     )
 
 
-def _decoded_server_times(body: bytes, started_at: float, tmp: Path) -> list[float]:
-    path = tmp / "got.mp4"
-    path.write_bytes(body)
+def _frame_times(stored: Stored, tmp: Path) -> list[float]:
+    path = tmp / f"{stored.meta['run']}-{stored.meta['seq']}.mp4"
+    path.write_bytes(stored.body)
     with av.open(str(path)) as container:
-        return [started_at + (f.pts or 0) / 1000 for f in container.decode(video=0)]
+        return [stored.started_at + (f.pts or 0) / 1000 for f in container.decode(video=0)]
 
 
 def _call(iid: str) -> dict[str, Any]:
@@ -232,7 +285,14 @@ def _call(iid: str) -> dict[str, Any]:
     }
 
 
-def test_start_pause_resume_stop_upload(fake: tuple[FakeServer, str], display: str, tmp_path: Path) -> None:
+POLICY = {"fps": 5, "segment_seconds": 5}
+
+
+def test_segments_uploaded_during_the_call_and_a_late_pause_cut(
+    fake: tuple[FakeServer, str], display: str, tmp_path: Path
+) -> None:
+    """Segments go up while the call lasts; a pause whose command comes 2 s after its time leaves
+    no frame inside it in anything uploaded, and the ack says what was cut."""
     server, url = fake
     _login(url, tmp_path / "kr.cfg", display)
     proc = _run(url, tmp_path, display)
@@ -240,40 +300,42 @@ def test_start_pause_resume_stop_upload(fake: tuple[FakeServer, str], display: s
         with ColourChanger(display):
             server.wait(lambda: server.pings >= 1, 20, "first time.ping")
             time.sleep(0.3)
-            start_at = server.command("screen.start", "int-1", fps=5)
+            start_at = server.command("screen.start", "int-1", policy=POLICY)
             ack = server.wait_status("int-1", "recording")
             assert abs(ack["at"] - server_now()) < 2  # acks are in server time
-            time.sleep(2.0)
-            pause_at = server.command("screen.pause", "int-1")
-            server.wait_status("int-1", "paused")
-            server.command("screen.pause", "int-1")  # duplicate: acked again
-            server.wait(lambda: sum(s["state"] == "paused" for s in server.statuses) >= 2, 5, "2nd ack")
-            time.sleep(2.0)
+            # A 5-s segment is finished, held 5 s for a late pause, then uploaded mid-call.
+            server.wait(lambda: len(server.uploads) >= 1, 30, "a segment uploaded during the call")
+            pause_at = server_now() - 2.0  # delivered 2 s late on purpose
+            server.command("screen.pause", "int-1", at=pause_at)
+            paused = server.wait_status("int-1", "paused")
+            assert paused["detail"].startswith("cut ") and "after the pause" in paused["detail"], paused
+            time.sleep(1.0)
             resume_at = server.command("screen.resume", "int-1")
-            time.sleep(0.2)
             server.wait(lambda: sum(s["state"] == "recording" for s in server.statuses) >= 2, 5, "resume ack")
             time.sleep(2.0)
             stop_at = server.command("screen.stop", "int-1")
             server.wait_status("int-1", "stopped", timeout=15)
-        server.wait(lambda: len(server.uploads) == 1, 20, "upload")
+            server.wait(
+                lambda: any(u.meta.get("final") in ("1", "true") for u in server.uploads), 30, "last segment"
+            )
     finally:
         proc.send_signal(signal.SIGTERM)
         out, _ = proc.communicate(timeout=20)
     assert proc.returncode == 0, out
     assert TOKEN not in out  # the token is never logged
-    iid, headers, body = server.uploads[0]
-    assert iid == "int-1" and headers["content-type"] == "video/mp4"
-    assert headers["x-tandem-sha256"] == hashlib.sha256(body).hexdigest()
-    started_at = float(headers["x-tandem-started-at"])
-    assert start_at - 0.5 <= started_at <= start_at + 1.0  # server clock, not the local one
-    times = _decoded_server_times(body, started_at, tmp_path)
+    uploads = sorted(server.uploads, key=lambda u: int(u.meta["seq"]))
+    assert len({u.meta["run"] for u in uploads}) == 1 and len(uploads) >= 3
+    # Sequence numbers rise; one may be missing: a segment that lay wholly inside the pause.
+    assert len({int(u.meta["seq"]) for u in uploads}) == len(uploads)
+    assert start_at - 0.5 <= uploads[0].started_at <= start_at + 1.0  # server clock, not the local one
+    times = [t for u in uploads for t in _frame_times(u, tmp_path)]
     assert times == sorted(times)
-    assert not [t for t in times if pause_at <= t < resume_at], (pause_at, resume_at, times)
-    assert len([t for t in times if t < pause_at]) >= 6 and len([t for t in times if t >= resume_at]) >= 6
+    assert not [t for t in times if pause_at <= t < resume_at], (pause_at, resume_at)
+    assert len([t for t in times if t < pause_at]) >= 15 and len([t for t in times if t >= resume_at]) >= 6
     assert times[-1] == pytest.approx(stop_at, abs=0.01)
 
 
-def test_killed_mid_capture_partial_file_uploaded_on_restart(
+def test_killed_mid_call_loses_at_most_2_s_and_the_call_goes_on_in_a_new_run(
     fake: tuple[FakeServer, str], display: str, tmp_path: Path
 ) -> None:
     server, url = fake
@@ -284,28 +346,43 @@ def test_killed_mid_capture_partial_file_uploaded_on_restart(
             server.wait(lambda: server.pings >= 1, 20, "first time.ping")
             time.sleep(0.3)
             server.call = _call("int-2")
-            start_at = server.command("screen.start", "int-2", fps=5)
+            server.command("screen.start", "int-2", policy=POLICY)
             server.wait_status("int-2", "recording")
-            time.sleep(4.5)  # > one 2 s fragment plus the 1 s hold-back
-    finally:
-        proc.kill()
-        proc.communicate(timeout=10)
-    manifest = (tmp_path / "spool" / "int-2.json").read_text()
-    assert '"capturing"' in manifest and not server.uploads
-    server.statuses.clear()
-    proc = _run(url, tmp_path, display)  # state still says int-2 is recording
-    try:
-        server.wait(lambda: len(server.uploads) == 1, 20, "upload of the partial file")
-        server.wait_status("int-2", "stopped")  # not restarted: one upload per interaction
+            time.sleep(3.5)
+            killed_at = server_now()
+            proc.kill()
+            proc.communicate(timeout=10)
+            assert not server.uploads
+            server.statuses.clear()
+            proc = _run(url, tmp_path, display)  # state says int-2 is still recording
+            server.wait_status("int-2", "recording", timeout=30)  # capture resumed at once
+            restarted_at = server_now()
+            time.sleep(2.0)
+            server.call = None
+            stop_at = server.command("screen.stop", "int-2")
+            server.wait_status("int-2", "stopped", timeout=15)
+            server.wait(
+                lambda: (
+                    len({u.meta["run"] for u in server.uploads}) == 2
+                    and all(
+                        any(u.meta["final"] in ("1", "true") for u in server.uploads if u.meta["run"] == run)
+                        for run in {u.meta["run"] for u in server.uploads}
+                    )
+                ),
+                30,
+                "both runs' segments, each ending with a final one",
+            )
     except AssertionError as exc:
         proc.kill()
         raise AssertionError(f"{exc}\nrecorder output:\n{proc.communicate(timeout=10)[0]}") from exc
     proc.send_signal(signal.SIGTERM)
     out, _ = proc.communicate(timeout=20)
     assert proc.returncode == 0, out
-    _, headers, body = server.uploads[0]
-    started_at = float(headers["x-tandem-started-at"])
-    assert abs(started_at - start_at) < 1.0
-    times = _decoded_server_times(body, started_at, tmp_path)
-    assert len(times) >= 8 and times == sorted(times)
-    assert times[-1] - times[0] >= 1.5
+    runs = sorted({u.meta["run"] for u in server.uploads})  # run ids sort by start time
+    first = [t for u in server.uploads if u.meta["run"] == runs[0] for t in _frame_times(u, tmp_path)]
+    second = [t for u in server.uploads if u.meta["run"] == runs[1] for t in _frame_times(u, tmp_path)]
+    print(f"kill -9 lost {killed_at - max(first):.2f} s")
+    assert killed_at - max(first) <= 2.0, f"lost {killed_at - max(first):.2f} s"  # kill -9 loses ≤ 2 s
+    assert len(first) >= 5 and first == sorted(first)
+    assert killed_at < min(second) <= restarted_at + 1.0 and second == sorted(second)
+    assert max(second) == pytest.approx(stop_at, abs=0.01)
