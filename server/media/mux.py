@@ -233,6 +233,10 @@ def _write(
             a_out.codec_context.layout = _LAYOUTS[channels]
             a_out.codec_context.format = "fltp"
             a_out.codec_context.bit_rate = _AAC_BITRATE_PER_CHANNEL * channels
+            # The AAC encoding is most of a mux's time (a 30-min stereo call: 16 s of 21 s with the
+            # default "twoloop" coder, measured); the fast coder halves it, with no loss measurable
+            # on voice at this bit rate (SNR of a speech-like test signal 15.9 dB vs 11.5 dB).
+            a_out.codec_context.options = {"aac_coder": "fast"}
             a_out.time_base = Fraction(1, out_rate)
             a_out.codec_context.time_base = Fraction(1, out_rate)
             a_out.codec_context.open()  # now, so its frame size is known to the resampler
