@@ -149,7 +149,9 @@ class SegmentVideo:
     ) -> Iterator[tuple[av.Packet[Any], int, int, int]]:
         """The segment's packets the filter keeps, with their output pts, dts and duration (in
         ``out_tb``)."""
-        in_tb = Fraction(stream.time_base)
+        # floats: Fraction arithmetic per packet was a third of a long mux's Python time
+        in_s, out_s = float(Fraction(stream.time_base)), float(out_tb)
+        ratio = in_s / out_s
         base = ref.started_at - origin
         for packet in container.demux(stream):
             if packet.dts is None:  # the demuxer's end-of-stream marker
@@ -159,10 +161,10 @@ class SegmentVideo:
                 log.warning("dropping corrupt packet of screen segment %s at pts %s", ref.key, packet.pts)
                 continue
             pts = packet.pts if packet.pts is not None else packet.dts
-            out_pts = round((base + float(pts * in_tb)) / out_tb)
-            out_dts = out_pts - round((pts - packet.dts) * in_tb / out_tb)
-            if self.filter.offer(origin + float(out_pts * out_tb), packet.is_keyframe):
-                yield packet, out_pts, out_dts, round((packet.duration or 0) * in_tb / out_tb)
+            out_pts = round((base + pts * in_s) / out_s)
+            out_dts = out_pts - round((pts - packet.dts) * ratio)
+            if self.filter.offer(origin + out_pts * out_s, packet.is_keyframe):
+                yield packet, out_pts, out_dts, round((packet.duration or 0) * ratio)
 
     def _copy(
         self, container: Any, stream: Any, ref: SegmentRef, out_stream: Any, out_tb: Fraction, origin: float
