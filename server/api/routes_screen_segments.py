@@ -6,31 +6,27 @@ Who: a recorder token of the interaction's agent only (the same rules as the leg
 Every refusal is audited (``screen.segment``, denied or failed) and leaves nothing stored; each
 stored segment is audited once (allowed). The state, partial files and the store step are in
 server/calls/segment_uploads.py; file and database work runs in worker threads (this event loop
-also carries SIP). One request at a time works on an upload (WriterGate): a retry that arrives
-while the server still reads a cut connection's body takes over from it.
+also carries SIP). Bodies go to the partial file through server/api/segment_body.py (one writer
+per upload; a retry that arrives while a cut connection's body is still read takes over).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import errno
-import hashlib
 import logging
-from collections.abc import AsyncIterator
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import JSONResponse
-from starlette.requests import ClientDisconnect
 
 from server.api.context import ServerContext
 from server.api.deps import AuthUser, client_addr, get_context, require_roles
 from server.api.errors import ApiError
-from server.api.routes_screen_upload import DENIED_STATUSES, WRITE_BATCH, audit_upload, require_recorder_token
+from server.api.routes_screen_upload import DENIED_STATUSES, audit_upload, require_recorder_token
+from server.api.segment_body import WriterGate, append_body, check_room
 from server.api.tus_headers import (
     CHECKSUM_ALGORITHMS,
-    CHECKSUM_MISMATCH,
     OFFSET_CONTENT_TYPE,
     TUS_EXTENSIONS,
     TUS_VERSION,
@@ -45,12 +41,10 @@ from server.api.tus_headers import (
 from server.calls.segment_uploads import (
     AlreadyStored,
     DeclaredOtherwise,
-    PartialFile,
     SegmentUploads,
     StoredSegment,
     Upload,
     UploadGone,
-    WriterGate,
 )
 from server.errors import ScreenRejected, StorageError, StorageFullError
 from server.media.segment_validation import FramesInPause, Span
@@ -72,10 +66,6 @@ class _Refused(Exception):
         self.status = status
         self.body = body
         self.headers = headers or {}
-
-
-class _Cut(Exception):
-    """The body stopped: the client went away, or a newer request took the upload over."""
 
 
 def _uploads(request: Request, ctx: ServerContext) -> tuple[SegmentUploads, WriterGate]:
@@ -313,8 +303,8 @@ async def append_to_upload(
                 )
             declared_size = request.headers.get("content-length")
             if declared_size is not None and declared_size.isdigit():
-                _check_room(upload, int(declared_size))
-            held = await _append(request, uploads, upload, checksum, stop)
+                check_room(upload, int(declared_size))
+            held = await append_body(request, uploads, upload, checksum, stop)
             if held < upload.length:
                 return Response(status_code=204, headers={**TUS, "Upload-Offset": str(held)})
             stored = await _finish(ctx, uploads, upload, user)
@@ -344,114 +334,6 @@ async def append_to_upload(
         status_code=204,
         headers={**TUS, "Upload-Offset": str(upload.length), "X-Tandem-Sha256": stored.sha256},
     )
-
-
-def _check_room(upload: Upload, size: int) -> None:
-    if upload.offset + size > upload.length:
-        raise ApiError(
-            413,
-            "beyond_length",
-            f"{size} bytes at offset {upload.offset} would pass Upload-Length {upload.length}",
-        )
-
-
-async def _append(
-    request: Request,
-    uploads: SegmentUploads,
-    upload: Upload,
-    checksum: tuple[str, bytes] | None,
-    stop: asyncio.Event,
-) -> int:
-    """Append the body; returns the offset durably held. A chunk with an ``Upload-Checksum`` is
-    kept whole or not at all; without one, whatever arrived before a cut is kept."""
-    try:
-        partial = await asyncio.to_thread(uploads.open_append, upload)
-    except UploadGone as exc:
-        raise ApiError(404, "unknown_upload", "the upload's bytes were lost; start again with POST") from exc
-    digest = hashlib.new(checksum[0]) if checksum else None
-    batch = bytearray()
-    received = 0
-    try:
-        try:
-            async for chunk in _body(request, stop):
-                received += len(chunk)
-                _check_room(upload, received)
-                batch += chunk
-                if len(batch) >= WRITE_BATCH:
-                    data, batch = bytes(batch), bytearray()
-                    await asyncio.to_thread(_write, partial, digest, data)
-            if batch:
-                await asyncio.to_thread(_write, partial, digest, bytes(batch))
-        except _Cut:
-            if digest is not None:  # an incomplete chunk cannot be checked: it does not count
-                await asyncio.shield(asyncio.to_thread(partial.rollback))
-                log.info(
-                    "segment upload %s: chunk cut after %d bytes, discarded (checksummed)",
-                    upload.id,
-                    received,
-                )
-                raise ApiError(400, "upload_cut", "the chunk was cut short; it was discarded") from None
-            if batch:
-                await asyncio.shield(asyncio.to_thread(_write, partial, None, bytes(batch)))
-            held = await asyncio.shield(asyncio.to_thread(_commit, uploads, upload, partial))
-            log.info("segment upload %s: body cut, %d bytes held", upload.id, held)
-            raise ApiError(400, "upload_cut", f"the body was cut short; {held} bytes are held") from None
-        except ApiError:
-            await asyncio.shield(asyncio.to_thread(partial.rollback))  # 413: nothing appended
-            raise
-        if checksum is not None and digest is not None and digest.digest() != checksum[1]:
-            await asyncio.to_thread(partial.rollback)
-            raise ApiError(
-                CHECKSUM_MISMATCH,
-                "checksum_mismatch",
-                f"the chunk's {checksum[0]} does not match its Upload-Checksum: discarded, "
-                f"the offset stays {upload.offset}; send it again",
-                {"Upload-Offset": str(upload.offset)},
-            )
-        return await asyncio.shield(asyncio.to_thread(_commit, uploads, upload, partial))
-    except OSError as exc:
-        if exc.errno == errno.ENOSPC:
-            raise ApiError(507, "storage_full", "the server's disk is full; retry later") from exc
-        raise ApiError(500, "io_error", f"could not write the upload: {exc.strerror}") from exc
-    finally:
-        await asyncio.shield(asyncio.to_thread(partial.close))
-
-
-def _write(partial: PartialFile, digest: Any, data: bytes) -> None:
-    if digest is not None:
-        digest.update(data)
-    partial.write(data)
-
-
-def _commit(uploads: SegmentUploads, upload: Upload, partial: PartialFile) -> int:
-    held = partial.sync()
-    uploads.record_offset(upload.id, held)
-    return held
-
-
-async def _body(request: Request, stop: asyncio.Event) -> AsyncIterator[bytes]:
-    """The request body, until it ends, the client goes, or ``stop`` (a newer request) is set."""
-    chunks = request.stream().__aiter__()
-    stopped = asyncio.ensure_future(stop.wait())
-    try:
-        while True:
-            following = asyncio.ensure_future(chunks.__anext__())
-            await asyncio.wait({following, stopped}, return_when=asyncio.FIRST_COMPLETED)
-            if not following.done():
-                following.cancel()
-                with contextlib.suppress(asyncio.CancelledError, ClientDisconnect, StopAsyncIteration):
-                    await following
-                raise _Cut("a newer request took this upload over")
-            try:
-                chunk = following.result()
-            except StopAsyncIteration:
-                return
-            except ClientDisconnect as exc:
-                raise _Cut("the client went away") from exc
-            if chunk:
-                yield chunk
-    finally:
-        stopped.cancel()
 
 
 async def _finish(

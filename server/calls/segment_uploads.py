@@ -16,18 +16,17 @@ partial files, the offset, expiry, and the step that stores a finished segment.
 * A refused segment leaves nothing: its partial file and row are removed.
 
 Everything here is blocking (files, SQLite): the routes call it in worker threads. One writer per
-upload at a time is the route's job (:class:`WriterGate`, on the event loop).
+upload at a time is the route's job (server/api/segment_body.py's WriterGate, on the event loop).
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 import os
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -429,40 +428,3 @@ class SegmentUploads:
                 models.ScreenUpload.seq == seq,
             )
         ).scalar_one_or_none()
-
-
-class WriterGate:
-    """One request at a time works on an upload. A newcomer (the client retrying after a cut the
-    server has not noticed yet) takes over: the current writer is told to stop reading its body,
-    keeps what it durably wrote, and lets go; the newcomer then sees the true offset."""
-
-    def __init__(self) -> None:
-        self._locks: dict[str, asyncio.Lock] = {}
-        self._stops: dict[str, asyncio.Event] = {}
-        self._users: dict[str, int] = {}
-
-    def busy(self) -> frozenset[str]:
-        return frozenset(self._users)
-
-    @contextlib.asynccontextmanager
-    async def hold(self, upload_id: str) -> AsyncIterator[asyncio.Event]:
-        """Yields the event that is set when another request wants this upload."""
-        lock = self._locks.setdefault(upload_id, asyncio.Lock())
-        self._users[upload_id] = self._users.get(upload_id, 0) + 1
-        try:
-            current = self._stops.get(upload_id)
-            if current is not None:
-                current.set()
-            async with lock:
-                stop = asyncio.Event()
-                self._stops[upload_id] = stop
-                try:
-                    yield stop
-                finally:
-                    if self._stops.get(upload_id) is stop:
-                        del self._stops[upload_id]
-        finally:
-            self._users[upload_id] -= 1
-            if not self._users[upload_id]:
-                del self._users[upload_id]
-                self._locks.pop(upload_id, None)

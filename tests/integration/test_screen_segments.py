@@ -490,7 +490,10 @@ def test_a_retry_takes_over_from_a_stalled_patch(app: FastAPI, tmp_path: Path) -
             while not gate.busy():  # the first PATCH holds the upload, its body half sent
                 assert time.monotonic() < deadline, "the first PATCH never started"
                 time.sleep(0.02)
-            r = patch(http, token, location, 0, body)  # the retry: from 0, as the client last knew
+            # The retry, from 0 as the client last knew. It must not wait for the stalled body
+            # (released only after this answer, 60 s later otherwise): a read timeout fails here.
+            with httpx.Client(base_url=url, timeout=20) as retry:
+                r = patch(retry, token, location, 0, body)
             if r.status_code == 409:  # the stalled request kept what had reached the server
                 held = int(r.headers["Upload-Offset"])
                 assert 0 < held <= half and r.json()["error"] == "offset_mismatch"
