@@ -32,7 +32,7 @@ from tandem_protocol.recorder_policy import MaskRule, RecorderPolicy
 log = logging.getLogger(__name__)
 
 WINDOW_REFRESH = 0.2  # re-list windows at least this often (and at once when the desktop changed)
-CANVAS_REFRESH = 2.0  # re-read the monitor layout this often (a monitor moved, same size)
+CANVAS_REFRESH = 2.0  # re-read the monitor layout at least this often (and with each window list)
 _LOG_EVERY = 10.0
 
 
@@ -52,8 +52,9 @@ def auto_pause_of(grabber: Grabber) -> str | None:
 
 
 class CanvasSource(Protocol):
-    def canvas(self, frame_size: tuple[int, int]) -> Canvas | None:
-        """Where the grabbed frame (width, height) sits on the virtual screen; None if unknown."""
+    def canvas(self, frame_size: tuple[int, int], *, fresh: bool = False) -> Canvas | None:
+        """Where the grabbed frame (width, height) sits on the virtual screen; None if unknown.
+        ``fresh``: read the layout again now rather than from a cache."""
         ...
 
     def close(self) -> None: ...
@@ -69,20 +70,23 @@ class MssCanvas:
         self._clock = clock
         self._sct: Any = None
         self._read_at = 0.0
+        self.error = ""  # why the last answer was None
 
-    def canvas(self, frame_size: tuple[int, int]) -> Canvas | None:
+    def canvas(self, frame_size: tuple[int, int], *, fresh: bool = False) -> Canvas | None:
         try:
-            if self._sct is None or self._clock() - self._read_at >= CANVAS_REFRESH:
+            if fresh or self._sct is None or self._clock() - self._read_at >= CANVAS_REFRESH:
                 self._reopen()
             geometry = self._geometry()
             if geometry is None or (geometry.width, geometry.height) != frame_size:
                 self._reopen()  # the layout changed since we read it
                 geometry = self._geometry()
         except Exception as exc:  # mss raises ScreenShotError, but also OSError/ctypes errors
-            log.warning("monitor layout unavailable: %s", exc)
+            self.error = f"monitor layout unavailable: {exc}"  # the grabber logs it, rate-limited
             return None
         if geometry is None or (geometry.width, geometry.height) != frame_size:
+            self.error = f"monitor {self._monitor} is not the {frame_size[0]}x{frame_size[1]} frame grabbed"
             return None
+        self.error = ""
         return geometry
 
     def _geometry(self) -> Canvas | None:
@@ -131,6 +135,7 @@ class MaskingGrabber:
         self._clock = clock
         self._windows: list[WindowInfo] | None = None
         self._listed_at: float | None = None
+        self._relisted = False  # the windows were read again: read the monitor layout again too
         self._last_log = -_LOG_EVERY
         self.on_auto_pause = on_auto_pause  # called from the grab thread when auto_pause changes
         self.auto_pause: str | None = None
@@ -146,9 +151,13 @@ class MaskingGrabber:
         frame = self._inner.grab()
         windows = self._windows_after(before)
         height, width = frame.shape[:2]
-        canvas = self._canvas.canvas((width, height))
+        # With the window list, the monitor layout is re-read (0.6 ms): a monitor added left of
+        # the primary moves every window's place on the captured canvas.
+        canvas = self._canvas.canvas((width, height), fresh=self._relisted)
+        self._relisted = False
         if canvas is None:
-            self._fail("the grabbed monitor's position on the screen is unknown")
+            why = getattr(self._canvas, "error", "") or "unknown"
+            self._fail(f"the grabbed monitor's position on the screen is unknown ({why})")
             plan = MaskPlan(full=True)
         else:
             plan = plan_mask(self._rules, windows, canvas)
@@ -192,6 +201,7 @@ class MaskingGrabber:
 
     def _list(self) -> list[WindowInfo] | None:
         self._listed_at = self._clock()
+        self._relisted = True
         try:
             if self._lister is None:
                 self._lister = self._lister_factory()

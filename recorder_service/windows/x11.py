@@ -132,7 +132,11 @@ class X11WindowLister:
         except Exception as exc:  # python-xlib raises DisplayError, OSError, even OverflowError
             raise WindowListError(f"X11 window list unavailable: cannot open display {name}: {exc}") from exc
         self._root = self._d.screen().root
-        self._root.change_attributes(event_mask=X.SubstructureNotifyMask | X.PropertyChangeMask)
+        # Structure: the root resized (a monitor added or removed); substructure: top-level
+        # windows mapped, moved, restacked; property: the WM's client list changed.
+        self._root.change_attributes(
+            event_mask=X.StructureNotifyMask | X.SubstructureNotifyMask | X.PropertyChangeMask
+        )
         self._d.flush()
 
     def _atom(self, name: str) -> int:

@@ -54,8 +54,10 @@ class FixedCanvas:
     def __init__(self, canvas: Canvas | None) -> None:
         self.value = canvas
         self.closed = False
+        self.fresh: list[bool] = []
 
-    def canvas(self, frame_size: tuple[int, int]) -> Canvas | None:
+    def canvas(self, frame_size: tuple[int, int], *, fresh: bool = False) -> Canvas | None:
+        self.fresh.append(fresh)
         return self.value
 
     def close(self) -> None:
@@ -172,6 +174,7 @@ def test_windows_are_relisted_every_200_ms_or_when_the_desktop_changed() -> None
     g.grab()
     g.grab()
     assert lister.calls == 1  # cached
+    assert g._canvas.fresh == [True, False]  # type: ignore[attr-defined]  # layout re-read with the list
     lister.windows = [WindowInfo("card payment", "", (1000, 0, 5, 5))]
     lister.dirty = True  # e.g. X11 MapNotify: re-listed at once
     assert black(g.grab()).sum() == 25
@@ -226,4 +229,56 @@ def test_mss_canvas_without_a_display_is_unknown(monkeypatch: pytest.MonkeyPatch
     monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
     canvas = MssCanvas(0)
     assert canvas.canvas((640, 480)) is None
+    assert "monitor layout unavailable" in canvas.error
     canvas.close()
+
+
+def test_mss_canvas_follows_the_layout_and_refuses_a_frame_it_does_not_describe(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import mss
+
+    layouts = [
+        [
+            {"left": -1280, "top": 0, "width": 3200, "height": 1080},
+            {"left": 0, "top": 0, "width": 1920, "height": 1080},
+        ],
+    ]
+    opened: list[int] = []
+
+    class FakeMss:
+        def __init__(self) -> None:
+            opened.append(1)
+            self.monitors = layouts[-1]
+
+        def close(self) -> None:
+            pass
+
+    monkeypatch.setattr(mss, "MSS", FakeMss, raising=False)
+    clock = Clock()
+    primary = MssCanvas(1, clock=clock)
+    assert primary.canvas((1920, 1080)) == Canvas(0, 0, 1920, 1080)
+    assert MssCanvas(0, clock=clock).canvas((3200, 1080)) == Canvas(-1280, 0, 3200, 1080)
+    # A monitor was plugged in left of the primary: the frame's size changed, the layout is re-read.
+    layouts.append(
+        [
+            {"left": 0, "top": 0, "width": 4480, "height": 1080},
+            {"left": 2560, "top": 0, "width": 1920, "height": 1080},
+        ]
+    )
+    assert primary.canvas((1920, 1080), fresh=True) == Canvas(2560, 0, 1920, 1080)  # with each window list
+    layouts.append(layouts[0])
+    assert primary.canvas((1920, 1080)) == Canvas(2560, 0, 1920, 1080)  # cached otherwise…
+    clock.now += 2.5
+    assert primary.canvas((1920, 1080)) == Canvas(0, 0, 1920, 1080)  # …for a few seconds at most
+    assert primary.canvas((1280, 1024)) is None  # a frame the layout does not describe
+    assert "not the 1280x1024 frame" in primary.error
+    primary.close()
+
+
+def test_unknown_canvas_reason_is_in_the_error() -> None:
+    canvas = FixedCanvas(None)
+    canvas.error = "monitor layout unavailable: boom"  # type: ignore[attr-defined]
+    g = MaskingGrabber(FakeGrabber(), [CARD], canvas=canvas, lister_factory=lambda: FakeLister([]))
+    assert black(g.grab()).all()
+    assert "boom" in g.error
