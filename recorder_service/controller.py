@@ -66,7 +66,11 @@ class CaptureBackend(Protocol):
     def resume(self, interaction_id: str, at: float) -> None: ...
 
     def stop(self, interaction_id: str, at: float) -> str:
-        """Finalise; returns "" when the file is ready to upload, else why it failed."""
+        """Finalise; returns "" when the last segment is ready to upload, else why it failed."""
+        ...
+
+    def problem(self, interaction_id: str) -> str:
+        """Why the capture is not taking frames although asked to (spool quota), else ""."""
         ...
 
 
@@ -174,7 +178,7 @@ class Controller:
         if interaction_id in self._done:
             return [self._status(interaction_id, self._done[interaction_id], "already finished")]
         if interaction_id == self.current:
-            return [self._status(interaction_id, self._current_state())]
+            return [self._current_ack(interaction_id)]
         out: list[ScreenStatus] = []
         if self.current is not None:
             # A new interaction while another is open: the old one's stop was missed.
@@ -187,7 +191,7 @@ class Controller:
             return [*out, self._status(interaction_id, ScreenState.FAILED, str(exc))]
         self.current = interaction_id
         self.mode = Mode.PAUSED if paused_at is not None else Mode.CAPTURING
-        return [*out, self._status(interaction_id, self._current_state())]
+        return [*out, self._current_ack(interaction_id)]
 
     def _pause(self, interaction_id: str, at: float) -> list[ScreenStatus]:
         if interaction_id in self._done:
@@ -212,7 +216,7 @@ class Controller:
         if self.mode == Mode.PAUSED:
             self._capture.resume(interaction_id, at)
             self.mode = Mode.CAPTURING
-        return [self._status(interaction_id, ScreenState.RECORDING)]
+        return [self._current_ack(interaction_id)]
 
     def _stop(self, interaction_id: str, at: float, *, upload: bool = True) -> list[ScreenStatus]:
         if interaction_id in self._done:
@@ -266,6 +270,14 @@ class Controller:
         return out + self._start(iid, None)
 
     # -- helpers ------------------------------------------------------------------------------
+
+    def _current_ack(self, interaction_id: str) -> ScreenStatus:
+        """The truth about the capture in progress: recording, paused, or failed while the spool
+        quota keeps it stopped (it resumes by itself and says so)."""
+        problem = self._capture.problem(interaction_id) if self.mode == Mode.CAPTURING else ""
+        if problem:
+            return self._status(interaction_id, ScreenState.FAILED, problem)
+        return self._status(interaction_id, self._current_state())
 
     def _current_state(self) -> ScreenState:
         return ScreenState.PAUSED if self.mode == Mode.PAUSED else ScreenState.RECORDING

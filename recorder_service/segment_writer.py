@@ -68,7 +68,7 @@ class SegmentWriter:
             raise ValueError("segment_seconds must be > 0")
         self._spool = spool
         self._iid = interaction_id
-        self._run = run
+        self.run = run
         self._factory = encoder_factory
         self._segment_seconds = segment_seconds
         self._hold = hold
@@ -128,7 +128,7 @@ class SegmentWriter:
             return None
         if current.encoder.frames == 0:
             current.encoder.close()
-            self._spool.discard(self._iid, self._run, current.seq)
+            self._spool.discard(self._iid, self.run, current.seq)
             return None
         try:
             if end is not None and current.last_ts < end - TAIL_GAP * 2:
@@ -137,15 +137,13 @@ class SegmentWriter:
                 current.last_ts = tail
             current.encoder.close()
         except EncoderError as exc:
-            log.error("closing segment %s/%s.%d failed: %s", self._iid, self._run, current.seq, exc)
+            log.error("closing segment %s/%s.%d failed: %s", self._iid, self.run, current.seq, exc)
         try:
             manifest = self._spool.finish(
-                self._iid, self._run, current.seq, final=final, hold=self._hold if hold is None else hold
+                self._iid, self.run, current.seq, final=final, hold=self._hold if hold is None else hold
             )
         except (Mp4StructureError, SpoolError) as exc:
-            self._spool.quarantine(
-                self._iid, self._run, current.seq, f"segment unreadable when closed: {exc}"
-            )
+            self._spool.quarantine(self._iid, self.run, current.seq, f"segment unreadable when closed: {exc}")
             return None
         self.segments.append(current.seq)
         return manifest
@@ -153,7 +151,7 @@ class SegmentWriter:
     def _start(self, ts: float, image: np.ndarray) -> None:
         seq = self.next_seq
         self.next_seq += 1
-        path = self._spool.open_segment(self._iid, self._run, seq, ts)
+        path = self._spool.open_segment(self._iid, self.run, seq, ts)
         encoder = self._factory(path)
         self._open = _Open(seq, ts, encoder, image.shape, ts, image)
 

@@ -28,6 +28,7 @@ from recorder_service.controller import Controller
 from recorder_service.encoder import ScreenEncoder
 from recorder_service.errors import CaptureError
 from recorder_service.frame_pipeline import build_grabber
+from recorder_service.heartbeat import PolicyWatch, start_heartbeat
 from recorder_service.segment_uploader import SegmentUploader
 from recorder_service.segment_writer import Encoder
 from recorder_service.session import CaptureSession
@@ -110,6 +111,10 @@ class SessionCapture:
         self._next_seq[interaction_id] = session.next_seq
         return problem
 
+    def problem(self, interaction_id: str) -> str:
+        session = self._sessions.get(interaction_id)
+        return session.quota_error if session is not None else ""
+
     def _report(self, interaction_id: str, capturing: bool, detail: str) -> None:
         """A change the server did not ask for (spool quota): said at once, from the grab thread."""
         if self._status_sink is None:
@@ -174,7 +179,10 @@ async def run_service(
     )
     worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="controller")
 
+    watch = PolicyWatch(default_policy)  # the heartbeat's interval follows screen.start and pushes
+
     async def dispatch(envelope: Envelope) -> list[ScreenStatus]:
+        watch.observe(envelope)
         if stopping.is_set():
             return []
         return await loop.run_in_executor(worker, controller.handle, envelope)
@@ -183,6 +191,7 @@ async def run_service(
     channel_stop = asyncio.Event()
     uploader.start()
     channel_task = asyncio.create_task(channel.run(channel_stop))
+    beats = start_heartbeat(channel, controller, spool.root, uploader, clock, watch, channel_stop)
     try:
         await stopping.wait()
         log.info("stopping: finalising any capture in progress")
@@ -194,6 +203,7 @@ async def run_service(
     finally:
         channel_stop.set()
         await channel_task
+        await beats
         worker.shutdown(wait=True)
         await asyncio.to_thread(uploader.stop)
     log.info("recorder stopped")

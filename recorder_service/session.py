@@ -23,6 +23,7 @@ grab starts later than the command (plus one grab in flight).
 from __future__ import annotations
 
 import logging
+import math
 import queue
 import shutil
 import threading
@@ -191,6 +192,7 @@ class CaptureSession:
         with self._lock:
             self._gate.resume(at)
         self._wake.set()
+        self._spool.release(self.interaction_id)  # the segment the pause closed may go now
 
     def stop(self, at: float, timeout: float = 10.0) -> str:
         """Finalise: flush held frames, close the last segment (final). Returns "" or why the
@@ -323,6 +325,7 @@ class CaptureSession:
             self._status(False, problem)
         elif not problem and self.quota_error:
             log.info("capture %s: spool space available again, capture resumes", self.interaction_id)
+            self._spool.release(self.interaction_id)
             with self._lock:
                 self.quota_error = ""
                 self._gate.force_next()  # the new segment starts with the current screen
@@ -368,7 +371,7 @@ class CaptureSession:
                 if isinstance(item, _Horizon):
                     self._writer.advance(item.ts)
                 elif isinstance(item, _Suspend):
-                    self._writer.close(end=item.at, final=False)
+                    self._writer.close(end=item.at, final=False, hold=math.inf)
                 else:
                     if self.started_at is None:
                         self.started_at = item.ts
@@ -379,8 +382,10 @@ class CaptureSession:
                 log.error("capture %s: %s", self.interaction_id, self.error)
                 self._salvage()
         try:
-            if not failed:
-                self._writer.close(end=None, final=True, hold=0.0)
+            if not failed and self._writer.close(end=None, final=True, hold=0.0) is None:
+                # Stopped during a pause (or a quota stop): the segment that ended then is the
+                # capture's last one; the server makes the mux when the final one arrives.
+                self._spool.mark_final(self.interaction_id, self._writer.run)
         except (RecorderError, OSError) as exc:
             self.error = self.error or f"closing the last segment failed: {exc}"
             log.error("capture %s: %s", self.interaction_id, self.error)
@@ -388,14 +393,14 @@ class CaptureSession:
 
     def _pause_cut(self, at: float) -> CutReport:
         try:
-            self._writer.close(end=at, final=False)
-            report = self._spool.cut_from(self.interaction_id, at)
+            # Held until the resume or the stop: if the capture ends during this pause, this
+            # segment becomes its final one.
+            self._writer.close(end=at, final=False, hold=math.inf)
+            return self._spool.cut_from(self.interaction_id, at)
         except (RecorderError, OSError) as exc:
             self.error = self.error or f"cutting frames after the pause failed: {exc}"
             log.error("capture %s: %s", self.interaction_id, self.error)
-            report = CutReport()
-        self._spool.release(self.interaction_id)
-        return report
+            return CutReport()
 
     def _salvage(self) -> None:
         """An encoder error mid-segment (e.g. the disk): keep what is readable of the segment."""

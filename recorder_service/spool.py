@@ -246,11 +246,14 @@ class Spool:
 
     def finish(self, iid: str, run: str, seq: int, *, final: bool, hold: float = 0.0) -> SegmentManifest:
         """A closed segment: checksum, size and frame times recorded once, here. ``hold``
-        seconds pass before ``ready`` hands it out (a late pause may still cut it)."""
+        seconds pass before ``ready`` hands it out (a late pause may still cut it); ``math.inf``:
+        until ``release`` (a segment closed by a pause may yet become the capture's final one)."""
         key = (iid, run, seq)
         with self._lock:
             manifest = self._finish(key, final=final)
-            if hold > 0:
+            if math.isinf(hold):
+                self._holds[key] = math.inf
+            elif hold > 0:
                 self._holds[key] = time.monotonic() + hold
                 timer = threading.Timer(hold, self._notify)
                 timer.daemon = True
@@ -287,6 +290,18 @@ class Spool:
             if manifest is None:
                 return self._quarantine_paths(None, self.media_path(iid, run, seq), reason)
             return self._quarantine(manifest, reason)
+
+    def mark_final(self, iid: str, run: str) -> SegmentManifest | None:
+        """The capture ended while no segment was open (stopped during a pause): its latest
+        segment becomes the final one, unless the uploader has it already."""
+        with self._lock:
+            mine = [m for m in self.manifests() if m.interaction_id == iid and m.run == run]
+            if not mine:
+                return None
+            last = max(mine, key=lambda m: m.seq)
+            if last.final or last.state != SegmentState.FINISHED or last.key in self._handed:
+                return None
+            return self._update(last.key, final=True)
 
     def release(self, iid: str) -> None:
         """Hand out the interaction's held segments now (the pause or stop is known)."""
@@ -434,6 +449,7 @@ class Spool:
                     continue
                 if problem:
                     problems.append((manifest.interaction_id, problem))
+            self._mark_runs_final()
             for media in self.segments_dir.glob("*/*.mp4"):
                 if not media.with_suffix(".json").exists():
                     line = self._quarantine_paths(None, media, "media file without a manifest")
@@ -441,6 +457,16 @@ class Spool:
         for _, line in problems:
             log.error("spool: %s", line)
         return problems
+
+    def _mark_runs_final(self) -> None:
+        """Every run found at start-up is over: its latest segment is final for that run."""
+        runs: dict[tuple[str, str], list[SegmentManifest]] = {}
+        for m in self.manifests():
+            if m.state == SegmentState.FINISHED:
+                runs.setdefault((m.interaction_id, m.run), []).append(m)
+        for segments in runs.values():
+            if not any(m.final for m in segments):
+                self._update(max(segments, key=lambda m: m.seq).key, final=True)
 
     def _close_out(self, manifest: SegmentManifest) -> str:
         media = self.media_path(*manifest.key)

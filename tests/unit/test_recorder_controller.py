@@ -18,6 +18,7 @@ class FakeCapture:
         self.fail_start = False
         self.stop_problem = ""
         self.pause_detail = ""
+        self.quota_problem = ""
         self.policies: list[RecorderPolicy] = []
 
     def start(self, interaction_id: str, fps: float, paused_at: float | None, policy: RecorderPolicy) -> None:
@@ -36,6 +37,9 @@ class FakeCapture:
     def stop(self, interaction_id: str, at: float) -> str:
         self.calls.append(("stop", interaction_id, at))
         return self.stop_problem
+
+    def problem(self, interaction_id: str) -> str:
+        return self.quota_problem
 
 
 class FakeUploads:
@@ -203,6 +207,19 @@ def test_late_pause_ack_says_what_was_cut(rig: tuple[Controller, FakeCapture, Fa
     cap.pause_detail = "cut 7 frame(s) encoded after the pause"
     acks = ctl.handle(cmd("screen.pause", at=50.0))
     assert states(acks) == [("i1", "paused")] and acks[0].detail == cap.pause_detail
+
+
+def test_a_capture_stopped_by_the_spool_quota_is_acked_failed_not_recording(
+    rig: tuple[Controller, FakeCapture, FakeUploads],
+) -> None:
+    ctl, cap, _ = rig
+    ctl.handle(cmd("screen.start"))
+    cap.quota_problem = "spool_full: free disk 4.0 % is below the 10 % minimum"
+    acks = ctl.handle(cmd("screen.start"))  # a repeated start, or the resync on reconnect
+    assert states(acks) == [("i1", "failed")] and acks[0].detail.startswith("spool_full:")
+    assert states(ctl.handle(call("i1"))) == [("i1", "failed")]
+    cap.quota_problem = ""
+    assert states(ctl.handle(cmd("screen.start"))) == [("i1", "recording")]
 
 
 def test_spool_notices_go_with_the_next_ack_of_their_interaction() -> None:

@@ -207,3 +207,16 @@ def test_spool_quota_stops_capture_reports_and_resumes(spool: Spool) -> None:
     refs = _all_segments(spool)
     assert len(refs) == 2  # the stop closed one segment, the resume opened the next
     assert refs[1].started_at > decoded(refs[0])[-1][0]
+
+
+def test_segment_closed_by_a_pause_waits_and_becomes_final_if_the_capture_stops_paused(spool: Spool) -> None:
+    grabber = ScriptedGrabber()
+    session = make_session(spool, grabber, hold=0.0)
+    session.start()
+    wait_for(lambda: grabber.count >= 20, what="frames")
+    assert session.pause(time.time()) == ""
+    assert len(_all_segments(spool)) == 1
+    assert spool.ready() == []  # held: it may yet be the capture's final segment
+    assert session.stop(time.time()) == ""  # the call ends during the pause
+    refs = spool.ready()
+    assert len(refs) == 1 and refs[0].final  # the server makes the mux when a final one arrives

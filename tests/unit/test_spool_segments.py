@@ -191,3 +191,15 @@ def test_size_bytes_counts_every_file(tmp_path: Path) -> None:
     spool = Spool(tmp_path)
     path = _segment(spool)
     assert spool.size_bytes() >= path.stat().st_size
+
+
+def test_recover_makes_the_last_segment_of_each_crashed_run_final(tmp_path: Path) -> None:
+    spool = Spool(tmp_path)
+    for seq in (0, 1):  # a run killed during a pause: both segments closed, neither final
+        _segment(spool, "i1", "r1", seq, started_at=T0 + 6 * seq)
+        spool.finish("i1", "r1", seq, final=False)
+    _segment(spool, "i1", "r2", 0, started_at=T0 + 20)
+    spool.finish("i1", "r2", 0, final=True)
+    assert spool.recover() == []
+    finals = {(m.run, m.seq): m.final for m in spool.manifests()}
+    assert finals == {("r1", 0): False, ("r1", 1): True, ("r2", 0): True}
