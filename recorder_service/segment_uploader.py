@@ -79,8 +79,8 @@ class UploaderStats:
     bytes_resent: int  # of those, bytes of a segment that had already been sent once
     segments_uploaded: int
     current: Progress | None
-    last_error: str
-    last_error_at: float | None  # wall clock
+    last_error: str  # what holds uploads back: "" again once a segment goes through
+    last_error_at: float | None  # wall clock of the latest error (kept after it cleared)
     last_success_at: float | None  # wall clock: a segment confirmed by the server
 
     def to_dict(self) -> dict[str, Any]:
@@ -106,15 +106,17 @@ def _name(ref: SegmentRef) -> str:
 
 
 def parse_spans(body: dict[str, object]) -> list[tuple[float, float | None]]:
-    """Pause spans from a ``422 frames_in_pause`` body: ``spans`` as ``[start, end]`` pairs or
-    objects with ``start``/``end`` (server time; end ``null`` = still open)."""
+    """Pause spans from a ``422 frames_in_pause`` body: ``spans`` as objects with ``started_at``
+    and ``ended_at`` (what the server sends; also ``start``/``end``) or ``[start, end]`` pairs, in
+    server time; an end ``null`` = still open."""
     raw = body.get("spans")
     spans: list[tuple[float, float | None]] = []
     if not isinstance(raw, list):
         return spans
     for item in raw:
         if isinstance(item, dict):
-            start, end = item.get("start", item.get("from")), item.get("end", item.get("to"))
+            start = item.get("started_at", item.get("start"))
+            end = item.get("ended_at", item.get("end"))
         elif isinstance(item, list | tuple) and len(item) == 2:
             start, end = item
         else:
@@ -390,12 +392,9 @@ class SegmentUploader:
 
     def _failed(self, ref: SegmentRef, track: _Track, exc: TusError, cuts: int) -> None:
         status = exc.status
-        if (
-            status is None
-            or status in (408, 429)
-            or status >= 500
-            or (status == 409 and exc.code == "upload_in_progress")
-        ):
+        if status is None:  # the network, not this segment: the server's backoff only
+            self._retry_later(ref, None, str(exc))
+        elif status in (408, 429) or status >= 500 or (status == 409 and exc.code == "upload_in_progress"):
             self._retry_later(ref, track, str(exc), retry_after=exc.retry_after)
         elif status == 401:
             self._note_error(
@@ -427,14 +426,18 @@ class SegmentUploader:
         self._attempt(new, cuts + 1)
 
     def _retry_later(
-        self, ref: SegmentRef, track: _Track, message: str, retry_after: float | None = None
+        self, ref: SegmentRef, track: _Track | None, message: str, retry_after: float | None = None
     ) -> None:
+        """Back off: the server always (it is down, busy or cut off), the segment too when the
+        server's answer was about it (``track``), so that it waits behind the others."""
         now = self._clock()
-        own = backoff_delay(track.failures, **self._backoff_args)
         server = backoff_delay(self._failures, **self._backoff_args)
-        track.failures += 1
         self._failures += 1
-        track.due = now + own
+        own = 0.0
+        if track is not None:
+            own = backoff_delay(track.failures, **self._backoff_args)
+            track.failures += 1
+            track.due = now + own
         # A server asking for more patience (Retry-After) gets it, within reason.
         self._not_before = now + max(server, min(retry_after or 0.0, UNAUTHORIZED_RETRY))
         self._note_error(message)
@@ -457,6 +460,7 @@ class SegmentUploader:
             if success:
                 self._uploaded += 1
                 self._last_success_at = self._wall()
+                self._last_error = ""
         if success:
             self._failures = 0
 

@@ -250,7 +250,14 @@ def _handler(fake: FakeTusServer) -> type[BaseHTTPRequestHandler]:
                     spans = fake.pause_spans.pop(key, None)
                 if spans is not None:
                     self.answer(
-                        422, body={"error": "frames_in_pause", "message": "paused frames", "spans": spans}
+                        422,
+                        body={
+                            "error": "frames_in_pause",
+                            "message": "paused frames",
+                            "spans": [
+                                {"started_at": a, "ended_at": b} for a, b in spans
+                            ],  # the server's shape
+                        },
                     )
                     return
                 whole = hashlib.sha256(up.data).hexdigest()

@@ -178,6 +178,22 @@ def test_resume_after_a_cut_mid_chunk_continues_from_the_servers_offset(
     # Only what the cut chunk had handed to the socket and the server did not keep goes again.
     assert stats.bytes_resent <= CHUNK - (100_000 if keep_partial else 0)
     assert stats.segments_uploaded == 1
+    # the health panel's problem is gone once a segment went through; when it was stays
+    assert stats.last_error == "" and stats.last_error_at is not None
+
+
+def test_a_cut_is_not_the_segments_fault_it_resumes_before_the_next(
+    server: FakeTusServer, tmp_path: Path
+) -> None:
+    """The network failed, not the segment: it keeps its place (oldest first, playable in order)."""
+    first, second = segment(tmp_path, "i", 0, os.urandom(2 * CHUNK)), segment(tmp_path, "i", 1, b"next")
+    queue = ListQueue([first, second])
+    clock = Clock()
+    up = make(queue, server.url, clock)
+    server.cut_patch(500, skip=1)
+    drain(up, clock, queue)
+    assert [r for r, _ in queue.done] == [first, second]
+    assert [s.method for s in server.seen] == ["POST", "PATCH", "PATCH", "HEAD", "PATCH", "POST", "PATCH"]
 
 
 def test_offset_mismatch_takes_the_servers_offset(server: FakeTusServer, tmp_path: Path) -> None:
@@ -272,10 +288,15 @@ def test_frames_in_pause_are_cut_and_the_new_segment_uploaded(server: FakeTusSer
 
 
 def test_pause_spans_in_either_shape() -> None:
-    assert parse_spans({"spans": [[1, 2], {"start": 3, "end": None}, "junk", [1]]}) == [
-        (1.0, 2.0),
-        (3.0, None),
+    spans = [
+        [1, 2],
+        {"started_at": 3, "ended_at": None},
+        {"start": 4, "end": 5},
+        "junk",
+        [1],
+        {"started_at": "x"},
     ]
+    assert parse_spans({"spans": spans}) == [(1.0, 2.0), (3.0, None), (4.0, 5.0)]
     assert parse_spans({"spans": "no"}) == []
 
 
