@@ -126,12 +126,14 @@ class MediaJobs:
         self._put(_MuxJob(interaction_id))
 
     async def _sweep_loop(self) -> None:
+        # At once first: what a stopped server left unmuxed is found now, and segments stored from
+        # here on are noted from the first one.
         while True:
-            await asyncio.sleep(self._sweep_interval)
             try:
                 await self.sweep()
             except Exception:  # a busy or broken database: look again next time
                 log.exception("looking for screen muxes to make failed")
+            await asyncio.sleep(self._sweep_interval)
 
     async def sweep(self, now: float | None = None) -> int:
         """Queue a mux for each quiet, finished interaction whose segments changed since the last

@@ -354,6 +354,26 @@ def test_the_sweep_muxes_a_done_interaction_whose_recorder_never_said_final(tmp_
     assert len(_decoded(path, origin)) == 50
 
 
+def test_a_restarted_server_muxes_what_it_left_unmuxed_at_once(tmp_path: Path) -> None:
+    """The interaction ended and went quiet while the server was down: the first sweep runs when
+    the media jobs start, not one interval later."""
+    world = _world(tmp_path)
+    world.add_segment("r1", 0, 1.0, 10, created_at=time.time() - 100)
+
+    async def run() -> None:
+        jobs = MediaJobs(world.repo, world.storage, tmp_path / "jobs", sweep_interval=3600.0)
+        jobs.start()
+        try:
+            deadline = time.monotonic() + 60
+            while "muxed" not in world.repo.media(IID):
+                assert time.monotonic() < deadline, "not muxed at start-up"
+                await asyncio.sleep(0.05)
+        finally:
+            await jobs.stop()
+
+    asyncio.run(run())
+
+
 def test_the_sweep_waits_for_done_and_for_uploads_to_be_quiet(tmp_path: Path) -> None:
     world = _world(tmp_path)
     world.add_segment("r1", 0, 1.0, 10, created_at=time.time() - 100)
