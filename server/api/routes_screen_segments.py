@@ -229,6 +229,51 @@ def _already_uploaded(sha256: str) -> _Refused:
 
 
 # -- HEAD, DELETE ------------------------------------------------------------------------------------
+async def _settle(
+    ctx: ServerContext,
+    uploads: SegmentUploads,
+    gate: WriterGate,
+    upload: Upload,
+    user: AuthUser,
+    request: Request,
+) -> bool:
+    """Every byte is in but the segment is not stored: its last PATCH met a fault of ours, or the
+    server died while storing it. Store (or refuse) it now, so a client that only asks HEAD after a
+    cut is not left waiting. True when the upload is still there (a fault again: retry later)."""
+    what = f"store {upload.run}/{upload.seq} ({upload.id}) on HEAD"
+    try:
+        async with gate.hold(upload.id):
+            current = await asyncio.to_thread(uploads.get, upload.id)
+            if current is None:
+                return False  # the PATCH that completed it has just stored it
+            stored = await _finish(ctx, uploads, current, user)
+        await _record_stored(ctx, user, current, stored, request)
+        return False
+    except AlreadyStored as exc:
+        await _refusal(ctx, user, upload.interaction_id, _already_uploaded(exc.sha256), request, what)
+        return False
+    except (ApiError, _Refused) as exc:
+        await _refusal(ctx, user, upload.interaction_id, exc, request, what)
+        return exc.status >= 500
+
+
+async def _record_stored(
+    ctx: ServerContext, user: AuthUser, upload: Upload, stored: StoredSegment, request: Request
+) -> None:
+    """Audited once; the capture's last segment lets the mux be made."""
+    await _audited(
+        ctx,
+        user,
+        stored.interaction_id,
+        "allowed",
+        f"segment {upload.run}/{upload.seq} stored: {stored.size} bytes, {stored.frames} frames, "
+        f"sha256 {stored.sha256}{', final' if stored.final else ''}",
+        request,
+    )
+    if stored.final:
+        await ctx.coordinator.screen_uploaded(stored.interaction_id)
+
+
 @router.head("/uploads/{upload_id}")
 async def upload_offset(
     upload_id: str,
@@ -236,12 +281,14 @@ async def upload_offset(
     user: AuthUser = Depends(agent_only),
     ctx: ServerContext = Depends(get_context),
 ) -> Response:
-    uploads, _gate = _uploads(request, ctx)
+    uploads, gate = _uploads(request, ctx)
     try:
         _common(request, user)
         upload = await asyncio.to_thread(_own_upload, uploads, upload_id, user)
     except (ApiError, TusHeaderError) as exc:
         return await _refusal(ctx, user, f"upload:{upload_id}", exc, request, "offset")
+    if upload.offset >= upload.length and not await _settle(ctx, uploads, gate, upload, user, request):
+        return Response(status_code=404, headers=TUS)  # settled: POST again to learn how (409 or anew)
     return Response(
         status_code=200,
         headers={
@@ -319,17 +366,7 @@ async def append_to_upload(
                 ctx, user, target, "failed", f"{what}: server error: {type(exc).__name__}", request
             )
         raise
-    await _audited(
-        ctx,
-        user,
-        stored.interaction_id,
-        "allowed",
-        f"segment {upload.run}/{upload.seq} stored: {stored.size} bytes, {stored.frames} frames, "
-        f"sha256 {stored.sha256}{', final' if stored.final else ''}",
-        request,
-    )
-    if stored.final:  # the capture's last segment: the mux can be made
-        await ctx.coordinator.screen_uploaded(stored.interaction_id)
+    await _record_stored(ctx, user, upload, stored, request)
     return Response(
         status_code=204,
         headers={**TUS, "Upload-Offset": str(upload.length), "X-Tandem-Sha256": stored.sha256},

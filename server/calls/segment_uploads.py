@@ -402,6 +402,7 @@ class SegmentUploads:
         except IntegrityError as exc:  # stored meanwhile (cannot be another file: the key is taken)
             with session_scope(self._sessions) as s:
                 other = self._segment(s, upload.interaction_id, upload.run, upload.seq)
+            self.terminate(upload.id)  # its bytes (if not moved) and row; the stored file stays
             raise AlreadyStored(other.sha256 if other is not None else upload.sha256) from exc
         self.path(upload.id).unlink(missing_ok=True)
         return StoredSegment(

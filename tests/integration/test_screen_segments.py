@@ -252,6 +252,36 @@ def test_a_late_segment_after_done_is_accepted_on_its_frames_times(
     assert len(segment_rows(app)) == 1
 
 
+def test_a_fault_while_storing_is_settled_by_the_next_head(
+    client: TestClient, app: FastAPI, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every byte arrived but storing failed (a fault of ours): the client's HEAD after the error
+    stores it, answers 404 (the upload is settled) and a POST then names the stored digest."""
+    from server.errors import StorageError
+
+    started = add_interaction(app)
+    token = recorder_token(client)
+    body = screen_file(tmp_path / "a.mp4")
+    storage = app.state.ctx.storage
+    real_put = storage.put_file
+
+    def failing_put(key: str, source: Path) -> int:
+        raise StorageError(f"cannot store {key}: Input/output error")
+
+    monkeypatch.setattr(storage, "put_file", failing_put)
+    r = upload_all(client, token, body, started + 1)
+    assert r.status_code == 500 and r.json()["error"] == "storage_error"
+    location = upload_rows(app)[0].id
+    assert head(client, token, f"/api/uploads/{location}").headers["Upload-Offset"] == str(len(body))
+    monkeypatch.setattr(storage, "put_file", real_put)
+    assert head(client, token, f"/api/uploads/{location}").status_code == 404
+    r = create(client, token, body, started + 1)
+    assert r.status_code == 409 and r.json()["sha256"] == hashlib.sha256(body).hexdigest()
+    assert [p.read_bytes() for p in stored(tmp_path / "data")] == [body]
+    assert upload_rows(app) == [] and partials(tmp_path / "data") == []
+    assert outcomes(app) == ["failed", "failed", "allowed", "denied"]
+
+
 # -- refusals: each clear, audited, nothing stored -----------------------------------------------------
 def test_chunk_checksum_mismatch_discards_only_that_chunk(
     client: TestClient, app: FastAPI, tmp_path: Path
