@@ -264,6 +264,37 @@ def test_a_lost_answer_after_the_last_byte_is_settled_by_the_stored_digest(
     assert queue.done and not server.patches()
 
 
+def test_all_bytes_held_but_not_confirmed_is_asked_again_later(tmp_path: Path) -> None:
+    """The last PATCH's answer was lost while the server checked the segment: the server holds
+    every byte. Later the upload is gone (HEAD 404) and the segment stored (409, our digest)."""
+    ref = segment(tmp_path, "i", 0, b"0123456789")
+    queue = ListQueue([ref])
+    seen: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request.method)
+        if request.method == "POST" and seen.count("POST") == 1:
+            return httpx.Response(201, headers={"Location": "/api/uploads/u", "Upload-Offset": "10"})
+        if request.method == "HEAD":
+            return httpx.Response(404, json={"error": "unknown_upload", "message": "finished"})
+        return httpx.Response(409, json={"error": "already_uploaded", "message": "m", "sha256": ref.sha256})
+
+    clock = Clock()
+    up = make(queue, "http://srv", clock, transport=httpx.MockTransport(handler))
+    assert up.step() == pytest.approx(1.0) and "not confirmed" in up.stats().last_error
+    drain(up, clock, queue)
+    assert seen == ["POST", "HEAD", "POST"] and queue.done == [(ref, ref.sha256)]
+
+
+def test_an_unreadable_file_is_refused_not_retried(server: FakeTusServer, tmp_path: Path) -> None:
+    ref = segment(tmp_path, "i", 0, b"data")
+    ref.path.unlink()
+    queue = ListQueue([ref])
+    clock = Clock()
+    drain(make(queue, server.url, clock), clock, queue)
+    assert [(r, code) for r, code, _ in queue.refusals] == [(ref, "file_unreadable")]
+
+
 def test_another_file_stored_is_a_conflict_and_ours_is_kept(server: FakeTusServer, tmp_path: Path) -> None:
     ref = segment(tmp_path, "i", 0, b"ours")
     queue = ListQueue([ref])
