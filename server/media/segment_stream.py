@@ -96,16 +96,20 @@ class SegmentVideo:
         self.counters = SegmentCounters()
 
     def open_template(self) -> av.container.InputContainer:
-        """The first segment, whose video stream is the output track's template."""
-        first = self.segments[0]
-        try:
-            container = av.open(str(first.path), "r")
-        except (av.FFmpegError, OSError) as exc:
-            raise MuxError(f"cannot open the first screen segment {first.ref.key}: {exc}") from exc
-        if not container.streams.video:
+        """The first readable segment, whose video stream is the output track's template (a
+        segment a storage fault made unreadable must not keep the others from being muxed)."""
+        problems = []
+        for seg in self.segments:
+            try:
+                container = av.open(str(seg.path), "r")
+            except (av.FFmpegError, OSError) as exc:
+                problems.append(f"{seg.ref.key}: {exc}")
+                continue
+            if container.streams.video:
+                return container
             container.close()
-            raise MuxError(f"the first screen segment {first.ref.key} has no video stream")
-        return container
+            problems.append(f"{seg.ref.key}: no video stream")
+        raise MuxError(f"no screen segment can be read ({'; '.join(problems)})")
 
     def packets(self, template: Any, out_stream: Any, origin: float) -> Iterator[av.Packet[Any]]:
         """Every kept packet with ``time_base`` = the template's and pts on the output timeline

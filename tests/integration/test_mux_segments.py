@@ -307,6 +307,23 @@ def test_a_late_segment_of_another_size_is_re_encoded_and_re_muxed(tmp_path: Pat
     assert (25.0, MISSING_LABEL) in chapters and (26.0, RESUMED_LABEL) in chapters
 
 
+def test_an_unreadable_first_segment_is_left_out_and_the_rest_muxed(tmp_path: Path) -> None:
+    """A storage fault (the file damaged on disk) costs that segment, not the recording."""
+    world = _world(tmp_path)
+    first = world.add_segment("r1", 0, 1.0, 20)
+    world.add_segment("r1", 1, 3.0, 20)
+    world.add_segment("r1", 2, 5.0, 20, size=(160, 96))
+    path = world.storage.local_path(first)
+    assert path is not None
+    path.chmod(0o600)
+    path.write_bytes(b"\x00\x00\x00\x18ftypisom" + bytes(500))
+    world.jobs._mux(IID)
+    _, out, origin = world.muxed()
+    frames = _decoded(out, origin)
+    assert len(frames) == 40 and {w for _, _, w in frames} == {W}
+    assert abs(frames[0][0] - (world.base + 3.0)) <= ONE_FRAME
+
+
 def test_no_segment_mux_before_done_then_one_when_it_is(tmp_path: Path) -> None:
     """The voice is stored (and muxing asked for) at the hang-up, while the screen goes on through
     after-call work: muxing then would only make a file the next segment outdates."""
