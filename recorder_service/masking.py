@@ -136,6 +136,7 @@ class AutoPauseTracker:
     def __init__(self, interaction_id: str) -> None:
         self._interaction_id = interaction_id
         self._open: ScreenAutoPause | None = None
+        self._ended: list[ScreenAutoPause] = []
 
     @property
     def active(self) -> str | None:
@@ -156,4 +157,10 @@ class AutoPauseTracker:
             return []
         ended = replace(self._open, ended_at=max(at, self._open.started_at))
         self._open = None
+        self._ended.append(ended)
         return [ended]
+
+    def spans(self) -> list[ScreenAutoPause]:
+        """Every span of this capture as it stands, to send again after the channel reconnects
+        (messages sent while it was down are lost; the server takes a repeat as a no-op)."""
+        return [*self._ended, *([self._open] if self._open is not None else [])]

@@ -140,6 +140,11 @@ class AgentActions:
             if live.acw_timer is not None and live.acw_timer is not asyncio.current_task():
                 live.acw_timer.cancel()
             await self._control.save(live)
+
+            def close_auto_pauses() -> None:
+                self._repo.close_auto_pauses(live.interaction_id, at)
+
+            await self._control.backlog.write(f"auto-pauses of {live.interaction_id}", close_auto_pauses)
             self._control.publish(live, EventType.ACW_ENDED)
             if stop_screen:
                 self._control.command(live, EventType.SCREEN_STOP, at)

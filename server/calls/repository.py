@@ -290,6 +290,24 @@ class CallRepository:
                 return "ended"
             return "unchanged"
 
+    def close_auto_pauses(self, interaction_id: str, at: float) -> int:
+        """Done: the recorder captures no longer, so an auto-pause whose end never arrived (the
+        recorder lost its connection) ends here rather than lasting for ever (which would cut
+        the rest of the screen from the mux). Returns how many were closed."""
+        with session_scope(self._factory) as s:
+            rows = s.execute(
+                select(models.PauseSpan).where(
+                    models.PauseSpan.interaction_id == interaction_id,
+                    models.PauseSpan.reason.startswith("auto:"),
+                    models.PauseSpan.ended_at.is_(None),
+                )
+            ).scalars()
+            closed = 0
+            for span in rows:
+                span.ended_at = max(at, span.started_at)
+                closed += 1
+            return closed
+
     # -- recovery --------------------------------------------------------------------------
     def unfinished(self) -> list[tuple[str, str, float | None, float | None]]:
         """Interactions a previous process left mid-call or mid-ACW:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import time
+import wave
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ from sqlalchemy import select
 
 from server.api.app import create_app
 from server.settings import load_settings
+from server.sip.listener import CallAccepted, CallOffer
 from server.store import models
 from server.store.db import session_scope
 from server.store.users import create_user
@@ -164,3 +166,72 @@ def test_refusals_are_sent_back_audited_and_store_nothing(client: TestClient, ap
     denied = audits(app, "recording.auto_pause")
     assert [(u, o) for u, o, _ in denied] == [("agent1", "denied"), ("agent1", "denied")]
     assert "of yours" in denied[0][2] and "outside" in denied[1][2]
+
+
+class FakeCall:
+    """The SIP engine's handle of a recorded call, as the coordinator uses it."""
+
+    def __init__(self, interaction_id: str, voice_path: Path) -> None:
+        self.interaction_id = interaction_id
+        self.voice_path = voice_path
+        self.answered_at = time.time()
+        with wave.open(str(voice_path), "wb") as w:
+            w.setnchannels(2)
+            w.setsampwidth(2)
+            w.setframerate(8000)
+            w.writeframes(b"\0\0\0\0" * 8000)
+
+    def pause(self, at: float) -> None:
+        pass
+
+    def resume(self, at: float) -> None:
+        pass
+
+    async def stop(self, at: float) -> None:
+        pass
+
+    def media_stats(self) -> dict[str, object]:
+        return {}
+
+
+def test_an_auto_pause_whose_end_never_came_ends_at_done(
+    client: TestClient, app: FastAPI, tmp_path: Path
+) -> None:
+    """A recorder that lost its connection while a pause rule's window showed never sends the
+    end: the span ends at Done instead of lasting for ever (the mux would cut the rest)."""
+    r = client.post(
+        "/api/auth/login",
+        json={"username": "agent1", "password": PASSWORD, "client": "desktop", "dn": "1001"},
+    )
+    assert r.status_code == 200, r.text
+    desktop = bearer(r.json()["token"])
+    coordinator = app.state.ctx.coordinator
+    assert client.portal is not None
+    offer = CallOffer(
+        call_id="c-auto",
+        dn="1001",
+        caller="+15550100",
+        callee="1001",
+        source=("127.0.0.1", 5060),
+        codec="PCMU",
+    )
+    accepted = client.portal.call(coordinator.on_call_offered, offer)
+    assert isinstance(accepted, CallAccepted), accepted
+    iid = accepted.interaction_id
+    call = FakeCall(iid, tmp_path / "voice.wav")
+    client.portal.call(coordinator.on_call_answered, call)
+    token = recorder_token(client)
+    with client.websocket_connect("/api/events?client=recorder", headers=bearer(token)) as ws:
+        assert json.loads(ws.receive_text())["type"] == "state"
+        auto_pause(ws, iid, "bank", call.answered_at + 0.5)
+        wait_for("the open span", lambda: len(spans(app, iid)) == 1)
+    client.portal.call(coordinator.on_call_ended, call, time.time(), "bye")
+    r = client.post(f"/api/interactions/{iid}/done", headers=desktop)
+    assert r.status_code == 200, r.text
+    with session_scope(app.state.ctx.sessions) as s:
+        row = s.get(models.Interaction, iid)
+        assert row is not None
+        done_at = row.acw_ended_at
+    assert done_at is not None
+    wait_for("the span closed at Done", lambda: spans(app, iid)[0][1] == done_at)
+    assert spans(app, iid)[0][2] == "auto:bank"

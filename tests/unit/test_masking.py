@@ -126,8 +126,14 @@ def test_auto_pause_tracker_opens_and_closes_spans() -> None:
     assert t.update(None, 4.5) == [ScreenAutoPause("i-1", "vault", 3.0, 4.5)]
     assert t.close(5.0) == []
     t.update("bank", 6.0)
+    assert t.spans()[-1] == ScreenAutoPause("i-1", "bank", 6.0)  # open, to resend on reconnect
     assert t.close(7.0) == [ScreenAutoPause("i-1", "bank", 6.0, 7.0)]
     assert t.active is None
+    assert t.spans() == [
+        ScreenAutoPause("i-1", "bank", 2.0, 3.0),
+        ScreenAutoPause("i-1", "vault", 3.0, 4.5),
+        ScreenAutoPause("i-1", "bank", 6.0, 7.0),
+    ]
 
 
 @pytest.mark.parametrize("n_windows", [20])
