@@ -15,146 +15,47 @@ segment's files are deleted only once the server confirmed its very checksum.
 The spool implements ``SegmentQueue`` for the uploader. A finished segment may be *held* for a few
 seconds before ``ready`` hands it out: a pause command that arrives late can then still cut frames
 stamped inside the pause from it (``cut_from``). Once handed out, a segment is never altered under
-the uploader's feet; only the uploader's own ``cut_pauses`` changes it then.
+the uploader's feet; only the uploader's own ``cut_pauses`` changes it then. A segment closed by a
+pause waits until the resume or the stop (it may yet be the capture's final one).
+
+At start-up ``recover`` closes out segments a crash left open (cut to their last complete
+fragment, final for that run), quarantines what cannot be read, and adopts captures left by the
+single-file recorder of earlier versions.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import math
 import os
-import re
 import shutil
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, replace
-from enum import StrEnum
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from recorder_service.errors import ManifestError, Mp4StructureError, SpoolError
 from recorder_service.fmp4 import playable_length
 from recorder_service.segment_queue import SegmentRef
+from recorder_service.spool_manifest import (
+    LEGACY_RUN,
+    CutReport,
+    SegmentManifest,
+    SegmentState,
+    check_interaction_id,
+    check_run,
+    fsync_dir,
+    sha256_of,
+    to_ms_floor,
+)
 from recorder_service.trim import read_frames, trim
 
+__all__ = ["LEGACY_RUN", "CutReport", "SegmentManifest", "SegmentState", "Spool"]
+
 log = logging.getLogger(__name__)
-
-# Interaction and run ids become file names: only allow what cannot escape the spool directory.
-_SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
-_SAFE_RUN = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
-
-
-class SegmentState(StrEnum):
-    CAPTURING = "capturing"
-    FINISHED = "finished"
-    REFUSED = "refused"  # a final refusal by the server; the file is kept
-    QUARANTINED = "quarantined"
-
-
-@dataclass(frozen=True, slots=True)
-class SegmentManifest:
-    interaction_id: str
-    run: str
-    seq: int
-    state: SegmentState
-    started_at: float  # server time of pts 0
-    last_frame_at: float | None = None  # server time of the last frame, once finished
-    frames: int = 0
-    sha256: str | None = None
-    size: int | None = None
-    final: bool = False  # the capture (or the run, after a crash) ended with this segment
-    attempts: int = 0
-    error: str = ""
-
-    @property
-    def key(self) -> tuple[str, str, int]:
-        return (self.interaction_id, self.run, self.seq)
-
-    def to_json(self) -> str:
-        raw = asdict(self)
-        raw["state"] = self.state.value
-        return json.dumps(raw, sort_keys=True)
-
-    @classmethod
-    def from_json(cls, text: str) -> SegmentManifest:
-        try:
-            raw: Any = json.loads(text)
-            if not isinstance(raw, dict):
-                raise ManifestError("manifest is not a JSON object")
-            last = raw.get("last_frame_at")
-            sha = raw.get("sha256")
-            size = raw.get("size")
-            return cls(
-                interaction_id=check_interaction_id(str(raw["interaction_id"])),
-                run=check_run(str(raw["run"])),
-                seq=int(raw["seq"]),
-                state=SegmentState(raw["state"]),
-                started_at=float(raw["started_at"]),
-                last_frame_at=None if last is None else float(last),
-                frames=int(raw.get("frames", 0)),
-                sha256=None if sha is None else str(sha),
-                size=None if size is None else int(size),
-                final=bool(raw.get("final", False)),
-                attempts=int(raw.get("attempts", 0)),
-                error=str(raw.get("error", "")),
-            )
-        except ManifestError:
-            raise
-        except (json.JSONDecodeError, KeyError, TypeError, ValueError, SpoolError) as exc:
-            raise ManifestError(f"malformed manifest: {exc}") from exc
-
-
-def check_interaction_id(interaction_id: str) -> str:
-    if not _SAFE_ID.match(interaction_id):
-        raise SpoolError(f"interaction id {interaction_id!r} is not safe as a file name")
-    return interaction_id
-
-
-def check_run(run: str) -> str:
-    if not _SAFE_RUN.match(run):
-        raise SpoolError(f"run id {run!r} is not [A-Za-z0-9._-]{{1,64}}")
-    return run
-
-
-def to_ms_floor(seconds: float) -> int:
-    """Segment milliseconds from which frames go: rounded down, so a frame whose stored
-    (millisecond) pts lies a fraction before the cut time still goes — never one too few."""
-    return max(0, math.floor(seconds * 1000))
-
-
-def sha256_of(path: Path, chunk: int = 1 << 20) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        while block := fh.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def _fsync_dir(path: Path) -> None:
-    if os.name != "posix":
-        return  # directories cannot be opened for fsync on Windows; rename is durable there
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-@dataclass(frozen=True, slots=True)
-class CutReport:
-    frames: int = 0  # frames removed from segments not yet handed out
-    segments_removed: int = 0  # segments that lay wholly inside the cut
-    unreachable: int = 0  # segments with frames past the cut already with the uploader
-
-    def __add__(self, other: CutReport) -> CutReport:
-        return CutReport(
-            self.frames + other.frames,
-            self.segments_removed + other.segments_removed,
-            self.unreachable + other.unreachable,
-        )
 
 
 class Spool:
@@ -192,7 +93,7 @@ class Spool:
                 fh.flush()
                 os.fsync(fh.fileno())
             os.replace(tmp, path)
-            _fsync_dir(path.parent)
+            fsync_dir(path.parent)
         except OSError as exc:
             raise SpoolError(f"cannot write manifest {path}: {exc}") from exc
 
@@ -402,7 +303,7 @@ class Spool:
             self._delete(manifest.key)
             return None, (result.dropped, True)
         os.replace(tmp, media)
-        _fsync_dir(media.parent)
+        fsync_dir(media.parent)
         started = manifest.started_at + result.shift_ms / 1000
         last = started + (result.last_pts or 0) / 1000
         updated = self._update(
@@ -432,6 +333,7 @@ class Spool:
         (interaction, line) per quarantined segment (logged, and said in its next status)."""
         problems: list[tuple[str, str]] = []
         with self._lock:
+            self._adopt_legacy()
             for tmp in self.segments_dir.glob("*/*.tmp"):
                 tmp.unlink(missing_ok=True)  # a cut or manifest write the crash interrupted
             for path in sorted(self.segments_dir.glob("*/*.json")):
@@ -457,6 +359,25 @@ class Spool:
         for _, line in problems:
             log.error("spool: %s", line)
         return problems
+
+    def _adopt_legacy(self) -> None:
+        """A spool of the single-file recorder (``<interaction>.json`` + ``.mp4`` at the root):
+        a capture it had not uploaded becomes run ``legacy``'s only segment, closed out like an
+        interrupted one. Failed or conflicting files stay where they are, for an administrator."""
+        for path in self.root.glob("*.json"):
+            try:
+                raw = json.loads(path.read_text(encoding="utf-8"))
+                iid = check_interaction_id(str(raw["interaction_id"]))
+                state, started = raw.get("state"), raw.get("started_at")
+            except (OSError, ValueError, KeyError, TypeError, SpoolError):
+                continue
+            media = self.root / f"{iid}.mp4"
+            if state not in ("capturing", "finished") or started is None or not media.exists():
+                continue
+            target = self.open_segment(iid, LEGACY_RUN, 0, float(started))
+            os.replace(media, target)
+            path.unlink()
+            log.warning("adopted %s from the single-file spool as segment %s", media.name, target)
 
     def _mark_runs_final(self) -> None:
         """Every run found at start-up is over: its latest segment is final for that run."""

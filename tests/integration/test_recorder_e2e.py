@@ -386,3 +386,44 @@ def test_killed_mid_call_loses_at_most_2_s_and_the_call_goes_on_in_a_new_run(
     assert len(first) >= 5 and first == sorted(first)
     assert killed_at < min(second) <= restarted_at + 1.0 and second == sorted(second)
     assert max(second) == pytest.approx(stop_at, abs=0.01)
+
+
+def test_spool_quota_stops_capture_with_an_alarm_and_resumes_nothing_corrupted(
+    fake: tuple[FakeServer, str], display: str, tmp_path: Path
+) -> None:
+    server, url = fake
+    _login(url, tmp_path / "kr.cfg", display)
+    proc = _run(url, tmp_path, display)
+    ballast = tmp_path / "spool" / "ballast.bin"
+    try:
+        with ColourChanger(display):
+            server.wait(lambda: server.pings >= 1, 20, "first time.ping")
+            server.command("screen.start", "int-3", policy={**POLICY, "spool_max_mb": 64})
+            server.wait_status("int-3", "recording")
+            time.sleep(1.5)
+            with ballast.open("wb") as fh:  # something else fills the spool past its maximum
+                fh.truncate(65 * 1024 * 1024)
+            alarm = server.wait_status("int-3", "failed", timeout=15)
+            assert alarm["detail"].startswith("spool_full:") and "64 MB maximum" in alarm["detail"], alarm
+            time.sleep(1.5)
+            ballast.unlink()
+            server.wait(
+                lambda: any(s["state"] == "recording" and "resumed" in s["detail"] for s in server.statuses),
+                15,
+                "capture resumed",
+            )
+            resumed = next(s for s in server.statuses if "resumed" in s["detail"])
+            time.sleep(1.5)
+            server.command("screen.stop", "int-3")
+            server.wait_status("int-3", "stopped", timeout=15)
+            server.wait(lambda: any(u.meta.get("final") == "1" for u in server.uploads), 30, "last segment")
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=20)
+    assert proc.returncode == 0, out
+    assert "spool_full" in out  # logged as well
+    uploads = sorted(server.uploads, key=lambda u: int(u.meta["seq"]))
+    assert len(uploads) == 2  # the segment the quota closed, and the one after space returned
+    times = [_frame_times(u, tmp_path) for u in uploads]  # every segment decodes: nothing corrupted
+    assert all(times) and times[0][-1] < alarm["at"] + 0.1 and times[1][0] >= resumed["at"] - 1.5
+    assert times[1][0] - times[0][-1] >= 1.0  # no capture while the spool was full: a gap

@@ -203,3 +203,21 @@ def test_recover_makes_the_last_segment_of_each_crashed_run_final(tmp_path: Path
     assert spool.recover() == []
     finals = {(m.run, m.seq): m.final for m in spool.manifests()}
     assert finals == {("r1", 0): False, ("r1", 1): True, ("r2", 0): True}
+
+
+def test_recover_adopts_a_capture_left_by_the_single_file_recorder(tmp_path: Path) -> None:
+    spool = Spool(tmp_path)
+    old = _segment(spool, "old-1", "x", 0)  # an MP4, then moved to where the old spool kept it
+    legacy = tmp_path / "old-1.mp4"
+    old.rename(legacy)
+    spool.manifest_path("old-1", "x", 0).unlink()
+    (tmp_path / "old-1.json").write_text(
+        '{"interaction_id": "old-1", "state": "finished", "started_at": 1000.0}'
+    )
+    (tmp_path / "kept.json").write_text('{"interaction_id": "kept", "state": "conflict", "started_at": 1.0}')
+    (tmp_path / "kept.mp4").write_bytes(b"evidence")
+    assert spool.recover() == []
+    refs = spool.ready()
+    assert [(r.interaction_id, r.run, r.seq, r.final) for r in refs] == [("old-1", "legacy", 0, True)]
+    assert refs[0].started_at == T0 and len(_times(refs[0].path, T0)) == 30
+    assert not legacy.exists() and (tmp_path / "kept.mp4").read_bytes() == b"evidence"
