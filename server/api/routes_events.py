@@ -35,7 +35,6 @@ from tandem_protocol.events import (
     ClientMessageType,
     Envelope,
     EventType,
-    ScreenAutoPause,
     ScreenStatus,
     TimePong,
     parse_envelope,
@@ -201,8 +200,7 @@ async def _receive(websocket: WebSocket, ctx: ServerContext, user: AuthUser, cli
             elif env.type == ClientMessageType.SCREEN_STATUS:
                 await ctx.coordinator.screen_status(user.user_id, ScreenStatus.from_dict(env.data))
             elif env.type == ClientMessageType.SCREEN_AUTO_PAUSE:
-                msg = ScreenAutoPause.from_dict(env.data)
-                await ctx.coordinator.screen_auto_pause(user.user_id, user.username, msg)
+                await ctx.coordinator.screen_auto_pause(user.user_id, user.username, env.data)
             elif env.type == ClientMessageType.RECORDER_HEARTBEAT and client == "recorder":
                 await recorder_heartbeat(ctx, user, env.data, t1)
             else:

@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from typing import Any
 
 from server.calls.control import LiveCall, RecordingControl
 from server.calls.media_jobs import MediaJobs
@@ -98,10 +99,18 @@ class AgentActions:
         if started or status.state in (ScreenState.STOPPED, ScreenState.FAILED):
             self._control.publish(live, EventType.CALL_UPDATED)
 
-    async def screen_auto_pause(self, agent_id: int, username: str, msg: ScreenAutoPause) -> None:
+    async def screen_auto_pause(self, agent_id: int, username: str, data: dict[str, Any]) -> None:
         """The recorder paused the screen itself while a masking rule's window was shown: a
         pause span (reason ``auto:<rule>``) on the interaction's timeline, and in the audit log.
         ``ValueError`` (sent back to the recorder) for anything refused, which is audited too."""
+        try:
+            msg = ScreenAutoPause.from_dict(data)
+        except ValueError as exc:
+            target = str(data.get("interaction_id", ""))[:64]
+            await self._control.audit(
+                "recording.auto_pause", target, str(exc), (agent_id, username), "denied"
+            )
+            raise
         what = "auto_resume" if msg.ended_at is not None else "auto_pause"
         detail = f"rule {msg.rule!r}, screen paused by the recorder"
         try:

@@ -164,8 +164,13 @@ def test_refusals_are_sent_back_audited_and_store_nothing(client: TestClient, ap
         assert "outside the interaction" in next_error(ws)
     assert spans(app, "iid-other") == [] and spans(app, "iid-mine") == []
     denied = audits(app, "recording.auto_pause")
-    assert [(u, o) for u, o, _ in denied] == [("agent1", "denied"), ("agent1", "denied")]
-    assert "of yours" in denied[0][2] and "outside" in denied[1][2]
+    assert [(u, o) for u, o, _ in denied] == [("agent1", "denied")] * 4
+    assert [d for _, _, d in denied] == [
+        "screen.auto_pause: no interaction iid-other of yours",
+        "malformed ScreenAutoPause: ended_at before started_at",
+        "malformed ScreenAutoPause: empty rule name",
+        "screen.auto_pause: started_at is outside the interaction",
+    ]
 
 
 class FakeCall:
