@@ -91,6 +91,7 @@ class Controller:
         done: Iterable[tuple[str, ScreenState]] = (),
         notices: Iterable[tuple[str, str]] = (),
         default_policy: RecorderPolicy | None = None,
+        on_policy: Callable[[RecorderPolicy], None] | None = None,
     ) -> None:
         self._capture = capture
         self._uploads = uploads
@@ -108,6 +109,7 @@ class Controller:
             self._notices.setdefault(interaction_id, []).append(notice)
         self._default_policy = default_policy or RecorderPolicy()
         self._policy = self._default_policy
+        self._on_policy_change = on_policy
         self.bad_messages = 0
 
     # -- entry points -------------------------------------------------------------------------
@@ -117,6 +119,8 @@ class Controller:
             kind = envelope.type
             if kind == EventType.STATE:
                 return self._on_state(envelope.data)
+            if kind == EventType.RECORDER_POLICY:
+                return self._on_policy(envelope.data)
             if kind == EventType.ACW_ENDED:
                 call = CallInfo.from_dict(envelope.data)
                 return self._stop(call.interaction_id, call.acw_ended_at or self._now())
@@ -147,6 +151,19 @@ class Controller:
         return interaction_id in self._done
 
     # -- commands -----------------------------------------------------------------------------
+
+    def _on_policy(self, data: dict[str, object]) -> list[ScreenStatus]:
+        """The admin changed the policy: the uploader applies it at once (bandwidth, window),
+        the next capture starts with it (a capture in progress keeps the one it started with)."""
+        try:
+            policy = RecorderPolicy.from_dict(data)
+        except PolicyError as exc:
+            log.error("invalid recorder policy pushed by the server, keeping the current one: %s", exc)
+            return []
+        self._default_policy = policy
+        if self._on_policy_change is not None:
+            self._on_policy_change(policy)
+        return []
 
     def _on_start(self, cmd: ScreenCommand) -> list[ScreenStatus]:
         try:

@@ -176,6 +176,7 @@ async def run_service(
         default_fps=fps,
         notices=notices,
         default_policy=default_policy,
+        on_policy=lambda policy: setattr(capture, "policy", policy),
     )
     worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="controller")
 

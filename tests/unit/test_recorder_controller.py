@@ -201,6 +201,18 @@ def test_policy_from_start_reaches_the_capture_invalid_one_falls_back_and_says_s
     assert cap.policies[-1] == RecorderPolicy() and last_call(cap)[2] == 5.0
 
 
+def test_pushed_policy_goes_to_the_uploader_now_and_to_the_next_capture() -> None:
+    cap, up = FakeCapture(), FakeUploads()
+    seen: list[RecorderPolicy] = []
+    ctl = Controller(cap, up, lambda: 1.0, default_fps=5.0, on_policy=seen.append)
+    assert ctl.handle(Envelope(type="recorder.policy", data={"bandwidth_kbps": 512, "fps": 2})) == []
+    assert [p.bandwidth_kbps for p in seen] == [512]
+    ctl.handle(Envelope(type="recorder.policy", data={"fps": 1000}))  # invalid: logged, ignored
+    assert len(seen) == 1
+    ctl.handle(cmd("screen.start"))  # a start without a policy: the pushed one
+    assert cap.policies[-1].bandwidth_kbps == 512
+
+
 def test_late_pause_ack_says_what_was_cut(rig: tuple[Controller, FakeCapture, FakeUploads]) -> None:
     ctl, cap, _ = rig
     ctl.handle(cmd("screen.start"))
