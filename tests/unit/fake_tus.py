@@ -52,6 +52,7 @@ class FakeTusServer:
         self.patch_count = 0
         self.cuts: dict[int, int] = {}  # PATCH number (1, 2, …) → read this many bytes, drop the line
         self.keep_partial = True  # a cut chunk's bytes that arrived are kept (the doc's rule)
+        self.lose_after_patch = 0  # forget every upload once this PATCH (1, 2, …) is answered
         self.forget_tail: list[int] = []  # after the next PATCHes: lose this many bytes (a crash)
         self.corrupt_patches = 0  # flip a bit in this many next PATCH bodies (→ 460)
         self.forced: list[tuple[int, dict[str, Any]]] = []  # answer the next requests so
@@ -239,6 +240,9 @@ def _handler(fake: FakeTusServer) -> type[BaseHTTPRequestHandler]:
                 up.data += body
                 offset = len(up.data)
             headers = {"Upload-Offset": str(offset)}
+            with fake.lock:
+                if fake.patch_count == fake.lose_after_patch:  # before the answer: no race
+                    fake.uploads.clear()
             if offset < up.length:
                 with fake.lock:
                     if fake.forget_tail:  # answered as held, then lost before it reached the disk

@@ -252,6 +252,41 @@ def test_a_lost_upload_is_created_again(server: FakeTusServer, tmp_path: Path) -
     assert up.stats().bytes_resent >= CHUNK  # honest: the lost bytes went twice
 
 
+def test_a_patch_answered_404_creates_the_upload_again(server: FakeTusServer, tmp_path: Path) -> None:
+    """No cut: the server lost the upload between two chunks (restored, expired)."""
+    data = os.urandom(2 * CHUNK)
+    queue = ListQueue([segment(tmp_path, "i", 0, data)])
+    server.lose_after_patch = 1
+    clock = Clock()
+    assert drain(make(queue, server.url, clock), clock, queue) == [0.0]  # no backoff for it
+    assert server.stored[("i", "run1", 0)] == data
+    methods = [(s.method, s.offset) for s in server.seen]
+    assert methods == [
+        ("POST", None),
+        ("PATCH", 0),
+        ("PATCH", CHUNK),
+        ("POST", None),
+        ("PATCH", 0),
+        ("PATCH", CHUNK),
+    ]
+
+
+def test_a_confirmation_of_other_bytes_is_not_an_upload(tmp_path: Path) -> None:
+    """The local copy goes only when the server's digest is ours, whatever else it says."""
+    ref = segment(tmp_path, "i", 0, b"ours")
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.method == "POST":
+            return httpx.Response(201, headers={"Location": "/api/uploads/u", "Upload-Offset": "0"})
+        return httpx.Response(204, headers={"Upload-Offset": "4", "X-Tandem-Sha256": "ab" * 32})
+
+    queue = ListQueue([ref])
+    clock = Clock()
+    drain(make(queue, "http://srv", clock, transport=httpx.MockTransport(handler)), clock, queue)
+    assert not queue.done and [(r, c) for r, c, _ in queue.refusals] == [(ref, "checksum_mismatch")]
+    assert ref.path.exists()
+
+
 def test_a_lost_answer_after_the_last_byte_is_settled_by_the_stored_digest(
     server: FakeTusServer, tmp_path: Path
 ) -> None:
