@@ -1,4 +1,6 @@
-"""The screen upload (recorder service): ``PUT /api/interactions/{id}/screen``.
+"""The legacy screen upload: ``PUT /api/interactions/{id}/screen``, one whole file per interaction.
+Recorders now send segments by resumable upload (routes_screen_segments.py); this path stays for
+recorders not yet updated, and its checks (recorder token, audit) are shared with that one.
 
 Only a recorder token (from a recorder enrolment, never from a password login) of the call's
 agent may upload, once per interaction; a stored screen recording is never replaced. The order of

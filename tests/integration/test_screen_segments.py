@@ -449,6 +449,29 @@ def test_frames_inside_a_pause_are_refused_with_the_spans(
     assert upload_all(client, token, body, started + 2.5).status_code == 204
 
 
+def test_a_live_pause_not_yet_written_is_enforced_too(
+    client: TestClient, app: FastAPI, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The agent paused; the span's database write is still queued behind a busy database, but
+    the live call knows it (still open): frames after its start are refused."""
+    from types import SimpleNamespace
+
+    from tandem_protocol.events import PauseSpanInfo
+
+    started = add_interaction(app)
+    with session_scope(app.state.ctx.sessions) as s:
+        agent = s.execute(select(models.User).where(models.User.username == "agent1")).scalar_one().id
+    live = SimpleNamespace(interaction_id=IID, pauses=[PauseSpanInfo(started + 3.0, None)])
+    monkeypatch.setattr(
+        app.state.ctx.coordinator, "current_call", lambda agent_id: live if agent_id == agent else None
+    )
+    token = recorder_token(client)
+    r = upload_all(client, token, screen_file(tmp_path / "a.mp4"), started + 1)
+    assert r.status_code == 422 and r.json()["error"] == "frames_in_pause", r.text
+    assert r.json()["spans"] == [{"started_at": started + 3.0, "ended_at": None}]
+    assert_nothing_stored(app, tmp_path / "data")
+
+
 # -- on the wire: a cut, and an independent tus client ------------------------------------------------
 def _raw_cut_patch(url: str, token: str, location: str, body: bytes, sent: int) -> None:
     """A PATCH announcing the whole body, of which only ``sent`` bytes go before the socket closes."""

@@ -8,6 +8,7 @@ import base64
 import hashlib
 import os
 import time
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
@@ -31,6 +32,7 @@ from server.media.segment_validation import (
     SegmentMedia,
     Span,
     check_segment_times,
+    validate_segment_file,
 )
 from server.store import models
 from server.store.db import make_engine, make_session_factory, migrate, session_scope
@@ -129,6 +131,47 @@ def test_a_pause_covers_its_start_up_to_but_not_its_end() -> None:
     assert info.value.code == "frames_in_pause"
     with pytest.raises(FramesInPause):  # audio recorded during a pause is refused too
         check_segment_times(1005.0, media([0.0], [5.5]), window, start_slack=2, end_slack=5)
+
+
+# -- the file itself ------------------------------------------------------------------------------------
+def av_segment(path: Path, *, audio: bool, fragmented: bool = True) -> None:
+    """An H.264 MP4 made with PyAV: 10 frames 200 ms apart, with an AAC track if ``audio``."""
+    import av
+
+    options = {"movflags": "frag_keyframe+empty_moov+default_base_moof"} if fragmented else {}
+    with av.open(str(path), "w", format="mp4", options=options) as out:
+        video = out.add_stream("libx264", rate=5, options={"bf": "0"})
+        video.width, video.height, video.pix_fmt = 64, 48, "yuv420p"
+        video.time_base = Fraction(1, 1000)
+        for i in range(10):
+            frame = av.VideoFrame.from_ndarray(np.full((48, 64, 3), i * 20, np.uint8), format="rgb24")
+            frame.pts, frame.time_base = i * 200, Fraction(1, 1000)
+            out.mux(video.encode(frame))
+        if audio:
+            sound = out.add_stream("aac", rate=48000)
+            sound.layout = "mono"
+            for k in range(40):
+                block = av.AudioFrame.from_ndarray(
+                    np.zeros((1, 1024), np.float32), format="fltp", layout="mono"
+                )
+                block.sample_rate, block.pts = 48000, k * 1024
+                out.mux(sound.encode(block))
+            out.mux(sound.encode())
+        out.mux(video.encode())
+
+
+def test_a_segment_may_carry_one_audio_stream(tmp_path: Path) -> None:
+    av_segment(tmp_path / "with-audio.mp4", audio=True)
+    found = validate_segment_file(tmp_path / "with-audio.mp4")
+    assert found.has_audio and found.frames == 10 and (found.width, found.height) == (64, 48)
+    assert len(found.audio_pts) >= 40 and found.audio_pts == sorted(found.audio_pts)
+
+
+def test_a_plain_mp4_is_not_a_segment(tmp_path: Path) -> None:
+    av_segment(tmp_path / "plain.mp4", audio=False, fragmented=False)
+    with pytest.raises(ScreenRejected) as info:
+        validate_segment_file(tmp_path / "plain.mp4")
+    assert info.value.code == "not_fragmented"
 
 
 # -- the upload state on disk and database ------------------------------------------------------------
