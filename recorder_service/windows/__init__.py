@@ -8,36 +8,10 @@ only by ``default_lister`` so that neither platform's library is needed on the o
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass
-from typing import Protocol
 
+from recorder_service.windows.base import WindowInfo, WindowLister, WindowListError
 
-class WindowListError(RuntimeError):
-    """The window list cannot be read (no display, connection lost, API failure). Masking treats
-    this as "unknown": with any window rule, the whole frame is blacked out."""
-
-
-@dataclass(frozen=True, slots=True)
-class WindowInfo:
-    """A visible (mapped, not minimised) top-level window."""
-
-    title: str
-    app: str  # X11: WM_CLASS instance and class ("xterm XTerm"); Windows: the executable's name
-    rect: tuple[int, int, int, int]  # x, y, width, height in virtual-screen pixels, frame included
-    wid: int = 0  # the window's id on its system (X11 window, Win32 HWND); 0 = unknown
-
-
-class WindowLister(Protocol):
-    def list_windows(self) -> list[WindowInfo]:
-        """Visible top-level windows, bottom to top. Raises ``WindowListError``."""
-        ...
-
-    def changed(self) -> bool:
-        """Whether the desktop may have changed (a window mapped, moved, renamed…) between the
-        last ``list_windows`` and now; a lister that cannot tell returns True."""
-        ...
-
-    def close(self) -> None: ...
+__all__ = ["WindowInfo", "WindowListError", "WindowLister", "default_lister"]
 
 
 def default_lister() -> WindowLister:

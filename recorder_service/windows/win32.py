@@ -19,7 +19,7 @@ import ctypes
 import sys
 from typing import Any, Protocol
 
-from recorder_service.windows import WindowInfo, WindowListError
+from recorder_service.windows.base import WindowInfo, WindowListError
 
 DWMWA_EXTENDED_FRAME_BOUNDS = 9
 DWMWA_CLOAKED = 14

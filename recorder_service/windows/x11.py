@@ -22,7 +22,7 @@ import os
 from collections.abc import Sequence
 from typing import Any
 
-from recorder_service.windows import WindowInfo, WindowListError
+from recorder_service.windows.base import WindowInfo, WindowListError
 
 log = logging.getLogger(__name__)
 
