@@ -190,19 +190,34 @@ async def create_segment_upload(
                 f"the segment starts at {decl.started_at:.3f}, after the interaction's end {acw_ended:.3f} "
                 f"(+{ctx.settings.segment_end_slack_seconds:g} s allowed)",
             )
-        await asyncio.to_thread(uploads.expire, gate.busy())
+        await _expire(uploads, gate)
         upload, created = await _create(uploads, gate, interaction_id, user, decl)
     except AlreadyStored as exc:
         refused = _already_uploaded(exc.sha256)
         return await _refusal(ctx, user, interaction_id, refused, request, what)
     except (ApiError, TusHeaderError) as exc:
         return await _refusal(ctx, user, interaction_id, exc, request, what)
+    except Exception as exc:  # a fault of ours (database, disk): still on the record, then a 500
+        log.exception("creating a segment upload for %s failed", interaction_id)
+        with contextlib.suppress(Exception):
+            await _audited(
+                ctx, user, interaction_id, "failed", f"{what}: server error: {type(exc).__name__}", request
+            )
+        raise
     if not created:
         log.info("segment upload %s: create retried, answered with the same upload", upload.id)
     return Response(
         status_code=201,
         headers={**TUS, "Location": f"/api/uploads/{upload.id}", "Upload-Offset": str(upload.offset)},
     )
+
+
+async def _expire(uploads: SegmentUploads, gate: WriterGate) -> None:
+    """Stale partials go at each creation; a failure here must not refuse the segment."""
+    try:
+        await asyncio.to_thread(uploads.expire, gate.busy())
+    except Exception:
+        log.exception("could not remove expired segment uploads; will try again at the next upload")
 
 
 async def _create(

@@ -282,6 +282,21 @@ def test_a_fault_while_storing_is_settled_by_the_next_head(
     assert outcomes(app) == ["failed", "failed", "allowed", "denied"]
 
 
+def test_a_failing_sweep_of_stale_partials_does_not_refuse_a_segment(
+    client: TestClient, app: FastAPI, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from server.calls.segment_uploads import SegmentUploads
+
+    def broken(self: SegmentUploads, busy: frozenset[str] = frozenset()) -> int:
+        raise PermissionError("uploads directory not readable")
+
+    monkeypatch.setattr(SegmentUploads, "expire", broken)
+    started = add_interaction(app)
+    token = recorder_token(client)
+    assert upload_all(client, token, screen_file(tmp_path / "a.mp4"), started + 1).status_code == 204
+    assert outcomes(app) == ["allowed"]
+
+
 # -- refusals: each clear, audited, nothing stored -----------------------------------------------------
 def test_chunk_checksum_mismatch_discards_only_that_chunk(
     client: TestClient, app: FastAPI, tmp_path: Path
