@@ -41,6 +41,7 @@ SWEEP_INTERVAL = 10.0  # seconds between looks for segment muxes nobody asked fo
 QUIET_SECONDS = 30.0  # Done and no segment upload for this long: the screen is as complete as it gets
 SWEEP_HORIZON = 24 * 3600.0  # interactions started earlier are not swept (partial uploads expire then)
 SWEEP_BATCH = 100  # muxes queued per sweep at most: a restart must not flood the queue
+MUX_RETRIES = 3  # a failed mux is queued again by the sweep this many times
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,6 +95,7 @@ class MediaJobs:
         self._swept: dict[str, tuple[int, int]] = {}  # interaction -> (segments, last row id) queued
         self._segment_mark: int | None = None  # highest segment row id seen (None: not looked yet)
         self._late: set[str] = set()  # interactions with segments stored since, not yet due
+        self._mux_failures: dict[str, int] = {}  # interaction -> failed muxes in a row
         self.failures = 0
         self.format_failures = 0  # voice encodings that could not be made or stored
         self.dropped = 0
@@ -150,18 +152,31 @@ class MediaJobs:
         queued = 0
         seen: dict[str, tuple[int, int]] = {}
         for interaction_id, count, last_id in due:
-            self._late.discard(interaction_id)
             state = (count, last_id)
-            if self._swept.get(interaction_id) == state:
-                seen[interaction_id] = state
-                continue
-            if queued >= SWEEP_BATCH:
-                continue  # the next sweep queues it
-            self.submit_mux(interaction_id)
+            if self._swept.get(interaction_id) != state:
+                if queued >= SWEEP_BATCH:
+                    continue  # the next sweep queues it
+                self.submit_mux(interaction_id)
+                queued += 1
             seen[interaction_id] = state
-            queued += 1
+            self._late.discard(interaction_id)
         self._swept = seen  # only what is still within the horizon: bounded
         return queued
+
+    def _mux_failed(self, interaction_id: str) -> None:
+        """Let the sweep try a failed mux again (a busy database, a full disk), a few times: a
+        mux that can never succeed must not be retried every sweep for ever."""
+        failures = self._mux_failures.get(interaction_id, 0) + 1
+        self._mux_failures[interaction_id] = failures
+        if failures <= MUX_RETRIES:
+            self._swept.pop(interaction_id, None)
+        else:
+            log.error(
+                "the mux of %s failed %d times; not tried again until a segment arrives",
+                interaction_id,
+                failures,
+            )
+            self._mux_failures.pop(interaction_id)
 
     def _put(self, job: _VoiceJob | _MuxJob) -> None:
         try:
@@ -179,9 +194,12 @@ class MediaJobs:
                     await asyncio.to_thread(self._mux, job.interaction_id)
                 else:
                     await asyncio.to_thread(self._mux, job.interaction_id)
+                    self._mux_failures.pop(job.interaction_id, None)
             except Exception:
                 self.failures += 1
                 log.exception("media job %s failed", job)
+                if isinstance(job, _MuxJob):
+                    self._mux_failed(job.interaction_id)
             finally:
                 self._queue.task_done()
 

@@ -371,6 +371,54 @@ def test_the_sweep_muxes_a_done_interaction_whose_recorder_never_said_final(tmp_
     assert len(_decoded(path, origin)) == 50
 
 
+def test_a_failed_sweep_mux_is_tried_again_a_few_times(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A mux the sweep queued that fails (a busy database, a full disk) is queued again, not left
+    undone until a segment happens to arrive; one that keeps failing is given up after a few."""
+    world = _world(tmp_path)
+    world.add_segment("r1", 0, 1.0, 10, created_at=time.time() - 100)
+    calls = 0
+    real = world.repo.screen_segments
+
+    def flaky(interaction_id: str) -> list[object]:
+        nonlocal calls
+        calls += 1
+        if calls <= 2:
+            raise OSError("database is locked")
+        return real(interaction_id)  # type: ignore[return-value]
+
+    monkeypatch.setattr(world.repo, "screen_segments", flaky)
+
+    async def run(jobs: MediaJobs, until: object) -> None:
+        jobs.start()
+        try:
+            deadline = time.monotonic() + 60
+            while not until():  # type: ignore[operator]
+                assert time.monotonic() < deadline, "the failed mux was not tried again"
+                await asyncio.sleep(0.05)
+            await jobs.drain()
+        finally:
+            await jobs.stop()
+
+    jobs = MediaJobs(world.repo, world.storage, tmp_path / "jobs", sweep_interval=0.05)
+    asyncio.run(run(jobs, lambda: "muxed" in world.repo.media(IID)))
+    assert jobs.failures == 2
+
+    def broken(interaction_id: str) -> list[object]:
+        raise OSError("disk gone")
+
+    monkeypatch.setattr(world.repo, "screen_segments", broken)
+    world.add_segment("r2", 0, 5.0, 10, created_at=time.time() - 100)
+    jobs = MediaJobs(world.repo, world.storage, tmp_path / "jobs", sweep_interval=0.05)
+    asyncio.run(run(jobs, lambda: jobs.failures >= 4))
+    sweeps = 0
+    while sweeps < 20:  # it has given up: more sweeps queue nothing
+        sweeps += 1
+        assert asyncio.run(jobs.sweep()) == 0
+    assert jobs.failures == 1 + 3
+
+
 def test_a_restarted_server_muxes_what_it_left_unmuxed_at_once(tmp_path: Path) -> None:
     """The interaction ended and went quiet while the server was down: the first sweep runs when
     the media jobs start, not one interval later."""
