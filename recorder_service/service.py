@@ -19,6 +19,7 @@ import sys
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict
 from pathlib import Path
 
 from recorder_service.capture import Grabber
@@ -33,7 +34,7 @@ from recorder_service.segment_uploader import SegmentUploader
 from recorder_service.segment_writer import Encoder
 from recorder_service.session import CaptureSession
 from recorder_service.spool import Spool
-from tandem_protocol.events import Envelope, ScreenState, ScreenStatus
+from tandem_protocol.events import ClientMessageType, Envelope, ScreenAutoPause, ScreenState, ScreenStatus
 from tandem_protocol.recorder_policy import RecorderPolicy
 
 log = logging.getLogger(__name__)
@@ -57,12 +58,14 @@ class SessionCapture:
         *,
         grabber_factory: Callable[[RecorderPolicy], Grabber] = build_grabber,
         status_sink: StatusSink | None = None,
+        auto_pause_sink: Callable[[list[ScreenAutoPause]], None] | None = None,
     ) -> None:
         self._spool = spool
         self._clock = clock
         self.run = run
         self._grabber_factory = grabber_factory
         self._status_sink = status_sink
+        self._auto_pause_sink = auto_pause_sink
         self._sessions: dict[str, CaptureSession] = {}
         self._next_seq: dict[str, int] = {}
         self.policy = RecorderPolicy()  # the latest from the server (screen.start)
@@ -85,6 +88,7 @@ class SessionCapture:
                 fps=fps,
                 first_seq=self._next_seq.get(interaction_id, 0),
                 on_status=lambda capturing, detail: self._report(interaction_id, capturing, detail),
+                on_auto_pause=self._auto_pause_sink,
             )
         except ValueError as exc:
             raise CaptureError(f"cannot capture at {fps} fps: {exc}") from exc
@@ -165,7 +169,13 @@ async def run_service(
         if channel is not None:
             asyncio.run_coroutine_threadsafe(channel.send_statuses([status]), loop)
 
-    capture = SessionCapture(spool, clock, run, status_sink=send_later)
+    def send_auto_pauses(messages: list[ScreenAutoPause]) -> None:
+        if channel is not None:
+            kind = ClientMessageType.SCREEN_AUTO_PAUSE.value
+            for message in messages:
+                asyncio.run_coroutine_threadsafe(channel.send_message(kind, asdict(message)), loop)
+
+    capture = SessionCapture(spool, clock, run, status_sink=send_later, auto_pause_sink=send_auto_pauses)
     capture.policy = default_policy
     holder.append(capture)
     log.info("recorder run %s; %d segment(s) waiting in the spool", run, len(spool.manifests()))

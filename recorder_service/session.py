@@ -14,7 +14,8 @@ Control travels through the same queue as frames, so it is applied in order with
   already encoded; the encode thread closes the open segment and cuts every frame at/after ``at``
   from it and from finished segments the uploader does not have yet (held back for
   ``hold`` seconds for exactly this), then says what it did.
-* ``_Suspend``: the spool quota is exceeded; the open segment ends now.
+* ``_Suspend``: the spool quota is exceeded, or a masking pause rule's window appeared
+  (``auto_pause`` of the grabber, reported as ``screen.auto_pause``); the open segment ends now.
 
 The grab thread checks the pause flag before every grab and is woken at once by a pause, so no
 grab starts later than the command (plus one grab in flight).
@@ -36,9 +37,12 @@ import numpy as np
 from recorder_service.capture import Grabber, frame_digest
 from recorder_service.errors import CaptureError, EncoderError, RecorderError, SpoolError
 from recorder_service.frame_gate import FrameGate, Released
+from recorder_service.frame_pipeline import auto_pause_of
+from recorder_service.masking import AutoPauseTracker
 from recorder_service.quota import DiskUsage, quota_problem
 from recorder_service.segment_writer import EncoderFactory, SegmentWriter
 from recorder_service.spool import CutReport, Spool
+from tandem_protocol.events import ScreenAutoPause
 from tandem_protocol.recorder_policy import RecorderPolicy
 
 log = logging.getLogger(__name__)
@@ -104,6 +108,7 @@ class CaptureSession:
         hold: float = PAUSE_GRACE,
         on_status: StatusListener | None = None,
         disk_usage: Callable[[], DiskUsage] | None = None,
+        on_auto_pause: Callable[[list[ScreenAutoPause]], None] | None = None,
     ) -> None:
         self.policy = policy or RecorderPolicy()
         fps = fps or self.policy.fps
@@ -116,6 +121,8 @@ class CaptureSession:
         self._grabber = grabber
         self._on_status = on_status
         self._disk_usage = disk_usage or self._measure_disk
+        self._on_auto_pause = on_auto_pause
+        self._auto = AutoPauseTracker(interaction_id)
         self._gate: FrameGate[np.ndarray] = FrameGate(holdback=holdback, max_held=max(8, int(fps * 4)))
         self._writer = SegmentWriter(
             spool,
@@ -201,7 +208,9 @@ class CaptureSession:
         self._wake.set()
         self._grab_thread.join(timeout)
         with self._lock:
-            tail = self._gate.flush(at)
+            # Stopped while a pause rule's window is on screen: no tail frame inside its span.
+            tail = self._gate.flush(at) if self._auto.active is None else self._gate.release_all()
+        self._send_auto_pause(self._auto.close(at))
         for item in [*tail, None]:
             try:
                 # The tail must not be dropped: wait for room rather than discard.
@@ -269,10 +278,14 @@ class CaptureSession:
                 return
             finally:
                 self.last_grab = time.monotonic()
-            digest = frame_digest(image)
-            with self._lock:
-                self._enqueue(self._gate.offer(ts, digest, image))
-                self._send_horizon(self._server_now() - self._gate.holdback)
+            self._auto_pause_changed(ts)
+            # While a pause rule's window is on screen the recording pauses itself (the grab goes
+            # on, to see the window go): no frame of that span reaches a segment.
+            if self._auto.active is None:
+                digest = frame_digest(image)
+                with self._lock:
+                    self._enqueue(self._gate.offer(ts, digest, image))
+                    self._send_horizon(self._server_now() - self._gate.holdback)
             next_tick += period
             now = time.monotonic()
             if now > next_tick:
@@ -281,6 +294,38 @@ class CaptureSession:
                 next_tick += missed * period
             self._wake.wait(max(0.0, next_tick - time.monotonic()))
             self._wake.clear()
+
+    def _auto_pause_changed(self, ts: float) -> None:
+        """Follow the grabber's ``auto_pause`` (masking pause rules): when a rule's window
+        appears the open segment ends at ``ts``; when it goes the next frame opens a new one.
+        Each change goes to the server (``screen.auto_pause``, a pause span on the timeline)."""
+        rule = auto_pause_of(self._grabber)
+        if rule == self._auto.active:
+            return
+        messages = self._auto.update(rule, ts)
+        if rule is not None:
+            log.info("capture %s paused itself: window of rule %r on screen", self.interaction_id, rule)
+            with self._lock:
+                held = self._gate.release_all()
+            pending: list[_Item] = [*held, _Suspend(ts)]
+            for item in pending:
+                try:
+                    self._queue.put(item, timeout=5.0)
+                except queue.Full:
+                    break
+        else:
+            log.info("capture %s resumes: no pause rule's window on screen", self.interaction_id)
+            with self._lock:
+                self._gate.force_next()
+            self._spool.release(self.interaction_id)
+        self._send_auto_pause(messages)
+
+    def _send_auto_pause(self, messages: list[ScreenAutoPause]) -> None:
+        if messages and self._on_auto_pause is not None:
+            try:
+                self._on_auto_pause(messages)
+            except Exception:  # telling the server must never stop the capture
+                log.exception("auto-pause listener failed")
 
     def _send_horizon(self, horizon: float) -> None:
         """Tell the encode thread how far the released timeline reaches (a still screen sends

@@ -18,6 +18,7 @@ from recorder_service.quota import DiskUsage
 from recorder_service.segment_queue import SegmentRef
 from recorder_service.session import CaptureSession
 from recorder_service.spool import SegmentState, Spool
+from tandem_protocol.events import ScreenAutoPause
 from tandem_protocol.recorder_policy import RecorderPolicy
 
 MB = 1024 * 1024
@@ -31,6 +32,7 @@ class ScriptedGrabber:
         self.still = False
         self.size = (48, 64)
         self.grabs: list[float] = []  # monotonic end of each grab
+        self.auto_pause: str | None = None  # as a masking grabber says while a pause rule's window shows
         self._lock = threading.Lock()
 
     def grab(self) -> np.ndarray:
@@ -70,6 +72,7 @@ def make_session(
     hold: float = 30.0,
     on_status: Callable[[bool, str], None] | None = None,
     disk: Callable[[], DiskUsage] | None = None,
+    on_auto_pause: Callable[[list[ScreenAutoPause]], None] | None = None,
 ) -> CaptureSession:
     return CaptureSession(
         "i1",
@@ -83,6 +86,7 @@ def make_session(
         hold=hold,
         on_status=on_status,
         disk_usage=disk or (lambda: DiskUsage(90 * MB, 100 * MB, 0)),
+        on_auto_pause=on_auto_pause,
     )
 
 
@@ -220,3 +224,34 @@ def test_segment_closed_by_a_pause_waits_and_becomes_final_if_the_capture_stops_
     assert session.stop(time.time()) == ""  # the call ends during the pause
     refs = spool.ready()
     assert len(refs) == 1 and refs[0].final  # the server makes the mux when a final one arrives
+
+
+def test_pause_rule_window_pauses_the_recording_itself_and_tells_the_server(spool: Spool) -> None:
+    grabber = ScriptedGrabber()
+    sent: list[ScreenAutoPause] = []
+    session = make_session(spool, grabber, on_auto_pause=sent.extend)
+    session.start()
+    wait_for(lambda: grabber.count >= 10, what="frames")
+    grabber.auto_pause = "card form"  # the window appears
+    wait_for(lambda: len(sent) == 1, what="the auto-pause start")
+    start = sent[0]
+    assert (start.interaction_id, start.rule, start.ended_at) == ("i1", "card form", None)
+    n = grabber.count
+    wait_for(lambda: grabber.count >= n + 10, what="grabs during the auto-pause")
+    grabber.auto_pause = None  # it goes
+    wait_for(lambda: len(sent) == 2, what="the auto-pause end")
+    end = sent[1]
+    assert end.rule == "card form" and end.ended_at is not None and end.ended_at > start.started_at
+    n = grabber.count
+    wait_for(lambda: grabber.count >= n + 10, what="frames after it")
+    grabber.auto_pause = "card form"  # on screen again when the call ends
+    wait_for(lambda: len(sent) == 3, what="the second auto-pause")
+    stop_at = time.time()
+    assert session.stop(stop_at) == ""
+    assert len(sent) == 4 and sent[3].ended_at == stop_at  # the open span ends at the stop
+    refs = sorted(spool.ready(), key=lambda r: r.seq)
+    assert len(refs) == 2 and refs[-1].final  # closed at each auto-pause; the last one is final
+    times = [t for ref in refs for t, _, _ in decoded(ref)]
+    spans = [(start.started_at, end.ended_at), (sent[2].started_at, stop_at + 1)]
+    assert not [t for t in times for a, b in spans if a <= t < b]
+    assert [t for t in times if t < start.started_at] and [t for t in times if end.ended_at <= t]
