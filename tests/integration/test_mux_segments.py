@@ -515,6 +515,56 @@ def test_a_late_segment_of_an_interaction_started_days_ago_is_muxed_in(tmp_path:
     assert len(_decoded(path, origin)) == 20
 
 
+def test_segments_uploaded_through_the_api_are_muxed_after_final_and_play_on_the_server_clock(
+    tmp_path: Path,
+) -> None:
+    """The whole server path: the recorder's own encoder makes two segments of two runs (a restart
+    between), uploaded by tus with a recorder token, the second ``final``; the mux is made by the
+    running server and a supervisor plays it through the API."""
+    from fastapi.testclient import TestClient
+
+    from tests.integration.test_screen_segments import upload_all
+    from tests.integration.test_screen_upload import IID as API_IID
+    from tests.integration.test_screen_upload import (
+        add_interaction,
+        bearer,
+        login,
+        make_app,
+        recorder_token,
+        screen_file,
+    )
+
+    app = make_app(tmp_path / "data")
+    with TestClient(app) as client:
+        started = add_interaction(app, age=60.0)
+        wav = tmp_path / "voice.wav"
+        make_wav(wav, 58.0)
+        ctx = app.state.ctx
+        ctx.repo.store_media(API_IID, "voice", wav, "voice.wav", "audio/wav", started, 58.0)
+        token = recorder_token(client)
+        first = screen_file(tmp_path / "a.mp4")  # 15 frames, 200 ms apart
+        second = screen_file(tmp_path / "b.mp4", shade=80)
+        assert upload_all(client, token, first, started + 1.0, run="run-a", seq=0).status_code == 204
+        assert "muxed" not in ctx.repo.media(API_IID)  # not final: no mux yet
+        r = upload_all(client, token, second, started + 10.0, run="run-b", seq=0, final=True)
+        assert r.status_code == 204, r.text
+        deadline = time.monotonic() + 60
+        while "muxed" not in ctx.repo.media(API_IID):
+            assert time.monotonic() < deadline, "the final segment did not bring a mux"
+            time.sleep(0.05)
+        r = client.get(f"/api/interactions/{API_IID}/media/muxed", headers=bearer(login(client, "sup")))
+        assert r.status_code == 200, r.text
+        origin = ctx.repo.media(API_IID)["muxed"].started_at
+    played = tmp_path / "played.mp4"
+    played.write_bytes(r.content)
+    with av.open(str(played)) as c:
+        times = [origin + float(f.time) - started for f in c.decode(c.streams.video[0])]
+    expected = [1.0 + 0.2 * k for k in range(15)] + [10.0 + 0.2 * k for k in range(15)]
+    assert times == pytest.approx(expected, abs=ONE_FRAME)
+    chapters = [(round(at - started, 1), label) for at, label in _chapters(played, origin)]
+    assert (4.0, MISSING_LABEL) in chapters and (10.0, RESUMED_LABEL) in chapters
+
+
 _MEMORY_SCRIPT = r"""
 import json, resource, sys
 from pathlib import Path
