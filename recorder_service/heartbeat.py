@@ -27,12 +27,14 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from recorder_service.clock import ClockSync
-from tandem_protocol.events import Envelope, EventType
+from recorder_service.quota import DiskUsage, quota_problem
+from tandem_protocol.events import ClientMessageType, Envelope, EventType
 from tandem_protocol.recorder_health import STATES, Heartbeat, UploadProgress
 from tandem_protocol.recorder_policy import PolicyError, RecorderPolicy
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+RETRY_SECONDS = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,13 +139,31 @@ class PolicyWatch:
 _MODES = {"capturing": "recording", "paused": "paused", "finalising": "stopping"}
 
 
+def spool_quota_problem(spool_root: Path, policy: RecorderPolicy) -> str:
+    """Why the spool quota stops capture now ("" when it does not): the capture's own rule
+    (``recorder_service.quota``), measured here so the heartbeat says it between captures too."""
+    usage = shutil.disk_usage(spool_root)
+    return quota_problem(
+        DiskUsage(usage.free, usage.total, directory_bytes(spool_root)),
+        min_free_percent=policy.spool_min_free_percent,
+        max_mb=policy.spool_max_mb,
+    )
+
+
 def service_sources(
-    controller: Any, spool_root: Path, uploader: Any, clock: ClockSync, spool_problem: Callable[[], str]
+    controller: Any,
+    spool_root: Path,
+    uploader: Any,
+    clock: ClockSync,
+    policy: Callable[[], RecorderPolicy],
+    spool_problem: Callable[[], str] | None = None,
 ) -> HealthSources:
     """The running service's figures: the controller's mode and interaction, the spool directory,
     the uploader's ``stats()`` (pending segments, the segment in flight, its last error), the
-    disk under the spool and the clock. ``spool_problem``: why capture is stopped by the spool
-    quota ("" while it is not)."""
+    disk under the spool and the clock. ``spool_problem`` (default: the quota rule on the spool
+    and ``policy()``): why capture is stopped by the spool quota, "" while it is not."""
+    if spool_problem is None:
+        spool_problem = lambda: spool_quota_problem(spool_root, policy())  # noqa: E731
 
     def state() -> str:
         if spool_problem():
@@ -174,6 +194,25 @@ def service_sources(
     )
 
 
+def start_heartbeat(
+    channel: Any,
+    controller: Any,
+    spool_root: Path,
+    uploader: Any,
+    clock: ClockSync,
+    watch: PolicyWatch,
+    stop: asyncio.Event,
+) -> asyncio.Task[None]:
+    """The service's heartbeat task: sent on ``channel`` (an ``EventChannel``) until ``stop``."""
+
+    async def send(beat: Heartbeat) -> bool:
+        return bool(await channel.send_message(ClientMessageType.RECORDER_HEARTBEAT.value, beat.to_dict()))
+
+    sources = service_sources(controller, spool_root, uploader, clock, lambda: watch.policy)
+    sender = HeartbeatSender(sources, send, watch.heartbeat_seconds)
+    return asyncio.create_task(sender.run(stop), name="heartbeat")
+
+
 class HeartbeatSender:
     def __init__(
         self,
@@ -198,12 +237,23 @@ class HeartbeatSender:
 
     async def run(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
+            delivered = False
             try:
                 # Built off the loop: walking a large spool or a slow disk must not stall commands.
                 beat = await asyncio.to_thread(self.build)
-                if await self._send(beat):
-                    self.sent += 1
+                delivered = await self._send(beat)
+                self.sent += delivered
             except Exception:  # a heartbeat must never take the recorder down
                 log.exception("heartbeat not sent")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), timeout=max(1.0, self._interval()))
+            # Not delivered (no connection yet): try again soon, so the first beat after a
+            # (re)connection comes within a second, not a whole interval later. Delivered: the
+            # next is due an interval later, the interval read again each second so that a
+            # shorter one pushed meanwhile applies now, not after the old one ran out.
+            started = asyncio.get_running_loop().time()
+            while not stop.is_set():
+                due = started + (max(1.0, self._interval()) if delivered else RETRY_SECONDS)
+                remaining = due - asyncio.get_running_loop().time()
+                if remaining <= 0:
+                    break
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), timeout=min(RETRY_SECONDS, remaining))

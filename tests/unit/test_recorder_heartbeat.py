@@ -263,7 +263,7 @@ def test_service_sources_map_the_services_parts(tmp_path: Path) -> None:
     problem = [""]
     uploader = _Uploader(_Stats("uploading", _Progress(), "HTTP 503"))
     controller = _Controller("idle", None)
-    sources = service_sources(controller, tmp_path, uploader, clock, lambda: problem[0])
+    sources = service_sources(controller, tmp_path, uploader, clock, RecorderPolicy, lambda: problem[0])
     beat = build_heartbeat(sources, version="1", host="h", interval=15)
     assert beat.state == "uploading" and beat.interaction_id is None
     assert beat.spool_bytes == 2048 and beat.segments_pending == 4
@@ -294,3 +294,44 @@ def test_policy_watch_follows_screen_start_and_pushes_and_ignores_bad_ones() -> 
     watch.observe(Envelope(EventType.RECORDER_POLICY, {"heartbeat_seconds": 0}))  # invalid: kept
     watch.observe(Envelope(EventType.SCREEN_STOP, {"interaction_id": "i", "at": 2.0}))
     assert watch.heartbeat_seconds() == 30.0
+
+
+def test_the_spool_quota_rule_makes_the_heartbeat_say_spool_full(tmp_path: Path) -> None:
+    with open(tmp_path / "big.mp4", "wb") as f:
+        f.truncate(65 * 1024 * 1024)  # sparse: counts as 65 MB, costs no disk
+    policy = [RecorderPolicy(spool_max_mb=100)]
+    sources = service_sources(
+        _Controller("capturing", "i"), tmp_path, _Uploader(_Stats()), ClockSync(time.time), lambda: policy[0]
+    )
+    assert build_heartbeat(sources, version="1", host="h", interval=15).state == "recording"
+    policy[0] = RecorderPolicy(spool_max_mb=64)
+    beat = build_heartbeat(sources, version="1", host="h", interval=15)
+    assert beat.state == "spool_full" and beat.last_error.startswith("spool_full: spool holds 65 MB")
+
+
+def test_a_shorter_interval_pushed_meanwhile_applies_at_once() -> None:
+    async def main() -> float:
+        interval = [300.0]
+        times: list[float] = []
+
+        async def send(beat: Heartbeat) -> bool:
+            times.append(time.monotonic())
+            return True
+
+        stop = asyncio.Event()
+        task = asyncio.create_task(
+            HeartbeatSender(_sources(), send, lambda: interval[0], version="1", host="h").run(stop)
+        )
+        deadline = time.monotonic() + 10
+        while not times:
+            assert time.monotonic() < deadline, "no first heartbeat"
+            await asyncio.sleep(0.02)
+        interval[0] = 1.0  # the admin's push: every second from now on, not in 300 s
+        while len(times) < 2:
+            assert time.monotonic() < deadline + 20, "the shorter interval was not applied"
+            await asyncio.sleep(0.05)
+        stop.set()
+        await asyncio.wait_for(task, 5)
+        return times[1] - times[0]
+
+    assert asyncio.run(main()) < 10.0
