@@ -77,6 +77,10 @@ class InteractionSummary:
     # Recorded although it named no known party (admin policy ``record_unassigned``): no agent;
     # admins and compliance see it, supervisors do not (it belongs to no team).
     unassigned: bool = False
+    # The screen recording's state: "off" (not sampled), "requested", "recording", "paused",
+    # "stopped", "uploaded", "failed", or "no_recorder" (sampled, but the agent's recorder was not
+    # connected: the screen of this call is missing, not pending).
+    screen_state: str = ""
 
 
 @dataclass

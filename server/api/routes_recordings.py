@@ -50,6 +50,7 @@ def summary(row: models.Interaction) -> InteractionSummary:
         end_reason=row.end_reason or "",
         linked_to=row.parent_interaction_id,
         unassigned=row.agent_id is None,
+        screen_state=row.screen_state,
     )
 
 

@@ -65,6 +65,9 @@ class RecorderLink:
         timer = self._timers.pop(agent_id, None)
         if timer is not None:
             timer.cancel()
+        # The policy in force, queued behind the ``state`` message: a recorder that connects
+        # between two calls knows its heartbeat, spool and upload rules before any screen.start.
+        self._hub.publish(agent_id, EventType.RECORDER_POLICY, dict(self.policy))
         live = self._live(agent_id)
         if live is not None and live.state.recorder_back():
             log.info("interaction %s: the recorder is back; screen requested again", live.interaction_id)

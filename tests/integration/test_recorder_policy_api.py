@@ -223,6 +223,7 @@ def test_a_change_reaches_the_connected_recorder_from_the_api_at_once_and_from_t
         ws_url = url.replace("http", "ws") + "/api/events?client=recorder"
         with connect(ws_url, additional_headers={"Authorization": f"Bearer {token}"}) as ws:
             next_of(ws, "state", 10)
+            assert next_of(ws, "recorder.policy", 5)["fps"] == 4.0  # the policy in force, on connecting
             r = http.put(
                 "/api/admin/recorder-policy",
                 headers=bearer(http, "admin"),

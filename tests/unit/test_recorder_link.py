@@ -219,6 +219,9 @@ def test_a_changed_policy_is_pushed_to_connected_recorders_only_once() -> None:
         await link.recorder_connected(9)
         hub.unsubscribe(gone)
         desktop = hub.subscribe(AGENT, "desktop")
+        on_connect = _drain(recorder)  # the policy in force, told on connecting
+        assert [e.type for e in on_connect] == [EventType.RECORDER_POLICY]
+        assert on_connect[0].data == link.policy
         changed = {**link.policy, "fps": 1.0}
         assert link.set_policy(changed) == 1
         assert link.set_policy(dict(changed)) == 0  # unchanged: nothing sent again

@@ -3,12 +3,14 @@
 
 import { api, setUnauthorizedHandler } from "./api.js";
 import { initAdmin, showAdmin } from "./admin.js";
+import { initRecorderPolicy, showRecorderPolicy } from "./admin_recorder.js";
+import { FLEET_ROLES, initFleet, showFleet, stopFleet } from "./fleet.js";
 import { MISSED_ROLES, initMissed, showMissed } from "./missed.js";
 import { initPlayerControls, showPlayer, stopPlayer } from "./player.js";
 import { callDuration, formatClock, localDateTime, matchesFilter, screenState } from "./timeline.js";
 
 const $ = (id) => document.getElementById(id);
-const VIEWS = ["view-login", "view-recordings", "view-player", "view-missed", "view-admin"];
+const VIEWS = ["view-login", "view-recordings", "view-player", "view-missed", "view-admin", "view-fleet"];
 
 let me = null; // UserInfo of the signed-in user
 let interactions = [];
@@ -21,6 +23,7 @@ function showView(id) {
   $("nav-recordings").toggleAttribute("aria-current", id === "view-recordings" || id === "view-player");
   $("nav-admin").toggleAttribute("aria-current", id === "view-admin");
   $("nav-missed").toggleAttribute("aria-current", id === "view-missed");
+  $("nav-fleet").toggleAttribute("aria-current", id === "view-fleet");
 }
 
 // ---- session -------------------------------------------------------------------------------
@@ -41,6 +44,7 @@ function signedIn(user) {
   $("whoami").textContent = user.full_name ? `${user.full_name} (${user.role})` : `${user.username} (${user.role})`;
   $("nav-admin").hidden = user.role !== "admin";
   $("nav-missed").hidden = !MISSED_ROLES.includes(user.role);
+  $("nav-fleet").hidden = !FLEET_ROLES.includes(user.role);
   route();
 }
 
@@ -156,6 +160,12 @@ function route() {
     return;
   }
   stopPlayer();
+  stopFleet();
+  if (parts[0] === "fleet" && FLEET_ROLES.includes(me.role)) {
+    showView("view-fleet");
+    showFleet(isCurrent);
+    return;
+  }
   if (parts[0] === "missed" && MISSED_ROLES.includes(me.role)) {
     showView("view-missed");
     showMissed(isCurrent);
@@ -164,6 +174,7 @@ function route() {
   if (parts[0] === "admin" && me.role === "admin") {
     showView("view-admin");
     showAdmin(isCurrent);
+    showRecorderPolicy(isCurrent);
     return;
   }
   if (hash !== "recordings") history.replaceState(null, "", "#/recordings");
@@ -178,6 +189,8 @@ async function start() {
   $("recordings-refresh").addEventListener("click", () => showRecordings(() => true));
   initPlayerControls();
   initAdmin();
+  initRecorderPolicy();
+  initFleet();
   initMissed();
   window.addEventListener("hashchange", route);
   setUnauthorizedHandler(() => showLogin("Your session has ended. Please sign in again."));

@@ -55,9 +55,11 @@ export function matchesFilter(summary, text) {
     .some((field) => String(field ?? "").toLowerCase().includes(needle));
 }
 
-// Screen column: not selected by sampling, selected but not uploaded yet, or recorded.
+// Screen column: not selected by sampling, selected but not uploaded yet, recorded, or missing
+// because the agent's recorder was not connected ("no recorder": nothing will come).
 export function screenState(summary) {
   const media = summary.media || [];
   if (media.includes("screen") || media.includes("muxed")) return "yes";
+  if (summary.screen_state === "no_recorder") return "no recorder";
   return summary.screen_decision ? "pending" : "no";
 }
