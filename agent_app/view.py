@@ -49,6 +49,7 @@ _SCREEN_TEXT = {
     ScreenState.STOPPED: "Screen: stopped, upload pending",
     ScreenState.UPLOADED: "Screen: uploaded",
     ScreenState.FAILED: "Screen: recording FAILED",
+    ScreenState.NO_RECORDER: "Screen: NOT recorded — the screen recorder is not connected",
 }
 _SCREEN_COMMAND_TEXT = {
     EventType.SCREEN_START: "Screen: starting…",
