@@ -27,6 +27,17 @@ from recorder_service.windows.base import WindowInfo, WindowListError
 log = logging.getLogger(__name__)
 
 _MAX_DEPTH = 4  # ICCCM fallback: how deep to look for the client under a frame window
+# Property changes that can change the list: which windows, their names, state, decorations.
+RELEVANT_PROPERTIES = (
+    "_NET_CLIENT_LIST_STACKING",
+    "_NET_CLIENT_LIST",
+    "_NET_WM_NAME",
+    "WM_NAME",
+    "WM_CLASS",
+    "_NET_WM_STATE",
+    "_NET_FRAME_EXTENTS",
+    "WM_STATE",
+)
 
 
 def frame_rect(
@@ -68,6 +79,7 @@ class X11WindowLister:
         self._d: Any = None
         self._root: Any = None
         self._atoms: dict[str, int] = {}
+        self._relevant: set[int] = set()
         self._watched: set[int] = set()
 
     # -- the interface ---------------------------------------------------------------------
@@ -115,6 +127,7 @@ class X11WindowLister:
         self._d = None
         self._root = None
         self._atoms = {}
+        self._relevant = set()
         self._watched = set()
 
     # -- internals -------------------------------------------------------------------------
@@ -146,11 +159,22 @@ class X11WindowLister:
         return atom
 
     def _drain_events(self) -> int:
+        """Read every queued event; count those that can change what masking sees (a window
+        mapped, moved, restacked, renamed; not e.g. ``_NET_WM_USER_TIME`` on each key press,
+        which would re-list the windows on every frame while the agent types)."""
+        from Xlib import X
+
         n = 0
         while self._d.pending_events():
-            self._d.next_event()
-            n += 1
+            event = self._d.next_event()
+            if event.type != X.PropertyNotify or event.atom in self._relevant_atoms():
+                n += 1
         return n
+
+    def _relevant_atoms(self) -> set[int]:
+        if not self._relevant:
+            self._relevant = {self._atom(name) for name in RELEVANT_PROPERTIES}
+        return self._relevant
 
     def _prop(self, window: Any, name: str, kind: int | None = None) -> Any:
         from Xlib import X

@@ -320,3 +320,37 @@ def test_pause_rule_sets_auto_pause_while_its_window_is_shown(desktop: str) -> N
         assert changes == ["bank", None]
     finally:
         grabber.close()
+
+
+def test_x11_lister_reports_changes_that_matter_and_ignores_the_others(desktop: str) -> None:
+    from Xlib import Xatom
+    from Xlib import display as xdisplay
+
+    lister = X11WindowLister()
+    other = xdisplay.Display()
+    try:
+        with PatternWindow(CARD_TITLE, "card", (100, 120, 200, 100)) as card:
+            wait_for("the window listed", lambda: listed(CARD_TITLE) is not None)
+            info = next(w for w in lister.list_windows() if w.title == CARD_TITLE)
+            # The WM and the toolkit may still be settling the new window: wait for quiet.
+            wait_for("a quiet desktop", lambda: not lister.changed())
+            window = other.create_resource_object("window", info.wid)
+
+            # A property masking does not read (the toolkit sets this one on every key press).
+            window.change_property(other.intern_atom("_NET_WM_USER_TIME"), Xatom.CARDINAL, 32, [12345])
+            other.sync()
+            assert not lister.changed()
+
+            window.change_property(
+                other.intern_atom("_NET_WM_NAME"), other.intern_atom("UTF8_STRING"), 8, b"Receipt"
+            )
+            other.sync()
+            assert lister.changed()  # renamed: the next frame lists again
+            wait_for("the new title", lambda: any(w.title == "Receipt" for w in lister.list_windows()))
+
+            card.send("move 400 300")
+            card.expect("moved 400 300")
+            wait_for("the move reported", lister.changed)
+    finally:
+        other.close()
+        lister.close()
