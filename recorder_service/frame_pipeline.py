@@ -26,6 +26,7 @@ from recorder_service.masking import (
     merge_listings,
     plan_mask,
 )
+from recorder_service.monitors import select_region
 from recorder_service.windows import WindowInfo, WindowLister, default_lister
 from tandem_protocol.recorder_policy import MaskRule, RecorderPolicy
 
@@ -37,8 +38,9 @@ _LOG_EVERY = 10.0
 
 
 def build_grabber(policy: RecorderPolicy) -> Grabber:
-    """mss monitor 0 is the union of all monitors, 1 the primary."""
-    monitor = 0 if policy.monitors == "all" else 1
+    """All monitors as one canvas, or the primary: ``monitors.select_region`` picks the region,
+    for the grabber and the mask canvas alike."""
+    monitor = policy.monitors
     inner = MssGrabber(monitor)
     if not policy.masking:
         return inner
@@ -65,7 +67,7 @@ class MssCanvas:
     A handle of its own, opened lazily in the grab thread (mss handles are thread-bound);
     re-read when the frame's size no longer matches or every few seconds."""
 
-    def __init__(self, monitor: int, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, monitor: int | str, clock: Callable[[], float] = time.monotonic) -> None:
         self._monitor = monitor
         self._clock = clock
         self._sct: Any = None
@@ -90,11 +92,8 @@ class MssCanvas:
         return geometry
 
     def _geometry(self) -> Canvas | None:
-        monitors = self._sct.monitors
-        if self._monitor >= len(monitors):
-            return None
-        m = monitors[self._monitor]
-        return Canvas(int(m["left"]), int(m["top"]), int(m["width"]), int(m["height"]))
+        region = select_region(self._sct.monitors, self._monitor)  # the grabber's choice too
+        return Canvas(region.left, region.top, region.width, region.height)
 
     def _reopen(self) -> None:
         import mss
