@@ -218,6 +218,18 @@ def test_create_is_idempotent_and_a_new_digest_replaces_the_unfinished_upload(
     assert len(upload_rows(app)) == 1 and len(partials(tmp_path / "data")) == 1
 
 
+def test_termination_removes_the_partial_bytes(client: TestClient, app: FastAPI, tmp_path: Path) -> None:
+    started = add_interaction(app)
+    token = recorder_token(client)
+    body = screen_file(tmp_path / "a.mp4")
+    location = create(client, token, body, started + 1).headers["Location"]
+    assert patch(client, token, location, 0, body[:500]).status_code == 204
+    r = client.delete(location, headers={**bearer(token), **TUS})
+    assert r.status_code == 204 and r.headers["Tus-Resumable"] == "1.0.0"
+    assert head(client, token, location).status_code == 404
+    assert_nothing_stored(app, tmp_path / "data")
+
+
 def test_a_stored_segment_is_never_replaced(client: TestClient, app: FastAPI, tmp_path: Path) -> None:
     started = add_interaction(app)
     token = recorder_token(client)
