@@ -89,7 +89,7 @@ def generate(path: Path, rows: int, seed: int = 14) -> float:
         screen, paused, held = rng.random() < 0.3, rng.random() < 0.1, rng.random() < 0.1
         batch[-1] += (screen, paused)
         account = f"A{rng.randrange(200_000):06d}"  # a near-unique key: ~5 calls per account
-        metas.append((iid, "account", account.casefold()))
+        metas.append((iid, "account", account.casefold(), started))
         if screen:
             media.append((iid, "muxed", f"k/{iid}", "video/mp4", 1, "0" * 64, started, started, "complete"))
         if paused:
@@ -97,7 +97,7 @@ def generate(path: Path, rows: int, seed: int = 14) -> float:
         if held:
             pauses.append((iid, started + 30, started + 40, None, "", "hold"))
         if queue:
-            metas.append((iid, "queue", queue))
+            metas.append((iid, "queue", queue, started))
         if len(batch) >= 20000 or n == rows - 1:
             db.executemany(
                 "INSERT INTO interactions (id, call_id, dn, agent_id, caller, callee, state, started_at,"
@@ -117,7 +117,9 @@ def generate(path: Path, rows: int, seed: int = 14) -> float:
                 pauses,
             )
             db.executemany(
-                "INSERT INTO interaction_meta_values (interaction_id, key, value) VALUES (?,?,?)", metas
+                "INSERT INTO interaction_meta_values (interaction_id, key, value, started_at)"
+                " VALUES (?,?,?,?)",
+                metas,
             )
             batch, media, pauses, metas = [], [], [], []
     db.commit()
@@ -138,7 +140,11 @@ def queries(now: float, rng: random.Random) -> dict[str, Callable[[], tuple[Sear
         ),
         "caller number prefix": lambda: (SearchQuery(caller=number_key(rng.choice(PREFIXES) + "12")), sup),
         "7 days, has screen + paused": lambda: (SearchQuery(since=week, has_screen=True, paused=True), sup),
-        "metadata queue=<value>, 7 days": lambda: (
+        "metadata account=<value> (~5 calls each)": lambda: (
+            SearchQuery(meta=(("account", f"a{rng.randrange(200_000):06d}"),)),
+            sup,
+        ),
+        "metadata queue=<value> (5 %), 7 days": lambda: (
             SearchQuery(since=week, meta=(("queue", rng.choice(QUEUES)),)),
             sup,
         ),

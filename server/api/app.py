@@ -22,6 +22,7 @@ from server.api import (
     routes_auth,
     routes_calls,
     routes_dn_matching,
+    routes_docs,
     routes_events,
     routes_fleet,
     routes_missed_calls,
@@ -189,7 +190,8 @@ def create_app(settings: Settings) -> FastAPI:
             if checkpointer is not None:  # last: it covers every record written before
                 await checkpointer.stop()
 
-    app = FastAPI(title="Tandem", version="1", lifespan=lifespan)
+    # /docs is served from the package (routes_docs: no CDN, CSP-clean); ReDoc is not offered.
+    app = FastAPI(title="Tandem", version="1", lifespan=lifespan, docs_url=None, redoc_url=None)
     app.state.ctx = ctx
     app.state.login_throttle = LoginThrottle()
     app.state.ws_tickets = TicketBook()
@@ -215,6 +217,7 @@ def create_app(settings: Settings) -> FastAPI:
         routes_recorder_policy,
         routes_fleet,
         routes_events,
+        routes_docs,
     ):
         app.include_router(module.router)
 

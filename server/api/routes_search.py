@@ -10,13 +10,18 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request
+from fastapi.responses import Response
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from server.api.actors import actor_of
-from server.api.deps import AuthUser, client_addr, current_user, get_db, require_roles
+from server.api.context import ServerContext
+from server.api.deps import AuthUser, client_addr, current_user, get_context, get_db, require_roles
 from server.api.errors import ApiError
-from server.api.routes_recordings import summary
-from server.services import search, search_admin
+from server.api.routes_recordings import _allowed, _refuse, _visible, summary
+from server.media.thumbnail import ThumbnailError
+from server.policy.access import may_play_media
+from server.services import search, search_admin, thumbnails
 from server.services.search_query import MULTI, SINGLE, QueryError, canonical, parse
 from server.store import audit, models
 from server.store.search_columns import number_key
@@ -122,6 +127,46 @@ def search_options(
         "optional_filters": search.optional_columns(),
         "count_cap": search.COUNT_CAP,
     }
+
+
+@router.get("/interactions/{interaction_id}/thumbnail")
+def thumbnail(
+    interaction_id: str,
+    request: Request,
+    user: AuthUser = Depends(current_user),
+    session: Session = Depends(get_db, scope="function"),
+    ctx: ServerContext = Depends(get_context),
+) -> Response:
+    """A small JPEG of the first keyframe of the interaction's screen recording (made once, then
+    kept as a derived file under the data directory). It shows the screen, so it is a recording
+    read: the same roles as the media, and every request and refusal is audited."""
+    action = "recording.thumbnail"
+    row = _visible(session, user, interaction_id, request, action, may_play_media)
+    key = _screen_key(session, row)
+    if key is None:
+        error = ApiError(404, "no_screen", "this interaction has no screen recording")
+        raise _refuse(session, user, interaction_id, action, request, error, "no screen")
+    try:
+        jpeg = thumbnails.thumbnail(ctx.settings.data_dir, ctx.storage, interaction_id, key)
+    except ThumbnailError as exc:
+        error = ApiError(404, "thumbnail_unavailable", f"no picture could be taken from the screen: {exc}")
+        raise _refuse(session, user, interaction_id, action, request, error, str(exc)[:200]) from exc
+    _allowed(session, user, interaction_id, request, action, f"{len(jpeg)} bytes")
+    return Response(jpeg, media_type="image/jpeg", headers={"Cache-Control": "private, max-age=3600"})
+
+
+def _screen_key(session: Session, row: models.Interaction) -> str | None:
+    """The screen file (else the muxed file, else the first stored segment) to take it from."""
+    by_kind = {m.kind: m.storage_key for m in row.media}
+    if "screen" in by_kind or "muxed" in by_kind:
+        return by_kind.get("screen") or by_kind["muxed"]
+    segment = session.execute(
+        select(models.ScreenSegment.storage_key)
+        .where(models.ScreenSegment.interaction_id == row.id)
+        .order_by(models.ScreenSegment.started_at)
+        .limit(1)
+    ).scalar()
+    return segment
 
 
 # -- saved searches ----------------------------------------------------------------------------

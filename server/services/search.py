@@ -125,8 +125,14 @@ def conditions(query: SearchQuery, agents: list[int] | None) -> list[ColumnEleme
         out.append(getattr(Ix, "notes").contains(query.notes, autoescape=True))  # noqa: B009
     for key, value in query.meta:
         # IN, not EXISTS: a selective value (an account, a ticket) drives from its own index.
+        # The time range is repeated on the value's own start: only that slice of the index is read.
         meta = models.InteractionMetaValue
-        out.append(Ix.id.in_(select(meta.interaction_id).where(meta.key == key, meta.value == value)))
+        ids = select(meta.interaction_id).where(meta.key == key, meta.value == value)
+        if query.since is not None:
+            ids = ids.where(meta.started_at >= query.since)
+        if query.until is not None:
+            ids = ids.where(meta.started_at < query.until)
+        out.append(Ix.id.in_(ids))
     return out
 
 

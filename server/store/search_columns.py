@@ -98,22 +98,26 @@ def register(
         target.callee_number = number_key(target.callee or "")
         target.duration = talk_time(target.started_at, target.answered_at, target.ended_at)
 
-    def write_meta(connection: Connection, interaction_id: str, recording_meta: str | None) -> None:
+    def write_meta(connection: Connection, target: Any) -> None:
+        interaction_id, recording_meta = target.id, target.recording_meta
         stored = connection.execute(select(setting.value).where(setting.key == SEARCH_KEYS_SETTING)).scalar()
         values = meta_values(recording_meta, parse_keys(stored))
         table = meta_value.__table__
         connection.execute(delete(table).where(table.c.interaction_id == interaction_id))
         if values:
-            rows = [{"interaction_id": interaction_id, "key": k, "value": v} for k, v in values.items()]
+            rows = [
+                {"interaction_id": interaction_id, "key": k, "value": v, "started_at": target.started_at}
+                for k, v in values.items()
+            ]
             connection.execute(insert(table), rows)
 
     def after_insert(_mapper: Any, connection: Connection, target: Any) -> None:
         if target.recording_meta and target.recording_meta != "{}":
-            write_meta(connection, target.id, target.recording_meta)
+            write_meta(connection, target)
 
     def after_update(_mapper: Any, connection: Connection, target: Any) -> None:
         if inspect(target).attrs.recording_meta.history.has_changes():
-            write_meta(connection, target.id, target.recording_meta)
+            write_meta(connection, target)
 
     table = interaction.__table__
 
@@ -150,11 +154,15 @@ def reindex_meta(connection: Connection, interaction: Any, meta_value: Any, keys
         return 0
     written = 0
     with_params = interaction.recording_meta.like('%"params"%')
-    rows = connection.execute(select(interaction.id, interaction.recording_meta).where(with_params))
-    batch: list[dict[str, str]] = []
-    for interaction_id, recording_meta in rows:
+    rows = connection.execute(
+        select(interaction.id, interaction.recording_meta, interaction.started_at).where(with_params)
+    )
+    batch: list[dict[str, object]] = []
+    for interaction_id, recording_meta, started_at in rows:
         for key, value in meta_values(recording_meta, keys).items():
-            batch.append({"interaction_id": interaction_id, "key": key, "value": value})
+            batch.append(
+                {"interaction_id": interaction_id, "key": key, "value": value, "started_at": started_at}
+            )
         if len(batch) >= 5000:
             connection.execute(insert(table), batch)
             written += len(batch)

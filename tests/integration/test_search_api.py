@@ -200,7 +200,7 @@ def test_each_role_finds_exactly_what_it_may_see(env: Any, username: str, role: 
 
 
 def test_a_filter_cannot_widen_what_a_supervisor_sees(env: Any) -> None:
-    http, seeded, _users = env
+    http, _seeded, _users = env
     auth = login(http, "sup")
     assert everything(http, auth, {"agent": "agent3"}) == []  # agent3 is in Red, not sup's team
     assert everything(http, auth, {"team": "Red"}) == []
@@ -356,7 +356,7 @@ def test_one_audit_record_per_search_with_filters_and_scope(env: Any) -> None:
 
 
 def test_search_route_leaves_the_interaction_routes_alone(env: Any) -> None:
-    http, seeded, _users = env
+    http, _seeded, _users = env
     auth = login(http, "admin")
     assert http.get("/api/interactions/i0001", headers=auth).json()["id"] == "i0001"
     assert len(http.get("/api/interactions", headers=auth).json()) == 200  # the old listing
@@ -397,7 +397,7 @@ def test_saved_searches_are_per_user_validated_and_audited(env: Any) -> None:
 
 
 def test_admin_names_metadata_keys_and_search_finds_their_values(env: Any) -> None:
-    http, seeded, users = env
+    http, seeded, _users = env
     admin = login(http, "admin")
     assert (
         http.put("/api/admin/search-keys", json={"keys": ["queue"]}, headers=login(http, "sup")).status_code
@@ -427,3 +427,60 @@ def test_admin_names_metadata_keys_and_search_finds_their_values(env: Any) -> No
     assert detail["before"] == [] and detail["after"] == ["queue", "account"]
     options = http.get("/api/interactions/search/options", headers=login(http, "agent1")).json()
     assert options["metadata_keys"] == ["queue", "account"]
+
+
+# -- screen thumbnails -----------------------------------------------------------------------------
+
+
+def test_thumbnail_of_the_screen_is_made_once_and_every_read_is_audited(env: Any, tmp_path: Path) -> None:
+    from tests.unit.test_thumbnail import _mp4
+
+    http, seeded, _users = env
+    ctx = http.app.state.ctx  # type: ignore[attr-defined]
+    source = tmp_path / "screen.mp4"
+    _mp4(source, (30, 160, 40))
+    size = source.stat().st_size
+    ctx.storage.put_file("thumb-test/screen.mp4", source)
+    target = next(s for s in seeded if s.agent == "agent1" and not s.screen)
+    with session_scope(ctx.sessions) as s:
+        s.add(
+            models.MediaFile(
+                interaction_id=target.id,
+                kind="screen",
+                storage_key="thumb-test/screen.mp4",
+                content_type="video/mp4",
+                size=size,
+                sha256="0" * 64,
+                started_at=target.started_at,
+                created_at=target.started_at,
+            )
+        )
+    url = f"/api/interactions/{target.id}/thumbnail"
+    r = http.get(url, headers=login(http, "sup"))
+    assert r.status_code == 200, r.text
+    assert r.headers["content-type"] == "image/jpeg" and r.content.startswith(b"\xff\xd8")
+    cached = list((ctx.settings.data_dir / "derived" / "thumbnails").glob("*.jpg"))
+    assert len(cached) == 1 and cached[0].read_bytes() == r.content
+    assert http.get(url, headers=login(http, "admin")).content == r.content  # from the cache
+    assert ctx.storage.size("thumb-test/screen.mp4") == size  # the recording is untouched
+    # The search says it has a screen now (the flag was set when the file's row was written).
+    assert target.id in everything(http, login(http, "sup"), {"has_screen": "true", "agent": "agent1"})
+    # Agents do not replay recordings, another team's supervisor does not see it, no screen → 404.
+    assert http.get(url, headers=login(http, "agent1")).status_code == 403
+    assert http.get(url, headers=login(http, "sup_red")).status_code == 403
+    plain = next(s for s in seeded if s.agent == "agent1" and not s.screen and s.id != target.id)
+    assert http.get(f"/api/interactions/{plain.id}/thumbnail", headers=login(http, "sup")).status_code == 404
+    reads = [
+        (a["username"], a["outcome"])
+        for a in admin_audit(http)
+        if a["action"] == "recording.thumbnail" and a["target_id"] in (target.id, plain.id)
+    ]
+    assert sorted(reads) == sorted(
+        [
+            ("sup", "allowed"),
+            ("admin", "allowed"),
+            ("agent1", "denied"),
+            ("sup_red", "denied"),
+            ("sup", "denied"),
+        ]
+    )

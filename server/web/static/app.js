@@ -7,10 +7,11 @@ import { initRecorderPolicy, showRecorderPolicy } from "./admin_recorder.js";
 import { FLEET_ROLES, initFleet, showFleet, stopFleet } from "./fleet.js";
 import { MISSED_ROLES, initMissed, showMissed } from "./missed.js";
 import { initPlayerControls, showPlayer, stopPlayer } from "./player.js";
+import { initSearch, resetSearch, showSearch } from "./search.js";
 import { callDuration, formatClock, localDateTime, matchesFilter, screenState } from "./timeline.js";
 
 const $ = (id) => document.getElementById(id);
-const VIEWS = ["view-login", "view-recordings", "view-player", "view-missed", "view-admin", "view-fleet"];
+const VIEWS = ["view-login", "view-recordings", "view-player", "view-missed", "view-admin", "view-search", "view-fleet"];
 
 let me = null; // UserInfo of the signed-in user
 let interactions = [];
@@ -23,6 +24,7 @@ function showView(id) {
   $("nav-recordings").toggleAttribute("aria-current", id === "view-recordings" || id === "view-player");
   $("nav-admin").toggleAttribute("aria-current", id === "view-admin");
   $("nav-missed").toggleAttribute("aria-current", id === "view-missed");
+  $("nav-search").toggleAttribute("aria-current", id === "view-search");
   $("nav-fleet").toggleAttribute("aria-current", id === "view-fleet");
 }
 
@@ -41,6 +43,7 @@ function showLogin(message = "") {
 
 function signedIn(user) {
   me = user;
+  resetSearch();
   $("whoami").textContent = user.full_name ? `${user.full_name} (${user.role})` : `${user.username} (${user.role})`;
   $("nav-admin").hidden = user.role !== "admin";
   $("nav-missed").hidden = !MISSED_ROLES.includes(user.role);
@@ -152,7 +155,10 @@ function route() {
   if (!me) return;
   const token = ++routeToken;
   const isCurrent = () => token === routeToken && me !== null;
-  const hash = location.hash.replace(/^#\/?/, "");
+  const fullHash = location.hash.replace(/^#\/?/, "");
+  // The search page keeps its query in the hash: #/search?agent=ann&sort=duration
+  const queryAt = fullHash.indexOf("?");
+  const hash = queryAt < 0 ? fullHash : fullHash.slice(0, queryAt);
   const parts = hash.split("/").map(decodeURIComponent);
   if (parts[0] === "recordings" && parts[1]) {
     showView("view-player");
@@ -164,6 +170,11 @@ function route() {
   if (parts[0] === "fleet" && FLEET_ROLES.includes(me.role)) {
     showView("view-fleet");
     showFleet(isCurrent);
+    return;
+  }
+  if (parts[0] === "search") {
+    showView("view-search");
+    showSearch(queryAt < 0 ? "" : fullHash.slice(queryAt + 1), isCurrent, me.role);
     return;
   }
   if (parts[0] === "missed" && MISSED_ROLES.includes(me.role)) {
@@ -188,6 +199,7 @@ async function start() {
   $("recordings-filter").addEventListener("input", renderRecordings);
   $("recordings-refresh").addEventListener("click", () => showRecordings(() => true));
   initPlayerControls();
+  initSearch();
   initAdmin();
   initRecorderPolicy();
   initFleet();

@@ -21,9 +21,9 @@ depends_on = None
 
 INDEXES = (
     ("ix_interactions_started_id", ["started_at", "id"]),
-    ("ix_interactions_agent_started_id", ["agent_id", "started_at", "id"]),
-    ("ix_interactions_caller_number", ["caller_number", "started_at"]),
-    ("ix_interactions_callee_number", ["callee_number", "started_at"]),
+    ("ix_interactions_agent_started_id", ["agent_id", "started_at", "id", "has_screen", "was_paused"]),
+    ("ix_interactions_caller_number", ["caller_number", "started_at", "id", "agent_id"]),
+    ("ix_interactions_callee_number", ["callee_number", "started_at", "id", "agent_id"]),
     ("ix_interactions_duration", ["duration", "id"]),
 )
 
@@ -61,13 +61,14 @@ def upgrade() -> None:
         sa.Column("interaction_id", sa.String(length=36), nullable=False),
         sa.Column("key", sa.String(length=64), nullable=False),
         sa.Column("value", sa.String(length=200), nullable=False),
+        sa.Column("started_at", sa.Float(), nullable=False),
         sa.ForeignKeyConstraint(["interaction_id"], ["interactions.id"]),
         sa.PrimaryKeyConstraint("interaction_id", "key"),
     )
     op.create_index(
         "ix_interaction_meta_values_key_value",
         "interaction_meta_values",
-        ["key", "value", "interaction_id"],
+        ["key", "value", "started_at", "interaction_id"],
         unique=False,
     )
     op.create_table(
