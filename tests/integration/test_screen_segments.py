@@ -287,11 +287,37 @@ def test_a_fault_while_storing_is_settled_by_the_next_head(
     assert head(client, token, f"/api/uploads/{location}").headers["Upload-Offset"] == str(len(body))
     monkeypatch.setattr(storage, "put_file", real_put)
     assert head(client, token, f"/api/uploads/{location}").status_code == 404
+    assert outcomes(app) == ["failed", "failed", "allowed"]
     r = create(client, token, body, started + 1)
     assert r.status_code == 409 and r.json()["sha256"] == hashlib.sha256(body).hexdigest()
     assert [p.read_bytes() for p in stored(tmp_path / "data")] == [body]
     assert upload_rows(app) == [] and partials(tmp_path / "data") == []
     assert outcomes(app) == ["failed", "failed", "allowed", "denied"]
+
+
+def test_an_empty_patch_at_the_end_retries_the_store_step(
+    client: TestClient, app: FastAPI, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from server.errors import StorageFullError
+
+    started = add_interaction(app)
+    token = recorder_token(client)
+    body = screen_file(tmp_path / "a.mp4")
+    storage = app.state.ctx.storage
+    real_put = storage.put_file
+
+    def full(key: str, source: Path) -> int:
+        raise StorageFullError(f"storage is full while writing {key}")
+
+    monkeypatch.setattr(storage, "put_file", full)
+    r = upload_all(client, token, body, started + 1)
+    assert r.status_code == 507 and r.json()["error"] == "storage_full"
+    location = f"/api/uploads/{upload_rows(app)[0].id}"
+    monkeypatch.setattr(storage, "put_file", real_put)
+    r = patch(client, token, location, len(body), b"")
+    assert r.status_code == 204, r.text
+    assert r.headers["X-Tandem-Sha256"] == hashlib.sha256(body).hexdigest()
+    assert [p.read_bytes() for p in stored(tmp_path / "data")] == [body]
 
 
 def test_a_failing_sweep_of_stale_partials_does_not_refuse_a_segment(
