@@ -72,7 +72,7 @@ class Progress:
 class UploaderStats:
     """What the health heartbeat reports about uploads."""
 
-    state: str  # idle | uploading | backoff | unauthorized | outside_window | stopped
+    state: str  # idle | uploading | backoff | unauthorized | misconfigured | outside_window | stopped
     pending_segments: int
     pending_bytes: int  # bytes of pending segments the server does not hold yet
     bytes_sent: int  # body bytes handed to the network
@@ -402,6 +402,10 @@ class SegmentUploader:
             )
             self._not_before = self._clock() + UNAUTHORIZED_RETRY
             self._set_state("unauthorized")
+        elif 300 <= status < 400:  # a proxy or a moved server: configuration, not the segment
+            self._note_error(f"{exc} — the server URL redirects; set the recorder's server URL to the target")
+            self._not_before = self._clock() + UNAUTHORIZED_RETRY
+            self._set_state("misconfigured")
         elif status == 409 and exc.code == "already_uploaded":
             self._already_uploaded(ref, exc)
         elif status == 422 and exc.code == "frames_in_pause" and cuts < MAX_CUTS:

@@ -399,6 +399,20 @@ def test_401_is_retried_slowly(server: FakeTusServer, tmp_path: Path) -> None:
     assert queue.done
 
 
+def test_a_redirect_is_a_configuration_problem_not_a_refusal(server: FakeTusServer, tmp_path: Path) -> None:
+    """http:// answered by a redirect to https:// must not mark every segment refused for good."""
+    queue = ListQueue([segment(tmp_path, "i", 0, b"data")])
+    server.forced = [(308, {"headers": {"Location": "https://elsewhere/"}})]
+    clock = Clock()
+    up = make(queue, server.url, clock)
+    assert up.step() == UNAUTHORIZED_RETRY
+    assert not queue.refusals and up.stats().state == "misconfigured"
+    assert "server URL" in up.stats().last_error
+    clock.sleep(UNAUTHORIZED_RETRY)
+    drain(up, clock, queue)
+    assert queue.done
+
+
 # -- backoff ---------------------------------------------------------------------------------
 def outage(clock: Clock, down_until: float, attempts: list[float]) -> httpx.MockTransport:
     """A tus server that refuses connections until ``down_until`` (fake clock), then stores."""
