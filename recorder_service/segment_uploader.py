@@ -285,17 +285,23 @@ class SegmentUploader:
     def _upload(self, ref: SegmentRef, track: _Track) -> None:
         offset = self._open(ref, track)
         recreates = resends = 0
+        store_asked = False
         while offset is not None:
-            if offset >= ref.size:
-                # Every byte is there but the server has not confirmed: it may still be checking
-                # the segment, or its answer was lost. Ask again later (HEAD 404 → POST → 409).
-                raise _Retry("the server holds every byte but has not confirmed the segment yet")
-            self._show(ref, offset)
+            self._show(ref, min(offset, ref.size))
             policy = self._policy()
             if not window_open(policy.upload_window, self._local_now()):
                 return  # the window closed: the server keeps what it has
             self._apply_cap(policy)
-            data = _read(ref, offset, self._chunk)
+            if offset >= ref.size:
+                # Every byte is there but the segment is not confirmed (the last PATCH's answer
+                # was lost, or the server's store step failed): an empty PATCH at the end asks
+                # the server to store it now and answers with the verdict. Once per attempt.
+                if store_asked:
+                    raise _Retry("the server holds every byte but has not confirmed the segment yet")
+                store_asked = True
+                data = b""
+            else:
+                data = _read(ref, offset, self._chunk)
             location = track.location
             assert location is not None
             try:

@@ -299,26 +299,41 @@ def test_a_lost_answer_after_the_last_byte_is_settled_by_the_stored_digest(
     assert queue.done and not server.patches()
 
 
-def test_all_bytes_held_but_not_confirmed_is_asked_again_later(tmp_path: Path) -> None:
-    """The last PATCH's answer was lost while the server checked the segment: the server holds
-    every byte. Later the upload is gone (HEAD 404) and the segment stored (409, our digest)."""
+def test_all_bytes_held_but_not_confirmed_asks_the_server_to_store_it(tmp_path: Path) -> None:
+    """The server holds every byte but has not stored the segment (the last PATCH's answer was
+    lost, or its store step failed): an empty PATCH at the end asks for the store step, once per
+    attempt; the verdict settles it."""
     ref = segment(tmp_path, "i", 0, b"0123456789")
     queue = ListQueue([ref])
-    seen: list[str] = []
+    seen: list[tuple[str, str | None, int]] = []
+    answers = [
+        httpx.Response(201, headers={"Location": "/api/uploads/u", "Upload-Offset": "10"}),  # POST
+        httpx.Response(507, json={"error": "storage_full", "message": "disk"}),  # store step failed
+        httpx.Response(200, headers={"Upload-Offset": "10", "Upload-Length": "10"}),  # HEAD
+        httpx.Response(204, headers={"Upload-Offset": "10"}),  # no verdict yet: not asked twice
+        httpx.Response(404, json={"error": "unknown_upload", "message": "stored"}),  # HEAD
+        httpx.Response(409, json={"error": "already_uploaded", "message": "m", "sha256": ref.sha256}),
+    ]
 
     def handler(request: httpx.Request) -> httpx.Response:
-        seen.append(request.method)
-        if request.method == "POST" and seen.count("POST") == 1:
-            return httpx.Response(201, headers={"Location": "/api/uploads/u", "Upload-Offset": "10"})
-        if request.method == "HEAD":
-            return httpx.Response(404, json={"error": "unknown_upload", "message": "finished"})
-        return httpx.Response(409, json={"error": "already_uploaded", "message": "m", "sha256": ref.sha256})
+        seen.append((request.method, request.headers.get("Upload-Offset"), len(request.read())))
+        return answers.pop(0)
 
     clock = Clock()
     up = make(queue, "http://srv", clock, transport=httpx.MockTransport(handler))
+    assert up.step() == pytest.approx(1.0) and "507" in up.stats().last_error
+    clock.sleep(1.0)
     assert up.step() == pytest.approx(1.0) and "not confirmed" in up.stats().last_error
     drain(up, clock, queue)
-    assert seen == ["POST", "HEAD", "POST"] and queue.done == [(ref, ref.sha256)]
+    assert seen == [
+        ("POST", None, 0),
+        ("PATCH", "10", 0),
+        ("HEAD", None, 0),
+        ("PATCH", "10", 0),
+        ("HEAD", None, 0),
+        ("POST", None, 0),
+    ]
+    assert queue.done == [(ref, ref.sha256)] and up.stats().bytes_sent == 0
 
 
 def test_an_unreadable_file_is_refused_not_retried(server: FakeTusServer, tmp_path: Path) -> None:
