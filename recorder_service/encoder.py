@@ -1,17 +1,33 @@
 """H.264 screen encoder writing a fragmented MP4 (PyAV adapter).
 
-Fragmented (``frag_keyframe+empty_moov+default_base_moof``) so that a file cut short by a crash
-or power loss is still playable up to its last complete fragment; a keyframe — and so a new
-fragment — is forced at least every ``keyframe_interval`` seconds of timeline, which bounds what
-a crash can lose. No B-frames (``bf=0``), ``tune=zerolatency``: packets come out as frames go in,
-so nothing waits in the encoder either. The timeline is variable-rate: pts are milliseconds
-since the first frame (time base 1/1000, also the MP4 track timescale).
+The settings were chosen by measurement (``benchmarks/screen/``, figures in
+``benchmarks/RESULTS.md``); in short:
+
+* **Keyframes by time, long GOP.** A keyframe opens every segment (the first frame) and then
+  comes at most every ``keyframe_interval`` seconds of timeline (default 60 s: one per default
+  segment; a longer segment still gets one a minute so that seeking decodes at most a minute of
+  changes). A 1080p keyframe of a desktop costs as much as minutes of typing, and a keyframe does
+  not bound crash loss here: fragments do. x264's own keyframe placement is off (huge keyint, no
+  scene-cut) so the GOP really follows the clock, whatever the frame rate.
+* **Fragments every ``fragment_seconds`` (1 s), independent of keyframes**
+  (``movflags=frag_keyframe+empty_moov+default_base_moof`` + ``frag_duration``), each handed to
+  the OS at once (``flush_packets``), so a file cut by a crash is playable up to about one second
+  before the cut (``fmp4.playable_length`` finds the end). The muxer keeps the newest frame in
+  memory until the next one arrives (its duration is not known before); ``mark_unchanged`` writes
+  the last picture again after ``fragment_seconds`` of a still screen, so a still screen loses no
+  more than a busy one.
+* **No B-frames** (``bf=0``) and ``tune=zerolatency`` (no lookahead, no frame threads): a packet
+  comes out for every frame that goes in, nothing waits inside the encoder.
+* Only frames that changed are given to the encoder (the capture skips identical ones); the
+  timeline is variable-rate: pts are milliseconds since the first frame (time base 1/1000, also
+  the MP4 track timescale).
 """
 
 from __future__ import annotations
 
 import logging
 import os
+from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -27,35 +43,133 @@ TIME_BASE = Fraction(1, 1000)
 MOVFLAGS = "frag_keyframe+empty_moov+default_base_moof"
 
 
+@dataclass(frozen=True, slots=True)
+class X264Settings:
+    """What the benchmark chose (see the module docstring and benchmarks/RESULTS.md)."""
+
+    preset: str = "superfast"
+    tune: str = "zerolatency"
+    crf: float = 30.0
+    # qcomp=1: every frame at the same quality. With x264's default (0.6) and no lookahead, a
+    # big change (scroll, tab switch) is coded coarse and the next frames re-send the same area
+    # finer: about twice the bytes. umh over ±128 px finds scrolled text (dia/hex's ±16 px do
+    # not, and a scrolled text area then costs as much as a keyframe).
+    params: str = "qcomp=1:me=umh:merange=128"  # extra x264-params, "key=value:key=value"
+    threads: int = 1  # one thread: the least CPU in total (slices cost more); 0: x264 decides
+
+    def codec_options(self) -> dict[str, str]:
+        # keyint=infinite / scenecut=0: keyframes only where the clock (or a segment) puts them.
+        params = "keyint=infinite:scenecut=0:bframes=0" + (f":{self.params}" if self.params else "")
+        options = {"preset": self.preset, "crf": f"{self.crf:g}", "x264-params": params}
+        if self.tune:
+            options["tune"] = self.tune
+        if self.threads:
+            options["threads"] = str(self.threads)
+        return options
+
+
+DEFAULT_SETTINGS = X264Settings()
+
+
+def output_size(width: int, height: int, max_width: int = 0) -> tuple[int, int]:
+    """The encoded picture size for a canvas: at most ``max_width`` wide (0: no limit), aspect
+    kept, both sides even (yuv420p needs it)."""
+    if width < 2 or height < 2:
+        raise EncoderError(f"frame too small to encode: {width}x{height}")
+    if max_width and width > max_width:
+        height = max(2, round(height * max_width / width))
+        width = max_width
+    return width - width % 2, height - height % 2
+
+
+def keyframe_due(pts_ms: int, last_key_ms: int | None, interval_ms: int) -> bool:
+    """A keyframe opens the file, then one at least every ``interval_ms`` of timeline."""
+    return last_key_ms is None or pts_ms - last_key_ms >= interval_ms
+
+
+# Rows converted around a changed band (even). swscale's vertical chroma filter reads beyond each
+# edge of what it converts, and very short slices take another path: with 8 rows the inside of
+# the band came out identical to a full conversion for every band tried (tests check it).
+_MARGIN = 8
+_SPREAD = 4  # rows (even) around a change whose chroma it may alter
+
+
+def changed_rows(before: np.ndarray, after: np.ndarray) -> tuple[int, int] | None:
+    """The band of rows ``[top, bottom)`` holding every difference between two frames of the
+    same shape, widened to even rows (a 4:2:0 chroma row covers two picture rows); None if
+    they are identical."""
+    height = before.shape[0]
+    a, b = (np.ascontiguousarray(x).reshape(height, -1) for x in (before, after))
+    if a.shape[1] % 8 == 0:  # compare 64-bit words: 8× fewer comparisons than bytes
+        a, b = a.view(np.uint64), b.view(np.uint64)
+    rows_differ = (a != b).any(axis=1)
+    changed = np.flatnonzero(rows_differ)
+    if changed.size == 0:
+        return None
+    top = int(changed[0]) & ~1
+    bottom = min(height, (int(changed[-1]) + 2) & ~1)
+    return top, bottom
+
+
+def _frame(image: np.ndarray) -> Any:
+    """A zero-copy VideoFrame view of a BGRA array (from_ndarray's copy into a fresh frame cost
+    more than the colour conversion itself: page faults on 8 MB per 1080p frame)."""
+    return av.VideoFrame.from_numpy_buffer(np.ascontiguousarray(image), format="bgra")
+
+
+def _planes(frame: Any) -> list[np.ndarray]:
+    """Writable (rows, width) views of a frame's planes (lines may be padded)."""
+    return [
+        np.frombuffer(plane, np.uint8).reshape(-1, plane.line_size)[:, : plane.width]
+        for plane in frame.planes
+    ]
+
+
 class ScreenEncoder:
     """Encode BGRA frames (numpy ``(h, w, 4)`` uint8) at explicit millisecond pts.
 
-    The output size is fixed by the first frame (rounded down to even, as yuv420p needs); later
-    frames of another size (a monitor was added or resized) are scaled to it.
+    The output size is fixed by the first frame (downscaled to ``max_width`` if wider, rounded
+    down to even); later frames of another size (a monitor was added or resized) are scaled to it.
     """
 
-    def __init__(self, path: Path, *, fps: float, keyframe_interval: float = 2.0) -> None:
+    def __init__(
+        self,
+        path: Path,
+        *,
+        fps: float,
+        keyframe_interval: float = 60.0,
+        fragment_seconds: float = 1.0,
+        max_width: int = 0,
+        settings: X264Settings = DEFAULT_SETTINGS,
+    ) -> None:
         if fps <= 0:
             raise ValueError("fps must be > 0")
+        if keyframe_interval <= 0 or fragment_seconds <= 0:
+            raise ValueError("keyframe_interval and fragment_seconds must be > 0")
+        if max_width < 0:
+            raise ValueError("max_width must be >= 0")
         self._path = path
         self._fps = fps
-        self._key_ms = int(keyframe_interval * 1000)
+        self._key_ms = round(keyframe_interval * 1000)
+        self._frag_ms = round(fragment_seconds * 1000)
+        self._max_width = max_width
+        self._settings = settings
         self._container: Any = None
         self._stream: Any = None
         self._size: tuple[int, int] | None = None
         self._last_pts = -1
         self._last_key_pts: int | None = None
+        self._last_frame: Any = None  # the last picture, already converted (mark_unchanged, bands)
+        self._last_image: np.ndarray | None = None  # the BGRA frame it was converted from
         self.frames = 0
+        self.repeats = 0
 
     @property
     def size(self) -> tuple[int, int] | None:
         return self._size
 
     def _open(self, width: int, height: int) -> None:
-        width -= width % 2
-        height -= height % 2
-        if width < 2 or height < 2:
-            raise EncoderError(f"frame too small to encode: {width}x{height}")
+        width, height = output_size(width, height, self._max_width)
         try:
             # Screens are personal data: create the file private; PyAV keeps an existing mode.
             os.close(os.open(self._path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600))
@@ -63,14 +177,20 @@ class ScreenEncoder:
                 str(self._path),
                 mode="w",
                 format="mp4",
-                # flush_packets: hand each finished fragment to the OS at once instead of keeping
-                # it in FFmpeg's 32 KB I/O buffer, where a killed process would lose it.
-                options={"movflags": MOVFLAGS, "video_track_timescale": "1000", "flush_packets": "1"},
+                options={
+                    "movflags": MOVFLAGS,
+                    # microseconds; a fragment is cut at the first frame past it, keyframe or not
+                    "frag_duration": str(self._frag_ms * 1000),
+                    "video_track_timescale": "1000",
+                    # hand each finished fragment to the OS at once instead of keeping it in
+                    # FFmpeg's 32 KB I/O buffer, where a killed process would lose it
+                    "flush_packets": "1",
+                },
             )
             stream = container.add_stream(
                 "libx264",
                 rate=Fraction(self._fps).limit_denominator(1000),
-                options={"preset": "veryfast", "tune": "zerolatency", "bf": "0"},
+                options=self._settings.codec_options(),
             )
             stream.width = width
             stream.height = height
@@ -78,8 +198,6 @@ class ScreenEncoder:
             stream.time_base = TIME_BASE
             stream.codec_context.time_base = TIME_BASE
             stream.codec_context.max_b_frames = 0
-            # GOP ≈ keyframe_interval at the nominal rate; forced keyframes cover sparse timelines.
-            stream.codec_context.gop_size = max(1, round(self._fps * self._key_ms / 1000))
         except (av.FFmpegError, OSError, ValueError) as exc:
             raise EncoderError(f"cannot open encoder for {self._path}: {exc}") from exc
         self._container, self._stream, self._size = container, stream, (width, height)
@@ -91,16 +209,63 @@ class ScreenEncoder:
         if self._size is None:
             self._open(image.shape[1], image.shape[0])
         assert self._size is not None
-        pts = max(pts_ms, self._last_pts + 1)
-        width, height = self._size
         try:
-            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="bgra")
-            frame = frame.reformat(width=width, height=height, format="yuv420p")
+            frame = self._picture(image)
+        except (av.FFmpegError, ValueError) as exc:
+            raise EncoderError(f"converting frame at {pts_ms} ms failed: {exc}") from exc
+        self._write(frame, pts_ms)
+        self._last_frame = frame
+        self.frames += 1
+
+    def _picture(self, image: np.ndarray) -> Any:
+        """The yuv420p picture for ``image``. At the output size, only the rows that changed since
+        the last frame are converted and pasted into the previous picture: typing changes a few
+        rows, and converting all 1080 cost as much as encoding (see ``changed_rows``)."""
+        assert self._size is not None
+        width, height = self._size
+        if (image.shape[1], image.shape[0]) != (width, height):
+            # Another size: scale all of it (area averaging keeps downscaled text readable).
+            self._last_image = None
+            return _frame(image).reformat(width=width, height=height, format="yuv420p", interpolation="AREA")
+        last, self._last_image = self._last_image, image
+        canvas = self._last_frame
+        if canvas is None or last is None or last.shape != image.shape:
+            return _frame(image).reformat(format="yuv420p")
+        band = changed_rows(last, image)
+        if band is None:
+            return canvas
+        # A changed row also changes the chroma rows the filter spreads it to: paste a little
+        # more than what changed, converted with a margin (see _MARGIN) beyond that.
+        top, bottom = max(0, band[0] - _SPREAD), min(height, band[1] + _SPREAD)
+        lo, hi = max(0, top - _MARGIN), min(height, bottom + _MARGIN)
+        part = _frame(image[lo:hi]).reformat(format="yuv420p")
+        for index, (dst, src) in enumerate(zip(_planes(canvas), _planes(part), strict=True)):
+            shift = 0 if index == 0 else 1  # chroma planes have half the rows
+            a, b, off = top >> shift, bottom >> shift, lo >> shift
+            dst[a:b] = src[a - off : b - off]
+        return canvas
+
+    def mark_unchanged(self, pts_ms: int) -> bool:
+        """The screen has not changed up to ``pts_ms``. Once ``fragment_seconds`` have passed
+        since the last frame written, write the last picture again (a near-empty P-frame): that
+        pushes the fragment holding the last change to disk and extends the timeline, so a crash
+        during a still screen loses at most about two fragments too. Returns whether it wrote."""
+        if self._last_frame is None or pts_ms - self._last_pts < self._frag_ms:
+            return False
+        self._write(self._last_frame, pts_ms)
+        self.repeats += 1
+        return True
+
+    def _write(self, frame: Any, pts_ms: int) -> None:
+        pts = max(pts_ms, self._last_pts + 1)
+        try:
             frame.pts = pts
             frame.time_base = TIME_BASE
-            if self._last_key_pts is None or pts - self._last_key_pts >= self._key_ms:
+            if keyframe_due(pts, self._last_key_pts, self._key_ms):
                 frame.pict_type = av.video.frame.PictureType.I
                 self._last_key_pts = pts
+            else:
+                frame.pict_type = av.video.frame.PictureType.NONE
             for packet in self._stream.encode(frame):
                 if packet.is_keyframe:
                     self._last_key_pts = packet.pts
@@ -108,13 +273,13 @@ class ScreenEncoder:
         except (av.FFmpegError, ValueError) as exc:
             raise EncoderError(f"encoding frame at {pts} ms failed: {exc}") from exc
         self._last_pts = pts
-        self.frames += 1
 
     def close(self) -> None:
         """Flush the encoder and write the last fragment. Safe to call twice or unopened."""
         if self._container is None:
             return
         container, self._container = self._container, None
+        self._last_frame = self._last_image = None
         try:
             for packet in self._stream.encode(None):
                 container.mux(packet)

@@ -58,7 +58,7 @@ def test_encoded_file_respects_pause_order_and_format(tmp_path: Path) -> None:
     t0, pause_at, resume_at = _encode_with_pause(path)
     data = path.read_bytes()
     kinds = [b.kind for b in top_level_boxes(io.BytesIO(data), len(data))]
-    assert kinds[:2] == ["ftyp", "moov"] and kinds.count("moof") >= 3  # fragmented, several fragments
+    assert kinds[:2] == ["ftyp", "moov"]  # fragmented
     with av.open(str(path)) as container:
         stream = container.streams.video[0]
         assert stream.time_base is not None and float(stream.time_base) == pytest.approx(0.001)
@@ -66,11 +66,10 @@ def test_encoded_file_respects_pause_order_and_format(tmp_path: Path) -> None:
         packets = [p for p in container.demux(stream) if p.size]
         assert all(p.pts == p.dts for p in packets)  # no B-frames: decode order = display order
         assert packets[0].is_keyframe
-        # A keyframe (hence a new fragment) at least every 2 s of timeline.
-        last_key = 0
-        for p in packets:
-            last_key = _stamped(p.pts) if p.is_keyframe else last_key
-            assert _stamped(p.pts) - last_key < 2000
+        # Keyframes by time (one a minute): this 10-s file has only the first.
+        assert [p.pts for p in packets if p.is_keyframe] == [0]
+    # Fragments every second, keyframe or not (test_encoder_fragments.py checks the cut).
+    assert kinds.count("moof") >= 7  # 7 s of frames (3 s paused)
     with av.open(str(path)) as container:
         frames = list(container.decode(video=0))
     pts = [_stamped(f.pts) for f in frames]
