@@ -113,13 +113,15 @@ class FrameGate(Generic[ImageT]):
         self._last_accepted = None
 
     def pause(self, at: float) -> int:
-        """Stop accepting frames; drop held frames stamped ≥ ``at``. Returns how many frames
-        were already released past ``at`` (0 when the pause was honoured exactly)."""
+        """Stop accepting frames; drop held frames stamped ≥ ``at`` (and within 1 ms before it:
+        pts are whole milliseconds, and a frame whose pts rounds up onto the pause would count as
+        inside it). Returns how many frames were already released past ``at`` (0 when the pause
+        was honoured exactly)."""
         if self._paused_at is not None:
             return 0
         self._paused_at = at
         self._resume_at = None
-        kept = [f for f in self._held if f[0] < at]
+        kept = [f for f in self._held if f[0] < at - _MIN_STEP]
         self.stats.dropped_on_pause += len(self._held) - len(kept)
         self._held = deque(kept)
         late = 0

