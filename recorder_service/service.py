@@ -74,7 +74,7 @@ class SessionCapture:
         self.policy = policy
 
         def encoder(path: Path) -> Encoder:
-            return ScreenEncoder(path, fps=fps)
+            return ScreenEncoder(path, fps=fps, max_width=policy.max_width)
 
         try:
             session = CaptureSession(
