@@ -25,19 +25,6 @@ from server.api.deps import AuthUser, client_addr, get_context, require_roles
 from server.api.errors import ApiError
 from server.api.routes_screen_upload import DENIED_STATUSES, audit_upload, require_recorder_token
 from server.api.segment_body import WriterGate, append_body, check_room
-from server.api.tus_headers import (
-    CHECKSUM_ALGORITHMS,
-    OFFSET_CONTENT_TYPE,
-    TUS_EXTENSIONS,
-    TUS_VERSION,
-    SegmentDeclaration,
-    TusHeaderError,
-    check_version,
-    parse_checksum,
-    parse_declaration,
-    parse_int,
-    parse_metadata,
-)
 from server.calls.segment_uploads import (
     AlreadyStored,
     DeclaredOtherwise,
@@ -50,6 +37,19 @@ from server.errors import ScreenRejected, StorageError, StorageFullError
 from server.media.segment_validation import FramesInPause, Span
 from server.store import models
 from server.store.db import session_scope
+from tandem_protocol.tus import (
+    CHECKSUM_ALGORITHMS,
+    OFFSET_CONTENT_TYPE,
+    TUS_EXTENSIONS,
+    TUS_VERSION,
+    SegmentDeclaration,
+    TusHeaderError,
+    check_version,
+    parse_checksum,
+    parse_declaration,
+    parse_int,
+    parse_metadata,
+)
 
 router = APIRouter(prefix="/api")
 log = logging.getLogger(__name__)

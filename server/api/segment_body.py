@@ -24,8 +24,8 @@ from starlette.requests import ClientDisconnect, Request
 
 from server.api.errors import ApiError
 from server.api.routes_screen_upload import WRITE_BATCH
-from server.api.tus_headers import CHECKSUM_MISMATCH
 from server.calls.segment_uploads import PartialFile, SegmentUploads, Upload, UploadGone
+from tandem_protocol.tus import CHECKSUM_MISMATCH
 
 log = logging.getLogger(__name__)
 

@@ -34,7 +34,6 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from server.api.tus_headers import SegmentDeclaration
 from server.errors import ScreenRejected, StorageError, StorageKeyExistsError
 from server.media.segment_validation import (
     InteractionWindow,
@@ -46,6 +45,7 @@ from server.media.segment_validation import (
 from server.store import models
 from server.store.db import session_scope
 from server.store.storage import Storage, recording_key, sha256_file
+from tandem_protocol.tus import SegmentDeclaration
 
 log = logging.getLogger(__name__)
 PART_SUFFIX = ".part"

@@ -16,14 +16,6 @@ import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
 from recorder_service.encoder import ScreenEncoder
-from server.api.tus_headers import (
-    SegmentDeclaration,
-    TusHeaderError,
-    check_version,
-    parse_checksum,
-    parse_declaration,
-    parse_metadata,
-)
 from server.calls.segment_uploads import AlreadyStored, DeclaredOtherwise, SegmentUploads
 from server.errors import ScreenRejected
 from server.media.segment_validation import (
@@ -37,6 +29,14 @@ from server.media.segment_validation import (
 from server.store import models
 from server.store.db import make_engine, make_session_factory, migrate, session_scope
 from server.store.storage import LocalStorage, recording_key
+from tandem_protocol.tus import (
+    SegmentDeclaration,
+    TusHeaderError,
+    check_version,
+    parse_checksum,
+    parse_declaration,
+    parse_metadata,
+)
 
 DAY = 24 * 3600
 

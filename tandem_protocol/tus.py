@@ -1,4 +1,4 @@
-"""The tus 1.0.0 headers of the segment upload (docs/screen-segments.md), parsed and checked.
+"""The tus 1.0.0 headers of the screen segment upload (docs/screen-segments.md), parsed and checked.
 
 Pure: strings in, values or :class:`TusHeaderError` (status, code, a sentence) out, so the rules
 are tested directly and the route stays about HTTP and storage.
