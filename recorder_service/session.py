@@ -6,16 +6,8 @@ the gate releases goes into the queue. The encode thread writes queue items into
 spool (``SegmentWriter``). A full queue means the encoder cannot keep up: the frame is dropped,
 counted, and logged at most every few seconds.
 
-Control travels through the same queue as frames, so it is applied in order with them:
-
-* ``_Horizon``: every frame up to this server time is released — a still screen's segment can end
-  at its boundary even though no frame came.
-* ``_PauseCut``: a pause at ``at``. Frames released before the pause arrived (it came late) are
-  already encoded; the encode thread closes the open segment and cuts every frame at/after ``at``
-  from it and from finished segments the uploader does not have yet (held back for
-  ``hold`` seconds for exactly this), then says what it did.
-* ``_Suspend``: the spool quota is exceeded, or a masking pause rule's window appeared
-  (``auto_pause`` of the grabber, reported as ``screen.auto_pause``); the open segment ends now.
+Control travels through the same queue as frames, so it is applied in order with them
+(``capture_items``: still-screen horizons, late-pause cuts, suspensions).
 
 The grab thread checks the pause flag before every grab and is woken at once by a pause, so no
 grab starts later than the command (plus one grab in flight).
@@ -30,11 +22,11 @@ import shutil
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 
 import numpy as np
 
 from recorder_service.capture import Grabber, frame_digest
+from recorder_service.capture_items import Item, PauseCut, StillUpTo, Suspend, describe_cut
 from recorder_service.errors import CaptureError, EncoderError, RecorderError, SpoolError
 from recorder_service.frame_gate import FrameGate, Released
 from recorder_service.frame_pipeline import auto_pause_of
@@ -54,41 +46,6 @@ HORIZON_EVERY = 0.5  # seconds between "still screen" markers to the encode thre
 PAUSE_GRACE = 5.0  # finished segments wait this long for a late pause before upload
 
 StatusListener = Callable[[bool, str], None]  # (capturing, detail): quota stops and restarts
-
-
-@dataclass(frozen=True, slots=True)
-class _Horizon:
-    ts: float
-
-
-@dataclass(slots=True)
-class _PauseCut:
-    at: float
-    done: threading.Event = field(default_factory=threading.Event)
-    report: CutReport = field(default_factory=CutReport)
-
-
-@dataclass(frozen=True, slots=True)
-class _Suspend:
-    at: float
-
-
-_Item = Released[np.ndarray] | _Horizon | _PauseCut | _Suspend | None
-
-
-def describe_cut(report: CutReport) -> str:
-    """The pause ack's truthful account of what was removed."""
-    parts = []
-    if report.frames:
-        parts.append(f"cut {report.frames} frame(s) encoded after the pause")
-    if report.segments_removed:
-        parts.append(f"removed {report.segments_removed} segment(s) lying wholly inside it")
-    if report.unreachable:
-        parts.append(
-            f"{report.unreachable} segment(s) with frames after the pause were already with the "
-            "uploader: the server refuses them (frames_in_pause) and they are cut then"
-        )
-    return "; ".join(parts)
 
 
 class CaptureSession:
@@ -136,7 +93,7 @@ class CaptureSession:
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._stop = threading.Event()
-        self._queue: queue.Queue[_Item] = queue.Queue(maxsize=QUEUE_FRAMES)
+        self._queue: queue.Queue[Item] = queue.Queue(maxsize=QUEUE_FRAMES)
         self._horizon_sent: float | None = None
         self.started_at: float | None = None
         self.error: str = ""
@@ -182,8 +139,8 @@ class CaptureSession:
             # ahead of the cut, never after it.
             held = self._gate.release_all()
         self._wake.set()  # the grab thread must not wait out its tick
-        cut = _PauseCut(at)
-        items: list[_Item] = [*held, cut]
+        cut = PauseCut(at)
+        items: list[Item] = [*held, cut]
         try:
             for item in items:
                 self._queue.put(item, timeout=timeout)
@@ -307,7 +264,7 @@ class CaptureSession:
             log.info("capture %s paused itself: window of rule %r on screen", self.interaction_id, rule)
             with self._lock:
                 held = self._gate.release_all()
-            pending: list[_Item] = [*held, _Suspend(ts)]
+            pending: list[Item] = [*held, Suspend(ts)]
             for item in pending:
                 try:
                     self._queue.put(item, timeout=5.0)
@@ -338,7 +295,7 @@ class CaptureSession:
         if not due:
             return
         try:
-            self._queue.put_nowait(_Horizon(horizon))
+            self._queue.put_nowait(StillUpTo(horizon))
             self._horizon_sent = horizon
         except queue.Full:
             pass  # the next tick sends it
@@ -361,7 +318,7 @@ class CaptureSession:
             with self._lock:
                 self.quota_error = problem
                 held = self._gate.release_all()
-            pending: list[_Item] = [*held, _Suspend(now)]
+            pending: list[Item] = [*held, Suspend(now)]
             for item in pending:
                 try:
                     self._queue.put(item, timeout=5.0)
@@ -406,16 +363,16 @@ class CaptureSession:
             item = self._queue.get()
             if item is None:
                 break
-            if isinstance(item, _PauseCut):
+            if isinstance(item, PauseCut):
                 item.report = self._pause_cut(item.at)
                 item.done.set()
                 continue
             if failed:
                 continue  # keep draining so producers never block on a dead consumer
             try:
-                if isinstance(item, _Horizon):
+                if isinstance(item, StillUpTo):
                     self._writer.advance(item.ts)
-                elif isinstance(item, _Suspend):
+                elif isinstance(item, Suspend):
                     self._writer.close(end=item.at, final=False, hold=math.inf)
                 else:
                     if self.started_at is None:
