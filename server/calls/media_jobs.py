@@ -27,9 +27,10 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 from server.calls.repository import CallRepository
+from server.calls.screen_mux import SegmentMuxer
 from server.errors import StorageError
 from server.policy.voice_formats import media_kind
 from server.store.storage import Storage
@@ -83,6 +84,7 @@ class MediaJobs:
         server's choice) instead of a thread of this one, which would compete with the event
         loop for the GIL."""
         self._repo = repo
+        self._segments = SegmentMuxer(repo, storage, tmp_dir)
         self._encoder_process = encoder_process
         self._encoder: ProcessPoolExecutor | None = None  # started with the first encoding
         self._storage = storage
@@ -161,6 +163,7 @@ class MediaJobs:
             seen[interaction_id] = state
             self._late.discard(interaction_id)
         self._swept = seen  # only what is still within the horizon: bounded
+        await asyncio.to_thread(self._segments.drop_stale_caches, at)
         return queued
 
     def _mux_failed(self, interaction_id: str) -> None:
@@ -235,6 +238,7 @@ class MediaJobs:
         )
         with contextlib.suppress(OSError):
             job.path.parent.rmdir()
+        self._segments.prepare_voice(job.interaction_id)
 
     def _store_encodings(self, job: _VoiceJob, out_dir: Path, duration: float) -> None:
         from server.calls.voice_encodings import encode_selected
@@ -274,7 +278,7 @@ class MediaJobs:
 
     def _mux(self, interaction_id: str) -> None:
         if self._repo.screen_segments(interaction_id):
-            self._mux_segments(interaction_id)
+            self._segments.mux(interaction_id)
             return
         from server.media.mux import mux_screen_and_voice  # PyAV loads only when media work starts
 
@@ -287,7 +291,7 @@ class MediaJobs:
         if voice_path is None or screen_path is None:
             log.error("storage backend has no local paths; cannot mux %s", interaction_id)
             return
-        markers = self._pause_markers(interaction_id)
+        markers = self._segments.pause_markers(interaction_id)
         with tempfile.TemporaryDirectory(dir=self._tmp_dir) as tmp:
             out = Path(tmp) / "muxed.mp4"
             result = mux_screen_and_voice(
@@ -304,59 +308,3 @@ class MediaJobs:
                 getattr(result, "duration", None),
             )
         log.info("interaction %s muxed", interaction_id)
-
-    def _pause_markers(self, interaction_id: str) -> list[tuple[float, str]]:
-        markers = []
-        for start, end in self._repo.pause_spans(interaction_id):
-            markers.append((start, "pause"))
-            if end is not None:
-                markers.append((end, "resume"))
-        return markers
-
-    def _mux_segments(self, interaction_id: str) -> None:
-        """Mux the stored segments with the voice, unless the stored mux was made from exactly
-        these segments. The new file is named after the set (``muxed-<digest>.mp4``); storing it
-        replaces the ``muxed`` row and removes the old derived file. Segments and voice — the
-        evidence — are only read."""
-        from server.media.mux import mux_segments_and_voice
-        from server.media.segment_join import muxed_name
-        from server.media.segment_stream import SegmentInput
-
-        if not self._repo.interaction_over(interaction_id):
-            # Still recording (the voice is stored at the hang-up, the screen goes on through
-            # after-call work): a mux now would be outdated by the next segment and delay the
-            # one after Done, which a supervisor waits for.
-            return
-        segments = self._repo.screen_segments(interaction_id)
-        media = self._repo.media(interaction_id)
-        voice = media.get("voice")
-        if voice is None:
-            return  # the voice job muxes once the voice is stored
-        name = muxed_name(segments)
-        muxed = media.get("muxed")
-        if muxed is not None and PurePosixPath(muxed.key).name == name:
-            return  # made from these very segments
-        voice_path = self._storage.local_path(voice.key)
-        inputs = []
-        for ref in segments:
-            path = self._storage.local_path(ref.key)
-            if path is None or voice_path is None:
-                log.error("storage backend has no local paths; cannot mux %s", interaction_id)
-                return
-            inputs.append(SegmentInput(ref, path))
-        assert voice_path is not None
-        pauses = self._repo.pause_spans(interaction_id)
-        with tempfile.TemporaryDirectory(dir=self._tmp_dir) as tmp:
-            out = Path(tmp) / name
-            result = mux_segments_and_voice(
-                inputs, pauses, voice_path, voice.started_at, out, markers=self._pause_markers(interaction_id)
-            )
-            self._repo.store_media(
-                interaction_id, "muxed", out, name, "video/mp4", result.origin, result.duration
-            )
-        log.info(
-            "interaction %s muxed from %d segments%s",
-            interaction_id,
-            len(segments),
-            f" (replacing {PurePosixPath(muxed.key).name})" if muxed is not None else "",
-        )

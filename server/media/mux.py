@@ -35,18 +35,14 @@ from server.media.timeline import (
     Chapter,
     align,
     chapters_from_markers,
-    seconds_to_ticks,
 )
+from server.media.voice_aac import MIN_AAC_RATE, CopiedVoice, EncodedVoice, aac_output_rate, open_voice
+
+__all__ = ["MIN_AAC_RATE", "MuxResult", "aac_output_rate", "mux_screen_and_voice", "mux_segments_and_voice"]
 
 log = logging.getLogger(__name__)
 
-# Sampling rates AAC can signal; telephone audio (8 kHz) is lifted to MIN_AAC_RATE because some
-# players refuse or mangle very low-rate AAC.
-AAC_RATES = (7350, 8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000, 64000, 88200, 96000)
-MIN_AAC_RATE = 16000
-_AAC_BITRATE_PER_CHANNEL = 32_000
 _CHAPTER_TIME_BASE = Fraction(1, 1000)
-_LAYOUTS = {1: "mono", 2: "stereo"}
 
 
 @dataclass(frozen=True)
@@ -64,15 +60,7 @@ class MuxResult:
     screen_missing: list[tuple[float, float]] = field(default_factory=list)
     join: JoinStats | None = None
     segments: SegmentCounters | None = None
-
-
-def aac_output_rate(input_rate: int) -> int:
-    """Smallest AAC rate at or above both the input rate and MIN_AAC_RATE."""
-    wanted = max(input_rate, MIN_AAC_RATE)
-    for rate in AAC_RATES:
-        if rate >= wanted:
-            return rate
-    return AAC_RATES[-1]
+    audio_copied: bool = False  # the voice's AAC was encoded before (voice_aac) and copied
 
 
 def mux_screen_and_voice(
@@ -113,11 +101,15 @@ def mux_segments_and_voice(
     *,
     markers: list[tuple[float, str]] | None = None,
     max_start_gap: float = DEFAULT_MAX_START_GAP,
+    voice_aac: Path | None = None,
 ) -> MuxResult:
     """Like :func:`mux_screen_and_voice`, for a screen stored as segments: every segment in
     server-time order, each frame at its segment's ``started_at`` + pts; frames in ``pauses``
     dropped (to the next keyframe after the pause); where the screen is missing between them,
-    ``screen_missing``/``screen_resumed`` chapters (and ``MuxResult.screen_missing``)."""
+    ``screen_missing``/``screen_resumed`` chapters (and ``MuxResult.screen_missing``).
+
+    ``voice_aac``: the voice already encoded (server.media.voice_aac.encode_voice_file); copied
+    instead of encoding ``voice`` again when the voice starts the output (no leading silence)."""
     video = SegmentVideo(segments, pauses)
     alignment = align(video.started_at, voice_started_at, max_start_gap)
 
@@ -131,7 +123,7 @@ def mux_segments_and_voice(
             def all_markers() -> list[tuple[float, str]]:
                 return [*(markers or []), *missing_markers(video.filter.stats.missing)]
 
-            result = _write(v_in, packets, "screen segments", voice, tmp, alignment, all_markers)
+            result = _write(v_in, packets, "screen segments", voice, tmp, alignment, all_markers, voice_aac)
         return dataclasses.replace(
             result,
             video_dropped=video.counters.corrupt,
@@ -197,7 +189,6 @@ class _Progress:
     video_frames: int = 0
     video_dropped: int = 0
     video_end: float = 0.0
-    voice_samples: int = 0
 
 
 _VideoPackets = Callable[[Any, "_Progress"], "Iterator[av.Packet[Any]]"]
@@ -211,46 +202,28 @@ def _write(
     tmp: Path,
     alignment: Alignment,
     markers: Callable[[], list[tuple[float, str]]],
+    voice_aac: Path | None = None,
 ) -> MuxResult:
     """``v_in``: the video stream the output track is made from; ``video``: the packets for it;
     ``markers``: asked once every packet is written (the segment mux finds its markers then)."""
     progress = _Progress()
-    with _open_input(voice, "voice") as ain:
-        if not ain.streams.audio:
-            raise MuxError(f"voice file {voice.name} has no audio stream")
-        a_in = ain.streams.audio[0]
-        in_rate = a_in.codec_context.sample_rate
-        if not in_rate:
-            raise MuxError(f"voice file {voice.name} has no sample rate")
+    copy = voice_aac is not None and alignment.audio_offset == 0
+    container, stream = open_voice(voice_aac if copy and voice_aac is not None else voice)
+    with container:
+        source: CopiedVoice | EncodedVoice
+        if copy:
+            source = CopiedVoice(container, stream)
+        else:
+            source = EncodedVoice(container, stream, voice.name, alignment.audio_offset)
         with av.open(str(tmp), "w", format="mp4", options={"movflags": "+faststart"}) as output:
             v_out = output.add_stream_from_template(v_in)
-            out_rate = aac_output_rate(in_rate)
-            a_out = output.add_stream("aac", rate=out_rate)
-            channels = a_in.codec_context.channels
-            if channels not in _LAYOUTS:
-                raise MuxError(f"voice file {voice.name} has {channels} channels; only mono or stereo")
-            # WAV leaves the channel order unspecified ("1 channels"); the AAC encoder needs a named one
-            a_out.codec_context.layout = _LAYOUTS[channels]
-            a_out.codec_context.format = "fltp"
-            a_out.codec_context.bit_rate = _AAC_BITRATE_PER_CHANNEL * channels
-            # The AAC encoding is most of a mux's time (a 30-min stereo call: 16 s of 21 s with the
-            # default "twoloop" coder, measured); the fast coder halves it, with no loss measurable
-            # on voice at this bit rate (SNR of a speech-like test signal 15.9 dB vs 11.5 dB).
-            a_out.codec_context.options = {"aac_coder": "fast"}
-            a_out.time_base = Fraction(1, out_rate)
-            a_out.codec_context.time_base = Fraction(1, out_rate)
-            a_out.codec_context.open()  # now, so its frame size is known to the resampler
-
-            packets = heapq.merge(
-                video(v_out, progress),
-                _audio_packets(ain, a_in, a_out, alignment.audio_offset, progress),
-                key=_dts_seconds,
-            )
+            a_out = source.add_stream(output)
+            packets = heapq.merge(video(v_out, progress), source.packets(a_out), key=_dts_seconds)
             for packet in packets:
                 output.mux(packet)
             if progress.video_frames == 0:
                 raise MuxError(f"{screen_name} has no frames")
-            audio_end = alignment.audio_offset + progress.voice_samples / in_rate
+            audio_end = alignment.audio_offset + source.seconds
             chapters = chapters_from_markers(markers(), alignment.origin, max(progress.video_end, audio_end))
             if chapters:
                 # The MP4 muxer writes chapters with the movie header at the end, so setting them
@@ -261,12 +234,13 @@ def _write(
         duration,
         progress.video_frames,
         progress.video_dropped,
-        progress.voice_samples / in_rate,
+        source.seconds,
         alignment.video_offset,
         alignment.audio_offset,
         alignment.origin,
         chapters,
         bool(chapters) and chapters_read == len(chapters),
+        audio_copied=copy,
     )
 
 
@@ -310,66 +284,6 @@ def _counted(packets: Iterator[av.Packet[Any]], progress: _Progress) -> Iterator
         end = (packet.pts or 0) + (packet.duration or 0)
         progress.video_end = max(progress.video_end, float(end * packet.time_base))
         yield packet
-
-
-def _silence(samples: int, template: av.AudioFrame, chunk: int = 1024) -> Iterator[av.AudioFrame]:
-    """Zero frames with the decoder's own format and layout, so the resampler sees one format."""
-    while samples > 0:
-        n = min(chunk, samples)
-        frame = av.AudioFrame(format=template.format.name, layout=template.layout.name, samples=n)
-        frame.sample_rate = template.sample_rate
-        for plane in frame.planes:
-            plane.update(bytes(plane.buffer_size))
-        samples -= n
-        yield frame
-
-
-def _audio_packets(
-    container: av.container.InputContainer,
-    stream: Any,
-    out_stream: Any,
-    lead_seconds: float,
-    progress: _Progress,
-) -> Iterator[av.Packet[Any]]:
-    ctx = out_stream.codec_context
-    resampler = av.AudioResampler(
-        format="fltp", layout=ctx.layout, rate=ctx.sample_rate, frame_size=ctx.frame_size
-    )
-    in_rate = stream.codec_context.sample_rate
-    in_tb = Fraction(1, in_rate)
-    out_tb = Fraction(1, ctx.sample_rate)
-    in_pts = 0
-    out_pts = 0
-
-    def feed(frame: av.AudioFrame | None) -> Iterator[av.Packet[Any]]:
-        nonlocal in_pts, out_pts
-        if frame is not None:
-            # Our own continuous timestamps: the resampler must not "fix" gaps between the
-            # silence we add and the decoded voice.
-            frame.pts, frame.time_base = in_pts, in_tb
-            in_pts += frame.samples
-        for resampled in resampler.resample(frame):
-            resampled.pts, resampled.time_base = out_pts, out_tb
-            out_pts += resampled.samples
-            yield from out_stream.encode(resampled)
-
-    lead = seconds_to_ticks(lead_seconds, in_rate)
-    decoded = container.decode(stream)
-    first = next(decoded, None)
-    if first is not None:
-        if lead:
-            for silent in _silence(lead, first):
-                yield from feed(silent)
-        for frame in _chain(first, decoded):
-            progress.voice_samples += frame.samples
-            yield from feed(frame)
-    yield from feed(None)
-    yield from out_stream.encode(None)
-
-
-def _chain(first: av.AudioFrame, rest: Iterator[av.AudioFrame]) -> Iterator[av.AudioFrame]:
-    yield first
-    yield from rest
 
 
 def _chapter_dict(index: int, chapter: Chapter) -> Any:

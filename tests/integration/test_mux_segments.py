@@ -169,7 +169,7 @@ class World:
             return {r.storage_key: r.sha256 for r in rows}
 
 
-def _world(tmp_path: Path, *, acw_ended_ago: float = 60.0) -> World:
+def _world(tmp_path: Path, *, acw_ended_ago: float = 60.0, voice: bool = True) -> World:
     url = f"sqlite:///{tmp_path / 'db.sqlite'}"
     migrate(url)
     factory = make_session_factory(make_engine(url))
@@ -195,9 +195,10 @@ def _world(tmp_path: Path, *, acw_ended_ago: float = 60.0) -> World:
             )
         )
     repo = CallRepository(factory, storage, 100.0)
-    wav = tmp_path / "voice.wav"
-    make_wav(wav, 40.0)
-    repo.store_media(IID, "voice", wav, "voice.wav", "audio/wav", base, 40.0)
+    if voice:
+        wav = tmp_path / "voice.wav"
+        make_wav(wav, 40.0)
+        repo.store_media(IID, "voice", wav, "voice.wav", "audio/wav", base, 40.0)
     src = tmp_path / "src"
     src.mkdir()
     jobs = MediaJobs(repo, storage, tmp_path / "jobs")
@@ -359,7 +360,8 @@ def test_the_sweep_muxes_a_done_interaction_whose_recorder_never_said_final(tmp_
             first = world.repo.media(IID)["muxed"].key
             # a late segment (after an outage) is muxed in once uploads are quiet again
             world.add_segment("r2", 0, 5.0, 20, created_at=time.time())
-            while world.repo.media(IID)["muxed"].key == first:
+            # (while it is replaced the row is a pending claim: no "muxed" for a moment)
+            while (muxed := world.repo.media(IID).get("muxed")) is None or muxed.key == first:
                 assert time.monotonic() < deadline, "the late segment was never muxed in"
                 await asyncio.sleep(0.05)
         finally:
@@ -563,6 +565,83 @@ def test_segments_uploaded_through_the_api_are_muxed_after_final_and_play_on_the
     assert times == pytest.approx(expected, abs=ONE_FRAME)
     chapters = [(round(at - started, 1), label) for at, label in _chapters(played, origin)]
     assert (4.0, MISSING_LABEL) in chapters and (10.0, RESUMED_LABEL) in chapters
+
+
+def test_voice_encoded_before_is_copied_in_sync_unless_it_needs_leading_silence(tmp_path: Path) -> None:
+    from server.media import probe
+    from server.media.mux import mux_segments_and_voice
+    from server.media.segment_join import SegmentRef
+    from server.media.segment_stream import SegmentInput
+    from server.media.voice_aac import encode_voice_file
+    from tests.unit.test_mux import SYNC_TOLERANCE, TONE_AT
+    from tests.unit.test_mux import make_wav as make_tone_wav
+
+    wav, m4a, seg = tmp_path / "voice.wav", tmp_path / "voice.m4a", tmp_path / "s.mp4"
+    make_tone_wav(wav, rate=8000, channels=2)  # a tone from TONE_AT on
+    encode_voice_file(wav, m4a)
+    make_segment(seg, list(range(20)), first_number=0)
+    onsets = {}
+    for screen_at, aac in ((1000.5, None), (1000.5, m4a), (999.5, m4a)):
+        out = tmp_path / f"out-{screen_at}-{aac is not None}.mp4"
+        ref = SegmentRef("s", "r", 0, "x", screen_at, screen_at, screen_at + 1.9)
+        result = mux_segments_and_voice([SegmentInput(ref, seg)], [], wav, 1000.0, out, voice_aac=aac)
+        # copied exactly when the voice starts the output (no silence to put before it)
+        assert result.audio_copied == (aac is not None and screen_at > 1000.0)
+        onset = probe.audio_onset(out)
+        assert onset is not None
+        onsets[(screen_at, aac is not None)] = onset
+        assert abs(onset - (result.audio_offset + TONE_AT)) <= SYNC_TOLERANCE
+        assert probe.video_frame_times(out)[0] == pytest.approx(screen_at - result.origin, abs=1e-3)
+    assert onsets[(1000.5, True)] == pytest.approx(onsets[(1000.5, False)], abs=0.005)
+
+
+def test_the_voice_is_encoded_in_after_call_work_and_only_copied_after_done(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What the supervisor waits for after Done is the screen's copy, not the voice's encoding."""
+    from server.calls.media_jobs import _VoiceJob
+    from server.media import probe
+    from server.media.voice_aac import EncodedVoice
+    from tests.unit.test_mux import SYNC_TOLERANCE, TONE_AT
+    from tests.unit.test_mux import make_wav as make_tone_wav
+
+    world = _world(tmp_path, voice=False)
+    world.add_segment("r1", 0, 1.0, 20)
+    with session_scope(world.factory) as s:  # type: ignore[arg-type]
+        row = s.get(models.Interaction, IID)
+        assert row is not None
+        row.state, row.acw_ended_at = "acw", None
+    live = tmp_path / "live" / IID / "voice.wav"
+    live.parent.mkdir(parents=True)
+    make_tone_wav(live, rate=8000, channels=2)
+    world.jobs._store_voice(_VoiceJob(IID, live, world.base))  # at the hang-up
+    world.jobs._mux(IID)  # asked for after the voice: nothing yet, the screen goes on
+    cache = tmp_path / "jobs" / "voice-aac" / f"{IID}.m4a"
+    assert cache.is_file() and "muxed" not in world.repo.media(IID)
+
+    with session_scope(world.factory) as s:  # type: ignore[arg-type]
+        row = s.get(models.Interaction, IID)
+        assert row is not None
+        row.state, row.acw_ended_at = "done", time.time()
+
+    def no_encoding(self: object, out_stream: object) -> object:
+        raise AssertionError("the voice was encoded again after Done")
+
+    monkeypatch.setattr(EncodedVoice, "packets", no_encoding)
+    world.jobs._mux(IID)
+    _, path, origin = world.muxed()
+    assert not cache.exists()  # a cache, used once
+    onset = probe.audio_onset(path)
+    assert onset is not None and abs(onset - TONE_AT) <= SYNC_TOLERANCE
+    assert len(_decoded(path, origin)) == 20
+    # an unused cache (a call whose mux never came) goes after a day
+    cache.parent.mkdir(exist_ok=True)
+    stale, fresh = cache.parent / "old.m4a", cache.parent / "new.m4a"
+    stale.write_bytes(b"x")
+    fresh.write_bytes(b"x")
+    os.utime(stale, (time.time() - 2 * 86400, time.time() - 2 * 86400))
+    assert world.jobs._segments.drop_stale_caches(time.time()) == 1
+    assert not stale.exists() and fresh.exists()
 
 
 _MEMORY_SCRIPT = r"""
