@@ -148,8 +148,12 @@ async function runSearch(isCurrent) {
 
 // ---- saved searches -----------------------------------------------------------------------------
 
+let savedLoads = 0; // only the newest list load renders (a save's reload may overtake the page's)
+
 async function loadSaved(selectedName = "") {
+  const mine = ++savedLoads;
   const list = await api("GET", "/api/searches");
+  if (mine !== savedLoads) return;
   const shown = new URLSearchParams(current);
   shown.delete("cursor");
   const select = $("search-saved");
@@ -175,10 +179,10 @@ async function saveCurrent(event) {
   const query = formQuery();
   try {
     await api("POST", "/api/searches", { name, query: query.toString() });
+    await loadSaved(name);
     status.textContent = `Saved as “${name}”.`;
     status.className = "ok";
     $("search-save-name").value = "";
-    await loadSaved(name);
   } catch (err) {
     status.textContent = err.message;
     status.className = "error";
@@ -189,9 +193,9 @@ async function deleteSelected() {
   const option = $("search-saved").selectedOptions[0];
   if (!option?.dataset.id) return;
   await api("DELETE", `/api/searches/${option.dataset.id}`);
+  await loadSaved();
   $("search-save-status").textContent = `Deleted “${option.textContent}”.`;
   $("search-save-status").className = "ok";
-  await loadSaved();
 }
 
 // ---- entry points -------------------------------------------------------------------------------
