@@ -138,6 +138,7 @@ def test_admin_sets_the_recorder_policy_and_sees_the_fleet(tmp_path: Path) -> No
             message = _save(page)
             assert message.startswith("Not saved: Masking rule 1 (title): not a regular expression"), message
             assert row.locator(".rule-title").get_attribute("aria-invalid") == "true"
+            _shoot_section(page, "#recorder-policy-title", "#recorder-policy-form", tmp_path / "refused.png")
             with server.client("admin") as admin:
                 assert admin.get("/api/admin/recorder-policy").json()["masking"][0]["title"] == "card|payment"
                 audit = admin.get("/api/audit", params={"target_id": "recorder"}).json()
