@@ -35,14 +35,21 @@ IID = "int-faults-1"
 OUTAGE = float(os.environ.get("TANDEM_OUTAGE_SECONDS", "20"))
 
 
-def make_segment(directory: Path, seq: int, started_at: float, *, frames: int = 40) -> SegmentRef:
-    """A real fragmented H.264 segment as the recorder writes it: 8 s of noise, ~1.5 MB."""
+def make_segment(directory: Path, seq: int, started_at: float, *, at_least: int = 1_500_000) -> SegmentRef:
+    """A real fragmented H.264 segment as the recorder writes it, of noise (which no encoder
+    setting shrinks much), with frames added until it is ``at_least`` bytes."""
     path = directory / f"run-f-{seq:05d}.mp4"
-    rng = np.random.default_rng(seq)
-    enc = ScreenEncoder(path, fps=5)
-    for i in range(frames):
-        enc.encode(rng.integers(0, 256, (240, 320, 4), dtype=np.uint8), i * 200)
-    enc.close()
+    frames = 40
+    for _ in range(5):
+        rng = np.random.default_rng(seq)
+        enc = ScreenEncoder(path, fps=5)
+        for i in range(frames):
+            enc.encode(rng.integers(0, 256, (240, 320, 4), dtype=np.uint8), i * 200)
+        enc.close()
+        size = path.stat().st_size
+        if size >= at_least:
+            break
+        frames = min(120, int(frames * at_least / size) + 5)  # at most 24 s: inside its 30-s slot
     data = path.read_bytes()
     return SegmentRef(IID, "run-f", seq, path, started_at, hashlib.sha256(data).hexdigest(), len(data), False)
 
@@ -78,7 +85,7 @@ def segments(tmp_path: Path, data_dir: Path) -> Iterator[tuple[FastAPI, list[Seg
     started = add_interaction(app, IID, age=600.0)
     spool = tmp_path / "spool"
     spool.mkdir()
-    yield app, [make_segment(spool, seq, started + 10 + 10 * seq) for seq in range(4)]
+    yield app, [make_segment(spool, seq, started + 10 + 30 * seq) for seq in range(4)]
 
 
 def test_ten_cuts_during_uploads_every_segment_stored_byte_identical(
