@@ -165,8 +165,12 @@ class CaptureSession:
         self._wake.set()
         self._grab_thread.join(timeout)
         with self._lock:
-            # Stopped while a pause rule's window is on screen: no tail frame inside its span.
-            tail = self._gate.flush(at) if self._auto.active is None else self._gate.release_all()
+            # Stopped while a pause rule's window is on screen (no tail frame inside its span) or
+            # while the spool is full (nothing more written): no repeat of the last picture.
+            if self._auto.active is None and not self.quota_error:
+                tail = self._gate.flush(at)
+            else:
+                tail = self._gate.release_all()
         self._send_auto_pause(self._auto.close(at))
         for item in [*tail, None]:
             try:

@@ -204,6 +204,7 @@ def test_spool_quota_stops_capture_reports_and_resumes(spool: Spool) -> None:
     assert statuses[0][0] is False and statuses[0][1].startswith("spool_full: free disk 5.0 %")
     wait_for(session.idle.is_set, what="capture to stop")
     wait_for(lambda: len(_all_segments(spool)) == 1, what="the open segment closed")
+    assert spool.ready() == []  # held: if the call ends now, this is the final segment
     stopped_at = grabber.count
     full.clear()
     wait_for(lambda: len(statuses) == 2, what="the resume report")
@@ -257,3 +258,23 @@ def test_pause_rule_window_pauses_the_recording_itself_and_tells_the_server(spoo
     spans = [(start.started_at, end.ended_at), (sent[2].started_at, stop_at + 1)]
     assert not [t for t in times for a, b in spans if a <= t < b]
     assert [t for t in times if t < start.started_at] and [t for t in times if end.ended_at <= t]
+
+
+def test_stop_while_the_spool_is_full_writes_nothing_more(spool: Spool) -> None:
+    grabber = ScriptedGrabber()
+    full = threading.Event()
+    statuses: list[tuple[bool, str]] = []
+
+    def disk() -> DiskUsage:
+        return DiskUsage(MB if full.is_set() else 90 * MB, 100 * MB, 0)
+
+    session = make_session(spool, grabber, on_status=lambda c, d: statuses.append((c, d)), disk=disk)
+    session.start()
+    wait_for(lambda: grabber.count >= 10, what="frames")
+    full.set()
+    wait_for(lambda: len(_all_segments(spool)) == 1, what="the segment the quota closed")
+    assert session.stop(time.time()) == ""
+    refs = spool.ready()
+    # No repeat of the last picture at the stop time (a new segment on the full disk): the segment
+    # the quota closed is the capture's final one.
+    assert len(refs) == 1 and refs[0].final and statuses[0][1].startswith("spool_full:")
