@@ -34,12 +34,20 @@ from recorder_service.segment_uploader import SegmentUploader
 from recorder_service.segment_writer import Encoder
 from recorder_service.session import CaptureSession
 from recorder_service.spool import Spool
-from tandem_protocol.events import ClientMessageType, Envelope, ScreenAutoPause, ScreenState, ScreenStatus
+from tandem_protocol.events import (
+    ClientMessageType,
+    Envelope,
+    EventType,
+    ScreenAutoPause,
+    ScreenState,
+    ScreenStatus,
+)
 from tandem_protocol.recorder_policy import RecorderPolicy
 
 log = logging.getLogger(__name__)
 
 StatusSink = Callable[[ScreenStatus], None]
+MAX_RESENT_SPANS = 50
 
 
 def new_run_id() -> str:
@@ -68,6 +76,7 @@ class SessionCapture:
         self._auto_pause_sink = auto_pause_sink
         self._sessions: dict[str, CaptureSession] = {}
         self._next_seq: dict[str, int] = {}
+        self._past_spans: list[ScreenAutoPause] = []
         self.policy = RecorderPolicy()  # the latest from the server (screen.start)
 
     def start(self, interaction_id: str, fps: float, paused_at: float | None, policy: RecorderPolicy) -> None:
@@ -113,7 +122,14 @@ class SessionCapture:
         session = self._sessions.pop(interaction_id)
         problem = session.stop(at)
         self._next_seq[interaction_id] = session.next_seq
+        self._past_spans = [*self._past_spans, *session.auto_pause_spans()][-MAX_RESENT_SPANS:]
         return problem
+
+    def auto_pause_spans(self) -> list[ScreenAutoPause]:
+        """Every auto-pause span of this run (the last ``MAX_RESENT_SPANS``), to send again after
+        the channel reconnects: one sent while it was down is lost, a repeat is a no-op."""
+        current = [span for s in self._sessions.values() for span in s.auto_pause_spans()]
+        return [*self._past_spans, *current][-MAX_RESENT_SPANS:]
 
     def problem(self, interaction_id: str) -> str:
         session = self._sessions.get(interaction_id)
@@ -196,7 +212,10 @@ async def run_service(
         watch.observe(envelope)
         if stopping.is_set():
             return []
-        return await loop.run_in_executor(worker, controller.handle, envelope)
+        acks = await loop.run_in_executor(worker, controller.handle, envelope)
+        if envelope.type == EventType.STATE:  # a (re)connection: what it may have missed
+            send_auto_pauses(capture.auto_pause_spans())
+        return acks
 
     channel = EventChannel(server_url, token, clock, dispatch)
     channel_stop = asyncio.Event()

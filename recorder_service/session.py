@@ -123,6 +123,9 @@ class CaptureSession:
     def segments(self) -> list[int]:
         return list(self._writer.segments)
 
+    def auto_pause_spans(self) -> list[ScreenAutoPause]:
+        return self._auto.spans()
+
     def start(self, *, paused_at: float | None = None) -> None:
         if paused_at is not None:
             self._gate.pause(paused_at)

@@ -12,6 +12,7 @@ import numpy as np
 from recorder_service.clock import ClockSync
 from recorder_service.service import SessionCapture, new_run_id
 from recorder_service.spool import Spool
+from tandem_protocol.events import ScreenAutoPause
 from tandem_protocol.recorder_policy import RecorderPolicy
 
 
@@ -51,3 +52,32 @@ def test_policy_max_width_reaches_the_encoder_and_seq_continues_in_the_run(tmp_p
     with av.open(str(refs[0].path)) as container:
         stream = container.streams.video[0]
         assert (stream.codec_context.width, stream.codec_context.height) == (320, 60)
+
+
+class PauseRuleGrabber(WideGrabber):
+    auto_pause: str | None = None
+
+
+def test_auto_pause_spans_of_the_run_are_kept_to_send_again_after_a_reconnect(tmp_path: Path) -> None:
+    grabbers: list[PauseRuleGrabber] = []
+
+    def factory(policy: RecorderPolicy) -> PauseRuleGrabber:
+        grabbers.append(PauseRuleGrabber())
+        return grabbers[-1]
+
+    sent: list[ScreenAutoPause] = []
+    capture = SessionCapture(
+        Spool(tmp_path), ClockSync(time.time), "r1", grabber_factory=factory, auto_pause_sink=sent.extend
+    )
+    for iid in ("i1", "i2"):
+        capture.start(iid, 10.0, None, RecorderPolicy(fps=10))
+        grabbers[-1].auto_pause = "card form"
+        deadline = time.monotonic() + 20
+        while not [m for m in sent if m.interaction_id == iid]:
+            assert time.monotonic() < deadline, "no auto-pause"
+            time.sleep(0.02)
+        if iid == "i1":
+            capture.stop(iid, time.time())  # ends the span; i2's stays open
+    spans = capture.auto_pause_spans()
+    assert [(s.interaction_id, s.ended_at is None) for s in spans] == [("i1", False), ("i2", True)]
+    capture.stop("i2", time.time())
