@@ -83,6 +83,18 @@ class ScreenState(StrEnum):
     NO_RECORDER = "no_recorder"
 
 
+class PauseState(StrEnum):
+    """The agent's secure pause as a whole (``server.calls.secure_pause``): "paused" only once
+    voice AND screen are safe; "unconfirmed" when a leg could not be confirmed (``pause_warning``
+    names it). Resume is possible from requested, paused and unconfirmed."""
+
+    RECORDING = "recording"  # no pause
+    REQUESTED = "requested"  # voice silenced; the screen recorder is confirming
+    PAUSED = "paused"
+    UNCONFIRMED = "unconfirmed"
+    ENDED = "ended"  # the call's recording is over
+
+
 @dataclass(slots=True)
 class PauseSpanInfo:
     started_at: float
@@ -108,6 +120,10 @@ class CallInfo:
     acw_ended_at: float | None = None
     acw_deadline: float | None = None
     pauses: list[PauseSpanInfo] = field(default_factory=list)
+    # The secure pause's whole state and, when a leg is not confirmed, the warning naming it
+    # (defaults: what a server without them means).
+    pause: PauseState = PauseState.RECORDING
+    pause_warning: str = ""
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> CallInfo:
@@ -131,6 +147,8 @@ class CallInfo:
                     PauseSpanInfo(float(p["started_at"]), _opt_float(p.get("ended_at")))
                     for p in raw.get("pauses", [])
                 ],
+                pause=PauseState(raw.get("pause", PauseState.PAUSED if raw["paused"] else "recording")),
+                pause_warning=str(raw.get("pause_warning", "")),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise ValueError(f"malformed CallInfo: {exc}") from exc

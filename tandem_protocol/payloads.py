@@ -45,6 +45,9 @@ class PauseSpan:
     started_at: float
     ended_at: float | None = None
     by: str = ""
+    # A leg of the secure pause that could not be confirmed (e.g. the screen recorder did not
+    # answer): from the interaction's recording_meta["pause_warnings"]; empty when confirmed.
+    warning: str = ""
 
 
 @dataclass

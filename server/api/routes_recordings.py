@@ -44,7 +44,10 @@ def summary(row: models.Interaction) -> InteractionSummary:
         screen_decision=row.screen_decision,
         media_started_at=row.media_started_at,
         media=sorted(m.kind for m in row.media if m.kind in MEDIA_KINDS),
-        pauses=[PauseSpan(p.started_at, p.ended_at, p.by_username) for p in row.pauses],
+        pauses=[
+            PauseSpan(p.started_at, p.ended_at, p.by_username, _pause_warning(row, p.started_at))
+            for p in row.pauses
+        ],
         voice_formats=ordered(fmt for m in row.media if (fmt := format_of_kind(m.kind)) is not None),
         voice_state=row.voice_state,
         end_reason=row.end_reason or "",
@@ -52,6 +55,21 @@ def summary(row: models.Interaction) -> InteractionSummary:
         unassigned=row.agent_id is None,
         screen_state=row.screen_state,
     )
+
+
+def _pause_warning(row: models.Interaction, started_at: float) -> str:
+    """The warning of a pause leg that was not confirmed (server.calls.secure_pause), stored in
+    recording_meta["pause_warnings"] by the pause's start."""
+    try:
+        warnings = json.loads(row.recording_meta or "{}").get("pause_warnings", [])
+    except (ValueError, AttributeError):
+        return ""
+    found = [
+        str(w.get("warning", ""))
+        for w in warnings
+        if isinstance(w, dict) and round(float(w.get("started_at", -1)), 6) == round(started_at, 6)
+    ]
+    return "; ".join(found)
 
 
 def _load(session: Session, interaction_id: str) -> models.Interaction | None:

@@ -16,6 +16,7 @@ from typing import Any
 
 from server.calls.control import LiveCall, RecordingControl
 from server.calls.media_jobs import MediaJobs
+from server.calls.recorder_link import RecorderLink
 from server.calls.repository import CallRepository
 from server.errors import CallActionError, LifecycleError
 from tandem_protocol.events import CallInfo, EventType, Phase, ScreenAutoPause, ScreenState, ScreenStatus
@@ -32,6 +33,7 @@ class AgentActions:
     _control: RecordingControl
     _media: MediaJobs
     _repo: CallRepository
+    recorders: RecorderLink
 
     def current_call(self, agent_id: int) -> CallInfo | None:
         live = self._calls.get(self._current.get(agent_id, ""))
@@ -40,8 +42,13 @@ class AgentActions:
         return live.state.to_info()
 
     async def pause(self, interaction_id: str, agent_id: int, username: str) -> CallInfo:
+        """The secure pause (``server.calls.secure_pause``): the voice at once; the screen's ack
+        awaited for the confirmation timeout (504 ``screen_not_confirmed`` without it, the call's
+        pause then "unconfirmed" with a warning naming the screen). With no recorder connected
+        nothing captures the screen, so there is nothing to wait for."""
         live = self._own_call(interaction_id, agent_id)
         at = time.time()
+        recorder = self.recorders.connected(agent_id)
         # The secure pause covers the agent's second call too (a card number read out during a
         # consultation must not be on that recording either); its voice pauses at once.
         for child in self._children(live):
@@ -49,13 +56,18 @@ class AgentActions:
                 await self._control.pause(
                     child, at, "agent", (agent_id, username), "secure pause (first call)"
                 )
-        return await self._control.pause(live, at, "agent", (agent_id, username), "secure pause", strict=True)
+        return await self._control.pause(
+            live, at, "agent", (agent_id, username), "secure pause", strict=True, recorder=recorder
+        )
 
     async def resume(self, interaction_id: str, agent_id: int, username: str = "") -> CallInfo:
+        """Resume always works: from a requested, paused or unconfirmed pause, the voice records
+        again at once and the answer never waits on the recorder (a missing or hung one gets
+        screen.resume, or the resync's state, when it can take it; its ack is watched)."""
         live = self._own_call(interaction_id, agent_id)
         at = time.time()
         actor = (agent_id, username or live.agent_username)
-        info = await self._control.resume(live, at, ("agent",), "agent resumed", strict=True, actor=actor)
+        info = await self._control.resume(live, at, ("agent",), "agent resumed", actor=actor)
         for child in self._children(live):
             with contextlib.suppress(CallActionError):
                 await self._control.resume(child, at, ("agent",), "agent resumed (first call)", actor=actor)
@@ -91,12 +103,17 @@ class AgentActions:
             return
         # The first ack of a start: the desktop and supervisors see it recording, not "starting".
         started = live.state.screen is ScreenState.REQUESTED and status.state is not ScreenState.REQUESTED
-        live.state.screen_reported(status.state)
+        pause_before = live.state.secure.whole
+        live.state.screen_reported(status.state, status.detail)
         # Acknowledged before the database write: a busy database must not turn the recorder's
         # confirmed pause into a 504 (the state is written with the call's next save anyway).
         self._control.screen_acknowledged(status.interaction_id, status.state)
         await self._control.save(live)
-        if started or status.state in (ScreenState.STOPPED, ScreenState.FAILED):
+        # A pause confirmed late (after its warning), or a leg failed: the desktop sees it at once.
+        changed = live.state.secure.whole is not pause_before
+        if changed and live.state.secure.warning:
+            await self._control.pause_warning(live, live.state.secure.warning)
+        if started or changed or status.state in (ScreenState.STOPPED, ScreenState.FAILED):
             self._control.publish(live, EventType.CALL_UPDATED)
 
     async def screen_auto_pause(self, agent_id: int, username: str, data: dict[str, Any]) -> None:

@@ -88,7 +88,15 @@ class RecordingControl:
             waiter.set()
 
     async def pause(
-        self, live: LiveCall, at: float, reason: str, by: Actor, detail: str, *, strict: bool = False
+        self,
+        live: LiveCall,
+        at: float,
+        reason: str,
+        by: Actor,
+        detail: str,
+        *,
+        strict: bool = False,
+        recorder: bool = True,
     ) -> CallInfo:
         async with live.lock:
             if live.state.stopped_at is not None:
@@ -96,7 +104,7 @@ class RecordingControl:
             if not live.reasons.add(reason):
                 return live.state.to_info()  # already paused for another reason: nothing changes
             try:
-                needs_screen = live.state.begin_pause(at)
+                needs_screen = live.state.begin_pause(at, recorder)
             except LifecycleError as exc:
                 live.reasons.remove(reason)
                 raise CallActionError(409, exc.code, str(exc)) from exc
@@ -113,8 +121,8 @@ class RecordingControl:
         # must reach the voice at once (a late resume would silence audio the spans call live).
         if needs_screen:
             await self._confirm(live, ScreenState.PAUSED, "pause", strict)
-        if live.state.pause_open:  # not resumed or ended while the screen was confirming
-            live.state.paused = True
+            if strict:  # the wait ended with the screen paused (a resume meanwhile: no change)
+                live.state.screen_pause_confirmed()
         self.publish(live, EventType.RECORDING_PAUSED)
         return live.state.to_info()
 
@@ -224,6 +232,10 @@ class RecordingControl:
             if live.state.screen is not state:
                 await asyncio.wait_for(event.wait(), self._confirm_timeout)
         except TimeoutError as exc:
+            if what == "pause":  # the secure pause's screen leg: unconfirmed, the agent warned
+                warning = live.state.screen_not_confirmed(self._confirm_timeout, time.time())
+                if warning:
+                    await self.pause_warning(live, warning)
             self.publish(live, EventType.CALL_UPDATED)
             raise CallActionError(
                 504,
@@ -235,6 +247,17 @@ class RecordingControl:
             if not self._waiting[key]:
                 del self._waiting[key]
                 self._waiters.pop(key, None)
+
+    async def pause_warning(self, live: LiveCall, warning: str) -> None:
+        """A pause leg not confirmed: in recording_meta["pause_warnings"] (the supervisor's
+        timeline shows it on the pause) and in the audit log, as a failure."""
+        warnings = [dict(w) for w in live.state.pause_warnings]
+
+        def write() -> None:
+            self._records.update_meta(live.interaction_id, patch={"pause_warnings": warnings})
+
+        await self.backlog.write(f"pause warning of {live.interaction_id}", write)
+        await self.audit("recording.pause_unconfirmed", live.interaction_id, warning, outcome="failed")
 
     def publish(self, live: LiveCall, event: EventType) -> None:
         # The desktop shows one call: an unassigned call has no desktop, and an agent's second

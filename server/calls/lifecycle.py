@@ -12,9 +12,11 @@ transitions, persists the result and publishes events; tests drive this directly
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
+from server.calls import secure_pause as sp
 from server.errors import LifecycleError
-from tandem_protocol.events import CallInfo, PauseSpanInfo, Phase, ScreenState, VoiceState
+from tandem_protocol.events import CallInfo, PauseSpanInfo, PauseState, Phase, ScreenState, VoiceState
 
 # Screen states in which the recorder is (or is about to be) capturing.
 CAPTURING = frozenset({ScreenState.REQUESTED, ScreenState.RECORDING})
@@ -33,7 +35,12 @@ class Interaction:
     phase: Phase = Phase.RINGING
     voice: VoiceState = VoiceState.RECORDING
     screen: ScreenState = ScreenState.OFF
-    paused: bool = False  # confirmed by voice AND screen
+    # The secure pause (``server.calls.secure_pause``): every pause and resume, whatever its
+    # reason, goes through it; ``paused`` (voice AND screen safe) is read off it.
+    secure: sp.SecurePause = field(default_factory=sp.SecurePause)
+    # Legs that could not be confirmed, per pause ({started_at, leg, warning, at}): stored in the
+    # interaction's recording_meta["pause_warnings"] for the supervisor's timeline.
+    pause_warnings: list[dict[str, Any]] = field(default_factory=list)
     answered_at: float | None = None
     ended_at: float | None = None
     acw_ended_at: float | None = None
@@ -63,6 +70,7 @@ class Interaction:
         if self.screen not in CAPTURING and self.screen is not ScreenState.PAUSED:
             return False
         self.screen = ScreenState.NO_RECORDER
+        self._apply(sp.RecorderGone())  # nothing captures the screen now: that leg is safe
         return True
 
     def recorder_back(self) -> bool:
@@ -75,32 +83,29 @@ class Interaction:
         self.screen = ScreenState.REQUESTED
         return True
 
-    def begin_pause(self, at: float) -> bool:
-        """Voice pauses at ``at``. Returns True when the screen must confirm a pause too."""
+    def begin_pause(self, at: float, recorder: bool = True) -> bool:
+        """Voice pauses at ``at``. Returns True when the screen must confirm a pause too: it is
+        captured (or starting) and ``recorder`` (the agent's recorder is connected) — with no
+        recorder connected nothing captures the screen, so that leg is safe at once."""
         self._require(self.phase is Phase.ACTIVE, "not_active", "only an active call can be paused")
         self._require(self.stopped_at is None, "stopped", "recording was stopped for this call")
         self._require(not self.pause_open, "already_paused", "recording is already paused")
-        self.pauses.append(PauseSpanInfo(started_at=at))
-        self.voice = VoiceState.PAUSED
-        return self.screen in CAPTURING
+        effects = self._apply(sp.Request(at, recorder and self.screen in CAPTURING))
+        return sp.Effect.PAUSE_SCREEN in effects
 
     def begin_resume(self, at: float) -> bool:
         """Voice records again from ``at``. Returns True when the screen must confirm."""
         self._require(self.phase is Phase.ACTIVE, "not_active", "only an active call can be resumed")
         self._require(self.pause_open, "not_paused", "recording is not paused")
         self._require(self.stopped_at is None, "stopped", "recording was stopped for this call")
-        self.pauses[-1].ended_at = at
-        self.voice = VoiceState.RECORDING
-        self.paused = False
+        self._apply(sp.Resume(at))
         return self.screen is ScreenState.PAUSED or (self.screen in CAPTURING)
 
     def stop(self, at: float) -> bool:
         """No more recording for this call. Returns True when the screen must stop now."""
         self._require(self.phase is Phase.ACTIVE, "not_active", "only an active call can stop recording")
         self._require(self.stopped_at is None, "already_stopped", "recording is already stopped")
-        if self.pause_open:
-            self.pauses[-1].ended_at = at
-        self.paused = False
+        self._apply(sp.CallEnd(at))
         self.stopped_at = at
         self.voice = VoiceState.STOPPED
         return self.screen in CAPTURING or self.screen is ScreenState.PAUSED
@@ -115,9 +120,7 @@ class Interaction:
             return
         if self.stopped_at is None:
             self.stopped_at = at
-        if self.pause_open:
-            self.pauses[-1].ended_at = at
-        self.paused = False
+        self._apply(sp.CallEnd(at))
         self.voice = VoiceState.FAILED
 
     def end_call(self, at: float, acw_limit: float) -> bool:
@@ -125,9 +128,7 @@ class Interaction:
         Returns True when the screen, paused, must be resumed for after-call work."""
         self._require(self.phase in (Phase.RINGING, Phase.ACTIVE), "not_active", "call already ended")
         was_paused_screen = self.screen is ScreenState.PAUSED and self.stopped_at is None
-        if self.pause_open:
-            self.pauses[-1].ended_at = at
-        self.paused = False
+        self._apply(sp.CallEnd(at))
         self.phase = Phase.ACW
         if self.voice is not VoiceState.FAILED:  # a failed recording stays failed
             self.voice = VoiceState.STOPPED
@@ -142,16 +143,62 @@ class Interaction:
         self.acw_ended_at = at
         return self.screen in CAPTURING or self.screen is ScreenState.PAUSED
 
-    def screen_reported(self, state: ScreenState) -> None:
+    def screen_reported(self, state: ScreenState, detail: str = "") -> None:
         """The recorder's ack. Late acks never move an uploaded screen backwards."""
         if self.screen in (ScreenState.OFF, ScreenState.UPLOADED):
             return
         self.screen = state
+        if state is ScreenState.PAUSED:
+            self._apply(sp.ScreenConfirmed())
+        elif state is ScreenState.FAILED:
+            self._apply(sp.ScreenFailed(detail))
+
+    def screen_pause_confirmed(self) -> None:
+        """The wait for the screen's pause ended with the screen paused."""
+        self._apply(sp.ScreenConfirmed())
+
+    def screen_not_confirmed(self, seconds: float, at: float) -> str:
+        """No ack of the screen's pause within ``seconds``: the warning (empty when the pause
+        was resumed, confirmed or ended meanwhile — nothing to warn about)."""
+        effects = self._apply(sp.ScreenTimeout(seconds), at)
+        return self.secure.warning if sp.Effect.WARN in effects else ""
 
     def screen_uploaded(self) -> None:
         self.screen = ScreenState.UPLOADED
 
+    def _apply(self, event: sp.Event, now: float | None = None) -> tuple[sp.Effect, ...]:
+        """One step of the secure pause; the effects that are this object's own (the voice
+        state, the span, the warning record) are done here, the rest by the caller."""
+        result = sp.step(self.secure, event)
+        self.secure = result.state
+        at = getattr(event, "at", now)
+        for effect in result.effects:
+            if effect is sp.Effect.SILENCE_VOICE:
+                self.voice = VoiceState.PAUSED
+            elif effect is sp.Effect.RESUME_VOICE:
+                self.voice = VoiceState.RECORDING
+            elif effect is sp.Effect.OPEN_SPAN and at is not None:
+                self.pauses.append(PauseSpanInfo(started_at=at))
+            elif effect is sp.Effect.CLOSE_SPAN and self.pause_open and at is not None:
+                self.pauses[-1].ended_at = at
+            elif effect is sp.Effect.WARN and self.pause_open:
+                legs = ", ".join(result.state.unconfirmed_legs)
+                self.pause_warnings.append(
+                    {
+                        "started_at": self.pauses[-1].started_at,
+                        "leg": legs,
+                        "warning": result.state.warning,
+                        "at": at,
+                    }
+                )
+        return result.effects
+
     # -- views -----------------------------------------------------------------------------
+    @property
+    def paused(self) -> bool:
+        """Voice AND screen safe (confirmed, or nothing capturing)."""
+        return self.secure.whole is PauseState.PAUSED
+
     @property
     def pause_open(self) -> bool:
         return bool(self.pauses) and self.pauses[-1].ended_at is None
@@ -173,6 +220,8 @@ class Interaction:
             acw_ended_at=self.acw_ended_at,
             acw_deadline=self.acw_deadline,
             pauses=[PauseSpanInfo(p.started_at, p.ended_at) for p in self.pauses],
+            pause=self.secure.whole,
+            pause_warning=self.secure.warning,
         )
 
     def _require(self, condition: bool, code: str, message: str) -> None:

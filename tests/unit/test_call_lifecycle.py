@@ -26,8 +26,8 @@ def test_full_call_with_screen_and_pause() -> None:
     assert it.answer(101.0) is True and it.screen is ScreenState.REQUESTED
     it.screen_reported(ScreenState.RECORDING)
     assert it.begin_pause(105.0) is True and voice(it) is VoiceState.PAUSED and not it.paused
-    it.screen_reported(ScreenState.PAUSED)
-    it.paused = True
+    it.screen_reported(ScreenState.PAUSED)  # the recorder's ack: both legs safe
+    assert it.paused
     with pytest.raises(LifecycleError) as exc:
         it.begin_pause(106.0)
     assert exc.value.code == "already_paused"

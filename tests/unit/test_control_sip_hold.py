@@ -31,9 +31,13 @@ class _Repo:
 class _Records:
     def __init__(self) -> None:
         self.actions: list[str] = []
+        self.meta: dict[str, Any] = {}
 
     def audit(self, action: str, *args: Any, **kwargs: Any) -> None:
         self.actions.append(action)
+
+    def update_meta(self, interaction_id: str, *, patch: dict[str, Any]) -> None:
+        self.meta.update(patch)
 
 
 class _Voice:
@@ -120,13 +124,22 @@ def test_the_agents_secure_pause_still_waits_for_the_screen(loop: str) -> None:
 
 @pytest.mark.parametrize("loop", LOOPS)
 def test_the_agents_secure_pause_without_a_recorder_is_an_error(loop: str) -> None:
-    async def main() -> str:
-        control, live, _, _, _ = _setup()
+    async def main() -> tuple[str, Interaction, _Records]:
+        control, live, _, records, _ = _setup()
         control._confirm_timeout = 0.2  # a short wait for the refusal under test
         try:
             await control.pause(live, time.time(), "agent", (7, "agent"), "secure", strict=True)
         except CallActionError as exc:
-            return exc.code
-        return "no error"
+            return exc.code, live.state, records
+        return "no error", live.state, records
 
-    assert run_on(loop, main()) == "screen_not_confirmed"
+    code, state, records = run_on(loop, main())
+    assert code == "screen_not_confirmed"
+    # The voice is silenced, the pause is "unconfirmed" (never "paused"), the warning names the
+    # screen, and it is stored for the supervisor's timeline and audited as a failure.
+    info = state.to_info()
+    assert info.voice.value == "paused" and not info.paused and info.pause.value == "unconfirmed"
+    assert "Screen pause NOT confirmed" in info.pause_warning and "0.2 s" in info.pause_warning
+    [stored] = records.meta["pause_warnings"]
+    assert stored["leg"] == "screen" and stored["started_at"] == state.pauses[0].started_at
+    assert "recording.pause_unconfirmed" in records.actions

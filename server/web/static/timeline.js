@@ -17,7 +17,9 @@ export function interactionMarkers(summary, origin = mediaOrigin(summary)) {
   ];
   (summary.pauses || []).forEach((pause, i) => {
     const n = summary.pauses.length > 1 ? ` ${i + 1}` : "";
-    events.push(["pause-start", `Pause${n}`, pause.started_at]);
+    // A leg the secure pause could not confirm (e.g. the screen) is named on the marker.
+    const warned = pause.warning ? ` — ${pause.warning}` : "";
+    events.push(["pause-start", `Pause${n}${warned}`, pause.started_at]);
     events.push(["pause-end", `Resume${n}`, pause.ended_at]);
   });
   events.push(["call-end", "Call end", summary.ended_at]);
