@@ -26,6 +26,7 @@ from tandem_protocol import (
     UserInfo,
     VoiceState,
 )
+from tandem_protocol.events import PauseState
 
 log = logging.getLogger(__name__)
 
@@ -232,6 +233,25 @@ def agent_state(state: DesktopState) -> AgentState:
     return AgentState.PAUSED if call.paused else AgentState.ON_CALL
 
 
+# The secure pause's states from which Resume is offered: every state where the voice is held.
+RESUMABLE = frozenset({PauseState.REQUESTED, PauseState.PAUSED, PauseState.UNCONFIRMED})
+
+
+def pause_state(state: DesktopState) -> PauseState:
+    """The secure pause as the desktop knows it: the server's word (``CallInfo.pause``), and
+    until its resync arrives, what a 504 said (the voice is held, the screen not confirmed)."""
+    call = state.call
+    if call is None:
+        return PauseState.RECORDING
+    if call.phase != Phase.ACTIVE or call.pause != PauseState.RECORDING:
+        return call.pause
+    if state.unconfirmed == Pending.PAUSING:
+        return PauseState.UNCONFIRMED
+    if call.voice == VoiceState.PAUSED:  # a server that sends no pause state: the voice is held
+        return PauseState.REQUESTED
+    return PauseState.RECORDING
+
+
 def can_pause(state: DesktopState) -> bool:
     call = state.call
     return (
@@ -239,15 +259,28 @@ def can_pause(state: DesktopState) -> bool:
         and state.pending == Pending.NONE
         and call is not None
         and call.phase == Phase.ACTIVE
-        and not call.paused
+        and pause_state(state) == PauseState.RECORDING
         # A failed (or stopped) voice recording has nothing left to pause: the server says 409.
-        and call.voice in (VoiceState.RECORDING, VoiceState.PAUSED)
+        and call.voice == VoiceState.RECORDING
     )
 
 
 def can_resume(state: DesktopState) -> bool:
+    """Resume always works while the voice is held — requested, paused or unconfirmed — so the
+    button never gets stuck on a pause the recorder did not confirm."""
     call = state.call
-    return state.logged_in and state.pending == Pending.NONE and call is not None and call.paused
+    return (
+        state.logged_in
+        and state.pending == Pending.NONE
+        and call is not None
+        and call.phase == Phase.ACTIVE
+        and pause_state(state) in RESUMABLE
+    )
+
+
+def pause_means_resume(state: DesktopState) -> bool:
+    """What the one Pause/Resume button does when clicked now."""
+    return pause_state(state) in RESUMABLE
 
 
 def can_finish(state: DesktopState) -> bool:

@@ -20,13 +20,29 @@ from agent_app.model import (
     can_finish,
     can_pause,
     can_resume,
+    pause_state,
 )
 from tandem_protocol import CallInfo, EventType, ScreenState, VoiceState
+from tandem_protocol.events import PauseState
 
 PAUSE = "Pause"
 PAUSING = "Pausing…"
 RESUME = "Resume"
 RESUMING = "Resuming…"
+# The pause could not be confirmed (a leg is named in the warning): Resume still works.
+RESUME_UNCONFIRMED = "Resume (pause NOT confirmed)"
+
+
+class Tone(StrEnum):
+    """The colour of a state in words: what the call panel paints it with."""
+
+    OK = "ok"  # recording
+    PAUSED = "paused"  # safely paused
+    PENDING = "pending"  # in progress (starting, pausing, uploading)
+    ALERT = "alert"  # not recorded when it should be, or not confirmed: the agent must see it
+    NEUTRAL = "neutral"  # nothing to record (no call, not sampled, saved)
+
+
 NO_VALUE = "—"
 
 AGENT_STATE_TEXT = {
@@ -50,6 +66,23 @@ _SCREEN_TEXT = {
     ScreenState.UPLOADED: "Screen: uploaded",
     ScreenState.FAILED: "Screen: recording FAILED",
     ScreenState.NO_RECORDER: "Screen: NOT recorded — the screen recorder is not connected",
+}
+_CAPTURING = frozenset({ScreenState.REQUESTED, ScreenState.RECORDING})
+_VOICE_TONE = {
+    VoiceState.RECORDING: Tone.OK,
+    VoiceState.PAUSED: Tone.PENDING,
+    VoiceState.STOPPED: Tone.NEUTRAL,
+    VoiceState.FAILED: Tone.ALERT,
+}
+_SCREEN_TONE = {
+    ScreenState.OFF: Tone.NEUTRAL,
+    ScreenState.REQUESTED: Tone.PENDING,
+    ScreenState.RECORDING: Tone.OK,
+    ScreenState.PAUSED: Tone.PAUSED,
+    ScreenState.STOPPED: Tone.PENDING,
+    ScreenState.UPLOADED: Tone.NEUTRAL,
+    ScreenState.FAILED: Tone.ALERT,
+    ScreenState.NO_RECORDER: Tone.ALERT,
 }
 _SCREEN_COMMAND_TEXT = {
     EventType.SCREEN_START: "Screen: starting…",
@@ -92,6 +125,9 @@ class DesktopView:
     elapsed_text: str
     voice_text: str
     screen_text: str
+    voice_tone: Tone
+    screen_tone: Tone
+    pause_warning: str  # the leg a pause could not confirm, in words (empty: none)
     pause_label: str
     pause_enabled: bool
     done_enabled: bool
@@ -124,40 +160,95 @@ def voice_text(state: DesktopState) -> str:
     call = state.call
     if call is None:
         return NO_VALUE
-    if call.paused:
+    pause = pause_state(state)
+    if pause == PauseState.PAUSED:
         return "Voice: paused"
-    # Below, deliberately never the word "paused": the pause is not confirmed.
-    if state.pending == Pending.PAUSING:
-        if call.voice == VoiceState.PAUSED:  # the server holds the voice while the recorder acks
-            return "Voice: on hold — waiting for the screen recorder…"
+    # Below, deliberately never the word "paused": the pause as a whole is not confirmed.
+    if state.pending == Pending.PAUSING and pause == PauseState.RECORDING:
         return "Voice: recording — pausing…"
-    if state.unconfirmed == Pending.PAUSING or call.voice == VoiceState.PAUSED:
+    if pause == PauseState.REQUESTED:  # the server holds the voice while the recorder acks
+        return "Voice: on hold — waiting for the screen recorder…"
+    if pause == PauseState.UNCONFIRMED:
         return "Voice: on hold — screen pause not confirmed"
     return _VOICE_TEXT.get(call.voice, f"Voice: {call.voice}")
+
+
+def voice_tone(state: DesktopState) -> Tone:
+    call = state.call
+    if call is None:
+        return Tone.NEUTRAL
+    pause = pause_state(state)
+    if pause == PauseState.PAUSED:
+        return Tone.PAUSED
+    if pause in (PauseState.REQUESTED, PauseState.UNCONFIRMED):
+        return Tone.PENDING  # held: nothing recorded, and the pause is not complete
+    return _VOICE_TONE.get(call.voice, Tone.NEUTRAL)
 
 
 def screen_text(state: DesktopState) -> str:
     call = state.call
     if call is None:
         return NO_VALUE
+    pause = pause_state(state)
+    if pause == PauseState.UNCONFIRMED and call.screen in _CAPTURING:
+        return "Screen: pause NOT confirmed — it may still be recording"
     if state.screen_command:
         return _SCREEN_COMMAND_TEXT.get(EventType(state.screen_command), NO_VALUE)
+    if pause == PauseState.REQUESTED and call.screen in _CAPTURING:
+        return "Screen: pausing…"
     return _SCREEN_TEXT.get(call.screen, f"Screen: {call.screen}")
 
 
+def screen_tone(state: DesktopState) -> Tone:
+    call = state.call
+    if call is None:
+        return Tone.NEUTRAL
+    pause = pause_state(state)
+    if pause == PauseState.UNCONFIRMED and call.screen in _CAPTURING:
+        return Tone.ALERT
+    if state.screen_command or (pause == PauseState.REQUESTED and call.screen in _CAPTURING):
+        return Tone.PENDING
+    return _SCREEN_TONE.get(call.screen, Tone.NEUTRAL)
+
+
+def pause_warning(state: DesktopState) -> str:
+    """The warning of a pause that could not be confirmed, naming the leg."""
+    if pause_state(state) != PauseState.UNCONFIRMED or state.call is None:
+        return ""
+    return state.call.pause_warning or "Screen pause NOT confirmed: the screen may still be recording"
+
+
 def pause_button(state: DesktopState) -> tuple[str, bool]:
+    """The button follows the secure pause: Pause, Resume, or Resume with the warning — never a
+    Pause that does nothing while the voice is held."""
     if state.pending == Pending.PAUSING:
         return PAUSING, False
     if state.pending == Pending.RESUMING:
         return RESUMING, False
-    if state.call is not None and state.call.paused:
+    pause = pause_state(state)
+    if pause == PauseState.UNCONFIRMED:
+        return RESUME_UNCONFIRMED, can_resume(state)
+    if pause in (PauseState.REQUESTED, PauseState.PAUSED):
         return RESUME, can_resume(state)
     return PAUSE, can_pause(state)
+
+
+def agent_state_text(state: DesktopState) -> str:
+    current = agent_state(state)
+    if current == AgentState.ON_CALL:
+        pause = pause_state(state)
+        if pause == PauseState.UNCONFIRMED:
+            return "On call — pause NOT confirmed"
+        if pause == PauseState.REQUESTED:
+            return "On call — pausing…"
+    return AGENT_STATE_TEXT[current]
 
 
 def status_text(state: DesktopState) -> str:
     if state.last_error:
         return state.last_error
+    if warning := pause_warning(state):
+        return warning
     if state.pending in _PENDING_TEXT:
         return _PENDING_TEXT[state.pending]
     text = _CHANNEL_TEXT[state.channel]
@@ -181,13 +272,16 @@ def build_view(state: DesktopState, local_now: float) -> DesktopView:
         login_error="" if state.logged_in else state.last_error,
         agent_name=(agent.full_name or agent.username) if agent is not None else "",
         agent_state=current,
-        agent_state_text=AGENT_STATE_TEXT[current],
+        agent_state_text=agent_state_text(state),
         has_call=call is not None,
         caller_text=call.caller if call is not None else "No call",
         dn_text=dn,
         elapsed_text=elapsed_text(state, local_now),
         voice_text=voice_text(state),
         screen_text=screen_text(state),
+        voice_tone=voice_tone(state),
+        screen_tone=screen_tone(state),
+        pause_warning=pause_warning(state),
         pause_label=label,
         pause_enabled=pause_enabled,
         done_enabled=can_finish(state),

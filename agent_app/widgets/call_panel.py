@@ -1,4 +1,5 @@
-"""The current call: caller, DN, running time (ticking every second), voice and screen state."""
+"""The current call: caller, DN, running time (ticking every second), voice and screen state,
+each in words and colour, and the warning of a pause that could not be confirmed."""
 
 from __future__ import annotations
 
@@ -7,9 +8,17 @@ from collections.abc import Callable
 from PySide6.QtCore import Qt, QTimer
 from PySide6.QtWidgets import QFormLayout, QLabel, QWidget
 
-from agent_app.view import DesktopView
+from agent_app.view import DesktopView, Tone
 
 TICK_MS = 1000
+# Colour of each tone; the words say the same (colour is never the only signal).
+TONE_STYLE = {
+    Tone.OK: "color: #1b7f3b;",
+    Tone.PAUSED: "color: #1f5fa8; font-weight: bold;",
+    Tone.PENDING: "color: #a86400;",
+    Tone.ALERT: "color: #b00020; font-weight: bold;",
+    Tone.NEUTRAL: "",
+}
 
 
 class CallPanel(QWidget):
@@ -20,12 +29,18 @@ class CallPanel(QWidget):
         self.elapsed_label = self._label("elapsedLabel")
         self.voice_label = self._label("voiceStateLabel")
         self.screen_label = self._label("screenStateLabel")
+        self.warning_label = self._label("pauseWarningLabel")
+        self.warning_label.setWordWrap(True)
+        self.warning_label.setStyleSheet(TONE_STYLE[Tone.ALERT])
+        self.warning_label.setAccessibleName("Pause warning")
         layout = QFormLayout(self)
         layout.addRow("Caller", self.caller_label)
         layout.addRow("Line", self.dn_label)
         layout.addRow("Time", self.elapsed_label)
         layout.addRow("Voice", self.voice_label)
         layout.addRow("Screen", self.screen_label)
+        layout.addRow(self.warning_label)
+        self.warning_label.setVisible(False)
         self._elapsed_source: Callable[[], str] | None = None
         self.timer = QTimer(self)
         self.timer.setInterval(TICK_MS)
@@ -48,6 +63,11 @@ class CallPanel(QWidget):
         self.elapsed_label.setText(view.elapsed_text)
         self.voice_label.setText(view.voice_text)
         self.screen_label.setText(view.screen_text)
+        for label, tone in ((self.voice_label, view.voice_tone), (self.screen_label, view.screen_tone)):
+            label.setProperty("tone", tone.value)  # read by tests and style sheets
+            label.setStyleSheet(TONE_STYLE[tone])
+        self.warning_label.setText(view.pause_warning)
+        self.warning_label.setVisible(bool(view.pause_warning))
         if view.has_call and not self.timer.isActive():
             self.timer.start()
         elif not view.has_call and self.timer.isActive():

@@ -45,6 +45,7 @@ from agent_app.model import (
     PauseRequested,
     Pending,
     ResumeRequested,
+    pause_means_resume,
 )
 from agent_app.services import Channel, Services
 from agent_app.store import DesktopModel
@@ -250,7 +251,7 @@ class MainWindow(QMainWindow):
         call, api = self.model.call, self._api
         if call is None or api is None:
             return
-        if call.paused:
+        if pause_means_resume(self.model.state):  # the secure pause's state, not just "paused"
             self._dispatch(ResumeRequested())
             if self.model.state.pending == Pending.RESUMING:
                 self._call_action(lambda: api.resume(call.interaction_id))

@@ -176,11 +176,36 @@ def test_screen_not_confirmed_is_not_shown_as_paused(qtbot: QtBot, fakes: Any) -
     assert text(window, "statusLabel") == "The screen recorder did not confirm the pause."
     assert "paused" not in text(window, "voiceStateLabel").lower()
     assert "not confirmed" in text(window, "voiceStateLabel")
-    assert pause.text() == "Pause" and pause.isEnabled()
+    # The voice is held: the button resumes it (issue 13: it went back to a Pause that did nothing).
+    assert pause.text() == "Resume (pause NOT confirmed)" and pause.isEnabled()
     # The recorder confirms late: the server says so on the channel.
     fakes.channel.send("recording.paused", fakes.call_data(paused=True, voice="paused", screen="paused"))
     qtbot.waitUntil(lambda: pause.text() == "Resume")
     assert text(window, "voiceStateLabel") == "Voice: paused"
+
+
+def test_an_unconfirmed_pause_is_warned_in_words_and_colour_and_resume_works(
+    qtbot: QtBot, fakes: Any
+) -> None:
+    window = make_window(qtbot, fakes)
+    log_in(qtbot, window)
+    start_call(qtbot, window, fakes)
+    warning = "Screen pause NOT confirmed: the screen recorder did not answer within 1 s"
+    unconfirmed = fakes.call_data(voice="paused", pause="unconfirmed", pause_warning=warning)
+    fakes.channel.send("call.updated", unconfirmed)
+    pause = button(window, "pauseButton")
+    qtbot.waitUntil(lambda: pause.text() == "Resume (pause NOT confirmed)")
+    warning_label = window.findChild(QLabel, "pauseWarningLabel")
+    assert warning_label is not None and warning_label.text() == warning and warning_label.isVisibleTo(window)
+    screen = window.findChild(QLabel, "screenStateLabel")
+    assert screen is not None and screen.property("tone") == "alert" and "NOT confirmed" in screen.text()
+    assert text(window, "agentStateLabel") == "On call — pause NOT confirmed"
+    QTest.mouseClick(pause, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: text(window, "voiceStateLabel") == "Voice: recording")
+    assert "resume" in fakes.api.names() and pause.text() == "Pause" and pause.isEnabled()
+    assert not warning_label.isVisibleTo(window)
+    voice = window.findChild(QLabel, "voiceStateLabel")
+    assert voice is not None and voice.property("tone") == "ok"
 
 
 def test_done_enabled_only_in_acw(qtbot: QtBot, fakes: Any) -> None:

@@ -28,7 +28,16 @@ from agent_app.model import (
     reduce,
 )
 from agent_app.store import DesktopModel
-from agent_app.view import PAUSE, PAUSING, RESUME, RESUMING, Page, build_view, format_duration
+from agent_app.view import (
+    PAUSE,
+    PAUSING,
+    RESUME,
+    RESUME_UNCONFIRMED,
+    RESUMING,
+    Page,
+    build_view,
+    format_duration,
+)
 from tandem_protocol import CallInfo, Envelope, LoginResponse, UserInfo
 
 T0 = 1_763_712_000.0
@@ -190,7 +199,8 @@ def test_screen_not_confirmed_504_path() -> None:
     state = reduce(state, ActionFailed("The recorder did not confirm the pause.", not_confirmed=True))
     view = build_view(state, T0 + 10)
     assert state.pending == Pending.NONE and state.unconfirmed == Pending.PAUSING
-    assert (view.pause_label, view.pause_enabled) == (PAUSE, True)  # the agent can retry
+    # The voice is held: the button resumes it (it went back to a Pause that did nothing).
+    assert (view.pause_label, view.pause_enabled) == (RESUME_UNCONFIRMED, True)
     assert "paused" not in view.voice_text.lower() and "not confirmed" in view.voice_text
     assert view.status_text == "The recorder did not confirm the pause."
     assert view.agent_state == AgentState.ON_CALL
