@@ -114,8 +114,8 @@ class Interaction(Base):
     callee_number: Mapped[str] = mapped_column(String(64), default="", server_default="")
     duration: Mapped[float | None] = mapped_column(Float, nullable=True)
     # Set (never cleared) when a screen file or segment is stored / a pause (not a hold) starts.
-    has_screen: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("0"))
-    was_paused: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("0"))
+    has_screen: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
+    was_paused: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
     agent: Mapped[User | None] = relationship()
     pauses: Mapped[list[PauseSpan]] = relationship(order_by="PauseSpan.started_at")
     # Only stored files: a row still "pending" is an upload or a move into storage under way

@@ -5,6 +5,7 @@ team's supervisor opening it sees none of them). Screenshot: docs/screenshots/se
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import shutil
@@ -62,6 +63,7 @@ def _seed(data_dir: Path) -> list[dict[str, object]]:
                     screen_percentage=50.0,
                     voice_state="complete",
                     screen_state="complete" if screen else "not_selected",
+                    recording_meta=json.dumps({"params": {"queue": "Gold" if n % 4 == 0 else "Silver"}}),
                 )
             )
             s.flush()
@@ -83,6 +85,7 @@ def _seed(data_dir: Path) -> list[dict[str, object]]:
                 )
             seeded.append(
                 {"id": f"e2e-{n:03d}", "agent": agent, "number": number, "talk": talk, "screen": screen}
+                | {"gold": n % 4 == 0}
             )
     return seeded
 
@@ -218,3 +221,42 @@ def test_search_sort_page_save_and_reopen_the_shared_url(tmp_path: Path) -> None
             page.wait_for_selector("#view-search", state="visible")
             assert _wait_results(page) == "No interaction matches this search."
             assert page.inner_text("#search-saved") == "Saved searches…"  # saved searches are per user
+
+
+def test_admin_names_a_metadata_key_and_the_search_offers_it(tmp_path: Path) -> None:
+    with run_server(tmp_path / "server", extra_users=EXTRA) as server, chromium() as browser:
+        seeded = _seed(server.data_dir)
+        with new_page(browser) as page:
+            log_in(page, server.url, "admin", server.creds["admin"]["password"])
+            page.click("#nav-admin")
+            page.wait_for_selector("#view-admin", state="visible")
+            page.wait_for_function("() => document.getElementById('search-keys-status').textContent === ''")
+            # A refusal says why, on the page.
+            page.fill("#search-keys-input", ", ".join(f"k{i}" for i in range(21)))
+            page.click("#search-keys-save")
+            page.wait_for_function(
+                "() => document.getElementById('search-keys-status').textContent.startsWith('Not saved')"
+            )
+            assert "at most 20" in page.inner_text("#search-keys-status")
+            page.fill("#search-keys-input", "Queue, account")
+            page.click("#search-keys-save")
+            page.wait_for_function(
+                "() => document.getElementById('search-keys-status').textContent.startsWith('Saved')"
+            )
+            assert (
+                page.inner_text("#search-keys-status")
+                == f"Saved: {len(seeded)} values found in the stored calls."
+            )
+            assert page.input_value("#search-keys-input") == "queue, account"
+
+            page.click("#nav-search")
+            page.wait_for_selector("#view-search", state="visible")
+            _wait_results(page)
+            page.fill("input[name='meta.queue']", "gold")
+            _navigate_and_wait(page, lambda: page.click("#search-submit"))
+            assert set(_rows(page)) == {s["id"] for s in seeded if s["gold"]}
+            assert "meta.queue=gold" in page.url
+        with server.client("admin") as http:
+            changes = [a for a in http.get("/api/audit").json() if a["action"] == "policy.search_keys"]
+        assert [c["outcome"] for c in changes] == ["allowed", "denied"]  # newest first
+        assert json.loads(changes[0]["detail"])["after"] == ["queue", "account"]

@@ -484,3 +484,54 @@ def test_thumbnail_of_the_screen_is_made_once_and_every_read_is_audited(env: Any
             ("sup", "denied"),
         ]
     )
+
+
+# -- revision 0010 on a database with calls ------------------------------------------------------
+
+
+def test_revision_0010_fills_the_search_columns_of_existing_calls(tmp_path: Path) -> None:
+    from alembic import command
+    from sqlalchemy import create_engine, text
+
+    from server.store.db import alembic_config
+
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    command.upgrade(alembic_config(url), "0009")
+    engine = create_engine(url)
+    call = (
+        "INSERT INTO interactions (id, call_id, dn, caller, callee, state, started_at, answered_at, ended_at,"
+        " end_reason, screen_decision, screen_percentage, voice_state, screen_state, kind, source,"
+        " participants, recording_meta) VALUES (:id, 'c', '2001', :caller, '2001', 'done', 100, :ans, :end,"
+        " 'bye', 1, 100, 'complete', 'complete', 'plain', '', '[]', '{}')"
+    )
+    media = (
+        "INSERT INTO media_files (interaction_id, kind, storage_key, content_type, size, sha256, started_at,"
+        " created_at, state) VALUES (:id, :kind, :id, 'video/mp4', 1, '', 100, 100, :state)"
+    )
+    pause = (
+        "INSERT INTO pause_spans (interaction_id, started_at, by_username, reason)"
+        " VALUES (:id, 101, '', :reason)"
+    )
+    with engine.begin() as db:
+        db.execute(
+            text(call), {"id": "a", "caller": "Ann <sip:+44 20 7946 0000@sbc>", "ans": 110, "end": 170}
+        )
+        db.execute(text(call), {"id": "b", "caller": "1555", "ans": None, "end": None})
+        db.execute(text(call), {"id": "c", "caller": "tel:+1-555-0100", "ans": None, "end": 130})
+        db.execute(text(media), {"id": "a", "kind": "muxed", "state": "complete"})
+        db.execute(text(media), {"id": "b", "kind": "screen", "state": "pending"})  # not stored yet
+        db.execute(text(media), {"id": "c", "kind": "voice", "state": "complete"})
+        db.execute(text(pause), {"id": "a", "reason": "hold"})
+        db.execute(text(pause), {"id": "b", "reason": "agent"})
+    command.upgrade(alembic_config(url), "head")
+    with engine.begin() as db:
+        rows = db.execute(
+            text("SELECT id, caller_number, duration, has_screen, was_paused FROM interactions ORDER BY id")
+        ).all()
+    assert [tuple(r) for r in rows] == [
+        ("a", "442079460000", 60.0, 1, 0),
+        ("b", "1555", None, 0, 1),
+        ("c", "15550100", 30.0, 0, 0),
+    ]
+    command.downgrade(alembic_config(url), "0009")
+    engine.dispose()

@@ -8,6 +8,7 @@ import { FLEET_ROLES, initFleet, showFleet, stopFleet } from "./fleet.js";
 import { MISSED_ROLES, initMissed, showMissed } from "./missed.js";
 import { initPlayerControls, showPlayer, stopPlayer } from "./player.js";
 import { initSearch, resetSearch, showSearch } from "./search.js";
+import { initSearchKeys, showSearchKeys } from "./admin_search_keys.js";
 import { callDuration, formatClock, localDateTime, matchesFilter, screenState } from "./timeline.js";
 
 const $ = (id) => document.getElementById(id);
@@ -185,6 +186,7 @@ function route() {
   if (parts[0] === "admin" && me.role === "admin") {
     showView("view-admin");
     showAdmin(isCurrent);
+    showSearchKeys(isCurrent);
     showRecorderPolicy(isCurrent);
     return;
   }
@@ -200,6 +202,7 @@ async function start() {
   $("recordings-refresh").addEventListener("click", () => showRecordings(() => true));
   initPlayerControls();
   initSearch();
+  initSearchKeys();
   initAdmin();
   initRecorderPolicy();
   initFleet();

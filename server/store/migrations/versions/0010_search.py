@@ -37,12 +37,8 @@ def upgrade() -> None:
             sa.Column("callee_number", sa.String(length=64), nullable=False, server_default="")
         )
         batch_op.add_column(sa.Column("duration", sa.Float(), nullable=True))
-        batch_op.add_column(
-            sa.Column("has_screen", sa.Boolean(), nullable=False, server_default=sa.text("0"))
-        )
-        batch_op.add_column(
-            sa.Column("was_paused", sa.Boolean(), nullable=False, server_default=sa.text("0"))
-        )
+        batch_op.add_column(sa.Column("has_screen", sa.Boolean(), nullable=False, server_default="0"))
+        batch_op.add_column(sa.Column("was_paused", sa.Boolean(), nullable=False, server_default="0"))
     _fill_search_columns()
     op.execute(
         "UPDATE interactions SET has_screen = 1 WHERE id IN (SELECT interaction_id FROM media_files"
@@ -149,11 +145,9 @@ def downgrade() -> None:
     op.drop_table("saved_searches")
     op.drop_index("ix_interaction_meta_values_key_value", table_name="interaction_meta_values")
     op.drop_table("interaction_meta_values")
-    with op.batch_alter_table("interactions", schema=None) as batch_op:
-        for name, _columns in INDEXES:
-            batch_op.drop_index(name)
-        batch_op.drop_column("was_paused")
-        batch_op.drop_column("has_screen")
-        batch_op.drop_column("duration")
-        batch_op.drop_column("callee_number")
-        batch_op.drop_column("caller_number")
+    for name, _columns in INDEXES:
+        op.drop_index(name, table_name="interactions")
+    # Plain DROP COLUMN (SQLite 3.35+, PostgreSQL), not a batch table copy: copying interactions
+    # means dropping it, which the foreign keys of its media, pauses and segments refuse.
+    for column in ("was_paused", "has_screen", "duration", "callee_number", "caller_number"):
+        op.execute(f"ALTER TABLE interactions DROP COLUMN {column}")
