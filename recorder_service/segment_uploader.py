@@ -24,7 +24,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 from urllib.parse import quote
@@ -33,9 +33,12 @@ import httpx
 
 from recorder_service.bandwidth import SLICE, TokenBucket, kbps_to_bytes, seconds_until_open, window_open
 from recorder_service.segment_queue import SegmentQueue, SegmentRef
-from recorder_service.tus_client import TusClient, TusError
+from recorder_service.tus_client import TusClient, TusError, pause_spans
+from recorder_service.upload_meter import Key, Progress, UploaderStats, UploadMeter, segment_key, segment_name
 from tandem_protocol.backoff import backoff_delay
 from tandem_protocol.recorder_policy import RecorderPolicy
+
+__all__ = ["CHUNK", "Progress", "SegmentUploader", "UploaderStats"]  # the stats types come with it
 
 log = logging.getLogger(__name__)
 
@@ -50,8 +53,6 @@ MAX_CHECKSUM_RESENDS = 3  # a chunk damaged this often in a row: the path is bad
 MAX_RECREATES = 2  # per attempt: the server lost the upload again and again
 MAX_CUTS = 3  # per attempt: the server keeps finding paused frames after our cuts
 
-Key = tuple[str, str, int, str]
-
 
 class _Retry(Exception):
     """A transient failure that is neither an HTTP status nor a network error."""
@@ -59,32 +60,6 @@ class _Retry(Exception):
 
 class _Stopping(Exception):
     """stop() was called while the body was being paced."""
-
-
-@dataclass(frozen=True, slots=True)
-class Progress:
-    segment: str  # "<interaction>/<run>/<seq>"
-    offset: int  # bytes the server holds
-    length: int
-
-
-@dataclass(frozen=True, slots=True)
-class UploaderStats:
-    """What the health heartbeat reports about uploads."""
-
-    state: str  # idle | uploading | backoff | unauthorized | misconfigured | outside_window | stopped
-    pending_segments: int
-    pending_bytes: int  # bytes of pending segments the server does not hold yet
-    bytes_sent: int  # body bytes handed to the network
-    bytes_resent: int  # of those, bytes of a segment that had already been sent once
-    segments_uploaded: int
-    current: Progress | None
-    last_error: str  # what holds uploads back: "" again once a segment goes through
-    last_error_at: float | None  # wall clock of the latest error (kept after it cleared)
-    last_success_at: float | None  # wall clock: a segment confirmed by the server
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 @dataclass(slots=True)
@@ -95,35 +70,6 @@ class _Track:
     sent_high: int = 0  # highest offset ever handed to the network for this file
     failures: int = 0
     due: float = 0.0
-
-
-def _key(ref: SegmentRef) -> Key:
-    return (ref.interaction_id, ref.run, ref.seq, ref.sha256)
-
-
-def _name(ref: SegmentRef) -> str:
-    return f"{ref.interaction_id}/{ref.run}/{ref.seq}"
-
-
-def parse_spans(body: dict[str, object]) -> list[tuple[float, float | None]]:
-    """Pause spans from a ``422 frames_in_pause`` body: ``spans`` as objects with ``started_at``
-    and ``ended_at`` (what the server sends; also ``start``/``end``) or ``[start, end]`` pairs, in
-    server time; an end ``null`` = still open."""
-    raw = body.get("spans")
-    spans: list[tuple[float, float | None]] = []
-    if not isinstance(raw, list):
-        return spans
-    for item in raw:
-        if isinstance(item, dict):
-            start = item.get("started_at", item.get("start"))
-            end = item.get("ended_at", item.get("end"))
-        elif isinstance(item, list | tuple) and len(item) == 2:
-            start, end = item
-        else:
-            continue
-        if isinstance(start, int | float) and (end is None or isinstance(end, int | float)):
-            spans.append((float(start), None if end is None else float(end)))
-    return spans
 
 
 class SegmentUploader:
@@ -147,7 +93,6 @@ class SegmentUploader:
         self._client = TusClient(server_url, token, transport=transport)
         self._chunk = chunk_size
         self._clock = clock
-        self._wall = wall
         self._local_now = local_now
         self._stop_event = threading.Event()
         self._sleep = sleep if sleep is not None else self._interruptible_sleep
@@ -158,17 +103,7 @@ class SegmentUploader:
         self._tracks: dict[Key, _Track] = {}
         self._failures = 0  # consecutive server-level failures
         self._not_before = 0.0
-        self._lock = threading.Lock()  # guards the figures below (read by stats())
-        self._state = "idle"
-        self._pending: list[SegmentRef] = []
-        self._held: dict[Key, int] = {}  # bytes the server said it holds, per pending segment
-        self._bytes_sent = 0
-        self._bytes_resent = 0
-        self._uploaded = 0
-        self._current: Progress | None = None
-        self._last_error = ""
-        self._last_error_at: float | None = None
-        self._last_success_at: float | None = None
+        self._meter = UploadMeter(wall)  # the figures stats() reports, readable from any thread
         self._cond = threading.Condition()
         self._woken = False
         self._thread = threading.Thread(target=self._run, name="segment-uploader", daemon=True)
@@ -186,8 +121,7 @@ class SegmentUploader:
         if self._thread.is_alive():
             self._thread.join(timeout)
         self._client.close()
-        with self._lock:
-            self._state = "stopped"
+        self._meter.state("stopped")
 
     def wake(self) -> None:
         """A segment was finished (or the token renewed): look at the spool now, not at the next
@@ -197,21 +131,7 @@ class SegmentUploader:
             self._cond.notify_all()
 
     def stats(self) -> UploaderStats:
-        with self._lock:
-            current = self._current
-            pending_bytes = sum(r.size - self._held.get(_key(r), 0) for r in self._pending)
-            return UploaderStats(
-                state=self._state,
-                pending_segments=len(self._pending),
-                pending_bytes=max(0, pending_bytes),
-                bytes_sent=self._bytes_sent,
-                bytes_resent=self._bytes_resent,
-                segments_uploaded=self._uploaded,
-                current=current,
-                last_error=self._last_error,
-                last_error_at=self._last_error_at,
-                last_success_at=self._last_success_at,
-            )
+        return self._meter.snapshot()
 
     # -- scheduling ---------------------------------------------------------------------------
     def _run(self) -> None:
@@ -232,11 +152,9 @@ class SegmentUploader:
         an injected clock."""
         policy = self._policy()
         refs = self._queue.ready()
-        live = {_key(r) for r in refs}
+        live = {segment_key(r) for r in refs}
         self._tracks = {k: t for k, t in self._tracks.items() if k in live}
-        with self._lock:
-            self._pending = list(refs)
-            self._held = {k: v for k, v in self._held.items() if k in live}
+        self._meter.pending(refs)
         if not window_open(policy.upload_window, self._local_now()):
             self._set_state("outside_window")
             return min(WINDOW_RECHECK, max(1.0, seconds_until_open(policy.upload_window, self._local_now())))
@@ -256,11 +174,10 @@ class SegmentUploader:
         return max(0.0, self._not_before - self._clock())
 
     def _track(self, ref: SegmentRef) -> _Track:
-        return self._tracks.setdefault(_key(ref), _Track())
+        return self._tracks.setdefault(segment_key(ref), _Track())
 
     def _set_state(self, state: str) -> None:
-        with self._lock:
-            self._state = state
+        self._meter.state(state)
 
     # -- one attempt --------------------------------------------------------------------------
     def _attempt(self, ref: SegmentRef, cuts: int = 0) -> None:
@@ -277,10 +194,7 @@ class SegmentUploader:
         except OSError as exc:  # the local file: the spool's business, not the server's
             self._final(ref, "file_unreadable", f"cannot read {ref.path}: {exc}")
         finally:
-            with self._lock:
-                self._current = None
-                if self._state == "uploading":
-                    self._state = "idle"
+            self._meter.idle()
 
     def _upload(self, ref: SegmentRef, track: _Track) -> None:
         offset = self._open(ref, track)
@@ -315,20 +229,26 @@ class SegmentUploader:
                 )
             except TusError as exc:
                 if exc.status == 409 and exc.code == "offset_mismatch" and exc.offset is not None:
-                    log.info("segment %s: server holds %d bytes, not %d", _name(ref), exc.offset, offset)
+                    log.info(
+                        "segment %s: server holds %d bytes, not %d", segment_name(ref), exc.offset, offset
+                    )
                     offset = exc.offset
                     continue
                 if exc.status == 460 and resends < MAX_CHECKSUM_RESENDS:
                     resends += 1
                     log.warning(
-                        "segment %s: chunk at %d damaged on the way, sending it again", _name(ref), offset
+                        "segment %s: chunk at %d damaged on the way, sending it again",
+                        segment_name(ref),
+                        offset,
                     )
                     continue
                 if exc.status == 460:
                     raise _Retry(f"chunks damaged on the way {resends + 1} times in a row") from exc
                 if exc.status == 404 and recreates < MAX_RECREATES:
                     recreates += 1
-                    log.warning("segment %s: the server lost the upload; starting it again", _name(ref))
+                    log.warning(
+                        "segment %s: the server lost the upload; starting it again", segment_name(ref)
+                    )
                     track.location = None
                     offset = self._open(ref, track)
                     continue
@@ -349,7 +269,7 @@ class SegmentUploader:
             except TusError as exc:
                 if exc.status != 404:
                     raise
-                log.warning("segment %s: the server no longer has the partial upload", _name(ref))
+                log.warning("segment %s: the server no longer has the partial upload", segment_name(ref))
                 track.location = None
         metadata = {
             "run": ref.run,
@@ -380,17 +300,19 @@ class SegmentUploader:
             )
             return
         self._queue.uploaded(ref, server_sha.lower())
-        log.info("segment %s uploaded (%d bytes)", _name(ref), ref.size)
+        log.info("segment %s uploaded (%d bytes)", segment_name(ref), ref.size)
         self._settled(ref, success=True)
 
     def _already_uploaded(self, ref: SegmentRef, exc: TusError) -> None:
         stored = str(exc.body.get("sha256", "")).lower()
         if stored and stored == ref.sha256.lower():
-            log.info("segment %s: the server already stores it (an earlier answer was lost)", _name(ref))
+            log.info(
+                "segment %s: the server already stores it (an earlier answer was lost)", segment_name(ref)
+            )
             self._confirmed(ref, stored)
             return
         message = (
-            f"the server stores a different segment {_name(ref)} (sha256 {stored or 'not given'}, "
+            f"the server stores a different segment {segment_name(ref)} (sha256 {stored or 'not given'}, "
             f"ours {ref.sha256}); our file is kept for an administrator"
         )
         log.error("UPLOAD CONFLICT: %s", message)
@@ -416,7 +338,7 @@ class SegmentUploader:
             self._already_uploaded(ref, exc)
         elif status == 422 and exc.code == "frames_in_pause" and cuts < MAX_CUTS:
             track.location = None  # the server dropped the refused upload
-            self._cut_and_retry(ref, parse_spans(exc.body), str(exc), cuts)
+            self._cut_and_retry(ref, pause_spans(exc.body), str(exc), cuts)
         else:
             track.location = None
             self._final(ref, exc.code or f"http_{status}", str(exc))
@@ -427,11 +349,11 @@ class SegmentUploader:
         if not spans:
             self._final(ref, "frames_in_pause", f"{why} (the answer names no pause span to cut)")
             return
-        log.warning("segment %s has frames inside pause spans %s: cutting them", _name(ref), spans)
+        log.warning("segment %s has frames inside pause spans %s: cutting them", segment_name(ref), spans)
         new = self._queue.cut_pauses(ref, list(spans))
         self._settled(ref, success=False)
         if new is None:
-            log.info("segment %s: nothing left after cutting the pause", _name(ref))
+            log.info("segment %s: nothing left after cutting the pause", segment_name(ref))
             return
         self._attempt(new, cuts + 1)
 
@@ -453,31 +375,23 @@ class SegmentUploader:
         self._note_error(message)
         self._set_state("backoff")
         log.warning(
-            "segment %s: %s; next try in %.1f s", _name(ref), message, max(own, self._not_before - now)
+            "segment %s: %s; next try in %.1f s", segment_name(ref), message, max(own, self._not_before - now)
         )
 
     def _final(self, ref: SegmentRef, code: str, message: str) -> None:
-        log.error("segment %s refused (file kept): %s", _name(ref), message)
+        log.error("segment %s refused (file kept): %s", segment_name(ref), message)
         self._queue.refused(ref, code, message)
         self._note_error(message)
         self._settled(ref, success=False)
 
     def _settled(self, ref: SegmentRef, *, success: bool) -> None:
-        self._tracks.pop(_key(ref), None)
-        with self._lock:
-            self._pending = [r for r in self._pending if _key(r) != _key(ref)]
-            self._held.pop(_key(ref), None)
-            if success:
-                self._uploaded += 1
-                self._last_success_at = self._wall()
-                self._last_error = ""
+        self._tracks.pop(segment_key(ref), None)
+        self._meter.settled(ref, success=success)
         if success:
             self._failures = 0
 
     def _note_error(self, message: str) -> None:
-        with self._lock:
-            self._last_error = message
-            self._last_error_at = self._wall()
+        self._meter.error(message)
 
     # -- bytes --------------------------------------------------------------------------------
     def _progressed(self, track: _Track) -> None:
@@ -486,9 +400,7 @@ class SegmentUploader:
         self._not_before = 0.0
 
     def _show(self, ref: SegmentRef, offset: int) -> None:
-        with self._lock:
-            self._current = Progress(_name(ref), offset, ref.size)
-            self._held[_key(ref)] = offset
+        self._meter.show(ref, offset)
 
     def _counter(self, track: _Track, start: int) -> Callable[[int], None]:
         position = start
@@ -498,9 +410,7 @@ class SegmentUploader:
             again = max(0, min(position + n, track.sent_high) - position)
             position += n
             track.sent_high = max(track.sent_high, position)
-            with self._lock:
-                self._bytes_sent += n
-                self._bytes_resent += again
+            self._meter.sent(n, again)
 
         return sent
 

@@ -180,6 +180,27 @@ class TusClient:
             raise TusError(f"{method.lower()}: {exc.__class__.__name__}: {exc}".rstrip(": ")) from exc
 
 
+def pause_spans(body: dict[str, object]) -> list[tuple[float, float | None]]:
+    """Pause spans from a ``422 frames_in_pause`` body (our extension of the answer): ``spans`` as
+    objects with ``started_at`` and ``ended_at`` (what the server sends; also ``start``/``end``)
+    or ``[start, end]`` pairs, in server time; an end ``null`` = still open."""
+    raw = body.get("spans")
+    spans: list[tuple[float, float | None]] = []
+    if not isinstance(raw, list):
+        return spans
+    for item in raw:
+        if isinstance(item, dict):
+            start = item.get("started_at", item.get("start"))
+            end = item.get("ended_at", item.get("end"))
+        elif isinstance(item, list | tuple) and len(item) == 2:
+            start, end = item
+        else:
+            continue
+        if isinstance(start, int | float) and (end is None or isinstance(end, int | float)):
+            spans.append((float(start), None if end is None else float(end)))
+    return spans
+
+
 def _offset(response: httpx.Response, default: int | None = None) -> int | None:
     raw = response.headers.get("Upload-Offset")
     if raw is None:

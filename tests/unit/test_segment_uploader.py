@@ -21,8 +21,8 @@ from recorder_service.segment_uploader import (
     UNAUTHORIZED_RETRY,
     WINDOW_RECHECK,
     SegmentUploader,
-    parse_spans,
 )
+from recorder_service.tus_client import pause_spans
 from tandem_protocol.recorder_policy import RecorderPolicy
 from tests.unit.fake_tus import FakeTusServer, ListQueue, segment
 
@@ -377,8 +377,8 @@ def test_pause_spans_in_either_shape() -> None:
         [1],
         {"started_at": "x"},
     ]
-    assert parse_spans({"spans": spans}) == [(1.0, 2.0), (3.0, None), (4.0, 5.0)]
-    assert parse_spans({"spans": "no"}) == []
+    assert pause_spans({"spans": spans}) == [(1.0, 2.0), (3.0, None), (4.0, 5.0)]
+    assert pause_spans({"spans": "no"}) == []
 
 
 @pytest.mark.parametrize(
