@@ -152,6 +152,19 @@ def test_search_sort_page_save_and_reopen_the_shared_url(tmp_path: Path) -> None
             assert page.is_hidden("#search-next") and page.is_visible("#search-first")
             _navigate_and_wait(page, lambda: page.click("#search-first"))
             assert _rows(page) == first
+            # A 420-px phone: the filters fold into one column and the page never scrolls sideways
+            # (the results table scrolls inside its own box).
+            page.set_viewport_size({"width": 420, "height": 900})
+            wide = page.evaluate(
+                """() => [...document.querySelectorAll('body *')].filter(e => e.offsetParent !== null
+                    && e.getBoundingClientRect().right > 421).slice(0, 12)
+                    .map(e => `${e.tagName}#${e.id}.${e.className}`)"""
+            )
+            assert page.evaluate("() => document.documentElement.scrollWidth") <= 420, wide
+            phone = Path(os.environ.get("TANDEM_SCREENSHOT_DIR", tmp_path)) / "search-phone.png"
+            page.evaluate("() => window.scrollTo(0, 0)")
+            page.screenshot(path=str(phone), full_page=False)
+            page.set_viewport_size({"width": 1280, "height": 900})
 
             # Several fields at once: agent, caller prefix (typed with spaces), screen.
             page.fill("#search-agent", "agent2")
