@@ -44,8 +44,8 @@ class AgentActions:
     async def pause(self, interaction_id: str, agent_id: int, username: str) -> CallInfo:
         """The secure pause (``server.calls.secure_pause``): the voice at once; the screen's ack
         awaited for the confirmation timeout (504 ``screen_not_confirmed`` without it, the call's
-        pause then "unconfirmed" with a warning naming the screen). With no recorder connected
-        nothing captures the screen, so there is nothing to wait for."""
+        pause then "unconfirmed" with a warning naming the screen). A captured screen whose
+        recorder is not connected cannot confirm: 200, "unconfirmed" with the warning, at once."""
         live = self._own_call(interaction_id, agent_id)
         at = time.time()
         recorder = self.recorders.connected(agent_id)
@@ -56,9 +56,14 @@ class AgentActions:
                 await self._control.pause(
                     child, at, "agent", (agent_id, username), "secure pause (first call)"
                 )
-        return await self._control.pause(
+        warned = len(live.state.pause_warnings)
+        info = await self._control.pause(
             live, at, "agent", (agent_id, username), "secure pause", strict=True, recorder=recorder
         )
+        if len(live.state.pause_warnings) > warned and live.state.secure.warning:
+            # Unconfirmed at once (the recorder's connection is down): stored and audited like a timeout.
+            await self._control.pause_warning(live, live.state.secure.warning)
+        return info
 
     async def resume(self, interaction_id: str, agent_id: int, username: str = "") -> CallInfo:
         """Resume always works: from a requested, paused or unconfirmed pause, the voice records

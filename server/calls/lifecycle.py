@@ -85,12 +85,16 @@ class Interaction:
 
     def begin_pause(self, at: float, recorder: bool = True) -> bool:
         """Voice pauses at ``at``. Returns True when the screen must confirm a pause too: it is
-        captured (or starting) and ``recorder`` (the agent's recorder is connected) — with no
-        recorder connected nothing captures the screen, so that leg is safe at once."""
+        captured (or starting) and ``recorder`` (the agent's recorder is connected). A captured
+        screen whose recorder is not connected (within its grace) cannot confirm: unconfirmed at
+        once, nothing to wait for."""
         self._require(self.phase is Phase.ACTIVE, "not_active", "only an active call can be paused")
         self._require(self.stopped_at is None, "stopped", "recording was stopped for this call")
         self._require(not self.pause_open, "already_paused", "recording is already paused")
-        effects = self._apply(sp.Request(at, recorder and self.screen in CAPTURING))
+        effects = self._apply(sp.Request(at, self.screen in CAPTURING))
+        if sp.Effect.PAUSE_SCREEN in effects and not recorder:
+            self._apply(sp.ScreenUnreachable(), at)
+            return False
         return sp.Effect.PAUSE_SCREEN in effects
 
     def begin_resume(self, at: float) -> bool:
@@ -99,7 +103,12 @@ class Interaction:
         self._require(self.pause_open, "not_paused", "recording is not paused")
         self._require(self.stopped_at is None, "stopped", "recording was stopped for this call")
         self._apply(sp.Resume(at))
-        return self.screen is ScreenState.PAUSED or (self.screen in CAPTURING)
+        needs_screen = self.screen is ScreenState.PAUSED or (self.screen in CAPTURING)
+        if self.screen is ScreenState.PAUSED:
+            # Asked to capture again: until its ack the screen is not "paused" — a pause clicked
+            # meanwhile must ask the recorder and wait for a new ack, not take the stale one.
+            self.screen = ScreenState.REQUESTED
+        return needs_screen
 
     def stop(self, at: float) -> bool:
         """No more recording for this call. Returns True when the screen must stop now."""
@@ -152,6 +161,14 @@ class Interaction:
             self._apply(sp.ScreenConfirmed())
         elif state is ScreenState.FAILED:
             self._apply(sp.ScreenFailed(detail))
+
+    def unconfirmed_pause_start(self) -> float | None:
+        """The start of an open pause the screen has not confirmed (its recorder hung, or its
+        connection dropped): a recorder that connects is told this pause again, so it cuts the
+        frames from the pause's start even if its resync started capturing."""
+        if self.secure.screen in (sp.LegState.PENDING, sp.LegState.UNCONFIRMED) and self.pause_open:
+            return self.pauses[-1].started_at
+        return None
 
     def screen_pause_confirmed(self) -> None:
         """The wait for the screen's pause ended with the screen paused."""

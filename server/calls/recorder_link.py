@@ -69,6 +69,12 @@ class RecorderLink:
         # between two calls knows its heartbeat, spool and upload rules before any screen.start.
         self._hub.publish(agent_id, EventType.RECORDER_POLICY, dict(self.policy))
         live = self._live(agent_id)
+        pause_at = live.state.unconfirmed_pause_start() if live is not None else None
+        if live is not None and pause_at is not None:
+            # Queued behind the ``state`` message (which does not say "paused" for a pause not
+            # confirmed): the recorder pauses from the pause's start — frames already taken after
+            # it are cut — and its ack completes the secure pause.
+            self._control.command(live, EventType.SCREEN_PAUSE, pause_at)
         if live is not None and live.state.recorder_back():
             log.info("interaction %s: the recorder is back; screen requested again", live.interaction_id)
             await self._control.save(live)

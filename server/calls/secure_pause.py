@@ -9,7 +9,10 @@ The rules (issue 13, item 1):
 
 * A pause request silences the voice at once (the voice leg is safe from the request on).
 * The screen leg is safe when the recorder confirms, or when nothing captures this call's
-  screen (not sampled, no recorder connected, screen stopped or failed): ``NOT_CAPTURED``.
+  screen (not sampled, the recorder missing past its grace — screen ``no_recorder`` —, screen
+  stopped or failed): ``NOT_CAPTURED``. A screen being captured whose recorder has just dropped
+  its connection (killed, network cut: within its grace it may still be capturing offline) cannot
+  confirm: that leg is ``UNCONFIRMED`` at once, without waiting.
 * The whole is ``PAUSED`` only when both legs are safe. A leg that cannot be confirmed (no ack
   within the timeout, or a failure) is ``UNCONFIRMED``: the whole says so and carries a warning
   naming the leg, for the agent and for the supervisor's timeline.
@@ -76,6 +79,11 @@ class ScreenConfirmed:
 
 
 @dataclass(frozen=True, slots=True)
+class ScreenUnreachable:
+    """The screen is being captured but its recorder's connection is down: no ack can come."""
+
+
+@dataclass(frozen=True, slots=True)
 class ScreenTimeout:
     seconds: float
 
@@ -102,7 +110,16 @@ class CallEnd:
     at: float
 
 
-Event = Request | ScreenConfirmed | ScreenTimeout | ScreenFailed | RecorderGone | Resume | CallEnd
+Event = (
+    Request
+    | ScreenConfirmed
+    | ScreenUnreachable
+    | ScreenTimeout
+    | ScreenFailed
+    | RecorderGone
+    | Resume
+    | CallEnd
+)
 
 
 # ---- state ------------------------------------------------------------------------------------
@@ -170,6 +187,16 @@ def step(state: SecurePause, event: Event) -> Step:
             warning = (
                 f"Screen pause NOT confirmed: the screen recorder did not answer within {seconds:g} s "
                 "— the screen may still be recording"
+            )
+            return Step(
+                replace(state, screen=LegState.UNCONFIRMED, warning=warning), (Effect.WARN, Effect.SHOW)
+            )
+        case ScreenUnreachable():
+            if whole not in PAUSING or state.screen is not LegState.PENDING:
+                return Step(state)
+            warning = (
+                "Screen pause NOT confirmed: the screen recorder is not connected — if it is still "
+                "capturing, it cuts this pause from its recording when it reconnects"
             )
             return Step(
                 replace(state, screen=LegState.UNCONFIRMED, warning=warning), (Effect.WARN, Effect.SHOW)

@@ -308,15 +308,41 @@ def test_a_recorder_that_disconnects_mid_pause_leaves_the_screen_safe_and_resume
         desk, _, rec = setup(http)
         desktop = channel(url, "desktop", desk["Authorization"].split()[1])
         recorder = FakeRecorder(url, rec)
-        call = Call(ctx.sip_port, 12.0)
+        call = Call(ctx.sip_port, 20.0)
         try:
             iid = answered(http, desk, "recording")
+            # 1. The recorder's connection drops (killed, network cut); within its grace it may
+            # still be capturing offline: the pause cannot be confirmed — said at once, no wait.
+            recorder.close()
+            wait_for(
+                lambda: not ctx.coordinator.recorders.connected(current_agent(ctx)), 10, "the recorder gone"
+            )
+            r = http.post(f"/api/interactions/{iid}/pause", headers=desk)
+            assert r.status_code == 200, r.text
+            body = r.json()
+            assert (body["voice"], body["paused"], body["pause"]) == ("paused", False, "unconfirmed")
+            assert "screen recorder is not connected" in body["pause_warning"]
+            span_start = body["pauses"][-1]["started_at"]
+            # 2. It connects again: told to pause from the pause's start; its ack completes the pause.
+            back = time.monotonic()
+            recorder = FakeRecorder(url, rec)
+            _, env = recorder.channel.wait_for(lambda e: e.type == "screen.pause", 10, "the pause again")
+            assert env.data["at"] == span_start
+            desktop.wait_for(
+                lambda e: e.type == "call.updated" and e.data.get("pause") == "paused",
+                10,
+                "the pause confirmed by the returning recorder",
+                after=back,
+            )
+            r = http.post(f"/api/interactions/{iid}/resume", headers=desk)
+            assert r.status_code == 200 and r.json()["voice"] == "recording", r.text
+            # 3. Hung during a pause, then gone for good: after its grace (3 heartbeats of 2 s)
+            # nothing captures the screen, so that leg is safe and the pause complete.
             recorder.hung = True
             r = http.post(f"/api/interactions/{iid}/pause", headers=desk)
             assert r.status_code == 504, r.text
             gone = time.monotonic()
-            recorder.close()  # the recorder's connection drops mid-pause and stays away
-            # After three heartbeats (2 s) nothing captures the screen: the pause is complete.
+            recorder.close()
             _, env = desktop.wait_for(
                 lambda e: e.type == "call.updated" and e.data.get("screen") == "no_recorder",
                 30,
@@ -326,7 +352,7 @@ def test_a_recorder_that_disconnects_mid_pause_leaves_the_screen_safe_and_resume
             assert (env.data["pause"], env.data["paused"], env.data["pause_warning"]) == ("paused", True, "")
             r = http.post(f"/api/interactions/{iid}/resume", headers=desk)
             assert r.status_code == 200 and r.json()["voice"] == "recording", r.text
-            # No recorder now: a new pause has nothing to wait for and is paused at once.
+            # 4. No recorder for the call now: a new pause has nothing to wait for, paused at once.
             r = http.post(f"/api/interactions/{iid}/pause", headers=desk)
             assert r.status_code == 200, r.text
             assert (r.json()["paused"], r.json()["pause"]) == (True, "paused")
@@ -335,6 +361,12 @@ def test_a_recorder_that_disconnects_mid_pause_leaves_the_screen_safe_and_resume
         finally:
             call.end()
             desktop.close()
+
+
+def current_agent(ctx: Any) -> int:
+    with session_scope(ctx.sessions) as s:
+        user = s.execute(select(models.User).where(models.User.username == AGENT)).scalar_one()
+        return int(user.id)
 
 
 def test_a_server_restart_mid_pause_never_leaves_the_pause_open_and_the_desktop_resyncs(

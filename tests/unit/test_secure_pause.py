@@ -19,6 +19,7 @@ from server.calls.secure_pause import (
     ScreenConfirmed,
     ScreenFailed,
     ScreenTimeout,
+    ScreenUnreachable,
     SecurePause,
     step,
 )
@@ -40,6 +41,7 @@ EVENTS: dict[str, Event] = {
     "request_screen": Request(20.0, screen_captured=True),
     "request_no_screen": Request(20.0, screen_captured=False),
     "confirmed": ScreenConfirmed(),
+    "unreachable": ScreenUnreachable(),
     "timeout": ScreenTimeout(1.0),
     "failed": ScreenFailed("encoder crashed"),
     "recorder_gone": RecorderGone(),
@@ -51,6 +53,10 @@ TIMEOUT_WARNING = (
     "— the screen may still be recording"
 )
 FAILED_WARNING = "Screen pause NOT confirmed: the screen recorder failed (encoder crashed)"
+UNREACHABLE_WARNING = (
+    "Screen pause NOT confirmed: the screen recorder is not connected — if it is still capturing, "
+    "it cuts this pause from its recording when it reconnects"
+)
 RESUMED = (SecurePause(), (E.RESUME_VOICE, E.RESUME_SCREEN, E.CLOSE_SPAN, E.SHOW))
 ENDED_OPEN = (SecurePause(ended=True), (E.CLOSE_SPAN, E.SHOW))
 SAME: tuple[None, tuple[Effect, ...]] = (None, ())  # no change, nothing to do
@@ -67,6 +73,7 @@ TABLE: dict[tuple[str, str], tuple[SecurePause | None, tuple[Effect, ...]]] = {
         (E.SILENCE_VOICE, E.OPEN_SPAN, E.SHOW),
     ),
     ("recording", "confirmed"): SAME,
+    ("recording", "unreachable"): SAME,
     ("recording", "timeout"): SAME,
     ("recording", "failed"): SAME,
     ("recording", "recorder_gone"): SAME,
@@ -76,6 +83,10 @@ TABLE: dict[tuple[str, str], tuple[SecurePause | None, tuple[Effect, ...]]] = {
     ("requested", "request_screen"): SAME,
     ("requested", "request_no_screen"): SAME,
     ("requested", "confirmed"): (SecurePause(L.SAFE, L.SAFE, 10.0), (E.SHOW,)),
+    ("requested", "unreachable"): (
+        SecurePause(L.SAFE, L.UNCONFIRMED, 10.0, UNREACHABLE_WARNING),
+        (E.WARN, E.SHOW),
+    ),
     ("requested", "timeout"): (
         SecurePause(L.SAFE, L.UNCONFIRMED, 10.0, TIMEOUT_WARNING),
         (E.WARN, E.SHOW),
@@ -91,6 +102,7 @@ TABLE: dict[tuple[str, str], tuple[SecurePause | None, tuple[Effect, ...]]] = {
     ("paused", "request_screen"): SAME,
     ("paused", "request_no_screen"): SAME,
     ("paused", "confirmed"): SAME,
+    ("paused", "unreachable"): SAME,
     ("paused", "timeout"): SAME,  # a waiter timing out after the ack changes nothing
     ("paused", "failed"): SAME,  # confirmed paused: a later capture failure records nothing either
     ("paused", "recorder_gone"): SAME,
@@ -100,6 +112,7 @@ TABLE: dict[tuple[str, str], tuple[SecurePause | None, tuple[Effect, ...]]] = {
     ("paused_no_screen", "request_screen"): SAME,
     ("paused_no_screen", "request_no_screen"): SAME,
     ("paused_no_screen", "confirmed"): SAME,
+    ("paused_no_screen", "unreachable"): SAME,
     ("paused_no_screen", "timeout"): SAME,
     ("paused_no_screen", "failed"): SAME,
     ("paused_no_screen", "recorder_gone"): SAME,
@@ -110,6 +123,7 @@ TABLE: dict[tuple[str, str], tuple[SecurePause | None, tuple[Effect, ...]]] = {
     ("unconfirmed", "request_no_screen"): SAME,
     ("unconfirmed", "confirmed"): (SecurePause(L.SAFE, L.SAFE, 10.0), (E.CLEAR_WARNING, E.SHOW)),
     ("unconfirmed", "timeout"): SAME,
+    ("unconfirmed", "unreachable"): SAME,
     ("unconfirmed", "failed"): SAME,
     ("unconfirmed", "recorder_gone"): (
         SecurePause(L.SAFE, L.NOT_CAPTURED, 10.0),
@@ -186,11 +200,37 @@ def test_lifecycle_pause_with_a_recorder_waits_for_the_screen() -> None:
     assert it.paused and it.to_info().pause is PauseState.PAUSED
 
 
-def test_lifecycle_pause_without_a_connected_recorder_is_paused_at_once() -> None:
+def test_lifecycle_pause_with_no_recorder_for_the_call_is_paused_at_once() -> None:
+    it = _call()
+    it.recorder_lost()  # gone past its grace: screen no_recorder, nothing captures it
+    assert it.begin_pause(105.0, recorder=False) is False  # nothing to ask, nothing to wait for
+    assert it.paused and it.voice is VoiceState.PAUSED and it.to_info().pause_warning == ""
+
+
+def test_lifecycle_pause_while_the_capturing_recorder_is_disconnected_is_unconfirmed_at_once() -> None:
+    it = _call()
+    it.screen_reported(ScreenState.RECORDING)  # captured; its connection then dropped (in its grace)
+    assert it.begin_pause(105.0, recorder=False) is False  # no ack can come: nothing to wait for
+    info = it.to_info()
+    assert info.voice is VoiceState.PAUSED and info.pause is PauseState.UNCONFIRMED
+    assert info.pause_warning == UNREACHABLE_WARNING
+    assert it.unconfirmed_pause_start() == 105.0  # told again when the recorder connects
+    it.screen_reported(ScreenState.PAUSED)
+    assert it.paused and it.unconfirmed_pause_start() is None
+
+
+def test_lifecycle_pause_right_after_a_resume_waits_for_a_new_ack_not_the_stale_one() -> None:
     it = _call()
     it.screen_reported(ScreenState.RECORDING)
-    assert it.begin_pause(105.0, recorder=False) is False  # nothing to ask, nothing to wait for
-    assert it.paused and it.voice is VoiceState.PAUSED
+    it.begin_pause(105.0)
+    it.screen_reported(ScreenState.PAUSED)
+    assert it.begin_resume(106.0) is True and it.screen is ScreenState.REQUESTED  # resume in flight
+    # Paused again before the resume's ack: the recorder must be asked, the pause is not complete.
+    assert it.begin_pause(106.1) is True and not it.paused
+    it.screen_reported(ScreenState.RECORDING)  # the resume's ack
+    assert not it.paused
+    it.screen_reported(ScreenState.PAUSED)  # the new pause's ack
+    assert it.paused
 
 
 def test_lifecycle_unconfirmed_pause_is_warned_stored_and_resumable() -> None:
