@@ -36,6 +36,7 @@ class RecordedCall:
     interaction: dict[str, Any]
     media: dict[str, tuple[Path, float]]  # kind -> (file in storage, server time of its t=0)
     desktop_texts: dict[str, str]
+    screen_segments: list[tuple[Path, float]]  # (file in storage, server time of its pts 0), in time order
 
 
 def _pump() -> None:
@@ -102,6 +103,16 @@ def _media_rows(data_dir: Path, interaction_id: str) -> dict[str, tuple[Path, fl
             (interaction_id,),
         ).fetchall()
     return {kind: (data_dir / "storage" / key, started) for kind, key, started in rows}
+
+
+def _segment_rows(data_dir: Path, interaction_id: str) -> list[tuple[Path, float]]:
+    with sqlite3.connect(data_dir / "tandem.db") as db:
+        rows = db.execute(
+            "SELECT storage_key, started_at FROM screen_segments WHERE interaction_id = ?"
+            " ORDER BY started_at, run, seq",
+            (interaction_id,),
+        ).fetchall()
+    return [(data_dir / "storage" / key, started) for key, started in rows]
 
 
 @pytest.fixture(scope="session")
@@ -211,7 +222,13 @@ def recorded_call(tmp_path_factory: pytest.TempPathFactory, qapp: QApplication) 
                     raise AssertionError(
                         f"server log:\n{server.log()}\nrecorder log:\n{recorder_log.read_text()[-4000:]}"
                     ) from None
-            yield RecordedCall(server, inter, _media_rows(server.data_dir, inter["id"]), paused_texts)
+            yield RecordedCall(
+                server,
+                inter,
+                _media_rows(server.data_dir, inter["id"]),
+                paused_texts,
+                _segment_rows(server.data_dir, inter["id"]),
+            )
         finally:
             window.shutdown()
             window.close()

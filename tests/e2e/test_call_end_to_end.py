@@ -40,8 +40,10 @@ def test_voice_matches_call_length_and_pause_is_silent(recorded_call: RecordedCa
 
 def test_screen_covers_call_and_acw_without_frames_in_pause(recorded_call: RecordedCall) -> None:
     inter = recorded_call.interaction
-    path, started = recorded_call.media["screen"]
-    times = [started + t for t in video_frame_times(path)]
+    # The recorder uploads the screen as segments (docs/screen-segments.md), each on the server clock.
+    segments = recorded_call.screen_segments
+    assert segments, "no screen segment stored"
+    times = [started + t for path, started in segments for t in video_frame_times(path)]
     assert len(times) > 20
     assert times == sorted(times)
     assert times[0] <= inter["answered_at"] + 1.5, "screen started late"
