@@ -35,6 +35,7 @@ from typing import Any
 import av
 import numpy as np
 
+from recorder_service.audio_clock import placement
 from recorder_service.errors import EncoderError
 
 log = logging.getLogger(__name__)
@@ -69,6 +70,18 @@ class X264Settings:
 
 
 DEFAULT_SETTINGS = X264Settings()
+
+
+@dataclass(frozen=True, slots=True)
+class AudioFormat:
+    """Endpoint audio in a segment (``recorder_service/endpoint_audio.py``): AAC-LC, which every
+    browser plays in MP4. 48 kHz is what PulseAudio/PipeWire run at (no resampling on the PC) and
+    keeps the AAC encoder's lead-in short (one frame, 1024 samples = 21 ms); two channels keep
+    the microphone (left) and what the agent hears (right) apart, like the SIP voice's legs."""
+
+    rate: int = 48000
+    channels: int = 2
+    bit_rate: int = 64000  # 32 kbit/s a channel, like the server's voice AAC
 
 
 def output_size(width: int, height: int, max_width: int = 0) -> tuple[int, int]:
@@ -141,6 +154,7 @@ class ScreenEncoder:
         fragment_seconds: float = 1.0,
         max_width: int = 0,
         settings: X264Settings = DEFAULT_SETTINGS,
+        audio: AudioFormat | None = None,
     ) -> None:
         if fps <= 0:
             raise ValueError("fps must be > 0")
@@ -163,6 +177,10 @@ class ScreenEncoder:
         self._last_image: np.ndarray | None = None  # the BGRA frame it was converted from
         self.frames = 0
         self.repeats = 0
+        self._audio = audio
+        self._audio_stream: Any = None
+        self._audio_next: int | None = None  # the next audio sample's pts (1/rate)
+        self.audio_samples = 0
 
     @property
     def size(self) -> tuple[int, int] | None:
@@ -198,6 +216,8 @@ class ScreenEncoder:
             stream.time_base = TIME_BASE
             stream.codec_context.time_base = TIME_BASE
             stream.codec_context.max_b_frames = 0
+            if self._audio is not None:
+                self._audio_stream = _add_audio_stream(container, self._audio)
         except (av.FFmpegError, OSError, ValueError) as exc:
             raise EncoderError(f"cannot open encoder for {self._path}: {exc}") from exc
         self._container, self._stream, self._size = container, stream, (width, height)
@@ -274,6 +294,40 @@ class ScreenEncoder:
             raise EncoderError(f"encoding frame at {pts} ms failed: {exc}") from exc
         self._last_pts = pts
 
+    def encode_audio(self, samples: np.ndarray, pts: int) -> None:
+        """Encode float32 ``samples[frames, channels]`` whose first sample is at ``pts`` (in
+        1/rate from the segment's pts 0, the video's timeline). The track stays contiguous: a gap
+        is filled with silence, an overlap dropped (``audio_clock.placement``); audio before
+        ``AAC_LEAD_IN`` or before the first video frame (the file is not open yet) is dropped."""
+        if self._audio is None or self._audio_stream is None or self._container is None:
+            return
+        if samples.ndim != 2 or samples.shape[1] != self._audio.channels:
+            want = f"(frames, {self._audio.channels})"
+            raise EncoderError(f"expected audio of shape {want}, got {samples.shape}")
+        if self._audio_next is None and pts < AAC_LEAD_IN:
+            skip = AAC_LEAD_IN - pts
+            samples, pts = samples[skip:], AAC_LEAD_IN
+        zeros, skip = placement(self._audio_next, pts, len(samples))
+        samples = samples[skip:]
+        if zeros:
+            samples = np.vstack([np.zeros((zeros, samples.shape[1]), np.float32), samples])
+        if len(samples) == 0:
+            return
+        start = pts + skip - zeros
+        planar = np.ascontiguousarray(samples.T, dtype=np.float32)
+        layout = "stereo" if self._audio.channels == 2 else "mono"
+        try:
+            frame = av.AudioFrame.from_ndarray(planar, format="fltp", layout=layout)
+            frame.sample_rate = self._audio.rate
+            frame.pts = start
+            frame.time_base = Fraction(1, self._audio.rate)
+            for packet in self._audio_stream.encode(frame):
+                self._container.mux(packet)
+        except (av.FFmpegError, ValueError) as exc:
+            raise EncoderError(f"encoding audio at {start}/{self._audio.rate} s failed: {exc}") from exc
+        self._audio_next = start + len(samples)
+        self.audio_samples += len(samples)
+
     def close(self) -> None:
         """Flush the encoder and write the last fragment. Safe to call twice or unopened."""
         if self._container is None:
@@ -281,9 +335,29 @@ class ScreenEncoder:
         container, self._container = self._container, None
         self._last_frame = self._last_image = None
         try:
+            if self._audio_stream is not None and self._audio_next is not None:
+                for packet in self._audio_stream.encode(None):
+                    container.mux(packet)
             for packet in self._stream.encode(None):
                 container.mux(packet)
         except (av.FFmpegError, ValueError) as exc:
             raise EncoderError(f"flushing {self._path} failed: {exc}") from exc
         finally:
             container.close()
+
+
+# -- endpoint audio (optional second stream) ----------------------------------------------------
+
+
+def _add_audio_stream(container: Any, fmt: AudioFormat) -> Any:
+    stream = container.add_stream("aac", rate=fmt.rate, layout="stereo" if fmt.channels == 2 else "mono")
+    stream.bit_rate = fmt.bit_rate
+    stream.time_base = Fraction(1, fmt.rate)
+    stream.codec_context.time_base = Fraction(1, fmt.rate)
+    return stream
+
+
+# FFmpeg's AAC encoder puts its first packet one frame before the first sample (priming), and
+# the fragmented-MP4 muxer moves a track's first packet to 0 when it would lie before: audio
+# starting earlier than one frame after pts 0 would be shifted late by up to 21 ms (measured).
+AAC_LEAD_IN = 1024

@@ -23,6 +23,7 @@ from typing import Protocol
 
 import numpy as np
 
+from recorder_service.endpoint_audio import EndpointAudio, feed_segment
 from recorder_service.errors import EncoderError, Mp4StructureError, SpoolError
 from recorder_service.spool import SegmentManifest, Spool
 
@@ -65,6 +66,7 @@ class SegmentWriter:
         segment_seconds: float,
         first_seq: int = 0,
         hold: float = 5.0,
+        audio: EndpointAudio | None = None,  # endpoint audio, fed as the video timeline advances
     ) -> None:
         if segment_seconds <= 0:
             raise ValueError("segment_seconds must be > 0")
@@ -74,6 +76,7 @@ class SegmentWriter:
         self._factory = encoder_factory
         self._segment_seconds = segment_seconds
         self._hold = hold
+        self._audio = audio
         self.next_seq = first_seq
         self._open: _Open | None = None
         self.segments: list[int] = []  # seqs finished by this writer
@@ -120,6 +123,7 @@ class SegmentWriter:
         mark = getattr(current.encoder, "mark_unchanged", None)
         if mark is not None and mark(self._pts(current, horizon)):
             current.last_ts = horizon
+        feed_segment(self._audio, current.encoder, current.started_at, horizon)
         return False
 
     def close(self, *, end: float | None, final: bool, hold: float | None = None) -> SegmentManifest | None:
@@ -137,6 +141,7 @@ class SegmentWriter:
                 tail = end - TAIL_GAP
                 current.encoder.encode(current.last_image, self._pts(current, tail))
                 current.last_ts = tail
+            feed_segment(self._audio, current.encoder, current.started_at, current.last_ts)
             current.encoder.close()
         except EncoderError as exc:
             log.error("closing segment %s/%s.%d failed: %s", self._iid, self.run, current.seq, exc)
@@ -156,11 +161,14 @@ class SegmentWriter:
         path = self._spool.open_segment(self._iid, self.run, seq, ts)
         encoder = self._factory(path)
         self._open = _Open(seq, ts, encoder, image.shape, ts, image)
+        if self._audio is not None:
+            self._audio.discard_before(ts)
 
     def _encode(self, ts: float, image: np.ndarray) -> None:
         current = self._open
         assert current is not None
         current.encoder.encode(image, self._pts(current, ts))
+        feed_segment(self._audio, current.encoder, current.started_at, ts)
         current.last_ts = max(current.last_ts, ts)
         current.last_image = image
         self.frames += 1

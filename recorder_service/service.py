@@ -26,7 +26,8 @@ from recorder_service.capture import Grabber
 from recorder_service.channel import EventChannel
 from recorder_service.clock import ClockSync, MonotonicWallClock
 from recorder_service.controller import Controller
-from recorder_service.encoder import ScreenEncoder
+from recorder_service.encoder import AudioFormat, ScreenEncoder
+from recorder_service.endpoint_audio import EndpointAudio
 from recorder_service.errors import CaptureError
 from recorder_service.frame_pipeline import build_grabber
 from recorder_service.heartbeat import PolicyWatch, start_heartbeat
@@ -82,8 +83,11 @@ class SessionCapture:
     def start(self, interaction_id: str, fps: float, paused_at: float | None, policy: RecorderPolicy) -> None:
         self.policy = policy
 
+        audio = EndpointAudio(self._clock.server_now) if policy.endpoint_audio else None
+        audio_format = AudioFormat() if audio else None
+
         def encoder(path: Path) -> Encoder:
-            return ScreenEncoder(path, fps=fps, max_width=policy.max_width)
+            return ScreenEncoder(path, fps=fps, max_width=policy.max_width, audio=audio_format)
 
         try:
             session = CaptureSession(
@@ -98,6 +102,7 @@ class SessionCapture:
                 first_seq=self._next_seq.get(interaction_id, 0),
                 on_status=lambda capturing, detail: self._report(interaction_id, capturing, detail),
                 on_auto_pause=self._auto_pause_sink,
+                audio=audio,
             )
         except ValueError as exc:
             raise CaptureError(f"cannot capture at {fps} fps: {exc}") from exc

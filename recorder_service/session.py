@@ -27,6 +27,7 @@ import numpy as np
 
 from recorder_service.capture import Grabber, frame_digest
 from recorder_service.capture_items import Item, PauseCut, StillUpTo, Suspend, describe_cut
+from recorder_service.endpoint_audio import EndpointAudio
 from recorder_service.errors import CaptureError, EncoderError, RecorderError, SpoolError
 from recorder_service.frame_gate import FrameGate, Released
 from recorder_service.frame_pipeline import auto_pause_of
@@ -66,6 +67,7 @@ class CaptureSession:
         on_status: StatusListener | None = None,
         disk_usage: Callable[[], DiskUsage] | None = None,
         on_auto_pause: Callable[[list[ScreenAutoPause]], None] | None = None,
+        audio: EndpointAudio | None = None,  # endpoint audio (policy.endpoint_audio): started here
     ) -> None:
         self.policy = policy or RecorderPolicy()
         fps = fps or self.policy.fps
@@ -89,7 +91,9 @@ class CaptureSession:
             segment_seconds=self.policy.segment_seconds,
             first_seq=first_seq,
             hold=hold,
+            audio=audio,
         )
+        self._audio = audio
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._stop = threading.Event()
@@ -129,6 +133,10 @@ class CaptureSession:
     def start(self, *, paused_at: float | None = None) -> None:
         if paused_at is not None:
             self._gate.pause(paused_at)
+        if self._audio is not None:
+            if paused_at is not None:
+                self._audio.pause(paused_at)
+            self._audio.start()
         self._encode_thread.start()
         self._grab_thread.start()
 
@@ -138,6 +146,8 @@ class CaptureSession:
         with self._lock:
             self.idle.clear()
             self._gate.pause(at)
+            if self._audio is not None:
+                self._audio.pause(at)  # silence from the pause on, whatever is still buffered
             # Held frames before ``at`` belong to the segment the pause closes: in the queue
             # ahead of the cut, never after it.
             held = self._gate.release_all()
@@ -158,6 +168,8 @@ class CaptureSession:
     def resume(self, at: float) -> None:
         with self._lock:
             self._gate.resume(at)
+            if self._audio is not None:
+                self._audio.resume(at)
         self._wake.set()
         self._spool.release(self.interaction_id)  # the segment the pause closed may go now
 
@@ -183,6 +195,8 @@ class CaptureSession:
                 self.error = self.error or "encoder stalled while finalising"
                 break
         self._encode_thread.join(timeout)
+        if self._audio is not None:
+            self._audio.close()
         stats = self._gate.stats
         log.info(
             "capture %s stopped: %d frames encoded in %d segment(s), %d unchanged skipped, "
