@@ -26,6 +26,7 @@ from server.api import (
     routes_events,
     routes_fleet,
     routes_missed_calls,
+    routes_player,
     routes_recorder_policy,
     routes_recorders,
     routes_recordings,
@@ -208,6 +209,7 @@ def create_app(settings: Settings) -> FastAPI:
         routes_recorders,
         routes_search,  # before routes_recordings: /interactions/search is not an interaction id
         routes_recordings,
+        routes_player,
         routes_admin,
         routes_audit,
         routes_agent_recording,

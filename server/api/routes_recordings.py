@@ -18,8 +18,9 @@ from server.api.deps import AuthUser, client_addr, current_user, get_context, ge
 from server.api.errors import ApiError
 from server.api.ranges import parse_range
 from server.errors import RangeNotSatisfiable
-from server.policy.access import SEE_ALL_ROLES, Viewer, may_play_media, may_see_interaction
+from server.policy.access import SEE_ALL_ROLES, Viewer, may_see_interaction
 from server.policy.voice_formats import format_of_kind, ordered
+from server.services import agent_playback
 from server.store import audit, models
 from tandem_protocol.payloads import InteractionSummary, PauseSpan
 
@@ -212,7 +213,8 @@ def get_media(
             404, "unknown_media", f"media kind must be one of {', '.join(MEDIA_KINDS)} or voice:<format>"
         )
         raise _refuse(session, user, interaction_id, "recording.read", request, error, f"kind {kind[:100]}")
-    row = _visible(session, user, interaction_id, request, "recording.read", may_play_media)
+    rule = agent_playback.play_rule(session)
+    row = _visible(session, user, interaction_id, request, "recording.read", rule)
     media = next((m for m in row.media if m.kind == kind), None)
     if media is None:
         error = ApiError(404, "media_not_ready", f"no {kind} recording for this interaction (yet)")

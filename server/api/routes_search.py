@@ -20,8 +20,7 @@ from server.api.deps import AuthUser, client_addr, current_user, get_context, ge
 from server.api.errors import ApiError
 from server.api.routes_recordings import _allowed, _refuse, _visible, summary
 from server.media.thumbnail import ThumbnailError
-from server.policy.access import may_play_media
-from server.services import search, search_admin, thumbnails
+from server.services import agent_playback, search, search_admin, thumbnails
 from server.services.search_query import MULTI, SINGLE, QueryError, canonical, parse
 from server.store import audit, models
 from server.store.search_columns import number_key
@@ -141,7 +140,7 @@ def thumbnail(
     kept as a derived file under the data directory). It shows the screen, so it is a recording
     read: the same roles as the media, and every request and refusal is audited."""
     action = "recording.thumbnail"
-    row = _visible(session, user, interaction_id, request, action, may_play_media)
+    row = _visible(session, user, interaction_id, request, action, agent_playback.play_rule(session))
     key = _screen_key(session, row)
     if key is None:
         error = ApiError(404, "no_screen", "this interaction has no screen recording")

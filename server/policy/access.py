@@ -26,6 +26,18 @@ def may_see_interaction(viewer: Viewer, agent_id: int | None, agent_team_id: int
     return False
 
 
-def may_play_media(viewer: Viewer, agent_id: int | None, agent_team_id: int | None) -> bool:
-    """Agents see their own call list but do not replay recordings."""
+def may_play_media(
+    viewer: Viewer,
+    agent_id: int | None,
+    agent_team_id: int | None,
+    agent_play_teams: frozenset[int] = frozenset(),
+) -> bool:
+    """Agents see their own call list; they replay their own recordings only where the admin
+    allows it for their team (``agent_play_teams``, server/services/agent_playback.py)."""
+    if viewer.role == "agent":
+        return (
+            agent_team_id is not None
+            and agent_team_id in agent_play_teams
+            and may_see_interaction(viewer, agent_id, agent_team_id)
+        )
     return viewer.role in MEDIA_ROLES and may_see_interaction(viewer, agent_id, agent_team_id)

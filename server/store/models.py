@@ -334,6 +334,22 @@ class SavedSearch(Base):
     created_at: Mapped[float] = mapped_column(Float)
 
 
+class Bookmark(Base):
+    """A bookmark or comment at a moment of an interaction's recording (revision 0011). ``at`` is
+    server time (Unix seconds), not an offset into a file: the muxed file and the voice start at
+    different times, and a late screen segment can re-make the mux with another origin."""
+
+    __tablename__ = "bookmarks"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    interaction_id: Mapped[str] = mapped_column(ForeignKey("interactions.id"), index=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    username: Mapped[str] = mapped_column(String(100))
+    at: Mapped[float] = mapped_column(Float)
+    text: Mapped[str] = mapped_column(Text)
+    shared: Mapped[bool] = mapped_column(Boolean, default=False)  # False: its author's only
+    created_at: Mapped[float] = mapped_column(Float)
+
+
 # Indexes of the search page's typical queries (revision 0010; chosen with EXPLAIN QUERY PLAN, see
 # benchmarks/playback/search_bench.py). The id follows the sort key so keyset paging needs no
 # sort; the trailing columns make the index covering for the filters that go with it (a table

@@ -42,6 +42,10 @@ def test_access_by_role_and_team() -> None:
     agent = Viewer(5, "agent", frozenset())
     assert may_see_interaction(agent, 5, 10) and not may_play_media(agent, 5, 10)
     assert not may_see_interaction(agent, 6, 10)
+    # Where the admin allows it for the agent's team: own recordings only.
+    assert may_play_media(agent, 5, 10, frozenset({10}))
+    assert not may_play_media(agent, 5, 11, frozenset({10}))
+    assert not may_play_media(agent, 6, 10, frozenset({10}))
     for role in ("admin", "compliance"):
         assert may_play_media(Viewer(9, role, frozenset()), 5, 11)
     assert not may_see_interaction(Viewer(9, "unknown", frozenset()), 5, 10)
