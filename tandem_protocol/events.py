@@ -25,7 +25,9 @@ PROTOCOL_VERSION = 1
 class EventType(StrEnum):
     """Messages the server sends on an agent's channel."""
 
-    STATE = "state"  # data: {"agent": UserInfo dict, "call": CallInfo dict | None}
+    # data: {"agent": UserInfo dict, "call": CallInfo dict | None}; to a desktop also "recorder":
+    # the recorder.health data (None if it could not be read)
+    STATE = "state"
     CALL_STARTED = "call.started"  # data: CallInfo
     CALL_ENDED = "call.ended"  # data: CallInfo (phase "acw")
     SCREEN_START = "screen.start"  # data: ScreenCommand — recorder begins capture
@@ -42,6 +44,10 @@ class EventType(StrEnum):
     # data: RecorderPolicy.to_dict() — the admin changed it; the recorder applies it from its next
     # capture or heartbeat (clients that do not know an event type ignore it).
     RECORDER_POLICY = "recorder.policy"
+    # data: the agent's own recorder as its desktop shows it (server.services.recorder_health_event:
+    # connected, last_seen, heartbeat, problems) — on each heartbeat and recorder (dis)connect; a
+    # desktop that connects finds it in its ``state``.
+    RECORDER_HEALTH = "recorder.health"
 
 
 class ClientMessageType(StrEnum):

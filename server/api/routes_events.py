@@ -12,6 +12,7 @@ from fastapi import APIRouter, Depends, Request, WebSocket, WebSocketDisconnect
 from sqlalchemy.orm import Session
 from starlette.websockets import WebSocketState
 
+from server.api import recorder_health_push
 from server.api.context import ServerContext
 from server.api.csrf import cross_site_refusal
 from server.api.deps import (
@@ -143,13 +144,15 @@ async def events(websocket: WebSocket) -> None:
         if client == "recorder":  # before the state is built: a missing screen is requested again
             await ctx.coordinator.recorders.recorder_connected(user.user_id)
         call = ctx.coordinator.current_call(user.user_id)
+        data: dict[str, object] = {"agent": agent, "call": asdict(call) if call else None}
+        if client == "desktop":  # the recorder's health panel filled at once, not a heartbeat later
+            data["recorder"] = await recorder_health_push.health_data(ctx, user.user_id)
         state = Envelope(
-            type=EventType.STATE,
-            seq=ctx.hub.current_seq(user.user_id),
-            at=time.time(),
-            data={"agent": agent, "call": asdict(call) if call else None},
+            type=EventType.STATE, seq=ctx.hub.current_seq(user.user_id), at=time.time(), data=data
         )
         await websocket.send_text(state.to_json())
+        if client == "recorder":  # its desktop shows "connected" at once
+            await recorder_health_push.publish(ctx, user.user_id)
         sender = asyncio.create_task(_forward(websocket, sub))
         try:
             await _receive(websocket, ctx, user, client)
@@ -163,6 +166,9 @@ async def events(websocket: WebSocket) -> None:
         ctx.hub.unsubscribe(sub)
         if client == "recorder":
             ctx.coordinator.recorders.recorder_disconnected(user.user_id)
+            # The desktop sees "not connected" at once, not three heartbeat intervals later.
+            with contextlib.suppress(Exception):
+                await recorder_health_push.publish(ctx, user.user_id)
         if websocket.client_state is WebSocketState.CONNECTED:
             with contextlib.suppress(Exception):
                 await websocket.close()

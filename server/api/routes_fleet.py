@@ -13,6 +13,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
+from server.api import recorder_health_push
 from server.api.actors import actor_of
 from server.api.context import ServerContext
 from server.api.deps import AuthUser, current_user, get_context, get_db
@@ -74,3 +75,5 @@ async def recorder_heartbeat(ctx: ServerContext, user: AuthUser, data: dict[str,
         await asyncio.to_thread(store)
     except SQLAlchemyError as exc:  # a busy database: the next heartbeat brings it up to date
         log.warning("heartbeat of %s's recorder not stored: %s", user.username, str(exc).splitlines()[0])
+        return
+    await recorder_health_push.publish(ctx, user.user_id)  # the agent's desktop shows it
