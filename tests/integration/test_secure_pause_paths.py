@@ -9,6 +9,8 @@ connection that acks screen commands like the real recorder (``screen.status``) 
   has the tone again after the resume;
 * the recorder disconnects mid-pause: after its grace the screen leg is safe (nothing captures it)
   and the pause becomes "paused"; Resume works; a new pause with no recorder is paused at once;
+* the agent PC's network is cut mid-pause: unconfirmed; back, both clients resync to the pause and
+  the recorder's ack completes it;
 * the server restarts mid-pause: the pause span is closed at the call's end (never left open),
   the voice stayed silent to the end, and a desktop that reconnects resyncs (no stuck pause).
 """
@@ -28,7 +30,7 @@ import pytest
 from sqlalchemy import select
 
 from agent_app.model import DesktopState, EventReceived, LoginStarted, LoginSucceeded, reduce
-from agent_app.view import PAUSE, build_view
+from agent_app.view import PAUSE, RESUME, RESUME_UNCONFIRMED, build_view
 from server.api.app import create_app
 from server.settings import load_settings
 from server.store import models
@@ -37,6 +39,7 @@ from server.store.users import create_user
 from tandem_protocol import LoginResponse, UserInfo
 from tandem_protocol.events import Envelope
 from tests.integration.siprec_peer import Dialog, SrcPeer, tone
+from tests.integration.tcp_cut_proxy import CutProxy
 from tests.integration.test_recorder_missing import (
     OFFER,
     PASSWORD,
@@ -423,3 +426,64 @@ def test_a_server_restart_mid_pause_never_leaves_the_pause_open_and_the_desktop_
     desktop_state = reduce(desktop_state, EventReceived(state_env, 2.0))
     view = build_view(desktop_state, 2.0)
     assert desktop_state.call is None and view.pause_label == PAUSE and view.agent_state_text == "Ready"
+
+
+def test_a_network_cut_mid_pause_then_both_clients_reconnect_and_resync_to_the_pause(
+    server: tuple[str, Any],
+) -> None:
+    """The agent PC's network (desktop and recorder both behind one TCP proxy) is cut while the
+    pause waits for the recorder: the pause is unconfirmed; when the network is back the desktop's
+    resync shows it (Resume with the warning), the recorder is told the pause again, its ack
+    completes the pause, and Resume works."""
+    url, ctx = server
+    with (
+        httpx.Client(base_url=url, timeout=30) as http,
+        CutProxy("127.0.0.1", int(url.rsplit(":", 1)[1])) as net,
+    ):
+        desk, _, rec = setup(http)
+        desk_token = desk["Authorization"].split()[1]
+        desktop = channel(net.url, "desktop", desk_token)
+        recorder = FakeRecorder(net.url, rec)
+        call = Call(ctx.sip_port, 12.0)
+        try:
+            iid = answered(http, desk, "recording")
+            recorder.hung = True  # the ack never leaves: the line is cut first
+            results: list[httpx.Response] = []
+            pause = threading.Thread(
+                target=lambda: results.append(http.post(f"/api/interactions/{iid}/pause", headers=desk))
+            )
+            pause.start()
+            recorder.channel.wait_for(lambda e: e.type == "screen.pause", 10, "screen.pause at the recorder")
+            net.down()  # the network goes: both channels reset
+            pause.join(30)
+            assert results and results[0].status_code == 504, results
+            recorder.close()
+            desktop.close()
+            net.up()
+            # The network is back: the desktop resyncs to the unconfirmed pause...
+            desktop = channel(net.url, "desktop", desk_token)
+            _, state = desktop.wait_for(lambda e: e.type == "state", 10, "the desktop's state")
+            assert state.data["call"]["pause"] == "unconfirmed"
+            model = reduce(
+                reduce(DesktopState(), LoginStarted()),
+                LoginSucceeded(LoginResponse("t", 0.0, UserInfo(id=0, username=AGENT, role="agent", dn=DN))),
+            )
+            model = reduce(model, EventReceived(state, 1.0))
+            assert build_view(model, 1.0).pause_label == RESUME_UNCONFIRMED
+            # ...and the recorder, told the pause again, confirms it.
+            back = time.monotonic()
+            recorder = FakeRecorder(net.url, rec)
+            _, confirmed = desktop.wait_for(
+                lambda e: e.type == "call.updated" and e.data.get("pause") == "paused",
+                10,
+                "the pause confirmed after the cut",
+                after=back,
+            )
+            model = reduce(model, EventReceived(confirmed, 2.0))
+            assert build_view(model, 2.0).pause_label == RESUME
+            r = http.post(f"/api/interactions/{iid}/resume", headers=desk)
+            assert r.status_code == 200 and r.json()["voice"] == "recording", r.text
+        finally:
+            call.end()
+            recorder.close()
+            desktop.close()
