@@ -163,7 +163,7 @@ function route() {
   const parts = hash.split("/").map(decodeURIComponent);
   if (parts[0] === "recordings" && parts[1]) {
     showView("view-player");
-    showPlayer(parts[1], isCurrent);
+    showPlayer(parts[1], isCurrent, queryAt < 0 ? "" : fullHash.slice(queryAt + 1)); // ?t=<seconds>
     return;
   }
   stopPlayer();

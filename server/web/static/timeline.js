@@ -65,3 +65,105 @@ export function screenState(summary) {
   if (summary.screen_state === "no_recorder") return "no recorder";
   return summary.screen_decision ? "pending" : "no";
 }
+
+// ---- player timeline (GET /api/interactions/<id>/timeline, /peaks, /bookmarks) ------------------
+// Every time the server sends is server time (Unix seconds); the player works in the played file's
+// seconds, i.e. server time minus that file's started_at.
+
+const SPAN_LABELS = {
+  pause: "Pause", hold: "Hold", "auto-pause": "Auto-pause", "screen-missing": "Screen missing",
+};
+const EVENT_LABELS = { "call-start": "Call start", "call-end": "Call end", "acw-end": "ACW end" };
+
+// Point markers {kind, label, at, title} and shaded spans {kind, label, start, end, title}, in file
+// seconds, sorted. A span still open at the end runs to `duration`; points before 0 are pinned to 0.
+export function timelineItems(timeline, origin, duration = Infinity) {
+  const points = [];
+  const spans = [];
+  for (const event of timeline.events || []) {
+    points.push({ kind: event.kind, label: EVENT_LABELS[event.kind] || event.kind, at: event.at - origin, title: "" });
+  }
+  const counts = {};
+  for (const span of timeline.spans || []) {
+    counts[span.kind] = (counts[span.kind] || 0) + 1;
+  }
+  const seen = {};
+  for (const span of timeline.spans || []) {
+    seen[span.kind] = (seen[span.kind] || 0) + 1;
+    const n = counts[span.kind] > 1 ? ` ${seen[span.kind]}` : "";
+    const label = `${SPAN_LABELS[span.kind] || span.kind}${n}`;
+    const who = span.who ? `by ${span.who}` : "";
+    const title = [label, who, span.why, span.warning].filter(Boolean).join(" — ");
+    const start = span.start - origin;
+    const end = (typeof span.end === "number" ? span.end : origin + duration) - origin;
+    spans.push({ kind: span.kind, label, start: Math.max(0, start), end: Math.max(0, end), title });
+    const warned = span.warning ? ` — ${span.warning}` : "";
+    const startKind = span.kind === "screen-missing" ? "screen-missing" : `${span.kind}-start`;
+    const endKind = span.kind === "screen-missing" ? "screen-resumed" : `${span.kind}-end`;
+    const endLabel = { pause: "Resume", hold: "Hold end", "auto-pause": "Auto-resume", "screen-missing": "Screen back" };
+    points.push({ kind: startKind, label: `${label}${warned}`, at: start, title });
+    if (typeof span.end === "number") {
+      points.push({ kind: endKind, label: `${endLabel[span.kind] || "End"}${n}`, at: end, title });
+    }
+  }
+  const byTime = (a, b) => a.at - b.at;
+  return {
+    points: points.filter((p) => Number.isFinite(p.at)).map((p) => ({ ...p, at: Math.max(0, p.at) })).sort(byTime),
+    spans: spans.filter((s) => s.end > s.start).sort((a, b) => a.start - b.start),
+  };
+}
+
+export function decodePeaks(base64) {
+  const text = atob(base64);
+  const out = new Uint8Array(text.length);
+  for (let i = 0; i < text.length; i += 1) out[i] = text.charCodeAt(i);
+  return out;
+}
+
+// The voice's peaks laid on the played file's timeline (0..1 floats, one per bin): the muxed file
+// may start before the voice (screen first), so bins before the voice are silence, not shifted.
+export function alignPeaks(channels, binsPerSecond, peaksStartedAt, fileStartedAt, fileDuration) {
+  const total = Math.max(1, Math.ceil(fileDuration * binsPerSecond));
+  const offset = Math.round((peaksStartedAt - fileStartedAt) * binsPerSecond);
+  return channels.map((bytes) => {
+    const out = new Float32Array(total);
+    for (let i = Math.max(0, -offset); i < bytes.length; i += 1) {
+      const at = i + offset;
+      if (at >= total) break;
+      out[at] = bytes[i] / 255;
+    }
+    return out;
+  });
+}
+
+// Spans [start, end] in seconds where every channel stays below `threshold` (0..1) for at least
+// `minSeconds`: what "skip silence" jumps over.
+export function silentSpans(aligned, binsPerSecond, threshold = 0.02, minSeconds = 1.5) {
+  const spans = [];
+  const length = aligned.length ? aligned[0].length : 0;
+  let from = -1;
+  for (let i = 0; i <= length; i += 1) {
+    const quiet = i < length && aligned.every((ch) => ch[i] < threshold);
+    if (quiet && from < 0) from = i;
+    if (!quiet && from >= 0) {
+      if ((i - from) / binsPerSecond >= minSeconds) spans.push([from / binsPerSecond, i / binsPerSecond]);
+      from = -1;
+    }
+  }
+  return spans;
+}
+
+// Where to jump to from `t` when skipping silence: the end of the silent span `t` is in (leaving a
+// quarter second of it so the next word is not clipped), or null.
+export function skipTarget(spans, t) {
+  for (const [start, end] of spans) {
+    if (t >= start && t < end - 0.3) return Math.max(t, end - 0.25);
+  }
+  return null;
+}
+
+// A deep link's time: "#/recordings/<id>?t=123.4" (seconds into the played file).
+export function deepLinkTime(query) {
+  const t = Number(new URLSearchParams(query || "").get("t"));
+  return Number.isFinite(t) && t > 0 ? t : null;
+}
