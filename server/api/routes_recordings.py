@@ -25,7 +25,7 @@ from server.store import audit, models
 from tandem_protocol.payloads import InteractionSummary, PauseSpan
 
 router = APIRouter(prefix="/api")
-MEDIA_KINDS = ("voice", "screen", "muxed")
+MEDIA_KINDS = ("voice", "screen", "muxed", "endpoint_audio")  # endpoint_audio: derived, see docs
 CHUNK = 256 * 1024
 
 

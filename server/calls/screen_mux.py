@@ -18,6 +18,7 @@ import tempfile
 import time
 from pathlib import Path, PurePosixPath
 
+from server.calls.endpoint_audio_job import store_endpoint_audio
 from server.calls.repository import CallRepository
 from server.store.storage import Storage
 
@@ -125,6 +126,16 @@ class SegmentMuxer:
                 interaction_id, "muxed", out, name, "video/mp4", result.origin, result.duration
             )
         cache.unlink(missing_ok=True)
+        # The segments' endpoint audio (if any) beside it, from the same t=0 (endpoint_audio_job).
+        store_endpoint_audio(
+            self._repo,
+            interaction_id,
+            [(i.path, i.ref.started_at) for i in inputs],
+            origin=result.origin,
+            duration=result.duration,
+            muxed_name=name,
+            tmp_dir=self._tmp_dir,
+        )
         log.info(
             "interaction %s muxed from %d segments in %.1f s (voice %s)%s",
             interaction_id,
