@@ -108,6 +108,18 @@ def stored(server: ServerProcess, iid: str) -> tuple[dict[str, Any], Path]:
     return inter, server.data_dir / "storage" / key
 
 
+def supervisor_pause_marker(server: ServerProcess, iid: str) -> str:
+    """The pause marker's text on the supervisor's player page (the web timeline)."""
+    from tests.e2e.browser import chromium, log_in, new_page
+
+    with chromium() as browser, new_page(browser) as page:
+        log_in(page, server.url, "supervisor", server.creds["supervisor"]["password"])
+        page.goto(f"{server.url}/#/recordings/{iid}")
+        marker = page.locator('#markers .marker[data-kind="pause-start"]')
+        marker.wait_for()
+        return str(marker.inner_text())
+
+
 def samples(path: Path) -> tuple[int, np.ndarray[Any, Any]]:
     with wave.open(str(path), "rb") as wav:
         rate = wav.getframerate()
@@ -215,11 +227,13 @@ def test_pause_with_the_recorder_down_silences_at_once_warns_and_resume_restores
             wait_until(lambda: window.done_button.isEnabled(), 15, "ACW on the desktop", pump=_pump)
             window.done_button.click()
             inter, path = stored(server, iid)
+            pause_marker = supervisor_pause_marker(server, iid)
         finally:
             window.shutdown()
             window.close()
     [span] = inter["pauses"]
     assert span["warning"].startswith("Screen pause NOT confirmed"), span  # on the supervisor's timeline
+    assert "Screen pause NOT confirmed" in pause_marker, pause_marker  # and on the player's marker
     # The voice was silenced at once: the span starts at the click (the request's arrival).
     assert -0.05 <= span["started_at"] - clicked <= 0.5, (span["started_at"], clicked)
     rate, data = samples(path)
