@@ -18,6 +18,7 @@ import argparse
 import asyncio
 import getpass
 import logging
+import os
 import re
 import sys
 from collections.abc import Sequence
@@ -27,6 +28,7 @@ import httpx
 from recorder_service.config import RecorderConfig, load_config
 from recorder_service.credentials import TokenStore
 from recorder_service.errors import CredentialsError, RecorderError
+from recorder_service.machine_config import AgentSettings, load_agent_settings
 from recorder_service.spool import Spool
 from tandem_protocol.payloads import RecorderEnrollRequest
 
@@ -58,8 +60,10 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _config(args: argparse.Namespace) -> RecorderConfig:
+def _config(args: argparse.Namespace, settings: AgentSettings) -> RecorderConfig:
+    # The config files (/etc/tandem/agent.toml, the user's) sit under flags and the environment.
     return load_config(
+        env={**settings.as_env(), **os.environ},
         server=args.server,
         spool=getattr(args, "spool", None),
         fps=getattr(args, "fps", None),
@@ -89,12 +93,19 @@ def cmd_login(args: argparse.Namespace, config: RecorderConfig) -> int:
     code = code.strip()
     if not code:
         raise CredentialsError("no enrolment code given: ask IT for one (tandem-server enroll-recorder)")
+    who = _enroll(config.server_url, code, store)
+    print(f"Enrolled: this recorder uploads to {config.server_url} for {who}")
+    return 0
+
+
+def _enroll(server_url: str, code: str, store: TokenStore) -> str:
+    """Exchange the enrolment code for this PC's recorder token and store it; returns who it is for."""
     body = RecorderEnrollRequest(code=code)
     try:
         with httpx.Client(timeout=_TIMEOUT) as client:
-            response = client.post(f"{config.server_url}/api/recorders/enroll", json=body.__dict__)
+            response = client.post(f"{server_url}/api/recorders/enroll", json=body.__dict__)
     except httpx.HTTPError as exc:
-        raise CredentialsError(f"cannot reach {config.server_url}: {exc}") from exc
+        raise CredentialsError(f"cannot reach {server_url}: {exc}") from exc
     if response.status_code != 200:
         raise CredentialsError(f"enrolment refused (HTTP {response.status_code}): {_message(response)}")
     try:
@@ -104,9 +115,8 @@ def cmd_login(args: argparse.Namespace, config: RecorderConfig) -> int:
         who = f"{user.get('full_name') or user['username']} ({user['username']}, {user['role']})"
     except (ValueError, KeyError, TypeError) as exc:
         raise CredentialsError(f"unexpected login answer from the server: {exc}") from exc
-    store.save(config.server_url, token)
-    print(f"Enrolled: this recorder uploads to {config.server_url} for {who}")
-    return 0
+    store.save(server_url, token)
+    return who
 
 
 def cmd_logout(config: RecorderConfig) -> int:
@@ -127,11 +137,20 @@ def cmd_logout(config: RecorderConfig) -> int:
     return 0
 
 
-def cmd_run(config: RecorderConfig) -> int:
+def cmd_run(config: RecorderConfig, settings: AgentSettings) -> int:
     from recorder_service.service import run_service
 
     store = TokenStore(config.keyring_file)
     server = _server(config, store)
+    if settings.enroll_token and not _enrolled(store, server):
+        # A PC installed with a preseeded token (the .deb's debconf answers, the MSI's ENROLLTOKEN)
+        # enrols on its first start: nobody has to be at the keyboard.
+        log.info("enrolling with %s (enrolment token from %s)", server, settings.sources["enroll_token"])
+        log.info(
+            "enrolled: this recorder uploads to %s for %s",
+            server,
+            _enroll(server, settings.enroll_token, store),
+        )
     store.token(server)  # fail now, clearly, rather than in the reconnect loop
     spool = Spool(config.spool_dir)
     log.info("recorder for %s, spool %s, %g fps, monitor %d", server, spool.root, config.fps, config.monitor)
@@ -139,6 +158,14 @@ def cmd_run(config: RecorderConfig) -> int:
         run_service(server, lambda: store.token(server), spool, fps=config.fps, monitor=config.monitor)
     )
     return 0
+
+
+def _enrolled(store: TokenStore, server: str) -> bool:
+    try:
+        store.token(server)
+    except CredentialsError:
+        return False
+    return True
 
 
 def _message(response: httpx.Response) -> str:
@@ -174,13 +201,14 @@ def _setup_logging(level: str) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
-        config = _config(args)
+        settings = load_agent_settings()
+        config = _config(args, settings)
         _setup_logging(config.log_level)
         if args.command == "login":
             return cmd_login(args, config)
         if args.command == "logout":
             return cmd_logout(config)
-        return cmd_run(config)
+        return cmd_run(config, settings)
     except RecorderError as exc:
         print(f"tandem-recorder: {exc}", file=sys.stderr)
         return 2

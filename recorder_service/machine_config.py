@@ -1,0 +1,163 @@
+"""The agent PC's configuration files: what IT deploys (``/etc/tandem/agent.toml``) and what a user may add.
+
+Layers, first one holding a key wins (flags and ``TANDEM_RECORDER_*`` variables still come before
+all of them, see config.py):
+
+1. installer properties -- on Windows the MSI's SERVERURL / ENROLLTOKEN, stored under
+   ``HKLM\\SOFTWARE\\Tandem\\Agent``; on Linux debconf's answers, which the package writes into (2);
+2. machine config -- ``/etc/tandem/agent.toml`` (``%ProgramData%\\Tandem\\agent.toml`` on Windows);
+   ``TANDEM_AGENT_CONFIG`` names another file;
+3. user config -- ``agent.toml`` in the user's config directory (``~/.config/tandem``).
+
+IT's settings beat the user's: a user must not point the PC's recorder at another server.
+
+Every value is validated where it is read, and an unknown key is an error naming the file and the
+known keys -- a misspelt ``sever_url`` silently ignored would leave 500 PCs unenrolled.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from recorder_service.config import ENV_PREFIX, normalise_server_url, parse_fps, parse_monitor
+from recorder_service.errors import ConfigError
+
+CONFIG_ENV = "TANDEM_AGENT_CONFIG"
+MACHINE_CONFIG_LINUX = Path("/etc/tandem/agent.toml")
+REGISTRY_KEY = r"SOFTWARE\Tandem\Agent"  # under HKEY_LOCAL_MACHINE, written by the MSI
+
+
+def _text(value: object, source: str) -> str:
+    if not isinstance(value, str):
+        raise ConfigError(f"{source}: expected a quoted string, got {value!r}")
+    return value.strip()
+
+
+def _level(value: object, source: str) -> str:
+    level = _text(value, source).upper()
+    if level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+        raise ConfigError(f"{source}: log level must be DEBUG, INFO, WARNING or ERROR")
+    return level
+
+
+# key -> (validator returning the value as text, the TANDEM_RECORDER_* name it stands for or "")
+_KEYS: dict[str, tuple[Callable[[object, str], str], str]] = {
+    "server_url": (lambda v, s: normalise_server_url(_text(v, s), s), "SERVER"),
+    "enroll_token": (_text, ""),
+    "fps": (lambda v, s: str(parse_fps(v if isinstance(v, int | float) else _text(v, s), s)), "FPS"),
+    "monitor": (lambda v, s: str(parse_monitor(v if isinstance(v, int) else _text(v, s), s)), "MONITOR"),
+    "spool": (_text, "SPOOL"),
+    "keyring_file": (_text, "KEYRING_FILE"),
+    "log_level": (_level, "LOG_LEVEL"),
+}
+KNOWN_KEYS = tuple(_KEYS)
+
+
+@dataclass(frozen=True, slots=True)
+class AgentSettings:
+    """The merged file layers: each key's value and the source it came from."""
+
+    values: dict[str, str] = field(default_factory=dict)
+    sources: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def enroll_token(self) -> str | None:
+        return self.values.get("enroll_token") or None
+
+    def as_env(self) -> dict[str, str]:
+        """The values as ``TANDEM_RECORDER_*`` defaults, for config.load_config's env layer."""
+        return {ENV_PREFIX + _KEYS[k][1]: v for k, v in self.values.items() if _KEYS[k][1] and v}
+
+
+def parse_layer(data: Mapping[str, object], source: str) -> dict[str, str]:
+    """One layer's keys, validated. ``source`` names the file (or registry key) in messages."""
+    out: dict[str, str] = {}
+    for key, value in data.items():
+        if key not in _KEYS:
+            raise ConfigError(
+                f"{source}: unknown key {key!r} (known keys: {', '.join(KNOWN_KEYS)}); "
+                "fix or remove it -- the recorder does not start with a configuration it cannot read"
+            )
+        text = _KEYS[key][0](value, f"{source}: {key}")
+        if text:  # an empty value (an unanswered installer question) does not override a lower layer
+            out[key] = text
+    return out
+
+
+def parse_toml(text: str, source: str) -> dict[str, str]:
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{source}: not valid TOML: {exc}") from exc
+    return parse_layer(data, source)
+
+
+def merge(layers: list[tuple[str, dict[str, str]]]) -> AgentSettings:
+    """First layer holding a key wins (layers are given highest first)."""
+    settings = AgentSettings()
+    for source, values in layers:
+        for key, value in values.items():
+            if key not in settings.values:
+                settings.values[key] = value
+                settings.sources[key] = source
+    return settings
+
+
+def read_toml_file(path: Path) -> dict[str, str]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return {}
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc}") from exc
+    return parse_toml(text, str(path))
+
+
+def _registry_layer() -> dict[str, str]:  # pragma: no cover - Windows only
+    if sys.platform != "win32":  # (mypy checks the rest only for Windows)
+        return {}
+    import winreg
+
+    names = {"ServerUrl": "server_url", "EnrollToken": "enroll_token"}
+    found: dict[str, object] = {}
+    try:
+        with winreg.OpenKey(winreg.HKEY_LOCAL_MACHINE, REGISTRY_KEY) as key:
+            for reg_name, ours in names.items():
+                try:
+                    found[ours] = winreg.QueryValueEx(key, reg_name)[0]
+                except FileNotFoundError:
+                    continue
+    except FileNotFoundError:
+        return {}
+    return parse_layer(found, "HKLM\\" + REGISTRY_KEY)
+
+
+def machine_config_path(env: Mapping[str, str]) -> Path:
+    if env.get(CONFIG_ENV):
+        return Path(env[CONFIG_ENV])
+    if sys.platform == "win32":  # pragma: no cover - Windows only
+        return Path(env.get("ProgramData", r"C:\ProgramData")) / "Tandem" / "agent.toml"
+    return MACHINE_CONFIG_LINUX
+
+
+def user_config_path() -> Path:
+    import platformdirs
+
+    return Path(platformdirs.user_config_dir("tandem", appauthor=False)) / "agent.toml"
+
+
+def load_agent_settings(env: Mapping[str, str] | None = None) -> AgentSettings:
+    env = os.environ if env is None else env
+    machine = machine_config_path(env)
+    user = user_config_path()
+    layers: list[tuple[str, dict[str, str]]] = []
+    if sys.platform == "win32":  # pragma: no cover - Windows only
+        layers.append(("HKLM\\" + REGISTRY_KEY, _registry_layer()))
+    layers.append((str(machine), read_toml_file(machine)))
+    layers.append((str(user), read_toml_file(user)))
+    return merge(layers)
