@@ -84,10 +84,11 @@ class SessionCapture:
         self.policy = policy
 
         audio = EndpointAudio(self._clock.server_now) if policy.endpoint_audio else None
-        audio_format = AudioFormat() if audio else None
 
         def encoder(path: Path) -> Encoder:
-            return ScreenEncoder(path, fps=fps, max_width=policy.max_width, audio=audio_format)
+            # An audio track only when a sound source is open (none: a PC without sound devices).
+            fmt = AudioFormat() if audio is not None and audio.sources else None
+            return ScreenEncoder(path, fps=fps, max_width=policy.max_width, audio=fmt)
 
         try:
             session = CaptureSession(
