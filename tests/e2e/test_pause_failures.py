@@ -24,6 +24,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import numpy as np
 import pytest
 from PySide6.QtWidgets import QApplication, QLabel, QPushButton
@@ -247,4 +248,57 @@ def test_pause_with_the_recorder_down_silences_at_once_warns_and_resume_restores
     rms_after, rms_before = float(np.sqrt(np.mean(after**2))), float(np.sqrt(np.mean(before**2)))
     assert rms_before > 100 and rms_after > 100, (
         f"RMS before the pause {rms_before:.0f}, after the resume {rms_after:.0f}"
+    )
+
+
+def test_sigkill_mid_pause_the_recovered_span_is_closed_at_the_last_audio_and_nothing_after_it_is_heard(
+    tmp_path: Path,
+) -> None:
+    """A server killed (SIGKILL) while the agent's pause is open: the span is open in the database;
+    after the restart it is closed at the recording's end (the last audio) — the pause is never
+    lifted by the crash, the voice stays silent from the pause to the end — and the desktop's resync
+    finds no call (no stuck Pause/Resume)."""
+    from tests.e2e.peers import sipp_call
+
+    data_dir = tmp_path / "server"
+    with run_server(data_dir, TANDEM_SERVER_SCREEN_PERCENTAGE="0") as server:
+        desk = {"Authorization": f"Bearer {server.token(AGENT, client='desktop', dn=DN)}"}
+        with sipp_call(tmp_path, server.sip_port, DN, call_ms=60_000), server.client("admin") as admin:
+
+            def answered() -> dict[str, Any] | None:
+                items = admin.get("/api/interactions").json()
+                return items[0] if items and items[0]["answered_at"] is not None else None
+
+            inter = wait_until(answered, 15, "the SIPp call answered")
+            time.sleep(max(0.0, inter["answered_at"] + 2.5 - time.time()))  # speech before the pause
+            r = admin.post(f"/api/interactions/{inter['id']}/pause", headers=desk)
+            assert r.status_code == 200 and r.json()["pause"] == "paused", r.text
+            with contextlib.closing(sqlite3.connect(data_dir / "tandem.db", timeout=30)) as db:
+                assert db.execute(
+                    "SELECT ended_at FROM pause_spans WHERE interaction_id = ?", (inter["id"],)
+                ).fetchall() == [(None,)]
+            time.sleep(2.5)  # the pause goes on; then the server dies under it
+            os.kill(server.proc.pid, signal.SIGKILL)
+            assert server.proc.wait(5) == -signal.SIGKILL
+    with (
+        run_server(data_dir, TANDEM_SERVER_SCREEN_PERCENTAGE="0") as server,
+        server.client("supervisor") as sup,
+    ):
+
+        def recovered() -> dict[str, Any] | None:
+            item: dict[str, Any] = sup.get(f"/api/interactions/{inter['id']}").json()
+            return item if item["state"] == "interrupted" and "voice" in item["media"] else None
+
+        after = wait_until(recovered, 30, "the interrupted interaction with its voice")
+        r = httpx.get(f"{server.url}/api/agent/call", headers=desk, timeout=10)
+        assert r.status_code == 200 and r.json() is None  # the desktop's resync: no call, nothing stuck
+        _, path = stored(server, inter["id"])
+    [span] = after["pauses"]
+    assert span["ended_at"] is not None and span["ended_at"] == pytest.approx(after["ended_at"], abs=1e-6)
+    rate, data = samples(path)
+    lo = int((span["started_at"] - after["answered_at"]) * rate) + 160
+    assert len(data) - lo > rate, "less than a second recorded after the pause started"
+    assert not np.any(data[lo:]), "audio after the pause's start: the crash lifted the pause"
+    assert float(np.sqrt(np.mean(data[: lo - 160].astype(np.float64) ** 2))) > 100, (
+        "no speech before the pause"
     )
