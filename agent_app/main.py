@@ -3,8 +3,10 @@
 Flags pre-fill the login form; ``--auto-login`` submits it at start (the demo script logs the
 agent in without typing). The password comes from stdin (``--password-stdin``) or the
 environment (``TANDEM_AGENT_PASSWORD``), never from the command line where ``ps`` shows it.
-Quitting — window closed, SIGINT or SIGTERM — stops the event channel and logs out, which
-frees the agent's DN on the server.
+Quitting — the tray's Quit, closing the window while logged out, SIGINT or SIGTERM — stops the
+event channel and logs out, which frees the agent's DN on the server. Closing the window while
+logged in only hides it to the tray. The server URL comes from ``--server``, ``$TANDEM_SERVER``,
+then the PC's configuration (``agent_app.config``: fixed there by IT, the form cannot change it).
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ class AgentOptions:
 
 def parse_args(argv: Sequence[str], env: Mapping[str, str], stdin: TextIO) -> AgentOptions:
     parser = argparse.ArgumentParser(prog="tandem-agent", description="Tandem agent desktop")
-    parser.add_argument("--server", default=env.get(SERVER_ENV, DEFAULT_SERVER), help="server base URL")
+    parser.add_argument("--server", default=env.get(SERVER_ENV, ""), help="server base URL")
     parser.add_argument("--user", default="", help="user name to pre-fill")
     parser.add_argument("--dn", default="", help="DN (extension) to pre-fill")
     parser.add_argument(
@@ -66,16 +68,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     from PySide6.QtCore import QTimer
     from PySide6.QtWidgets import QApplication
 
+    from agent_app.config import load_settings
+    from agent_app.keyring_store import CredentialStore
     from agent_app.widgets.main_window import MainWindow
 
-    app = QApplication.instance() or QApplication([sys.argv[0]])
-    window = MainWindow()
-    window.login_widget.set_values(options.server, options.user, options.dn, options.password)
+    instance = QApplication.instance()
+    app = instance if isinstance(instance, QApplication) else QApplication([sys.argv[0]])
+    settings = load_settings()
+    window = MainWindow(settings=settings, credentials=CredentialStore())
+    server = options.server or settings.server_url or DEFAULT_SERVER
+    window.login_widget.set_values(server, options.user, options.dn, options.password)
     app.aboutToQuit.connect(window.shutdown)
+    # The session is ending (OS logout/shutdown): the window must not hide instead of closing.
+    app.commitDataRequest.connect(lambda _manager: window.quit())
 
     # Python only runs signal handlers between bytecodes; a timer gives it the chance.
     for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: QApplication.quit())
+        signal.signal(sig, lambda *_: window.quit())
     wakeup = QTimer()
     wakeup.timeout.connect(lambda: None)
     wakeup.start(200)

@@ -1,9 +1,10 @@
-"""The login form: server, user, password, DN. Emits `login_requested` with checked values."""
+"""The login form: server, user, password, DN, remember me. Emits `login_requested` with checked
+values. A server URL fixed by IT (/etc/tandem/agent.toml) is shown read-only."""
 
 from __future__ import annotations
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import QFormLayout, QLabel, QLineEdit, QPushButton, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QCheckBox, QFormLayout, QLabel, QLineEdit, QPushButton, QVBoxLayout, QWidget
 
 from agent_app.errors import LoginInputError
 from agent_app.validation import LoginInput, validate_login
@@ -19,6 +20,11 @@ class LoginWidget(QWidget):
         self.password = self._field("loginPassword", "password")
         self.password.setEchoMode(QLineEdit.EchoMode.Password)
         self.dn = self._field("loginDn", "e.g. 4711")
+        self.remember = QCheckBox("Remember me on this PC", self)
+        self.remember.setObjectName("loginRemember")
+        self.remember.setAccessibleName("Remember me on this PC")
+        self.remember.setToolTip("Keeps your user name, DN and password in this PC's keyring.")
+        self.server_fixed = False
         self.button = QPushButton("Log in", self)
         self.button.setObjectName("loginButton")
         self.button.setDefault(True)
@@ -33,6 +39,10 @@ class LoginWidget(QWidget):
         form.addRow("User", self.user)
         form.addRow("Password", self.password)
         form.addRow("DN", self.dn)
+        form.addRow("", self.remember)
+        for label, field in (("Server", self.server), ("User", self.user), ("Password", self.password)):
+            field.setAccessibleName(label)
+        self.dn.setAccessibleName("DN (your phone's extension)")
         layout = QVBoxLayout(self)
         layout.addLayout(form)
         layout.addWidget(self.button)
@@ -50,10 +60,23 @@ class LoginWidget(QWidget):
         return field
 
     def set_values(self, server: str = "", user: str = "", dn: str = "", password: str = "") -> None:
-        self.server.setText(server)
+        if not self.server_fixed:
+            self.server.setText(server)
         self.user.setText(user)
         self.dn.setText(dn)
         self.password.setText(password)
+
+    def fix_server(self, url: str) -> None:
+        """IT set the server for this PC: shown, not editable."""
+        self.server_fixed = True
+        self.server.setText(url)
+        self.server.setReadOnly(True)
+        self.server.setToolTip("Set by your IT department for this PC.")
+
+    def remember_unavailable(self, why: str) -> None:
+        self.remember.setChecked(False)
+        self.remember.setEnabled(False)
+        self.remember.setToolTip(why)
 
     def submit(self) -> None:
         if not self.button.isEnabled():
@@ -72,6 +95,7 @@ class LoginWidget(QWidget):
         self.button.setEnabled(enabled)
         for field in (self.server, self.user, self.password, self.dn):
             field.setEnabled(enabled)
+        self.server.setReadOnly(self.server_fixed)
         self.error.setText(error)
 
     def clear_password(self) -> None:

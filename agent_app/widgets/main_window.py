@@ -4,6 +4,11 @@ Every user action dispatches an action to the model, runs the REST call on the
 `TaskRunner` and dispatches the result when it comes back; every server event goes through
 the `EventRelay` into the model. `_render` then copies the model's view into the widgets.
 No blocking work happens here.
+
+The window is one of three ways to pause (its button, the global hotkey, the tray menu), all
+through `_on_pause_clicked`. Closing it hides it to the tray: the agent stays logged in and his
+calls recorded; logging out is the explicit act (confirmed while a call or ACW is in progress).
+The recorder's health (server event ``recorder.health``) is shown in a panel and the tray icon.
 """
 
 from __future__ import annotations
@@ -12,25 +17,32 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QCloseEvent
 from PySide6.QtWidgets import (
+    QAbstractButton,
+    QApplication,
     QHBoxLayout,
     QLabel,
     QMainWindow,
+    QMessageBox,
     QPushButton,
     QStackedWidget,
     QVBoxLayout,
     QWidget,
 )
 
+from agent_app import hotkey
 from agent_app import view as v
 from agent_app.api_client import AgentApi
 from agent_app.bridge import EventRelay, TaskRunner
+from agent_app.config import DesktopSettings
 from agent_app.errors import AgentAppError, AuthError, ScreenNotConfirmedError
+from agent_app.keyring_store import CredentialStore, Remembered
 from agent_app.model import (
     ActionFailed,
     ActionSucceeded,
+    AgentState,
     CallFetched,
     ChannelChanged,
     ChannelState,
@@ -47,15 +59,20 @@ from agent_app.model import (
     ResumeRequested,
     pause_means_resume,
 )
+from agent_app.recorder_health import RecorderReport, health_view, parse_report
 from agent_app.services import Channel, Services
 from agent_app.store import DesktopModel
+from agent_app.tray import AgentTray
 from agent_app.validation import LoginInput
 from agent_app.widgets.call_panel import CallPanel
+from agent_app.widgets.health_panel import HealthPanel
 from agent_app.widgets.login import LoginWidget
-from tandem_protocol import CallInfo, Envelope, LoginResponse
+from tandem_protocol import CallInfo, Envelope, EventType, LoginResponse
 
 log = logging.getLogger(__name__)
 SESSION_EXPIRED = "Your session has ended — please log in again."
+HEALTH_TICK_MS = 2000  # a silent recorder turns into a warning without any event arriving
+BUSY_STATES = (AgentState.ON_CALL, AgentState.PAUSED, AgentState.AFTER_CALL_WORK)
 
 
 def _message(exc: Exception) -> str:
@@ -65,9 +82,23 @@ def _message(exc: Exception) -> str:
 
 
 class MainWindow(QMainWindow):
-    def __init__(self, services: Services | None = None, parent: QWidget | None = None) -> None:
+    hotkey_pressed = Signal()  # emitted on the hotkey's thread, delivered on the Qt thread
+
+    def __init__(
+        self,
+        services: Services | None = None,
+        parent: QWidget | None = None,
+        *,
+        settings: DesktopSettings | None = None,
+        credentials: CredentialStore | None = None,
+    ) -> None:
         super().__init__(parent)
         self.services = services or Services()
+        self.settings = settings or DesktopSettings()
+        self.credentials = credentials
+        self._health: RecorderReport | None = None
+        self._quitting = False
+        self.hotkey: hotkey.GlobalHotKey | None = None
         self.model = DesktopModel(clock=self.services.clock)
         self.runner = TaskRunner(self)
         self.relay = EventRelay(self)
@@ -81,6 +112,19 @@ class MainWindow(QMainWindow):
         self.relay.envelope.connect(self._on_envelope)
         self.relay.status.connect(self._on_channel_status)
         self.relay.overflow.connect(self._refresh_call)
+        self.tray = AgentTray(self)
+        self.tray.pause_requested.connect(self._on_pause_clicked)
+        self.tray.show_requested.connect(self.show_from_tray)
+        self.tray.logout_requested.connect(self._on_tray_logout)
+        self.tray.quit_requested.connect(self.quit)
+        self.tray.show()
+        self.health_timer = QTimer(self)
+        self.health_timer.setInterval(HEALTH_TICK_MS)
+        self.health_timer.timeout.connect(self._render_health)
+        self.health_timer.start()
+        self.hotkey_pressed.connect(self._on_pause_clicked)
+        self._start_hotkey()
+        self._apply_settings()
         self._render()
 
     # ---- layout ----------------------------------------------------------------------------
@@ -102,6 +146,11 @@ class MainWindow(QMainWindow):
         self.status_label = QLabel("", workspace)
         self.status_label.setObjectName("statusLabel")
         self.status_label.setWordWrap(True)
+        self.health_panel = HealthPanel(workspace)
+        self.hotkey_label = QLabel("", workspace)
+        self.hotkey_label.setObjectName("hotkeyLabel")
+        self.hotkey_label.setWordWrap(True)
+        self.hotkey_label.setStyleSheet("color: #555555;")
 
         header = QHBoxLayout()
         header.addWidget(self.agent_name_label)
@@ -116,7 +165,9 @@ class MainWindow(QMainWindow):
         layout.addLayout(header)
         layout.addWidget(self.call_panel)
         layout.addLayout(buttons)
+        layout.addWidget(self.health_panel)
         layout.addWidget(self.status_label)
+        layout.addWidget(self.hotkey_label)
         layout.addStretch(1)
 
         self.stack = QStackedWidget(self)
@@ -124,7 +175,7 @@ class MainWindow(QMainWindow):
         self.stack.addWidget(workspace)
         self.workspace = workspace
         self.setCentralWidget(self.stack)
-        for label in (self.agent_name_label, self.agent_state_label, self.status_label):
+        for label in (self.agent_name_label, self.agent_state_label, self.status_label, self.hotkey_label):
             label.setTextFormat(Qt.TextFormat.PlainText)  # names and server messages are not markup
 
     @staticmethod
@@ -146,6 +197,92 @@ class MainWindow(QMainWindow):
         self.done_button.setEnabled(view.done_enabled)
         self.logout_button.setEnabled(view.logout_enabled)
         self.status_label.setText(view.status_text)
+        self._render_health()
+
+    def _render_health(self) -> None:
+        view = self.model.view()
+        logged_in = self.model.state.logged_in
+        health = health_view(self._health if logged_in else None, self.model.server_now())
+        self.health_panel.show_health(health)
+        self.tray.show_state(
+            view.agent_state_text if logged_in else "logged out",
+            view.pause_label,
+            view.pause_enabled,
+            logged_in,
+            health,
+        )
+
+    # ---- settings, hotkey, remember me -----------------------------------------------------
+
+    def _apply_settings(self) -> None:
+        if self.settings.server_fixed:
+            self.login_widget.fix_server(self.settings.server_url)
+        elif self.settings.server_url:
+            self.login_widget.server.setText(self.settings.server_url)
+        if self.credentials is None:
+            self.login_widget.remember_unavailable("Remember me is not set up in this desktop.")
+            return
+
+        def remembered(found: Remembered | None) -> None:
+            form = self.login_widget
+            if found is None or self.model.state.logged_in or form.user.text():
+                return
+            form.set_values(found.server_url, found.username, found.dn, found.password)
+            form.remember.setChecked(True)
+
+        store = self.credentials
+        if not self.runner.submit(store.load, remembered, lambda exc: self._remember_failed(exc)):
+            self.login_widget.remember_unavailable("The desktop is busy.")
+
+    def _remember_failed(self, exc: Exception) -> None:
+        self.login_widget.remember_unavailable(_message(exc))
+        log.warning("remember me: %s", exc)
+
+    def _remember(self, values: LoginInput) -> None:
+        """After a successful login: keep or forget the login in the keyring, off the Qt thread."""
+        store = self.credentials
+        if store is None or not self.login_widget.remember.isEnabled():
+            return
+        if self.login_widget.remember.isChecked():
+            entry = Remembered(values.server_url, values.username, values.dn, values.password)
+            self.runner.submit(lambda: store.save(entry), lambda _: None, self._remember_failed)
+        else:
+            self.runner.submit(store.forget, lambda _: None, self._remember_failed)
+
+    def _start_hotkey(self) -> None:
+        spec = self.settings.pause_hotkey
+        if not spec:
+            self.hotkey_label.setText("")
+            return
+        try:
+            key = hotkey.parse_hotkey(spec)
+            listener = hotkey.create(key, self.hotkey_pressed.emit)
+            listener.start()
+        except AgentAppError as exc:
+            self.hotkey_label.setText(f"Pause hotkey not available: {exc}")
+            log.warning("pause hotkey: %s", exc)
+            return
+        self.hotkey = listener
+        self.hotkey_label.setText(f"Pause or resume from any program: {key}")
+
+    # ---- tray ------------------------------------------------------------------------------
+
+    def show_from_tray(self) -> None:
+        self.showNormal()
+        self.raise_()
+        self.activateWindow()
+
+    def _on_tray_logout(self) -> None:
+        self.show_from_tray()  # the confirmation needs the window
+        self._on_logout_clicked()
+
+    def quit(self) -> None:
+        """Quit the desktop (tray menu): log out and end the program."""
+        self._quitting = True
+        app = QApplication.instance()
+        if app is not None:
+            app.quit()
+        self.shutdown()
 
     def _dispatch(self, action: Any) -> None:
         self.model.dispatch(action)
@@ -193,11 +330,13 @@ class MainWindow(QMainWindow):
 
         self._run(
             lambda: api.login(values.username, values.password, values.dn),
-            lambda resp: self._on_logged_in(api, values.server_url, resp),
+            lambda resp: self._on_logged_in(api, values, resp),
             failed,
         )
 
-    def _on_logged_in(self, api: AgentApi, server_url: str, response: LoginResponse) -> None:
+    def _on_logged_in(self, api: AgentApi, values: LoginInput, response: LoginResponse) -> None:
+        server_url = values.server_url
+        self._remember(values)
         self._api, self._login_api = api, None
         self.login_widget.clear_password()
         self._dispatch(LoginSucceeded(response))
@@ -208,6 +347,37 @@ class MainWindow(QMainWindow):
         self._refresh_call()
 
     def _on_logout_clicked(self) -> None:
+        if self.model.agent_state in BUSY_STATES:
+            self._confirm_logout()
+            return
+        self._log_out()
+
+    def _confirm_logout(self) -> None:
+        """Asked without blocking the Qt thread (``open``, not ``exec``): events keep flowing."""
+        box = QMessageBox(self)
+        box.setObjectName("logoutConfirm")
+        box.setIcon(QMessageBox.Icon.Warning)
+        box.setWindowTitle("Log out?")
+        in_acw = self.model.agent_state == AgentState.AFTER_CALL_WORK
+        box.setText("You are in after-call work." if in_acw else "You are on a call.")
+        box.setInformativeText(
+            "If you log out now, calls to your DN are no longer recorded for you until you log in again."
+        )
+        logout = box.addButton("Log out", QMessageBox.ButtonRole.AcceptRole)
+        logout.setObjectName("logoutConfirmButton")
+        stay = box.addButton("Stay logged in", QMessageBox.ButtonRole.RejectRole)
+        stay.setObjectName("logoutCancelButton")
+        box.setDefaultButton(stay)
+        box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+
+        def clicked(button: QAbstractButton) -> None:
+            if button is logout:
+                self._log_out()
+
+        box.buttonClicked.connect(clicked)
+        box.open()
+
+    def _log_out(self) -> None:
         self._dispatch(LogoutStarted())
         if self.model.state.pending == Pending.LOGGING_OUT:
             self._end_session(None)
@@ -235,6 +405,7 @@ class MainWindow(QMainWindow):
 
         def finished(message: str) -> None:
             if session == self._session:
+                self._health = None  # the next login's channel says what is true then
                 self._dispatch(LoggedOut(message))
 
         note = reason or ""
@@ -298,7 +469,21 @@ class MainWindow(QMainWindow):
     # ---- event channel ---------------------------------------------------------------------
 
     def _on_envelope(self, envelope: Envelope) -> None:
+        self._take_health(envelope)
         self._dispatch(EventReceived(envelope, self.services.clock()))
+
+    def _take_health(self, envelope: Envelope) -> None:
+        """The recorder's health: its own event, and in the ``state`` sent on (re)connect."""
+        if envelope.type == EventType.RECORDER_HEALTH:
+            raw: Any = envelope.data
+        elif envelope.type == EventType.STATE and envelope.data.get("recorder") is not None:
+            raw = envelope.data["recorder"]
+        else:
+            return
+        try:
+            self._health = parse_report(raw)
+        except ValueError as exc:
+            log.info("ignoring a malformed recorder.health: %s", exc)
 
     def _on_channel_status(self, state: ChannelState, detail: str) -> None:
         self._dispatch(ChannelChanged(state, detail))
@@ -314,11 +499,28 @@ class MainWindow(QMainWindow):
         self._shut_down = True
         self.relay.close()
         self.call_panel.timer.stop()
+        self.health_timer.stop()
+        if self.hotkey is not None:
+            self.hotkey.stop()
+            self.hotkey = None
+        self.tray.close()
         if self._api is not None or self._login_api is not None or self._channel is not None:
             self._end_session(None)
         if not self.runner.shutdown(timeout_ms):
             log.warning("background work did not finish within %d ms at shutdown", timeout_ms)
 
     def closeEvent(self, event: QCloseEvent) -> None:
+        """Closing hides to the tray while logged in (the agent stays logged in, his calls
+        recorded); logged out, or quitting, it ends the program (and logs out)."""
+        if self.model.state.logged_in and not self._quitting and not self._shut_down:
+            event.ignore()
+            if AgentTray.available():
+                self.hide()
+                self.tray.notify(
+                    "Tandem is still running", "You are logged in. Use the tray icon to log out."
+                )
+            else:
+                self.showMinimized()  # no tray to come back from: keep it on the task bar
+            return
         self.shutdown()
         super().closeEvent(event)
