@@ -270,6 +270,25 @@ def test_player_plays_seeks_skips_markers_volume_deep_link_and_bookmark(tmp_path
             call_start = page.get_attribute('#markers .marker[data-kind="call-start"]', "data-at")
             assert abs(float(call_start or "nan")) < 0.01  # the voice starts at the answer
 
+        # Agents play their own recordings only where the admin ticked their team.
+        with new_page(browser) as page:
+            log_in(page, server.url, "agent1", server.creds["agent1"]["password"])
+            page.goto(f"{server.url}/#/recordings/with-screen")
+            page.wait_for_selector("#player-error:not([hidden])")
+            assert "not allowed" in page.inner_text("#player-error")
+        with new_page(browser) as page:
+            log_in(page, server.url, "admin", server.creds["admin"]["password"])
+            page.goto(f"{server.url}/#/admin")
+            page.check('#agent-playback-teams input[value="Blue"]')
+            page.click("#agent-playback-save")
+            page.wait_for_function(
+                "() => document.getElementById('agent-playback-status').textContent.startsWith('Saved')"
+            )
+            assert "Blue" in page.inner_text("#agent-playback-status")
+        with new_page(browser) as page:
+            log_in(page, server.url, "agent1", server.creds["agent1"]["password"])
+            _open(page, f"{server.url}/#/recordings/with-screen")
+
         # Another team's supervisor: refused (and audited by the API).
         with new_page(browser) as page:
             log_in(page, server.url, "supervisor2", server.creds["supervisor2"]["password"])

@@ -3,6 +3,7 @@
 
 import { api, setUnauthorizedHandler } from "./api.js";
 import { initAdmin, showAdmin } from "./admin.js";
+import { initAgentPlayback, showAgentPlayback } from "./admin_agent_playback.js";
 import { initRecorderPolicy, showRecorderPolicy } from "./admin_recorder.js";
 import { FLEET_ROLES, initFleet, showFleet, stopFleet } from "./fleet.js";
 import { MISSED_ROLES, initMissed, showMissed } from "./missed.js";
@@ -187,6 +188,7 @@ function route() {
     showView("view-admin");
     showAdmin(isCurrent);
     showSearchKeys(isCurrent);
+    showAgentPlayback(isCurrent);
     showRecorderPolicy(isCurrent);
     return;
   }
@@ -203,6 +205,7 @@ async function start() {
   initPlayerControls();
   initSearch();
   initSearchKeys();
+  initAgentPlayback();
   initAdmin();
   initRecorderPolicy();
   initFleet();

@@ -367,15 +367,16 @@ export async function showPlayer(id, isCurrent, query = "") {
   stopPlayer();
   resetView();
   const base = `/api/interactions/${encodeURIComponent(id)}`;
+  // The interaction (its read is audited as such) and the player's timeline, side by side.
+  let summary;
   let timeline;
   try {
-    timeline = await api("GET", `${base}/timeline`);
+    [summary, timeline] = await Promise.all([api("GET", base), api("GET", `${base}/timeline`)]);
   } catch (err) {
     if (isCurrent()) showError(messageFor(err.status, err.message));
     return;
   }
   if (!isCurrent()) return;
-  const summary = timeline.interaction;
   $("player-title").textContent =
     `${summary.agent || summary.dn} — ${summary.caller || "unknown caller"}, ${localDateTime(summary.started_at)}`;
   renderDetails(summary);
@@ -401,6 +402,7 @@ export async function showPlayer(id, isCurrent, query = "") {
   };
   window.tandemPlayer = current;
   const mine = current;
+  renderMarkers(); // in a row until the duration is known, then placed on the timeline
   const peaks = media.includes("voice") ? api("GET", `${base}/peaks`).catch(() => null) : Promise.resolve(null);
   el.addEventListener("loadedmetadata", async () => {
     if (current !== mine) return;
