@@ -336,6 +336,8 @@ const VOICE_FILES = {
   "voice:mp3_32k_stereo": { label: "MP3 32 kbit/s stereo", suffix: "-32k-stereo.mp3" },
   "voice:wav_ulaw": { label: "WAV G.711 μ-law", suffix: "-ulaw.wav" },
   "voice:opus": { label: "Opus", suffix: ".opus" },
+  // The recorder's endpoint audio (microphone left, what the agent heard right), from the mux's t=0.
+  endpoint_audio: { label: "Endpoint audio (PC: microphone L, heard R), M4A", suffix: "-endpoint.m4a" },
 };
 
 function renderVoiceFiles(summary) {
@@ -343,6 +345,7 @@ function renderVoiceFiles(summary) {
   const kinds = [
     ...((summary.media || []).includes("voice") ? ["voice"] : []),
     ...(summary.voice_formats || []).map((fmt) => `voice:${fmt}`),
+    ...((summary.media || []).includes("endpoint_audio") ? ["endpoint_audio"] : []),
   ];
   const links = kinds.map((kind) => {
     const known = VOICE_FILES[kind] || { label: kind.replace(/^voice:/, ""), suffix: "" };
@@ -351,7 +354,7 @@ function renderVoiceFiles(summary) {
       href: `/api/interactions/${encodeURIComponent(summary.id)}/media/${kind}`,
       download: `${summary.id}${known.suffix}`,
       textContent: known.label,
-      title: `Download the voice as ${known.label}`,
+      title: kind === "endpoint_audio" ? `Download the ${known.label}` : `Download the voice as ${known.label}`,
     });
     link.dataset.kind = kind;
     return link;
