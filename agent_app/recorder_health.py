@@ -177,6 +177,9 @@ def _facts(beat: Heartbeat) -> tuple[str, ...]:
     lines = []
     if beat.segments_pending:
         lines.append(f"Uploads pending: {beat.segments_pending}")
+    percent = _upload_percent(beat)
+    if percent is not None:
+        lines.append(f"Uploading a screen segment: {percent} %")
     lines.append(f"Spool: {format_bytes(beat.spool_bytes)}")
     if beat.last_error:
         lines.append(f"Last error: {beat.last_error}")

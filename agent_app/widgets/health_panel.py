@@ -37,8 +37,8 @@ class HealthPanel(QFrame):
         self.progress.setObjectName("uploadProgress")
         self.progress.setAccessibleName("Upload of the current screen segment")
         self.progress.setRange(0, 100)
-        self.progress.setFormat("Uploading %p %")
-        self.progress.setMaximumHeight(self.fontMetrics().height() + 6)
+        self.progress.setTextVisible(False)  # the percentage is in the details, in words
+        self.progress.setFixedHeight(max(6, self.fontMetrics().height() // 2))
         for label in (self.headline, self.details):
             label.setTextFormat(Qt.TextFormat.PlainText)  # errors come from the recorder
             label.setWordWrap(True)

@@ -38,7 +38,7 @@ def test_state_on_connect_fills_the_panel_and_events_update_it(qtbot: QtBot, fak
     fakes.channel.send("state", state, seq=1, at=fakes.clock.now)
     qtbot.waitUntil(lambda: panel.level == Level.OK)
     assert panel.headline.text() == "Recorder: recording"
-    assert panel.details.text() == "Uploads pending: 2\nSpool: 5.0 MB"
+    assert panel.details.text() == "Uploads pending: 2\nUploading a screen segment: 30 %\nSpool: 5.0 MB"
     assert panel.progress.isVisibleTo(window) and panel.progress.value() == 30
     fakes.channel.send("recorder.health", health(fakes, beat={"state": "spool_full", "upload": None}))
     qtbot.waitUntil(lambda: panel.level == Level.WARNING)

@@ -44,7 +44,7 @@ def test_recording_is_ok_with_spool_and_pending_uploads_and_progress() -> None:
     )
     assert view.level == Level.OK and view.headline == "Recorder: recording"
     assert view.upload_percent == 25 and view.pending == 3
-    assert view.details == ("Uploads pending: 3", "Spool: 3.0 MB")
+    assert view.details == ("Uploads pending: 3", "Uploading a screen segment: 25 %", "Spool: 3.0 MB")
 
 
 @pytest.mark.parametrize(("state", "words"), [("idle", "connected, idle"), ("paused", "paused")])
