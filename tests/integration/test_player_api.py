@@ -280,3 +280,25 @@ def test_bookmarks_private_and_shared_audited(env: TestClient) -> None:
     assert creates == [("sup", "allowed"), ("sup", "allowed"), ("sup", "denied"), ("sup", "denied")]
     assert [a.outcome for a in audits(env, "bookmark.delete")] == ["denied", "denied", "allowed"]
     assert len(audits(env, "bookmark.read")) == 3
+
+
+def test_revision_0011_adds_and_removes_the_bookmarks_table(tmp_path: Path) -> None:
+    import sqlite3
+
+    from alembic import command
+
+    from server.store.db import alembic_config
+
+    path = tmp_path / "t.db"
+    url = f"sqlite:///{path}"
+
+    def tables() -> set[str]:
+        with sqlite3.connect(path) as db:
+            return {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+
+    command.upgrade(alembic_config(url), "head")
+    assert "bookmarks" in tables()
+    command.downgrade(alembic_config(url), "0010")
+    assert "bookmarks" not in tables() and "saved_searches" in tables()
+    command.upgrade(alembic_config(url), "head")
+    assert "bookmarks" in tables()
