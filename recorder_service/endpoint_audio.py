@@ -65,6 +65,10 @@ class EndpointAudio:
         self._streams: list[Any] = []
         self._lock = threading.Lock()
         self.drops = 0  # blocks lost: queue full, or the device overflowed
+        # Set while paused: blocks from then on are not even queued (the assembler's zeros stand
+        # for them), so a long pause, when no segment takes audio, neither fills the queue nor
+        # counts as drops. A float is read and written atomically: no lock in the callback.
+        self._muted_from: float | None = None
         self.sources: list[str] = []  # what is recorded: "microphone", "what the agent hears"
         self.error = ""
 
@@ -138,9 +142,13 @@ class EndpointAudio:
         first = self._counts[source]
         self._counts[source] = first + frames
         clock.observe(first, frames, arrival)
+        at = clock.server_time(first)
+        muted = self._muted_from
+        if muted is not None and at >= muted:
+            return
         samples = np.array(indata[:frames, 0], dtype=np.float32)
         try:
-            self._queue.put_nowait(Block(source, clock.server_time(first), samples))
+            self._queue.put_nowait(Block(source, at, samples))
         except queue.Full:
             self.drops += 1
 
@@ -158,11 +166,14 @@ class EndpointAudio:
             self._assembler.discard_before(at)
 
     def pause(self, at: float) -> None:
+        """Silence from server time ``at`` on (blocks already queued are zeroed from ``at``)."""
         with self._lock:
+            self._muted_from = at
             self._assembler.pause(at)
 
     def resume(self, at: float) -> None:
         with self._lock:
+            self._muted_from = None
             self._assembler.resume(at)
 
     def _drain(self) -> None:

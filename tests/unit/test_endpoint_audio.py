@@ -258,3 +258,29 @@ def test_derived_track_on_the_server_clock(tmp_path: Path) -> None:
     none = tmp_path / "none.m4a"
     assert build_endpoint_audio([(silent, 200.0)], none, started_at=199.0, ended_at=207.0) is None
     assert not none.exists()
+
+
+def test_a_long_pause_queues_nothing_and_drops_nothing() -> None:
+    """Nobody takes audio during a pause (no segment is open): blocks from the pause on are not
+    queued, so a pause longer than the queue drops nothing and the audio after it flows."""
+    FakeStream.opened = []
+    now = [100.0]
+    audio = EndpointAudio(lambda: now[0], stream_factory=FakeStream, monitor=False)
+    audio.start()
+    (mic,) = FakeStream.opened
+    audio.pause(100.0)
+    block = np.full((BLOCK, 1), 0.5, np.float32)
+    for _ in range(round(60 / (BLOCK / RATE))):  # a minute of pause: 6,000 blocks
+        now[0] += BLOCK / RATE
+        mic.callback(block, BLOCK, None, None)
+    assert audio.drops == 0
+    audio.resume(now[0])
+    for _ in range(10):
+        now[0] += BLOCK / RATE
+        mic.callback(block, BLOCK, None, None)
+    audio.discard_before(now[0] - 0.1)
+    got = audio.take(now[0])
+    assert got is not None
+    at, samples = got
+    assert at == pytest.approx(now[0] - 0.1, abs=0.002)
+    assert (samples[:, 0] == 0.5).all()
