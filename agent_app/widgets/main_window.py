@@ -20,12 +20,10 @@ from typing import Any
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QCloseEvent
 from PySide6.QtWidgets import (
-    QAbstractButton,
     QApplication,
     QHBoxLayout,
     QLabel,
     QMainWindow,
-    QMessageBox,
     QPushButton,
     QStackedWidget,
     QVBoxLayout,
@@ -38,7 +36,7 @@ from agent_app.api_client import AgentApi
 from agent_app.bridge import EventRelay, TaskRunner
 from agent_app.config import DesktopSettings
 from agent_app.errors import AgentAppError, AuthError, ScreenNotConfirmedError
-from agent_app.keyring_store import CredentialStore, Remembered
+from agent_app.keyring_store import CredentialStore
 from agent_app.model import (
     ActionFailed,
     ActionSucceeded,
@@ -59,7 +57,7 @@ from agent_app.model import (
     ResumeRequested,
     pause_means_resume,
 )
-from agent_app.recorder_health import RecorderReport, health_view, parse_report
+from agent_app.recorder_health import Level, RecorderReport, health_view, parse_report
 from agent_app.services import Channel, Services
 from agent_app.store import DesktopModel
 from agent_app.tray import AgentTray
@@ -67,6 +65,8 @@ from agent_app.validation import LoginInput
 from agent_app.widgets.call_panel import CallPanel
 from agent_app.widgets.health_panel import HealthPanel
 from agent_app.widgets.login import LoginWidget
+from agent_app.widgets.logout_confirm import ask_logout
+from agent_app.widgets.remember_me import RememberMe
 from tandem_protocol import CallInfo, Envelope, EventType, LoginResponse
 
 log = logging.getLogger(__name__)
@@ -123,6 +123,7 @@ class MainWindow(QMainWindow):
         self.health_timer.timeout.connect(self._render_health)
         self.health_timer.start()
         self.hotkey_pressed.connect(self._on_pause_clicked)
+        self.remember_me = RememberMe(self.runner, self.login_widget, credentials)
         self._start_hotkey()
         self._apply_settings()
         self._render()
@@ -203,6 +204,8 @@ class MainWindow(QMainWindow):
         view = self.model.view()
         logged_in = self.model.state.logged_in
         health = health_view(self._health if logged_in else None, self.model.server_now())
+        if health.level == Level.WARNING and self.health_panel.level != Level.WARNING:
+            self.tray.notify("Screen recorder problem", health.headline)  # seen with the window hidden
         self.health_panel.show_health(health)
         self.tray.show_state(
             view.agent_state_text if logged_in else "logged out",
@@ -219,35 +222,7 @@ class MainWindow(QMainWindow):
             self.login_widget.fix_server(self.settings.server_url)
         elif self.settings.server_url:
             self.login_widget.server.setText(self.settings.server_url)
-        if self.credentials is None:
-            self.login_widget.remember_unavailable("Remember me is not set up in this desktop.")
-            return
-
-        def remembered(found: Remembered | None) -> None:
-            form = self.login_widget
-            if found is None or self.model.state.logged_in or form.user.text():
-                return
-            form.set_values(found.server_url, found.username, found.dn, found.password)
-            form.remember.setChecked(True)
-
-        store = self.credentials
-        if not self.runner.submit(store.load, remembered, lambda exc: self._remember_failed(exc)):
-            self.login_widget.remember_unavailable("The desktop is busy.")
-
-    def _remember_failed(self, exc: Exception) -> None:
-        self.login_widget.remember_unavailable(_message(exc))
-        log.warning("remember me: %s", exc)
-
-    def _remember(self, values: LoginInput) -> None:
-        """After a successful login: keep or forget the login in the keyring, off the Qt thread."""
-        store = self.credentials
-        if store is None or not self.login_widget.remember.isEnabled():
-            return
-        if self.login_widget.remember.isChecked():
-            entry = Remembered(values.server_url, values.username, values.dn, values.password)
-            self.runner.submit(lambda: store.save(entry), lambda _: None, self._remember_failed)
-        else:
-            self.runner.submit(store.forget, lambda _: None, self._remember_failed)
+        self.remember_me.load(lambda: not self.model.state.logged_in)
 
     def _start_hotkey(self) -> None:
         spec = self.settings.pause_hotkey
@@ -336,7 +311,7 @@ class MainWindow(QMainWindow):
 
     def _on_logged_in(self, api: AgentApi, values: LoginInput, response: LoginResponse) -> None:
         server_url = values.server_url
-        self._remember(values)
+        self.remember_me.after_login(values)
         self._api, self._login_api = api, None
         self.login_widget.clear_password()
         self._dispatch(LoginSucceeded(response))
@@ -353,29 +328,8 @@ class MainWindow(QMainWindow):
         self._log_out()
 
     def _confirm_logout(self) -> None:
-        """Asked without blocking the Qt thread (``open``, not ``exec``): events keep flowing."""
-        box = QMessageBox(self)
-        box.setObjectName("logoutConfirm")
-        box.setIcon(QMessageBox.Icon.Warning)
-        box.setWindowTitle("Log out?")
         in_acw = self.model.agent_state == AgentState.AFTER_CALL_WORK
-        box.setText("You are in after-call work." if in_acw else "You are on a call.")
-        box.setInformativeText(
-            "If you log out now, calls to your DN are no longer recorded for you until you log in again."
-        )
-        logout = box.addButton("Log out", QMessageBox.ButtonRole.AcceptRole)
-        logout.setObjectName("logoutConfirmButton")
-        stay = box.addButton("Stay logged in", QMessageBox.ButtonRole.RejectRole)
-        stay.setObjectName("logoutCancelButton")
-        box.setDefaultButton(stay)
-        box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
-
-        def clicked(button: QAbstractButton) -> None:
-            if button is logout:
-                self._log_out()
-
-        box.buttonClicked.connect(clicked)
-        box.open()
+        ask_logout(self, in_acw, self._log_out)
 
     def _log_out(self) -> None:
         self._dispatch(LogoutStarted())
@@ -407,6 +361,9 @@ class MainWindow(QMainWindow):
             if session == self._session:
                 self._health = None  # the next login's channel says what is true then
                 self._dispatch(LoggedOut(message))
+                if reason is not None and not self._shut_down and not self.isVisible():
+                    # Hidden in the tray, a lost session would go unseen: the login page comes up.
+                    self.show_from_tray()
 
         note = reason or ""
         if not self.runner.submit(

@@ -10,6 +10,7 @@ from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QMessageBox, QPushButton
 from pytestqt.qtbot import QtBot
 
+from agent_app.model import ChannelState
 from agent_app.recorder_health import Level
 from agent_app.tray import AgentTray
 from agent_app.widgets.main_window import MainWindow
@@ -125,3 +126,29 @@ def test_tray_icon_and_tooltip_follow_the_recorder(qtbot: QtBot, fakes: Any) -> 
     )
     qtbot.waitUntil(lambda: window.tray.level == Level.WARNING)
     assert "disconnected" in window.tray.tooltip
+
+
+def test_a_session_lost_while_hidden_in_the_tray_brings_the_login_page_up(
+    qtbot: QtBot, fakes: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(AgentTray, "available", staticmethod(lambda: True))
+    window = make_window(qtbot, fakes)
+    log_in(qtbot, window)
+    window.close()
+    qtbot.waitUntil(lambda: not window.isVisible())
+    fakes.channel.status(ChannelState.REFUSED, "HTTP 401")
+    qtbot.waitUntil(lambda: window.isVisible() and window.stack.currentWidget() is window.login_widget)
+
+
+def test_a_recorder_warning_is_announced_by_the_tray(
+    qtbot: QtBot, fakes: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    said: list[tuple[str, str]] = []
+    monkeypatch.setattr(AgentTray, "notify", lambda self, title, message: said.append((title, message)))
+    window = make_window(qtbot, fakes)
+    log_in(qtbot, window)
+    fakes.channel.send("recorder.health", {"connected": False, "last_seen": None, "heartbeat": None})
+    qtbot.waitUntil(lambda: bool(said))
+    assert said[0][0] == "Screen recorder problem" and "not being recorded" in said[0][1]
+    window._render_health()  # still the same warning: said once, not at every tick
+    assert len(said) == 1
