@@ -18,6 +18,7 @@ from sqlalchemy.exc import OperationalError
 from server.api import (
     routes_admin,
     routes_agent_recording,
+    routes_agent_state,
     routes_audit,
     routes_auth,
     routes_calls,
@@ -33,6 +34,7 @@ from server.api import (
     routes_screen_segments,
     routes_screen_upload,
     routes_search,
+    routes_share,
     routes_users,
 )
 from server.api.context import ServerContext
@@ -210,9 +212,11 @@ def create_app(settings: Settings) -> FastAPI:
         routes_search,  # before routes_recordings: /interactions/search is not an interaction id
         routes_recordings,
         routes_player,
+        routes_share,
         routes_admin,
         routes_audit,
         routes_agent_recording,
+        routes_agent_state,
         routes_users,
         routes_missed_calls,
         routes_dn_matching,

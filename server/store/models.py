@@ -350,6 +350,24 @@ class Bookmark(Base):
     created_at: Mapped[float] = mapped_column(Float)
 
 
+class ShareLink(Base):
+    """A time-limited link to one media file of one interaction, usable without login (revision
+    0012, server/services/share_links.py). Only the token's SHA-256 is stored: the database
+    alone does not let anyone use a link."""
+
+    __tablename__ = "share_links"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    interaction_id: Mapped[str] = mapped_column(ForeignKey("interactions.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(40))  # a media kind: muxed, voice, voice:<format>, ...
+    created_by: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    created_by_username: Mapped[str] = mapped_column(String(100))
+    created_at: Mapped[float] = mapped_column(Float)
+    expires_at: Mapped[float] = mapped_column(Float)
+    revoked_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    uses: Mapped[int] = mapped_column(Integer, default=0)
+
+
 # Indexes of the search page's typical queries (revision 0010; chosen with EXPLAIN QUERY PLAN, see
 # benchmarks/playback/search_bench.py). The id follows the sort key so keyset paging needs no
 # sort; the trailing columns make the index covering for the filters that go with it (a table
