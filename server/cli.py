@@ -275,6 +275,9 @@ def build_parser() -> argparse.ArgumentParser:
     from server import agent_playback_cli
 
     agent_playback_cli.add_parser(sub)
+    from server import codes_cli
+
+    codes_cli.add_parser(sub)
     try:
         from server.sim import cli as sim_cli
     except ImportError:

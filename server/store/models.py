@@ -116,6 +116,10 @@ class Interaction(Base):
     # Set (never cleared) when a screen file or segment is stored / a pause (not a hold) starts.
     has_screen: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
     was_paused: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
+    # The agent's wrap-up in after-call work (revision 0013, server/services/dispositions.py):
+    # an admin-defined disposition code and free notes, both searchable by supervisors.
+    disposition_code: Mapped[str | None] = mapped_column(String(32), nullable=True, index=True)
+    notes: Mapped[str] = mapped_column(Text, default="", server_default="")
     agent: Mapped[User | None] = relationship()
     pauses: Mapped[list[PauseSpan]] = relationship(order_by="PauseSpan.started_at")
     # Only stored files: a row still "pending" is an upload or a move into storage under way
@@ -366,6 +370,34 @@ class ShareLink(Base):
     expires_at: Mapped[float] = mapped_column(Float)
     revoked_at: Mapped[float | None] = mapped_column(Float, nullable=True)
     uses: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class AgentCode(Base):
+    """An admin-defined code (revision 0013): ``reason`` (why an agent is Not Ready) or
+    ``disposition`` (the outcome an agent gives a call in after-call work). Never deleted, only
+    deactivated: history and interactions keep naming it."""
+
+    __tablename__ = "agent_codes"
+    __table_args__ = (UniqueConstraint("kind", "code", name="uq_agent_codes_kind_code"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(20))  # reason, disposition
+    code: Mapped[str] = mapped_column(String(32))
+    label: Mapped[str] = mapped_column(String(80))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    updated_at: Mapped[float] = mapped_column(Float)
+
+
+class AgentStateChange(Base):
+    """An agent's own availability choice (Ready, or Not Ready with a reason code), from this
+    time on (revision 0013, server/services/agent_states.py). Logged out, On call and ACW are
+    derived from the login binding and the live call, not stored here."""
+
+    __tablename__ = "agent_state_changes"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    state: Mapped[str] = mapped_column(String(20))  # ready, not_ready
+    reason_code: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    at: Mapped[float] = mapped_column(Float, index=True)
 
 
 # Indexes of the search page's typical queries (revision 0010; chosen with EXPLAIN QUERY PLAN, see
