@@ -1,0 +1,246 @@
+"""The agent PC package end to end: ``installers/build`` makes the one-folder bundles and the .deb;
+it is installed with ``apt-get`` into a fresh minimal Debian root (debootstrap: no Python there),
+with the server URL and a one-time enrolment code preseeded through debconf; the bundled recorder,
+started with its XDG autostart command as an ordinary user, enrols against a real server on the
+host and its heartbeat shows up in the fleet. Then bad input (each a clear message, dpkg state
+clean), an upgrade that keeps the admin's config, and a purge that leaves nothing.
+
+Slow (a build and a chroot install: minutes) and needs root: CI runs it as its own step,
+``tests/installers/run`` (TANDEM_INSTALLER_TEST=1 scripts/test runs it too). The tests share one
+installed root and run in file order; the purge is last.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.e2e.harness import ROOT, ServerProcess, run_server, stop_process, wait_until
+from tests.installers.debroot import DebRoot, fresh_root, why_not_possible
+from tests.ports import free_port
+
+pytestmark = [
+    pytest.mark.installers,
+    pytest.mark.timeout(1800),
+    pytest.mark.skipif(why_not_possible() is not None, reason=why_not_possible() or ""),
+    # Minutes long: only when asked for (tests/installers/run sets TANDEM_INSTALLER_DEB).
+    pytest.mark.skipif(
+        not (os.environ.get("TANDEM_INSTALLER_DEB") or os.environ.get("TANDEM_INSTALLER_BUILD") == "1"),
+        reason="runs as its own step: tests/installers/run (or TANDEM_INSTALLER_TEST=1 scripts/test)",
+    ),
+]
+
+RECORDER = "/opt/tandem/tandem-recorder/tandem-recorder"
+CONF = "/etc/tandem/agent.toml"
+
+
+def _cli_env(server: ServerProcess, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TANDEM_SERVER_")}
+    env.update({"TANDEM_SERVER_DATA_DIR": str(server.data_dir), "PYTHONPATH": str(ROOT), **extra})
+    return env
+
+
+def enrolment_code(server: ServerProcess, username: str, **extra: str) -> dict[str, Any]:
+    """What IT does: ``tandem-server enroll-recorder --username AGENT``."""
+    out = subprocess.run(
+        [sys.executable, "-m", "server.cli", "enroll-recorder", "--username", username, "--json"],
+        env=_cli_env(server, **extra),
+        capture_output=True,
+        text=True,
+    )
+    assert out.returncode == 0, out.stderr
+    result: dict[str, Any] = json.loads(out.stdout)
+    return result
+
+
+@pytest.fixture(scope="module")
+def deb() -> Path:
+    """The package: TANDEM_INSTALLER_DEB if set (a CI step that built it already), else built now."""
+    given = os.environ.get("TANDEM_INSTALLER_DEB")
+    if given:
+        return Path(given)
+    started = time.monotonic()
+    subprocess.run([str(ROOT / "installers" / "build")], cwd=ROOT, check=True, capture_output=True)
+    print(f"installers/build: {time.monotonic() - started:.0f} s")
+    debs = sorted((ROOT / "build" / "installers" / "dist").glob("tandem-agent_*.deb"), key=os.path.getmtime)
+    assert debs, "installers/build made no .deb"
+    return debs[-1]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    with run_server(tmp_path_factory.mktemp("server"), [("agent2", "agent", "Blue")]) as srv:
+        yield srv
+
+
+@pytest.fixture(scope="module")
+def installed(
+    deb: Path, server: ServerProcess, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[DebRoot]:
+    code = enrolment_code(server, "agent1")["code"]
+    with fresh_root(tmp_path_factory.mktemp("chroot")) as root:
+        # What IT pushes to 500 PCs: two preseeded answers, then a non-interactive apt-get install.
+        root.run(
+            ["debconf-set-selections"],
+            input=(
+                f"tandem-agent tandem/serverurl string {server.url}\n"
+                f"tandem-agent tandem/enrolltoken password {code}\n"
+            ),
+        )
+        target = root.path("/tmp") / deb.name
+        os.link(deb, target) if deb.stat().st_dev == target.parent.stat().st_dev else _copy(deb, target)
+        started = time.monotonic()
+        root.run(["apt-get", "install", "-y", "-q", f"/tmp/{deb.name}"], timeout=1200)
+        print(f"apt-get install in the fresh root: {time.monotonic() - started:.0f} s")
+        target.unlink()
+        for user in ("agent1", "agent2"):
+            root.run(["useradd", "--create-home", user])
+        yield root
+
+
+def _copy(src: Path, dst: Path) -> None:
+    subprocess.run(["cp", str(src), str(dst)], check=True)
+
+
+def _autostart_command(root: DebRoot) -> list[str]:
+    """The command every graphical session starts (the XDG autostart entry's Exec line)."""
+    text = root.path("/etc/xdg/autostart/tandem-recorder.desktop").read_text()
+    match = re.search(r"^Exec=(.+)$", text, re.MULTILINE)
+    assert match, text
+    return match.group(1).split()
+
+
+def _recorder_env(user: str, **extra: str) -> dict[str, str]:
+    # No desktop keyring in a chroot: the administrator's opt-in plaintext token file.
+    return {"TANDEM_RECORDER_KEYRING_FILE": f"/home/{user}/.local/state/tandem/token", **extra}
+
+
+def _run_to_exit(root: DebRoot, user: str, **env: str) -> subprocess.CompletedProcess[str]:
+    return root.run(
+        _autostart_command(root), user=user, env=_recorder_env(user, **env), check=False, timeout=120
+    )
+
+
+def _fleet_entry(server: ServerProcess, agent: str) -> dict[str, Any] | None:
+    with server.client("admin") as admin:
+        r = admin.get("/api/admin/fleet")
+        r.raise_for_status()
+        for entry in r.json()["recorders"]:
+            if entry.get("agent") == agent and entry.get("last_seen"):
+                return dict(entry)
+    return None
+
+
+def test_preseeded_install_enrols_and_reports_without_python(
+    installed: DebRoot, server: ServerProcess, tmp_path: Path
+) -> None:
+    root = installed
+    status = root.run(["dpkg-query", "-W", "-f=${Status} ${Version}", "tandem-agent"]).stdout
+    assert status.startswith("install ok installed"), status
+    assert root.dpkg_clean() == ""
+    # The bundle runs on this root's libc alone: no Python interpreter anywhere in it.
+    assert root.run(["sh", "-c", "command -v python3 || ls /usr/bin/python3*"], check=False).returncode != 0
+    conf = root.path(CONF).read_text()
+    assert f'server_url = "{server.url}"' in conf
+    assert re.search(r'^enroll_token = "\S+"$', conf, re.MULTILINE)
+    assert oct(root.path(CONF).stat().st_mode & 0o777) == "0o644"  # every user's recorder reads it
+    # debconf forgot the one-time code once it was in the file.
+    shown = root.run(["debconf-show", "tandem-agent"]).stdout
+    assert "tandem/serverurl: " + server.url in shown and "enrolltoken: \n" not in shown.replace("*", "")
+
+    log = tmp_path / "recorder.log"
+    started = time.monotonic()
+    proc = root.popen(_autostart_command(root), user="agent1", env=_recorder_env("agent1"), log=log)
+    try:
+        wait_until(
+            lambda: "event channel connected" in log.read_text() or proc.poll() is not None,
+            120,
+            "the recorder's ready line",
+        )
+        text = log.read_text()
+        assert proc.poll() is None, f"recorder exited {proc.returncode}:\n{text}"
+        print(f"bundled recorder in the chroot, process start -> ready: {time.monotonic() - started:.2f} s")
+        assert f"enrolment token from {CONF}" in text and "enrolled: this recorder uploads to" in text, text
+        entry = wait_until(lambda: _fleet_entry(server, "agent1"), 90, "agent1's recorder in the fleet")
+        assert entry["version"] == root.path("/opt/tandem/VERSION").read_text().strip(), entry
+    finally:
+        stop_process(proc)
+    # The enrolment code is spent: the server's answer to a second use says so.
+    with httpx.Client() as client:
+        code = re.search(r'^enroll_token = "(\S+)"$', conf, re.MULTILINE).group(1)  # type: ignore[union-attr]
+        again = client.post(f"{server.url}/api/recorders/enroll", json={"code": code})
+    assert again.status_code == 401 and again.json()["error"] == "enrolment_code_used"
+
+
+def test_bad_input_is_named_in_the_log_and_dpkg_stays_clean(
+    installed: DebRoot, server: ServerProcess
+) -> None:
+    root = installed
+    # agent2's recorder on the same PC: the machine file's code was spent by agent1's.
+    used = _run_to_exit(root, "agent2")
+    assert used.returncode == 2
+    assert "enrolment refused (HTTP 401): this enrolment code was already used; ask IT for a new one" in (
+        used.stderr
+    )
+    # An expired code (issued with a 1-second lifetime).
+    issued = enrolment_code(server, "agent2", TANDEM_SERVER_RECORDER_ENROLMENT_TTL_HOURS="0.0003")
+    wait_until(lambda: time.time() > issued["expires_at"] + 0.5, 30, "the code to expire")
+    expired_conf = root.path("/etc/tandem/expired.toml")
+    expired_conf.write_text(f'server_url = "{server.url}"\nenroll_token = "{issued["code"]}"\n')
+    expired = _run_to_exit(root, "agent2", TANDEM_AGENT_CONFIG="/etc/tandem/expired.toml")
+    expired_conf.unlink()
+    assert expired.returncode == 2
+    assert "this enrolment code has expired; ask IT for a new one" in expired.stderr
+    # A server URL where no server listens.
+    wrong = f"http://127.0.0.1:{free_port()}"
+    unreachable = _run_to_exit(root, "agent2", TANDEM_RECORDER_SERVER=wrong)
+    assert unreachable.returncode == 2 and f"tandem-recorder: cannot reach {wrong}" in unreachable.stderr
+    # A misspelt key in the user's config file.
+    user_conf = root.path("/home/agent2/.config/tandem/agent.toml")
+    user_conf.parent.mkdir(parents=True)
+    user_conf.write_text('sever_url = "http://elsewhere"\n')
+    unknown = _run_to_exit(root, "agent2")
+    user_conf.unlink()
+    assert unknown.returncode == 2
+    assert "/home/agent2/.config/tandem/agent.toml: unknown key 'sever_url' (known keys: server_url" in (
+        unknown.stderr
+    )
+    # None of it touched the package.
+    assert root.dpkg_clean() == ""
+    assert root.run(["dpkg-query", "-W", "-f=${Status}", "tandem-agent"]).stdout == "install ok installed"
+
+
+def test_upgrade_keeps_the_config_and_purge_removes_everything(installed: DebRoot, deb: Path) -> None:
+    root = installed
+    conf = root.path(CONF)
+    edited = re.sub(r"^enroll_token = .*\n", "", conf.read_text(), flags=re.MULTILINE) + "fps = 2\n"
+    conf.write_text(edited)  # the admin's edit: the spent code removed, a key added
+    target = root.path("/tmp") / deb.name
+    _copy(deb, target)
+    root.run(["apt-get", "install", "-y", "-q", "--reinstall", f"/tmp/{deb.name}"], timeout=600)
+    target.unlink()
+    assert conf.read_text() == edited
+    assert root.dpkg_clean() == ""
+
+    root.run(["apt-get", "purge", "-y", "-q", "tandem-agent"])
+    for gone in (
+        "/opt/tandem",
+        "/etc/tandem",
+        "/etc/xdg/autostart/tandem-recorder.desktop",
+        "/usr/bin/tandem-recorder",
+    ):
+        assert not root.path(gone).exists() and not root.path(gone).is_symlink(), gone
+    assert root.run(["debconf-show", "tandem-agent"], check=False).stdout.strip() == ""
+    listed = root.run(["dpkg-query", "-W", "-f=${Status}", "tandem-agent"], check=False)
+    assert listed.returncode != 0 or "not-installed" in listed.stdout
+    assert root.dpkg_clean() == ""
