@@ -130,6 +130,10 @@ class CallInfo:
     # (defaults: what a server without them means).
     pause: PauseState = PauseState.RECORDING
     pause_warning: str = ""
+    # What the SIP side said (defaults: a server that sends none): "inbound", "outbound" or ""
+    # (not known), and the recording parameters / X-headers (e.g. queue, service) as strings.
+    direction: str = ""
+    metadata: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> CallInfo:
@@ -155,6 +159,8 @@ class CallInfo:
                 ],
                 pause=PauseState(raw.get("pause", PauseState.PAUSED if raw["paused"] else "recording")),
                 pause_warning=str(raw.get("pause_warning", "")),
+                direction=str(raw.get("direction", "")),
+                metadata=_str_dict(raw.get("metadata")),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise ValueError(f"malformed CallInfo: {exc}") from exc
@@ -292,6 +298,14 @@ def parse_envelope(text: str | bytes) -> Envelope:
 def to_data(obj: Any) -> dict[str, Any]:
     """A protocol dataclass as the ``data`` dict of an envelope."""
     return asdict(obj)
+
+
+def _str_dict(value: Any) -> dict[str, str]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise ValueError("metadata must be an object")
+    return {str(k): str(v) for k, v in value.items()}
 
 
 def _opt_float(value: Any) -> float | None:

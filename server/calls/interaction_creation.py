@@ -24,7 +24,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from server.calls.control import LiveCall
 from server.calls.lifecycle import Interaction
-from server.calls.offer_policy import assign_roles, numbers_to_try, party_record
+from server.calls.offer_policy import assign_roles, numbers_to_try, offer_direction, party_record
 from server.calls.repository import CallRepository
 from server.calls.session_records import RecordingParty, SessionRecords
 from server.diskguard import RETRY_AFTER_SECONDS, DiskGuard
@@ -103,6 +103,8 @@ class InteractionCreation:
             started_at=now,
             screen_decision=screen,
             parent_id=parent,
+            direction=offer_direction(offer, party),
+            metadata=dict(offer.params),
         )
         voice_dir = self._live_dir / interaction_id
         try:  # first: a disk that cannot take the call's directory cannot take its voice

@@ -48,6 +48,10 @@ class Interaction:
     stopped_at: float | None = None
     pauses: list[PauseSpanInfo] = field(default_factory=list)
     parent_id: str | None = None  # the agent's call this one overlapped (a second call)
+    # What the SIP side said about the call, for the agent's call panel: inbound/outbound ("" not
+    # known) and the recording parameters (Request-URI / X-Recording-* headers: queue, service...).
+    direction: str = ""
+    metadata: dict[str, str] = field(default_factory=dict)
 
     # -- transitions -----------------------------------------------------------------------
     def answer(self, at: float, recorder: bool = True) -> bool:
@@ -239,6 +243,8 @@ class Interaction:
             pauses=[PauseSpanInfo(p.started_at, p.ended_at) for p in self.pauses],
             pause=self.secure.whole,
             pause_warning=self.secure.warning,
+            direction=self.direction,
+            metadata=dict(self.metadata),
         )
 
     def _require(self, condition: bool, code: str, message: str) -> None:

@@ -56,6 +56,22 @@ def assign_roles(offer: CallOffer, agent: Party | None, agent_dn: str) -> Roles:
     return Roles(agent, agent_dn, caller, agent.display(), streams)
 
 
+def offer_direction(offer: CallOffer, agent: Party | None) -> str:
+    """The call's direction, "inbound", "outbound" or "" (not known): a ``direction`` recording
+    parameter (X-header) wins, else the SIPREC metadata's calling-party hint."""
+    said = dict(offer.params).get("direction", "").strip().lower()
+    if said in ("in", "inbound", "incoming"):
+        return "inbound"
+    if said in ("out", "outbound", "outgoing"):
+        return "outbound"
+    if agent is not None and agent.calling_party is not None:
+        if agent.calling_party:
+            return "outbound"
+        if any(p.calling_party for p in offer.participants if p.participant_id != agent.participant_id):
+            return "inbound"
+    return ""
+
+
 def party_record(party: Party, role: str, at: float) -> dict[str, Any]:
     return {
         "id": party.participant_id,
