@@ -118,23 +118,34 @@ def read_toml_file(path: Path) -> dict[str, str]:
     return parse_toml(text, str(path))
 
 
-def _registry_layer() -> dict[str, str]:  # pragma: no cover - Windows only
+# The MSI's registry values (installers/windows/tandem-agent.wxs) and the keys they stand for.
+REGISTRY_VALUES = {"ServerUrl": "server_url", "EnrollToken": "enroll_token"}
+
+
+def registry_layer(read: Callable[[str], object | None]) -> dict[str, str]:
+    """The installer-properties layer from ``read(value name)`` (None: not there), validated."""
+    found = {ours: value for name, ours in REGISTRY_VALUES.items() if (value := read(name)) is not None}
+    return parse_layer(found, "HKLM\\" + REGISTRY_KEY)
+
+
+def _winreg_layer() -> dict[str, str]:  # pragma: no cover - Windows only
     if sys.platform != "win32":  # (mypy checks the rest only for Windows)
         return {}
     import winreg
 
-    names = {"ServerUrl": "server_url", "EnrollToken": "enroll_token"}
-    found: dict[str, object] = {}
     try:
-        with winreg.OpenKey(winreg.HKEY_LOCAL_MACHINE, REGISTRY_KEY) as key:
-            for reg_name, ours in names.items():
-                try:
-                    found[ours] = winreg.QueryValueEx(key, reg_name)[0]
-                except FileNotFoundError:
-                    continue
+        key = winreg.OpenKey(winreg.HKEY_LOCAL_MACHINE, REGISTRY_KEY)
     except FileNotFoundError:
         return {}
-    return parse_layer(found, "HKLM\\" + REGISTRY_KEY)
+    with key:
+
+        def read(name: str) -> object | None:
+            try:
+                return winreg.QueryValueEx(key, name)[0]
+            except FileNotFoundError:
+                return None
+
+        return registry_layer(read)
 
 
 def machine_config_path(env: Mapping[str, str]) -> Path:
@@ -157,7 +168,7 @@ def load_agent_settings(env: Mapping[str, str] | None = None) -> AgentSettings:
     user = user_config_path()
     layers: list[tuple[str, dict[str, str]]] = []
     if sys.platform == "win32":  # pragma: no cover - Windows only
-        layers.append(("HKLM\\" + REGISTRY_KEY, _registry_layer()))
+        layers.append(("HKLM\\" + REGISTRY_KEY, _winreg_layer()))
     layers.append((str(machine), read_toml_file(machine)))
     layers.append((str(user), read_toml_file(user)))
     return merge(layers)

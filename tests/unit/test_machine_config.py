@@ -13,6 +13,7 @@ from recorder_service.machine_config import (
     merge,
     parse_toml,
     read_toml_file,
+    registry_layer,
 )
 
 
@@ -90,3 +91,10 @@ def test_machine_file_from_env_and_missing_files_are_empty(tmp_path: Path, monke
     assert settings.sources["server_url"] == str(machine)
     assert settings.values["fps"] == "4.0"
     assert settings.sources["fps"] == str(user_dir / "agent.toml")
+
+
+def test_registry_layer_reads_the_msi_values_and_validates_them() -> None:
+    registry = {"ServerUrl": "https://tandem.example/", "EnrollToken": "", "Other": "x"}
+    assert registry_layer(registry.get) == {"server_url": "https://tandem.example"}  # empty = not set
+    with pytest.raises(ConfigError, match=r"^HKLM\\SOFTWARE\\Tandem\\Agent: server_url: 'tandem' is not"):
+        registry_layer({"ServerUrl": "tandem"}.get)
