@@ -48,7 +48,8 @@ def write_muxed(
     """H.264 frames every 1/fps s except inside ``gap`` (the frames are simply not there, as in a
     real mux), and the voice as AAC stereo starting ``voice_offset`` s into the file."""
     width, height = size
-    with av.open(str(path), "w", format="mp4") as out:
+    # +faststart, as the server's mux writes it: the index first, so a player starts at once.
+    with av.open(str(path), "w", format="mp4", options={"movflags": "+faststart"}) as out:
         video = out.add_stream("libx264", rate=Fraction(fps).limit_denominator(1000))
         video.width, video.height, video.pix_fmt = width, height, "yuv420p"
         video.time_base = Fraction(1, 1000)

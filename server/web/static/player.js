@@ -370,11 +370,13 @@ export async function showPlayer(id, isCurrent, query = "") {
   stopPlayer();
   resetView();
   const base = `/api/interactions/${encodeURIComponent(id)}`;
-  // The interaction (its read is audited as such) and the player's timeline, side by side.
+  // The interaction (its read is audited as such) and the player's timeline are asked for side by
+  // side; the media element starts as soon as the interaction says which file to play.
+  const timelineAnswer = api("GET", `${base}/timeline`);
+  timelineAnswer.catch(() => {}); // handled below; a refusal of both is shown once
   let summary;
-  let timeline;
   try {
-    [summary, timeline] = await Promise.all([api("GET", base), api("GET", `${base}/timeline`)]);
+    summary = await api("GET", base);
   } catch (err) {
     if (isCurrent()) showError(messageFor(err.status, err.message));
     return;
@@ -391,8 +393,6 @@ export async function showPlayer(id, isCurrent, query = "") {
     showError(MESSAGES.none);
     return;
   }
-  const file = timeline.files[kind] || {};
-  const origin = typeof file.started_at === "number" ? file.started_at : summary.media_started_at ?? summary.started_at;
   const src = `${base}/media/${kind}`;
   const el = document.createElement(kind === "muxed" ? "video" : "audio");
   el.id = "player";
@@ -400,21 +400,34 @@ export async function showPlayer(id, isCurrent, query = "") {
   el.preload = "metadata";
   el.defaultPlaybackRate = currentSpeed();
   current = {
-    id, el, kind, origin, timeline, items: timelineItems(timeline, origin), silent: [], bookmarks: [],
-    wavesurfer: null, audio: null,
+    id, el, kind, origin: summary.media_started_at ?? summary.answered_at ?? summary.started_at, timeline: null,
+    items: { points: [], spans: [] }, silent: [], bookmarks: [], wavesurfer: null, audio: null,
   };
   window.tandemPlayer = current;
   const mine = current;
-  renderMarkers(); // in a row until the duration is known, then placed on the timeline
   const peaks = media.includes("voice") ? api("GET", `${base}/peaks`).catch(() => null) : Promise.resolve(null);
+  // The played file's t=0 comes with the timeline (its started_at); markers are in its seconds.
+  const timelineReady = timelineAnswer.then((timeline) => {
+    if (current !== mine) return false;
+    const file = timeline.files[kind] || {};
+    if (typeof file.started_at === "number") mine.origin = file.started_at;
+    mine.timeline = timeline;
+    mine.items = timelineItems(timeline, mine.origin, Number.isFinite(el.duration) ? el.duration : Infinity);
+    renderMarkers(); // in a row until the duration is known, then placed on the timeline
+    return true;
+  }, (err) => {
+    if (current === mine && isCurrent()) showError(messageFor(err.status, err.message));
+    return false;
+  });
   el.addEventListener("loadedmetadata", async () => {
     if (current !== mine) return;
     el.playbackRate = currentSpeed();
-    mine.items = timelineItems(timeline, origin, el.duration);
-    renderMarkers();
     const start = deepLinkTime(query);
     if (start !== null) seekTo(start);
     updateClock();
+    if (!(await timelineReady) || current !== mine) return;
+    mine.items = timelineItems(mine.timeline, mine.origin, el.duration);
+    renderMarkers();
     const answer = await peaks;
     if (current !== mine || !isCurrent()) return;
     // The graph waits for the peaks, which say whether the voice is stereo or one mixed channel.
@@ -447,7 +460,9 @@ export async function showPlayer(id, isCurrent, query = "") {
   showBookmarks(id, {
     isCurrent: () => isCurrent() && current === mine,
     now: () => mine.origin + el.currentTime, // server time of the playhead
-    origin: mine.origin,
+    get origin() {
+      return mine.origin;
+    },
     seek: (seconds) => seekTo(seconds, true),
     changed: (list) => {
       if (current !== mine) return;

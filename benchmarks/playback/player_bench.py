@@ -1,0 +1,246 @@
+"""The player at one hour (issue 14): peaks compute time and size for a 1-h two-channel voice WAV,
+then Chromium against a running server on a 1-h recording: open (route → first video frame
+shown) and seek (currentTime set → the new frame shown), p50/p95 in ms.
+
+    .venv/bin/python -m benchmarks.playback.player_bench --work /tmp/player-bench
+
+Targets: peaks <= 1 s to compute and <= 100 KB to load; open <= 100 ms; seek p95 <= 150 ms.
+The media are made once under --work (1 h of H.264 screen, 1 fps, a keyframe every 60 s as the
+recorder encodes, and the voice as stereo AAC; a few minutes here) and reused.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import random
+import shutil
+import statistics
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from server.media import peaks
+from server.store import models
+from server.store.db import make_engine, make_session_factory, session_scope
+from server.store.storage import sha256_file
+from tests.e2e.player_media import RATE, write_muxed, write_wav
+
+HOUR = 3600.0
+
+
+def speech_like(seconds: float, seed: int = 7) -> np.ndarray:
+    """Two channels taking turns in 2-12 s bursts of noise-modulated tone, with silences."""
+    rng = random.Random(seed)
+    frames = int(seconds * RATE)
+    out = np.zeros((frames, 2), dtype=np.int16)
+    t, ch = 0.0, 0
+    noise = np.random.default_rng(seed)
+    while t < seconds:
+        length = rng.uniform(2, 12)
+        a, b = int(t * RATE), min(frames, int((t + length) * RATE))
+        n = b - a
+        envelope = np.abs(np.sin(np.linspace(0, length * 3, n)))
+        out[a:b, ch] = (noise.normal(0, 4000, n) * envelope).clip(-32000, 32000).astype(np.int16)
+        t += length + rng.uniform(0, 3)
+        ch = 1 - ch
+    return out
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+def bench_peaks(wav: Path, runs: int) -> dict[str, Any]:
+    times = []
+    result = None
+    for _ in range(runs):
+        start = time.perf_counter()
+        with wav.open("rb") as fh:
+            result = peaks.compute(fh, wav.stat().st_size)
+        times.append(time.perf_counter() - start)
+    assert result is not None
+    loaded = len(
+        json.dumps({"channels": [{"peaks": base64.b64encode(c).decode()} for c in result.channels]}).encode()
+    )
+    return {
+        "wav_mb": round(wav.stat().st_size / 1e6, 1),
+        "compute_s_min": round(min(times), 3),
+        "compute_s_median": round(statistics.median(times), 3),
+        "compute_s_max": round(max(times), 3),
+        "derived_file_bytes": len(peaks.encode(result)),
+        "json_bytes": loaded,
+    }
+
+
+def make_media(work: Path) -> tuple[Path, Path]:
+    wav, mp4 = work / "hour.wav", work / "hour.mp4"
+    if not (wav.exists() and mp4.exists()):
+        work.mkdir(parents=True, exist_ok=True)
+        samples = speech_like(HOUR)
+        write_wav(wav, samples)
+        started = time.perf_counter()
+        write_muxed(mp4, samples, HOUR, 0.0, (1800.0, 1860.0), fps=1.0, size=(1280, 720))
+        print(
+            f"made the 1-h muxed file in {time.perf_counter() - started:.0f} s"
+            f" ({mp4.stat().st_size / 1e6:.1f} MB)"
+        )
+    return wav, mp4
+
+
+def seed(data_dir: Path, wav: Path, mp4: Path) -> None:
+    t0 = time.time() - 2 * HOUR
+    sessions = make_session_factory(make_engine(f"sqlite:///{(data_dir / 'tandem.db').resolve()}"))
+    with session_scope(sessions) as s:
+        agent = s.query(models.User).filter_by(username="agent1").one()
+        s.add(
+            models.Interaction(
+                id="hour",
+                call_id="hour",
+                dn="1001",
+                agent_id=agent.id,
+                caller="+15550100",
+                callee="1001",
+                state="done",
+                started_at=t0,
+                answered_at=t0,
+                ended_at=t0 + HOUR,
+                acw_ended_at=t0 + HOUR + 30,
+                screen_decision=True,
+                screen_percentage=100.0,
+                voice_state="complete",
+                screen_state="complete",
+                media_started_at=t0,
+            )
+        )
+        s.flush()
+        for kind, source, ctype in (("muxed", mp4, "video/mp4"), ("voice", wav, "audio/wav")):
+            stored = data_dir / "storage" / "bench" / source.name
+            stored.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(source, stored)
+            s.add(
+                models.MediaFile(
+                    interaction_id="hour",
+                    kind=kind,
+                    storage_key=f"bench/{source.name}",
+                    content_type=ctype,
+                    size=stored.stat().st_size,
+                    sha256=sha256_file(stored),
+                    started_at=t0,
+                    duration=HOUR,
+                    created_at=t0,
+                )
+            )
+
+
+OPEN_JS = """() => new Promise((resolve, reject) => {
+  const box = document.getElementById('player-box');
+  const start = performance.now();
+  const timer = setTimeout(() => reject(new Error('no frame within 20 s')), 20000);
+  const seen = new MutationObserver(() => {
+    const v = document.getElementById('player');
+    if (!v) return;
+    seen.disconnect();
+    const element = performance.now() - start;
+    let meta = null;
+    v.addEventListener('loadedmetadata', () => { meta = performance.now() - start; }, {once: true});
+    v.requestVideoFrameCallback(() => {
+      clearTimeout(timer); resolve([element, meta, performance.now() - start]);
+    });
+  });
+  seen.observe(box, {childList: true});
+  location.hash = '#/recordings/hour';
+})"""
+
+SEEK_JS = """(target) => new Promise((resolve, reject) => {
+  const v = document.getElementById('player');
+  const start = performance.now();
+  const timer = setTimeout(() => reject(new Error('no frame within 20 s')), 20000);
+  let seekedAt = null;
+  v.addEventListener('seeked', () => { seekedAt = performance.now() - start; }, {once: true});
+  v.requestVideoFrameCallback(() => {
+    clearTimeout(timer); resolve([seekedAt, performance.now() - start]);
+  });
+  v.currentTime = target;
+})"""
+
+
+def bench_browser(wav: Path, mp4: Path, work: Path, opens: int, seeks: int) -> dict[str, Any]:
+    from tests.e2e.browser import chromium, log_in, new_page
+    from tests.e2e.harness import run_server
+
+    data = work / "server"
+    shutil.rmtree(data, ignore_errors=True)
+    with run_server(data, TANDEM_SERVER_SCREEN_PERCENTAGE="0") as server, chromium() as browser:
+        seed(server.data_dir, wav, mp4)
+        with new_page(browser) as page:
+            log_in(page, server.url, "supervisor", server.creds["supervisor"]["password"])
+            # The first open computes the peaks (once per recording): timed apart.
+            start = time.perf_counter()
+            page.goto(f"{server.url}/#/recordings/hour")
+            page.wait_for_function("() => window.tandemPlayer && window.tandemPlayer.wavesurfer")
+            first_with_peaks = time.perf_counter() - start
+            peaks_bytes = page.evaluate(
+                "() => fetch('/api/interactions/hour/peaks')"
+                ".then((r) => r.arrayBuffer()).then((b) => b.byteLength)"
+            )
+            open_ms, element_ms, meta_ms = [], [], []
+            for _ in range(opens):
+                page.evaluate("() => { location.hash = '#/recordings'; }")
+                page.wait_for_selector("#view-recordings", state="visible")
+                element, meta, framed = page.evaluate(OPEN_JS)
+                element_ms.append(element)
+                meta_ms.append(meta if meta is not None else framed)
+                open_ms.append(framed)
+            page.wait_for_function("() => window.tandemPlayer && window.tandemPlayer.wavesurfer")
+            rng = random.Random(3)
+            seek_frame, seek_seeked = [], []
+            near: list[float] = []  # by the target's distance from the keyframe before it (every 60 s)
+            far: list[float] = []
+            for _ in range(seeks):
+                target = rng.uniform(0, HOUR - 5)
+                seeked, framed = page.evaluate(SEEK_JS, target)
+                (near if target % 60 < 15 else far if target % 60 >= 45 else []).append(framed)
+                seek_frame.append(framed)
+                seek_seeked.append(seeked if seeked is not None else framed)
+    return {
+        "first_open_with_peaks_s": round(first_with_peaks, 2),
+        "peaks_response_bytes": peaks_bytes,
+        "open_api_ms_p50": round(statistics.median(element_ms), 1),
+        "open_metadata_ms_p50": round(statistics.median(meta_ms), 1),
+        "open_ms_p50": round(statistics.median(open_ms), 1),
+        "open_ms_p95": round(pct(open_ms, 0.95), 1),
+        "open_ms_max": round(max(open_ms), 1),
+        "seek_frame_ms_p50": round(statistics.median(seek_frame), 1),
+        "seek_frame_ms_p95": round(pct(seek_frame, 0.95), 1),
+        "seek_seeked_ms_p95": round(pct(seek_seeked, 0.95), 1),
+        "seek_ms_max": round(max(seek_frame), 1),
+        "seek_ms_median_0_15s_after_keyframe": round(statistics.median(near), 1) if near else None,
+        "seek_ms_median_45_60s_after_keyframe": round(statistics.median(far), 1) if far else None,
+        "opens": opens,
+        "seeks": seeks,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--work", type=Path, default=Path("/tmp/player-bench"))
+    parser.add_argument("--peaks-runs", type=int, default=5)
+    parser.add_argument("--opens", type=int, default=20)
+    parser.add_argument("--seeks", type=int, default=60)
+    parser.add_argument("--no-browser", action="store_true", help="peaks only")
+    args = parser.parse_args()
+    wav, mp4 = make_media(args.work)
+    print("peaks, 1 h stereo 8 kHz:", json.dumps(bench_peaks(wav, args.peaks_runs)))
+    if not args.no_browser:
+        print(
+            "chromium, 1 h recording:", json.dumps(bench_browser(wav, mp4, args.work, args.opens, args.seeks))
+        )
+
+
+if __name__ == "__main__":
+    main()
