@@ -9,13 +9,14 @@ The settings were chosen by measurement (``benchmarks/screen/``, figures in
   changes). A 1080p keyframe of a desktop costs as much as minutes of typing, and a keyframe does
   not bound crash loss here: fragments do. x264's own keyframe placement is off (huge keyint, no
   scene-cut) so the GOP really follows the clock, whatever the frame rate.
-* **Fragments every ``fragment_seconds`` (1 s), independent of keyframes**
+* **Fragments every ``fragment_seconds`` (0.8 s), independent of keyframes**
   (``movflags=frag_keyframe+empty_moov+default_base_moof`` + ``frag_duration``), each handed to
-  the OS at once (``flush_packets``), so a file cut by a crash is playable up to about one second
-  before the cut (``fmp4.playable_length`` finds the end). The muxer keeps the newest frame in
+  the OS at once (``flush_packets``). A fragment is cut at the first frame past its duration, so
+  a file cut by a crash plays up to ``fragment_seconds`` + one frame interval before the cut: at
+  5 fps, 1 s (``fmp4.playable_length`` finds the end). The muxer keeps the newest frame in
   memory until the next one arrives (its duration is not known before); ``mark_unchanged`` writes
-  the last picture again after ``fragment_seconds`` of a still screen, so a still screen loses no
-  more than a busy one.
+  the last picture again after ``fragment_seconds`` of a still screen, so a still screen loses
+  at most two fragments (1.4 s at 5 fps) instead of everything since the last change.
 * **No B-frames** (``bf=0``) and ``tune=zerolatency`` (no lookahead, no frame threads): a packet
   comes out for every frame that goes in, nothing waits inside the encoder.
 * Only frames that changed are given to the encoder (the capture skips identical ones); the
@@ -151,7 +152,7 @@ class ScreenEncoder:
         *,
         fps: float,
         keyframe_interval: float = 60.0,
-        fragment_seconds: float = 1.0,
+        fragment_seconds: float = 0.8,
         max_width: int = 0,
         settings: X264Settings = DEFAULT_SETTINGS,
         audio: AudioFormat | None = None,
