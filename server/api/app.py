@@ -22,6 +22,7 @@ from server.api import (
     routes_audit,
     routes_auth,
     routes_calls,
+    routes_devices,
     routes_dn_matching,
     routes_docs,
     routes_events,
@@ -198,6 +199,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.ctx = ctx
     app.state.login_throttle = LoginThrottle()
     app.state.ws_tickets = TicketBook()
+    app.state.pairing_tickets = TicketBook(ttl=120.0)  # desktop → recorder pairing (routes_devices)
     # The last added runs first: every answer, the CSRF refusal included, gets the headers.
     app.add_middleware(CsrfMiddleware)
     app.add_middleware(SecurityHeadersMiddleware, hsts=settings.secure_cookies)
@@ -209,6 +211,7 @@ def create_app(settings: Settings) -> FastAPI:
         routes_screen_upload,
         routes_screen_segments,
         routes_recorders,
+        routes_devices,
         routes_search,  # before routes_recordings: /interactions/search is not an interaction id
         routes_recordings,
         routes_player,

@@ -29,7 +29,8 @@ from server.api.routes_auth import user_info
 from server.api.routes_fleet import recorder_heartbeat
 from server.events.hub import Subscription
 from server.security.tickets import TTL_SECONDS, TicketBook
-from server.security.tokens import channel_scope_refusal
+from server.security.tokens import RECORDER_SCOPE, channel_scope_refusal
+from server.services import devices
 from server.store import audit, models
 from server.store.db import session_scope
 from tandem_protocol.events import (
@@ -138,8 +139,18 @@ async def events(websocket: WebSocket) -> None:
         await asyncio.to_thread(_audit_scope_refusal, ctx, websocket, user, scope_refusal)
         await websocket.close(code=4403, reason=scope_refusal)
         return
+    bound_through = None
+    if client == "recorder":
+        bound_through, refusal = await asyncio.to_thread(_device_refusal, ctx, websocket, user)
+        if refusal is not None:  # a device not (or no longer) bound to this agent's login
+            await websocket.close(code=4401, reason=refusal)
+            return
     await websocket.accept()
-    sub = ctx.hub.subscribe(user.user_id, client, user.token_id)
+    # A device's channel is subscribed under the agent's login token: the agent's logout
+    # (hub.close_token) ends it too, so his calls elsewhere never reach this PC afterwards.
+    sub = ctx.hub.subscribe(user.user_id, client, bound_through or user.token_id)
+    if bound_through is not None:
+        _device_subs[user.token_id] = sub
     try:
         if client == "recorder":  # before the state is built: a missing screen is requested again
             await ctx.coordinator.recorders.recorder_connected(user.user_id)
@@ -164,6 +175,8 @@ async def events(websocket: WebSocket) -> None:
         pass
     finally:
         ctx.hub.unsubscribe(sub)
+        if _device_subs.get(user.token_id) is sub:
+            del _device_subs[user.token_id]
         if client == "recorder":
             ctx.coordinator.recorders.recorder_disconnected(user.user_id)
             # The desktop sees "not connected" at once, not three heartbeat intervals later.
@@ -172,6 +185,48 @@ async def events(websocket: WebSocket) -> None:
         if websocket.client_state is WebSocketState.CONNECTED:
             with contextlib.suppress(Exception):
                 await websocket.close()
+
+
+# The live channels of paired devices, by their recorder token: unpairing or revoking a device
+# ends its channel (the agent's logout ends it through the hub's close_token).
+_device_subs: dict[int, Subscription] = {}
+
+
+def _device_refusal(
+    ctx: ServerContext, websocket: WebSocket, user: AuthUser
+) -> tuple[int | None, str | None]:
+    """For a recorder: the agent login its device is bound through (None for an old per-agent
+    recorder token) and why it is refused (audited), or None."""
+    if user.client != RECORDER_SCOPE:
+        return None, None
+    with session_scope(ctx.sessions) as s:
+        bound_through, refusal = devices.channel_refusal(s, user.token_id)
+        if refusal is not None:
+            audit.record(
+                s,
+                action="auth.rejected",
+                outcome="denied",
+                user_id=user.user_id,
+                username=user.username,
+                target_type="endpoint",
+                target_id="/api/events",
+                detail=f"websocket: device recorder: {refusal}",
+                remote_addr=websocket.client.host if websocket.client else "",
+            )
+        return bound_through, refusal
+
+
+def end_device_channels(ctx: ServerContext, recorder_token_ids: list[int], reason: str) -> None:
+    """Close the channels of these device recorder tokens with 4401 (call on the event loop)."""
+    for token_id in recorder_token_ids:
+        sub = _device_subs.pop(token_id, None)
+        if sub is None:
+            continue
+        ctx.hub.unsubscribe(sub)
+        sub.close = (4401, reason[:120])
+        while not sub.queue.empty():
+            sub.queue.get_nowait()
+        sub.queue.put_nowait(None)  # the sentinel: the socket loop closes
 
 
 async def _refuse_credentials(websocket: WebSocket, reason: str) -> None:

@@ -400,6 +400,52 @@ class AgentStateChange(Base):
     at: Mapped[float] = mapped_column(Float, index=True)
 
 
+class EnrolmentToken(Base):
+    """An admin's token that enrols recorders as devices (server/services/devices.py): scoped to a
+    team or site label, expiring, at most ``max_uses`` enrolments, revocable; only its hash kept."""
+
+    __tablename__ = "enrolment_tokens"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    scope: Mapped[str] = mapped_column(String(100))  # "team:NAME" or "site:LABEL"
+    created_by: Mapped[str] = mapped_column(String(100))
+    created_at: Mapped[float] = mapped_column(Float)
+    expires_at: Mapped[float] = mapped_column(Float)
+    max_uses: Mapped[int] = mapped_column(Integer)
+    uses: Mapped[int] = mapped_column(Integer, default=0)
+    revoked_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+
+
+class Device(Base):
+    """An enrolled agent PC's recorder: its own credential (hash), not tied to an agent."""
+
+    __tablename__ = "devices"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    credential_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    hostname: Mapped[str] = mapped_column(String(200))
+    scope: Mapped[str] = mapped_column(String(100))
+    enrolment_token_id: Mapped[int] = mapped_column(ForeignKey("enrolment_tokens.id"))
+    enrolled_at: Mapped[float] = mapped_column(Float)
+    last_seen_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    revoked_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    revoked_by: Mapped[str | None] = mapped_column(String(100), nullable=True)
+
+
+class DevicePairing(Base):
+    """A device bound to an agent's login session (both vouched: the device credential and a
+    pairing ticket from the agent's session). ``recorder_token_id`` is the recorder-scope token the
+    device uses for this agent while bound; unbound at logout (``ended_at``)."""
+
+    __tablename__ = "device_pairings"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    device_id: Mapped[int] = mapped_column(ForeignKey("devices.id"), index=True)
+    agent_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    agent_token_id: Mapped[int] = mapped_column(ForeignKey("api_tokens.id"))
+    recorder_token_id: Mapped[int] = mapped_column(ForeignKey("api_tokens.id"), unique=True)
+    paired_at: Mapped[float] = mapped_column(Float)
+    ended_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+
+
 # Indexes of the search page's typical queries (revision 0010; chosen with EXPLAIN QUERY PLAN, see
 # benchmarks/playback/search_bench.py). The id follows the sort key so keyset paging needs no
 # sort; the trailing columns make the index covering for the filters that go with it (a table
