@@ -236,6 +236,27 @@ def create_bookmark(
     return asdict(bookmarks.create(session, actor_of(user, request), row, body.at, body.text, body.shared))
 
 
+class BookmarkPatch(BaseModel):
+    text: str | None = None
+    shared: bool | None = None
+
+
+@router.patch("/interactions/{interaction_id}/bookmarks/{bookmark_id}")
+def update_bookmark(
+    interaction_id: str,
+    bookmark_id: int,
+    body: BookmarkPatch,
+    request: Request,
+    user: AuthUser = Depends(current_user),
+    session: Session = Depends(get_db, scope="function"),
+) -> Any:
+    _playable(session, user, interaction_id, request, bookmarks.ACTION_UPDATE)
+    view = bookmarks.update(
+        session, actor_of(user, request), interaction_id, bookmark_id, body.text, body.shared
+    )
+    return asdict(view)
+
+
 @router.delete("/interactions/{interaction_id}/bookmarks/{bookmark_id}", status_code=204)
 def delete_bookmark(
     interaction_id: str,

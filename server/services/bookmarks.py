@@ -23,6 +23,7 @@ from server.store import models
 ACTION_READ = "bookmark.read"
 ACTION_CREATE = "bookmark.create"
 ACTION_DELETE = "bookmark.delete"
+ACTION_UPDATE = "bookmark.update"
 MAX_TEXT = 2000
 # A bookmark may sit a little outside the call's own times: the muxed file can start before the
 # answer (screen first) and voice runs to the hang-up.
@@ -127,8 +128,11 @@ def create(
     return _view(row, actor)
 
 
-def delete(session: Session, actor: Actor, interaction_id: str, bookmark_id: int) -> None:
-    """Only its author deletes a bookmark (a shared comment is the author's words)."""
+def _own(
+    session: Session, actor: Actor, interaction_id: str, bookmark_id: int, action: str
+) -> models.Bookmark:
+    """The actor's bookmark; a refusal (audited) otherwise: 404 when the actor cannot see it,
+    403 when it is someone else's shared one (a shared comment stays its author's words)."""
     row = session.get(models.Bookmark, bookmark_id)
     if (
         row is None
@@ -137,13 +141,62 @@ def delete(session: Session, actor: Actor, interaction_id: str, bookmark_id: int
     ):
         error = NotFound("unknown_bookmark", f"no bookmark {bookmark_id} on this recording")
         raise refuse(
-            session, actor, error, action=ACTION_DELETE, target_type="interaction", target_id=interaction_id
+            session, actor, error, action=action, target_type="interaction", target_id=interaction_id
         )
     if row.user_id != actor.user_id:
-        refused = Forbidden("not_your_bookmark", f"only {row.username} can delete this bookmark")
+        refused = Forbidden("not_your_bookmark", f"only {row.username} can change this bookmark")
         raise refuse(
-            session, actor, refused, action=ACTION_DELETE, target_type="interaction", target_id=interaction_id
+            session, actor, refused, action=action, target_type="interaction", target_id=interaction_id
         )
+    return row
+
+
+def update(
+    session: Session,
+    actor: Actor,
+    interaction_id: str,
+    bookmark_id: int,
+    text: str | None,
+    shared: bool | None,
+) -> BookmarkView:
+    """Change the text and/or the sharing of one's own bookmark (its time stays)."""
+    row = _own(session, actor, interaction_id, bookmark_id, ACTION_UPDATE)
+    before = {"chars": len(row.text), "shared": row.shared}
+    if text is not None:
+        cleaned = text.strip()
+        if not cleaned or len(cleaned) > MAX_TEXT:
+            error = InvalidInput("invalid_bookmark", f"a bookmark's text is 1 to {MAX_TEXT} characters")
+            raise refuse(
+                session,
+                actor,
+                error,
+                action=ACTION_UPDATE,
+                target_type="interaction",
+                target_id=interaction_id,
+            )
+        row.text = cleaned
+    if shared is not None:
+        row.shared = shared
+    record(
+        session,
+        actor,
+        action=ACTION_UPDATE,
+        target_type="interaction",
+        target_id=interaction_id,
+        detail=json.dumps(
+            {
+                "bookmark": bookmark_id,
+                "before": before,
+                "after": {"chars": len(row.text), "shared": row.shared},
+            }
+        ),
+    )
+    return _view(row, actor)
+
+
+def delete(session: Session, actor: Actor, interaction_id: str, bookmark_id: int) -> None:
+    """Only its author deletes a bookmark."""
+    row = _own(session, actor, interaction_id, bookmark_id, ACTION_DELETE)
     session.delete(row)
     record(
         session,

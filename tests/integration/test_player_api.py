@@ -272,14 +272,23 @@ def test_bookmarks_private_and_shared_audited(env: TestClient) -> None:
     assert env.post(url, json={"at": T0 + 2, "text": "  "}, headers=sup).status_code == 422
     assert env.post(url, json={"at": T0 + 9999, "text": "late"}, headers=sup).status_code == 422
     bid = shared.json()["id"]
+    # Edited by its author only: the text and the sharing, not the time.
+    assert env.patch(f"{url}/{bid}", json={"text": "x"}, headers=admin).status_code == 403
+    r = env.patch(f"{url}/{mine.json()['id']}", json={"shared": True, "text": "rude reply!"}, headers=sup)
+    assert r.status_code == 200 and r.json()["shared"] is True and r.json()["text"] == "rude reply!"
+    assert env.patch(f"{url}/{bid}", json={"text": " "}, headers=sup).status_code == 422
+    assert [b["text"] for b in env.get(url, headers=admin).json()] == ["good greeting", "rude reply!"]
+    env.patch(f"{url}/{mine.json()['id']}", json={"shared": False}, headers=sup)
     assert env.delete(f"{url}/{bid}", headers=admin).status_code == 403
     assert env.delete(f"{url}/{mine.json()['id']}", headers=admin).status_code == 404
     assert env.delete(f"{url}/{bid}", headers=sup).status_code == 204
-    assert [b["text"] for b in env.get(url, headers=sup).json()] == ["rude reply"]
+    assert [b["text"] for b in env.get(url, headers=sup).json()] == ["rude reply!"]
     creates = [(a.username, a.outcome) for a in audits(env, "bookmark.create")]
     assert creates == [("sup", "allowed"), ("sup", "allowed"), ("sup", "denied"), ("sup", "denied")]
     assert [a.outcome for a in audits(env, "bookmark.delete")] == ["denied", "denied", "allowed"]
-    assert len(audits(env, "bookmark.read")) == 3
+    assert len(audits(env, "bookmark.read")) == 4
+    updates = [a.outcome for a in audits(env, "bookmark.update")]
+    assert updates == ["denied", "allowed", "denied", "allowed"]
 
 
 def test_revision_0011_adds_and_removes_the_bookmarks_table(tmp_path: Path) -> None:
