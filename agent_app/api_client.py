@@ -51,6 +51,14 @@ class AgentApi(Protocol):
 
     def done(self, interaction_id: str) -> CallInfo: ...
 
+    def agent_codes(self) -> dict[str, Any]: ...
+
+    def agent_state(self) -> dict[str, Any]: ...
+
+    def set_agent_state(self, state: str, reason_code: str) -> dict[str, Any]: ...
+
+    def wrapup(self, interaction_id: str, disposition: str, notes: str) -> CallInfo | None: ...
+
     def close(self) -> None: ...
 
 
@@ -100,6 +108,25 @@ class ApiClient:
 
     def done(self, interaction_id: str) -> CallInfo:
         return self._call_action(interaction_id, "done")
+
+    def agent_codes(self) -> dict[str, Any]:
+        """Reason and disposition codes, whether a disposition is required, the ACW limit."""
+        return _as_object(self._request("GET", "/api/agent/codes"))
+
+    def agent_state(self) -> dict[str, Any]:
+        return _as_object(self._request("GET", "/api/agent/state"))
+
+    def set_agent_state(self, state: str, reason_code: str) -> dict[str, Any]:
+        body = {"state": state, "reason_code": reason_code or None}
+        return _as_object(self._request("PUT", "/api/agent/state", json=body))
+
+    def wrapup(self, interaction_id: str, disposition: str, notes: str) -> CallInfo | None:
+        """Store the ACW's disposition and notes with the interaction, then Done. None: the ACW
+        had already ended (its limit), the wrap-up is stored all the same."""
+        path = f"/api/interactions/{quote(interaction_id, safe='')}/wrapup"
+        body = {"disposition": disposition or None, "notes": notes, "done": True}
+        raw = _as_object(self._request("POST", path, json=body, timeout=CONFIRM_TIMEOUT))
+        return None if raw.get("call") is None else _parse_call(raw["call"])
 
     def close(self) -> None:
         self._http.close()
@@ -168,6 +195,12 @@ def _error_from(response: httpx.Response) -> ApiError:
     if status == 504 and code == "screen_not_confirmed":
         return ScreenNotConfirmedError(message, status=status, code=code)
     return ApiError(message, status=status, code=code)
+
+
+def _as_object(raw: Any) -> dict[str, Any]:
+    if not isinstance(raw, dict):
+        raise ProtocolError("The server sent an unexpected answer (not an object).")
+    return raw
 
 
 def _parse_call(raw: Any) -> CallInfo:

@@ -51,6 +51,7 @@ CLOCK_WINDOW = 16
 class AgentState(StrEnum):
     LOGGED_OUT = "logged_out"
     READY = "ready"
+    NOT_READY = "not_ready"
     ON_CALL = "on_call"
     PAUSED = "paused"
     AFTER_CALL_WORK = "acw"
@@ -65,6 +66,7 @@ class Pending(StrEnum):
     PAUSING = "pausing"
     RESUMING = "resuming"
     FINISHING = "finishing"
+    CHANGING_STATE = "changing_state"
 
 
 class ChannelState(StrEnum):
@@ -95,6 +97,25 @@ class ClockOffset:
 
 
 @dataclass(frozen=True, slots=True)
+class CodeOption:
+    code: str
+    label: str
+
+
+@dataclass(frozen=True, slots=True)
+class AgentCodes:
+    """What the admin defined (``GET /api/agent/codes``): Not Ready reasons, ACW dispositions,
+    whether Done needs a disposition, the ACW limit. ``loaded`` False: not (yet) known — a server
+    without codes leaves the state selector and the dispositions empty, never blocking Done."""
+
+    reasons: tuple[CodeOption, ...] = ()
+    dispositions: tuple[CodeOption, ...] = ()
+    disposition_required: bool = False
+    acw_limit_seconds: float | None = None
+    loaded: bool = False
+
+
+@dataclass(frozen=True, slots=True)
 class DesktopState:
     logged_in: bool = False
     agent: UserInfo | None = None
@@ -113,6 +134,13 @@ class DesktopState:
     seq_gaps: int = 0
     dropped_events: int = 0
     ignored_events: int = 0
+    codes: AgentCodes = field(default_factory=AgentCodes)
+    # The agent's own choice as the server stored it (On call and ACW come from the call).
+    availability: str = "ready"  # ready, not_ready
+    reason_code: str = ""
+    # The disposition chosen in ACW for the current call ("" none yet); the notes stay in the
+    # ACW panel's editor until Done sends both.
+    disposition: str = ""
 
 
 # ---- actions -------------------------------------------------------------------------------
@@ -195,6 +223,37 @@ class ActionFailed:
 
 
 @dataclass(frozen=True, slots=True)
+class CodesFetched:
+    codes: AgentCodes
+
+
+@dataclass(frozen=True, slots=True)
+class AvailabilityRequested:
+    """The agent chose Ready, or Not Ready with a reason code, in the state selector."""
+
+    state: str
+    reason_code: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class AvailabilityFetched:
+    """The server's word on the agent's own choice (answer of GET or PUT /api/agent/state)."""
+
+    state: str
+    reason_code: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class AvailabilityFailed:
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class DispositionChosen:
+    code: str
+
+
+@dataclass(frozen=True, slots=True)
 class ErrorNoticed:
     """Any other failure worth telling the agent (e.g. a resync that failed)."""
 
@@ -216,6 +275,11 @@ Action = (
     | ActionSucceeded
     | ActionFailed
     | ErrorNoticed
+    | CodesFetched
+    | AvailabilityRequested
+    | AvailabilityFetched
+    | AvailabilityFailed
+    | DispositionChosen
 )
 
 
@@ -227,7 +291,7 @@ def agent_state(state: DesktopState) -> AgentState:
         return AgentState.LOGGED_OUT
     call = state.call
     if call is None or call.phase == Phase.DONE:
-        return AgentState.READY
+        return AgentState.NOT_READY if state.availability == "not_ready" else AgentState.READY
     if call.phase == Phase.ACW:
         return AgentState.AFTER_CALL_WORK
     return AgentState.PAUSED if call.paused else AgentState.ON_CALL
@@ -284,7 +348,21 @@ def pause_means_resume(state: DesktopState) -> bool:
 
 
 def can_finish(state: DesktopState) -> bool:
-    return state.pending == Pending.NONE and agent_state(state) == AgentState.AFTER_CALL_WORK
+    """Done ends after-call work; where the admin requires a disposition, only with one."""
+    if state.pending != Pending.NONE or agent_state(state) != AgentState.AFTER_CALL_WORK:
+        return False
+    return not state.codes.disposition_required or bool(state.disposition)
+
+
+def can_choose_availability(state: DesktopState) -> bool:
+    return state.logged_in and state.pending == Pending.NONE and state.codes.loaded
+
+
+def valid_availability(state: DesktopState, choice: str, reason_code: str) -> bool:
+    """Ready without a reason, or Not Ready with one of the admin's (active) reasons."""
+    if choice == "ready":
+        return not reason_code
+    return choice == "not_ready" and any(r.code == reason_code for r in state.codes.reasons)
 
 
 # ---- the reducer ----------------------------------------------------------------------------
@@ -340,6 +418,39 @@ def reduce(state: DesktopState, action: Action) -> DesktopState:
             return replace(state, pending=Pending.NONE, last_error=message, unconfirmed=unconfirmed)
         case ErrorNoticed(message=message):
             return replace(state, last_error=message)
+        case CodesFetched(codes=codes):
+            if not state.logged_in:
+                return state
+            disposition = (
+                state.disposition if any(d.code == state.disposition for d in codes.dispositions) else ""
+            )
+            return replace(state, codes=codes, disposition=disposition)
+        case AvailabilityRequested(state=choice, reason_code=reason):
+            if not (can_choose_availability(state) and valid_availability(state, choice, reason)):
+                return state
+            return replace(state, pending=Pending.CHANGING_STATE, last_error="")
+        case AvailabilityFetched(state=choice, reason_code=reason):
+            if not state.logged_in:
+                return state
+            pending = Pending.NONE if state.pending == Pending.CHANGING_STATE else state.pending
+            available = "not_ready" if choice == "not_ready" else "ready"
+            return replace(
+                state,
+                availability=available,
+                reason_code=reason if available == "not_ready" else "",
+                pending=pending,
+            )
+        case AvailabilityFailed(message=message):
+            if not state.logged_in:
+                return state
+            pending = Pending.NONE if state.pending == Pending.CHANGING_STATE else state.pending
+            return replace(state, pending=pending, last_error=message)
+        case DispositionChosen(code=code):
+            if agent_state(state) != AgentState.AFTER_CALL_WORK:
+                return state
+            if code and not any(d.code == code for d in state.codes.dispositions):
+                return state
+            return replace(state, disposition=code)
     raise TypeError(f"unknown action {action!r}")  # pragma: no cover - exhaustive match
 
 
@@ -384,7 +495,7 @@ def _apply_event(state: DesktopState, env: Envelope) -> DesktopState:
 def _resync(state: DesktopState, call: CallInfo | None) -> DesktopState:
     """Adopt the server's word on the current call wholesale (``state`` event, GET call)."""
     if call is None or call.phase == Phase.DONE:
-        return replace(state, call=None, screen_command="", unconfirmed=Pending.NONE)
+        return replace(state, call=None, screen_command="", unconfirmed=Pending.NONE, disposition="")
     return _adopt_call(state, call, True)
 
 
@@ -393,7 +504,7 @@ def _adopt_call(state: DesktopState, call: CallInfo, authoritative: bool) -> Des
     same = current is not None and current.interaction_id == call.interaction_id
     if call.phase == Phase.DONE:
         if current is None or same:
-            return replace(state, call=None, screen_command="", unconfirmed=Pending.NONE)
+            return replace(state, call=None, screen_command="", unconfirmed=Pending.NONE, disposition="")
         return replace(state, ignored_events=state.ignored_events + 1)
     if not (same or authoritative or current is None):
         # An update about some other interaction (e.g. an old call's upload finishing).
@@ -405,7 +516,33 @@ def _adopt_call(state: DesktopState, call: CallInfo, authoritative: bool) -> Des
         unconfirmed = Pending.NONE
     # A late confirmation (or rollback) settles the 504 the agent was told about.
     last_error = "" if state.unconfirmed != Pending.NONE and unconfirmed == Pending.NONE else state.last_error
-    return replace(state, call=call, screen_command="", unconfirmed=unconfirmed, last_error=last_error)
+    disposition = state.disposition if same else ""  # a new call starts without one
+    return replace(
+        state,
+        call=call,
+        screen_command="",
+        unconfirmed=unconfirmed,
+        last_error=last_error,
+        disposition=disposition,
+    )
+
+
+def parse_codes(raw: Any) -> AgentCodes:
+    """`AgentCodes` from ``GET /api/agent/codes``; ValueError if malformed."""
+    data = _as_dict(raw)
+    try:
+        limit = data.get("acw_limit_seconds")
+        return AgentCodes(
+            reasons=tuple(CodeOption(str(c["code"]), str(c["label"])) for c in data.get("reason_codes", [])),
+            dispositions=tuple(
+                CodeOption(str(c["code"]), str(c["label"])) for c in data.get("disposition_codes", [])
+            ),
+            disposition_required=bool(data.get("disposition_required", False)),
+            acw_limit_seconds=None if limit is None else float(limit),
+            loaded=True,
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ValueError(f"malformed agent codes: {exc}") from exc
 
 
 def parse_user_info(raw: Any) -> UserInfo:

@@ -8,6 +8,7 @@ contract with the end-to-end tests.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -17,12 +18,13 @@ from agent_app.model import (
     DesktopState,
     Pending,
     agent_state,
+    can_choose_availability,
     can_finish,
     can_pause,
     can_resume,
     pause_state,
 )
-from tandem_protocol import CallInfo, EventType, ScreenState, VoiceState
+from tandem_protocol import CallInfo, EventType, Phase, ScreenState, VoiceState
 from tandem_protocol.events import PauseState
 
 PAUSE = "Pause"
@@ -48,22 +50,23 @@ NO_VALUE = "—"
 AGENT_STATE_TEXT = {
     AgentState.LOGGED_OUT: "Logged out",
     AgentState.READY: "Ready",
+    AgentState.NOT_READY: "Not Ready",
     AgentState.ON_CALL: "On call",
     AgentState.PAUSED: "On call — recording paused",
     AgentState.AFTER_CALL_WORK: "After-call work",
 }
 _VOICE_TEXT = {
     VoiceState.RECORDING: "Voice: recording",
-    VoiceState.STOPPED: "Voice: saved",
+    VoiceState.STOPPED: "Voice: stopped (saved)",
     VoiceState.FAILED: "Voice: recording FAILED",
 }
 _SCREEN_TEXT = {
-    ScreenState.OFF: "Screen: not recorded for this call",
+    ScreenState.OFF: "Screen: not sampled for this call",
     ScreenState.REQUESTED: "Screen: starting…",
     ScreenState.RECORDING: "Screen: recording",
     ScreenState.PAUSED: "Screen: paused",
     ScreenState.STOPPED: "Screen: stopped, upload pending",
-    ScreenState.UPLOADED: "Screen: uploaded",
+    ScreenState.UPLOADED: "Screen: stopped (uploaded)",
     ScreenState.FAILED: "Screen: recording FAILED",
     ScreenState.NO_RECORDER: "Screen: NOT recorded — the screen recorder is not connected",
 }
@@ -103,6 +106,7 @@ _PENDING_TEXT = {
     Pending.PAUSING: "Pausing recording…",
     Pending.RESUMING: "Resuming recording…",
     Pending.FINISHING: "Finishing after-call work…",
+    Pending.CHANGING_STATE: "Changing your state…",
 }
 
 
@@ -133,6 +137,26 @@ class DesktopView:
     done_enabled: bool
     logout_enabled: bool
     status_text: str
+    # The call panel: what the SIP side said about the call.
+    caller_name: str = NO_VALUE
+    caller_number: str = NO_VALUE
+    direction_text: str = NO_VALUE
+    service_text: str = NO_VALUE
+    queue_text: str = NO_VALUE
+    metadata_text: str = ""  # other attached data, one "key: value" a line
+    # The state selector (Ready / Not Ready ▸ reason).
+    state_choices: tuple[tuple[str, str, str], ...] = ()  # (state, reason code, label)
+    state_choice: tuple[str, str] = ("ready", "")
+    state_selector_enabled: bool = False
+    # After-call work.
+    acw_visible: bool = False
+    acw_elapsed_text: str = NO_VALUE
+    acw_countdown_text: str = ""
+    acw_countdown_tone: Tone = Tone.NEUTRAL
+    disposition_options: tuple[tuple[str, str], ...] = ()  # (code, label)
+    disposition: str = ""
+    disposition_label: str = "Disposition"
+    acw_hint: str = ""
 
 
 def format_duration(seconds: float) -> str:
@@ -255,6 +279,82 @@ def status_text(state: DesktopState) -> str:
     return f"{text}: {state.channel_detail}" if state.channel_detail else text
 
 
+# Attached-data keys shown in their own rows of the call panel (X-Recording-Queue etc.).
+QUEUE_KEYS = ("queue", "acd_queue", "skill")
+SERVICE_KEYS = ("service", "service_line", "line", "campaign")
+DIRECTION_TEXT = {"inbound": "Inbound", "outbound": "Outbound"}
+ACW_WARN_SECONDS = 30.0  # the countdown turns red this close to the limit
+_CALLER = re.compile(r"^\s*(?:\"?(?P<name>[^<\"]*?)\"?\s*)?<(?P<number>[^>]*)>\s*$")
+
+
+def split_caller(caller: str) -> tuple[str, str]:
+    """(name, number) from the server's caller text: ``Name <number>``, or a bare number/name."""
+    match = _CALLER.match(caller)
+    if match:
+        name, number = (match.group("name") or "").strip(), match.group("number").strip()
+        return name or NO_VALUE, number or NO_VALUE
+    text = caller.strip()
+    if not text:
+        return NO_VALUE, NO_VALUE
+    if re.fullmatch(r"[+\d\s().*#-]+", text):
+        return NO_VALUE, text
+    return text, NO_VALUE
+
+
+def _first(metadata: dict[str, str], keys: tuple[str, ...]) -> str:
+    lowered = {k.lower(): v for k, v in metadata.items()}
+    return next((lowered[k] for k in keys if lowered.get(k)), "")
+
+
+def other_metadata(metadata: dict[str, str]) -> str:
+    shown = {*QUEUE_KEYS, *SERVICE_KEYS, "direction"}
+    return "\n".join(f"{k}: {v}" for k, v in sorted(metadata.items()) if k.lower() not in shown)
+
+
+def state_choices(state: DesktopState) -> tuple[tuple[str, str, str], ...]:
+    reasons = tuple(("not_ready", r.code, f"Not Ready ▸ {r.label}") for r in state.codes.reasons)
+    return (("ready", "", "Ready"), *reasons)
+
+
+def agent_state_text_full(state: DesktopState) -> str:
+    """The header's state: Not Ready names the reason."""
+    text = agent_state_text(state)
+    if agent_state(state) == AgentState.NOT_READY and state.reason_code:
+        label = next((r.label for r in state.codes.reasons if r.code == state.reason_code), state.reason_code)
+        return f"Not Ready — {label}"
+    return text
+
+
+def acw_countdown(state: DesktopState, local_now: float) -> tuple[str, Tone]:
+    """Time left before the admin's ACW limit ends the after-call work, on the server's clock."""
+    call = state.call
+    if call is None or call.phase != Phase.ACW or call.acw_deadline is None:
+        return "", Tone.NEUTRAL
+    left = call.acw_deadline - (local_now + state.clock.value)
+    if left <= 0:
+        return "ACW limit reached — finishing…", Tone.ALERT
+    tone = Tone.ALERT if left <= ACW_WARN_SECONDS else Tone.PENDING
+    return f"Time left: {format_duration(left + 0.999)}", tone
+
+
+def acw_elapsed_text(state: DesktopState, local_now: float) -> str:
+    call = state.call
+    if call is None or call.phase != Phase.ACW:
+        return NO_VALUE
+    start = call.ended_at if call.ended_at is not None else call.started_at
+    return format_duration(local_now + state.clock.value - start)
+
+
+def acw_hint(state: DesktopState) -> str:
+    if agent_state(state) != AgentState.AFTER_CALL_WORK:
+        return ""
+    if state.codes.disposition_required and not state.disposition:
+        if not state.codes.dispositions:
+            return "A disposition is required, but none is defined: ask your administrator."
+        return "Choose a disposition, then Done."
+    return ""
+
+
 def build_view(state: DesktopState, local_now: float) -> DesktopView:
     call = state.call
     agent = state.agent
@@ -266,13 +366,17 @@ def build_view(state: DesktopState, local_now: float) -> DesktopView:
         dn = f"DN {agent.dn}"
     else:
         dn = NO_VALUE
+    metadata = call.metadata if call is not None else {}
+    name, number = split_caller(call.caller) if call is not None else (NO_VALUE, NO_VALUE)
+    countdown, countdown_tone = acw_countdown(state, local_now)
+    codes = state.codes
     return DesktopView(
         page=Page.WORKSPACE if state.logged_in else Page.LOGIN,
         login_enabled=not state.logged_in and state.pending == Pending.NONE,
         login_error="" if state.logged_in else state.last_error,
         agent_name=(agent.full_name or agent.username) if agent is not None else "",
         agent_state=current,
-        agent_state_text=agent_state_text(state),
+        agent_state_text=agent_state_text_full(state),
         has_call=call is not None,
         caller_text=call.caller if call is not None else "No call",
         dn_text=dn,
@@ -287,4 +391,23 @@ def build_view(state: DesktopState, local_now: float) -> DesktopView:
         done_enabled=can_finish(state),
         logout_enabled=state.logged_in and state.pending != Pending.LOGGING_OUT,
         status_text=status_text(state),
+        caller_name=name,
+        caller_number=number,
+        direction_text=DIRECTION_TEXT.get(call.direction, "Not known") if call is not None else NO_VALUE,
+        service_text=_first(metadata, SERVICE_KEYS) or NO_VALUE,
+        queue_text=_first(metadata, QUEUE_KEYS) or NO_VALUE,
+        metadata_text=other_metadata(metadata),
+        state_choices=state_choices(state),
+        state_choice=(state.availability, state.reason_code),
+        state_selector_enabled=can_choose_availability(state),
+        acw_visible=current == AgentState.AFTER_CALL_WORK,
+        acw_elapsed_text=acw_elapsed_text(state, local_now),
+        acw_countdown_text=countdown,
+        acw_countdown_tone=countdown_tone,
+        disposition_options=tuple((d.code, d.label) for d in codes.dispositions),
+        disposition=state.disposition,
+        disposition_label="Disposition (required)"
+        if codes.disposition_required
+        else "Disposition (optional)",
+        acw_hint=acw_hint(state),
     )

@@ -1,4 +1,5 @@
-"""The current call: caller, DN, running time (ticking every second), voice and screen state,
+"""The current call: caller (name and number), direction, DN, service line, queue and any other
+data the SIP side attached, running talk time (ticking every second), voice and screen state,
 each in words and colour, and the warning of a pause that could not be confirmed."""
 
 from __future__ import annotations
@@ -25,7 +26,13 @@ class CallPanel(QWidget):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.caller_label = self._label("callerLabel")
+        self.number_label = self._label("callerNumberLabel")
+        self.direction_label = self._label("directionLabel")
         self.dn_label = self._label("dnLabel")
+        self.service_label = self._label("serviceLabel")
+        self.queue_label = self._label("queueLabel")
+        self.metadata_label = self._label("metadataLabel")
+        self.metadata_label.setWordWrap(True)
         self.elapsed_label = self._label("elapsedLabel")
         self.voice_label = self._label("voiceStateLabel")
         self.screen_label = self._label("screenStateLabel")
@@ -35,12 +42,20 @@ class CallPanel(QWidget):
         self.warning_label.setAccessibleName("Pause warning")
         layout = QFormLayout(self)
         layout.addRow("Caller", self.caller_label)
+        layout.addRow("Number", self.number_label)
+        layout.addRow("Direction", self.direction_label)
         layout.addRow("Line", self.dn_label)
+        layout.addRow("Service", self.service_label)
+        layout.addRow("Queue", self.queue_label)
+        self._metadata_caption = QLabel("Call data", self)
+        layout.addRow(self._metadata_caption, self.metadata_label)
         layout.addRow("Time", self.elapsed_label)
         layout.addRow("Voice", self.voice_label)
         layout.addRow("Screen", self.screen_label)
         layout.addRow(self.warning_label)
         self.warning_label.setVisible(False)
+        self._metadata_caption.setVisible(False)
+        self.metadata_label.setVisible(False)
         self._elapsed_source: Callable[[], str] | None = None
         self.timer = QTimer(self)
         self.timer.setInterval(TICK_MS)
@@ -58,8 +73,17 @@ class CallPanel(QWidget):
         self._elapsed_source = source
 
     def show_view(self, view: DesktopView) -> None:
+        # The caller as the SIP side named him ("Name <number>"); the number alone below it, to
+        # copy for a call back.
         self.caller_label.setText(view.caller_text)
+        self.number_label.setText(view.caller_number)
+        self.direction_label.setText(view.direction_text)
         self.dn_label.setText(view.dn_text)
+        self.service_label.setText(view.service_text)
+        self.queue_label.setText(view.queue_text)
+        self.metadata_label.setText(view.metadata_text)
+        self._metadata_caption.setVisible(bool(view.metadata_text))
+        self.metadata_label.setVisible(bool(view.metadata_text))
         self.elapsed_label.setText(view.elapsed_text)
         self.voice_label.setText(view.voice_text)
         self.screen_label.setText(view.screen_text)

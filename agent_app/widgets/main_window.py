@@ -44,7 +44,6 @@ from agent_app.model import (
     CallFetched,
     ChannelChanged,
     ChannelState,
-    DoneRequested,
     ErrorNoticed,
     EventReceived,
     LoggedOut,
@@ -62,11 +61,14 @@ from agent_app.services import Channel, Services
 from agent_app.store import DesktopModel
 from agent_app.tray import AgentTray
 from agent_app.validation import LoginInput
+from agent_app.widgets.acw_panel import AcwPanel
 from agent_app.widgets.call_panel import CallPanel
 from agent_app.widgets.health_panel import HealthPanel
 from agent_app.widgets.login import LoginWidget
 from agent_app.widgets.logout_confirm import ask_logout
 from agent_app.widgets.remember_me import RememberMe
+from agent_app.widgets.state_selector import StateSelector
+from agent_app.widgets.workspace_state import WorkspaceStateMixin
 from tandem_protocol import CallInfo, Envelope, EventType, LoginResponse
 
 log = logging.getLogger(__name__)
@@ -81,7 +83,7 @@ def _message(exc: Exception) -> str:
     return f"Unexpected error: {exc}"
 
 
-class MainWindow(QMainWindow):
+class MainWindow(WorkspaceStateMixin, QMainWindow):
     hotkey_pressed = Signal()  # emitted on the hotkey's thread, delivered on the Qt thread
 
     def __init__(
@@ -140,6 +142,10 @@ class MainWindow(QMainWindow):
         self.agent_state_label = QLabel("", workspace)
         self.agent_state_label.setObjectName("agentStateLabel")
         self.call_panel = CallPanel(workspace)
+        self.state_selector = StateSelector(workspace)
+        self.acw_panel = AcwPanel(workspace)
+        self.acw_panel.set_view_source(lambda: self.model.view())
+        self._connect_workspace_state()
         self.call_panel.set_elapsed_source(lambda: v.elapsed_text(self.model.state, self.services.clock()))
         self.pause_button = self._button(workspace, "pauseButton", v.PAUSE, self._on_pause_clicked)
         self.done_button = self._button(workspace, "doneButton", "Done", self._on_done_clicked)
@@ -164,7 +170,9 @@ class MainWindow(QMainWindow):
         buttons.addWidget(self.logout_button)
         layout = QVBoxLayout(workspace)
         layout.addLayout(header)
+        layout.addWidget(self.state_selector)
         layout.addWidget(self.call_panel)
+        layout.addWidget(self.acw_panel)
         layout.addLayout(buttons)
         layout.addWidget(self.health_panel)
         layout.addWidget(self.status_label)
@@ -193,6 +201,9 @@ class MainWindow(QMainWindow):
         self.agent_name_label.setText(view.agent_name)
         self.agent_state_label.setText(view.agent_state_text)
         self.call_panel.show_view(view)
+        self.state_selector.show_view(view)
+        call = self.model.call
+        self.acw_panel.show_view(view, call.interaction_id if call is not None else "")
         self.pause_button.setText(view.pause_label)
         self.pause_button.setEnabled(view.pause_enabled)
         self.done_button.setEnabled(view.done_enabled)
@@ -320,6 +331,7 @@ class MainWindow(QMainWindow):
         )
         self._channel.start()
         self._refresh_call()
+        self._load_codes()
 
     def _on_logout_clicked(self) -> None:
         if self.model.agent_state in BUSY_STATES:
@@ -389,12 +401,7 @@ class MainWindow(QMainWindow):
                 self._call_action(lambda: api.pause(call.interaction_id))
 
     def _on_done_clicked(self) -> None:
-        call, api = self.model.call, self._api
-        if call is None or api is None:
-            return
-        self._dispatch(DoneRequested())
-        if self.model.state.pending == Pending.FINISHING:
-            self._call_action(lambda: api.done(call.interaction_id))
+        self._finish_acw()  # with the ACW panel's disposition and notes (workspace_state)
 
     def _call_action(self, fn: Callable[[], CallInfo]) -> None:
         self._run(fn, lambda call: self._dispatch(ActionSucceeded(call)), self._on_action_failed)

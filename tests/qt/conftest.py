@@ -66,6 +66,10 @@ class FakeApi:
             "resume": call_info(),
             "done": call_info(phase="done", voice="stopped"),
             "logout": None,
+            "agent_codes": {"reason_codes": [], "disposition_codes": [], "disposition_required": False},
+            "agent_state": {"state": "ready", "reason_code": None},
+            "set_agent_state": {"state": "ready", "reason_code": None},
+            "wrapup": call_info(phase="done", voice="stopped"),
         }
 
     def _answer(self, name: str, *args: Any) -> Any:
@@ -102,6 +106,22 @@ class FakeApi:
 
     def done(self, interaction_id: str) -> CallInfo:
         result: CallInfo = self._answer("done", interaction_id)
+        return result
+
+    def agent_codes(self) -> dict[str, Any]:
+        result: dict[str, Any] = self._answer("agent_codes")
+        return result
+
+    def agent_state(self) -> dict[str, Any]:
+        result: dict[str, Any] = self._answer("agent_state")
+        return result
+
+    def set_agent_state(self, state: str, reason_code: str) -> dict[str, Any]:
+        result: dict[str, Any] = self._answer("set_agent_state", state, reason_code)
+        return result
+
+    def wrapup(self, interaction_id: str, disposition: str, notes: str) -> CallInfo | None:
+        result: CallInfo | None = self._answer("wrapup", interaction_id, disposition, notes)
         return result
 
     def close(self) -> None:

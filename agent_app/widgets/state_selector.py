@@ -1,0 +1,62 @@
+"""The agent's state selector: Ready, or Not Ready ▸ one of the admin's reason codes.
+
+A combo box (keyboard-operable, with an accessible name) listing Ready and one "Not Ready ▸
+reason" entry per code. Choosing emits ``state_chosen(state, reason_code)``; the box then shows
+what the model says (the server's answer), not merely what was clicked.
+"""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Signal
+from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QWidget
+
+from agent_app.view import DesktopView
+
+
+class StateSelector(QWidget):
+    state_chosen = Signal(str, str)  # state ("ready" | "not_ready"), reason code ("" for Ready)
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.combo = QComboBox(self)
+        self.combo.setObjectName("stateSelector")
+        self.combo.setAccessibleName("My state")
+        self.combo.setToolTip("Ready, or Not Ready with a reason")
+        label = QLabel("My state:", self)
+        label.setBuddy(self.combo)
+        layout = QHBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(label)
+        layout.addWidget(self.combo, 1)
+        self._choices: tuple[tuple[str, str, str], ...] = ()
+        self._updating = False
+        self.combo.activated.connect(self._on_activated)
+
+    def show_view(self, view: DesktopView) -> None:
+        self._updating = True
+        try:
+            if view.state_choices != self._choices:
+                self._choices = view.state_choices
+                self.combo.clear()
+                for state, reason, label in view.state_choices:
+                    self.combo.addItem(label, (state, reason))
+            index = next((i for i, (s, r, _) in enumerate(self._choices) if (s, r) == view.state_choice), 0)
+            self.combo.setCurrentIndex(index)
+            self.combo.setEnabled(view.state_selector_enabled)
+        finally:
+            self._updating = False
+
+    def choose(self, state: str, reason_code: str = "") -> None:
+        """Pick the entry for (state, reason) as the agent would (tests, keyboard shortcuts)."""
+        for i, (s, r, _) in enumerate(self._choices):
+            if (s, r) == (state, reason_code):
+                self.combo.setCurrentIndex(i)
+                self._on_activated(i)
+                return
+        raise ValueError(f"no state choice {state!r}/{reason_code!r}")
+
+    def _on_activated(self, index: int) -> None:
+        if self._updating or not 0 <= index < len(self._choices):
+            return
+        state, reason, _ = self._choices[index]
+        self.state_chosen.emit(state, reason)
