@@ -112,6 +112,7 @@ class AgentCodes:
     dispositions: tuple[CodeOption, ...] = ()
     disposition_required: bool = False
     acw_limit_seconds: float | None = None
+    may_play_own: bool = False  # the admin lets his team play its own recordings (web player)
     loaded: bool = False
 
 
@@ -539,6 +540,7 @@ def parse_codes(raw: Any) -> AgentCodes:
             ),
             disposition_required=bool(data.get("disposition_required", False)),
             acw_limit_seconds=None if limit is None else float(limit),
+            may_play_own=bool(data.get("may_play_own_recordings", False)),
             loaded=True,
         )
     except (KeyError, TypeError, ValueError) as exc:

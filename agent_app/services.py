@@ -36,8 +36,16 @@ def _real_channel(
     return EventChannel(server_url, token, on_envelope, on_status)
 
 
+def _open_in_browser(url: str) -> bool:
+    from PySide6.QtCore import QUrl
+    from PySide6.QtGui import QDesktopServices
+
+    return QDesktopServices.openUrl(QUrl(url))
+
+
 @dataclass
 class Services:
     api_factory: ApiFactory = _real_api
     channel_factory: ChannelFactory = _real_channel
     clock: Callable[[], float] = time.time  # local wall clock; the model converts to server time
+    open_url: Callable[[str], bool] = _open_in_browser  # "My recordings": the default browser

@@ -157,6 +157,7 @@ class DesktopView:
     disposition: str = ""
     disposition_label: str = "Disposition"
     acw_hint: str = ""
+    my_recordings_visible: bool = False
 
 
 def format_duration(seconds: float) -> str:
@@ -410,4 +411,5 @@ def build_view(state: DesktopState, local_now: float) -> DesktopView:
         if codes.disposition_required
         else "Disposition (optional)",
         acw_hint=acw_hint(state),
+        my_recordings_visible=state.logged_in and codes.may_play_own,
     )

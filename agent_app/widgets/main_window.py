@@ -331,7 +331,7 @@ class MainWindow(WorkspaceStateMixin, QMainWindow):
         )
         self._channel.start()
         self._refresh_call()
-        self._load_codes()
+        self._load_codes(server_url)
 
     def _on_logout_clicked(self) -> None:
         if self.model.agent_state in BUSY_STATES:

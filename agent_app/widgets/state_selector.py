@@ -1,4 +1,5 @@
-"""The agent's state selector: Ready, or Not Ready ▸ one of the admin's reason codes.
+"""The agent's own row: the state selector (Ready, or Not Ready ▸ one of the admin's reason
+codes) and, where the admin lets his team, the "My recordings" button (the web player).
 
 A combo box (keyboard-operable, with an accessible name) listing Ready and one "Not Ready ▸
 reason" entry per code. Choosing emits ``state_chosen(state, reason_code)``; the box then shows
@@ -8,13 +9,14 @@ what the model says (the server's answer), not merely what was clicked.
 from __future__ import annotations
 
 from PySide6.QtCore import Signal
-from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QWidget
+from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QPushButton, QWidget
 
 from agent_app.view import DesktopView
 
 
 class StateSelector(QWidget):
     state_chosen = Signal(str, str)  # state ("ready" | "not_ready"), reason code ("" for Ready)
+    recordings_requested = Signal()
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -28,6 +30,12 @@ class StateSelector(QWidget):
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(label)
         layout.addWidget(self.combo, 1)
+        self.recordings_button = QPushButton("My recordings", self)
+        self.recordings_button.setObjectName("myRecordingsButton")
+        self.recordings_button.setToolTip("Open your own recordings in the web player (your browser)")
+        self.recordings_button.clicked.connect(self.recordings_requested)
+        self.recordings_button.setVisible(False)
+        layout.addWidget(self.recordings_button)
         self._choices: tuple[tuple[str, str, str], ...] = ()
         self._updating = False
         self.combo.activated.connect(self._on_activated)
@@ -43,6 +51,7 @@ class StateSelector(QWidget):
             index = next((i for i, (s, r, _) in enumerate(self._choices) if (s, r) == view.state_choice), 0)
             self.combo.setCurrentIndex(index)
             self.combo.setEnabled(view.state_selector_enabled)
+            self.recordings_button.setVisible(view.my_recordings_visible)
         finally:
             self._updating = False
 

@@ -22,9 +22,11 @@ from agent_app.model import (
     CodesFetched,
     DispositionChosen,
     DoneRequested,
+    ErrorNoticed,
     Pending,
     parse_codes,
 )
+from agent_app.services import Services
 from agent_app.store import DesktopModel
 from agent_app.widgets.acw_panel import AcwPanel
 from agent_app.widgets.state_selector import StateSelector
@@ -37,8 +39,14 @@ def _message(exc: Exception) -> str:
     return str(exc) if isinstance(exc, AgentAppError) else f"Unexpected error: {exc}"
 
 
+def my_recordings_url(server_url: str) -> str:
+    return f"{server_url.rstrip('/')}/#/recordings"
+
+
 class WorkspaceStateMixin:
+    _server_url: str = ""
     # Provided by MainWindow.
+    services: Services
     model: DesktopModel
     _api: AgentApi | None
     state_selector: StateSelector
@@ -58,11 +66,23 @@ class WorkspaceStateMixin:
 
     def _connect_workspace_state(self) -> None:
         self.state_selector.state_chosen.connect(self._on_state_chosen)
+        self.state_selector.recordings_requested.connect(self._open_my_recordings)
         self.acw_panel.disposition_chosen.connect(lambda code: self._dispatch(DispositionChosen(code)))
 
-    def _load_codes(self) -> None:
+    def _open_my_recordings(self) -> None:
+        """The agent's own recordings in the web player, in his default browser. He signs in
+        there with the web login: the desktop's bearer token never goes into a URL (browser
+        history, proxy logs), and no new login mechanism is opened for it."""
+        if not self._server_url:
+            return
+        url = my_recordings_url(self._server_url)
+        if not self.services.open_url(url):
+            self._dispatch(ErrorNoticed(f"Could not open a browser; your recordings are at {url}"))
+
+    def _load_codes(self, server_url: str = "") -> None:
         """After login: the admin's codes and the agent's stored state. A server without them
         (older) leaves the selector disabled and Done free: logged, not shown as an error."""
+        self._server_url = server_url
         api = self._api
         if api is None:
             return

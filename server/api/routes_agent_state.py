@@ -2,7 +2,7 @@
 
 - ``GET/PUT /api/agent/state``: the agent's own state; he chooses Ready or Not Ready ▸ reason.
 - ``GET /api/agent/codes``: what his desktop offers (active codes, whether a disposition is
-  required, the ACW limit).
+  required, the ACW limit, whether he may play his own recordings).
 - ``POST /api/interactions/{id}/wrapup``: disposition and notes stored with the interaction, then
   (``done``) the after-call work ends as with ``/done``.
 - ``GET /api/agent-states``: supervisors' list (their teams; admin and compliance: all).
@@ -24,7 +24,7 @@ from server.api.actors import actor_of
 from server.api.context import ServerContext
 from server.api.deps import AuthUser, client_addr, get_context, get_db, require_roles
 from server.api.routes_calls import _act
-from server.services import agent_states, dispositions
+from server.services import agent_playback, agent_states, dispositions
 from server.store.db import session_scope
 
 router = APIRouter(prefix="/api")
@@ -81,7 +81,7 @@ def put_state(
 
 @router.get("/agent/codes")
 def agent_codes(
-    _user: AuthUser = Depends(agent_only),
+    user: AuthUser = Depends(agent_only),
     ctx: ServerContext = Depends(get_context),
     session: Session = Depends(get_db, scope="function"),
 ) -> Any:
@@ -92,6 +92,9 @@ def agent_codes(
         ],
         "disposition_required": dispositions.disposition_required(session),
         "acw_limit_seconds": ctx.settings.acw_limit_seconds,
+        # The admin lets this agent's team play its own recordings (the desktop's My recordings).
+        "may_play_own_recordings": user.team_id is not None
+        and user.team_id in agent_playback.team_ids(session),
     }
 
 

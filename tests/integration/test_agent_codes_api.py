@@ -111,7 +111,9 @@ def test_agent_chooses_ready_or_not_ready_with_an_active_reason(env: TestClient)
     assert env.get("/api/agent/state", headers=ann).json()["state"] == "ready"
     codes = env.get("/api/agent/codes", headers=ann).json()
     assert [c["code"] for c in codes["reason_codes"]] == ["LUNCH"]  # the inactive one not offered
-    assert codes["acw_limit_seconds"] > 0
+    assert codes["acw_limit_seconds"] > 0 and codes["may_play_own_recordings"] is False
+    env.put("/api/admin/agent-playback", json={"teams": ["Blue"]}, headers=admin)
+    assert env.get("/api/agent/codes", headers=ann).json()["may_play_own_recordings"] is True
     for body, code in (
         ({"state": "not_ready"}, "reason_required"),
         ({"state": "not_ready", "reason_code": "OLD"}, "unknown_reason"),

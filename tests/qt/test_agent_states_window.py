@@ -11,6 +11,7 @@ from PySide6.QtWidgets import QComboBox, QLabel, QPlainTextEdit, QPushButton
 from pytestqt.qtbot import QtBot
 
 from agent_app.errors import ApiError
+from agent_app.model import CodesFetched, parse_codes
 from agent_app.widgets.main_window import MainWindow
 from tests.qt.test_agent_window import button, find, log_in, make_window, start_call, text
 
@@ -140,3 +141,27 @@ def test_call_panel_shows_caller_direction_line_queue_and_attached_data(qtbot: Q
     fakes.channel.send("call.updated", fakes.call_data(screen="off"), seq=3, at=fakes.clock.now)
     qtbot.waitUntil(lambda: screen.text() == "Screen: not sampled for this call")
     assert screen.property("tone") == "neutral" and text(window, "directionLabel") == "Not known"
+
+
+def test_my_recordings_opens_the_web_player_where_the_admin_allows_it(qtbot: QtBot, fakes: Any) -> None:
+    opened: list[str] = []
+    services = fakes.services()
+    services.open_url = lambda url: opened.append(url) or True
+    window = MainWindow(services)
+    qtbot.addWidget(window)
+    window.show()
+    log_in(qtbot, window)  # the default fake codes: his team may not play recordings
+    my = button(window, "myRecordingsButton")
+    qtbot.waitUntil(lambda: window.model.state.codes.loaded)
+    assert not my.isVisible()
+    window._dispatch(CodesFetched(parse_codes({**CODES, "may_play_own_recordings": True})))
+    assert my.isVisible()
+    QTest.mouseClick(my, Qt.MouseButton.LeftButton)
+    assert opened == ["http://127.0.0.1:8000/#/recordings"]
+    # No browser to open: the agent is told where his recordings are.
+    services.open_url = lambda url: False
+    QTest.mouseClick(my, Qt.MouseButton.LeftButton)
+    assert (
+        text(window, "statusLabel")
+        == "Could not open a browser; your recordings are at http://127.0.0.1:8000/#/recordings"
+    )
