@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
-from agent_app.api_client import AgentApi, ApiClient
+from agent_app.api_client import AgentApi
 from agent_app.event_channel import EnvelopeCallback, EventChannel, StatusCallback
 
 
@@ -27,7 +27,9 @@ ChannelFactory = Callable[[str, str, EnvelopeCallback, StatusCallback], Channel]
 
 
 def _real_api(server_url: str) -> AgentApi:
-    return ApiClient(server_url)
+    from agent_app.pairing import PairingApiClient  # pairs the PC's recorder at login/logout
+
+    return PairingApiClient(server_url)
 
 
 def _real_channel(

@@ -30,6 +30,7 @@ from recorder_service.errors import CredentialsError
 
 SERVICE = "tandem-recorder"
 _DEFAULT_SERVER_KEY = "__default_server__"
+_DEVICE_PREFIX = "device:"  # the device credential's key: "device:<server URL>"
 _NOT_DESKTOP_MODULES = ("keyring.backends.fail", "keyring.backends.null", "keyrings.alt")
 
 
@@ -92,6 +93,17 @@ class TokenStore:
                 f"not logged in to {server_url}: run `tandem-recorder login --server URL --enroll-code CODE`"
             )
         return value
+
+    def save_device(self, server_url: str, credential: str) -> None:
+        """This PC's device credential (from an enrolment token; see device_session.py)."""
+        try:
+            self._backend.set_password(SERVICE, _DEVICE_PREFIX + server_url, credential)
+            self._backend.set_password(SERVICE, _DEFAULT_SERVER_KEY, server_url)
+        except keyring.errors.KeyringError as exc:
+            raise CredentialsError(f"keyring write failed: {exc}") from exc
+
+    def device_credential(self, server_url: str) -> str | None:
+        return self._get(_DEVICE_PREFIX + server_url) or None
 
     def default_server(self) -> str | None:
         return self._get(_DEFAULT_SERVER_KEY)

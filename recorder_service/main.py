@@ -142,6 +142,8 @@ def cmd_run(config: RecorderConfig, settings: AgentSettings) -> int:
 
     store = TokenStore(config.keyring_file)
     server = _server(config, store)
+    if _device_mode(store, server, settings):  # a device of this PC, paired by its desktop
+        return _run_device(store, server, settings, config)
     if settings.enroll_token and not _enrolled(store, server):
         # A PC installed with a preseeded token (the .deb's debconf answers, the MSI's ENROLLTOKEN)
         # enrols on its first start: nobody has to be at the keyboard.
@@ -157,6 +159,32 @@ def cmd_run(config: RecorderConfig, settings: AgentSettings) -> int:
     asyncio.run(
         run_service(server, lambda: store.token(server), spool, fps=config.fps, monitor=config.monitor)
     )
+    return 0
+
+
+def _device_mode(store: TokenStore, server: str, settings: AgentSettings) -> bool:
+    """An enrolment token (``tet_…``) makes the recorder a device of the PC; a one-time code from
+    ``tandem-server enroll-recorder`` keeps the old per-agent token (and its tests) working."""
+    from recorder_service.device_session import is_enrolment_token
+
+    token = settings.enroll_token or ""
+    return store.device_credential(server) is not None or is_enrolment_token(token)
+
+
+def _run_device(store: TokenStore, server: str, settings: AgentSettings, config: RecorderConfig) -> int:
+    from recorder_service.device_session import DeviceRunner, enrol_device
+    from recorder_service.pairing_ipc import socket_path
+
+    credential = store.device_credential(server)
+    if credential is None:
+        source = settings.sources["enroll_token"]
+        log.info("enrolling this PC with %s (enrolment token from %s)", server, source)
+        credential = enrol_device(server, settings.enroll_token or "")
+        store.save_device(server, credential)
+        log.info("enrolled: this PC's recorder records whoever logs in on its desktop")
+    spool = Spool(config.spool_dir)
+    runner = DeviceRunner(server, credential, spool, fps=config.fps, monitor=config.monitor)
+    asyncio.run(runner.run(socket_path(), asyncio.Event()))
     return 0
 
 

@@ -1,0 +1,150 @@
+"""The recorder as a device of its PC: enrolled once with an enrolment token (``tet_…``), it keeps
+a device credential of its own and records whoever is logged in on the PC's desktop.
+
+The desktop hands over a pairing ticket on the local endpoint (pairing_ipc.py); the recorder
+presents credential + ticket to ``POST /api/devices/pair`` and gets a recorder token for that
+agent's session. Each binding runs one recorder session (``run_service``) with that token; a new
+pairing or an unpairing finalises the running session (its capture stopped and spooled) and the
+next binding starts a fresh one. The server closes the channel of an ended binding itself, so no
+screen command for an agent who left reaches this PC.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+from recorder_service.errors import CredentialsError
+from recorder_service.pairing_ipc import PairingError, PairingRequest, PairingServer
+from recorder_service.spool import Spool
+
+log = logging.getLogger(__name__)
+
+ENROLMENT_PREFIX = "tet_"
+_TIMEOUT = httpx.Timeout(connect=10.0, read=30.0, write=30.0, pool=10.0)
+
+
+def is_enrolment_token(value: str) -> bool:
+    return value.strip().startswith(ENROLMENT_PREFIX)
+
+
+def _message(response: httpx.Response) -> str:
+    try:
+        body = response.json()
+        return str(body.get("message") or body.get("error") or body)
+    except ValueError:
+        return response.text[:200]
+
+
+def enrol_device(server_url: str, token: str, hostname: str | None = None) -> str:
+    """Enrol this PC with an enrolment token; returns the device credential (shown to no one)."""
+    body = {"token": token.strip(), "hostname": hostname or socket.gethostname()}
+    try:
+        with httpx.Client(timeout=_TIMEOUT) as client:
+            response = client.post(f"{server_url}/api/devices/enroll", json=body)
+    except httpx.HTTPError as exc:
+        raise CredentialsError(f"cannot reach {server_url}: {exc}") from exc
+    if response.status_code != 200:
+        raise CredentialsError(
+            f"device enrolment refused (HTTP {response.status_code}): {_message(response)}"
+        )
+    return str(response.json()["credential"])
+
+
+@dataclass
+class Binding:
+    agent: str
+    token: str
+
+
+class DeviceRunner:
+    """One recorder session per binding, switched by the desktop's pair/unpair requests."""
+
+    def __init__(self, server_url: str, credential: str, spool: Spool, *, fps: float, monitor: int) -> None:
+        self.server_url = server_url
+        self._credential = credential
+        self._spool = spool
+        self._fps = fps
+        self._monitor = monitor
+        self.binding: Binding | None = None
+        self._changed = asyncio.Event()
+        self._session_stop: asyncio.Event | None = None
+        self._switching = False
+
+    def _post(self, path: str, body: dict[str, str] | None = None) -> httpx.Response:
+        with httpx.Client(timeout=_TIMEOUT) as client:
+            return client.post(
+                f"{self.server_url}{path}",
+                json=body or {},
+                headers={"Authorization": f"Bearer {self._credential}"},
+            )
+
+    async def handle(self, request: PairingRequest) -> str:
+        """The pairing endpoint's handler: pair or unpair with the server, then switch sessions."""
+        try:
+            if request.op == "pair":
+                response = await asyncio.to_thread(
+                    self._post, "/api/devices/pair", {"ticket": request.ticket}
+                )
+            else:
+                response = await asyncio.to_thread(self._post, "/api/devices/unpair")
+        except httpx.HTTPError as exc:
+            raise PairingError(f"cannot reach {self.server_url}: {exc}") from exc
+        if response.status_code not in (200, 204):
+            message = f"the server refused ({response.status_code}): {_message(response)}"
+            log.error("%s %s", request.op, message)
+            raise PairingError(message)
+        if request.op == "pair":
+            data = response.json()
+            self.binding = Binding(str(data["agent_username"]), str(data["token"]))
+            log.info("paired: recording %s on this PC", self.binding.agent)
+        else:
+            log.info("unpaired: %s logged out", self.binding.agent if self.binding else "nobody")
+            self.binding = None
+        self._switch()
+        return self.binding.agent if self.binding else ""
+
+    def _switch(self) -> None:
+        self._switching = True
+        self._changed.set()
+        if self._session_stop is not None:
+            self._session_stop.set()
+
+    async def run(self, socket_path: Path, stop: asyncio.Event) -> None:
+        from recorder_service.service import _install_signal_handlers, run_service
+
+        loop = asyncio.get_running_loop()
+        endpoint = PairingServer(socket_path, self.handle)
+        await endpoint.start()
+        try:
+            while not stop.is_set():
+                _install_signal_handlers(loop, stop)  # run_service took them for its own session
+                binding = self.binding
+                if binding is None:
+                    self._changed.clear()
+                    waiter = asyncio.create_task(self._changed.wait())
+                    stopper = asyncio.create_task(stop.wait())
+                    await asyncio.wait({waiter, stopper}, return_when=asyncio.FIRST_COMPLETED)
+                    waiter.cancel()
+                    stopper.cancel()
+                    continue
+                self._switching = False
+                self._session_stop = asyncio.Event()
+                await run_service(
+                    self.server_url,
+                    lambda token=binding.token: token,  # type: ignore[misc]
+                    self._spool,
+                    fps=self._fps,
+                    monitor=self._monitor,
+                    stop=self._session_stop,
+                )
+                self._session_stop = None
+                if not self._switching:  # SIGTERM/SIGINT, not a new binding: the recorder stops
+                    stop.set()
+        finally:
+            await endpoint.close()
