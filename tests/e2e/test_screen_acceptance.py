@@ -268,7 +268,10 @@ def test_muxed_file_has_no_frame_of_the_pause_and_keeps_the_stamps(
     p0, p1 = pause_span(run.interaction)
     t = timing(run.muxed)
     print(f"\nmuxed: {t.summary()}")
-    assert len(run.muxed) >= 0.8 * len(run.segments) and not t.unreadable
+    assert not t.unreadable, t.unreadable[:3]
+    # Every picture stored is in the muxed file (nothing of the call's screen lost in the join).
+    lost = {f.drawn for f in run.segments if f.drawn} - {f.drawn for f in run.muxed if f.drawn}
+    assert not lost, f"{len(lost)} stored pictures not muxed, e.g. drawn at {sorted(lost)[:3]}"
     assert not in_pause(run.muxed, p0, p1, draw_log(stack.pattern_log))
     bounds = out_of_bound(t, draw_log(stack.pattern_log), skip_first=True)
     print(f"muxed: {bounds.note}")
