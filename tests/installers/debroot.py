@@ -117,6 +117,12 @@ class DebRoot:
                 stderr=subprocess.STDOUT,
             )
 
+    def bind(self, host_dir: Path, inside: str) -> None:
+        """The host's ``host_dir`` at ``inside`` (unmounted with the root)."""
+        target = self.path(inside)
+        target.mkdir(parents=True, exist_ok=True)
+        subprocess.run(["mount", "--bind", str(host_dir), str(target)], check=True)
+
     def path(self, inside: str) -> Path:
         return self.root / inside.lstrip("/")
 

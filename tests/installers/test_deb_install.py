@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import time
@@ -22,12 +23,15 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import av
 import httpx
 import pytest
+from websockets.sync.client import connect
 
 from tests.e2e.harness import ROOT, ServerProcess, run_server, stop_process, wait_until
+from tests.e2e.screen_call import SCENARIO, AgentChannel, _speech_wav, bare_xvfb
 from tests.installers.debroot import DebRoot, fresh_root, why_not_possible
-from tests.ports import free_port
+from tests.ports import free_port, free_ports
 
 pytestmark = [
     pytest.mark.installers,
@@ -180,6 +184,86 @@ def test_preseeded_install_enrols_and_reports_without_python(
         code = re.search(r'^enroll_token = "(\S+)"$', conf, re.MULTILINE).group(1)  # type: ignore[union-attr]
         again = client.post(f"{server.url}/api/recorders/enroll", json={"code": code})
     assert again.status_code == 401 and again.json()["error"] == "enrolment_code_used"
+
+
+def test_bundled_recorder_records_a_sipp_call_that_plays(
+    installed: DebRoot, server: ServerProcess, tmp_path: Path
+) -> None:
+    """The stretch of the acceptance line: the enrolled bundle in the Debian root captures an Xvfb
+    screen (the host's, its socket bound into the root) during a SIPp call to agent1, uploads the
+    segments, and the supervisor gets a muxed file that decodes."""
+    for tool in ("sipp", "sox", "Xvfb"):
+        if shutil.which(tool) is None:
+            pytest.skip(f"{tool} is not installed (scripts/system-packages test)")
+    with server.client("admin") as admin:
+        assert admin.put("/api/admin/sampling", json={"percentage": 100, "team_overrides": {}}).is_success
+    _speech_wav(tmp_path / "speech.wav")
+    log = tmp_path / "recorder.log"
+    with bare_xvfb(800, 600) as display:
+        installed.bind(Path("/tmp/.X11-unix"), "/tmp/.X11-unix")
+        proc = installed.popen(
+            _autostart_command(installed),
+            user="agent1",
+            env=_recorder_env("agent1", DISPLAY=display),
+            log=log,
+        )
+        token = server.token("agent1", client="desktop", dn="1001")
+        ws_url = server.url.replace("http://", "ws://", 1)
+        try:
+            with connect(
+                f"{ws_url}/api/events?client=desktop", additional_headers={"Authorization": f"Bearer {token}"}
+            ) as ws:
+                channel = AgentChannel(ws)
+                with server.client("supervisor") as sup:
+                    wait_until(
+                        lambda: any(
+                            a["dn"] == "1001" and {"desktop", "recorder"} <= set(a["connected"])
+                            for a in sup.get("/api/agents").json()
+                        ),
+                        90,
+                        "agent1's desktop channel and the bundled recorder connected",
+                    )
+                iid = _sipp_call(server, channel, tmp_path, seconds=6)
+                headers = {"Authorization": f"Bearer {token}"}
+                r = httpx.post(f"{server.url}/api/interactions/{iid}/done", headers=headers, timeout=60)
+                assert r.status_code == 200, r.text
+                sup_token = server.token("supervisor")
+                muxed = wait_until(
+                    lambda: _muxed(server, iid, sup_token), 300, "the call's muxed screen + voice file"
+                )
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}\nrecorder log:\n{log.read_text()[-4000:]}") from None
+        finally:
+            stop_process(proc)
+    path = tmp_path / "muxed.mp4"
+    path.write_bytes(muxed)
+    with av.open(str(path)) as container:
+        assert container.streams.video and container.streams.audio
+        assert sum(1 for _ in container.decode(video=0)) >= 5
+
+
+def _sipp_call(server: ServerProcess, channel: AgentChannel, work: Path, seconds: float) -> str:
+    seen = channel.count()
+    cmd = ["sipp", f"127.0.0.1:{server.sip_port}", "-sf", str(SCENARIO), "-s", "1001", "-m", "1"]
+    cmd += ["-d", str(int(seconds * 1000)), "-i", "127.0.0.1", "-mi", "127.0.0.1"]
+    cmd += ["-mp", str(free_ports(4)), "-timeout", str(int(seconds + 90)), "-nostdin"]
+    sipp = subprocess.Popen(cmd, cwd=work, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        iid = str(wait_until(lambda: channel.interaction_started(seen), 30, "call.started"))
+        wait_until(lambda: channel.has("screen.start", iid), 10, "screen.start")
+        out, _ = sipp.communicate(timeout=seconds + 120)
+        assert sipp.returncode == 0, out.decode(errors="replace")[-3000:]
+    finally:
+        stop_process(sipp)
+    wait_until(lambda: channel.has("call.ended", iid), 30, "call.ended")
+    return iid
+
+
+def _muxed(server: ServerProcess, iid: str, token: str) -> bytes | None:
+    r = httpx.get(
+        f"{server.url}/api/interactions/{iid}/media/muxed", headers={"Authorization": f"Bearer {token}"}
+    )
+    return r.content if r.status_code == 200 else None
 
 
 def test_bad_input_is_named_in_the_log_and_dpkg_stays_clean(

@@ -78,7 +78,9 @@ def test_flags_and_environment_beat_the_files(tmp_path: Path) -> None:
     assert (config.server_url, config.fps, config.monitor) == ("https://machine.example", 7.0, 1)
 
 
-def test_machine_file_from_env_and_missing_files_are_empty(tmp_path: Path, monkeypatch) -> None:
+def test_machine_file_from_env_and_missing_files_are_empty(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "user"))
     assert read_toml_file(tmp_path / "absent.toml") == {}
     machine = tmp_path / "agent.toml"
