@@ -8,8 +8,10 @@ from __future__ import annotations
 import wave
 from collections.abc import Iterator
 from contextlib import contextmanager
+from fractions import Fraction
 from pathlib import Path
 
+import av
 import numpy as np
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
@@ -33,6 +35,19 @@ def _wav(path: Path, seconds: int = 2) -> None:
         w.setsampwidth(2)
         w.setframerate(8000)
         w.writeframes(np.full((8000 * seconds, 2), 3000, dtype=np.int16).tobytes())
+
+
+def _mp4(path: Path) -> None:
+    """A tiny real MP4 (2 s, 5 fps): the player's timeline reads the muxed file's chapters."""
+    with av.open(str(path), "w", format="mp4") as out:
+        stream = out.add_stream("mpeg4", rate=5)
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+        for i in range(10):
+            frame = av.VideoFrame.from_ndarray(np.full((48, 64, 3), i * 20, dtype=np.uint8), format="rgb24")
+            frame.pts = i
+            frame.time_base = Fraction(1, 5)
+            out.mux(stream.encode(frame))
+        out.mux(stream.encode(None))
 
 
 def _call(s: object, app: FastAPI, tmp: Path, call_id: str, agent_id: int) -> None:
@@ -62,9 +77,8 @@ def _call(s: object, app: FastAPI, tmp: Path, call_id: str, agent_id: int) -> No
     s.flush()
     wav = tmp / f"{call_id}.wav"
     _wav(wav)
-    # A stand-in for the muxed file: share links and downloads serve bytes, they do not decode.
     mp4 = tmp / f"{call_id}.mp4"
-    mp4.write_bytes(b"\x00\x00\x00\x18ftypmp42" + bytes(range(256)) * 8)
+    _mp4(mp4)
     storage = app.state.ctx.storage
     for kind, path, ctype in (("voice", wav, "audio/wav"), ("muxed", mp4, "video/mp4")):
         key = f"rec/{call_id}/{path.name}"

@@ -9,6 +9,7 @@ import csv
 import io
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -32,7 +33,7 @@ def env(tmp_path: Path) -> Iterator[TestClient]:
         yield client
 
 
-def _records(env: TestClient, who: str | dict[str, str] = "comp", **params: object) -> dict[str, object]:
+def _records(env: TestClient, who: str | dict[str, str] = "comp", **params: Any) -> dict[str, object]:
     auth = login(env, who) if isinstance(who, str) else who
     r = env.get("/api/audit/records", params=params, headers=auth)
     assert r.status_code == 200, r.text

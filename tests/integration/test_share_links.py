@@ -76,7 +76,8 @@ def test_link_works_without_login_then_expires_then_refused_after_revoke(env: Te
     anonymous = TestClient(env.app)  # no cookie, no bearer
     r = anonymous.get("/share", params={"token": token})
     assert r.status_code == 200 and r.headers["content-type"] == "video/mp4"
-    assert r.content.startswith(b"\x00\x00\x00\x18ftypmp42")
+    ctx = env.app.state.ctx  # type: ignore[attr-defined]
+    assert r.content == ctx.storage.local_path("rec/call-blue/call-blue.mp4").read_bytes()
     part = anonymous.get("/share", params={"token": token}, headers={"Range": "bytes=4-7"})
     assert part.status_code == 206 and part.content == b"ftyp"
     # The link opens nothing else: not the API, not the other media.
