@@ -4,6 +4,7 @@
 import { api, setUnauthorizedHandler } from "./api.js";
 import { initAdmin, showAdmin } from "./admin.js";
 import { initAgentPlayback, showAgentPlayback } from "./admin_agent_playback.js";
+import { initAgentCodes, showAgentCodes, showAgentStates } from "./admin_codes.js";
 import { initRecorderPolicy, showRecorderPolicy } from "./admin_recorder.js";
 import { FLEET_ROLES, initFleet, showFleet, stopFleet } from "./fleet.js";
 import { MISSED_ROLES, initMissed, showMissed } from "./missed.js";
@@ -189,12 +190,14 @@ function route() {
     showAdmin(isCurrent);
     showSearchKeys(isCurrent);
     showAgentPlayback(isCurrent);
+    showAgentCodes(isCurrent);
     showRecorderPolicy(isCurrent);
     return;
   }
   if (hash !== "recordings") history.replaceState(null, "", "#/recordings");
   showView("view-recordings");
   showRecordings(isCurrent);
+  showAgentStates(isCurrent, me.role);
 }
 
 async function start() {
@@ -206,6 +209,7 @@ async function start() {
   initSearch();
   initSearchKeys();
   initAgentPlayback();
+  initAgentCodes();
   initAdmin();
   initRecorderPolicy();
   initFleet();
