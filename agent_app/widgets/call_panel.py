@@ -49,7 +49,7 @@ class CallPanel(QWidget):
         layout.addRow("Queue", self.queue_label)
         self._metadata_caption = QLabel("Call data", self)
         layout.addRow(self._metadata_caption, self.metadata_label)
-        layout.addRow("Time", self.elapsed_label)
+        layout.addRow("Talk time", self.elapsed_label)
         layout.addRow("Voice", self.voice_label)
         layout.addRow("Screen", self.screen_label)
         layout.addRow(self.warning_label)
