@@ -278,6 +278,9 @@ def build_parser() -> argparse.ArgumentParser:
     from server import codes_cli
 
     codes_cli.add_parser(sub)
+    from server import devices_cli
+
+    devices_cli.add_parser(sub)
     try:
         from server.sim import cli as sim_cli
     except ImportError:
