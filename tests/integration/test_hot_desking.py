@@ -24,7 +24,9 @@ from server.settings import load_settings
 from server.store import models
 from server.store.db import session_scope
 from server.store.users import create_user
+from tandem_protocol.events import Envelope
 from tests.integration.siprec_peer import SrcPeer
+from tests.integration.test_fleet import beat
 from tests.integration.test_recorder_missing import OFFER, PASSWORD, Channel, LiveServer, channel
 from tests.ports import rtp_range
 
@@ -168,6 +170,17 @@ def test_two_agents_one_after_the_other_on_one_device_then_the_device_revoked(
             assert segment_create(http, token_b, iid_a) == 403
             assert segment_create(http, token_b, iid_b) == 201
 
+            # The device reports itself as bob's recorder (the fleet row IT sees).
+            rec_b.ws.send(
+                Envelope("recorder.heartbeat", beat(host="desk-7", state="idle"), at=time.time()).to_json()
+            )
+            deadline = time.monotonic() + 15
+            while not [
+                f for f in http.get("/api/admin/fleet", headers=admin).json()["recorders"] if f["host"]
+            ]:
+                assert time.monotonic() < deadline, "the device's heartbeat never reached the fleet"
+                time.sleep(0.05)
+
             # IT revokes the device: channel closed, connect/upload/pair refused, list says revoked.
             r = http.post(f"/api/admin/devices/{device_id}/revoke", headers=admin)
             assert r.status_code == 204, r.text
@@ -183,6 +196,10 @@ def test_two_agents_one_after_the_other_on_one_device_then_the_device_revoked(
             assert r.status_code == 401 and r.json()["error"] == "device_revoked", r.text
             r = http.get("/api/admin/devices", headers=admin)
             assert [(d["state"], d["revoked_by"]) for d in r.json()["devices"]] == [("revoked", "admin")]
+            fleet = http.get("/api/admin/fleet", headers=admin).json()["recorders"]
+            assert [(f["host"], f["agent"], f["status"]) for f in fleet if f["host"]] == [
+                ("desk-7", "bob", "revoked")
+            ]
         finally:
             peer.close()
     with session_scope(ctx.sessions) as s:
