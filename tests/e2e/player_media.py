@@ -44,6 +44,7 @@ def write_muxed(
     gap: tuple[float, float] | None,
     fps: float = 2.0,
     size: tuple[int, int] = (320, 180),
+    keyframe_seconds: float = 10.0,
 ) -> None:
     """H.264 frames every 1/fps s except inside ``gap`` (the frames are simply not there, as in a
     real mux), and the voice as AAC stereo starting ``voice_offset`` s into the file."""
@@ -53,9 +54,12 @@ def write_muxed(
         video = out.add_stream("libx264", rate=Fraction(fps).limit_denominator(1000))
         video.width, video.height, video.pix_fmt = width, height, "yuv420p"
         video.time_base = Fraction(1, 1000)
-        video.options = {"preset": "ultrafast", "g": str(max(1, int(fps * 10)))}
+        # Keyframes by time and no scene-cut ones, as the recorder's encoder makes them.
+        keyint = str(max(1, round(fps * keyframe_seconds)))
+        video.options = {"preset": "ultrafast", "g": keyint, "keyint_min": keyint, "sc_threshold": "0"}
         audio = out.add_stream("aac", rate=16000, layout="stereo")
         audio.bit_rate = 64_000
+        held: list[av.Packet] = []  # muxed at the end in time order: interleaved, as the server's mux writes
         n = 0
         while n / fps < seconds:
             at = n / fps
@@ -69,9 +73,9 @@ def write_muxed(
             frame.pts = int(at * 1000)
             frame.time_base = Fraction(1, 1000)
             for packet in video.encode(frame):
-                out.mux(packet)
+                held.append(packet)
         for packet in video.encode(None):
-            out.mux(packet)
+            held.append(packet)
         resampler = av.AudioResampler(format="fltp", layout="stereo", rate=16000)
         lead = np.zeros((int(voice_offset * RATE), 2), dtype=np.int16)
         voice = np.concatenate([lead, samples])
@@ -84,11 +88,14 @@ def write_muxed(
             sound.time_base = Fraction(1, RATE)
             for resampled in resampler.resample(sound):
                 for packet in audio.encode(resampled):
-                    out.mux(packet)
+                    held.append(packet)
         for resampled in resampler.resample(None):
             for packet in audio.encode(resampled):
-                out.mux(packet)
+                held.append(packet)
         for packet in audio.encode(None):
+            held.append(packet)
+        held.sort(key=lambda p: float((p.dts or 0) * (p.time_base or 1)))
+        for packet in held:
             out.mux(packet)
         if gap:
             marks = [
