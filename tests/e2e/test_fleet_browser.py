@@ -17,7 +17,7 @@ import socket
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Page
+from playwright.sync_api import FloatRect, Page
 
 from tests.e2e.browser import chromium, log_in, new_page
 from tests.e2e.harness import run_recorder, run_server, wait_until, xvfb_with_changing_content
@@ -50,7 +50,7 @@ def _shoot_section(page: Page, top: str, bottom: str, path: Path) -> None:
     last = page.locator(bottom).bounding_box()
     assert first is not None and last is not None
     scroll = page.evaluate("() => [window.scrollX, window.scrollY]")
-    clip = {
+    clip: FloatRect = {
         "x": 0,
         "y": first["y"] + scroll[1] - 16,
         "width": page.viewport_size["width"] if page.viewport_size else 1280,

@@ -20,6 +20,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
+from typing import Any
 
 import av
 import numpy as np
@@ -223,7 +224,8 @@ def _decoded(path: Path, origin: float) -> list[tuple[float, int, int]]:
 def _chapters(path: Path, origin: float) -> list[tuple[float, str]]:
     with av.open(str(path)) as c:
         return [
-            (origin + float(ch["start"] * ch["time_base"]), ch["metadata"]["title"]) for ch in c.chapters()
+            (origin + float(ch["start"] * (ch["time_base"] or 0)), ch["metadata"]["title"])
+            for ch in c.chapters()
         ]
 
 
@@ -725,7 +727,7 @@ def test_sixty_segments_are_muxed_one_at_a_time_in_bounded_memory(
     memory of muxing 60 segments is about that of muxing 3."""
     seg_dir = tmp_path / "segs"
     seg_dir.mkdir()
-    segments = []
+    segments: list[dict[str, Any]] = []
     for i in range(60):
         path = seg_dir / f"s{i:02d}.mp4"
         make_segment(path, [i * 20 + k for k in range(20)], first_number=i * 20, size=(320, 192))
@@ -786,7 +788,7 @@ def test_sixty_segments_are_muxed_one_at_a_time_in_bounded_memory(
 class _Closing:
     """A container whose close (also at the end of ``with``) is seen by the test."""
 
-    def __init__(self, container: object, close: object) -> None:
+    def __init__(self, container: Any, close: Any) -> None:
         self._container = container
         self.close = close
 
@@ -797,7 +799,7 @@ class _Closing:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.close()  # type: ignore[operator]
+        self.close()
 
     def __iter__(self) -> Iterator[object]:
-        return iter(self._container)  # type: ignore[call-overload]
+        return iter(self._container)

@@ -69,7 +69,7 @@ def create(
     iid: str = IID,
     sha256: str | None = None,
     final: bool = False,
-) -> httpx.Response:
+) -> Any:  # httpx's or, from TestClient, httpx2's Response
     meta: dict[str, object] = {
         "run": run,
         "seq": seq,
@@ -92,7 +92,7 @@ def create(
 
 def patch(
     http: Any, token: str, location: str, offset: int, chunk: bytes, checksum: str | None = "sha256"
-) -> httpx.Response:
+) -> Any:  # httpx's or, from TestClient, httpx2's Response
     headers = {**bearer(token), **TUS, "Content-Type": OCTETS, "Upload-Offset": str(offset)}
     if checksum is not None:
         digest = hashlib.new(checksum, chunk).digest()
@@ -101,14 +101,14 @@ def patch(
     return response
 
 
-def head(http: Any, token: str, location: str) -> httpx.Response:
+def head(http: Any, token: str, location: str) -> Any:  # httpx's or, from TestClient, httpx2's Response
     response: httpx.Response = http.head(location, headers={**bearer(token), **TUS})
     return response
 
 
 def upload_all(
     http: Any, token: str, body: bytes, started_at: float, chunk: int = 700, **kw: Any
-) -> httpx.Response:
+) -> Any:  # httpx's or, from TestClient, httpx2's Response
     r = create(http, token, body, started_at, **kw)
     assert r.status_code == 201, r.text
     location, offset = r.headers["Location"], 0

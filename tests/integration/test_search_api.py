@@ -63,11 +63,11 @@ def env(tmp_path: Path) -> Iterator[tuple[TestClient, list[Seeded], dict[str, An
             create_user(s, name, PASSWORD, "agent", team=team)
         s.flush()
         for user in s.query(models.User).all():
-            team = s.get(models.Team, user.team_id) if user.team_id else None
-            users[user.username] = (user.id, team.name if team else None, user.team_id)
+            team_row = s.get(models.Team, user.team_id) if user.team_id else None
+            users[user.username] = (user.id, team_row.name if team_row else None, user.team_id)
         for n in range(300):
             agent = [None, "agent1", "agent2", "agent3"][n % 4] if n % 29 else None
-            agent_id, team, _ = users[agent] if agent else (None, None, None)
+            agent_id, team_name, _ = users[agent] if agent else (None, None, None)
             # Ties on purpose: groups of 6 calls share a start time.
             started = T0 - (n // 6) * 600.0
             ended = None if n % 37 == 0 else started + rng.choice([30.0, 60.0, 95.0, 300.0])
@@ -120,7 +120,7 @@ def env(tmp_path: Path) -> Iterator[tuple[TestClient, list[Seeded], dict[str, An
                 Seeded(
                     row.id,
                     agent,
-                    team,
+                    team_name,
                     agent_id,
                     started,
                     None if ended is None else ended - started,
@@ -414,7 +414,7 @@ def test_admin_names_metadata_keys_and_search_finds_their_values(env: Any) -> No
     expected = {s.id for s in seeded if s.queue == "gold"}
     assert set(everything(http, admin, {"meta.queue": "GOLD"})) == expected
     # A call stored (or updated) later is indexed as it is written.
-    with session_scope(http.app.state.ctx.sessions) as s:  # type: ignore[attr-defined]
+    with session_scope(http.app.state.ctx.sessions) as s:
         row = s.get(models.Interaction, "i0002")
         assert row is not None
         row.recording_meta = json.dumps({"params": {"queue": "Gold", "account": "A-17"}})
@@ -436,7 +436,7 @@ def test_thumbnail_of_the_screen_is_made_once_and_every_read_is_audited(env: Any
     from tests.unit.test_thumbnail import _mp4
 
     http, seeded, _users = env
-    ctx = http.app.state.ctx  # type: ignore[attr-defined]
+    ctx = http.app.state.ctx
     source = tmp_path / "screen.mp4"
     _mp4(source, (30, 160, 40))
     size = source.stat().st_size

@@ -87,7 +87,7 @@ def test_remember_me_fills_the_next_start_and_unticking_forgets(
 def test_without_a_desktop_keyring_remember_me_is_off_and_says_why(
     qtbot: QtBot, fakes: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("keyring.get_keyring", lambda: FailKeyring())
+    monkeypatch.setattr("keyring.get_keyring", lambda: FailKeyring())  # type: ignore[no-untyped-call]
     window = window_with(qtbot, fakes, credentials=CredentialStore(env={}))
     qtbot.waitUntil(lambda: not remember_box(window).isEnabled())
     assert "keyring" in remember_box(window).toolTip()

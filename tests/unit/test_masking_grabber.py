@@ -87,7 +87,8 @@ def make(
 
 
 def black(frame: np.ndarray) -> np.ndarray:
-    return (frame[..., :3] == 0).all(axis=-1)
+    mask: np.ndarray = (frame[..., :3] == 0).all(axis=-1)
+    return mask
 
 
 def test_window_masked_at_its_place_on_the_canvas() -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -26,8 +27,8 @@ from tandem_protocol.recorder_health import Heartbeat, UploadProgress
 from tandem_protocol.recorder_policy import RecorderPolicy
 
 
-def _sources(**over: object) -> HealthSources:
-    base = {
+def _sources(**over: Any) -> HealthSources:
+    base: dict[str, Any] = {
         "state": lambda: "recording",
         "interaction": lambda: "int-1",
         "spool": lambda: (5_000_000, 3),
@@ -37,7 +38,7 @@ def _sources(**over: object) -> HealthSources:
         "clock": lambda: (0.25, 0.004),
     }
     base.update(over)
-    return HealthSources(**base)  # type: ignore[arg-type]
+    return HealthSources(**base)
 
 
 def test_a_heartbeat_is_built_from_its_sources_and_survives_the_wire() -> None:
