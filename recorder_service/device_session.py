@@ -7,12 +7,17 @@ agent's session. Each binding runs one recorder session (``run_service``) with t
 pairing or an unpairing finalises the running session (its capture stopped and spooled) and the
 next binding starts a fresh one. The server closes the channel of an ended binding itself, so no
 screen command for an agent who left reaches this PC.
+
+Each agent has his own spool directory under the spool root: a session uploads only its own
+agent's segments (with his token; the server refuses another agent's interaction), and what an
+agent left in the spool is uploaded when he is paired on this PC again, never lost or misfiled.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import socket
 from dataclasses import dataclass
 from pathlib import Path
@@ -65,10 +70,12 @@ class Binding:
 class DeviceRunner:
     """One recorder session per binding, switched by the desktop's pair/unpair requests."""
 
-    def __init__(self, server_url: str, credential: str, spool: Spool, *, fps: float, monitor: int) -> None:
+    def __init__(
+        self, server_url: str, credential: str, spool_root: Path, *, fps: float, monitor: int
+    ) -> None:
         self.server_url = server_url
         self._credential = credential
-        self._spool = spool
+        self._spool_root = spool_root
         self._fps = fps
         self._monitor = monitor
         self.binding: Binding | None = None
@@ -109,6 +116,11 @@ class DeviceRunner:
         self._switch()
         return self.binding.agent if self.binding else ""
 
+    def spool_dir(self, agent: str) -> Path:
+        """The agent's own spool directory (his name made safe for a path)."""
+        safe = re.sub(r"[^A-Za-z0-9._-]", "_", agent).lstrip(".") or "_"
+        return self._spool_root / "agents" / safe
+
     def _switch(self) -> None:
         self._switching = True
         self._changed.set()
@@ -138,7 +150,7 @@ class DeviceRunner:
                 await run_service(
                     self.server_url,
                     lambda token=binding.token: token,  # type: ignore[misc]
-                    self._spool,
+                    Spool(self.spool_dir(binding.agent)),
                     fps=self._fps,
                     monitor=self._monitor,
                     stop=self._session_stop,

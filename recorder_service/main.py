@@ -182,8 +182,7 @@ def _run_device(store: TokenStore, server: str, settings: AgentSettings, config:
         credential = enrol_device(server, settings.enroll_token or "")
         store.save_device(server, credential)
         log.info("enrolled: this PC's recorder records whoever logs in on its desktop")
-    spool = Spool(config.spool_dir)
-    runner = DeviceRunner(server, credential, spool, fps=config.fps, monitor=config.monitor)
+    runner = DeviceRunner(server, credential, config.spool_dir, fps=config.fps, monitor=config.monitor)
     asyncio.run(runner.run(socket_path(), asyncio.Event()))
     return 0
 

@@ -208,4 +208,6 @@ def test_the_real_recorder_follows_whoever_logs_in_on_the_desktop(
             proc.send_signal(signal.SIGTERM)
             out, _ = proc.communicate(timeout=60)
     assert "paired: recording alice" in out and "paired: recording bob" in out, out
+    # Each agent's session spooled into his own directory: bob's uploads never carry alice's segments.
+    assert sorted(p.name for p in (tmp_path / "spool" / "agents").iterdir()) == ["alice", "bob"]
     assert "this device's credential was revoked by IT" in out, out

@@ -159,3 +159,12 @@ def test_the_desktop_pairs_after_login_and_unpairs_before_logout(sock_path: Path
     assert api.pair_recorder() is False
     api.logout()
     assert json.dumps(tickets)  # a ticket was fetched for each login attempt
+
+
+def test_each_agent_spools_into_his_own_directory_under_the_root(tmp_path: Path) -> None:
+    from recorder_service.device_session import DeviceRunner
+
+    runner = DeviceRunner("http://tandem.test", "tdc_x", tmp_path, fps=1.0, monitor=0)
+    assert runner.spool_dir("alice") == tmp_path / "agents" / "alice"
+    assert runner.spool_dir("../../etc/x").parent == tmp_path / "agents"  # no way out of the root
+    assert runner.spool_dir("..") == tmp_path / "agents" / "_"
