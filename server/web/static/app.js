@@ -9,13 +9,15 @@ import { initRecorderPolicy, showRecorderPolicy } from "./admin_recorder.js";
 import { FLEET_ROLES, initFleet, showFleet, stopFleet } from "./fleet.js";
 import { initDevices, showDevices } from "./admin_devices.js";
 import { MISSED_ROLES, initMissed, showMissed } from "./missed.js";
+import { AUDIT_ROLES, showAudit } from "./audit.js";
+import { setShareRole } from "./share.js";
 import { initPlayerControls, showPlayer, stopPlayer } from "./player.js";
 import { initSearch, resetSearch, showSearch } from "./search.js";
 import { initSearchKeys, showSearchKeys } from "./admin_search_keys.js";
 import { callDuration, formatClock, localDateTime, matchesFilter, screenState } from "./timeline.js";
 
 const $ = (id) => document.getElementById(id);
-const VIEWS = ["view-login", "view-recordings", "view-player", "view-missed", "view-admin", "view-search", "view-fleet"];
+const VIEWS = ["view-login", "view-recordings", "view-player", "view-missed", "view-admin", "view-search", "view-fleet", "view-audit"];
 
 let me = null; // UserInfo of the signed-in user
 let interactions = [];
@@ -30,6 +32,7 @@ function showView(id) {
   $("nav-missed").toggleAttribute("aria-current", id === "view-missed");
   $("nav-search").toggleAttribute("aria-current", id === "view-search");
   $("nav-fleet").toggleAttribute("aria-current", id === "view-fleet");
+  $("nav-audit").toggleAttribute("aria-current", id === "view-audit");
 }
 
 // ---- session -------------------------------------------------------------------------------
@@ -52,6 +55,8 @@ function signedIn(user) {
   $("nav-admin").hidden = user.role !== "admin";
   $("nav-missed").hidden = !MISSED_ROLES.includes(user.role);
   $("nav-fleet").hidden = !FLEET_ROLES.includes(user.role);
+  $("nav-audit").hidden = !AUDIT_ROLES.includes(user.role);
+  setShareRole(user.role);
   route();
 }
 
@@ -180,6 +185,11 @@ function route() {
   if (parts[0] === "search") {
     showView("view-search");
     showSearch(queryAt < 0 ? "" : fullHash.slice(queryAt + 1), isCurrent, me.role);
+    return;
+  }
+  if (parts[0] === "audit" && AUDIT_ROLES.includes(me.role)) {
+    showView("view-audit");
+    showAudit(queryAt < 0 ? "" : fullHash.slice(queryAt + 1), isCurrent);
     return;
   }
   if (parts[0] === "missed" && MISSED_ROLES.includes(me.role)) {

@@ -7,6 +7,7 @@
 
 import { api, mediaStatus } from "./api.js";
 import { resetBookmarks, showBookmarks } from "./player_bookmarks.js";
+import { showShare } from "./share.js";
 import {
   alignPeaks, callDuration, decodePeaks, deepLinkTime, formatClock, localDateTime, silentSpans, skipTarget,
   timelineItems,
@@ -386,6 +387,7 @@ export async function showPlayer(id, isCurrent, query = "") {
     `${summary.agent || summary.dn} — ${summary.caller || "unknown caller"}, ${localDateTime(summary.started_at)}`;
   renderDetails(summary);
   renderVoiceFiles(summary);
+  showShare(id, summary.media || []); // share links (share.js), for the roles that may share
 
   const media = summary.media || [];
   const kind = media.includes("muxed") ? "muxed" : media.includes("voice") ? "voice" : null;
