@@ -16,6 +16,7 @@ import json
 import os
 import re
 import shutil
+import sqlite3
 import subprocess
 import sys
 import time
@@ -26,10 +27,9 @@ from typing import Any
 import av
 import httpx
 import pytest
-from websockets.sync.client import connect
 
 from tests.e2e.harness import ROOT, ServerProcess, run_server, stop_process, wait_until
-from tests.e2e.screen_call import SCENARIO, AgentChannel, _speech_wav, bare_xvfb
+from tests.e2e.screen_call import SCENARIO, _speech_wav, bare_xvfb
 from tests.installers.debroot import DebRoot, fresh_root, why_not_possible
 from tests.ports import free_port, free_ports
 
@@ -44,7 +44,7 @@ pytestmark = [
     ),
 ]
 
-RECORDER = "/opt/tandem/tandem-recorder/tandem-recorder"
+DESKTOP = "/opt/tandem/tandem-agent/tandem-agent"
 CONF = "/etc/tandem/agent.toml"
 
 
@@ -83,7 +83,10 @@ def deb() -> Path:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    with run_server(tmp_path_factory.mktemp("server"), [("agent2", "agent", "Blue")]) as srv:
+    # After-call work ends by the limit: nobody presses Done on the bundled desktop.
+    with run_server(
+        tmp_path_factory.mktemp("server"), [("agent2", "agent", "Blue")], TANDEM_SERVER_ACW_LIMIT_SECONDS="5"
+    ) as srv:
         yield srv
 
 
@@ -186,55 +189,64 @@ def test_preseeded_install_enrols_and_reports_without_python(
     assert again.status_code == 401 and again.json()["error"] == "enrolment_code_used"
 
 
-def test_bundled_recorder_records_a_sipp_call_that_plays(
+def test_bundled_desktop_and_recorder_record_a_sipp_call_that_plays(
     installed: DebRoot, server: ServerProcess, tmp_path: Path
 ) -> None:
-    """The stretch of the acceptance line: the enrolled bundle in the Debian root captures an Xvfb
-    screen (the host's, its socket bound into the root) during a SIPp call to agent1, uploads the
-    segments, and the supervisor gets a muxed file that decodes."""
+    """The stretch of the acceptance line: in the Debian root, on an Xvfb screen (the host's, its
+    socket bound in), the bundled desktop logs agent1 in on DN 1001 and the enrolled bundled
+    recorder connects for the same agent; a SIPp call to 1001 is recorded, the screen uploaded,
+    after-call work ends by the server's limit (nobody presses Done) and the supervisor gets a
+    muxed file that decodes."""
     for tool in ("sipp", "sox", "Xvfb"):
         if shutil.which(tool) is None:
             pytest.skip(f"{tool} is not installed (scripts/system-packages test)")
     with server.client("admin") as admin:
         assert admin.put("/api/admin/sampling", json={"percentage": 100, "team_overrides": {}}).is_success
     _speech_wav(tmp_path / "speech.wav")
-    log = tmp_path / "recorder.log"
-    with bare_xvfb(800, 600) as display:
+    rec_log, desk_log = tmp_path / "recorder.log", tmp_path / "desktop.log"
+    desktop = [DESKTOP, "--server", server.url, "--user", "agent1", "--dn", "1001", "--auto-login"]
+    with bare_xvfb(1024, 768) as display:
         installed.bind(Path("/tmp/.X11-unix"), "/tmp/.X11-unix")
-        proc = installed.popen(
-            _autostart_command(installed),
-            user="agent1",
-            env=_recorder_env("agent1", DISPLAY=display),
-            log=log,
-        )
-        token = server.token("agent1", client="desktop", dn="1001")
-        ws_url = server.url.replace("http://", "ws://", 1)
+        password = server.creds["agent1"]["password"]
+        procs = [
+            installed.popen(
+                _autostart_command(installed),
+                user="agent1",
+                env=_recorder_env("agent1", DISPLAY=display),
+                log=rec_log,
+            ),
+            installed.popen(
+                desktop,
+                user="agent1",
+                env={"DISPLAY": display, "TANDEM_AGENT_PASSWORD": password},
+                log=desk_log,
+            ),
+        ]
         try:
-            with connect(
-                f"{ws_url}/api/events?client=desktop", additional_headers={"Authorization": f"Bearer {token}"}
-            ) as ws:
-                channel = AgentChannel(ws)
-                with server.client("supervisor") as sup:
-                    wait_until(
-                        lambda: any(
-                            a["dn"] == "1001" and {"desktop", "recorder"} <= set(a["connected"])
-                            for a in sup.get("/api/agents").json()
-                        ),
-                        90,
-                        "agent1's desktop channel and the bundled recorder connected",
-                    )
-                iid = _sipp_call(server, channel, tmp_path, seconds=6)
-                headers = {"Authorization": f"Bearer {token}"}
-                r = httpx.post(f"{server.url}/api/interactions/{iid}/done", headers=headers, timeout=60)
-                assert r.status_code == 200, r.text
-                sup_token = server.token("supervisor")
-                muxed = wait_until(
-                    lambda: _muxed(server, iid, sup_token), 300, "the call's muxed screen + voice file"
+            with server.client("supervisor") as sup:
+                wait_until(
+                    lambda: any(
+                        a["dn"] == "1001" and {"desktop", "recorder"} <= set(a["connected"])
+                        for a in sup.get("/api/agents").json()
+                    ),
+                    120,
+                    "the bundled desktop (agent1 on 1001) and the bundled recorder connected",
                 )
+            called_at = time.time()
+            _sipp_call(server, tmp_path, seconds=6)
+            iid = _latest_interaction(server, "1001", called_at)
+            sup_token = server.token("supervisor")
+            muxed = wait_until(
+                lambda: _muxed(server, iid, sup_token), 300, "the call's muxed screen + voice file"
+            )
         except AssertionError as exc:
-            raise AssertionError(f"{exc}\nrecorder log:\n{log.read_text()[-4000:]}") from None
+            logs = (
+                f"recorder log:\n{rec_log.read_text()[-3000:]}\ndesktop log:\n{desk_log.read_text()[-3000:]}"
+            )
+            raise AssertionError(f"{exc}\n{logs}") from None
         finally:
-            stop_process(proc)
+            for proc in procs:
+                stop_process(proc)
     path = tmp_path / "muxed.mp4"
     path.write_bytes(muxed)
     with av.open(str(path)) as container:
@@ -242,21 +254,26 @@ def test_bundled_recorder_records_a_sipp_call_that_plays(
         assert sum(1 for _ in container.decode(video=0)) >= 5
 
 
-def _sipp_call(server: ServerProcess, channel: AgentChannel, work: Path, seconds: float) -> str:
-    seen = channel.count()
+def _sipp_call(server: ServerProcess, work: Path, seconds: float) -> None:
     cmd = ["sipp", f"127.0.0.1:{server.sip_port}", "-sf", str(SCENARIO), "-s", "1001", "-m", "1"]
     cmd += ["-d", str(int(seconds * 1000)), "-i", "127.0.0.1", "-mi", "127.0.0.1"]
     cmd += ["-mp", str(free_ports(4)), "-timeout", str(int(seconds + 90)), "-nostdin"]
     sipp = subprocess.Popen(cmd, cwd=work, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
-        iid = str(wait_until(lambda: channel.interaction_started(seen), 30, "call.started"))
-        wait_until(lambda: channel.has("screen.start", iid), 10, "screen.start")
         out, _ = sipp.communicate(timeout=seconds + 120)
         assert sipp.returncode == 0, out.decode(errors="replace")[-3000:]
     finally:
         stop_process(sipp)
-    wait_until(lambda: channel.has("call.ended", iid), 30, "call.ended")
-    return iid
+
+
+def _latest_interaction(server: ServerProcess, dn: str, since: float) -> str:
+    with sqlite3.connect(server.data_dir / "tandem.db") as db:
+        row = db.execute(
+            "SELECT id FROM interactions WHERE dn = ? AND started_at >= ? ORDER BY started_at DESC",
+            (dn, since - 5),
+        ).fetchone()
+    assert row, f"no interaction on {dn} since the call"
+    return str(row[0])
 
 
 def _muxed(server: ServerProcess, iid: str, token: str) -> bytes | None:
