@@ -118,15 +118,15 @@ def cmd_token_revoke(args: argparse.Namespace) -> int:
 
 
 def cmd_tokens(args: argparse.Namespace) -> int:
-    from server.services import devices
+    from server.services import device_listing
 
-    return _run(args, lambda s: print(json.dumps(devices.list_enrolment_tokens(s), indent=2)))
+    return _run(args, lambda s: print(json.dumps(device_listing.list_enrolment_tokens(s), indent=2)))
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    from server.services import devices
+    from server.services import device_listing
 
-    return _run(args, lambda s: print(json.dumps(devices.list_devices(s), indent=2)))
+    return _run(args, lambda s: print(json.dumps(device_listing.list_devices(s), indent=2)))
 
 
 def cmd_revoke(args: argparse.Namespace) -> int:

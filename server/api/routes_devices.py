@@ -26,7 +26,7 @@ from server.api.errors import ApiError
 from server.api.routes_events import end_device_channels
 from server.errors import EnrolmentError
 from server.security.tickets import TicketBook
-from server.services import devices
+from server.services import device_listing, devices
 from server.store import audit
 
 router = APIRouter(prefix="/api")
@@ -86,7 +86,7 @@ def create_token(
 def list_tokens(
     _: AuthUser = Depends(admin_only), session: Session = Depends(get_db, scope="function")
 ) -> dict[str, Any]:
-    return {"tokens": devices.list_enrolment_tokens(session)}
+    return {"tokens": device_listing.list_enrolment_tokens(session)}
 
 
 @router.post("/admin/devices/enrolment-tokens/{token_id}/revoke", status_code=204)
@@ -106,7 +106,7 @@ def revoke_token(
 def list_devices(
     _: AuthUser = Depends(admin_only), session: Session = Depends(get_db, scope="function")
 ) -> dict[str, Any]:
-    return {"devices": devices.list_devices(session)}
+    return {"devices": device_listing.list_devices(session)}
 
 
 @router.post("/admin/devices/{device_id}/revoke", status_code=204)

@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from server.errors import EnrolmentError
 from server.security.tickets import TicketBook
-from server.services import devices
+from server.services import device_listing, devices
 from server.store import models
 from server.store.db import make_engine, make_session_factory, migrate, session_scope
 from server.store.users import create_user
@@ -103,7 +103,7 @@ def test_enrolment_refused_when_unknown_revoked_expired_or_used_up(sessions: ses
         "this enrolment token was used 2 time(s) already",
     ]
     with session_scope(sessions) as s:
-        states = {t["id"]: t["state"] for t in devices.list_enrolment_tokens(s, now=NOW + 601)}
+        states = {t["id"]: t["state"] for t in device_listing.list_enrolment_tokens(s, now=NOW + 601)}
     assert states == {expiring.id: "expired", revoked.id: "revoked", twice.id: "used_up"}
 
 
@@ -132,13 +132,13 @@ def test_hot_desking_ends_the_earlier_binding_and_revocation_revokes_every_token
             select(models.DevicePairing.recorder_token_id).where(models.DevicePairing.ended_at.is_(None))
         ).scalar_one()
         assert devices.channel_refusal(s, rec_b) == (bob, None)
-        assert [(d["state"], d["agent"]) for d in devices.list_devices(s)] == [("paired", "bob")]
+        assert [(d["state"], d["agent"]) for d in device_listing.list_devices(s)] == [("paired", "bob")]
         revoked = devices.revoke_device(s, ADMIN, enrolled.device_id, now=NOW + 20)
     assert sorted(revoked) == sorted([rec_a, rec_b])
     with session_scope(sessions) as s:
         assert all(s.get(models.ApiToken, t).revoked_at == NOW + 20 for t in revoked)  # type: ignore[union-attr]
         assert devices.channel_refusal(s, rec_b)[1] == "this device was revoked by IT"
-        assert devices.list_devices(s)[0]["state"] == "revoked"
+        assert device_listing.list_devices(s)[0]["state"] == "revoked"
     with session_scope(sessions) as s, pytest.raises(EnrolmentError) as info:
         devices.device_for(s, enrolled.credential, "device.pair")
     assert info.value.code == "device_revoked"
@@ -165,3 +165,26 @@ def test_pairing_needs_a_live_agent_login_and_the_ticket_expires(sessions: sessi
     assert book.redeem(kept) == live and book.redeem(kept) is None  # once
     clock[0] = 121.0
     assert book.redeem(stale) is None
+
+
+def test_revision_0014_adds_and_removes_the_device_tables(tmp_path: Path) -> None:
+    import sqlite3
+
+    from alembic import command
+
+    from server.store.db import alembic_config
+
+    path = tmp_path / "r.db"
+    url = f"sqlite:///{path}"
+    ours = {"enrolment_tokens", "devices", "device_pairings"}
+
+    def tables() -> set[str]:
+        with sqlite3.connect(path) as db:
+            return {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+
+    command.upgrade(alembic_config(url), "0014")
+    assert ours <= tables()
+    command.downgrade(alembic_config(url), "0013")
+    assert not ours & tables() and "agent_codes" in tables()
+    command.upgrade(alembic_config(url), "0014")
+    assert ours <= tables()
