@@ -150,7 +150,7 @@ async def events(websocket: WebSocket) -> None:
     # (hub.close_token) ends it too, so his calls elsewhere never reach this PC afterwards.
     sub = ctx.hub.subscribe(user.user_id, client, bound_through or user.token_id)
     if bound_through is not None:
-        _device_subs[user.token_id] = sub
+        _device_subs.setdefault(user.token_id, set()).add(sub)
     try:
         if client == "recorder":  # before the state is built: a missing screen is requested again
             await ctx.coordinator.recorders.recorder_connected(user.user_id)
@@ -175,8 +175,10 @@ async def events(websocket: WebSocket) -> None:
         pass
     finally:
         ctx.hub.unsubscribe(sub)
-        if _device_subs.get(user.token_id) is sub:
-            del _device_subs[user.token_id]
+        if bound_through is not None:
+            _device_subs.get(user.token_id, set()).discard(sub)
+            if not _device_subs.get(user.token_id, True):
+                del _device_subs[user.token_id]
         if client == "recorder":
             ctx.coordinator.recorders.recorder_disconnected(user.user_id)
             # The desktop sees "not connected" at once, not three heartbeat intervals later.
@@ -189,7 +191,7 @@ async def events(websocket: WebSocket) -> None:
 
 # The live channels of paired devices, by their recorder token: unpairing or revoking a device
 # ends its channel (the agent's logout ends it through the hub's close_token).
-_device_subs: dict[int, Subscription] = {}
+_device_subs: dict[int, set[Subscription]] = {}  # a reconnect may overlap the old socket
 
 
 def _device_refusal(
@@ -218,10 +220,8 @@ def _device_refusal(
 
 def end_device_channels(ctx: ServerContext, recorder_token_ids: list[int], reason: str) -> None:
     """Close the channels of these device recorder tokens with 4401 (call on the event loop)."""
-    for token_id in recorder_token_ids:
-        sub = _device_subs.pop(token_id, None)
-        if sub is None:
-            continue
+    subs = [sub for token_id in recorder_token_ids for sub in _device_subs.pop(token_id, set())]
+    for sub in subs:
         ctx.hub.unsubscribe(sub)
         sub.close = (4401, reason[:120])
         while not sub.queue.empty():
