@@ -145,8 +145,13 @@ def test_call_panel_shows_caller_direction_line_queue_and_attached_data(qtbot: Q
 
 def test_my_recordings_opens_the_web_player_where_the_admin_allows_it(qtbot: QtBot, fakes: Any) -> None:
     opened: list[str] = []
+
+    def open_url(url: str) -> bool:
+        opened.append(url)
+        return True
+
     services = fakes.services()
-    services.open_url = lambda url: opened.append(url) or True
+    services.open_url = open_url
     window = MainWindow(services)
     qtbot.addWidget(window)
     window.show()
