@@ -19,6 +19,7 @@ import pytest
 from sqlalchemy import select
 from websockets.exceptions import InvalidStatus
 
+from recorder_service.tus_client import TusClient
 from server.api.app import create_app
 from server.settings import load_settings
 from server.store import models
@@ -27,6 +28,7 @@ from server.store.users import create_user
 from tandem_protocol.events import Envelope
 from tests.integration.siprec_peer import SrcPeer
 from tests.integration.test_fleet import beat
+from tests.integration.test_mux_segments import FPS, make_segment
 from tests.integration.test_recorder_missing import OFFER, PASSWORD, Channel, LiveServer, channel
 from tests.ports import rtp_range
 
@@ -73,12 +75,46 @@ def pair(http: httpx.Client, credential: str, desktop: dict[str, str]) -> str:
     return str(r.json()["token"])
 
 
-def call_with_screen(peer: SrcPeer, recorder: Channel, desktop: dict[str, str], http: httpx.Client) -> str:
-    """One sampled call; the device must get its screen.start. Returns the interaction id."""
+def upload_segment(url: str, token: str, iid: str, started_at: float, tmp: Path, run: str) -> str:
+    """A real recorder-like segment (1 s, H.264 fMP4) uploaded with the device's token (tus)."""
+    path = tmp / f"{run}.mp4"
+    make_segment(path, list(range(FPS)), first_number=0)
+    data = path.read_bytes()
+    meta = {
+        "run": run,
+        "seq": "0",
+        "started_at": f"{started_at:.3f}",
+        "sha256": hashlib.sha256(data).hexdigest(),
+    }
+    client = TusClient(url, lambda: token)
+    try:
+        created = client.create(f"/api/interactions/{iid}/screen/segments", len(data), meta)
+        done = client.patch(created.location, created.offset, data)
+    finally:
+        client.close()
+    assert done.server_sha256 == meta["sha256"]
+    return meta["sha256"]
+
+
+def call_with_screen(
+    peer: SrcPeer,
+    recorder: Channel,
+    desktop: dict[str, str],
+    http: httpx.Client,
+    token: str,
+    tmp: Path,
+    run: str,
+) -> str:
+    """One sampled call; the device must get its screen.start and uploads a segment of it while
+    the call is on. Returns the interaction id."""
+    answered = time.time()
     dialog = peer.invite(OFFER.read_bytes())
     assert dialog.status == 200
     _, start = recorder.wait_for(lambda e: e.type == "screen.start", 15, "screen.start on the device")
     iid = str(start.data["interaction_id"])
+    while time.time() < answered + 1.5:  # the segment's second must lie inside the call so far
+        time.sleep(0.05)
+    upload_segment(str(http.base_url).rstrip("/"), token, iid, answered + 0.3, tmp, run)
     assert peer.bye(dialog).status == 200
     deadline = time.monotonic() + 15
     while http.post(f"/api/interactions/{iid}/done", headers=desktop).status_code != 200:
@@ -128,7 +164,7 @@ def refused_on_connect(url: str, token: str) -> bool:
 
 
 def test_two_agents_one_after_the_other_on_one_device_then_the_device_revoked(
-    server: tuple[str, Any],
+    server: tuple[str, Any], tmp_path: Path
 ) -> None:
     url, ctx = server
     with httpx.Client(base_url=url, timeout=30) as http:
@@ -147,7 +183,7 @@ def test_two_agents_one_after_the_other_on_one_device_then_the_device_revoked(
             token_a = pair(http, credential, alice)
             rec_a = channel(url, "recorder", token_a)
             rec_a.wait_for(lambda e: e.type == "state", 10, "the device's state as alice")
-            iid_a = call_with_screen(peer, rec_a, alice, http)
+            iid_a = call_with_screen(peer, rec_a, alice, http, token_a, tmp_path, "ra")
             # A logs out: the device's channel for A ends with her login.
             assert http.post("/api/auth/logout", headers=alice).status_code == 204
             assert closed(rec_a), "the device kept alice's channel after she logged out"
@@ -158,7 +194,7 @@ def test_two_agents_one_after_the_other_on_one_device_then_the_device_revoked(
             token_b = pair(http, credential, bob)
             rec_b = channel(url, "recorder", token_b)
             rec_b.wait_for(lambda e: e.type == "state", 10, "the device's state as bob")
-            iid_b = call_with_screen(peer, rec_b, bob, http)
+            iid_b = call_with_screen(peer, rec_b, bob, http, token_b, tmp_path, "rb")
             assert not [
                 e for _, e in rec_a.got if e.type == "screen.start" and e.data["interaction_id"] == iid_b
             ]
@@ -212,6 +248,10 @@ def test_two_agents_one_after_the_other_on_one_device_then_the_device_revoked(
             ).all()
         }
         assert agents == {iid_a: "alice", iid_b: "bob"}
+        segments = {
+            (seg.interaction_id, seg.run) for seg in s.execute(select(models.ScreenSegment)).scalars()
+        }
+        assert segments == {(iid_a, "ra"), (iid_b, "rb")}  # each under its own agent's interaction
         denied = [
             (a.action, a.detail)
             for a in s.execute(
