@@ -8,7 +8,8 @@ what the model says (the server's answer), not merely what was clicked.
 
 from __future__ import annotations
 
-from PySide6.QtCore import Signal
+from PySide6.QtCore import QEvent, QObject, Qt, Signal
+from PySide6.QtGui import QKeyEvent
 from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QPushButton, QWidget
 
 from agent_app.view import DesktopView
@@ -39,6 +40,17 @@ class StateSelector(QWidget):
         self._choices: tuple[tuple[str, str, str], ...] = ()
         self._updating = False
         self.combo.activated.connect(self._on_activated)
+        self.combo.installEventFilter(self)
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        """An arrow key on the closed box opens the list instead of choosing the next entry: each
+        choice is a state change the server stores and audits, so passing through "Not Ready ▸
+        Lunch" on the way to "Training" must not send one. Enter in the list chooses."""
+        if watched is self.combo and event.type() == QEvent.Type.KeyPress and isinstance(event, QKeyEvent):
+            if event.key() in (Qt.Key.Key_Up, Qt.Key.Key_Down) and not event.modifiers():
+                self.combo.showPopup()
+                return True
+        return super().eventFilter(watched, event)
 
     def show_view(self, view: DesktopView) -> None:
         self._updating = True

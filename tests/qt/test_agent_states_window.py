@@ -44,9 +44,14 @@ def test_state_selector_offers_ready_and_not_ready_reasons_and_shows_the_servers
     assert [box.itemText(i) for i in range(3)] == ["Ready", "Not Ready ▸ Lunch", "Not Ready ▸ Training"]
     assert box.accessibleName() == "My state"
     fakes.api.results["set_agent_state"] = {"state": "not_ready", "reason_code": "LUNCH"}
-    # Keyboard-operable: focus the box, the arrow key picks the next entry (activated fires).
+    # Keyboard-operable: an arrow key opens the list (passing an entry is no state change), the
+    # arrow moves in it and Enter chooses.
     box.setFocus()
     QTest.keyClick(box, Qt.Key.Key_Down)
+    qtbot.waitUntil(box.view().isVisible)
+    assert "set_agent_state" not in fakes.api.names()
+    QTest.keyClick(box.view(), Qt.Key.Key_Down)
+    QTest.keyClick(box.view(), Qt.Key.Key_Return)
     qtbot.waitUntil(lambda: ("set_agent_state", ("not_ready", "LUNCH")) in fakes.api.calls)
     qtbot.waitUntil(lambda: text(window, "agentStateLabel") == "Not Ready — Lunch")
     assert box.currentText() == "Not Ready ▸ Lunch"
