@@ -116,10 +116,9 @@ async def wrapup(
 
     saved = await asyncio.to_thread(save)
     call = None
-    if body.done and ctx.coordinator.current_call(user.user_id) is not None:
-        current = ctx.coordinator.current_call(user.user_id)
-        if current is not None and current.interaction_id == interaction_id:
-            call = await _act("done", interaction_id, user, ctx, client_addr(request))
+    current = ctx.coordinator.current_call(user.user_id) if body.done else None
+    if current is not None and current.interaction_id == interaction_id:
+        call = await _act("done", interaction_id, user, ctx, client_addr(request))
     return {"wrapup": asdict(saved), "call": call}
 
 
