@@ -5,7 +5,8 @@ Linux: a Unix socket ``$XDG_RUNTIME_DIR/tandem-recorder.sock`` (mode 0600, the d
 the user's own), and every connection's peer is checked with ``SO_PEERCRED``: only a process of
 the same user is heard — another user on a shared PC cannot pair the recorder with his login.
 Windows: a named pipe ``\\\\.\\pipe\\tandem-recorder-<user>`` with the same check on the client's
-user SID (``WindowsPeer``; its comparison is the same ``same_user`` as here, unit-tested on Linux).
+user SID (``WindowsPeer``, built on the Win32 API in pairing_win32.py; the comparison is the same
+``same_user`` as here, unit-tested on Linux). The pipe's accept loop itself is not written yet.
 
 Protocol: one JSON line each way. ``{"op": "pair", "ticket": "..."}`` or ``{"op": "unpair"}``;
 answered ``{"ok": true, "agent": "..."}`` or ``{"ok": false, "error": "..."}``.

@@ -168,3 +168,47 @@ def test_each_agent_spools_into_his_own_directory_under_the_root(tmp_path: Path)
     assert runner.spool_dir("alice") == tmp_path / "agents" / "alice"
     assert runner.spool_dir("../../etc/x").parent == tmp_path / "agents"  # no way out of the root
     assert runner.spool_dir("..") == tmp_path / "agents" / "_"
+
+
+class FakeWin32:
+    """The Win32 calls of pairing_win32, as a table: pipe → pid → process → SID."""
+
+    def __init__(
+        self, pids: dict[str, int], sids: dict[int, str], own: str | None = "S-1-5-21-7-1001"
+    ) -> None:
+        self.pids, self.sids, self.own = pids, sids, own
+        self.open: set[int] = set()
+
+    def client_pid(self, pipe: object) -> int | None:
+        return self.pids.get(str(pipe))
+
+    def current_process(self) -> object:
+        return "self"
+
+    def open_process(self, pid: int) -> object | None:
+        if pid not in self.sids:
+            return None
+        self.open.add(pid)
+        return pid
+
+    def user_sid(self, process: object) -> str | None:
+        return self.own if process == "self" else self.sids.get(int(str(process)))
+
+    def close(self, handle: object) -> None:
+        self.open.discard(int(str(handle)))
+
+
+def test_the_windows_pipe_peer_compares_the_clients_user_sid() -> None:
+    from recorder_service.pairing_win32 import Win32PipePeer
+
+    calls = FakeWin32(
+        {"desktop": 41, "other": 42, "gone": 43}, {41: "S-1-5-21-7-1001", 42: "S-1-5-21-7-1002"}
+    )
+    peer = Win32PipePeer(calls)
+    assert pairing_ipc.windows_refusal(peer, "desktop") is None
+    assert "another user (S-1-5-21-7-1002)" in (pairing_ipc.windows_refusal(peer, "other") or "")
+    assert pairing_ipc.windows_refusal(peer, "gone") is not None  # the process is gone: unknown, refused
+    assert pairing_ipc.windows_refusal(peer, "nobody") is not None  # no client pid
+    assert calls.open == set()  # every process handle closed
+    with pytest.raises(OSError, match="own user SID"):
+        Win32PipePeer(FakeWin32({}, {}, own=None)).own_sid()
