@@ -15,6 +15,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from fastapi.testclient import TestClient
 
+from server.api.log_redaction import redact
 from server.services.share_links import state_of, validity_problem
 from server.store import models
 from server.store.db import session_scope
@@ -69,6 +70,8 @@ def test_link_works_without_login_then_expires_then_refused_after_revoke(env: Te
     url = urlsplit(str(made["url"]))
     assert url.path == "/share" and parse_qs(url.query)["token"] == [token]
     assert made["state"] == "active" and made["kind"] == "muxed"
+    # The access log's filter hides the token of a request to the link.
+    assert token not in redact(f'127.0.0.1 - "GET /share?token={token} HTTP/1.1" 200')
     assert float(made["expires_at"]) - float(made["created_at"]) == pytest.approx(300)
     # Only the hash is stored.
     assert _stored(env, int(made["id"])) == hashlib.sha256(token.encode()).hexdigest().encode()
