@@ -143,7 +143,7 @@ async def events(websocket: WebSocket) -> None:
     if client == "recorder":
         bound_through, refusal = await asyncio.to_thread(_device_refusal, ctx, websocket, user)
         if refusal is not None:  # a device not (or no longer) bound to this agent's login
-            await websocket.close(code=4401, reason=refusal)
+            await _refuse_credentials(websocket, refusal)  # 401: the recorder retries slowly
             return
     await websocket.accept()
     # A device's channel is subscribed under the agent's login token: the agent's logout

@@ -154,12 +154,11 @@ def segment_create(http: httpx.Client, token: str, iid: str) -> int:
 
 
 def refused_on_connect(url: str, token: str) -> bool:
+    """The handshake is answered 401 (the recorder then retries slowly, as for a bad token)."""
     try:
         channel(url, "recorder", token).close()
-    except InvalidStatus:
-        return True
-    except Exception:  # closed in the handshake's wake
-        return True
+    except InvalidStatus as exc:
+        return exc.response.status_code == 401
     return False
 
 
