@@ -45,10 +45,11 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("interactions") as batch:
-        batch.drop_index("ix_interactions_disposition_code")
-        batch.drop_column("notes")
-        batch.drop_column("disposition_code")
+    # Plain DROP COLUMN (SQLite 3.35+, PostgreSQL), not a batch table copy: copying interactions
+    # means dropping it, which the foreign keys of its media, pauses and segments refuse.
+    op.drop_index("ix_interactions_disposition_code", table_name="interactions")
+    for column in ("notes", "disposition_code"):
+        op.execute(f"ALTER TABLE interactions DROP COLUMN {column}")
     op.drop_index("ix_agent_state_changes_at", "agent_state_changes")
     op.drop_index("ix_agent_state_changes_user_id", "agent_state_changes")
     op.drop_table("agent_state_changes")
