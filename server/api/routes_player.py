@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import functools
+import logging
 import os
 import threading
 from dataclasses import asdict
@@ -32,6 +33,7 @@ from server.media.segment_join import MISSING_LABEL, RESUMED_LABEL
 from server.services import agent_playback, bookmarks
 from server.store import models
 
+log = logging.getLogger(__name__)
 router = APIRouter(prefix="/api")
 _PEAKS_LOCK = threading.Lock()  # one computation at a time: two first views compute it once
 
@@ -160,8 +162,13 @@ def timeline(ctx: ServerContext, row: models.Interaction) -> dict[str, Any]:
     muxed = _file(row, "muxed")
     if muxed is not None:
         local = ctx.storage.local_path(muxed.storage_key)
-        if local is not None:
-            for start, end in _missing_spans(str(local), muxed.sha256):
+        try:
+            missing = _missing_spans(str(local), muxed.sha256) if local is not None else ()
+        except (av.error.FFmpegError, OSError) as exc:  # a damaged derived file: the rest still shows
+            log.error("interaction %s: cannot read the muxed file's chapters: %s", row.id, exc)
+            missing = ()
+        if missing:
+            for start, end in missing:
                 spans.append(
                     {
                         "kind": "screen-missing",

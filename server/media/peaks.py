@@ -86,7 +86,8 @@ def compute(fp: BinaryIO, file_size: int, bins_per_second: int = BINS_PER_SECOND
 def _scale(mags: np.ndarray) -> np.ndarray:
     """Max magnitude of each row as 0..255, rounded up (any sound is at least 1)."""
     top = mags.max(axis=1).astype(np.int64)
-    return ((top * 255 + 32767) // 32768).astype(np.uint8)
+    scaled: np.ndarray = ((top * 255 + 32767) // 32768).astype(np.uint8)
+    return scaled
 
 
 def encode(peaks: Peaks) -> bytes:

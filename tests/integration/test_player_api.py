@@ -206,6 +206,21 @@ def test_timeline_has_pauses_with_who_and_why_holds_auto_pauses_missing_screen(e
     assert audits(env, "recording.timeline")[-1].outcome == "allowed"
 
 
+def test_timeline_of_a_damaged_muxed_file_still_answers(env: TestClient) -> None:
+    ctx = env.app.state.ctx  # type: ignore[attr-defined]
+    with session_scope(ctx.sessions) as s:
+        muxed = s.query(models.MediaFile).filter_by(interaction_id="call-1", kind="muxed").one()
+        path = ctx.storage.local_path(muxed.storage_key)
+    path.write_bytes(b"not an mp4 at all")
+    with session_scope(ctx.sessions) as s:  # a new hash: the chapter cache must read it again
+        s.query(models.MediaFile).filter_by(interaction_id="call-1", kind="muxed").update(
+            {"sha256": "0" * 64}
+        )
+    r = env.get("/api/interactions/call-1/timeline", headers=login(env, "comp"))
+    assert r.status_code == 200, r.text
+    assert [s["kind"] for s in r.json()["spans"]] == ["pause", "hold", "auto-pause"]
+
+
 ACCESS = [("admin", 200), ("comp", 200), ("sup", 200), ("sup_red", 403), ("ann", 403), ("bob", 403)]
 PATHS = {
     "peaks": "recording.peaks",
