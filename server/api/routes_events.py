@@ -150,7 +150,7 @@ async def events(websocket: WebSocket) -> None:
     # (hub.close_token) ends it too, so his calls elsewhere never reach this PC afterwards.
     sub = ctx.hub.subscribe(user.user_id, client, bound_through or user.token_id)
     if bound_through is not None:
-        _device_subs.setdefault(user.token_id, set()).add(sub)
+        _device_subs.setdefault((id(ctx.hub), user.token_id), set()).add(sub)
     try:
         if client == "recorder":  # before the state is built: a missing screen is requested again
             await ctx.coordinator.recorders.recorder_connected(user.user_id)
@@ -176,9 +176,10 @@ async def events(websocket: WebSocket) -> None:
     finally:
         ctx.hub.unsubscribe(sub)
         if bound_through is not None:
-            _device_subs.get(user.token_id, set()).discard(sub)
-            if not _device_subs.get(user.token_id, True):
-                del _device_subs[user.token_id]
+            key = (id(ctx.hub), user.token_id)
+            _device_subs.get(key, set()).discard(sub)
+            if not _device_subs.get(key, True):
+                del _device_subs[key]
         if client == "recorder":
             ctx.coordinator.recorders.recorder_disconnected(user.user_id)
             # The desktop sees "not connected" at once, not three heartbeat intervals later.
@@ -191,7 +192,8 @@ async def events(websocket: WebSocket) -> None:
 
 # The live channels of paired devices, by their recorder token: unpairing or revoking a device
 # ends its channel (the agent's logout ends it through the hub's close_token).
-_device_subs: dict[int, set[Subscription]] = {}  # a reconnect may overlap the old socket
+# Keyed by (the app's hub, token id): token ids of two servers in one process (tests) may match.
+_device_subs: dict[tuple[int, int], set[Subscription]] = {}  # a reconnect may overlap the old socket
 
 
 def _device_refusal(
@@ -220,7 +222,7 @@ def _device_refusal(
 
 def end_device_channels(ctx: ServerContext, recorder_token_ids: list[int], reason: str) -> None:
     """Close the channels of these device recorder tokens with 4401 (call on the event loop)."""
-    subs = [sub for token_id in recorder_token_ids for sub in _device_subs.pop(token_id, set())]
+    subs = [sub for t in recorder_token_ids for sub in _device_subs.pop((id(ctx.hub), t), set())]
     for sub in subs:
         ctx.hub.unsubscribe(sub)
         sub.close = (4401, reason[:120])
