@@ -321,6 +321,48 @@ def test_bad_input_is_named_in_the_log_and_dpkg_stays_clean(
     assert root.run(["dpkg-query", "-W", "-f=${Status}", "tandem-agent"]).stdout == "install ok installed"
 
 
+def test_enrolment_token_makes_the_pc_a_device(
+    installed: DebRoot, server: ServerProcess, tmp_path: Path
+) -> None:
+    """The path for many PCs: one multi-use enrolment token (tet_...) in the machine config; the
+    bundled recorder enrols as a device of the PC and waits for a desktop to pair."""
+    create = ["devices", "token-create", "--scope", "team:Blue", "--max-uses", "5", "--hours", "1", "--json"]
+    out = subprocess.run(
+        [sys.executable, "-m", "server.cli", *create],
+        env=_cli_env(server),
+        capture_output=True,
+        text=True,
+    )
+    assert out.returncode == 0, out.stderr
+    token = json.loads(out.stdout)["token"]
+    root = installed
+    root.path("/etc/tandem/device.toml").write_text(
+        f'server_url = "{server.url}"\nenroll_token = "{token}"\n'
+    )
+    runtime = root.path("/run/user-agent2")  # the session's XDG_RUNTIME_DIR: the pairing socket's home
+    runtime.mkdir(mode=0o700)
+    uid = int(root.run(["id", "-u", "agent2"]).stdout)
+    os.chown(runtime, uid, uid)
+    log = tmp_path / "device.log"
+    env = _recorder_env(
+        "agent2", TANDEM_AGENT_CONFIG="/etc/tandem/device.toml", XDG_RUNTIME_DIR="/run/user-agent2"
+    )
+    proc = root.popen(_autostart_command(root), user="agent2", env=env, log=log)
+    try:
+        wait_until(
+            lambda: "records whoever logs in" in log.read_text() or proc.poll() is not None,
+            60,
+            "device enrolment",
+        )
+        assert proc.poll() is None, f"recorder exited {proc.returncode}:\n{log.read_text()}"
+        with server.client("admin") as admin:
+            devices = admin.get("/api/admin/devices").json()["devices"]
+        assert [d["state"] for d in devices if d["scope"] == "team:Blue"] == ["idle"], devices
+    finally:
+        stop_process(proc)
+        root.path("/etc/tandem/device.toml").unlink()
+
+
 def test_upgrade_keeps_the_config_and_purge_removes_everything(installed: DebRoot, deb: Path) -> None:
     root = installed
     conf = root.path(CONF)
