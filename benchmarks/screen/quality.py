@@ -19,7 +19,8 @@ def luma(rgb: np.ndarray) -> np.ndarray:
 def _box(x: np.ndarray, k: int) -> np.ndarray:
     """Mean over every k×k window (valid positions), by integral image."""
     s = np.pad(x, ((1, 0), (1, 0))).cumsum(0).cumsum(1)
-    return (s[k:, k:] - s[:-k, k:] - s[k:, :-k] + s[:-k, :-k]) / (k * k)
+    mean: np.ndarray = (s[k:, k:] - s[:-k, k:] - s[k:, :-k] + s[:-k, :-k]) / (k * k)
+    return mean
 
 
 def ssim_y(ref_rgb: np.ndarray, test_rgb: np.ndarray, k: int = 8) -> float:

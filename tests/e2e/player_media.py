@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from fractions import Fraction
 from pathlib import Path
+from typing import Any
 
 import av
 import numpy as np
@@ -59,7 +60,9 @@ def write_muxed(
         video.options = {"preset": "ultrafast", "g": keyint, "keyint_min": keyint, "sc_threshold": "0"}
         audio = out.add_stream("aac", rate=16000, layout="stereo")
         audio.bit_rate = 64_000
-        held: list[av.Packet] = []  # muxed at the end in time order: interleaved, as the server's mux writes
+        held: list[
+            av.Packet[Any]
+        ] = []  # muxed at the end in time order: interleaved, as the server's mux writes
         n = 0
         while n / fps < seconds:
             at = n / fps

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 from pathlib import Path
+from typing import Any
 
 import av
 import numpy as np
@@ -27,7 +28,7 @@ def _typing(i: int) -> np.ndarray:
     return img
 
 
-def _packets(path: Path) -> list[av.Packet]:
+def _packets(path: Path) -> list[av.Packet[Any]]:
     with av.open(str(path)) as container:
         return [p for p in container.demux(video=0) if p.size]
 
@@ -42,8 +43,9 @@ def _last_pts(data: bytes, tmp_path: Path) -> int | None:
     cut.write_bytes(data[:keep])
     with av.open(str(cut)) as container:
         pts = [f.pts for f in container.decode(video=0)]
-    assert pts and all(p is not None for p in pts)
-    return int(pts[-1])
+    last = pts[-1] if pts else None
+    assert last is not None and all(p is not None for p in pts)
+    return int(last)
 
 
 def test_keyframe_due_by_time() -> None:
