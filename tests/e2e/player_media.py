@@ -60,9 +60,8 @@ def write_muxed(
         video.options = {"preset": "ultrafast", "g": keyint, "keyint_min": keyint, "sc_threshold": "0"}
         audio = out.add_stream("aac", rate=16000, layout="stereo")
         audio.bit_rate = 64_000
-        held: list[
-            av.Packet[Any]
-        ] = []  # muxed at the end in time order: interleaved, as the server's mux writes
+        # Muxed at the end in time order: interleaved, as the server's mux writes.
+        held: list[av.Packet[Any]] = []
         n = 0
         while n / fps < seconds:
             at = n / fps
