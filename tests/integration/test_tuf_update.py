@@ -1,0 +1,264 @@
+"""Auto-update end to end (issue 15 item 5): a real TUF repository made by the server's release
+service (python-tuf's metadata API, Ed25519 keys), served over HTTP; the recorder's client
+refreshes it, downloads and verifies release 2, and installs it beside release 1 only when no call
+is in progress. A tampered bundle, stale (expired) or replayed metadata are refused and release 1
+stays current; a release that does not report healthy is rolled back.
+
+The "bundles" are tiny: a directory with an executable script that writes the health file (the
+real PyInstaller bundle is built by installers/build)."""
+
+from __future__ import annotations
+
+import functools
+import http.server
+import io
+import logging
+import os
+import shutil
+import subprocess
+import tarfile
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from recorder_service.updater.apply import (
+    apply_release,
+    current_version,
+    failed_versions,
+    switch_current,
+    unpack,
+)
+from recorder_service.updater.cycle import check_and_apply
+from recorder_service.updater.policy import Activity, UpdateSettings
+from recorder_service.updater.tuf_client import ReleaseClient, UpdateRefused
+from server.services.releases import ReleaseError, ReleaseRepository, init_keys
+
+IDLE = Activity("idle", in_call=False, pending_segments=0, uploading=False)
+IN_CALL = Activity("capturing", in_call=True, pending_segments=0, uploading=False)
+ENTRY = ["tandem-recorder/run"]
+
+
+def make_bundle(tmp: Path, version: str, *, healthy: bool = True) -> Path:
+    """A release archive: ``tandem-recorder/run`` reports healthy (then keeps running, as the
+    recorder does) or exits 3 without a report."""
+    if healthy:
+        report = f'{{"version": "{version}", "healthy": true}}'
+        script = f"#!/bin/sh\nprintf '%s' '{report}' > \"$TANDEM_UPDATE_HEALTH_FILE\"\nexec sleep 300\n"
+    else:
+        script = "#!/bin/sh\necho 'cannot start: missing library' >&2\nexit 3\n"
+    archive = tmp / f"bundle-{version}{'' if healthy else '-broken'}.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        for name, data, mode in [
+            ("tandem-recorder/run", script.encode(), 0o755),
+            ("tandem-recorder/VERSION", f"{version}\n".encode(), 0o644),
+        ]:
+            info = tarfile.TarInfo(name)
+            info.size, info.mode = len(data), mode
+            tar.addfile(info, io.BytesIO(data))
+    return archive
+
+
+class _Quiet(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: object) -> None:
+        logging.getLogger("static-http").debug(format, *args)
+
+
+@dataclass
+class World:
+    tmp: Path
+    keys: Path
+    repo: ReleaseRepository
+    url: str
+    install: Path
+
+    def client(self) -> ReleaseClient:
+        return ReleaseClient(self.tmp / "client-cache", self.url, self.repo.root_json())
+
+
+@pytest.fixture
+def world(tmp_path: Path) -> Iterator[World]:
+    keys = tmp_path / "keys"
+    init_keys(keys)
+    repo = ReleaseRepository(tmp_path / "releases")
+    repo.create(keys)
+    repo.add_release(keys, "0.1.0", make_bundle(tmp_path, "0.1.0"), 100)
+    server = http.server.ThreadingHTTPServer(
+        ("127.0.0.1", 0), functools.partial(_Quiet, directory=str(repo.root_dir))
+    )
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    install = tmp_path / "opt-tandem"
+    unpack(install, "0.1.0", make_bundle(tmp_path, "0.1.0"))  # release 1, as the package installed it
+    switch_current(install, "0.1.0")
+    try:
+        yield World(tmp_path, keys, repo, f"http://127.0.0.1:{server.server_address[1]}", install)
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def _stop(process: subprocess.Popen[bytes] | None) -> None:
+    if process is not None and process.poll() is None:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+def test_release_2_is_offered_verified_and_applied_only_after_the_call_ends(world: World) -> None:
+    world.repo.add_release(world.keys, "0.2.0", make_bundle(world.tmp, "0.2.0"), 100)
+    client = world.client()
+    activity = [IN_CALL]
+
+    def check() -> object:
+        return check_and_apply(
+            client, root=world.install, current=current_version(world.install) or "", device_id="pc-1",
+            settings=UpdateSettings(), activity=lambda: activity[0], entry=ENTRY, health_timeout=60,
+        )  # fmt: skip
+
+    during = check()
+    assert during.state == "waiting", during  # type: ignore[attr-defined]
+    assert "call or its after-call work" in during.reason or "capturing" in during.reason  # type: ignore[attr-defined]
+    assert current_version(world.install) == "0.1.0"
+    activity[0] = IDLE  # the call and its ACW ended, the spool is empty
+    result = check_and_apply(
+        client, root=world.install, current="0.1.0", device_id="pc-1", settings=UpdateSettings(),
+        activity=lambda: IDLE, entry=ENTRY, health_timeout=60,
+    )  # fmt: skip
+    try:
+        assert result.state == "applied", result.reason
+        assert current_version(world.install) == "0.2.0"
+        assert (world.install / "current" / "tandem-recorder" / "VERSION").read_text() == "0.2.0\n"
+        assert (world.install / "versions" / "0.1.0").is_dir()  # release 1 kept for a rollback
+        assert result.applied is not None and result.applied.process is not None
+        assert result.applied.process.poll() is None  # release 2 runs
+    finally:
+        _stop(result.applied.process if result.applied else None)
+    again = check_and_apply(
+        client, root=world.install, current="0.2.0", device_id="pc-1", settings=UpdateSettings(),
+        activity=lambda: IDLE, entry=ENTRY,
+    )  # fmt: skip
+    assert again.state == "up_to_date"
+
+
+def test_staged_rollout_and_policy_off_leave_release_1(world: World) -> None:
+    world.repo.add_release(world.keys, "0.2.0", make_bundle(world.tmp, "0.2.0"), 0)  # offered to nobody yet
+    client = world.client()
+    offers = client.offers()
+    assert {(o.version, o.rollout_percent) for o in offers} == {("0.1.0", 100), ("0.2.0", 0)}
+    kw = dict(root=world.install, current="0.1.0", device_id="pc-1", activity=lambda: IDLE, entry=ENTRY)
+    assert check_and_apply(client, settings=UpdateSettings(), **kw).state == "up_to_date"  # type: ignore[arg-type]
+    off = check_and_apply(client, settings=UpdateSettings(enabled=False, source="HKLM"), **kw)  # type: ignore[arg-type]
+    assert off.state == "off" and "HKLM" in off.reason
+    assert current_version(world.install) == "0.1.0"
+
+
+def test_tampered_bundle_is_refused_and_release_1_stays(world: World) -> None:
+    release = world.repo.add_release(world.keys, "0.2.0", make_bundle(world.tmp, "0.2.0"), 100)
+    stored = world.repo.targets_dir / f"{release.sha256}.{release.target}"
+    data = bytearray(stored.read_bytes())
+    data[len(data) // 2] ^= 0xFF  # same length, one byte changed
+    stored.write_bytes(bytes(data))
+    client = world.client()
+    with pytest.raises(UpdateRefused, match="LengthOrHashMismatch"):
+        client.download("0.2.0")
+    assert not list(client.download_dir.glob("*.tar.gz"))  # nothing unverified left to install
+    result = check_and_apply(
+        client, root=world.install, current="0.1.0", device_id="pc-1", settings=UpdateSettings(),
+        activity=lambda: IDLE, entry=ENTRY,
+    )  # fmt: skip
+    assert result.state == "refused" and "0.1.0 keeps running" in result.reason
+    assert current_version(world.install) == "0.1.0"
+    assert not (world.install / "versions" / "0.2.0").exists()
+
+
+def test_expired_timestamp_is_refused(tmp_path: Path) -> None:
+    keys = tmp_path / "keys"
+    init_keys(keys)
+    repo = ReleaseRepository(tmp_path / "releases")
+    two_days_ago = datetime.now(UTC) - timedelta(days=2)
+    repo.create(keys, now=two_days_ago)  # the timestamp (1 day) has expired; the root (1 year) has not
+    repo.add_release(keys, "0.2.0", make_bundle(tmp_path, "0.2.0"), 100, now=two_days_ago)
+    server = http.server.ThreadingHTTPServer(
+        ("127.0.0.1", 0), functools.partial(_Quiet, directory=str(repo.root_dir))
+    )
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        client = ReleaseClient(
+            tmp_path / "cache", f"http://127.0.0.1:{server.server_address[1]}", repo.root_json()
+        )
+        with pytest.raises(UpdateRefused, match="ExpiredMetadataError"):
+            client.offers()
+        repo.refresh_timestamp(keys)  # the server's daily re-signing makes it fresh again
+        assert [o.version for o in client.offers()] == ["0.2.0"]
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_replayed_older_metadata_is_refused(world: World) -> None:
+    old_timestamp = (world.repo.metadata_dir / "timestamp.json").read_bytes()
+    world.repo.add_release(world.keys, "0.2.0", make_bundle(world.tmp, "0.2.0"), 100)
+    client = world.client()
+    assert "0.2.0" in {o.version for o in client.offers()}
+    # a mirror or man in the middle serves yesterday's (validly signed) repository to hide 0.2.0
+    (world.repo.metadata_dir / "timestamp.json").write_bytes(old_timestamp)
+    with pytest.raises(UpdateRefused, match="BadVersionNumberError"):
+        client.offers()
+
+
+def test_release_that_fails_its_health_check_is_rolled_back(world: World) -> None:
+    broken = make_bundle(world.tmp, "0.2.0", healthy=False)
+    applied = apply_release(world.install, "0.2.0", broken, ENTRY, health_timeout=60)
+    assert not applied.healthy
+    assert "exited with code 3" in applied.reason and "rolled back to 0.1.0" in applied.reason
+    assert current_version(world.install) == "0.1.0"
+    assert failed_versions(world.install) == {"0.2.0"}
+    # and the cycle does not try the failed version again
+    world.repo.add_release(world.keys, "0.2.0", broken, 100)
+    result = check_and_apply(
+        world.client(), root=world.install, current="0.1.0", device_id="pc-1", settings=UpdateSettings(),
+        activity=lambda: IDLE, entry=ENTRY,
+    )  # fmt: skip
+    assert result.state == "up_to_date"
+
+
+def test_release_that_never_reports_is_rolled_back_at_the_deadline(world: World) -> None:
+    silent = world.tmp / "silent.tar.gz"
+    with tarfile.open(silent, "w:gz") as tar:
+        data = b"#!/bin/sh\nexec sleep 300\n"
+        info = tarfile.TarInfo("tandem-recorder/run")
+        info.size, info.mode = len(data), 0o755
+        tar.addfile(info, io.BytesIO(data))
+    ticks = iter(range(0, 10_000, 10))  # a fake clock: 10 s per poll, so the deadline passes at once
+    applied = apply_release(
+        world.install, "0.3.0", silent, ENTRY, health_timeout=30, clock=lambda: float(next(ticks))
+    )
+    assert not applied.healthy and "did not report healthy within 30 s" in applied.reason
+    assert current_version(world.install) == "0.1.0"
+
+
+def test_release_errors_are_clear(tmp_path: Path) -> None:
+    keys = tmp_path / "keys"
+    init_keys(keys)
+    assert {p.name for p in keys.iterdir()} == {"root.pem", "targets.pem", "snapshot.pem", "timestamp.pem"}
+    assert all(os.stat(p).st_mode & 0o077 == 0 for p in keys.iterdir())
+    with pytest.raises(ReleaseError, match="refusing to replace a signing key"):
+        init_keys(keys)
+    repo = ReleaseRepository(tmp_path / "releases")
+    repo.create(keys)
+    bundle = make_bundle(tmp_path, "0.2.0")
+    repo.add_release(keys, "0.2.0", bundle, 10)
+    repo.add_release(keys, "0.2.0", bundle, 50)  # widening the rollout re-signs, same bytes
+    assert [(r.version, r.rollout_percent) for r in repo.releases()] == [("0.2.0", 50)]
+    with pytest.raises(ReleaseError, match="already published with other bytes"):
+        repo.add_release(keys, "0.2.0", make_bundle(tmp_path, "0.2.0", healthy=False), 50)
+    with pytest.raises(ReleaseError, match=r"rollout percentage must be 0\.\.100"):
+        repo.add_release(keys, "0.3.0", bundle, 101)
+    with pytest.raises(ReleaseError, match="not a release version"):
+        repo.add_release(keys, "../0.3.0", bundle, 10)
+    shutil.rmtree(keys)
+    with pytest.raises(ReleaseError, match="no targets signing key"):
+        repo.add_release(keys, "0.3.0", bundle, 10)
