@@ -68,6 +68,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from PySide6.QtCore import QTimer
     from PySide6.QtWidgets import QApplication
 
+    from agent_app import i18n
     from agent_app.config import load_settings
     from agent_app.keyring_store import CredentialStore
     from agent_app.widgets.main_window import MainWindow
@@ -75,6 +76,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     instance = QApplication.instance()
     app = instance if isinstance(instance, QApplication) else QApplication([sys.argv[0]])
     settings = load_settings()
+    # The system's language (LANG/LC_MESSAGES, Windows' UI language) where a translation ships;
+    # TANDEM_LANGUAGE overrides it (e.g. "en" on a German PC).
+    i18n.install(os.environ.get("TANDEM_LANGUAGE") or None)
     window = MainWindow(settings=settings, credentials=CredentialStore())
     server = options.server or settings.server_url or DEFAULT_SERVER
     window.login_widget.set_values(server, options.user, options.dn, options.password)
@@ -89,7 +93,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     wakeup.timeout.connect(lambda: None)
     wakeup.start(200)
 
-    window.resize(420, 360)
+    window.resize(480, 600)  # room for the call, ACW and health panels without clipping
     window.show()
     if options.auto_login:
         QTimer.singleShot(0, window.login_widget.submit)

@@ -42,6 +42,7 @@ class AgentTray(QObject):
     show_requested = Signal()
     logout_requested = Signal()
     quit_requested = Signal()
+    call_bar_requested = Signal()
 
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -49,6 +50,7 @@ class AgentTray(QObject):
         self.menu = QMenu()
         self.pause_action = self._action("trayPause", "Pause recording", self.pause_requested)
         self.show_action = self._action("trayShow", "Show Tandem", self.show_requested)
+        self.call_bar_action = self._action("trayCallBar", "Compact call bar", self.call_bar_requested)
         self.menu.addSeparator()
         self.logout_action = self._action("trayLogout", "Log out", self.logout_requested)
         self.quit_action = self._action("trayQuit", "Quit", self.quit_requested)
@@ -88,6 +90,7 @@ class AgentTray(QObject):
         )
         self.pause_action.setEnabled(pause_enabled)
         self.logout_action.setEnabled(logged_in)
+        self.call_bar_action.setEnabled(logged_in)
         if health.level != self.level or self.icon.icon().isNull():
             self.icon.setIcon(status_icon(health.level))
         self.level = health.level

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtWidgets import QComboBox, QFormLayout, QLabel, QPlainTextEdit, QWidget
 
+from agent_app.i18n import view_text
 from agent_app.view import DesktopView, Tone
 from agent_app.widgets.call_panel import TONE_STYLE
 
@@ -26,27 +27,27 @@ class AcwPanel(QWidget):
         self.elapsed_label.setObjectName("acwElapsedLabel")
         self.countdown_label = QLabel("", self)
         self.countdown_label.setObjectName("acwCountdownLabel")
-        self.countdown_label.setAccessibleName("Time left in after-call work")
+        self.countdown_label.setAccessibleName(self.tr("Time left in after-call work"))
         self.disposition_box = QComboBox(self)
         self.disposition_box.setObjectName("dispositionBox")
-        self.disposition_box.setAccessibleName("Disposition")
+        self.disposition_box.setAccessibleName(self.tr("Disposition"))
         self.notes_edit = QPlainTextEdit(self)
         self.notes_edit.setObjectName("notesEdit")
-        self.notes_edit.setAccessibleName("Notes")
-        self.notes_edit.setPlaceholderText("Notes on this call (saved with the recording)")
+        self.notes_edit.setAccessibleName(self.tr("Notes"))
+        self.notes_edit.setPlaceholderText(self.tr("Notes on this call (saved with the recording)"))
         self.notes_edit.setTabChangesFocus(True)  # Tab moves on to Done, as in any form
         self.notes_edit.setFixedHeight(70)
         self.hint_label = QLabel("", self)
         self.hint_label.setObjectName("acwHintLabel")
         self.hint_label.setWordWrap(True)
         self.hint_label.setStyleSheet(TONE_STYLE[Tone.PENDING])
-        self.disposition_caption = QLabel("Disposition", self)
+        self.disposition_caption = QLabel(self.tr("D&isposition"), self)
         self.disposition_caption.setBuddy(self.disposition_box)
-        notes_caption = QLabel("Notes", self)
+        notes_caption = QLabel(self.tr("&Notes"), self)
         notes_caption.setBuddy(self.notes_edit)
         layout = QFormLayout(self)
-        layout.addRow("After-call work", self.elapsed_label)
-        layout.addRow("ACW limit", self.countdown_label)
+        layout.addRow(self.tr("After-call work"), self.elapsed_label)
+        layout.addRow(self.tr("ACW limit"), self.countdown_label)
         layout.addRow(self.disposition_caption, self.disposition_box)
         layout.addRow(notes_caption, self.notes_edit)
         layout.addRow(self.hint_label)
@@ -76,15 +77,17 @@ class AcwPanel(QWidget):
             if view.disposition_options != self._options:
                 self._options = view.disposition_options
                 self.disposition_box.clear()
-                self.disposition_box.addItem("— choose —", "")
+                self.disposition_box.addItem(self.tr("— choose —"), "")
                 for code, label in view.disposition_options:
                     self.disposition_box.addItem(label, code)
             index = self.disposition_box.findData(view.disposition)
             self.disposition_box.setCurrentIndex(max(0, index))
         finally:
             self._updating = False
-        self.disposition_caption.setText(view.disposition_label)
-        self.hint_label.setText(view.acw_hint)
+        self.disposition_caption.setText(
+            view_text(view.disposition_label).replace(self.tr("Disposition"), self.tr("D&isposition"), 1)
+        )
+        self.hint_label.setText(view_text(view.acw_hint))
         self.hint_label.setVisible(bool(view.acw_hint))
         self._show_ticking(view)
         if view.acw_visible and not self.timer.isActive():
@@ -94,7 +97,7 @@ class AcwPanel(QWidget):
 
     def _show_ticking(self, view: DesktopView) -> None:
         self.elapsed_label.setText(view.acw_elapsed_text)
-        self.countdown_label.setText(view.acw_countdown_text or "none")
+        self.countdown_label.setText(view_text(view.acw_countdown_text) or self.tr("none"))
         self.countdown_label.setProperty("tone", view.acw_countdown_tone.value)
         self.countdown_label.setStyleSheet(TONE_STYLE[view.acw_countdown_tone])
 

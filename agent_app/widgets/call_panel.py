@@ -7,8 +7,9 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from PySide6.QtCore import Qt, QTimer
-from PySide6.QtWidgets import QFormLayout, QLabel, QWidget
+from PySide6.QtWidgets import QGridLayout, QLabel, QWidget
 
+from agent_app.i18n import view_text
 from agent_app.view import DesktopView, Tone
 
 TICK_MS = 1000
@@ -36,23 +37,35 @@ class CallPanel(QWidget):
         self.elapsed_label = self._label("elapsedLabel")
         self.voice_label = self._label("voiceStateLabel")
         self.screen_label = self._label("screenStateLabel")
+        for label in (self.caller_label, self.voice_label, self.screen_label):
+            label.setWordWrap(True)  # long states ("NOT recorded — …") wrap instead of widening the window
         self.warning_label = self._label("pauseWarningLabel")
         self.warning_label.setWordWrap(True)
         self.warning_label.setStyleSheet(TONE_STYLE[Tone.ALERT])
-        self.warning_label.setAccessibleName("Pause warning")
-        layout = QFormLayout(self)
-        layout.addRow("Caller", self.caller_label)
-        layout.addRow("Number", self.number_label)
-        layout.addRow("Direction", self.direction_label)
-        layout.addRow("Line", self.dn_label)
-        layout.addRow("Service", self.service_label)
-        layout.addRow("Queue", self.queue_label)
-        self._metadata_caption = QLabel("Call data", self)
-        layout.addRow(self._metadata_caption, self.metadata_label)
-        layout.addRow("Talk time", self.elapsed_label)
-        layout.addRow("Voice", self.voice_label)
-        layout.addRow("Screen", self.screen_label)
-        layout.addRow(self.warning_label)
+        self.warning_label.setAccessibleName(self.tr("Pause warning"))
+        # A grid, not a QFormLayout: the form layout gives a wrapped value the height of one line
+        # when the window is wide (the text was cut off); the grid honours heightForWidth.
+        layout = QGridLayout(self)
+        layout.setColumnStretch(1, 1)
+        self._metadata_caption = QLabel(self.tr("Call data"), self)
+        rows: tuple[tuple[str | QLabel, QLabel], ...] = (
+            (self.tr("Caller"), self.caller_label),
+            (self.tr("Number"), self.number_label),
+            (self.tr("Direction"), self.direction_label),
+            (self.tr("Line"), self.dn_label),
+            (self.tr("Service"), self.service_label),
+            (self.tr("Queue"), self.queue_label),
+            (self._metadata_caption, self.metadata_label),
+            (self.tr("Talk time"), self.elapsed_label),
+            (self.tr("Voice"), self.voice_label),
+            (self.tr("Screen"), self.screen_label),
+        )
+        for row, (caption, value) in enumerate(rows):
+            label = caption if isinstance(caption, QLabel) else QLabel(caption, self)
+            value.setAccessibleName(label.text())  # a screen reader says what the value is
+            layout.addWidget(label, row, 0, Qt.AlignmentFlag.AlignTop)
+            layout.addWidget(value, row, 1)
+        layout.addWidget(self.warning_label, len(rows), 0, 1, 2)
         self.warning_label.setVisible(False)
         self._metadata_caption.setVisible(False)
         self.metadata_label.setVisible(False)
@@ -75,9 +88,9 @@ class CallPanel(QWidget):
     def show_view(self, view: DesktopView) -> None:
         # The caller as the SIP side named him ("Name <number>"); the number alone below it, to
         # copy for a call back.
-        self.caller_label.setText(view.caller_text)
+        self.caller_label.setText(view_text(view.caller_text))
         self.number_label.setText(view.caller_number)
-        self.direction_label.setText(view.direction_text)
+        self.direction_label.setText(view_text(view.direction_text))
         self.dn_label.setText(view.dn_text)
         self.service_label.setText(view.service_text)
         self.queue_label.setText(view.queue_text)
@@ -85,12 +98,12 @@ class CallPanel(QWidget):
         self._metadata_caption.setVisible(bool(view.metadata_text))
         self.metadata_label.setVisible(bool(view.metadata_text))
         self.elapsed_label.setText(view.elapsed_text)
-        self.voice_label.setText(view.voice_text)
-        self.screen_label.setText(view.screen_text)
+        self.voice_label.setText(view_text(view.voice_text))
+        self.screen_label.setText(view_text(view.screen_text))
         for label, tone in ((self.voice_label, view.voice_tone), (self.screen_label, view.screen_tone)):
             label.setProperty("tone", tone.value)  # read by tests and style sheets
             label.setStyleSheet(TONE_STYLE[tone])
-        self.warning_label.setText(view.pause_warning)
+        self.warning_label.setText(view_text(view.pause_warning))
         self.warning_label.setVisible(bool(view.pause_warning))
         if view.has_call and not self.timer.isActive():
             self.timer.start()

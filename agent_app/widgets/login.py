@@ -15,17 +15,18 @@ class LoginWidget(QWidget):
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.server = self._field("loginServer", "http://server:8000")
-        self.user = self._field("loginUser", "user name")
-        self.password = self._field("loginPassword", "password")
+        self.server = self._field("loginServer", self.tr("http://server:8000"))
+        self.user = self._field("loginUser", self.tr("user name"))
+        self.password = self._field("loginPassword", self.tr("password"))
         self.password.setEchoMode(QLineEdit.EchoMode.Password)
-        self.dn = self._field("loginDn", "e.g. 4711")
-        self.remember = QCheckBox("Remember me on this PC", self)
+        self.dn = self._field("loginDn", self.tr("e.g. 4711"))
+        self.remember = QCheckBox(self.tr("&Remember me on this PC"), self)
         self.remember.setObjectName("loginRemember")
-        self.remember.setAccessibleName("Remember me on this PC")
-        self.remember.setToolTip("Keeps your user name, DN and password in this PC's keyring.")
+        self.remember.setAccessibleName(self.tr("Remember me on this PC"))
+        self.remember.setToolTip(self.tr("Keeps your user name, DN and password in this PC's keyring."))
         self.server_fixed = False
-        self.button = QPushButton("Log in", self)
+        self.button = QPushButton(self.tr("&Log in"), self)
+        self.button.setAccessibleName(self.tr("Log in"))
         self.button.setObjectName("loginButton")
         self.button.setDefault(True)
         self.error = QLabel("", self)
@@ -35,14 +36,18 @@ class LoginWidget(QWidget):
         self.error.setStyleSheet("color: #b00020;")
 
         form = QFormLayout()
-        form.addRow("Server", self.server)
-        form.addRow("User", self.user)
-        form.addRow("Password", self.password)
-        form.addRow("DN", self.dn)
+        form.addRow(self.tr("&Server"), self.server)
+        form.addRow(self.tr("&User"), self.user)
+        form.addRow(self.tr("&Password"), self.password)
+        form.addRow(self.tr("D&N"), self.dn)
         form.addRow("", self.remember)
-        for label, field in (("Server", self.server), ("User", self.user), ("Password", self.password)):
+        for label, field in (
+            (self.tr("Server"), self.server),
+            (self.tr("User"), self.user),
+            (self.tr("Password"), self.password),
+        ):
             field.setAccessibleName(label)
-        self.dn.setAccessibleName("DN (your phone's extension)")
+        self.dn.setAccessibleName(self.tr("DN (your phone's extension)"))
         layout = QVBoxLayout(self)
         layout.addLayout(form)
         layout.addWidget(self.button)
@@ -71,7 +76,7 @@ class LoginWidget(QWidget):
         self.server_fixed = True
         self.server.setText(url)
         self.server.setReadOnly(True)
-        self.server.setToolTip("Set by your IT department for this PC.")
+        self.server.setToolTip(self.tr("Set by your IT department for this PC."))
 
     def remember_unavailable(self, why: str) -> None:
         self.remember.setChecked(False)

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from typing import Any
 
 from PySide6.QtCore import Qt, QTimer, Signal
-from PySide6.QtGui import QCloseEvent
+from PySide6.QtGui import QCloseEvent, QKeySequence, QShortcut
 from PySide6.QtWidgets import (
     QApplication,
     QHBoxLayout,
@@ -36,6 +36,7 @@ from agent_app.api_client import AgentApi
 from agent_app.bridge import EventRelay, TaskRunner
 from agent_app.config import DesktopSettings
 from agent_app.errors import AgentAppError, AuthError, ScreenNotConfirmedError
+from agent_app.i18n import view_text
 from agent_app.keyring_store import CredentialStore
 from agent_app.model import (
     ActionFailed,
@@ -62,6 +63,7 @@ from agent_app.store import DesktopModel
 from agent_app.tray import AgentTray
 from agent_app.validation import LoginInput
 from agent_app.widgets.acw_panel import AcwPanel
+from agent_app.widgets.call_bar import CallBar
 from agent_app.widgets.call_panel import CallPanel
 from agent_app.widgets.health_panel import HealthPanel
 from agent_app.widgets.login import LoginWidget
@@ -119,6 +121,7 @@ class MainWindow(WorkspaceStateMixin, QMainWindow):
         self.tray.show_requested.connect(self.show_from_tray)
         self.tray.logout_requested.connect(self._on_tray_logout)
         self.tray.quit_requested.connect(self.quit)
+        self.tray.call_bar_requested.connect(self.show_call_bar)
         self.tray.show()
         self.health_timer = QTimer(self)
         self.health_timer.setInterval(HEALTH_TICK_MS)
@@ -148,8 +151,27 @@ class MainWindow(WorkspaceStateMixin, QMainWindow):
         self._connect_workspace_state()
         self.call_panel.set_elapsed_source(lambda: v.elapsed_text(self.model.state, self.services.clock()))
         self.pause_button = self._button(workspace, "pauseButton", v.PAUSE, self._on_pause_clicked)
-        self.done_button = self._button(workspace, "doneButton", "Done", self._on_done_clicked)
-        self.logout_button = self._button(workspace, "logoutButton", "Log out", self._on_logout_clicked)
+        self.pause_button.setAccessibleDescription(self.tr("Pause or resume the recording (Alt+P)"))
+        self.pause_button.setToolTip(self.tr("Pause or resume the recording (Alt+P)"))
+        # Alt+P, not a mnemonic: the button's text follows the pause (Pause, Resume, …).
+        QShortcut(QKeySequence("Alt+P"), workspace, self._press_pause)
+        self.done_button = self._button(workspace, "doneButton", self.tr("&Done"), self._on_done_clicked)
+        self.done_button.setAccessibleName(self.tr("Done"))
+        self.logout_button = self._button(
+            workspace, "logoutButton", self.tr("Log &out"), self._on_logout_clicked
+        )
+        self.logout_button.setAccessibleName(self.tr("Log out"))
+        self.call_bar_button = self._button(
+            workspace, "callBarButton", self.tr("Compact call &bar"), self.show_call_bar
+        )
+        self.call_bar_button.setAccessibleName(self.tr("Compact call bar"))
+        self.call_bar_button.setToolTip(self.tr("A small always-on-top bar instead of this window"))
+        self.call_bar = CallBar(self)
+        self.call_bar.pause_clicked.connect(self._on_pause_clicked)
+        self.call_bar.done_clicked.connect(self._on_done_clicked)
+        self.call_bar.expand_requested.connect(self.show_full_window)
+        self.call_bar.set_elapsed_source(lambda: v.elapsed_text(self.model.state, self.services.clock()))
+        self.call_panel.timer.timeout.connect(self.call_bar.tick)
         self.status_label = QLabel("", workspace)
         self.status_label.setObjectName("statusLabel")
         self.status_label.setWordWrap(True)
@@ -166,6 +188,7 @@ class MainWindow(WorkspaceStateMixin, QMainWindow):
         buttons = QHBoxLayout()
         buttons.addWidget(self.pause_button)
         buttons.addWidget(self.done_button)
+        buttons.addWidget(self.call_bar_button)
         buttons.addStretch(1)
         buttons.addWidget(self.logout_button)
         layout = QVBoxLayout(workspace)
@@ -199,16 +222,20 @@ class MainWindow(WorkspaceStateMixin, QMainWindow):
         self.stack.setCurrentWidget(self.workspace if view.page == v.Page.WORKSPACE else self.login_widget)
         self.login_widget.show_state(view.login_enabled, view.login_error)
         self.agent_name_label.setText(view.agent_name)
-        self.agent_state_label.setText(view.agent_state_text)
+        self.agent_state_label.setText(view_text(view.agent_state_text))
         self.call_panel.show_view(view)
         self.state_selector.show_view(view)
         call = self.model.call
         self.acw_panel.show_view(view, call.interaction_id if call is not None else "")
-        self.pause_button.setText(view.pause_label)
+        self.pause_button.setText(view_text(view.pause_label))
+        self.pause_button.setAccessibleName(view_text(view.pause_label))
         self.pause_button.setEnabled(view.pause_enabled)
         self.done_button.setEnabled(view.done_enabled)
         self.logout_button.setEnabled(view.logout_enabled)
-        self.status_label.setText(view.status_text)
+        self.status_label.setText(view_text(view.status_text))
+        self.call_bar.show_view(view)
+        if not self.model.state.logged_in and self.call_bar.isVisible():
+            self.show_full_window()  # the login page is in the window
         self._render_health()
 
     def _render_health(self) -> None:
@@ -216,7 +243,9 @@ class MainWindow(WorkspaceStateMixin, QMainWindow):
         logged_in = self.model.state.logged_in
         health = health_view(self._health if logged_in else None, self.model.server_now())
         if health.level == Level.WARNING and self.health_panel.level != Level.WARNING:
-            self.tray.notify("Screen recorder problem", health.headline)  # seen with the window hidden
+            self.tray.notify(
+                self.tr("Screen recorder problem"), health.headline
+            )  # seen with the window hidden
         self.health_panel.show_health(health)
         self.tray.show_state(
             view.agent_state_text if logged_in else "logged out",
@@ -245,11 +274,11 @@ class MainWindow(WorkspaceStateMixin, QMainWindow):
             listener = hotkey.create(key, self.hotkey_pressed.emit)
             listener.start()
         except AgentAppError as exc:
-            self.hotkey_label.setText(f"Pause hotkey not available: {exc}")
+            self.hotkey_label.setText(self.tr("Pause hotkey not available: %1").replace("%1", str(exc)))
             log.warning("pause hotkey: %s", exc)
             return
         self.hotkey = listener
-        self.hotkey_label.setText(f"Pause or resume from any program: {key}")
+        self.hotkey_label.setText(self.tr("Pause or resume from any program: %1").replace("%1", str(key)))
 
     # ---- tray ------------------------------------------------------------------------------
 
@@ -257,6 +286,22 @@ class MainWindow(WorkspaceStateMixin, QMainWindow):
         self.showNormal()
         self.raise_()
         self.activateWindow()
+
+    def show_call_bar(self) -> None:
+        """The compact always-on-top bar instead of the window (button and tray)."""
+        if not self.model.state.logged_in:
+            return
+        self.hide()
+        self.call_bar.show()
+        self.call_bar.raise_()
+
+    def show_full_window(self) -> None:
+        self.call_bar.hide()
+        self.show_from_tray()
+
+    def _press_pause(self) -> None:
+        if self.pause_button.isEnabled():
+            self.pause_button.click()
 
     def _on_tray_logout(self) -> None:
         self.show_from_tray()  # the confirmation needs the window
@@ -468,6 +513,7 @@ class MainWindow(WorkspaceStateMixin, QMainWindow):
             self.hotkey.stop()
             self.hotkey = None
         self.tray.close()
+        self.call_bar.hide()
         if self._api is not None or self._login_api is not None or self._channel is not None:
             self._end_session(None)
         if not self.runner.shutdown(timeout_ms):
@@ -481,7 +527,8 @@ class MainWindow(WorkspaceStateMixin, QMainWindow):
             if AgentTray.available():
                 self.hide()
                 self.tray.notify(
-                    "Tandem is still running", "You are logged in. Use the tray icon to log out."
+                    self.tr("Tandem is still running"),
+                    self.tr("You are logged in. Use the tray icon to log out."),
                 )
             else:
                 self.showMinimized()  # no tray to come back from: keep it on the task bar

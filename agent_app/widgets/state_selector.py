@@ -12,6 +12,7 @@ from PySide6.QtCore import QEvent, QObject, Qt, Signal
 from PySide6.QtGui import QKeyEvent
 from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QPushButton, QWidget
 
+from agent_app.i18n import view_text
 from agent_app.view import DesktopView
 
 
@@ -23,17 +24,20 @@ class StateSelector(QWidget):
         super().__init__(parent)
         self.combo = QComboBox(self)
         self.combo.setObjectName("stateSelector")
-        self.combo.setAccessibleName("My state")
-        self.combo.setToolTip("Ready, or Not Ready with a reason")
-        label = QLabel("My state:", self)
+        self.combo.setAccessibleName(self.tr("My state"))
+        self.combo.setToolTip(self.tr("Ready, or Not Ready with a reason"))
+        label = QLabel(self.tr("&My state:"), self)
         label.setBuddy(self.combo)
         layout = QHBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(label)
         layout.addWidget(self.combo, 1)
-        self.recordings_button = QPushButton("My recordings", self)
+        self.recordings_button = QPushButton(self.tr("My &recordings"), self)
         self.recordings_button.setObjectName("myRecordingsButton")
-        self.recordings_button.setToolTip("Open your own recordings in the web player (your browser)")
+        self.recordings_button.setToolTip(
+            self.tr("Open your own recordings in the web player (your browser)")
+        )
+        self.recordings_button.setAccessibleName(self.tr("My recordings"))
         self.recordings_button.clicked.connect(self.recordings_requested)
         self.recordings_button.setVisible(False)
         layout.addWidget(self.recordings_button)
@@ -59,7 +63,7 @@ class StateSelector(QWidget):
                 self._choices = view.state_choices
                 self.combo.clear()
                 for state, reason, label in view.state_choices:
-                    self.combo.addItem(label, (state, reason))
+                    self.combo.addItem(view_text(label), (state, reason))
             index = next((i for i, (s, r, _) in enumerate(self._choices) if (s, r) == view.state_choice), 0)
             self.combo.setCurrentIndex(index)
             self.combo.setEnabled(view.state_selector_enabled)

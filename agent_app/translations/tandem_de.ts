@@ -1,0 +1,696 @@
+<?xml version="1.0" encoding="utf-8"?>
+<!DOCTYPE TS>
+<TS version="2.1" language="de_DE">
+<context>
+    <name>AcwPanel</name>
+    <message>
+        <location filename="../widgets/acw_panel.py" line="30"/>
+        <source>Time left in after-call work</source>
+        <translation>Verbleibende Nachbearbeitungszeit</translation>
+    </message>
+    <message>
+        <location filename="../widgets/acw_panel.py" line="33"/>
+        <location filename="../widgets/acw_panel.py" line="88"/>
+        <source>Disposition</source>
+        <translation>Ergebnis</translation>
+    </message>
+    <message>
+        <location filename="../widgets/acw_panel.py" line="36"/>
+        <source>Notes</source>
+        <translation>Notizen</translation>
+    </message>
+    <message>
+        <location filename="../widgets/acw_panel.py" line="37"/>
+        <source>Notes on this call (saved with the recording)</source>
+        <translation>Notizen zu diesem Anruf (mit der Aufnahme gespeichert)</translation>
+    </message>
+    <message>
+        <location filename="../widgets/acw_panel.py" line="44"/>
+        <location filename="../widgets/acw_panel.py" line="88"/>
+        <source>D&amp;isposition</source>
+        <translation>&amp;Ergebnis</translation>
+    </message>
+    <message>
+        <location filename="../widgets/acw_panel.py" line="46"/>
+        <source>&amp;Notes</source>
+        <translation>N&amp;otizen</translation>
+    </message>
+    <message>
+        <location filename="../widgets/acw_panel.py" line="49"/>
+        <source>After-call work</source>
+        <translation>Nachbearbeitung</translation>
+    </message>
+    <message>
+        <location filename="../widgets/acw_panel.py" line="50"/>
+        <source>ACW limit</source>
+        <translation>Nachbearbeitungslimit</translation>
+    </message>
+    <message>
+        <location filename="../widgets/acw_panel.py" line="80"/>
+        <source>— choose —</source>
+        <translation>— wählen —</translation>
+    </message>
+    <message>
+        <location filename="../widgets/acw_panel.py" line="100"/>
+        <source>none</source>
+        <translation>keines</translation>
+    </message>
+</context>
+<context>
+    <name>CallBar</name>
+    <message>
+        <location filename="../widgets/call_bar.py" line="29"/>
+        <source>Tandem — call bar</source>
+        <translation>Tandem — Anrufleiste</translation>
+    </message>
+    <message>
+        <location filename="../widgets/call_bar.py" line="30"/>
+        <source>Compact call bar</source>
+        <translation>Kompakte Anrufleiste</translation>
+    </message>
+    <message>
+        <location filename="../widgets/call_bar.py" line="31"/>
+        <source>Caller</source>
+        <translation>Anrufer</translation>
+    </message>
+    <message>
+        <location filename="../widgets/call_bar.py" line="32"/>
+        <source>Talk time</source>
+        <translation>Gesprächsdauer</translation>
+    </message>
+    <message>
+        <location filename="../widgets/call_bar.py" line="33"/>
+        <source>Voice</source>
+        <translation>Sprache</translation>
+    </message>
+    <message>
+        <location filename="../widgets/call_bar.py" line="34"/>
+        <source>Screen</source>
+        <translation>Bildschirm</translation>
+    </message>
+    <message>
+        <location filename="../widgets/call_bar.py" line="35"/>
+        <source>Pause or resume the recording</source>
+        <translation>Aufnahme pausieren oder fortsetzen</translation>
+    </message>
+    <message>
+        <location filename="../widgets/call_bar.py" line="37"/>
+        <source>Done with after-call work</source>
+        <translation>Nachbearbeitung abschließen</translation>
+    </message>
+    <message>
+        <location filename="../widgets/call_bar.py" line="38"/>
+        <source>&amp;Done</source>
+        <translation>&amp;Fertig</translation>
+    </message>
+    <message>
+        <location filename="../widgets/call_bar.py" line="40"/>
+        <source>Back to the full window</source>
+        <translation>Zurück zum ganzen Fenster</translation>
+    </message>
+    <message>
+        <location filename="../widgets/call_bar.py" line="41"/>
+        <source>&amp;Full window</source>
+        <translation>&amp;Ganzes Fenster</translation>
+    </message>
+    <message>
+        <location filename="../widgets/call_bar.py" line="86"/>
+        <source>Done</source>
+        <translation>Fertig</translation>
+    </message>
+    <message>
+        <location filename="../widgets/call_bar.py" line="88"/>
+        <source>Full window</source>
+        <translation>Ganzes Fenster</translation>
+    </message>
+</context>
+<context>
+    <name>CallPanel</name>
+    <message>
+        <location filename="../widgets/call_panel.py" line="45"/>
+        <source>Pause warning</source>
+        <translation>Pausenwarnung</translation>
+    </message>
+    <message>
+        <location filename="../widgets/call_panel.py" line="52"/>
+        <source>Caller</source>
+        <translation>Anrufer</translation>
+    </message>
+    <message>
+        <location filename="../widgets/call_panel.py" line="53"/>
+        <source>Number</source>
+        <translation>Nummer</translation>
+    </message>
+    <message>
+        <location filename="../widgets/call_panel.py" line="54"/>
+        <source>Direction</source>
+        <translation>Richtung</translation>
+    </message>
+    <message>
+        <location filename="../widgets/call_panel.py" line="55"/>
+        <source>Line</source>
+        <translation>Leitung</translation>
+    </message>
+    <message>
+        <location filename="../widgets/call_panel.py" line="56"/>
+        <source>Service</source>
+        <translation>Service</translation>
+    </message>
+    <message>
+        <location filename="../widgets/call_panel.py" line="57"/>
+        <source>Queue</source>
+        <translation>Warteschlange</translation>
+    </message>
+    <message>
+        <location filename="../widgets/call_panel.py" line="50"/>
+        <source>Call data</source>
+        <translation>Anrufdaten</translation>
+    </message>
+    <message>
+        <location filename="../widgets/call_panel.py" line="59"/>
+        <source>Talk time</source>
+        <translation>Gesprächsdauer</translation>
+    </message>
+    <message>
+        <location filename="../widgets/call_panel.py" line="60"/>
+        <source>Voice</source>
+        <translation>Sprache</translation>
+    </message>
+    <message>
+        <location filename="../widgets/call_panel.py" line="61"/>
+        <source>Screen</source>
+        <translation>Bildschirm</translation>
+    </message>
+</context>
+<context>
+    <name>HealthPanel</name>
+    <message>
+        <location filename="../widgets/health_panel.py" line="29"/>
+        <source>Screen recorder health</source>
+        <translation>Zustand des Bildschirmrekorders</translation>
+    </message>
+    <message>
+        <location filename="../widgets/health_panel.py" line="32"/>
+        <source>Screen recorder state</source>
+        <translation>Status des Bildschirmrekorders</translation>
+    </message>
+    <message>
+        <location filename="../widgets/health_panel.py" line="35"/>
+        <source>Screen recorder details</source>
+        <translation>Details des Bildschirmrekorders</translation>
+    </message>
+    <message>
+        <location filename="../widgets/health_panel.py" line="38"/>
+        <source>Upload of the current screen segment</source>
+        <translation>Upload des aktuellen Bildschirmabschnitts</translation>
+    </message>
+</context>
+<context>
+    <name>LoginWidget</name>
+    <message>
+        <location filename="../widgets/login.py" line="18"/>
+        <source>http://server:8000</source>
+        <translation>http://server:8000</translation>
+    </message>
+    <message>
+        <location filename="../widgets/login.py" line="19"/>
+        <source>user name</source>
+        <translation>Benutzername</translation>
+    </message>
+    <message>
+        <location filename="../widgets/login.py" line="20"/>
+        <source>password</source>
+        <translation>Passwort</translation>
+    </message>
+    <message>
+        <location filename="../widgets/login.py" line="22"/>
+        <source>e.g. 4711</source>
+        <translation>z. B. 4711</translation>
+    </message>
+    <message>
+        <location filename="../widgets/login.py" line="23"/>
+        <source>&amp;Remember me on this PC</source>
+        <translation>Auf diesem PC &amp;merken</translation>
+    </message>
+    <message>
+        <location filename="../widgets/login.py" line="25"/>
+        <source>Remember me on this PC</source>
+        <translation>Auf diesem PC merken</translation>
+    </message>
+    <message>
+        <location filename="../widgets/login.py" line="26"/>
+        <source>Keeps your user name, DN and password in this PC&apos;s keyring.</source>
+        <translation>Speichert Benutzername, Nebenstelle und Passwort im Schlüsselbund dieses PCs.</translation>
+    </message>
+    <message>
+        <location filename="../widgets/login.py" line="28"/>
+        <source>&amp;Log in</source>
+        <translation>&amp;Anmelden</translation>
+    </message>
+    <message>
+        <location filename="../widgets/login.py" line="29"/>
+        <source>Log in</source>
+        <translation>Anmelden</translation>
+    </message>
+    <message>
+        <location filename="../widgets/login.py" line="39"/>
+        <source>&amp;Server</source>
+        <translation>&amp;Server</translation>
+    </message>
+    <message>
+        <location filename="../widgets/login.py" line="40"/>
+        <source>&amp;User</source>
+        <translation>&amp;Benutzer</translation>
+    </message>
+    <message>
+        <location filename="../widgets/login.py" line="41"/>
+        <source>&amp;Password</source>
+        <translation>&amp;Passwort</translation>
+    </message>
+    <message>
+        <location filename="../widgets/login.py" line="42"/>
+        <source>D&amp;N</source>
+        <translation>&amp;Nebenstelle</translation>
+    </message>
+    <message>
+        <location filename="../widgets/login.py" line="45"/>
+        <source>Server</source>
+        <translation>Server</translation>
+    </message>
+    <message>
+        <location filename="../widgets/login.py" line="46"/>
+        <source>User</source>
+        <translation>Benutzer</translation>
+    </message>
+    <message>
+        <location filename="../widgets/login.py" line="47"/>
+        <source>Password</source>
+        <translation>Passwort</translation>
+    </message>
+    <message>
+        <location filename="../widgets/login.py" line="50"/>
+        <source>DN (your phone&apos;s extension)</source>
+        <translation>Nebenstelle (Ihre Telefonnummer)</translation>
+    </message>
+    <message>
+        <location filename="../widgets/login.py" line="79"/>
+        <source>Set by your IT department for this PC.</source>
+        <translation>Von Ihrer IT für diesen PC festgelegt.</translation>
+    </message>
+</context>
+<context>
+    <name>MainWindow</name>
+    <message>
+        <location filename="../widgets/main_window.py" line="154"/>
+        <location filename="../widgets/main_window.py" line="155"/>
+        <source>Pause or resume the recording (Alt+P)</source>
+        <translation>Aufnahme pausieren oder fortsetzen (Alt+P)</translation>
+    </message>
+    <message>
+        <location filename="../widgets/main_window.py" line="158"/>
+        <source>&amp;Done</source>
+        <translation>&amp;Fertig</translation>
+    </message>
+    <message>
+        <location filename="../widgets/main_window.py" line="159"/>
+        <source>Done</source>
+        <translation>Fertig</translation>
+    </message>
+    <message>
+        <location filename="../widgets/main_window.py" line="161"/>
+        <source>Log &amp;out</source>
+        <translation>A&amp;bmelden</translation>
+    </message>
+    <message>
+        <location filename="../widgets/main_window.py" line="163"/>
+        <source>Log out</source>
+        <translation>Abmelden</translation>
+    </message>
+    <message>
+        <location filename="../widgets/main_window.py" line="165"/>
+        <source>Compact call &amp;bar</source>
+        <translation>Kompakte &amp;Anrufleiste</translation>
+    </message>
+    <message>
+        <location filename="../widgets/main_window.py" line="167"/>
+        <source>Compact call bar</source>
+        <translation>Kompakte Anrufleiste</translation>
+    </message>
+    <message>
+        <location filename="../widgets/main_window.py" line="168"/>
+        <source>A small always-on-top bar instead of this window</source>
+        <translation>Eine kleine Leiste immer im Vordergrund statt dieses Fensters</translation>
+    </message>
+    <message>
+        <location filename="../widgets/main_window.py" line="247"/>
+        <source>Screen recorder problem</source>
+        <translation>Problem mit dem Bildschirmrekorder</translation>
+    </message>
+    <message>
+        <location filename="../widgets/main_window.py" line="277"/>
+        <source>Pause hotkey not available: %1</source>
+        <translation>Pausen-Tastenkürzel nicht verfügbar: %1</translation>
+    </message>
+    <message>
+        <location filename="../widgets/main_window.py" line="281"/>
+        <source>Pause or resume from any program: %1</source>
+        <translation>Pause oder Fortsetzen aus jedem Programm: %1</translation>
+    </message>
+    <message>
+        <location filename="../widgets/main_window.py" line="530"/>
+        <source>Tandem is still running</source>
+        <translation>Tandem läuft weiter</translation>
+    </message>
+    <message>
+        <location filename="../widgets/main_window.py" line="531"/>
+        <source>You are logged in. Use the tray icon to log out.</source>
+        <translation>Sie sind angemeldet. Abmelden über das Symbol im Infobereich.</translation>
+    </message>
+</context>
+<context>
+    <name>StateSelector</name>
+    <message>
+        <location filename="../widgets/state_selector.py" line="27"/>
+        <source>My state</source>
+        <translation>Mein Status</translation>
+    </message>
+    <message>
+        <location filename="../widgets/state_selector.py" line="28"/>
+        <source>Ready, or Not Ready with a reason</source>
+        <translation>Bereit, oder Nicht bereit mit Grund</translation>
+    </message>
+    <message>
+        <location filename="../widgets/state_selector.py" line="29"/>
+        <source>&amp;My state:</source>
+        <translation>&amp;Mein Status:</translation>
+    </message>
+    <message>
+        <location filename="../widgets/state_selector.py" line="35"/>
+        <source>My &amp;recordings</source>
+        <translation>Meine Auf&amp;nahmen</translation>
+    </message>
+    <message>
+        <location filename="../widgets/state_selector.py" line="38"/>
+        <source>Open your own recordings in the web player (your browser)</source>
+        <translation>Ihre eigenen Aufnahmen im Web-Player öffnen (Ihr Browser)</translation>
+    </message>
+    <message>
+        <location filename="../widgets/state_selector.py" line="40"/>
+        <source>My recordings</source>
+        <translation>Meine Aufnahmen</translation>
+    </message>
+</context>
+<context>
+    <name>view</name>
+    <message>
+        <location filename="../i18n.py" line="23"/>
+        <source>Pause</source>
+        <translation>Pause</translation>
+    </message>
+    <message>
+        <location filename="../i18n.py" line="24"/>
+        <source>Pausing…</source>
+        <translation>Pausiere…</translation>
+    </message>
+    <message>
+        <location filename="../i18n.py" line="25"/>
+        <source>Resume</source>
+        <translation>Fortsetzen</translation>
+    </message>
+    <message>
+        <location filename="../i18n.py" line="26"/>
+        <source>Resuming…</source>
+        <translation>Setze fort…</translation>
+    </message>
+    <message>
+        <location filename="../i18n.py" line="27"/>
+        <source>Resume (pause NOT confirmed)</source>
+        <translation>Fortsetzen (Pause NICHT bestätigt)</translation>
+    </message>
+    <message>
+        <location filename="../i18n.py" line="28"/>
+        <source>Logged out</source>
+        <translation>Abgemeldet</translation>
+    </message>
+    <message>
+        <location filename="../i18n.py" line="29"/>
+        <source>Ready</source>
+        <translation>Bereit</translation>
+    </message>
+    <message>
+        <location filename="../i18n.py" line="30"/>
+        <source>Not Ready</source>
+        <translation>Nicht bereit</translation>
+    </message>
+    <message>
+        <location filename="../i18n.py" line="31"/>
+        <source>On call</source>
+        <translation>Im Gespräch</translation>
+    </message>
+    <message>
+        <location filename="../i18n.py" line="32"/>
+        <source>On call — recording paused</source>
+        <translation>Im Gespräch — Aufnahme pausiert</translation>
+    </message>
+    <message>
+        <location filename="../i18n.py" line="33"/>
+        <source>On call — pause NOT confirmed</source>
+        <translation>Im Gespräch — Pause NICHT bestätigt</translation>
+    </message>
+    <message>
+        <location filename="../i18n.py" line="34"/>
+        <source>On call — pausing…</source>
+        <translation>Im Gespräch — Pause wird eingelegt…</translation>
+    </message>
+    <message>
+        <location filename="../i18n.py" line="35"/>
+        <source>After-call work</source>
+        <translation>Nachbearbeitung</translation>
+    </message>
+    <message>
+        <location filename="../i18n.py" line="36"/>
+        <source>No call</source>
+        <translation>Kein Anruf</translation>
+    </message>
+    <message>
+        <location filename="../i18n.py" line="37"/>
+        <source>Inbound</source>
+        <translation>Eingehend</translation>
+    </message>
+    <message>
+        <location filename="../i18n.py" line="38"/>
+        <source>Outbound</source>
+        <translation>Ausgehend</translation>
+    </message>
+    <message>
+        <location filename="../i18n.py" line="39"/>
+        <source>Not known</source>
+        <translation>Unbekannt</translation>
+    </message>
+    <message>
+        <location filename="../i18n.py" line="40"/>
+        <source>Voice: recording</source>
+        <translation>Sprache: Aufnahme läuft</translation>
+    </message>
+    <message>
+        <location filename="../i18n.py" line="41"/>
+        <source>Voice: paused</source>
+        <translation>Sprache: pausiert</translation>
+    </message>
+    <message>
+        <location filename="../i18n.py" line="42"/>
+        <source>Voice: stopped (saved)</source>
+        <translation>Sprache: beendet (gespeichert)</translation>
+    </message>
+    <message>
+        <location filename="../i18n.py" line="43"/>
+        <source>Voice: recording FAILED</source>
+        <translation>Sprache: Aufnahme FEHLGESCHLAGEN</translation>
+    </message>
+    <message>
+        <location filename="../i18n.py" line="44"/>
+        <source>Voice: recording — pausing…</source>
+        <translation>Sprache: Aufnahme läuft — wird pausiert…</translation>
+    </message>
+    <message>
+        <location filename="../i18n.py" line="45"/>
+        <source>Voice: on hold — waiting for the screen recorder…</source>
+        <translation>Sprache: angehalten — warte auf den Bildschirmrekorder…</translation>
+    </message>
+    <message>
+        <location filename="../i18n.py" line="46"/>
+        <source>Voice: on hold — screen pause not confirmed</source>
+        <translation>Sprache: angehalten — Bildschirmpause nicht bestätigt</translation>
+    </message>
+    <message>
+        <location filename="../i18n.py" line="47"/>
+        <source>Screen: not sampled for this call</source>
+        <translation>Bildschirm: für diesen Anruf nicht ausgewählt</translation>
+    </message>
+    <message>
+        <location filename="../i18n.py" line="48"/>
+        <source>Screen: starting…</source>
+        <translation>Bildschirm: startet…</translation>
+    </message>
+    <message>
+        <location filename="../i18n.py" line="49"/>
+        <source>Screen: recording</source>
+        <translation>Bildschirm: Aufnahme läuft</translation>
+    </message>
+    <message>
+        <location filename="../i18n.py" line="50"/>
+        <source>Screen: paused</source>
+        <translation>Bildschirm: pausiert</translation>
+    </message>
+    <message>
+        <location filename="../i18n.py" line="51"/>
+        <source>Screen: pausing…</source>
+        <translation>Bildschirm: wird pausiert…</translation>
+    </message>
+    <message>
+        <location filename="../i18n.py" line="52"/>
+        <source>Screen: stopped, upload pending</source>
+        <translation>Bildschirm: beendet, Upload ausstehend</translation>
+    </message>
+    <message>
+        <location filename="../i18n.py" line="53"/>
+        <source>Screen: stopped (uploaded)</source>
+        <translation>Bildschirm: beendet (hochgeladen)</translation>
+    </message>
+    <message>
+        <location filename="../i18n.py" line="54"/>
+        <source>Screen: recording FAILED</source>
+        <translation>Bildschirm: Aufnahme FEHLGESCHLAGEN</translation>
+    </message>
+    <message>
+        <location filename="../i18n.py" line="55"/>
+        <source>Screen: NOT recorded — the screen recorder is not connected</source>
+        <translation>Bildschirm: wird NICHT aufgenommen — der Bildschirmrekorder ist nicht verbunden</translation>
+    </message>
+    <message>
+        <location filename="../i18n.py" line="56"/>
+        <source>Screen: pause NOT confirmed — it may still be recording</source>
+        <translation>Bildschirm: Pause NICHT bestätigt — wird womöglich noch aufgenommen</translation>
+    </message>
+    <message>
+        <location filename="../i18n.py" line="57"/>
+        <source>Screen: stopping capture…</source>
+        <translation>Bildschirm: Aufnahme wird angehalten…</translation>
+    </message>
+    <message>
+        <location filename="../i18n.py" line="58"/>
+        <source>Screen: restarting capture…</source>
+        <translation>Bildschirm: Aufnahme startet neu…</translation>
+    </message>
+    <message>
+        <location filename="../i18n.py" line="59"/>
+        <source>Screen: finishing…</source>
+        <translation>Bildschirm: wird abgeschlossen…</translation>
+    </message>
+    <message>
+        <location filename="../i18n.py" line="60"/>
+        <source>Screen pause NOT confirmed: the screen may still be recording</source>
+        <translation>Bildschirmpause NICHT bestätigt: Der Bildschirm wird womöglich noch aufgenommen</translation>
+    </message>
+    <message>
+        <location filename="../i18n.py" line="61"/>
+        <source>Not connected</source>
+        <translation>Nicht verbunden</translation>
+    </message>
+    <message>
+        <location filename="../i18n.py" line="62"/>
+        <source>Connecting…</source>
+        <translation>Verbindung wird aufgebaut…</translation>
+    </message>
+    <message>
+        <location filename="../i18n.py" line="63"/>
+        <source>Connected</source>
+        <translation>Verbunden</translation>
+    </message>
+    <message>
+        <location filename="../i18n.py" line="64"/>
+        <source>Connection lost — reconnecting…</source>
+        <translation>Verbindung verloren — neuer Versuch…</translation>
+    </message>
+    <message>
+        <location filename="../i18n.py" line="65"/>
+        <source>The server refused the event connection</source>
+        <translation>Der Server hat die Ereignisverbindung abgelehnt</translation>
+    </message>
+    <message>
+        <location filename="../i18n.py" line="66"/>
+        <source>Logging in…</source>
+        <translation>Anmeldung läuft…</translation>
+    </message>
+    <message>
+        <location filename="../i18n.py" line="67"/>
+        <source>Logging out…</source>
+        <translation>Abmeldung läuft…</translation>
+    </message>
+    <message>
+        <location filename="../i18n.py" line="68"/>
+        <source>Pausing recording…</source>
+        <translation>Aufnahme wird pausiert…</translation>
+    </message>
+    <message>
+        <location filename="../i18n.py" line="69"/>
+        <source>Resuming recording…</source>
+        <translation>Aufnahme wird fortgesetzt…</translation>
+    </message>
+    <message>
+        <location filename="../i18n.py" line="70"/>
+        <source>Finishing after-call work…</source>
+        <translation>Nachbearbeitung wird abgeschlossen…</translation>
+    </message>
+    <message>
+        <location filename="../i18n.py" line="71"/>
+        <source>Changing your state…</source>
+        <translation>Status wird geändert…</translation>
+    </message>
+    <message>
+        <location filename="../i18n.py" line="72"/>
+        <source>Disposition</source>
+        <translation>Ergebnis</translation>
+    </message>
+    <message>
+        <location filename="../i18n.py" line="73"/>
+        <source>Disposition (required)</source>
+        <translation>Ergebnis (Pflicht)</translation>
+    </message>
+    <message>
+        <location filename="../i18n.py" line="74"/>
+        <source>Disposition (optional)</source>
+        <translation>Ergebnis (optional)</translation>
+    </message>
+    <message>
+        <location filename="../i18n.py" line="75"/>
+        <source>Choose a disposition, then Done.</source>
+        <translation>Ergebnis wählen, dann Fertig.</translation>
+    </message>
+    <message>
+        <location filename="../i18n.py" line="76"/>
+        <source>A disposition is required, but none is defined: ask your administrator.</source>
+        <translation>Ein Gesprächsergebnis ist Pflicht, aber keines ist angelegt: Bitte wenden Sie sich an Ihre Administration.</translation>
+    </message>
+    <message>
+        <location filename="../i18n.py" line="77"/>
+        <source>ACW limit reached — finishing…</source>
+        <translation>Nachbearbeitungslimit erreicht — wird beendet…</translation>
+    </message>
+    <message>
+        <location filename="../i18n.py" line="78"/>
+        <source>Time left: %1</source>
+        <translation>Verbleibend: %1</translation>
+    </message>
+    <message>
+        <location filename="../i18n.py" line="79"/>
+        <source>Not Ready — %1</source>
+        <translation>Nicht bereit — %1</translation>
+    </message>
+    <message>
+        <location filename="../i18n.py" line="80"/>
+        <source>Not Ready ▸ %1</source>
+        <translation>Nicht bereit ▸ %1</translation>
+    </message>
+</context>
+</TS>
