@@ -281,6 +281,9 @@ def build_parser() -> argparse.ArgumentParser:
     from server import devices_cli
 
     devices_cli.add_parser(sub)
+    from server import releases_cli
+
+    releases_cli.add_parser(sub)
     try:
         from server.sim import cli as sim_cli
     except ImportError:

@@ -42,6 +42,9 @@ class Settings(BaseSettings):
     database_url: str | None = None  # default: SQLite (WAL) in data_dir
     storage_dir: Path | None = None  # default: data_dir/storage
     storage_backend: Literal["local"] = "local"
+    # The release signing keys (targets, snapshot, timestamp; `tandem-server releases init-keys`):
+    # without them the server still serves its release repository but cannot publish a release.
+    release_keys_dir: Path | None = None
 
     http_host: str = "127.0.0.1"
     http_port: int = Field(8080, ge=0, le=65535)
@@ -150,6 +153,11 @@ class Settings(BaseSettings):
     def live_dir(self) -> Path:
         """Where voice files are written while calls last (moved to storage when final)."""
         return (self.data_dir / "live").resolve()
+
+    @property
+    def releases_dir(self) -> Path:
+        """The agent-software TUF repository (server/services/releases.py)."""
+        return (self.data_dir / "releases").resolve()
 
     @property
     def tmp_dir(self) -> Path:

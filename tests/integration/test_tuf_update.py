@@ -18,12 +18,18 @@ import shutil
 import subprocess
 import tarfile
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
+import httpx
 import pytest
+import uvicorn
+from fastapi import FastAPI
+from sqlalchemy import select
 
 from recorder_service.updater.apply import (
     apply_release,
@@ -35,7 +41,13 @@ from recorder_service.updater.apply import (
 from recorder_service.updater.cycle import check_and_apply
 from recorder_service.updater.policy import Activity, UpdateSettings
 from recorder_service.updater.tuf_client import ReleaseClient, UpdateRefused
+from server.api.app import create_app
+from server.cli import main as cli_main
 from server.services.releases import ReleaseError, ReleaseRepository, init_keys
+from server.settings import load_settings
+from server.store import models
+from server.store.db import session_scope
+from server.store.users import create_user
 
 IDLE = Activity("idle", in_call=False, pending_segments=0, uploading=False)
 IN_CALL = Activity("capturing", in_call=True, pending_segments=0, uploading=False)
@@ -262,3 +274,90 @@ def test_release_errors_are_clear(tmp_path: Path) -> None:
     shutil.rmtree(keys)
     with pytest.raises(ReleaseError, match="no targets signing key"):
         repo.add_release(keys, "0.3.0", bundle, 10)
+
+
+# -- through the real server: the admin publishes over the API, the recorder updates from it --------
+class LiveServer:
+    def __init__(self, app: FastAPI) -> None:
+        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning"))
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def __enter__(self) -> str:
+        self.thread.start()
+        deadline = time.monotonic() + 60
+        while not self.server.started:
+            assert time.monotonic() < deadline and self.thread.is_alive(), "server did not start"
+            time.sleep(0.02)
+        port = self.server.servers[0].sockets[0].getsockname()[1]
+        return f"http://127.0.0.1:{port}"
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(30)
+
+
+def test_admin_publishes_through_the_server_and_the_recorder_updates_from_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data, keys = tmp_path / "data", tmp_path / "admin-keys"
+    assert cli_main(["--data-dir", str(data), "releases", "init-keys", str(keys)]) == 0
+    assert cli_main(["--data-dir", str(data), "releases", "init-repo", "--keys", str(keys)]) == 0
+    assert cli_main(["--data-dir", str(data), "releases", "init-keys", str(keys)]) == 1
+    assert "refusing to replace a signing key" in capsys.readouterr().err
+    app = create_app(load_settings(None, data_dir=data, sip_enabled=False, release_keys_dir=keys))
+    with session_scope(app.state.ctx.sessions) as s:
+        create_user(s, "admin", PASSWORD, "admin")
+        create_user(s, "sup", PASSWORD, "supervisor")
+    install = tmp_path / "opt-tandem"
+    unpack(install, "0.1.0", make_bundle(tmp_path, "0.1.0"))
+    switch_current(install, "0.1.0")
+    with LiveServer(app) as url, httpx.Client(base_url=url, timeout=60) as http:
+        admin, sup = bearer(http, "admin"), bearer(http, "sup")
+        bundle = make_bundle(tmp_path, "0.2.0").read_bytes()
+        refused = http.put(
+            "/api/admin/releases/0.2.0", params={"rollout_percent": 100}, content=bundle, headers=sup
+        )
+        assert refused.status_code == 403, refused.text
+        r = http.put(
+            "/api/admin/releases/0.2.0", params={"rollout_percent": 0}, content=bundle, headers=admin
+        )
+        assert r.status_code == 200, r.text
+        bad = http.put(
+            "/api/admin/releases/0.2.0", params={"rollout_percent": 0}, content=b"other bytes", headers=admin
+        )
+        assert bad.status_code == 422 and "already published with other bytes" in bad.text
+        assert http.get("/api/releases/tuf/metadata/..%2Fkeys").status_code == 404
+
+        root = http.get("/api/releases/tuf/metadata/1.root.json").content  # shipped with the package
+        client = ReleaseClient(tmp_path / "cache", f"{url}/api/releases/tuf", root)
+        kw: dict[str, Any] = dict(
+            root=install, current="0.1.0", device_id="pc-1", settings=UpdateSettings(), entry=ENTRY
+        )
+        assert check_and_apply(client, activity=lambda: IDLE, **kw).state == "up_to_date"  # offered to 0 %
+        r = http.patch("/api/admin/releases/0.2.0", json={"rollout_percent": 100}, headers=admin)
+        assert r.status_code == 200 and r.json()["rollout_percent"] == 100, r.text
+        assert check_and_apply(client, activity=lambda: IN_CALL, **kw).state == "waiting"
+        assert current_version(install) == "0.1.0"
+        result = check_and_apply(client, activity=lambda: IDLE, **kw)
+        try:
+            assert result.state == "applied", result.reason
+            assert current_version(install) == "0.2.0"
+        finally:
+            _stop(result.applied.process if result.applied else None)
+        listed = http.get("/api/admin/releases", headers=admin).json()["releases"]
+        assert [(x["version"], x["rollout_percent"]) for x in listed] == [("0.2.0", 100)]
+    with session_scope(app.state.ctx.sessions) as s:
+        rows = s.scalars(
+            select(models.AuditRecord).where(models.AuditRecord.action == "release.publish")
+        ).all()
+        outcomes = sorted((row.username, row.outcome) for row in rows)
+    assert outcomes == [("admin", "allowed"), ("admin", "allowed"), ("admin", "denied"), ("sup", "denied")]
+
+
+PASSWORD = "correct-horse-battery"
+
+
+def bearer(http: httpx.Client, user: str) -> dict[str, str]:
+    r = http.post("/api/auth/login", json={"username": user, "password": PASSWORD})
+    assert r.status_code == 200, r.text
+    return {"Authorization": f"Bearer {r.json()['token']}"}

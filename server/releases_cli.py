@@ -1,0 +1,136 @@
+"""``tandem-server releases init-keys|init-repo|add|list|refresh-timestamp``: the agent-software
+release repository from the server's shell (``server.services.releases``).
+
+First time, on the admin's own PC or the server: ``init-keys DIR`` makes the four signing keys;
+``init-repo --keys DIR`` creates the repository in the server's data dir (the only step that needs
+the root key). Then move ``DIR/root.pem`` somewhere offline and point ``release_keys_dir`` at a
+directory holding the other three. ``add`` publishes a bundle archive (audited as user "cli");
+``refresh-timestamp`` re-signs the one-day timestamp and belongs in a daily timer."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from server.settings import Settings, load_settings
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    overrides = {}
+    if getattr(args, "data_dir", None):
+        overrides["data_dir"] = Path(args.data_dir)
+    return load_settings(Path(args.config) if args.config else None, **overrides)
+
+
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("releases", help="the signed agent-software releases the recorders update from")
+    actions = p.add_subparsers(dest="releases_action", required=True)
+    s = actions.add_parser(
+        "init-keys", help="make the root, targets, snapshot and timestamp signing keys in DIR"
+    )
+    s.add_argument("dir", type=Path)
+    s.set_defaults(func=cmd_init_keys)
+    s = actions.add_parser(
+        "init-repo", help="create the release repository in the data dir (needs the root key)"
+    )
+    s.add_argument("--keys", type=Path, required=True)
+    s.set_defaults(func=cmd_init_repo)
+    s = actions.add_parser(
+        "add", help="publish a bundle archive (.tar.gz) as a version, offered to a share of the fleet"
+    )
+    s.add_argument("--version", required=True)
+    s.add_argument("--bundle", type=Path, required=True)
+    s.add_argument(
+        "--percent", type=int, default=100, help="staged rollout: share of the PCs it is offered to (0..100)"
+    )
+    s.add_argument("--keys", type=Path, help="the signing keys (default: the release_keys_dir setting)")
+    s.set_defaults(func=cmd_add)
+    actions.add_parser("list", help="the published releases").set_defaults(func=cmd_list)
+    s = actions.add_parser("refresh-timestamp", help="re-sign the timestamp (expires after a day: run daily)")
+    s.add_argument("--keys", type=Path, help="the signing keys (default: the release_keys_dir setting)")
+    s.set_defaults(func=cmd_refresh)
+
+
+def _fail(message: str) -> int:
+    print(f"error: {message}", file=sys.stderr)
+    return 1
+
+
+def cmd_init_keys(args: argparse.Namespace) -> int:
+    from server.services.releases import ReleaseError, init_keys
+
+    try:
+        made = init_keys(args.dir)
+    except ReleaseError as exc:
+        return _fail(str(exc))
+    print("made " + ", ".join(str(p) for p in made))
+    print(
+        "after init-repo keep root.pem offline; the server needs targets.pem, snapshot.pem and timestamp.pem"
+    )
+    return 0
+
+
+def cmd_init_repo(args: argparse.Namespace) -> int:
+    from server.services.releases import ReleaseError, ReleaseRepository
+
+    repo = ReleaseRepository(_settings(args).releases_dir)
+    try:
+        repo.create(args.keys)
+    except ReleaseError as exc:
+        return _fail(str(exc))
+    print(f"release repository created in {repo.root_dir}; its root.json (bundle it with the recorder):")
+    print(repo.metadata_dir / "1.root.json")
+    return 0
+
+
+def cmd_add(args: argparse.Namespace) -> int:
+    from server.cli_db import existing_session
+    from server.errors import DomainError
+    from server.services import release_admin
+    from server.services.actor import Actor
+    from server.services.releases import ReleaseRepository
+
+    settings = _settings(args)
+    repo = ReleaseRepository(settings.releases_dir)
+    try:
+        with existing_session(args, settings) as s:
+            release = release_admin.publish(
+                s,
+                Actor.cli(),
+                repo,
+                args.keys or settings.release_keys_dir,
+                args.version,
+                args.bundle,
+                args.percent,
+            )
+    except DomainError as exc:
+        return _fail(str(exc))
+    print(f"published {release.version} to {release.rollout_percent}% of the fleet (sha256 {release.sha256})")
+    return 0
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    from server.services.releases import ReleaseRepository
+
+    repo = ReleaseRepository(_settings(args).releases_dir)
+    if not repo.exists():
+        return _fail(f"no release repository at {repo.root_dir} (tandem-server releases init-repo)")
+    for r in repo.releases():
+        print(f"{r.version}\t{r.rollout_percent}%\t{r.length} bytes\tsha256 {r.sha256}")
+    return 0
+
+
+def cmd_refresh(args: argparse.Namespace) -> int:
+    from server.services.releases import ReleaseError, ReleaseRepository
+
+    settings = _settings(args)
+    keys = args.keys or settings.release_keys_dir
+    if keys is None:
+        return _fail("give --keys DIR or set release_keys_dir")
+    try:
+        ReleaseRepository(settings.releases_dir).refresh_timestamp(keys)
+    except ReleaseError as exc:
+        return _fail(str(exc))
+    print("timestamp re-signed")
+    return 0
