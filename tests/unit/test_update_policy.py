@@ -3,8 +3,13 @@ work or an upload; IT's off switch and pin; the staged rollout."""
 
 from __future__ import annotations
 
+import dataclasses
+from types import SimpleNamespace
+
 import pytest
 
+from recorder_service.controller import Mode
+from recorder_service.updater.activity import CallWatch, activity_of
 from recorder_service.updater.policy import (
     Activity,
     Offer,
@@ -17,6 +22,7 @@ from recorder_service.updater.policy import (
     rollout_bucket,
     settings_from_layers,
 )
+from tandem_protocol.events import CallInfo, Envelope, EventType, Phase, ScreenState, VoiceState
 
 IDLE = Activity(capture_mode="idle", in_call=False, pending_segments=0, uploading=False)
 
@@ -103,3 +109,60 @@ def test_policy_layers_first_wins_and_bad_values_are_named() -> None:
         settings_from_layers([("file", {"auto_updates": False})])
     with pytest.raises(UpdatePolicyError, match="update_pin: 'latest' is not a version"):
         settings_from_layers([("file", {"update_pin": "latest"})])
+
+
+def _call(iid: str, phase: Phase) -> dict[str, object]:
+    info = CallInfo(
+        iid,
+        "c-" + iid,
+        "1001",
+        "+15551234",
+        "1001",
+        phase,
+        VoiceState.RECORDING,
+        ScreenState.OFF,
+        False,
+        1.0,
+    )
+    return dataclasses.asdict(info)
+
+
+def test_call_watch_knows_a_call_from_ringing_to_the_end_of_acw() -> None:
+    """A call that is not screen-recorded (sampling) leaves the capture idle: the update must
+    still wait for it, and for its after-call work."""
+    watch = CallWatch()
+    idle_controller = SimpleNamespace(mode=Mode.IDLE)
+    empty = SimpleNamespace(stats=lambda: SimpleNamespace(state="idle", pending_segments=0, current=None))
+    assert may_apply_now(activity_of(idle_controller, empty, watch)).ready
+    for kind, phase in [
+        (EventType.CALL_STARTED, Phase.RINGING),
+        (EventType.CALL_UPDATED, Phase.ACTIVE),
+        (EventType.CALL_ENDED, Phase.ACW),
+    ]:
+        watch.observe(Envelope(kind, _call("i1", phase)))
+        readiness = may_apply_now(activity_of(idle_controller, empty, watch))
+        assert not readiness.ready and "after-call work" in readiness.reason, phase
+    watch.observe(Envelope(EventType.ACW_ENDED, _call("i1", Phase.DONE)))
+    assert may_apply_now(activity_of(idle_controller, empty, watch)).ready
+    watch.observe(Envelope(EventType.STATE, {"call": _call("i2", Phase.ACW)}))  # reconnect mid-ACW
+    assert watch.in_call
+    watch.observe(Envelope(EventType.STATE, {"call": None}))
+    assert not watch.in_call
+    watch.observe(Envelope(EventType.CALL_STARTED, {"interaction_id": "i3"}))  # not understood: ignored
+    assert not watch.in_call
+
+
+def test_activity_of_the_running_service() -> None:
+    calls = CallWatch()
+    capturing = activity_of(
+        SimpleNamespace(mode=Mode.CAPTURING),
+        SimpleNamespace(stats=lambda: SimpleNamespace(state="idle", pending_segments=0, current=None)),
+        calls,
+    )
+    assert capturing.capture_mode == "capturing" and not may_apply_now(capturing).ready
+    sending = activity_of(
+        SimpleNamespace(mode=Mode.IDLE),
+        SimpleNamespace(stats=lambda: SimpleNamespace(state="backoff", pending_segments=2, current=object())),
+        calls,
+    )
+    assert sending == Activity("idle", in_call=False, pending_segments=2, uploading=True)
