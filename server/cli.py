@@ -198,10 +198,19 @@ def cmd_set_sampling(args: argparse.Namespace) -> int:
     from server.services import sampling
     from server.services.actor import Actor
 
+    if args.clear == (args.percentage is not None) or (args.clear and args.team is None):
+        print("error: give --percentage, or --team NAME --clear to remove a team's override", file=sys.stderr)
+        return 2
     settings = _settings(args)
     with existing_session(args, settings) as s:
-        sampling.set_percentage(s, Actor.cli(), args.percentage, settings.screen_percentage)
-    print(f"screen sampling set to {args.percentage:g} % in {settings.resolved_database_url}")
+        if args.team is None:
+            sampling.set_percentage(s, Actor.cli(), args.percentage, settings.screen_percentage)
+        else:
+            pct = None if args.clear else args.percentage
+            sampling.set_team_percentage(s, Actor.cli(), args.team, pct, settings.screen_percentage)
+    who = "screen sampling" if args.team is None else f"team {args.team}'s screen sampling"
+    what = "cleared (the global percentage applies)" if args.clear else f"set to {args.percentage:g} %"
+    print(f"{who} {what} in {settings.resolved_database_url}")
     return 0
 
 
@@ -239,7 +248,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_demo_setup)
     p = sub.add_parser("set-sampling", help="set the share of calls that get a screen recording")
-    p.add_argument("--percentage", type=float, required=True)
+    p.add_argument("--percentage", type=float)
+    p.add_argument("--team", help="set this team's override (by team name) instead of the global share")
+    p.add_argument("--clear", action="store_true", help="with --team: remove the team's override")
     p.set_defaults(func=cmd_set_sampling)
     p = sub.add_parser("set-full-time-dn", help="record every call on a DN for an agent, logged in or not")
     p.add_argument("--username", required=True)

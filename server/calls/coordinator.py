@@ -36,7 +36,8 @@ from server.calls.voice_failure import VoiceFailures
 from server.diskguard import RETRY_AFTER_SECONDS, DiskGuard
 from server.errors import CallActionError, LifecycleError
 from server.events.hub import EventHub
-from server.policy.sampling import decide_screen, effective_percentage
+from server.policy.sampling import effective_percentage
+from server.policy.screen_quota import ScreenQuota
 from server.sip.listener import (
     CallAccepted,
     CallOffer,
@@ -76,6 +77,7 @@ class CallCoordinator(InteractionCreation, AgentActions):
         self._hold_suppression = hold_suppression
         self._live_dir = live_dir
         self._acw_limit = acw_limit
+        self._screen_quota = ScreenQuota()  # per team: its share holds over every 20 calls
         self._control = RecordingControl(
             repo, records, hub, screen_fps=screen_fps, confirm_timeout=confirm_timeout, backlog=backlog
         )
@@ -130,7 +132,7 @@ class CallCoordinator(InteractionCreation, AgentActions):
         percentage = effective_percentage(global_pct, agent.team_percentage)
         # A second simultaneous call is voice-only: there is one screen, and it stays with the
         # first call (the recorder captures one interaction at a time).
-        screen = parent is None and decide_screen(interaction_id, percentage)
+        screen = parent is None and self._screen_quota.decide(agent.team_id, percentage)
         accepted = await self._accept(
             offer,
             interaction_id,

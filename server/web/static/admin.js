@@ -1,4 +1,4 @@
-// Admin view: the screen sampling policy (global percentage and per-team overrides), the voice
+// Admin view: the screen sampling policy (global percentage and per-team overrides by team name), the voice
 // formats (admin_formats.js), the password policy (admin_passwords.js) and new users
 // (admin_users.js).
 
@@ -20,9 +20,10 @@ function status(text, isError = false) {
 function addOverrideRow(team = "", percentage = "") {
   const row = document.createElement("tr");
   const teamInput = Object.assign(document.createElement("input"), {
-    className: "override-team", value: team, inputMode: "numeric", required: true,
+    className: "override-team", value: team, required: true, autocomplete: "off",
   });
-  teamInput.setAttribute("aria-label", "Team id");
+  teamInput.setAttribute("list", "sampling-team-names");
+  teamInput.setAttribute("aria-label", "Team name");
   const pctInput = Object.assign(document.createElement("input"), {
     className: "override-percentage", type: "number", min: "0", max: "100", step: "any",
     value: percentage === "" ? "" : String(percentage), required: true,
@@ -53,11 +54,23 @@ function readPolicy() {
   const overrides = {};
   for (const row of $("sampling-overrides").tBodies[0].rows) {
     const team = row.querySelector(".override-team").value.trim();
-    if (!/^\d+$/.test(team)) throw new Error("Each override needs a numeric team id.");
+    if (!team) throw new Error("Each override needs a team name.");
+    if (knownTeams.length && !knownTeams.includes(team)) {
+      throw new Error(`There is no team named "${team}" (teams: ${knownTeams.join(", ")}).`);
+    }
     if (team in overrides) throw new Error(`Team ${team} appears twice.`);
     overrides[team] = parsePercentage(row.querySelector(".override-percentage").value, `Team ${team}'s percentage`);
   }
   return { percentage, team_overrides: overrides };
+}
+
+let knownTeams = []; // names from /api/teams; the server checks again (it is the authority)
+
+async function loadTeams() {
+  const teams = await api("GET", "/api/teams");
+  knownTeams = teams.map((t) => t.name);
+  const list = $("sampling-team-names");
+  list.replaceChildren(...knownTeams.map((name) => Object.assign(document.createElement("option"), { value: name })));
 }
 
 function fill(policy) {
@@ -102,7 +115,7 @@ export async function showAdmin(isCurrent) {
   showPasswordPolicy(isCurrent);
   status("Loading…");
   try {
-    const policy = await api("GET", "/api/admin/sampling");
+    const [policy] = await Promise.all([api("GET", "/api/admin/sampling"), loadTeams()]);
     if (!isCurrent()) return;
     fill(policy);
     status("");

@@ -1,0 +1,125 @@
+"""Admin policies through one service layer: the screen sampling policy's team overrides are
+named by team name from the API and the CLI alike, unknown names are refused with a message that
+lists the teams (and the refusal is audited), and every change is audited with the values before
+and after."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import select
+
+from server.api.app import create_app
+from server.cli import main
+from server.settings import load_settings
+from server.store import models
+from server.store.db import session_scope
+from server.store.users import create_user
+
+PASSWORD = "correct-horse-battery"
+
+
+@pytest.fixture
+def client(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[TestClient]:
+    for key in list(os.environ):
+        if key.startswith("TANDEM_SERVER_"):
+            monkeypatch.delenv(key)
+    settings = load_settings(None, data_dir=tmp_path / "data", sip_enabled=False, media_encoder_process=False)
+    app = create_app(settings)
+    with session_scope(app.state.ctx.sessions) as s:
+        create_user(s, "admin", PASSWORD, "admin")
+        create_user(s, "agent1", PASSWORD, "agent", team="Blue")
+        create_user(s, "agent2", PASSWORD, "agent", team="Green")
+    with TestClient(app) as c:
+        yield c
+
+
+def admin(http: TestClient) -> dict[str, str]:
+    r = http.post("/api/auth/login", json={"username": "admin", "password": PASSWORD})
+    assert r.status_code == 200, r.text
+    return {"Authorization": f"Bearer {r.json()['token']}"}
+
+
+def audits(http: TestClient, action: str) -> list[tuple[str, str, str]]:
+    with session_scope(http.app.state.ctx.sessions) as s:  # type: ignore[attr-defined]
+        rows = s.execute(
+            select(models.AuditRecord)
+            .where(models.AuditRecord.action == action)
+            .order_by(models.AuditRecord.id)
+        ).scalars()
+        return [(r.username, r.outcome, r.detail) for r in rows]
+
+
+def team_percentages(http: TestClient) -> dict[str, float | None]:
+    with session_scope(http.app.state.ctx.sessions) as s:  # type: ignore[attr-defined]
+        return {t.name: t.screen_percentage for t in s.execute(select(models.Team)).scalars()}
+
+
+def test_sampling_overrides_are_set_and_shown_by_team_name(client: TestClient) -> None:
+    h = admin(client)
+    r = client.put("/api/admin/sampling", headers=h, json={"percentage": 30, "team_overrides": {"Green": 80}})
+    assert r.status_code == 200, r.text
+    assert r.json() == {"percentage": 30, "team_overrides": {"Green": 80}}
+    assert client.get("/api/admin/sampling", headers=h).json()["team_overrides"] == {"Green": 80}
+    assert team_percentages(client) == {"Blue": None, "Green": 80}
+    # The coordinator's view: Green's agent gets the override, Blue's the global share.
+    repo = client.app.state.ctx.repo  # type: ignore[attr-defined]
+    assert repo.screen_percentage() == 30
+    (_, _, detail) = audits(client, "policy.sampling")[-1]
+    assert json.loads(detail) == {
+        "before": {"percentage": None, "team_overrides": {}},
+        "after": {"percentage": 30.0, "team_overrides": {"Green": 80.0}},
+    }
+    # An older client's numeric team id still works, and is shown as the name.
+    blue_id = next(t["id"] for t in client.get("/api/teams", headers=h).json() if t["name"] == "Blue")
+    r = client.put(
+        "/api/admin/sampling", headers=h, json={"percentage": 30, "team_overrides": {str(blue_id): 5}}
+    )
+    assert r.status_code == 200, r.text
+    assert r.json()["team_overrides"] == {"Blue": 5}
+    (_, _, detail) = audits(client, "policy.sampling")[-1]
+    assert json.loads(detail)["before"] == {"percentage": 30.0, "team_overrides": {"Green": 80.0}}
+
+
+def test_an_unknown_team_name_is_refused_clearly_and_audited(client: TestClient) -> None:
+    h = admin(client)
+    assert client.put(
+        "/api/admin/sampling", headers=h, json={"percentage": 30, "team_overrides": {}}
+    ).is_success
+    r = client.put(
+        "/api/admin/sampling", headers=h, json={"percentage": 50, "team_overrides": {"Purple": 10}}
+    )
+    assert r.status_code == 422, r.text
+    body: dict[str, Any] = r.json()
+    assert body["error"] == "unknown_team"
+    assert 'no team named "Purple"' in body["message"] and "Blue, Green" in body["message"], body
+    assert client.get("/api/admin/sampling", headers=h).json()["percentage"] == 30  # nothing changed
+    assert [(u, o) for u, o, _ in audits(client, "policy.sampling")] == [
+        ("admin", "allowed"),
+        ("admin", "denied"),
+    ]
+    assert "Purple" in audits(client, "policy.sampling")[-1][2]
+
+
+def test_the_cli_sets_and_clears_a_team_override_by_name(
+    client: TestClient, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = str(client.app.state.ctx.settings.data_dir)  # type: ignore[attr-defined]
+    assert main(["--data-dir", data, "set-sampling", "--team", "Blue", "--percentage", "65"]) == 0
+    assert "team Blue's screen sampling set to 65 %" in capsys.readouterr().out
+    assert team_percentages(client)["Blue"] == 65
+    assert main(["--data-dir", data, "set-sampling", "--team", "Nope", "--percentage", "65"]) == 1
+    assert 'no team named "Nope"' in capsys.readouterr().err
+    assert main(["--data-dir", data, "set-sampling", "--team", "Blue", "--clear"]) == 0
+    assert team_percentages(client)["Blue"] is None
+    assert main(["--data-dir", data, "set-sampling", "--clear"]) == 2  # --clear needs a team
+    records = audits(client, "policy.sampling")
+    assert [(u, o) for u, o, _ in records] == [("cli", "allowed"), ("cli", "denied"), ("cli", "allowed")]
+    last = json.loads(records[-1][2].rsplit(" os_user=", 1)[0])
+    assert last["before"]["team_overrides"] == {"Blue": 65.0} and last["after"]["team_overrides"] == {}
