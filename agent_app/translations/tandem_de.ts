@@ -301,68 +301,68 @@
 <context>
     <name>MainWindow</name>
     <message>
-        <location filename="../widgets/main_window.py" line="154"/>
-        <location filename="../widgets/main_window.py" line="155"/>
+        <location filename="../widgets/call_bar_mode.py" line="53"/>
+        <location filename="../widgets/call_bar_mode.py" line="56"/>
         <source>Pause or resume the recording (Alt+P)</source>
         <translation>Aufnahme pausieren oder fortsetzen (Alt+P)</translation>
     </message>
     <message>
-        <location filename="../widgets/main_window.py" line="158"/>
+        <location filename="../widgets/main_window.py" line="154"/>
         <source>&amp;Done</source>
         <translation>&amp;Fertig</translation>
     </message>
     <message>
-        <location filename="../widgets/main_window.py" line="159"/>
+        <location filename="../widgets/main_window.py" line="155"/>
         <source>Done</source>
         <translation>Fertig</translation>
     </message>
     <message>
-        <location filename="../widgets/main_window.py" line="161"/>
+        <location filename="../widgets/main_window.py" line="157"/>
         <source>Log &amp;out</source>
         <translation>A&amp;bmelden</translation>
     </message>
     <message>
-        <location filename="../widgets/main_window.py" line="163"/>
+        <location filename="../widgets/main_window.py" line="159"/>
         <source>Log out</source>
         <translation>Abmelden</translation>
     </message>
     <message>
-        <location filename="../widgets/main_window.py" line="165"/>
+        <location filename="../widgets/call_bar_mode.py" line="61"/>
         <source>Compact call &amp;bar</source>
         <translation>Kompakte &amp;Anrufleiste</translation>
     </message>
     <message>
-        <location filename="../widgets/main_window.py" line="167"/>
+        <location filename="../widgets/call_bar_mode.py" line="64"/>
         <source>Compact call bar</source>
         <translation>Kompakte Anrufleiste</translation>
     </message>
     <message>
-        <location filename="../widgets/main_window.py" line="168"/>
+        <location filename="../widgets/call_bar_mode.py" line="66"/>
         <source>A small always-on-top bar instead of this window</source>
         <translation>Eine kleine Leiste immer im Vordergrund statt dieses Fensters</translation>
     </message>
     <message>
-        <location filename="../widgets/main_window.py" line="247"/>
+        <location filename="../widgets/main_window.py" line="231"/>
         <source>Screen recorder problem</source>
         <translation>Problem mit dem Bildschirmrekorder</translation>
     </message>
     <message>
-        <location filename="../widgets/main_window.py" line="277"/>
+        <location filename="../widgets/call_bar_mode.py" line="103"/>
         <source>Pause hotkey not available: %1</source>
         <translation>Pausen-Tastenkürzel nicht verfügbar: %1</translation>
     </message>
     <message>
-        <location filename="../widgets/main_window.py" line="281"/>
+        <location filename="../widgets/call_bar_mode.py" line="111"/>
         <source>Pause or resume from any program: %1</source>
         <translation>Pause oder Fortsetzen aus jedem Programm: %1</translation>
     </message>
     <message>
-        <location filename="../widgets/main_window.py" line="530"/>
+        <location filename="../widgets/main_window.py" line="482"/>
         <source>Tandem is still running</source>
         <translation>Tandem läuft weiter</translation>
     </message>
     <message>
-        <location filename="../widgets/main_window.py" line="531"/>
+        <location filename="../widgets/main_window.py" line="483"/>
         <source>You are logged in. Use the tray icon to log out.</source>
         <translation>Sie sind angemeldet. Abmelden über das Symbol im Infobereich.</translation>
     </message>

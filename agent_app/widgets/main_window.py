@@ -18,7 +18,7 @@ from collections.abc import Callable
 from typing import Any
 
 from PySide6.QtCore import Qt, QTimer, Signal
-from PySide6.QtGui import QCloseEvent, QKeySequence, QShortcut
+from PySide6.QtGui import QCloseEvent
 from PySide6.QtWidgets import (
     QApplication,
     QHBoxLayout,
@@ -63,7 +63,7 @@ from agent_app.store import DesktopModel
 from agent_app.tray import AgentTray
 from agent_app.validation import LoginInput
 from agent_app.widgets.acw_panel import AcwPanel
-from agent_app.widgets.call_bar import CallBar
+from agent_app.widgets.call_bar_mode import CallBarModeMixin
 from agent_app.widgets.call_panel import CallPanel
 from agent_app.widgets.health_panel import HealthPanel
 from agent_app.widgets.login import LoginWidget
@@ -85,7 +85,7 @@ def _message(exc: Exception) -> str:
     return f"Unexpected error: {exc}"
 
 
-class MainWindow(WorkspaceStateMixin, QMainWindow):
+class MainWindow(WorkspaceStateMixin, CallBarModeMixin, QMainWindow):
     hotkey_pressed = Signal()  # emitted on the hotkey's thread, delivered on the Qt thread
 
     def __init__(
@@ -151,27 +151,13 @@ class MainWindow(WorkspaceStateMixin, QMainWindow):
         self._connect_workspace_state()
         self.call_panel.set_elapsed_source(lambda: v.elapsed_text(self.model.state, self.services.clock()))
         self.pause_button = self._button(workspace, "pauseButton", v.PAUSE, self._on_pause_clicked)
-        self.pause_button.setAccessibleDescription(self.tr("Pause or resume the recording (Alt+P)"))
-        self.pause_button.setToolTip(self.tr("Pause or resume the recording (Alt+P)"))
-        # Alt+P, not a mnemonic: the button's text follows the pause (Pause, Resume, …).
-        QShortcut(QKeySequence("Alt+P"), workspace, self._press_pause)
         self.done_button = self._button(workspace, "doneButton", self.tr("&Done"), self._on_done_clicked)
         self.done_button.setAccessibleName(self.tr("Done"))
         self.logout_button = self._button(
             workspace, "logoutButton", self.tr("Log &out"), self._on_logout_clicked
         )
         self.logout_button.setAccessibleName(self.tr("Log out"))
-        self.call_bar_button = self._button(
-            workspace, "callBarButton", self.tr("Compact call &bar"), self.show_call_bar
-        )
-        self.call_bar_button.setAccessibleName(self.tr("Compact call bar"))
-        self.call_bar_button.setToolTip(self.tr("A small always-on-top bar instead of this window"))
-        self.call_bar = CallBar(self)
-        self.call_bar.pause_clicked.connect(self._on_pause_clicked)
-        self.call_bar.done_clicked.connect(self._on_done_clicked)
-        self.call_bar.expand_requested.connect(self.show_full_window)
-        self.call_bar.set_elapsed_source(lambda: v.elapsed_text(self.model.state, self.services.clock()))
-        self.call_panel.timer.timeout.connect(self.call_bar.tick)
+        self._build_call_bar(workspace, self._button)
         self.status_label = QLabel("", workspace)
         self.status_label.setObjectName("statusLabel")
         self.status_label.setWordWrap(True)
@@ -233,9 +219,7 @@ class MainWindow(WorkspaceStateMixin, QMainWindow):
         self.done_button.setEnabled(view.done_enabled)
         self.logout_button.setEnabled(view.logout_enabled)
         self.status_label.setText(view_text(view.status_text))
-        self.call_bar.show_view(view)
-        if not self.model.state.logged_in and self.call_bar.isVisible():
-            self.show_full_window()  # the login page is in the window
+        self._render_call_bar(view)
         self._render_health()
 
     def _render_health(self) -> None:
@@ -264,44 +248,12 @@ class MainWindow(WorkspaceStateMixin, QMainWindow):
             self.login_widget.server.setText(self.settings.server_url)
         self.remember_me.load(lambda: not self.model.state.logged_in)
 
-    def _start_hotkey(self) -> None:
-        spec = self.settings.pause_hotkey
-        if not spec:
-            self.hotkey_label.setText("")
-            return
-        try:
-            key = hotkey.parse_hotkey(spec)
-            listener = hotkey.create(key, self.hotkey_pressed.emit)
-            listener.start()
-        except AgentAppError as exc:
-            self.hotkey_label.setText(self.tr("Pause hotkey not available: %1").replace("%1", str(exc)))
-            log.warning("pause hotkey: %s", exc)
-            return
-        self.hotkey = listener
-        self.hotkey_label.setText(self.tr("Pause or resume from any program: %1").replace("%1", str(key)))
-
     # ---- tray ------------------------------------------------------------------------------
 
     def show_from_tray(self) -> None:
         self.showNormal()
         self.raise_()
         self.activateWindow()
-
-    def show_call_bar(self) -> None:
-        """The compact always-on-top bar instead of the window (button and tray)."""
-        if not self.model.state.logged_in:
-            return
-        self.hide()
-        self.call_bar.show()
-        self.call_bar.raise_()
-
-    def show_full_window(self) -> None:
-        self.call_bar.hide()
-        self.show_from_tray()
-
-    def _press_pause(self) -> None:
-        if self.pause_button.isEnabled():
-            self.pause_button.click()
 
     def _on_tray_logout(self) -> None:
         self.show_from_tray()  # the confirmation needs the window

@@ -71,7 +71,8 @@ def mnemonics(root: QWidget) -> list[str]:
     then only moves the focus between them and clicks nothing)."""
     letters = []
     for widget in root.findChildren(QWidget):
-        if isinstance(widget, (QLabel, QAbstractButton)) and widget.isVisibleTo(root):
+        same_window = widget.window() is root.window()  # the call bar is a window of its own
+        if isinstance(widget, (QLabel, QAbstractButton)) and widget.isVisibleTo(root) and same_window:
             text = widget.text().replace("&&", "")
             at = text.find("&")
             if at >= 0 and at + 1 < len(text):
