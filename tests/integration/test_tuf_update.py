@@ -9,6 +9,8 @@ real PyInstaller bundle is built by installers/build)."""
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import functools
 import http.server
 import io
@@ -16,6 +18,7 @@ import logging
 import os
 import shutil
 import subprocess
+import sys
 import tarfile
 import threading
 import time
@@ -23,6 +26,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import httpx
@@ -31,6 +35,8 @@ import uvicorn
 from fastapi import FastAPI
 from sqlalchemy import select
 
+from recorder_service.controller import Mode
+from recorder_service.updater.activity import CallWatch, activity_of
 from recorder_service.updater.apply import (
     apply_release,
     current_version,
@@ -38,8 +44,9 @@ from recorder_service.updater.apply import (
     switch_current,
     unpack,
 )
-from recorder_service.updater.cycle import check_and_apply
+from recorder_service.updater.cycle import CheckResult, check_and_apply
 from recorder_service.updater.policy import Activity, UpdateSettings
+from recorder_service.updater.runner import UpdateRunner, report_health
 from recorder_service.updater.tuf_client import ReleaseClient, UpdateRefused
 from server.api.app import create_app
 from server.cli import main as cli_main
@@ -48,6 +55,7 @@ from server.settings import load_settings
 from server.store import models
 from server.store.db import session_scope
 from server.store.users import create_user
+from tandem_protocol.events import CallInfo, Envelope, EventType, Phase, ScreenState, VoiceState
 
 IDLE = Activity("idle", in_call=False, pending_segments=0, uploading=False)
 IN_CALL = Activity("capturing", in_call=True, pending_segments=0, uploading=False)
@@ -361,3 +369,78 @@ def bearer(http: httpx.Client, user: str) -> dict[str, str]:
     r = http.post("/api/auth/login", json={"username": user, "password": PASSWORD})
     assert r.status_code == 200, r.text
     return {"Authorization": f"Bearer {r.json()['token']}"}
+
+
+# -- inside the running recorder --------------------------------------------------------------------
+def test_the_runner_waits_for_the_call_to_end_then_hands_over(world: World) -> None:
+    world.repo.add_release(world.keys, "0.2.0", make_bundle(world.tmp, "0.2.0"), 100)
+    calls = CallWatch()
+    calls.observe(Envelope(EventType.CALL_STARTED, _call("i1", Phase.ACTIVE)))
+    controller = SimpleNamespace(mode=Mode.IDLE)  # not sampled: no capture, but a call all the same
+    uploader = SimpleNamespace(stats=lambda: SimpleNamespace(state="idle", pending_segments=0, current=None))
+    handed_over: list[CheckResult] = []
+    runner = UpdateRunner(
+        world.client(), root=world.install, current="0.1.0", device_id="pc-1", settings=UpdateSettings,
+        activity=lambda: activity_of(controller, uploader, calls), entry=ENTRY, on_applied=handed_over.append,
+        interval=0.05, health_timeout=60,
+    )  # fmt: skip
+    checks: list[str] = []
+    check = runner.check
+
+    def counted() -> CheckResult:
+        result = check()
+        checks.append(result.state)
+        return result
+
+    runner.check = counted  # type: ignore[method-assign]
+
+    async def scenario() -> None:
+        stop = asyncio.Event()
+        task = asyncio.create_task(runner.run(stop))
+        deadline = time.monotonic() + 60
+        while checks.count("waiting") < 3:  # several checks during the call: each one waits
+            assert time.monotonic() < deadline and not task.done(), checks
+            await asyncio.sleep(0.02)
+        assert current_version(world.install) == "0.1.0"
+        calls.observe(Envelope(EventType.CALL_ENDED, _call("i1", Phase.ACW)))
+        await asyncio.sleep(0.2)
+        assert current_version(world.install) == "0.1.0" and not handed_over  # still in ACW
+        calls.observe(Envelope(EventType.ACW_ENDED, _call("i1", Phase.DONE)))
+        await asyncio.wait_for(task, timeout=120)  # returns after the hand-over
+
+    asyncio.run(scenario())
+    try:
+        assert [r.state for r in handed_over] == ["applied"]
+        assert current_version(world.install) == "0.2.0"
+        assert set(checks) == {"waiting", "applied"}
+    finally:
+        _stop(handed_over[0].applied.process if handed_over and handed_over[0].applied else None)
+
+
+def test_report_health_is_what_the_updater_waits_for(world: World) -> None:
+    """The real recorder's side of the contract: ``report_health`` in the new version's process."""
+    repo_root = Path(__file__).resolve().parents[2]
+    script = (
+        f"#!/bin/sh\nPYTHONPATH={repo_root} exec {sys.executable} -c "
+        '"import time; from recorder_service.updater.runner import report_health as r; '
+        "r('0.3.0'); time.sleep(300)\"\n"
+    )
+    archive = world.tmp / "py.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        info = tarfile.TarInfo("tandem-recorder/run")
+        info.size, info.mode = len(script.encode()), 0o755
+        tar.addfile(info, io.BytesIO(script.encode()))
+    applied = apply_release(world.install, "0.3.0", archive, ENTRY, health_timeout=120)
+    try:
+        assert applied.healthy, applied.reason
+        assert current_version(world.install) == "0.3.0"
+    finally:
+        _stop(applied.process)
+    assert report_health("0.3.0", env={}) is False  # started by hand, not by an updater: nothing to do
+
+
+def _call(iid: str, phase: Phase) -> dict[str, object]:
+    info = CallInfo(
+        iid, "c-" + iid, "1001", "+15551234", "1001", phase, VoiceState.RECORDING, ScreenState.OFF, False, 1.0
+    )
+    return dataclasses.asdict(info)
