@@ -18,10 +18,20 @@ READ_ACTION = "release.list"
 _publish_lock = threading.Lock()
 
 
-def _require_admin(session: Session, actor: Actor, action: str, version: str = "") -> None:
+def require_admin(session: Session, actor: Actor, action: str, version: str = "") -> None:
     if actor.role != "admin":
         error = Forbidden("forbidden", "only an administrator may see or publish agent software releases")
         raise refuse(session, actor, error, action=action, target_type="release", target_id=version)
+
+
+def _percent(session: Session, actor: Actor, raw: object, version: str) -> int:
+    """The rollout share from a query string, a JSON body or the CLI, checked after the role."""
+    if isinstance(raw, str) and raw.strip().isdigit():
+        raw = int(raw.strip())
+    if not isinstance(raw, int) or isinstance(raw, bool) or not 0 <= raw <= 100:
+        error = InvalidInput("bad_release", f"rollout_percent must be a whole number 0..100, got {raw!r}")
+        raise refuse(session, actor, error, action=ACTION, target_type="release", target_id=version)
+    return raw
 
 
 def _keys(session: Session, actor: Actor, keys_dir: Path | None, version: str) -> Path:
@@ -36,7 +46,7 @@ def _keys(session: Session, actor: Actor, keys_dir: Path | None, version: str) -
 
 
 def list_releases(session: Session, actor: Actor, repo: ReleaseRepository) -> list[Release]:
-    _require_admin(session, actor, READ_ACTION)
+    require_admin(session, actor, READ_ACTION)
     return repo.releases() if repo.exists() else []
 
 
@@ -47,10 +57,11 @@ def publish(
     keys_dir: Path | None,
     version: str,
     archive: Path,
-    rollout_percent: int,
+    rollout: object,
 ) -> Release:
     """Publish (or re-offer with another percentage) a release; every refusal is audited."""
-    _require_admin(session, actor, ACTION, version)
+    require_admin(session, actor, ACTION, version)
+    rollout_percent = _percent(session, actor, rollout, version)
     keys = _keys(session, actor, keys_dir, version)
     with _publish_lock:
         try:
@@ -81,10 +92,10 @@ def set_rollout(
     repo: ReleaseRepository,
     keys_dir: Path | None,
     version: str,
-    rollout_percent: int,
+    rollout: object,
 ) -> Release:
     """Change a published release's share of the fleet (same bytes, re-signed)."""
-    _require_admin(session, actor, ACTION, version)
+    require_admin(session, actor, ACTION, version)
     known = {r.version: r for r in (repo.releases() if repo.exists() else [])}
     if version not in known:
         raise refuse(
@@ -96,4 +107,4 @@ def set_rollout(
             target_id=version,
         )
     stored = repo.targets_dir / f"{known[version].sha256}.{known[version].target}"
-    return publish(session, actor, repo, keys_dir, version, stored, rollout_percent)
+    return publish(session, actor, repo, keys_dir, version, stored, rollout)

@@ -354,12 +354,37 @@ def test_admin_publishes_through_the_server_and_the_recorder_updates_from_it(
             _stop(result.applied.process if result.applied else None)
         listed = http.get("/api/admin/releases", headers=admin).json()["releases"]
         assert [(x["version"], x["rollout_percent"]) for x in listed] == [("0.2.0", 100)]
+        wide = http.patch("/api/admin/releases/0.2.0", json={"rollout_percent": 101}, headers=admin)
+        assert wide.status_code == 422 and "0..100" in wide.text
+    bundle3 = make_bundle(tmp_path, "0.3.0")
+    argv = [
+        "--data-dir",
+        str(data),
+        "releases",
+        "add",
+        "--version",
+        "0.3.0",
+        "--bundle",
+        str(bundle3),
+        "--keys",
+        str(keys),
+    ]
+    assert cli_main([*argv, "--percent", "5"]) == 0
+    assert cli_main(["--data-dir", str(data), "releases", "list"]) == 0
+    assert "0.3.0\t5%" in capsys.readouterr().out
     with session_scope(app.state.ctx.sessions) as s:
         rows = s.scalars(
             select(models.AuditRecord).where(models.AuditRecord.action == "release.publish")
         ).all()
         outcomes = sorted((row.username, row.outcome) for row in rows)
-    assert outcomes == [("admin", "allowed"), ("admin", "allowed"), ("admin", "denied"), ("sup", "denied")]
+    assert outcomes == [
+        ("admin", "allowed"),
+        ("admin", "allowed"),
+        ("admin", "denied"),
+        ("admin", "denied"),
+        ("cli", "allowed"),
+        ("sup", "denied"),
+    ]
 
 
 PASSWORD = "correct-horse-battery"
