@@ -22,6 +22,7 @@ from recorder_service.updater.policy import (
     rollout_bucket,
     settings_from_layers,
 )
+from recorder_service.updater.sources import load_update_settings
 from tandem_protocol.events import CallInfo, Envelope, EventType, Phase, ScreenState, VoiceState
 
 IDLE = Activity(capture_mode="idle", in_call=False, pending_segments=0, uploading=False)
@@ -166,3 +167,14 @@ def test_activity_of_the_running_service() -> None:
         calls,
     )
     assert sending == Activity("idle", in_call=False, pending_segments=2, uploading=True)
+
+
+def test_windows_policy_overrides_the_machine_file() -> None:
+    machine = {"server_url": "https://x", "auto_update": True, "update_pin": "0.2.0"}
+    gpo_off = load_update_settings(
+        machine, "/etc/tandem/agent.toml", registry=lambda: registry_policy_layer({"AutoUpdate": 0}.get)
+    )
+    assert not gpo_off.enabled and gpo_off.source == "HKLM\\SOFTWARE\\Policies\\Tandem\\Agent"
+    file_only = load_update_settings(machine, "/etc/tandem/agent.toml", registry=dict)
+    assert file_only == UpdateSettings(pinned="0.2.0", source="/etc/tandem/agent.toml")
+    assert load_update_settings({}, "agent.toml") == UpdateSettings()  # off Windows: no registry layer
