@@ -36,9 +36,10 @@ def _winreg_policy() -> dict[str, object]:  # pragma: no cover - Windows only
 
         def read(name: str) -> object | None:
             try:
-                return winreg.QueryValueEx(key, name)[0]
+                value: object = winreg.QueryValueEx(key, name)[0]
             except FileNotFoundError:
                 return None
+            return value
 
         return registry_policy_layer(read)
 
