@@ -74,8 +74,13 @@ class CallBar(QWidget):
     def show_view(self, view: DesktopView) -> None:
         self.caller_label.setText(view_text(view.caller_text))
         self.elapsed_label.setText(view.elapsed_text)
-        self.voice_label.setText(view_text(view.voice_text))
-        self.screen_label.setText(view_text(view.screen_text))
+        # The bar must stay small: the words before " — " ("Screen: NOT recorded"); the whole
+        # sentence is its tooltip and accessible description.
+        for label, text in ((self.voice_label, view.voice_text), (self.screen_label, view.screen_text)):
+            full = view_text(text)
+            label.setText(full.split(" — ", 1)[0])
+            label.setToolTip(full)
+            label.setAccessibleDescription(full)
         for label, tone in ((self.voice_label, view.voice_tone), (self.screen_label, view.screen_tone)):
             label.setProperty("tone", tone.value)
             label.setStyleSheet(TONE_STYLE[tone])
@@ -86,7 +91,7 @@ class CallBar(QWidget):
         self.done_button.setAccessibleName(self.tr("Done"))
         self.done_button.setEnabled(view.done_enabled)
         self.expand_button.setAccessibleName(self.tr("Full window"))
-        if view.pause_warning:  # never hidden: the bar shows the unconfirmed leg as well
+        if view.pause_warning:  # the unconfirmed leg is named in the bar as well
             self.screen_label.setToolTip(view_text(view.pause_warning))
 
     def tick(self) -> None:

@@ -8,12 +8,14 @@ QT_SCALE_FACTOR=1.5 scales it. Run by tests/qt/test_call_bar.py and test_accessi
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from collections.abc import Callable
 
 from PySide6.QtWidgets import QApplication, QWidget
 
+from agent_app import i18n
 from tests.qt import scenes
 from tests.qt.conftest import Fakes
 from tests.qt.fit import clipped
@@ -38,6 +40,7 @@ def settle(seconds: float) -> None:
 
 def main(out: str, scene: str, bar: bool) -> int:
     app = QApplication([sys.argv[0]])
+    i18n.install(os.environ.get("TANDEM_LANGUAGE", "en"))  # "de": the shipped German translation
     fakes = Fakes()
     window = scenes.make_window(fakes)
     window.show()
@@ -48,6 +51,8 @@ def main(out: str, scene: str, bar: bool) -> int:
         shown = window.call_bar
     settle(0.8)
     problems = clipped(shown)
+    if not shown.screen().availableGeometry().contains(shown.frameGeometry()):
+        problems.append(f"the window {shown.frameGeometry()} is not all on the screen")
     picture = shown.screen().grabWindow(shown.winId())
     if not picture.save(out):
         raise SystemExit(f"could not write {out}")

@@ -85,6 +85,7 @@ def enter(scene: str, window: MainWindow, fakes: Fakes, wait: Wait) -> None:
             fakes.channel.send("recording.paused", paused, seq=3, at=now)
             wait(lambda: window.model.agent_state == "paused")
     elif scene == "acw":
+        fakes.channel.send("recorder.health", health_ok, at=now)
         acw = {"phase": "acw", "voice": "stopped", "screen": "uploaded", "ended_at": now - 25}
         fakes.channel.send("call.ended", fakes.call_data(**call, **acw, acw_deadline=now + 95), seq=2, at=now)
         wait(lambda: window.model.agent_state == "acw")

@@ -186,8 +186,11 @@ def display() -> Iterator[str]:
         xvfb.wait(10)
 
 
-def screenshot(display: str, out: Path, scene: str, scale: str, *extra: str) -> list[str]:
+def screenshot(
+    display: str, out: Path, scene: str, scale: str, *extra: str, language: str = "en"
+) -> list[str]:
     env = {**os.environ, "DISPLAY": display, "QT_QPA_PLATFORM": "xcb", "QT_SCALE_FACTOR": scale}
+    env["TANDEM_LANGUAGE"] = language
     done = subprocess.run(
         [sys.executable, "-m", "tests.qt.desktop_screenshot", str(out), scene, *extra],
         cwd=ROOT,
@@ -220,3 +223,14 @@ def test_real_window_fits_at_100_and_150_percent(
     assert [line for line in lines if line.startswith("CLIPPED")] == []
     assert not QImage(str(out)).isNull()
     store(out, f"desktop-{scene}", scale)
+
+
+@pytest.mark.parametrize("scale", ["1", "1.5"])
+def test_real_window_in_german_fits(display: str, tmp_path: Path, scale: str) -> None:
+    """German words are longer: the ACW screen (the fullest) still fits, nothing cut off."""
+    out = tmp_path / "shot.png"
+    lines = screenshot(display, out, "acw", scale, language="de")
+    factor = float(scale)
+    assert lines[0] == f"{round(480 * factor)}x{round(600 * factor)}"
+    assert [line for line in lines if line.startswith("CLIPPED")] == []
+    store(out, "desktop-acw-de", scale)
