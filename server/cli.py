@@ -214,6 +214,20 @@ def cmd_set_sampling(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_acw_limit(args: argparse.Namespace) -> int:
+    from server.services import acw_policy
+    from server.services.actor import Actor
+
+    settings = _settings(args)
+    with existing_session(args, settings) as s:
+        if args.seconds is None:
+            print(f"ACW limit: {acw_policy.read(s, settings.acw_limit_seconds):g} s")
+            return 0
+        acw_policy.set_limit(s, Actor.cli(), args.seconds, settings.acw_limit_seconds)
+    print(f"ACW limit set to {args.seconds:g} s (from the next call that ends)")
+    return 0
+
+
 def cmd_set_full_time_dn(args: argparse.Namespace) -> int:
     from server.services import full_time_dn
     from server.services.actor import Actor
@@ -252,6 +266,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--team", help="set this team's override (by team name) instead of the global share")
     p.add_argument("--clear", action="store_true", help="with --team: remove the team's override")
     p.set_defaults(func=cmd_set_sampling)
+    p = sub.add_parser("acw-limit", help="show or set how long after-call work may last")
+    p.add_argument("--seconds", type=float, help="the new limit (5 s to 4 h); without it, show it")
+    p.set_defaults(func=cmd_acw_limit)
     p = sub.add_parser("set-full-time-dn", help="record every call on a DN for an agent, logged in or not")
     p.add_argument("--username", required=True)
     p.add_argument("--dn", default="", help="the DN; empty clears it")

@@ -17,6 +17,7 @@ from sqlalchemy.exc import OperationalError
 
 from server.api import (
     routes_admin,
+    routes_admin_policies,
     routes_agent_recording,
     routes_agent_state,
     routes_audit,
@@ -52,6 +53,7 @@ from server.diskguard import DiskGuard, DiskStatus
 from server.events.hub import EventHub
 from server.security.throttle import LoginThrottle
 from server.security.tickets import TicketBook
+from server.services import acw_policy
 from server.settings import Settings
 from server.store.db import make_engine, make_session_factory, migrate
 from server.store.storage import LocalStorage
@@ -81,6 +83,7 @@ def build_context(settings: Settings) -> ServerContext:
         live_dir=settings.live_dir,
         screen_fps=settings.screen_fps,
         acw_limit=settings.acw_limit_seconds,
+        acw_limit_now=lambda: acw_policy.current(sessions, settings.acw_limit_seconds),
         confirm_timeout=settings.pause_confirm_timeout_seconds,
         disk=DiskGuard(
             [settings.live_dir, settings.resolved_storage_dir],
@@ -218,6 +221,7 @@ def create_app(settings: Settings) -> FastAPI:
         routes_player,
         routes_share,
         routes_admin,
+        routes_admin_policies,
         routes_audit,
         routes_agent_recording,
         routes_agent_state,

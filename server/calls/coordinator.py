@@ -20,6 +20,7 @@ import contextlib
 import logging
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 from server.calls.agent_actions import AgentActions
@@ -66,6 +67,7 @@ class CallCoordinator(InteractionCreation, AgentActions):
         screen_fps: float,
         acw_limit: float,
         confirm_timeout: float,
+        acw_limit_now: Callable[[], float] | None = None,
         backlog: WriteBacklog | None = None,
         disk: DiskGuard | None = None,
     ) -> None:
@@ -77,6 +79,8 @@ class CallCoordinator(InteractionCreation, AgentActions):
         self._hold_suppression = hold_suppression
         self._live_dir = live_dir
         self._acw_limit = acw_limit
+        # The admin's current limit (a stored setting); without one, the fixed ``acw_limit``.
+        self._acw_limit_now = acw_limit_now
         self._screen_quota = ScreenQuota()  # per team: its share holds over every 20 calls
         self._control = RecordingControl(
             repo, records, hub, screen_fps=screen_fps, confirm_timeout=confirm_timeout, backlog=backlog
@@ -249,9 +253,12 @@ class CallCoordinator(InteractionCreation, AgentActions):
         if live is None:
             return
         stored_reason = live.voice_failure or reason  # the true end of the recording, not "bye"
+        acw_limit = self._acw_limit
+        if self._acw_limit_now is not None:
+            acw_limit = await asyncio.to_thread(self._acw_limit_now)
         async with live.lock:
             with contextlib.suppress(LifecycleError):
-                resume_screen = live.state.end_call(ended_at, self._acw_limit)
+                resume_screen = live.state.end_call(ended_at, acw_limit)
                 await self._control.save(live, stored_reason)
                 if resume_screen:
                     self._control.command(live, EventType.SCREEN_RESUME, ended_at)

@@ -1,12 +1,15 @@
 """Admin policies through one service layer: the screen sampling policy's team overrides are
 named by team name from the API and the CLI alike, unknown names are refused with a message that
 lists the teams (and the refusal is audited), and every change is audited with the values before
-and after."""
+and after. The ACW limit: set from the API and the CLI, validated, audited, and used by the
+coordinator for the next call that ends (and shown to the desktop)."""
 
 from __future__ import annotations
 
 import json
 import os
+import time
+import wave
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,6 +21,7 @@ from sqlalchemy import select
 from server.api.app import create_app
 from server.cli import main
 from server.settings import load_settings
+from server.sip.listener import CallAccepted, CallOffer
 from server.store import models
 from server.store.db import session_scope
 from server.store.users import create_user
@@ -34,7 +38,7 @@ def client(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[TestClie
     app = create_app(settings)
     with session_scope(app.state.ctx.sessions) as s:
         create_user(s, "admin", PASSWORD, "admin")
-        create_user(s, "agent1", PASSWORD, "agent", team="Blue")
+        create_user(s, "agent1", PASSWORD, "agent", team="Blue")  # DN 1001 in the ACW test
         create_user(s, "agent2", PASSWORD, "agent", team="Green")
     with TestClient(app) as c:
         yield c
@@ -123,3 +127,98 @@ def test_the_cli_sets_and_clears_a_team_override_by_name(
     assert [(u, o) for u, o, _ in records] == [("cli", "allowed"), ("cli", "denied"), ("cli", "allowed")]
     last = json.loads(records[-1][2].rsplit(" os_user=", 1)[0])
     assert last["before"]["team_overrides"] == {"Blue": 65.0} and last["after"]["team_overrides"] == {}
+
+
+# -- the ACW limit -------------------------------------------------------------------------------
+
+
+class FakeCall:
+    """The SIP engine's handle of a recorded call, as the coordinator uses it."""
+
+    def __init__(self, interaction_id: str, voice_path: Path) -> None:
+        self.interaction_id = interaction_id
+        self.voice_path = voice_path
+        self.answered_at = time.time()
+        with wave.open(str(voice_path), "wb") as w:
+            w.setnchannels(2)
+            w.setsampwidth(2)
+            w.setframerate(8000)
+            w.writeframes(b"\0\0\0\0" * 800)
+
+    def pause(self, at: float) -> None:
+        pass
+
+    def resume(self, at: float) -> None:
+        pass
+
+    async def stop(self, at: float) -> None:
+        pass
+
+    def media_stats(self) -> dict[str, object]:
+        return {}
+
+
+def acw_after_a_call(http: TestClient, tmp_path: Path, call_id: str) -> float:
+    """Seconds of ACW the coordinator gives agent1's next call when it ends."""
+    coordinator = http.app.state.ctx.coordinator  # type: ignore[attr-defined]
+    assert http.portal is not None
+    offer = CallOffer(
+        call_id=call_id,
+        dn="1001",
+        caller="+15550100",
+        callee="1001",
+        source=("127.0.0.1", 5060),
+        codec="PCMU",
+    )
+    accepted = http.portal.call(coordinator.on_call_offered, offer)
+    assert isinstance(accepted, CallAccepted), accepted
+    call = FakeCall(accepted.interaction_id, tmp_path / f"{call_id}.wav")
+    http.portal.call(coordinator.on_call_answered, call)
+    ended = time.time()
+    http.portal.call(coordinator.on_call_ended, call, ended, "bye")
+    deadline = coordinator._calls[accepted.interaction_id].state.acw_deadline
+    assert deadline is not None
+    return float(deadline - ended)
+
+
+def test_the_acw_limit_is_set_validated_audited_and_used_at_the_next_call_end(
+    client: TestClient, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    h = admin(client)
+    default = client.app.state.ctx.settings.acw_limit_seconds  # type: ignore[attr-defined]
+    assert client.get("/api/admin/acw-limit", headers=h).json() == {"seconds": default}
+    r = client.post(
+        "/api/auth/login",
+        json={"username": "agent1", "password": PASSWORD, "client": "desktop", "dn": "1001"},
+    )
+    assert r.status_code == 200, r.text
+    desktop = {"Authorization": f"Bearer {r.json()['token']}"}
+    assert acw_after_a_call(client, tmp_path, "c-1") == pytest.approx(default)
+
+    r = client.put("/api/admin/acw-limit", headers=h, json={"seconds": 45})
+    assert r.status_code == 200 and r.json() == {"seconds": 45}, r.text
+    assert acw_after_a_call(client, tmp_path, "c-2") == pytest.approx(45)
+    assert (
+        client.get("/api/agent/codes", headers=desktop).json()["acw_limit_seconds"] == 45
+    )  # the desktop's countdown
+
+    r = client.put("/api/admin/acw-limit", headers=h, json={"seconds": 2})
+    assert r.status_code == 422 and r.json()["error"] == "invalid_acw_limit", r.text
+    assert "from 5 to 14400 seconds" in r.json()["message"]
+    data = str(client.app.state.ctx.settings.data_dir)  # type: ignore[attr-defined]
+    assert main(["--data-dir", data, "acw-limit", "--seconds", "90"]) == 0
+    assert main(["--data-dir", data, "acw-limit", "--seconds", "99999"]) == 1
+    assert "the ACW limit must be from 5 to 14400" in capsys.readouterr().err
+    assert main(["--data-dir", data, "acw-limit"]) == 0
+    assert "ACW limit: 90 s" in capsys.readouterr().out
+    assert acw_after_a_call(client, tmp_path, "c-3") == pytest.approx(90)
+
+    records = audits(client, "policy.acw_limit")
+    assert [(u, o) for u, o, _ in records] == [
+        ("admin", "allowed"),
+        ("admin", "denied"),
+        ("cli", "allowed"),
+        ("cli", "denied"),
+    ]
+    assert json.loads(records[0][2]) == {"before": default, "after": 45.0}
+    assert json.loads(records[2][2].rsplit(" os_user=", 1)[0]) == {"before": 45.0, "after": 90.0}

@@ -1,8 +1,9 @@
 // Admin view: the screen sampling policy (global percentage and per-team overrides by team name), the voice
-// formats (admin_formats.js), the password policy (admin_passwords.js) and new users
+// formats (admin_formats.js), the ACW limit (admin_acw.js), the password policy (admin_passwords.js) and new users
 // (admin_users.js).
 
 import { api } from "./api.js";
+import { initAcwLimit, showAcwLimit } from "./admin_acw.js";
 import { initDnMatching, showDnMatching } from "./admin_dn_matching.js";
 import { initVoiceFormats, showVoiceFormats } from "./admin_formats.js";
 import { initPasswordPolicy, showPasswordPolicy } from "./admin_passwords.js";
@@ -84,6 +85,7 @@ export function initAdmin() {
   initDnMatching();
   initPasswordPolicy();
   initNewUser();
+  initAcwLimit();
   $("sampling-add").addEventListener("click", () => addOverrideRow().focus());
   $("sampling-form").addEventListener("submit", async (event) => {
     event.preventDefault();
@@ -113,6 +115,7 @@ export async function showAdmin(isCurrent) {
   showVoiceFormats(isCurrent);
   showDnMatching(isCurrent);
   showPasswordPolicy(isCurrent);
+  showAcwLimit(isCurrent);
   status("Loading…");
   try {
     const [policy] = await Promise.all([api("GET", "/api/admin/sampling"), loadTeams()]);
