@@ -78,12 +78,42 @@ VIEW_TEXTS = (
     QT_TRANSLATE_NOOP("view", "Time left: %1"),
     QT_TRANSLATE_NOOP("view", "Not Ready — %1"),
     QT_TRANSLATE_NOOP("view", "Not Ready ▸ %1"),
+    # The recorder's health (agent_app/recorder_health.py), shown by the health panel.
+    QT_TRANSLATE_NOOP("view", "Screen recorder failed"),
+    QT_TRANSLATE_NOOP("view", "Recorder storage full — screen capture stopped"),
+    QT_TRANSLATE_NOOP("view", "This PC's disk is almost full"),
+    QT_TRANSLATE_NOOP("view", "Screen uploads are falling behind"),
+    QT_TRANSLATE_NOOP("view", "Recorder clock not synchronised with the server"),
+    QT_TRANSLATE_NOOP("view", "The recorder reported an error"),
+    QT_TRANSLATE_NOOP("view", "Recorder: connected, idle"),
+    QT_TRANSLATE_NOOP("view", "Recorder: recording"),
+    QT_TRANSLATE_NOOP("view", "Recorder: paused"),
+    QT_TRANSLATE_NOOP("view", "Recorder: uploading"),
+    QT_TRANSLATE_NOOP("view", "Recorder: finishing the recording"),
+    QT_TRANSLATE_NOOP("view", "Recorder: storage full"),
+    QT_TRANSLATE_NOOP("view", "Recorder: failed"),
+    QT_TRANSLATE_NOOP("view", "Recorder: waiting for the server…"),
+    QT_TRANSLATE_NOOP("view", "Recorder: connected, waiting for its first report"),
+    QT_TRANSLATE_NOOP(
+        "view", "No screen recorder on this PC has reported — your screen is not being recorded"
+    ),
+    QT_TRANSLATE_NOOP("view", "Ask IT to check that the Tandem recorder runs on this PC."),
+    QT_TRANSLATE_NOOP("view", "Screen recorder not responding — your screen may not be recorded"),
+    QT_TRANSLATE_NOOP("view", "Screen recorder disconnected — your screen is not being recorded"),
+    QT_TRANSLATE_NOOP("view", "Uploads pending: %1"),
+    QT_TRANSLATE_NOOP("view", "Uploading a screen segment: %1"),
+    QT_TRANSLATE_NOOP("view", "Spool: %1"),
+    QT_TRANSLATE_NOOP("view", "Last error: %1"),
 )
 # Texts the view builds with a variable part: (English prefix, catalogue entry with %1).
 _PATTERNS = (
     ("Time left: ", "Time left: %1"),
     ("Not Ready — ", "Not Ready — %1"),
     ("Not Ready ▸ ", "Not Ready ▸ %1"),
+    ("Uploads pending: ", "Uploads pending: %1"),
+    ("Uploading a screen segment: ", "Uploading a screen segment: %1"),
+    ("Spool: ", "Spool: %1"),
+    ("Last error: ", "Last error: %1"),
 )
 
 
@@ -95,6 +125,8 @@ def view_text(text: str) -> str:
     translated = QCoreApplication.translate(CONTEXT, text)
     if translated != text:
         return translated
+    if text.endswith(".") and (sentence := QCoreApplication.translate(CONTEXT, text[:-1])) != text[:-1]:
+        return sentence + "."  # a problem listed under the headline ("… behind.")
     for prefix, pattern in _PATTERNS:
         if text.startswith(prefix):
             return QCoreApplication.translate(CONTEXT, pattern).replace("%1", text[len(prefix) :])

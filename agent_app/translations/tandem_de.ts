@@ -114,12 +114,12 @@
         <translation>&amp;Ganzes Fenster</translation>
     </message>
     <message>
-        <location filename="../widgets/call_bar.py" line="86"/>
+        <location filename="../widgets/call_bar.py" line="91"/>
         <source>Done</source>
         <translation>Fertig</translation>
     </message>
     <message>
-        <location filename="../widgets/call_bar.py" line="88"/>
+        <location filename="../widgets/call_bar.py" line="93"/>
         <source>Full window</source>
         <translation>Ganzes Fenster</translation>
     </message>
@@ -185,22 +185,22 @@
 <context>
     <name>HealthPanel</name>
     <message>
-        <location filename="../widgets/health_panel.py" line="29"/>
+        <location filename="../widgets/health_panel.py" line="30"/>
         <source>Screen recorder health</source>
         <translation>Zustand des Bildschirmrekorders</translation>
     </message>
     <message>
-        <location filename="../widgets/health_panel.py" line="32"/>
+        <location filename="../widgets/health_panel.py" line="33"/>
         <source>Screen recorder state</source>
         <translation>Status des Bildschirmrekorders</translation>
     </message>
     <message>
-        <location filename="../widgets/health_panel.py" line="35"/>
+        <location filename="../widgets/health_panel.py" line="36"/>
         <source>Screen recorder details</source>
         <translation>Details des Bildschirmrekorders</translation>
     </message>
     <message>
-        <location filename="../widgets/health_panel.py" line="38"/>
+        <location filename="../widgets/health_panel.py" line="39"/>
         <source>Upload of the current screen segment</source>
         <translation>Upload des aktuellen Bildschirmabschnitts</translation>
     </message>
@@ -691,6 +691,121 @@
         <location filename="../i18n.py" line="80"/>
         <source>Not Ready ▸ %1</source>
         <translation>Nicht bereit ▸ %1</translation>
+    </message>
+    <message>
+        <location filename="../i18n.py" line="82"/>
+        <source>Screen recorder failed</source>
+        <translation>Bildschirmrekorder ausgefallen</translation>
+    </message>
+    <message>
+        <location filename="../i18n.py" line="83"/>
+        <source>Recorder storage full — screen capture stopped</source>
+        <translation>Rekorderspeicher voll — Bildschirmaufnahme gestoppt</translation>
+    </message>
+    <message>
+        <location filename="../i18n.py" line="84"/>
+        <source>This PC&apos;s disk is almost full</source>
+        <translation>Die Festplatte dieses PCs ist fast voll</translation>
+    </message>
+    <message>
+        <location filename="../i18n.py" line="85"/>
+        <source>Screen uploads are falling behind</source>
+        <translation>Bildschirm-Uploads hängen hinterher</translation>
+    </message>
+    <message>
+        <location filename="../i18n.py" line="86"/>
+        <source>Recorder clock not synchronised with the server</source>
+        <translation>Rekorderuhr nicht mit dem Server synchronisiert</translation>
+    </message>
+    <message>
+        <location filename="../i18n.py" line="87"/>
+        <source>The recorder reported an error</source>
+        <translation>Der Rekorder hat einen Fehler gemeldet</translation>
+    </message>
+    <message>
+        <location filename="../i18n.py" line="88"/>
+        <source>Recorder: connected, idle</source>
+        <translation>Rekorder: verbunden, bereit</translation>
+    </message>
+    <message>
+        <location filename="../i18n.py" line="89"/>
+        <source>Recorder: recording</source>
+        <translation>Rekorder: Aufnahme läuft</translation>
+    </message>
+    <message>
+        <location filename="../i18n.py" line="90"/>
+        <source>Recorder: paused</source>
+        <translation>Rekorder: pausiert</translation>
+    </message>
+    <message>
+        <location filename="../i18n.py" line="91"/>
+        <source>Recorder: uploading</source>
+        <translation>Rekorder: lädt hoch</translation>
+    </message>
+    <message>
+        <location filename="../i18n.py" line="92"/>
+        <source>Recorder: finishing the recording</source>
+        <translation>Rekorder: schließt die Aufnahme ab</translation>
+    </message>
+    <message>
+        <location filename="../i18n.py" line="93"/>
+        <source>Recorder: storage full</source>
+        <translation>Rekorder: Speicher voll</translation>
+    </message>
+    <message>
+        <location filename="../i18n.py" line="94"/>
+        <source>Recorder: failed</source>
+        <translation>Rekorder: ausgefallen</translation>
+    </message>
+    <message>
+        <location filename="../i18n.py" line="95"/>
+        <source>Recorder: waiting for the server…</source>
+        <translation>Rekorder: warte auf den Server…</translation>
+    </message>
+    <message>
+        <location filename="../i18n.py" line="96"/>
+        <source>Recorder: connected, waiting for its first report</source>
+        <translation>Rekorder: verbunden, warte auf die erste Meldung</translation>
+    </message>
+    <message>
+        <location filename="../i18n.py" line="97"/>
+        <source>No screen recorder on this PC has reported — your screen is not being recorded</source>
+        <translation>Kein Bildschirmrekorder auf diesem PC hat sich gemeldet — Ihr Bildschirm wird nicht aufgenommen</translation>
+    </message>
+    <message>
+        <location filename="../i18n.py" line="98"/>
+        <source>Ask IT to check that the Tandem recorder runs on this PC.</source>
+        <translation>Bitten Sie die IT zu prüfen, ob der Tandem-Rekorder auf diesem PC läuft.</translation>
+    </message>
+    <message>
+        <location filename="../i18n.py" line="99"/>
+        <source>Screen recorder not responding — your screen may not be recorded</source>
+        <translation>Bildschirmrekorder antwortet nicht — Ihr Bildschirm wird womöglich nicht aufgenommen</translation>
+    </message>
+    <message>
+        <location filename="../i18n.py" line="100"/>
+        <source>Screen recorder disconnected — your screen is not being recorded</source>
+        <translation>Bildschirmrekorder getrennt — Ihr Bildschirm wird nicht aufgenommen</translation>
+    </message>
+    <message>
+        <location filename="../i18n.py" line="101"/>
+        <source>Uploads pending: %1</source>
+        <translation>Ausstehende Uploads: %1</translation>
+    </message>
+    <message>
+        <location filename="../i18n.py" line="102"/>
+        <source>Uploading a screen segment: %1</source>
+        <translation>Bildschirmabschnitt wird hochgeladen: %1</translation>
+    </message>
+    <message>
+        <location filename="../i18n.py" line="103"/>
+        <source>Spool: %1</source>
+        <translation>Zwischenspeicher: %1</translation>
+    </message>
+    <message>
+        <location filename="../i18n.py" line="104"/>
+        <source>Last error: %1</source>
+        <translation>Letzter Fehler: %1</translation>
     </message>
 </context>
 </TS>

@@ -7,6 +7,7 @@ from __future__ import annotations
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QFrame, QLabel, QProgressBar, QVBoxLayout, QWidget
 
+from agent_app.i18n import view_text
 from agent_app.recorder_health import HealthView, Level
 
 _FRAME = "QFrame#healthPanel {{ border: {0}px solid {1}; border-radius: 4px; background: {2}; }}"
@@ -57,8 +58,8 @@ class HealthPanel(QFrame):
         self.setProperty("level", view.level.value)  # read by tests
         self.setStyleSheet(LEVEL_STYLE[view.level])
         self.headline.setStyleSheet(HEADLINE_STYLE[view.level] + " background: transparent; border: none;")
-        self.headline.setText(("⚠ " if view.level == Level.WARNING else "") + view.headline)
-        self.details.setText("\n".join(view.details))
+        self.headline.setText(("⚠ " if view.level == Level.WARNING else "") + view_text(view.headline))
+        self.details.setText("\n".join(view_text(line) for line in view.details))
         self.details.setVisible(bool(view.details))
         self.progress.setVisible(view.upload_percent is not None)
         if view.upload_percent is not None:

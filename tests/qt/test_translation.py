@@ -88,6 +88,8 @@ def test_the_shipped_translation_changes_the_window(qtbot: QtBot, fakes: Fakes, 
     assert window.call_panel.direction_label.text() == "Eingehend"
     assert window.logout_button.text() == "A&bmelden"
     assert window.state_selector.combo.itemText(1) == "Nicht bereit ▸ Lunch"  # the admin's label stays
+    assert window.health_panel.headline.text() == "Rekorder: Aufnahme läuft"
+    assert window.health_panel.details.text() == "Zwischenspeicher: 12.0 MB"
 
 
 @pytest.mark.parametrize("scene", scenes.SCENES)
