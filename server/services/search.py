@@ -42,8 +42,12 @@ def searchable_keys(session: Session) -> list[str]:
 
 
 def optional_columns() -> list[str]:
-    """Which OPTIONAL_FILTERS columns the interactions table has in this build."""
-    return [name for name in OPTIONAL_FILTERS if hasattr(Ix, name)]
+    """Which OPTIONAL_FILTERS the interactions table has columns for (revision 0013 added the
+    ACW wrap-up: disposition_code and notes)."""
+    return [name for name in OPTIONAL_FILTERS if hasattr(Ix, _OPTIONAL_COLUMN[name])]
+
+
+_OPTIONAL_COLUMN = {"disposition": "disposition_code", "notes": "notes"}
 
 
 def scope_label(viewer: Viewer) -> str:
@@ -120,9 +124,9 @@ def conditions(query: SearchQuery, agents: list[int] | None) -> list[ColumnEleme
     if query.end_reason:
         out.append(Ix.end_reason == query.end_reason)
     if query.disposition:
-        out.append(getattr(Ix, "disposition") == query.disposition)  # noqa: B009 - added by issue 13
+        out.append(Ix.disposition_code == query.disposition)
     if query.notes:
-        out.append(getattr(Ix, "notes").contains(query.notes, autoescape=True))  # noqa: B009
+        out.append(Ix.notes.contains(query.notes, autoescape=True))
     for key, value in query.meta:
         # IN, not EXISTS: a selective value (an account, a ticket) drives from its own index.
         # The time range is repeated on the value's own start: only that slice of the index is read.

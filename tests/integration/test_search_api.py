@@ -43,6 +43,8 @@ class Seeded:
     held: bool
     end_reason: str
     queue: str
+    disposition: str | None
+    notes: str
 
 
 @pytest.fixture
@@ -93,6 +95,8 @@ def env(tmp_path: Path) -> Iterator[tuple[TestClient, list[Seeded], dict[str, An
                 voice_state="complete",
                 screen_state="complete",
                 recording_meta=json.dumps({"params": {"queue": queue} if queue else {}}),
+                disposition_code=[None, "sale", "callback"][n % 3] if ended else None,
+                notes=f"customer asked about invoice 100%_{n % 4}" if n % 4 else "",
             )
             s.add(row)
             s.flush()
@@ -131,6 +135,8 @@ def env(tmp_path: Path) -> Iterator[tuple[TestClient, list[Seeded], dict[str, An
                     held,
                     row.end_reason,
                     queue.casefold(),
+                    row.disposition_code,
+                    row.notes,
                 )
             )
         s.commit()
@@ -230,6 +236,9 @@ FILTERS: list[tuple[dict[str, str], Any]] = [
     ({"paused": "false"}, lambda s: not s.paused),
     ({"has_screen": "true", "paused": "true"}, lambda s: s.screen and s.paused),
     ({"end_reason": "timeout"}, lambda s: s.end_reason == "timeout"),
+    ({"disposition": "sale"}, lambda s: s.disposition == "sale"),
+    # Notes: a substring, with LIKE's wildcards taken literally ("100%_2" is not "100x2").
+    ({"notes": "INVOICE 100%_2"}, lambda s: "invoice 100%_2" in s.notes.casefold()),
 ]
 
 
@@ -320,7 +329,6 @@ def test_bad_queries_get_a_clear_422_and_are_audited(env: Any) -> None:
         ({"min_duration": "-3"}, "min_duration: seconds between"),
         ({"colour": "red"}, "colour: unknown parameter"),
         ({"direction": "inbound"}, "direction: the direction of a call is not recorded yet"),
-        ({"disposition": "sale"}, "disposition: interactions have no disposition yet"),
         ({"meta.queue": "gold"}, "meta.queue: not a searchable metadata key"),
         ({"cursor": "!!!not-base64"}, "cursor: not a cursor this search gave out"),
         ({"cursor": _tampered(good, v="a string")}, "cursor: is damaged"),
