@@ -228,6 +228,19 @@ def cmd_acw_limit(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_pause_policy(args: argparse.Namespace) -> int:
+    from server.services import pause_policy
+    from server.services.actor import Actor
+
+    settings = _settings(args)
+    with existing_session(args, settings) as s:
+        if args.action == "set":
+            pause_policy.set_denied(s, Actor.cli(), args.teams)
+        teams = pause_policy.denied_team_names(s)
+    print("no pause for: " + (", ".join(teams) if teams else "nobody (every team may pause)"))
+    return 0
+
+
 def cmd_set_full_time_dn(args: argparse.Namespace) -> int:
     from server.services import full_time_dn
     from server.services.actor import Actor
@@ -269,6 +282,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("acw-limit", help="show or set how long after-call work may last")
     p.add_argument("--seconds", type=float, help="the new limit (5 s to 4 h); without it, show it")
     p.set_defaults(func=cmd_acw_limit)
+    p = sub.add_parser("pause-policy", help="show or set the teams whose agents may not pause")
+    p.add_argument("action", choices=["show", "set"])
+    p.add_argument("teams", nargs="*", default=[], help="with set: team names (none: every team may pause)")
+    p.set_defaults(func=cmd_pause_policy)
     p = sub.add_parser("set-full-time-dn", help="record every call on a DN for an agent, logged in or not")
     p.add_argument("--username", required=True)
     p.add_argument("--dn", default="", help="the DN; empty clears it")

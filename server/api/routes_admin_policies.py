@@ -1,5 +1,5 @@
-"""Admin policies that are one value each (the ACW limit). The rules and the audit records live
-in ``server.services``; these routes only translate HTTP."""
+"""Admin policies of a few values each (the ACW limit, which teams may pause). The rules and the
+audit records live in ``server.services``; these routes only translate HTTP."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 from server.api.actors import actor_of
 from server.api.context import ServerContext
 from server.api.deps import AuthUser, get_context, get_db, require_roles
-from server.services import acw_policy
+from server.services import acw_policy, pause_policy
 
 router = APIRouter(prefix="/api")
 admin_only = require_roles("admin")
@@ -43,3 +43,25 @@ def put_acw_limit(
         session, actor_of(user, request), body.seconds, ctx.settings.acw_limit_seconds
     )
     return {"seconds": seconds}
+
+
+class PausePolicy(BaseModel):
+    no_pause_teams: list[str]  # team names whose agents may not pause; [] = every team may
+
+
+@router.get("/admin/pause-policy", response_model=PausePolicy)
+def get_pause_policy(
+    _user: AuthUser = Depends(admin_only),
+    session: Session = Depends(get_db, scope="function"),
+) -> Any:
+    return {"no_pause_teams": pause_policy.denied_team_names(session)}
+
+
+@router.put("/admin/pause-policy", response_model=PausePolicy)
+def put_pause_policy(
+    body: PausePolicy,
+    request: Request,
+    user: AuthUser = Depends(admin_only),
+    session: Session = Depends(get_db, scope="function"),
+) -> Any:
+    return {"no_pause_teams": pause_policy.set_denied(session, actor_of(user, request), body.no_pause_teams)}

@@ -2,21 +2,25 @@
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import logging
 from dataclasses import asdict
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request
+from sqlalchemy.exc import OperationalError
 
 from server.api.context import ServerContext
 from server.api.deps import AuthUser, client_addr, get_context, require_roles
 from server.api.errors import ApiError
 from server.errors import CallActionError
+from server.services import pause_policy
 from server.store import audit
 from server.store.db import session_scope
 
 router = APIRouter(prefix="/api")
+PAUSE_POLICY_READ_SECONDS = 0.5  # well inside the pause's own time bound (test_db_locked)
 log = logging.getLogger(__name__)
 agent_only = require_roles("agent")
 
@@ -31,6 +35,10 @@ async def _act(action: str, interaction_id: str, user: AuthUser, ctx: ServerCont
     coord = ctx.coordinator
     try:
         if action == "pause":
+            if not await _may_pause_now(ctx, user.team_id):
+                raise CallActionError(
+                    403, "pause_not_allowed", "your team may not pause recordings (the admin's pause policy)"
+                )
             info = await coord.pause(interaction_id, user.user_id, user.username)
         elif action == "resume":
             info = await coord.resume(interaction_id, user.user_id, user.username)
@@ -54,6 +62,22 @@ async def _act(action: str, interaction_id: str, user: AuthUser, ctx: ServerCont
         functools.partial(_audit_action, ctx, user, action, interaction_id, addr),
     )
     return asdict(info)
+
+
+def _may_pause(ctx: ServerContext, team_id: int | None) -> bool:
+    with session_scope(ctx.sessions) as s:
+        return pause_policy.may_pause(s, team_id)
+
+
+async def _may_pause_now(ctx: ServerContext, team_id: int | None) -> bool:
+    """The admin's pause policy, read with a short bound. A database that cannot answer (locked,
+    busy) lets the pause through: the pause keeps a card number out of the recording, and
+    refusing it because of a slow database would record what the agent meant to protect."""
+    try:
+        return await asyncio.wait_for(asyncio.to_thread(_may_pause, ctx, team_id), PAUSE_POLICY_READ_SECONDS)
+    except (TimeoutError, OperationalError) as exc:
+        log.warning("pause policy unreadable (%s): the pause goes ahead", type(exc).__name__)
+        return True
 
 
 def _audit_action(

@@ -1,6 +1,7 @@
 """Admin pages in a real browser against a real server: the ACW limit saves, is refused with the
 server's clear message when out of range (nothing changes), persists across a reload and is
-audited with the values before and after. (Screen sampling by team name: test_sampling_browser.)"""
+audited with the values before and after; the pause policy (teams that may not pause)
+likewise. (Screen sampling by team name: test_sampling_browser.)"""
 
 from __future__ import annotations
 
@@ -59,6 +60,20 @@ def test_the_acw_limit_page_saves_validates_and_is_audited(server: ServerProcess
         _open_admin(page)
         assert page.input_value("#acw-seconds") == "75"
 
+        # The pause policy: tick the teams whose agents may not pause.
+        page.wait_for_function("() => document.getElementById('pause-status').textContent === ''")
+        page.check('#pause-teams input[value="Blue"]')
+        page.click("#pause-save")
+        page.wait_for_function(
+            "() => document.getElementById('pause-status').textContent.startsWith('Saved')"
+        )
+        assert page.inner_text("#pause-status") == "Saved: agents of Blue may not pause."
+        page.reload()
+        _open_admin(page)
+        page.wait_for_function("() => document.getElementById('pause-status').textContent === ''")
+        assert page.is_checked('#pause-teams input[value="Blue"]')
+        assert not page.is_checked('#pause-teams input[value="Red"]')
+
     with server.client("admin") as admin:
         records = [r for r in admin.get("/api/audit").json() if r["action"] == "policy.acw_limit"]
     assert [(r["username"], r["outcome"]) for r in reversed(records)] == [
@@ -66,3 +81,8 @@ def test_the_acw_limit_page_saves_validates_and_is_audited(server: ServerProcess
         ("admin", "allowed"),
     ]
     assert json.loads(records[0]["detail"]) == {"before": 300.0, "after": 75.0}
+    with server.client("admin") as admin:
+        assert admin.get("/api/admin/pause-policy").json() == {"no_pause_teams": ["Blue"]}
+        records = [r for r in admin.get("/api/audit").json() if r["action"] == "policy.pause"]
+    assert [(r["username"], r["outcome"]) for r in records] == [("admin", "allowed")]
+    assert json.loads(records[0]["detail"])["after"] == {"no_pause_teams": ["Blue"]}

@@ -222,3 +222,59 @@ def test_the_acw_limit_is_set_validated_audited_and_used_at_the_next_call_end(
     ]
     assert json.loads(records[0][2]) == {"before": default, "after": 45.0}
     assert json.loads(records[2][2].rsplit(" os_user=", 1)[0]) == {"before": 45.0, "after": 90.0}
+
+
+# -- the pause policy ------------------------------------------------------------------------------
+
+
+def test_a_team_without_pause_is_refused_by_the_server_and_audited(
+    client: TestClient, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    h = admin(client)
+    r = client.post(
+        "/api/auth/login",
+        json={"username": "agent1", "password": PASSWORD, "client": "desktop", "dn": "1001"},
+    )
+    assert r.status_code == 200, r.text
+    desktop = {"Authorization": f"Bearer {r.json()['token']}"}
+    coordinator = client.app.state.ctx.coordinator  # type: ignore[attr-defined]
+    assert client.portal is not None
+    offer = CallOffer(
+        call_id="c-p", dn="1001", caller="+15550100", callee="1001", source=("127.0.0.1", 5060), codec="PCMU"
+    )
+    accepted = client.portal.call(coordinator.on_call_offered, offer)
+    assert isinstance(accepted, CallAccepted), accepted
+    iid = accepted.interaction_id
+    client.portal.call(coordinator.on_call_answered, FakeCall(iid, tmp_path / "p.wav"))
+
+    assert client.get("/api/admin/pause-policy", headers=h).json() == {"no_pause_teams": []}
+    r = client.put("/api/admin/pause-policy", headers=h, json={"no_pause_teams": ["Purple"]})
+    assert r.status_code == 422 and 'no team named "Purple"' in r.json()["message"], r.text
+    r = client.put("/api/admin/pause-policy", headers=h, json={"no_pause_teams": ["Blue"]})
+    assert r.status_code == 200 and r.json() == {"no_pause_teams": ["Blue"]}, r.text
+
+    r = client.post(f"/api/interactions/{iid}/pause", headers=desktop)
+    assert r.status_code == 403 and r.json()["error"] == "pause_not_allowed", r.text
+    assert coordinator.current_call(r_agent_id(client, "agent1")).paused is False
+    refused = audits(client, "call.pause")
+    assert [(u, o) for u, o, _ in refused] == [("agent1", "denied")] and "pause_not_allowed" in refused[0][2]
+
+    data = str(client.app.state.ctx.settings.data_dir)  # type: ignore[attr-defined]
+    assert main(["--data-dir", data, "pause-policy", "set", "Green"]) == 0
+    assert "no pause for: Green" in capsys.readouterr().out
+    r = client.post(f"/api/interactions/{iid}/pause", headers=desktop)
+    assert r.status_code == 200, r.text  # Blue may pause again
+    assert coordinator.current_call(r_agent_id(client, "agent1")).paused is True
+    assert [o for _, o, _ in audits(client, "call.pause")] == ["denied", "allowed"]
+
+    records = audits(client, "policy.pause")
+    assert [(u, o) for u, o, _ in records] == [("admin", "denied"), ("admin", "allowed"), ("cli", "allowed")]
+    assert json.loads(records[1][2]) == {
+        "before": {"no_pause_teams": []},
+        "after": {"no_pause_teams": ["Blue"]},
+    }
+
+
+def r_agent_id(http: TestClient, username: str) -> int:
+    with session_scope(http.app.state.ctx.sessions) as s:  # type: ignore[attr-defined]
+        return int(s.execute(select(models.User.id).where(models.User.username == username)).scalar_one())

@@ -1,9 +1,10 @@
-// Admin view: the screen sampling policy (global percentage and per-team overrides by team name), the voice
-// formats (admin_formats.js), the ACW limit (admin_acw.js), the password policy (admin_passwords.js) and new users
-// (admin_users.js).
+// Admin view: the screen sampling policy (global percentage and per-team overrides by team
+// name), the voice formats (admin_formats.js), the ACW limit (admin_acw.js), the pause policy
+// (admin_pause.js), the password policy (admin_passwords.js) and new users (admin_users.js).
 
 import { api } from "./api.js";
 import { initAcwLimit, showAcwLimit } from "./admin_acw.js";
+import { initPausePolicy, showPausePolicy } from "./admin_pause.js";
 import { initDnMatching, showDnMatching } from "./admin_dn_matching.js";
 import { initVoiceFormats, showVoiceFormats } from "./admin_formats.js";
 import { initPasswordPolicy, showPasswordPolicy } from "./admin_passwords.js";
@@ -86,6 +87,7 @@ export function initAdmin() {
   initPasswordPolicy();
   initNewUser();
   initAcwLimit();
+  initPausePolicy();
   $("sampling-add").addEventListener("click", () => addOverrideRow().focus());
   $("sampling-form").addEventListener("submit", async (event) => {
     event.preventDefault();
@@ -116,6 +118,7 @@ export async function showAdmin(isCurrent) {
   showDnMatching(isCurrent);
   showPasswordPolicy(isCurrent);
   showAcwLimit(isCurrent);
+  showPausePolicy(isCurrent);
   status("Loading…");
   try {
     const [policy] = await Promise.all([api("GET", "/api/admin/sampling"), loadTeams()]);

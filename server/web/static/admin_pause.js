@@ -1,0 +1,55 @@
+// Admin view, pause policy: the teams whose agents may not pause a recording (every team may,
+// unless ticked here). The server enforces it on each pause (refused and audited) and audits
+// each change of the policy.
+
+import { api } from "./api.js";
+
+const $ = (id) => document.getElementById(id);
+
+function status(text, isError = false) {
+  const box = $("pause-status");
+  box.textContent = text;
+  box.classList.toggle("error", isError);
+  box.classList.toggle("ok", !isError && Boolean(text));
+}
+
+export function initPausePolicy() {
+  $("pause-form").addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const teams = [...$("pause-teams").querySelectorAll("input:checked")].map((box) => box.value);
+    const save = $("pause-save");
+    save.disabled = true;
+    try {
+      const answer = await api("PUT", "/api/admin/pause-policy", { no_pause_teams: teams });
+      status(answer.no_pause_teams.length ? `Saved: agents of ${answer.no_pause_teams.join(", ")} may not pause.`
+        : "Saved: every team may pause.");
+    } catch (err) {
+      status(`Not saved: ${err.message}`, true);
+    } finally {
+      save.disabled = false;
+    }
+  });
+}
+
+export async function showPausePolicy(isCurrent) {
+  status("Loading…");
+  try {
+    const [teams, policy] = await Promise.all([api("GET", "/api/teams"), api("GET", "/api/admin/pause-policy")]);
+    if (!isCurrent()) return;
+    const denied = new Set(policy.no_pause_teams);
+    const boxes = teams.map((team) => {
+      const label = Object.assign(document.createElement("label"), { className: "check" });
+      const box = Object.assign(document.createElement("input"), {
+        type: "checkbox", value: team.name, checked: denied.has(team.name),
+      });
+      label.append(box, ` ${team.name}`);
+      return label;
+    });
+    $("pause-teams").replaceChildren(
+      ...(boxes.length ? boxes : [Object.assign(document.createElement("p"), { className: "muted", textContent: "No teams yet." })]),
+    );
+    status("");
+  } catch (err) {
+    if (isCurrent()) status(`Could not load the pause policy: ${err.message}`, true);
+  }
+}
