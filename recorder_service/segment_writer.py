@@ -115,10 +115,16 @@ class SegmentWriter:
         if current is None or boundary is None or horizon <= current.last_ts:
             return False
         if horizon >= boundary and current.last_ts < boundary:
+            # A frame grabbed just before the boundary is stored at its pts rounded to the ms,
+            # which may be the boundary itself: the new segment's first frame starts after it
+            # (the mux drops a frame at or before the last one it kept).
+            start = max(boundary, self._stored_at(current, current.last_ts) + TAIL_GAP)
+            if horizon < start:
+                return False  # the next horizon starts it: never a segment ahead of the horizon
             image = current.last_image
-            self.close(end=boundary, final=False)
-            self._start(boundary, image)
-            self._encode(boundary, image)
+            self.close(end=start, final=False)
+            self._start(start, image)
+            self._encode(start, image)
             return True
         mark = getattr(current.encoder, "mark_unchanged", None)
         if mark is not None and mark(self._pts(current, horizon)):
@@ -176,3 +182,8 @@ class SegmentWriter:
     @staticmethod
     def _pts(current: _Open, ts: float) -> int:
         return round((ts - current.started_at) * 1000)
+
+    @classmethod
+    def _stored_at(cls, current: _Open, ts: float) -> float:
+        """The server time a frame stamped ``ts`` has in the file (its pts is in whole ms)."""
+        return current.started_at + cls._pts(current, ts) / 1000

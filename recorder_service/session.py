@@ -247,7 +247,6 @@ class CaptureSession:
                 self._wake.clear()
                 next_tick = time.monotonic()
                 continue
-            ts = self._server_now()
             try:
                 image = self._grabber.grab()
             except CaptureError as exc:
@@ -256,6 +255,10 @@ class CaptureSession:
                 return
             finally:
                 self.last_grab = time.monotonic()
+            # Stamped when the grab returns, not before it: the first grab opens the display and a
+            # grab may re-read the layout or list windows before the pixels (tens to hundreds of
+            # ms); after it, the picture is at most the pixel read itself old (a few ms).
+            ts = self._server_now()
             self._auto_pause_changed(ts)
             # While a pause rule's window is on screen the recording pauses itself (the grab goes
             # on, to see the window go): no frame of that span reaches a segment.
@@ -405,6 +408,10 @@ class CaptureSession:
                 log.error("capture %s: %s", self.interaction_id, self.error)
                 self._salvage()
         try:
+            if not failed and self._writer.is_open:
+                # The held segments go first: the server muxes when the final one is stored, so
+                # the final one (handed out at once, hold 0) must not overtake them.
+                self._spool.release(self.interaction_id)
             if not failed and self._writer.close(end=None, final=True, hold=0.0) is None:
                 # Stopped during a pause (or a quota stop): the segment that ended then is the
                 # capture's last one; the server makes the mux when the final one arrives.

@@ -18,7 +18,6 @@ from pathlib import Path
 
 import av
 import numpy as np
-import pytest
 
 from recorder_service.encoder import ScreenEncoder
 from recorder_service.quota import DiskUsage
@@ -52,11 +51,6 @@ class SlowFirstGrab:
         pass
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="recorder_service/session.py stamps a frame before grab(); the first grab opens the "
-    "display first, so the first frame of each capture is stamped that long early",
-)
 def test_first_frame_is_stamped_when_its_picture_was_read(tmp_path: Path) -> None:
     spool = Spool(tmp_path / "spool")
     grabber = SlowFirstGrab()

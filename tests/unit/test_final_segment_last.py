@@ -39,11 +39,6 @@ class Changing:
         pass
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="recorder_service/session.py finishes the final segment (handed out at once) before "
-    "releasing the interaction's held segments",
-)
 def test_final_segment_is_handed_out_after_the_held_ones(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -34,7 +34,6 @@ from server.media.segment_join import FrameFilter
 T0 = 1_765_000_000.0
 
 
-@pytest.mark.xfail(strict=True, reason="SegmentWriter.advance starts a segment on the last frame's ms")
 def test_a_segment_started_by_a_still_horizon_begins_after_the_last_frame(tmp_path: Path) -> None:
     spool = Spool(tmp_path / "spool")
     writer = SegmentWriter(
