@@ -12,6 +12,10 @@ Rules (docs/screen-segments.md, Muxing):
 - Two segments overlapping in time (two recorder runs alive at once, or a clock step): the earlier
   segment is kept whole; frames of the later one at or before the last kept frame are dropped
   (counted), and it joins at its next keyframe after that.
+- Except a touch: a segment whose first keyframe lies on the last kept frame, or at most
+  ``TOUCH`` before it (pts are whole ms; a recorder made such boundaries when a frame was grabbed
+  just before a segment's end), joins at that keyframe placed ``TOUCH`` after the last kept frame.
+  Dropping it would lose the whole segment up to its next keyframe (a minute).
 - Every segment is entered at a keyframe (a segment not starting with one loses its head).
 - Where the screen is missing — between segments, or where frames were dropped — for more than
   two frame intervals, the time from one frame interval after the last kept frame to the next kept
@@ -28,6 +32,8 @@ from dataclasses import dataclass, field
 
 # A hole between kept frames must exceed this many frame intervals to count as missing screen.
 GAP_FRAMES = 2.0
+# A later segment's first keyframe this close to (or on) the last kept frame is moved just after it.
+TOUCH = 0.001
 MISSING_LABEL = "screen_missing"
 RESUMED_LABEL = "screen_resumed"
 
@@ -125,12 +131,26 @@ class FrameFilter:
         self._drop_reason = "no_key"
 
     def offer(self, t: float, keyframe: bool) -> bool:
+        return self.place(t, keyframe) is not None
+
+    def place(self, t: float, keyframe: bool) -> float | None:
+        """The time the frame stamped ``t`` is muxed at (``t``, or just after the last kept frame
+        for a segment's first keyframe touching it), or None when it is dropped."""
         if in_spans(t, self._pauses):
-            return self._drop("pause")
+            self._drop("pause")
+            return None
         if self._last_kept is not None and t <= self._last_kept:
-            return self._drop("overlap")
+            touching = keyframe and self._awaiting_key and self._drop_reason == "no_key"
+            if not (touching and t >= self._last_kept - TOUCH):
+                self._drop("overlap")
+                return None
+            t = self._last_kept + TOUCH
+            if in_spans(t, self._pauses):
+                self._drop("pause")
+                return None
         if self._awaiting_key and not keyframe:
-            return self._drop(self._drop_reason)
+            self._drop(self._drop_reason)
+            return None
         if self._last_kept is not None and self._broken:
             self._note_hole(self._last_kept, t)
         self._awaiting_key = False
@@ -138,9 +158,9 @@ class FrameFilter:
         self._last_kept = t
         self._last_interval = self._interval
         self.stats.kept += 1
-        return True
+        return t
 
-    def _drop(self, reason: str) -> bool:
+    def _drop(self, reason: str) -> None:
         self._drop_reason = reason  # the rest of the run up to a keyframe is counted alike
         self._awaiting_key = True
         self._broken = True
@@ -150,7 +170,7 @@ class FrameFilter:
             self.stats.dropped_overlap += 1
         else:
             self.stats.dropped_no_key += 1
-        return False
+        return None
 
     def _note_hole(self, last: float, t: float) -> None:
         interval = self._last_interval

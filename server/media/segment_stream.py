@@ -167,8 +167,13 @@ class SegmentVideo:
             pts = packet.pts if packet.pts is not None else packet.dts
             out_pts = round((base + pts * in_s) / out_s)
             out_dts = out_pts - round((pts - packet.dts) * ratio)
-            if self.filter.offer(origin + out_pts * out_s, packet.is_keyframe):
-                yield packet, out_pts, out_dts, round((packet.duration or 0) * ratio)
+            at = self.filter.place(origin + out_pts * out_s, packet.is_keyframe)
+            if at is None:
+                continue
+            # A keyframe touching the last kept frame is placed just after it (segment_join.TOUCH)
+            # (at least one tick of the output's time base: equal dts would make the muxer fail).
+            moved = max(1, round((at - origin) / out_s) - out_pts) if at > origin + out_pts * out_s else 0
+            yield packet, out_pts + moved, out_dts + moved, round((packet.duration or 0) * ratio)
 
     def _copy(
         self, container: Any, stream: Any, ref: SegmentRef, out_stream: Any, out_tb: Fraction, origin: float

@@ -803,3 +803,19 @@ class _Closing:
 
     def __iter__(self) -> Iterator[object]:
         return iter(self._container)
+
+
+def test_a_segment_starting_on_the_last_frames_millisecond_is_muxed_whole(tmp_path: Path) -> None:
+    """A recorder stored a segment's first keyframe on the previous segment's last frame (pts in
+    whole ms): the mux used to drop that segment up to its next keyframe, unmarked."""
+    world = _world(tmp_path)
+    world.add_segment("r1", 0, 1.0, 50)  # 1.0 … 5.9 s
+    world.add_segment("r1", 1, 5.9, 30)  # 5.9 … 8.8 s: its keyframe meets the last frame; next one at 7.9
+    world.jobs._mux(IID)
+    _key, path, origin = world.muxed()
+    frames = _decoded(path, origin)
+    numbers = [n for _, n, _ in frames]
+    assert numbers == list(range(80)), numbers
+    for at, number, _ in frames:
+        assert abs(at - world.expected[number]) <= ONE_FRAME
+    assert not [label for _, label in _chapters(path, origin) if label == MISSING_LABEL]
