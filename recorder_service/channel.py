@@ -2,8 +2,9 @@
 
 Keeps one connection open for as long as the service runs: reconnects with capped exponential
 backoff and jitter, and slowly (every few minutes) after a 401 since only a new login can fix
-that. On each connection it sends ``time.ping`` at once and every 10 s, feeds ``time.pong``
-answers to the clock, and passes every other envelope to a dispatcher (the controller, run off
+that. On each connection it sends a short burst of ``time.ping`` (5, 0.2 s apart: the best round
+trip of several) and then one every 10 s, feeds ``time.pong`` answers to the clock, and passes
+every other envelope to a dispatcher (the controller, run off
 the event loop because finalising a capture blocks) whose ``ScreenStatus`` acks it sends back.
 Malformed messages are logged (rate-limited) and counted, never fatal.
 """
@@ -21,7 +22,7 @@ from urllib.parse import urlsplit, urlunsplit
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus, WebSocketException
 
-from recorder_service.clock import ClockSync
+from recorder_service.clock import ClockSync, ping_delays
 from tandem_protocol.backoff import backoff_delay
 from tandem_protocol.events import (
     ClientMessageType,
@@ -187,11 +188,11 @@ class EventChannel:
 
     async def _ping_loop(self, ws: ClientConnection) -> None:
         try:
-            while True:
+            for delay in ping_delays(PING_INTERVAL):
                 ping = TimePing(t0=self._clock.local_now())
                 envelope = Envelope(type=ClientMessageType.TIME_PING.value, data=asdict(ping), at=ping.t0)
                 await ws.send(envelope.to_json())
-                await asyncio.sleep(PING_INTERVAL)
+                await asyncio.sleep(delay)
         except ConnectionClosed:
             return  # the receive loop sees the same closure and reconnects
 

@@ -46,3 +46,11 @@ def test_backoff_is_capped_and_jittered() -> None:
     assert low == pytest.approx(3.0) and high == pytest.approx(5.0)
     with pytest.raises(ValueError):
         backoff_delay(-1)
+
+
+def test_pings_come_in_a_burst_at_connect_then_at_the_interval() -> None:
+    from itertools import islice
+
+    from recorder_service.clock import ping_delays
+
+    assert list(islice(ping_delays(10.0, burst=3, gap=0.2), 5)) == [0.2, 0.2, 10.0, 10.0, 10.0]
