@@ -236,8 +236,14 @@ def cmd_pause_policy(args: argparse.Namespace) -> int:
     with existing_session(args, settings) as s:
         if args.action == "set":
             pause_policy.set_denied(s, Actor.cli(), args.teams)
+            if args.max_seconds is not None or args.no_max:
+                pause_policy.set_max(s, Actor.cli(), None if args.no_max else args.max_seconds)
         teams = pause_policy.denied_team_names(s)
+        limit = pause_policy.max_seconds(s)
     print("no pause for: " + (", ".join(teams) if teams else "nobody (every team may pause)"))
+    print(
+        "maximum pause length: " + ("none" if limit is None else f"{limit:g} s, then resumed by the server")
+    )
     return 0
 
 
@@ -285,6 +291,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("pause-policy", help="show or set the teams whose agents may not pause")
     p.add_argument("action", choices=["show", "set"])
     p.add_argument("teams", nargs="*", default=[], help="with set: team names (none: every team may pause)")
+    p.add_argument("--max-seconds", type=float, help="with set: the maximum pause length (5-3600 s)")
+    p.add_argument("--no-max", action="store_true", help="with set: no maximum pause length")
     p.set_defaults(func=cmd_pause_policy)
     p = sub.add_parser("set-full-time-dn", help="record every call on a DN for an agent, logged in or not")
     p.add_argument("--username", required=True)

@@ -53,7 +53,7 @@ from server.diskguard import DiskGuard, DiskStatus
 from server.events.hub import EventHub
 from server.security.throttle import LoginThrottle
 from server.security.tickets import TicketBook
-from server.services import acw_policy
+from server.services import acw_policy, pause_policy
 from server.settings import Settings
 from server.store.db import make_engine, make_session_factory, migrate
 from server.store.storage import LocalStorage
@@ -84,6 +84,7 @@ def build_context(settings: Settings) -> ServerContext:
         screen_fps=settings.screen_fps,
         acw_limit=settings.acw_limit_seconds,
         acw_limit_now=lambda: acw_policy.current(sessions, settings.acw_limit_seconds),
+        pause_max_now=lambda: pause_policy.current_max(sessions),
         confirm_timeout=settings.pause_confirm_timeout_seconds,
         disk=DiskGuard(
             [settings.live_dir, settings.resolved_storage_dir],

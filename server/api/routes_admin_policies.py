@@ -47,6 +47,7 @@ def put_acw_limit(
 
 class PausePolicy(BaseModel):
     no_pause_teams: list[str]  # team names whose agents may not pause; [] = every team may
+    max_seconds: float | None = None  # a pause longer than this is resumed by the server; None: no limit
 
 
 @router.get("/admin/pause-policy", response_model=PausePolicy)
@@ -54,7 +55,10 @@ def get_pause_policy(
     _user: AuthUser = Depends(admin_only),
     session: Session = Depends(get_db, scope="function"),
 ) -> Any:
-    return {"no_pause_teams": pause_policy.denied_team_names(session)}
+    return {
+        "no_pause_teams": pause_policy.denied_team_names(session),
+        "max_seconds": pause_policy.max_seconds(session),
+    }
 
 
 @router.put("/admin/pause-policy", response_model=PausePolicy)
@@ -64,4 +68,7 @@ def put_pause_policy(
     user: AuthUser = Depends(admin_only),
     session: Session = Depends(get_db, scope="function"),
 ) -> Any:
-    return {"no_pause_teams": pause_policy.set_denied(session, actor_of(user, request), body.no_pause_teams)}
+    actor = actor_of(user, request)
+    # The whole policy in one unit of work: a refused part changes nothing.
+    teams = pause_policy.set_denied(session, actor, body.no_pause_teams)
+    return {"no_pause_teams": teams, "max_seconds": pause_policy.set_max(session, actor, body.max_seconds)}

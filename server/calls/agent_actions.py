@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
 from server.calls.control import LiveCall, RecordingControl
@@ -33,6 +34,7 @@ class AgentActions:
     _control: RecordingControl
     _media: MediaJobs
     _repo: CallRepository
+    _pause_max_now: Callable[[], float | None] | None
     recorders: RecorderLink
 
     def current_call(self, agent_id: int) -> CallInfo | None:
@@ -63,6 +65,9 @@ class AgentActions:
         if len(live.state.pause_warnings) > warned and live.state.secure.warning:
             # Unconfirmed at once (the recorder's connection is down): stored and audited like a timeout.
             await self._control.pause_warning(live, live.state.secure.warning)
+        if live.state.pause_open:  # the admin's maximum length, read off the answer's path
+            spans = len(live.state.pauses)
+            live.pause_timer = asyncio.create_task(self._pause_limit_timer(live, agent_id, spans))
         return info
 
     async def resume(self, interaction_id: str, agent_id: int, username: str = "") -> CallInfo:
@@ -187,6 +192,35 @@ class AgentActions:
         deadline = live.state.acw_deadline or time.time()
         await asyncio.sleep(max(0.0, deadline - time.time()))
         await self._end_acw(live, time.time(), "ACW limit")
+
+    async def _pause_limit_timer(self, live: LiveCall, agent_id: int, spans: int) -> None:
+        """Resume the pause that made the ``spans``-th span once it has lasted the maximum length;
+        a pause that ended (or a call that went) meanwhile is left alone."""
+        if self._pause_max_now is None:
+            return
+        try:
+            limit = await asyncio.to_thread(self._pause_max_now)
+        except Exception as exc:  # a locked database: the pause lasts until the agent resumes
+            log.warning("interaction %s: maximum pause length unreadable: %s", live.interaction_id, exc)
+            return
+        if limit is None:
+            return
+        started = live.state.pauses[spans - 1].started_at
+        await asyncio.sleep(max(0.0, started + limit - time.time()))
+        if self._calls.get(live.interaction_id) is not live or len(live.state.pauses) != spans:
+            return
+        if not live.state.pause_open:
+            return
+        log.info("interaction %s: pause longer than %g s, resumed by the server", live.interaction_id, limit)
+        actor = (None, "system")
+        detail = f"maximum pause length ({limit:g} s) reached"
+        with contextlib.suppress(CallActionError):
+            await self._control.resume(live, time.time(), ("agent",), detail, actor=actor)
+        for child in self._children(live):
+            with contextlib.suppress(CallActionError):
+                await self._control.resume(
+                    child, time.time(), ("agent",), detail + " (first call)", actor=actor
+                )
 
     def _own_call(self, interaction_id: str, agent_id: int) -> LiveCall:
         live = self._calls.get(interaction_id)

@@ -36,6 +36,7 @@ class LiveCall:
     handle: RecordedCall | None = None
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     acw_timer: asyncio.Task[None] | None = None
+    pause_timer: asyncio.Task[None] | None = None  # the maximum pause length (pause policy)
     reasons: PauseReasons = field(default_factory=PauseReasons)
     roster: list[dict[str, Any]] = field(default_factory=list)  # participants, as stored
     offer: CallOffer | None = None

@@ -68,6 +68,7 @@ class CallCoordinator(InteractionCreation, AgentActions):
         acw_limit: float,
         confirm_timeout: float,
         acw_limit_now: Callable[[], float] | None = None,
+        pause_max_now: Callable[[], float | None] | None = None,
         backlog: WriteBacklog | None = None,
         disk: DiskGuard | None = None,
     ) -> None:
@@ -81,6 +82,7 @@ class CallCoordinator(InteractionCreation, AgentActions):
         self._acw_limit = acw_limit
         # The admin's current limit (a stored setting); without one, the fixed ``acw_limit``.
         self._acw_limit_now = acw_limit_now
+        self._pause_max_now = pause_max_now  # the admin's maximum pause length (None: no limit)
         self._screen_quota = ScreenQuota()  # per team: its share holds over every 20 calls
         self._control = RecordingControl(
             repo, records, hub, screen_fps=screen_fps, confirm_timeout=confirm_timeout, backlog=backlog

@@ -63,16 +63,24 @@ def test_the_acw_limit_page_saves_validates_and_is_audited(server: ServerProcess
         # The pause policy: tick the teams whose agents may not pause.
         page.wait_for_function("() => document.getElementById('pause-status').textContent === ''")
         page.check('#pause-teams input[value="Blue"]')
+        page.fill("#pause-max", "2")
+        page.click("#pause-save")
+        page.wait_for_function(
+            "() => document.getElementById('pause-status').textContent.startsWith('Not saved')"
+        )
+        assert "from 5 to 3600 seconds" in page.inner_text("#pause-status")
+        page.fill("#pause-max", "120")
         page.click("#pause-save")
         page.wait_for_function(
             "() => document.getElementById('pause-status').textContent.startsWith('Saved')"
         )
-        assert page.inner_text("#pause-status") == "Saved: agents of Blue may not pause."
+        assert page.inner_text("#pause-status") == "Saved: agents of Blue may not pause; resumed after 120 s."
         page.reload()
         _open_admin(page)
         page.wait_for_function("() => document.getElementById('pause-status').textContent === ''")
         assert page.is_checked('#pause-teams input[value="Blue"]')
         assert not page.is_checked('#pause-teams input[value="Red"]')
+        assert page.input_value("#pause-max") == "120"
 
     with server.client("admin") as admin:
         records = [r for r in admin.get("/api/audit").json() if r["action"] == "policy.acw_limit"]
@@ -82,7 +90,13 @@ def test_the_acw_limit_page_saves_validates_and_is_audited(server: ServerProcess
     ]
     assert json.loads(records[0]["detail"]) == {"before": 300.0, "after": 75.0}
     with server.client("admin") as admin:
-        assert admin.get("/api/admin/pause-policy").json() == {"no_pause_teams": ["Blue"]}
+        assert admin.get("/api/admin/pause-policy").json() == {"no_pause_teams": ["Blue"], "max_seconds": 120}
         records = [r for r in admin.get("/api/audit").json() if r["action"] == "policy.pause"]
-    assert [(r["username"], r["outcome"]) for r in records] == [("admin", "allowed")]
-    assert json.loads(records[0]["detail"])["after"] == {"no_pause_teams": ["Blue"]}
+    # Newest first: the maximum, the teams (one save), then the refused save (which changed nothing).
+    assert [(r["username"], r["outcome"]) for r in records] == [
+        ("admin", "allowed"),
+        ("admin", "allowed"),
+        ("admin", "denied"),
+    ]
+    assert json.loads(records[0]["detail"])["after"] == {"max_seconds": 120.0}
+    assert json.loads(records[1]["detail"])["after"] == {"no_pause_teams": ["Blue"]}

@@ -247,11 +247,14 @@ def test_a_team_without_pause_is_refused_by_the_server_and_audited(
     iid = accepted.interaction_id
     client.portal.call(coordinator.on_call_answered, FakeCall(iid, tmp_path / "p.wav"))
 
-    assert client.get("/api/admin/pause-policy", headers=h).json() == {"no_pause_teams": []}
+    assert client.get("/api/admin/pause-policy", headers=h).json() == {
+        "no_pause_teams": [],
+        "max_seconds": None,
+    }
     r = client.put("/api/admin/pause-policy", headers=h, json={"no_pause_teams": ["Purple"]})
     assert r.status_code == 422 and 'no team named "Purple"' in r.json()["message"], r.text
     r = client.put("/api/admin/pause-policy", headers=h, json={"no_pause_teams": ["Blue"]})
-    assert r.status_code == 200 and r.json() == {"no_pause_teams": ["Blue"]}, r.text
+    assert r.status_code == 200 and r.json() == {"no_pause_teams": ["Blue"], "max_seconds": None}, r.text
 
     r = client.post(f"/api/interactions/{iid}/pause", headers=desktop)
     assert r.status_code == 403 and r.json()["error"] == "pause_not_allowed", r.text
@@ -260,15 +263,21 @@ def test_a_team_without_pause_is_refused_by_the_server_and_audited(
     assert [(u, o) for u, o, _ in refused] == [("agent1", "denied")] and "pause_not_allowed" in refused[0][2]
 
     data = str(client.app.state.ctx.settings.data_dir)  # type: ignore[attr-defined]
-    assert main(["--data-dir", data, "pause-policy", "set", "Green"]) == 0
-    assert "no pause for: Green" in capsys.readouterr().out
+    assert main(["--data-dir", data, "pause-policy", "set", "Green", "--max-seconds", "600"]) == 0
+    out = capsys.readouterr().out
+    assert "no pause for: Green" in out and "maximum pause length: 600 s" in out, out
     r = client.post(f"/api/interactions/{iid}/pause", headers=desktop)
     assert r.status_code == 200, r.text  # Blue may pause again
     assert coordinator.current_call(r_agent_id(client, "agent1")).paused is True
     assert [o for _, o, _ in audits(client, "call.pause")] == ["denied", "allowed"]
 
     records = audits(client, "policy.pause")
-    assert [(u, o) for u, o, _ in records] == [("admin", "denied"), ("admin", "allowed"), ("cli", "allowed")]
+    assert [(u, o) for u, o, _ in records] == [
+        ("admin", "denied"),
+        ("admin", "allowed"),  # the teams; the maximum stayed "none": no change, no record
+        ("cli", "allowed"),
+        ("cli", "allowed"),
+    ]
     assert json.loads(records[1][2]) == {
         "before": {"no_pause_teams": []},
         "after": {"no_pause_teams": ["Blue"]},
@@ -278,3 +287,53 @@ def test_a_team_without_pause_is_refused_by_the_server_and_audited(
 def r_agent_id(http: TestClient, username: str) -> int:
     with session_scope(http.app.state.ctx.sessions) as s:  # type: ignore[attr-defined]
         return int(s.execute(select(models.User.id).where(models.User.username == username)).scalar_one())
+
+
+def test_a_pause_longer_than_the_maximum_is_resumed_by_the_server(client: TestClient, tmp_path: Path) -> None:
+    h = admin(client)
+    r = client.put("/api/admin/pause-policy", headers=h, json={"no_pause_teams": ["Green"], "max_seconds": 2})
+    assert r.status_code == 422 and r.json()["error"] == "invalid_pause_limit", r.text
+    assert "from 5 to 3600 seconds" in r.json()["message"]
+    # The refused policy changed nothing, its valid part included.
+    assert client.get("/api/admin/pause-policy", headers=h).json() == {
+        "no_pause_teams": [],
+        "max_seconds": None,
+    }
+    r = client.put("/api/admin/pause-policy", headers=h, json={"no_pause_teams": [], "max_seconds": 5})
+    assert r.status_code == 200 and r.json() == {"no_pause_teams": [], "max_seconds": 5}, r.text
+
+    r = client.post(
+        "/api/auth/login",
+        json={"username": "agent1", "password": PASSWORD, "client": "desktop", "dn": "1001"},
+    )
+    assert r.status_code == 200, r.text
+    desktop = {"Authorization": f"Bearer {r.json()['token']}"}
+    coordinator = client.app.state.ctx.coordinator  # type: ignore[attr-defined]
+    assert client.portal is not None
+    offer = CallOffer(
+        call_id="c-m", dn="1001", caller="+15550100", callee="1001", source=("127.0.0.1", 5060), codec="PCMU"
+    )
+    accepted = client.portal.call(coordinator.on_call_offered, offer)
+    assert isinstance(accepted, CallAccepted), accepted
+    iid = accepted.interaction_id
+    client.portal.call(coordinator.on_call_answered, FakeCall(iid, tmp_path / "m.wav"))
+    agent_id = r_agent_id(client, "agent1")
+
+    r = client.post(f"/api/interactions/{iid}/pause", headers=desktop)
+    assert r.status_code == 200 and r.json()["paused"] is True, r.text
+    paused_at = r.json()["pauses"][-1]["started_at"]
+    deadline = time.monotonic() + 30
+    while coordinator.current_call(agent_id).paused and time.monotonic() < deadline:
+        time.sleep(0.1)
+    info = coordinator.current_call(agent_id)
+    assert info.paused is False and info.phase == "active"
+    (span,) = info.pauses
+    assert span.ended_at is not None and span.ended_at - paused_at == pytest.approx(5, abs=1.5)
+    records = audits(client, "policy.pause")
+    # The refusal, then the saved policy: its teams part and its maximum, each with before/after.
+    assert [(u, o) for u, o, _ in records] == [
+        ("admin", "denied"),
+        ("admin", "allowed"),
+        ("admin", "allowed"),
+    ]
+    assert json.loads(records[2][2]) == {"before": {"max_seconds": None}, "after": {"max_seconds": 5.0}}

@@ -1,6 +1,6 @@
 // Admin view, pause policy: the teams whose agents may not pause a recording (every team may,
-// unless ticked here). The server enforces it on each pause (refused and audited) and audits
-// each change of the policy.
+// unless ticked here) and the maximum pause length (empty: none), after which the server resumes
+// the recording. The server enforces both and audits each change of the policy.
 
 import { api } from "./api.js";
 
@@ -17,12 +17,20 @@ export function initPausePolicy() {
   $("pause-form").addEventListener("submit", async (event) => {
     event.preventDefault();
     const teams = [...$("pause-teams").querySelectorAll("input:checked")].map((box) => box.value);
+    const maxText = $("pause-max").value.trim();
+    const maxSeconds = maxText === "" ? null : Number(maxText);
+    if (maxSeconds !== null && !Number.isFinite(maxSeconds)) {
+      status("The maximum pause length must be a number of seconds, or empty for no limit.", true);
+      return;
+    }
     const save = $("pause-save");
     save.disabled = true;
     try {
-      const answer = await api("PUT", "/api/admin/pause-policy", { no_pause_teams: teams });
-      status(answer.no_pause_teams.length ? `Saved: agents of ${answer.no_pause_teams.join(", ")} may not pause.`
-        : "Saved: every team may pause.");
+      const answer = await api("PUT", "/api/admin/pause-policy", { no_pause_teams: teams, max_seconds: maxSeconds });
+      const who = answer.no_pause_teams.length ? `agents of ${answer.no_pause_teams.join(", ")} may not pause`
+        : "every team may pause";
+      const limit = answer.max_seconds === null ? "no maximum length" : `resumed after ${answer.max_seconds} s`;
+      status(`Saved: ${who}; ${limit}.`);
     } catch (err) {
       status(`Not saved: ${err.message}`, true);
     } finally {
@@ -37,6 +45,7 @@ export async function showPausePolicy(isCurrent) {
     const [teams, policy] = await Promise.all([api("GET", "/api/teams"), api("GET", "/api/admin/pause-policy")]);
     if (!isCurrent()) return;
     const denied = new Set(policy.no_pause_teams);
+    $("pause-max").value = policy.max_seconds === null ? "" : String(policy.max_seconds);
     const boxes = teams.map((team) => {
       const label = Object.assign(document.createElement("label"), { className: "check" });
       const box = Object.assign(document.createElement("input"), {
