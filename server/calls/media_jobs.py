@@ -226,6 +226,10 @@ class MediaJobs:
         except ProbeError as exc:
             log.warning("voice file of %s is not a readable WAV (%s); stored as is", job.interaction_id, exc)
             duration = None
+        # The mux's AAC first, before the admin's formats: the supervisor waits for the mux after
+        # Done, and a 5-s ACW used to end while the formats were still encoding (the AAC was then
+        # skipped as "interaction over" and the mux encoded the voice itself: 25 s for 30 min).
+        prepared = duration is not None and self._prepare_mux_voice(job)
         if duration is not None:
             try:
                 with tempfile.TemporaryDirectory(dir=self._tmp_dir) as tmp:
@@ -238,7 +242,28 @@ class MediaJobs:
         )
         with contextlib.suppress(OSError):
             job.path.parent.rmdir()
-        self._segments.prepare_voice(job.interaction_id)
+        if not prepared:
+            self._segments.prepare_voice(job.interaction_id)
+
+    def _prepare_mux_voice(self, job: _VoiceJob) -> bool:
+        """Encode the voice's AAC for the segment mux (``SegmentMuxer.voice_cache``) from the WAV
+        before it is stored, whether or not the call is over yet: the mux that follows copies it
+        either way. False when the call has no screen segments or the encoding failed (the mux
+        then encodes the voice itself)."""
+        from server.media.voice_aac import encode_voice_file
+
+        if not self._repo.screen_segments(job.interaction_id):
+            return False
+        cache = self._segments.voice_cache(job.interaction_id)
+        try:
+            cache.parent.mkdir(parents=True, exist_ok=True)
+            encode_voice_file(job.path, cache)
+        except Exception:
+            log.exception(
+                "voice of %s: AAC not prepared for the mux (it will encode instead)", job.interaction_id
+            )
+            return False
+        return True
 
     def _store_encodings(self, job: _VoiceJob, out_dir: Path, duration: float) -> None:
         from server.calls.voice_encodings import encode_selected

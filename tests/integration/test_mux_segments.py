@@ -646,6 +646,41 @@ def test_the_voice_is_encoded_in_after_call_work_and_only_copied_after_done(
     assert not stale.exists() and fresh.exists()
 
 
+def test_the_voice_aac_is_made_before_the_formats_even_when_done_came_first(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A short ACW: Done arrives while the voice job still encodes the admin's formats. The mux's
+    AAC is made first, so the mux after Done copies it instead of encoding the voice again."""
+    from server.calls.media_jobs import _VoiceJob
+    from server.media.voice_aac import EncodedVoice
+    from tests.unit.test_mux import make_wav as make_tone_wav
+
+    world = _world(tmp_path, voice=False)  # Done already (acw_ended_at set)
+    world.add_segment("r1", 0, 1.0, 20)
+    live = tmp_path / "live" / IID / "voice.wav"
+    live.parent.mkdir(parents=True)
+    make_tone_wav(live, rate=8000, channels=2)
+    cache = tmp_path / "jobs" / "voice-aac" / f"{IID}.m4a"
+    cache_when_formats: list[bool] = []
+    store_encodings = world.jobs._store_encodings
+
+    def formats(job: _VoiceJob, out_dir: Path, duration: float) -> None:
+        cache_when_formats.append(cache.is_file())
+        store_encodings(job, out_dir, duration)
+
+    monkeypatch.setattr(world.jobs, "_store_encodings", formats)
+    world.jobs._store_voice(_VoiceJob(IID, live, world.base))
+    assert cache_when_formats == [True]
+
+    def no_encoding(self: object, out_stream: object) -> object:
+        raise AssertionError("the mux encoded the voice itself")
+
+    monkeypatch.setattr(EncodedVoice, "packets", no_encoding)
+    world.jobs._mux(IID)
+    _, path, origin = world.muxed()
+    assert not cache.exists() and len(_decoded(path, origin)) == 20
+
+
 _PLAYER = """<html><body><video id=v muted src="muxed.mp4"></video><pre id=out>pending</pre><script>
 const v = document.getElementById("v"), out = document.getElementById("out"), seen = [];
 function onFrame(now, md) { seen.push([md.mediaTime, md.width]); v.requestVideoFrameCallback(onFrame); }
