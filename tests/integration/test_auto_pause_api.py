@@ -231,6 +231,9 @@ def test_an_auto_pause_whose_end_never_came_ends_at_done(
         auto_pause(ws, iid, "bank", call.answered_at + 0.5)
         wait_for("the open span", lambda: len(spans(app, iid)) == 1)
     client.portal.call(coordinator.on_call_ended, call, time.time(), "bye")
+    # Done must come after the span's start (else it ends at its start): on a fast machine the
+    # whole call takes less than the 0.5 s before the rule's window appeared.
+    wait_for("the span's start to pass", lambda: time.time() > call.answered_at + 0.6)
     r = client.post(f"/api/interactions/{iid}/done", headers=desktop)
     assert r.status_code == 200, r.text
     with session_scope(app.state.ctx.sessions) as s:
