@@ -59,6 +59,8 @@ def _seed(data_dir: Path) -> list[dict[str, object]]:
                     answered_at=started,
                     ended_at=started + talk,
                     end_reason="bye",
+                    disposition_code="sale" if n % 5 == 0 else None,
+                    notes=f"refund asked, ticket T{n}" if n % 5 == 1 else "",
                     screen_decision=screen,
                     screen_percentage=50.0,
                     voice_state="complete",
@@ -85,7 +87,7 @@ def _seed(data_dir: Path) -> list[dict[str, object]]:
                 )
             seeded.append(
                 {"id": f"e2e-{n:03d}", "agent": agent, "number": number, "talk": talk, "screen": screen}
-                | {"gold": n % 4 == 0}
+                | {"gold": n % 4 == 0, "sale": n % 5 == 0, "refund": n % 5 == 1}
             )
     return seeded
 
@@ -234,6 +236,21 @@ def test_search_sort_page_save_and_reopen_the_shared_url(tmp_path: Path) -> None
             page.wait_for_selector("#view-search", state="visible")
             assert _wait_results(page) == "No interaction matches this search."
             assert page.inner_text("#search-saved") == "Saved searches…"  # saved searches are per user
+
+        # The ACW wrap-up: the disposition code and words in the notes (Blue's calls only).
+        with new_page(browser) as page:
+            log_in(page, server.url, "supervisor", server.creds["supervisor"]["password"])
+            page.click("#nav-search")
+            _wait_results(page)
+            page.fill("#search-disposition", "sale")
+            _navigate_and_wait(page, lambda: page.click("#search-submit"))
+            sales = {str(s["id"]) for s in blue if s["sale"]}
+            assert sales and set(_rows(page)) == sales
+            page.fill("#search-disposition", "")
+            page.fill("#search-notes", "REFUND asked")
+            _navigate_and_wait(page, lambda: page.click("#search-submit"))
+            refunds = {str(s["id"]) for s in blue if s["refund"]}
+            assert refunds and set(_rows(page)) == refunds
 
 
 def test_admin_names_a_metadata_key_and_the_search_offers_it(tmp_path: Path) -> None:

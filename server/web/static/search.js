@@ -6,7 +6,8 @@ import { api } from "./api.js";
 import { callDuration, formatClock, localDateTime } from "./timeline.js";
 
 const $ = (id) => document.getElementById(id);
-const TEXT_FIELDS = ["agent", "team", "caller", "callee", "min_duration", "max_duration", "end_reason"];
+const TEXT_FIELDS = ["agent", "team", "caller", "callee", "min_duration", "max_duration", "end_reason",
+  "disposition", "notes"];
 const SELECT_FIELDS = ["has_screen", "paused"];
 const SORTS = { started_at: "Start", agent: "Agent", caller: "Caller", callee: "Called", duration: "Duration",
   end_reason: "End" };
