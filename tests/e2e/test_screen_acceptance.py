@@ -252,13 +252,16 @@ def test_stored_frame_stamps_match_the_drawn_server_time(paused_call: CallRun, s
     assert t.repeats and all(f.first or f.last for f in t.repeats), t.repeats
 
 
-@pytest.mark.xfail(
-    strict=True, reason="first frame stamped before the display is opened (test_capture_stamp.py)"
-)
 def test_first_frame_stamp_matches_the_drawn_server_time(paused_call: CallRun, stack: Stack) -> None:
+    """The capture's first frame too (it was stamped before the display was opened: 25-230 ms
+    early; test_capture_stamp.py), with the same allowance for the pattern's own redraw lag."""
     t = timing(paused_call.segments)
     err, first = t.errors[0]
-    assert first.first and abs(err) <= TOLERANCE, f"first frame {err * 1000:+.1f} ms off: {first}"
+    replaced = replaced_at(first, draw_log(stack.pattern_log))
+    excused = err > 0 and replaced is not None and first.stamp - replaced <= TOLERANCE
+    assert first.first and (abs(err) <= TOLERANCE or excused), (
+        f"first frame {err * 1000:+.1f} ms off: {first}"
+    )
 
 
 def test_muxed_file_has_no_frame_of_the_pause_and_keeps_the_stamps(
