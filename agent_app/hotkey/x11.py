@@ -8,7 +8,6 @@ until the grab is made or refused, so a key taken by another program is reported
 from __future__ import annotations
 
 import logging
-import select
 import threading
 import time
 from collections.abc import Callable
@@ -17,6 +16,7 @@ from Xlib import XK, X, error
 from Xlib.display import Display
 
 from agent_app.hotkey.keys import Debounce, HotKey, HotKeyError
+from agent_app.hotkey.poll_select import install_for_xlib, poll_select
 
 log = logging.getLogger(__name__)
 POLL_SECONDS = 0.2  # how soon `stop` is noticed
@@ -51,6 +51,7 @@ class X11HotKey:
 
     def _run(self) -> None:
         try:
+            install_for_xlib()
             display = Display(self._display_name)
         except Exception as exc:  # Xlib raises its own DisplayError family and OSError
             self._error = f"hotkey {self.hotkey}: cannot open the X display: {exc}"
@@ -87,7 +88,7 @@ class X11HotKey:
     def _loop(self, display: Display, keycode: int) -> None:
         debounce = Debounce()
         while not self._stop.is_set():
-            readable, _, _ = select.select([display.fileno()], [], [], POLL_SECONDS)
+            readable, _, _ = poll_select([display.fileno()], [], [], POLL_SECONDS)
             if not readable and not display.pending_events():
                 continue
             while display.pending_events():
