@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 from server.errors import InvalidInput
 from server.policy.access import Viewer, may_play_media
 from server.services.actor import Actor, record, refuse
+from server.services.team_names import teams_named
 from server.store import models
 
 SETTING_KEY = "agent_playback_teams"  # JSON list of team ids
@@ -38,16 +39,12 @@ def team_names(session: Session) -> list[str]:
 
 def set_teams(session: Session, actor: Actor, names: list[str]) -> list[str]:
     """Let the agents of exactly these teams (by name) play their own recordings; [] for none."""
-    wanted = sorted({n.strip() for n in names if n.strip()})
-    rows = (
-        session.execute(select(models.Team).where(models.Team.name.in_(wanted))).scalars().all()
-        if wanted
-        else []
-    )
-    unknown = sorted(set(wanted) - {t.name for t in rows})
-    if unknown:
-        error = InvalidInput("unknown_team", f"no team named {unknown[0]!r}")
-        raise refuse(session, actor, error, action=ACTION, target_type="policy", target_id="agent_playback")
+    try:
+        wanted, rows = teams_named(session, names)
+    except InvalidInput as error:
+        raise refuse(
+            session, actor, error, action=ACTION, target_type="policy", target_id="agent_playback"
+        ) from None
     before = team_names(session)
     value = json.dumps(sorted(t.id for t in rows))
     row = session.get(models.Setting, SETTING_KEY)

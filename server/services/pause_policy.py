@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from server.errors import InvalidInput
 from server.services.actor import Actor, record, refuse
+from server.services.team_names import teams_named
 from server.store import models
 from server.store.db import session_scope
 
@@ -47,17 +48,10 @@ def may_pause(session: Session, team_id: int | None) -> bool:
 
 def set_denied(session: Session, actor: Actor, names: list[str]) -> list[str]:
     """Refuse the pause to the agents of exactly these teams (by name); [] lets every team pause."""
-    wanted = sorted({n.strip() for n in names if n.strip()})
-    rows = (
-        session.execute(select(models.Team).where(models.Team.name.in_(wanted))).scalars().all()
-        if wanted
-        else []
-    )
-    unknown = sorted(set(wanted) - {t.name for t in rows})
-    if unknown:
-        known = ", ".join(sorted(session.execute(select(models.Team.name)).scalars())) or "none yet"
-        error = InvalidInput("unknown_team", f'there is no team named "{unknown[0]}" (teams: {known})')
-        raise refuse(session, actor, error, action=ACTION, target_type="policy", target_id="pause")
+    try:
+        wanted, rows = teams_named(session, names)
+    except InvalidInput as error:
+        raise refuse(session, actor, error, action=ACTION, target_type="policy", target_id="pause") from None
     before = denied_team_names(session)
     value = json.dumps(sorted(t.id for t in rows))
     row = session.get(models.Setting, SETTING_KEY)
