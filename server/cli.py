@@ -337,6 +337,9 @@ def build_parser() -> argparse.ArgumentParser:
     from server import releases_cli
 
     releases_cli.add_parser(sub)
+    from server import user_admin_cli
+
+    user_admin_cli.add_parser(sub)
     try:
         from server.sim import cli as sim_cli
     except ImportError:

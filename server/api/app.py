@@ -38,6 +38,7 @@ from server.api import (
     routes_screen_upload,
     routes_search,
     routes_share,
+    routes_user_admin,
     routes_users,
 )
 from server.api.context import ServerContext
@@ -227,6 +228,7 @@ def create_app(settings: Settings) -> FastAPI:
         routes_agent_recording,
         routes_agent_state,
         routes_users,
+        routes_user_admin,
         routes_missed_calls,
         routes_dn_matching,
         routes_recorder_policy,

@@ -57,13 +57,20 @@ def _check(session: Session, agent: models.User, dn: str) -> None:
         raise Conflict("dn_taken", f"DN {dn} is in use: agent {holder} is logged in on it")
 
 
+def checked(session: Session, agent: models.User, raw: str | None) -> str | None:
+    """The DN ``raw`` would be stored as (None for blank), or the ``DomainError`` of these rules;
+    the user admin service (``server.services.user_admin``) applies the same ones."""
+    dn = dn_rules.normalise(raw) if raw is not None and raw.strip() else None
+    if dn is not None:
+        _check(session, agent, dn)
+    return dn
+
+
 def set_dn(session: Session, actor: Actor, username: str, raw: str | None) -> str | None:
     """Set (or, with None or blank, clear) the agent's full-time DN; returns what is stored."""
     try:
         agent = find_agent(session, username)
-        dn = dn_rules.normalise(raw) if raw is not None and raw.strip() else None
-        if dn is not None:
-            _check(session, agent, dn)
+        dn = checked(session, agent, raw)
         agent.full_time_dn = dn
         try:
             session.flush()
