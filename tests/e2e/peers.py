@@ -86,15 +86,19 @@ def write_tone_wav(path: Path, frequency: float, seconds: float, rate: int = 800
         wav.writeframes(samples.tobytes())
 
 
-def baresip_config(ctrl_port: int, audio_source: Path, rtp_base: int) -> str:
+def baresip_config(ctrl_port: int, audio_source: Path, rtp_base: int, tls_ca: Path | None = None) -> str:
     """A config that loads only G.711, the file source and the control modules, on loopback.
 
-    No audio device is opened: the recorder answers ``recvonly``, so nothing is played."""
+    No audio device is opened: the recorder answers ``recvonly``, so nothing is played.
+    baresip 1.0 always opens UDP, TCP and TLS (it has no ``sip_transports`` key); a call goes
+    over TLS when its URI says ``;transport=tls``. ``tls_ca`` becomes ``sip_cafile``, but
+    baresip 1.0 on libre 1.1 does not verify the server's certificate with it (measured: a call
+    to a server whose certificate that CA did not sign is placed all the same; ``sip_verify_server``
+    came in later baresip releases)."""
     lines = [
         ("poll_method", "epoll"),
         ("net_interface", "127.0.0.1"),
         ("sip_listen", "127.0.0.1:0"),
-        ("sip_transports", "udp"),
         ("audio_source", f"aufile,{audio_source}"),
         ("audio_player", "aufile,/dev/null"),
         ("audio_alert", "aufile,/dev/null"),
@@ -109,6 +113,8 @@ def baresip_config(ctrl_port: int, audio_source: Path, rtp_base: int) -> str:
         ("module_app", "ctrl_tcp.so"),
         ("ctrl_tcp_listen", f"127.0.0.1:{ctrl_port}"),
     ]
+    if tls_ca is not None:
+        lines.append(("sip_cafile", str(tls_ca)))
     return "".join(f"{key}\t{value}\n" for key, value in lines)
 
 
@@ -175,15 +181,18 @@ class Baresip:
 
 
 @contextlib.contextmanager
-def run_baresip(workdir: Path, audio_source: Path, display_name: str, user: str) -> Iterator[Baresip]:
-    """Start baresip with its own config dir and one unregistered account ``display <sip:user@127.0.0.1>``."""
+def run_baresip(
+    workdir: Path, audio_source: Path, display_name: str, user: str, tls_ca: Path | None = None
+) -> Iterator[Baresip]:
+    """Start baresip with its own config dir and one unregistered account ``display <sip:user@127.0.0.1>``
+    (``tls_ca``: see ``baresip_config``)."""
     if shutil.which("baresip") is None or not (BARESIP_MODULES / "ctrl_tcp.so").exists():
         raise AssertionError("baresip is required (Debian: baresip-core; scripts/system-packages test)")
     config_dir = workdir / "baresip"
     config_dir.mkdir(parents=True, exist_ok=True)
     ctrl_port = free_port()
     rtp_base = free_ports(200)
-    (config_dir / "config").write_text(baresip_config(ctrl_port, audio_source, rtp_base))
+    (config_dir / "config").write_text(baresip_config(ctrl_port, audio_source, rtp_base, tls_ca))
     (config_dir / "accounts").write_text(f'"{display_name}" <sip:{user}@127.0.0.1>;regint=0\n')
     log_path = workdir / "baresip.log"
     with open(log_path, "wb") as log:

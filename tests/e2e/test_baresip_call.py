@@ -13,8 +13,15 @@ from typing import Any
 import numpy as np
 import pytest
 
-from tests.e2e.harness import run_server, wait_until
-from tests.e2e.peers import NetstringDecoder, NetstringError, encode_netstring, run_baresip, write_tone_wav
+from tests.e2e.harness import ServerProcess, run_server, wait_until
+from tests.e2e.peers import (
+    Baresip,
+    NetstringDecoder,
+    NetstringError,
+    encode_netstring,
+    run_baresip,
+    write_tone_wav,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -59,28 +66,39 @@ def test_baresip_call_is_recorded(tmp_path: Path) -> None:
     with run_server(tmp_path / "server", TANDEM_SERVER_SCREEN_PERCENTAGE="0") as server:
         server.token(AGENT, client="desktop", dn=DN)
         with run_baresip(tmp_path, tone, DISPLAY_NAME, CALLER_USER) as phone:
-            phone.command("dial", f"sip:{DN}@127.0.0.1:{server.sip_port}")
-            established = phone.event("CALL_ESTABLISHED", 10)
-            answered = time.monotonic()
-            time.sleep(HOLD_SECONDS)
-            hung_up = time.monotonic()
-            phone.command("hangup")
-            phone.event("CALL_CLOSED", 10)
-        held = hung_up - answered
+            established, held = hold_call(phone, f"sip:{DN}@127.0.0.1:{server.sip_port}")
+        assert_tone_recorded(server, established, held)
 
-        with server.client("supervisor") as sup:
 
-            def stored() -> dict[str, Any] | None:
-                items = sup.get("/api/interactions").json()
-                assert len(items) <= 1, items
-                return items[0] if items and "voice" in items[0]["media"] else None
+def hold_call(phone: Baresip, uri: str) -> tuple[dict[str, Any], float]:
+    """Dial ``uri``, keep the call up HOLD_SECONDS, hang up; the CALL_ESTABLISHED event and how
+    long baresip held the call."""
+    phone.command("dial", uri)
+    established = phone.event("CALL_ESTABLISHED", 10)
+    answered = time.monotonic()
+    time.sleep(HOLD_SECONDS)
+    hung_up = time.monotonic()
+    phone.command("hangup")
+    phone.event("CALL_CLOSED", 10)
+    return established, hung_up - answered
 
-            try:
-                inter = wait_until(stored, 20, "the voice file in storage")
-            except AssertionError:
-                raise AssertionError(f"server log:\n{server.log()}") from None
-            r = sup.get(f"/api/interactions/{inter['id']}/media/voice")
-        assert r.status_code == 200 and r.headers["content-type"].startswith("audio/wav")
+
+def assert_tone_recorded(server: ServerProcess, established: dict[str, Any], held: float) -> dict[str, Any]:
+    """The call is the server's only interaction, names baresip's From, and its voice file lasts
+    as long as the call and carries baresip's tone throughout; returns the interaction."""
+    with server.client("supervisor") as sup:
+
+        def stored() -> dict[str, Any] | None:
+            items = sup.get("/api/interactions").json()
+            assert len(items) <= 1, items
+            return items[0] if items and "voice" in items[0]["media"] else None
+
+        try:
+            inter: dict[str, Any] = wait_until(stored, 20, "the voice file in storage")
+        except AssertionError:
+            raise AssertionError(f"server log:\n{server.log()}") from None
+        r = sup.get(f"/api/interactions/{inter['id']}/media/voice")
+    assert r.status_code == 200 and r.headers["content-type"].startswith("audio/wav")
 
     assert inter["caller"] == f"{DISPLAY_NAME} <{CALLER_USER}>", inter
     assert (inter["dn"], inter["callee"], inter["agent"]) == (DN, DN, AGENT), inter
@@ -102,3 +120,4 @@ def test_baresip_call_is_recorded(tmp_path: Path) -> None:
     blocks = body[: len(body) // (rate // 2) * (rate // 2)].reshape(-1, rate // 2)
     rms = np.sqrt(np.mean(blocks**2, axis=1))
     assert np.all(rms > 8000), f"gaps in the recorded tone, RMS per 0.5 s: {np.round(rms)}"
+    return inter
