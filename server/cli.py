@@ -10,10 +10,14 @@ import os
 import secrets
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from server.cli_db import existing_session, new_or_existing_session
 from server.errors import ConfigError, DomainError, NoDatabaseError
 from server.settings import Settings, load_settings
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
 
 DEMO_USERS: tuple[tuple[str, str, str, str | None, list[str]], ...] = (
     # username, role, full name, team, supervises
@@ -229,7 +233,7 @@ def cmd_acw_limit(args: argparse.Namespace) -> int:
 
 
 def cmd_pause_policy(args: argparse.Namespace) -> int:
-    from server.services import pause_policy
+    from server.services import pause_policy, pause_reasons
     from server.services.actor import Actor
 
     settings = _settings(args)
@@ -238,13 +242,41 @@ def cmd_pause_policy(args: argparse.Namespace) -> int:
             pause_policy.set_denied(s, Actor.cli(), args.teams)
             if args.max_seconds is not None or args.no_max:
                 pause_policy.set_max(s, Actor.cli(), None if args.no_max else args.max_seconds)
+        elif args.action == "reason":
+            _set_pause_reason_rule(s, args)
         teams = pause_policy.denied_team_names(s)
         limit = pause_policy.max_seconds(s)
+        rule = pause_reasons.rule(s)
     print("no pause for: " + (", ".join(teams) if teams else "nobody (every team may pause)"))
     print(
         "maximum pause length: " + ("none" if limit is None else f"{limit:g} s, then resumed by the server")
     )
+    exceptions = ", ".join(f"{t}: {'yes' if v else 'no'}" for t, v in rule.teams.items())
+    print(
+        f"pause reason required: {'yes' if rule.default else 'no'}"
+        + (f" ({exceptions})" if exceptions else "")
+    )
     return 0
+
+
+def _team_rule(text: str) -> tuple[str, bool]:
+    """``NAME=on|off`` (argparse refuses anything else before the database is touched)."""
+    name, _, value = text.rpartition("=")
+    if not name.strip() or value not in ("on", "off"):
+        raise argparse.ArgumentTypeError(f"wants NAME=on or NAME=off, got {text!r}")
+    return name.strip(), value == "on"
+
+
+def _set_pause_reason_rule(s: Session, args: argparse.Namespace) -> None:
+    """``pause-policy reason [--required on|off] [--team NAME=on|off ...] [--clear-teams]``."""
+    from server.services import pause_reasons
+    from server.services.actor import Actor
+
+    now = pause_reasons.rule(s)
+    teams = {} if args.clear_teams else dict(now.teams)
+    teams.update(dict(args.team))
+    default = now.default if args.required is None else args.required == "on"
+    pause_reasons.set_rule(s, Actor.cli(), default, teams)
 
 
 def cmd_set_full_time_dn(args: argparse.Namespace) -> int:
@@ -288,11 +320,24 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("acw-limit", help="show or set how long after-call work may last")
     p.add_argument("--seconds", type=float, help="the new limit (5 s to 4 h); without it, show it")
     p.set_defaults(func=cmd_acw_limit)
-    p = sub.add_parser("pause-policy", help="show or set the teams whose agents may not pause")
-    p.add_argument("action", choices=["show", "set"])
+    p = sub.add_parser(
+        "pause-policy", help="show or set the teams whose agents may not pause, and the pause reason rule"
+    )
+    p.add_argument("action", choices=["show", "set", "reason"])
     p.add_argument("teams", nargs="*", default=[], help="with set: team names (none: every team may pause)")
     p.add_argument("--max-seconds", type=float, help="with set: the maximum pause length (5-3600 s)")
     p.add_argument("--no-max", action="store_true", help="with set: no maximum pause length")
+    p.add_argument(
+        "--required", choices=["on", "off"], help="with reason: whether agents must give a pause reason"
+    )
+    p.add_argument(
+        "--team",
+        action="append",
+        default=[],
+        type=_team_rule,
+        help="with reason: a team's own rule, NAME=on|off (repeatable)",
+    )
+    p.add_argument("--clear-teams", action="store_true", help="with reason: drop every team's own rule")
     p.set_defaults(func=cmd_pause_policy)
     p = sub.add_parser("set-full-time-dn", help="record every call on a DN for an agent, logged in or not")
     p.add_argument("--username", required=True)

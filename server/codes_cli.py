@@ -30,7 +30,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         func=cmd_show
     )
     s = actions.add_parser("set", help="create or change a code")
-    s.add_argument("kind", choices=["reason", "disposition"])
+    s.add_argument("kind", choices=["reason", "disposition", "pause"])
     s.add_argument("code", help="1-32 letters, digits, '.', '_' or '-', e.g. LUNCH")
     s.add_argument("label", help="what agents see, e.g. 'Lunch break'")
     s.add_argument("--inactive", action="store_true", help="no longer offered to agents")

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 from server.api.actors import actor_of
 from server.api.context import ServerContext
 from server.api.deps import AuthUser, get_context, get_db, require_roles
-from server.services import acw_policy, pause_policy
+from server.services import acw_policy, pause_policy, pause_reasons
 
 router = APIRouter(prefix="/api")
 admin_only = require_roles("admin")
@@ -48,6 +48,20 @@ def put_acw_limit(
 class PausePolicy(BaseModel):
     no_pause_teams: list[str]  # team names whose agents may not pause; [] = every team may
     max_seconds: float | None = None  # a pause longer than this is resumed by the server; None: no limit
+    # Whether the agent must give a pause reason (a code of kind "pause"): the default and the teams
+    # with their own rule. Left out of a PUT: unchanged.
+    reason_required: bool | None = None
+    reason_required_teams: dict[str, bool] | None = None
+
+
+def _pause_answer(session: Session) -> dict[str, Any]:
+    rule = pause_reasons.rule(session)
+    return {
+        "no_pause_teams": pause_policy.denied_team_names(session),
+        "max_seconds": pause_policy.max_seconds(session),
+        "reason_required": rule.default,
+        "reason_required_teams": rule.teams,
+    }
 
 
 @router.get("/admin/pause-policy", response_model=PausePolicy)
@@ -55,10 +69,7 @@ def get_pause_policy(
     _user: AuthUser = Depends(admin_only),
     session: Session = Depends(get_db, scope="function"),
 ) -> Any:
-    return {
-        "no_pause_teams": pause_policy.denied_team_names(session),
-        "max_seconds": pause_policy.max_seconds(session),
-    }
+    return _pause_answer(session)
 
 
 @router.put("/admin/pause-policy", response_model=PausePolicy)
@@ -70,5 +81,11 @@ def put_pause_policy(
 ) -> Any:
     actor = actor_of(user, request)
     # The whole policy in one unit of work: a refused part changes nothing.
-    teams = pause_policy.set_denied(session, actor, body.no_pause_teams)
-    return {"no_pause_teams": teams, "max_seconds": pause_policy.set_max(session, actor, body.max_seconds)}
+    pause_policy.set_denied(session, actor, body.no_pause_teams)
+    pause_policy.set_max(session, actor, body.max_seconds)
+    if body.reason_required is not None or body.reason_required_teams is not None:
+        now = pause_reasons.rule(session)
+        default = now.default if body.reason_required is None else body.reason_required
+        teams = now.teams if body.reason_required_teams is None else body.reason_required_teams
+        pause_reasons.set_rule(session, actor, default, teams)
+    return _pause_answer(session)

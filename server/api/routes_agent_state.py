@@ -24,7 +24,7 @@ from server.api.actors import actor_of
 from server.api.context import ServerContext
 from server.api.deps import AuthUser, client_addr, get_context, get_db, require_roles
 from server.api.routes_calls import _act
-from server.services import acw_policy, agent_playback, agent_states, dispositions
+from server.services import acw_policy, agent_playback, agent_states, dispositions, pause_reasons
 from server.store.db import session_scope
 
 router = APIRouter(prefix="/api")
@@ -91,6 +91,9 @@ def agent_codes(
             asdict(c) for c in dispositions.list_codes(session, "disposition", active_only=True)
         ],
         "disposition_required": dispositions.disposition_required(session),
+        # What the desktop's pause reason chooser offers, and whether it may be left empty.
+        "pause_codes": [asdict(c) for c in dispositions.list_codes(session, "pause", active_only=True)],
+        "pause_reason_required": pause_reasons.required_for(session, user.team_id),
         "acw_limit_seconds": acw_policy.read(session, ctx.settings.acw_limit_seconds),
         # The admin lets this agent's team play its own recordings (the desktop's My recordings).
         "may_play_own_recordings": user.team_id is not None

@@ -4,18 +4,21 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import json
 import logging
 from dataclasses import asdict
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request
-from sqlalchemy.exc import OperationalError
+from pydantic import BaseModel
+from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
+from server.api.actors import actor_of
 from server.api.context import ServerContext
 from server.api.deps import AuthUser, client_addr, get_context, require_roles
 from server.api.errors import ApiError
-from server.errors import CallActionError
-from server.services import pause_policy
+from server.errors import CallActionError, DomainError
+from server.services import pause_policy, pause_reasons
 from server.store import audit
 from server.store.db import session_scope
 
@@ -103,6 +106,10 @@ def _audit_action(
         )
 
 
+class PauseReasonIn(BaseModel):
+    reason: str = ""  # a code of kind "pause" (GET /api/agent/codes: pause_codes)
+
+
 @router.post("/interactions/{interaction_id}/pause")
 async def pause(
     interaction_id: str,
@@ -110,7 +117,62 @@ async def pause(
     user: AuthUser = Depends(agent_only),
     ctx: ServerContext = Depends(get_context),
 ) -> Any:
-    return await _act("pause", interaction_id, user, ctx, client_addr(request))
+    """The secure pause, with an optional JSON body ``{"reason": "<pause code>"}``. The body is
+    read only after the pause is in effect: no reason, a wrong one, a malformed body or a busy
+    database never holds the pause up (a card number read out meanwhile would be recorded). The
+    answer says whether the reason was taken (``pause_reason``) or why not
+    (``pause_reason_error``; send it again to ``/pause-reason``)."""
+    answer: dict[str, Any] = await _act("pause", interaction_id, user, ctx, client_addr(request))
+    reason = await _body_reason(request)
+    if reason is None:
+        return answer
+    busy = {
+        "code": "database_busy",
+        "message": "paused; the reason was not saved (the database is busy): send it again",
+    }
+    if ctx.coordinator.backlog.pending:  # the pause's own span may still wait in the queue
+        answer["pause_reason_error"] = busy
+        return answer
+    try:
+        saved = await asyncio.to_thread(_set_reason, ctx, user, request, interaction_id, reason)
+        answer["pause_reason"] = asdict(saved)
+    except DomainError as exc:
+        answer["pause_reason_error"] = {"code": exc.code, "message": f"paused; {exc.message}"}
+    except SQLAlchemyError as exc:
+        log.warning("pause reason not saved (%s): the pause stands", type(exc).__name__)
+        answer["pause_reason_error"] = busy
+    return answer
+
+
+async def _body_reason(request: Request) -> str | None:
+    """The pause body's reason; None without one. Anything malformed is a reason-less pause."""
+    try:
+        raw = json.loads(await request.body() or b"null")
+    except ValueError:
+        return None
+    reason = raw.get("reason") if isinstance(raw, dict) else None
+    return reason.strip() or None if isinstance(reason, str) else None
+
+
+def _set_reason(
+    ctx: ServerContext, user: AuthUser, request: Request, interaction_id: str, code: str
+) -> pause_reasons.PauseReason:
+    with session_scope(ctx.sessions) as s:
+        return pause_reasons.set_reason(s, actor_of(user, request), user.team_id, interaction_id, code)
+
+
+@router.post("/interactions/{interaction_id}/pause-reason")
+async def pause_reason(
+    interaction_id: str,
+    body: PauseReasonIn,
+    request: Request,
+    user: AuthUser = Depends(agent_only),
+    ctx: ServerContext = Depends(get_context),
+) -> Any:
+    """The reason for the agent's latest pause of this call, given after the pause (the hotkey
+    and the tray pause at once and ask afterwards). Refused, and audited, when invalid."""
+    saved = await asyncio.to_thread(_set_reason, ctx, user, request, interaction_id, body.reason)
+    return asdict(saved)
 
 
 @router.post("/interactions/{interaction_id}/resume")

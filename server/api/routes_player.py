@@ -136,7 +136,9 @@ def _pause_kind(reason: str) -> str:
     return "pause"
 
 
-def _pause_why(reason: str) -> str:
+def _pause_why(reason: str, label: str = "") -> str:
+    if label:  # the agent's pause reason (a "pause" code's label when he gave it)
+        return f"paused by the agent: {label}"
     return {
         "agent": "paused by the agent",
         "control": "paused through the API",
@@ -154,7 +156,9 @@ def timeline(ctx: ServerContext, row: models.Interaction) -> dict[str, Any]:
             "start": p.started_at,
             "end": p.ended_at,
             "who": p.by_username,
-            "why": _pause_why(p.reason),
+            "why": _pause_why(p.reason, p.reason_label),
+            "reason_code": p.reason_code,  # the agent's pause reason, None when he gave none
+            "reason": p.reason_label,  # its label as it was then ("" without one)
             "warning": warnings.get(round(p.started_at, 6), ""),
         }
         for p in row.pauses
@@ -176,6 +180,8 @@ def timeline(ctx: ServerContext, row: models.Interaction) -> dict[str, Any]:
                         "end": muxed.started_at + end,
                         "who": "",
                         "why": "no screen recorded (recorder not connected or not capturing)",
+                        "reason_code": None,
+                        "reason": "",
                         "warning": "",
                     }
                 )

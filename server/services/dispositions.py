@@ -22,7 +22,7 @@ from server.errors import DomainError, Forbidden, InvalidInput, NotFound
 from server.services.actor import Actor, record, refuse
 from server.store import models
 
-KINDS = ("reason", "disposition")
+KINDS = ("reason", "disposition", "pause")  # pause: why an agent paused (pause_reasons)
 CODE_RE = re.compile(r"^[A-Za-z0-9_.-]{1,32}$")
 MAX_LABEL = 80
 MAX_NOTES = 4000

@@ -139,6 +139,10 @@ class PauseSpan(Base):
     by_user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), nullable=True)
     by_username: Mapped[str] = mapped_column(String(100), default="")
     reason: Mapped[str] = mapped_column(String(100), default="")  # agent, a=inactive, hold, control
+    # The agent's pause reason (revision 0015): an admin code of kind "pause" and its label as it
+    # was then (a later relabel must not rewrite what the supervisor's timeline said).
+    reason_code: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    reason_label: Mapped[str] = mapped_column(String(80), default="", server_default="")
 
 
 class MediaFile(Base):
@@ -380,7 +384,7 @@ class AgentCode(Base):
     __tablename__ = "agent_codes"
     __table_args__ = (UniqueConstraint("kind", "code", name="uq_agent_codes_kind_code"),)
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    kind: Mapped[str] = mapped_column(String(20))  # reason, disposition
+    kind: Mapped[str] = mapped_column(String(20))  # reason, disposition, pause (revision 0015)
     code: Mapped[str] = mapped_column(String(32))
     label: Mapped[str] = mapped_column(String(80))
     active: Mapped[bool] = mapped_column(Boolean, default=True)
