@@ -355,8 +355,19 @@ def can_finish(state: DesktopState) -> bool:
     return not state.codes.disposition_required or bool(state.disposition)
 
 
+# The states the agent picks himself; On call, paused and ACW come from the call and end with it.
+SELECTABLE_STATES = frozenset({AgentState.READY, AgentState.NOT_READY})
+
+
 def can_choose_availability(state: DesktopState) -> bool:
-    return state.logged_in and state.pending == Pending.NONE and state.codes.loaded
+    """Ready / Not Ready are chosen only between calls: during a call and its after-call work
+    the selector shows that state, and Ready comes back with Done, not before."""
+    return (
+        state.logged_in
+        and state.pending == Pending.NONE
+        and state.codes.loaded
+        and agent_state(state) in SELECTABLE_STATES
+    )
 
 
 def valid_availability(state: DesktopState, choice: str, reason_code: str) -> bool:

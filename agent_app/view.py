@@ -127,8 +127,10 @@ class DesktopView:
     caller_text: str
     dn_text: str
     elapsed_text: str
-    voice_text: str
+    voice_text: str  # a sentence ("Voice: recording"): the compact call bar has no captions
     screen_text: str
+    voice_value: str  # the same for the call panel's captioned row "Voice" ("Recording")
+    screen_value: str
     voice_tone: Tone
     screen_tone: Tone
     pause_warning: str  # the leg a pause could not confirm, in words (empty: none)
@@ -312,9 +314,37 @@ def other_metadata(metadata: dict[str, str]) -> str:
     return "\n".join(f"{k}: {v}" for k, v in sorted(metadata.items()) if k.lower() not in shown)
 
 
+# What the state selector shows while the call decides the state (its only entry, not choosable).
+_CALL_STATE_CHOICE = {
+    AgentState.ON_CALL: ("on_call", "", "On call"),
+    AgentState.PAUSED: ("on_call", "", "On call"),  # the header says the recording is paused
+    AgentState.AFTER_CALL_WORK: ("acw", "", "After-call work"),
+}
+
+
 def state_choices(state: DesktopState) -> tuple[tuple[str, str, str], ...]:
+    """Ready and one "Not Ready ▸ reason" per code between calls; during a call or its ACW only
+    that state, so the box never says "Ready" while the agent is busy."""
+    if (during_call := _CALL_STATE_CHOICE.get(agent_state(state))) is not None:
+        return (during_call,)
     reasons = tuple(("not_ready", r.code, f"Not Ready ▸ {r.label}") for r in state.codes.reasons)
     return (("ready", "", "Ready"), *reasons)
+
+
+def state_choice(state: DesktopState) -> tuple[str, str]:
+    if (during_call := _CALL_STATE_CHOICE.get(agent_state(state))) is not None:
+        return during_call[0], during_call[1]
+    return state.availability, state.reason_code
+
+
+def row_value(text: str, caption: str) -> str:
+    """A state sentence for the call panel's row captioned ``caption``: "Voice: recording" in the
+    row "Voice" reads "Recording" (the compact call bar, without captions, keeps the sentence)."""
+    prefix = f"{caption}: "
+    if not text.startswith(prefix):
+        return text
+    rest = text[len(prefix) :]
+    return rest[:1].upper() + rest[1:]
 
 
 def agent_state_text_full(state: DesktopState) -> str:
@@ -384,6 +414,8 @@ def build_view(state: DesktopState, local_now: float) -> DesktopView:
         elapsed_text=elapsed_text(state, local_now),
         voice_text=voice_text(state),
         screen_text=screen_text(state),
+        voice_value=row_value(voice_text(state), "Voice"),
+        screen_value=row_value(screen_text(state), "Screen"),
         voice_tone=voice_tone(state),
         screen_tone=screen_tone(state),
         pause_warning=pause_warning(state),
@@ -399,7 +431,7 @@ def build_view(state: DesktopState, local_now: float) -> DesktopView:
         queue_text=_first(metadata, QUEUE_KEYS) or NO_VALUE,
         metadata_text=other_metadata(metadata),
         state_choices=state_choices(state),
-        state_choice=(state.availability, state.reason_code),
+        state_choice=state_choice(state),
         state_selector_enabled=can_choose_availability(state),
         acw_visible=current == AgentState.AFTER_CALL_WORK,
         acw_elapsed_text=acw_elapsed_text(state, local_now),

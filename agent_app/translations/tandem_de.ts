@@ -593,217 +593,297 @@
         <translation>Bildschirmpause NICHT bestätigt: Der Bildschirm wird womöglich noch aufgenommen</translation>
     </message>
     <message>
-        <location filename="../i18n.py" line="61"/>
+        <location filename="../i18n.py" line="62"/>
+        <source>Recording</source>
+        <translation>Aufnahme läuft</translation>
+    </message>
+    <message>
+        <location filename="../i18n.py" line="63"/>
+        <source>Paused</source>
+        <translation>Pausiert</translation>
+    </message>
+    <message>
+        <location filename="../i18n.py" line="64"/>
+        <source>Stopped (saved)</source>
+        <translation>Beendet (gespeichert)</translation>
+    </message>
+    <message>
+        <location filename="../i18n.py" line="65"/>
+        <source>Recording FAILED</source>
+        <translation>Aufnahme FEHLGESCHLAGEN</translation>
+    </message>
+    <message>
+        <location filename="../i18n.py" line="66"/>
+        <source>Recording — pausing…</source>
+        <translation>Aufnahme läuft — wird pausiert…</translation>
+    </message>
+    <message>
+        <location filename="../i18n.py" line="67"/>
+        <source>On hold — waiting for the screen recorder…</source>
+        <translation>Angehalten — warte auf den Bildschirmrekorder…</translation>
+    </message>
+    <message>
+        <location filename="../i18n.py" line="68"/>
+        <source>On hold — screen pause not confirmed</source>
+        <translation>Angehalten — Bildschirmpause nicht bestätigt</translation>
+    </message>
+    <message>
+        <location filename="../i18n.py" line="69"/>
+        <source>Not sampled for this call</source>
+        <translation>Für diesen Anruf nicht ausgewählt</translation>
+    </message>
+    <message>
+        <location filename="../i18n.py" line="70"/>
+        <source>Starting…</source>
+        <translation>Startet…</translation>
+    </message>
+    <message>
+        <location filename="../i18n.py" line="71"/>
+        <source>Stopped, upload pending</source>
+        <translation>Beendet, Upload ausstehend</translation>
+    </message>
+    <message>
+        <location filename="../i18n.py" line="72"/>
+        <source>Stopped (uploaded)</source>
+        <translation>Beendet (hochgeladen)</translation>
+    </message>
+    <message>
+        <location filename="../i18n.py" line="73"/>
+        <source>NOT recorded — the screen recorder is not connected</source>
+        <translation>Wird NICHT aufgenommen — der Bildschirmrekorder ist nicht verbunden</translation>
+    </message>
+    <message>
+        <location filename="../i18n.py" line="74"/>
+        <source>Pause NOT confirmed — it may still be recording</source>
+        <translation>Pause NICHT bestätigt — wird womöglich noch aufgenommen</translation>
+    </message>
+    <message>
+        <location filename="../i18n.py" line="75"/>
+        <source>Stopping capture…</source>
+        <translation>Aufnahme wird angehalten…</translation>
+    </message>
+    <message>
+        <location filename="../i18n.py" line="76"/>
+        <source>Restarting capture…</source>
+        <translation>Aufnahme startet neu…</translation>
+    </message>
+    <message>
+        <location filename="../i18n.py" line="77"/>
+        <source>Finishing…</source>
+        <translation>Wird abgeschlossen…</translation>
+    </message>
+    <message>
+        <location filename="../i18n.py" line="78"/>
         <source>Not connected</source>
         <translation>Nicht verbunden</translation>
     </message>
     <message>
-        <location filename="../i18n.py" line="62"/>
+        <location filename="../i18n.py" line="79"/>
         <source>Connecting…</source>
         <translation>Verbindung wird aufgebaut…</translation>
     </message>
     <message>
-        <location filename="../i18n.py" line="63"/>
+        <location filename="../i18n.py" line="80"/>
         <source>Connected</source>
         <translation>Verbunden</translation>
     </message>
     <message>
-        <location filename="../i18n.py" line="64"/>
+        <location filename="../i18n.py" line="81"/>
         <source>Connection lost — reconnecting…</source>
         <translation>Verbindung verloren — neuer Versuch…</translation>
     </message>
     <message>
-        <location filename="../i18n.py" line="65"/>
+        <location filename="../i18n.py" line="82"/>
         <source>The server refused the event connection</source>
         <translation>Der Server hat die Ereignisverbindung abgelehnt</translation>
     </message>
     <message>
-        <location filename="../i18n.py" line="66"/>
+        <location filename="../i18n.py" line="83"/>
         <source>Logging in…</source>
         <translation>Anmeldung läuft…</translation>
     </message>
     <message>
-        <location filename="../i18n.py" line="67"/>
+        <location filename="../i18n.py" line="84"/>
         <source>Logging out…</source>
         <translation>Abmeldung läuft…</translation>
     </message>
     <message>
-        <location filename="../i18n.py" line="68"/>
+        <location filename="../i18n.py" line="85"/>
         <source>Pausing recording…</source>
         <translation>Aufnahme wird pausiert…</translation>
     </message>
     <message>
-        <location filename="../i18n.py" line="69"/>
+        <location filename="../i18n.py" line="86"/>
         <source>Resuming recording…</source>
         <translation>Aufnahme wird fortgesetzt…</translation>
     </message>
     <message>
-        <location filename="../i18n.py" line="70"/>
+        <location filename="../i18n.py" line="87"/>
         <source>Finishing after-call work…</source>
         <translation>Nachbearbeitung wird abgeschlossen…</translation>
     </message>
     <message>
-        <location filename="../i18n.py" line="71"/>
+        <location filename="../i18n.py" line="88"/>
         <source>Changing your state…</source>
         <translation>Status wird geändert…</translation>
     </message>
     <message>
-        <location filename="../i18n.py" line="72"/>
+        <location filename="../i18n.py" line="89"/>
         <source>Disposition</source>
         <translation>Ergebnis</translation>
     </message>
     <message>
-        <location filename="../i18n.py" line="73"/>
+        <location filename="../i18n.py" line="90"/>
         <source>Disposition (required)</source>
         <translation>Ergebnis (Pflicht)</translation>
     </message>
     <message>
-        <location filename="../i18n.py" line="74"/>
+        <location filename="../i18n.py" line="91"/>
         <source>Disposition (optional)</source>
         <translation>Ergebnis (optional)</translation>
     </message>
     <message>
-        <location filename="../i18n.py" line="75"/>
+        <location filename="../i18n.py" line="92"/>
         <source>Choose a disposition, then Done.</source>
         <translation>Ergebnis wählen, dann Fertig.</translation>
     </message>
     <message>
-        <location filename="../i18n.py" line="76"/>
+        <location filename="../i18n.py" line="93"/>
         <source>A disposition is required, but none is defined: ask your administrator.</source>
         <translation>Ein Gesprächsergebnis ist Pflicht, aber keines ist angelegt: Bitte wenden Sie sich an Ihre Administration.</translation>
     </message>
     <message>
-        <location filename="../i18n.py" line="77"/>
+        <location filename="../i18n.py" line="94"/>
         <source>ACW limit reached — finishing…</source>
         <translation>Nachbearbeitungslimit erreicht — wird beendet…</translation>
     </message>
     <message>
-        <location filename="../i18n.py" line="78"/>
+        <location filename="../i18n.py" line="95"/>
         <source>Time left: %1</source>
         <translation>Verbleibend: %1</translation>
     </message>
     <message>
-        <location filename="../i18n.py" line="79"/>
+        <location filename="../i18n.py" line="96"/>
         <source>Not Ready — %1</source>
         <translation>Nicht bereit — %1</translation>
     </message>
     <message>
-        <location filename="../i18n.py" line="80"/>
+        <location filename="../i18n.py" line="97"/>
         <source>Not Ready ▸ %1</source>
         <translation>Nicht bereit ▸ %1</translation>
     </message>
     <message>
-        <location filename="../i18n.py" line="82"/>
+        <location filename="../i18n.py" line="99"/>
         <source>Screen recorder failed</source>
         <translation>Bildschirmrekorder ausgefallen</translation>
     </message>
     <message>
-        <location filename="../i18n.py" line="83"/>
+        <location filename="../i18n.py" line="100"/>
         <source>Recorder storage full — screen capture stopped</source>
         <translation>Rekorderspeicher voll — Bildschirmaufnahme gestoppt</translation>
     </message>
     <message>
-        <location filename="../i18n.py" line="84"/>
+        <location filename="../i18n.py" line="101"/>
         <source>This PC&apos;s disk is almost full</source>
         <translation>Die Festplatte dieses PCs ist fast voll</translation>
     </message>
     <message>
-        <location filename="../i18n.py" line="85"/>
+        <location filename="../i18n.py" line="102"/>
         <source>Screen uploads are falling behind</source>
         <translation>Bildschirm-Uploads hängen hinterher</translation>
     </message>
     <message>
-        <location filename="../i18n.py" line="86"/>
+        <location filename="../i18n.py" line="103"/>
         <source>Recorder clock not synchronised with the server</source>
         <translation>Rekorderuhr nicht mit dem Server synchronisiert</translation>
     </message>
     <message>
-        <location filename="../i18n.py" line="87"/>
+        <location filename="../i18n.py" line="104"/>
         <source>The recorder reported an error</source>
         <translation>Der Rekorder hat einen Fehler gemeldet</translation>
     </message>
     <message>
-        <location filename="../i18n.py" line="88"/>
+        <location filename="../i18n.py" line="105"/>
         <source>Recorder: connected, idle</source>
         <translation>Rekorder: verbunden, bereit</translation>
     </message>
     <message>
-        <location filename="../i18n.py" line="89"/>
+        <location filename="../i18n.py" line="106"/>
         <source>Recorder: recording</source>
         <translation>Rekorder: Aufnahme läuft</translation>
     </message>
     <message>
-        <location filename="../i18n.py" line="90"/>
+        <location filename="../i18n.py" line="107"/>
         <source>Recorder: paused</source>
         <translation>Rekorder: pausiert</translation>
     </message>
     <message>
-        <location filename="../i18n.py" line="91"/>
+        <location filename="../i18n.py" line="108"/>
         <source>Recorder: uploading</source>
         <translation>Rekorder: lädt hoch</translation>
     </message>
     <message>
-        <location filename="../i18n.py" line="92"/>
+        <location filename="../i18n.py" line="109"/>
         <source>Recorder: finishing the recording</source>
         <translation>Rekorder: schließt die Aufnahme ab</translation>
     </message>
     <message>
-        <location filename="../i18n.py" line="93"/>
+        <location filename="../i18n.py" line="110"/>
         <source>Recorder: storage full</source>
         <translation>Rekorder: Speicher voll</translation>
     </message>
     <message>
-        <location filename="../i18n.py" line="94"/>
+        <location filename="../i18n.py" line="111"/>
         <source>Recorder: failed</source>
         <translation>Rekorder: ausgefallen</translation>
     </message>
     <message>
-        <location filename="../i18n.py" line="95"/>
+        <location filename="../i18n.py" line="112"/>
         <source>Recorder: waiting for the server…</source>
         <translation>Rekorder: warte auf den Server…</translation>
     </message>
     <message>
-        <location filename="../i18n.py" line="96"/>
+        <location filename="../i18n.py" line="113"/>
         <source>Recorder: connected, waiting for its first report</source>
         <translation>Rekorder: verbunden, warte auf die erste Meldung</translation>
     </message>
     <message>
-        <location filename="../i18n.py" line="97"/>
+        <location filename="../i18n.py" line="114"/>
         <source>No screen recorder on this PC has reported — your screen is not being recorded</source>
         <translation>Kein Bildschirmrekorder auf diesem PC hat sich gemeldet — Ihr Bildschirm wird nicht aufgenommen</translation>
     </message>
     <message>
-        <location filename="../i18n.py" line="98"/>
+        <location filename="../i18n.py" line="117"/>
         <source>Ask IT to check that the Tandem recorder runs on this PC.</source>
         <translation>Bitten Sie die IT zu prüfen, ob der Tandem-Rekorder auf diesem PC läuft.</translation>
     </message>
     <message>
-        <location filename="../i18n.py" line="99"/>
+        <location filename="../i18n.py" line="118"/>
         <source>Screen recorder not responding — your screen may not be recorded</source>
         <translation>Bildschirmrekorder antwortet nicht — Ihr Bildschirm wird womöglich nicht aufgenommen</translation>
     </message>
     <message>
-        <location filename="../i18n.py" line="100"/>
+        <location filename="../i18n.py" line="119"/>
         <source>Screen recorder disconnected — your screen is not being recorded</source>
         <translation>Bildschirmrekorder getrennt — Ihr Bildschirm wird nicht aufgenommen</translation>
     </message>
     <message>
-        <location filename="../i18n.py" line="101"/>
+        <location filename="../i18n.py" line="120"/>
         <source>Uploads pending: %1</source>
         <translation>Ausstehende Uploads: %1</translation>
     </message>
     <message>
-        <location filename="../i18n.py" line="102"/>
+        <location filename="../i18n.py" line="121"/>
         <source>Uploading a screen segment: %1</source>
         <translation>Bildschirmabschnitt wird hochgeladen: %1</translation>
     </message>
     <message>
-        <location filename="../i18n.py" line="103"/>
+        <location filename="../i18n.py" line="122"/>
         <source>Spool: %1</source>
         <translation>Zwischenspeicher: %1</translation>
     </message>
     <message>
-        <location filename="../i18n.py" line="104"/>
+        <location filename="../i18n.py" line="123"/>
         <source>Last error: %1</source>
         <translation>Letzter Fehler: %1</translation>
     </message>

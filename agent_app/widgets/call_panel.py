@@ -98,8 +98,9 @@ class CallPanel(QWidget):
         self._metadata_caption.setVisible(bool(view.metadata_text))
         self.metadata_label.setVisible(bool(view.metadata_text))
         self.elapsed_label.setText(view.elapsed_text)
-        self.voice_label.setText(view_text(view.voice_text))
-        self.screen_label.setText(view_text(view.screen_text))
+        # The rows are captioned Voice and Screen: the value without the caption again.
+        self.voice_label.setText(view_text(view.voice_value))
+        self.screen_label.setText(view_text(view.screen_value))
         for label, tone in ((self.voice_label, view.voice_tone), (self.screen_label, view.screen_tone)):
             label.setProperty("tone", tone.value)  # read by tests and style sheets
             label.setStyleSheet(TONE_STYLE[tone])

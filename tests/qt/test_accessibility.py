@@ -128,8 +128,8 @@ def press(
 def test_pause_and_resume_with_alt_p(qtbot: QtBot, fakes: Fakes) -> None:
     window = shown(qtbot, fakes, "oncall")
     window.activateWindow()
-    window.state_selector.combo.setFocus()
-    qtbot.waitUntil(lambda: focus_name() == "stateSelector")
+    window.state_selector.recordings_button.setFocus()  # the state box is not choosable on a call
+    qtbot.waitUntil(lambda: focus_name() == "myRecordingsButton")
     press(window, Qt.Key.Key_P)
     qtbot.waitUntil(lambda: window.pause_button.text() == "Resume")
     assert "pause" in fakes.api.names()
@@ -138,13 +138,20 @@ def test_pause_and_resume_with_alt_p(qtbot: QtBot, fakes: Fakes) -> None:
     assert "resume" in fakes.api.names()
 
 
-def test_mnemonics_reach_the_state_and_done(qtbot: QtBot, fakes: Fakes) -> None:
+def test_alt_m_reaches_the_state_selector_between_calls(qtbot: QtBot, fakes: Fakes) -> None:
+    window = shown(qtbot, fakes, "idle")
+    window.activateWindow()
+    window.logout_button.setFocus()
+    qtbot.waitUntil(lambda: focus_name() == "logoutButton")
+    press(window, Qt.Key.Key_M)  # "&My state:" → its combo box
+    qtbot.waitUntil(lambda: focus_name() == "stateSelector")
+
+
+def test_mnemonics_reach_the_notes_disposition_and_done(qtbot: QtBot, fakes: Fakes) -> None:
     window = shown(qtbot, fakes, "acw")
     window.activateWindow()
     window.acw_panel.disposition_box.setFocus()
     qtbot.waitUntil(lambda: focus_name() == "dispositionBox")
-    press(window, Qt.Key.Key_M)  # "&My state:" → its combo box
-    qtbot.waitUntil(lambda: focus_name() == "stateSelector")
     press(window, Qt.Key.Key_N)  # "&Notes" → the notes
     qtbot.waitUntil(lambda: focus_name() == "notesEdit")
     press(window, Qt.Key.Key_I)  # "D&isposition (required)" → its box

@@ -141,10 +141,10 @@ def test_call_panel_shows_caller_direction_line_queue_and_attached_data(qtbot: Q
         text(window, "metadataLabel") == "ticket: T-99" and find(window, QLabel, "metadataLabel").isVisible()
     )
     voice, screen = find(window, QLabel, "voiceStateLabel"), find(window, QLabel, "screenStateLabel")
-    assert (voice.text(), voice.property("tone")) == ("Voice: recording", "ok")
-    assert (screen.text(), screen.property("tone")) == ("Screen: recording", "ok")
+    assert (voice.text(), voice.property("tone")) == ("Recording", "ok")
+    assert (screen.text(), screen.property("tone")) == ("Recording", "ok")
     fakes.channel.send("call.updated", fakes.call_data(screen="off"), seq=3, at=fakes.clock.now)
-    qtbot.waitUntil(lambda: screen.text() == "Screen: not sampled for this call")
+    qtbot.waitUntil(lambda: screen.text() == "Not sampled for this call")
     assert screen.property("tone") == "neutral" and text(window, "directionLabel") == "Not known"
 
 
@@ -175,3 +175,41 @@ def test_my_recordings_opens_the_web_player_where_the_admin_allows_it(qtbot: QtB
         text(window, "statusLabel")
         == "Could not open a browser; your recordings are at http://127.0.0.1:8000/#/recordings"
     )
+
+
+def test_state_selector_shows_on_call_and_acw_and_offers_ready_again_only_after_done(
+    qtbot: QtBot, fakes: Any
+) -> None:
+    """Issue 13 item 3: during a call the box says On call, in ACW "After-call work", neither
+    choosable; Ready and the reasons come back with Done."""
+    with_codes(fakes, disposition_required=False)
+    window = make_window(qtbot, fakes)
+    log_in(qtbot, window)
+    box = selector(window)
+    qtbot.waitUntil(lambda: box.count() == 3 and box.isEnabled())
+    start_call(qtbot, window, fakes)
+    qtbot.waitUntil(lambda: box.currentText() == "On call")
+    assert [box.itemText(i) for i in range(box.count())] == ["On call"] and not box.isEnabled()
+    fakes.channel.send("call.ended", fakes.call_data(phase="acw", voice="stopped"), seq=3, at=fakes.clock.now)
+    qtbot.waitUntil(lambda: box.currentText() == "After-call work")
+    assert box.count() == 1 and not box.isEnabled()
+    QTest.mouseClick(button(window, "doneButton"), Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: box.currentText() == "Ready" and box.isEnabled())
+    assert [box.itemText(i) for i in range(box.count())] == [
+        "Ready",
+        "Not Ready ▸ Lunch",
+        "Not Ready ▸ Training",
+    ]
+    assert "set_agent_state" not in fakes.api.names()
+
+
+def test_call_panel_rows_do_not_repeat_their_caption(qtbot: QtBot, fakes: Any) -> None:
+    window = make_window(qtbot, fakes)
+    log_in(qtbot, window)
+    start_call(qtbot, window, fakes, screen="no_recorder")
+    voice, screen = find(window, QLabel, "voiceStateLabel"), find(window, QLabel, "screenStateLabel")
+    assert voice.text() == "Recording" and voice.accessibleName() == "Voice"
+    assert screen.text() == "NOT recorded — the screen recorder is not connected"
+    assert screen.accessibleName() == "Screen"
+    # The compact bar has no captions: it keeps the words "Voice:" and "Screen:".
+    assert window.call_bar.voice_label.toolTip() == "Voice: recording"

@@ -111,8 +111,8 @@ def test_call_started_shows_caller_dn_and_ticking_time(qtbot: QtBot, fakes: Any)
     assert text(window, "callerLabel") == "+4930123456"
     assert text(window, "dnLabel") == "DN 4711"
     assert text(window, "agentStateLabel") == "On call"
-    assert text(window, "voiceStateLabel") == "Voice: recording"
-    assert text(window, "screenStateLabel") == "Screen: recording"
+    assert text(window, "voiceStateLabel") == "Recording"
+    assert text(window, "screenStateLabel") == "Recording"
     assert text(window, "elapsedLabel") == "00:05"
     assert window.call_panel.timer.isActive()
     fakes.clock.now += 70
@@ -136,17 +136,17 @@ def test_pause_shows_pausing_then_resume_only_after_confirmation(qtbot: QtBot, f
     assert pause.text() == "Pausing…"
     gate.set()
     qtbot.waitUntil(lambda: pause.text() == "Resume")
-    assert pause.isEnabled() and text(window, "voiceStateLabel") == "Voice: paused"
+    assert pause.isEnabled() and text(window, "voiceStateLabel") == "Paused"
     assert window.model.agent_state == AgentState.PAUSED
     assert fakes.api.calls[-1] == ("pause", ("int-1",))
 
     gate = fakes.api.gates["resume"] = threading.Event()
     QTest.mouseClick(pause, Qt.MouseButton.LeftButton)
     assert pause.text() == "Resuming…" and not pause.isEnabled()
-    assert text(window, "voiceStateLabel") == "Voice: paused"  # still true until the server says so
+    assert text(window, "voiceStateLabel") == "Paused"  # still true until the server says so
     gate.set()
     qtbot.waitUntil(lambda: pause.text() == "Pause")
-    assert pause.isEnabled() and text(window, "voiceStateLabel") == "Voice: recording"
+    assert pause.isEnabled() and text(window, "voiceStateLabel") == "Recording"
     assert_off_qt_thread(fakes)
 
 
@@ -181,7 +181,7 @@ def test_screen_not_confirmed_is_not_shown_as_paused(qtbot: QtBot, fakes: Any) -
     # The recorder confirms late: the server says so on the channel.
     fakes.channel.send("recording.paused", fakes.call_data(paused=True, voice="paused", screen="paused"))
     qtbot.waitUntil(lambda: pause.text() == "Resume")
-    assert text(window, "voiceStateLabel") == "Voice: paused"
+    assert text(window, "voiceStateLabel") == "Paused"
 
 
 def test_an_unconfirmed_pause_is_warned_in_words_and_colour_and_resume_works(
@@ -201,7 +201,7 @@ def test_an_unconfirmed_pause_is_warned_in_words_and_colour_and_resume_works(
     assert screen is not None and screen.property("tone") == "alert" and "NOT confirmed" in screen.text()
     assert text(window, "agentStateLabel") == "On call — pause NOT confirmed"
     QTest.mouseClick(pause, Qt.MouseButton.LeftButton)
-    qtbot.waitUntil(lambda: text(window, "voiceStateLabel") == "Voice: recording")
+    qtbot.waitUntil(lambda: text(window, "voiceStateLabel") == "Recording")
     assert "resume" in fakes.api.names() and pause.text() == "Pause" and pause.isEnabled()
     assert not warning_label.isVisibleTo(window)
     voice = window.findChild(QLabel, "voiceStateLabel")

@@ -84,10 +84,10 @@ def test_the_shipped_translation_changes_the_window(qtbot: QtBot, fakes: Fakes, 
     assert window.login_widget.dn.accessibleName() == "Nebenstelle (Ihre Telefonnummer)"
     scenes.enter("oncall", window, fakes, qtbot.waitUntil)
     assert window.agent_state_label.text() == "Im Gespräch"
-    assert window.call_panel.voice_label.text() == "Sprache: Aufnahme läuft"
+    assert window.call_panel.voice_label.text() == "Aufnahme läuft"
     assert window.call_panel.direction_label.text() == "Eingehend"
     assert window.logout_button.text() == "A&bmelden"
-    assert window.state_selector.combo.itemText(1) == "Nicht bereit ▸ Lunch"  # the admin's label stays
+    assert window.state_selector.combo.itemText(0) == "Im Gespräch"  # the call's state, not "Bereit"
     assert window.health_panel.headline.text() == "Rekorder: Aufnahme läuft"
     assert window.health_panel.details.text() == "Zwischenspeicher: 12.0 MB"
 
@@ -107,10 +107,16 @@ def test_no_known_label_stays_english(qtbot: QtBot, fakes: Fakes, german: None, 
         assert sorted(letters) == sorted(set(letters)), letters
 
 
+def test_the_admins_reason_labels_stay_as_he_wrote_them(qtbot: QtBot, fakes: Fakes, german: None) -> None:
+    window = shown(qtbot, fakes, "idle")
+    assert window.state_selector.combo.itemText(0) == "Bereit"
+    assert window.state_selector.combo.itemText(1) == "Nicht bereit ▸ Lunch"
+
+
 def test_english_without_a_translation(qtbot: QtBot, fakes: Fakes) -> None:
     window = shown(qtbot, fakes, "oncall")
     assert window.logout_button.text() == "Log &out"
-    assert window.call_panel.voice_label.text() == "Voice: recording"
+    assert window.call_panel.voice_label.text() == "Recording"
 
 
 def test_every_text_is_translated_and_compiled(german: None) -> None:
