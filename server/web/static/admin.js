@@ -1,6 +1,7 @@
 // Admin view: the screen sampling policy (global percentage and per-team overrides by team
 // name), the voice formats (admin_formats.js), the ACW limit (admin_acw.js), the pause policy
-// (admin_pause.js), the password policy (admin_passwords.js) and new users (admin_users.js).
+// (admin_pause.js), the password policy (admin_passwords.js), people and teams (admin_people.js)
+// and new users (admin_users.js).
 
 import { api } from "./api.js";
 import { initAcwLimit, showAcwLimit } from "./admin_acw.js";
@@ -9,6 +10,7 @@ import { initDnMatching, showDnMatching } from "./admin_dn_matching.js";
 import { initVoiceFormats, showVoiceFormats } from "./admin_formats.js";
 import { initPasswordPolicy, showPasswordPolicy } from "./admin_passwords.js";
 import { initNewUser } from "./admin_users.js";
+import { initPeople, showPeople } from "./admin_people.js";
 
 const $ = (id) => document.getElementById(id);
 
@@ -85,6 +87,7 @@ export function initAdmin() {
   initVoiceFormats();
   initDnMatching();
   initPasswordPolicy();
+  initPeople();
   initNewUser();
   initAcwLimit();
   initPausePolicy();
@@ -119,6 +122,7 @@ export async function showAdmin(isCurrent) {
   showPasswordPolicy(isCurrent);
   showAcwLimit(isCurrent);
   showPausePolicy(isCurrent);
+  showPeople(isCurrent);
   status("Loading…");
   try {
     const [policy] = await Promise.all([api("GET", "/api/admin/sampling"), loadTeams()]);
