@@ -90,7 +90,12 @@ def test_the_acw_limit_page_saves_validates_and_is_audited(server: ServerProcess
     ]
     assert json.loads(records[0]["detail"]) == {"before": 300.0, "after": 75.0}
     with server.client("admin") as admin:
-        assert admin.get("/api/admin/pause-policy").json() == {"no_pause_teams": ["Blue"], "max_seconds": 120}
+        assert admin.get("/api/admin/pause-policy").json() == {
+            "no_pause_teams": ["Blue"],
+            "max_seconds": 120,
+            "reason_required": False,
+            "reason_required_teams": {},
+        }
         records = [r for r in admin.get("/api/audit").json() if r["action"] == "policy.pause"]
     # Newest first: the maximum, the teams (one save), then the refused save (which changed nothing).
     assert [(r["username"], r["outcome"]) for r in records] == [

@@ -5,7 +5,7 @@
 import { api } from "./api.js";
 
 const $ = (id) => document.getElementById(id);
-const KIND_TEXT = { reason: "Reason (Not Ready)", disposition: "Disposition (ACW)" };
+const KIND_TEXT = { reason: "Reason (Not Ready)", disposition: "Disposition (ACW)", pause: "Pause reason" };
 const STATE_TEXT = {
   logged_out: "Logged out", ready: "Ready", not_ready: "Not Ready", on_call: "On call", acw: "After-call work",
 };

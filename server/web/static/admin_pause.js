@@ -13,6 +13,29 @@ function status(text, isError = false) {
   box.classList.toggle("ok", !isError && Boolean(text));
 }
 
+// "" when no reason is required anywhere (the message of a policy without reasons stays short).
+export function reasonText(policy) {
+  const own = Object.entries(policy.reason_required_teams || {});
+  if (!policy.reason_required && !own.some(([, required]) => required)) return "";
+  const rule = policy.reason_required ? "a pause reason is required" : "a pause reason is optional";
+  const teams = own.map(([team, required]) => `${team}: ${required ? "required" : "optional"}`).join(", ");
+  return `; ${rule}${teams ? ` (${teams})` : ""}`;
+}
+
+function reasonRow(team, rule, i) {
+  const label = Object.assign(document.createElement("label"), { textContent: `Pause reason for ${team.name}` });
+  const select = Object.assign(document.createElement("select"), { id: `pause-reason-team-${i}` });
+  select.dataset.team = team.name;
+  label.htmlFor = select.id;
+  for (const [value, text] of [["", "as above"], ["yes", "required"], ["no", "optional"]]) {
+    select.append(Object.assign(document.createElement("option"), { value, textContent: text }));
+  }
+  select.value = rule === undefined ? "" : rule ? "yes" : "no";
+  const row = Object.assign(document.createElement("div"), { className: "pause-reason-team" });
+  row.append(label, select);
+  return row;
+}
+
 export function initPausePolicy() {
   $("pause-form").addEventListener("submit", async (event) => {
     event.preventDefault();
@@ -23,14 +46,22 @@ export function initPausePolicy() {
       status("The maximum pause length must be a number of seconds, or empty for no limit.", true);
       return;
     }
+    // Each team's own reason rule: "" follows the default (not sent), "yes"/"no" is the team's.
+    const reasonTeams = {};
+    for (const select of $("pause-reason-teams").querySelectorAll("select")) {
+      if (select.value) reasonTeams[select.dataset.team] = select.value === "yes";
+    }
     const save = $("pause-save");
     save.disabled = true;
     try {
-      const answer = await api("PUT", "/api/admin/pause-policy", { no_pause_teams: teams, max_seconds: maxSeconds });
+      const answer = await api("PUT", "/api/admin/pause-policy", {
+        no_pause_teams: teams, max_seconds: maxSeconds,
+        reason_required: $("pause-reason-required").checked, reason_required_teams: reasonTeams,
+      });
       const who = answer.no_pause_teams.length ? `agents of ${answer.no_pause_teams.join(", ")} may not pause`
         : "every team may pause";
       const limit = answer.max_seconds === null ? "no maximum length" : `resumed after ${answer.max_seconds} s`;
-      status(`Saved: ${who}; ${limit}.`);
+      status(`Saved: ${who}; ${limit}${reasonText(answer)}.`);
     } catch (err) {
       status(`Not saved: ${err.message}`, true);
     } finally {
@@ -54,6 +85,9 @@ export async function showPausePolicy(isCurrent) {
       label.append(box, ` ${team.name}`);
       return label;
     });
+    $("pause-reason-required").checked = Boolean(policy.reason_required);
+    const rules = policy.reason_required_teams || {};
+    $("pause-reason-teams").replaceChildren(...teams.map((team, i) => reasonRow(team, rules[team.name], i)));
     $("pause-teams").replaceChildren(
       ...(boxes.length ? boxes : [Object.assign(document.createElement("p"), { className: "muted", textContent: "No teams yet." })]),
     );

@@ -91,9 +91,12 @@ export function timelineItems(timeline, origin, duration = Infinity) {
   for (const span of timeline.spans || []) {
     seen[span.kind] = (seen[span.kind] || 0) + 1;
     const n = counts[span.kind] > 1 ? ` ${seen[span.kind]}` : "";
-    const label = `${SPAN_LABELS[span.kind] || span.kind}${n}`;
+    const name = `${SPAN_LABELS[span.kind] || span.kind}${n}`;
+    // The agent's pause reason is on the shaded span itself, not only in its tooltip: a supervisor
+    // scanning the timeline sees why at a glance (issue 14: "who paused and why").
+    const label = span.reason ? `${name}: ${span.reason}` : name;
     const who = span.who ? `by ${span.who}` : "";
-    const title = [label, who, span.why, span.warning].filter(Boolean).join(" — ");
+    const title = [name, who, span.why, span.warning].filter(Boolean).join(" — ");
     const start = span.start - origin;
     const end = (typeof span.end === "number" ? span.end : origin + duration) - origin;
     spans.push({ kind: span.kind, label, start: Math.max(0, start), end: Math.max(0, end), title });
