@@ -27,6 +27,7 @@ import httpx
 from recorder_service.errors import CredentialsError
 from recorder_service.pairing_ipc import PairingError, PairingRequest, PairingServer
 from recorder_service.spool import Spool
+from recorder_service.updater.in_recorder import SelfUpdate
 
 log = logging.getLogger(__name__)
 
@@ -71,13 +72,21 @@ class DeviceRunner:
     """One recorder session per binding, switched by the desktop's pair/unpair requests."""
 
     def __init__(
-        self, server_url: str, credential: str, spool_root: Path, *, fps: float, monitor: int
+        self,
+        server_url: str,
+        credential: str,
+        spool_root: Path,
+        *,
+        fps: float,
+        monitor: int,
+        self_update: SelfUpdate | None = None,
     ) -> None:
         self.server_url = server_url
         self._credential = credential
         self._spool_root = spool_root
         self._fps = fps
         self._monitor = monitor
+        self._self_update = self_update  # publishes activity, re-executes into a new version when idle
         self.binding: Binding | None = None
         self._changed = asyncio.Event()
         self._session_stop: asyncio.Event | None = None
@@ -154,6 +163,7 @@ class DeviceRunner:
                     fps=self._fps,
                     monitor=self._monitor,
                     stop=self._session_stop,
+                    self_update=self._self_update,
                 )
                 self._session_stop = None
                 if not self._switching:  # SIGTERM/SIGINT, not a new binding: the recorder stops

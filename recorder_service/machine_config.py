@@ -45,6 +45,30 @@ def _level(value: object, source: str) -> str:
     return level
 
 
+def _bool_text(value: object, source: str) -> str:
+    # TOML true/false, or the text an installer writes ("true", "0", "" = not answered)
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    text = _text(value, source).lower()
+    if text in ("", "true", "false"):
+        return text
+    if text in ("1", "0"):
+        return "true" if text == "1" else "false"
+    raise ConfigError(f"{source}: expected true or false, got {value!r}")
+
+
+def _version_text(value: object, source: str) -> str:
+    from packaging.version import InvalidVersion, Version
+
+    text = _text(value, source)
+    if text:
+        try:
+            Version(text)
+        except InvalidVersion as exc:
+            raise ConfigError(f"{source}: {text!r} is not a version (e.g. 0.2.0 or 0.2.0+g1dfa7b7)") from exc
+    return text
+
+
 # key -> (validator returning the value as text, the TANDEM_RECORDER_* name it stands for or "")
 _KEYS: dict[str, tuple[Callable[[object, str], str], str]] = {
     "server_url": (lambda v, s: normalise_server_url(_text(v, s), s), "SERVER"),
@@ -54,7 +78,14 @@ _KEYS: dict[str, tuple[Callable[[object, str], str], str]] = {
     "spool": (_text, "SPOOL"),
     "keyring_file": (_text, "KEYRING_FILE"),
     "log_level": (_level, "LOG_LEVEL"),
+    # self-update (recorder_service/updater/system.py reads them from the machine layers only)
+    "auto_update": (_bool_text, ""),
+    "update_pin": (_version_text, ""),
+    "update_root": (_text, ""),  # the deployment's TUF root.json, as IT distributes it
 }
+# Keys that belong to the PC, not to a user: the system updater never reads a user's file, and a
+# user's file that sets one is refused (it would look like it works and do nothing).
+MACHINE_ONLY_KEYS = ("auto_update", "update_pin", "update_root")
 KNOWN_KEYS = tuple(_KEYS)
 
 
@@ -170,5 +201,24 @@ def load_agent_settings(env: Mapping[str, str] | None = None) -> AgentSettings:
     if sys.platform == "win32":  # pragma: no cover - Windows only
         layers.append(("HKLM\\" + REGISTRY_KEY, _winreg_layer()))
     layers.append((str(machine), read_toml_file(machine)))
-    layers.append((str(user), read_toml_file(user)))
+    user_values = read_toml_file(user)
+    machine_only = sorted(set(user_values) & set(MACHINE_ONLY_KEYS))
+    if machine_only:
+        raise ConfigError(
+            f"{user}: {', '.join(machine_only)} can only be set for the whole PC, in {machine} "
+            "(updates are installed for every user of the PC)"
+        )
+    layers.append((str(user), user_values))
+    return merge(layers)
+
+
+def load_machine_settings(env: Mapping[str, str] | None = None) -> AgentSettings:
+    """The PC's own layers only (installer properties, machine file): what the system updater,
+    running as root/SYSTEM with no user, reads."""
+    env = os.environ if env is None else env
+    machine = machine_config_path(env)
+    layers: list[tuple[str, dict[str, str]]] = []
+    if sys.platform == "win32":  # pragma: no cover - Windows only
+        layers.append(("HKLM\\" + REGISTRY_KEY, _winreg_layer()))
+    layers.append((str(machine), read_toml_file(machine)))
     return merge(layers)

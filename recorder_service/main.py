@@ -3,6 +3,8 @@
     tandem-recorder login --server URL (--enroll-code CODE | --enroll-code-stdin)
     tandem-recorder run [--server URL] [--fps N] [--spool DIR] [--monitor N]
     tandem-recorder logout [--server URL]
+    tandem-recorder update-check          (as root, from tandem-update.timer: see updater/system.py)
+    tandem-recorder self-test [--server URL]
 
 ``login`` exchanges a one-time enrolment code from IT (``tandem-server enroll-recorder --username
 AGENT``, or the admin API) for this PC's recorder token: a password never yields one, so an agent
@@ -30,6 +32,8 @@ from recorder_service.credentials import TokenStore
 from recorder_service.errors import CredentialsError, RecorderError
 from recorder_service.machine_config import AgentSettings, load_agent_settings
 from recorder_service.spool import Spool
+from recorder_service.updater.in_recorder import SelfUpdate
+from recorder_service.updater.policy import UpdatePolicyError
 from tandem_protocol.payloads import RecorderEnrollRequest
 
 log = logging.getLogger("recorder_service")
@@ -57,6 +61,16 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--spool", help="spool directory for captures awaiting upload")
     run.add_argument("--monitor", help="0 = all monitors (default), 1 = primary, n = n-th")
     sub.add_parser("logout", parents=[common], help="revoke and forget the token")
+    sub.add_parser(
+        "update-check",
+        parents=[common],
+        help="install a newer signed release if one is offered and every recorder is idle (run as root)",
+    )
+    sub.add_parser(
+        "self-test",
+        parents=[common],
+        help="check this version can run here: modules, capture backend, server (the updater runs it)",
+    )
     return parser
 
 
@@ -156,9 +170,38 @@ def cmd_run(config: RecorderConfig, settings: AgentSettings) -> int:
     store.token(server)  # fail now, clearly, rather than in the reconnect loop
     spool = Spool(config.spool_dir)
     log.info("recorder for %s, spool %s, %g fps, monitor %d", server, spool.root, config.fps, config.monitor)
+    hook = _self_update()
     asyncio.run(
-        run_service(server, lambda: store.token(server), spool, fps=config.fps, monitor=config.monitor)
+        run_service(
+            server,
+            lambda: store.token(server),
+            spool,
+            fps=config.fps,
+            monitor=config.monitor,
+            self_update=hook,
+        )
     )
+    return _after_service(hook)
+
+
+def _self_update() -> SelfUpdate:
+    from recorder_service.updater.activity_file import activity_dir
+    from recorder_service.updater.in_recorder import install_root, running_version
+
+    root, version = install_root(), running_version()
+    if root is not None:
+        log.info("recorder %s installed under %s: follows its updates", version, root)
+    return SelfUpdate(root=root, version=version, directory=activity_dir())
+
+
+def _after_service(hook: SelfUpdate) -> int:
+    """Re-execute into the new version if the service stopped for it; else forget our record."""
+    from recorder_service.updater.apply import current_version
+    from recorder_service.updater.in_recorder import exec_program
+
+    if hook.exec_program is not None and hook.root is not None:
+        exec_program(hook.exec_program, sys.argv[1:], current_version(hook.root) or "")
+    hook.forget()
     return 0
 
 
@@ -182,9 +225,29 @@ def _run_device(store: TokenStore, server: str, settings: AgentSettings, config:
         credential = enrol_device(server, settings.enroll_token or "")
         store.save_device(server, credential)
         log.info("enrolled: this PC's recorder records whoever logs in on its desktop")
-    runner = DeviceRunner(server, credential, config.spool_dir, fps=config.fps, monitor=config.monitor)
+    hook = _self_update()
+    runner = DeviceRunner(
+        server, credential, config.spool_dir, fps=config.fps, monitor=config.monitor, self_update=hook
+    )
     asyncio.run(runner.run(socket_path(), asyncio.Event()))
-    return 0
+    return _after_service(hook)
+
+
+def cmd_update_check() -> int:
+    from recorder_service.updater.system import update_check
+
+    result = update_check()
+    print(f"update check: {result.state}: {result.reason}")
+    return 1 if result.state in ("refused", "failed", "rolled_back") else 0
+
+
+def cmd_self_test(config: RecorderConfig) -> int:
+    from recorder_service.updater.self_test import self_test
+
+    ok, lines = self_test(config.server_url)
+    for line in lines:
+        print(line)
+    return 0 if ok else 1
 
 
 def _enrolled(store: TokenStore, server: str) -> bool:
@@ -235,8 +298,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_login(args, config)
         if args.command == "logout":
             return cmd_logout(config)
+        if args.command == "update-check":
+            return cmd_update_check()
+        if args.command == "self-test":
+            return cmd_self_test(config)
         return cmd_run(config, settings)
-    except RecorderError as exc:
+    except (RecorderError, UpdatePolicyError) as exc:
         print(f"tandem-recorder: {exc}", file=sys.stderr)
         return 2
 

@@ -12,6 +12,7 @@ killed mid-call were closed out by ``Spool.recover`` and are uploaded; when the 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import secrets
 import signal
@@ -35,6 +36,8 @@ from recorder_service.segment_uploader import SegmentUploader
 from recorder_service.segment_writer import Encoder
 from recorder_service.session import CaptureSession
 from recorder_service.spool import Spool
+from recorder_service.updater.activity import CallWatch, activity_of
+from recorder_service.updater.in_recorder import SelfUpdate
 from tandem_protocol.events import (
     ClientMessageType,
     Envelope,
@@ -169,11 +172,15 @@ async def run_service(
     fps: float,
     monitor: int,
     stop: asyncio.Event | None = None,
+    self_update: SelfUpdate | None = None,
 ) -> None:
     """Run until SIGTERM/SIGINT (or ``stop`` is set), then finalise and return.
 
     ``monitor`` is the command-line default (0 all, else primary) used until the server sends a
-    policy with ``monitors``."""
+    policy with ``monitors``.
+
+    ``self_update`` publishes this recorder's activity for the system updater and, once a new
+    version is installed and the recorder idle, stops the service (``main`` re-executes)."""
     stopping = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     _install_signal_handlers(loop, stopping)
@@ -213,9 +220,11 @@ async def run_service(
     worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="controller")
 
     watch = PolicyWatch(default_policy)  # the heartbeat's interval follows screen.start and pushes
+    calls = CallWatch()  # whether a call or its after-call work is open, for the updater
 
     async def dispatch(envelope: Envelope) -> list[ScreenStatus]:
         watch.observe(envelope)
+        calls.observe(envelope)
         if stopping.is_set():
             return []
         acks = await loop.run_in_executor(worker, controller.handle, envelope)
@@ -228,6 +237,14 @@ async def run_service(
     uploader.start()
     channel_task = asyncio.create_task(channel.run(channel_stop))
     beats = start_heartbeat(channel, controller, spool.root, uploader, clock, watch, channel_stop)
+    updates = (
+        asyncio.create_task(
+            self_update.run(lambda: (activity_of(controller, uploader, calls), calls.in_acw), stopping),
+            name="self-update",
+        )
+        if self_update is not None
+        else None
+    )
     try:
         await stopping.wait()
         log.info("stopping: finalising any capture in progress")
@@ -240,6 +257,10 @@ async def run_service(
         channel_stop.set()
         await channel_task
         await beats
+        if updates is not None:
+            updates.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await updates
         worker.shutdown(wait=True)
         await asyncio.to_thread(uploader.stop)
     log.info("recorder stopped")

@@ -48,6 +48,11 @@ class CallWatch:
     def in_call(self) -> bool:
         return bool(self.phases)
 
+    @property
+    def in_acw(self) -> bool:
+        """Only after-call work is open (the call itself has ended)."""
+        return bool(self.phases) and all(p == Phase.ACW for p in self.phases.values())
+
 
 def activity_of(controller: Any, uploader: Any, calls: CallWatch) -> Activity:
     """The policy's view of the running service (controller.mode, uploader.stats())."""

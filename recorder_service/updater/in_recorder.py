@@ -1,0 +1,157 @@
+"""The updater's counterpart inside each running recorder.
+
+The recorder cannot update itself: it runs as the logged-in user and ``/opt/tandem`` is root's.
+The system updater (``system.py``) installs a new version and switches ``current``; this module
+does the two things only the recorder can do:
+
+1. publish what it is doing (``activity_file``): every change at once, and every 10 s anyway;
+2. once ``current`` points at another version and this recorder is idle (no capture, no call,
+   no after-call work, nothing left to upload), stop its service cleanly and let ``main``
+   re-execute the program under ``current`` with the same arguments (``os.execv``: same pid, so
+   the session's autostart entry still "owns" it). The new version's first record and heartbeat
+   carry its version: that is how the fleet page sees the update land.
+
+A recorder that re-executed into ``current`` but still is not that version (a bundle whose stamp
+does not match its directory) would loop; ``TANDEM_REEXEC_TO`` names the version it was started
+to be, and a mismatch turns re-execution off for the process's life (logged).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import sys
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import NoReturn
+
+from recorder_service.updater.activity_file import ActivityRecord, now, remove_record, state_of, write_record
+from recorder_service.updater.apply import current_version, failed_versions
+from recorder_service.updater.policy import Activity
+
+log = logging.getLogger(__name__)
+
+INSTALL_ROOT_ENV = "TANDEM_INSTALL_ROOT"  # tests; a bundle finds its root from its own path
+VERSION_ENV = "TANDEM_RECORDER_VERSION"  # the fake bundles of the e2e test stamp their version here
+REEXEC_ENV = "TANDEM_REEXEC_TO"
+REWRITE_SECONDS = 10.0
+
+
+def program_in(root: Path) -> Path:
+    name = "tandem-recorder.exe" if sys.platform == "win32" else "tandem-recorder"
+    return root / "current" / "tandem-recorder" / name
+
+
+def install_root(env: Mapping[str, str] | None = None) -> Path | None:
+    """The install root whose ``versions/<v>/tandem-recorder/`` this program runs from, or None
+    (a source checkout, an old flat install): then the recorder never re-executes."""
+    env = os.environ if env is None else env
+    if env.get(INSTALL_ROOT_ENV):
+        return Path(env[INSTALL_ROOT_ENV])
+    if getattr(sys, "frozen", False):
+        exe = Path(sys.executable).resolve()  # through current -> versions/<v>
+        if len(exe.parents) > 3 and exe.parents[2].name == "versions":
+            return exe.parents[3]
+    return None
+
+
+def running_version(env: Mapping[str, str] | None = None) -> str:
+    """This process's version as the install tree names it (the directory under versions/)."""
+    env = os.environ if env is None else env
+    if env.get(VERSION_ENV):
+        return env[VERSION_ENV]
+    if getattr(sys, "frozen", False):
+        exe = Path(sys.executable).resolve()
+        if len(exe.parents) > 3 and exe.parents[2].name == "versions":
+            return exe.parents[1].name
+    from recorder_service.heartbeat import recorder_version
+
+    return recorder_version()
+
+
+class SelfUpdate:
+    def __init__(
+        self,
+        *,
+        root: Path | None,
+        version: str,
+        directory: Path,
+        interval: float = 2.0,
+        env: Mapping[str, str] | None = None,
+    ) -> None:
+        self.root, self.version, self.directory, self.interval = root, version, directory, interval
+        self.exec_program: Path | None = None  # set when the service stopped to re-execute
+        self._env = os.environ if env is None else env
+        self._disabled = ""
+        self._write_failed = False
+        self.pid = os.getpid()
+
+    def due(self, state: str) -> Path | None:
+        """The program to re-execute now, or None."""
+        if self.root is None or state != "idle" or self._disabled:
+            return None
+        target = current_version(self.root)
+        if target is None or target == self.version or target in failed_versions(self.root):
+            return None
+        if self._env.get(REEXEC_ENV) == target:
+            self._disabled = f"started as {target} but running {self.version}: not re-executing again"
+            log.error("self-update: %s (is the bundle's version stamp its directory name?)", self._disabled)
+            return None
+        program = program_in(self.root)
+        return program if program.exists() else None
+
+    def publish(self, state: str, detail: str) -> None:
+        record = ActivityRecord(self.pid, self.version, state, detail, now())
+        try:
+            write_record(self.directory, record)
+        except OSError as exc:
+            if not self._write_failed:  # once: the updater then cannot see this recorder
+                log.warning(
+                    "cannot write the activity record in %s (updates will not wait for us): %s",
+                    self.directory,
+                    exc,
+                )
+            self._write_failed = True
+        else:
+            self._write_failed = False
+
+    async def run(self, activity: Callable[[], tuple[Activity, bool]], stop_service: asyncio.Event) -> None:
+        """Until ``stop_service``: publish; when due, record the program and stop the service."""
+        last: tuple[str, str] | None = None
+        written = 0.0
+        while not stop_service.is_set():
+            try:
+                state, detail = state_of(*activity())
+                if (state, detail) != last or now() - written >= REWRITE_SECONDS:
+                    await asyncio.to_thread(self.publish, state, detail)
+                    last, written = (state, detail), now()
+                program = self.due(state)
+            except Exception:  # the update machinery must never take the recorder down
+                log.exception("self-update check failed")
+                program = None
+            if program is not None:
+                log.info(
+                    "self-update: %s is installed and this recorder is idle: restarting into it",
+                    current_version(self.root or Path()),
+                )
+                self.exec_program = program
+                stop_service.set()
+                return
+            try:
+                await asyncio.wait_for(stop_service.wait(), timeout=self.interval)
+            except TimeoutError:
+                pass
+
+    def forget(self) -> None:
+        """The recorder stops for good: its record goes (a re-executing one keeps it: same pid)."""
+        if self.exec_program is None:
+            remove_record(self.directory, self.pid)
+
+
+def exec_program(program: Path, argv: list[str], version: str) -> NoReturn:
+    """Replace this process with ``program`` (same pid, same arguments)."""
+    os.environ[REEXEC_ENV] = version
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execv(program, [str(program), *argv])

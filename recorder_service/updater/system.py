@@ -1,0 +1,315 @@
+"""``tandem-recorder update-check``: the PC's updater, one run per call (a timer repeats it).
+
+Why a privileged updater apart from the recorders (as NICE's and Verint's system services): the
+package installs one copy for the whole PC under ``/opt/tandem`` (root-owned, so no user can
+plant code every user then runs), while a recorder runs as each logged-in user. A recorder
+therefore cannot install anything, and no single recorder knows whether *another* user's
+recorder is recording. So: a systemd timer (``tandem-update.timer``, every 15 min with a
+randomised delay; on Windows a scheduled task as SYSTEM) runs this as root, and it
+
+1. reads IT's policy (HKLM policy first on Windows, then the machine file; off wins; a pin);
+2. refreshes the signed TUF metadata and picks this PC's release (``policy.choose_release``, the
+   rollout bucket from the machine id);
+3. asks every running recorder (``activity_file``): it goes on only if all are idle;
+4. downloads and verifies the bundle (``tuf_client``), unpacks it into ``versions/<v>/``;
+5. runs the new version's ``self-test`` (as ``nobody`` when run as root: it imports its modules,
+   creates its capture backend where a display is open, reaches the server). Failure: the
+   version directory goes, ``versions/<v>.failed`` says why, ``current`` was never touched;
+6. asks the recorders again, then points ``current`` at the new version (one atomic rename);
+7. each recorder, once idle, sees ``current`` changed and re-executes itself (``in_recorder``).
+
+Step 5 comes *before* the switch, not after it as in ``apply.apply_release`` (which the
+recorder-driven design used): with recorders polling ``current``, an idle recorder -- or a user
+logging in, whose autostart entry starts ``current`` -- would start a version still under test,
+and a failed one would already be running when the switch was undone. Tested first, a broken
+release never becomes ``current`` at all: that is this updater's rollback.
+
+Trust: the ``.deb`` and MSI cannot carry a deployment's TUF root (each deployment makes its own
+keys, ``tandem-server releases init-keys``). IT distributes the ``root.json`` like the server URL:
+a file (default ``/etc/tandem/update-root.json``, or ``update_root`` in agent.toml naming one),
+copied from ``GET /api/releases/tuf/metadata/1.root.json`` *over a channel it trusts* (its
+config management), never fetched by the PC from the server it is meant to check. Without one,
+updates are off and the state says so. Later roots rotate through TUF itself (signed by the old).
+
+Every run writes ``<root>/update-state.json`` (state, reason, version, time): the recorders put
+it in their heartbeat, so the fleet page shows each PC's update state.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from recorder_service.machine_config import load_machine_settings
+from recorder_service.updater import activity_file
+from recorder_service.updater.apply import (
+    ApplyError,
+    current_version,
+    failed_versions,
+    switch_current,
+    unpack,
+    versions_dir,
+)
+from recorder_service.updater.cycle import CheckResult
+from recorder_service.updater.in_recorder import INSTALL_ROOT_ENV, program_in
+from recorder_service.updater.policy import Readiness, UpdatePolicyError, UpdateSettings, choose_release
+from recorder_service.updater.sources import load_update_settings
+from recorder_service.updater.tuf_client import ReleaseClient, UpdateRefused
+
+log = logging.getLogger(__name__)
+
+STATE_FILE = "update-state.json"
+CACHE_ENV = "TANDEM_UPDATE_CACHE"
+SELF_TEST_USER = "nobody"
+# Another user for the self-test, or "-" for the updater's own (tests whose Python lives under
+# /root, which nobody may not read). Read from the updater's environment, never from a config file.
+SELF_TEST_USER_ENV = "TANDEM_SELF_TEST_USER"
+MARKER = ".installed-by-updater"  # only versions the updater installed are ever deleted by it
+
+
+def _programdata(env: Mapping[str, str]) -> Path:  # pragma: no cover - Windows only
+    return Path(env.get("ProgramData", r"C:\ProgramData")) / "Tandem"
+
+
+@dataclass(frozen=True)
+class UpdaterConfig:
+    root: Path
+    server_url: str
+    trusted_root: bytes | None
+    trust_problem: str  # why there is no trusted root ("" when there is one)
+    settings: UpdateSettings
+    activity_dir: Path
+    cache_dir: Path
+    device_id: str
+
+
+def machine_id() -> str:
+    """A stable id of this PC for the rollout bucket (the same PCs go first each time)."""
+    for path in (Path("/etc/machine-id"), Path("/var/lib/dbus/machine-id")):
+        with contextlib.suppress(OSError):
+            text = path.read_text().strip()
+            if text:
+                return text
+    import socket
+
+    return socket.gethostname()
+
+
+def load_updater_config(env: Mapping[str, str] | None = None) -> UpdaterConfig:
+    """Everything from the PC's own configuration (never a user's). Raises ConfigError or
+    UpdatePolicyError with a message naming the file and key."""
+    env = os.environ if env is None else env
+    machine = load_machine_settings(env)
+    windows = sys.platform == "win32"
+    root = Path(env.get(INSTALL_ROOT_ENV) or (r"C:\Program Files\Tandem" if windows else "/opt/tandem"))
+    cache = Path(
+        env.get(CACHE_ENV)
+        or (_programdata(env) / "update-cache" if windows else "/var/lib/tandem/update-cache")
+    )
+    root_path = Path(
+        machine.values.get("update_root")
+        or (_programdata(env) / "update-root.json" if windows else "/etc/tandem/update-root.json")
+    )
+    try:
+        trusted: bytes | None = root_path.read_bytes()
+        problem = ""
+    except OSError as exc:
+        trusted = None
+        problem = (
+            f"no trusted release root at {root_path} ({exc.strerror or exc}): IT installs it (update_root)"
+        )
+    policy_keys = {k: v for k, v in machine.values.items() if k in ("auto_update", "update_pin")}
+    source = machine.sources.get("auto_update") or machine.sources.get("update_pin") or "machine config"
+    settings = load_update_settings(policy_keys, source)
+    return UpdaterConfig(
+        root=root,
+        server_url=machine.values.get("server_url", ""),
+        trusted_root=trusted,
+        trust_problem=problem,
+        settings=settings,
+        activity_dir=activity_file.activity_dir(env),
+        cache_dir=cache,
+        device_id=machine_id(),
+    )
+
+
+@contextlib.contextmanager
+def _locked(root: Path) -> Iterator[bool]:
+    """One updater at a time (the timer and IT running it by hand)."""
+    if sys.platform == "win32":  # pragma: no cover - the scheduled task never overlaps itself
+        yield True
+        return
+    import fcntl
+
+    root.mkdir(parents=True, exist_ok=True)
+    with open(root / ".update.lock", "a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        yield True
+
+
+def run_self_test(program: Path, server_url: str, timeout: float) -> tuple[bool, str]:
+    """Start the new version's ``self-test``; as an unprivileged user when we are root (the
+    test must not run new code with root's rights before it is trusted further)."""
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C.UTF-8"}
+    for key in ("DISPLAY", "WAYLAND_DISPLAY", "PYTHONPATH", "SYSTEMROOT"):
+        if os.environ.get(key):
+            env[key] = os.environ[key]
+    user: str | None = None
+    with tempfile.TemporaryDirectory(prefix="tandem-self-test-") as home:
+        env["HOME"] = home
+        wanted = os.environ.get(SELF_TEST_USER_ENV, SELF_TEST_USER)
+        if hasattr(os, "geteuid") and os.geteuid() == 0 and wanted != "-":
+            user = wanted
+            shutil.chown(home, user=user)
+        try:
+            done = subprocess.run(
+                [str(program), "self-test", "--server", server_url],
+                env=env,
+                capture_output=True,
+                timeout=timeout,
+                user=user,
+                cwd=home,
+            )
+        except subprocess.TimeoutExpired:
+            return False, f"self-test did not finish within {timeout:g} s"
+        except OSError as exc:
+            return False, f"self-test could not start: {exc}"
+    output = (done.stdout + done.stderr).decode(errors="replace").strip().splitlines()
+    tail = " | ".join(output[-3:])[:400]
+    if done.returncode != 0:
+        return False, f"self-test exited with code {done.returncode}: {tail}"
+    return True, tail
+
+
+def _collect_garbage(root: Path, keep: set[str]) -> None:
+    """Delete versions the updater installed that are neither current nor the one before."""
+    for path in versions_dir(root).iterdir():
+        if (
+            path.is_dir()
+            and not path.name.startswith(".")
+            and path.name not in keep
+            and (path / MARKER).exists()
+        ):
+            shutil.rmtree(path, ignore_errors=True)
+            log.info("removed old version %s", path.name)
+
+
+def _mark_failed(root: Path, version: str, why: str) -> None:
+    shutil.rmtree(versions_dir(root) / version, ignore_errors=True)
+    (versions_dir(root) / f"{version}.failed").write_text(why + "\n")
+
+
+def write_state(root: Path, result: CheckResult, current: str | None) -> None:
+    state = {
+        "state": result.state,
+        "reason": result.reason,
+        "version": result.version,
+        "current": current,
+        "checked_at": time.time(),
+    }
+    tmp = root / f".{STATE_FILE}.tmp"
+    with contextlib.suppress(OSError):
+        tmp.write_text(json.dumps(state))
+        tmp.chmod(0o644)  # every user's recorder reads it for its heartbeat
+        os.replace(tmp, root / STATE_FILE)
+
+
+def read_state(root: Path) -> dict[str, object] | None:
+    try:
+        data = json.loads((root / STATE_FILE).read_text())
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _gate(cfg: UpdaterConfig) -> Readiness:
+    seen = activity_file.read_records(cfg.activity_dir)
+    for path in activity_file.stale(seen):
+        with contextlib.suppress(OSError):
+            path.unlink()  # root may; a user's updater run simply leaves it
+    return activity_file.gate(seen)
+
+
+def check(
+    cfg: UpdaterConfig, *, self_test_timeout: float = 120.0, client: ReleaseClient | None = None
+) -> CheckResult:
+    """One run: see the module docstring. Never raises for an expected refusal."""
+    current = current_version(cfg.root)
+    if not cfg.settings.enabled:
+        return CheckResult("off", f"updates are turned off by policy ({cfg.settings.source})")
+    if cfg.trusted_root is None:
+        return CheckResult("off", cfg.trust_problem)
+    if not cfg.server_url:
+        return CheckResult("off", "no server_url in the machine config")
+    if current is None:
+        return CheckResult("failed", f"{cfg.root}/current is not a link to an installed version")
+    tuf = client or ReleaseClient(cfg.cache_dir, f"{cfg.server_url}/api/releases/tuf", cfg.trusted_root)
+    try:
+        offers = tuf.offers()
+    except UpdateRefused as exc:
+        return CheckResult("refused", f"{exc}; {current} keeps running")
+    bad = failed_versions(cfg.root)
+    try:
+        decision = choose_release(
+            current, [o for o in offers if o.version not in bad], cfg.settings, cfg.device_id
+        )
+    except UpdatePolicyError as exc:
+        return CheckResult("failed", str(exc))
+    if decision.version is None:
+        return CheckResult("up_to_date", decision.reason)
+    version = decision.version
+    ready = _gate(cfg)
+    if not ready.ready:
+        return CheckResult("waiting", f"{version} offered; {ready.reason}", version)
+    try:
+        downloaded = tuf.download(version)
+    except UpdateRefused as exc:
+        return CheckResult("refused", f"{exc}; {current} keeps running", version)
+    try:
+        unpack(cfg.root, version, downloaded.path)
+    except ApplyError as exc:
+        return CheckResult("failed", f"{exc}; {current} keeps running", version)
+    (versions_dir(cfg.root) / version / MARKER).write_text(
+        hashlib.sha256(downloaded.path.read_bytes()).hexdigest() + "\n"
+    )
+    program = versions_dir(cfg.root) / version / program_in(Path()).relative_to("current")
+    healthy, said = run_self_test(program, cfg.server_url, self_test_timeout)
+    if not healthy:
+        _mark_failed(cfg.root, version, said)
+        return CheckResult("rolled_back", f"{version} failed its self-test, {current} stays: {said}", version)
+    ready = _gate(cfg)  # a call may have started during the download and the self-test
+    if not ready.ready:
+        return CheckResult("waiting", f"{version} installed and self-tested; {ready.reason}", version)
+    switch_current(cfg.root, version)
+    _collect_garbage(cfg.root, {version, current})
+    return CheckResult(
+        "applied",
+        f"{version} installed, self-tested and current (was {current}); recorders restart into it when idle",
+        version,
+    )
+
+
+def update_check(env: Mapping[str, str] | None = None, *, self_test_timeout: float = 120.0) -> CheckResult:
+    """The ``update-check`` command: lock, run, record the outcome."""
+    cfg = load_updater_config(env)
+    with _locked(cfg.root) as mine:
+        if not mine:
+            return CheckResult("waiting", "another update check is running")
+        result = check(cfg, self_test_timeout=self_test_timeout)
+        write_state(cfg.root, result, current_version(cfg.root))
+    return result
