@@ -209,6 +209,9 @@ def test_deactivation_ends_logins_tokens_and_the_live_dn(env: TestClient) -> Non
     with session_scope(env.app.state.ctx.sessions) as s:  # type: ignore[attr-defined]
         live = s.query(models.DnBinding).filter(models.DnBinding.released_at.is_(None)).all()
         assert live == []
+        ann_id = s.query(models.User.id).filter_by(username="ann").scalar()
+        tokens = s.query(models.ApiToken).filter_by(user_id=ann_id).all()
+        assert tokens and all(t.revoked_at is not None for t in tokens)
     assert [
         u["username"] for u in env.get("/api/admin/users", params={"active": "false"}, headers=admin).json()
     ] == ["ann"]
@@ -285,6 +288,12 @@ def test_cli_and_api_refuse_the_same_change_with_the_same_sentence(
     r = env.post("/api/admin/teams", json={"name": "GREEN"}, headers=admin)
     assert main(["--data-dir", data_dir, "team-create", "GREEN"]) == 1
     assert capsys.readouterr().err.strip() == f"error: {r.json()['message']}"
+    # The CLI is no user of its own: it is the one door that can meet the last-admin rule.
+    assert main(["--data-dir", data_dir, "user-update", "admin", "--role", "agent"]) == 1
+    assert (
+        capsys.readouterr().err.strip()
+        == "error: this is the last active admin: make another user an admin first"
+    )
     # And the same change succeeds from the CLI, audited as "cli" with before/after.
     args = ["--data-dir", data_dir, "user-update", "ann", "--team", "Red", "--full-time-dn", "2005"]
     assert main(args) == 0
@@ -293,5 +302,10 @@ def test_cli_and_api_refuse_the_same_change_with_the_same_sentence(
     assert main(["--data-dir", data_dir, "user-list", "--team", "red"]) == 0
     assert [u["username"] for u in json.loads(capsys.readouterr().out.splitlines()[-1])] == ["ann", "rex"]
     records = audits(env, "user.update")
-    assert [(u, o) for u, _, o, _ in records] == [("admin", "denied"), ("cli", "denied"), ("cli", "allowed")]
-    assert json.loads(records[2][3].split(" os_user=")[0])["after"] == {"full_time_dn": "2005", "team": "Red"}
+    assert [(u, o) for u, _, o, _ in records] == [
+        ("admin", "denied"),
+        ("cli", "denied"),
+        ("cli", "denied"),
+        ("cli", "allowed"),
+    ]
+    assert json.loads(records[3][3].split(" os_user=")[0])["after"] == {"full_time_dn": "2005", "team": "Red"}
