@@ -53,6 +53,8 @@ class AgentApi(Protocol):
 
     def agent_codes(self) -> dict[str, Any]: ...
 
+    def pause_reason(self, interaction_id: str, code: str) -> dict[str, Any]: ...
+
     def agent_state(self) -> dict[str, Any]: ...
 
     def set_agent_state(self, state: str, reason_code: str) -> dict[str, Any]: ...
@@ -112,6 +114,11 @@ class ApiClient:
     def agent_codes(self) -> dict[str, Any]:
         """Reason and disposition codes, whether a disposition is required, the ACW limit."""
         return _as_object(self._request("GET", "/api/agent/codes"))
+
+    def pause_reason(self, interaction_id: str, code: str) -> dict[str, Any]:
+        """The reason for his latest pause of this call, sent after the pause (agent_app.pause_reason)."""
+        path = f"/api/interactions/{quote(interaction_id, safe='')}/pause-reason"
+        return _as_object(self._request("POST", path, json={"reason": code}))
 
     def agent_state(self) -> dict[str, Any]:
         return _as_object(self._request("GET", "/api/agent/state"))

@@ -113,6 +113,10 @@ class AgentCodes:
     disposition_required: bool = False
     acw_limit_seconds: float | None = None
     may_play_own: bool = False  # the admin lets his team play its own recordings (web player)
+    # Why he pauses (agent_app.pause_reason): the admin's pause codes, and whether his team must
+    # name one. Asked after the pause is sent, never before (the pause is never held up).
+    pause_reasons: tuple[CodeOption, ...] = ()
+    pause_reason_required: bool = False
     loaded: bool = False
 
 
@@ -552,6 +556,10 @@ def parse_codes(raw: Any) -> AgentCodes:
             disposition_required=bool(data.get("disposition_required", False)),
             acw_limit_seconds=None if limit is None else float(limit),
             may_play_own=bool(data.get("may_play_own_recordings", False)),
+            pause_reasons=tuple(
+                CodeOption(str(c["code"]), str(c["label"])) for c in data.get("pause_codes", [])
+            ),
+            pause_reason_required=bool(data.get("pause_reason_required", False)),
             loaded=True,
         )
     except (KeyError, TypeError, ValueError) as exc:

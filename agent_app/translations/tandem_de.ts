@@ -307,22 +307,22 @@
         <translation>Aufnahme pausieren oder fortsetzen (Alt+P)</translation>
     </message>
     <message>
-        <location filename="../widgets/main_window.py" line="154"/>
+        <location filename="../widgets/main_window.py" line="156"/>
         <source>&amp;Done</source>
         <translation>&amp;Fertig</translation>
     </message>
     <message>
-        <location filename="../widgets/main_window.py" line="155"/>
+        <location filename="../widgets/main_window.py" line="157"/>
         <source>Done</source>
         <translation>Fertig</translation>
     </message>
     <message>
-        <location filename="../widgets/main_window.py" line="157"/>
+        <location filename="../widgets/main_window.py" line="159"/>
         <source>Log &amp;out</source>
         <translation>A&amp;bmelden</translation>
     </message>
     <message>
-        <location filename="../widgets/main_window.py" line="159"/>
+        <location filename="../widgets/main_window.py" line="161"/>
         <source>Log out</source>
         <translation>Abmelden</translation>
     </message>
@@ -342,7 +342,7 @@
         <translation>Eine kleine Leiste immer im Vordergrund statt dieses Fensters</translation>
     </message>
     <message>
-        <location filename="../widgets/main_window.py" line="231"/>
+        <location filename="../widgets/main_window.py" line="233"/>
         <source>Screen recorder problem</source>
         <translation>Problem mit dem Bildschirmrekorder</translation>
     </message>
@@ -357,14 +357,57 @@
         <translation>Pause oder Fortsetzen aus jedem Programm: %1</translation>
     </message>
     <message>
-        <location filename="../widgets/main_window.py" line="482"/>
+        <location filename="../widgets/main_window.py" line="487"/>
         <source>Tandem is still running</source>
         <translation>Tandem läuft weiter</translation>
     </message>
     <message>
-        <location filename="../widgets/main_window.py" line="483"/>
+        <location filename="../widgets/main_window.py" line="488"/>
         <source>You are logged in. Use the tray icon to log out.</source>
         <translation>Sie sind angemeldet. Abmelden über das Symbol im Infobereich.</translation>
+    </message>
+</context>
+<context>
+    <name>PauseReasonDialog</name>
+    <message>
+        <location filename="../widgets/pause_reason_dialog.py" line="27"/>
+        <source>Your team must give a reason for every pause: choose one and press Enter.</source>
+        <translation>Ihr Team muss für jede Pause einen Grund angeben: wählen Sie einen aus und drücken Sie die Eingabetaste.</translation>
+    </message>
+    <message>
+        <location filename="../widgets/pause_reason_dialog.py" line="30"/>
+        <source>Choose one of the reasons in the list.</source>
+        <translation>Wählen Sie einen der Gründe in der Liste.</translation>
+    </message>
+    <message>
+        <location filename="../widgets/pause_reason_dialog.py" line="42"/>
+        <source>Why did you pause?</source>
+        <translation>Warum haben Sie pausiert?</translation>
+    </message>
+    <message>
+        <location filename="../widgets/pause_reason_dialog.py" line="47"/>
+        <source>The recording is paused. Choose the reason and press Enter.</source>
+        <translation>Die Aufnahme ist pausiert. Wählen Sie den Grund und drücken Sie die Eingabetaste.</translation>
+    </message>
+    <message>
+        <location filename="../widgets/pause_reason_dialog.py" line="49"/>
+        <source>The recording is paused. Choose the reason and press Enter, or Escape for none.</source>
+        <translation>Die Aufnahme ist pausiert. Wählen Sie den Grund und drücken Sie die Eingabetaste, oder Escape für keinen.</translation>
+    </message>
+    <message>
+        <location filename="../widgets/pause_reason_dialog.py" line="55"/>
+        <source>Pause reason</source>
+        <translation>Pausengrund</translation>
+    </message>
+    <message>
+        <location filename="../widgets/pause_reason_dialog.py" line="67"/>
+        <source>Save reason</source>
+        <translation>Grund speichern</translation>
+    </message>
+    <message>
+        <location filename="../widgets/pause_reason_dialog.py" line="71"/>
+        <source>No reason</source>
+        <translation>Kein Grund</translation>
     </message>
 </context>
 <context>

@@ -68,6 +68,7 @@ from agent_app.widgets.call_panel import CallPanel
 from agent_app.widgets.health_panel import HealthPanel
 from agent_app.widgets.login import LoginWidget
 from agent_app.widgets.logout_confirm import ask_logout
+from agent_app.widgets.pause_reason_mixin import PauseReasonMixin
 from agent_app.widgets.remember_me import RememberMe
 from agent_app.widgets.state_selector import StateSelector
 from agent_app.widgets.workspace_state import WorkspaceStateMixin
@@ -85,7 +86,7 @@ def _message(exc: Exception) -> str:
     return f"Unexpected error: {exc}"
 
 
-class MainWindow(WorkspaceStateMixin, CallBarModeMixin, QMainWindow):
+class MainWindow(WorkspaceStateMixin, CallBarModeMixin, PauseReasonMixin, QMainWindow):
     hotkey_pressed = Signal()  # emitted on the hotkey's thread, delivered on the Qt thread
 
     def __init__(
@@ -103,6 +104,7 @@ class MainWindow(WorkspaceStateMixin, CallBarModeMixin, QMainWindow):
         self._health: RecorderReport | None = None
         self._quitting = False
         self.hotkey: hotkey.GlobalHotKey | None = None
+        self.pause_reason_dialog = None  # the chooser open after a pause (PauseReasonMixin)
         self.model = DesktopModel(clock=self.services.clock)
         self.runner = TaskRunner(self)
         self.relay = EventRelay(self)
@@ -353,6 +355,7 @@ class MainWindow(WorkspaceStateMixin, CallBarModeMixin, QMainWindow):
         # The worker is serial, so a login still in flight finishes before this logout runs.
         api, channel = self._api or self._login_api, self._channel
         self._api, self._login_api, self._channel = None, None, None
+        self._dismiss_pause_reason()  # no session left to send a reason with
         self._session += 1
         session = self._session
 
@@ -396,6 +399,8 @@ class MainWindow(WorkspaceStateMixin, CallBarModeMixin, QMainWindow):
             self._dispatch(PauseRequested())
             if self.model.state.pending == Pending.PAUSING:
                 self._call_action(lambda: api.pause(call.interaction_id))
+                # Then why: the pause is already on its way (agent_app.pause_reason).
+                self._ask_pause_reason(call.interaction_id)
 
     def _on_done_clicked(self) -> None:
         self._finish_acw()  # with the ACW panel's disposition and notes (workspace_state)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
@@ -184,3 +185,37 @@ def test_a_reason_given_with_the_pause_or_after_it_is_stored_and_shown_on_the_ti
         ("agent1", "", "paused by the agent"),
         ("agent1", "Health data", "paused by the agent: Health data"),
     ]
+
+
+def test_the_desktop_client_pauses_then_sends_the_reason(client: TestClient, tmp_path: Path) -> None:
+    """agent_app's own REST client against the real routes: the pause, then its reason, in the
+    order the desktop's single worker sends them; the codes it reads for the chooser."""
+    from agent_app.api_client import ApiClient
+    from agent_app.errors import ApiError
+    from agent_app.model import CodeOption, parse_codes
+
+    h = admin(client)
+    assert (
+        client.put("/api/admin/codes/pause/CARD", headers=h, json={"label": "Card payment"}).status_code
+        == 200
+    )
+
+    def forward(request: httpx.Request) -> httpx.Response:  # the desktop's httpx onto the app
+        answer = client.request(
+            request.method,
+            request.url.raw_path.decode(),
+            headers=dict(request.headers),
+            content=request.content,
+        )
+        return httpx.Response(answer.status_code, headers=dict(answer.headers), content=answer.content)
+
+    desktop = ApiClient("http://testserver", transport=httpx.MockTransport(forward))
+    desktop.login("agent1", PASSWORD, "1001")
+    iid = live_call(client, tmp_path, "c-d")
+    codes = parse_codes(desktop.agent_codes())
+    assert codes.pause_reasons == (CodeOption("CARD", "Card payment"),) and not codes.pause_reason_required
+    assert desktop.pause(iid).paused
+    assert desktop.pause_reason(iid, "CARD")["label"] == "Card payment"
+    with pytest.raises(ApiError, match="is not a pause reason in use"):
+        desktop.pause_reason(iid, "LUNCH")
+    assert spans(client, iid) == [("agent", "CARD", "Card payment", "agent1")]

@@ -70,6 +70,7 @@ class FakeApi:
             "agent_state": {"state": "ready", "reason_code": None},
             "set_agent_state": {"state": "ready", "reason_code": None},
             "wrapup": call_info(phase="done", voice="stopped"),
+            "pause_reason": {"code": "", "label": ""},
         }
 
     def _answer(self, name: str, *args: Any) -> Any:
@@ -114,6 +115,10 @@ class FakeApi:
 
     def agent_state(self) -> dict[str, Any]:
         result: dict[str, Any] = self._answer("agent_state")
+        return result
+
+    def pause_reason(self, interaction_id: str, code: str) -> dict[str, Any]:
+        result: dict[str, Any] = self._answer("pause_reason", interaction_id, code)
         return result
 
     def set_agent_state(self, state: str, reason_code: str) -> dict[str, Any]:
