@@ -100,7 +100,8 @@ def test_admin_sets_pause_reasons_and_the_player_shows_who_paused_and_why(tmp_pa
             page.fill("#agent-code-label", "Card payment")
             page.click("#agent-code-save")
             page.wait_for_function(
-                "() => document.getElementById('agent-codes-status').textContent.startsWith('Saved: Pause reason CARD')"
+                "(p) => document.getElementById('agent-codes-status').textContent.startsWith(p)",
+                arg="Saved: Pause reason CARD",
             )
             # Blue must give a reason; every other team may leave it out (the default).
             page.wait_for_function("() => document.getElementById('pause-status').textContent === ''")
