@@ -56,7 +56,9 @@ def _desktop(width: int, height: int, rng: np.random.Generator) -> np.ndarray:
     return page
 
 
-def write_segment(path: Path, index: int, fps: float, seconds: float, size: tuple[int, int]) -> int:
+def write_segment(
+    path: Path, index: int, fps: float, seconds: float, size: tuple[int, int], keyframe_seconds: float
+) -> int:
     """One recorder segment: frames at ``1/fps`` from pts 0, each one a change (a glyph typed),
     the page scrolled a line every 10 s. Returns the number of frames."""
     from recorder_service.encoder import ScreenEncoder
@@ -64,7 +66,7 @@ def write_segment(path: Path, index: int, fps: float, seconds: float, size: tupl
     width, height = size
     rng = np.random.default_rng(index)
     page = _desktop(width, height, rng)
-    encoder = ScreenEncoder(path, fps=fps, keyframe_interval=SEGMENT_SECONDS)
+    encoder = ScreenEncoder(path, fps=fps, keyframe_interval=keyframe_seconds)
     cursor_x, cursor_y = 8, height - 40
     frames = round(seconds * fps)
     for n in range(frames):
@@ -97,10 +99,17 @@ def make_input(
     size: tuple[int, int],
     segment_seconds: float = SEGMENT_SECONDS,
     jobs: int = 2,
+    keyframe_seconds: float = SEGMENT_SECONDS,
 ) -> dict[str, Any]:
     """Segments, voice WAV and voice AAC under ``work`` (reused when the manifest matches)."""
     manifest_path = work / "manifest.json"
-    wanted = {"seconds": seconds, "fps": fps, "size": list(size), "segment_seconds": segment_seconds}
+    wanted = {
+        "seconds": seconds,
+        "fps": fps,
+        "size": list(size),
+        "segment_seconds": segment_seconds,
+        "keyframe_seconds": keyframe_seconds,
+    }
     if manifest_path.exists():
         manifest: dict[str, Any] = json.loads(manifest_path.read_text())
         if manifest["params"] == wanted:
@@ -112,7 +121,15 @@ def make_input(
     paths = [work / f"seg-{i:03d}.mp4" for i in range(count)]
     with ProcessPoolExecutor(max_workers=jobs) as pool:
         frames = list(
-            pool.map(write_segment, paths, range(count), [fps] * count, [length] * count, [size] * count)
+            pool.map(
+                write_segment,
+                paths,
+                range(count),
+                [fps] * count,
+                [length] * count,
+                [size] * count,
+                [keyframe_seconds] * count,
+            )
         )
     segments = [
         {
@@ -294,13 +311,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--fps", type=float, default=5.0)
     parser.add_argument("--size", default="1280x720")
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument(
+        "--keyframe-seconds",
+        type=float,
+        default=SEGMENT_SECONDS,
+        help="the recorder's keyframe interval (its default: 60 s, one per segment)",
+    )
     parser.add_argument("--worker", nargs=2, type=Path, metavar=("MANIFEST", "OUT"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.worker:
         worker(*args.worker)
         return 0
     width, height = (int(v) for v in args.size.split("x"))
-    manifest = make_input(args.work, args.seconds, args.fps, (width, height))
+    manifest = make_input(
+        args.work, args.seconds, args.fps, (width, height), keyframe_seconds=args.keyframe_seconds
+    )
     print(
         f"input: {len(manifest['segments'])} segments, {manifest['frames']} frames, "
         f"{sum(s['bytes'] for s in manifest['segments']) / 1e6:.1f} MB (made in {manifest['made_in_s']} s)",

@@ -157,9 +157,18 @@ OPEN_JS = """() => new Promise((resolve, reject) => {
     seen.disconnect();
     const element = performance.now() - start;
     let meta = null;
+    let data = null;
     v.addEventListener('loadedmetadata', () => { meta = performance.now() - start; }, {once: true});
+    v.addEventListener('loadeddata', () => { data = performance.now() - start; }, {once: true});
     v.requestVideoFrameCallback(() => {
-      clearTimeout(timer); resolve([element, meta, performance.now() - start]);
+      clearTimeout(timer);
+      // Where the time went: each request of this open (Resource Timing, same clock as start).
+      const requests = performance.getEntriesByType('resource')
+        .filter((e) => e.startTime >= start && e.name.includes('/api/interactions/hour'))
+        .map((e) => [new URL(e.name).pathname.replace('/api/interactions/hour', '') || '/',
+                     e.startTime - start, e.responseStart - start, e.responseEnd - start]);
+      performance.clearResourceTimings();
+      resolve([element, meta, performance.now() - start, requests, data]);
     });
   });
   seen.observe(box, {childList: true});
@@ -179,8 +188,10 @@ SEEK_JS = """(target) => new Promise((resolve, reject) => {
 })"""
 
 
-def bench_browser(wav: Path, mp4: Path, work: Path, opens: int, seeks: int) -> dict[str, Any]:
-    from tests.e2e.browser import chromium, log_in, new_page
+def bench_browser(
+    wav: Path, mp4: Path, work: Path, opens: int, seeks: int, keyframe_seconds: float = KEYFRAME_SECONDS
+) -> dict[str, Any]:
+    from tests.e2e.browser import chromium, log_in, new_page, wait_recordings_loaded
     from tests.e2e.harness import run_server
 
     data = work / "server"
@@ -199,10 +210,22 @@ def bench_browser(wav: Path, mp4: Path, work: Path, opens: int, seeks: int) -> d
                 ".then((r) => r.arrayBuffer()).then((b) => b.byteLength)"
             )
             open_ms, element_ms, meta_ms = [], [], []
+            # ms from the route set to each request's start / first byte / end (the first of a kind)
+            phases: dict[str, list[float]] = {}
+            media_requests: list[int] = []
             for _ in range(opens):
                 page.evaluate("() => { location.hash = '#/recordings'; }")
-                page.wait_for_selector("#view-recordings", state="visible")
-                element, meta, framed = page.evaluate(OPEN_JS)
+                # Opened as a user does: from the list, once it shows the recording's row.
+                wait_recordings_loaded(page)
+                element, meta, framed, requests, data = page.evaluate(OPEN_JS)
+                phases.setdefault("loadeddata", []).append(data if data is not None else framed)
+                for path, began, first_byte, done in requests:
+                    name = "summary" if path == "/" else path.strip("/").replace("/", "_")
+                    if path == "/" or path.startswith("/media/"):
+                        phases.setdefault(f"{name}_start", []).append(began)
+                        phases.setdefault(f"{name}_first_byte", []).append(first_byte)
+                        phases.setdefault(f"{name}_end", []).append(done)
+                media_requests.append(sum(1 for r in requests if r[0].startswith("/media/")))
                 element_ms.append(element)
                 meta_ms.append(meta if meta is not None else framed)
                 open_ms.append(framed)
@@ -215,8 +238,14 @@ def bench_browser(wav: Path, mp4: Path, work: Path, opens: int, seeks: int) -> d
             for _ in range(seeks):
                 target = rng.uniform(0, HOUR - 5)
                 seeked, framed = page.evaluate(SEEK_JS, target)
-                after_key = target % KEYFRAME_SECONDS
-                (near if after_key < 15 else far if after_key >= 45 else []).append(framed)
+                after_key = target % keyframe_seconds
+                (
+                    near
+                    if after_key < keyframe_seconds / 4
+                    else far
+                    if after_key >= keyframe_seconds * 3 / 4
+                    else []
+                ).append(framed)
                 seek_frame.append(framed)
                 slow.append((round(framed), round(after_key, 1)))
                 seek_seeked.append(seeked if seeked is not None else framed)
@@ -226,14 +255,16 @@ def bench_browser(wav: Path, mp4: Path, work: Path, opens: int, seeks: int) -> d
         "open_api_ms_p50": round(statistics.median(element_ms), 1),
         "open_metadata_ms_p50": round(statistics.median(meta_ms), 1),
         "open_ms_p50": round(statistics.median(open_ms), 1),
+        "open_phases_ms_p50": {k: round(statistics.median(v), 1) for k, v in phases.items()},
+        "open_media_requests_p50": statistics.median(media_requests) if media_requests else None,
         "open_ms_p95": round(pct(open_ms, 0.95), 1),
         "open_ms_max": round(max(open_ms), 1),
         "seek_frame_ms_p50": round(statistics.median(seek_frame), 1),
         "seek_frame_ms_p95": round(pct(seek_frame, 0.95), 1),
         "seek_seeked_ms_p95": round(pct(seek_seeked, 0.95), 1),
         "seek_ms_max": round(max(seek_frame), 1),
-        "seek_ms_median_0_15s_after_keyframe": round(statistics.median(near), 1) if near else None,
-        "seek_ms_median_45_60s_after_keyframe": round(statistics.median(far), 1) if far else None,
+        "seek_ms_median_first_quarter_of_gop": round(statistics.median(near), 1) if near else None,
+        "seek_ms_median_last_quarter_of_gop": round(statistics.median(far), 1) if far else None,
         "slowest_seeks_ms_and_s_after_keyframe": sorted(slow, reverse=True)[:6],
         "opens": opens,
         "seeks": seeks,
@@ -247,12 +278,26 @@ def main() -> None:
     parser.add_argument("--opens", type=int, default=20)
     parser.add_argument("--seeks", type=int, default=60)
     parser.add_argument("--no-browser", action="store_true", help="peaks only")
+    parser.add_argument(
+        "--keyframe-seconds",
+        type=float,
+        default=KEYFRAME_SECONDS,
+        help="the played file's keyframe interval (seeks are grouped by their place in it)",
+    )
+    parser.add_argument(
+        "--muxed",
+        type=Path,
+        help="play this muxed file instead of the generated one: e.g. the 5-fps file our mux made of "
+        "recorder segments in benchmarks/playback/mux_bench.py (<its --work>/ours.mp4; same voice)",
+    )
     args = parser.parse_args()
     wav, mp4 = make_media(args.work)
+    mp4 = args.muxed or mp4
     print("peaks, 1 h stereo 8 kHz:", json.dumps(bench_peaks(wav, args.peaks_runs)))
     if not args.no_browser:
         print(
-            "chromium, 1 h recording:", json.dumps(bench_browser(wav, mp4, args.work, args.opens, args.seeks))
+            "chromium, 1 h recording:",
+            json.dumps(bench_browser(wav, mp4, args.work, args.opens, args.seeks, args.keyframe_seconds)),
         )
 
 

@@ -365,6 +365,44 @@ function renderVoiceFiles(summary) {
   box.hidden = links.length === 0;
 }
 
+// The file the player plays: the screen and voice muxed in one, else the voice alone.
+function playedKind(media) {
+  return media.includes("muxed") ? "muxed" : media.includes("voice") ? "voice" : null;
+}
+
+// Opened from the recordings list, the list's row already says which files the interaction has
+// (app.js renders its media as the row's last cell). The media element then starts fetching the
+// file side by side with the summary instead of after it (route → first frame: the summary's
+// round trip off the critical path, benchmarks/RESULTS.md); the summary still decides what is
+// played. A deep link, or a list that does not name this id, waits for the summary.
+function listedKind(id) {
+  const row = [...document.querySelectorAll("#recordings tbody tr")].find((r) => r.dataset.id === id);
+  const last = row && row.cells[row.cells.length - 1];
+  return last ? playedKind(last.textContent.split(",").map((kind) => kind.trim())) : null;
+}
+
+function createMedia(kind, src, isCurrent) {
+  const el = document.createElement(kind === "muxed" ? "video" : "audio");
+  el.id = "player";
+  el.controls = true;
+  el.preload = "metadata";
+  el.defaultPlaybackRate = currentSpeed();
+  el.addEventListener("error", async () => {
+    const status = await mediaStatus(src);
+    if (isCurrent() && $("player") === el) showError(messageFor(status));
+  });
+  el.src = src;
+  $("player-box").append(el);
+  return el;
+}
+
+function discardMedia(el) {
+  if (!el) return;
+  el.removeAttribute("src");
+  el.load(); // aborts the pending download
+  el.remove();
+}
+
 // `isCurrent` tells whether the user is still on this route, so a slow answer cannot overwrite
 // the view the user moved on to. `query` is the route's query: t=<seconds> opens at that time.
 export async function showPlayer(id, isCurrent, query = "") {
@@ -372,17 +410,23 @@ export async function showPlayer(id, isCurrent, query = "") {
   resetView();
   const base = `/api/interactions/${encodeURIComponent(id)}`;
   // The interaction (its read is audited as such) and the player's timeline are asked for side by
-  // side; the media element starts as soon as the interaction says which file to play.
+  // side; the media element starts at once when the list named the file, else when the summary does.
   const timelineAnswer = api("GET", `${base}/timeline`);
   timelineAnswer.catch(() => {}); // handled below; a refusal of both is shown once
+  const earlyKind = listedKind(id);
+  const early = earlyKind ? { kind: earlyKind, el: createMedia(earlyKind, `${base}/media/${earlyKind}`, isCurrent) } : null;
   let summary;
   try {
     summary = await api("GET", base);
   } catch (err) {
+    if (early) discardMedia(early.el);
     if (isCurrent()) showError(messageFor(err.status, err.message));
     return;
   }
-  if (!isCurrent()) return;
+  if (!isCurrent()) {
+    if (early && $("player") === early.el) discardMedia(early.el);
+    return;
+  }
   $("player-title").textContent =
     `${summary.agent || summary.dn} — ${summary.caller || "unknown caller"}, ${localDateTime(summary.started_at)}`;
   renderDetails(summary);
@@ -390,17 +434,14 @@ export async function showPlayer(id, isCurrent, query = "") {
   showShare(id, summary.media || []); // share links (share.js), for the roles that may share
 
   const media = summary.media || [];
-  const kind = media.includes("muxed") ? "muxed" : media.includes("voice") ? "voice" : null;
+  const kind = playedKind(media);
+  if (early && early.kind !== kind) discardMedia(early.el); // the list was out of date
   if (!kind) {
     showError(MESSAGES.none);
     return;
   }
   const src = `${base}/media/${kind}`;
-  const el = document.createElement(kind === "muxed" ? "video" : "audio");
-  el.id = "player";
-  el.controls = true;
-  el.preload = "metadata";
-  el.defaultPlaybackRate = currentSpeed();
+  const el = early && early.kind === kind ? early.el : createMedia(kind, src, isCurrent);
   current = {
     id, el, kind, origin: summary.media_started_at ?? summary.answered_at ?? summary.started_at, timeline: null,
     items: { points: [], spans: [] }, silent: [], bookmarks: [], wavesurfer: null, audio: null,
@@ -421,7 +462,7 @@ export async function showPlayer(id, isCurrent, query = "") {
     if (current === mine && isCurrent()) showError(messageFor(err.status, err.message));
     return false;
   });
-  el.addEventListener("loadedmetadata", async () => {
+  const onMetadata = async () => {
     if (current !== mine) return;
     el.playbackRate = currentSpeed();
     const start = deepLinkTime(query);
@@ -442,16 +483,13 @@ export async function showPlayer(id, isCurrent, query = "") {
     setupVolumes(names);
     if (answer) drawWaveform(answer);
     el.dispatchEvent(new Event("tandem-ready"));
-  }, { once: true });
+  };
+  // An element started early may have read the file's index before the summary came.
+  if (el.readyState >= HTMLMediaElement.HAVE_METADATA) onMetadata();
+  else el.addEventListener("loadedmetadata", onMetadata, { once: true });
   el.addEventListener("timeupdate", onTimeUpdate);
   el.addEventListener("play", updateClock);
   el.addEventListener("pause", updateClock);
-  el.addEventListener("error", async () => {
-    const status = await mediaStatus(src);
-    if (isCurrent()) showError(messageFor(status));
-  });
-  el.src = src;
-  $("player-box").append(el);
   $("player-controls").hidden = false;
 
   const download = $("player-download");
