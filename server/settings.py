@@ -106,7 +106,9 @@ class Settings(BaseSettings):
     segment_start_slack_seconds: float = Field(2.0, ge=0)
     segment_end_slack_seconds: float = Field(5.0, ge=0)
     segment_max_bytes: int = Field(512 * 1024**2, gt=0)
-    segment_upload_expiry_hours: float = Field(24.0, gt=0)
+    # At least an hour: a partial must outlive any outage the recorder rides out in backoff (issue
+    # 12: 5 minutes), or every byte of it is sent again.
+    segment_upload_expiry_hours: float = Field(24.0, ge=1.0)
     secure_cookies: bool = False  # set true when served over HTTPS
     max_upload_bytes: int = Field(4 * 1024**3, gt=0)
     auto_migrate: bool = True
