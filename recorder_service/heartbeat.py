@@ -22,12 +22,12 @@ import shutil
 import socket
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from importlib import metadata
 from pathlib import Path
 from typing import Any, TypeVar
 
 from recorder_service.clock import ClockSync
 from recorder_service.quota import DiskUsage, quota_problem
+from recorder_service.updater.layout import install_root, installed_version, update_summary
 from tandem_protocol.events import ClientMessageType, Envelope, EventType
 from tandem_protocol.recorder_health import STATES, Heartbeat, UploadProgress
 from tandem_protocol.recorder_policy import PolicyError, RecorderPolicy
@@ -46,6 +46,7 @@ class HealthSources:
     last_error: Callable[[], str]
     disk: Callable[[], tuple[int, float]]  # (free bytes, free percent) where the spool lives
     clock: Callable[[], tuple[float | None, float | None]]  # (offset, accuracy); None: not synced
+    update: Callable[[], tuple[str, str]] = lambda: ("", "")  # the PC's last update check (state, why)
 
 
 def build_heartbeat(sources: HealthSources, *, version: str, host: str, interval: float) -> Heartbeat:
@@ -68,6 +69,7 @@ def build_heartbeat(sources: HealthSources, *, version: str, host: str, interval
     disk = read("disk", sources.disk, no_disk)
     offset, accuracy = read("clock", sources.clock, no_clock)
     error = read("last error", sources.last_error, "")
+    update_state, update_detail = read("update state", sources.update, ("", ""))
     return Heartbeat(
         version=version,
         state=state,
@@ -82,17 +84,13 @@ def build_heartbeat(sources: HealthSources, *, version: str, host: str, interval
         clock_offset=offset,
         clock_accuracy=accuracy,
         interval=interval,
+        update_state=update_state,
+        update_detail=update_detail,
     )
 
 
 def recorder_version() -> str:
-    # a stamp in the environment first: the e2e test's fake bundles run the source tree as 0.1.0, 0.2.0
-    if os.environ.get("TANDEM_RECORDER_VERSION"):
-        return os.environ["TANDEM_RECORDER_VERSION"]
-    try:
-        return metadata.version("tandem-recording")
-    except metadata.PackageNotFoundError:  # a bundle without its dist-info
-        return "unknown"
+    return installed_version()
 
 
 def host_name() -> str:
@@ -194,6 +192,7 @@ def service_sources(
         last_error=last_error,
         disk=lambda: disk_free(spool_root),
         clock=lambda: (clock.offset, clock.accuracy) if clock.synced else (None, None),
+        update=lambda: update_summary(install_root()),
     )
 
 

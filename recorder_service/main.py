@@ -186,7 +186,8 @@ def cmd_run(config: RecorderConfig, settings: AgentSettings) -> int:
 
 def _self_update() -> SelfUpdate:
     from recorder_service.updater.activity_file import activity_dir
-    from recorder_service.updater.in_recorder import install_root, running_version
+    from recorder_service.updater.in_recorder import running_version
+    from recorder_service.updater.layout import install_root
 
     root, version = install_root(), running_version()
     if root is not None:

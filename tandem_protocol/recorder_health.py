@@ -37,6 +37,10 @@ class Heartbeat:
     clock_offset: float | None = None  # server − local, None before the first time.pong
     clock_accuracy: float | None = None  # ± seconds: half the round trip of the sample in use
     interval: float = 15.0  # seconds until the next heartbeat (the policy's, as this recorder has it)
+    # the PC's last self-update check (recorder_service/updater/system.py): off, up_to_date,
+    # waiting, applied, refused, rolled_back, failed; "" if none ran; and its one-line reason
+    update_state: str = ""
+    update_detail: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -87,6 +91,8 @@ class Heartbeat:
             clock_offset=_real(raw, "clock_offset"),
             clock_accuracy=accuracy,
             interval=15.0 if interval is None else interval,
+            update_state=_text(raw, "update_state", 20),
+            update_detail=_text(raw, "update_detail", 300),
         )
 
 

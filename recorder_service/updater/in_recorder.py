@@ -28,12 +28,11 @@ from typing import NoReturn
 
 from recorder_service.updater.activity_file import ActivityRecord, now, remove_record, state_of, write_record
 from recorder_service.updater.apply import current_version, failed_versions
+from recorder_service.updater.layout import installed_version
 from recorder_service.updater.policy import Activity
 
 log = logging.getLogger(__name__)
 
-INSTALL_ROOT_ENV = "TANDEM_INSTALL_ROOT"  # tests; a bundle finds its root from its own path
-VERSION_ENV = "TANDEM_RECORDER_VERSION"  # the fake bundles of the e2e test stamp their version here
 REEXEC_ENV = "TANDEM_REEXEC_TO"
 REWRITE_SECONDS = 10.0
 
@@ -43,31 +42,9 @@ def program_in(root: Path) -> Path:
     return root / "current" / "tandem-recorder" / name
 
 
-def install_root(env: Mapping[str, str] | None = None) -> Path | None:
-    """The install root whose ``versions/<v>/tandem-recorder/`` this program runs from, or None
-    (a source checkout, an old flat install): then the recorder never re-executes."""
-    env = os.environ if env is None else env
-    if env.get(INSTALL_ROOT_ENV):
-        return Path(env[INSTALL_ROOT_ENV])
-    if getattr(sys, "frozen", False):
-        exe = Path(sys.executable).resolve()  # through current -> versions/<v>
-        if len(exe.parents) > 3 and exe.parents[2].name == "versions":
-            return exe.parents[3]
-    return None
-
-
 def running_version(env: Mapping[str, str] | None = None) -> str:
     """This process's version as the install tree names it (the directory under versions/)."""
-    env = os.environ if env is None else env
-    if env.get(VERSION_ENV):
-        return env[VERSION_ENV]
-    if getattr(sys, "frozen", False):
-        exe = Path(sys.executable).resolve()
-        if len(exe.parents) > 3 and exe.parents[2].name == "versions":
-            return exe.parents[1].name
-    from recorder_service.heartbeat import recorder_version
-
-    return recorder_version()
+    return installed_version(env)
 
 
 class SelfUpdate:

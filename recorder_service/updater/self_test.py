@@ -70,6 +70,7 @@ def self_test(server_url: str | None) -> tuple[bool, list[str]]:
             lines.append(f"FAIL server {server_url}: {exc}")
     else:
         lines.append("skip server: no server URL configured")
-    lines.append(f"{'healthy' if ok else 'UNHEALTHY'}: tandem-recorder {version}")
+    who = f" (uid {os.getuid()})" if hasattr(os, "getuid") else ""
+    lines.append(f"{'healthy' if ok else 'UNHEALTHY'}: tandem-recorder {version}{who}")
     report_health(version, ok)  # for an updater that passes TANDEM_UPDATE_HEALTH_FILE
     return ok, lines

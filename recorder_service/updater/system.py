@@ -39,7 +39,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import json
 import logging
 import os
 import shutil
@@ -52,7 +51,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from recorder_service.machine_config import load_machine_settings
-from recorder_service.updater import activity_file
+from recorder_service.updater import activity_file, layout
 from recorder_service.updater.apply import (
     ApplyError,
     current_version,
@@ -62,14 +61,14 @@ from recorder_service.updater.apply import (
     versions_dir,
 )
 from recorder_service.updater.cycle import CheckResult
-from recorder_service.updater.in_recorder import INSTALL_ROOT_ENV, program_in
+from recorder_service.updater.in_recorder import program_in
+from recorder_service.updater.layout import INSTALL_ROOT_ENV
 from recorder_service.updater.policy import Readiness, UpdatePolicyError, UpdateSettings, choose_release
 from recorder_service.updater.sources import load_update_settings
 from recorder_service.updater.tuf_client import ReleaseClient, UpdateRefused
 
 log = logging.getLogger(__name__)
 
-STATE_FILE = "update-state.json"
 CACHE_ENV = "TANDEM_UPDATE_CACHE"
 SELF_TEST_USER = "nobody"
 # Another user for the self-test, or "-" for the updater's own (tests whose Python lives under
@@ -209,32 +208,34 @@ def _collect_garbage(root: Path, keep: set[str]) -> None:
             log.info("removed old version %s", path.name)
 
 
+def _own_by_root(tree: Path) -> None:
+    """As root, the unpacked files belong to root whatever uid the archive carries (a bundle built
+    by a CI user must not be writable by a local user of that uid). The tar "data" filter already
+    cleared group/other write and setuid bits."""
+    if not hasattr(os, "geteuid") or os.geteuid() != 0:
+        return
+    for folder, dirs, files in os.walk(tree):
+        for name in [*dirs, *files]:
+            os.lchown(os.path.join(folder, name), 0, 0)
+    os.lchown(tree, 0, 0)
+
+
 def _mark_failed(root: Path, version: str, why: str) -> None:
     shutil.rmtree(versions_dir(root) / version, ignore_errors=True)
     (versions_dir(root) / f"{version}.failed").write_text(why + "\n")
 
 
 def write_state(root: Path, result: CheckResult, current: str | None) -> None:
-    state = {
-        "state": result.state,
-        "reason": result.reason,
-        "version": result.version,
-        "current": current,
-        "checked_at": time.time(),
-    }
-    tmp = root / f".{STATE_FILE}.tmp"
-    with contextlib.suppress(OSError):
-        tmp.write_text(json.dumps(state))
-        tmp.chmod(0o644)  # every user's recorder reads it for its heartbeat
-        os.replace(tmp, root / STATE_FILE)
-
-
-def read_state(root: Path) -> dict[str, object] | None:
-    try:
-        data = json.loads((root / STATE_FILE).read_text())
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) else None
+    layout.write_state(
+        root,
+        {
+            "state": result.state,
+            "reason": result.reason,
+            "version": result.version,
+            "current": current,
+            "checked_at": time.time(),
+        },
+    )
 
 
 def _gate(cfg: UpdaterConfig) -> Readiness:
@@ -284,6 +285,7 @@ def check(
         unpack(cfg.root, version, downloaded.path)
     except ApplyError as exc:
         return CheckResult("failed", f"{exc}; {current} keeps running", version)
+    _own_by_root(versions_dir(cfg.root) / version)
     (versions_dir(cfg.root) / version / MARKER).write_text(
         hashlib.sha256(downloaded.path.read_bytes()).hexdigest() + "\n"
     )
@@ -297,9 +299,11 @@ def check(
         return CheckResult("waiting", f"{version} installed and self-tested; {ready.reason}", version)
     switch_current(cfg.root, version)
     _collect_garbage(cfg.root, {version, current})
+    last = said.split(" | ")[-1]
     return CheckResult(
         "applied",
-        f"{version} installed, self-tested and current (was {current}); recorders restart into it when idle",
+        f"{version} installed, self-tested ({last}) and current (was {current}); "
+        "recorders restart into it when idle",
         version,
     )
 

@@ -47,6 +47,10 @@ PROBLEMS = {
     "error": "reported an error",
 }
 _RANK = {code: i for i, code in enumerate(PROBLEMS)}
+# Each recorder's latest self-update state from its heartbeat, by token id: (state, detail). Kept in
+# memory, not in recorder_status (no schema change for a figure every heartbeat repeats): after a
+# server restart it is back with each recorder's next heartbeat.
+_UPDATES: dict[int, tuple[str, str]] = {}
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +76,8 @@ class FleetEntry:
     last_error: str
     interval: float | None
     problems: list[str] = field(default_factory=list)
+    update_state: str = ""  # the PC's last self-update check (off, waiting, applied, rolled_back, ...)
+    update_detail: str = ""
 
     def as_dict(self) -> dict[str, Any]:
         out = asdict(self)
@@ -156,6 +162,7 @@ def store_heartbeat(session: Session, token_id: int, user_id: int, beat: Heartbe
     row.interval = beat.interval
     row.last_seen = now
     session.flush()
+    _UPDATES[token_id] = (beat.update_state, beat.update_detail)
 
 
 def fleet(
@@ -240,4 +247,6 @@ def _entry(
         last_error=s.last_error if s else "",
         interval=s.interval if s else None,
         problems=problems,
+        update_state=_UPDATES.get(token.id, ("", ""))[0],
+        update_detail=_UPDATES.get(token.id, ("", ""))[1],
     )

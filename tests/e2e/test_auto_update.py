@@ -124,10 +124,13 @@ class World:
             return None
         return dict(data)
 
-    def fleet_version(self) -> str:
+    def fleet_row(self) -> dict[str, Any]:
         rows = self.admin.get("/api/admin/fleet").json()["recorders"]
         mine = [r for r in rows if r["agent"] == AGENT and r["last_seen"]]
-        return str(mine[0]["version"]) if mine else ""
+        return dict(mine[0]) if mine else {}
+
+    def fleet_version(self) -> str:
+        return str(self.fleet_row().get("version", ""))
 
 
 @pytest.fixture
@@ -162,7 +165,7 @@ def world(tmp_path: Path) -> Iterator[World]:
                 "TANDEM_UPDATE_CACHE": str(tmp_path / "update-cache"),
                 "TANDEM_RECORDER_KEYRING_FILE": str(tmp_path / "keyring.cfg"),
                 # as root (CI), the self-test would run as nobody, who cannot read this Python
-                # under /root: tests/integration/test_update_system.py covers that switch
+                # under /root: tests/integration/test_update_updater_process.py covers that switch
                 "TANDEM_SELF_TEST_USER": "-",
             }
         )
@@ -270,6 +273,9 @@ def test_release_2_waits_for_the_call_and_acw_then_the_recorder_runs_it(
     assert state == "applied", reason
     assert current_version(world.install) == "0.2.0"
     _running(world, recorder, "0.2.0")  # the same process, re-executed into release 2
+    wait_until(
+        lambda: world.fleet_row().get("update_state") == "applied", 60, "the fleet page: update applied"
+    )
     assert "restarting into it" in _log(world)
     # the call's screen was recorded and every segment uploaded by release 1 before it left
     with contextlib.closing(sqlite3.connect(world.server.data_dir / "tandem.db", timeout=30)) as db:
@@ -306,4 +312,7 @@ def test_release_2_waits_for_the_call_and_acw_then_the_recorder_runs_it(
     state, reason = world.update_check()
     assert state == "refused" and "0.3.0 refused" in reason, reason
     record = _running(world, recorder, "0.2.0")
+    wait_until(
+        lambda: world.fleet_row().get("update_state") == "refused", 60, "the fleet page: update refused"
+    )
     assert recorder.poll() is None and record["pid"] == recorder.pid

@@ -200,8 +200,23 @@ def test_problems_come_first_and_filters_and_roles(live: tuple[str, FastAPI]) ->
         now = time.time()
         # agent2's recorder: silent for a minute (offline); agent3's: disk almost full.
         _store(app, *rows["pc-agent2"], now - 60, host="pc-agent2")
-        _store(app, *rows["pc-agent3"], now, host="pc-agent3", state="idle", free_disk_percent=12.0)
+        _store(
+            app,
+            *rows["pc-agent3"],
+            now,
+            host="pc-agent3",
+            state="idle",
+            free_disk_percent=12.0,
+            update_state="rolled_back",
+            update_detail="0.4.0 failed its self-test, 0.3.0 stays",
+        )
         got = fleet(http, admin)
+        # the PC's self-update state rides on the heartbeat to the fleet page
+        assert [(r["update_state"], r["update_detail"]) for r in got["recorders"]] == [
+            ("", ""),
+            ("rolled_back", "0.4.0 failed its self-test, 0.3.0 stays"),
+            ("", ""),
+        ]
         assert [r["host"] for r in got["recorders"]] == ["pc-agent2", "pc-agent3", "pc-agent1"]
         assert [r["problems"] for r in got["recorders"]] == [["offline"], ["low_disk"], []]
         assert got["total"] == 3 and got["with_problems"] == 2

@@ -20,7 +20,8 @@ from recorder_service.updater.activity_file import (
     write_record,
 )
 from recorder_service.updater.apply import switch_current
-from recorder_service.updater.in_recorder import REEXEC_ENV, SelfUpdate, install_root, program_in
+from recorder_service.updater.in_recorder import REEXEC_ENV, SelfUpdate, program_in
+from recorder_service.updater.layout import install_root
 from recorder_service.updater.policy import Activity
 from recorder_service.updater.system import load_updater_config
 

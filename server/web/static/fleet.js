@@ -62,7 +62,7 @@ function row(r, now) {
     cell(r.host || "—", "fleet-host"),
     cell(r.team ? `${agent} · ${r.team}` : agent),
     cell(lastSeen, "num", r.last_seen === null ? "" : new Date(r.last_seen * 1000).toLocaleString()),
-    cell(r.version || "—"),
+    cell((r.version || "—") + (r.update_state ? ` · update ${r.update_state.replace("_", " ")}` : ""), "fleet-version", r.update_detail || ""),
     cell(backlog + upload, "num"),
     cell(disk, "num"),
     cell(clock, "num"),

@@ -14,11 +14,11 @@ import pytest
 
 from recorder_service.updater.apply import switch_current
 from recorder_service.updater.cycle import CheckResult
+from recorder_service.updater.layout import read_state, update_summary
 from recorder_service.updater.system import (
     MARKER,
     _collect_garbage,
     _locked,
-    read_state,
     run_self_test,
     write_state,
 )
@@ -87,3 +87,6 @@ def test_state_file_is_readable_by_every_user(tmp_path: Path) -> None:
     state = read_state(tmp_path)
     assert state is not None and state["state"] == "waiting" and state["current"] == "0.1.0"
     assert (tmp_path / "update-state.json").stat().st_mode & 0o777 == 0o644
+    # what the recorder's heartbeat carries to the fleet page
+    assert update_summary(tmp_path) == ("waiting", "0.2.0 offered; waiting: recorder(s) busy")
+    assert update_summary(None) == ("", "") and update_summary(tmp_path / "nothing") == ("", "")
