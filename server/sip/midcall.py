@@ -32,6 +32,7 @@ from server.sip.recording_request import (
     metadata_parties,
     parties,
 )
+from server.sip.refusals import warning_header
 from server.sip.rs_metadata import parse_metadata
 from server.sip.sdp import AudioStream, build_multistream_answer
 from server.sip.siprec import METADATA_TYPES, RecordingOffer, parse_offer
@@ -220,11 +221,11 @@ class MidCall:
             m.log.warning(
                 "reoffer", "unacceptable re-offer in %s: %s", display_text(call.call_id), exc.reason
             )
-            m.final(txn, exc.status)
+            m.final(txn, exc.status, headers=(warning_header(exc.reason),))
             return
         if problem is not None:
             m.log.warning("reoffer", "re-offer in %s refused: %s", display_text(call.call_id), problem)
-            m.final(txn, 488, reason="Codec Not Decodable")
+            m.final(txn, 488, reason="Codec Not Decodable", headers=(warning_header(problem),))
             return
         at = time.time()  # before the answer leaves: a deferred stream's sample 0 (see uas.on_invite)
         answer = reanswer(offer, call.plan, m.advertised_host, call.media.ports)

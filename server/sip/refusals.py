@@ -73,3 +73,11 @@ def safe_text(value: object, limit: int = MAX_TEXT) -> str:
     text = value if isinstance(value, str) else str(value)
     cleaned = "".join(c if c.isprintable() else "?" for c in text[: limit * 2])
     return cleaned[:limit]
+
+
+def warning_header(text: str, agent: str = "tandem") -> tuple[str, str]:
+    """A ``Warning: 399 tandem "..."`` header (RFC 3261 §20.43: 399 is "miscellaneous", its
+    text for a human) saying why an offer was refused; quotes, backslashes and control
+    characters cannot break out of the quoted string."""
+    cleaned = safe_text(text, MAX_DETAIL).replace("\\", "/").replace('"', "'")
+    return ("warning", f'399 {agent} "{cleaned}"')

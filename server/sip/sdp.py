@@ -35,6 +35,7 @@ class MediaDescription:
     rtpmap: dict[int, str] = field(default_factory=dict)  # PT -> encoding name (upper case)
     direction: str = "sendrecv"
     label: str | None = None  # a=label (RFC 4574): names the stream in SIPREC metadata
+    crypto: list[str] = field(default_factory=list)  # a=crypto values (RFC 4568), keys included
 
 
 @dataclass(slots=True)
@@ -118,6 +119,8 @@ def _attribute(sdp: SessionDescription, media: MediaDescription | None, value: s
             media.rtpmap[int(pt_text)] = encoding.split("/")[0].strip().upper()
     elif value.startswith("label:") and media is not None:
         media.label = value[6:].strip() or None
+    elif value.startswith("crypto:") and media is not None:
+        media.crypto.append(value[7:].strip())
 
 
 def choose_audio(sdp: SessionDescription) -> AudioChoice:
@@ -125,7 +128,7 @@ def choose_audio(sdp: SessionDescription) -> AudioChoice:
     audio = sdp.audio()
     if audio is None:
         raise SdpError("offer has no active audio stream")
-    if not audio.proto.upper().startswith("RTP/"):
+    if audio.proto.upper() not in PLAIN_PROTOCOLS:
         raise SdpError(f"unsupported media protocol {audio.proto!r}")
     host = audio.connection or sdp.connection
     if host is None:
@@ -177,6 +180,24 @@ _RTPMAP_NAMES = {
     COMFORT_NOISE: "CN",
 }
 _HOLD_ADDRESSES = ("0.0.0.0", "::")  # RFC 2543-style hold / RFC 3264 §8.4 "not yet known"
+# RFC 3264 §6: the answer's m= line has the offer's transport protocol, so an offer is only
+# accepted in a protocol we can honour. RTP/AVPF is RTP/AVP plus feedback, which a receiver
+# may simply not send (RFC 4585 §3.2). SRTP: see ``_transport_refusal``.
+PLAIN_PROTOCOLS = ("RTP/AVP", "RTP/AVPF")
+SRTP_PROTOCOLS = ("RTP/SAVP", "RTP/SAVPF")
+
+
+def _transport_refusal(media: MediaDescription) -> str | None:
+    """Why the stream's transport cannot be recorded, or None. Never answered as plain RTP:
+    an SRTP stream decoded as G.711 would be stored as noise, silently."""
+    proto = media.proto.upper()
+    if proto in PLAIN_PROTOCOLS:
+        return None
+    if proto in SRTP_PROTOCOLS:
+        return "SRTP (RTP/SAVP with SDES keys) is not supported"
+    if "DTLS" in proto or proto.startswith("UDP/TLS/"):
+        return f"DTLS-SRTP ({media.proto[:30]}) is not supported"
+    return f"unsupported media protocol {media.proto[:30]!r}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -224,8 +245,8 @@ def audio_streams(sdp: SessionDescription, supported: tuple[str, ...] = RECORDAB
         refusal = None
         if media.port == 0:
             refusal = "port 0 (stream disabled by the offerer)"
-        elif not media.proto.upper().startswith("RTP/"):
-            refusal = f"unsupported media protocol {media.proto[:20]!r}"
+        elif (problem := _transport_refusal(media)) is not None:
+            refusal = problem
         elif chosen is None:
             refusal = f"no common codec ({' or '.join(supported)})"
         out.append(
@@ -293,7 +314,8 @@ def _answered_types(stream: AudioStream) -> list[tuple[int, str]]:
 
 def _audio_lines(stream: AudioStream, port: int) -> list[str]:
     types = _answered_types(stream)
-    lines = [f"m=audio {port} RTP/AVP {' '.join(str(pt) for pt, _ in types)}"]
+    proto = stream.proto.upper() if stream.proto.upper() in PLAIN_PROTOCOLS else "RTP/AVP"
+    lines = [f"m=audio {port} {proto} {' '.join(str(pt) for pt, _ in types)}"]
     for pt, name in types:
         lines.append(f"a=rtpmap:{pt} {_RTPMAP_NAMES.get(name, name)}/8000")  # G.722 too: RFC 3551 §4.5.2
         if name == TELEPHONE_EVENT:

@@ -27,7 +27,7 @@ from server.sip.message import SipRequest, SipResponse
 from server.sip.midcall import MidCall
 from server.sip.recording_request import RequestPolicy
 from server.sip.recording_request import call_offer as build_call_offer
-from server.sip.refusals import RefusalSink, safe_text
+from server.sip.refusals import RefusalSink, safe_text, warning_header
 from server.sip.sdp import AudioStream
 from server.sip.siprec import ACCEPT, parse_offer
 from server.sip.stats import SipStats
@@ -158,7 +158,8 @@ class CallManager(Responses, Acks):
         except SiprecError as exc:
             self._log.warning("offer", "unacceptable offer from %s: %s", addr, exc.reason)
             headers = (("accept", ACCEPT),) if exc.status == 415 else ()
-            self.final(txn, exc.status, headers=headers)
+            # The Warning tells the SRC's administrator why (e.g. SRTP keying we do not support).
+            self.final(txn, exc.status, headers=(*headers, warning_header(exc.reason)), detail=exc.reason)
             return
         txn.last_response = self.respond(req, addr, 100)
         # The core stores and shows the offer: its text is made safe there (wiretext); the dialog

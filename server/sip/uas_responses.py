@@ -56,10 +56,12 @@ class Responses:
         to_tag: str | None = None,
         body: bytes = b"",
         why: str | None = None,
+        detail: str | None = None,
     ) -> bytes:
         """Build, count and send a response. A final error to an initial INVITE is a refused
         call: logged, counted by reason (``why``, else from the status) and reported to the
-        refusal sink; ``why=""`` marks one that is not (a digest challenge)."""
+        refusal sink; ``why=""`` marks one that is not (a digest challenge). ``detail`` says
+        why, for the stored refusal (default: the reason phrase)."""
         data = self.response_bytes(req, status, reason=reason, headers=headers, to_tag=to_tag, body=body)
         self._send(data, addr)
         if status >= 300 and req.method == "INVITE" and why != "":
@@ -68,11 +70,17 @@ class Responses:
             except (SipError, ValueError):  # a To that does not parse: no dialog it could be in
                 initial = True
             if initial:
-                self.note_refusal(req, addr, status, reason, why)
+                self.note_refusal(req, addr, status, reason, why, detail)
         return data
 
     def note_refusal(
-        self, req: SipRequest, addr: tuple[str, int], status: int, reason: str | None, why: str | None
+        self,
+        req: SipRequest,
+        addr: tuple[str, int],
+        status: int,
+        reason: str | None,
+        why: str | None,
+        detail: str | None = None,
     ) -> None:
         """Every refused INVITE leaves a trace: a counter, a log line (rate-limited per reason)
         and a report to the sink (which stores it as a missed recording). Never raises."""
@@ -109,7 +117,7 @@ class Responses:
                 reason=code,
                 status=status,
                 kind="siprec" if "siprec" in require else "plain",
-                detail=safe_text(phrase, MAX_DETAIL),
+                detail=safe_text(f"{phrase}: {detail}" if detail else phrase, MAX_DETAIL),
             )
             self._refusals.refused(refusal)
         except Exception:
@@ -139,8 +147,11 @@ class Responses:
         reason: str | None = None,
         headers: tuple[tuple[str, str], ...] = (),
         why: str | None = None,
+        detail: str | None = None,
     ) -> None:
-        data = self.respond(txn.request, txn.source, status, reason=reason, headers=headers, why=why)
+        data = self.respond(
+            txn.request, txn.source, status, reason=reason, headers=headers, why=why, detail=detail
+        )
         self._txns.finish(txn, data)
         if txn.request.method == "INVITE" and status >= 300 and not isinstance(txn.source, StreamPeer):
             # Bounded apart from request handling, so a flood of refused INVITEs cannot starve it.
