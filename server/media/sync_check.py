@@ -76,7 +76,8 @@ def video_clock(frames: Sequence[tuple[float, float | None]]) -> VideoClock:
     return VideoClock(pts, drawn)
 
 
-def read_video_clock(path: Path) -> VideoClock:
+def read_video_frames(path: Path) -> list[tuple[float, float | None]]:
+    """Every frame's (PTS, drawn server time or None), in presentation order."""
     frames: list[tuple[float, float | None]] = []
     with av.open(str(path)) as container:
         if not container.streams.video:
@@ -87,7 +88,11 @@ def read_video_clock(path: Path) -> VideoClock:
             ms = read_frame(frame)
             frames.append((float(frame.time), None if ms is None else ms / 1000))
     frames.sort(key=lambda f: f[0])
-    return video_clock(frames)
+    return frames
+
+
+def read_video_clock(path: Path) -> VideoClock:
+    return video_clock(read_video_frames(path))
 
 
 def read_audio(path: Path) -> tuple[np.ndarray, int, float]:
@@ -185,9 +190,13 @@ def match(clock: VideoClock, onsets: Sequence[float], beep_times: Sequence[float
     return SyncReport(beeps)
 
 
-def check(path: Path, beep_times: Sequence[float], freq: float = DEFAULT_FREQ) -> SyncReport:
-    """Measure the skew of every beep in the muxed file at ``path``."""
-    clock = read_video_clock(path)
+def check(
+    path: Path, beep_times: Sequence[float], freq: float = DEFAULT_FREQ, clock: VideoClock | None = None
+) -> SyncReport:
+    """Measure the skew of every beep in the muxed file at ``path``. ``clock``: the video's
+    PTS → server time map when known better than by the drawn times (a test that logged when
+    each picture was on screen), else read from the file."""
+    clock = clock or read_video_clock(path)
     samples, rate, start = read_audio(path)
     onsets = [start + t for t in beep_onsets(samples, rate, freq)]
     return match(clock, onsets, beep_times)

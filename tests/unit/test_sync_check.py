@@ -146,3 +146,17 @@ def test_cli_exit_status_follows_the_bound(tmp_path: Path, capsys: pytest.Captur
     assert "worst skew -60." in capsys.readouterr().out
     assert sync_check.main([str(path), "--beeps-json", str(beeps), "--max-skew-ms", "70"]) == 0
     assert sync_check.main([str(path), "--beeps-json", str(beeps), "--min-beeps", "6"]) == 2
+
+
+def test_a_given_clock_replaces_the_drawn_times(tmp_path: Path) -> None:
+    """A test that knows each picture was on screen 25 ms longer than drawn passes that clock:
+    the video PTS of a server time comes 25 ms earlier, so the skew reads 25 ms later."""
+    path = tmp_path / "muxed.mp4"
+    write_recording(path, 0.0)
+    frames = sync_check.read_video_frames(path)
+    assert all(drawn is not None for _, drawn in frames)
+    shifted = sync_check.video_clock([(pts, drawn + 0.025) for pts, drawn in frames if drawn is not None])
+    report = sync_check.check(path, BEEPS, clock=shifted)
+    assert len(report.skews) == len(BEEPS)
+    for measured in report.skews:
+        assert measured == pytest.approx(0.025, abs=0.002), report.lines()
