@@ -9,11 +9,15 @@ datagram twice: going out and coming in).
 
 The beeps' true server times are taken from the sender's own sample clock, recovered from these
 stamps: a sender that is scheduled late sends a packet late, so the low end of (send stamp − RTP
-time) over the packets around a beep is the stream's offset when on time, and the beep's server
-time is that offset plus its onset in RTP time. The low end is the 5th percentile, not the
-minimum: SIPp sends the odd packet some 10 ms ahead of its usual schedule (seen in a capture: one
-of 1500), and one such packet would move the whole clock. The send stamp of the packet that carried
-the onset is kept too (it includes the sender's scheduling delay, for the log).
+time) over the whole stream is its offset when on time, and a beep's server time is that offset
+plus its onset in RTP time. One offset for the stream, as a phone's audio clock runs steadily and
+the server places a stream by its RTP timestamps from one anchor: a SIPp that falls behind for
+seconds under load (seen: 10–15 ms for 20 s) sends its beeps late, but they still belong where
+its timestamps put them. The low end is the 5th percentile, not the minimum: SIPp sends the odd
+packet some 10 ms ahead of its usual schedule (seen: one of 1500), and one such packet would move
+the whole clock. SIPp's clock rate was within 25 ppm of the system's (1 ms over 40 s), so no rate is
+fitted. The send stamp of the packet that carried the onset is kept too (it includes the sender's
+scheduling delay, for the log).
 """
 
 from __future__ import annotations
@@ -164,7 +168,7 @@ class Beep:
     packet_sent: float  # kernel send stamp of the packet carrying the onset + the onset's offset in it
 
 
-def stream_beeps(packets: list[RtpPacket], to_ports: range, window: float = 5.0) -> list[Beep]:
+def stream_beeps(packets: list[RtpPacket], to_ports: range) -> list[Beep]:
     """The beeps in the one PCMU stream (ssrc, source port) sent to ``to_ports`` (the server's
     RTP ports: other tests on the machine send RTP on lo too) that carries any, at their true
     server times."""
@@ -174,7 +178,7 @@ def stream_beeps(packets: list[RtpPacket], to_ports: range, window: float = 5.0)
             streams[(p.ssrc, p.src_port)].append(p)
     found = []
     for stream in streams.values():
-        beeps = _beeps(sorted(stream, key=lambda p: (p.timestamp - stream[0].timestamp) % (1 << 32)), window)
+        beeps = _beeps(sorted(stream, key=lambda p: (p.timestamp - stream[0].timestamp) % (1 << 32)))
         if beeps:
             found.append(beeps)
     if len(found) != 1:
@@ -182,7 +186,7 @@ def stream_beeps(packets: list[RtpPacket], to_ports: range, window: float = 5.0)
     return found[0]
 
 
-def _beeps(stream: list[RtpPacket], window: float) -> list[Beep]:
+def _beeps(stream: list[RtpPacket]) -> list[Beep]:
     ts0 = stream[0].timestamp
     rtp = np.array([(p.timestamp - ts0) % (1 << 32) for p in stream], dtype=np.int64)
     sent = np.array([p.sent for p in stream])
@@ -191,13 +195,13 @@ def _beeps(stream: list[RtpPacket], window: float) -> list[Beep]:
     for at, p in zip(rtp, stream, strict=True):
         pcm[at : at + len(p.payload)] = ulaw_decode(p.payload)
     offsets = sent - rtp / RATE  # server time of RTP time 0 by each packet; late ones read later
+    clock = float(np.percentile(offsets, ON_TIME_PERCENTILE))
     out = []
     for onset in beep_onsets(pcm, RATE):
-        near = np.abs(rtp / RATE - onset) <= window
         carrier = int(np.searchsorted(rtp, onset * RATE, side="right")) - 1
         out.append(
             Beep(
-                server_time=float(np.percentile(offsets[near], ON_TIME_PERCENTILE)) + onset,
+                server_time=clock + onset,
                 packet_sent=float(sent[carrier]) + onset - float(rtp[carrier]) / RATE,
             )
         )
