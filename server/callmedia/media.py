@@ -189,6 +189,7 @@ async def _open_stream(
         peer_host=plan.peer_host,
         reserved=pair,
         payload_codecs=dict(stream.payload_codecs),
+        srtp=stream.srtp,
     )
 
 

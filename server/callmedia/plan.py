@@ -14,7 +14,7 @@ other way) is written at that one rate: 8 kHz audio is upsampled, and G.722 that
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 CALLER, AGENT = 0, 1  # stereo channels: left, right
 MAX_RECORDED_STREAMS = 2
@@ -31,6 +31,9 @@ class StreamPlan:
     remote: tuple[str, int] | None  # where the offer says the stream comes from
     # Every offered (PT, codec) we decode: a packet is decoded by its own payload type.
     payload_codecs: tuple[tuple[int, str], ...] = ()
+    # RTP/SAVP: (SDES suite, master key || salt) the sender encrypts with (server.rtp.srtp).
+    # A secret: out of repr (logs), crosses to the RTP worker over its local socket only.
+    srtp: tuple[str, bytes] | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +53,15 @@ class MediaPlan:
 StreamSpec = (
     tuple[int, str, int, int | None, tuple[str, int] | None]
     | tuple[int, str, int, int | None, tuple[str, int] | None, tuple[tuple[int, str], ...]]
+    | tuple[
+        int,
+        str,
+        int,
+        int | None,
+        tuple[str, int] | None,
+        tuple[tuple[int, str], ...],
+        tuple[str, bytes] | None,
+    ]
 )
 
 
@@ -60,7 +72,7 @@ def plan_media(
     latching: bool = True,
     peer_host: str | None = None,
 ) -> MediaPlan:
-    """``streams``: (index, codec, payload_type, telephone_event_pt, remote[, payload_codecs]) of
+    """``streams``: (index, codec, payload_type, telephone_event_pt, remote[, payload_codecs[, srtp]]) of
     each accepted stream in offer order; at most two are recorded. With two, the agent's stream
     (named by the core) goes right and the other left; with no agent stream known, offer order
     decides."""
@@ -82,6 +94,7 @@ def plan_media(
                     AGENT if s.index == agent_index else CALLER,
                     s.remote,
                     s.payload_codecs,
+                    s.srtp,
                 )
             )
     offered = {name for p in plans for name in (p.codec, *(n for _, n in p.payload_codecs))}
@@ -92,4 +105,5 @@ def plan_media(
 def _spec(spec: StreamSpec) -> StreamPlan:
     index, codec, pt, dtmf, remote = spec[:5]
     codecs: tuple[tuple[int, str], ...] = spec[5] if len(spec) > 5 else ()
-    return StreamPlan(index, codec, pt, dtmf, None, remote, codecs or ((pt, codec),))
+    srtp: tuple[str, bytes] | None = spec[6] if len(spec) > 6 else None
+    return StreamPlan(index, codec, pt, dtmf, None, remote, codecs or ((pt, codec),), srtp)

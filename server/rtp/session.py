@@ -54,6 +54,7 @@ import math
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from server.errors import RtcpPacketError, RtpPacketError, RtpSessionError, WavWriterError
 from server.ratelog import RateLimitedLog
@@ -71,6 +72,9 @@ from server.rtp.source import Address, SourceFilter
 from server.rtp.stats import RtpStats
 from server.rxstamp import receive_clock
 from server.voice.wav_writer import WavWriter
+
+if TYPE_CHECKING:
+    from server.rtp.srtp import SrtpInbound
 
 log = logging.getLogger(__name__)
 
@@ -117,6 +121,15 @@ class _Receiver(asyncio.DatagramProtocol):
         # ICMP errors (e.g. port unreachable for our own sends) are harmless for a receiver.
         if self.session is not None:
             self.session._ratelog.warning("icmp", "RTP port %d: socket error %s", self.session.port, exc)
+
+
+class _SrtpReceiver(_Receiver):
+    """An SRTP stream's socket: every datagram is unprotected first (``RtpSession._on_srtp``); the
+    plain path keeps its own receiver, without even this method call's test."""
+
+    def datagram_received(self, data: bytes, addr: Address) -> None:
+        if self.session is not None:
+            self.session._on_srtp(data, addr, self._is_rtcp_port)
 
 
 class RtpSession:
@@ -169,6 +182,7 @@ class RtpSession:
         self._decoders: dict[int, PayloadDecoder] = {payload_type: decoder}
         self._undecodable_since: float | None = None  # first of an unbroken series, server time
         self._comfort_noise = frozenset({COMFORT_NOISE_PT, *comfort_noise})  # RFC 3389, static or dynamic
+        self._srtp: SrtpInbound | None = None  # RTP/SAVP: set by ``open`` (server.rtp.srtp)
 
     @classmethod
     async def open(
@@ -189,6 +203,7 @@ class RtpSession:
         tick_interval: float = 0.1,
         reserved: ReservedPair | None = None,
         payload_codecs: Mapping[int, str] | None = None,
+        srtp: tuple[str, bytes] | None = None,
     ) -> RtpSession:
         """Bind a free even port (and the odd one after it, for RTCP) of the inclusive range
         (``server.rtp.ports``), and create the mono WAV at ``voice_path`` unless a ``writer`` is
@@ -203,7 +218,8 @@ class RtpSession:
         ``open`` owns it from then on, and closes it if it fails. ``peer_host`` (the signalling
         peer's IP) restricts latching to it and the SDP's host (``server.rtp.source``).
         ``payload_codecs`` (PT → codec name) are the other offered types to decode, packet by packet,
-        and any dynamic comfort-noise type (``CN``).
+        and any dynamic comfort-noise type (``CN``). ``srtp`` (SDES suite, master key || salt):
+        the stream is SRTP, unprotected before anything else (server.rtp.srtp).
         """
         pair, made_writer = reserved, False
         try:
@@ -225,7 +241,8 @@ class RtpSession:
                     raise RtpSessionError(str(exc)) from exc
                 made_writer = True
             arrival_clock = clock or receive_clock(pair.rtp, time.time)
-            receivers = (_Receiver(is_rtcp_port=False), _Receiver(is_rtcp_port=True))
+            kind = _Receiver if srtp is None else _SrtpReceiver
+            receivers = (kind(is_rtcp_port=False), kind(is_rtcp_port=True))
             port, attaching, pair = pair.port, pair, None
             transports = await attach_pair(attaching, receivers)  # closes the pair itself on failure
         except BaseException:
@@ -249,6 +266,14 @@ class RtpSession:
             payload_decoders(audio_pt, decoder.codec, payload_codecs, telephone_event_pt),
             frozenset(pt for pt, name in (payload_codecs or {}).items() if name.upper() == "CN"),
         )
+        if srtp is not None:
+            try:
+                from server.rtp.srtp import SrtpInbound  # only SRTP calls load libsrtp
+
+                session._srtp = SrtpInbound(srtp[0], srtp[1], session.stats, session._clock)
+            except BaseException:
+                await session.close(0.0)
+                raise
         for receiver in receivers:
             receiver.session = session
         return session
@@ -355,6 +380,40 @@ class RtpSession:
         except Exception:  # a bug must not kill the socket's receive loop; keep recording
             self.stats.dropped_malformed += 1
             log.exception("RTP port %d: unexpected error handling a packet", self.port)
+
+    def _on_srtp(self, data: bytes, addr: Address, rtcp_port: bool) -> None:
+        """An SRTP session's datagram: unprotected, then handed to the plain path. Only from an
+        acceptable source: a foreign one's packets go on as they are, to be counted foreign
+        there, not as failed authentications."""
+        srtp, sources = self._srtp, self._sources
+        if srtp is None or self._closed:
+            return
+        try:
+            if rtcp_port or is_rtcp(data):
+                plain_rtcp = srtp.rtcp(data) if sources.accepts_rtcp(addr) else data
+                if plain_rtcp is not None:
+                    self._on_rtcp_datagram(plain_rtcp, addr)
+                return
+            if addr != sources.source and not sources.accepts(addr):
+                self._on_datagram(data, addr)
+                return
+            plain = srtp.rtp(data)
+        except Exception:  # as in _on_datagram: a bug must not kill the socket's receive loop
+            self.stats.dropped_malformed += 1
+            log.exception("RTP port %d: unexpected error unprotecting an SRTP packet", self.port)
+            return
+        if isinstance(plain, str):
+            self.stats.received += 1
+            if plain == "auth":
+                self._ratelog.warning(
+                    "srtp_auth", "RTP port %d: SRTP packet from %s failed authentication", self.port, addr
+                )
+                if self.stats.media_error is not None:
+                    self._ratelog.log(
+                        logging.ERROR, "srtp_failed", "RTP port %d: %s", self.port, self.stats.media_error
+                    )
+            return
+        self._on_datagram(plain, addr)
 
     def _on_rtcp_datagram(self, data: bytes, addr: Address) -> None:
         try:

@@ -30,6 +30,7 @@ class RtpStats:
     # Why the stream's audio cannot be recorded though packets arrive (only undecodable payload
     # types for seconds): the coordinator fails the interaction's voice with it, visibly.
     media_error: str | None = None
+    srtp_auth_failed: int = 0  # SRTP packets that failed authentication (wrong key, or not ours)
     # RTCP, on the RTCP port (RTP port + 1) or multiplexed on the RTP port (RFC 5761).
     rtcp: int = 0  # RTCP datagrams received
     rtcp_malformed: int = 0

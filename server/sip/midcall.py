@@ -120,6 +120,24 @@ def codec_change(offer: RecordingOffer, plan: MediaPlan) -> str | None:
     return None
 
 
+def srtp_change(offer: RecordingOffer, plan: MediaPlan) -> str | None:
+    """A recorded stream whose re-offer changes its SRTP keying: a new key (RFC 4568 §7.1.4
+    rekey), another suite, or a move between RTP and SRTP. Refused (488, the old session goes
+    on, RFC 3261 §14.2): the running RTP session cannot take a new key yet. The same key
+    again (a hold, a session refresh) is no change."""
+    by_index = {s.audio.index: s.audio for s in offer.streams}
+    for p in plan.streams:
+        stream = by_index.get(p.index)
+        if stream is None or not stream.accepted:
+            continue
+        now = (stream.crypto.suite, stream.crypto.key) if stream.crypto is not None else None
+        if now != p.srtp:
+            if p.srtp is None or now is None:
+                return f"m-line {p.index} switches between RTP and SRTP mid-call (not supported)"
+            return f"m-line {p.index} changes its SRTP key mid-call (rekeying is not supported)"
+    return None
+
+
 def reanswer(offer: RecordingOffer, plan: MediaPlan, host: str, ports: dict[int, int]) -> bytes:
     """The answer to a re-offer: each recorded stream lists only the types its session decodes."""
     known = {p.index: known_types(p) for p in plan.streams}
@@ -217,6 +235,9 @@ class MidCall:
                 req.get("content-type") or "", req.body, ", ".join(req.get_all("require")), req.get("contact")
             )
             problem = codec_change(offer, call.plan)
+            phrase = "Codec Not Decodable"
+            if problem is None and (problem := srtp_change(offer, call.plan)) is not None:
+                phrase = "Not Acceptable Here"
         except SiprecError as exc:
             m.log.warning(
                 "reoffer", "unacceptable re-offer in %s: %s", display_text(call.call_id), exc.reason
@@ -225,7 +246,7 @@ class MidCall:
             return
         if problem is not None:
             m.log.warning("reoffer", "re-offer in %s refused: %s", display_text(call.call_id), problem)
-            m.final(txn, 488, reason="Codec Not Decodable", headers=(warning_header(problem),))
+            m.final(txn, 488, reason=phrase, headers=(warning_header(problem),))
             return
         at = time.time()  # before the answer leaves: a deferred stream's sample 0 (see uas.on_invite)
         answer = reanswer(offer, call.plan, m.advertised_host, call.media.ports)

@@ -18,6 +18,7 @@ import time
 from dataclasses import dataclass, field
 
 from server.errors import SdpError
+from server.sip.sdes import SdesKey, answer_line, choose_crypto, redact
 
 SUPPORTED = {"PCMU": 0, "PCMA": 8}
 _STATIC = {0: "PCMU", 8: "PCMA"}
@@ -35,7 +36,7 @@ class MediaDescription:
     rtpmap: dict[int, str] = field(default_factory=dict)  # PT -> encoding name (upper case)
     direction: str = "sendrecv"
     label: str | None = None  # a=label (RFC 4574): names the stream in SIPREC metadata
-    crypto: list[str] = field(default_factory=list)  # a=crypto values (RFC 4568), keys included
+    crypto: list[str] = field(default_factory=list, repr=False)  # a=crypto values (RFC 4568): keys
 
 
 @dataclass(slots=True)
@@ -80,7 +81,8 @@ def parse_sdp(body: bytes) -> SessionDescription:
     for line in lines[1:]:
         kind, eq, value = line.partition("=")
         if not eq or len(kind) != 1:
-            raise SdpError(f"malformed SDP line {line[:60]!r}")
+            # Quoted in logs, the Warning header and the stored refusal: never with a key in it.
+            raise SdpError(f"malformed SDP line {redact(line)[:60]!r}")
         value = value.strip()
         if kind == "m":
             current = _media_line(value)
@@ -182,7 +184,8 @@ _RTPMAP_NAMES = {
 _HOLD_ADDRESSES = ("0.0.0.0", "::")  # RFC 2543-style hold / RFC 3264 §8.4 "not yet known"
 # RFC 3264 §6: the answer's m= line has the offer's transport protocol, so an offer is only
 # accepted in a protocol we can honour. RTP/AVPF is RTP/AVP plus feedback, which a receiver
-# may simply not send (RFC 4585 §3.2). SRTP: see ``_transport_refusal``.
+# may simply not send (RFC 4585 §3.2). SRTP: SDES keys only (server.sip.sdes), decrypted per
+# stream in the RTP session (server.rtp.srtp).
 PLAIN_PROTOCOLS = ("RTP/AVP", "RTP/AVPF")
 SRTP_PROTOCOLS = ("RTP/SAVP", "RTP/SAVPF")
 
@@ -191,10 +194,8 @@ def _transport_refusal(media: MediaDescription) -> str | None:
     """Why the stream's transport cannot be recorded, or None. Never answered as plain RTP:
     an SRTP stream decoded as G.711 would be stored as noise, silently."""
     proto = media.proto.upper()
-    if proto in PLAIN_PROTOCOLS:
+    if proto in PLAIN_PROTOCOLS or proto in SRTP_PROTOCOLS:
         return None
-    if proto in SRTP_PROTOCOLS:
-        return "SRTP (RTP/SAVP with SDES keys) is not supported"
     if "DTLS" in proto or proto.startswith("UDP/TLS/"):
         return f"DTLS-SRTP ({media.proto[:30]}) is not supported"
     return f"unsupported media protocol {media.proto[:30]!r}"
@@ -218,6 +219,7 @@ class AudioStream:
     # Every offered (PT, encoding) we decode, in offer order: all of them are answered, and the
     # RTP session decodes each packet by its own payload type.
     decodable: tuple[tuple[int, str], ...] = ()
+    crypto: SdesKey | None = None  # RTP/SAVP(F): the sender's SDES key (RFC 4568); never logged
 
     @property
     def accepted(self) -> bool:
@@ -242,11 +244,14 @@ def audio_streams(sdp: SessionDescription, supported: tuple[str, ...] = RECORDAB
                 if name:
                     codecs.append((int(fmt), name))
         chosen = next(((pt, name) for pt, name in codecs if name in supported), None)
+        crypto = choose_crypto(media.crypto) if media.proto.upper() in SRTP_PROTOCOLS else None
         refusal = None
         if media.port == 0:
             refusal = "port 0 (stream disabled by the offerer)"
         elif (problem := _transport_refusal(media)) is not None:
             refusal = problem
+        elif isinstance(crypto, str):
+            refusal = f"SRTP: {crypto}"  # no SDES line we can use (MKI, unknown suite, none)
         elif chosen is None:
             refusal = f"no common codec ({' or '.join(supported)})"
         out.append(
@@ -263,6 +268,7 @@ def audio_streams(sdp: SessionDescription, supported: tuple[str, ...] = RECORDAB
                 payload_type=chosen[0] if chosen else None,
                 refusal=refusal,
                 decodable=tuple((pt, name) for pt, name in codecs if name in supported),
+                crypto=crypto if isinstance(crypto, SdesKey) and refusal is None else None,
             )
         )
     return out
@@ -314,12 +320,18 @@ def _answered_types(stream: AudioStream) -> list[tuple[int, str]]:
 
 def _audio_lines(stream: AudioStream, port: int) -> list[str]:
     types = _answered_types(stream)
-    proto = stream.proto.upper() if stream.proto.upper() in PLAIN_PROTOCOLS else "RTP/AVP"
+    offered = stream.proto.upper()
+    if stream.crypto is not None and offered in SRTP_PROTOCOLS:
+        proto = offered
+    else:
+        proto = offered if offered in PLAIN_PROTOCOLS else "RTP/AVP"
     lines = [f"m=audio {port} {proto} {' '.join(str(pt) for pt, _ in types)}"]
     for pt, name in types:
         lines.append(f"a=rtpmap:{pt} {_RTPMAP_NAMES.get(name, name)}/8000")  # G.722 too: RFC 3551 §4.5.2
         if name == TELEPHONE_EVENT:
             lines.append(f"a=fmtp:{pt} 0-16")
+    if stream.crypto is not None and proto in SRTP_PROTOCOLS:
+        lines.append(answer_line(stream.crypto))  # RFC 4568 §5.1.1: exactly one, ours
     return lines
 
 

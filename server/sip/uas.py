@@ -378,4 +378,5 @@ def _stream_tuple(stream: AudioStream) -> StreamSpec:
         # Comfort noise may have a dynamic type (``a=rtpmap:19 CN/8000``): the session must know
         # it as CN, or a sender's silence would count as undecodable audio.
         stream.decodable + tuple((pt, name) for pt, name in stream.codecs if name == "CN"),
+        (stream.crypto.suite, stream.crypto.key) if stream.crypto is not None else None,
     )

@@ -73,3 +73,23 @@ def test_warning_header_text_cannot_leave_its_quoted_string() -> None:
     name, value = warning_header('bad "suite"\\ \x01here')
     assert name == "warning"
     assert value == "399 tandem \"bad 'suite'/ ?here\""
+
+
+def test_a_malformed_line_is_quoted_in_the_refusal_without_its_key() -> None:
+    """The refusal's text goes to the log, the Warning header and the stored missed call."""
+    key = "WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubGVz"
+    with pytest.raises(SiprecError) as refused:
+        _offer(HEAD + f"m=audio 49170 RTP/SAVP 0\r\ninline:{key}|2^20\r\n")
+    assert "inline:[redacted]" in refused.value.reason and key[:10] not in refused.value.reason
+
+
+def test_no_key_in_the_repr_of_a_parsed_offer() -> None:
+    key = "WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubGVz"
+    offer = parse_offer(
+        "application/sdp",
+        (HEAD + f"m=audio 49170 RTP/SAVP 0\r\na=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:{key}\r\n").encode(),
+        None,
+        None,
+    )
+    assert offer.streams[0].audio.crypto is not None
+    assert key[:12] not in repr(offer)
