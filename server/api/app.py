@@ -197,8 +197,12 @@ def create_app(settings: Settings) -> FastAPI:
                 task.cancel()
             await ctx.coordinator.shutdown()
             await ctx.media.stop()
-            if checkpointer is not None:  # last: it covers every record written before
+            if checkpointer is not None:  # it covers every record written before
                 await checkpointer.stop()
+            # Last: the database's pooled connections (two descriptors each) close with the app,
+            # not with the process; an app made again in the same process (the tests make
+            # hundreds) kept every earlier one's open (FastAPI's caches keep old apps alive).
+            ctx.sessions.kw["bind"].dispose()
 
     # /docs is served from the package (routes_docs: no CDN, CSP-clean); ReDoc is not offered.
     app = FastAPI(title="Tandem", version="1", lifespan=lifespan, docs_url=None, redoc_url=None)
