@@ -86,7 +86,9 @@ def write_tone_wav(path: Path, frequency: float, seconds: float, rate: int = 800
         wav.writeframes(samples.tobytes())
 
 
-def baresip_config(ctrl_port: int, audio_source: Path, rtp_base: int, tls_ca: Path | None = None) -> str:
+def baresip_config(
+    ctrl_port: int, audio_source: Path, rtp_base: int, tls_ca: Path | None = None, srtp: bool = False
+) -> str:
     """A config that loads only G.711, the file source and the control modules, on loopback.
 
     No audio device is opened: the recorder answers ``recvonly``, so nothing is played.
@@ -115,6 +117,8 @@ def baresip_config(ctrl_port: int, audio_source: Path, rtp_base: int, tls_ca: Pa
     ]
     if tls_ca is not None:
         lines.append(("sip_cafile", str(tls_ca)))
+    if srtp:  # SDES-SRTP (RFC 4568); an account then asks for it with ;mediaenc=srtp-mand
+        lines.append(("module", "srtp.so"))
     return "".join(f"{key}\t{value}\n" for key, value in lines)
 
 
@@ -182,18 +186,26 @@ class Baresip:
 
 @contextlib.contextmanager
 def run_baresip(
-    workdir: Path, audio_source: Path, display_name: str, user: str, tls_ca: Path | None = None
+    workdir: Path,
+    audio_source: Path,
+    display_name: str,
+    user: str,
+    tls_ca: Path | None = None,
+    mediaenc: str | None = None,
 ) -> Iterator[Baresip]:
     """Start baresip with its own config dir and one unregistered account ``display <sip:user@127.0.0.1>``
-    (``tls_ca``: see ``baresip_config``)."""
+    (``tls_ca``: see ``baresip_config``; ``mediaenc``: the account's media encryption, e.g.
+    ``srtp-mand`` for SDES-SRTP only)."""
     if shutil.which("baresip") is None or not (BARESIP_MODULES / "ctrl_tcp.so").exists():
         raise AssertionError("baresip is required (Debian: baresip-core; scripts/system-packages test)")
     config_dir = workdir / "baresip"
     config_dir.mkdir(parents=True, exist_ok=True)
     ctrl_port = free_port()
     rtp_base = free_ports(200)
-    (config_dir / "config").write_text(baresip_config(ctrl_port, audio_source, rtp_base, tls_ca))
-    (config_dir / "accounts").write_text(f'"{display_name}" <sip:{user}@127.0.0.1>;regint=0\n')
+    srtp = mediaenc is not None and mediaenc.startswith("srtp")
+    (config_dir / "config").write_text(baresip_config(ctrl_port, audio_source, rtp_base, tls_ca, srtp))
+    encryption = f";mediaenc={mediaenc}" if mediaenc else ""
+    (config_dir / "accounts").write_text(f'"{display_name}" <sip:{user}@127.0.0.1>;regint=0{encryption}\n')
     log_path = workdir / "baresip.log"
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(
