@@ -91,8 +91,9 @@ class SrtpInbound:
             now - self._failing_since >= FAILING_SECONDS
             or (count >= _FAILING_SHARE_MIN and count > stats.written)
         ):
+            # "undecodable audio" first: server.calls.voice_faults names the failure by it.
             stats.media_error = (
-                f"SRTP authentication failed for {count} packets (libsrtp: {message}): the key "
-                "the SDP gave does not decrypt the stream, so its audio cannot be recorded"
+                f"undecodable audio: SRTP authentication failed for {count} packets (libsrtp: "
+                f"{message}): the key the SDP gave does not decrypt the stream"
             )
         return AUTH

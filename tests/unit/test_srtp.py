@@ -16,6 +16,7 @@ import pytest
 from pylibsrtp import Policy
 
 from server.callmedia.plan import StreamPlan
+from server.calls.voice_faults import UNDECODABLE, end_reason
 from server.rtp.srtp import SrtpInbound
 from server.rtp.stats import RtpStats
 from server.sip.sdes import SdesKey, answer_line, choose_crypto, parse_crypto, redact
@@ -107,6 +108,9 @@ def test_a_wrong_key_is_a_visible_failure_not_a_file_of_noise(tmp_path: Path) ->
     assert not data.any()  # nothing decoded from ciphertext
     assert stats.written == 0 and stats.srtp_auth_failed == 150
     assert stats.media_error is not None and "SRTP authentication failed" in stats.media_error
+    # The interaction's voice then fails as undecodable (server.calls.voice_failure), not as a
+    # disk or write problem.
+    assert end_reason(stats.media_error) == UNDECODABLE
 
 
 def test_plain_rtp_on_an_srtp_stream_fails_authentication_visibly(tmp_path: Path) -> None:
