@@ -1,8 +1,13 @@
 """Background media work: moving finished voice files (and the encodings the admin selected) into
 storage and muxing screen + voice.
 
-One supervised worker on the event loop hands each job to a thread (media work is blocking).
-The queue is bounded; a job that does not fit is logged and left on disk, where start-up
+Two supervised workers on the event loop hand each job to a thread (media work is blocking): one
+for voice jobs (the mux's AAC, the admin's formats, the master), one for muxes. A mux never waits
+behind another call's format encoding: a 30-min call's formats took two minutes on a loaded
+machine, and the supervisor's mux after Done queued behind them (129 s Done → playable). A call
+whose voice is still being encoded is muxed from its finished live WAV and the AAC already made
+for it (``_live_voice``); the lock keeps the master from moving away under a mux reading it.
+The queues are bounded; a job that does not fit is logged and left on disk, where start-up
 recovery finds it again — nothing is deleted to make room.
 
 The mux runs when the recorder says its screen is complete (``screen_uploaded``) and after the
@@ -23,6 +28,7 @@ import logging
 import multiprocessing
 import os
 import tempfile
+import threading
 import time
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -89,8 +95,14 @@ class MediaJobs:
         self._encoder: ProcessPoolExecutor | None = None  # started with the first encoding
         self._storage = storage
         self._tmp_dir = tmp_dir
-        self._queue: asyncio.Queue[_VoiceJob | _MuxJob] = asyncio.Queue(QUEUE_LIMIT)
+        self._queue: asyncio.Queue[_VoiceJob] = asyncio.Queue(QUEUE_LIMIT)
+        self._mux_queue: asyncio.Queue[_MuxJob] = asyncio.Queue(QUEUE_LIMIT)
         self._worker: asyncio.Task[None] | None = None
+        self._mux_worker: asyncio.Task[None] | None = None
+        # interaction -> (finished live WAV, its start) while its voice job encodes the formats,
+        # once the mux's AAC is ready: a mux after Done need not wait for the formats.
+        self._live_voice: dict[str, tuple[Path, float]] = {}
+        self._voice_lock = threading.Lock()  # the master's move vs a mux reading the live WAV
         self._sweeper: asyncio.Task[None] | None = None
         self._sweep_interval = sweep_interval
         self._quiet_seconds = quiet_seconds
@@ -105,6 +117,7 @@ class MediaJobs:
     def start(self) -> None:
         self._tmp_dir.mkdir(parents=True, exist_ok=True)
         self._worker = asyncio.create_task(self._run(), name="media-jobs")
+        self._mux_worker = asyncio.create_task(self._run_mux(), name="media-mux")
         self._sweeper = asyncio.create_task(self._sweep_loop(), name="media-mux-sweep")
 
     async def stop(self) -> None:
@@ -113,15 +126,17 @@ class MediaJobs:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._sweeper
         await self.drain()
-        if self._worker is not None:
-            self._worker.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._worker
+        for worker in (self._worker, self._mux_worker):
+            if worker is not None:
+                worker.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await worker
         if self._encoder is not None:
             self._encoder.shutdown(wait=True, cancel_futures=True)
 
     async def drain(self) -> None:
-        await self._queue.join()
+        await self._queue.join()  # voice jobs first: each queues a mux when it ends
+        await self._mux_queue.join()
 
     def submit_voice(self, interaction_id: str, path: Path, started_at: float) -> None:
         self._put(_VoiceJob(interaction_id, path, started_at))
@@ -183,7 +198,10 @@ class MediaJobs:
 
     def _put(self, job: _VoiceJob | _MuxJob) -> None:
         try:
-            self._queue.put_nowait(job)
+            if isinstance(job, _VoiceJob):
+                self._queue.put_nowait(job)
+            else:
+                self._mux_queue.put_nowait(job)
         except asyncio.QueueFull:
             self.dropped += 1
             log.error("media queue full; %s left on disk for recovery", job)
@@ -192,19 +210,28 @@ class MediaJobs:
         while True:
             job = await self._queue.get()
             try:
-                if isinstance(job, _VoiceJob):
-                    await asyncio.to_thread(self._store_voice, job)
-                    await asyncio.to_thread(self._mux, job.interaction_id)
-                else:
-                    await asyncio.to_thread(self._mux, job.interaction_id)
-                    self._mux_failures.pop(job.interaction_id, None)
+                await asyncio.to_thread(self._store_voice, job)
             except Exception:
                 self.failures += 1
                 log.exception("media job %s failed", job)
-                if isinstance(job, _MuxJob):
-                    self._mux_failed(job.interaction_id)
             finally:
+                # A screen-only or legacy call is muxed once its voice is stored; a no-op when
+                # the mux was already made from the live WAV.
+                self.submit_mux(job.interaction_id)
                 self._queue.task_done()
+
+    async def _run_mux(self) -> None:
+        while True:
+            job = await self._mux_queue.get()
+            try:
+                await asyncio.to_thread(self._mux, job.interaction_id)
+                self._mux_failures.pop(job.interaction_id, None)
+            except Exception:
+                self.failures += 1
+                log.exception("media job %s failed", job)
+                self._mux_failed(job.interaction_id)
+            finally:
+                self._mux_queue.task_done()
 
     def _store_voice(self, job: _VoiceJob) -> None:
         """Encode the selected formats, store them, then the WAV master.
@@ -230,16 +257,24 @@ class MediaJobs:
         # Done, and a 5-s ACW used to end while the formats were still encoding (the AAC was then
         # skipped as "interaction over" and the mux encoded the voice itself: 25 s for 30 min).
         prepared = duration is not None and self._prepare_mux_voice(job)
-        if duration is not None:
-            try:
-                with tempfile.TemporaryDirectory(dir=self._tmp_dir) as tmp:
-                    self._store_encodings(job, Path(tmp), duration)
-            except Exception:  # the master is stored whatever went wrong with the encodings
-                self.format_failures += 1
-                log.exception("voice of %s: encoding failed", job.interaction_id)
-        self._repo.store_media(
-            job.interaction_id, "voice", job.path, "voice.wav", "audio/wav", job.started_at, duration
-        )
+        if prepared:
+            with self._voice_lock:
+                self._live_voice[job.interaction_id] = (job.path, job.started_at)
+        try:
+            if duration is not None:
+                try:
+                    with tempfile.TemporaryDirectory(dir=self._tmp_dir) as tmp:
+                        self._store_encodings(job, Path(tmp), duration)
+                except Exception:  # the master is stored whatever went wrong with the encodings
+                    self.format_failures += 1
+                    log.exception("voice of %s: encoding failed", job.interaction_id)
+            with self._voice_lock:  # not while a mux reads the live WAV
+                self._repo.store_media(
+                    job.interaction_id, "voice", job.path, "voice.wav", "audio/wav", job.started_at, duration
+                )
+        finally:
+            with self._voice_lock:
+                self._live_voice.pop(job.interaction_id, None)
         with contextlib.suppress(OSError):
             job.path.parent.rmdir()
         if not prepared:
@@ -303,7 +338,8 @@ class MediaJobs:
 
     def _mux(self, interaction_id: str) -> None:
         if self._repo.screen_segments(interaction_id):
-            self._segments.mux(interaction_id)
+            with self._voice_lock:
+                self._segments.mux(interaction_id, live_voice=self._live_voice.get(interaction_id))
             return
         from server.media.mux import mux_screen_and_voice  # PyAV loads only when media work starts
 

@@ -79,9 +79,11 @@ class SegmentMuxer:
                 continue  # gone meanwhile
         return removed
 
-    def mux(self, interaction_id: str) -> None:
+    def mux(self, interaction_id: str, live_voice: tuple[Path, float] | None = None) -> None:
         """Mux the stored segments with the voice, unless the stored mux was made from exactly
-        these segments; storing it replaces the ``muxed`` row and removes the old derived file."""
+        these segments; storing it replaces the ``muxed`` row and removes the old derived file.
+        ``live_voice``: the finished WAV (and its start) of a call whose voice job is still
+        encoding the admin's formats, used while the voice is not stored yet."""
         from server.media.mux import mux_segments_and_voice
         from server.media.segment_join import muxed_name
         from server.media.segment_stream import SegmentInput
@@ -94,13 +96,17 @@ class SegmentMuxer:
         segments = self._repo.screen_segments(interaction_id)
         media = self._repo.media(interaction_id)
         voice = media.get("voice")
-        if voice is None:
+        if voice is None and live_voice is None:
             return  # the voice job muxes once the voice is stored
         name = muxed_name(segments)
         muxed = media.get("muxed")
         if muxed is not None and PurePosixPath(muxed.key).name == name:
             return  # made from these very segments
-        voice_path = self._storage.local_path(voice.key)
+        if voice is not None:
+            voice_path, voice_started = self._storage.local_path(voice.key), voice.started_at
+        else:
+            assert live_voice is not None
+            voice_path, voice_started = live_voice
         inputs = []
         for ref in segments:
             path = self._storage.local_path(ref.key)
@@ -117,7 +123,7 @@ class SegmentMuxer:
                 inputs,
                 self._repo.pause_spans(interaction_id),
                 voice_path,
-                voice.started_at,
+                voice_started,
                 out,
                 markers=self.pause_markers(interaction_id),
                 voice_aac=cache if cache.is_file() else None,

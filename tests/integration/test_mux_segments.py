@@ -681,6 +681,60 @@ def test_the_voice_aac_is_made_before_the_formats_even_when_done_came_first(
     assert not cache.exists() and len(_decoded(path, origin)) == 20
 
 
+def test_a_mux_after_done_does_not_wait_for_the_voice_formats(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The admin's voice formats of a long call take minutes on a loaded server. The mux asked for
+    at Done runs beside them, from the finished live WAV and the AAC made first; the master is
+    stored when the formats are done and the mux is not made again."""
+    import asyncio
+    import threading
+
+    from server.calls.media_jobs import _VoiceJob
+    from tests.unit.test_mux import make_wav as make_tone_wav
+
+    world = _world(tmp_path, voice=False)  # Done already
+    world.add_segment("r1", 0, 1.0, 20)
+    live = tmp_path / "live" / IID / "voice.wav"
+    live.parent.mkdir(parents=True)
+    make_tone_wav(live, rate=8000, channels=2)
+    formats_may_end = threading.Event()
+    formats_started = threading.Event()
+    store_encodings = world.jobs._store_encodings
+
+    def slow_formats(job: _VoiceJob, out_dir: Path, duration: float) -> None:
+        formats_started.set()
+        assert formats_may_end.wait(60), "the test never let the formats end"
+        store_encodings(job, out_dir, duration)
+
+    monkeypatch.setattr(world.jobs, "_store_encodings", slow_formats)
+
+    async def scenario() -> tuple[bool, bool]:
+        world.jobs.start()
+        try:
+            world.jobs.submit_voice(IID, live, world.base)  # the hang-up
+            await asyncio.to_thread(formats_started.wait, 60)
+            world.jobs.submit_mux(IID)  # Done: the recorder's last segment is in
+            deadline = time.monotonic() + 60
+            while "muxed" not in world.repo.media(IID):
+                assert time.monotonic() < deadline, "no mux while the formats were encoding"
+                await asyncio.sleep(0.05)
+            voice_stored_before = "voice" in world.repo.media(IID)
+            formats_may_end.set()
+            await world.jobs.drain()
+            return voice_stored_before, "voice" in world.repo.media(IID)
+        finally:
+            formats_may_end.set()
+            await world.jobs.stop()
+
+    voice_before, voice_after = asyncio.run(scenario())
+    assert not voice_before and voice_after
+    key, path, origin = world.muxed()
+    assert len(_decoded(path, origin)) == 20
+    assert world.muxed()[0] == key  # the voice job's own mux found it current
+    assert world.jobs.failures == 0
+
+
 _PLAYER = """<html><body><video id=v muted src="muxed.mp4"></video><pre id=out>pending</pre><script>
 const v = document.getElementById("v"), out = document.getElementById("out"), seen = [];
 function onFrame(now, md) { seen.push([md.mediaTime, md.width]); v.requestVideoFrameCallback(onFrame); }
