@@ -14,9 +14,10 @@ from playwright.sync_api import Page
 
 from tests.e2e.browser import chromium, log_in, new_page
 from tests.e2e.harness import run_server
+from tests.e2e.shots import screenshot_path
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser]
-SCREENSHOT = Path(__file__).resolve().parents[2] / "docs" / "screenshots" / "admin-people.png"
+SCREENSHOT = screenshot_path("admin-people.png")
 
 
 def _status(page: Page, box: str, prefix: str) -> str:

@@ -14,9 +14,10 @@ from playwright.sync_api import Browser, Page
 
 from tests.e2e.browser import chromium, log_in, new_page
 from tests.e2e.harness import ServerProcess, run_server
+from tests.e2e.shots import screenshot_path
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser]
-SCREENSHOT = Path(__file__).resolve().parents[2] / "docs" / "screenshots" / "admin-codes.png"
+SCREENSHOT = screenshot_path("admin-codes.png")
 AGENT, DN = "agent7", "1707"
 
 

@@ -26,12 +26,13 @@ from server.store.storage import sha256_file
 from tests.e2e.browser import chromium, log_in, new_page
 from tests.e2e.harness import run_server
 from tests.e2e.player_media import voice_samples, write_muxed, write_wav
+from tests.e2e.shots import screenshot_path
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser, pytest.mark.timeout(240)]
 
 SECONDS = 6.0
 CALL = "shared-call"
-SCREENSHOT = Path(__file__).resolve().parents[2] / "docs" / "screenshots" / "audit.png"
+SCREENSHOT = screenshot_path("audit.png")
 
 
 def _seed(data_dir: Path, work: Path) -> None:

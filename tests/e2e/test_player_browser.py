@@ -22,6 +22,7 @@ from server.store.storage import sha256_file
 from tests.e2e.browser import chromium, log_in, new_page
 from tests.e2e.harness import run_server
 from tests.e2e.player_media import voice_samples, write_muxed, write_wav
+from tests.e2e.shots import screenshot_path
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser, pytest.mark.timeout(240)]
 
@@ -30,7 +31,7 @@ VOICE_OFFSET = 1.0  # the screen starts 1 s before the voice, as when the record
 GAP = (8.2, 12.0)  # no screen: the recorder was not connected
 # caller speaks 0-5 s of the voice, nobody 5-11 s, the agent 11-20 s
 TALK = [(0.0, 5.0, 0), (11.0, SECONDS - VOICE_OFFSET, 1)]
-SCREENSHOT = Path(__file__).resolve().parents[2] / "docs" / "screenshots" / "player.png"
+SCREENSHOT = screenshot_path("player.png")
 
 
 def _store(data_dir: Path, name: str, source: Path) -> tuple[str, str, int]:

@@ -28,11 +28,12 @@ from server.store import models
 from server.store.db import session_scope
 from tests.e2e.browser import chromium, log_in, new_page
 from tests.e2e.harness import ServerProcess, run_server
+from tests.e2e.shots import screenshot_path
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser]
 
 ROOT = Path(__file__).resolve().parents[2]
-SCREENSHOT = ROOT / "docs" / "screenshots" / "admin.png"
+SCREENSHOT = screenshot_path("admin-sampling-flow.png")
 CALLS = 200
 AGENTS = {"blue1": ("Blue", "2101"), "green1": ("Green", "2102")}
 
