@@ -92,3 +92,26 @@ def test_sdes_srtp_call_is_answered_savp_and_recorded_as_its_tone(loop: str, tmp
     got = data[start : start + len(expected)]
     matching = np.count_nonzero(got == expected[: len(got)])
     assert matching > 0.9 * len(expected), (matching, len(expected))
+
+
+@pytest.mark.parametrize("loop", LOOPS)
+def test_a_reinvite_with_a_new_key_is_refused_and_the_same_key_accepted(loop: str, tmp_path: Path) -> None:
+    """RFC 4568 §7.1.4 rekeying is not supported: refused 488 with a Warning, the call goes on
+    (RFC 3261 §14.2: the old session stays); a hold/refresh re-offer with the same key is fine."""
+
+    async def body(service: SipService, listener: FakeListener, uac: RawUac) -> None:
+        await uac.invite(body=SAVP_SDP)
+        uac.send(uac.request("ACK", 1))
+        await _wait_for(lambda: listener.answered, "the call answered")
+        same = SAVP_SDP.replace(b"1 1 IN", b"1 2 IN")
+        assert (await uac.reinvite(2, same)).status == 200
+        uac.send(uac.request("ACK", 2))
+        rekey = same.replace(base64.b64encode(KEY), base64.b64encode(bytes(30))).replace(b"1 2 IN", b"1 3 IN")
+        refused = await uac.reinvite(3, rekey)
+        assert refused.status == 488 and "rekeying" in (refused.get("warning") or ""), refused
+        uac.send(uac.request("ACK", 3))
+        uac.send(uac.request("BYE", 4))
+        assert (await uac.response("BYE")).status == 200
+        await _wait_for(lambda: listener.ended, "the call to end")
+
+    _run(loop, tmp_path, body)
