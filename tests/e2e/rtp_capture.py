@@ -166,6 +166,13 @@ def capture_lo(to_ports: range) -> Iterator[Capture]:
 class Beep:
     server_time: float  # from the sender's sample clock (see the module's docstring)
     packet_sent: float  # kernel send stamp of the packet carrying the onset + the onset's offset in it
+    start_lead: float  # s the stream's earliest packet of its first START_WINDOW was ahead of that clock
+
+
+# The server anchors a stream on its earliest arrival within its reorder window after the first
+# packet (server/voice/timeline.py, 60 ms): if the sender's first packets go out ahead of its later
+# schedule, the whole voice sits that much early — the expected skew, for the log.
+START_WINDOW = 0.06
 
 
 def stream_beeps(packets: list[RtpPacket], to_ports: range) -> list[Beep]:
@@ -196,6 +203,7 @@ def _beeps(stream: list[RtpPacket]) -> list[Beep]:
         pcm[at : at + len(p.payload)] = ulaw_decode(p.payload)
     offsets = sent - rtp / RATE  # server time of RTP time 0 by each packet; late ones read later
     clock = float(np.percentile(offsets, ON_TIME_PERCENTILE))
+    start_lead = clock - float(offsets[rtp / RATE <= START_WINDOW].min())
     out = []
     for onset in beep_onsets(pcm, RATE):
         carrier = int(np.searchsorted(rtp, onset * RATE, side="right")) - 1
@@ -203,6 +211,7 @@ def _beeps(stream: list[RtpPacket]) -> list[Beep]:
             Beep(
                 server_time=clock + onset,
                 packet_sent=float(sent[carrier]) + onset - float(rtp[carrier]) / RATE,
+                start_lead=start_lead,
             )
         )
     return out

@@ -134,4 +134,8 @@ def sender_lateness(beeps: list[Beep]) -> str:
     if not late:
         return "no beeps"
     median, worst = statistics.median(late), max(late)
-    return f"sender lateness of the beep packets: median {median:.2f} ms, worst {worst:.2f} ms"
+    lead = beeps[0].start_lead * 1000
+    return (
+        f"sender lateness of the beep packets: median {median:.2f} ms, worst {worst:.2f} ms; its first "
+        f"packets {lead:+.1f} ms ahead of its clock (the voice's anchor: expect a skew of {-lead:+.1f} ms)"
+    )
