@@ -188,11 +188,13 @@ def run_self_test(program: Path, server_url: str, timeout: float) -> tuple[bool,
             return False, f"self-test did not finish within {timeout:g} s"
         except OSError as exc:
             return False, f"self-test could not start: {exc}"
-    output = (done.stdout + done.stderr).decode(errors="replace").strip().splitlines()
-    tail = " | ".join(output[-3:])[:400]
+    said = done.stdout.decode(errors="replace").strip().splitlines()  # its check lines
     if done.returncode != 0:
+        logged = done.stderr.decode(errors="replace").strip().splitlines()  # a traceback, a log line
+        failed = [line for line in said if line.startswith("FAIL")]  # self_test's own verdicts first
+        tail = " | ".join([*failed[:2], *logged[-2:]] or said[-3:])[:400]
         return False, f"self-test exited with code {done.returncode}: {tail}"
-    return True, tail
+    return True, (said[-1] if said else "")[:400]
 
 
 def _collect_garbage(root: Path, keep: set[str]) -> None:
@@ -299,10 +301,9 @@ def check(
         return CheckResult("waiting", f"{version} installed and self-tested; {ready.reason}", version)
     switch_current(cfg.root, version)
     _collect_garbage(cfg.root, {version, current})
-    last = said.split(" | ")[-1]
     return CheckResult(
         "applied",
-        f"{version} installed, self-tested ({last}) and current (was {current}); "
+        f"{version} installed, self-tested ({said}) and current (was {current}); "
         "recorders restart into it when idle",
         version,
     )

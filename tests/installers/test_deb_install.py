@@ -28,6 +28,7 @@ import av
 import httpx
 import pytest
 
+from server.services.releases import ReleaseRepository, init_keys
 from tests.e2e.harness import ROOT, ServerProcess, run_server, stop_process, wait_until
 from tests.e2e.screen_call import SCENARIO, _speech_wav, bare_xvfb
 from tests.installers.debroot import DebRoot, fresh_root, why_not_possible
@@ -44,7 +45,7 @@ pytestmark = [
     ),
 ]
 
-DESKTOP = "/opt/tandem/tandem-agent/tandem-agent"
+DESKTOP = "/usr/bin/tandem-agent"  # -> /opt/tandem/current/tandem-agent/tandem-agent
 CONF = "/etc/tandem/agent.toml"
 
 
@@ -83,9 +84,15 @@ def deb() -> Path:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    data, keys = tmp_path_factory.mktemp("server"), tmp_path_factory.mktemp("release-keys")
+    init_keys(keys)  # the deployment's release keys and TUF repository (tandem-server releases ...)
+    ReleaseRepository(data / "releases").create(keys)
     # After-call work ends by the limit: nobody presses Done on the bundled desktop.
     with run_server(
-        tmp_path_factory.mktemp("server"), [("agent2", "agent", "Blue")], TANDEM_SERVER_ACW_LIMIT_SECONDS="5"
+        data,
+        [("agent2", "agent", "Blue")],
+        TANDEM_SERVER_ACW_LIMIT_SECONDS="5",
+        TANDEM_SERVER_RELEASE_KEYS_DIR=str(keys),
     ) as srv:
         yield srv
 
@@ -179,7 +186,7 @@ def test_preseeded_install_enrols_and_reports_without_python(
         print(f"bundled recorder in the chroot, process start -> ready: {time.monotonic() - started:.2f} s")
         assert f"enrolment token from {CONF}" in text and "enrolled: this recorder uploads to" in text, text
         entry = wait_until(lambda: _fleet_entry(server, "agent1"), 90, "agent1's recorder in the fleet")
-        assert entry["version"] == root.path("/opt/tandem/VERSION").read_text().strip(), entry
+        assert entry["version"] == root.path("/opt/tandem/current/VERSION").read_text().strip(), entry
     finally:
         stop_process(proc)
     # The enrolment code is spent: the server's answer to a second use says so.
@@ -187,6 +194,22 @@ def test_preseeded_install_enrols_and_reports_without_python(
         code = re.search(r'^enroll_token = "(\S+)"$', conf, re.MULTILINE).group(1)  # type: ignore[union-attr]
         again = client.post(f"{server.url}/api/recorders/enroll", json={"code": code})
     assert again.status_code == 401 and again.json()["error"] == "enrolment_code_used"
+
+
+def test_versions_layout_launchers_through_current_and_the_update_timer(installed: DebRoot) -> None:
+    root = installed
+    version = root.run(["dpkg-query", "-W", "-f=${Version}", "tandem-agent"]).stdout
+    assert os.readlink(root.path("/opt/tandem/current")) == f"versions/{version}"
+    assert root.path(f"/opt/tandem/versions/{version}/tandem-recorder/tandem-recorder").is_file()
+    for program in ("tandem-agent", "tandem-recorder"):
+        assert os.readlink(root.path(f"/usr/bin/{program}")) == f"/opt/tandem/current/{program}/{program}"
+    assert _autostart_command(root)[0] == "/opt/tandem/current/tandem-recorder/tandem-recorder"
+    # the update check runs as root from a system timer, enabled at install (no systemd runs in a chroot)
+    assert root.path("/etc/systemd/system/timers.target.wants/tandem-update.timer").is_symlink()
+    unit = root.path("/lib/systemd/system/tandem-update.service").read_text()
+    assert "ExecStart=/opt/tandem/current/tandem-recorder/tandem-recorder update-check" in unit
+    assert root.path("/usr/lib/tmpfiles.d/tandem.conf").is_file()
+    assert root.path("/run/tandem/activity").stat().st_mode & 0o7777 == 0o1777
 
 
 def test_bundled_desktop_and_recorder_record_a_sipp_call_that_plays(
@@ -363,6 +386,51 @@ def test_enrolment_token_makes_the_pc_a_device(
         root.path("/etc/tandem/device.toml").unlink()
 
 
+UPDATE_VERSION = "0.1.1"  # newer than the package's 0.1.0+g<commit>
+
+
+def test_update_check_installs_a_signed_release_self_tested_as_nobody(
+    installed: DebRoot, server: ServerProcess, deb: Path
+) -> None:
+    """The real updater in the bundle, as root in the Debian root, against the real server's TUF
+    repository: the package's own bundles published again as release 0.1.1 (the release archive
+    installers/build makes beside the .deb)."""
+    root = installed
+    package = root.run(["dpkg-query", "-W", "-f=${Version}", "tandem-agent"]).stdout
+    archive = deb.parent / f"tandem-agent-{package}.tar.gz"
+    update = ["/opt/tandem/current/tandem-recorder/tandem-recorder", "update-check"]
+    # no trusted root distributed by IT yet: nothing is installed, and the state says why
+    off = root.run(update, check=False)
+    assert "update check: off: no trusted release root at /etc/tandem/update-root.json" in off.stdout, off
+    assert json.loads(root.path("/opt/tandem/update-state.json").read_text())["state"] == "off"
+
+    with server.client("admin") as admin:
+        root_json = admin.get("/api/releases/tuf/metadata/1.root.json").content
+        with open(archive, "rb") as body:
+            r = admin.put(
+                f"/api/admin/releases/{UPDATE_VERSION}",
+                params={"rollout_percent": 100},
+                content=body.read(),
+                timeout=300,
+            )
+        assert r.status_code in (200, 201), r.text
+    root.path("/etc/tandem/update-root.json").write_bytes(root_json)  # what IT distributes
+    started = time.monotonic()
+    done = root.run(update, check=False, timeout=900)
+    took = time.monotonic() - started
+    print(f"update-check in the Debian root (download, verify, unpack, self-test): {took:.0f} s")
+    assert done.stdout.startswith(f"update check: applied: {UPDATE_VERSION} installed, self-tested"), done
+    nobody = root.run(["id", "-u", "nobody"]).stdout.strip()
+    assert f"healthy: tandem-recorder {UPDATE_VERSION} (uid {nobody})" in done.stdout, done  # not as root
+    assert os.readlink(root.path("/opt/tandem/current")) == f"versions/{UPDATE_VERSION}"
+    installed_dir = root.path(f"/opt/tandem/versions/{UPDATE_VERSION}/tandem-recorder")
+    assert installed_dir.stat().st_uid == 0 and not installed_dir.stat().st_mode & 0o022
+    assert root.path(f"/opt/tandem/versions/{package}").is_dir()  # the package's own stays
+    assert json.loads(root.path("/opt/tandem/update-state.json").read_text())["current"] == UPDATE_VERSION
+    again = root.run(update, check=False)
+    assert f"update check: up_to_date: {UPDATE_VERSION} is the newest release" in again.stdout, again
+
+
 def test_upgrade_keeps_the_config_and_purge_removes_everything(installed: DebRoot, deb: Path) -> None:
     root = installed
     conf = root.path(CONF)
@@ -373,11 +441,19 @@ def test_upgrade_keeps_the_config_and_purge_removes_everything(installed: DebRoo
     root.run(["apt-get", "install", "-y", "-q", "--reinstall", f"/tmp/{deb.name}"], timeout=600)
     target.unlink()
     assert conf.read_text() == edited
+    if root.path(
+        f"/opt/tandem/versions/{UPDATE_VERSION}"
+    ).is_dir():  # the update test ran: apt keeps the newer
+        assert os.readlink(root.path("/opt/tandem/current")) == f"versions/{UPDATE_VERSION}"
     assert root.dpkg_clean() == ""
 
     root.run(["apt-get", "purge", "-y", "-q", "tandem-agent"])
     for gone in (
         "/opt/tandem",
+        "/run/tandem",
+        "/var/lib/tandem",
+        "/etc/systemd/system/timers.target.wants/tandem-update.timer",
+        "/lib/systemd/system/tandem-update.timer",
         "/etc/tandem",
         "/etc/xdg/autostart/tandem-recorder.desktop",
         "/usr/bin/tandem-recorder",
