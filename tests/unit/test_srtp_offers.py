@@ -4,6 +4,8 @@ RFC 4568's own examples (§8.2, one attribute per line as on the wire) and varia
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from server.errors import SiprecError
@@ -93,3 +95,32 @@ def test_no_key_in_the_repr_of_a_parsed_offer() -> None:
     )
     assert offer.streams[0].audio.crypto is not None
     assert key[:12] not in repr(offer)
+
+
+def test_cisco_siprec_offer_with_srtp_streams_is_answered_savp_per_stream() -> None:
+    """The captured CUBE offer (shared test data) as CUBE sends it with SRTP towards the SRS:
+    each labelled stream RTP/SAVP with its own key; each is answered RTP/SAVP with a crypto line
+    of ours, labels kept (before: answered plain RTP/AVP)."""
+    from tests.unit.test_siprec_offers import load, offer_of
+
+    plain = load("cisco-siprec-offer.txt")
+    keys = iter(["WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubGVz", "MTIzNDU2Nzg5QUJDREUwMTIzNDU2Nzg5QUJjZGVm"])
+    body = re.sub(
+        rb"RTP/AVP 0 101(\r?\n)",
+        lambda m: (
+            b"RTP/SAVP 0 101"
+            + m.group(1)
+            + b"a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:"
+            + next(keys).encode()
+            + m.group(1)
+        ),
+        plain.body,
+    )
+    plain.body = body
+    offer = offer_of(plain)
+    assert [s.audio.accepted for s in offer.streams] == [True, True]
+    assert [s.audio.crypto.key != b"" for s in offer.streams if s.audio.crypto] == [True, True]
+    answer = offer.answer("192.0.2.1", {s.audio.index: 30000 + 2 * i for i, s in enumerate(offer.streams)})
+    text = answer.decode()
+    assert text.count("RTP/SAVP 0 101") == 2 and text.count("a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:") == 2
+    assert "WVNfX19zZW1j" not in text and "a=label:1" in text and "a=label:2" in text
