@@ -283,9 +283,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     started = time.monotonic()
     # Load the RTP stack (numpy, codecs, writers) now: in the first call's open it would stall
-    # this loop for a few hundred ms while that call's RTP already flows.
+    # this loop for a few hundred ms while that call's RTP already flows. libsrtp too (~40 ms),
+    # for the first SRTP call.
     import server.callmedia.media
     import server.rtp.session
+    import server.rtp.srtp
     import server.voice.stereo_writer  # noqa: F401
 
     log.info("RTP worker %d started (pid %d) in %.2f s", args.index, os.getpid(), time.monotonic() - started)
