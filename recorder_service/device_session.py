@@ -28,6 +28,7 @@ from recorder_service.errors import CredentialsError
 from recorder_service.pairing_ipc import PairingError, PairingRequest, PairingServer
 from recorder_service.spool import Spool
 from recorder_service.updater.in_recorder import SelfUpdate
+from recorder_service.updater.policy import Activity
 
 log = logging.getLogger(__name__)
 
@@ -136,6 +137,26 @@ class DeviceRunner:
         if self._session_stop is not None:
             self._session_stop.set()
 
+    async def _wait_unbound(self, stop: asyncio.Event) -> bool:
+        """Nobody logged in: wait for a binding or ``stop``. Meanwhile the recorder is idle for the
+        updater, and re-executes into a new version at once (True) -- no session to wait for."""
+        self._changed.clear()
+        tasks = {asyncio.create_task(self._changed.wait()), asyncio.create_task(stop.wait())}
+        hook, hook_stop = self._self_update, asyncio.Event()
+        hook_task = None
+        if hook is not None:
+            hook.hold = False
+            idle = Activity("idle", in_call=False, pending_segments=0, uploading=False)
+            hook_task = asyncio.create_task(hook.run(lambda: (idle, False), hook_stop))
+            tasks.add(asyncio.create_task(hook_stop.wait()))
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        for task in tasks:
+            task.cancel()
+        if hook_task is not None:
+            hook_stop.set()
+            await hook_task
+        return hook is not None and hook.exec_program is not None
+
     async def run(self, socket_path: Path, stop: asyncio.Event) -> None:
         from recorder_service.service import _install_signal_handlers, run_service
 
@@ -147,15 +168,13 @@ class DeviceRunner:
                 _install_signal_handlers(loop, stop)  # run_service took them for its own session
                 binding = self.binding
                 if binding is None:
-                    self._changed.clear()
-                    waiter = asyncio.create_task(self._changed.wait())
-                    stopper = asyncio.create_task(stop.wait())
-                    await asyncio.wait({waiter, stopper}, return_when=asyncio.FIRST_COMPLETED)
-                    waiter.cancel()
-                    stopper.cancel()
+                    if await self._wait_unbound(stop):
+                        stop.set()  # a new version is installed: main re-executes into it
                     continue
                 self._switching = False
                 self._session_stop = asyncio.Event()
+                if self._self_update is not None:  # an agent is paired: move only after his logout
+                    self._self_update.hold = True
                 await run_service(
                     self.server_url,
                     lambda token=binding.token: token,  # type: ignore[misc]

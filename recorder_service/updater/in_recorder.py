@@ -63,10 +63,14 @@ class SelfUpdate:
         self._disabled = ""
         self._write_failed = False
         self.pid = os.getpid()
+        # True while re-executing would lose state the new process cannot get back: a device
+        # recorder's pairing with the agent logged in on the desktop (the desktop pairs only at
+        # login). The recorder still publishes; it moves once the agent has logged out.
+        self.hold = False
 
     def due(self, state: str) -> Path | None:
         """The program to re-execute now, or None."""
-        if self.root is None or state != "idle" or self._disabled:
+        if self.root is None or state != "idle" or self._disabled or self.hold:
             return None
         target = current_version(self.root)
         if target is None or target == self.version or target in failed_versions(self.root):

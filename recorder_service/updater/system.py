@@ -240,6 +240,13 @@ def write_state(root: Path, result: CheckResult, current: str | None) -> None:
     )
 
 
+def _running_versions(cfg: UpdaterConfig) -> set[str]:
+    """Versions live recorders still run (an agent paired on a device recorder for days): their
+    files must stay even when two updates came meanwhile."""
+    seen = activity_file.read_records(cfg.activity_dir)
+    return {s.record.version for s in seen if s.alive and s.record is not None}
+
+
 def _gate(cfg: UpdaterConfig) -> Readiness:
     seen = activity_file.read_records(cfg.activity_dir)
     for path in activity_file.stale(seen):
@@ -300,7 +307,7 @@ def check(
     if not ready.ready:
         return CheckResult("waiting", f"{version} installed and self-tested; {ready.reason}", version)
     switch_current(cfg.root, version)
-    _collect_garbage(cfg.root, {version, current})
+    _collect_garbage(cfg.root, {version, current, *_running_versions(cfg)})
     return CheckResult(
         "applied",
         f"{version} installed, self-tested ({said}) and current (was {current}); "

@@ -146,6 +146,9 @@ def test_recorder_reexecutes_only_idle_into_a_new_good_current(tmp_path: Path) -
     switch_current(tmp_path, "0.2.0")
     assert hook.due("capturing") is None and hook.due("acw") is None and hook.due("uploading") is None
     assert hook.due("idle") == program_in(tmp_path)
+    hook.hold = True  # a device recorder with an agent paired: it waits for his logout
+    assert hook.due("idle") is None
+    hook.hold = False
     (tmp_path / "versions" / "0.2.0.failed").write_text("bad\n")
     assert hook.due("idle") is None
     assert SelfUpdate(root=None, version="0.1.0", directory=tmp_path, env={}).due("idle") is None
@@ -162,3 +165,48 @@ def test_recorder_that_reexecuted_into_a_mismatched_version_stops_trying(tmp_pat
 def test_install_root_from_the_environment_or_none() -> None:
     assert install_root({"TANDEM_INSTALL_ROOT": "/opt/x"}) == Path("/opt/x")
     assert install_root({}) is None  # a source checkout never re-executes
+
+
+def test_device_recorder_with_nobody_logged_in_is_idle_and_moves_to_a_new_version(tmp_path: Path) -> None:
+    """A PC's device recorder between agents has no session: it says idle, and once the updater
+    switched ``current`` it stops so ``main`` re-executes into the new version."""
+    import asyncio
+    import tempfile
+
+    from recorder_service.device_session import DeviceRunner
+    from recorder_service.updater.activity_file import ActivityRecord
+
+    _installed(tmp_path, "0.1.0", "0.2.0")
+    switch_current(tmp_path, "0.1.0")
+    records = tmp_path / "activity"
+    records.mkdir()
+    hook = SelfUpdate(root=tmp_path, version="0.1.0", directory=records, interval=0.05, env={})
+    runner = DeviceRunner("http://tandem.test", "tdc_x", tmp_path, fps=1.0, monitor=0, self_update=hook)
+    with tempfile.TemporaryDirectory(dir="/tmp") as short:  # a unix socket path must be short
+
+        async def scenario() -> None:
+            stop = asyncio.Event()
+            task = asyncio.create_task(runner.run(Path(short) / "pair.sock", stop))
+            for _ in range(200):
+                if (records / f"{ME}.json").exists():
+                    break
+                await asyncio.sleep(0.05)
+            record = ActivityRecord.from_json((records / f"{ME}.json").read_text())
+            assert (record.state, record.version, record.pid) == ("idle", "0.1.0", os.getpid())
+            assert not task.done()  # nothing new installed: it keeps waiting for an agent
+            switch_current(tmp_path, "0.2.0")
+            await asyncio.wait_for(task, timeout=30)
+            assert stop.is_set()
+
+        asyncio.run(scenario())
+    assert hook.exec_program == program_in(tmp_path)
+
+
+def test_versions_live_recorders_run_are_kept(tmp_path: Path) -> None:
+    from recorder_service.updater.system import _running_versions
+
+    records = tmp_path / "activity"
+    records.mkdir()
+    write_record(records, ActivityRecord(os.getpid(), "0.1.0", "idle", "", 1.0), f"{ME}.json")
+    env = {"TANDEM_AGENT_CONFIG": str(tmp_path / "none.toml"), "TANDEM_ACTIVITY_DIR": str(records)}
+    assert _running_versions(load_updater_config(env)) == {"0.1.0"}
