@@ -117,3 +117,25 @@ def test_registry_values_are_the_ones_the_recorder_reads(msi: Path) -> None:
     files = {r[2].split("|")[-1] for r in _table(msi, "File")}
     assert {"tandem-recorder.exe", "tandem-agent.exe"} <= files
     assert len(rows) == 4, rows  # nothing else is written to the registry
+
+
+def test_update_check_is_a_scheduled_task_as_system(msi: Path) -> None:
+    """schtasks.exe, deferred and not impersonated (so as SYSTEM), after the files are installed;
+    removed at uninstall; a failure of schtasks never fails the install (exit codes stay msiexec's)."""
+    actions = {row[0]: (int(row[1]), row[2], row[3]) for row in _table(msi, "CustomAction")}
+    exe_from_property, deferred, no_impersonate, ignore_return = 50, 1024, 2048, 64
+    flags = exe_from_property | deferred | no_impersonate | ignore_return
+    assert actions["SetSchtasks"][1:] == ("SCHTASKS", "[System64Folder]schtasks.exe")
+    assert actions["UpdateTaskCreate"] == (
+        flags,
+        "SCHTASKS",
+        r'/Create /F /TN "Tandem\UpdateCheck" /RU SYSTEM /SC MINUTE /MO 15 '
+        r'/TR "\"[RECORDERDIR]tandem-recorder.exe\" update-check"',
+    )
+    assert actions["UpdateTaskDelete"] == (flags, "SCHTASKS", r'/Delete /F /TN "Tandem\UpdateCheck"')
+    sequence = {row[0]: (row[1], int(row[2])) for row in _table(msi, "InstallExecuteSequence")}
+    assert sequence["SetSchtasks"][1] < sequence["InstallInitialize"][1]
+    assert sequence["InstallFiles"][1] < sequence["UpdateTaskCreate"][1] < sequence["InstallFinalize"][1]
+    assert sequence["InstallInitialize"][1] < sequence["UpdateTaskDelete"][1] < sequence["RemoveFiles"][1]
+    assert sequence["UpdateTaskCreate"][0] == 'NOT REMOVE~="ALL"'
+    assert sequence["UpdateTaskDelete"][0] == 'REMOVE~="ALL"'
