@@ -75,8 +75,10 @@ def add_interaction(app: FastAPI, iid: str = IID, *, agent: str = "agent1", age:
 
 
 @pytest.fixture
-def app(tmp_path: Path) -> FastAPI:
-    return make_app(tmp_path / "data")
+def app(tmp_path: Path) -> Iterator[FastAPI]:
+    app = make_app(tmp_path / "data")
+    yield app
+    app.state.ctx.sessions.kw["bind"].dispose()  # its stop closes the pool, but not every test starts it
 
 
 @pytest.fixture

@@ -112,6 +112,7 @@ def data(tmp_path: Path) -> Path:
         create_user(s, "admin", PASSWORD, "admin")
         create_user(s, "sup", PASSWORD, "supervisor", supervises=["Blue"])
         create_user(s, AGENT, PASSWORD, "agent", team="Blue")
+    app.state.ctx.sessions.kw["bind"].dispose()  # never started, so its stop would not close the pool
     return data
 
 
