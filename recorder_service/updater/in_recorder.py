@@ -130,9 +130,25 @@ class SelfUpdate:
             remove_record(self.directory, self.pid)
 
 
+def exec_environment(env: Mapping[str, str], version: str) -> dict[str, str]:
+    """The environment for the new version: a PyInstaller bundle's bootloader leaves its own state
+    in ours (``_PYI_*``: its archive and home directory; ``LD_LIBRARY_PATH`` with the old bundle
+    first), which would make the new bundle's bootloader run as a child of the old one or load the
+    old version's libraries. So: those go, ``LD_LIBRARY_PATH`` is what it was before the bootloader
+    (``LD_LIBRARY_PATH_ORIG``), and ``PYINSTALLER_RESET_ENVIRONMENT`` tells the new bootloader it is
+    a new program (PyInstaller 6.10+)."""
+    out = {k: v for k, v in env.items() if not k.startswith("_PYI_") and k != "_MEIPASS2"}
+    if "LD_LIBRARY_PATH_ORIG" in out:
+        out["LD_LIBRARY_PATH"] = out.pop("LD_LIBRARY_PATH_ORIG")
+    elif getattr(sys, "frozen", False):
+        out.pop("LD_LIBRARY_PATH", None)  # the bootloader set it: there was none before
+    out["PYINSTALLER_RESET_ENVIRONMENT"] = "1"
+    out[REEXEC_ENV] = version
+    return out
+
+
 def exec_program(program: Path, argv: list[str], version: str) -> NoReturn:
     """Replace this process with ``program`` (same pid, same arguments)."""
-    os.environ[REEXEC_ENV] = version
     sys.stdout.flush()
     sys.stderr.flush()
-    os.execv(program, [str(program), *argv])
+    os.execve(program, [str(program), *argv], exec_environment(os.environ, version))

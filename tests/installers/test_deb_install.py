@@ -390,11 +390,12 @@ UPDATE_VERSION = "0.1.1"  # newer than the package's 0.1.0+g<commit>
 
 
 def test_update_check_installs_a_signed_release_self_tested_as_nobody(
-    installed: DebRoot, server: ServerProcess, deb: Path
+    installed: DebRoot, server: ServerProcess, deb: Path, tmp_path: Path
 ) -> None:
     """The real updater in the bundle, as root in the Debian root, against the real server's TUF
     repository: the package's own bundles published again as release 0.1.1 (the release archive
-    installers/build makes beside the .deb)."""
+    installers/build makes beside the .deb). agent1's bundled recorder, running and idle, moves to
+    it by re-executing itself."""
     root = installed
     package = root.run(["dpkg-query", "-W", "-f=${Version}", "tandem-agent"]).stdout
     archive = deb.parent / f"tandem-agent-{package}.tar.gz"
@@ -415,10 +416,41 @@ def test_update_check_installs_a_signed_release_self_tested_as_nobody(
             )
         assert r.status_code in (200, 201), r.text
     root.path("/etc/tandem/update-root.json").write_bytes(root_json)  # what IT distributes
-    started = time.monotonic()
-    done = root.run(update, check=False, timeout=900)
-    took = time.monotonic() - started
-    print(f"update-check in the Debian root (download, verify, unpack, self-test): {took:.0f} s")
+    # agent1's recorder runs the package's bundle meanwhile, idle: it says so for the updater
+    uid = root.run(["id", "-u", "agent1"]).stdout.strip()
+    record_path = root.path(f"/run/tandem/activity/{uid}.json")
+    record_path.unlink(missing_ok=True)
+    log = tmp_path / "recorder.log"
+    proc = root.popen(_autostart_command(root), user="agent1", env=_recorder_env("agent1"), log=log)
+
+    def record() -> dict[str, Any] | None:
+        assert proc.poll() is None, f"recorder exited {proc.returncode}:\n{log.read_text()}"
+        try:
+            return dict(json.loads(record_path.read_text()))
+        except (OSError, ValueError):
+            return None
+
+    try:
+        first = wait_until(
+            lambda: (r := record()) and r["state"] == "idle" and r, 120, "agent1's recorder idle"
+        )
+        assert first["version"] == package and first["pid"] == proc.pid
+        started = time.monotonic()
+        done = root.run(update, check=False, timeout=900)
+        took = time.monotonic() - started
+        print(f"update-check in the Debian root (download, verify, unpack, self-test): {took:.0f} s")
+        # the same process re-executed itself into the new bundle, and says so to the server
+        wait_until(lambda: (r := record()) and r["version"] == UPDATE_VERSION, 120, "the recorder on 0.1.1")
+        assert record()["pid"] == proc.pid  # type: ignore[index]
+        entry = wait_until(
+            lambda: (e := _fleet_entry(server, "agent1")) and e["version"] == UPDATE_VERSION and e,
+            90,
+            "agent1's recorder on 0.1.1 in the fleet",
+        )
+        assert entry["update_state"] == "applied", entry
+        assert "restarting into it" in log.read_text()
+    finally:
+        stop_process(proc)
     assert done.stdout.startswith(f"update check: applied: {UPDATE_VERSION} installed, self-tested"), done
     nobody = root.run(["id", "-u", "nobody"]).stdout.strip()
     assert f"healthy: tandem-recorder {UPDATE_VERSION} (uid {nobody})" in done.stdout, done  # not as root

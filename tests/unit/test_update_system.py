@@ -20,7 +20,7 @@ from recorder_service.updater.activity_file import (
     write_record,
 )
 from recorder_service.updater.apply import switch_current
-from recorder_service.updater.in_recorder import REEXEC_ENV, SelfUpdate, program_in
+from recorder_service.updater.in_recorder import REEXEC_ENV, SelfUpdate, exec_environment, program_in
 from recorder_service.updater.layout import install_root
 from recorder_service.updater.policy import Activity
 from recorder_service.updater.system import load_updater_config
@@ -210,3 +210,22 @@ def test_versions_live_recorders_run_are_kept(tmp_path: Path) -> None:
     write_record(records, ActivityRecord(os.getpid(), "0.1.0", "idle", "", 1.0), f"{ME}.json")
     env = {"TANDEM_AGENT_CONFIG": str(tmp_path / "none.toml"), "TANDEM_ACTIVITY_DIR": str(records)}
     assert _running_versions(load_updater_config(env)) == {"0.1.0"}
+
+
+def test_the_new_version_starts_as_a_new_program_not_as_a_child_of_the_old_bundle() -> None:
+    old_bundle = {
+        "PATH": "/usr/bin",
+        "DISPLAY": ":0",
+        "_PYI_ARCHIVE_FILE": "/opt/tandem/versions/0.1.0/tandem-recorder/tandem-recorder",
+        "_PYI_APPLICATION_HOME_DIR": "/opt/tandem/versions/0.1.0/tandem-recorder/_internal",
+        "_PYI_PARENT_PROCESS_LEVEL": "1",
+        "LD_LIBRARY_PATH": "/opt/tandem/versions/0.1.0/tandem-recorder/_internal:/usr/local/lib",
+        "LD_LIBRARY_PATH_ORIG": "/usr/local/lib",
+    }
+    assert exec_environment(old_bundle, "0.2.0") == {
+        "PATH": "/usr/bin",
+        "DISPLAY": ":0",
+        "LD_LIBRARY_PATH": "/usr/local/lib",
+        "PYINSTALLER_RESET_ENVIRONMENT": "1",
+        REEXEC_ENV: "0.2.0",
+    }
