@@ -141,7 +141,8 @@ class _Spares:
                     base = self._block.base + offset
                     if all(bindable(p) for p in range(base, base + count)):
                         return base
-                self._block = None  # nearly everything in it is in use: take another
+                self._block.release()  # nearly everything in it is in use: take another
+                self._block = None
             raise PortsExhaustedError(f"no {count} free consecutive ports in two blocks")
 
 

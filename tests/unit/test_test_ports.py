@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import fcntl
 import itertools
 import socket
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.ports import (
     BLOCK,
+    LOCK_DIR,
     bindable,
     claim_block,
     free_port,
@@ -50,7 +54,9 @@ def test_a_block_held_by_another_process_is_not_handed_out() -> None:
         [
             sys.executable,
             "-c",
-            "from tests.ports import claim_block; print(claim_block().base, flush=True); input()",
+            # The block is kept in a name: a temporary PortBlock is collected at once, and
+            # collecting it closes its lock file, which drops the claim.
+            "from tests.ports import claim_block; b = claim_block(); print(b.base, flush=True); input()",
         ],
         cwd=ROOT,
         stdin=subprocess.PIPE,
@@ -63,10 +69,15 @@ def test_a_block_held_by_another_process_is_not_handed_out() -> None:
         line = holder.stdout.readline()
         assert line.strip().isdigit(), f"the holder did not claim a block: {line!r}"
         held = int(line)
+        with open(LOCK_DIR / f"{held}.lock", "ab") as probe:
+            with pytest.raises(BlockingIOError):  # deterministic: the claim is really held
+                fcntl.flock(probe.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         mine = [claim_block() for _ in range(3)]
-        assert held not in {b.base for b in mine}
-        for block in mine:
-            block.release()
+        try:
+            assert held not in {b.base for b in mine}
+        finally:
+            for block in mine:
+                block.release()
     finally:
         _, errors = holder.communicate("\n", timeout=30)
     assert holder.returncode == 0, errors
