@@ -3,12 +3,19 @@
 The settings were chosen by measurement (``benchmarks/screen/``, figures in
 ``benchmarks/RESULTS.md``); in short:
 
-* **Keyframes by time, long GOP.** A keyframe opens every segment (the first frame) and then
-  comes at most every ``keyframe_interval`` seconds of timeline (default 60 s: one per default
-  segment; a longer segment still gets one a minute so that seeking decodes at most a minute of
-  changes). A 1080p keyframe of a desktop costs as much as minutes of typing, and a keyframe does
-  not bound crash loss here: fragments do. x264's own keyframe placement is off (huge keyint, no
-  scene-cut) so the GOP really follows the clock, whatever the frame rate.
+* **Keyframes by time or by frame count, long GOP.** A keyframe opens every segment (the first
+  frame) and then comes at the first frame after either ``keyframe_interval`` seconds of timeline
+  (default 60 s: one per default segment; a longer segment still gets one a minute) or
+  ``keyframe_frames`` frames given to the encoder since the last keyframe (default
+  ``KEYFRAME_FRAMES`` = 150), whichever is first. A seek decodes every frame from the keyframe
+  before it, so its cost follows the frame count, not the seconds: a busy screen (every frame a
+  change, 300 a minute at 5 fps) gets a keyframe every 30 s and seeks decode at most 150 frames
+  (issue 14's seek target), while a mostly still desktop (the office workload: ~30 changes and
+  ~60 ``mark_unchanged`` repeats a minute) never reaches the count and keeps one keyframe a
+  minute — a 1080p keyframe of a desktop costs as much as minutes of typing (≈ 140 KB of an
+  office segment's 162 KB; issue 12's bytes target). Repeats count too (the player decodes them,
+  if cheaply). A keyframe does not bound crash loss here: fragments do. x264's own keyframe
+  placement is off (huge keyint, no scene-cut) so the GOP really follows these two rules.
 * **Fragments every ``fragment_seconds`` (0.8 s), independent of keyframes**
   (``movflags=frag_keyframe+empty_moov+default_base_moof`` + ``frag_duration``), each handed to
   the OS at once (``flush_packets``). A fragment is cut at the first frame past its duration, so
@@ -43,6 +50,10 @@ log = logging.getLogger(__name__)
 
 TIME_BASE = Fraction(1, 1000)
 MOVFLAGS = "frag_keyframe+empty_moov+default_base_moof"
+KEYFRAME_SECONDS = 60.0  # a keyframe at least this often (timeline seconds)...
+# ...and at least every this many frames: chosen by measurement (benchmarks/RESULTS.md, "keyframe
+# by frames"): seeks in a busy hour stay under issue 14's target, the office workload unchanged.
+KEYFRAME_FRAMES = 150
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,9 +107,15 @@ def output_size(width: int, height: int, max_width: int = 0) -> tuple[int, int]:
     return width - width % 2, height - height % 2
 
 
-def keyframe_due(pts_ms: int, last_key_ms: int | None, interval_ms: int) -> bool:
-    """A keyframe opens the file, then one at least every ``interval_ms`` of timeline."""
-    return last_key_ms is None or pts_ms - last_key_ms >= interval_ms
+def keyframe_due(
+    pts_ms: int, last_key_ms: int | None, interval_ms: int, frames_since_key: int = 0, max_frames: int = 0
+) -> bool:
+    """A keyframe opens the file, then comes at the first frame after ``interval_ms`` of timeline
+    or ``max_frames`` frames (0: no limit) since the last one, whichever is first.
+    ``frames_since_key`` counts the frames written since the last keyframe, that one included."""
+    if last_key_ms is None or pts_ms - last_key_ms >= interval_ms:
+        return True
+    return max_frames > 0 and frames_since_key >= max_frames
 
 
 # Rows converted around a changed band (even). swscale's vertical chroma filter reads beyond each
@@ -151,7 +168,8 @@ class ScreenEncoder:
         path: Path,
         *,
         fps: float,
-        keyframe_interval: float = 60.0,
+        keyframe_interval: float = KEYFRAME_SECONDS,
+        keyframe_frames: int = KEYFRAME_FRAMES,
         fragment_seconds: float = 0.8,
         max_width: int = 0,
         settings: X264Settings = DEFAULT_SETTINGS,
@@ -163,9 +181,12 @@ class ScreenEncoder:
             raise ValueError("keyframe_interval and fragment_seconds must be > 0")
         if max_width < 0:
             raise ValueError("max_width must be >= 0")
+        if keyframe_frames < 0:
+            raise ValueError("keyframe_frames must be >= 0 (0: keyframes by time only)")
         self._path = path
         self._fps = fps
         self._key_ms = round(keyframe_interval * 1000)
+        self._key_frames = keyframe_frames
         self._frag_ms = round(fragment_seconds * 1000)
         self._max_width = max_width
         self._settings = settings
@@ -174,6 +195,7 @@ class ScreenEncoder:
         self._size: tuple[int, int] | None = None
         self._last_pts = -1
         self._last_key_pts: int | None = None
+        self._gop_frames = 0  # frames written since the last keyframe, that one included
         self._last_frame: Any = None  # the last picture, already converted (mark_unchanged, bands)
         self._last_image: np.ndarray | None = None  # the BGRA frame it was converted from
         self.frames = 0
@@ -282,15 +304,18 @@ class ScreenEncoder:
         try:
             frame.pts = pts
             frame.time_base = TIME_BASE
-            if keyframe_due(pts, self._last_key_pts, self._key_ms):
+            if keyframe_due(pts, self._last_key_pts, self._key_ms, self._gop_frames, self._key_frames):
                 frame.pict_type = av.video.frame.PictureType.I
                 self._last_key_pts = pts
+                self._gop_frames = 0
             else:
                 frame.pict_type = av.video.frame.PictureType.NONE
             for packet in self._stream.encode(frame):
                 if packet.is_keyframe:
                     self._last_key_pts = packet.pts
+                    self._gop_frames = 0
                 self._container.mux(packet)
+            self._gop_frames += 1
         except (av.FFmpegError, ValueError) as exc:
             raise EncoderError(f"encoding frame at {pts} ms failed: {exc}") from exc
         self._last_pts = pts

@@ -1,4 +1,4 @@
-"""ScreenEncoder settings chosen by the benchmark: keyframes by time, fragments every 0.8 s
+"""ScreenEncoder settings chosen by the benchmark: keyframes by time or frame count, fragments every 0.8 s
 independent of keyframes (a file cut anywhere plays up to 1 s before the cut at 5 fps), no
 B-frames, changed-rows conversion equal to a full one, downscale to a maximum width."""
 
@@ -12,7 +12,14 @@ import av
 import numpy as np
 import pytest
 
-from recorder_service.encoder import ScreenEncoder, X264Settings, changed_rows, keyframe_due, output_size
+from recorder_service.encoder import (
+    KEYFRAME_FRAMES,
+    ScreenEncoder,
+    X264Settings,
+    changed_rows,
+    keyframe_due,
+    output_size,
+)
 from recorder_service.errors import EncoderError, Mp4StructureError
 from recorder_service.fmp4 import playable_length
 
@@ -54,6 +61,65 @@ def test_keyframe_due_by_time() -> None:
     assert keyframe_due(60_000, 0, 60_000)
 
 
+def test_keyframe_due_by_frame_count() -> None:
+    assert not keyframe_due(1000, 0, 60_000, frames_since_key=149, max_frames=150)
+    assert keyframe_due(1000, 0, 60_000, frames_since_key=150, max_frames=150)
+    assert keyframe_due(60_000, 0, 60_000, frames_since_key=3, max_frames=150)  # time first
+    assert not keyframe_due(1000, 0, 60_000, frames_since_key=10_000, max_frames=0)  # 0: time only
+
+
+def _keyframe_pts(path: Path) -> list[int]:
+    return [int(p.pts) for p in _packets(path) if p.is_keyframe and p.pts is not None]
+
+
+def test_dense_frames_get_a_keyframe_every_keyframe_frames(tmp_path: Path) -> None:
+    """Every frame a change (a busy screen): a keyframe every K frames, long before the clock's
+    60 s — a seek then decodes at most K frames (issue 14)."""
+    path = tmp_path / "d.mp4"
+    enc = ScreenEncoder(path, fps=5, keyframe_frames=20)
+    for i in range(70):
+        enc.encode(_typing(i), i * 200)
+    enc.close()
+    assert _keyframe_pts(path) == [0, 4000, 8000, 12_000]  # frames 0, 20, 40, 60
+
+
+def test_default_frame_count_applies_to_a_busy_screen(tmp_path: Path) -> None:
+    """The default rule, at 10 fps: frame KEYFRAME_FRAMES is a keyframe well before 60 s."""
+    path = tmp_path / "b.mp4"
+    enc = ScreenEncoder(path, fps=10)
+    for i in range(KEYFRAME_FRAMES + 5):
+        enc.encode(_typing(i % 200), i * 100)
+    enc.close()
+    assert _keyframe_pts(path) == [0, KEYFRAME_FRAMES * 100]
+    assert KEYFRAME_FRAMES * 100 < 60_000
+
+
+def test_sparse_frames_keep_keyframes_by_time(tmp_path: Path) -> None:
+    """A mostly still screen (unchanged frames skipped): fewer than K frames a minute, so
+    keyframes only every 60 s; the count restarts at a keyframe the clock placed."""
+    path = tmp_path / "s.mp4"
+    enc = ScreenEncoder(path, fps=5, keyframe_frames=20)
+    # 8 dense, then one each 5 s: 19 frames in the first minute, 12 in the second (31 in all:
+    # the count must restart at 60 s); then 16 frames after the keyframe at 120 s, under 20.
+    times = [*range(0, 1600, 200), *range(5000, 125_000, 5000), *range(125_200, 128_000, 200)]
+    for i, t in enumerate(times):
+        enc.encode(_typing(i), t)
+    enc.close()
+    assert _keyframe_pts(path) == [0, 60_000, 120_000]
+
+
+def test_repeats_of_a_still_screen_count_as_frames(tmp_path: Path) -> None:
+    """mark_unchanged's repeats are decoded by a seek too: they count towards K."""
+    path = tmp_path / "r.mp4"
+    enc = ScreenEncoder(path, fps=5, keyframe_frames=10)
+    for i in range(5):
+        enc.encode(_typing(i), i * 200)
+    repeats = [t for t in range(1000, 20_000, 200) if enc.mark_unchanged(t)]
+    enc.close()
+    assert len(repeats) >= 16
+    assert _keyframe_pts(path) == [0, repeats[5], repeats[15]]  # frames 10 and 20
+
+
 def test_keyframes_follow_the_clock_not_the_frame_count(tmp_path: Path) -> None:
     """Sparse, irregular frames (unchanged ones skipped): keyframes every 5 s of timeline."""
     path = tmp_path / "k.mp4"
@@ -72,10 +138,11 @@ def test_keyframes_follow_the_clock_not_the_frame_count(tmp_path: Path) -> None:
 
 
 def test_default_gop_is_long(tmp_path: Path) -> None:
-    """x264's own keyframe placement is off: 30 s of typing at 5 fps is one keyframe."""
+    """x264's own keyframe placement is off: KEYFRAME_FRAMES frames of typing (30 s at 5 fps) are
+    one keyframe."""
     path = tmp_path / "g.mp4"
     enc = ScreenEncoder(path, fps=5)
-    for i in range(150):
+    for i in range(KEYFRAME_FRAMES):
         enc.encode(_typing(i), i * 200)
     enc.close()
     assert [p.pts for p in _packets(path) if p.is_keyframe] == [0]
@@ -203,6 +270,8 @@ def test_bad_arguments_are_refused(tmp_path: Path) -> None:
         ScreenEncoder(tmp_path / "x.mp4", fps=5, fragment_seconds=0)
     with pytest.raises(ValueError):
         ScreenEncoder(tmp_path / "x.mp4", fps=5, max_width=-1)
+    with pytest.raises(ValueError, match="keyframe_frames"):
+        ScreenEncoder(tmp_path / "x.mp4", fps=5, keyframe_frames=-1)
     enc = ScreenEncoder(tmp_path / "x.mp4", fps=5)
     with pytest.raises(EncoderError, match="BGRA"):
         enc.encode(np.zeros((10, 10, 3), np.uint8), 0)
