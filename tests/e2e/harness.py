@@ -10,12 +10,13 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import httpx
 
@@ -42,6 +43,43 @@ def wait_until(
             return value
         time.sleep(step)
     raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
+
+
+# How long a child process (the server, Xvfb, baresip, …) may take to become ready. Generous: on a
+# loaded 2-core CI machine the server's migrations and imports took more than the 30 s once allowed
+# (~1 run in 17); a process that has exited is reported at once, not at the deadline.
+STARTUP_SECONDS = 120.0
+
+
+def wait_started(
+    proc: subprocess.Popen[bytes],
+    ready: Callable[[], Any],
+    what: str,
+    output: Callable[[], str],
+    timeout: float = STARTUP_SECONDS,
+    step: float = 0.1,
+) -> Any:
+    """Poll ``ready`` until it answers truthy (returned), failing fast if ``proc`` exits first.
+
+    Either failure names the process's exit code or that it is still running, and the tail of
+    ``output`` (its log), so a CI failure says why without a rerun."""
+
+    deadline = time.monotonic() + timeout
+    while True:
+        code = proc.poll()
+        if code is not None:
+            raise AssertionError(
+                f"{what}: the process exited with code {code} before it was ready; its output:\n{output()}"
+            )
+        value = ready()
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            raise AssertionError(
+                f"timed out after {timeout:g} s waiting for {what} (process {proc.pid} still running); "
+                f"its output:\n{output()}"
+            )
+        time.sleep(step)
 
 
 def stop_process(proc: subprocess.Popen[bytes], timeout: float = 10) -> None:
@@ -152,19 +190,26 @@ def _run_server(
         proc = subprocess.Popen(tandem_server("run"), env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
     server = ServerProcess(f"http://127.0.0.1:{ports.http}", ports.sip, data_dir, creds, proc, log_path)
     try:
-        wait_until(lambda: _healthy(server), 30, "server health")
+        wait_started(proc, lambda: _healthy(server), "server health", server.log)
         yield server
     finally:
         stop_process(proc)
 
 
 def _healthy(server: ServerProcess) -> bool:
-    if server.proc.poll() is not None:
-        raise AssertionError(f"server exited early:\n{server.log()}")
     try:
         return httpx.get(f"{server.url}/healthz", timeout=1).status_code == 200
     except httpx.HTTPError:
         return False
+
+
+def file_tail(file: IO[bytes], size: int = 3000) -> str:
+    """The last ``size`` bytes written to ``file`` (a child's stderr: a file, never a pipe that
+    could fill and block it), for a failure message. Read with pread: the child shares the file's
+    offset, and moving it would make the child write over its own output."""
+    end = os.fstat(file.fileno()).st_size
+    start = max(0, end - size)
+    return os.pread(file.fileno(), end - start, start).decode(errors="replace")
 
 
 @contextlib.contextmanager
@@ -178,10 +223,11 @@ def xvfb_with_changing_content(width: int = 800, height: int = 600) -> Iterator[
         if not Path(f"/tmp/.X11-unix/X{n}").exists() and not Path(f"/tmp/.X{n}-lock").exists()
     )
     display = f":{number}"
+    errors = tempfile.TemporaryFile()
     xvfb = subprocess.Popen(
         ["Xvfb", display, "-screen", "0", f"{width}x{height}x24", "-nolisten", "tcp"],
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stderr=errors,
     )
     stop = threading.Event()
     env = {**os.environ, "DISPLAY": display}
@@ -201,13 +247,15 @@ def xvfb_with_changing_content(width: int = 800, height: int = 600) -> Iterator[
             stop.wait(0.25)
 
     try:
-        wait_until(lambda: Path(f"/tmp/.X11-unix/X{number}").exists(), 10, "Xvfb socket")
+        socket = Path(f"/tmp/.X11-unix/X{number}")
+        wait_started(xvfb, socket.exists, "Xvfb socket", lambda: file_tail(errors))
         painter = threading.Thread(target=paint, daemon=True)
         painter.start()
         yield display
     finally:
         stop.set()
         stop_process(xvfb)
+        errors.close()
 
 
 @contextlib.contextmanager

@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from tests.e2e.harness import ROOT, stop_process, wait_until
+from tests.e2e.harness import ROOT, stop_process, wait_started
 from tests.ports import free_port, free_ports
 
 BARESIP_MODULES = Path("/usr/lib/baresip/modules")
@@ -219,14 +219,15 @@ def run_baresip(
     try:
 
         def connected() -> socket.socket | None:
-            if proc.poll() is not None:
-                raise AssertionError(f"baresip exited early:\n{log_path.read_text(errors='replace')}")
             try:
                 return socket.create_connection(("127.0.0.1", ctrl_port), timeout=1)
             except OSError:
                 return None
 
-        sock = wait_until(connected, 15, "baresip's ctrl_tcp socket")
+        def output() -> str:
+            return log_path.read_text(errors="replace")[-6000:]
+
+        sock = wait_started(proc, connected, "baresip's ctrl_tcp socket", output)
         assert sock is not None
         yield Baresip(proc, sock, log_path)
     finally:

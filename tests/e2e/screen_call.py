@@ -14,6 +14,7 @@ import json
 import shutil
 import sqlite3
 import subprocess
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -28,7 +29,16 @@ from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection, connect
 
 from server.media.segment_join import muxed_name
-from tests.e2e.harness import ROOT, ServerProcess, run_recorder, run_server, stop_process, wait_until
+from tests.e2e.harness import (
+    ROOT,
+    ServerProcess,
+    file_tail,
+    run_recorder,
+    run_server,
+    stop_process,
+    wait_started,
+    wait_until,
+)
 from tests.e2e.time_pattern import pattern_window, read_frame
 from tests.e2e.ws_delay_proxy import EventDelayProxy, Held
 from tests.ports import free_ports
@@ -125,16 +135,18 @@ def bare_xvfb(width: int, height: int) -> Iterator[str]:
         for n in range(400, 700)
         if not Path(f"/tmp/.X11-unix/X{n}").exists() and not Path(f"/tmp/.X{n}-lock").exists()
     )
+    errors = tempfile.TemporaryFile()
     proc = subprocess.Popen(
         ["Xvfb", f":{number}", "-screen", "0", f"{width}x{height}x24", "-nolisten", "tcp"],
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stderr=errors,
     )
     try:
-        wait_until(lambda: Path(f"/tmp/.X11-unix/X{number}").exists(), 15, "Xvfb socket")
+        wait_started(proc, Path(f"/tmp/.X11-unix/X{number}").exists, "Xvfb socket", lambda: file_tail(errors))
         yield f":{number}"
     finally:
         stop_process(proc)
+        errors.close()
 
 
 @contextlib.contextmanager

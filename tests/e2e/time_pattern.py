@@ -44,6 +44,7 @@ from server.media.time_pattern_reader import (  # the pattern itself lives with 
     read_gray,
     render,
 )
+from tests.e2e.harness import wait_started
 
 __all__ = [
     "BITS",
@@ -209,11 +210,13 @@ def pattern_window(
     with out_path.open("wb") as out:
         proc = subprocess.Popen(cmd, env=env, cwd=root, stdout=out, stderr=subprocess.STDOUT)
     try:
-        deadline = time.monotonic() + 30
-        while not (log_path.exists() and len(draw_log(log_path).drawn) > 20):
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise AssertionError(f"time pattern window did not start:\n{out_path.read_text()[-3000:]}")
-            time.sleep(0.05)
+        wait_started(
+            proc,
+            lambda: log_path.exists() and len(draw_log(log_path).drawn) > 20,
+            "the time pattern window's first draws",
+            lambda: out_path.read_text(errors="replace")[-3000:],
+            step=0.05,
+        )
         yield log_path
     finally:
         proc.terminate()
