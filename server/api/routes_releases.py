@@ -6,7 +6,8 @@
   not secret; what the server must protect is the signing keys, which are never served.
 - ``GET /api/admin/releases``; ``PUT /api/admin/releases/{version}?rollout_percent=N`` with the
   bundle archive (``.tar.gz`` of the one-folder bundle) as the body; ``PATCH
-  /api/admin/releases/{version}`` ``{"rollout_percent": N}``: admins only, audited
+  /api/admin/releases/{version}`` ``{"rollout_percent": N}``; ``PUT /api/admin/release-policy``
+  ``{"mode": "rollout" | "pinned" | "off", "pin": V}``: admins only, audited
   (``server.services.release_admin``)."""
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from server.api.context import ServerContext
 from server.api.deps import AuthUser, current_user, get_context, get_db
 from server.errors import InvalidInput, NotFound
 from server.services import release_admin
-from server.services.releases import ReleaseRepository, describe
+from server.services.releases import Release, ReleaseRepository, describe
 
 router = APIRouter(prefix="/api")
 MAX_RELEASE_BYTES = 2 * 1024**3  # a one-folder bundle is ~100-300 MB; this only stops a runaway upload
@@ -63,11 +64,14 @@ def list_releases(
     session: Session = Depends(get_db, scope="function"),
     ctx: ServerContext = Depends(get_context),
 ) -> Any:
-    return {
-        "releases": [
-            describe(r) for r in release_admin.list_releases(session, actor_of(user, request), _repo(ctx))
-        ]
-    }
+    return release_admin.overview(session, actor_of(user, request), _repo(ctx), ctx.settings.release_keys_dir)
+
+
+def _described(repo: ReleaseRepository, release: Release) -> dict[str, object]:
+    """The release as signed, with the percentage the admin chose (kept while a pin or the
+    off switch holds its offer at 0 or 100 %)."""
+    chosen = release_admin.chosen_percent(repo, release.version)
+    return {**describe(release), "chosen_percent": release.rollout_percent if chosen is None else chosen}
 
 
 @router.put("/admin/releases/{version}")
@@ -105,7 +109,7 @@ async def put_release(
             Path(tmp.name),
             rollout_percent,
         )
-    return describe(release)
+    return _described(_repo(ctx), release)
 
 
 @router.patch("/admin/releases/{version}")
@@ -121,4 +125,17 @@ def patch_release(
     release = release_admin.set_rollout(
         session, actor_of(user, request), _repo(ctx), ctx.settings.release_keys_dir, version, rollout
     )
-    return describe(release)
+    return _described(_repo(ctx), release)
+
+
+@router.put("/admin/release-policy")
+def put_release_policy(
+    body: dict[str, Any],
+    request: Request,
+    user: AuthUser = Depends(current_user),
+    session: Session = Depends(get_db, scope="function"),
+    ctx: ServerContext = Depends(get_context),
+) -> Any:
+    return release_admin.set_policy(
+        session, actor_of(user, request), _repo(ctx), ctx.settings.release_keys_dir, body
+    )
