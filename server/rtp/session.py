@@ -5,16 +5,10 @@ Datagram → RTCP check → source check → RTP parse → payload-type check (t
 comfort noise are counted, never written) → decode (and resample to the file's rate) →
 ``VoiceTimeline`` → ``VoiceSink``.
 
-**Every decodable payload type.** The answer lists every offered type we decode, and a sender may
-switch between them at any packet (RFC 3264 §5.1). Each packet is decoded by its own payload
-type: the offered mapping plus the static PCMU/PCMA/G.722 ones (a sender that ignores the answer
-is still recorded). A switch places the pending run with the old decoder, then changes the
-session's current payload type: the fast path below compares that type as part of its 12-byte
-header check, so it costs nothing per packet. All these codecs have an 8 kHz RTP clock, so the
-timeline's timestamp scale is the same for each. A payload type we cannot decode is counted;
-a stream that has carried nothing else for ``UNDECODABLE_SECONDS`` (or mostly such packets) sets
-``stats.media_error``, which the coordinator turns into a visible voice failure
-(``server.calls.voice_failure``) instead of a silent file.
+**Every decodable payload type** (``server.rtp.payload_types``) is decoded by its own payload
+type, and a sender may switch between them at any packet. A switch places the pending run with
+the old decoder, then changes the session's current payload type: the fast path below compares
+that type as part of its 12-byte header check, so it costs nothing per packet.
 
 Nothing a sender does can raise out of ``datagram_received``: every rejected packet is counted
 in ``stats`` and logged rate-limited. RTCP (on the odd port or multiplexed on the RTP port) is
@@ -59,10 +53,11 @@ from typing import TYPE_CHECKING
 from server.errors import RtcpPacketError, RtpPacketError, RtpSessionError, WavWriterError
 from server.ratelog import RateLimitedLog
 from server.rtp import rtcp
-from server.rtp.codecs import CODECS, COMFORT_NOISE_PT, AudioCodec
+from server.rtp.codecs import AudioCodec
 from server.rtp.decoder import PayloadDecoder
 from server.rtp.offloop import create_off_loop, finalise_off_loop
 from server.rtp.packet import RtpPacket, is_rtcp
+from server.rtp.payload_types import PayloadTypes, payload_decoders
 from server.rtp.placement import Placement
 from server.rtp.ports import ReservedPair, attach_pair, reserve_pair
 from server.rtp.run import TIMESTAMP_SSRC, RunBuffer
@@ -74,7 +69,7 @@ from server.rxstamp import receive_clock
 from server.voice.wav_writer import WavWriter
 
 if TYPE_CHECKING:
-    from server.rtp.srtp import SrtpInbound
+    from server.rtp.srtp import SrtpReceivePath
 
 log = logging.getLogger(__name__)
 
@@ -82,27 +77,6 @@ log = logging.getLogger(__name__)
 _EARLY_PACKETS = 100
 _TIMESTAMP_SSRC = TIMESTAMP_SSRC
 _RUN_CODECS = frozenset({"PCMU", "PCMA"})  # one byte per sample and per timestamp unit, no state
-UNDECODABLE_SECONDS = 2.0  # only undecodable packets for this long: the stream's voice has failed
-_UNDECODABLE_SHARE_MIN = 100  # ... or at least this many, and more of them than audio packets
-
-
-def payload_decoders(
-    audio_pt: int, codec: AudioCodec, offered: Mapping[int, str] | None, telephone_event_pt: int | None
-) -> dict[int, AudioCodec]:
-    """Payload type → codec for every type a session decodes: the static PCMU/PCMA/G.722 types,
-    then the offered mapping over them, then the negotiated type; never telephone-event or CN."""
-    codecs = {c.payload_type: c for c in CODECS.values()}
-    for pt, name in (offered or {}).items():
-        if name.upper() in CODECS:
-            codecs[pt] = CODECS[name.upper()]
-    codecs[audio_pt] = codec
-    for pt, name in (offered or {}).items():
-        if name.upper() == "CN":
-            codecs.pop(pt, None)
-    codecs.pop(COMFORT_NOISE_PT, None)
-    if telephone_event_pt is not None:
-        codecs.pop(telephone_event_pt, None)
-    return codecs
 
 
 class _Receiver(asyncio.DatagramProtocol):
@@ -177,12 +151,10 @@ class RtpSession:
         self._run = RunBuffer()
         self._runs = decoder.codec.name in _RUN_CODECS
         self._closed = False
-        # Decodable payload types; their decoders are made on first use (G.722's keeps state).
-        self._payload_codecs = dict(payload_codecs or {payload_type: decoder.codec})
-        self._decoders: dict[int, PayloadDecoder] = {payload_type: decoder}
-        self._undecodable_since: float | None = None  # first of an unbroken series, server time
-        self._comfort_noise = frozenset({COMFORT_NOISE_PT, *comfort_noise})  # RFC 3389, static or dynamic
-        self._srtp: SrtpInbound | None = None  # RTP/SAVP: set by ``open`` (server.rtp.srtp)
+        self._types = PayloadTypes(
+            port, self.stats, self._ratelog, clock, decoder, payload_type, payload_codecs, comfort_noise
+        )
+        self._srtp: SrtpReceivePath | None = None  # RTP/SAVP: set by ``open`` (server.rtp.srtp)
 
     @classmethod
     async def open(
@@ -268,9 +240,12 @@ class RtpSession:
         )
         if srtp is not None:
             try:
-                from server.rtp.srtp import SrtpInbound  # only SRTP calls load libsrtp
+                from server.rtp.srtp import SrtpInbound, SrtpReceivePath  # only SRTP calls load libsrtp
 
-                session._srtp = SrtpInbound(srtp[0], srtp[1], session.stats, session._clock)
+                inbound = SrtpInbound(srtp[0], srtp[1], session.stats, session._clock)
+                session._srtp = SrtpReceivePath(
+                    inbound, sources, session._ratelog, port, session._on_datagram, session._on_rtcp_datagram
+                )
             except BaseException:
                 await session.close(0.0)
                 raise
@@ -382,38 +357,9 @@ class RtpSession:
             log.exception("RTP port %d: unexpected error handling a packet", self.port)
 
     def _on_srtp(self, data: bytes, addr: Address, rtcp_port: bool) -> None:
-        """An SRTP session's datagram: unprotected, then handed to the plain path. Only from an
-        acceptable source: a foreign one's packets go on as they are, to be counted foreign
-        there, not as failed authentications."""
-        srtp, sources = self._srtp, self._sources
-        if srtp is None or self._closed:
-            return
-        try:
-            if rtcp_port or is_rtcp(data):
-                plain_rtcp = srtp.rtcp(data) if sources.accepts_rtcp(addr) else data
-                if plain_rtcp is not None:
-                    self._on_rtcp_datagram(plain_rtcp, addr)
-                return
-            if addr != sources.source and not sources.accepts(addr):
-                self._on_datagram(data, addr)
-                return
-            plain = srtp.rtp(data)
-        except Exception:  # as in _on_datagram: a bug must not kill the socket's receive loop
-            self.stats.dropped_malformed += 1
-            log.exception("RTP port %d: unexpected error unprotecting an SRTP packet", self.port)
-            return
-        if isinstance(plain, str):
-            self.stats.received += 1
-            if plain == "auth":
-                self._ratelog.warning(
-                    "srtp_auth", "RTP port %d: SRTP packet from %s failed authentication", self.port, addr
-                )
-                if self.stats.media_error is not None:
-                    self._ratelog.log(
-                        logging.ERROR, "srtp_failed", "RTP port %d: %s", self.port, self.stats.media_error
-                    )
-            return
-        self._on_datagram(plain, addr)
+        """An SRTP session's datagram: unprotected, then handed to the plain path (server.rtp.srtp)."""
+        if self._srtp is not None and not self._closed:
+            self._srtp.datagram(data, addr, rtcp_port)
 
     def _on_rtcp_datagram(self, data: bytes, addr: Address) -> None:
         try:
@@ -451,11 +397,11 @@ class RtpSession:
             if payload_type == self.telephone_event_pt:
                 stats.dropped_dtmf += 1  # its span gets no audio packets: the timeline fills silence
                 audio = False
-            elif payload_type in self._comfort_noise:
+            elif payload_type in self._types.comfort_noise:
                 stats.dropped_cn += 1  # recorded as the silence the timeline fills the gap with
                 audio = False
-            elif payload_type not in self._payload_codecs:
-                self._undecodable(payload_type)
+            elif payload_type not in self._types.codecs:
+                self._types.undecodable(payload_type, self._run.pending)
                 return
         arrival = self._arrival_clock()
         if sources.source is None:
@@ -463,7 +409,7 @@ class RtpSession:
         self.last_packet_at = arrival
         if not audio:
             return
-        self._undecodable_since = None
+        self._types.undecodable_since = None
         if self._placement.timeline is None:
             if len(self._early) == _EARLY_PACKETS:
                 self._early.popleft()
@@ -493,12 +439,7 @@ class RtpSession:
         if self._placement.timeline is not None:
             self._place_run()
         self._run.disarm()
-        decoder = self._decoders.get(payload_type)
-        if decoder is None:
-            decoder = PayloadDecoder(self._payload_codecs[payload_type], self.sample_rate)
-            if decoder.timestamp_scale != self._decoder.timestamp_scale:  # not with 8 kHz clocks
-                raise RtpSessionError(f"payload type {payload_type} has another RTP clock rate")
-            self._decoders[payload_type] = decoder
+        decoder = self._types.decoder(payload_type, self._decoder)
         self.stats.codec_changes += 1
         log.debug(
             "RTP port %d: payload type %d → %d (%s)",
@@ -511,29 +452,6 @@ class RtpSession:
         self.codec = decoder.codec
         self._decoder = self._placement.decoder = decoder
         self._runs = decoder.codec.name in _RUN_CODECS
-
-    def _undecodable(self, payload_type: int) -> None:
-        """A packet of a payload type we cannot decode: counted; a stream that carries nothing
-        else for ``UNDECODABLE_SECONDS``, or mostly such packets, is a visible failure."""
-        stats = self.stats
-        stats.dropped_payload_type += 1
-        stats.undecodable_payload_type = payload_type
-        self._ratelog.warning("payload_type", "RTP port %d: dropped payload type %d", self.port, payload_type)
-        now = self._clock()
-        if self._undecodable_since is None:
-            self._undecodable_since = now
-        if stats.media_error is not None:
-            return
-        count = stats.dropped_payload_type
-        if now - self._undecodable_since >= UNDECODABLE_SECONDS or (
-            count >= _UNDECODABLE_SHARE_MIN and count > stats.written + self._run.pending
-        ):
-            decodable = ", ".join(f"{pt} {c.name}" for pt, c in sorted(self._payload_codecs.items()))
-            stats.media_error = (
-                f"undecodable audio: {count} RTP packets of payload type {payload_type}, which was "
-                f"not negotiated (decodable: {decodable})"
-            )
-            log.error("RTP port %d: %s", self.port, stats.media_error)
 
     def _place(self, packet: RtpPacket, arrival: float) -> None:
         self._placement.place(packet.ssrc, packet.timestamp, packet.payload, arrival, 1, arrival)

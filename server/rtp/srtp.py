@@ -5,22 +5,30 @@ before the plain RTP path sees it, so everything after it (source check, fast pa
 is the plain path unchanged; plain calls never load this module. One libsrtp session per RTP
 session, with an "any inbound SSRC" policy: an SBC that changes SSRC keeps the same master key.
 
-A packet that fails authentication is not audio: it is counted (``srtp_auth_failed``), logged
-rate-limited by the caller, and a stream that carries nothing else for ``FAILING_SECONDS`` (or
-mostly such packets) sets ``stats.media_error``, which the coordinator turns into a visible
-voice failure, as for undecodable payload types: a wrong key must never become a silent or noisy
-file. A replayed packet (libsrtp's replay window) is a duplicate. The key is never logged.
+``SrtpReceivePath`` is what an SRTP session's sockets hand each datagram to (through
+``RtpSession._on_srtp``): it unprotects it and passes the plain packet on. A packet that fails
+authentication is not audio: it is counted (``srtp_auth_failed``), logged rate-limited, and a
+stream that carries nothing else for ``FAILING_SECONDS`` (or mostly such packets) sets
+``stats.media_error``, which the coordinator turns into a visible voice failure, as for
+undecodable payload types: a wrong key must never become a silent or noisy file. A replayed
+packet (libsrtp's replay window) is a duplicate. The key is never logged.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 
 import pylibsrtp
 from pylibsrtp import Policy
 
 from server.errors import RtpSessionError
+from server.ratelog import RateLimitedLog
+from server.rtp.packet import is_rtcp
+from server.rtp.source import Address, SourceFilter
 from server.rtp.stats import RtpStats
+
+log = logging.getLogger("server.rtp.session")  # one logger for the session and its SRTP path
 
 PROFILES = {
     "AES_CM_128_HMAC_SHA1_80": Policy.SRTP_PROFILE_AES128_CM_SHA1_80,
@@ -49,7 +57,7 @@ class SrtpInbound:
             )
         except (pylibsrtp.Error, ValueError) as exc:  # a key of the wrong length: never echo the key
             raise RtpSessionError(f"SRTP session for {suite} cannot be set up: {exc}") from None
-        self._stats = stats
+        self.stats = stats
         self._clock = clock
         self._failing_since: float | None = None
 
@@ -58,7 +66,7 @@ class SrtpInbound:
         try:
             plain: bytes = self._session.unprotect(data)
         except ValueError:  # longer than libsrtp takes
-            self._stats.dropped_malformed += 1
+            self.stats.dropped_malformed += 1
             return MALFORMED
         except pylibsrtp.Error as exc:
             return self._failed(str(exc))
@@ -70,12 +78,12 @@ class SrtpInbound:
         try:
             plain: bytes = self._session.unprotect_rtcp(data)
         except (pylibsrtp.Error, ValueError):
-            self._stats.rtcp_malformed += 1
+            self.stats.rtcp_malformed += 1
             return None
         return plain
 
     def _failed(self, message: str) -> str:
-        stats = self._stats
+        stats = self.stats
         if message in _MALFORMED:
             stats.dropped_malformed += 1
             return MALFORMED
@@ -97,3 +105,57 @@ class SrtpInbound:
                 f"{message}): the key the SDP gave does not decrypt the stream"
             )
         return AUTH
+
+
+class SrtpReceivePath:
+    """An SRTP session's datagrams unprotected, then handed to its plain path (``on_rtp``: the
+    session's ``_on_datagram``, ``on_rtcp``: its ``_on_rtcp_datagram``). Only from an acceptable
+    source: a foreign one's packets go on as they are, to be counted foreign there, not as failed
+    authentications. The session's own ``stats`` and rate-limited log (``ratelog``) are used."""
+
+    def __init__(
+        self,
+        inbound: SrtpInbound,
+        sources: SourceFilter,
+        ratelog: RateLimitedLog,
+        port: int,
+        on_rtp: Callable[[bytes, Address], None],
+        on_rtcp: Callable[[bytes, Address], None],
+    ) -> None:
+        self._inbound = inbound
+        self._sources = sources
+        self._stats = inbound.stats
+        self._ratelog = ratelog
+        self._port = port
+        self._on_rtp = on_rtp
+        self._on_rtcp = on_rtcp
+
+    def datagram(self, data: bytes, addr: Address, rtcp_port: bool) -> None:
+        """One datagram from the RTP port (``rtcp_port`` False) or the RTCP one."""
+        srtp, sources = self._inbound, self._sources
+        try:
+            if rtcp_port or is_rtcp(data):
+                plain_rtcp = srtp.rtcp(data) if sources.accepts_rtcp(addr) else data
+                if plain_rtcp is not None:
+                    self._on_rtcp(plain_rtcp, addr)
+                return
+            if addr != sources.source and not sources.accepts(addr):
+                self._on_rtp(data, addr)
+                return
+            plain = srtp.rtp(data)
+        except Exception:  # as in the plain path: a bug must not kill the socket's receive loop
+            self._stats.dropped_malformed += 1
+            log.exception("RTP port %d: unexpected error unprotecting an SRTP packet", self._port)
+            return
+        if isinstance(plain, str):
+            self._stats.received += 1
+            if plain == AUTH:
+                self._ratelog.warning(
+                    "srtp_auth", "RTP port %d: SRTP packet from %s failed authentication", self._port, addr
+                )
+                if self._stats.media_error is not None:
+                    self._ratelog.log(
+                        logging.ERROR, "srtp_failed", "RTP port %d: %s", self._port, self._stats.media_error
+                    )
+            return
+        self._on_rtp(plain, addr)

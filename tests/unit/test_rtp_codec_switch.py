@@ -16,7 +16,8 @@ import numpy.typing as npt
 from server.callmedia.plan import plan_media
 from server.calls.voice_faults import UNDECODABLE, end_reason, media_error
 from server.rtp.packet import RtpPacket
-from server.rtp.session import UNDECODABLE_SECONDS, RtpSession
+from server.rtp.payload_types import UNDECODABLE_SECONDS
+from server.rtp.session import RtpSession
 from server.sip.sdp import audio_streams, build_multistream_answer, parse_sdp
 from server.voice import g711, g722
 from tests.ports import rtp_range
