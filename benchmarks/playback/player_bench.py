@@ -3,17 +3,27 @@ then Chromium against a running server on a 1-h recording: open (route → first
 shown) and seek (currentTime set → the new frame shown), p50/p95 in ms.
 
     .venv/bin/python -m benchmarks.playback.player_bench --work /tmp/player-bench
+    # old keyframe rule (by time only) against the recorder's, alternating in one session:
+    .venv/bin/python -m benchmarks.playback.player_bench --work /tmp/player-bench --ab 2
 
 Targets: peaks <= 1 s to compute and <= 100 KB to load; open <= 100 ms; seek p95 <= 150 ms.
-The media are made once under --work (1 h of H.264 screen, 1 fps, a keyframe every 60 s as the
-recorder encodes, and the voice as stereo AAC; a few minutes here) and reused.
+The media are made once under --work and reused (a few minutes here): a 1-h stereo voice WAV
+(and its AAC), and the hour's screen as the recorder makes it — 60 segments of 60 s written by
+``recorder_service.encoder.ScreenEncoder`` with its own keyframe rule (``KEYFRAME_SECONDS``,
+``KEYFRAME_FRAMES``; ``--keyframe-seconds`` / ``--keyframe-frames`` override it), 5 fps at
+1280x720 with every frame a change (typing; the worst case for seeks), muxed with the voice by
+the server's own segment mux. Seeks are grouped by where they land in the file's real GOPs
+(keyframes read from the file).
 """
 
 from __future__ import annotations
 
 import argparse
 import base64
+import bisect
+import itertools
 import json
+import os
 import random
 import shutil
 import statistics
@@ -21,16 +31,21 @@ import time
 from pathlib import Path
 from typing import Any
 
+import av
 import numpy as np
 
+from benchmarks.playback import mux_bench
+from recorder_service.encoder import KEYFRAME_FRAMES, KEYFRAME_SECONDS, ScreenEncoder
 from server.media import peaks
 from server.store import models
 from server.store.db import make_engine, make_session_factory, session_scope
 from server.store.storage import sha256_file
-from tests.e2e.player_media import RATE, write_muxed, write_wav
+from tests.e2e.player_media import RATE
 
 HOUR = 3600.0
-KEYFRAME_SECONDS = 60.0  # the recorder's encoder: a keyframe every 60 s (README, screen encoder)
+FPS = 5.0  # the recorder's default frame rate
+SIZE = (1280, 720)
+SEGMENT_SECONDS = 60.0  # the recorder's default segment
 
 
 def speech_like(seconds: float, seed: int = 7) -> np.ndarray:
@@ -78,28 +93,111 @@ def bench_peaks(wav: Path, runs: int) -> dict[str, Any]:
     }
 
 
-def make_media(work: Path) -> tuple[Path, Path]:
-    wav, mp4 = work / "hour.wav", work / "hour.mp4"
-    if not (wav.exists() and mp4.exists()):
+def write_segment(path: Path, index: int, keyframe_seconds: float, keyframe_frames: int) -> int:
+    """One recorder segment of a busy screen (mux_bench's: a glyph typed every frame, a line
+    scrolled every 10 s), through the recorder's encoder with the given keyframe rule."""
+    width, height = SIZE
+    rng = np.random.default_rng(index)
+    page = mux_bench._desktop(width, height, rng)
+    encoder = ScreenEncoder(
+        path, fps=FPS, keyframe_interval=keyframe_seconds, keyframe_frames=keyframe_frames
+    )
+    cursor_x, cursor_y = 8, height - 40
+    frames = round(SEGMENT_SECONDS * FPS)
+    for n in range(frames):
+        if n and n % round(10 * FPS) == 0:
+            page[:-20] = page[20:].copy()
+            page[-20:] = 255
+            cursor_x = 8
+        glyph = rng.random((16, 8)) < 0.3
+        page[cursor_y : cursor_y + 16, cursor_x : cursor_x + 8, :3] = 255
+        page[cursor_y : cursor_y + 16, cursor_x : cursor_x + 8, :3][glyph] = 30
+        cursor_x = cursor_x + 8 if cursor_x + 16 < width else 8
+        encoder.encode(page, round(n * 1000 / FPS))
+    encoder.close()
+    return frames
+
+
+def make_voice(work: Path) -> tuple[Path, Path]:
+    wav, m4a = work / "hour.wav", work / "hour.m4a"
+    if not (wav.exists() and m4a.exists()):
         work.mkdir(parents=True, exist_ok=True)
-        samples = speech_like(HOUR)
-        write_wav(wav, samples)
-        started = time.perf_counter()
-        write_muxed(
-            mp4,
-            samples,
-            HOUR,
-            0.0,
-            (1800.0, 1860.0),
-            fps=1.0,
-            size=(1280, 720),
-            keyframe_seconds=KEYFRAME_SECONDS,
+        mux_bench.make_voice(wav, m4a, HOUR)  # speech_like below, then the server's AAC encode
+    return wav, m4a
+
+
+def make_screen(work: Path, keyframe_seconds: float, keyframe_frames: int) -> Path:
+    """The muxed 1-h recording for one keyframe rule (made once, then reused)."""
+    name = f"hour-{FPS:g}fps-key{keyframe_seconds:g}s-{keyframe_frames}f"
+    out = work / f"{name}.mp4"
+    if out.exists():
+        return out
+    from concurrent.futures import ProcessPoolExecutor
+
+    wav, m4a = make_voice(work)
+    segments = work / name
+    segments.mkdir(parents=True, exist_ok=True)
+    count = round(HOUR / SEGMENT_SECONDS)
+    paths = [segments / f"seg-{i:03d}.mp4" for i in range(count)]
+    started = time.perf_counter()
+    with ProcessPoolExecutor(max_workers=2) as pool:
+        frames = list(
+            pool.map(
+                write_segment, paths, range(count), [keyframe_seconds] * count, [keyframe_frames] * count
+            )
         )
-        print(
-            f"made the 1-h muxed file in {time.perf_counter() - started:.0f} s"
-            f" ({mp4.stat().st_size / 1e6:.1f} MB)"
-        )
-    return wav, mp4
+    t0 = mux_bench.T0
+    manifest = {
+        "segments": [
+            {
+                "path": str(path),
+                "key": f"bench/{path.name}",
+                "seq": i,
+                "sha256": sha256_file(path),
+                "started_at": t0 + i * SEGMENT_SECONDS,
+                "first_frame_at": t0 + i * SEGMENT_SECONDS,
+                "last_frame_at": t0 + i * SEGMENT_SECONDS + (n - 1) / FPS,
+            }
+            for i, (path, n) in enumerate(zip(paths, frames, strict=True))
+        ],
+        "voice_wav": str(wav),
+        "voice_aac": str(m4a),
+    }
+    partial = out.with_suffix(".part.mp4")
+    mux_bench.mux_ours(manifest, partial)
+    partial.rename(out)
+    shutil.rmtree(segments)
+    print(
+        f"made {out.name} in {time.perf_counter() - started:.0f} s ({out.stat().st_size / 1e6:.1f} MB)",
+        flush=True,
+    )
+    return out
+
+
+def video_times(mp4: Path) -> tuple[list[float], list[float]]:
+    """Every video frame's time and every keyframe's time in the file, in seconds, sorted."""
+    frames, keys = [], []
+    with av.open(str(mp4)) as container:
+        stream = container.streams.video[0]
+        for packet in container.demux(stream):
+            if packet.pts is None or packet.time_base is None:
+                continue
+            at = float(packet.pts * packet.time_base)
+            frames.append(at)
+            if packet.is_keyframe:
+                keys.append(at)
+    return sorted(frames), sorted(keys)
+
+
+def gop_place(target: float, frames: list[float], keys: list[float]) -> tuple[float, int, float]:
+    """Where a seek to ``target`` lands: seconds after the keyframe before it, the frames a
+    decoder goes through from that keyframe to the target's frame (both included), and the
+    fraction of that GOP's length."""
+    k = max(0, bisect.bisect_right(keys, target) - 1)
+    key = keys[k]
+    following = keys[k + 1] if k + 1 < len(keys) else frames[-1]
+    decoded = bisect.bisect_right(frames, target) - bisect.bisect_left(frames, key)
+    return target - key, decoded, (target - key) / max(following - key, 1e-9)
 
 
 def seed(data_dir: Path, wav: Path, mp4: Path) -> None:
@@ -189,11 +287,13 @@ SEEK_JS = """(target) => new Promise((resolve, reject) => {
 
 
 def bench_browser(
-    wav: Path, mp4: Path, work: Path, opens: int, seeks: int, keyframe_seconds: float = KEYFRAME_SECONDS
+    wav: Path, mp4: Path, work: Path, opens: int, seeks: int, seed_seeks: int = 3
 ) -> dict[str, Any]:
     from tests.e2e.browser import chromium, log_in, new_page, wait_recordings_loaded
     from tests.e2e.harness import run_server
 
+    frame_times, key_times = video_times(mp4)
+    gaps = [b - a for a, b in itertools.pairwise(key_times)]
     data = work / "server"
     shutil.rmtree(data, ignore_errors=True)
     with run_server(data, TANDEM_SERVER_SCREEN_PERCENTAGE="0") as server, chromium() as browser:
@@ -230,24 +330,20 @@ def bench_browser(
                 meta_ms.append(meta if meta is not None else framed)
                 open_ms.append(framed)
             page.wait_for_function("() => window.tandemPlayer && window.tandemPlayer.wavesurfer")
-            rng = random.Random(3)
+            rng = random.Random(seed_seeks)
             seek_frame, seek_seeked = [], []
-            near: list[float] = []  # by the target's distance from the keyframe before it
+            near: list[float] = []  # by where the target lies in its GOP (the file's keyframes)
             far: list[float] = []
-            slow: list[tuple[int, float]] = []  # (ms, seconds after the keyframe)
+            decoded_counts: list[int] = []
+            slow: list[tuple[int, float, int]] = []  # (ms, seconds after the keyframe, frames decoded)
             for _ in range(seeks):
                 target = rng.uniform(0, HOUR - 5)
                 seeked, framed = page.evaluate(SEEK_JS, target)
-                after_key = target % keyframe_seconds
-                (
-                    near
-                    if after_key < keyframe_seconds / 4
-                    else far
-                    if after_key >= keyframe_seconds * 3 / 4
-                    else []
-                ).append(framed)
+                after_key, decoded, place = gop_place(target, frame_times, key_times)
+                (near if place < 0.25 else far if place >= 0.75 else []).append(framed)
                 seek_frame.append(framed)
-                slow.append((round(framed), round(after_key, 1)))
+                decoded_counts.append(decoded)
+                slow.append((round(framed), round(after_key, 1), decoded))
                 seek_seeked.append(seeked if seeked is not None else framed)
     return {
         "first_open_with_peaks_s": round(first_with_peaks, 2),
@@ -265,7 +361,17 @@ def bench_browser(
         "seek_ms_max": round(max(seek_frame), 1),
         "seek_ms_median_first_quarter_of_gop": round(statistics.median(near), 1) if near else None,
         "seek_ms_median_last_quarter_of_gop": round(statistics.median(far), 1) if far else None,
-        "slowest_seeks_ms_and_s_after_keyframe": sorted(slow, reverse=True)[:6],
+        "slowest_seeks_ms_s_after_keyframe_frames_decoded": sorted(slow, reverse=True)[:6],
+        "seek_frames_decoded_median_max": [statistics.median(decoded_counts), max(decoded_counts)],
+        "file": {
+            "name": mp4.name,
+            "mb": round(mp4.stat().st_size / 1e6, 1),
+            "frames": len(frame_times),
+            "keyframes": len(key_times),
+            "keyframe_gap_s_median_max": [round(statistics.median(gaps), 1), round(max(gaps), 1)]
+            if gaps
+            else None,
+        },
         "opens": opens,
         "seeks": seeks,
     }
@@ -282,23 +388,47 @@ def main() -> None:
         "--keyframe-seconds",
         type=float,
         default=KEYFRAME_SECONDS,
-        help="the played file's keyframe interval (seeks are grouped by their place in it)",
+        help="the recorder's keyframe interval for the generated file (its default: the encoder's)",
+    )
+    parser.add_argument(
+        "--keyframe-frames",
+        type=int,
+        default=KEYFRAME_FRAMES,
+        help="a keyframe also after this many frames in the generated file (the encoder's default; "
+        "0: by time only, the rule before issue 14)",
+    )
+    parser.add_argument(
+        "--ab",
+        type=int,
+        metavar="ROUNDS",
+        default=0,
+        help="alternate the old rule (--keyframe-frames 0) and the given one, ROUNDS times each",
     )
     parser.add_argument(
         "--muxed",
         type=Path,
-        help="play this muxed file instead of the generated one: e.g. the 5-fps file our mux made of "
-        "recorder segments in benchmarks/playback/mux_bench.py (<its --work>/ours.mp4; same voice)",
+        help="play this muxed file instead of the generated one (same voice WAV for the peaks)",
     )
     args = parser.parse_args()
-    wav, mp4 = make_media(args.work)
-    mp4 = args.muxed or mp4
-    print("peaks, 1 h stereo 8 kHz:", json.dumps(bench_peaks(wav, args.peaks_runs)))
-    if not args.no_browser:
-        print(
-            "chromium, 1 h recording:",
-            json.dumps(bench_browser(wav, mp4, args.work, args.opens, args.seeks, args.keyframe_seconds)),
-        )
+    wav, _ = make_voice(args.work)
+    print("peaks, 1 h stereo 8 kHz:", json.dumps(bench_peaks(wav, args.peaks_runs)), flush=True)
+    if args.no_browser:
+        return
+    if args.ab:
+        files = {
+            "old (time only)": make_screen(args.work, args.keyframe_seconds, 0),
+            f"new (+ {args.keyframe_frames} frames)": make_screen(
+                args.work, args.keyframe_seconds, args.keyframe_frames
+            ),
+        }
+        for r in range(args.ab):
+            for label, mp4 in files.items():
+                result = bench_browser(wav, mp4, args.work, args.opens, args.seeks, seed_seeks=3 + r)
+                result["load_average"] = [round(x, 1) for x in os.getloadavg()]
+                print(f"round {r + 1}, {label}:", json.dumps(result), flush=True)
+        return
+    mp4 = args.muxed or make_screen(args.work, args.keyframe_seconds, args.keyframe_frames)
+    print("chromium, 1 h recording:", json.dumps(bench_browser(wav, mp4, args.work, args.opens, args.seeks)))
 
 
 if __name__ == "__main__":

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from recorder_service.capture import ChangeDetector, MssGrabber
-from recorder_service.encoder import ScreenEncoder, X264Settings
+from recorder_service.encoder import KEYFRAME_FRAMES, KEYFRAME_SECONDS, ScreenEncoder, X264Settings
 
 
 def settings_from(args: argparse.Namespace) -> X264Settings:
@@ -36,7 +36,13 @@ def add_encoder_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--crf", type=float, default=d.crf)
     parser.add_argument("--params", default=d.params, help="extra x264-params")
     parser.add_argument("--threads", type=int, default=d.threads)
-    parser.add_argument("--keyframe-interval", type=float, default=60.0)
+    parser.add_argument("--keyframe-interval", type=float, default=KEYFRAME_SECONDS)
+    parser.add_argument(
+        "--keyframe-frames",
+        type=int,
+        default=KEYFRAME_FRAMES,
+        help="a keyframe also after this many frames (0: by time only, the rule before issue 14)",
+    )
     parser.add_argument("--max-width", type=int, default=0)
 
 
@@ -55,6 +61,7 @@ def main(argv: list[str] | None = None) -> int:
         args.out,
         fps=args.fps,
         keyframe_interval=args.keyframe_interval,
+        keyframe_frames=args.keyframe_frames,
         max_width=args.max_width,
         settings=settings_from(args),
     )

@@ -56,6 +56,7 @@ def replay(src: Path, out: Path, args: argparse.Namespace) -> dict[str, object]:
         out,
         fps=args.fps,
         keyframe_interval=args.keyframe_interval,
+        keyframe_frames=args.keyframe_frames,
         max_width=args.max_width,
         settings=settings_from(args),
     )
@@ -78,8 +79,11 @@ def replay(src: Path, out: Path, args: argparse.Namespace) -> dict[str, object]:
                 ref = frames[frame.pts][..., 2::-1]  # BGRA → RGB
                 got = frame.to_ndarray(format="rgb24", width=ref.shape[1], height=ref.shape[0])
                 scores.append(ssim_y(ref, got))
+    with av.open(str(out)) as container:
+        keyframes = sum(1 for packet in container.demux(video=0) if packet.is_keyframe)
     return {
         "frames": encoder.frames,
+        "keyframes": keyframes,
         "repeats": encoder.repeats,
         "cpu_s": round(cpu, 2),
         "bytes": size,
