@@ -1,58 +1,54 @@
-"""Install a verified release beside the running one and switch to it only if it comes up healthy.
+"""Install a verified release beside the running one, and point ``current`` at a version.
 
 Layout under the install root (``/opt/tandem`` or ``C:\\Program Files\\Tandem``)::
 
     versions/0.1.0/   the bundle that runs now
     versions/0.2.0/   the new one, unpacked whole before anything points at it
-    current -> versions/0.1.0    the one symlink launchers use; switched with one rename
+    current -> versions/0.1.0    what launchers start; a symlink on Linux, a junction on Windows
 
-Steps: unpack into ``versions/.<v>.partial`` and rename it into place (an interrupted unpack leaves
-no half version); point ``current`` at it with ``os.replace`` of a fresh symlink (atomic: a launcher
-sees the old target or the new one, never none); start the new version with
-``TANDEM_UPDATE_HEALTH_FILE`` naming a file it must write ``{"version": ..., "healthy": true}`` to
-once it is up; wait for that with a deadline. If the file says unhealthy, the process exits, or
-the deadline passes, the new process is stopped, ``current`` goes back to the old version and the
-version is marked failed (``versions/<v>.failed``: not tried again until IT publishes another).
-The old version is never stopped by this module: the caller (the running recorder, idle by
-policy) exits only after a successful switch.
+``unpack`` works in ``versions/.<v>.partial`` and renames it into place (an interrupted unpack
+leaves no half version). ``switch_current`` is the platform's atomic switch (``layout.CurrentLink``).
+Testing the new version before the switch, and what happens when it fails, is ``system.py``'s.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
-import subprocess
+import sys
 import tarfile
-import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
-HEALTH_ENV = "TANDEM_UPDATE_HEALTH_FILE"
+from recorder_service.updater.layout import CurrentLink, LayoutError, SymlinkCurrent, versions_dir
 
 
 class ApplyError(Exception):
     """The release could not be installed; the running version is untouched."""
 
 
-@dataclass(frozen=True)
-class Applied:
-    version: str
-    healthy: bool
-    reason: str
-    process: subprocess.Popen[bytes] | None  # the new version, running (None after a rollback)
+__all__ = [
+    "ApplyError",
+    "current_link",
+    "current_version",
+    "failed_versions",
+    "switch_current",
+    "unpack",
+    "versions_dir",
+]
 
 
-def versions_dir(root: Path) -> Path:
-    return root / "versions"
+def current_link() -> CurrentLink:
+    """This platform's ``current``: a symlink, or on Windows a junction (``layout_windows``)."""
+    if sys.platform == "win32":  # pragma: no cover - Windows only
+        from recorder_service.updater.layout_windows import JunctionCurrent, Win32Junctions
+
+        return JunctionCurrent(Win32Junctions())
+    return SymlinkCurrent()
 
 
 def current_version(root: Path) -> str | None:
-    link = root / "current"
-    if not link.is_symlink():
-        return None
-    return Path(os.readlink(link)).name
+    """The version ``current`` names (None: no ``current``, or not one of ours)."""
+    return current_link().current(root)
 
 
 def failed_versions(root: Path) -> set[str]:
@@ -60,14 +56,12 @@ def failed_versions(root: Path) -> set[str]:
 
 
 def switch_current(root: Path, version: str) -> None:
-    """Point ``current`` at ``versions/<version>`` atomically (rename over the old link)."""
-    target = versions_dir(root) / version
-    if not target.is_dir():
-        raise ApplyError(f"{target} is not an installed version")
-    tmp = root / ".current.new"
-    tmp.unlink(missing_ok=True)
-    os.symlink(Path("versions") / version, tmp)  # relative: the tree may be moved or mounted elsewhere
-    os.replace(tmp, root / "current")
+    """Point ``current`` at ``versions/<version>``, atomically for every reader; ApplyError
+    (``current`` unchanged) when it cannot."""
+    try:
+        current_link().switch(root, version)
+    except (LayoutError, OSError) as exc:
+        raise ApplyError(str(exc)) from exc
 
 
 def unpack(root: Path, version: str, archive: Path) -> Path:
@@ -90,82 +84,3 @@ def unpack(root: Path, version: str, archive: Path) -> Path:
     shutil.rmtree(final, ignore_errors=True)  # a leftover of an earlier failed attempt
     os.replace(partial, final)
     return final
-
-
-def _read_health(path: Path) -> dict[str, object] | None:
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None  # not written yet, or half written
-    return data if isinstance(data, dict) else None
-
-
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-
-def apply_release(
-    root: Path,
-    version: str,
-    archive: Path,
-    entry: Sequence[str],
-    *,
-    health_timeout: float = 60.0,
-    clock: Callable[[], float] = time.monotonic,
-) -> Applied:
-    """Install ``archive`` as ``version``, switch to it, start ``entry`` (a path inside the bundle,
-    then its arguments) from ``current`` and keep it only if it reports healthy in time."""
-    previous = current_version(root)
-    unpack(root, version, archive)
-    switch_current(root, version)
-    health = root / f".health-{version}.json"
-    health.unlink(missing_ok=True)
-    program = root / "current" / entry[0]
-    try:
-        process = subprocess.Popen([str(program), *entry[1:]], env={**os.environ, HEALTH_ENV: str(health)})
-    except OSError as exc:
-        return _roll_back(root, version, previous, None, f"cannot start {program}: {exc}")
-    deadline = clock() + health_timeout
-    while True:
-        report = _read_health(health)
-        if report is not None:
-            if report.get("healthy") is True and report.get("version") == version:
-                return Applied(version, True, f"{version} started and reported healthy", process)
-            return _roll_back(root, version, previous, process, f"{version} reported unhealthy: {report}")
-        code = process.poll()
-        if code is not None:
-            return _roll_back(
-                root,
-                version,
-                previous,
-                process,
-                f"{version} exited with code {code} before reporting healthy",
-            )
-        if clock() > deadline:
-            return _roll_back(
-                root,
-                version,
-                previous,
-                process,
-                f"{version} did not report healthy within {health_timeout:g} s",
-            )
-        time.sleep(0.1)
-
-
-def _roll_back(
-    root: Path, version: str, previous: str | None, process: subprocess.Popen[bytes] | None, why: str
-) -> Applied:
-    if process is not None:
-        _stop(process)
-    if previous is not None:
-        switch_current(root, previous)
-    else:
-        (root / "current").unlink(missing_ok=True)
-    (versions_dir(root) / f"{version}.failed").write_text(why + "\n")
-    return Applied(version, False, f"rolled back to {previous}: {why}", None)

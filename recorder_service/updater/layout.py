@@ -4,6 +4,11 @@ recorder (its heartbeat, its re-execution) and written by the system updater; no
     <root>/versions/<v>/tandem-recorder/tandem-recorder   one directory per version
     <root>/current -> versions/<v>                       what launchers start
     <root>/update-state.json                              the last update check (0644: every user reads it)
+
+``current`` is a symlink on Linux and a directory junction on Windows (``layout_windows``): both
+behind ``CurrentLink`` (``apply.current_link`` picks one), which is all the updater
+(``system.py``) and the recorder (``in_recorder.py``) use. Which old versions go is decided
+here, the same on both (``versions_to_remove``).
 """
 
 from __future__ import annotations
@@ -11,13 +16,88 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import sys
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
+from typing import Protocol
+
+from packaging.version import InvalidVersion, Version
 
 INSTALL_ROOT_ENV = "TANDEM_INSTALL_ROOT"  # tests; a bundle finds its root from its own path
 STATE_FILE = "update-state.json"
 UPDATE_STATES = ("off", "up_to_date", "waiting", "applied", "refused", "rolled_back", "failed")
+CURRENT = "current"
+
+
+class LayoutError(Exception):
+    """``current`` could not be switched, or a version could not go; the message says why."""
+
+
+def versions_dir(root: Path) -> Path:
+    return root / "versions"
+
+
+class CurrentLink(Protocol):
+    """What ``current`` names, switching it, removing an old version -- per platform."""
+
+    def current(self, root: Path) -> str | None: ...  # the version ``current`` names, or None
+    def switch(self, root: Path, version: str) -> None: ...  # atomic for every reader; LayoutError
+    def remove_version(self, root: Path, version: str, running: set[str]) -> None: ...
+
+
+class SymlinkCurrent:
+    """Linux: ``current`` is a relative symlink, replaced by renaming a new one over it."""
+
+    def current(self, root: Path) -> str | None:
+        link = root / CURRENT
+        if not link.is_symlink():
+            return None
+        return Path(os.readlink(link)).name
+
+    def switch(self, root: Path, version: str) -> None:
+        target = versions_dir(root) / version
+        if not target.is_dir():
+            raise LayoutError(f"{target} is not an installed version")
+        tmp = root / ".current.new"
+        tmp.unlink(missing_ok=True)
+        os.symlink(Path("versions") / version, tmp)  # relative: the tree may be mounted elsewhere
+        os.replace(tmp, root / CURRENT)  # rename(2) over the old link: atomic
+
+    def remove_version(self, root: Path, version: str, running: set[str]) -> None:
+        if version == self.current(root) or version in running:
+            raise LayoutError(f"refusing to remove {version}: it is current or a recorder runs it")
+        shutil.rmtree(versions_dir(root) / version, ignore_errors=True)
+
+
+def _order(version: str) -> tuple[int, Version | str]:
+    try:
+        return (1, Version(version))
+    except InvalidVersion:
+        return (0, version)  # an odd name sorts below every real version: it goes first
+
+
+def versions_to_remove(
+    installed: Iterable[str],
+    *,
+    current: str | None,
+    previous: str | None,
+    running: set[str],
+    ours: set[str],
+    keep_old: int = 1,
+) -> list[str]:
+    """The old versions to delete after a switch: only ones the updater installed (``ours``:
+    the package's or MSI's own are the package manager's), never ``current`` nor one a live
+    recorder runs, and ``keep_old`` others kept for a rollback -- ``previous`` (what ran before
+    the switch) first, then the newest."""
+    candidates = sorted((v for v in set(installed) if v != current and v not in running), key=_order)
+    kept: list[str] = [previous] if previous in candidates and keep_old > 0 else []
+    for version in reversed(candidates):
+        if len(kept) >= keep_old:
+            break
+        if version not in kept:
+            kept.append(version)
+    return [v for v in candidates if v not in kept and v in ours]
 
 
 def install_root(env: Mapping[str, str] | None = None) -> Path | None:

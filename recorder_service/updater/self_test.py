@@ -15,7 +15,6 @@ import sys
 import httpx
 
 from recorder_service.updater.in_recorder import running_version
-from recorder_service.updater.runner import report_health
 
 MODULES = (
     "recorder_service.service",
@@ -72,5 +71,4 @@ def self_test(server_url: str | None) -> tuple[bool, list[str]]:
         lines.append("skip server: no server URL configured")
     who = f" (uid {os.getuid()})" if hasattr(os, "getuid") else ""
     lines.append(f"{'healthy' if ok else 'UNHEALTHY'}: tandem-recorder {version}{who}")
-    report_health(version, ok)  # for an updater that passes TANDEM_UPDATE_HEALTH_FILE
     return ok, lines

@@ -15,13 +15,15 @@ randomised delay; on Windows a scheduled task as SYSTEM) runs this as root, and 
 5. runs the new version's ``self-test`` (as ``nobody`` when run as root: it imports its modules,
    creates its capture backend where a display is open, reaches the server). Failure: the
    version directory goes, ``versions/<v>.failed`` says why, ``current`` was never touched;
-6. asks the recorders again, then points ``current`` at the new version (one atomic rename);
+6. asks the recorders again, then points ``current`` at the new version (atomically: on Linux a
+   symlink renamed over, on Windows a junction retargeted in place -- ``layout_windows`` says why);
 7. each recorder, once idle, sees ``current`` changed and re-executes itself (``in_recorder``).
 
-Step 5 comes *before* the switch, not after it as in ``apply.apply_release`` (which the
-recorder-driven design used): with recorders polling ``current``, an idle recorder -- or a user
-logging in, whose autostart entry starts ``current`` -- would start a version still under test,
-and a failed one would already be running when the switch was undone. Tested first, a broken
+Step 5 comes *before* the switch, not after it as the first, recorder-driven design did (switch,
+start the new version, switch back unless it reported healthy; removed): with recorders polling
+``current``, an idle recorder -- or a user logging in, whose autostart entry starts ``current`` --
+would start a version still under test, and a failed one would already be running when the
+switch was undone. Tested first, a broken
 release never becomes ``current`` at all: that is this updater's rollback.
 
 Trust: the ``.deb`` and MSI cannot carry a deployment's TUF root (each deployment makes its own
@@ -54,17 +56,17 @@ from recorder_service.machine_config import load_machine_settings
 from recorder_service.updater import activity_file, layout
 from recorder_service.updater.apply import (
     ApplyError,
+    current_link,
     current_version,
     failed_versions,
     switch_current,
     unpack,
     versions_dir,
 )
-from recorder_service.updater.cycle import CheckResult
 from recorder_service.updater.in_recorder import program_in
-from recorder_service.updater.layout import INSTALL_ROOT_ENV
+from recorder_service.updater.layout import INSTALL_ROOT_ENV, LayoutError, versions_to_remove
 from recorder_service.updater.policy import Readiness, UpdatePolicyError, UpdateSettings, choose_release
-from recorder_service.updater.sources import load_update_settings
+from recorder_service.updater.sources import RegistryReader, load_update_settings
 from recorder_service.updater.tuf_client import ReleaseClient, UpdateRefused
 
 log = logging.getLogger(__name__)
@@ -75,6 +77,16 @@ SELF_TEST_USER = "nobody"
 # /root, which nobody may not read). Read from the updater's environment, never from a config file.
 SELF_TEST_USER_ENV = "TANDEM_SELF_TEST_USER"
 MARKER = ".installed-by-updater"  # only versions the updater installed are ever deleted by it
+KEEP_OLD = 1  # old versions kept besides current and the ones live recorders run: the one before
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    """One update check's outcome; ``reason`` is the line for the log and the fleet page."""
+
+    state: str  # layout.UPDATE_STATES: off, up_to_date, waiting, applied, refused, rolled_back, failed
+    reason: str
+    version: str | None = None
 
 
 def _programdata(env: Mapping[str, str]) -> Path:  # pragma: no cover - Windows only
@@ -105,9 +117,12 @@ def machine_id() -> str:
     return socket.gethostname()
 
 
-def load_updater_config(env: Mapping[str, str] | None = None) -> UpdaterConfig:
+def load_updater_config(
+    env: Mapping[str, str] | None = None, *, registry: RegistryReader | None = None
+) -> UpdaterConfig:
     """Everything from the PC's own configuration (never a user's). Raises ConfigError or
-    UpdatePolicyError with a message naming the file and key."""
+    UpdatePolicyError with a message naming the file and key. ``registry``: the HKLM policy
+    reader (``sources``; the real one on Windows, nothing elsewhere; tests pass a fake)."""
     env = os.environ if env is None else env
     machine = load_machine_settings(env)
     windows = sys.platform == "win32"
@@ -130,7 +145,7 @@ def load_updater_config(env: Mapping[str, str] | None = None) -> UpdaterConfig:
         )
     policy_keys = {k: v for k, v in machine.values.items() if k in ("auto_update", "update_pin")}
     source = machine.sources.get("auto_update") or machine.sources.get("update_pin") or "machine config"
-    settings = load_update_settings(policy_keys, source)
+    settings = load_update_settings(policy_keys, source, registry)
     return UpdaterConfig(
         root=root,
         server_url=machine.values.get("server_url", ""),
@@ -197,17 +212,21 @@ def run_self_test(program: Path, server_url: str, timeout: float) -> tuple[bool,
     return True, (said[-1] if said else "")[:400]
 
 
-def _collect_garbage(root: Path, keep: set[str]) -> None:
-    """Delete versions the updater installed that are neither current nor the one before."""
-    for path in versions_dir(root).iterdir():
-        if (
-            path.is_dir()
-            and not path.name.startswith(".")
-            and path.name not in keep
-            and (path / MARKER).exists()
-        ):
-            shutil.rmtree(path, ignore_errors=True)
-            log.info("removed old version %s", path.name)
+def _collect_garbage(root: Path, *, current: str, previous: str | None, running: set[str]) -> None:
+    """Delete old versions the updater installed (``layout.versions_to_remove``: never current,
+    one a live recorder runs, nor the one before)."""
+    installed = [p.name for p in versions_dir(root).iterdir() if p.is_dir() and not p.name.startswith(".")]
+    ours = {v for v in installed if (versions_dir(root) / v / MARKER).exists()}
+    link = current_link()
+    for version in versions_to_remove(
+        installed, current=current, previous=previous, running=running, ours=ours, keep_old=KEEP_OLD
+    ):
+        try:
+            link.remove_version(root, version, running)
+        except (LayoutError, OSError) as exc:
+            log.warning("could not remove old version %s: %s", version, exc)
+        else:
+            log.info("removed old version %s", version)
 
 
 def _own_by_root(tree: Path) -> None:
@@ -306,8 +325,11 @@ def check(
     ready = _gate(cfg)  # a call may have started during the download and the self-test
     if not ready.ready:
         return CheckResult("waiting", f"{version} installed and self-tested; {ready.reason}", version)
-    switch_current(cfg.root, version)
-    _collect_garbage(cfg.root, {version, current, *_running_versions(cfg)})
+    try:
+        switch_current(cfg.root, version)
+    except ApplyError as exc:
+        return CheckResult("failed", f"{exc}; {current} keeps running", version)
+    _collect_garbage(cfg.root, current=version, previous=current, running=_running_versions(cfg))
     return CheckResult(
         "applied",
         f"{version} installed, self-tested ({said}) and current (was {current}); "

@@ -3,7 +3,7 @@
 Why python-tuf directly and not tufup: tufup 0.10 (the newest) pins ``tuf==4.0.*`` and
 ``bsdiff4==1.2.*`` and brings its own install step (it unpacks an archive over the install
 directory); we need the current python-tuf (7.x) and an install that keeps the old version beside
-the new one until the new one reports healthy (``apply``). What TUF gives us is the part that is
+the new one until the new one passed its self-test (``system``). What TUF gives us is the part that is
 hard to get right: signed metadata with expiry (a stale or replayed repository is refused),
 version numbers that never go back (rollback protection), and every downloaded byte checked
 against the signed length and hash.

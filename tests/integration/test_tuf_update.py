@@ -1,11 +1,14 @@
-"""Auto-update end to end (issue 15 item 5): a real TUF repository made by the server's release
-service (python-tuf's metadata API, Ed25519 keys), served over HTTP; the recorder's client
-refreshes it, downloads and verifies release 2, and installs it beside release 1 only when no call
-is in progress. A tampered bundle, stale (expired) or replayed metadata are refused and release 1
-stays current; a release that does not report healthy is rolled back.
+"""Auto-update through the code that runs on each PC (issue 15 item 5): a real TUF repository made
+by the server's release service (python-tuf's metadata API, Ed25519 keys), served over HTTP; the
+PC's updater (``recorder_service.updater.system.check``, what ``tandem-recorder update-check``
+runs) refreshes it, downloads and verifies release 2, self-tests it and points ``current`` at it
+only when every recorder's activity record says idle. A tampered bundle, stale (expired) or
+replayed metadata are refused and release 1 stays current; a release whose self-test fails or
+hangs never becomes current and is not tried again.
 
-The "bundles" are tiny: a directory with an executable script that writes the health file (the
-real PyInstaller bundle is built by installers/build)."""
+The "bundles" are tiny: ``tandem-recorder/tandem-recorder`` is a shell script answering
+``self-test`` (the real PyInstaller bundle is built by installers/build and updated in
+tests/installers/test_deb_install.py; the real recorder from source in tests/e2e/test_auto_update.py)."""
 
 from __future__ import annotations
 
@@ -17,8 +20,6 @@ import io
 import logging
 import os
 import shutil
-import subprocess
-import sys
 import tarfile
 import threading
 import time
@@ -27,7 +28,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any
 
 import httpx
 import pytest
@@ -37,16 +37,11 @@ from sqlalchemy import select
 
 from recorder_service.controller import Mode
 from recorder_service.updater.activity import CallWatch, activity_of
-from recorder_service.updater.apply import (
-    apply_release,
-    current_version,
-    failed_versions,
-    switch_current,
-    unpack,
-)
-from recorder_service.updater.cycle import CheckResult, check_and_apply
-from recorder_service.updater.policy import Activity, UpdateSettings
-from recorder_service.updater.runner import UpdateRunner, report_health
+from recorder_service.updater.activity_file import ActivityRecord, now, write_record
+from recorder_service.updater.apply import current_version, failed_versions, switch_current, unpack
+from recorder_service.updater.in_recorder import SelfUpdate, program_in
+from recorder_service.updater.policy import UpdateSettings
+from recorder_service.updater.system import CheckResult, UpdaterConfig, check
 from recorder_service.updater.tuf_client import ReleaseClient, UpdateRefused
 from server.api.app import create_app
 from server.cli import main as cli_main
@@ -57,29 +52,58 @@ from server.store.db import session_scope
 from server.store.users import create_user
 from tandem_protocol.events import CallInfo, Envelope, EventType, Phase, ScreenState, VoiceState
 
-IDLE = Activity("idle", in_call=False, pending_segments=0, uploading=False)
-IN_CALL = Activity("capturing", in_call=True, pending_segments=0, uploading=False)
-ENTRY = ["tandem-recorder/run"]
+ME = os.getuid()
 
 
-def make_bundle(tmp: Path, version: str, *, healthy: bool = True) -> Path:
-    """A release archive: ``tandem-recorder/run`` reports healthy (then keeps running, as the
-    recorder does) or exits 3 without a report."""
-    if healthy:
-        report = f'{{"version": "{version}", "healthy": true}}'
-        script = f"#!/bin/sh\nprintf '%s' '{report}' > \"$TANDEM_UPDATE_HEALTH_FILE\"\nexec sleep 300\n"
+@pytest.fixture(autouse=True)
+def _self_test_as_us(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The self-test as the test's own user (pytest's tmp_path is root's 0700 one: nobody could
+    not enter it); tests/integration/test_update_updater_process.py shows the switch to nobody."""
+    monkeypatch.setenv("TANDEM_SELF_TEST_USER", "-")
+
+
+def make_bundle(tmp: Path, version: str, *, healthy: bool = True, hangs: bool = False) -> Path:
+    """A release archive whose ``tandem-recorder/tandem-recorder self-test`` passes, fails (exit 3,
+    as a bundle missing a library) or never finishes."""
+    if hangs:
+        script = "#!/bin/sh\nexec sleep 300\n"
+    elif healthy:
+        script = f"#!/bin/sh\necho 'healthy: tandem-recorder {version}'\n"
     else:
-        script = "#!/bin/sh\necho 'cannot start: missing library' >&2\nexit 3\n"
-    archive = tmp / f"bundle-{version}{'' if healthy else '-broken'}.tar.gz"
+        script = "#!/bin/sh\necho 'FAIL import av: missing library' >&2\nexit 3\n"
+    suffix = "-hangs" if hangs else "" if healthy else "-broken"
+    archive = tmp / f"bundle-{version}{suffix}.tar.gz"
     with tarfile.open(archive, "w:gz") as tar:
         for name, data, mode in [
-            ("tandem-recorder/run", script.encode(), 0o755),
+            ("tandem-recorder/tandem-recorder", script.encode(), 0o755),
             ("tandem-recorder/VERSION", f"{version}\n".encode(), 0o644),
         ]:
             info = tarfile.TarInfo(name)
             info.size, info.mode = len(data), mode
             tar.addfile(info, io.BytesIO(data))
     return archive
+
+
+def config(
+    install: Path, activity: Path, *, settings: UpdateSettings | None = None, url: str = "http://tandem.test"
+) -> UpdaterConfig:
+    """The updater's configuration as load_updater_config makes it from the PC's files."""
+    activity.mkdir(exist_ok=True)
+    return UpdaterConfig(
+        root=install,
+        server_url=url,
+        trusted_root=b"{}",  # the client is passed in with the real root
+        trust_problem="",
+        settings=settings or UpdateSettings(),
+        activity_dir=activity,
+        cache_dir=install.parent / "update-cache",
+        device_id="pc-1",
+    )
+
+
+def recorder_says(activity: Path, state: str, version: str = "0.1.0") -> None:
+    """This user's recorder's activity record (its pid: this live process)."""
+    write_record(activity, ActivityRecord(os.getpid(), version, state, "", now()), f"{ME}.json")
 
 
 class _Quiet(http.server.SimpleHTTPRequestHandler):
@@ -121,46 +145,27 @@ def world(tmp_path: Path) -> Iterator[World]:
         server.server_close()
 
 
-def _stop(process: subprocess.Popen[bytes] | None) -> None:
-    if process is not None and process.poll() is None:
-        process.terminate()
-        process.wait(timeout=30)
-
-
 def test_release_2_is_offered_verified_and_applied_only_after_the_call_ends(world: World) -> None:
     world.repo.add_release(world.keys, "0.2.0", make_bundle(world.tmp, "0.2.0"), 100)
     client = world.client()
-    activity = [IN_CALL]
-
-    def check() -> object:
-        return check_and_apply(
-            client, root=world.install, current=current_version(world.install) or "", device_id="pc-1",
-            settings=UpdateSettings(), activity=lambda: activity[0], entry=ENTRY, health_timeout=60,
-        )  # fmt: skip
-
-    during = check()
-    assert during.state == "waiting", during  # type: ignore[attr-defined]
-    assert "call or its after-call work" in during.reason or "capturing" in during.reason  # type: ignore[attr-defined]
+    cfg = config(world.install, world.tmp / "activity")
+    recorder_says(cfg.activity_dir, "capturing")
+    during = check(cfg, client=client)
+    assert during.state == "waiting" and during.version == "0.2.0", during
+    assert f"{ME}: capturing" in during.reason
     assert current_version(world.install) == "0.1.0"
-    activity[0] = IDLE  # the call and its ACW ended, the spool is empty
-    result = check_and_apply(
-        client, root=world.install, current="0.1.0", device_id="pc-1", settings=UpdateSettings(),
-        activity=lambda: IDLE, entry=ENTRY, health_timeout=60,
-    )  # fmt: skip
-    try:
-        assert result.state == "applied", result.reason
-        assert current_version(world.install) == "0.2.0"
-        assert (world.install / "current" / "tandem-recorder" / "VERSION").read_text() == "0.2.0\n"
-        assert (world.install / "versions" / "0.1.0").is_dir()  # release 1 kept for a rollback
-        assert result.applied is not None and result.applied.process is not None
-        assert result.applied.process.poll() is None  # release 2 runs
-    finally:
-        _stop(result.applied.process if result.applied else None)
-    again = check_and_apply(
-        client, root=world.install, current="0.2.0", device_id="pc-1", settings=UpdateSettings(),
-        activity=lambda: IDLE, entry=ENTRY,
-    )  # fmt: skip
-    assert again.state == "up_to_date"
+    assert not (world.install / "versions" / "0.2.0").exists()  # not even downloaded during a call
+    recorder_says(cfg.activity_dir, "acw")  # the call ended, its after-call work has not
+    assert check(cfg, client=client).state == "waiting"
+    recorder_says(cfg.activity_dir, "idle")  # ACW ended, the spool is empty
+    result = check(cfg, client=client)
+    assert result.state == "applied", result.reason
+    assert "healthy: tandem-recorder 0.2.0" in result.reason  # the self-test ran before the switch
+    assert current_version(world.install) == "0.2.0"
+    assert (world.install / "current" / "tandem-recorder" / "VERSION").read_text() == "0.2.0\n"
+    assert (world.install / "versions" / "0.1.0").is_dir()  # release 1 kept for a rollback
+    again = check(cfg, client=client)
+    assert again.state == "up_to_date", again
 
 
 def test_staged_rollout_and_policy_off_leave_release_1(world: World) -> None:
@@ -168,9 +173,10 @@ def test_staged_rollout_and_policy_off_leave_release_1(world: World) -> None:
     client = world.client()
     offers = client.offers()
     assert {(o.version, o.rollout_percent) for o in offers} == {("0.1.0", 100), ("0.2.0", 0)}
-    kw = dict(root=world.install, current="0.1.0", device_id="pc-1", activity=lambda: IDLE, entry=ENTRY)
-    assert check_and_apply(client, settings=UpdateSettings(), **kw).state == "up_to_date"  # type: ignore[arg-type]
-    off = check_and_apply(client, settings=UpdateSettings(enabled=False, source="HKLM"), **kw)  # type: ignore[arg-type]
+    activity = world.tmp / "activity"
+    assert check(config(world.install, activity), client=client).state == "up_to_date"
+    off_cfg = config(world.install, activity, settings=UpdateSettings(enabled=False, source="HKLM"))
+    off = check(off_cfg, client=client)
     assert off.state == "off" and "HKLM" in off.reason
     assert current_version(world.install) == "0.1.0"
 
@@ -185,11 +191,8 @@ def test_tampered_bundle_is_refused_and_release_1_stays(world: World) -> None:
     with pytest.raises(UpdateRefused, match="LengthOrHashMismatch"):
         client.download("0.2.0")
     assert not list(client.download_dir.glob("*.tar.gz"))  # nothing unverified left to install
-    result = check_and_apply(
-        client, root=world.install, current="0.1.0", device_id="pc-1", settings=UpdateSettings(),
-        activity=lambda: IDLE, entry=ENTRY,
-    )  # fmt: skip
-    assert result.state == "refused" and "0.1.0 keeps running" in result.reason
+    result = check(config(world.install, world.tmp / "activity"), client=client)
+    assert result.state == "refused" and "0.1.0 keeps running" in result.reason, result
     assert current_version(world.install) == "0.1.0"
     assert not (world.install / "versions" / "0.2.0").exists()
 
@@ -205,12 +208,18 @@ def test_expired_timestamp_is_refused(tmp_path: Path) -> None:
         ("127.0.0.1", 0), functools.partial(_Quiet, directory=str(repo.root_dir))
     )
     threading.Thread(target=server.serve_forever, daemon=True).start()
+    install = tmp_path / "opt-tandem"
+    unpack(install, "0.1.0", make_bundle(tmp_path, "0.1.0"))
+    switch_current(install, "0.1.0")
     try:
         client = ReleaseClient(
             tmp_path / "cache", f"http://127.0.0.1:{server.server_address[1]}", repo.root_json()
         )
         with pytest.raises(UpdateRefused, match="ExpiredMetadataError"):
             client.offers()
+        stale = check(config(install, tmp_path / "activity"), client=client)
+        assert stale.state == "refused" and "Expired" in stale.reason, stale
+        assert "0.1.0 keeps running" in stale.reason and current_version(install) == "0.1.0"
         repo.refresh_timestamp(keys)  # the server's daily re-signing makes it fresh again
         assert [o.version for o in client.offers()] == ["0.2.0"]
     finally:
@@ -227,37 +236,31 @@ def test_replayed_older_metadata_is_refused(world: World) -> None:
     (world.repo.metadata_dir / "timestamp.json").write_bytes(old_timestamp)
     with pytest.raises(UpdateRefused, match="BadVersionNumberError"):
         client.offers()
+    replayed = check(config(world.install, world.tmp / "activity"), client=client)
+    assert replayed.state == "refused" and "BadVersionNumber" in replayed.reason, replayed
+    assert current_version(world.install) == "0.1.0"
 
 
-def test_release_that_fails_its_health_check_is_rolled_back(world: World) -> None:
-    broken = make_bundle(world.tmp, "0.2.0", healthy=False)
-    applied = apply_release(world.install, "0.2.0", broken, ENTRY, health_timeout=60)
-    assert not applied.healthy
-    assert "exited with code 3" in applied.reason and "rolled back to 0.1.0" in applied.reason
+def test_release_that_fails_its_self_test_never_becomes_current(world: World) -> None:
+    world.repo.add_release(world.keys, "0.2.0", make_bundle(world.tmp, "0.2.0", healthy=False), 100)
+    client = world.client()
+    cfg = config(world.install, world.tmp / "activity")
+    result = check(cfg, client=client)
+    assert result.state == "rolled_back", result
+    assert "0.2.0 failed its self-test, 0.1.0 stays" in result.reason
+    assert "exited with code 3" in result.reason and "FAIL import av" in result.reason
     assert current_version(world.install) == "0.1.0"
     assert failed_versions(world.install) == {"0.2.0"}
-    # and the cycle does not try the failed version again
-    world.repo.add_release(world.keys, "0.2.0", broken, 100)
-    result = check_and_apply(
-        world.client(), root=world.install, current="0.1.0", device_id="pc-1", settings=UpdateSettings(),
-        activity=lambda: IDLE, entry=ENTRY,
-    )  # fmt: skip
-    assert result.state == "up_to_date"
+    assert not (world.install / "versions" / "0.2.0").exists()  # its files went
+    # and the updater does not try the failed version again
+    assert check(cfg, client=client).state == "up_to_date"
 
 
-def test_release_that_never_reports_is_rolled_back_at_the_deadline(world: World) -> None:
-    silent = world.tmp / "silent.tar.gz"
-    with tarfile.open(silent, "w:gz") as tar:
-        data = b"#!/bin/sh\nexec sleep 300\n"
-        info = tarfile.TarInfo("tandem-recorder/run")
-        info.size, info.mode = len(data), 0o755
-        tar.addfile(info, io.BytesIO(data))
-    ticks = iter(range(0, 10_000, 10))  # a fake clock: 10 s per poll, so the deadline passes at once
-    applied = apply_release(
-        world.install, "0.3.0", silent, ENTRY, health_timeout=30, clock=lambda: float(next(ticks))
-    )
-    assert not applied.healthy and "did not report healthy within 30 s" in applied.reason
-    assert current_version(world.install) == "0.1.0"
+def test_release_whose_self_test_hangs_is_refused_at_the_deadline(world: World) -> None:
+    world.repo.add_release(world.keys, "0.3.0", make_bundle(world.tmp, "0.3.0", hangs=True), 100)
+    result = check(config(world.install, world.tmp / "activity"), client=world.client(), self_test_timeout=1)
+    assert result.state == "rolled_back" and "did not finish within 1 s" in result.reason, result
+    assert current_version(world.install) == "0.1.0" and failed_versions(world.install) == {"0.3.0"}
 
 
 def test_release_errors_are_clear(tmp_path: Path) -> None:
@@ -337,21 +340,19 @@ def test_admin_publishes_through_the_server_and_the_recorder_updates_from_it(
         assert http.get("/api/releases/tuf/metadata/..%2Fkeys").status_code == 404
 
         root = http.get("/api/releases/tuf/metadata/1.root.json").content  # shipped with the package
-        client = ReleaseClient(tmp_path / "cache", f"{url}/api/releases/tuf", root)
-        kw: dict[str, Any] = dict(
-            root=install, current="0.1.0", device_id="pc-1", settings=UpdateSettings(), entry=ENTRY
-        )
-        assert check_and_apply(client, activity=lambda: IDLE, **kw).state == "up_to_date"  # offered to 0 %
+        # the updater as update-check makes it: its own client from the server URL and IT's root
+        cfg = dataclasses.replace(config(install, tmp_path / "activity", url=url), trusted_root=root)
+        recorder_says(cfg.activity_dir, "idle")
+        assert check(cfg).state == "up_to_date"  # offered to 0 %
         r = http.patch("/api/admin/releases/0.2.0", json={"rollout_percent": 100}, headers=admin)
         assert r.status_code == 200 and r.json()["rollout_percent"] == 100, r.text
-        assert check_and_apply(client, activity=lambda: IN_CALL, **kw).state == "waiting"
+        recorder_says(cfg.activity_dir, "call")
+        assert check(cfg).state == "waiting"
         assert current_version(install) == "0.1.0"
-        result = check_and_apply(client, activity=lambda: IDLE, **kw)
-        try:
-            assert result.state == "applied", result.reason
-            assert current_version(install) == "0.2.0"
-        finally:
-            _stop(result.applied.process if result.applied else None)
+        recorder_says(cfg.activity_dir, "idle")
+        result = check(cfg)
+        assert result.state == "applied", result.reason
+        assert current_version(install) == "0.2.0"
         listed = http.get("/api/admin/releases", headers=admin).json()["releases"]
         assert [(x["version"], x["rollout_percent"]) for x in listed] == [("0.2.0", 100)]
         wide = http.patch("/api/admin/releases/0.2.0", json={"rollout_percent": 101}, headers=admin)
@@ -396,72 +397,55 @@ def bearer(http: httpx.Client, user: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {r.json()['token']}"}
 
 
-# -- inside the running recorder --------------------------------------------------------------------
-def test_the_runner_waits_for_the_call_to_end_then_hands_over(world: World) -> None:
+# -- inside the running recorder ---------------------------------------------------------------------
+def test_the_recorder_holds_the_update_through_the_call_and_acw_then_moves_to_it(world: World) -> None:
+    """The recorder's side (``in_recorder.SelfUpdate``, fed by the service's CallWatch) and the
+    updater's, together: the record says call, then acw, and the updater waits; once it says
+    idle the updater switches and the recorder stops to re-execute into the new ``current``."""
     world.repo.add_release(world.keys, "0.2.0", make_bundle(world.tmp, "0.2.0"), 100)
+    cfg = config(world.install, world.tmp / "activity")
     calls = CallWatch()
     calls.observe(Envelope(EventType.CALL_STARTED, _call("i1", Phase.ACTIVE)))
     controller = SimpleNamespace(mode=Mode.IDLE)  # not sampled: no capture, but a call all the same
     uploader = SimpleNamespace(stats=lambda: SimpleNamespace(state="idle", pending_segments=0, current=None))
-    handed_over: list[CheckResult] = []
-    runner = UpdateRunner(
-        world.client(), root=world.install, current="0.1.0", device_id="pc-1", settings=UpdateSettings,
-        activity=lambda: activity_of(controller, uploader, calls), entry=ENTRY, on_applied=handed_over.append,
-        interval=0.05, health_timeout=60,
-    )  # fmt: skip
-    checks: list[str] = []
-    check = runner.check
+    hook = SelfUpdate(root=world.install, version="0.1.0", directory=cfg.activity_dir, interval=0.05, env={})
+    client = world.client()
+    results: list[CheckResult] = []
 
-    def counted() -> CheckResult:
-        result = check()
-        checks.append(result.state)
-        return result
-
-    runner.check = counted  # type: ignore[method-assign]
+    async def recorder_record_says(state: str, task: asyncio.Task[None]) -> None:
+        deadline = time.monotonic() + 60
+        while f'"state": "{state}"' not in _record_text(cfg):
+            assert time.monotonic() < deadline and not task.done(), (state, _record_text(cfg))
+            await asyncio.sleep(0.02)
 
     async def scenario() -> None:
         stop = asyncio.Event()
-        task = asyncio.create_task(runner.run(stop))
-        deadline = time.monotonic() + 60
-        while checks.count("waiting") < 3:  # several checks during the call: each one waits
-            assert time.monotonic() < deadline and not task.done(), checks
-            await asyncio.sleep(0.02)
-        assert current_version(world.install) == "0.1.0"
+        task = asyncio.create_task(
+            hook.run(lambda: (activity_of(controller, uploader, calls), calls.in_acw), stop)
+        )
+        await recorder_record_says("call", task)
+        results.append(await asyncio.to_thread(check, cfg, client=client))
         calls.observe(Envelope(EventType.CALL_ENDED, _call("i1", Phase.ACW)))
-        await asyncio.sleep(0.2)
-        assert current_version(world.install) == "0.1.0" and not handed_over  # still in ACW
+        await recorder_record_says("acw", task)
+        results.append(await asyncio.to_thread(check, cfg, client=client))
+        assert current_version(world.install) == "0.1.0" and not task.done()
         calls.observe(Envelope(EventType.ACW_ENDED, _call("i1", Phase.DONE)))
-        await asyncio.wait_for(task, timeout=120)  # returns after the hand-over
+        await recorder_record_says("idle", task)
+        results.append(await asyncio.to_thread(check, cfg, client=client))
+        await asyncio.wait_for(task, timeout=60)  # the recorder stopped its service to re-execute
+        assert stop.is_set()
 
     asyncio.run(scenario())
-    try:
-        assert [r.state for r in handed_over] == ["applied"]
-        assert current_version(world.install) == "0.2.0"
-        assert set(checks) == {"waiting", "applied"}
-    finally:
-        _stop(handed_over[0].applied.process if handed_over and handed_over[0].applied else None)
+    assert [r.state for r in results] == ["waiting", "waiting", "applied"], results
+    assert current_version(world.install) == "0.2.0"
+    assert hook.exec_program == program_in(world.install)
 
 
-def test_report_health_is_what_the_updater_waits_for(world: World) -> None:
-    """The real recorder's side of the contract: ``report_health`` in the new version's process."""
-    repo_root = Path(__file__).resolve().parents[2]
-    script = (
-        f"#!/bin/sh\nPYTHONPATH={repo_root} exec {sys.executable} -c "
-        '"import time; from recorder_service.updater.runner import report_health as r; '
-        "r('0.3.0'); time.sleep(300)\"\n"
-    )
-    archive = world.tmp / "py.tar.gz"
-    with tarfile.open(archive, "w:gz") as tar:
-        info = tarfile.TarInfo("tandem-recorder/run")
-        info.size, info.mode = len(script.encode()), 0o755
-        tar.addfile(info, io.BytesIO(script.encode()))
-    applied = apply_release(world.install, "0.3.0", archive, ENTRY, health_timeout=120)
+def _record_text(cfg: UpdaterConfig) -> str:
     try:
-        assert applied.healthy, applied.reason
-        assert current_version(world.install) == "0.3.0"
-    finally:
-        _stop(applied.process)
-    assert report_health("0.3.0", env={}) is False  # started by hand, not by an updater: nothing to do
+        return (cfg.activity_dir / f"{ME}.json").read_text()
+    except OSError:
+        return ""
 
 
 def _call(iid: str, phase: Phase) -> dict[str, object]:

@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 
 from recorder_service.updater.apply import switch_current
-from recorder_service.updater.cycle import CheckResult
 from recorder_service.updater.layout import read_state, update_summary
 from recorder_service.updater.system import (
     MARKER,
+    CheckResult,
     _collect_garbage,
     _locked,
     run_self_test,
@@ -71,7 +71,7 @@ def test_old_versions_go_but_not_the_packages_nor_current_nor_previous(tmp_path:
             (tmp_path / "versions" / version / MARKER).write_text("sha\n")
     (tmp_path / "versions" / "0.5.0.failed").write_text("why\n")
     switch_current(tmp_path, "0.4.0")
-    _collect_garbage(tmp_path, {"0.4.0", "0.3.0"})
+    _collect_garbage(tmp_path, current="0.4.0", previous="0.3.0", running=set())
     assert sorted(p.name for p in (tmp_path / "versions").iterdir()) == [
         "0.1.0",
         "0.3.0",
