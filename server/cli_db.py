@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import argparse
 import os
-from contextlib import AbstractContextManager
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -72,10 +73,20 @@ def existing_session(args: argparse.Namespace, settings: Settings) -> AbstractCo
     return new_or_existing_session(settings)
 
 
-def new_or_existing_session(settings: Settings) -> AbstractContextManager[Session]:
-    """A unit of work, creating the database if needed (``demo-setup`` only)."""
+@contextmanager
+def new_or_existing_session(settings: Settings) -> Iterator[Session]:
+    """A unit of work, creating the database if needed (``demo-setup`` only).
+
+    Its engine is disposed at the end: a command run in-process (tests, ``server.cli.main`` from
+    another tool) otherwise kept the database, its WAL and shm files open until garbage
+    collection got to the engine — three descriptors a command."""
     from server.store.db import make_engine, make_session_factory, migrate, session_scope
 
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     migrate(settings.resolved_database_url)
-    return session_scope(make_session_factory(make_engine(settings.resolved_database_url)))
+    engine = make_engine(settings.resolved_database_url)
+    try:
+        with session_scope(make_session_factory(engine)) as session:
+            yield session
+    finally:
+        engine.dispose()

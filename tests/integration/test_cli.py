@@ -4,19 +4,23 @@ server does, never create a stray database, go through the same rules as the API
 
 from __future__ import annotations
 
+import gc
 import os
 import subprocess
 import sys
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from server.cli import main
 from server.settings import load_settings
 from server.store import models
 from server.store.db import make_engine, make_session_factory, session_scope
+from tests.fd_guard import descriptors_under
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -39,18 +43,46 @@ def server_dir(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Path:
     return data
 
 
+@contextmanager
+def server_db(data: Path) -> Iterator[Session]:
+    """A unit of work on the server's database; its engine is disposed (left to the garbage
+    collector, every call kept three descriptors open: the file, its WAL and shm)."""
+    engine = make_engine(load_settings(None, data_dir=data).resolved_database_url)
+    try:
+        with session_scope(make_session_factory(engine)) as s:
+            yield s
+    finally:
+        engine.dispose()
+
+
 def audit_rows(data: Path, action: str) -> list[models.AuditRecord]:
-    settings = load_settings(None, data_dir=data)
-    with session_scope(make_session_factory(make_engine(settings.resolved_database_url))) as s:
+    with server_db(data) as s:
         query = select(models.AuditRecord).where(models.AuditRecord.action == action)
         return list(s.execute(query.order_by(models.AuditRecord.id)).scalars())
 
 
 def percentage_in(data: Path) -> float | None:
-    settings = load_settings(None, data_dir=data)
-    with session_scope(make_session_factory(make_engine(settings.resolved_database_url))) as s:
+    with server_db(data) as s:
         row = s.get(models.Setting, "screen_percentage")
         return float(row.value) if row else None
+
+
+@pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="counts descriptors in Linux's /proc")
+def test_commands_run_in_process_close_the_database(
+    server_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The collector could close what a command left open and hide the leak: it waits here.
+    gc.collect()
+    gc.disable()
+    try:
+        assert descriptors_under(server_dir) == []
+        for percentage in ("10", "20", "30"):
+            assert main(["--data-dir", str(server_dir), "set-sampling", "--percentage", percentage]) == 0
+        assert main(["--data-dir", str(server_dir), "demo-setup", "--json"]) == 0
+        capsys.readouterr()
+        assert descriptors_under(server_dir) == [], "a command left the database open"
+    finally:
+        gc.enable()
 
 
 def test_commands_that_change_data_refuse_to_create_a_database(

@@ -25,7 +25,7 @@ from typing import Any
 import av
 import numpy as np
 import pytest
-from sqlalchemy import select
+from sqlalchemy import Engine, select
 
 from server.calls.media_jobs import MediaJobs
 from server.calls.repository import CallRepository
@@ -33,6 +33,7 @@ from server.media.segment_join import MISSING_LABEL, RESUMED_LABEL
 from server.store import models
 from server.store.db import make_engine, make_session_factory, migrate, session_scope
 from server.store.storage import LocalStorage, recording_key
+from tests.fd_guard import descriptors_under
 
 IID = "i-seg"
 FPS = 10
@@ -170,10 +171,26 @@ class World:
             return {r.storage_key: r.sha256 for r in rows}
 
 
+_ENGINES: list[Engine] = []  # the worlds' engines, disposed after each test
+
+
+@pytest.fixture(autouse=True)
+def _close_worlds(tmp_path: Path) -> Iterator[None]:
+    """Dispose of the test's database engines and check that nothing in its folder stays open:
+    left to the garbage collector, each world kept the database, its WAL and shm open, and this
+    module was named by tests/fd_guard.py for leaving 17 descriptors."""
+    yield
+    while _ENGINES:
+        _ENGINES.pop().dispose()
+    assert descriptors_under(tmp_path) == [], "the test left files open"
+
+
 def _world(tmp_path: Path, *, acw_ended_ago: float = 60.0, voice: bool = True) -> World:
     url = f"sqlite:///{tmp_path / 'db.sqlite'}"
     migrate(url)
-    factory = make_session_factory(make_engine(url))
+    engine = make_engine(url)
+    _ENGINES.append(engine)
+    factory = make_session_factory(engine)
     storage = LocalStorage(tmp_path / "store")
     base = time.time() - 120.0
     with session_scope(factory) as s:
