@@ -42,7 +42,6 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import contextlib
 import logging
 import math
 import time
@@ -50,23 +49,22 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from server.errors import RtcpPacketError, RtpPacketError, RtpSessionError, WavWriterError
+from server.errors import RtcpPacketError, RtpPacketError, RtpSessionError
 from server.ratelog import RateLimitedLog
 from server.rtp import rtcp
 from server.rtp.codecs import AudioCodec
 from server.rtp.decoder import PayloadDecoder
-from server.rtp.offloop import create_off_loop, finalise_off_loop
+from server.rtp.offloop import finalise_off_loop
 from server.rtp.packet import RtpPacket, is_rtcp
 from server.rtp.payload_types import PayloadTypes, payload_decoders
 from server.rtp.placement import Placement
-from server.rtp.ports import ReservedPair, attach_pair, reserve_pair
+from server.rtp.ports import ReservedPair
 from server.rtp.run import TIMESTAMP_SSRC, RunBuffer
 from server.rtp.session_args import validated_arguments
+from server.rtp.session_sockets import open_sockets
 from server.rtp.sink import VoiceSink
 from server.rtp.source import Address, SourceFilter
 from server.rtp.stats import RtpStats
-from server.rxstamp import receive_clock
-from server.voice.wav_writer import WavWriter
 
 if TYPE_CHECKING:
     from server.rtp.srtp import SrtpReceivePath
@@ -77,33 +75,6 @@ log = logging.getLogger(__name__)
 _EARLY_PACKETS = 100
 _TIMESTAMP_SSRC = TIMESTAMP_SSRC
 _RUN_CODECS = frozenset({"PCMU", "PCMA"})  # one byte per sample and per timestamp unit, no state
-
-
-class _Receiver(asyncio.DatagramProtocol):
-    def __init__(self, is_rtcp_port: bool) -> None:
-        self.session: RtpSession | None = None  # set once the ports are bound and the sink exists
-        self._is_rtcp_port = is_rtcp_port
-
-    def datagram_received(self, data: bytes, addr: Address) -> None:
-        if self.session is not None:
-            if self._is_rtcp_port:
-                self.session._on_rtcp_datagram(data, addr)
-            else:
-                self.session._on_datagram(data, addr)
-
-    def error_received(self, exc: Exception) -> None:
-        # ICMP errors (e.g. port unreachable for our own sends) are harmless for a receiver.
-        if self.session is not None:
-            self.session._ratelog.warning("icmp", "RTP port %d: socket error %s", self.session.port, exc)
-
-
-class _SrtpReceiver(_Receiver):
-    """An SRTP stream's socket: every datagram is unprotected first (``RtpSession._on_srtp``); the
-    plain path keeps its own receiver, without even this method call's test."""
-
-    def datagram_received(self, data: bytes, addr: Address) -> None:
-        if self.session is not None:
-            self.session._on_srtp(data, addr, self._is_rtcp_port)
 
 
 class RtpSession:
@@ -178,7 +149,7 @@ class RtpSession:
         srtp: tuple[str, bytes] | None = None,
     ) -> RtpSession:
         """Bind a free even port (and the odd one after it, for RTCP) of the inclusive range
-        (``server.rtp.ports``), and create the mono WAV at ``voice_path`` unless a ``writer`` is
+        (``server.rtp.ports``, ``server.rtp.session_sockets``), and create the mono WAV at ``voice_path`` unless a ``writer`` is
         given.
 
         ``sample_rate`` is the sink's rate (default: the codec's audio rate); a codec with a
@@ -193,48 +164,30 @@ class RtpSession:
         and any dynamic comfort-noise type (``CN``). ``srtp`` (SDES suite, master key || salt):
         the stream is SRTP, unprotected before anything else (server.rtp.srtp).
         """
-        pair, made_writer = reserved, False
         try:
             audio_pt, decoder = validated_arguments(
                 codec, port_range, voice_path, writer, sample_rate, payload_type, telephone_event_pt
             )
             sources = SourceFilter(latching, expected_source, peer_host)
-            if pair is None:
-                pair = reserve_pair(bind_host, *port_range)  # bound: packets now wait in the kernel
-            if writer is None:
-                assert voice_path is not None
-                rate = decoder.output_rate
-                try:
-                    created: WavWriter = await create_off_loop(
-                        lambda: WavWriter(voice_path, sample_rate=rate), WavWriter.close
-                    )
-                    writer = created
-                except WavWriterError as exc:
-                    raise RtpSessionError(str(exc)) from exc
-                made_writer = True
-            arrival_clock = clock or receive_clock(pair.rtp, time.time)
-            kind = _Receiver if srtp is None else _SrtpReceiver
-            receivers = (kind(is_rtcp_port=False), kind(is_rtcp_port=True))
-            port, attaching, pair = pair.port, pair, None
-            transports = await attach_pair(attaching, receivers)  # closes the pair itself on failure
         except BaseException:
-            if pair is not None:
-                pair.close()
-            if made_writer and writer is not None:
-                with contextlib.suppress(WavWriterError):
-                    writer.close()
+            if reserved is not None:
+                reserved.close()
             raise
+        sockets = await open_sockets(
+            bind_host, port_range, reserved, voice_path, writer, decoder.output_rate, clock, srtp is not None
+        )
+        port = sockets.port
         session = cls(
-            transports,
+            sockets.transports,
             port,
-            writer,
+            sockets.writer,
             decoder,
             sources,
             audio_pt,
             telephone_event_pt,
             clock or time.time,
             tick_interval,
-            arrival_clock,
+            sockets.arrival_clock,
             payload_decoders(audio_pt, decoder.codec, payload_codecs, telephone_event_pt),
             frozenset(pt for pt, name in (payload_codecs or {}).items() if name.upper() == "CN"),
         )
@@ -249,7 +202,7 @@ class RtpSession:
             except BaseException:
                 await session.close(0.0)
                 raise
-        for receiver in receivers:
+        for receiver in sockets.receivers:
             receiver.session = session
         return session
 
