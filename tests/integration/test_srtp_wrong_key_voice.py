@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import base64
 import struct
-import threading
 import time
 from pathlib import Path
 
@@ -16,8 +15,9 @@ import pylibsrtp
 from pylibsrtp import Policy
 
 from server.voice import g711
-from tests.integration.fault_server import DN, login_agent, row, running_server, wait_for
-from tests.integration.siprec_peer import SrcPeer, tone
+from tests.integration.fault_server import DN
+from tests.integration.siprec_peer import tone
+from tests.integration.undecodable_world import voice_world
 
 
 def _savp_offer(rtp_port: int, key: bytes) -> bytes:
@@ -29,70 +29,23 @@ def _savp_offer(rtp_port: int, key: bytes) -> bytes:
 
 
 def test_srtp_packets_the_offered_key_does_not_authenticate_fail_the_voice_visibly(tmp_path: Path) -> None:
-    settings = {
-        "database_url": f"sqlite:///{tmp_path / 'tandem.db'}",
-        "storage_dir": tmp_path / "storage",
-        "rtp_workers": 1,
-    }
-    with running_server(tmp_path / "data", **settings) as (client, app):
-        headers = {"Authorization": f"Bearer {login_agent(client)}"}
-        peer = SrcPeer(app.state.ctx.sip_port)
-        stop = threading.Event()
-        try:
-            dialog = peer.invite(_savp_offer(peer.rtp.getsockname()[1], bytes(30)), dn=DN, siprec=False)
-            assert dialog.status == 200, [(r.status, r.reason) for r in dialog.responses]
-            answer = dialog.responses[-1].body.decode()
-            assert "RTP/SAVP 0" in answer and "a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:" in answer
-            port = dialog.ports[0][0]
-            wrong = pylibsrtp.Session(Policy(key=bytes(range(30)), ssrc_type=Policy.SSRC_ANY_OUTBOUND))
-            payload = g711.ulaw_encode(tone(440, 0.02))
+    with voice_world(tmp_path) as world:
+        peer = world.peer
+        dialog = peer.invite(_savp_offer(peer.rtp.getsockname()[1], bytes(30)), dn=DN, siprec=False)
+        assert dialog.status == 200, [(r.status, r.reason) for r in dialog.responses]
+        answer = dialog.responses[-1].body.decode()
+        assert "RTP/SAVP 0" in answer and "a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:" in answer
+        port = dialog.ports[0][0]
+        wrong = pylibsrtp.Session(Policy(key=bytes(range(30)), ssrc_type=Policy.SSRC_ANY_OUTBOUND))
+        payload = g711.ulaw_encode(tone(440, 0.02))
 
-            def send() -> None:
-                n = 0
-                while not stop.is_set():
-                    header = struct.pack("!BBHII", 0x80, 0, n & 0xFFFF, (n * 160) & 0xFFFFFFFF, 0x4242)
-                    peer.rtp.sendto(wrong.protect(header + payload), ("127.0.0.1", port))
-                    n += 1
-                    time.sleep(0.02)
+        def send(n: int) -> None:
+            header = struct.pack("!BBHII", 0x80, 0, n & 0xFFFF, (n * 160) & 0xFFFFFFFF, 0x4242)
+            peer.rtp.sendto(wrong.protect(header + payload), ("127.0.0.1", port))
+            time.sleep(0.02)
 
-            sender = threading.Thread(target=send, daemon=True)
-            sender.start()
-            info = wait_for(
-                lambda: (
-                    (i := client.get("/api/agent/call", headers=headers).json())
-                    and i["voice"] == "failed"
-                    and i
-                ),
-                20,
-                "voice FAILED for SRTP that does not authenticate",
-            )
-            iid = info["interaction_id"]
-            db = tmp_path / "tandem.db"
-            stored = wait_for(
-                lambda: (
-                    (r := row(db, "SELECT voice_state, end_reason FROM interactions WHERE id = ?", iid))
-                    and r[0] == "failed"
-                    and r
-                ),
-                10,
-                "the failure stored",
-            )
-            assert stored == ("failed", "voice undecodable")
-            audit = wait_for(
-                lambda: row(
-                    db,
-                    "SELECT outcome, detail FROM audit_log"
-                    " WHERE action = 'recording.failed' AND target_id = ?",
-                    iid,
-                ),
-                10,
-                "the audit record",
-            )
-            assert audit[0] == "failed" and "SRTP authentication failed" in audit[1]
-            assert "AAAAAAAA" not in audit[1]  # never the key (base64 of zero bytes)
-            stop.set()
-            sender.join(10)
-            assert peer.bye(dialog).status == 200
-        finally:
-            stop.set()
-            peer.close()
+        world.keep_sending(send)
+        _info, audit = world.wait_voice_failed("voice FAILED for SRTP that does not authenticate")
+        assert audit[0] == "failed" and "SRTP authentication failed" in audit[1]
+        assert "AAAAAAAA" not in audit[1]  # never the key (base64 of zero bytes)
+        world.hang_up(dialog)

@@ -8,6 +8,7 @@ import base64
 import hashlib
 import os
 import time
+from collections.abc import Iterator
 from fractions import Fraction
 from pathlib import Path
 
@@ -27,7 +28,7 @@ from server.media.segment_validation import (
     validate_segment_file,
 )
 from server.store import models
-from server.store.db import make_engine, make_session_factory, migrate, session_scope
+from server.store.db import session_scope
 from server.store.storage import LocalStorage, recording_key
 from tandem_protocol.tus import (
     SegmentDeclaration,
@@ -37,6 +38,7 @@ from tandem_protocol.tus import (
     parse_declaration,
     parse_metadata,
 )
+from tests.unit.segment_upload_world import declaration, upload_db
 
 DAY = 24 * 3600
 
@@ -184,30 +186,9 @@ class Clock:
 
 
 @pytest.fixture
-def sessions(tmp_path: Path) -> sessionmaker[Session]:
-    url = f"sqlite:///{tmp_path / 'db.sqlite'}"
-    migrate(url)
-    factory = make_session_factory(make_engine(url))
-    with session_scope(factory) as s:
-        s.add(
-            models.User(id=1, username="agent1", full_name="", role="agent", password_hash="x", created_at=0)
-        )
-        s.flush()
-        s.add(
-            models.Interaction(
-                id="i1",
-                call_id="c1",
-                dn="1001",
-                agent_id=1,
-                state="acw",
-                started_at=time.time() - 60,
-                screen_decision=True,
-                screen_percentage=100.0,
-                voice_state="stopped",
-                screen_state="recording",
-            )
-        )
-    return factory
+def sessions(tmp_path: Path) -> Iterator[sessionmaker[Session]]:
+    with upload_db(tmp_path) as factory:
+        yield factory
 
 
 def segment(path: Path) -> bytes:
@@ -216,12 +197,6 @@ def segment(path: Path) -> bytes:
         enc.encode(np.full((48, 64, 4), i * 20, dtype=np.uint8), i * 200)
     enc.close()
     return path.read_bytes()
-
-
-def declaration(body: bytes, seq: int = 0) -> SegmentDeclaration:
-    return SegmentDeclaration(
-        "run-1", seq, time.time() - 30, hashlib.sha256(body).hexdigest(), len(body), False
-    )
 
 
 def test_partials_untouched_for_24_hours_expire(sessions: sessionmaker[Session], tmp_path: Path) -> None:
