@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, FloatRect, Page, ViewportSize
 
+from server.services.releases import ReleaseRepository, init_keys
 from tests.e2e import demo_data
 from tests.e2e.browser import TIMEOUT_MS, chromium, log_in, wait_recordings_loaded
 from tests.e2e.harness import ServerProcess, run_server
@@ -53,9 +54,14 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     work = tmp_path_factory.mktemp("screenshots")
     shots = Path(os.environ.get("TANDEM_SCREENSHOT_DIR") or work / "shots")
     shots.mkdir(parents=True, exist_ok=True)
+    init_keys(work / "release-keys")  # a release repository, for the releases section
+    ReleaseRepository(work / "server" / "releases").create(work / "release-keys")
     with (
         run_server(
-            work / "server", extra_users=demo_data.EXTRA_USERS, TANDEM_SERVER_SCREEN_PERCENTAGE="50"
+            work / "server",
+            extra_users=demo_data.EXTRA_USERS,
+            TANDEM_SERVER_SCREEN_PERCENTAGE="50",
+            TANDEM_SERVER_RELEASE_KEYS_DIR=str(work / "release-keys"),
         ) as server,
         chromium() as browser,
     ):
@@ -248,6 +254,20 @@ def test_each_admin_section(site: Site, desktop: Page) -> None:
     for name, top, bottom in ADMIN_SECTIONS:
         _shoot_between(site, desktop, name, top, bottom)
     _shoot(site, desktop, "admin.png")
+
+
+def test_agent_software_releases(site: Site, desktop: Page) -> None:
+    with site.server.client("admin") as http:
+        for version, percent, body in (
+            ("0.2.0", 100, b"bundle 0.2.0" * 40000),
+            ("0.3.0", 20, b"0.3.0" * 90000),
+        ):
+            r = http.put(f"/api/admin/releases/{version}", params={"rollout_percent": percent}, content=body)
+            assert r.status_code == 200, r.text
+    _sign_in(site, desktop, "admin")
+    desktop.click("#nav-admin")
+    desktop.wait_for_selector("#releases-table tbody tr[data-version='0.3.0']")
+    _shoot_between(site, desktop, "admin-releases.png", "#releases-title", "#password-policy-title")
 
 
 def test_devices_and_enrolment_tokens(site: Site, desktop: Page) -> None:

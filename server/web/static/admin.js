@@ -1,7 +1,7 @@
 // Admin view: the screen sampling policy (global percentage and per-team overrides by team
 // name), the voice formats (admin_formats.js), the ACW limit (admin_acw.js), the pause policy
-// (admin_pause.js), the password policy (admin_passwords.js), people and teams (admin_people.js)
-// and new users (admin_users.js).
+// (admin_pause.js), the password policy (admin_passwords.js), people and teams (admin_people.js),
+// new users (admin_users.js) and agent software releases (admin_releases.js).
 
 import { api } from "./api.js";
 import { initAcwLimit, showAcwLimit } from "./admin_acw.js";
@@ -11,6 +11,7 @@ import { initVoiceFormats, showVoiceFormats } from "./admin_formats.js";
 import { initPasswordPolicy, showPasswordPolicy } from "./admin_passwords.js";
 import { initNewUser } from "./admin_users.js";
 import { initPeople, showPeople } from "./admin_people.js";
+import { initReleases, showReleases } from "./admin_releases.js";
 
 const $ = (id) => document.getElementById(id);
 
@@ -88,6 +89,7 @@ export function initAdmin() {
   initDnMatching();
   initPasswordPolicy();
   initPeople();
+  initReleases();
   initNewUser();
   initAcwLimit();
   initPausePolicy();
@@ -123,6 +125,7 @@ export async function showAdmin(isCurrent) {
   showAcwLimit(isCurrent);
   showPausePolicy(isCurrent);
   showPeople(isCurrent);
+  showReleases(isCurrent);
   status("Loading…");
   try {
     const [policy] = await Promise.all([api("GET", "/api/admin/sampling"), loadTeams()]);
