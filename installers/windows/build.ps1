@@ -12,10 +12,11 @@ python -m PyInstaller --noconfirm --distpath build\installers\dist --workpath bu
 $dist = "build\installers\dist"
 $wix = "build\installers\wix"
 New-Item -ItemType Directory -Force $wix | Out-Null
-# Harvest each one-folder bundle into a component group (tandem-agent.wxs refers to both).
+# Harvest each one-folder bundle into a component group (tandem-agent.wxs refers to both). RECORDERDIR
+# and AGENTDIR are versions\<Version>\tandem-recorder and ...\tandem-agent: the self-updater's layout.
 heat dir "$dist\tandem-recorder" -cg RecorderFiles -dr RECORDERDIR -gg -sfrag -srd -sreg -var var.RecorderSource -out "$wix\recorder-files.wxs"
 heat dir "$dist\tandem-agent" -cg AgentFiles -dr AGENTDIR -gg -sfrag -srd -sreg -var var.AgentSource -out "$wix\agent-files.wxs"
-# The MSI ProductVersion is numeric only (major.minor.build).
+# The MSI ProductVersion is numeric only (major.minor.build); it also names versions\<Version>\.
 $msiVersion = $pkg
 candle -arch x64 -dWin64=yes "-dVersion=$msiVersion" "-dRecorderSource=$dist\tandem-recorder" "-dAgentSource=$dist\tandem-agent" `
   -out "$wix\" installers\windows\tandem-agent.wxs "$wix\recorder-files.wxs" "$wix\agent-files.wxs"

@@ -1,11 +1,13 @@
-"""The Windows installer definition (installers/windows/tandem-agent.wxs), checked on Linux.
+r"""The Windows installer definition (installers/windows/tandem-agent.wxs), checked on Linux.
 
 wixl (msitools) builds the .wxs into an MSI and msiinfo reads its tables back: per-machine, the
 upper-case public properties, the registry values the recorder reads (recorder_service/
-machine_config.py), the machine-wide Run key that starts the recorder in each session at logon,
-the self-update policy, the major upgrade. The payload is two stand-in files named like the
-bundles' executables: the Windows bundles themselves are built on Windows (build.ps1), and
-nothing here installs or runs the MSI on Windows.
+machine_config.py), the self-update policy the updater reads (recorder_service/updater/policy.py),
+the major upgrade; the self-updater's layout (the bundles under ``versions\<ProductVersion>\``, the
+``current`` junction made by a custom action, the Run key and the update task starting
+``current\...``, as recorder_service/updater/layout.py and in_recorder.program_in expect). The
+payload is two stand-in files named like the bundles' executables: the Windows bundles themselves
+are built on Windows (build.ps1), and nothing here installs or runs the MSI on Windows.
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ from pathlib import Path
 import pytest
 
 from recorder_service.machine_config import REGISTRY_KEY, REGISTRY_VALUES
+from recorder_service.updater.layout import CURRENT
+from recorder_service.updater.policy import POLICY_REGISTRY_KEY, POLICY_REGISTRY_VALUES
 from tests.e2e.harness import ROOT
 
 pytestmark = [
@@ -29,6 +33,9 @@ pytestmark = [
 
 WXS = ROOT / "installers" / "windows" / "tandem-agent.wxs"
 HKLM = "2"  # the Registry table's Root for HKEY_LOCAL_MACHINE
+VERSION = "0.1.0"
+# What starts the recorder, through the junction (in_recorder.program_in on Windows)
+RECORDER = rf"[INSTALLDIR]{CURRENT}\tandem-recorder\tandem-recorder.exe"
 
 
 def _harvest(work: Path, app: str, group: str, directory: str, var: str) -> Path:
@@ -78,7 +85,7 @@ def msi(tmp_path_factory: pytest.TempPathFactory) -> Path:
             "-D",
             "Win64=yes",
             "-D",
-            "Version=0.1.0",
+            f"Version={VERSION}",
             "-D",
             "RecorderSource=tandem-recorder",
             "-D",
@@ -110,13 +117,69 @@ def test_registry_values_are_the_ones_the_recorder_reads(msi: Path) -> None:
     for value_name in REGISTRY_VALUES:
         prop = {"ServerUrl": "SERVERURL", "EnrollToken": "ENROLLTOKEN"}[value_name]
         assert rows[(HKLM, REGISTRY_KEY, value_name)] == f"[{prop}]"
-    assert rows[(HKLM, r"SOFTWARE\Policies\Tandem\Agent", "AutoUpdate")] == "#[AUTOUPDATE]"  # a DWORD
-    # Every user's session starts the recorder at logon, from the bundle the MSI installs.
+    # the self-update policy, under the key and value name the updater reads (sources.py)
+    assert "AutoUpdate" in POLICY_REGISTRY_VALUES
+    assert rows[(HKLM, POLICY_REGISTRY_KEY, "AutoUpdate")] == "#[AUTOUPDATE]"  # a DWORD
+    # Every user's session starts the recorder at logon, through current (the updater's switch).
     run = rows[(HKLM, r"SOFTWARE\Microsoft\Windows\CurrentVersion\Run", "TandemRecorder")]
-    assert run == '"[RECORDERDIR]tandem-recorder.exe" run'
-    files = {r[2].split("|")[-1] for r in _table(msi, "File")}
-    assert {"tandem-recorder.exe", "tandem-agent.exe"} <= files
+    assert run == f'"{RECORDER}" run'
     assert len(rows) == 4, rows  # nothing else is written to the registry
+
+
+def _install_paths(msi: Path) -> dict[str, str]:
+    """Each file's path under Program Files, from the File, Component and Directory tables."""
+    dirs = {row[0]: (row[1], row[2].split("|")[-1]) for row in _table(msi, "Directory")}
+
+    def path(directory: str) -> str:
+        parent, name = dirs[directory]
+        if directory == "ProgramFiles64Folder" or not parent:
+            return ""
+        return f"{path(parent)}\\{name}".lstrip("\\") if name != "." else path(parent)
+
+    component_dir = {row[0]: row[2] for row in _table(msi, "Component")}
+    return {
+        row[2].split("|")[-1]: f"{path(component_dir[row[1]])}\\{row[2].split('|')[-1]}"
+        for row in _table(msi, "File")
+    }
+
+
+def test_bundles_install_into_a_version_directory_for_the_self_updater(msi: Path) -> None:
+    r"""``versions\<ProductVersion>\`` as recorder_service/updater/layout.install_root expects (the
+    flat ``Tandem\tandem-recorder\`` of before gave the updater nowhere to install)."""
+    paths = _install_paths(msi)
+    assert paths["tandem-recorder.exe"] == rf"Tandem\versions\{VERSION}\tandem-recorder\tandem-recorder.exe"
+    assert paths["tandem-agent.exe"] == rf"Tandem\versions\{VERSION}\tandem-agent\tandem-agent.exe"
+    props = {row[0]: row[1] for row in _table(msi, "Property")}
+    assert props["ProductVersion"] == VERSION  # the directory is the MSI's own version
+
+
+def test_current_junction_is_made_after_the_files_and_removed_before_them(msi: Path) -> None:
+    actions = {row[0]: (int(row[1]), row[2], row[3]) for row in _table(msi, "CustomAction")}
+    exe_from_property, deferred, no_impersonate, ignore_return = 50, 1024, 2048, 64
+    assert actions["SetCmd"][1:] == ("CMD", "[System64Folder]cmd.exe")
+    current, target = rf"[INSTALLDIR]{CURRENT}", rf"[INSTALLDIR]versions\{VERSION}"
+    # a failure to make it fails the install (msiexec's 1603, rolled back): nothing would start
+    assert actions["CurrentJunctionCreate"] == (
+        exe_from_property | deferred | no_impersonate,
+        "CMD",
+        f'/d /c (if exist "{current}" rmdir "{current}") & mklink /J "{current}" "{target}"',
+    )
+    remove = f'/d /c if exist "{current}" rmdir "{current}"'
+    assert actions["CurrentJunctionDelete"] == (
+        exe_from_property | deferred | no_impersonate | ignore_return,
+        "CMD",
+        remove,
+    )
+    versions = r"[INSTALLDIR]versions"
+    assert actions["UpdaterVersionsDelete"][2] == f'/d /c if exist "{versions}" rmdir /s /q "{versions}"'
+    seq = {row[0]: (row[1], int(row[2])) for row in _table(msi, "InstallExecuteSequence")}
+    assert seq["SetCmd"][1] < seq["InstallInitialize"][1]
+    assert seq["InstallFiles"][1] < seq["CurrentJunctionCreate"][1] < seq["WriteRegistryValues"][1]
+    assert seq["CurrentJunctionDelete"][1] < seq["RemoveFiles"][1] < seq["UpdaterVersionsDelete"][1]
+    assert seq["CurrentJunctionCreate"][0] == 'NOT REMOVE~="ALL"'
+    assert seq["CurrentJunctionDelete"][0] == 'REMOVE~="ALL"'
+    # a major upgrade removes the old MSI first: the updater's versions (one may run) stay
+    assert seq["UpdaterVersionsDelete"][0] == 'REMOVE~="ALL" AND NOT UPGRADINGPRODUCTCODE'
 
 
 def test_update_check_is_a_scheduled_task_as_system(msi: Path) -> None:
@@ -130,7 +193,7 @@ def test_update_check_is_a_scheduled_task_as_system(msi: Path) -> None:
         flags,
         "SCHTASKS",
         r'/Create /F /TN "Tandem\UpdateCheck" /RU SYSTEM /SC MINUTE /MO 15 '
-        r'/TR "\"[RECORDERDIR]tandem-recorder.exe\" update-check"',
+        rf'/TR "\"{RECORDER}\" update-check"',
     )
     assert actions["UpdateTaskDelete"] == (flags, "SCHTASKS", r'/Delete /F /TN "Tandem\UpdateCheck"')
     sequence = {row[0]: (row[1], int(row[2])) for row in _table(msi, "InstallExecuteSequence")}
