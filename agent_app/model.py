@@ -1,9 +1,10 @@
-"""The agent desktop's state and the reducer that changes it (pure: no Qt, no network).
+"""The reducer that changes the agent desktop's state (pure: no Qt, no network).
 
-Everything the window shows is derived from one immutable `DesktopState`: events from the
-server and results of REST calls are *actions*, and `reduce(state, action)` returns the next
-state. The window only renders `DesktopModel.view()`. This keeps the rules that matter — above
-all "Paused is shown only when the server confirmed it" — testable without a window.
+Everything the window shows is derived from one immutable `DesktopState`
+(`agent_app.desktop_state`): events from the server and results of REST calls are *actions*, and
+`reduce(state, action)` returns the next state. The window only renders `DesktopModel.view()`.
+This keeps the rules that matter — above all "Paused is shown only when the server confirmed
+it" — testable without a window. The state selector's rules are `agent_app.availability`.
 
 The server is the clock: call times are server times, so the model keeps an estimate of the
 offset between the server's clock and this PC's, from the ``at`` stamp of every envelope.
@@ -12,10 +13,21 @@ offset between the server's clock and this PC's, from the ``at`` stamp of every 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field, replace
-from enum import StrEnum
+from dataclasses import dataclass, replace
 from typing import Any
 
+# The state's types are named from here too (`X as X`: an explicit re-export), as the desktop's
+# other modules and tests have always done: the model is where they meet.
+from agent_app.agent_codes import AgentCodes as AgentCodes
+from agent_app.agent_codes import CodeOption as CodeOption
+from agent_app.agent_codes import parse_codes as parse_codes
+from agent_app.availability import can_choose_availability, valid_availability
+from agent_app.desktop_state import AgentState as AgentState
+from agent_app.desktop_state import ChannelState as ChannelState
+from agent_app.desktop_state import DesktopState as DesktopState
+from agent_app.desktop_state import Pending as Pending
+from agent_app.desktop_state import agent_state as agent_state
+from agent_app.secure_pause import can_pause, can_resume
 from tandem_protocol import (
     CallInfo,
     Envelope,
@@ -26,7 +38,6 @@ from tandem_protocol import (
     UserInfo,
     VoiceState,
 )
-from tandem_protocol.events import PauseState
 
 log = logging.getLogger(__name__)
 
@@ -45,107 +56,6 @@ _CALL_EVENTS = frozenset(
 _SCREEN_EVENTS = frozenset(
     {EventType.SCREEN_START, EventType.SCREEN_PAUSE, EventType.SCREEN_RESUME, EventType.SCREEN_STOP}
 )
-CLOCK_WINDOW = 16
-
-
-class AgentState(StrEnum):
-    LOGGED_OUT = "logged_out"
-    READY = "ready"
-    NOT_READY = "not_ready"
-    ON_CALL = "on_call"
-    PAUSED = "paused"
-    AFTER_CALL_WORK = "acw"
-
-
-class Pending(StrEnum):
-    """The one request in flight that the UI must reflect (buttons disabled, "Pausing…")."""
-
-    NONE = "none"
-    LOGGING_IN = "logging_in"
-    LOGGING_OUT = "logging_out"
-    PAUSING = "pausing"
-    RESUMING = "resuming"
-    FINISHING = "finishing"
-    CHANGING_STATE = "changing_state"
-
-
-class ChannelState(StrEnum):
-    OFFLINE = "offline"
-    CONNECTING = "connecting"
-    CONNECTED = "connected"
-    RECONNECTING = "reconnecting"
-    REFUSED = "refused"
-
-
-@dataclass(frozen=True, slots=True)
-class ClockOffset:
-    """Server clock minus local clock, from (server send time, local receive time) samples.
-
-    Each sample underestimates the offset by the message's transit time, which is never
-    negative, so the largest recent sample is the best estimate. Only the last
-    ``CLOCK_WINDOW`` samples count, so a stepped local clock is forgotten soon.
-    """
-
-    samples: tuple[float, ...] = ()
-
-    def add(self, server_at: float, local_received: float) -> ClockOffset:
-        return ClockOffset((*self.samples, server_at - local_received)[-CLOCK_WINDOW:])
-
-    @property
-    def value(self) -> float:
-        return max(self.samples) if self.samples else 0.0
-
-
-@dataclass(frozen=True, slots=True)
-class CodeOption:
-    code: str
-    label: str
-
-
-@dataclass(frozen=True, slots=True)
-class AgentCodes:
-    """What the admin defined (``GET /api/agent/codes``): Not Ready reasons, ACW dispositions,
-    whether Done needs a disposition, the ACW limit. ``loaded`` False: not (yet) known — a server
-    without codes leaves the state selector and the dispositions empty, never blocking Done."""
-
-    reasons: tuple[CodeOption, ...] = ()
-    dispositions: tuple[CodeOption, ...] = ()
-    disposition_required: bool = False
-    acw_limit_seconds: float | None = None
-    may_play_own: bool = False  # the admin lets his team play its own recordings (web player)
-    # Why he pauses (agent_app.pause_reason): the admin's pause codes, and whether his team must
-    # name one. Asked after the pause is sent, never before (the pause is never held up).
-    pause_reasons: tuple[CodeOption, ...] = ()
-    pause_reason_required: bool = False
-    loaded: bool = False
-
-
-@dataclass(frozen=True, slots=True)
-class DesktopState:
-    logged_in: bool = False
-    agent: UserInfo | None = None
-    token_expires_at: float | None = None
-    call: CallInfo | None = None
-    pending: Pending = Pending.NONE
-    last_error: str = ""
-    # A pause/resume got 504: the server did part of it (voice) without the recorder's ack.
-    unconfirmed: Pending = Pending.NONE
-    # Last screen.* command for the current call that no CallInfo has answered yet.
-    screen_command: str = ""
-    channel: ChannelState = ChannelState.OFFLINE
-    channel_detail: str = ""
-    clock: ClockOffset = field(default_factory=ClockOffset)
-    last_seq: int = 0
-    seq_gaps: int = 0
-    dropped_events: int = 0
-    ignored_events: int = 0
-    codes: AgentCodes = field(default_factory=AgentCodes)
-    # The agent's own choice as the server stored it (On call and ACW come from the call).
-    availability: str = "ready"  # ready, not_ready
-    reason_code: str = ""
-    # The disposition chosen in ACW for the current call ("" none yet); the notes stay in the
-    # ACW panel's editor until Done sends both.
-    disposition: str = ""
 
 
 # ---- actions -------------------------------------------------------------------------------
@@ -291,94 +201,11 @@ Action = (
 # ---- queries used by both the reducer and the view ------------------------------------------
 
 
-def agent_state(state: DesktopState) -> AgentState:
-    if not state.logged_in:
-        return AgentState.LOGGED_OUT
-    call = state.call
-    if call is None or call.phase == Phase.DONE:
-        return AgentState.NOT_READY if state.availability == "not_ready" else AgentState.READY
-    if call.phase == Phase.ACW:
-        return AgentState.AFTER_CALL_WORK
-    return AgentState.PAUSED if call.paused else AgentState.ON_CALL
-
-
-# The secure pause's states from which Resume is offered: every state where the voice is held.
-RESUMABLE = frozenset({PauseState.REQUESTED, PauseState.PAUSED, PauseState.UNCONFIRMED})
-
-
-def pause_state(state: DesktopState) -> PauseState:
-    """The secure pause as the desktop knows it: the server's word (``CallInfo.pause``), and
-    until its resync arrives, what a 504 said (the voice is held, the screen not confirmed)."""
-    call = state.call
-    if call is None:
-        return PauseState.RECORDING
-    if call.phase != Phase.ACTIVE or call.pause != PauseState.RECORDING:
-        return call.pause
-    if state.unconfirmed == Pending.PAUSING:
-        return PauseState.UNCONFIRMED
-    if call.voice == VoiceState.PAUSED:  # a server that sends no pause state: the voice is held
-        return PauseState.REQUESTED
-    return PauseState.RECORDING
-
-
-def can_pause(state: DesktopState) -> bool:
-    call = state.call
-    return (
-        state.logged_in
-        and state.pending == Pending.NONE
-        and call is not None
-        and call.phase == Phase.ACTIVE
-        and pause_state(state) == PauseState.RECORDING
-        # A failed (or stopped) voice recording has nothing left to pause: the server says 409.
-        and call.voice == VoiceState.RECORDING
-    )
-
-
-def can_resume(state: DesktopState) -> bool:
-    """Resume always works while the voice is held — requested, paused or unconfirmed — so the
-    button never gets stuck on a pause the recorder did not confirm."""
-    call = state.call
-    return (
-        state.logged_in
-        and state.pending == Pending.NONE
-        and call is not None
-        and call.phase == Phase.ACTIVE
-        and pause_state(state) in RESUMABLE
-    )
-
-
-def pause_means_resume(state: DesktopState) -> bool:
-    """What the one Pause/Resume button does when clicked now."""
-    return pause_state(state) in RESUMABLE
-
-
 def can_finish(state: DesktopState) -> bool:
     """Done ends after-call work; where the admin requires a disposition, only with one."""
     if state.pending != Pending.NONE or agent_state(state) != AgentState.AFTER_CALL_WORK:
         return False
     return not state.codes.disposition_required or bool(state.disposition)
-
-
-# The states the agent picks himself; On call, paused and ACW come from the call and end with it.
-SELECTABLE_STATES = frozenset({AgentState.READY, AgentState.NOT_READY})
-
-
-def can_choose_availability(state: DesktopState) -> bool:
-    """Ready / Not Ready are chosen only between calls: during a call and its after-call work
-    the selector shows that state, and Ready comes back with Done, not before."""
-    return (
-        state.logged_in
-        and state.pending == Pending.NONE
-        and state.codes.loaded
-        and agent_state(state) in SELECTABLE_STATES
-    )
-
-
-def valid_availability(state: DesktopState, choice: str, reason_code: str) -> bool:
-    """Ready without a reason, or Not Ready with one of the admin's (active) reasons."""
-    if choice == "ready":
-        return not reason_code
-    return choice == "not_ready" and any(r.code == reason_code for r in state.codes.reasons)
 
 
 # ---- the reducer ----------------------------------------------------------------------------
@@ -541,29 +368,6 @@ def _adopt_call(state: DesktopState, call: CallInfo, authoritative: bool) -> Des
         last_error=last_error,
         disposition=disposition,
     )
-
-
-def parse_codes(raw: Any) -> AgentCodes:
-    """`AgentCodes` from ``GET /api/agent/codes``; ValueError if malformed."""
-    data = _as_dict(raw)
-    try:
-        limit = data.get("acw_limit_seconds")
-        return AgentCodes(
-            reasons=tuple(CodeOption(str(c["code"]), str(c["label"])) for c in data.get("reason_codes", [])),
-            dispositions=tuple(
-                CodeOption(str(c["code"]), str(c["label"])) for c in data.get("disposition_codes", [])
-            ),
-            disposition_required=bool(data.get("disposition_required", False)),
-            acw_limit_seconds=None if limit is None else float(limit),
-            may_play_own=bool(data.get("may_play_own_recordings", False)),
-            pause_reasons=tuple(
-                CodeOption(str(c["code"]), str(c["label"])) for c in data.get("pause_codes", [])
-            ),
-            pause_reason_required=bool(data.get("pause_reason_required", False)),
-            loaded=True,
-        )
-    except (KeyError, TypeError, ValueError) as exc:
-        raise ValueError(f"malformed agent codes: {exc}") from exc
 
 
 def parse_user_info(raw: Any) -> UserInfo:

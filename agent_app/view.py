@@ -12,18 +12,10 @@ import re
 from dataclasses import dataclass
 from enum import StrEnum
 
-from agent_app.model import (
-    AgentState,
-    ChannelState,
-    DesktopState,
-    Pending,
-    agent_state,
-    can_choose_availability,
-    can_finish,
-    can_pause,
-    can_resume,
-    pause_state,
-)
+from agent_app.availability import can_choose_availability, state_choice, state_choices
+from agent_app.desktop_state import AgentState, ChannelState, DesktopState, Pending, agent_state
+from agent_app.model import can_finish
+from agent_app.secure_pause import can_pause, can_resume, pause_state
 from tandem_protocol import CallInfo, EventType, Phase, ScreenState, VoiceState
 from tandem_protocol.events import PauseState
 
@@ -312,29 +304,6 @@ def _first(metadata: dict[str, str], keys: tuple[str, ...]) -> str:
 def other_metadata(metadata: dict[str, str]) -> str:
     shown = {*QUEUE_KEYS, *SERVICE_KEYS, "direction"}
     return "\n".join(f"{k}: {v}" for k, v in sorted(metadata.items()) if k.lower() not in shown)
-
-
-# What the state selector shows while the call decides the state (its only entry, not choosable).
-_CALL_STATE_CHOICE = {
-    AgentState.ON_CALL: ("on_call", "", "On call"),
-    AgentState.PAUSED: ("on_call", "", "On call"),  # the header says the recording is paused
-    AgentState.AFTER_CALL_WORK: ("acw", "", "After-call work"),
-}
-
-
-def state_choices(state: DesktopState) -> tuple[tuple[str, str, str], ...]:
-    """Ready and one "Not Ready ▸ reason" per code between calls; during a call or its ACW only
-    that state, so the box never says "Ready" while the agent is busy."""
-    if (during_call := _CALL_STATE_CHOICE.get(agent_state(state))) is not None:
-        return (during_call,)
-    reasons = tuple(("not_ready", r.code, f"Not Ready ▸ {r.label}") for r in state.codes.reasons)
-    return (("ready", "", "Ready"), *reasons)
-
-
-def state_choice(state: DesktopState) -> tuple[str, str]:
-    if (during_call := _CALL_STATE_CHOICE.get(agent_state(state))) is not None:
-        return during_call[0], during_call[1]
-    return state.availability, state.reason_code
 
 
 def row_value(text: str, caption: str) -> str:

@@ -55,9 +55,9 @@ from agent_app.model import (
     PauseRequested,
     Pending,
     ResumeRequested,
-    pause_means_resume,
 )
 from agent_app.recorder_health import Level, RecorderReport, health_view, parse_report
+from agent_app.secure_pause import pause_means_resume
 from agent_app.services import Channel, Services
 from agent_app.store import DesktopModel
 from agent_app.tray import AgentTray

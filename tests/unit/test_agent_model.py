@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 
+from agent_app.desktop_state import ClockOffset
 from agent_app.model import (
     ActionFailed,
     ActionSucceeded,
@@ -13,7 +14,6 @@ from agent_app.model import (
     CallFetched,
     ChannelChanged,
     ChannelState,
-    ClockOffset,
     DesktopState,
     DoneRequested,
     EventReceived,

@@ -4,7 +4,8 @@ has nothing left to pause (the server would answer 409)."""
 
 from __future__ import annotations
 
-from agent_app.model import AgentState, can_pause
+from agent_app.model import AgentState
+from agent_app.secure_pause import can_pause
 from agent_app.view import build_view
 from tests.unit.test_agent_model import T0, apply, call_dict, env, on_call
 
