@@ -15,7 +15,8 @@ uploaded. Every other 4xx is final: ``queue.refused``, file kept. The local copy
 ``queue.uploaded`` once the server's ``X-Tandem-Sha256`` equals ours.
 
 The admin's bandwidth cap and upload window come from ``policy_provider()``, read before every
-chunk, so a changed policy applies within one chunk.
+chunk, so a changed policy applies within one chunk. What each answer means and when the next try
+comes are pure rules of their own (`recorder_service.upload_rules`); this module acts on them.
 """
 
 from __future__ import annotations
@@ -24,9 +25,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 from urllib.parse import quote
 
 import httpx
@@ -35,7 +34,7 @@ from recorder_service.bandwidth import SLICE, TokenBucket, kbps_to_bytes, second
 from recorder_service.segment_queue import SegmentQueue, SegmentRef
 from recorder_service.tus_client import TusClient, TusError, pause_spans
 from recorder_service.upload_meter import Key, Progress, UploaderStats, UploadMeter, segment_key, segment_name
-from tandem_protocol.backoff import backoff_delay
+from recorder_service.upload_rules import Answer, PatchFix, RetrySchedule, Track, classify, patch_fix
 from tandem_protocol.recorder_policy import RecorderPolicy
 
 __all__ = ["CHUNK", "Progress", "SegmentUploader", "UploaderStats"]  # the stats types come with it
@@ -43,15 +42,8 @@ __all__ = ["CHUNK", "Progress", "SegmentUploader", "UploaderStats"]  # the stats
 log = logging.getLogger(__name__)
 
 CHUNK = 256 * 1024
-RETRY_BASE = 1.0
-# After a long outage the next try comes at most this long after the server is back.
-RETRY_CAP = 60.0
-UNAUTHORIZED_RETRY = 300.0  # the token must be renewed (`tandem-recorder login`); asking fast won't help
 IDLE_POLL = 5.0  # look at the spool this often even without wake()
 WINDOW_RECHECK = 30.0  # outside the upload window: re-read the policy at least this often
-MAX_CHECKSUM_RESENDS = 3  # a chunk damaged this often in a row: the path is bad, back off
-MAX_RECREATES = 2  # per attempt: the server lost the upload again and again
-MAX_CUTS = 3  # per attempt: the server keeps finding paused frames after our cuts
 
 
 class _Retry(Exception):
@@ -60,16 +52,6 @@ class _Retry(Exception):
 
 class _Stopping(Exception):
     """stop() was called while the body was being paced."""
-
-
-@dataclass(slots=True)
-class _Track:
-    """What the uploader remembers about one segment between attempts."""
-
-    location: str | None = None
-    sent_high: int = 0  # highest offset ever handed to the network for this file
-    failures: int = 0
-    due: float = 0.0
 
 
 class SegmentUploader:
@@ -96,13 +78,9 @@ class SegmentUploader:
         self._local_now = local_now
         self._stop_event = threading.Event()
         self._sleep = sleep if sleep is not None else self._interruptible_sleep
-        self._backoff_args: dict[str, Any] = {"base": RETRY_BASE, "cap": RETRY_CAP}
-        if rand is not None:
-            self._backoff_args["rand"] = rand
         self._bucket = TokenBucket(0.0, now=clock())
-        self._tracks: dict[Key, _Track] = {}
-        self._failures = 0  # consecutive server-level failures
-        self._not_before = 0.0
+        self._tracks: dict[Key, Track] = {}
+        self._schedule = RetrySchedule(rand)  # the server's backoff and each segment's
         self._meter = UploadMeter(wall)  # the figures stats() reports, readable from any thread
         self._cond = threading.Condition()
         self._woken = False
@@ -162,8 +140,8 @@ class SegmentUploader:
             self._set_state("idle")
             return IDLE_POLL
         now = self._clock()
-        if now < self._not_before:
-            return self._not_before - now
+        if now < self._schedule.not_before:
+            return self._schedule.not_before - now
         due = [r for r in refs if self._track(r).due <= now]
         if not due:
             return min(IDLE_POLL, min(self._track(r).due for r in refs) - now)
@@ -171,10 +149,10 @@ class SegmentUploader:
         # the server chokes on must not hold back the rest of the recording.
         self._attempt(min(due, key=lambda r: self._track(r).failures > 0))
         # Straight on to the next segment, unless this attempt put the server in backoff.
-        return max(0.0, self._not_before - self._clock())
+        return max(0.0, self._schedule.not_before - self._clock())
 
-    def _track(self, ref: SegmentRef) -> _Track:
-        return self._tracks.setdefault(segment_key(ref), _Track())
+    def _track(self, ref: SegmentRef) -> Track:
+        return self._tracks.setdefault(segment_key(ref), Track())
 
     def _set_state(self, state: str) -> None:
         self._meter.state(state)
@@ -196,7 +174,7 @@ class SegmentUploader:
         finally:
             self._meter.idle()
 
-    def _upload(self, ref: SegmentRef, track: _Track) -> None:
+    def _upload(self, ref: SegmentRef, track: Track) -> None:
         offset = self._open(ref, track)
         recreates = resends = 0
         store_asked = False
@@ -228,13 +206,20 @@ class SegmentUploader:
                     slice_size=SLICE,
                 )
             except TusError as exc:
-                if exc.status == 409 and exc.code == "offset_mismatch" and exc.offset is not None:
+                fix = patch_fix(
+                    exc.status,
+                    exc.code,
+                    has_offset=exc.offset is not None,
+                    resends=resends,
+                    recreates=recreates,
+                )
+                if fix == PatchFix.TAKE_OFFSET and exc.offset is not None:
                     log.info(
                         "segment %s: server holds %d bytes, not %d", segment_name(ref), exc.offset, offset
                     )
                     offset = exc.offset
                     continue
-                if exc.status == 460 and resends < MAX_CHECKSUM_RESENDS:
+                if fix == PatchFix.RESEND:
                     resends += 1
                     log.warning(
                         "segment %s: chunk at %d damaged on the way, sending it again",
@@ -242,9 +227,9 @@ class SegmentUploader:
                         offset,
                     )
                     continue
-                if exc.status == 460:
+                if fix == PatchFix.DAMAGED:
                     raise _Retry(f"chunks damaged on the way {resends + 1} times in a row") from exc
-                if exc.status == 404 and recreates < MAX_RECREATES:
+                if fix == PatchFix.RECREATE:
                     recreates += 1
                     log.warning(
                         "segment %s: the server lost the upload; starting it again", segment_name(ref)
@@ -260,7 +245,7 @@ class SegmentUploader:
                 self._confirmed(ref, done.server_sha256)
                 return
 
-    def _open(self, ref: SegmentRef, track: _Track) -> int | None:
+    def _open(self, ref: SegmentRef, track: Track) -> int | None:
         """The server's offset for this segment's upload, creating the upload when it has none;
         None when the server already stores the segment (settled here)."""
         if track.location is not None:
@@ -318,30 +303,30 @@ class SegmentUploader:
         log.error("UPLOAD CONFLICT: %s", message)
         self._final(ref, "conflict", message)
 
-    def _failed(self, ref: SegmentRef, track: _Track, exc: TusError, cuts: int) -> None:
-        status = exc.status
-        if status is None:  # the network, not this segment: the server's backoff only
+    def _failed(self, ref: SegmentRef, track: Track, exc: TusError, cuts: int) -> None:
+        answer = classify(exc.status, exc.code, cuts=cuts)
+        if answer == Answer.NETWORK:  # the network, not this segment: the server's backoff only
             self._retry_later(ref, None, str(exc))
-        elif status in (408, 429) or status >= 500 or (status == 409 and exc.code == "upload_in_progress"):
+        elif answer == Answer.TRANSIENT:
             self._retry_later(ref, track, str(exc), retry_after=exc.retry_after)
-        elif status == 401:
+        elif answer == Answer.UNAUTHORIZED:
             self._note_error(
                 "token rejected (HTTP 401): enrol again with `tandem-recorder login --enroll-code`"
             )
-            self._not_before = self._clock() + UNAUTHORIZED_RETRY
+            self._schedule.hold(self._clock())
             self._set_state("unauthorized")
-        elif 300 <= status < 400:  # a proxy or a moved server: configuration, not the segment
+        elif answer == Answer.REDIRECTED:  # a proxy or a moved server: configuration, not the segment
             self._note_error(f"{exc} — the server URL redirects; set the recorder's server URL to the target")
-            self._not_before = self._clock() + UNAUTHORIZED_RETRY
+            self._schedule.hold(self._clock())
             self._set_state("misconfigured")
-        elif status == 409 and exc.code == "already_uploaded":
+        elif answer == Answer.ALREADY_UPLOADED:
             self._already_uploaded(ref, exc)
-        elif status == 422 and exc.code == "frames_in_pause" and cuts < MAX_CUTS:
+        elif answer == Answer.FRAMES_IN_PAUSE:
             track.location = None  # the server dropped the refused upload
             self._cut_and_retry(ref, pause_spans(exc.body), str(exc), cuts)
         else:
             track.location = None
-            self._final(ref, exc.code or f"http_{status}", str(exc))
+            self._final(ref, exc.code or f"http_{exc.status}", str(exc))
 
     def _cut_and_retry(
         self, ref: SegmentRef, spans: Sequence[tuple[float, float | None]], why: str, cuts: int
@@ -358,25 +343,13 @@ class SegmentUploader:
         self._attempt(new, cuts + 1)
 
     def _retry_later(
-        self, ref: SegmentRef, track: _Track | None, message: str, retry_after: float | None = None
+        self, ref: SegmentRef, track: Track | None, message: str, retry_after: float | None = None
     ) -> None:
-        """Back off: the server always (it is down, busy or cut off), the segment too when the
-        server's answer was about it (``track``), so that it waits behind the others."""
-        now = self._clock()
-        server = backoff_delay(self._failures, **self._backoff_args)
-        self._failures += 1
-        own = 0.0
-        if track is not None:
-            own = backoff_delay(track.failures, **self._backoff_args)
-            track.failures += 1
-            track.due = now + own
-        # A server asking for more patience (Retry-After) gets it, within reason.
-        self._not_before = now + max(server, min(retry_after or 0.0, UNAUTHORIZED_RETRY))
+        """Back off the server, and the segment too when the answer was about it (``track``)."""
+        wait = self._schedule.back_off(self._clock(), track, retry_after)
         self._note_error(message)
         self._set_state("backoff")
-        log.warning(
-            "segment %s: %s; next try in %.1f s", segment_name(ref), message, max(own, self._not_before - now)
-        )
+        log.warning("segment %s: %s; next try in %.1f s", segment_name(ref), message, wait)
 
     def _final(self, ref: SegmentRef, code: str, message: str) -> None:
         log.error("segment %s refused (file kept): %s", segment_name(ref), message)
@@ -388,21 +361,19 @@ class SegmentUploader:
         self._tracks.pop(segment_key(ref), None)
         self._meter.settled(ref, success=success)
         if success:
-            self._failures = 0
+            self._schedule.succeeded()
 
     def _note_error(self, message: str) -> None:
         self._meter.error(message)
 
     # -- bytes --------------------------------------------------------------------------------
-    def _progressed(self, track: _Track) -> None:
-        track.failures = 0
-        self._failures = 0
-        self._not_before = 0.0
+    def _progressed(self, track: Track) -> None:
+        self._schedule.progressed(track)
 
     def _show(self, ref: SegmentRef, offset: int) -> None:
         self._meter.show(ref, offset)
 
-    def _counter(self, track: _Track, start: int) -> Callable[[int], None]:
+    def _counter(self, track: Track, start: int) -> Callable[[int], None]:
         position = start
 
         def sent(n: int) -> None:

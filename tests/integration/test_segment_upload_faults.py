@@ -23,7 +23,8 @@ from sqlalchemy import select
 
 from recorder_service.encoder import ScreenEncoder
 from recorder_service.segment_queue import SegmentRef
-from recorder_service.segment_uploader import CHUNK, RETRY_CAP, SegmentUploader
+from recorder_service.segment_uploader import CHUNK, SegmentUploader
+from recorder_service.upload_rules import RETRY_CAP
 from server.store import models
 from server.store.db import session_scope
 from tandem_protocol.recorder_policy import RecorderPolicy

@@ -6,20 +6,17 @@ the recorder comes back, whatever the administrator configured — so the expiry
 
 from __future__ import annotations
 
-import hashlib
 import time
 from pathlib import Path
 
 import pytest
 
-from recorder_service.segment_uploader import RETRY_CAP
+from recorder_service.upload_rules import RETRY_CAP
 from server.calls.segment_uploads import SegmentUploads
 from server.errors import ConfigError
 from server.settings import load_settings
-from server.store import models
-from server.store.db import make_engine, make_session_factory, migrate, session_scope
 from server.store.storage import LocalStorage
-from tandem_protocol.tus import SegmentDeclaration
+from tests.unit.segment_upload_world import declaration, upload_db
 
 OUTAGE = 300.0
 
@@ -37,30 +34,7 @@ def test_the_shortest_expiry_keeps_a_partial_through_the_outage_and_one_retry(tm
     cfg = tmp_path / "tandem.toml"
     cfg.write_text("segment_upload_expiry_hours = 1\n")
     expiry = load_settings(cfg).segment_upload_expiry_hours * 3600
-    url = f"sqlite:///{tmp_path / 'db.sqlite'}"
-    migrate(url)
-    engine = make_engine(url)
-    try:
-        sessions = make_session_factory(engine)
-        with session_scope(sessions) as s:
-            s.add(
-                models.User(id=1, username="a", full_name="", role="agent", password_hash="x", created_at=0)
-            )
-            s.flush()
-            s.add(
-                models.Interaction(
-                    id="i1",
-                    call_id="c1",
-                    dn="1001",
-                    agent_id=1,
-                    state="acw",
-                    started_at=time.time() - 60,
-                    screen_decision=True,
-                    screen_percentage=100.0,
-                    voice_state="stopped",
-                    screen_state="recording",
-                )
-            )
+    with upload_db(tmp_path) as sessions:
         now = [time.time()]
         uploads = SegmentUploads(
             sessions,
@@ -69,12 +43,6 @@ def test_the_shortest_expiry_keeps_a_partial_through_the_outage_and_one_retry(tm
             expiry_seconds=expiry,
             clock=lambda: now[0],
         )
-        body = b"x" * 100
-        decl = SegmentDeclaration(
-            "run-1", 0, time.time() - 30, hashlib.sha256(body).hexdigest(), len(body), False
-        )
-        upload, _ = uploads.create("i1", 1, None, decl)
+        upload, _ = uploads.create("i1", 1, None, declaration(b"x" * 100))
         now[0] += OUTAGE + 1.25 * RETRY_CAP  # the last byte before the cut .. the recorder's next try
         assert uploads.expire() == 0 and uploads.get(upload.id) is not None
-    finally:
-        engine.dispose()

@@ -15,14 +15,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from recorder_service.segment_uploader import (
-    CHUNK,
-    RETRY_CAP,
-    UNAUTHORIZED_RETRY,
-    WINDOW_RECHECK,
-    SegmentUploader,
-)
+from recorder_service.segment_uploader import CHUNK, WINDOW_RECHECK, SegmentUploader
 from recorder_service.tus_client import pause_spans
+from recorder_service.upload_rules import RETRY_CAP, UNAUTHORIZED_RETRY
 from tandem_protocol.recorder_policy import RecorderPolicy
 from tests.unit.fake_tus import FakeTusServer, ListQueue, segment
 
