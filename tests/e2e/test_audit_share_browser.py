@@ -11,21 +11,16 @@ from __future__ import annotations
 
 import csv
 import io
-import shutil
 import sqlite3
 import time
 from pathlib import Path
 
 import pytest
 from playwright.sync_api import Browser, Page
-from sqlalchemy import select
 
-from server.store import models
-from server.store.db import make_engine, make_session_factory, session_scope
-from server.store.storage import sha256_file
-from tests.e2e.browser import chromium, log_in, new_page
-from tests.e2e.harness import run_server
+from tests.e2e.browser import log_in, new_page
 from tests.e2e.player_media import voice_samples, write_muxed, write_wav
+from tests.e2e.seeded_call import finished_call, seeding, server_and_browser, stored_media
 from tests.e2e.shots import screenshot_path
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser, pytest.mark.timeout(240)]
@@ -42,28 +37,17 @@ def _seed(data_dir: Path, work: Path) -> None:
     write_wav(wav, samples)
     write_muxed(mp4, samples, SECONDS, 1.0, None)
     t0 = time.time() - 600
-    sessions = make_session_factory(make_engine(f"sqlite:///{(data_dir / 'tandem.db').resolve()}"))
-    with session_scope(sessions) as s:
-        agent = s.execute(select(models.User).where(models.User.username == "agent1")).scalar_one()
+    with seeding(data_dir) as (s, agent_id):
         s.add(
-            models.Interaction(
-                id=CALL,
-                call_id="call-shared",
-                dn="1001",
-                agent_id=agent.id,
-                caller="Carol <sip:+15550100@pbx>",
-                callee="1001",
-                state="done",
-                started_at=t0,
+            finished_call(
+                CALL,
+                "call-shared",
+                agent_id,
+                t0,
                 answered_at=t0 + 1.0,
                 ended_at=t0 + SECONDS,
                 acw_ended_at=t0 + SECONDS + 1,
-                end_reason="bye",
-                screen_decision=True,
-                screen_percentage=100.0,
-                voice_state="complete",
-                screen_state="complete",
-                media_started_at=t0,
+                screen=True,
             )
         )
         s.flush()
@@ -71,17 +55,14 @@ def _seed(data_dir: Path, work: Path) -> None:
             ("muxed", mp4, "video/mp4", t0),
             ("voice", wav, "audio/wav", t0 + 1),
         ):
-            stored = data_dir / "storage" / "shared" / source.name
-            stored.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(source, stored)
             s.add(
-                models.MediaFile(
-                    interaction_id=CALL,
-                    kind=kind,
-                    storage_key=f"shared/{source.name}",
-                    content_type=ctype,
-                    size=stored.stat().st_size,
-                    sha256=sha256_file(stored),
+                stored_media(
+                    data_dir,
+                    "shared",
+                    CALL,
+                    kind,
+                    source,
+                    ctype,
                     started_at=started,
                     duration=SECONDS,
                     created_at=t0,
@@ -161,12 +142,7 @@ def _show(page: Page, preset: str) -> list[dict[str, str]]:
 
 
 def test_share_link_works_expires_is_revoked_and_the_audit_viewer_finds_it(tmp_path: Path) -> None:
-    with (
-        run_server(
-            tmp_path / "server", [("comp", "compliance", "Blue")], TANDEM_SERVER_SCREEN_PERCENTAGE="0"
-        ) as server,
-        chromium() as browser,
-    ):
+    with server_and_browser(tmp_path, [("comp", "compliance", "Blue")]) as (server, browser):
         _seed(server.data_dir, tmp_path)
         with new_page(browser) as page:
             log_in(page, server.url, "supervisor", server.creds["supervisor"]["password"])

@@ -5,22 +5,17 @@ mux job makes from segments of the recorder's own encoder)."""
 
 from __future__ import annotations
 
-import shutil
 import time
 from pathlib import Path
 
 import numpy as np
 import pytest
-from sqlalchemy import select
 
 from recorder_service.encoder import AudioFormat, ScreenEncoder
 from server.media.endpoint_audio_track import build_endpoint_audio
-from server.store import models
-from server.store.db import make_engine, make_session_factory, session_scope
-from server.store.storage import sha256_file
-from tests.e2e.browser import chromium, log_in, new_page
-from tests.e2e.harness import run_server
+from tests.e2e.browser import log_in, new_page
 from tests.e2e.player_media import voice_samples, write_muxed, write_wav
+from tests.e2e.seeded_call import finished_call, seeding, server_and_browser, stored_media
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser, pytest.mark.timeout(240)]
 
@@ -54,28 +49,17 @@ def _seed(data_dir: Path, work: Path) -> None:
     write_muxed(mp4, samples, SECONDS, 0.0, (8.0, 9.0))
     t0 = time.time() - 3600
     m4a = _endpoint_audio(work, t0)
-    sessions = make_session_factory(make_engine(f"sqlite:///{(data_dir / 'tandem.db').resolve()}"))
-    with session_scope(sessions) as s:
-        agent = s.execute(select(models.User).where(models.User.username == "agent1")).scalar_one()
+    with seeding(data_dir) as (s, agent_id):
         s.add(
-            models.Interaction(
-                id="with-audio",
-                call_id="call-with-audio",
-                dn="1001",
-                agent_id=agent.id,
-                caller="Carol <sip:+15550100@pbx>",
-                callee="1001",
-                state="done",
-                started_at=t0,
+            finished_call(
+                "with-audio",
+                "call-with-audio",
+                agent_id,
+                t0,
                 answered_at=t0,
                 ended_at=t0 + SECONDS - 0.5,
                 acw_ended_at=t0 + SECONDS - 0.2,
-                end_reason="bye",
-                screen_decision=True,
-                screen_percentage=100.0,
-                voice_state="complete",
-                screen_state="complete",
-                media_started_at=t0,
+                screen=True,
             )
         )
         s.flush()
@@ -84,17 +68,14 @@ def _seed(data_dir: Path, work: Path) -> None:
             ("voice", wav, "audio/wav"),
             ("endpoint_audio", m4a, "audio/mp4"),
         ):
-            stored = data_dir / "storage" / "endpoint" / source.name
-            stored.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(source, stored)
             s.add(
-                models.MediaFile(
-                    interaction_id="with-audio",
-                    kind=kind,
-                    storage_key=f"endpoint/{source.name}",
-                    content_type=ctype,
-                    size=stored.stat().st_size,
-                    sha256=sha256_file(stored),
+                stored_media(
+                    data_dir,
+                    "endpoint",
+                    "with-audio",
+                    kind,
+                    source,
+                    ctype,
                     started_at=t0,
                     duration=SECONDS,
                     created_at=t0,
@@ -103,10 +84,7 @@ def _seed(data_dir: Path, work: Path) -> None:
 
 
 def test_player_offers_the_endpoint_audio_and_chromium_decodes_it(tmp_path: Path) -> None:
-    with (
-        run_server(tmp_path / "server", TANDEM_SERVER_SCREEN_PERCENTAGE="0") as server,
-        chromium() as browser,
-    ):
+    with server_and_browser(tmp_path) as (server, browser):
         _seed(server.data_dir, tmp_path)
         with new_page(browser) as page:
             log_in(page, server.url, "supervisor", server.creds["supervisor"]["password"])

@@ -6,19 +6,15 @@ the pause span shaded with the reason on it and who paused in its title."""
 
 from __future__ import annotations
 
-import shutil
 import time
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select
 
 from server.store import models
-from server.store.db import make_engine, make_session_factory, session_scope
-from server.store.storage import sha256_file
-from tests.e2e.browser import chromium, log_in, new_page
-from tests.e2e.harness import run_server
+from tests.e2e.browser import log_in, new_page
 from tests.e2e.player_media import voice_samples, write_wav
+from tests.e2e.seeded_call import finished_call, seeding, server_and_browser, stored_media
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser, pytest.mark.timeout(240)]
 SECONDS = 12.0
@@ -30,31 +26,17 @@ def _seed(data_dir: Path, work: Path) -> None:
     wav = work / "voice.wav"
     write_wav(wav, voice_samples(SECONDS, [(0.0, 3.0, 0), (8.0, SECONDS, 1)]))
     t0 = time.time() - 600
-    stored = data_dir / "storage" / "e2e" / "voice.wav"
-    stored.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(wav, stored)
-    sessions = make_session_factory(make_engine(f"sqlite:///{(data_dir / 'tandem.db').resolve()}"))
-    with session_scope(sessions) as s:
-        agent = s.execute(select(models.User).where(models.User.username == "agent1")).scalar_one()
+    with seeding(data_dir) as (s, agent_id):
         s.add(
-            models.Interaction(
-                id=IID,
-                call_id="call-paused",
-                dn="1001",
-                agent_id=agent.id,
-                caller="Carol <sip:+15550100@pbx>",
-                callee="1001",
-                state="done",
-                started_at=t0,
+            finished_call(
+                IID,
+                "call-paused",
+                agent_id,
+                t0,
                 answered_at=t0,
                 ended_at=t0 + SECONDS,
                 acw_ended_at=t0 + SECONDS + 1,
-                end_reason="bye",
-                screen_decision=False,
-                screen_percentage=0.0,
-                voice_state="complete",
-                screen_state="not_selected",
-                media_started_at=t0,
+                screen=False,
             )
         )
         s.flush()
@@ -64,19 +46,19 @@ def _seed(data_dir: Path, work: Path) -> None:
                     interaction_id=IID,
                     started_at=t0 + start,
                     ended_at=t0 + end,
-                    by_user_id=agent.id,
+                    by_user_id=agent_id,
                     by_username="agent1",
                     reason="agent",
                 )
             )
         s.add(
-            models.MediaFile(
-                interaction_id=IID,
-                kind="voice",
-                storage_key="e2e/voice.wav",
-                content_type="audio/wav",
-                size=stored.stat().st_size,
-                sha256=sha256_file(stored),
+            stored_media(
+                data_dir,
+                "e2e",
+                IID,
+                "voice",
+                wav,
+                "audio/wav",
                 started_at=t0,
                 duration=SECONDS,
                 created_at=t0,
@@ -85,10 +67,7 @@ def _seed(data_dir: Path, work: Path) -> None:
 
 
 def test_admin_sets_pause_reasons_and_the_player_shows_who_paused_and_why(tmp_path: Path) -> None:
-    with (
-        run_server(tmp_path / "server", TANDEM_SERVER_SCREEN_PERCENTAGE="0") as server,
-        chromium() as browser,
-    ):
+    with server_and_browser(tmp_path) as (server, browser):
         _seed(server.data_dir, tmp_path)
         with new_page(browser) as page:
             log_in(page, server.url, "admin", server.creds["admin"]["password"])
