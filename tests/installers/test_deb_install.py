@@ -3,7 +3,9 @@ it is installed with ``apt-get`` into a fresh minimal Debian root (debootstrap: 
 with the server URL and a one-time enrolment code preseeded through debconf; the bundled recorder,
 started with its XDG autostart command as an ordinary user, enrols against a real server on the
 host and its heartbeat shows up in the fleet. Then bad input (each a clear message, dpkg state
-clean), an upgrade that keeps the admin's config, and a purge that leaves nothing.
+clean); a recorder enrolled as a device of the PC that the bundled desktop pairs with at login,
+which then records a SIPp call under that agent, and the supervisor plays it; the signed
+self-update; an upgrade that keeps the admin's config, and a purge that leaves nothing.
 
 Slow (a build and a chroot install: minutes) and needs root: CI runs it as its own step,
 ``tests/installers/run`` (TANDEM_INSTALLER_TEST=1 scripts/test runs it too). The tests share one
@@ -16,7 +18,6 @@ import json
 import os
 import re
 import shutil
-import sqlite3
 import subprocess
 import sys
 import time
@@ -30,9 +31,10 @@ import pytest
 
 from server.services.releases import ReleaseRepository, init_keys
 from tests.e2e.harness import ROOT, ServerProcess, run_server, stop_process, wait_until
-from tests.e2e.screen_call import SCENARIO, _speech_wav, bare_xvfb
+from tests.e2e.screen_call import _speech_wav, bare_xvfb
+from tests.installers import call_checks
 from tests.installers.debroot import DebRoot, fresh_root, why_not_possible
-from tests.ports import free_port, free_ports
+from tests.ports import free_port
 
 pytestmark = [
     pytest.mark.installers,
@@ -212,100 +214,6 @@ def test_versions_layout_launchers_through_current_and_the_update_timer(installe
     assert root.path("/run/tandem/activity").stat().st_mode & 0o7777 == 0o1777
 
 
-def test_bundled_desktop_and_recorder_record_a_sipp_call_that_plays(
-    installed: DebRoot, server: ServerProcess, tmp_path: Path
-) -> None:
-    """The stretch of the acceptance line: in the Debian root, on an Xvfb screen (the host's, its
-    socket bound in), the bundled desktop logs agent1 in on DN 1001 and the enrolled bundled
-    recorder connects for the same agent; a SIPp call to 1001 is recorded, the screen uploaded,
-    after-call work ends by the server's limit (nobody presses Done) and the supervisor gets a
-    muxed file that decodes."""
-    for tool in ("sipp", "sox", "Xvfb"):
-        if shutil.which(tool) is None:
-            pytest.skip(f"{tool} is not installed (scripts/system-packages test)")
-    with server.client("admin") as admin:
-        assert admin.put("/api/admin/sampling", json={"percentage": 100, "team_overrides": {}}).is_success
-    _speech_wav(tmp_path / "speech.wav")
-    rec_log, desk_log = tmp_path / "recorder.log", tmp_path / "desktop.log"
-    desktop = [DESKTOP, "--server", server.url, "--user", "agent1", "--dn", "1001", "--auto-login"]
-    with bare_xvfb(1024, 768) as display:
-        installed.bind(Path("/tmp/.X11-unix"), "/tmp/.X11-unix")
-        password = server.creds["agent1"]["password"]
-        procs = [
-            installed.popen(
-                _autostart_command(installed),
-                user="agent1",
-                env=_recorder_env("agent1", DISPLAY=display),
-                log=rec_log,
-            ),
-            installed.popen(
-                desktop,
-                user="agent1",
-                env={"DISPLAY": display, "TANDEM_AGENT_PASSWORD": password},
-                log=desk_log,
-            ),
-        ]
-        try:
-            with server.client("supervisor") as sup:
-                wait_until(
-                    lambda: any(
-                        a["dn"] == "1001" and {"desktop", "recorder"} <= set(a["connected"])
-                        for a in sup.get("/api/agents").json()
-                    ),
-                    120,
-                    "the bundled desktop (agent1 on 1001) and the bundled recorder connected",
-                )
-            called_at = time.time()
-            _sipp_call(server, tmp_path, seconds=6)
-            iid = _latest_interaction(server, "1001", called_at)
-            sup_token = server.token("supervisor")
-            muxed = wait_until(
-                lambda: _muxed(server, iid, sup_token), 300, "the call's muxed screen + voice file"
-            )
-        except AssertionError as exc:
-            logs = (
-                f"recorder log:\n{rec_log.read_text()[-3000:]}\ndesktop log:\n{desk_log.read_text()[-3000:]}"
-            )
-            raise AssertionError(f"{exc}\n{logs}") from None
-        finally:
-            for proc in procs:
-                stop_process(proc)
-    path = tmp_path / "muxed.mp4"
-    path.write_bytes(muxed)
-    with av.open(str(path)) as container:
-        assert container.streams.video and container.streams.audio
-        assert sum(1 for _ in container.decode(video=0)) >= 5
-
-
-def _sipp_call(server: ServerProcess, work: Path, seconds: float) -> None:
-    cmd = ["sipp", f"127.0.0.1:{server.sip_port}", "-sf", str(SCENARIO), "-s", "1001", "-m", "1"]
-    cmd += ["-d", str(int(seconds * 1000)), "-i", "127.0.0.1", "-mi", "127.0.0.1"]
-    cmd += ["-mp", str(free_ports(4)), "-timeout", str(int(seconds + 90)), "-nostdin"]
-    sipp = subprocess.Popen(cmd, cwd=work, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    try:
-        out, _ = sipp.communicate(timeout=seconds + 120)
-        assert sipp.returncode == 0, out.decode(errors="replace")[-3000:]
-    finally:
-        stop_process(sipp)
-
-
-def _latest_interaction(server: ServerProcess, dn: str, since: float) -> str:
-    with sqlite3.connect(server.data_dir / "tandem.db") as db:
-        row = db.execute(
-            "SELECT id FROM interactions WHERE dn = ? AND started_at >= ? ORDER BY started_at DESC",
-            (dn, since - 5),
-        ).fetchone()
-    assert row, f"no interaction on {dn} since the call"
-    return str(row[0])
-
-
-def _muxed(server: ServerProcess, iid: str, token: str) -> bytes | None:
-    r = httpx.get(
-        f"{server.url}/api/interactions/{iid}/media/muxed", headers={"Authorization": f"Bearer {token}"}
-    )
-    return r.content if r.status_code == 200 else None
-
-
 def test_bad_input_is_named_in_the_log_and_dpkg_stays_clean(
     installed: DebRoot, server: ServerProcess
 ) -> None:
@@ -344,11 +252,33 @@ def test_bad_input_is_named_in_the_log_and_dpkg_stays_clean(
     assert root.run(["dpkg-query", "-W", "-f=${Status}", "tandem-agent"]).stdout == "install ok installed"
 
 
-def test_enrolment_token_makes_the_pc_a_device(
+def _session_dir(root: DebRoot, user: str) -> str:
+    """The user's XDG_RUNTIME_DIR (logind makes it at a real login; here by hand): 0700, his own.
+    The recorder's pairing socket lives in it, and the desktop finds the socket through it."""
+    inside = f"/run/user-{user}"
+    runtime = root.path(inside)
+    runtime.mkdir(mode=0o700, exist_ok=True)
+    uid = int(root.run(["id", "-u", user]).stdout)
+    os.chown(runtime, uid, uid)
+    return inside
+
+
+def test_device_recorder_pairs_with_the_bundled_desktop_and_records_a_sipp_call(
     installed: DebRoot, server: ServerProcess, tmp_path: Path
 ) -> None:
-    """The path for many PCs: one multi-use enrolment token (tet_...) in the machine config; the
-    bundled recorder enrols as a device of the PC and waits for a desktop to pair."""
+    """The acceptance line's stretch, the way many PCs are deployed: one multi-use enrolment token
+    (tet_...) in the machine config. In the Debian root, on an Xvfb screen (the host's, its socket
+    bound in), user agent2's bundled recorder enrols as a device of the PC and records nobody
+    ("idle") until the bundled desktop, started as the same user, logs agent2 in on DN 1002 and
+    hands it a pairing ticket over the same-user Unix socket ($XDG_RUNTIME_DIR/tandem-recorder.sock,
+    SO_PEERCRED). The server then holds the pairing both vouched for (the device credential and
+    agent2's desktop login) and the fleet shows the pairing's recorder. A SIPp call to 1002 is
+    recorded under agent2, its screen uploaded with the pairing's token, after-call work ends by
+    the server's limit (nobody presses Done) and the supervisor's audited download of the muxed
+    file decodes. Without the pairing the device records nobody: the pairing wait fails."""
+    for tool in ("sipp", "sox", "Xvfb"):
+        if shutil.which(tool) is None:
+            pytest.skip(f"{tool} is not installed (scripts/system-packages test)")
     create = ["devices", "token-create", "--scope", "team:Blue", "--max-uses", "5", "--hours", "1", "--json"]
     out = subprocess.run(
         [sys.executable, "-m", "server.cli", *create],
@@ -362,28 +292,93 @@ def test_enrolment_token_makes_the_pc_a_device(
     root.path("/etc/tandem/device.toml").write_text(
         f'server_url = "{server.url}"\nenroll_token = "{token}"\n'
     )
-    runtime = root.path("/run/user-agent2")  # the session's XDG_RUNTIME_DIR: the pairing socket's home
-    runtime.mkdir(mode=0o700)
-    uid = int(root.run(["id", "-u", "agent2"]).stdout)
-    os.chown(runtime, uid, uid)
-    log = tmp_path / "device.log"
-    env = _recorder_env(
-        "agent2", TANDEM_AGENT_CONFIG="/etc/tandem/device.toml", XDG_RUNTIME_DIR="/run/user-agent2"
-    )
-    proc = root.popen(_autostart_command(root), user="agent2", env=env, log=log)
-    try:
-        wait_until(
-            lambda: "records whoever logs in" in log.read_text() or proc.poll() is not None,
-            60,
-            "device enrolment",
-        )
-        assert proc.poll() is None, f"recorder exited {proc.returncode}:\n{log.read_text()}"
-        with server.client("admin") as admin:
-            devices = admin.get("/api/admin/devices").json()["devices"]
-        assert [d["state"] for d in devices if d["scope"] == "team:Blue"] == ["idle"], devices
-    finally:
-        stop_process(proc)
-        root.path("/etc/tandem/device.toml").unlink()
+    with server.client("admin") as admin:
+        assert admin.put("/api/admin/sampling", json={"percentage": 100, "team_overrides": {}}).is_success
+    _speech_wav(tmp_path / "speech.wav")
+    rec_log, desk_log = tmp_path / "recorder.log", tmp_path / "desktop.log"
+    desktop = [DESKTOP, "--server", server.url, "--user", "agent2", "--dn", "1002", "--auto-login"]
+    procs: list[subprocess.Popen[bytes]] = []
+
+    def alive() -> bool:
+        """True, or an AssertionError naming the bundle that exited (fail now, not at the deadline)."""
+        for proc, log in zip(procs, (rec_log, desk_log), strict=False):
+            assert proc.poll() is None, f"{log.stem} exited {proc.returncode}"
+        return True
+
+    def paired() -> call_checks.Pairing | None:
+        alive()
+        said = desk_log.read_text()
+        # the desktop logs in even when the pairing fails (best effort): fail at once, not at the deadline
+        assert "recorder not paired" not in said and "refused the pairing" not in said, "pairing failed"
+        return call_checks.open_pairing(server, "agent2")
+
+    with bare_xvfb(1024, 768) as display:
+        root.bind(Path("/tmp/.X11-unix"), "/tmp/.X11-unix")
+        session = {"DISPLAY": display, "XDG_RUNTIME_DIR": _session_dir(root, "agent2")}
+        try:
+            env = _recorder_env("agent2", TANDEM_AGENT_CONFIG="/etc/tandem/device.toml", **session)
+            procs.append(root.popen(_autostart_command(root), user="agent2", env=env, log=rec_log))
+            wait_until(
+                lambda: alive() and "records whoever logs in" in rec_log.read_text(), 60, "device enrolment"
+            )
+            with server.client("admin") as admin:
+                devices = admin.get("/api/admin/devices").json()["devices"]
+            assert [d["state"] for d in devices if d["scope"] == "team:Blue"] == ["idle"], devices
+            password = server.creds["agent2"]["password"]
+            env = {**session, "TANDEM_AGENT_PASSWORD": password}
+            procs.append(root.popen(desktop, user="agent2", env=env, log=desk_log))
+            pairing = wait_until(paired, 120, "the bundled desktop's login to pair the device recorder")
+            # both vouched: the device's credential, and a ticket from agent2's live desktop login
+            assert pairing.agent_login_client == "desktop" and not pairing.agent_login_revoked, pairing
+            with server.client("admin") as admin:
+                devices = admin.get("/api/admin/devices").json()["devices"]
+            mine = [d for d in devices if d["id"] == pairing.device_id]
+            assert [(d["state"], d["agent"]) for d in mine] == [("paired", "agent2")], devices
+            assert [
+                u for u, o, _ in call_checks.audit_rows(server, "device.pair", str(pairing.device_id))
+            ] == ["agent2"]
+            with server.client("supervisor") as sup:
+                wait_until(
+                    lambda: (
+                        alive()
+                        and any(
+                            a["dn"] == "1002" and {"desktop", "recorder"} <= set(a["connected"])
+                            for a in sup.get("/api/agents").json()
+                        )
+                    ),
+                    120,
+                    "agent2's desktop and the paired recorder connected on 1002",
+                )
+            # the fleet page's "agent2" row is the device's recorder, reporting with the pairing's token
+            entry = wait_until(lambda: _fleet_entry(server, "agent2"), 90, "agent2's recorder in the fleet")
+            assert entry["token_id"] == pairing.recorder_token_id, entry
+            called_at = time.time()
+            call_checks.sipp_call(server, tmp_path, "1002", seconds=6)
+            iid = call_checks.latest_interaction(server, "1002", called_at)
+            sup_token = server.token("supervisor")
+            muxed = wait_until(
+                lambda: call_checks.muxed(server, iid, sup_token), 300, "the call's muxed screen + voice file"
+            )
+        except AssertionError as exc:
+            logs = f"recorder log:\n{rec_log.read_text()[-3000:]}\n"
+            if desk_log.exists():
+                logs += f"desktop log:\n{desk_log.read_text()[-3000:]}"
+            raise AssertionError(f"{exc}\n{logs}") from None
+        finally:
+            for proc in procs:
+                stop_process(proc)
+            root.path("/etc/tandem/device.toml").unlink()
+    # recorded under agent2, by the device, because of the pairing
+    assert call_checks.recorded_by(server, iid) == ("agent2", {pairing.recorder_token_id})
+    reads = call_checks.audit_rows(server, "recording.read", iid)
+    assert any(
+        u == "supervisor" and o == "allowed" and d.startswith("muxed bytes 0-") for u, o, d in reads
+    ), reads
+    path = tmp_path / "muxed.mp4"
+    path.write_bytes(muxed)
+    with av.open(str(path)) as container:
+        assert container.streams.video and container.streams.audio
+        assert sum(1 for _ in container.decode(video=0)) >= 5
 
 
 UPDATE_VERSION = "0.1.1"  # newer than the package's 0.1.0+g<commit>
