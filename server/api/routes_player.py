@@ -30,7 +30,7 @@ from server.api.routes_recordings import _allowed, _refuse, _visible, summary
 from server.errors import ProbeError
 from server.media import peaks as peaks_mod
 from server.media.segment_join import MISSING_LABEL, RESUMED_LABEL
-from server.services import agent_playback, bookmarks
+from server.services import agent_playback, bookmarks, pause_reasons
 from server.store import models
 
 log = logging.getLogger(__name__)
@@ -147,9 +147,10 @@ def _pause_why(reason: str, label: str = "") -> str:
     }.get(reason, f"masking rule {reason[5:]!r} on screen" if reason.startswith("auto:") else reason)
 
 
-def timeline(ctx: ServerContext, row: models.Interaction) -> dict[str, Any]:
+def timeline(ctx: ServerContext, session: Session, row: models.Interaction) -> dict[str, Any]:
     base = asdict(summary(row))
     warnings = {round(p.started_at, 6): p.warning for p in summary(row).pauses}
+    no_reason = pause_reasons.missing_reasons(session, list(row.pauses))
     spans: list[dict[str, Any]] = [
         {
             "kind": _pause_kind(p.reason),
@@ -159,6 +160,9 @@ def timeline(ctx: ServerContext, row: models.Interaction) -> dict[str, Any]:
             "why": _pause_why(p.reason, p.reason_label),
             "reason_code": p.reason_code,  # the agent's pause reason, None when he gave none
             "reason": p.reason_label,  # its label as it was then ("" without one)
+            # The admin requires a reason of this agent's team and none came (it is asked after
+            # the pause starts, so an agent may never answer): shown, not left blank.
+            "reason_missing": p.id in no_reason,
             "warning": warnings.get(round(p.started_at, 6), ""),
         }
         for p in row.pauses
@@ -182,6 +186,7 @@ def timeline(ctx: ServerContext, row: models.Interaction) -> dict[str, Any]:
                         "why": "no screen recorded (recorder not connected or not capturing)",
                         "reason_code": None,
                         "reason": "",
+                        "reason_missing": False,
                         "warning": "",
                     }
                 )
@@ -214,7 +219,7 @@ def get_timeline(
     action = "recording.timeline"
     row = _playable(session, user, interaction_id, request, action)
     _allowed(session, user, interaction_id, request, action)
-    return timeline(ctx, row)
+    return timeline(ctx, session, row)
 
 
 # ---- bookmarks ---------------------------------------------------------------------------------

@@ -20,7 +20,7 @@ from server.api.deps import AuthUser, client_addr, current_user, get_context, ge
 from server.api.errors import ApiError
 from server.api.routes_recordings import _allowed, _refuse, _visible, summary
 from server.media.thumbnail import ThumbnailError
-from server.services import agent_playback, search, search_admin, thumbnails
+from server.services import agent_playback, pause_reasons, search, search_admin, thumbnails
 from server.services.search_query import MULTI, SINGLE, QueryError, canonical, parse
 from server.store import audit, models
 from server.store.search_columns import number_key
@@ -39,6 +39,8 @@ _DESCRIPTIONS = {
     "max_duration": "Talk time at most this many seconds",
     "has_screen": "true: with a screen recording; false: without",
     "paused": "true: recording was paused (holds do not count); false: never paused",
+    "pause_reason_missing": "true: a pause whose reason the admin requires for the agent's team was "
+    "never given; false: none such",
     "end_reason": "Exact end reason (e.g. bye, timeout)",
     "disposition": "ACW disposition code (only once interactions record one)",
     "notes": "Text in the ACW notes (only once interactions record them)",
@@ -62,11 +64,13 @@ _PARAMETERS = [
 ]
 
 
-def _row(row: models.Interaction) -> dict[str, Any]:
+def _row(row: models.Interaction, missing_reasons: set[int]) -> dict[str, Any]:
     out = asdict(summary(row))
     out["duration"] = row.duration
     out["has_screen"] = row.has_screen
     out["paused"] = row.was_paused
+    # A pause whose required reason never came (pause_reasons.missing_reasons of the page's spans).
+    out["pause_reason_missing"] = any(p.id in missing_reasons for p in row.pauses)
     return out
 
 
@@ -92,8 +96,9 @@ def search_interactions(
         raise ApiError(422, "invalid_search", f"{exc.field}: {exc.message}") from exc
     page = search.run(session, query, user.viewer)
     _audit(session, user, request, "allowed", search.audit_detail(query, page))
+    missing = pause_reasons.missing_reasons(session, [p for r in page.rows for p in r.pauses])
     return {
-        "items": [_row(r) for r in page.rows],
+        "items": [_row(r, missing) for r in page.rows],
         "count": page.count,
         "count_capped": page.capped,
         "next_cursor": page.next_cursor,

@@ -6,16 +6,20 @@ The reasons are admin codes of kind ``pause`` (``server.services.dispositions``)
 holds a pause up: a secure pause keeps a card number out of the recording, so the server pauses
 whatever reason came (or none) and takes the reason on the same request or afterwards, on the
 agent's latest pause of that call (``set_reason``). "Required" refuses a reason-less *reason*
-request and makes the desktop ask until one is given; the timeline shows a span without one as
-"no reason given". One use case for the web page, the API and the CLI; audited with before/after.
+request and makes the desktop ask until one is given. Since the reason comes after the pause, an
+agent may never give it (he closed the chooser, or paused through another client): such a span is
+"reason required, not given" (``missing_reasons``, ``missing_reason_condition``) on the player's
+timeline and in search. The rule at pause time is not stored, so it is judged by the pausing agent's
+team's rule now. One use case for the web page, the API and the CLI; audited with before/after.
 """
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, and_, exists, false, or_, select
 from sqlalchemy.orm import Session
 
 from server.errors import Conflict, DomainError, Forbidden, InvalidInput, NotFound
@@ -73,6 +77,55 @@ def required_for(session: Session, team_id: int | None) -> bool:
     """The team's own rule, else the default (an agent without a team gets the default)."""
     default, by_id = _stored(session)
     return by_id.get(team_id, default) if team_id is not None else default
+
+
+def reason_missing(span: models.PauseSpan, required: bool) -> bool:
+    """Whether ``span`` is the agent's own pause whose required reason never came (an API pause,
+    a hold or an auto-pause has no agent to ask)."""
+    return required and span.reason == AGENT_PAUSE and span.reason_code is None
+
+
+def missing_reasons(session: Session, spans: list[models.PauseSpan]) -> set[int]:
+    """Ids of the ``spans`` whose reason was required (by the pausing agent's team's rule) and
+    never given."""
+    agents = {s.by_user_id for s in spans if s.reason == AGENT_PAUSE and s.reason_code is None}
+    agents.discard(None)
+    if not agents:
+        return set()
+    query = select(models.User.id, models.User.team_id).where(models.User.id.in_(agents))
+    teams: dict[int, int | None] = {user_id: team_id for user_id, team_id in session.execute(query)}
+    default, by_id = _stored(session)
+
+    def required(user_id: int | None) -> bool:
+        if user_id is None:  # not an agent's own pause (see missing_reason_condition)
+            return False
+        team = teams.get(user_id)
+        return by_id.get(team, default) if team is not None else default
+
+    return {s.id for s in spans if reason_missing(s, required(s.by_user_id))}
+
+
+def missing_reason_condition(session: Session, interaction_id: Any) -> ColumnElement[bool]:
+    """SQL: the interaction has a pause of its agent's whose required reason was never given (the
+    rule resolved to team ids first, so the query stays one EXISTS on pause_spans)."""
+    default, by_id = _stored(session)
+    exceptions = sorted(t for t, required in by_id.items() if required != default)
+    users = select(models.User.id)
+    if default:  # everyone but the teams exempted
+        users = users.where(or_(models.User.team_id.is_(None), models.User.team_id.not_in(exceptions)))
+    elif exceptions:  # only the teams named as required
+        users = users.where(models.User.team_id.in_(exceptions))
+    else:
+        return false()
+    span = models.PauseSpan
+    return exists().where(
+        and_(
+            span.interaction_id == interaction_id,
+            span.reason == AGENT_PAUSE,
+            span.reason_code.is_(None),
+            span.by_user_id.in_(users),
+        )
+    )
 
 
 def set_rule(session: Session, actor: Actor, default: bool, teams: dict[str, bool]) -> RequiredRule:

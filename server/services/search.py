@@ -11,6 +11,7 @@ tells a supervisor all he needs — narrow the search.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,6 +19,7 @@ from sqlalchemy import ColumnElement, Select, and_, false, func, select, tuple_
 from sqlalchemy.orm import Session, selectinload
 
 from server.policy.access import SEE_ALL_ROLES, TEAM_ROLES, Viewer
+from server.services import pause_reasons
 from server.services.search_query import OPTIONAL_FILTERS, SearchQuery, encode_cursor
 from server.store import models
 from server.store.search_columns import SEARCH_KEYS_SETTING, parse_keys
@@ -140,9 +142,20 @@ def conditions(query: SearchQuery, agents: list[int] | None) -> list[ColumnEleme
     return out
 
 
-def page_statement(query: SearchQuery, agents: list[int] | None) -> Select[Any]:
-    """Ids and sort values of one page (limit + 1 rows: the extra one says a next page exists)."""
-    where = conditions(query, agents)
+def policy_conditions(session: Session, query: SearchQuery) -> list[ColumnElement[bool]]:
+    """Filters that need an admin rule read first: a pause whose required reason never came."""
+    if query.pause_reason_missing is None:
+        return []
+    missing = pause_reasons.missing_reason_condition(session, Ix.id)
+    return [missing if query.pause_reason_missing else ~missing]
+
+
+def page_statement(
+    query: SearchQuery, agents: list[int] | None, extra: Sequence[ColumnElement[bool]] = ()
+) -> Select[Any]:
+    """Ids and sort values of one page (limit + 1 rows: the extra one says a next page exists).
+    ``extra``: ``policy_conditions``."""
+    where = [*conditions(query, agents), *extra]
     key = sort_expression(query.sort)
     stmt = select(Ix.id, key.label("sort_value")).where(*where)
     if query.sort == "agent":
@@ -158,15 +171,18 @@ def page_statement(query: SearchQuery, agents: list[int] | None) -> Select[Any]:
     return stmt.limit(query.limit + 1)
 
 
-def count_statement(query: SearchQuery, agents: list[int] | None) -> Select[Any]:
-    where = conditions(query, agents)
+def count_statement(
+    query: SearchQuery, agents: list[int] | None, extra: Sequence[ColumnElement[bool]] = ()
+) -> Select[Any]:
+    where = [*conditions(query, agents), *extra]
     capped = select(Ix.id).where(*where).limit(COUNT_CAP + 1).subquery()
     return select(func.count()).select_from(capped)
 
 
 def run(session: Session, query: SearchQuery, viewer: Viewer) -> SearchPage:
     agents = agent_ids(session, query, viewer)
-    found = session.execute(page_statement(query, agents)).all()
+    extra = policy_conditions(session, query)
+    found = session.execute(page_statement(query, agents, extra)).all()
     more = len(found) > query.limit
     found = found[: query.limit]
     ids = [row.id for row in found]
@@ -180,7 +196,7 @@ def run(session: Session, query: SearchQuery, viewer: Viewer) -> SearchPage:
     }
     rows = [loaded[i] for i in ids if i in loaded]
     next_cursor = encode_cursor(query, found[-1].sort_value, found[-1].id) if more and found else None
-    total = int(session.execute(count_statement(query, agents)).scalar_one())
+    total = int(session.execute(count_statement(query, agents, extra)).scalar_one())
     return SearchPage(rows, min(total, COUNT_CAP), total > COUNT_CAP, next_cursor, scope_label(viewer))
 
 

@@ -41,6 +41,7 @@ SINGLE = (
     "max_duration",
     "has_screen",
     "paused",
+    "pause_reason_missing",
     "end_reason",
     "disposition",
     "notes",
@@ -85,6 +86,8 @@ class SearchQuery:
     max_duration: float | None = None
     has_screen: bool | None = None
     paused: bool | None = None
+    # A pause whose reason the admin requires was never given (server/services/pause_reasons.py).
+    pause_reason_missing: bool | None = None
     end_reason: str = ""
     disposition: str = ""
     notes: str = ""
@@ -106,6 +109,7 @@ class SearchQuery:
             "max_duration",
             "has_screen",
             "paused",
+            "pause_reason_missing",
             "end_reason",
             "disposition",
             "notes",
@@ -192,6 +196,7 @@ def parse(
         max_duration=max_d,
         has_screen=_flag("has_screen", single.get("has_screen", "")),
         paused=_flag("paused", single.get("paused", "")),
+        pause_reason_missing=_flag("pause_reason_missing", single.get("pause_reason_missing", "")),
         end_reason=_text("end_reason", single.get("end_reason", "")),
         disposition=_text("disposition", single.get("disposition", "")),
         notes=_text("notes", single.get("notes", "")),
@@ -254,7 +259,7 @@ def canonical(query: SearchQuery) -> str:
         value = getattr(query, name)
         if value is not None:
             pairs.append((name, f"{value:g}"))
-    for name in ("has_screen", "paused"):
+    for name in ("has_screen", "paused", "pause_reason_missing"):
         value = getattr(query, name)
         if value is not None:
             pairs.append((name, "true" if value else "false"))
