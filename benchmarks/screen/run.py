@@ -79,10 +79,12 @@ def save_png(rgb: np.ndarray, path: Path) -> None:
             c.mux(packet)
 
 
-def quality(display: str, workload: str, out_dir: Path, duration: float, extra: list[str]) -> dict[str, Any]:
+def quality(
+    display: str, workload: str, out_dir: Path, duration: float, extra: list[str], lead: float = 4.0
+) -> dict[str, Any]:
     ref_dir = out_dir / f"{workload}-reference"
     video = out_dir / f"{workload}-quality.mp4"
-    with desktop(display, workload, duration):
+    with desktop(display, workload, duration, lead=lead):
         _, stdout = run_measured(ours_cmd(video, duration, [*extra, "--reference", str(ref_dir)]), display)
     refs = json.loads(stdout)["references"]
     scores: list[dict[str, float]] = []
@@ -127,11 +129,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--reps", type=int, default=2)
     parser.add_argument("--duration", type=float, default=60.0)
     parser.add_argument("--ours-args", default="", help="extra arguments for ours.py (encoder settings)")
+    parser.add_argument(
+        "--base-args",
+        help="also run ours with these arguments instead, as tool 'base', alternating with the others "
+        "(an A/B of an encoder change in one session, e.g. '--keyframe-frames 0')",
+    )
+    parser.add_argument("--lead", type=float, default=4.0, help="seconds the scripted desktop gets to start")
     parser.add_argument("--no-quality", action="store_true")
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
     extra = args.ours_args.split()
-    tools = ["ours", "ultrafast", "veryfast"]
+    tools = (
+        ["ours", "ultrafast", "veryfast"]
+        if args.base_args is None
+        else ["base", "ours", "ultrafast", "veryfast"]
+    )
     rows: list[dict[str, Any]] = []
     summary: dict[str, Any] = {}
     with xvfb() as display:
@@ -139,12 +151,13 @@ def main(argv: list[str] | None = None) -> int:
             for rep in range(args.reps):
                 for tool in tools:
                     path = args.out / f"{workload}-{tool}-{rep}.mp4"
-                    cmd = (
-                        ours_cmd(path, args.duration, extra)
-                        if tool == "ours"
-                        else ffmpeg_cmd(display, path, tool, args.duration)
-                    )
-                    with desktop(display, workload, args.duration):
+                    if tool in ("ours", "base"):
+                        cmd = ours_cmd(
+                            path, args.duration, extra if tool == "ours" else args.base_args.split()
+                        )
+                    else:
+                        cmd = ffmpeg_cmd(display, path, tool, args.duration)
+                    with desktop(display, workload, args.duration, lead=args.lead):
                         started = time.monotonic()
                         cpu, stdout = run_measured(cmd, display)
                         wall = time.monotonic() - started
@@ -155,12 +168,12 @@ def main(argv: list[str] | None = None) -> int:
                         "cpu_s": round(cpu, 2),
                         "wall_s": round(wall, 1),
                         "bytes": path.stat().st_size,
-                        "detail": json.loads(stdout) if tool == "ours" else {},
+                        "detail": json.loads(stdout) if tool in ("ours", "base") else {},
                     }
                     rows.append(row)
                     print(json.dumps(row), flush=True)
             if not args.no_quality:
-                summary[workload] = quality(display, workload, args.out, args.duration, extra)
+                summary[workload] = quality(display, workload, args.out, args.duration, extra, args.lead)
                 print(json.dumps({workload: summary[workload]}), flush=True)
     print(f"\n{'workload':8} {'tool':10} {'CPU s (runs)':>22} {'MB (runs)':>22} {'MB/h':>7}")
     for workload in args.workloads.split(","):
@@ -177,6 +190,10 @@ def main(argv: list[str] | None = None) -> int:
         byte_ratio = sum(r["bytes"] for r in ours) / sum(r["bytes"] for r in very)
         print(f"{workload}: CPU ours/ultrafast = {cpu_ratio:.2f} (target ≤ 1), ", end="")
         print(f"bytes ours/veryfast = {byte_ratio:.2f} (target ≤ 0.5)")
+        base = [r for r in rows if r["workload"] == workload and r["tool"] == "base"]
+        if base:
+            base_ratio = sum(r["bytes"] for r in base) / sum(r["bytes"] for r in very)
+            print(f"{workload}: bytes base/veryfast = {base_ratio:.3f}, ours/veryfast = {byte_ratio:.3f}")
         if workload in summary:
             q = summary[workload]
             print(f"{workload}: SSIM (ffmpeg, all planes) min {q['ssim_all_min']:.4f}", end="")
