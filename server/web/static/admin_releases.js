@@ -81,11 +81,13 @@ function render() {
     tr.dataset.version = r.version;
     tr.classList.toggle("pinned", policy.mode === "pinned" && r.version === policy.pin);
     const actions = cell("Actions", "");
-    actions.append(button("Rollout…", `Set the rollout of ${r.version}`, () => openRollout(r.version)));
+    const buttons = Object.assign(document.createElement("div"), { className: "release-actions" });
+    actions.append(buttons); // one grid cell for all of them when the row folds into a card
+    buttons.append(button("Rollout…", `Set the rollout of ${r.version}`, () => openRollout(r.version)));
     if (policy.mode === "pinned" && policy.pin === r.version) {
-      actions.append(button("Unpin", `Unpin ${r.version}`, () => setPolicy({ mode: "rollout" }, `Unpinned ${r.version}: each release follows its rollout again.`)));
+      buttons.append(button("Unpin", `Unpin ${r.version}`, () => setPolicy({ mode: "rollout" }, `Unpinned ${r.version}: each release follows its rollout again.`)));
     } else {
-      actions.append(button("Pin", `Pin the fleet to ${r.version}`, () => setPolicy({ mode: "pinned", pin: r.version }, `Pinned the fleet to ${r.version}.`)));
+      buttons.append(button("Pin", `Pin the fleet to ${r.version}`, () => setPolicy({ mode: "pinned", pin: r.version }, `Pinned the fleet to ${r.version}.`)));
     }
     tr.append(cell("Version", r.version), cell("Uploaded", uploaded(r)), cell("Size", size(r.length)),
       cell("Rollout", rollout(r)), cell("State", state(r)), cell("PCs on it", String(onVersion.get(r.version) || 0)), actions);
