@@ -149,8 +149,8 @@ class RtpSession:
         srtp: tuple[str, bytes] | None = None,
     ) -> RtpSession:
         """Bind a free even port (and the odd one after it, for RTCP) of the inclusive range
-        (``server.rtp.ports``, ``server.rtp.session_sockets``), and create the mono WAV at ``voice_path`` unless a ``writer`` is
-        given.
+        (``server.rtp.ports``), and create the mono WAV at ``voice_path`` unless a ``writer`` is
+        given (``server.rtp.session_sockets``).
 
         ``sample_rate`` is the sink's rate (default: the codec's audio rate); a codec with a
         lower audio rate is upsampled to it. ``payload_type`` overrides the codec's static one.
