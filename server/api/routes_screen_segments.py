@@ -3,28 +3,27 @@ termination (docs/screen-segments.md). The recorder's current path; ``PUT …/sc
 (routes_screen_upload.py) is the legacy single-file one.
 
 Who: a recorder token of the interaction's agent only (the same rules as the legacy upload).
-Every refusal is audited (``screen.segment``, denied or failed) and leaves nothing stored; each
-stored segment is audited once (allowed). The state, partial files and the store step are in
-server/calls/segment_uploads.py; file and database work runs in worker threads (this event loop
-also carries SIP). Bodies go to the partial file through server/api/segment_body.py (one writer
-per upload; a retry that arrives while a cut connection's body is still read takes over).
+Every refusal is audited (``screen.segment``, denied or failed: server/api/segment_refusals.py)
+and leaves nothing stored; each stored segment is audited once (allowed). The state, partial
+files and the store step are in server/calls/segment_uploads.py; file and database work runs in
+worker threads (this event loop also carries SIP). Bodies go to the partial file through
+server/api/segment_body.py (one writer per upload; a retry that arrives while a cut connection's
+body is still read takes over).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-from typing import Any
 
 from fastapi import APIRouter, Depends, Request, Response
-from fastapi.responses import JSONResponse
 
 from server.api.context import ServerContext
-from server.api.deps import AuthUser, client_addr, get_context, require_roles
+from server.api.deps import AuthUser, get_context, require_roles
 from server.api.errors import ApiError
-from server.api.routes_screen_upload import DENIED_STATUSES, audit_upload, require_recorder_token
+from server.api.routes_screen_upload import require_recorder_token
 from server.api.segment_body import WriterGate, append_body, check_room
+from server.api.segment_refusals import REFUSALS, TUS, Refused, audit_fault, audited, refuse
 from server.calls.segment_uploads import (
     AlreadyStored,
     DeclaredOtherwise,
@@ -54,18 +53,6 @@ from tandem_protocol.tus import (
 router = APIRouter(prefix="/api")
 log = logging.getLogger(__name__)
 agent_only = require_roles("agent", allow_recorder=True)
-ACTION = "screen.segment"
-TUS = {"Tus-Resumable": TUS_VERSION}
-
-
-class _Refused(Exception):
-    """A refusal with a body of its own (already_uploaded, frames_in_pause): audited, then sent."""
-
-    def __init__(self, status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> None:
-        super().__init__(body["message"])
-        self.status = status
-        self.body = body
-        self.headers = headers or {}
 
 
 def _uploads(request: Request, ctx: ServerContext) -> tuple[SegmentUploads, WriterGate]:
@@ -120,34 +107,15 @@ def _live_pauses(ctx: ServerContext, user: AuthUser, interaction_id: str) -> lis
     return [Span(p.started_at, p.ended_at) for p in info.pauses]
 
 
-async def _audited(
-    ctx: ServerContext, user: AuthUser, interaction_id: str, outcome: str, detail: str, request: Request
-) -> None:
-    await asyncio.to_thread(
-        audit_upload, ctx, user, interaction_id, outcome, detail, client_addr(request), action=ACTION
-    )
-
-
-async def _refusal(
-    ctx: ServerContext, user: AuthUser, target: str, exc: Exception, request: Request, what: str
-) -> Response:
-    """Audit the refusal, then answer it (tus headers on every answer)."""
-    if isinstance(exc, _Refused):
-        status, body, headers = exc.status, exc.body, exc.headers
-    elif isinstance(exc, ApiError):
-        status, headers = exc.status, exc.headers or {}
-        body = {"error": exc.code, "message": exc.message}
-    elif isinstance(exc, TusHeaderError):
-        status, headers = exc.status, {"Tus-Version": TUS_VERSION} if exc.status == 412 else {}
-        body = {"error": exc.code, "message": exc.message}
-    else:
-        raise exc
-    outcome = "denied" if status in DENIED_STATUSES or status == 412 else "failed"
-    await _audited(ctx, user, target, outcome, f"{what}: {body['error']}: {body['message']}", request)
-    headers = {**TUS, **headers}
-    if request.method == "HEAD":
-        return Response(status_code=status, headers=headers)
-    return JSONResponse(body, status_code=status, headers=headers)
+async def _checked_upload(
+    ctx: ServerContext, uploads: SegmentUploads, upload_id: str, user: AuthUser, request: Request, what: str
+) -> Upload | Response:
+    """The caller's own upload, or the (audited) refusal to answer instead."""
+    try:
+        _common(request, user)
+        return await asyncio.to_thread(_own_upload, uploads, upload_id, user)
+    except (ApiError, TusHeaderError) as exc:
+        return await refuse(ctx, user, f"upload:{upload_id}", exc, request, what)
 
 
 # -- OPTIONS, POST (creation) ----------------------------------------------------------------------
@@ -192,17 +160,11 @@ async def create_segment_upload(
             )
         await _expire(uploads, gate)
         upload, created = await _create(uploads, gate, interaction_id, user, decl)
-    except AlreadyStored as exc:
-        refused = _already_uploaded(exc.sha256)
-        return await _refusal(ctx, user, interaction_id, refused, request, what)
-    except (ApiError, TusHeaderError) as exc:
-        return await _refusal(ctx, user, interaction_id, exc, request, what)
-    except Exception as exc:  # a fault of ours (database, disk): still on the record, then a 500
+    except REFUSALS as exc:
+        return await refuse(ctx, user, interaction_id, exc, request, what)
+    except Exception as exc:
         log.exception("creating a segment upload for %s failed", interaction_id)
-        with contextlib.suppress(Exception):
-            await _audited(
-                ctx, user, interaction_id, "failed", f"{what}: server error: {type(exc).__name__}", request
-            )
+        await audit_fault(ctx, user, interaction_id, exc, request, what)
         raise
     if not created:
         log.info("segment upload %s: create retried, answered with the same upload", upload.id)
@@ -232,17 +194,6 @@ async def _create(
     raise ApiError(409, "upload_in_progress", "this segment's upload keeps changing; retry later")
 
 
-def _already_uploaded(sha256: str) -> _Refused:
-    return _Refused(
-        409,
-        {
-            "error": "already_uploaded",
-            "message": "this segment is already stored; a stored segment is never replaced",
-            "sha256": sha256,
-        },
-    )
-
-
 # -- HEAD, DELETE ------------------------------------------------------------------------------------
 async def _settle(
     ctx: ServerContext,
@@ -264,19 +215,16 @@ async def _settle(
             stored = await _finish(ctx, uploads, current, user)
         await _record_stored(ctx, user, current, stored, request)
         return False
-    except AlreadyStored as exc:
-        await _refusal(ctx, user, upload.interaction_id, _already_uploaded(exc.sha256), request, what)
-        return False
-    except (ApiError, _Refused) as exc:
-        await _refusal(ctx, user, upload.interaction_id, exc, request, what)
-        return exc.status >= 500
+    except (AlreadyStored, ApiError, Refused) as exc:
+        answer = await refuse(ctx, user, upload.interaction_id, exc, request, what)
+        return answer.status_code >= 500
 
 
 async def _record_stored(
     ctx: ServerContext, user: AuthUser, upload: Upload, stored: StoredSegment, request: Request
 ) -> None:
     """Audited once; the capture's last segment lets the mux be made."""
-    await _audited(
+    await audited(
         ctx,
         user,
         stored.interaction_id,
@@ -297,11 +245,9 @@ async def upload_offset(
     ctx: ServerContext = Depends(get_context),
 ) -> Response:
     uploads, gate = _uploads(request, ctx)
-    try:
-        _common(request, user)
-        upload = await asyncio.to_thread(_own_upload, uploads, upload_id, user)
-    except (ApiError, TusHeaderError) as exc:
-        return await _refusal(ctx, user, f"upload:{upload_id}", exc, request, "offset")
+    upload = await _checked_upload(ctx, uploads, upload_id, user, request, "offset")
+    if isinstance(upload, Response):
+        return upload
     if upload.offset >= upload.length and not await _settle(ctx, uploads, gate, upload, user, request):
         return Response(status_code=404, headers=TUS)  # settled: POST again to learn how (409 or anew)
     return Response(
@@ -323,11 +269,9 @@ async def terminate_upload(
     ctx: ServerContext = Depends(get_context),
 ) -> Response:
     uploads, gate = _uploads(request, ctx)
-    try:
-        _common(request, user)
-        upload = await asyncio.to_thread(_own_upload, uploads, upload_id, user)
-    except (ApiError, TusHeaderError) as exc:
-        return await _refusal(ctx, user, f"upload:{upload_id}", exc, request, "terminate")
+    upload = await _checked_upload(ctx, uploads, upload_id, user, request, "terminate")
+    if isinstance(upload, Response):
+        return upload
     async with gate.hold(upload_id):
         await asyncio.to_thread(uploads.terminate, upload_id)
     log.info("segment upload %s (%s/%d) terminated by its recorder", upload_id, upload.run, upload.seq)
@@ -370,16 +314,11 @@ async def append_to_upload(
             if held < upload.length:
                 return Response(status_code=204, headers={**TUS, "Upload-Offset": str(held)})
             stored = await _finish(ctx, uploads, upload, user)
-    except AlreadyStored as exc:
-        return await _refusal(ctx, user, target, _already_uploaded(exc.sha256), request, what)
-    except (ApiError, TusHeaderError, _Refused) as exc:
-        return await _refusal(ctx, user, target, exc, request, what)
-    except Exception as exc:  # a fault of ours (database, disk): still on the record, then a 500
+    except REFUSALS as exc:
+        return await refuse(ctx, user, target, exc, request, what)
+    except Exception as exc:
         log.exception("segment upload %s failed", upload_id)
-        with contextlib.suppress(Exception):
-            await _audited(
-                ctx, user, target, "failed", f"{what}: server error: {type(exc).__name__}", request
-            )
+        await audit_fault(ctx, user, target, exc, request, what)
         raise
     await _record_stored(ctx, user, upload, stored, request)
     return Response(
@@ -402,7 +341,7 @@ async def _finish(
             end_slack=settings.segment_end_slack_seconds,
         )
     except FramesInPause as exc:
-        raise _Refused(
+        raise Refused(
             422,
             {"error": exc.code, "message": exc.message, "spans": [s.to_dict() for s in exc.spans]},
         ) from exc
