@@ -4,8 +4,8 @@ partial files, the offset, expiry, and the step that stores a finished segment.
 * An upload is a ``screen_uploads`` row (what was declared, and ``offset``: the bytes durably
   held) plus a partial file ``<data_dir>/uploads/<id>.part``. The row's offset is the truth: it
   is written only after the bytes up to it are fsynced, and the file is cut back to it before
-  every append, so bytes of a chunk that failed its checksum, or that a crash left unsynced,
-  never count.
+  every append (server/calls/partial_file.py), so bytes of a chunk that failed its checksum, or
+  that a crash left unsynced, never count.
 * Finishing checks the whole file's SHA-256 against the declared one, validates it
   (server/media/segment_validation.py), moves it into storage under a key that must not exist
   (``recordings/YYYY/MM/DD/<interaction>/screen/<run>-<seq:05d>.mp4``) and then, in one
@@ -34,6 +34,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
+from server.calls.partial_file import PartialFile as PartialFile  # re-exported: segment_body uses it
 from server.errors import ScreenRejected, StorageError, StorageKeyExistsError
 from server.media.segment_validation import (
     InteractionWindow,
@@ -110,37 +111,6 @@ def _upload(row: models.ScreenUpload) -> Upload:
         row.started_at,
         row.final,
     )
-
-
-class PartialFile:
-    """Appends to one upload's partial file from ``start`` (the durable offset): ``sync`` makes
-    what was written durable, ``rollback`` cuts the file back to ``start``."""
-
-    def __init__(self, path: Path, start: int) -> None:
-        self.start = start
-        self.written = 0
-        self._fh = open(path, "r+b")  # closed by close(): the file lives across awaits
-        self._fh.truncate(start)  # anything past the durable offset is not part of the upload
-        self._fh.seek(start)
-
-    def write(self, data: bytes) -> None:
-        self._fh.write(data)
-        self.written += len(data)
-
-    def sync(self) -> int:
-        self._fh.flush()
-        os.fsync(self._fh.fileno())
-        return self.start + self.written
-
-    def rollback(self) -> None:
-        self._fh.truncate(self.start)
-        self._fh.seek(self.start)
-        self.written = 0
-        self._fh.flush()
-        os.fsync(self._fh.fileno())
-
-    def close(self) -> None:
-        self._fh.close()
 
 
 class SegmentUploads:
