@@ -217,12 +217,16 @@ def set_policy(
             session, actor, InvalidInput("bad_release_policy", str(exc)), POLICY_ACTION, ""
         ) from exc
     keys = _keys(session, actor, keys_dir, POLICY_ACTION, policy.pin)
+    if not repo.exists():
+        error: DomainError = Conflict(
+            "no_release_repository",
+            f"there is no release repository at {repo.root_dir} (tandem-server releases init-repo)",
+        )
+        raise _refuse(session, actor, error, POLICY_ACTION, policy.pin)
     with _publish_lock:
         published = _published(repo)
         if policy.pin and policy.pin not in published:
-            error: DomainError = NotFound(
-                "no_such_release", f"release {policy.pin} is not published: upload it first"
-            )
+            error = NotFound("no_such_release", f"release {policy.pin} is not published: upload it first")
             raise _refuse(session, actor, error, POLICY_ACTION, policy.pin)
         try:
             old, chosen = _read_state(repo)

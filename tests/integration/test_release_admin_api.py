@@ -130,3 +130,27 @@ def test_refusals_are_audited_and_change_nothing(env: tuple[TestClient, ReleaseR
         ("admin", "allowed"),
         ("admin", "denied"),
     ]
+
+
+def test_a_policy_without_a_release_repository_is_refused_in_words(tmp_path: Path) -> None:
+    keys = tmp_path / "keys"
+    init_keys(keys)
+    app = create_app(
+        load_settings(None, data_dir=tmp_path / "data", sip_enabled=False, release_keys_dir=keys)
+    )
+    with TestClient(app) as http:
+        with session_scope(app.state.ctx.sessions) as s:
+            create_user(s, "admin", PASSWORD, "admin")
+            s.commit()
+        admin = login(http, "admin")
+        listed = http.get("/api/admin/releases", headers=admin).json()
+        assert listed == {
+            "releases": [],
+            "policy": {"mode": "rollout", "pin": ""},
+            "repository": False,
+            "signing_keys": True,
+        }
+        r = http.put("/api/admin/release-policy", json={"mode": "off"}, headers=admin)
+        assert r.status_code == 409 and r.json()["error"] == "no_release_repository", r.text
+        assert "tandem-server releases init-repo" in r.json()["message"]
+        assert [(u, o) for u, _, o, _ in audits(http, "release.policy")] == [("admin", "denied")]
