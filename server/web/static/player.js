@@ -9,8 +9,8 @@ import { api, mediaStatus } from "./api.js";
 import { resetBookmarks, showBookmarks } from "./player_bookmarks.js";
 import { showShare } from "./share.js";
 import {
-  alignPeaks, callDuration, decodePeaks, deepLinkTime, formatClock, localDateTime, silentSpans, skipTarget,
-  timelineItems,
+  alignPeaks, callDuration, decodePeaks, deepLinkTime, formatClock, layoutMarkers, localDateTime, silentSpans,
+  skipTarget, timelineItems,
 } from "./timeline.js";
 import WaveSurfer from "./vendor/wavesurfer/wavesurfer.esm.js";
 
@@ -71,10 +71,10 @@ function renderDetails(summary) {
 
 // ---- markers and spans --------------------------------------------------------------------------
 
-function markerButton(marker, i) {
+function markerButton(marker) {
   const button = document.createElement("button");
   button.type = "button";
-  button.className = `marker marker-${marker.kind} row-${i % 3}`;
+  button.className = `marker marker-${marker.kind}${marker.missing ? " marker-reason-missing" : ""}`;
   button.dataset.kind = marker.kind;
   button.dataset.at = String(marker.at);
   button.textContent = `${marker.label} ${formatClock(marker.at)}`;
@@ -92,8 +92,8 @@ export function renderMarkers() {
   }));
   const points = [...current.items.points, ...bookmarks].sort((a, b) => a.at - b.at);
   const bar = $("markers");
-  bar.replaceChildren(...points.map((marker, i) => {
-    const button = markerButton(marker, i);
+  bar.replaceChildren(...points.map((marker) => {
+    const button = markerButton(marker);
     if (marker.id !== undefined) button.dataset.bookmark = String(marker.id);
     return button;
   }));
@@ -110,10 +110,11 @@ function placeMarkers() {
     const share = Math.min(1, Number(button.dataset.at) / duration);
     button.style.left = `${(share * 100).toFixed(2)}%`;
   }
+  fitMarkerLabels(true);
   const layer = $("timeline-spans");
   layer.replaceChildren(...current.items.spans.map((span) => {
     const shade = document.createElement("div");
-    shade.className = `span span-${span.kind}`;
+    shade.className = `span span-${span.kind}${span.missing ? " span-reason-missing" : ""}`;
     shade.dataset.kind = span.kind;
     shade.dataset.start = String(span.start);
     shade.dataset.end = String(span.end);
@@ -129,6 +130,31 @@ function placeMarkers() {
     return shade;
   }));
   $("player-timeline").hidden = false;
+}
+
+// Each label where it is fully on the bar and covers no other (timeline.js layoutMarkers): its
+// left edge stays at its time (style.left, a share of the bar), the label is shifted from there,
+// and its tick mark (--tick) still points at the time. Laid out in px, so again when the bar's
+// width changes (a phone turned, a window resized).
+let fittedWidth = 0;
+
+function fitMarkerLabels(force = false) {
+  const bar = $("markers");
+  const width = bar.clientWidth;
+  if (!width || !bar.classList.contains("placed") || (!force && width === fittedWidth)) return;
+  fittedWidth = width;
+  const buttons = [...bar.querySelectorAll(".marker")];
+  const items = buttons.map((b) => ({ x: (parseFloat(b.style.left) / 100) * width, width: b.offsetWidth }));
+  const places = layoutMarkers(items, width);
+  buttons.forEach((button, i) => {
+    const { left, row, tick } = places[i];
+    button.style.transform = `translateX(${(left - items[i].x).toFixed(1)}px)`;
+    button.style.top = `${0.4 + row * 1.8}rem`;
+    button.style.setProperty("--tick", `${tick.toFixed(1)}px`);
+    button.dataset.row = String(row);
+  });
+  const rows = Math.max(1, ...places.map((p) => p.row + 1));
+  bar.style.height = `${0.6 + rows * 1.8}rem`;
 }
 
 // ---- playback -----------------------------------------------------------------------------------
@@ -315,12 +341,14 @@ export function initPlayerControls() {
     if (navigator.clipboard) navigator.clipboard.writeText(link).catch(() => {});
   });
   document.addEventListener("keydown", onKey);
+  if (window.ResizeObserver) new ResizeObserver(() => fitMarkerLabels()).observe($("markers"));
 }
 
 function resetView() {
   showError("");
   for (const id of ["markers", "timeline-spans", "waveform", "player-volumes", "player-details"]) $(id).replaceChildren();
   $("markers").classList.remove("placed");
+  $("markers").style.height = "";
   $("player-timeline").hidden = true;
   $("player-download").hidden = true;
   $("player-voice-files").hidden = true;

@@ -71,6 +71,14 @@ function cell(text, className) {
   return td;
 }
 
+// A pause whose reason the admin requires but the agent never gave is flagged in the row itself.
+function pausedCell(item) {
+  if (!item.pause_reason_missing) return cell(item.paused ? "paused" : "", item.paused ? "paused" : "");
+  const td = cell("paused — no reason given", "paused reason-missing");
+  td.title = "A pause whose reason is required for this agent's team was never given a reason";
+  return td;
+}
+
 function resultRow(item) {
   const row = document.createElement("tr");
   row.dataset.id = item.id;
@@ -100,7 +108,7 @@ function resultRow(item) {
     cell(item.caller), cell(item.callee),
     cell(duration === null ? "in progress" : formatClock(duration), "num"),
     screen,
-    cell(item.paused ? "paused" : "", item.paused ? "paused" : ""),
+    pausedCell(item),
     cell(item.end_reason || ""),
   );
   row.addEventListener("click", (event) => {

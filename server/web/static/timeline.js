@@ -94,17 +94,21 @@ export function timelineItems(timeline, origin, duration = Infinity) {
     const name = `${SPAN_LABELS[span.kind] || span.kind}${n}`;
     // The agent's pause reason is on the shaded span itself, not only in its tooltip: a supervisor
     // scanning the timeline sees why at a glance (issue 14: "who paused and why").
-    const label = span.reason ? `${name}: ${span.reason}` : name;
+    // A reason the admin requires but the agent never gave (it is asked after the pause starts)
+    // is said on the span, not left blank: supervisors and compliance look for exactly these.
+    const missing = Boolean(span.reason_missing);
+    const label = span.reason ? `${name}: ${span.reason}` : missing ? `${name}: no reason given` : name;
     const who = span.who ? `by ${span.who}` : "";
-    const title = [name, who, span.why, span.warning].filter(Boolean).join(" — ");
+    const required = missing ? "reason required, not given" : "";
+    const title = [name, who, span.why, required, span.warning].filter(Boolean).join(" — ");
     const start = span.start - origin;
     const end = (typeof span.end === "number" ? span.end : origin + duration) - origin;
-    spans.push({ kind: span.kind, label, start: Math.max(0, start), end: Math.max(0, end), title });
+    spans.push({ kind: span.kind, label, start: Math.max(0, start), end: Math.max(0, end), title, missing });
     const warned = span.warning ? ` — ${span.warning}` : "";
     const startKind = span.kind === "screen-missing" ? "screen-missing" : `${span.kind}-start`;
     const endKind = span.kind === "screen-missing" ? "screen-resumed" : `${span.kind}-end`;
     const endLabel = { pause: "Resume", hold: "Hold end", "auto-pause": "Auto-resume", "screen-missing": "Screen back" };
-    points.push({ kind: startKind, label: `${label}${warned}`, at: start, title });
+    points.push({ kind: startKind, label: `${label}${warned}`, at: start, title, missing });
     if (typeof span.end === "number") {
       points.push({ kind: endKind, label: `${endLabel[span.kind] || "End"}${n}`, at: end, title });
     }
@@ -114,6 +118,26 @@ export function timelineItems(timeline, origin, duration = Infinity) {
     points: points.filter((p) => Number.isFinite(p.at)).map((p) => ({ ...p, at: Math.max(0, p.at) })).sort(byTime),
     spans: spans.filter((s) => s.end > s.start).sort((a, b) => a.start - b.start),
   };
+}
+
+// Where each marker's label goes on a bar `width` px wide. `items` are [{x, width}] in time order:
+// x the px of the marker's time, width its label's. A label is centred on its time where it fits
+// and moved inward at either edge (centred on the call's end, half of it stuck out past the bar,
+// and on a phone it was cut off); it goes on the first row where it covers no other label, a new
+// row when none is free. Returns [{left, row, tick}]: tick is the time's px inside the label,
+// where its tick mark points.
+export function layoutMarkers(items, width, gap = 4) {
+  const rowEnds = [];
+  return items.map(({ x, width: w }) => {
+    const left = Math.max(0, Math.min(x - w / 2, width - w));
+    let row = rowEnds.findIndex((end) => end + gap <= left);
+    if (row < 0) {
+      row = rowEnds.length;
+      rowEnds.push(0);
+    }
+    rowEnds[row] = left + w;
+    return { left, row, tick: Math.min(Math.max(x - left, 0), w) };
+  });
 }
 
 export function decodePeaks(base64) {
