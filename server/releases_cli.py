@@ -1,11 +1,13 @@
-"""``tandem-server releases init-keys|init-repo|add|list|refresh-timestamp``: the agent-software
-release repository from the server's shell (``server.services.releases``).
+"""``tandem-server releases init-keys|init-repo|add|rollout|policy|list|refresh-timestamp``: the
+agent-software release repository from the server's shell (``server.services.releases``).
 
 First time, on the admin's own PC or the server: ``init-keys DIR`` makes the four signing keys;
 ``init-repo --keys DIR`` creates the repository in the server's data dir (the only step that needs
 the root key). Then move ``DIR/root.pem`` somewhere offline and point ``release_keys_dir`` at a
 directory holding the other three. ``add`` publishes a bundle archive (audited as user "cli");
-``refresh-timestamp`` re-signs the one-day timestamp and belongs in a daily timer."""
+``refresh-timestamp`` re-signs the one-day timestamp and belongs in a daily timer. ``rollout`` and
+``policy`` (pin every PC to a version, updates off, back to the rollout) are the web page's changes,
+made through the same service, so the same checks, offers and audit records."""
 
 from __future__ import annotations
 
@@ -46,6 +48,18 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     )
     s.add_argument("--keys", type=Path, help="the signing keys (default: the release_keys_dir setting)")
     s.set_defaults(func=cmd_add)
+    s = actions.add_parser("rollout", help="change a published release's share of the fleet (re-signed)")
+    s.add_argument("version")
+    s.add_argument("percent", help="0..100")
+    s.add_argument("--keys", type=Path, help="the signing keys (default: the release_keys_dir setting)")
+    s.set_defaults(func=cmd_rollout)
+    s = actions.add_parser(
+        "policy", help="fleet-wide: follow each release's rollout, pin every PC to one version, or off"
+    )
+    s.add_argument("mode", choices=["rollout", "pinned", "off"])
+    s.add_argument("--pin", default="", help="the version, with mode pinned")
+    s.add_argument("--keys", type=Path, help="the signing keys (default: the release_keys_dir setting)")
+    s.set_defaults(func=cmd_policy)
     actions.add_parser("list", help="the published releases").set_defaults(func=cmd_list)
     s = actions.add_parser("refresh-timestamp", help="re-sign the timestamp (expires after a day: run daily)")
     s.add_argument("--keys", type=Path, help="the signing keys (default: the release_keys_dir setting)")
@@ -107,6 +121,49 @@ def cmd_add(args: argparse.Namespace) -> int:
     except DomainError as exc:
         return _fail(str(exc))
     print(f"published {release.version} to {release.rollout_percent}% of the fleet (sha256 {release.sha256})")
+    return 0
+
+
+def cmd_rollout(args: argparse.Namespace) -> int:
+    """The web page's and the API's rollout change, through the same service (same checks, audit)."""
+    from server.cli_db import existing_session
+    from server.errors import DomainError
+    from server.services import release_admin
+    from server.services.actor import Actor
+    from server.services.releases import ReleaseRepository
+
+    settings = _settings(args)
+    repo = ReleaseRepository(settings.releases_dir)
+    try:
+        with existing_session(args, settings) as s:
+            release = release_admin.set_rollout(
+                s, Actor.cli(), repo, args.keys or settings.release_keys_dir, args.version, args.percent
+            )
+    except DomainError as exc:
+        return _fail(str(exc))
+    print(f"{release.version} offered to {release.rollout_percent}% of the fleet")
+    return 0
+
+
+def cmd_policy(args: argparse.Namespace) -> int:
+    """The fleet-wide pin / off switch of the web page and ``PUT /api/admin/release-policy``."""
+    from server.cli_db import existing_session
+    from server.errors import DomainError
+    from server.services import release_admin
+    from server.services.actor import Actor
+    from server.services.releases import ReleaseRepository
+
+    settings = _settings(args)
+    repo = ReleaseRepository(settings.releases_dir)
+    raw = {"mode": args.mode, "pin": args.pin}
+    try:
+        with existing_session(args, settings) as s:
+            policy = release_admin.set_policy(
+                s, Actor.cli(), repo, args.keys or settings.release_keys_dir, raw
+            )
+    except DomainError as exc:
+        return _fail(str(exc))
+    print(f"release policy: {policy['mode']}" + (f" {policy['pin']}" if policy.get("pin") else ""))
     return 0
 
 
