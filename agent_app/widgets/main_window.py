@@ -8,7 +8,8 @@ No blocking work happens here.
 The window is one of three ways to pause (its button, the global hotkey, the tray menu), all
 through `_on_pause_clicked`. Closing it hides it to the tray: the agent stays logged in and his
 calls recorded; logging out is the explicit act (confirmed while a call or ACW is in progress).
-The recorder's health (server event ``recorder.health``) is shown in a panel and the tray icon.
+The recorder's health (server event ``recorder.health``) is shown in a panel and the tray icon
+(`TrayHealthMixin`, with the tray menu's wiring).
 """
 
 from __future__ import annotations
@@ -17,10 +18,9 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QCloseEvent
 from PySide6.QtWidgets import (
-    QApplication,
     QHBoxLayout,
     QLabel,
     QMainWindow,
@@ -56,7 +56,7 @@ from agent_app.model import (
     Pending,
     ResumeRequested,
 )
-from agent_app.recorder_health import Level, RecorderReport, health_view, parse_report
+from agent_app.recorder_health import RecorderReport
 from agent_app.secure_pause import pause_means_resume
 from agent_app.services import Channel, Services
 from agent_app.store import DesktopModel
@@ -71,12 +71,12 @@ from agent_app.widgets.logout_confirm import ask_logout
 from agent_app.widgets.pause_reason_mixin import PauseReasonMixin
 from agent_app.widgets.remember_me import RememberMe
 from agent_app.widgets.state_selector import StateSelector
+from agent_app.widgets.tray_health import TrayHealthMixin
 from agent_app.widgets.workspace_state import WorkspaceStateMixin
-from tandem_protocol import CallInfo, Envelope, EventType, LoginResponse
+from tandem_protocol import CallInfo, Envelope, LoginResponse
 
 log = logging.getLogger(__name__)
 SESSION_EXPIRED = "Your session has ended — please log in again."
-HEALTH_TICK_MS = 2000  # a silent recorder turns into a warning without any event arriving
 BUSY_STATES = (AgentState.ON_CALL, AgentState.PAUSED, AgentState.AFTER_CALL_WORK)
 
 
@@ -86,7 +86,7 @@ def _message(exc: Exception) -> str:
     return f"Unexpected error: {exc}"
 
 
-class MainWindow(WorkspaceStateMixin, CallBarModeMixin, PauseReasonMixin, QMainWindow):
+class MainWindow(WorkspaceStateMixin, TrayHealthMixin, CallBarModeMixin, PauseReasonMixin, QMainWindow):
     hotkey_pressed = Signal()  # emitted on the hotkey's thread, delivered on the Qt thread
 
     def __init__(
@@ -118,17 +118,7 @@ class MainWindow(WorkspaceStateMixin, CallBarModeMixin, PauseReasonMixin, QMainW
         self.relay.envelope.connect(self._on_envelope)
         self.relay.status.connect(self._on_channel_status)
         self.relay.overflow.connect(self._refresh_call)
-        self.tray = AgentTray(self)
-        self.tray.pause_requested.connect(self._on_pause_clicked)
-        self.tray.show_requested.connect(self.show_from_tray)
-        self.tray.logout_requested.connect(self._on_tray_logout)
-        self.tray.quit_requested.connect(self.quit)
-        self.tray.call_bar_requested.connect(self.show_call_bar)
-        self.tray.show()
-        self.health_timer = QTimer(self)
-        self.health_timer.setInterval(HEALTH_TICK_MS)
-        self.health_timer.timeout.connect(self._render_health)
-        self.health_timer.start()
+        self._build_tray(self)  # the tray icon and the recorder health's timer (TrayHealthMixin)
         self.hotkey_pressed.connect(self._on_pause_clicked)
         self.remember_me = RememberMe(self.runner, self.login_widget, credentials)
         self._start_hotkey()
@@ -224,23 +214,6 @@ class MainWindow(WorkspaceStateMixin, CallBarModeMixin, PauseReasonMixin, QMainW
         self._render_call_bar(view)
         self._render_health()
 
-    def _render_health(self) -> None:
-        view = self.model.view()
-        logged_in = self.model.state.logged_in
-        health = health_view(self._health if logged_in else None, self.model.server_now())
-        if health.level == Level.WARNING and self.health_panel.level != Level.WARNING:
-            self.tray.notify(
-                self.tr("Screen recorder problem"), health.headline
-            )  # seen with the window hidden
-        self.health_panel.show_health(health)
-        self.tray.show_state(
-            view.agent_state_text if logged_in else "logged out",
-            view.pause_label,
-            view.pause_enabled,
-            logged_in,
-            health,
-        )
-
     # ---- settings, hotkey, remember me -----------------------------------------------------
 
     def _apply_settings(self) -> None:
@@ -249,25 +222,6 @@ class MainWindow(WorkspaceStateMixin, CallBarModeMixin, PauseReasonMixin, QMainW
         elif self.settings.server_url:
             self.login_widget.server.setText(self.settings.server_url)
         self.remember_me.load(lambda: not self.model.state.logged_in)
-
-    # ---- tray ------------------------------------------------------------------------------
-
-    def show_from_tray(self) -> None:
-        self.showNormal()
-        self.raise_()
-        self.activateWindow()
-
-    def _on_tray_logout(self) -> None:
-        self.show_from_tray()  # the confirmation needs the window
-        self._on_logout_clicked()
-
-    def quit(self) -> None:
-        """Quit the desktop (tray menu): log out and end the program."""
-        self._quitting = True
-        app = QApplication.instance()
-        if app is not None:
-            app.quit()
-        self.shutdown()
 
     def _dispatch(self, action: Any) -> None:
         self.model.dispatch(action)
@@ -437,19 +391,6 @@ class MainWindow(WorkspaceStateMixin, CallBarModeMixin, PauseReasonMixin, QMainW
     def _on_envelope(self, envelope: Envelope) -> None:
         self._take_health(envelope)
         self._dispatch(EventReceived(envelope, self.services.clock()))
-
-    def _take_health(self, envelope: Envelope) -> None:
-        """The recorder's health: its own event, and in the ``state`` sent on (re)connect."""
-        if envelope.type == EventType.RECORDER_HEALTH:
-            raw: Any = envelope.data
-        elif envelope.type == EventType.STATE and envelope.data.get("recorder") is not None:
-            raw = envelope.data["recorder"]
-        else:
-            return
-        try:
-            self._health = parse_report(raw)
-        except ValueError as exc:
-            log.info("ignoring a malformed recorder.health: %s", exc)
 
     def _on_channel_status(self, state: ChannelState, detail: str) -> None:
         self._dispatch(ChannelChanged(state, detail))
