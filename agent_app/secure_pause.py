@@ -9,7 +9,7 @@ is held, so the one Pause/Resume button never gets stuck on a pause the recorder
 from __future__ import annotations
 
 from agent_app.desktop_state import DesktopState, Pending
-from tandem_protocol import Phase, VoiceState
+from tandem_protocol import CallInfo, Phase, VoiceState
 from tandem_protocol.events import PauseState
 
 # The secure pause's states from which Resume is offered: every state where the voice is held.
@@ -31,13 +31,19 @@ def pause_state(state: DesktopState) -> PauseState:
     return PauseState.RECORDING
 
 
-def can_pause(state: DesktopState) -> bool:
+def _idle_in_talk(state: DesktopState) -> CallInfo | None:
+    """The call, while the agent is logged in, no request is in flight and the call is in talk
+    (not yet in after-call work): the only time Pause or Resume may be sent."""
     call = state.call
+    if not state.logged_in or state.pending != Pending.NONE or call is None or call.phase != Phase.ACTIVE:
+        return None
+    return call
+
+
+def can_pause(state: DesktopState) -> bool:
+    call = _idle_in_talk(state)
     return (
-        state.logged_in
-        and state.pending == Pending.NONE
-        and call is not None
-        and call.phase == Phase.ACTIVE
+        call is not None
         and pause_state(state) == PauseState.RECORDING
         # A failed (or stopped) voice recording has nothing left to pause: the server says 409.
         and call.voice == VoiceState.RECORDING
@@ -47,14 +53,7 @@ def can_pause(state: DesktopState) -> bool:
 def can_resume(state: DesktopState) -> bool:
     """Resume always works while the voice is held — requested, paused or unconfirmed — so the
     button never gets stuck on a pause the recorder did not confirm."""
-    call = state.call
-    return (
-        state.logged_in
-        and state.pending == Pending.NONE
-        and call is not None
-        and call.phase == Phase.ACTIVE
-        and pause_state(state) in RESUMABLE
-    )
+    return _idle_in_talk(state) is not None and pause_state(state) in RESUMABLE
 
 
 def pause_means_resume(state: DesktopState) -> bool:
