@@ -11,6 +11,11 @@ Control travels through the same queue as frames, so it is applied in order with
 
 The grab thread checks the pause flag before every grab and is woken at once by a pause, so no
 grab starts later than the command (plus one grab in flight).
+
+Both threads stay in this one module, a little over the ~400-line guide: they share the gate, the
+queue, the lock and the capture's first error, and splitting them would spread that shared state
+over two objects. What needs no threads is apart already: ``frame_gate``, ``capture_items``,
+``frame_pipeline``, ``quota``, ``segment_writer``.
 """
 
 from __future__ import annotations
