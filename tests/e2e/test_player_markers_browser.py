@@ -210,5 +210,17 @@ def test_edge_markers_stay_inside_the_timeline_and_a_missing_required_reason_is_
                     )
                     assert [r[0] for r in rows] == [IID], rows
                     assert "no reason given" in rows[0][1], rows
+                    assert page.input_value("#search-paused") == "no_reason"
+                    # The same search from the form: Paused → "Required reason not given".
+                    page.goto(f"{server.url}/#/search?agent=agent1")
+                    page.wait_for_selector(f"#search-results tbody tr[data-id='{ANSWERED}']")
+                    page.select_option("#search-paused", "no_reason")
+                    page.click("#search-submit")
+                    page.wait_for_function("() => location.hash.includes('pause_reason_missing=true')")
+                    page.wait_for_function(
+                        "() => document.querySelectorAll('#search-results tbody tr').length === 1"
+                    )
+                    only = page.get_attribute("#search-results tbody tr", "data-id")
+                    assert only == IID and "paused" not in page.evaluate("() => location.hash"), only
             finally:
                 context.close()

@@ -9,6 +9,9 @@ const $ = (id) => document.getElementById(id);
 const TEXT_FIELDS = ["agent", "team", "caller", "callee", "min_duration", "max_duration", "end_reason",
   "disposition", "notes"];
 const SELECT_FIELDS = ["has_screen", "paused"];
+// "Required reason not given" is offered in the Paused list (such a call was paused) but is its own
+// parameter, pause_reason_missing=true: a pause whose reason the admin requires never got one.
+const NO_REASON = "no_reason";
 const SORTS = { started_at: "Start", agent: "Agent", caller: "Caller", callee: "Called", duration: "Duration",
   end_reason: "End" };
 const WEEK_MS = 7 * 24 * 3600 * 1000;
@@ -37,6 +40,7 @@ function fillForm(params) {
   $("search-to").value = params.get("to") ? toLocalInput(params.get("to")) : "";
   for (const name of TEXT_FIELDS) $(`search-${name}`).value = params.getAll(name).join(", ");
   for (const name of SELECT_FIELDS) $(`search-${name}`).value = params.get(name) || "";
+  if (params.get("pause_reason_missing") === "true") $("search-paused").value = NO_REASON;
   for (const input of $("search-meta").querySelectorAll("input")) input.value = params.get(input.name) || "";
 }
 
@@ -51,6 +55,10 @@ function formQuery() {
     if (value) params.set(name, value);
   }
   for (const name of SELECT_FIELDS) if ($(`search-${name}`).value) params.set(name, $(`search-${name}`).value);
+  if (params.get("paused") === NO_REASON) {
+    params.delete("paused");
+    params.set("pause_reason_missing", "true");
+  }
   for (const input of $("search-meta").querySelectorAll("input")) {
     if (input.value.trim()) params.set(input.name, input.value.trim());
   }
@@ -248,6 +256,9 @@ export async function showSearch(queryString, isCurrent, role = "") {
 }
 
 export function initSearch() {
+  $("search-paused").append(
+    Object.assign(document.createElement("option"), { value: NO_REASON, textContent: "Required reason not given" }),
+  );
   $("search-form").addEventListener("submit", (event) => {
     event.preventDefault();
     go(formQuery());
