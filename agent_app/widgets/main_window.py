@@ -2,7 +2,8 @@
 
 Every user action dispatches an action to the model, runs the REST call on the
 `TaskRunner` and dispatches the result when it comes back; every server event goes through
-the `EventRelay` into the model. `_render` then copies the model's view into the widgets.
+the `EventRelay` into the model. `_render` then copies the model's view into the widgets
+(`WindowLayoutMixin`, which builds them).
 No blocking work happens here.
 
 The window is one of three ways to pause (its button, the global hotkey, the tray menu), all
@@ -18,25 +19,15 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import Signal
 from PySide6.QtGui import QCloseEvent
-from PySide6.QtWidgets import (
-    QHBoxLayout,
-    QLabel,
-    QMainWindow,
-    QPushButton,
-    QStackedWidget,
-    QVBoxLayout,
-    QWidget,
-)
+from PySide6.QtWidgets import QMainWindow, QWidget
 
 from agent_app import hotkey
-from agent_app import view as v
 from agent_app.api_client import AgentApi
 from agent_app.bridge import EventRelay, TaskRunner
 from agent_app.config import DesktopSettings
 from agent_app.errors import AgentAppError, AuthError, ScreenNotConfirmedError
-from agent_app.i18n import view_text
 from agent_app.keyring_store import CredentialStore
 from agent_app.model import (
     ActionFailed,
@@ -62,16 +53,12 @@ from agent_app.services import Channel, Services
 from agent_app.store import DesktopModel
 from agent_app.tray import AgentTray
 from agent_app.validation import LoginInput
-from agent_app.widgets.acw_panel import AcwPanel
 from agent_app.widgets.call_bar_mode import CallBarModeMixin
-from agent_app.widgets.call_panel import CallPanel
-from agent_app.widgets.health_panel import HealthPanel
-from agent_app.widgets.login import LoginWidget
 from agent_app.widgets.logout_confirm import ask_logout
 from agent_app.widgets.pause_reason_mixin import PauseReasonMixin
 from agent_app.widgets.remember_me import RememberMe
-from agent_app.widgets.state_selector import StateSelector
 from agent_app.widgets.tray_health import TrayHealthMixin
+from agent_app.widgets.window_layout import WindowLayoutMixin
 from agent_app.widgets.workspace_state import WorkspaceStateMixin
 from tandem_protocol import CallInfo, Envelope, LoginResponse
 
@@ -86,7 +73,9 @@ def _message(exc: Exception) -> str:
     return f"Unexpected error: {exc}"
 
 
-class MainWindow(WorkspaceStateMixin, TrayHealthMixin, CallBarModeMixin, PauseReasonMixin, QMainWindow):
+class MainWindow(
+    WorkspaceStateMixin, TrayHealthMixin, CallBarModeMixin, PauseReasonMixin, WindowLayoutMixin, QMainWindow
+):
     hotkey_pressed = Signal()  # emitted on the hotkey's thread, delivered on the Qt thread
 
     def __init__(
@@ -114,7 +103,7 @@ class MainWindow(WorkspaceStateMixin, TrayHealthMixin, CallBarModeMixin, PauseRe
         self._session = 0  # bumped on login/logout so late results of an old session are ignored
         self._shut_down = False
         self.setWindowTitle("Tandem")
-        self._build()
+        self._build(self)  # the widgets (WindowLayoutMixin)
         self.relay.envelope.connect(self._on_envelope)
         self.relay.status.connect(self._on_channel_status)
         self.relay.overflow.connect(self._refresh_call)
@@ -124,95 +113,6 @@ class MainWindow(WorkspaceStateMixin, TrayHealthMixin, CallBarModeMixin, PauseRe
         self._start_hotkey()
         self._apply_settings()
         self._render()
-
-    # ---- layout ----------------------------------------------------------------------------
-
-    def _build(self) -> None:
-        self.login_widget = LoginWidget(self)
-        self.login_widget.login_requested.connect(self._on_login_requested)
-
-        workspace = QWidget(self)
-        self.agent_name_label = QLabel("", workspace)
-        self.agent_name_label.setObjectName("agentNameLabel")
-        self.agent_state_label = QLabel("", workspace)
-        self.agent_state_label.setObjectName("agentStateLabel")
-        self.call_panel = CallPanel(workspace)
-        self.state_selector = StateSelector(workspace)
-        self.acw_panel = AcwPanel(workspace)
-        self.acw_panel.set_view_source(lambda: self.model.view())
-        self._connect_workspace_state()
-        self.call_panel.set_elapsed_source(lambda: v.elapsed_text(self.model.state, self.services.clock()))
-        self.pause_button = self._button(workspace, "pauseButton", v.PAUSE, self._on_pause_clicked)
-        self.done_button = self._button(workspace, "doneButton", self.tr("&Done"), self._on_done_clicked)
-        self.done_button.setAccessibleName(self.tr("Done"))
-        self.logout_button = self._button(
-            workspace, "logoutButton", self.tr("Log &out"), self._on_logout_clicked
-        )
-        self.logout_button.setAccessibleName(self.tr("Log out"))
-        self._build_call_bar(workspace, self._button)
-        self.status_label = QLabel("", workspace)
-        self.status_label.setObjectName("statusLabel")
-        self.status_label.setWordWrap(True)
-        self.health_panel = HealthPanel(workspace)
-        self.hotkey_label = QLabel("", workspace)
-        self.hotkey_label.setObjectName("hotkeyLabel")
-        self.hotkey_label.setWordWrap(True)
-        self.hotkey_label.setStyleSheet("color: #555555;")
-
-        header = QHBoxLayout()
-        header.addWidget(self.agent_name_label)
-        header.addStretch(1)
-        header.addWidget(self.agent_state_label)
-        buttons = QHBoxLayout()
-        buttons.addWidget(self.pause_button)
-        buttons.addWidget(self.done_button)
-        buttons.addWidget(self.call_bar_button)
-        buttons.addStretch(1)
-        buttons.addWidget(self.logout_button)
-        layout = QVBoxLayout(workspace)
-        layout.addLayout(header)
-        layout.addWidget(self.state_selector)
-        layout.addWidget(self.call_panel)
-        layout.addWidget(self.acw_panel)
-        layout.addLayout(buttons)
-        layout.addWidget(self.health_panel)
-        layout.addWidget(self.status_label)
-        layout.addWidget(self.hotkey_label)
-        layout.addStretch(1)
-
-        self.stack = QStackedWidget(self)
-        self.stack.addWidget(self.login_widget)
-        self.stack.addWidget(workspace)
-        self.workspace = workspace
-        self.setCentralWidget(self.stack)
-        for label in (self.agent_name_label, self.agent_state_label, self.status_label, self.hotkey_label):
-            label.setTextFormat(Qt.TextFormat.PlainText)  # names and server messages are not markup
-
-    @staticmethod
-    def _button(parent: QWidget, name: str, text: str, slot: Callable[[], None]) -> QPushButton:
-        button = QPushButton(text, parent)
-        button.setObjectName(name)
-        button.clicked.connect(slot)
-        return button
-
-    def _render(self) -> None:
-        view = self.model.view()
-        self.stack.setCurrentWidget(self.workspace if view.page == v.Page.WORKSPACE else self.login_widget)
-        self.login_widget.show_state(view.login_enabled, view.login_error)
-        self.agent_name_label.setText(view.agent_name)
-        self.agent_state_label.setText(view_text(view.agent_state_text))
-        self.call_panel.show_view(view)
-        self.state_selector.show_view(view)
-        call = self.model.call
-        self.acw_panel.show_view(view, call.interaction_id if call is not None else "")
-        self.pause_button.setText(view_text(view.pause_label))
-        self.pause_button.setAccessibleName(view_text(view.pause_label))
-        self.pause_button.setEnabled(view.pause_enabled)
-        self.done_button.setEnabled(view.done_enabled)
-        self.logout_button.setEnabled(view.logout_enabled)
-        self.status_label.setText(view_text(view.status_text))
-        self._render_call_bar(view)
-        self._render_health()
 
     # ---- settings, hotkey, remember me -----------------------------------------------------
 
