@@ -112,6 +112,8 @@ def test_admin_sets_pause_reasons_and_the_player_shows_who_paused_and_why(tmp_pa
             spans = page.eval_on_selector_all(
                 "#timeline-spans .span-pause", "els => els.map((e) => [e.textContent, e.title])"
             )
-            assert spans[0][0] == "Pause 1" and "by agent1" in spans[0][1], spans
+            # Blue must give a reason and none came for the first pause: it is flagged (issue 14).
+            assert spans[0][0] == "Pause 1: no reason given" and "by agent1" in spans[0][1], spans
+            assert "reason required, not given" in spans[0][1], spans
             assert spans[1][0] == "Pause 2: Card payment", spans
             assert "by agent1" in spans[1][1] and "paused by the agent: Card payment" in spans[1][1], spans
