@@ -368,6 +368,8 @@ def test_device_recorder_pairs_with_the_bundled_desktop_and_records_a_sipp_call(
             for proc in procs:
                 stop_process(proc)
             root.path("/etc/tandem/device.toml").unlink()
+    for log in (rec_log, desk_log):  # every backend keyring's entry points name is in the bundle
+        assert "Error initializing plugin" not in log.read_text(), log.read_text()[-3000:]
     # recorded under agent2, by the device, because of the pairing
     assert call_checks.recorded_by(server, iid) == ("agent2", {pairing.recorder_token_id})
     reads = call_checks.audit_rows(server, "recording.read", iid)
