@@ -9,10 +9,18 @@ export class ApiError extends Error {
   }
 }
 
-// Called on any 401 outside the login request, so an expired session returns to the login view.
+// Called on a 401 outside the login request, so an expired session returns to the login view.
 let onUnauthorized = () => {};
 export function setUnauthorizedHandler(handler) {
   onUnauthorized = handler;
+}
+
+// Which sign-in a request was sent under. A request still in flight at logout comes back 401
+// after it; that answer belongs to the old session and must not throw the next user (or the
+// one typing a password on the login view) back to a "session ended" login.
+let sessionGeneration = 0;
+export function newSession() {
+  sessionGeneration += 1;
 }
 
 export async function api(method, path, body) {
@@ -21,6 +29,7 @@ export async function api(method, path, body) {
     options.headers["Content-Type"] = "application/json";
     options.body = JSON.stringify(body);
   }
+  const sentIn = sessionGeneration;
   let response;
   try {
     response = await fetch(path, options);
@@ -38,7 +47,9 @@ export async function api(method, path, body) {
     const code = (data && data.error) || `http_${response.status}`;
     const message = (data && data.message) || response.statusText || `Request failed (${response.status})`;
     const error = new ApiError(response.status, code, message);
-    if (response.status === 401 && path !== "/api/auth/login") onUnauthorized(error);
+    if (response.status === 401 && path !== "/api/auth/login" && sentIn === sessionGeneration) {
+      onUnauthorized(error);
+    }
     throw error;
   }
   return data;

@@ -1,7 +1,7 @@
 // Tandem web UI entry point: session check, login, hash routing and the recordings list.
 // Routes: #/recordings, #/recordings/<id>, #/missed, #/admin. Plain ES modules, no build step.
 
-import { api, setUnauthorizedHandler } from "./api.js";
+import { api, newSession, setUnauthorizedHandler } from "./api.js";
 import { initAdmin, showAdmin } from "./admin.js";
 import { initAgentPlayback, showAgentPlayback } from "./admin_agent_playback.js";
 import { initAgentCodes, showAgentCodes, showAgentStates } from "./admin_codes.js";
@@ -38,6 +38,7 @@ function showView(id) {
 // ---- session -------------------------------------------------------------------------------
 
 function showLogin(message = "") {
+  newSession(); // answers to requests of the session that ended are not this view's business
   me = null;
   stopPlayer();
   showView("view-login");
@@ -79,6 +80,7 @@ async function login(event) {
   submit.disabled = true;
   try {
     const answer = await api("POST", "/api/auth/login", { username, password, client: "web" });
+    newSession();
     $("login-error").hidden = true;
     $("login-password").value = "";
     signedIn(answer.user);
