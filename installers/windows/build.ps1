@@ -16,7 +16,8 @@ New-Item -ItemType Directory -Force $wix | Out-Null
 # and AGENTDIR are versions\<Version>\tandem-recorder and ...\tandem-agent: the self-updater's layout.
 heat dir "$dist\tandem-recorder" -cg RecorderFiles -dr RECORDERDIR -gg -sfrag -srd -sreg -var var.RecorderSource -out "$wix\recorder-files.wxs"
 heat dir "$dist\tandem-agent" -cg AgentFiles -dr AGENTDIR -gg -sfrag -srd -sreg -var var.AgentSource -out "$wix\agent-files.wxs"
-# The MSI ProductVersion is numeric only (major.minor.build); it also names versions\<Version>\.
+# The MSI ProductVersion is numeric only (major.minor.build); it also names versions\<Version>\. The
+# updater compares the bundle's own stamp (_internal\VERSION, the full version) instead of that name.
 $msiVersion = $pkg
 candle -arch x64 -dWin64=yes "-dVersion=$msiVersion" "-dRecorderSource=$dist\tandem-recorder" "-dAgentSource=$dist\tandem-agent" `
   -out "$wix\" installers\windows\tandem-agent.wxs "$wix\recorder-files.wxs" "$wix\agent-files.wxs"
