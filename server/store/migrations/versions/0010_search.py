@@ -40,13 +40,14 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column("has_screen", sa.Boolean(), nullable=False, server_default="0"))
         batch_op.add_column(sa.Column("was_paused", sa.Boolean(), nullable=False, server_default="0"))
     _fill_search_columns()
+    # TRUE, not 1: PostgreSQL refuses an integer for a boolean column (SQLite reads TRUE as 1).
     op.execute(
-        "UPDATE interactions SET has_screen = 1 WHERE id IN (SELECT interaction_id FROM media_files"
+        "UPDATE interactions SET has_screen = TRUE WHERE id IN (SELECT interaction_id FROM media_files"
         " WHERE kind IN ('screen', 'muxed') AND state = 'complete')"
         " OR id IN (SELECT interaction_id FROM screen_segments)"
     )
     op.execute(
-        "UPDATE interactions SET was_paused = 1 WHERE id IN (SELECT interaction_id FROM pause_spans"
+        "UPDATE interactions SET was_paused = TRUE WHERE id IN (SELECT interaction_id FROM pause_spans"
         " WHERE reason != 'hold')"
     )
     with op.batch_alter_table("interactions", schema=None) as batch_op:
