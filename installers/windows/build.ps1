@@ -16,10 +16,10 @@ New-Item -ItemType Directory -Force $wix | Out-Null
 # and AGENTDIR are versions\<Version>\tandem-recorder and ...\tandem-agent: the self-updater's layout.
 heat dir "$dist\tandem-recorder" -cg RecorderFiles -dr RECORDERDIR -gg -sfrag -srd -sreg -var var.RecorderSource -out "$wix\recorder-files.wxs"
 heat dir "$dist\tandem-agent" -cg AgentFiles -dr AGENTDIR -gg -sfrag -srd -sreg -var var.AgentSource -out "$wix\agent-files.wxs"
-# The MSI ProductVersion is numeric only (major.minor.build); it also names versions\<Version>\. The
-# updater compares the bundle's own stamp (_internal\VERSION, the full version) instead of that name.
+# The MSI ProductVersion is numeric only (major.minor.build). versions\<BundleVersion>\ carries the full
+# stamp, as the .deb's and the release archive's: the updater compares that name with the releases.
 $msiVersion = $pkg
-candle -arch x64 -dWin64=yes "-dVersion=$msiVersion" "-dRecorderSource=$dist\tandem-recorder" "-dAgentSource=$dist\tandem-agent" `
+candle -arch x64 -dWin64=yes "-dVersion=$msiVersion" "-dBundleVersion=$env:TANDEM_VERSION" "-dRecorderSource=$dist\tandem-recorder" "-dAgentSource=$dist\tandem-agent" `
   -out "$wix\" installers\windows\tandem-agent.wxs "$wix\recorder-files.wxs" "$wix\agent-files.wxs"
 light -out "$dist\tandem-agent-$pkg.msi" "$wix\tandem-agent.wixobj" "$wix\recorder-files.wixobj" "$wix\agent-files.wixobj"
 Write-Output "built $dist\tandem-agent-$pkg.msi ($env:TANDEM_VERSION)"

@@ -19,13 +19,7 @@ import sys
 import tarfile
 from pathlib import Path
 
-from recorder_service.updater.layout import (
-    CurrentLink,
-    LayoutError,
-    SymlinkCurrent,
-    stamped_version,
-    versions_dir,
-)
+from recorder_service.updater.layout import CurrentLink, LayoutError, SymlinkCurrent, versions_dir
 
 
 class ApplyError(Exception):
@@ -35,7 +29,6 @@ class ApplyError(Exception):
 __all__ = [
     "ApplyError",
     "current_link",
-    "current_release",
     "current_version",
     "failed_versions",
     "switch_current",
@@ -56,13 +49,6 @@ def current_link() -> CurrentLink:
 def current_version(root: Path) -> str | None:
     """The version ``current`` names (None: no ``current``, or not one of ours)."""
     return current_link().current(root)
-
-
-def current_release(root: Path) -> str | None:
-    """The version the bundle ``current`` points at is (its stamp, ``layout.stamped_version``):
-    what offered releases are compared with -- not the directory's name, which an installer may
-    have shortened (the MSI's numeric ProductVersion)."""
-    return stamped_version(root, current_version(root))
 
 
 def failed_versions(root: Path) -> set[str]:

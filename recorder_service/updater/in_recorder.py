@@ -28,7 +28,7 @@ from typing import NoReturn
 
 from recorder_service.updater.activity_file import ActivityRecord, now, remove_record, state_of, write_record
 from recorder_service.updater.apply import current_version, failed_versions
-from recorder_service.updater.layout import installed_version, stamped_version
+from recorder_service.updater.layout import installed_version
 from recorder_service.updater.policy import Activity
 
 log = logging.getLogger(__name__)
@@ -43,7 +43,7 @@ def program_in(root: Path) -> Path:
 
 
 def running_version(env: Mapping[str, str] | None = None) -> str:
-    """This process's version: its bundle's stamp (``layout.installed_version``)."""
+    """This process's version as the install tree names it (the directory under versions/)."""
     return installed_version(env)
 
 
@@ -72,10 +72,8 @@ class SelfUpdate:
         """The program to re-execute now, or None."""
         if self.root is None or state != "idle" or self._disabled or self.hold:
             return None
-        target = current_version(self.root)  # a directory under versions/
-        if target is None or target in failed_versions(self.root):
-            return None
-        if stamped_version(self.root, target) == self.version:  # what it is, not what it is called
+        target = current_version(self.root)
+        if target is None or target == self.version or target in failed_versions(self.root):
             return None
         if self._env.get(REEXEC_ENV) == target:
             self._disabled = f"started as {target} but running {self.version}: not re-executing again"

@@ -138,49 +138,27 @@ def update_summary(root: Path | None) -> tuple[str, str]:
 
 
 VERSION_ENV = "TANDEM_RECORDER_VERSION"  # the fake bundles of the e2e test stamp their version here
-# Where a version directory's bundle carries the build's stamp (installers/build writes it; the
-# PyInstaller spec puts it in _internal/), most specific first: the recorder's own, the bare layout
-# of a hand-made or test bundle, the .deb's copy beside the bundles.
-STAMP_FILES = ("tandem-recorder/_internal/VERSION", "tandem-recorder/VERSION", "VERSION")
-
-
-def bundle_version(version_dir: Path) -> str | None:
-    """The version stamp of the bundle in ``version_dir`` (its VERSION file), None if it has none."""
-    for name in STAMP_FILES:
-        try:
-            words = (version_dir / name).read_text(encoding="utf-8").split()
-        except (OSError, UnicodeDecodeError):
-            continue
-        if words:
-            return words[0]
-    return None
-
-
-def stamped_version(root: Path, directory: str | None) -> str | None:
-    """The version ``versions/<directory>`` *is*: its bundle's stamp, else the directory's name.
-
-    What the updater compares releases with, and what a recorder says it runs. The two differ
-    where an installer cannot name the directory by the full version: the MSI names it by its
-    numeric ProductVersion (``0.1.0``) while the bundle and its release are ``0.1.0+g1a2b3c4``
-    (PEP 440 orders the local version above the bare one), so comparing directory names would
-    reinstall the running build once. The directory name still says *where* a version is
-    (switching ``current``, removing, ``.failed`` marks)."""
-    if directory is None:
-        return None
-    return bundle_version(versions_dir(root) / directory) or directory
 
 
 def installed_version(env: Mapping[str, str] | None = None) -> str:
-    """This program's version: a stamp in the environment (the e2e test's fake bundles), else an
-    installed bundle's own stamp (``stamped_version`` of its ``versions/<v>/``: what the updater
-    compares with the offered releases), else the package metadata (stamped in a bundle too)."""
+    """This program's version as the install tree names it: a stamp in the environment (the e2e
+    test's fake bundles), else an installed bundle's ``versions/<v>/`` directory -- what the
+    self-updater compares and switches (the release's version; the bundle's own stamp is normally
+    the same) -- else the package metadata.
+
+    The name, not the bundle's stamp, on purpose: the updater names each directory by the version
+    the release was *published* as, and compares that with the offers. Were the stamp compared, a
+    release published under another version than its stamp (the installer test republishes the
+    package's own build as 0.1.1) would be offered again at every check and never be moved to. So
+    every installer names the directory by the full stamp too (the .deb, and the MSI's
+    BundleVersion -- not its numeric ProductVersion)."""
     env = os.environ if env is None else env
     if env.get(VERSION_ENV):
         return env[VERSION_ENV]
     if getattr(sys, "frozen", False):
         exe = Path(sys.executable).resolve()
         if len(exe.parents) > 3 and exe.parents[2].name == "versions":
-            return stamped_version(exe.parents[3], exe.parents[1].name) or exe.parents[1].name
+            return exe.parents[1].name
     from importlib import metadata
 
     try:

@@ -57,7 +57,6 @@ from recorder_service.updater import activity_file, layout
 from recorder_service.updater.apply import (
     ApplyError,
     current_link,
-    current_release,
     current_version,
     failed_versions,
     switch_current,
@@ -215,10 +214,8 @@ def run_self_test(program: Path, server_url: str, timeout: float) -> tuple[bool,
 
 def _collect_garbage(root: Path, *, current: str, previous: str | None, running: set[str]) -> None:
     """Delete old versions the updater installed (``layout.versions_to_remove``: never current,
-    one a live recorder runs, nor the one before). ``running``: the versions live recorders say
-    they run (their bundles' stamps), matched to directories by name or by stamp."""
+    one a live recorder runs, nor the one before)."""
     installed = [p.name for p in versions_dir(root).iterdir() if p.is_dir() and not p.name.startswith(".")]
-    running = {v for v in installed if v in running or layout.stamped_version(root, v) in running}
     ours = {v for v in installed if (versions_dir(root) / v / MARKER).exists()}
     link = current_link()
     for version in versions_to_remove(
@@ -281,15 +278,14 @@ def check(
     cfg: UpdaterConfig, *, self_test_timeout: float = 120.0, client: ReleaseClient | None = None
 ) -> CheckResult:
     """One run: see the module docstring. Never raises for an expected refusal."""
-    current_dir = current_version(cfg.root)  # where it is: the directory current points at
-    current = current_release(cfg.root)  # what it is: compared with the offered releases
+    current = current_version(cfg.root)
     if not cfg.settings.enabled:
         return CheckResult("off", f"updates are turned off by policy ({cfg.settings.source})")
     if cfg.trusted_root is None:
         return CheckResult("off", cfg.trust_problem)
     if not cfg.server_url:
         return CheckResult("off", "no server_url in the machine config")
-    if current is None or current_dir is None:
+    if current is None:
         return CheckResult("failed", f"{cfg.root}/current is not a link to an installed version")
     tuf = client or ReleaseClient(cfg.cache_dir, f"{cfg.server_url}/api/releases/tuf", cfg.trusted_root)
     try:
@@ -333,7 +329,7 @@ def check(
         switch_current(cfg.root, version)
     except ApplyError as exc:
         return CheckResult("failed", f"{exc}; {current} keeps running", version)
-    _collect_garbage(cfg.root, current=version, previous=current_dir, running=_running_versions(cfg))
+    _collect_garbage(cfg.root, current=version, previous=current, running=_running_versions(cfg))
     return CheckResult(
         "applied",
         f"{version} installed, self-tested ({said}) and current (was {current}); "
@@ -349,5 +345,5 @@ def update_check(env: Mapping[str, str] | None = None, *, self_test_timeout: flo
         if not mine:
             return CheckResult("waiting", "another update check is running")
         result = check(cfg, self_test_timeout=self_test_timeout)
-        write_state(cfg.root, result, current_release(cfg.root))
+        write_state(cfg.root, result, current_version(cfg.root))
     return result

@@ -3,7 +3,7 @@ r"""The Windows installer definition (installers/windows/tandem-agent.wxs), chec
 wixl (msitools) builds the .wxs into an MSI and msiinfo reads its tables back: per-machine, the
 upper-case public properties, the registry values the recorder reads (recorder_service/
 machine_config.py), the self-update policy the updater reads (recorder_service/updater/policy.py),
-the major upgrade; the self-updater's layout (the bundles under ``versions\<ProductVersion>\``, the
+the major upgrade; the self-updater's layout (the bundles under ``versions\<full version>\``, the
 ``current`` junction made by a custom action, the Run key and the update task starting
 ``current\...``, as recorder_service/updater/layout.py and in_recorder.program_in expect). The
 payload is two stand-in files named like the bundles' executables: the Windows bundles themselves
@@ -20,7 +20,13 @@ import pytest
 
 from recorder_service.machine_config import REGISTRY_KEY, REGISTRY_VALUES
 from recorder_service.updater.layout import CURRENT
-from recorder_service.updater.policy import POLICY_REGISTRY_KEY, POLICY_REGISTRY_VALUES
+from recorder_service.updater.policy import (
+    POLICY_REGISTRY_KEY,
+    POLICY_REGISTRY_VALUES,
+    Offer,
+    UpdateSettings,
+    choose_release,
+)
 from tests.e2e.harness import ROOT
 
 pytestmark = [
@@ -33,7 +39,8 @@ pytestmark = [
 
 WXS = ROOT / "installers" / "windows" / "tandem-agent.wxs"
 HKLM = "2"  # the Registry table's Root for HKEY_LOCAL_MACHINE
-VERSION = "0.1.0"
+VERSION = "0.1.0"  # the MSI's ProductVersion: numeric only
+BUNDLE = "0.1.0+g1a2b3c4.dirty"  # the bundles' stamp (installers/build), the release archive's version
 # What starts the recorder, through the junction (in_recorder.program_in on Windows)
 RECORDER = rf"[INSTALLDIR]{CURRENT}\tandem-recorder\tandem-recorder.exe"
 
@@ -86,6 +93,8 @@ def msi(tmp_path_factory: pytest.TempPathFactory) -> Path:
             "Win64=yes",
             "-D",
             f"Version={VERSION}",
+            "-D",
+            f"BundleVersion={BUNDLE}",
             "-D",
             "RecorderSource=tandem-recorder",
             "-D",
@@ -144,20 +153,35 @@ def _install_paths(msi: Path) -> dict[str, str]:
 
 
 def test_bundles_install_into_a_version_directory_for_the_self_updater(msi: Path) -> None:
-    r"""``versions\<ProductVersion>\`` as recorder_service/updater/layout.install_root expects (the
+    r"""``versions\<full version>\`` as recorder_service/updater/layout.install_root expects (the
     flat ``Tandem\tandem-recorder\`` of before gave the updater nowhere to install)."""
     paths = _install_paths(msi)
-    assert paths["tandem-recorder.exe"] == rf"Tandem\versions\{VERSION}\tandem-recorder\tandem-recorder.exe"
-    assert paths["tandem-agent.exe"] == rf"Tandem\versions\{VERSION}\tandem-agent\tandem-agent.exe"
+    assert paths["tandem-recorder.exe"] == rf"Tandem\versions\{BUNDLE}\tandem-recorder\tandem-recorder.exe"
+    assert paths["tandem-agent.exe"] == rf"Tandem\versions\{BUNDLE}\tandem-agent\tandem-agent.exe"
     props = {row[0]: row[1] for row in _table(msi, "Property")}
-    assert props["ProductVersion"] == VERSION  # the directory is the MSI's own version
+    assert props["ProductVersion"] == VERSION
+
+
+def test_the_version_directory_is_the_release_the_updater_compares(msi: Path) -> None:
+    r"""The updater compares the directory ``current`` names with the offered releases
+    (``system.check`` → ``policy.choose_release``). Named by the numeric ProductVersion, the MSI's
+    build looked older than its own release (PEP 440 orders ``0.1.0+g…`` above ``0.1.0``) and was
+    reinstalled once; named by the bundles' full stamp, it is up to date."""
+    dirs = {row[0]: row[2].split("|")[-1] for row in _table(msi, "Directory")}
+    offers = [Offer(BUNDLE, 100)]
+    assert choose_release(dirs["VERSIONDIR"], offers, UpdateSettings(), "pc-1").version is None
+    assert choose_release(VERSION, offers, UpdateSettings(), "pc-1").version == BUNDLE  # the old naming
+    # build.ps1 (never run here) hands the stamp installers/build's way makes to the .wxs
+    build = (WXS.parent / "build.ps1").read_text()
+    assert '"-dBundleVersion=$env:TANDEM_VERSION"' in build
+    assert '$env:TANDEM_VERSION = "$pkg+g$describe"' in build
 
 
 def test_current_junction_is_made_after_the_files_and_removed_before_them(msi: Path) -> None:
     actions = {row[0]: (int(row[1]), row[2], row[3]) for row in _table(msi, "CustomAction")}
     exe_from_property, deferred, no_impersonate, ignore_return = 50, 1024, 2048, 64
     assert actions["SetCmd"][1:] == ("CMD", "[System64Folder]cmd.exe")
-    current, target = rf"[INSTALLDIR]{CURRENT}", rf"[INSTALLDIR]versions\{VERSION}"
+    current, target = rf"[INSTALLDIR]{CURRENT}", rf"[INSTALLDIR]versions\{BUNDLE}"
     # a failure to make it fails the install (msiexec's 1603, rolled back): nothing would start
     assert actions["CurrentJunctionCreate"] == (
         exe_from_property | deferred | no_impersonate,
