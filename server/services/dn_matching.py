@@ -3,6 +3,8 @@ the same use case for the API, the admin web page and the CLI."""
 
 from __future__ import annotations
 
+import json
+
 from sqlalchemy.orm import Session
 
 from server.errors import InvalidInput
@@ -31,12 +33,14 @@ def set_policy(
         raise refuse(
             session, actor, error, action=ACTION, target_type="policy", target_id="dn_matching"
         ) from exc
+    before = json.loads(dn_matching.dump(read(session)))  # the audit keeps the values before and after
     value = dn_matching.dump(policy)
     row = session.get(models.Setting, dn_matching.DN_MATCHING_KEY)
     if row is None:
         session.add(models.Setting(key=dn_matching.DN_MATCHING_KEY, value=value))
     else:
         row.value = value
-    record(session, actor, action=ACTION, target_type="policy", target_id="dn_matching", detail=value)
+    detail = json.dumps({"before": before, "after": json.loads(value)})
+    record(session, actor, action=ACTION, target_type="policy", target_id="dn_matching", detail=detail)
     session.flush()
     return policy

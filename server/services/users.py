@@ -3,6 +3,7 @@ password. The same rules whether the admin uses the web page, the API or ``tande
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import asdict
 
@@ -42,13 +43,17 @@ def set_policy(session: Session, actor: Actor, data: object) -> PasswordPolicy:
         raise refuse(
             session, actor, exc, action="policy.password", target_type="policy", target_id="password"
         ) from None
+    before = asdict(read_policy(session))  # the audit keeps the values before and after
     value = password_rules.dump(policy)
     row = session.get(models.Setting, password_rules.PASSWORD_POLICY_KEY)
     if row is None:
         session.add(models.Setting(key=password_rules.PASSWORD_POLICY_KEY, value=value))
     else:
         row.value = value
-    record(session, actor, action="policy.password", target_type="policy", target_id="password", detail=value)
+    detail = json.dumps({"before": before, "after": asdict(policy)})
+    record(
+        session, actor, action="policy.password", target_type="policy", target_id="password", detail=detail
+    )
     session.flush()
     return policy
 

@@ -1,0 +1,119 @@
+"""Admin sections whose own browser tests stop at "saved" (codes, DN matching, password policy,
+agents' own playback): each saved on the admin page of a running server after a refused save
+(the server's sentence on the page, nothing changed), and the audit viewer — the page, not the
+API — then finds every one of those changes under the "policy" family: the allowed save with its
+values before and after, and the refusal. (Sampling, ACW, pause, voice formats, recorder, search
+keys, people and releases check their audit records in their own tests.)"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Page
+
+from tests.e2e.browser import chromium, log_in, new_page
+from tests.e2e.harness import run_server
+
+pytestmark = [pytest.mark.e2e, pytest.mark.browser, pytest.mark.timeout(240)]
+
+
+def _status(page: Page, element: str, prefix: str) -> str:
+    page.wait_for_function(
+        "([id, p]) => document.getElementById(id).textContent.startsWith(p)", arg=[element, prefix]
+    )
+    text: str = page.inner_text(f"#{element}")
+    return text
+
+
+def _code(page: Page, kind: str, code: str, label: str) -> None:
+    page.select_option("#agent-code-kind", kind)
+    page.fill("#agent-code-code", code)
+    page.fill("#agent-code-label", label)
+    page.click("#agent-code-save")
+
+
+def _viewer_rows(page: Page, base_url: str, query: str) -> list[list[str]]:
+    """The audit viewer's rows for ``query``: [user, action, outcome, target, detail]."""
+    page.goto(f"{base_url}/#/audit?{query}")
+    page.wait_for_function(
+        "() => { const s = document.getElementById('audit-status').textContent;"
+        " return s && s !== 'Loading…'; }"
+    )
+    rows: list[list[str]] = page.eval_on_selector_all(
+        "#audit-records tbody tr",
+        "rows => rows.map(r => [...r.cells].slice(1, 6).map(c => c.textContent))",
+    )
+    return rows
+
+
+def test_each_admin_change_and_refusal_is_found_in_the_audit_viewer(tmp_path: Path) -> None:
+    with run_server(tmp_path / "server") as server, chromium() as browser, new_page(browser) as page:
+        log_in(page, server.url, "admin", server.creds["admin"]["password"])
+        page.click("#nav-admin")
+        page.wait_for_selector("#agent-codes-table", state="visible")
+        page.wait_for_function("() => document.getElementById('agent-codes-status').textContent === ''")
+
+        # Codes: a code with a space is refused in the server's words; a good one is saved.
+        _code(page, "reason", "no good", "Spaces")
+        assert "a code is 1 to 32 letters" in _status(page, "agent-codes-status", "Not saved")
+        _code(page, "reason", "BREAK", "Short break")
+        _status(page, "agent-codes-status", "Saved: Reason (Not Ready) BREAK")
+
+        # DN matching: fewer than 3 digits refused, then prefixes saved.
+        page.fill("#dn-matching-last", "2")
+        page.click("#dn-matching-save")
+        assert "3-32" in _status(page, "dn-matching-status", "Not saved")
+        page.fill("#dn-matching-last", "0")
+        page.fill("#dn-matching-prefixes", "+1, 9")
+        page.click("#dn-matching-save")
+        _status(page, "dn-matching-status", "Saved")
+
+        # Password policy: below the floor refused by the page itself (nothing is sent, so no
+        # audit record), then 12 saved.
+        page.fill("#password-min-length", "5")
+        page.click("#password-policy-save")
+        assert "from 8 to 128" in _status(page, "password-policy-status", "The minimum length")
+        page.fill("#password-min-length", "12")
+        page.click("#password-policy-save")
+        _status(page, "password-policy-status", "Saved")
+
+        # Agents' own playback: the page offers only existing teams (the API's refusal of an
+        # unknown team is tested in tests/integration); Blue is ticked and saved.
+        page.check('#agent-playback-teams input[value="Blue"]')
+        page.click("#agent-playback-save")
+        _status(page, "agent-playback-status", "Saved")
+
+        rows = _viewer_rows(page, server.url, "action=policy")
+        assert page.inner_text("#audit-status") != "", "the viewer says how many it shows"
+        by = {(r[1], r[2]): r for r in rows}
+        for action in ("policy.agent_codes", "policy.dn_matching"):
+            denied = by.get((action, "denied"))
+            assert denied is not None and denied[0] == "admin", (action, rows)
+        assert "a code is 1 to 32 letters" in by[("policy.agent_codes", "denied")][4]
+        assert "3-32" in by[("policy.dn_matching", "denied")][4]
+
+        def change(action: str) -> dict[str, object]:
+            row = by.get((action, "allowed"))
+            assert row is not None and row[0] == "admin", (action, rows)
+            detail: dict[str, object] = json.loads(row[4])
+            assert "before" in detail and "after" in detail, (action, detail)
+            return detail
+
+        codes = change("policy.agent_codes")
+        assert "BREAK" in json.dumps(codes["after"]) and "BREAK" not in json.dumps(codes["before"])
+        dn = change("policy.dn_matching")
+        assert dn["before"] == {"strip_prefixes": [], "last_digits": 0, "record_unassigned": False}, dn
+        assert dn["after"] == {"strip_prefixes": ["+1", "9"], "last_digits": 0, "record_unassigned": False}, (
+            dn
+        )
+        password = change("policy.password")
+        assert isinstance(password["before"], dict) and isinstance(password["after"], dict), password
+        assert password["before"]["min_length"] == 8 and password["after"]["min_length"] == 12, password
+        playback = change("policy.agent_playback")
+        assert playback["before"] == [] and playback["after"] == ["Blue"], playback
+
+        # The viewer's own filter: one action, refusals only.
+        only = _viewer_rows(page, server.url, "action=policy.dn_matching&outcome=denied")
+        assert [(r[1], r[2]) for r in only] == [("policy.dn_matching", "denied")], only
