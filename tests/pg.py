@@ -93,7 +93,11 @@ def pg_cluster() -> Iterator[PgCluster]:
     started = False
     try:
         # fsync off: a throwaway cluster need not survive a power cut, and the tests run faster.
-        cluster.run("initdb", "-D", str(data), "-U", SUPERUSER, "-A", "trust", "-E", "UTF8", "--no-sync")
+        # Locale C: text sorts by code point, as the tests' expected orders are computed in
+        # Python, whatever locale the machine has.
+        cluster.run(
+            "initdb", "-D", str(data), "-U", SUPERUSER, "-A", "trust", "-E", "UTF8", "--locale=C", "--no-sync"
+        )
         options = f"-k {sock} -p {cluster.port} -c listen_addresses='' -c fsync=off -c max_connections=200"
         cluster.run(
             "pg_ctl", "-D", str(data), "-l", str(top / "log"), "-o", options, "-w", "-t", "60", "start"
@@ -111,10 +115,13 @@ _counter_lock = threading.Lock()
 _counter = [0]
 
 
-def create_database(cluster: PgCluster, prefix: str = "t") -> str:
-    """A fresh, empty database on the cluster; its SQLAlchemy URL."""
+def create_database(cluster: PgCluster, prefix: str = "t", template: str | None = None) -> str:
+    """A fresh database on the cluster (empty, or a copy of ``template``); its SQLAlchemy URL."""
     with _counter_lock:
         _counter[0] += 1
         name = f"{prefix}_{os.getpid()}_{_counter[0]}"
-    cluster.run("createdb", "-h", str(cluster.socket_dir), "-p", str(cluster.port), "-U", SUPERUSER, name)
+    copy = ["-T", template] if template else []
+    cluster.run(
+        "createdb", "-h", str(cluster.socket_dir), "-p", str(cluster.port), "-U", SUPERUSER, *copy, name
+    )
     return cluster.url(name)

@@ -128,7 +128,8 @@ def conditions(query: SearchQuery, agents: list[int] | None) -> list[ColumnEleme
     if query.disposition:
         out.append(Ix.disposition_code == query.disposition)
     if query.notes:
-        out.append(Ix.notes.contains(query.notes, autoescape=True))
+        # icontains: case-insensitive on PostgreSQL too (its LIKE is not; SQLite's is, for ASCII).
+        out.append(Ix.notes.icontains(query.notes, autoescape=True))
     for key, value in query.meta:
         # IN, not EXISTS: a selective value (an account, a ticket) drives from its own index.
         # The time range is repeated on the value's own start: only that slice of the index is read.
