@@ -163,6 +163,8 @@ class DeviceRunner:
         loop = asyncio.get_running_loop()
         endpoint = PairingServer(socket_path, self.handle)
         await endpoint.start()
+        if self._self_update is not None:  # unbound, listening is all it does (updater/health.py)
+            self._self_update.mark_healthy()
         try:
             while not stop.is_set():
                 _install_signal_handlers(loop, stop)  # run_service took them for its own session

@@ -230,6 +230,8 @@ async def run_service(
         acks = await loop.run_in_executor(worker, controller.handle, envelope)
         if envelope.type == EventType.STATE:  # a (re)connection: what it may have missed
             send_auto_pauses(capture.auto_pause_spans())
+            if self_update is not None:  # the server accepted our session: this version works here
+                self_update.mark_healthy()
         return acks
 
     channel = EventChannel(server_url, token, clock, dispatch)

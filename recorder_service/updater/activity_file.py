@@ -43,6 +43,9 @@ class ActivityRecord:
     state: str  # one of STATES
     detail: str  # the policy's sentence, for the updater's log
     updated_at: float  # wall clock, seconds
+    # this process has had its server session accepted (``health`` says exactly what): the updater
+    # confirms a new version, or rolls it back, by this; False in records of older versions
+    healthy: bool = False
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))
@@ -61,6 +64,7 @@ class ActivityRecord:
             state,
             str(data.get("detail", "")),
             float(data["updated_at"]),
+            data.get("healthy") is True,
         )
 
 

@@ -4,7 +4,9 @@ The recorder cannot update itself: it runs as the logged-in user and ``/opt/tand
 The system updater (``system.py``) installs a new version and switches ``current``; this module
 does the two things only the recorder can do:
 
-1. publish what it is doing (``activity_file``): every change at once, and every 10 s anyway;
+1. publish what it is doing (``activity_file``): every change at once, and every 10 s anyway --
+   and whether it is healthy (``mark_healthy``: its server session was accepted), by which the
+   updater confirms a new version or rolls it back (``health``);
 2. once ``current`` points at another version and this recorder is idle (no capture, no call,
    no after-call work, nothing left to upload), stop its service cleanly and let ``main``
    re-execute the program under ``current`` with the same arguments (``os.execv``: same pid, so
@@ -67,6 +69,15 @@ class SelfUpdate:
         # recorder's pairing with the agent logged in on the desktop (the desktop pairs only at
         # login). The recorder still publishes; it moves once the agent has logged out.
         self.hold = False
+        # Set once this process's server session was accepted (``mark_healthy``; ``health`` says
+        # what counts): the updater confirms the version it switched to, or rolls it back, by it.
+        self.healthy = False
+
+    def mark_healthy(self) -> None:
+        """This process works in the real session: published with the next record (at once)."""
+        if not self.healthy:
+            log.info("self-update: recorder %s healthy (server session accepted)", self.version)
+        self.healthy = True
 
     def due(self, state: str) -> Path | None:
         """The program to re-execute now, or None."""
@@ -83,7 +94,7 @@ class SelfUpdate:
         return program if program.exists() else None
 
     def publish(self, state: str, detail: str) -> None:
-        record = ActivityRecord(self.pid, self.version, state, detail, now())
+        record = ActivityRecord(self.pid, self.version, state, detail, now(), self.healthy)
         try:
             write_record(self.directory, record)
         except OSError as exc:
@@ -99,14 +110,14 @@ class SelfUpdate:
 
     async def run(self, activity: Callable[[], tuple[Activity, bool]], stop_service: asyncio.Event) -> None:
         """Until ``stop_service``: publish; when due, record the program and stop the service."""
-        last: tuple[str, str] | None = None
+        last: tuple[str, str, bool] | None = None
         written = 0.0
         while not stop_service.is_set():
             try:
                 state, detail = state_of(*activity())
-                if (state, detail) != last or now() - written >= REWRITE_SECONDS:
+                if (state, detail, self.healthy) != last or now() - written >= REWRITE_SECONDS:
                     await asyncio.to_thread(self.publish, state, detail)
-                    last, written = (state, detail), now()
+                    last, written = (state, detail, self.healthy), now()
                 program = self.due(state)
             except Exception:  # the update machinery must never take the recorder down
                 log.exception("self-update check failed")

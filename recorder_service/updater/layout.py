@@ -70,7 +70,7 @@ class SymlinkCurrent:
         shutil.rmtree(versions_dir(root) / version, ignore_errors=True)
 
 
-def _order(version: str) -> tuple[int, Version | str]:
+def version_order(version: str) -> tuple[int, Version | str]:
     try:
         return (1, Version(version))
     except InvalidVersion:
@@ -90,7 +90,7 @@ def versions_to_remove(
     the package's or MSI's own are the package manager's), never ``current`` nor one a live
     recorder runs, and ``keep_old`` others kept for a rollback -- ``previous`` (what ran before
     the switch) first, then the newest."""
-    candidates = sorted((v for v in set(installed) if v != current and v not in running), key=_order)
+    candidates = sorted((v for v in set(installed) if v != current and v not in running), key=version_order)
     kept: list[str] = [previous] if previous in candidates and keep_old > 0 else []
     for version in reversed(candidates):
         if len(kept) >= keep_old:

@@ -48,12 +48,12 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from recorder_service.machine_config import load_machine_settings
-from recorder_service.updater import activity_file, layout
+from recorder_service.updater import activity_file, layout, rollback
 from recorder_service.updater.apply import (
     ApplyError,
     current_link,
@@ -63,6 +63,7 @@ from recorder_service.updater.apply import (
     unpack,
     versions_dir,
 )
+from recorder_service.updater.health import DEFAULT_DEADLINE, Watch
 from recorder_service.updater.in_recorder import program_in
 from recorder_service.updater.layout import INSTALL_ROOT_ENV, LayoutError, versions_to_remove
 from recorder_service.updater.policy import Readiness, UpdatePolicyError, UpdateSettings, choose_release
@@ -76,6 +77,10 @@ SELF_TEST_USER = "nobody"
 # Another user for the self-test, or "-" for the updater's own (tests whose Python lives under
 # /root, which nobody may not read). Read from the updater's environment, never from a config file.
 SELF_TEST_USER_ENV = "TANDEM_SELF_TEST_USER"
+# Seconds the recorders get after a switch to report the new version healthy (``health``); the
+# updater's environment (a systemd drop-in, the task's), never a user's file.
+HEALTH_DEADLINE_ENV = "TANDEM_UPDATE_HEALTH_SECONDS"
+HEALTH_POLL = 15.0  # seconds between looks while the run that switched waits for the verdict
 MARKER = ".installed-by-updater"  # only versions the updater installed are ever deleted by it
 KEEP_OLD = 1  # old versions kept besides current and the ones live recorders run: the one before
 
@@ -103,6 +108,7 @@ class UpdaterConfig:
     activity_dir: Path
     cache_dir: Path
     device_id: str
+    health_deadline: float = DEFAULT_DEADLINE  # seconds after a switch (``health``)
 
 
 def machine_id() -> str:
@@ -146,6 +152,12 @@ def load_updater_config(
     policy_keys = {k: v for k, v in machine.values.items() if k in ("auto_update", "update_pin")}
     source = machine.sources.get("auto_update") or machine.sources.get("update_pin") or "machine config"
     settings = load_update_settings(policy_keys, source, registry)
+    try:
+        deadline = float(env.get(HEALTH_DEADLINE_ENV) or DEFAULT_DEADLINE)
+    except ValueError as exc:
+        raise UpdatePolicyError(
+            f"{HEALTH_DEADLINE_ENV}: expected seconds, got {env[HEALTH_DEADLINE_ENV]!r}"
+        ) from exc
     return UpdaterConfig(
         root=root,
         server_url=machine.values.get("server_url", ""),
@@ -155,6 +167,7 @@ def load_updater_config(
         activity_dir=activity_file.activity_dir(env),
         cache_dir=cache,
         device_id=machine_id(),
+        health_deadline=max(1.0, deadline),
     )
 
 
@@ -274,11 +287,29 @@ def _gate(cfg: UpdaterConfig) -> Readiness:
     return activity_file.gate(seen)
 
 
+def _not_again(root: Path, offered: set[str], current: str) -> str:
+    """Why an offered release newer than ``current`` is not applied: it failed here before."""
+    out = []
+    for version in sorted(failed_versions(root) & offered):
+        if layout.version_order(version) > layout.version_order(current):
+            with contextlib.suppress(OSError):
+                why = (versions_dir(root) / f"{version}.failed").read_text().strip()
+                out.append(f"; {version} is not applied again ({why[:200]})")
+    return "".join(out)
+
+
 def check(
-    cfg: UpdaterConfig, *, self_test_timeout: float = 120.0, client: ReleaseClient | None = None
+    cfg: UpdaterConfig,
+    *,
+    self_test_timeout: float = 120.0,
+    client: ReleaseClient | None = None,
+    clock: Callable[[], float] = time.time,
 ) -> CheckResult:
     """One run: see the module docstring. Never raises for an expected refusal."""
     current = current_version(cfg.root)
+    pending = rollback.look(cfg.root, cfg.activity_dir, clock()) if current is not None else None
+    if pending is not None:  # the last switch is judged first: nothing new before its verdict
+        return CheckResult(pending.state, pending.reason, pending.version)
     if not cfg.settings.enabled:
         return CheckResult("off", f"updates are turned off by policy ({cfg.settings.source})")
     if cfg.trusted_root is None:
@@ -300,7 +331,9 @@ def check(
     except UpdatePolicyError as exc:
         return CheckResult("failed", str(exc))
     if decision.version is None:
-        return CheckResult("up_to_date", decision.reason)
+        return CheckResult(
+            "up_to_date", decision.reason + _not_again(cfg.root, {o.version for o in offers}, current)
+        )
     version = decision.version
     ready = _gate(cfg)
     if not ready.ready:
@@ -325,25 +358,61 @@ def check(
     ready = _gate(cfg)  # a call may have started during the download and the self-test
     if not ready.ready:
         return CheckResult("waiting", f"{version} installed and self-tested; {ready.reason}", version)
+    live = rollback.live_names(activity_file.read_records(cfg.activity_dir))
     try:
         switch_current(cfg.root, version)
     except ApplyError as exc:
         return CheckResult("failed", f"{exc}; {current} keeps running", version)
+    rollback.write_watch(cfg.root, Watch(version, current, clock(), cfg.health_deadline, live))
     _collect_garbage(cfg.root, current=version, previous=current, running=_running_versions(cfg))
     return CheckResult(
         "applied",
         f"{version} installed, self-tested ({said}) and current (was {current}); "
-        "recorders restart into it when idle",
+        "recorders restart into it when idle; rolled back unless they report healthy",
         version,
     )
 
 
-def update_check(env: Mapping[str, str] | None = None, *, self_test_timeout: float = 120.0) -> CheckResult:
+def await_verdict(
+    cfg: UpdaterConfig,
+    result: CheckResult,
+    *,
+    clock: Callable[[], float] = time.time,
+    sleep: Callable[[float], None] = time.sleep,
+    poll: float = HEALTH_POLL,
+) -> CheckResult:
+    """The run that switched stays (holding the lock) until the switch is confirmed or rolled
+    back, or its deadline passed with nobody to judge by (later runs go on judging). Why here and
+    not only in the next run: this run is still the *previous* version's program, whose own
+    rollback works; the next timer run starts the new version's program from ``current``."""
+    if result.state != "applied" or rollback.read_watch(cfg.root) is None:
+        return result
+    end = clock() + cfg.health_deadline + poll
+    while clock() < end:
+        write_state(cfg.root, result, current_version(cfg.root))  # the fleet sees "not yet confirmed"
+        sleep(poll)
+        outcome = rollback.look(cfg.root, cfg.activity_dir, clock())
+        if outcome is None:
+            break
+        result = CheckResult(outcome.state, outcome.reason, outcome.version)
+        if outcome.settled:
+            break
+    return result
+
+
+def update_check(
+    env: Mapping[str, str] | None = None,
+    *,
+    self_test_timeout: float = 120.0,
+    clock: Callable[[], float] = time.time,
+    sleep: Callable[[float], None] = time.sleep,
+) -> CheckResult:
     """The ``update-check`` command: lock, run, record the outcome."""
     cfg = load_updater_config(env)
     with _locked(cfg.root) as mine:
         if not mine:
             return CheckResult("waiting", "another update check is running")
-        result = check(cfg, self_test_timeout=self_test_timeout)
+        result = check(cfg, self_test_timeout=self_test_timeout, clock=clock)
+        result = await_verdict(cfg, result, clock=clock, sleep=sleep)
         write_state(cfg.root, result, current_version(cfg.root))
     return result

@@ -101,9 +101,9 @@ def config(
     )
 
 
-def recorder_says(activity: Path, state: str, version: str = "0.1.0") -> None:
+def recorder_says(activity: Path, state: str, version: str = "0.1.0", *, healthy: bool = False) -> None:
     """This user's recorder's activity record (its pid: this live process)."""
-    write_record(activity, ActivityRecord(os.getpid(), version, state, "", now()), f"{ME}.json")
+    write_record(activity, ActivityRecord(os.getpid(), version, state, "", now(), healthy), f"{ME}.json")
 
 
 class _Quiet(http.server.SimpleHTTPRequestHandler):
@@ -164,6 +164,11 @@ def test_release_2_is_offered_verified_and_applied_only_after_the_call_ends(worl
     assert current_version(world.install) == "0.2.0"
     assert (world.install / "current" / "tandem-recorder" / "VERSION").read_text() == "0.2.0\n"
     assert (world.install / "versions" / "0.1.0").is_dir()  # release 1 kept for a rollback
+    pending = check(cfg, client=client)  # the recorder has not restarted into 0.2.0 yet
+    assert pending.state == "applied" and "not yet confirmed" in pending.reason, pending
+    recorder_says(cfg.activity_dir, "idle", "0.2.0", healthy=True)  # it did, and the server took it
+    confirmed = check(cfg, client=client)
+    assert confirmed.state == "applied" and "0.2.0 confirmed" in confirmed.reason, confirmed
     again = check(cfg, client=client)
     assert again.state == "up_to_date", again
 
