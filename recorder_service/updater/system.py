@@ -17,14 +17,18 @@ randomised delay; on Windows a scheduled task as SYSTEM) runs this as root, and 
    version directory goes, ``versions/<v>.failed`` says why, ``current`` was never touched;
 6. asks the recorders again, then points ``current`` at the new version (atomically: on Linux a
    symlink renamed over, on Windows a junction retargeted in place -- ``layout_windows`` says why);
-7. each recorder, once idle, sees ``current`` changed and re-executes itself (``in_recorder``).
+7. each recorder, once idle, sees ``current`` changed and re-executes itself (``in_recorder``);
+8. the switch stays provisional (``rollback``: ``update-watch.json``) until the recorders report
+   the new version healthy -- their server session accepted -- or, at a deadline (10 min,
+   ``TANDEM_UPDATE_HEALTH_SECONDS``), one that crashed or is still unhealthy on it makes the
+   updater point ``current`` back at the previous version and mark the new one failed
+   (``health`` has the rule). The run that switched waits for that verdict itself when a
+   recorder was live (``await_verdict``); later runs judge first, before anything new.
 
-Step 5 comes *before* the switch, not after it as the first, recorder-driven design did (switch,
-start the new version, switch back unless it reported healthy; removed): with recorders polling
-``current``, an idle recorder -- or a user logging in, whose autostart entry starts ``current`` --
-would start a version still under test, and a failed one would already be running when the
-switch was undone. Tested first, a broken
-release never becomes ``current`` at all: that is this updater's rollback.
+Step 5 comes *before* the switch: with recorders polling ``current``, an idle recorder -- or a
+user logging in, whose autostart entry starts ``current`` -- would start a version still under
+test. Tested first, a release that cannot even start never becomes ``current``; step 8 catches
+the one that starts but fails in the real session (a user's credential, the server, a crash loop).
 
 Trust: the ``.deb`` and MSI cannot carry a deployment's TUF root (each deployment makes its own
 keys, ``tandem-server releases init-keys``). IT distributes the ``root.json`` like the server URL:
@@ -80,7 +84,7 @@ SELF_TEST_USER_ENV = "TANDEM_SELF_TEST_USER"
 # Seconds the recorders get after a switch to report the new version healthy (``health``); the
 # updater's environment (a systemd drop-in, the task's), never a user's file.
 HEALTH_DEADLINE_ENV = "TANDEM_UPDATE_HEALTH_SECONDS"
-HEALTH_POLL = 15.0  # seconds between looks while the run that switched waits for the verdict
+HEALTH_POLL = 5.0  # seconds between looks while the run that switched waits for the verdict
 MARKER = ".installed-by-updater"  # only versions the updater installed are ever deleted by it
 KEEP_OLD = 1  # old versions kept besides current and the ones live recorders run: the one before
 
@@ -384,8 +388,11 @@ def await_verdict(
     """The run that switched stays (holding the lock) until the switch is confirmed or rolled
     back, or its deadline passed with nobody to judge by (later runs go on judging). Why here and
     not only in the next run: this run is still the *previous* version's program, whose own
-    rollback works; the next timer run starts the new version's program from ``current``."""
-    if result.state != "applied" or rollback.read_watch(cfg.root) is None:
+    rollback works; the next timer run starts the new version's program from ``current``. With no
+    recorder live at the switch (nobody logged in: the usual night) there is nobody to hear from
+    soon, and the run ends at once; the next runs judge."""
+    watch = rollback.read_watch(cfg.root) if result.state == "applied" else None
+    if watch is None or not watch.live_before:
         return result
     end = clock() + cfg.health_deadline + poll
     while clock() < end:

@@ -149,7 +149,13 @@ def test_with_nobody_logged_in_the_updater_waits_rather_than_rolls_back(world: W
     world.repo.add_release(world.keys, "0.2.0", make_bundle(world.tmp, "0.2.0"), 100)
     cfg = config(world.install, world.tmp / "activity")
     t0 = 1_000_000.0
-    assert check(cfg, client=world.client(), clock=lambda: t0).state == "applied"  # no recorder at all
+    applied = check(cfg, client=world.client(), clock=lambda: t0)
+    assert applied.state == "applied"  # no recorder at all
+
+    def no_sleep(seconds: float) -> None:
+        raise AssertionError("the run that switched waits with nobody to hear from")
+
+    assert await_verdict(cfg, applied, clock=lambda: t0, sleep=no_sleep) == applied
     for later in (DEFAULT_DEADLINE, 10 * DEFAULT_DEADLINE):
         waiting = check(cfg, client=world.client(), clock=lambda later=later: t0 + later)  # type: ignore[misc]
         assert waiting.state == "applied" and "absence is no failure" in waiting.reason, waiting
