@@ -55,7 +55,10 @@ def test_revision_0010_fills_the_search_columns_of_existing_calls(pg_url: str) -
         "INSERT INTO media_files (interaction_id, kind, storage_key, content_type, size, sha256, started_at,"
         " created_at, state) VALUES (:id, :kind, :id, 'video/mp4', 1, '', 100, 100, :state)"
     )
-    pause = "INSERT INTO pause_spans (interaction_id, started_at, by_username, reason) VALUES (:id, 101, '', :reason)"
+    pause = (
+        "INSERT INTO pause_spans (interaction_id, started_at, by_username, reason)"
+        " VALUES (:id, 101, '', :reason)"
+    )
     try:
         with engine.begin() as db:
             db.execute(
