@@ -4,6 +4,7 @@ desktop. The rules and the audit records are in server/services/devices.py."""
 
 from __future__ import annotations
 
+import time
 from dataclasses import asdict
 from typing import Any
 
@@ -26,7 +27,7 @@ from server.api.errors import ApiError
 from server.api.routes_events import end_device_channels
 from server.errors import EnrolmentError
 from server.security.tickets import TicketBook
-from server.services import device_listing, devices
+from server.services import device_listing, devices, enrolment_refusals
 from server.store import audit
 
 router = APIRouter(prefix="/api")
@@ -43,6 +44,7 @@ class NewEnrolmentToken(BaseModel):
 class EnrolBody(BaseModel):
     token: str
     hostname: str = ""
+    os_user: str = ""  # who ran the enrolment on the PC, for the fleet page when it is refused
 
 
 class PairBody(BaseModel):
@@ -125,14 +127,57 @@ def revoke_device(
     anyio.from_thread.run_sync(end_device_channels, ctx, token_ids, "this device was revoked by IT")
 
 
+def _limiter(request: Request) -> enrolment_refusals.SourceLimiter:
+    state = request.app.state
+    if getattr(state, "enrol_limiter", None) is None:
+        state.enrol_limiter = enrolment_refusals.SourceLimiter()
+    limiter: enrolment_refusals.SourceLimiter = state.enrol_limiter
+    return limiter
+
+
 @router.post("/devices/enroll")
 def enroll(
     body: EnrolBody, request: Request, session: Session = Depends(get_db, scope="function")
 ) -> dict[str, Any]:
+    addr = client_addr(request)
+    now = time.time()
+    limiter = _limiter(request)
+    if limiter.blocked(addr, now):
+        # Audited once per window (the refusal that filled it, below), not per attempt: a flood
+        # must not grow the audit log either.
+        raise ApiError(
+            429,
+            "too_many_refused_enrolments",
+            "too many refused enrolments from this address; wait a few minutes and check the token",
+        )
     try:
-        got = devices.enrol(session, body.token, body.hostname, client_addr(request))
+        got = devices.enrol(session, body.token, body.hostname, addr, now)
     except EnrolmentError as exc:
+        # devices.enrol audited and committed the refusal; the fleet page gets it too.
+        limiter.refused(addr, now)
+        enrolment_refusals.record(
+            session,
+            hostname=body.hostname,
+            os_user=body.os_user,
+            remote_addr=addr,
+            token=body.token,
+            reason=exc.code,
+            message=exc.message,
+            now=now,
+        )
+        if limiter.blocked(addr, now):
+            audit.record(
+                session,
+                action="device.enroll",
+                outcome="denied",
+                username=f"device {body.hostname}"[:100],
+                target_type="device",
+                detail=f"{addr} refused {limiter.limit} times in {limiter.window:.0f} s: rate-limited",
+                remote_addr=addr,
+            )
+        session.commit()
         raise _api(exc) from exc
+    enrolment_refusals.forget_host(session, body.hostname)
     return asdict(got)
 
 

@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 
 from server.errors import Forbidden
 from server.security.tokens import RECORDER_SCOPE
+from server.services import enrolment_refusals
 from server.services.actor import Actor, refuse
 from server.store import models
 from tandem_protocol.recorder_health import Heartbeat
@@ -36,6 +37,7 @@ GONE_AFTER = 30 * 86400  # a revoked or expired recorder is listed this long aft
 
 # Problems, worst first: the fleet's order and the page's colours follow this.
 PROBLEMS = {
+    "enrol_refused": "enrolment refused",
     "offline": "no heartbeat for three intervals",
     "never_seen": "enrolled, never connected",
     "revoked": "its credential was revoked or expired",
@@ -78,10 +80,18 @@ class FleetEntry:
     problems: list[str] = field(default_factory=list)
     update_state: str = ""  # the PC's last self-update check (off, waiting, applied, rolled_back, ...)
     update_detail: str = ""
+    # A PC whose enrolment was refused (status "enrol_refused"): token_id 0, no agent; the reason
+    # in words, the token's prefix, the source address and how many attempts are kept.
+    refusal: dict[str, Any] | None = None
 
     def as_dict(self) -> dict[str, Any]:
         out = asdict(self)
-        out["problem_text"] = "; ".join(PROBLEMS[p] for p in self.problems)
+        out["problem_text"] = "; ".join(
+            f"{PROBLEMS[p]}: {self.refusal['reason_text']}"
+            if p == "enrol_refused" and self.refusal
+            else PROBLEMS[p]
+            for p in self.problems
+        )
         return out
 
 
@@ -193,7 +203,39 @@ def fleet(
         if not valid and (last_seen is None or now - last_seen > GONE_AFTER):
             continue  # an old credential nobody uses: not part of the fleet any more
         entries.append(_entry(token, user, status, team, valid, policy, now))
+    if actor.role == "admin":  # a refused PC belongs to no team yet: only admins see it
+        entries.extend(refused_entry(h) for h in enrolment_refusals.refused_hosts(session, now))
     return sorted(entries, key=order_key)
+
+
+def refused_entry(host: enrolment_refusals.RefusedHost) -> FleetEntry:
+    """A PC that tried to enrol and was refused, as a fleet row (it has no recorder token)."""
+    token = f"token {host.token_prefix}…" + (f" (#{host.token_id})" if host.token_id is not None else "")
+    times = f"{host.attempts} attempt{'s' if host.attempts != 1 else ''}"
+    return FleetEntry(
+        token_id=0,
+        user_id=0,
+        agent=host.os_user,
+        full_name="",
+        team="",
+        host=host.hostname,
+        version="",
+        status="enrol_refused",
+        reported_state="",
+        interaction_id=None,
+        last_seen=host.at,
+        spool_bytes=0,
+        segments_pending=0,
+        upload=None,
+        free_disk_bytes=None,
+        free_disk_percent=None,
+        clock_offset=None,
+        clock_accuracy=None,
+        last_error=f"{host.message} — {token}, {times} from {host.remote_addr or 'unknown address'}",
+        interval=None,
+        problems=["enrol_refused"],
+        refusal=asdict(host),
+    )
 
 
 def _entry(

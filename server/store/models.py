@@ -450,6 +450,23 @@ class DevicePairing(Base):
     ended_at: Mapped[float | None] = mapped_column(Float, nullable=True)
 
 
+class EnrolmentRefusal(Base):
+    """A refused device enrolment (expired, revoked, used-up or unknown token), shown on the fleet
+    page until that host enrols or the row ages out; bounded per host and in total
+    (server/services/enrolment_refusals.py). (Revision 0016.)"""
+
+    __tablename__ = "enrolment_refusals"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    at: Mapped[float] = mapped_column(Float, index=True)
+    hostname: Mapped[str] = mapped_column(String(200), index=True)
+    os_user: Mapped[str] = mapped_column(String(100), default="")
+    remote_addr: Mapped[str] = mapped_column(String(64), default="")
+    token_id: Mapped[int | None] = mapped_column(Integer, nullable=True)  # enrolment_tokens.id if known
+    token_prefix: Mapped[str] = mapped_column(String(12), default="")  # "tet_AbCd": which one, not usable
+    reason: Mapped[str] = mapped_column(String(40))  # the refusal's error code
+    message: Mapped[str] = mapped_column(String(200), default="")
+
+
 # Indexes of the search page's typical queries (revision 0010; chosen with EXPLAIN QUERY PLAN, see
 # benchmarks/playback/search_bench.py). The id follows the sort key so keyset paging needs no
 # sort; the trailing columns make the index covering for the filters that go with it (a table

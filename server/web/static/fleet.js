@@ -1,6 +1,7 @@
 // Recorders (fleet) view: every agent PC's screen recorder as its heartbeats report it — host,
 // agent, last contact, version, state, backlog, free disk, clock accuracy, last error — problems
-// first (the server orders and names them). Admins see all; supervisors their teams' agents'.
+// first (the server orders and names them). PCs whose enrolment was refused (token expired, revoked,
+// used up, unknown) are rows too, until they enrol. Admins see all; supervisors their teams' agents'.
 // Refreshes itself every 15 s while shown.
 
 import { api } from "./api.js";
@@ -8,7 +9,7 @@ import { api } from "./api.js";
 const $ = (id) => document.getElementById(id);
 export const FLEET_ROLES = ["admin", "supervisor"];
 const REFRESH_MS = 15000;
-const STATUSES = ["offline", "never_seen", "revoked", "failed", "spool_full", "recording", "paused", "uploading", "idle", "stopping"];
+const STATUSES = ["enrol_refused", "offline", "never_seen", "revoked", "failed", "spool_full", "recording", "paused", "uploading", "idle", "stopping"];
 
 let timer = null;
 let current = () => false;
@@ -41,17 +42,18 @@ export function bytes(n) {
 }
 
 function statusText(status) {
-  return { never_seen: "never seen", spool_full: "spool full" }[status] || status;
+  return { never_seen: "never seen", spool_full: "spool full", enrol_refused: "enrolment refused" }[status] || status;
 }
 
 function row(r, now) {
   const tr = document.createElement("tr");
   tr.dataset.token = String(r.token_id);
+  if (r.refusal) tr.dataset.refusedHost = r.host; // a PC refused at enrolment: no recorder, no agent yet
   tr.className = r.problems.length ? `fleet-problem fleet-${r.problems[0]}` : "fleet-ok";
   const status = cell(statusText(r.status), `fleet-status status-${r.status}`);
   const agent = r.full_name ? `${r.full_name} (${r.agent})` : r.agent;
   const lastSeen = r.last_seen === null ? "never" : ago(now - r.last_seen);
-  const heard = r.last_seen !== null;
+  const heard = r.last_seen !== null && !r.refusal; // a refused PC has no recorder to report backlog or clock
   const backlog = heard ? `${r.segments_pending} segment${r.segments_pending === 1 ? "" : "s"}, ${bytes(r.spool_bytes)}` : "—";
   const upload = r.upload ? ` — uploading ${Math.round((100 * r.upload.offset) / Math.max(1, r.upload.length))} %` : "";
   const disk = r.free_disk_percent === null ? "—" : `${bytes(r.free_disk_bytes)} (${r.free_disk_percent.toFixed(0)} %)`;
@@ -60,7 +62,7 @@ function row(r, now) {
   tr.append(
     status,
     cell(r.host || "—", "fleet-host"),
-    cell(r.team ? `${agent} · ${r.team}` : agent),
+    cell(r.refusal ? (r.agent ? `OS user ${r.agent}` : "—") : r.team ? `${agent} · ${r.team}` : agent),
     cell(lastSeen, "num", r.last_seen === null ? "" : new Date(r.last_seen * 1000).toLocaleString()),
     cell((r.version || "—") + (r.update_state ? ` · update ${r.update_state.replace("_", " ")}` : ""), "fleet-version", r.update_detail || ""),
     cell(backlog + upload, "num"),
