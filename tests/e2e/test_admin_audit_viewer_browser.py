@@ -1,5 +1,5 @@
 """Admin sections whose own browser tests stop at "saved" (codes, DN matching, password policy,
-agents' own playback): each saved on the admin page of a running server after a refused save
+agents' own playback) or do not drive a field (the recorder's endpoint audio and spool quota): each saved on the admin page of a running server after a refused save
 (the server's sentence on the page, nothing changed), and the audit viewer — the page, not the
 API — then finds every one of those changes under the "policy" family: the allowed save with its
 values before and after, and the refusal. (Sampling, ACW, pause, voice formats, recorder, search
@@ -85,10 +85,27 @@ def test_each_admin_change_and_refusal_is_found_in_the_audit_viewer(tmp_path: Pa
         page.click("#agent-playback-save")
         _status(page, "agent-playback-status", "Saved")
 
+        # Recorder settings the fleet test does not drive: endpoint audio and the spool quota
+        # (a spool under 64 MB is refused by the server in words, nothing stored).
+        page.wait_for_function("() => document.getElementById('rp-spool').value !== ''")
+        spool_before = page.input_value("#rp-spool")
+        page.fill("#rp-spool", "10")
+        page.click("#recorder-policy-save")
+        assert "64" in _status(page, "recorder-policy-status", "Not saved")
+        page.fill("#rp-spool", "512")
+        page.fill("#rp-free", "7")
+        page.check("#rp-audio")
+        page.click("#recorder-policy-save")
+        _status(page, "recorder-policy-status", "Saved")
+        with server.client("admin") as admin:
+            stored = admin.get("/api/admin/recorder-policy").json()
+        assert stored["spool_max_mb"] == 512 and stored["spool_min_free_percent"] == 7.0, stored
+        assert stored["endpoint_audio"] is True, stored
+
         rows = _viewer_rows(page, server.url, "action=policy")
         assert page.inner_text("#audit-status") != "", "the viewer says how many it shows"
         by = {(r[1], r[2]): r for r in rows}
-        for action in ("policy.agent_codes", "policy.dn_matching"):
+        for action in ("policy.agent_codes", "policy.dn_matching", "policy.recorder"):
             denied = by.get((action, "denied"))
             assert denied is not None and denied[0] == "admin", (action, rows)
         assert "a code is 1 to 32 letters" in by[("policy.agent_codes", "denied")][4]
@@ -111,6 +128,13 @@ def test_each_admin_change_and_refusal_is_found_in_the_audit_viewer(tmp_path: Pa
         password = change("policy.password")
         assert isinstance(password["before"], dict) and isinstance(password["after"], dict), password
         assert password["before"]["min_length"] == 8 and password["after"]["min_length"] == 12, password
+        recorder = change("policy.recorder")
+        assert isinstance(recorder["before"], dict) and isinstance(recorder["after"], dict), recorder
+        assert (
+            str(recorder["before"]["spool_max_mb"]) == spool_before
+            and recorder["after"]["spool_max_mb"] == 512
+        )
+        assert not recorder["before"]["endpoint_audio"] and recorder["after"]["endpoint_audio"] is True
         playback = change("policy.agent_playback")
         assert playback["before"] == [] and playback["after"] == ["Blue"], playback
 
