@@ -1,9 +1,10 @@
 """Admin sections whose own browser tests stop at "saved" (codes, DN matching, password policy,
-agents' own playback) or do not drive a field (the recorder's endpoint audio and spool quota): each saved on the admin page of a running server after a refused save
-(the server's sentence on the page, nothing changed), and the audit viewer — the page, not the
-API — then finds every one of those changes under the "policy" family: the allowed save with its
-values before and after, and the refusal. (Sampling, ACW, pause, voice formats, recorder, search
-keys, people and releases check their audit records in their own tests.)"""
+agents' own playback) or do not drive a field (the recorder's endpoint audio and spool quota):
+each saved on the admin page of a running server after a refused save (the server's sentence on
+the page, nothing changed), and the audit viewer — the page, not the API — then finds every one
+of those changes under the "policy" family: the allowed save with its values before and after,
+and the refusal. (Sampling, ACW, pause, voice formats, recorder masking, search keys, people and
+releases check their audit records in their own tests.)"""
 
 from __future__ import annotations
 
