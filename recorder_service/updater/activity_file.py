@@ -118,11 +118,16 @@ def remove_record(directory: Path, pid: int, name: str | None = None) -> None:
 
 
 def pid_owner(pid: int) -> int | None:
-    """The uid running ``pid``, or None if no such process (Linux: /proc)."""
+    """The uid running ``pid``, or None if no such process (Linux: /proc). A zombie -- it exited,
+    its parent has not reaped it yet -- runs nothing: None too (a recorder that crashed must not
+    count as live just because whatever started it has not looked yet)."""
     try:
-        return os.stat(f"/proc/{pid}").st_uid
+        uid = os.stat(f"/proc/{pid}").st_uid
+        stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return None
+    state = stat.rpartition(")")[2].split()[:1]  # the field after "(comm)", which may hold spaces
+    return None if state == ["Z"] else uid
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,9 @@ the autostart entry does, and ``tandem-recorder update-check`` run from ``curren
 systemd timer does. Release 2 is offered during a call: it waits for the call and its after-call
 work, is then installed, and the recorder -- the same process (pid), re-executed -- runs and
 reports version 2 in its heartbeat. A tampered bundle and stale (expired) metadata are refused,
-and a release whose self-test fails never becomes ``current``; the recorder keeps running 2.
+and a release whose self-test fails never becomes ``current``; the recorder keeps running 2. A
+release that passes its self-test but whose recorder exits at start is rolled back by the run
+that switched to it, and the fleet page shows "rolled_back".
 
 The "bundles" are not PyInstaller bundles (building two would take minutes): each is a directory
 whose ``tandem-recorder/tandem-recorder`` is a launcher script running this source tree's
@@ -55,21 +57,24 @@ AGENT, DN = "agent1", "1001"
 CALL_SECONDS = 12.0
 
 
-def _launcher(version: str, broken: bool) -> str:
+def _launcher(version: str, broken: bool, exits_at_start: bool = False) -> str:
     path = f'"$(dirname "$0")/broken":{ROOT}' if broken else str(ROOT)
+    # passes its self-test, but its recorder exits at once (as one whose session setup crashes)
+    crash = 'if [ "$1" = run ]; then echo "fake bundle: exiting at start" >&2; exit 1; fi\n'
     return (
         "#!/bin/sh\n"
         f"# fake bundle {version}: the source tree's recorder stamped {version}\n"
-        f"export TANDEM_RECORDER_VERSION={version}\n"
+        + (crash if exits_at_start else "")
+        + f"export TANDEM_RECORDER_VERSION={version}\n"
         f"export PYTHONPATH={path}\n"
         f'exec {sys.executable} -m recorder_service.main "$@"\n'
     )
 
 
-def make_bundle(tmp: Path, version: str, *, broken: bool = False) -> Path:
+def make_bundle(tmp: Path, version: str, *, broken: bool = False, exits_at_start: bool = False) -> Path:
     """The release archive of a fake bundle (see the module docstring)."""
     files: list[tuple[str, bytes, int]] = [
-        ("tandem-recorder/tandem-recorder", _launcher(version, broken).encode(), 0o755),
+        ("tandem-recorder/tandem-recorder", _launcher(version, broken, exits_at_start).encode(), 0o755),
         ("tandem-recorder/VERSION", f"{version}\n".encode(), 0o644),
     ]
     if broken:
@@ -316,3 +321,48 @@ def test_release_2_waits_for_the_call_and_acw_then_the_recorder_runs_it(
         lambda: world.fleet_row().get("update_state") == "refused", 60, "the fleet page: update refused"
     )
     assert recorder.poll() is None and record["pid"] == recorder.pid
+
+
+def test_a_release_whose_recorder_exits_at_start_is_rolled_back_and_the_fleet_shows_it(
+    world: World, recorder: subprocess.Popen[bytes]
+) -> None:
+    """0.2.0 passes its self-test, but the recorder re-executed into it exits 1 at once: the run
+    that switched waits for the verdict (a 20 s deadline here, 10 min by default), points
+    ``current`` back at 0.1.0 and marks 0.2.0 failed; the recorder started again (as the session's
+    autostart or user unit would) runs 0.1.0 and its heartbeat brings "rolled_back" to the fleet."""
+    world.env["TANDEM_UPDATE_HEALTH_SECONDS"] = "20"
+    world.publish("0.1.0", make_bundle(world.work, "0.1.0"))
+    _running(world, recorder, "0.1.0")
+    world.publish("0.2.0", make_bundle(world.work, "0.2.0", exits_at_start=True))
+    state, reason = world.update_check()
+    assert state == "rolled_back", reason
+    assert "0.2.0 rolled back to 0.1.0" in reason and "crashed" in reason, reason
+    assert recorder.wait(timeout=60) == 1  # the re-executed process: the fake bundle's exit
+    assert current_version(world.install) == "0.1.0"
+    assert (world.install / "versions" / "0.2.0.failed").read_text().startswith("rolled back:")
+    with open(world.work / "recorder.log", "ab") as log:  # the session starts ``current`` again
+        again = subprocess.Popen(
+            [
+                str(world.install / "current" / "tandem-recorder" / "tandem-recorder"),
+                "run",
+                "--spool",
+                str(world.work / "spool"),
+            ],
+            env=world.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        wait_until(lambda: (world.record() or {}).get("pid") == again.pid, 90, "the new recorder's record")
+        _running(world, again, "0.1.0")
+        row = wait_until(
+            lambda: (r := world.fleet_row()) and r.get("update_state") == "rolled_back" and r,
+            60,
+            "the fleet page: update rolled back",
+        )
+        assert "0.2.0 rolled back to 0.1.0" in str(row.get("update_detail", "")), row
+        state, reason = world.update_check()  # 0.2.0 is not applied again
+        assert state == "up_to_date" and "0.2.0 is not applied again" in reason, reason
+        assert current_version(world.install) == "0.1.0" and again.poll() is None
+    finally:
+        stop_process(again, timeout=20)

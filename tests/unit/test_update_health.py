@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
 import pytest
 
+from recorder_service.updater.activity_file import pid_owner
 from recorder_service.updater.health import Snapshot, Verdict, Watch, judge
 
 T0 = 1_000_000.0
@@ -110,3 +117,19 @@ def test_the_deadline_is_the_watchs_own() -> None:
     )
     assert judge(short, [snap("1000")], T0 + 60).action == "roll_back"
     assert "within 1 min" in judge(short, [snap("1000")], T0 + 60).reason
+
+
+def test_a_recorder_that_exited_unreaped_counts_as_ended() -> None:
+    """A zombie (exited, its parent has not reaped it) runs nothing: a crashed recorder under a
+    parent that is slow to look must not count as live."""
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    try:
+        assert pid_owner(child.pid) in (os.getuid(), None)  # live, or already a zombie
+        deadline = time.monotonic() + 60
+        while pid_owner(child.pid) is not None:  # it exits; nobody reaps it meanwhile
+            assert time.monotonic() < deadline, "the child never ended"
+            time.sleep(0.02)
+        assert Path(f"/proc/{child.pid}").exists()  # still there: a zombie, not reaped
+    finally:
+        child.wait()
+    assert pid_owner(os.getpid()) == os.getuid()
