@@ -275,7 +275,8 @@ def test_release_2_waits_for_the_call_and_acw_then_the_recorder_runs_it(
     assert r.status_code == 200, r.text
     wait_until(lambda: (world.record() or {}).get("state") == "idle", 90, "the recorder idle, spool empty")
     state, reason = world.update_check()
-    assert state == "applied", reason
+    # the run waited for the re-executed recorder to report healthy (the server took its session)
+    assert state == "applied" and "0.2.0 confirmed" in reason, reason
     assert current_version(world.install) == "0.2.0"
     _running(world, recorder, "0.2.0")  # the same process, re-executed into release 2
     wait_until(
