@@ -367,7 +367,10 @@ def check(
         switch_current(cfg.root, version)
     except ApplyError as exc:
         return CheckResult("failed", f"{exc}; {current} keeps running", version)
-    rollback.write_watch(cfg.root, Watch(version, current, clock(), cfg.health_deadline, live))
+    try:
+        rollback.write_watch(cfg.root, Watch(version, current, clock(), cfg.health_deadline, live))
+    except OSError as exc:  # the switch stands; only its rollback is lost: said, not hidden
+        log.error("cannot record the switch to %s for its health check: %s", version, exc)
     _collect_garbage(cfg.root, current=version, previous=current, running=_running_versions(cfg))
     return CheckResult(
         "applied",
