@@ -8,10 +8,13 @@ beside it, so a second run fetches nothing. Needs root (chroot, mount) and the D
 from __future__ import annotations
 
 import contextlib
+import io
 import os
+import re
 import shutil
 import subprocess
-from collections.abc import Iterator, Sequence
+import tarfile
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 MIRROR = os.environ.get("TANDEM_DEBIAN_MIRROR", "http://deb.debian.org/debian")
@@ -152,3 +155,76 @@ def fresh_root(parent: Path) -> Iterator[DebRoot]:
         # Never delete through a mount that is still there (it is the host's directory).
         if not _mounted_under(root):
             shutil.rmtree(root, ignore_errors=True)
+
+
+def repack(deb: Path, version: str, out_dir: Path) -> Path:
+    """The same package as ``version``: same bundles, the control file's version bumped, the
+    bundles moved to ``versions/<version>/`` (where postinst points ``current``) and the autostart
+    entry (a conffile) changed by one comment line, so an upgrade meets a conffile the package
+    changed -- the case where dpkg would ask, unless told ``--force-confold``. Streamed tar to tar
+    (nothing unpacked on disk) and stored uncompressed: seconds, not the minute an unpack and
+    rebuild take."""
+    parts = out_dir / f"repack-{version}"  # the ar members must be named exactly so (deb(5))
+    parts.mkdir()
+    control_tar, data_tar = parts / "control.tar", parts / "data.tar"
+    old = ""
+
+    def rewrite(
+        part: str, target: Path, edit: Callable[[tarfile.TarInfo, bytes | None], bytes | None]
+    ) -> None:
+        proc = subprocess.Popen(["dpkg-deb", part, str(deb)], stdout=subprocess.PIPE)
+        assert proc.stdout is not None
+        with (
+            tarfile.open(fileobj=proc.stdout, mode="r|") as src,
+            tarfile.open(target, "w", format=tarfile.GNU_FORMAT) as dst,
+        ):
+            for member in src:
+                body = src.extractfile(member) if member.isfile() else None
+                small = body.read() if body is not None and member.size < 4096 else None
+                content = edit(member, small)
+                if member.name == "./md5sums":  # it would name the old paths
+                    continue
+                if content is None and small is not None:
+                    content = small  # read already: the stream has moved on
+                if content is not None:
+                    member.size = len(content)
+                    dst.addfile(member, io.BytesIO(content))
+                else:
+                    dst.addfile(member, body)
+        proc.stdout.close()
+        assert proc.wait() == 0, f"dpkg-deb {part} {deb} failed"
+
+    def control(member: tarfile.TarInfo, small: bytes | None) -> bytes | None:
+        nonlocal old
+        if member.name != "./control" or small is None:
+            return None
+        found = re.search(rb"^Version: (\S+)$", small, re.MULTILINE)
+        assert found, small
+        old = found.group(1).decode()
+        return small.replace(found.group(0), f"Version: {version}".encode())
+
+    def data(member: tarfile.TarInfo, small: bytes | None) -> bytes | None:
+        before, after = f"./opt/tandem/versions/{old}", f"./opt/tandem/versions/{version}"
+        for attr in ("name", "linkname"):
+            value = getattr(member, attr)
+            if value == before or value.startswith(before + "/"):
+                setattr(member, attr, after + value[len(before) :])
+        if member.name == f"{after}/VERSION":
+            return f"{version}\n".encode()
+        if member.name == "./etc/xdg/autostart/tandem-recorder.desktop" and small is not None:
+            return small + f"# shipped with {version}\n".encode()
+        return None
+
+    rewrite("--ctrl-tarfile", control_tar, control)
+    rewrite("--fsys-tarfile", data_tar, data)
+    binary = parts / "debian-binary"
+    binary.write_text("2.0\n")
+    arch = subprocess.run(["dpkg", "--print-architecture"], check=True, capture_output=True, text=True)
+    out = out_dir / f"tandem-agent_{version}_{arch.stdout.strip()}.deb"
+    out.unlink(missing_ok=True)
+    # A .deb is an ar archive of exactly these three, in this order (deb(5)).
+    subprocess.run(
+        ["ar", "rc", str(out), binary.name, control_tar.name, data_tar.name], check=True, cwd=parts
+    )
+    shutil.rmtree(parts)
+    return out

@@ -5,7 +5,8 @@ started with its XDG autostart command as an ordinary user, enrols against a rea
 host and its heartbeat shows up in the fleet. Then bad input (each a clear message, dpkg state
 clean); a recorder enrolled as a device of the PC that the bundled desktop pairs with at login,
 which then records a SIPp call under that agent, and the supervisor plays it; the signed
-self-update; an upgrade that keeps the admin's config, and a purge that leaves nothing.
+self-update; a real upgrade to a newer version (the package repacked) that keeps the admin's config
+and conffile edits, and a purge that leaves nothing.
 
 Slow (a build and a chroot install: minutes) and needs root: CI runs it as its own step,
 ``tests/installers/run`` (TANDEM_INSTALLER_TEST=1 scripts/test runs it too). The tests share one
@@ -33,7 +34,7 @@ from server.services.releases import ReleaseRepository, init_keys
 from tests.e2e.harness import ROOT, ServerProcess, run_server, stop_process, wait_until
 from tests.e2e.screen_call import _speech_wav, bare_xvfb
 from tests.installers import call_checks
-from tests.installers.debroot import DebRoot, fresh_root, why_not_possible
+from tests.installers.debroot import DebRoot, fresh_root, repack, why_not_possible
 from tests.ports import free_port
 
 pytestmark = [
@@ -448,9 +449,12 @@ def test_update_check_installs_a_signed_release_self_tested_as_nobody(
         assert "restarting into it" in log.read_text()
     finally:
         stop_process(proc)
-    assert done.stdout.startswith(f"update check: applied: {UPDATE_VERSION} installed, self-tested"), done
-    nobody = root.run(["id", "-u", "nobody"]).stdout.strip()
-    assert f"healthy: tandem-recorder {UPDATE_VERSION} (uid {nobody})" in done.stdout, done  # not as root
+    # The run that switched waits for the re-executed recorder's health (the post-switch rollback
+    # rule) and says its verdict; the self-test's user (nobody, not root) is checked in
+    # tests/integration/test_update_updater_process.py: this output no longer carries its line.
+    uid1 = root.run(["id", "-u", "agent1"]).stdout.strip()
+    verdict = f"{UPDATE_VERSION} confirmed: {UPDATE_VERSION} healthy on every running recorder ({uid1})"
+    assert done.stdout.strip() == f"update check: applied: {verdict}", done
     assert os.readlink(root.path("/opt/tandem/current")) == f"versions/{UPDATE_VERSION}"
     installed_dir = root.path(f"/opt/tandem/versions/{UPDATE_VERSION}/tandem-recorder")
     assert installed_dir.stat().st_uid == 0 and not installed_dir.stat().st_mode & 0o022
@@ -460,21 +464,66 @@ def test_update_check_installs_a_signed_release_self_tested_as_nobody(
     assert f"update check: up_to_date: {UPDATE_VERSION} is the newest release" in again.stdout, again
 
 
-def test_upgrade_keeps_the_config_and_purge_removes_everything(installed: DebRoot, deb: Path) -> None:
+UPGRADE_VERSION = "0.1.2"  # the package again, newer than the package and the self-update's 0.1.1
+AUTOSTART = "/etc/xdg/autostart/tandem-recorder.desktop"  # the package's conffile
+
+
+def test_upgrade_to_a_new_version_keeps_the_config_and_purge_removes_everything(
+    installed: DebRoot, server: ServerProcess, deb: Path, tmp_path: Path
+) -> None:
+    """A real upgrade, as IT pushes it: the package repacked as 0.1.2 (same bundles, the control
+    file's version bumped, its autostart conffile changed) installed over the running one with
+    ``apt-get install`` and ``--force-confold``, stdin closed. The admin's edits -- agent.toml
+    (kept by postinst, not a conffile) and the autostart entry (a conffile the package changed too)
+    -- stay; ``current`` moves to the new version; agent1's recorder runs it."""
     root = installed
+    old = root.run(["dpkg-query", "-W", "-f=${Version}", "tandem-agent"]).stdout
     conf = root.path(CONF)
-    edited = re.sub(r"^enroll_token = .*\n", "", conf.read_text(), flags=re.MULTILINE) + "fps = 2\n"
-    conf.write_text(edited)  # the admin's edit: the spent code removed, a key added
-    target = root.path("/tmp") / deb.name
-    _copy(deb, target)
-    root.run(["apt-get", "install", "-y", "-q", "--reinstall", f"/tmp/{deb.name}"], timeout=600)
-    target.unlink()
-    assert conf.read_text() == edited
-    if root.path(
-        f"/opt/tandem/versions/{UPDATE_VERSION}"
-    ).is_dir():  # the update test ran: apt keeps the newer
-        assert os.readlink(root.path("/opt/tandem/current")) == f"versions/{UPDATE_VERSION}"
+    edited = re.sub(r"^enroll_token = .*\n", "", conf.read_text(), flags=re.MULTILINE)
+    edited += "# IT: 2 fps on this floor\nfps = 2\n"
+    conf.write_text(edited)  # the admin's edit: the spent code removed, a comment and a key added
+    autostart = root.path(AUTOSTART)
+    entry = autostart.read_text() + "# IT: checked\n"
+    autostart.write_text(entry)
+    started = time.monotonic()
+    new_deb = repack(deb, UPGRADE_VERSION, root.path("/tmp"))
+    repacked = time.monotonic() - started
+    options = ["-o", "Dpkg::Options::=--force-confdef", "-o", "Dpkg::Options::=--force-confold"]
+    # stdin closed: a conffile question or a debconf prompt would fail the upgrade, not hang it
+    done = root.run(
+        ["apt-get", "install", "-y", "-q", *options, f"/tmp/{new_deb.name}"], input="", timeout=600
+    )
+    new_deb.unlink()
+    took = time.monotonic() - started - repacked
+    print(f"upgrade {old} -> {UPGRADE_VERSION}: repack {repacked:.0f} s, apt-get install {took:.0f} s")
+    assert "(Y/I/N/O/D/Z)" not in done.stdout + done.stderr, done.stdout
+    status = root.run(["dpkg-query", "-W", "-f=${Status} ${Version}", "tandem-agent"]).stdout
+    assert status == f"install ok installed {UPGRADE_VERSION}", status
     assert root.dpkg_clean() == ""
+    assert conf.read_text() == edited
+    assert autostart.read_text() == entry  # --force-confold: the admin's conffile kept ...
+    assert (
+        root.path(AUTOSTART + ".dpkg-dist").read_text().endswith(f"# shipped with {UPGRADE_VERSION}\n")
+    )  # ... the package's beside it
+    # versions/: the new one present and current; dpkg removed the old package's own files (the
+    # self-updater's 0.1.1, which dpkg does not own, stays until the updater's cleanup)
+    assert os.readlink(root.path("/opt/tandem/current")) == f"versions/{UPGRADE_VERSION}"
+    assert root.path(f"/opt/tandem/versions/{UPGRADE_VERSION}/tandem-recorder/tandem-recorder").is_file()
+    assert root.path(f"/opt/tandem/versions/{UPGRADE_VERSION}/VERSION").read_text().strip() == UPGRADE_VERSION
+    assert not root.path(f"/opt/tandem/versions/{old}/tandem-recorder/tandem-recorder").exists()
+    # the recorder still runs, the new version, with its credential from before the upgrade
+    log = tmp_path / "recorder.log"
+    proc = root.popen(_autostart_command(root), user="agent1", env=_recorder_env("agent1"), log=log)
+
+    def on_new_version() -> bool:
+        assert proc.poll() is None, f"recorder exited {proc.returncode}:\n{log.read_text()}"
+        entry = _fleet_entry(server, "agent1")
+        return entry is not None and entry["version"] == UPGRADE_VERSION
+
+    try:
+        wait_until(on_new_version, 120, f"agent1's recorder on {UPGRADE_VERSION} in the fleet")
+    finally:
+        stop_process(proc)
 
     root.run(["apt-get", "purge", "-y", "-q", "tandem-agent"])
     for gone in (
@@ -484,7 +533,8 @@ def test_upgrade_keeps_the_config_and_purge_removes_everything(installed: DebRoo
         "/etc/systemd/system/timers.target.wants/tandem-update.timer",
         "/lib/systemd/system/tandem-update.timer",
         "/etc/tandem",
-        "/etc/xdg/autostart/tandem-recorder.desktop",
+        AUTOSTART,
+        AUTOSTART + ".dpkg-dist",
         "/usr/bin/tandem-recorder",
     ):
         assert not root.path(gone).exists() and not root.path(gone).is_symlink(), gone
