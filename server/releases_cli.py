@@ -13,9 +13,19 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING, TypeVar
 
 from server.settings import Settings, load_settings
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+    from server.services.actor import Actor
+    from server.services.releases import ReleaseRepository
+
+T = TypeVar("T")
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -98,71 +108,65 @@ def cmd_init_repo(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_add(args: argparse.Namespace) -> int:
+_AdminChange = Callable[["Session", "Actor", "ReleaseRepository", "Path | None"], T]
+
+
+def _as_admin(args: argparse.Namespace, change: _AdminChange[T]) -> T | int:
+    """Run one release_admin use case as the CLI actor on the server's database: the service the
+    web page and the API call, so the same checks, signed offers and audit records. A refusal
+    prints its sentence and gives exit status 1."""
     from server.cli_db import existing_session
     from server.errors import DomainError
-    from server.services import release_admin
     from server.services.actor import Actor
     from server.services.releases import ReleaseRepository
 
     settings = _settings(args)
     repo = ReleaseRepository(settings.releases_dir)
+    keys = args.keys or settings.release_keys_dir
     try:
         with existing_session(args, settings) as s:
-            release = release_admin.publish(
-                s,
-                Actor.cli(),
-                repo,
-                args.keys or settings.release_keys_dir,
-                args.version,
-                args.bundle,
-                args.percent,
-            )
+            return change(s, Actor.cli(), repo, keys)
     except DomainError as exc:
         return _fail(str(exc))
+
+
+def cmd_add(args: argparse.Namespace) -> int:
+    from server.services import release_admin
+
+    release = _as_admin(
+        args,
+        lambda s, actor, repo, keys: release_admin.publish(
+            s, actor, repo, keys, args.version, args.bundle, args.percent
+        ),
+    )
+    if isinstance(release, int):
+        return release
     print(f"published {release.version} to {release.rollout_percent}% of the fleet (sha256 {release.sha256})")
     return 0
 
 
 def cmd_rollout(args: argparse.Namespace) -> int:
-    """The web page's and the API's rollout change, through the same service (same checks, audit)."""
-    from server.cli_db import existing_session
-    from server.errors import DomainError
     from server.services import release_admin
-    from server.services.actor import Actor
-    from server.services.releases import ReleaseRepository
 
-    settings = _settings(args)
-    repo = ReleaseRepository(settings.releases_dir)
-    try:
-        with existing_session(args, settings) as s:
-            release = release_admin.set_rollout(
-                s, Actor.cli(), repo, args.keys or settings.release_keys_dir, args.version, args.percent
-            )
-    except DomainError as exc:
-        return _fail(str(exc))
+    release = _as_admin(
+        args,
+        lambda s, actor, repo, keys: release_admin.set_rollout(
+            s, actor, repo, keys, args.version, args.percent
+        ),
+    )
+    if isinstance(release, int):
+        return release
     print(f"{release.version} offered to {release.rollout_percent}% of the fleet")
     return 0
 
 
 def cmd_policy(args: argparse.Namespace) -> int:
-    """The fleet-wide pin / off switch of the web page and ``PUT /api/admin/release-policy``."""
-    from server.cli_db import existing_session
-    from server.errors import DomainError
     from server.services import release_admin
-    from server.services.actor import Actor
-    from server.services.releases import ReleaseRepository
 
-    settings = _settings(args)
-    repo = ReleaseRepository(settings.releases_dir)
     raw = {"mode": args.mode, "pin": args.pin}
-    try:
-        with existing_session(args, settings) as s:
-            policy = release_admin.set_policy(
-                s, Actor.cli(), repo, args.keys or settings.release_keys_dir, raw
-            )
-    except DomainError as exc:
-        return _fail(str(exc))
+    policy = _as_admin(args, lambda s, actor, repo, keys: release_admin.set_policy(s, actor, repo, keys, raw))
+    if isinstance(policy, int):
+        return policy
     print(f"release policy: {policy['mode']}" + (f" {policy['pin']}" if policy.get("pin") else ""))
     return 0
 
