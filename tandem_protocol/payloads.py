@@ -84,6 +84,8 @@ class InteractionSummary:
     # "stopped", "uploaded", "failed", or "no_recorder" (sampled, but the agent's recorder was not
     # connected: the screen of this call is missing, not pending).
     screen_state: str = ""
+    # What the SIP side said: "inbound", "outbound" or "" (not known; every call before 0017).
+    direction: str = ""
 
 
 @dataclass

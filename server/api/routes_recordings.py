@@ -55,6 +55,7 @@ def summary(row: models.Interaction) -> InteractionSummary:
         linked_to=row.parent_interaction_id,
         unassigned=row.agent_id is None,
         screen_state=row.screen_state,
+        direction=row.direction,
     )
 
 

@@ -42,9 +42,10 @@ _DESCRIPTIONS = {
     "pause_reason_missing": "true: a pause whose reason the admin requires for the agent's team was "
     "never given; false: none such",
     "end_reason": "Exact end reason (e.g. bye, timeout)",
+    "direction": "inbound, outbound or unknown (the SIP side did not say; every call before revision 0017)",
     "disposition": "ACW disposition code (only once interactions record one)",
     "notes": "Text in the ACW notes (only once interactions record them)",
-    "sort": "started_at (default), duration, agent, caller, callee or end_reason",
+    "sort": "started_at (default), duration, agent, caller, callee, end_reason or direction",
     "order": "desc (default) or asc",
     "limit": "Rows per page, 1-200 (default 50)",
     "cursor": "next_cursor of the previous page",

@@ -89,6 +89,7 @@ class CallRepository:
                     screen_percentage=percentage,
                     voice_state=live.voice.value,
                     screen_state=live.screen.value,
+                    direction=live.direction,
                 )
             )
 

@@ -96,6 +96,8 @@ def sort_expression(sort: str) -> Any:
         return Ix.caller_number
     if sort == "callee":
         return Ix.callee_number
+    if sort == "direction":
+        return Ix.direction
     return Ix.end_reason
 
 
@@ -125,6 +127,13 @@ def conditions(query: SearchQuery, agents: list[int] | None) -> list[ColumnEleme
         out.append(Ix.was_paused.is_(query.paused))
     if query.end_reason:
         out.append(Ix.end_reason == query.end_reason)
+    if query.direction:
+        # Only a search over everyone's calls reads the (direction, time) index; with agents or a
+        # number prefix, "|| ''" keeps SQLite on the agent or number index (a direction is a third
+        # of all calls, an agent's calls are a few), where direction is a covering column.
+        broad = agents is None and not query.caller and not query.callee
+        direction = Ix.direction if broad else Ix.direction.concat("")
+        out.append(direction == ("" if query.direction == "unknown" else query.direction))
     if query.disposition:
         out.append(Ix.disposition_code == query.disposition)
     if query.notes:

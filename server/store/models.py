@@ -120,6 +120,9 @@ class Interaction(Base):
     # an admin-defined disposition code and free notes, both searchable by supervisors.
     disposition_code: Mapped[str | None] = mapped_column(String(32), nullable=True, index=True)
     notes: Mapped[str] = mapped_column(Text, default="", server_default="")
+    # What the SIP side said (revision 0017, server/calls/offer_policy.offer_direction): "inbound",
+    # "outbound" or "" (not known — also every call recorded before 0017).
+    direction: Mapped[str] = mapped_column(String(10), default="", server_default="")
     agent: Mapped[User | None] = relationship()
     pauses: Mapped[list[PauseSpan]] = relationship(order_by="PauseSpan.started_at")
     # Only stored files: a row still "pending" is an upload or a move into storage under way
@@ -479,7 +482,9 @@ Index(
     Interaction.id,
     Interaction.has_screen,
     Interaction.was_paused,
+    Interaction.direction,  # revision 0017: "my teams, inbound" stays covering
 )
+Index("ix_interactions_direction_started_id", Interaction.direction, Interaction.started_at, Interaction.id)
 Index(
     "ix_interactions_caller_number",
     Interaction.caller_number,

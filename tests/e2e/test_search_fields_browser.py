@@ -3,7 +3,7 @@ test_search_browser.py does not drive (date/time range, team, called-number pref
 range, was paused / not paused, end reason), each typed into the form on its own, submitted, and
 the rows shown compared with the same rule computed here over the seeded calls; the URL carries
 the field (the query lives in the URL). Agent, caller, has screen, disposition, notes and
-metadata are driven in test_search_browser.py; direction is not a field (README, Not there yet)."""
+metadata are driven in test_search_browser.py; direction in test_search_direction_browser.py."""
 
 from __future__ import annotations
 

@@ -328,7 +328,7 @@ def test_bad_queries_get_a_clear_422_and_are_audited(env: Any) -> None:
         ({"has_screen": "maybe"}, "has_screen: must be true or false"),
         ({"min_duration": "-3"}, "min_duration: seconds between"),
         ({"colour": "red"}, "colour: unknown parameter"),
-        ({"direction": "inbound"}, "direction: the direction of a call is not recorded yet"),
+        ({"direction": "north"}, "direction: 'north' is not a direction; use inbound, outbound, unknown"),
         ({"meta.queue": "gold"}, "meta.queue: not a searchable metadata key"),
         ({"cursor": "!!!not-base64"}, "cursor: not a cursor this search gave out"),
         ({"cursor": _tampered(good, v="a string")}, "cursor: is damaged"),

@@ -93,7 +93,7 @@ def test_naive_time_is_utc_and_an_offset_is_honoured() -> None:
         ("caller", {"caller": "+ -"}, "give the start of a number"),
         ("end_reason", {"end_reason": "x" * 101}, "at most 100 characters"),
         ("end_reason", {"end_reason": "a\x00b"}, "control characters"),
-        ("direction", {"direction": "inbound"}, "not recorded yet"),
+        ("direction", {"direction": "sideways"}, "is not a direction; use inbound, outbound, unknown"),
         ("notes", {"notes": "refund"}, "interactions have no notes yet"),
         ("meta.account", {"meta.account": "1"}, "not a searchable metadata key; searchable keys: queue"),
         ("agentt", {"agentt": "ann"}, "unknown parameter"),
@@ -214,6 +214,21 @@ TYPICAL: dict[str, tuple[SearchQuery, list[int] | None, str]] = {
     "screen + paused": (SearchQuery(since=WEEK, has_screen=True, paused=True), SUP, "ix_interactions_agent"),
     "metadata": (SearchQuery(meta=(("account", "a000017"),)), SUP, "ix_interaction_meta_values_key_value"),
     "admin 7 days": (SearchQuery(since=WEEK), None, "ix_interactions_started_id"),
+    "admin inbound": (
+        SearchQuery(since=WEEK, direction="inbound"),
+        None,
+        "ix_interactions_direction_started_id",
+    ),
+    "my teams outbound": (
+        SearchQuery(since=WEEK, direction="outbound"),
+        SUP,
+        "ix_interactions_agent_started_id",
+    ),
+    "caller + direction": (
+        SearchQuery(caller="4420", direction="unknown"),
+        None,
+        "ix_interactions_caller_number",
+    ),
     "page 50": (
         SearchQuery(since=WEEK, cursor=Cursor(1_779_990_000.0, "000000123456")),
         SUP,

@@ -51,9 +51,15 @@ export function stopPlayer() {
   el.remove();
 }
 
+// Inbound/outbound as the SIP side said it; "" means it did not say (and every call before 0017).
+function directionText(direction) {
+  return { inbound: "Inbound", outbound: "Outbound" }[direction] || "Not known";
+}
+
 function renderDetails(summary) {
   const rows = [
     ["Agent", summary.agent], ["DN", summary.dn], ["Caller", summary.caller], ["Callee", summary.callee],
+    ["Direction", directionText(summary.direction)],
     ["Started", localDateTime(summary.started_at)],
     ["Talk time", callDuration(summary) === null ? "in progress" : formatClock(callDuration(summary))],
     ["Pauses", String((summary.pauses || []).length)], ["State", summary.state],

@@ -8,12 +8,14 @@ import { callDuration, formatClock, localDateTime } from "./timeline.js";
 const $ = (id) => document.getElementById(id);
 const TEXT_FIELDS = ["agent", "team", "caller", "callee", "min_duration", "max_duration", "end_reason",
   "disposition", "notes"];
-const SELECT_FIELDS = ["has_screen", "paused"];
+const SELECT_FIELDS = ["has_screen", "paused", "direction"];
 // "Required reason not given" is offered in the Paused list (such a call was paused) but is its own
 // parameter, pause_reason_missing=true: a pause whose reason the admin requires never got one.
 const NO_REASON = "no_reason";
 const SORTS = { started_at: "Start", agent: "Agent", caller: "Caller", callee: "Called", duration: "Duration",
-  end_reason: "End" };
+  end_reason: "End", direction: "Direction" };
+// "" = the SIP side did not say which side dialled (and every call recorded before revision 0017).
+const DIRECTIONS = { inbound: "Inbound", outbound: "Outbound" };
 const WEEK_MS = 7 * 24 * 3600 * 1000;
 // Thumbnails show the screen: only for the roles that may replay recordings (each is audited).
 const THUMBNAIL_ROLES = ["supervisor", "evaluator", "compliance", "admin"];
@@ -118,6 +120,7 @@ function resultRow(item) {
     screen,
     pausedCell(item),
     cell(item.end_reason || ""),
+    cell(DIRECTIONS[item.direction] || "not known", `direction ${item.direction || "unknown"}`),
   );
   row.addEventListener("click", (event) => {
     if (event.target !== link) location.hash = link.getAttribute("href");
