@@ -6,7 +6,7 @@ Target: p95 <= 50 ms at 1,000,000 rows.
     .venv/bin/python -m benchmarks.playback.search_bench --rows 1000000 --db /tmp/search-bench.db
 
 ``--plans`` prints SQLite's EXPLAIN QUERY PLAN of each query's page and count statements (how the
-indexes of revision 0010 were chosen). An existing --db with the right row count is reused.
+indexes of revisions 0010 and 0017 were chosen). An existing --db with the right row count is reused.
 """
 
 from __future__ import annotations
@@ -49,8 +49,12 @@ def generate(path: Path, rows: int, seed: int = 14) -> float:
     db.execute("PRAGMA journal_mode=OFF")
     db.execute("PRAGMA synchronous=OFF")
     now = 1_780_000_000.0
-    if db.execute("SELECT count(*) FROM interactions").fetchone()[0] == rows:
+    existing = db.execute("SELECT count(*) FROM interactions").fetchone()[0]
+    directed = db.execute("SELECT 1 FROM interactions WHERE direction != '' LIMIT 1").fetchone()
+    if existing == rows and directed:
         return now
+    if existing:  # another size, or made before revision 0017 (every direction unknown)
+        raise SystemExit(f"{path} holds {existing:,} interactions of another run: delete it first")
     rng = random.Random(seed)
     db.execute("BEGIN")
     for t in range(1, TEAMS + 1):
@@ -87,7 +91,9 @@ def generate(path: Path, rows: int, seed: int = 14) -> float:
             )
         )  # fmt: skip
         screen, paused, held = rng.random() < 0.3, rng.random() < 0.1, rng.random() < 0.1
-        batch[-1] += (screen, paused)
+        # What the SIP side said: most calls inbound, some outbound, a few not known ("").
+        direction = rng.choices(("inbound", "outbound", ""), weights=(6, 3, 1))[0]
+        batch[-1] += (screen, paused, direction)
         account = f"A{rng.randrange(200_000):06d}"  # a near-unique key: ~5 calls per account
         metas.append((iid, "account", account.casefold(), started))
         if screen:
@@ -103,7 +109,7 @@ def generate(path: Path, rows: int, seed: int = 14) -> float:
                 "INSERT INTO interactions (id, call_id, dn, agent_id, caller, callee, state, started_at,"
                 " answered_at, ended_at, end_reason, screen_decision, screen_percentage, voice_state,"
                 " screen_state, kind, source, participants, recording_meta, caller_number, callee_number,"
-                " duration, has_screen, was_paused) VALUES (" + ",".join("?" * 24) + ")",
+                " duration, has_screen, was_paused, direction) VALUES (" + ",".join("?" * 25) + ")",
                 batch,
             )
             db.executemany(
@@ -149,6 +155,11 @@ def queries(now: float, rng: random.Random) -> dict[str, Callable[[], tuple[Sear
             sup,
         ),
         "admin: 7 days of everyone": lambda: (SearchQuery(since=week), admin),
+        "7 days of my teams, outbound": lambda: (SearchQuery(since=week, direction="outbound"), sup),
+        "admin: 7 days, direction unknown (10 %)": lambda: (
+            SearchQuery(since=week, direction="unknown"),
+            admin,
+        ),
     }
 
 
