@@ -103,7 +103,7 @@ def _seed_calls(data_dir: Path, work: Path) -> None:
     sessions = make_session_factory(make_engine(f"sqlite:///{(data_dir / 'tandem.db').resolve()}"))
     with session_scope(sessions) as s:
         users = {u.username: u for u in s.execute(select(models.User)).scalars()}
-        for call in CALLS:
+        for n, call in enumerate(CALLS):
             t0 = _t0(call)
             voice_at = t0 + VOICE_OFFSET
             s.add(
@@ -128,6 +128,8 @@ def _seed_calls(data_dir: Path, work: Path) -> None:
                     has_screen=call.screen,
                     was_paused=call.paused,
                     disposition_code="SALE" if call.screen else None,
+                    # Mostly inbound, as in a contact centre; one of four not known (plain INVITE).
+                    direction=("inbound", "outbound", "inbound", "")[n % 4],
                 )
             )
             s.flush()
