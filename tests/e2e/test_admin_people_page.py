@@ -108,6 +108,20 @@ def test_admin_edits_people_and_teams_and_the_audit_viewer_finds_it(tmp_path: Pa
         page.select_option("#people-role-filter", "")
         page.wait_for_selector("#people-table tbody tr[data-username='admin']")
 
+        # A user made with the New user form shows in the People table (and a new team in the
+        # teams table) without a reload.
+        page.fill("#new-user-username", "agent9")
+        page.fill("#new-user-full-name", "Agent Nine")
+        page.select_option("#new-user-role", "agent")
+        page.fill("#new-user-team", "Orange")
+        page.fill("#new-user-password", "correct-horse-battery-9")
+        page.click("#new-user-save")
+        page.wait_for_function(
+            "() => document.getElementById('new-user-status').textContent.startsWith('Created')"
+        )
+        page.wait_for_selector("#people-table tbody tr[data-username='agent9']")
+        page.wait_for_selector("#teams-table tbody tr:has-text('Orange')")
+
         _edit(page, "agent1")
         page.fill("#team-create-name", "")
         page.set_viewport_size({"width": 1280, "height": 1350})  # the users, the form and the teams

@@ -201,6 +201,9 @@ export function initPeople() {
   $("people-q").addEventListener("input", reload);
   for (const id of ["people-role-filter", "people-team-filter", "people-inactive"]) $(id).addEventListener("change", reload);
   $("people-filter").addEventListener("submit", (event) => { event.preventDefault(); reload(); });
+  document.addEventListener("tandem:user-created", () => {
+    loadTeams().then(loadUsers).catch((err) => say("people-list-status", `Could not load users: ${err.message}`, true));
+  });
   $("people-edit").addEventListener("submit", saveEdit);
   $("people-edit-cancel").addEventListener("click", closeEdit);
   $("people-edit").addEventListener("keydown", (event) => { if (event.key === "Escape") closeEdit(); });

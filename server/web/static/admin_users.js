@@ -69,6 +69,8 @@ export function initNewUser() {
       const user = await api("POST", "/api/admin/users", body);
       $("new-user-form").reset();
       status(`Created ${user.role} ${user.username}.`);
+      // The People section lists users and teams (a new team may have been made): it reloads.
+      document.dispatchEvent(new CustomEvent("tandem:user-created", { detail: user }));
     } catch (err) {
       status(`Not created: ${err.message}`, true);
     } finally {
