@@ -238,7 +238,9 @@ def test_a_hung_recorder_warns_about_the_screen_and_resume_restores_the_voice(
         desk, sup, rec = setup(http)
         desktop = channel(url, "desktop", desk["Authorization"].split()[1])
         recorder = FakeRecorder(url, rec)  # acks the start, then hangs (as after SIGSTOP)
-        call = Call(ctx.sip_port, 8.0)
+        # The tone must outlast the last resume + 0.4 s however slow the requests are: with 8 s, a
+        # loaded CI machine reached the second resume after the tone had ended (RMS 0 "after").
+        call = Call(ctx.sip_port, 20.0)
         try:
             iid = answered(http, desk, "recording")
             time.sleep(1.0)  # a second of tone before the pause (what is checked comes after)
