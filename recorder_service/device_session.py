@@ -24,6 +24,7 @@ from pathlib import Path
 
 import httpx
 
+from recorder_service import host_identity
 from recorder_service.errors import CredentialsError
 from recorder_service.pairing_ipc import PairingError, PairingRequest, PairingServer
 from recorder_service.spool import Spool
@@ -50,7 +51,11 @@ def _message(response: httpx.Response) -> str:
 
 def enrol_device(server_url: str, token: str, hostname: str | None = None) -> str:
     """Enrol this PC with an enrolment token; returns the device credential (shown to no one)."""
-    body = {"token": token.strip(), "hostname": hostname or socket.gethostname()}
+    body = {
+        "token": token.strip(),
+        "hostname": hostname or socket.gethostname(),
+        "os_user": host_identity.os_user(),
+    }
     try:
         with httpx.Client(timeout=_TIMEOUT) as client:
             response = client.post(f"{server_url}/api/devices/enroll", json=body)

@@ -27,6 +27,7 @@ from collections.abc import Sequence
 
 import httpx
 
+from recorder_service import host_identity
 from recorder_service.config import RecorderConfig, load_config
 from recorder_service.credentials import TokenStore
 from recorder_service.errors import CredentialsError, RecorderError
@@ -114,7 +115,9 @@ def cmd_login(args: argparse.Namespace, config: RecorderConfig) -> int:
 
 def _enroll(server_url: str, code: str, store: TokenStore) -> str:
     """Exchange the enrolment code for this PC's recorder token and store it; returns who it is for."""
-    body = RecorderEnrollRequest(code=code)
+    body = RecorderEnrollRequest(
+        code=code, hostname=host_identity.hostname(), os_user=host_identity.os_user()
+    )
     try:
         with httpx.Client(timeout=_TIMEOUT) as client:
             response = client.post(f"{server_url}/api/recorders/enroll", json=body.__dict__)

@@ -131,9 +131,12 @@ class RecorderEnrolmentCode:
 @dataclass
 class RecorderEnrollRequest:
     """``POST /api/recorders/enroll``: the recorder exchanges its code (once) for a recorder token,
-    answered as a ``LoginResponse``."""
+    answered as a ``LoginResponse``. ``hostname`` and ``os_user`` name the PC on the fleet page
+    when the code is refused."""
 
     code: str
+    hostname: str = ""
+    os_user: str = ""
 
 
 class UploadHeaders:
