@@ -5,6 +5,8 @@
     RecorderError
     ├── ConfigError (ValueError)         a flag, environment variable or default is unusable
     ├── CredentialsError                 no keyring, no stored token, or the login was refused
+    │   ├── ServerUnreachableError       the server did not answer (a wrong URL, no network)
+    │   └── EnrolmentRefusedError        the server refused the enrolment code or token
     ├── CaptureError                     the screen could not be grabbed
     ├── EncoderError                     PyAV/libx264 failed to open, encode or finalise
     ├── Mp4StructureError (ValueError)   not a fragmented MP4 with a complete fragment
@@ -29,6 +31,14 @@ class ConfigError(RecorderError, ValueError):
 
 class CredentialsError(RecorderError):
     """No usable keyring, no stored token, or the server refused the login."""
+
+
+class ServerUnreachableError(CredentialsError):
+    """The server could not be reached at all: a wrong URL or no network, nothing refused."""
+
+
+class EnrolmentRefusedError(CredentialsError):
+    """The server refused the enrolment code or token (used, expired, revoked, unknown)."""
 
 
 class CaptureError(RecorderError):
