@@ -21,17 +21,32 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import keyring
 import keyring.errors
 
+from recorder_service.device_broker_wire import DeviceReply
 from recorder_service.errors import CredentialsError
 
 SERVICE = "tandem-recorder"
 _DEFAULT_SERVER_KEY = "__default_server__"
 _DEVICE_PREFIX = "device:"  # the device credential's key: "device:<server URL>"
 _NOT_DESKTOP_MODULES = ("keyring.backends.fail", "keyring.backends.null", "keyrings.alt")
+
+
+class DeviceCredential(Protocol):
+    """What a device recorder (device_session.DeviceRunner) needs of its PC's device credential:
+    the two calls made with it, ``pair`` (with a desktop's ticket) and ``unpair``. Two places hold
+    it (device_broker_client.py): this user's keyring (dev and test installs, Windows for now) or
+    the PC's root-only broker, which makes the call itself and never hands the credential out.
+
+    ``call`` returns the server's answer; CredentialsError when the server or the broker could not
+    be asked (the message says which and why)."""
+
+    server_url: str
+
+    def call(self, op: str, ticket: str = "") -> DeviceReply: ...
 
 
 def _is_desktop_backend(backend: Any) -> bool:

@@ -25,6 +25,7 @@ from pathlib import Path
 import httpx
 
 from recorder_service import host_identity
+from recorder_service.credentials import DeviceCredential
 from recorder_service.errors import CredentialsError
 from recorder_service.pairing_ipc import PairingError, PairingRequest, PairingServer
 from recorder_service.spool import Spool
@@ -49,12 +50,13 @@ def _message(response: httpx.Response) -> str:
         return response.text[:200]
 
 
-def enrol_device(server_url: str, token: str, hostname: str | None = None) -> str:
-    """Enrol this PC with an enrolment token; returns the device credential (shown to no one)."""
+def enrol_device(server_url: str, token: str, hostname: str | None = None, os_user: str | None = None) -> str:
+    """Enrol this PC with an enrolment token; returns the device credential (shown to no one).
+    ``os_user``: who asked (the PC's device broker enrols for a user's recorder); default: us."""
     body = {
         "token": token.strip(),
         "hostname": hostname or socket.gethostname(),
-        "os_user": host_identity.os_user(),
+        "os_user": host_identity.os_user() if os_user is None else os_user,
     }
     try:
         with httpx.Client(timeout=_TIMEOUT) as client:
@@ -79,16 +81,15 @@ class DeviceRunner:
 
     def __init__(
         self,
-        server_url: str,
-        credential: str,
+        device: DeviceCredential,
         spool_root: Path,
         *,
         fps: float,
         monitor: int,
         self_update: SelfUpdate | None = None,
     ) -> None:
-        self.server_url = server_url
-        self._credential = credential
+        self.server_url = device.server_url
+        self._device = device  # in this user's keyring, or held by the PC's broker
         self._spool_root = spool_root
         self._fps = fps
         self._monitor = monitor
@@ -98,31 +99,19 @@ class DeviceRunner:
         self._session_stop: asyncio.Event | None = None
         self._switching = False
 
-    def _post(self, path: str, body: dict[str, str] | None = None) -> httpx.Response:
-        with httpx.Client(timeout=_TIMEOUT) as client:
-            return client.post(
-                f"{self.server_url}{path}",
-                json=body or {},
-                headers={"Authorization": f"Bearer {self._credential}"},
-            )
-
     async def handle(self, request: PairingRequest) -> str:
         """The pairing endpoint's handler: pair or unpair with the server, then switch sessions."""
         try:
-            if request.op == "pair":
-                response = await asyncio.to_thread(
-                    self._post, "/api/devices/pair", {"ticket": request.ticket}
-                )
-            else:
-                response = await asyncio.to_thread(self._post, "/api/devices/unpair")
-        except httpx.HTTPError as exc:
-            raise PairingError(f"cannot reach {self.server_url}: {exc}") from exc
-        if response.status_code not in (200, 204):
-            message = f"the server refused ({response.status_code}): {_message(response)}"
+            reply = await asyncio.to_thread(self._device.call, request.op, request.ticket)
+        except CredentialsError as exc:
+            log.error("%s: %s", request.op, exc)
+            raise PairingError(str(exc)) from exc
+        if reply.status not in (200, 204):
+            message = f"the server refused ({reply.status}): {reply.message()}"
             log.error("%s %s", request.op, message)
             raise PairingError(message)
         if request.op == "pair":
-            data = response.json()
+            data = reply.body
             self.binding = Binding(str(data["agent_username"]), str(data["token"]))
             log.info("paired: recording %s on this PC", self.binding.agent)
         else:

@@ -5,6 +5,7 @@
     tandem-recorder logout [--server URL]
     tandem-recorder update-check          (as root, from tandem-update.timer: see updater/system.py)
     tandem-recorder self-test [--server URL]
+    tandem-recorder device-broker         (as root, from tandem-device.socket: see device_broker.py)
 
 ``login`` exchanges a one-time enrolment code from IT (``tandem-server enroll-recorder --username
 AGENT``, or the admin API) for this PC's recorder token: a password never yields one, so an agent
@@ -72,6 +73,13 @@ def _parser() -> argparse.ArgumentParser:
         parents=[common],
         help="check this version can run here: modules, capture backend, server (the updater runs it)",
     )
+    broker = sub.add_parser(
+        "device-broker",
+        help="hold this PC's device credential for every user's recorder (root; tandem-device.socket)",
+    )
+    broker.add_argument("--socket", help="listen here when not socket-activated (/run/tandem/device.sock)")
+    broker.add_argument("--state-dir", help="where the device credential is kept (/var/lib/tandem)")
+    broker.add_argument("--log-level", help="DEBUG, INFO, WARNING or ERROR")
     return parser
 
 
@@ -219,20 +227,14 @@ def _device_mode(store: TokenStore, server: str, settings: AgentSettings) -> boo
 
 
 def _run_device(store: TokenStore, server: str, settings: AgentSettings, config: RecorderConfig) -> int:
-    from recorder_service.device_session import DeviceRunner, enrol_device
+    from recorder_service.device_broker_client import device_credential_for
+    from recorder_service.device_session import DeviceRunner
     from recorder_service.pairing_ipc import socket_path
 
-    credential = store.device_credential(server)
-    if credential is None:
-        source = settings.sources["enroll_token"]
-        log.info("enrolling this PC with %s (enrolment token from %s)", server, source)
-        credential = enrol_device(server, settings.enroll_token or "")
-        store.save_device(server, credential)
-        log.info("enrolled: this PC's recorder records whoever logs in on its desktop")
+    # The user's own stored credential, else the PC's root broker, else enrol into the keyring.
+    device = device_credential_for(store, server, settings)
     hook = _self_update()
-    runner = DeviceRunner(
-        server, credential, config.spool_dir, fps=config.fps, monitor=config.monitor, self_update=hook
-    )
+    runner = DeviceRunner(device, config.spool_dir, fps=config.fps, monitor=config.monitor, self_update=hook)
     asyncio.run(runner.run(socket_path(), asyncio.Event()))
     return _after_service(hook)
 
@@ -294,6 +296,10 @@ def _setup_logging(level: str) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.command == "device-broker":  # root: the PC's own config only, never a user's
+        from recorder_service.device_broker import main as broker_main
+
+        return broker_main(args)
     try:
         settings = load_agent_settings()
         config = _config(args, settings)

@@ -162,9 +162,11 @@ def test_the_desktop_pairs_after_login_and_unpairs_before_logout(sock_path: Path
 
 
 def test_each_agent_spools_into_his_own_directory_under_the_root(tmp_path: Path) -> None:
+    from recorder_service.device_broker_client import LocalDeviceCredential
     from recorder_service.device_session import DeviceRunner
 
-    runner = DeviceRunner("http://tandem.test", "tdc_x", tmp_path, fps=1.0, monitor=0)
+    device = LocalDeviceCredential("http://tandem.test", "tdc_x")
+    runner = DeviceRunner(device, tmp_path, fps=1.0, monitor=0)
     assert runner.spool_dir("alice") == tmp_path / "agents" / "alice"
     assert runner.spool_dir("../../etc/x").parent == tmp_path / "agents"  # no way out of the root
     assert runner.spool_dir("..") == tmp_path / "agents" / "_"

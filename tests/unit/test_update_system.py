@@ -173,6 +173,7 @@ def test_device_recorder_with_nobody_logged_in_is_idle_and_moves_to_a_new_versio
     import asyncio
     import tempfile
 
+    from recorder_service.device_broker_client import LocalDeviceCredential
     from recorder_service.device_session import DeviceRunner
     from recorder_service.updater.activity_file import ActivityRecord
 
@@ -181,7 +182,8 @@ def test_device_recorder_with_nobody_logged_in_is_idle_and_moves_to_a_new_versio
     records = tmp_path / "activity"
     records.mkdir()
     hook = SelfUpdate(root=tmp_path, version="0.1.0", directory=records, interval=0.05, env={})
-    runner = DeviceRunner("http://tandem.test", "tdc_x", tmp_path, fps=1.0, monitor=0, self_update=hook)
+    device = LocalDeviceCredential("http://tandem.test", "tdc_x")
+    runner = DeviceRunner(device, tmp_path, fps=1.0, monitor=0, self_update=hook)
     with tempfile.TemporaryDirectory(dir="/tmp") as short:  # a unix socket path must be short
 
         async def scenario() -> None:
