@@ -7,57 +7,28 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from server.api.app import create_app
-from server.settings import load_settings
 from server.store import models
 from server.store.db import session_scope
-from server.store.users import create_user
 from tests.integration.siprec_peer import SrcPeer, tone
-from tests.ports import rtp_range
+from tests.integration.siprec_world import ADMIN, OFFERS, PASSWORD, blue_agents, desk_login, siprec_server
 
-OFFERS = Path(__file__).resolve().parents[2] / ".." / "shared" / "testdata" / "siprec" / "offers"
 ACME = (OFFERS / "acme-siprec-offer.txt").read_bytes()
 PLAIN = (OFFERS / "non-siprec-payload.txt").read_bytes()
 AGENT_AOR = b'aor="sip:1002@192.168.50.10"'  # the acme offer's called party: callingParty false
 CALLER_FLAG = b"<apkt:callingParty>true</apkt:callingParty>"
 AGENT_FLAG = b"<apkt:callingParty>false</apkt:callingParty>"
-PASSWORD = "correct-horse-battery"
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[TestClient, Any]]:
-    data = tmp_path_factory.mktemp("direction") / "data"
-    settings = load_settings(
-        None,
-        data_dir=data,
-        sip_port=0,
-        rtp_port_min=(rtp := rtp_range())[0],
-        rtp_port_max=rtp[1],
-        rtp_timeout_seconds=30,
-        acw_limit_seconds=1,
-        screen_percentage=0,
-    )
-    app = create_app(settings)
-    with session_scope(app.state.ctx.sessions) as s:
-        create_user(s, "admin", PASSWORD, "admin")
-        for n in range(6):
-            create_user(s, f"agent{n}", PASSWORD, "agent", team="Blue")
-    with TestClient(app) as client:
-        yield client, app.state.ctx
-
-
-def login_agent(client: TestClient, user: str, dn: str) -> None:
-    r = client.post(
-        "/api/auth/login", json={"username": user, "password": PASSWORD, "client": "desktop", "dn": dn}
-    )
-    assert r.status_code == 200, r.text
+    with siprec_server(tmp_path_factory.mktemp("direction") / "data", [ADMIN, *blue_agents(6)]) as world:
+        yield world
 
 
 def call(ctx: Any, body: bytes, **kwargs: Any) -> str:
@@ -107,10 +78,10 @@ def test_siprec_calling_party_flag_and_plain_direction_header_are_stored_and_sea
     client, ctx = server
     calls: dict[str, str] = {}  # expected direction -> interaction id
     # SIPREC, the agent is the called party (the customer's callingParty is true): inbound.
-    login_agent(client, "agent0", "1002")
+    desk_login(client, "agent0", "1002")
     calls["inbound"] = stored_direction(ctx, call(ctx, ACME))[0]
     # The same offer with the flags swapped: the agent dialled, outbound.
-    login_agent(client, "agent1", "1003")
+    desk_login(client, "agent1", "1003")
     swapped = (
         ACME.replace(AGENT_AOR, b'aor="sip:1003@192.168.50.10"')
         .replace(CALLER_FLAG, b"@@")
@@ -119,11 +90,11 @@ def test_siprec_calling_party_flag_and_plain_direction_header_are_stored_and_sea
     )
     calls["outbound"] = stored_direction(ctx, call(ctx, swapped))[0]
     # A plain INVITE (no metadata) that names its direction in the recording header.
-    login_agent(client, "agent2", "1004")
+    desk_login(client, "agent2", "1004")
     header = call(ctx, PLAIN, dn="1004", siprec=False, extra=("X-Recording-Direction: Outbound",))
     plain_outbound = stored_direction(ctx, header)
     # A plain INVITE that says nothing: not known.
-    login_agent(client, "agent3", "1005")
+    desk_login(client, "agent3", "1005")
     calls["unknown"] = stored_direction(ctx, call(ctx, PLAIN, dn="1005", siprec=False))[0]
 
     with session_scope(ctx.sessions) as s:

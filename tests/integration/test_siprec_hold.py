@@ -17,41 +17,25 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from server.api.app import create_app
-from server.settings import load_settings
 from server.store import models
 from server.store.db import session_scope
-from server.store.users import create_user
 from tests.integration.siprec_peer import Dialog, SrcPeer, tone
-from tests.ports import rtp_range
+from tests.integration.siprec_world import ADMIN, OFFERS, blue_agents, desk_login, siprec_server
 
-OFFERS = Path(__file__).resolve().parents[2] / ".." / "shared" / "testdata" / "siprec" / "offers"
 ACME = "acme-siprec-offer.txt"  # the agent (1002) sends the second stream
-PASSWORD = "correct-horse-battery"
 HOLD = 0.5  # seconds between the hold and the resume re-INVITE
 TOLERANCE = 0.04  # the silence in the file and the stored span agree to 40 ms
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[TestClient, Any]]:
-    data = tmp_path_factory.mktemp("hold") / "data"
-    settings = load_settings(
-        None,
-        data_dir=data,
-        sip_port=0,
-        rtp_port_min=(rtp := rtp_range())[0],
-        rtp_port_max=rtp[1],
-        rtp_timeout_seconds=30,
-        acw_limit_seconds=1,
+    with siprec_server(
+        tmp_path_factory.mktemp("hold") / "data",
+        [ADMIN, *blue_agents(1)],
         screen_percentage=100,  # the screen is wanted: every pause waits for its recorder...
         pause_confirm_timeout_seconds=5.0,  # ...which never connects in this test
-    )
-    app = create_app(settings)
-    with session_scope(app.state.ctx.sessions) as s:
-        create_user(s, "admin", PASSWORD, "admin")
-        create_user(s, "agent0", PASSWORD, "agent", team="Blue")
-    with TestClient(app) as client:
-        yield client, app.state.ctx
+    ) as world:
+        yield world
 
 
 def _sdp(direction: bytes) -> bytes:
@@ -95,11 +79,7 @@ def test_short_hold_without_a_connected_recorder_silences_only_the_hold(
     server: tuple[TestClient, Any],
 ) -> None:
     client, ctx = server
-    r = client.post(
-        "/api/auth/login",
-        json={"username": "agent0", "password": PASSWORD, "client": "desktop", "dn": "1002"},
-    )
-    assert r.status_code == 200, r.text
+    desk_login(client, "agent0", "1002")
     peer = SrcPeer(ctx.sip_port)
     try:
         dialog = peer.invite((OFFERS / ACME).read_bytes())

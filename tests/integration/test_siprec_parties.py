@@ -17,60 +17,37 @@ import re
 import threading
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from server.api.app import create_app
-from server.settings import load_settings
 from server.store import models
 from server.store.db import session_scope
-from server.store.users import create_user
 from tests.integration.siprec_peer import Dialog, SrcPeer, tone
-from tests.ports import rtp_range
+from tests.integration.siprec_world import (
+    ADMIN,
+    BLUE_SUPERVISOR,
+    OFFERS,
+    PASSWORD,
+    AgentDesks,
+    blue_agents,
+    siprec_server,
+)
 
-OFFERS = Path(__file__).resolve().parents[2] / ".." / "shared" / "testdata" / "siprec" / "offers"
 ACME = (OFFERS / "acme-siprec-offer.txt").read_bytes()
 AGENT_AOR = b'aor="sip:1002@192.168.50.10"'  # the called party of the acme offer
-PASSWORD = "correct-horse-battery"
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[TestClient, Any]]:
-    data = tmp_path_factory.mktemp("parties") / "data"
-    settings = load_settings(
-        None,
-        data_dir=data,
-        sip_port=0,
-        rtp_port_min=(rtp := rtp_range())[0],
-        rtp_port_max=rtp[1],
-        rtp_timeout_seconds=30,
-        acw_limit_seconds=1,
-        screen_percentage=0,
-    )
-    app = create_app(settings)
-    with session_scope(app.state.ctx.sessions) as s:
-        create_user(s, "admin", PASSWORD, "admin")
-        create_user(s, "sup", PASSWORD, "supervisor", supervises=["Blue"])
-        for n in range(20):
-            create_user(s, f"agent{n}", PASSWORD, "agent", team="Blue")
-    with TestClient(app) as client:
-        yield client, app.state.ctx
+    users = [ADMIN, BLUE_SUPERVISOR, *blue_agents(20)]
+    with siprec_server(tmp_path_factory.mktemp("parties") / "data", users) as world:
+        yield world
 
 
-_agents: dict[str, str] = {}
-
-
-def login_agent(client: TestClient, dn: str) -> str:
-    user = _agents.setdefault(dn, f"agent{len(_agents)}")
-    r = client.post(
-        "/api/auth/login", json={"username": user, "password": PASSWORD, "client": "desktop", "dn": dn}
-    )
-    assert r.status_code == 200, r.text
-    return user
+login_agent = AgentDesks().login
 
 
 def bearer(client: TestClient, username: str) -> dict[str, str]:
