@@ -31,6 +31,7 @@ from server.api import (
     routes_missed_calls,
     routes_player,
     routes_recorder_policy,
+    routes_recorder_problems,
     routes_recorders,
     routes_recordings,
     routes_releases,
@@ -238,6 +239,7 @@ def create_app(settings: Settings) -> FastAPI:
         routes_recorder_policy,
         routes_releases,
         routes_fleet,
+        routes_recorder_problems,
         routes_events,
         routes_docs,
     ):

@@ -127,7 +127,8 @@ def revoke_device(
     anyio.from_thread.run_sync(end_device_channels, ctx, token_ids, "this device was revoked by IT")
 
 
-def _limiter(request: Request) -> enrolment_refusals.SourceLimiter:
+def enrol_limiter(request: Request) -> enrolment_refusals.SourceLimiter:
+    """Refused enrolments per source address, shared by device tokens and per-agent codes."""
     state = request.app.state
     if getattr(state, "enrol_limiter", None) is None:
         state.enrol_limiter = enrolment_refusals.SourceLimiter()
@@ -141,7 +142,7 @@ def enroll(
 ) -> dict[str, Any]:
     addr = client_addr(request)
     now = time.time()
-    limiter = _limiter(request)
+    limiter = enrol_limiter(request)
     if limiter.blocked(addr, now):
         # Audited once per window (the refusal that filled it, below), not per attempt: a flood
         # must not grow the audit log either.

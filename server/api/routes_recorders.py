@@ -3,27 +3,47 @@ the recorder exchanges it for its token. The rules are in server/services/enrolm
 
 from __future__ import annotations
 
+import time
 from dataclasses import asdict
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request
+from pydantic import BaseModel, Field, field_validator
 from sqlalchemy.orm import Session
 
 from server.api.context import ServerContext
 from server.api.deps import AuthUser, client_addr, get_context, get_db, require_roles
 from server.api.errors import ApiError
 from server.api.routes_auth import user_info
+from server.api.routes_devices import enrol_limiter
 from server.errors import EnrolmentError
+from server.services import enrolment_refusals
 from server.services.enrolment import issue_code, redeem_code
+from server.store import audit
 from tandem_protocol.payloads import (
     LoginResponse,
-    RecorderEnrollRequest,
     RecorderEnrolmentCode,
     RecorderEnrolmentRequest,
 )
 
 router = APIRouter(prefix="/api")
 admin_only = require_roles("admin")
+
+
+class EnrollBody(BaseModel):
+    """``RecorderEnrollRequest`` (tandem_protocol.payloads), with its limits: the host name and OS
+    user are shown to IT on the fleet page when the code is refused."""
+
+    code: str = Field(max_length=100)
+    hostname: str = Field("", max_length=200)
+    os_user: str = Field("", max_length=100)
+
+    @field_validator("hostname", "os_user")
+    @classmethod
+    def _printable(cls, value: str) -> str:
+        if any(not ch.isprintable() for ch in value):
+            raise ValueError("must not contain control characters")
+        return value.strip()
 
 
 @router.post("/admin/recorders/enrolments", status_code=201, response_model=RecorderEnrolmentCode)
@@ -50,19 +70,56 @@ def create_enrolment(
 
 @router.post("/recorders/enroll", response_model=LoginResponse)
 def enroll(
-    body: RecorderEnrollRequest,
+    body: EnrollBody,
     request: Request,
     session: Session = Depends(get_db, scope="function"),
     ctx: ServerContext = Depends(get_context),
 ) -> Any:
+    addr = client_addr(request)
+    now = time.time()
+    limiter = enrol_limiter(request)  # shared with device tokens: one budget per source address
+    if limiter.blocked(addr, now):
+        raise ApiError(
+            429,
+            "too_many_refused_enrolments",
+            "too many refused enrolments from this address; wait a few minutes and check the code",
+        )
     try:
         got = redeem_code(
             session,
             body.code,
             token_ttl_seconds=ctx.settings.recorder_token_ttl_days * 86400,
-            remote_addr=client_addr(request),
+            remote_addr=addr,
+            now=now,
         )
     except EnrolmentError as exc:
+        # redeem_code audited and committed the refusal; the fleet page gets it too, named by the
+        # host the recorder sent (an old recorder sends none: "unknown").
+        limiter.refused(addr, now)
+        enrolment_refusals.record(
+            session,
+            hostname=body.hostname,
+            os_user=body.os_user,
+            remote_addr=addr,
+            token=body.code,
+            reason=exc.code,
+            message=exc.message,
+            now=now,
+            credential="code",
+        )
+        if limiter.blocked(addr, now):
+            audit.record(
+                session,
+                action="recorder.enroll",
+                outcome="denied",
+                username=f"host {body.hostname}"[:100],
+                target_type="recorder_enrolment",
+                detail=f"{addr} refused {limiter.limit} times in {limiter.window:.0f} s: rate-limited",
+                remote_addr=addr,
+            )
+        session.commit()
         raise ApiError(exc.status, exc.code, exc.message) from exc
+    if body.hostname.strip():  # this host is enrolled now: its refusals are answered
+        enrolment_refusals.forget_host(session, body.hostname)
     session.flush()
     return asdict(LoginResponse(got.token, got.expires_at, user_info(session, got.user)))

@@ -1,6 +1,7 @@
 """Refused device enrolments, as the fleet page shows them.
 
-A PC whose enrolment token is expired, revoked, used up or unknown never gets a credential, so it
+A PC whose enrolment token is expired, revoked, used up or unknown (or whose recorder's per-agent
+enrolment code is used, expired or unknown) never gets a credential, so it
 never sends a heartbeat: without this module IT would see nothing on the fleet page, only an audit
 record. Each refusal is kept (host and OS user the recorder sent, source address, which token,
 why, when) and listed as a problem row until that host enrols or the row ages out.
@@ -20,7 +21,7 @@ from dataclasses import dataclass, replace
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
-from server.security.tokens import token_digest
+from server.security.tokens import normalise_enrolment_code, token_digest
 from server.store import models
 
 PER_HOST = 20  # attempts kept per host name
@@ -35,7 +36,16 @@ REASONS = {
     "enrolment_token_revoked": "token revoked",
     "enrolment_token_used_up": "token used up",
     "invalid_enrolment_token": "unknown token",
+    # A per-agent enrolment code (``POST /api/recorders/enroll``): same rows, "code" not "token".
+    "enrolment_code_expired": "code expired",
+    "enrolment_code_used": "code already used",
+    "invalid_enrolment_code": "unknown code",
+    "user_inactive": "the code's agent is no longer an active agent",
 }
+CODE_REASONS = frozenset(
+    {"enrolment_code_expired", "enrolment_code_used", "invalid_enrolment_code", "user_inactive"}
+)
+CODE_PREFIX = 5  # a code's first group of five: tells IT which code, leaves 100 of its 125 bits
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +62,7 @@ class RefusedHost:
     message: str
     at: float
     attempts: int
+    credential: str = "token"  # or "code": which kind of enrolment secret was refused
 
 
 def reason_text(code: str) -> str:
@@ -97,15 +108,22 @@ def record(
     reason: str,
     message: str,
     now: float | None = None,
+    credential: str = "token",
 ) -> None:
-    """Keep one refused enrolment and prune (per host, by age, in total). The caller commits."""
+    """Keep one refused enrolment and prune (per host, by age, in total). The caller commits.
+    ``credential`` "code": ``token`` is a per-agent enrolment code (no token id, a shorter prefix)."""
     now = time.time() if now is None else now
     host = hostname.strip()[:200] or "unknown"
-    token_id = session.execute(
-        select(models.EnrolmentToken.id).where(
-            models.EnrolmentToken.token_hash == token_digest(token.strip())
-        )
-    ).scalar()
+    if credential == "code":
+        token_id = None
+        prefix = normalise_enrolment_code(token)[:CODE_PREFIX]
+    else:
+        token_id = session.execute(
+            select(models.EnrolmentToken.id).where(
+                models.EnrolmentToken.token_hash == token_digest(token.strip())
+            )
+        ).scalar()
+        prefix = token_prefix(token)
     session.add(
         models.EnrolmentRefusal(
             at=now,
@@ -113,7 +131,7 @@ def record(
             os_user=os_user.strip()[:100],
             remote_addr=remote_addr[:64],
             token_id=token_id,
-            token_prefix=token_prefix(token),
+            token_prefix=prefix,
             reason=reason[:40],
             message=message[:200],
         )
@@ -160,5 +178,6 @@ def refused_hosts(session: Session, now: float | None = None) -> list[RefusedHos
                 message=row.message,
                 at=row.at,
                 attempts=0,
+                credential="code" if row.reason in CODE_REASONS else "token",
             )
     return [replace(h, attempts=counts[h.hostname]) for h in latest.values()]

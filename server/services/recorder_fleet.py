@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 
 from server.errors import Forbidden
 from server.security.tokens import RECORDER_SCOPE
-from server.services import enrolment_refusals
+from server.services import enrolment_refusals, recorder_problems
 from server.services.actor import Actor, refuse
 from server.store import models
 from tandem_protocol.recorder_health import Heartbeat
@@ -37,6 +37,7 @@ GONE_AFTER = 30 * 86400  # a revoked or expired recorder is listed this long aft
 
 # Problems, worst first: the fleet's order and the page's colours follow this.
 PROBLEMS = {
+    "recorder_problem": "recorder not running",
     "enrol_refused": "enrolment refused",
     "offline": "no heartbeat for three intervals",
     "never_seen": "enrolled, never connected",
@@ -83,16 +84,21 @@ class FleetEntry:
     # A PC whose enrolment was refused (status "enrol_refused"): token_id 0, no agent; the reason
     # in words, the token's prefix, the source address and how many attempts are kept.
     refusal: dict[str, Any] | None = None
+    # A PC whose recorder is not running, as its agent's desktop reported it (status "problem"):
+    # token_id 0, the reporter as the agent; kind, message, OS user, when (recorder_problems.py).
+    report: dict[str, Any] | None = None
 
     def as_dict(self) -> dict[str, Any]:
         out = asdict(self)
-        out["problem_text"] = "; ".join(
-            f"{PROBLEMS[p]}: {self.refusal['reason_text']}"
-            if p == "enrol_refused" and self.refusal
-            else PROBLEMS[p]
-            for p in self.problems
-        )
+        out["problem_text"] = "; ".join(self._problem_text(p) for p in self.problems)
         return out
+
+    def _problem_text(self, code: str) -> str:
+        if code == "enrol_refused" and self.refusal:
+            return f"{PROBLEMS[code]}: {self.refusal['reason_text']}"
+        if code == "recorder_problem" and self.report:
+            return f"{PROBLEMS[code]}: {self.report['kind_text']}"
+        return PROBLEMS[code]
 
 
 # -- pure rules ------------------------------------------------------------------------------
@@ -205,12 +211,18 @@ def fleet(
         entries.append(_entry(token, user, status, team, valid, policy, now))
     if actor.role == "admin":  # a refused PC belongs to no team yet: only admins see it
         entries.extend(refused_entry(h) for h in enrolment_refusals.refused_hosts(session, now))
+    # A reported problem is its own row, also for a host that has a recorder row: that row is the
+    # recorder's last contact, this one what the desktop saw since. Supervisors: their teams' reports.
+    teams = None if actor.role == "admin" else list(supervised_teams)
+    entries.extend(problem_entry(p) for p in recorder_problems.reported(session, teams, now))
     return sorted(entries, key=order_key)
 
 
 def refused_entry(host: enrolment_refusals.RefusedHost) -> FleetEntry:
     """A PC that tried to enrol and was refused, as a fleet row (it has no recorder token)."""
-    token = f"token {host.token_prefix}…" + (f" (#{host.token_id})" if host.token_id is not None else "")
+    token = f"{host.credential} {host.token_prefix}…" + (
+        f" (#{host.token_id})" if host.token_id is not None else ""
+    )
     times = f"{host.attempts} attempt{'s' if host.attempts != 1 else ''}"
     return FleetEntry(
         token_id=0,
@@ -235,6 +247,34 @@ def refused_entry(host: enrolment_refusals.RefusedHost) -> FleetEntry:
         interval=None,
         problems=["enrol_refused"],
         refusal=asdict(host),
+    )
+
+
+def problem_entry(problem: recorder_problems.ReportedProblem) -> FleetEntry:
+    """A PC whose recorder is not running, as its desktop reported it, as a fleet row."""
+    return FleetEntry(
+        token_id=0,
+        user_id=problem.reported_by_id or 0,
+        agent=problem.reported_by,
+        full_name=problem.full_name,
+        team=problem.team,
+        host=problem.hostname,
+        version=problem.recorder_version,
+        status="problem",
+        reported_state="",
+        interaction_id=None,
+        last_seen=problem.occurred_at,
+        spool_bytes=0,
+        segments_pending=0,
+        upload=None,
+        free_disk_bytes=None,
+        free_disk_percent=None,
+        clock_offset=None,
+        clock_accuracy=None,
+        last_error=problem.message,
+        interval=None,
+        problems=["recorder_problem"],
+        report=asdict(problem),
     )
 
 

@@ -470,6 +470,27 @@ class EnrolmentRefusal(Base):
     message: Mapped[str] = mapped_column(String(200), default="")
 
 
+class RecorderProblem(Base):
+    """Why the recorder on a PC is not running, as the agent's desktop on that PC reported it (the
+    recorder cannot tell the server itself: bad config, wrong server URL, ...). One row per host and
+    OS user, the latest report wins; gone when the desktop reports the recorder running again
+    (server/services/recorder_problems.py). (Revision 0018.)"""
+
+    __tablename__ = "recorder_problems"
+    __table_args__ = (UniqueConstraint("hostname", "os_user", name="uq_recorder_problems_host_user"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    hostname: Mapped[str] = mapped_column(String(200))
+    os_user: Mapped[str] = mapped_column(String(100), default="")
+    kind: Mapped[str] = mapped_column(String(20))  # config, unreachable, enrolment, ... (KINDS)
+    message: Mapped[str] = mapped_column(Text, default="")  # shown as text, never as markup
+    occurred_at: Mapped[float] = mapped_column(Float)  # when the recorder hit it (the PC's clock)
+    reported_at: Mapped[float] = mapped_column(Float, index=True)  # server clock
+    reported_by_id: Mapped[int | None] = mapped_column(Integer, nullable=True)  # users.id of the reporter
+    reported_by: Mapped[str] = mapped_column(String(100), default="")
+    recorder_version: Mapped[str] = mapped_column(String(50), default="")
+    remote_addr: Mapped[str] = mapped_column(String(64), default="")
+
+
 # Indexes of the search page's typical queries (revision 0010; chosen with EXPLAIN QUERY PLAN, see
 # benchmarks/playback/search_bench.py). The id follows the sort key so keyset paging needs no
 # sort; the trailing columns make the index covering for the filters that go with it (a table
