@@ -71,6 +71,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     from agent_app import i18n
     from agent_app.config import load_settings
     from agent_app.keyring_store import CredentialStore
+    from agent_app.recorder_problem_link import RecorderProblemReporter
+    from agent_app.services import Services
     from agent_app.widgets.main_window import MainWindow
 
     instance = QApplication.instance()
@@ -79,7 +81,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     # The system's language (LANG/LC_MESSAGES, Windows' UI language) where a translation ships;
     # TANDEM_LANGUAGE overrides it (e.g. "en" on a German PC).
     i18n.install(os.environ.get("TANDEM_LANGUAGE") or None)
-    window = MainWindow(settings=settings, credentials=CredentialStore())
+    # The reporter reads this user's recorder problem file and tells the server (fleet page).
+    services = Services(problem_reporter=RecorderProblemReporter())
+    window = MainWindow(services, settings=settings, credentials=CredentialStore())
     server = options.server or settings.server_url or DEFAULT_SERVER
     window.login_widget.set_values(server, options.user, options.dn, options.password)
     app.aboutToQuit.connect(window.shutdown)

@@ -13,6 +13,7 @@ from typing import Protocol
 
 from agent_app.api_client import AgentApi
 from agent_app.event_channel import EnvelopeCallback, EventChannel, StatusCallback
+from agent_app.recorder_problem_link import RecorderProblemReporter
 
 
 class Channel(Protocol):
@@ -51,3 +52,6 @@ class Services:
     channel_factory: ChannelFactory = _real_channel
     clock: Callable[[], float] = time.time  # local wall clock; the model converts to server time
     open_url: Callable[[str], bool] = _open_in_browser  # "My recordings": the default browser
+    # Reports the PC recorder's last problem to the server (tandem-agent passes the real one;
+    # None: tests with a fake server do not read this user's problem file).
+    problem_reporter: RecorderProblemReporter | None = None

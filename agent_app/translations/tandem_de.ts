@@ -201,6 +201,11 @@
     </message>
     <message>
         <location filename="../widgets/health_panel.py" line="39"/>
+        <source>Screen recorder problem on this PC</source>
+        <translation>Problem des Bildschirmrekorders auf diesem PC</translation>
+    </message>
+    <message>
+        <location filename="../widgets/health_panel.py" line="42"/>
         <source>Upload of the current screen segment</source>
         <translation>Upload des aktuellen Bildschirmabschnitts</translation>
     </message>

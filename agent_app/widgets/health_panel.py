@@ -34,13 +34,16 @@ class HealthPanel(QFrame):
         self.details = QLabel("", self)
         self.details.setObjectName("recorderDetails")
         self.details.setAccessibleName(self.tr("Screen recorder details"))
+        self.problem = QLabel("", self)  # the recorder's own problem file, when it could not start
+        self.problem.setObjectName("recorderProblem")
+        self.problem.setAccessibleName(self.tr("Screen recorder problem on this PC"))
         self.progress = QProgressBar(self)
         self.progress.setObjectName("uploadProgress")
         self.progress.setAccessibleName(self.tr("Upload of the current screen segment"))
         self.progress.setRange(0, 100)
         self.progress.setTextVisible(False)  # the percentage is in the details, in words
         self.progress.setFixedHeight(max(6, self.fontMetrics().height() // 2))
-        for label in (self.headline, self.details):
+        for label in (self.headline, self.details, self.problem):
             label.setTextFormat(Qt.TextFormat.PlainText)  # errors come from the recorder
             label.setWordWrap(True)
             label.setStyleSheet("background: transparent; border: none;")
@@ -49,9 +52,16 @@ class HealthPanel(QFrame):
         layout.setSpacing(2)
         layout.addWidget(self.headline)
         layout.addWidget(self.details)
+        layout.addWidget(self.problem)
+        self.problem.setVisible(False)
         layout.addWidget(self.progress)
         self.level = Level.UNKNOWN
         self.show_health(HealthView(Level.UNKNOWN, "", (), None, 0))
+
+    def show_problem(self, text: str) -> None:
+        """A discreet line under the health (what IT's fleet page shows too); "" hides it."""
+        self.problem.setText(text)
+        self.problem.setVisible(bool(text))
 
     def show_health(self, view: HealthView) -> None:
         self.level = view.level

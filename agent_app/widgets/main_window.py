@@ -56,6 +56,7 @@ from agent_app.validation import LoginInput
 from agent_app.widgets.call_bar_mode import CallBarModeMixin
 from agent_app.widgets.logout_confirm import ask_logout
 from agent_app.widgets.pause_reason_mixin import PauseReasonMixin
+from agent_app.widgets.recorder_problem_watch import RecorderProblemWatch
 from agent_app.widgets.remember_me import RememberMe
 from agent_app.widgets.tray_health import TrayHealthMixin
 from agent_app.widgets.window_layout import WindowLayoutMixin
@@ -108,6 +109,10 @@ class MainWindow(
         self.relay.status.connect(self._on_channel_status)
         self.relay.overflow.connect(self._refresh_call)
         self._build_tray(self)  # the tray icon and the recorder health's timer (TrayHealthMixin)
+        self.problem_watch: RecorderProblemWatch | None = None  # the recorder's own problem file
+        if self.services.problem_reporter is not None:
+            self.problem_watch = RecorderProblemWatch(self.runner, self.services.problem_reporter, self)
+            self.problem_watch.status_changed.connect(self.health_panel.show_problem)
         self.hotkey_pressed.connect(self._on_pause_clicked)
         self.remember_me = RememberMe(self.runner, self.login_widget, credentials)
         self._start_hotkey()
@@ -185,6 +190,8 @@ class MainWindow(
         self._channel.start()
         self._refresh_call()
         self._load_codes(server_url)
+        if self.problem_watch is not None:  # a recorder that could not start: tell the server
+            self.problem_watch.start(server_url, response.token)
 
     def _on_logout_clicked(self) -> None:
         if self.model.agent_state in BUSY_STATES:
@@ -210,6 +217,8 @@ class MainWindow(
         api, channel = self._api or self._login_api, self._channel
         self._api, self._login_api, self._channel = None, None, None
         self._dismiss_pause_reason()  # no session left to send a reason with
+        if self.problem_watch is not None:
+            self.problem_watch.stop()
         self._session += 1
         session = self._session
 
@@ -307,6 +316,8 @@ class MainWindow(
         self.relay.close()
         self.call_panel.timer.stop()
         self.health_timer.stop()
+        if self.problem_watch is not None:
+            self.problem_watch.stop()
         if self.hotkey is not None:
             self.hotkey.stop()
             self.hotkey = None
