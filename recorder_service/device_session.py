@@ -24,9 +24,9 @@ from pathlib import Path
 
 import httpx
 
-from recorder_service import host_identity
+from recorder_service import host_identity, problem_report
 from recorder_service.credentials import DeviceCredential
-from recorder_service.errors import CredentialsError
+from recorder_service.errors import CredentialsError, EnrolmentRefusedError, ServerUnreachableError
 from recorder_service.pairing_ipc import PairingError, PairingRequest, PairingServer
 from recorder_service.spool import Spool
 from recorder_service.updater.in_recorder import SelfUpdate
@@ -62,9 +62,9 @@ def enrol_device(server_url: str, token: str, hostname: str | None = None, os_us
         with httpx.Client(timeout=_TIMEOUT) as client:
             response = client.post(f"{server_url}/api/devices/enroll", json=body)
     except httpx.HTTPError as exc:
-        raise CredentialsError(f"cannot reach {server_url}: {exc}") from exc
+        raise ServerUnreachableError(f"cannot reach {server_url}: {exc}") from exc
     if response.status_code != 200:
-        raise CredentialsError(
+        raise EnrolmentRefusedError(
             f"device enrolment refused (HTTP {response.status_code}): {_message(response)}"
         )
     return str(response.json()["credential"])
@@ -109,11 +109,13 @@ class DeviceRunner:
         if reply.status not in (200, 204):
             message = f"the server refused ({reply.status}): {reply.message()}"
             log.error("%s %s", request.op, message)
+            problem_report.record_pair_refusal(reply.status, reply.body, message)  # a revoked device
             raise PairingError(message)
         if request.op == "pair":
             data = reply.body
             self.binding = Binding(str(data["agent_username"]), str(data["token"]))
             log.info("paired: recording %s on this PC", self.binding.agent)
+            problem_report.started()  # a credential refused before is over
         else:
             log.info("unpaired: %s logged out", self.binding.agent if self.binding else "nobody")
             self.binding = None

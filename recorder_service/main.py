@@ -28,10 +28,15 @@ from collections.abc import Sequence
 
 import httpx
 
-from recorder_service import host_identity
+from recorder_service import host_identity, problem_report
 from recorder_service.config import RecorderConfig, load_config
 from recorder_service.credentials import TokenStore
-from recorder_service.errors import CredentialsError, RecorderError
+from recorder_service.errors import (
+    CredentialsError,
+    EnrolmentRefusedError,
+    RecorderError,
+    ServerUnreachableError,
+)
 from recorder_service.machine_config import AgentSettings, load_agent_settings
 from recorder_service.spool import Spool
 from recorder_service.updater.in_recorder import SelfUpdate
@@ -130,9 +135,9 @@ def _enroll(server_url: str, code: str, store: TokenStore) -> str:
         with httpx.Client(timeout=_TIMEOUT) as client:
             response = client.post(f"{server_url}/api/recorders/enroll", json=body.__dict__)
     except httpx.HTTPError as exc:
-        raise CredentialsError(f"cannot reach {server_url}: {exc}") from exc
+        raise ServerUnreachableError(f"cannot reach {server_url}: {exc}") from exc
     if response.status_code != 200:
-        raise CredentialsError(f"enrolment refused (HTTP {response.status_code}): {_message(response)}")
+        raise EnrolmentRefusedError(f"enrolment refused (HTTP {response.status_code}): {_message(response)}")
     try:
         payload = response.json()
         token = str(payload["token"])
@@ -179,6 +184,7 @@ def cmd_run(config: RecorderConfig, settings: AgentSettings) -> int:
             _enroll(server, settings.enroll_token, store),
         )
     store.token(server)  # fail now, clearly, rather than in the reconnect loop
+    problem_report.started()
     spool = Spool(config.spool_dir)
     log.info("recorder for %s, spool %s, %g fps, monitor %d", server, spool.root, config.fps, config.monitor)
     hook = _self_update()
@@ -233,6 +239,7 @@ def _run_device(store: TokenStore, server: str, settings: AgentSettings, config:
 
     # The user's own stored credential, else the PC's root broker, else enrol into the keyring.
     device = device_credential_for(store, server, settings)
+    problem_report.started()
     hook = _self_update()
     runner = DeviceRunner(device, config.spool_dir, fps=config.fps, monitor=config.monitor, self_update=hook)
     asyncio.run(runner.run(socket_path(), asyncio.Event()))
@@ -314,8 +321,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_self_test(config)
         return cmd_run(config, settings)
     except (RecorderError, UpdatePolicyError) as exc:
+        if args.command == "run":  # for the agent's desktop to report: the fleet page never saw it
+            problem_report.record_failure(exc)
         print(f"tandem-recorder: {exc}", file=sys.stderr)
         return 2
+    except Exception as exc:
+        if args.command == "run":
+            problem_report.record_failure(exc)
+        raise
 
 
 if __name__ == "__main__":
