@@ -34,6 +34,7 @@ import logging
 import os
 import socket
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -162,6 +163,15 @@ class UnixTransport:
         self.broker = broker
         self.path = path
         self._server: asyncio.AbstractServer | None = None
+        self._clients = 0
+        self._last = time.monotonic()
+
+    @property
+    def listening(self) -> bool:
+        return self._server is not None
+
+    def idle_for(self) -> float:
+        return 0.0 if self._clients else time.monotonic() - self._last
 
     async def start(self, inherited: socket.socket | None = None) -> None:
         if inherited is not None:
@@ -180,6 +190,7 @@ class UnixTransport:
             await self._server.wait_closed()
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self._clients += 1
         try:
             sock = writer.get_extra_info("socket")
             uid = peer_uid(sock) if sock is not None else None
@@ -196,6 +207,8 @@ class UnixTransport:
         except ConnectionError:
             pass  # the client went away; nothing to tell it
         finally:
+            self._clients -= 1
+            self._last = time.monotonic()
             writer.close()
             with contextlib.suppress(Exception):
                 await writer.wait_closed()
@@ -209,10 +222,21 @@ def systemd_socket(env: dict[str, str] | None = None) -> socket.socket | None:
     return socket.socket(fileno=3)
 
 
-async def serve(transport: UnixTransport, stop: asyncio.Event) -> None:
-    await transport.start(systemd_socket())
+async def serve(
+    transport: UnixTransport, stop: asyncio.Event, idle_exit: float | None = None, inherit: bool = True
+) -> None:
+    """Serve until ``stop``, or until ``idle_exit`` seconds pass with no client: socket-activated,
+    systemd starts it again on the next connection -- then from the version /opt/tandem/current
+    points at now, so an update never leaves an old broker running on removed files."""
+    await transport.start(systemd_socket() if inherit else None)
     try:
-        await stop.wait()
+        while not stop.is_set():
+            check = 30.0 if idle_exit is None else max(0.05, min(30.0, idle_exit / 4))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=check)
+            if idle_exit is not None and transport.idle_for() >= idle_exit:
+                log.info("no client for %.0f s: exiting (the socket starts it again)", idle_exit)
+                return
     finally:
         await transport.close()
 
@@ -241,7 +265,8 @@ def main(args: argparse.Namespace) -> int:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
-        await serve(UnixTransport(Broker(state_dir), path), stop)
+        idle = float(args.idle_exit) if args.idle_exit else None
+        await serve(UnixTransport(Broker(state_dir), path), stop, idle)
 
     try:
         asyncio.run(run())

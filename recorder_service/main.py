@@ -85,6 +85,7 @@ def _parser() -> argparse.ArgumentParser:
     broker.add_argument("--socket", help="listen here when not socket-activated (/run/tandem/device.sock)")
     broker.add_argument("--state-dir", help="where the device credential is kept (/var/lib/tandem)")
     broker.add_argument("--log-level", help="DEBUG, INFO, WARNING or ERROR")
+    broker.add_argument("--idle-exit", help="exit after N seconds without a client (socket activation)")
     return parser
 
 

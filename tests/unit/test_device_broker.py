@@ -256,3 +256,31 @@ def test_the_unix_transport_names_the_peer_and_a_silent_client_stalls_nobody(
         loop.close()
     with pytest.raises(CredentialsError, match="did not answer"):
         BrokerDeviceCredential(SERVER, tmp_path / "gone.sock").call("unpair")
+
+
+def test_the_broker_exits_when_idle_and_not_while_a_client_is_connected(
+    tmp_path: Path, sock_path: Path
+) -> None:
+    from recorder_service.device_broker import serve
+
+    fake = FakeServer()
+    transport = UnixTransport(Broker(tmp_path, lambda: settings(), fake.enrol, fake.call), sock_path)
+
+    async def scenario() -> bool:
+        task = asyncio.create_task(serve(transport, asyncio.Event(), idle_exit=0.3, inherit=False))
+        for _ in range(2000):  # serve() creates it
+            if transport.listening:
+                break
+            await asyncio.sleep(0.01)
+        reader, writer = await asyncio.open_unix_connection(str(sock_path))
+        started = asyncio.get_running_loop().time()
+        while asyncio.get_running_loop().time() - started < 1.0:  # a client stays connected ...
+            assert not task.done(), "exited while a client was connected"
+            await asyncio.sleep(0.05)
+        writer.write(b'{"op": "unpair"}\n')
+        assert wire.parse_reply(await reader.readline())[0].status == 204
+        writer.close()
+        await asyncio.wait_for(task, timeout=20)  # ... then, idle, it exits by itself
+        return True
+
+    assert asyncio.run(scenario())
