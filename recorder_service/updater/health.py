@@ -38,6 +38,9 @@ from dataclasses import dataclass
 from typing import Literal
 
 DEFAULT_DEADLINE = 600.0  # seconds after the switch: time enough to log in, connect and report
+# Seconds the recorders get after a switch to report the new version healthy (``health``); the
+# updater's environment (a systemd drop-in, the task's), never a user's file.
+HEALTH_DEADLINE_ENV = "TANDEM_UPDATE_HEALTH_SECONDS"
 
 Action = Literal["wait", "confirm", "roll_back"]
 

@@ -25,6 +25,10 @@ randomised delay; on Windows a scheduled task as SYSTEM) runs this as root, and 
    (``health`` has the rule). The run that switched waits for that verdict itself when a
    recorder was live (``await_verdict``); later runs judge first, before anything new.
 
+Before all of it (after judging a pending switch): an apt upgrade that came while a recorder was
+busy left its version staged and pending (``package``); the first run whose gate opens switches
+to it, with the same health watch -- whatever the policy says, since IT installed it.
+
 Step 5 comes *before* the switch: with recorders polling ``current``, an idle recorder -- or a
 user logging in, whose autostart entry starts ``current`` -- would start a version still under
 test. Tested first, a release that cannot even start never becomes ``current``; step 8 catches
@@ -52,24 +56,26 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from recorder_service.machine_config import load_machine_settings
-from recorder_service.updater import activity_file, layout, rollback
+from recorder_service.updater import activity_file, layout, package, rollback
 from recorder_service.updater.apply import (
     ApplyError,
-    current_link,
     current_version,
     failed_versions,
     switch_current,
     unpack,
     versions_dir,
 )
-from recorder_service.updater.health import DEFAULT_DEADLINE, Watch
+from recorder_service.updater.cleanup import MARKER, running_versions
+from recorder_service.updater.cleanup import collect_garbage as _collect_garbage
+from recorder_service.updater.health import DEFAULT_DEADLINE, HEALTH_DEADLINE_ENV, Watch
 from recorder_service.updater.in_recorder import program_in
-from recorder_service.updater.layout import INSTALL_ROOT_ENV, LayoutError, versions_to_remove
+from recorder_service.updater.layout import INSTALL_ROOT_ENV
+from recorder_service.updater.lock import locked as _locked
 from recorder_service.updater.policy import Readiness, UpdatePolicyError, UpdateSettings, choose_release
 from recorder_service.updater.sources import RegistryReader, load_update_settings
 from recorder_service.updater.tuf_client import ReleaseClient, UpdateRefused
@@ -81,12 +87,7 @@ SELF_TEST_USER = "nobody"
 # Another user for the self-test, or "-" for the updater's own (tests whose Python lives under
 # /root, which nobody may not read). Read from the updater's environment, never from a config file.
 SELF_TEST_USER_ENV = "TANDEM_SELF_TEST_USER"
-# Seconds the recorders get after a switch to report the new version healthy (``health``); the
-# updater's environment (a systemd drop-in, the task's), never a user's file.
-HEALTH_DEADLINE_ENV = "TANDEM_UPDATE_HEALTH_SECONDS"
 HEALTH_POLL = 5.0  # seconds between looks while the run that switched waits for the verdict
-MARKER = ".installed-by-updater"  # only versions the updater installed are ever deleted by it
-KEEP_OLD = 1  # old versions kept besides current and the ones live recorders run: the one before
 
 
 @dataclass(frozen=True)
@@ -175,24 +176,6 @@ def load_updater_config(
     )
 
 
-@contextlib.contextmanager
-def _locked(root: Path) -> Iterator[bool]:
-    """One updater at a time (the timer and IT running it by hand)."""
-    if sys.platform == "win32":  # pragma: no cover - the scheduled task never overlaps itself
-        yield True
-        return
-    import fcntl
-
-    root.mkdir(parents=True, exist_ok=True)
-    with open(root / ".update.lock", "a") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            yield False
-            return
-        yield True
-
-
 def run_self_test(program: Path, server_url: str, timeout: float) -> tuple[bool, str]:
     """Start the new version's ``self-test``; as an unprivileged user when we are root (the
     test must not run new code with root's rights before it is trusted further)."""
@@ -229,23 +212,6 @@ def run_self_test(program: Path, server_url: str, timeout: float) -> tuple[bool,
     return True, (said[-1] if said else "")[:400]
 
 
-def _collect_garbage(root: Path, *, current: str, previous: str | None, running: set[str]) -> None:
-    """Delete old versions the updater installed (``layout.versions_to_remove``: never current,
-    one a live recorder runs, nor the one before)."""
-    installed = [p.name for p in versions_dir(root).iterdir() if p.is_dir() and not p.name.startswith(".")]
-    ours = {v for v in installed if (versions_dir(root) / v / MARKER).exists()}
-    link = current_link()
-    for version in versions_to_remove(
-        installed, current=current, previous=previous, running=running, ours=ours, keep_old=KEEP_OLD
-    ):
-        try:
-            link.remove_version(root, version, running)
-        except (LayoutError, OSError) as exc:
-            log.warning("could not remove old version %s: %s", version, exc)
-        else:
-            log.info("removed old version %s", version)
-
-
 def _own_by_root(tree: Path) -> None:
     """As root, the unpacked files belong to root whatever uid the archive carries (a bundle built
     by a CI user must not be writable by a local user of that uid). The tar "data" filter already
@@ -274,13 +240,6 @@ def write_state(root: Path, result: CheckResult, current: str | None) -> None:
             "checked_at": time.time(),
         },
     )
-
-
-def _running_versions(cfg: UpdaterConfig) -> set[str]:
-    """Versions live recorders still run (an agent paired on a device recorder for days): their
-    files must stay even when two updates came meanwhile."""
-    seen = activity_file.read_records(cfg.activity_dir)
-    return {s.record.version for s in seen if s.alive and s.record is not None}
 
 
 def _gate(cfg: UpdaterConfig) -> Readiness:
@@ -314,6 +273,11 @@ def check(
     pending = rollback.look(cfg.root, cfg.activity_dir, clock()) if current is not None else None
     if pending is not None:  # the last switch is judged first: nothing new before its verdict
         return CheckResult(pending.state, pending.reason, pending.version)
+    # An apt upgrade that came during a call (``package``): IT installed it, so neither the
+    # policy's off switch nor the release root stops it -- only the gate does.
+    staged = package.apply_pending(cfg.root, cfg.activity_dir, clock(), cfg.health_deadline)
+    if staged is not None:
+        return CheckResult(staged.state, staged.reason, staged.version)
     if not cfg.settings.enabled:
         return CheckResult("off", f"updates are turned off by policy ({cfg.settings.source})")
     if cfg.trusted_root is None:
@@ -371,7 +335,7 @@ def check(
         rollback.write_watch(cfg.root, Watch(version, current, clock(), cfg.health_deadline, live))
     except OSError as exc:  # the switch stands; only its rollback is lost: said, not hidden
         log.error("cannot record the switch to %s for its health check: %s", version, exc)
-    _collect_garbage(cfg.root, current=version, previous=current, running=_running_versions(cfg))
+    _collect_garbage(cfg.root, current=version, previous=current, running=running_versions(cfg.activity_dir))
     return CheckResult(
         "applied",
         f"{version} installed, self-tested ({said}) and current (was {current}); "

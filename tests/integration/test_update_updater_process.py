@@ -13,15 +13,11 @@ from pathlib import Path
 import pytest
 
 from recorder_service.updater.apply import switch_current
+from recorder_service.updater.cleanup import MARKER
+from recorder_service.updater.cleanup import collect_garbage as _collect_garbage
 from recorder_service.updater.layout import read_state, update_summary
-from recorder_service.updater.system import (
-    MARKER,
-    CheckResult,
-    _collect_garbage,
-    _locked,
-    run_self_test,
-    write_state,
-)
+from recorder_service.updater.lock import locked as _locked
+from recorder_service.updater.system import CheckResult, run_self_test, write_state
 
 
 @pytest.fixture

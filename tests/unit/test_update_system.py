@@ -205,13 +205,13 @@ def test_device_recorder_with_nobody_logged_in_is_idle_and_moves_to_a_new_versio
 
 
 def test_versions_live_recorders_run_are_kept(tmp_path: Path) -> None:
-    from recorder_service.updater.system import _running_versions
+    from recorder_service.updater.cleanup import running_versions
 
     records = tmp_path / "activity"
     records.mkdir()
     write_record(records, ActivityRecord(os.getpid(), "0.1.0", "idle", "", 1.0), f"{ME}.json")
     env = {"TANDEM_AGENT_CONFIG": str(tmp_path / "none.toml"), "TANDEM_ACTIVITY_DIR": str(records)}
-    assert _running_versions(load_updater_config(env)) == {"0.1.0"}
+    assert running_versions(load_updater_config(env).activity_dir) == {"0.1.0"}
 
 
 def test_the_new_version_starts_as_a_new_program_not_as_a_child_of_the_old_bundle() -> None:
