@@ -164,6 +164,7 @@ class UnixTransport:
         self.path = path
         self._server: asyncio.AbstractServer | None = None
         self._clients = 0
+        self._inherited = False
         self._last = time.monotonic()
 
     @property
@@ -174,6 +175,7 @@ class UnixTransport:
         return 0.0 if self._clients else time.monotonic() - self._last
 
     async def start(self, inherited: socket.socket | None = None) -> None:
+        self._inherited = inherited is not None
         if inherited is not None:
             self._server = await asyncio.start_unix_server(self._serve, sock=inherited, limit=MAX_LINE)
         else:
@@ -188,6 +190,9 @@ class UnixTransport:
         if self._server is not None:
             self._server.close()
             await self._server.wait_closed()
+        if not self._inherited:  # our own socket: gone with us (systemd's stays for the next start)
+            with contextlib.suppress(FileNotFoundError):
+                self.path.unlink()
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self._clients += 1

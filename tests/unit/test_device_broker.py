@@ -284,3 +284,4 @@ def test_the_broker_exits_when_idle_and_not_while_a_client_is_connected(
         return True
 
     assert asyncio.run(scenario())
+    assert not sock_path.exists()  # its own socket went with it
