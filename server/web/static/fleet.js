@@ -1,7 +1,10 @@
 // Recorders (fleet) view: every agent PC's screen recorder as its heartbeats report it — host,
 // agent, last contact, version, state, backlog, free disk, clock accuracy, last error — problems
 // first (the server orders and names them). PCs whose enrolment was refused (token expired, revoked,
-// used up, unknown) are rows too, until they enrol. Admins see all; supervisors their teams' agents'.
+// used up, unknown — or a per-agent enrolment code) are rows too, until they enrol; so is a PC whose
+// recorder is not running, as the agent's desktop there reported it (status "problem": the message
+// is the recorder's own, shown as text), until the desktop reports it running again. Admins see all;
+// supervisors their teams' agents'.
 // Refreshes itself every 15 s while shown.
 
 import { api } from "./api.js";
@@ -9,7 +12,7 @@ import { api } from "./api.js";
 const $ = (id) => document.getElementById(id);
 export const FLEET_ROLES = ["admin", "supervisor"];
 const REFRESH_MS = 15000;
-const STATUSES = ["enrol_refused", "offline", "never_seen", "revoked", "failed", "spool_full", "recording", "paused", "uploading", "idle", "stopping"];
+const STATUSES = ["problem", "enrol_refused", "offline", "never_seen", "revoked", "failed", "spool_full", "recording", "paused", "uploading", "idle", "stopping"];
 
 let timer = null;
 let current = () => false;
@@ -42,18 +45,19 @@ export function bytes(n) {
 }
 
 function statusText(status) {
-  return { never_seen: "never seen", spool_full: "spool full", enrol_refused: "enrolment refused" }[status] || status;
+  return { never_seen: "never seen", spool_full: "spool full", enrol_refused: "enrolment refused", problem: "not running" }[status] || status;
 }
 
 function row(r, now) {
   const tr = document.createElement("tr");
   tr.dataset.token = String(r.token_id);
   if (r.refusal) tr.dataset.refusedHost = r.host; // a PC refused at enrolment: no recorder, no agent yet
+  if (r.report) tr.dataset.problemHost = r.host; // a PC whose recorder is not running (its desktop said so)
   tr.className = r.problems.length ? `fleet-problem fleet-${r.problems[0]}` : "fleet-ok";
   const status = cell(statusText(r.status), `fleet-status status-${r.status}`);
-  const agent = r.full_name ? `${r.full_name} (${r.agent})` : r.agent;
+  const agent = (r.full_name ? `${r.full_name} (${r.agent})` : r.agent) + (r.report?.os_user ? `, OS user ${r.report.os_user}` : "");
   const lastSeen = r.last_seen === null ? "never" : ago(now - r.last_seen);
-  const heard = r.last_seen !== null && !r.refusal; // a refused PC has no recorder to report backlog or clock
+  const heard = r.last_seen !== null && !r.refusal && !r.report; // no recorder running to report backlog or clock
   const backlog = heard ? `${r.segments_pending} segment${r.segments_pending === 1 ? "" : "s"}, ${bytes(r.spool_bytes)}` : "—";
   const upload = r.upload ? ` — uploading ${Math.round((100 * r.upload.offset) / Math.max(1, r.upload.length))} %` : "";
   const disk = r.free_disk_percent === null ? "—" : `${bytes(r.free_disk_bytes)} (${r.free_disk_percent.toFixed(0)} %)`;
