@@ -5,8 +5,10 @@ accuracy and last error, problems first.
 "Offline" is read off the last heartbeat's time (more than three of its own intervals ago), not
 stored by a timer: after a server restart, or for a PC switched off, the answer is right at once.
 A recorder enrolled but never heard from is listed too ("never_seen"): to IT that is a PC where the
-service does not run. Who sees what: admins every recorder; supervisors the recorders of their
-teams' agents (as on ``GET /api/agents``); any other role is refused, audited.
+service does not run. So are PCs that never got that far: a refused enrolment (token or code) and
+a recorder that does not run, as the agent's desktop there reported it. Who sees what: admins every
+recorder; supervisors the recorders (and desktop reports) of their teams' agents (as on
+``GET /api/agents``); any other role is refused, audited.
 """
 
 from __future__ import annotations
