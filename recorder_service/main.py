@@ -171,7 +171,13 @@ def cmd_logout(config: RecorderConfig) -> int:
 def cmd_run(config: RecorderConfig, settings: AgentSettings) -> int:
     from recorder_service.service import run_service
 
-    store = TokenStore(config.keyring_file)
+    try:
+        store = TokenStore(config.keyring_file)
+    except CredentialsError:
+        if not (config.server_url and _broker_device(settings)):
+            raise
+        # No keyring in this session, and none needed: the PC's broker holds the device credential.
+        return _run_device(None, config.server_url, settings, config)
     server = _server(config, store)
     if _device_mode(store, server, settings):  # a device of this PC, paired by its desktop
         return _run_device(store, server, settings, config)
@@ -233,7 +239,17 @@ def _device_mode(store: TokenStore, server: str, settings: AgentSettings) -> boo
     return store.device_credential(server) is not None or is_enrolment_token(token)
 
 
-def _run_device(store: TokenStore, server: str, settings: AgentSettings, config: RecorderConfig) -> int:
+def _broker_device(settings: AgentSettings) -> bool:
+    """A device of this PC (``tet_…`` token) whose credential the PC's root broker holds."""
+    from recorder_service.device_broker_wire import broker_socket_path
+    from recorder_service.device_session import is_enrolment_token
+
+    return is_enrolment_token(settings.enroll_token or "") and broker_socket_path().exists()
+
+
+def _run_device(
+    store: TokenStore | None, server: str, settings: AgentSettings, config: RecorderConfig
+) -> int:
     from recorder_service.device_broker_client import device_credential_for
     from recorder_service.device_session import DeviceRunner
     from recorder_service.pairing_ipc import socket_path

@@ -1,9 +1,9 @@
 """The PC's device broker for real (issue 15 item 4, hot-desking with one OS account per agent):
 the broker process runs as root (``tandem-recorder device-broker``, as tandem-device.socket
-starts it), the real recorders (``tandem-recorder run``) of two OS users (nobody and daemon, with
-their own runtime directories and keyring files) pair through it against a real server, each
-when his agent's desktop login hands it a ticket -- over the recorder's own pairing socket, as
-that same OS user.
+starts it), the real recorders (``tandem-recorder run``) of two OS users (nobody and daemon, each
+with his own runtime directory; daemon with no keyring at all) pair through it against a real
+server, each when his agent's desktop login hands it a ticket -- over the recorder's own pairing
+socket, as that same OS user.
 
 One device on the fleet API however many OS accounts, each pairing under its own agent; the
 credential file is 0600 root and another user cannot read it; the enrolment token expiring after
@@ -70,8 +70,11 @@ def start_broker(base: Path, config: Path) -> subprocess.Popen[str]:
     )
 
 
-def start_recorder(base: Path, user: str, config: Path, url: str) -> tuple[subprocess.Popen[str], Path]:
-    """``user``'s recorder: his own home, runtime directory (0700) and keyring file."""
+def start_recorder(
+    base: Path, user: str, config: Path, url: str, keyring: bool = True
+) -> tuple[subprocess.Popen[str], Path]:
+    """``user``'s recorder: his own home, runtime directory (0700) and keyring file -- or no
+    keyring at all (a session without one: the broker holds the credential, none is needed)."""
     home = base / user
     (home / "run").mkdir(parents=True, mode=0o700)
     pw = subprocess.run(["id", "-u", user], capture_output=True, text=True, check=True).stdout
@@ -88,7 +91,9 @@ def start_recorder(base: Path, user: str, config: Path, url: str) -> tuple[subpr
         "TANDEM_DEVICE_BROKER_SOCKET": str(base / "device.sock"),
         "TANDEM_RECORDER_SERVER": url,
     }
-    args = ["run", "--spool", str(home / "spool"), "--keyring-file", str(home / "kr.cfg")]
+    args = ["run", "--spool", str(home / "spool")]
+    if keyring:
+        args += ["--keyring-file", str(home / "kr.cfg")]
     proc = subprocess.Popen(
         [*as_user(user), sys.executable, "-m", "recorder_service.main", *args, "--log-level", "INFO"],
         cwd=REPO,
@@ -186,7 +191,7 @@ def test_two_os_users_pair_through_one_broker_holding_one_root_only_credential(
                     .where(models.EnrolmentToken.id == token["id"])
                     .values(expires_at=1)
                 )
-            rec_b, sock_b = start_recorder(base, "daemon", config, url)
+            rec_b, sock_b = start_recorder(base, "daemon", config, url, keyring=False)
             procs["daemon"] = rec_b
             poll(lambda: sock_b.exists() or rec_b.poll() is not None, "daemon's recorder endpoint")
             assert rec_b.poll() is None, stop(rec_b)
