@@ -114,7 +114,10 @@ class Broker:
             except CredentialsError as exc:
                 raise BrokerError(str(exc)) from exc
             stored = StoredCredential(server, credential)
-            write_private(self.path, encode_credential(stored))
+            try:
+                write_private(self.path, encode_credential(stored))
+            except OSError as exc:  # enrolled but not kept: IT sees a device that never pairs
+                raise BrokerError(f"enrolled, but cannot keep the credential in {self.path}: {exc}") from exc
             log.info("enrolled: the device credential is in %s", self.path)
             return stored
 

@@ -285,3 +285,11 @@ def test_the_broker_exits_when_idle_and_not_while_a_client_is_connected(
 
     assert asyncio.run(scenario())
     assert not sock_path.exists()  # its own socket went with it
+
+
+def test_a_credential_that_cannot_be_kept_is_a_clear_refusal(tmp_path: Path) -> None:
+    fake = FakeServer()
+    broker = Broker(tmp_path / "missing-dir", lambda: settings(), fake.enrol, fake.call)
+    with pytest.raises(BrokerError, match="cannot keep the credential in"):
+        wire.parse_reply(asyncio.run(broker.answer(b'{"op": "unpair"}', 0)))
+    assert not fake.calls
