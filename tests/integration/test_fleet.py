@@ -5,7 +5,6 @@ and audited. A real server (uvicorn) and WebSocket recorders."""
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,7 +12,6 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from fastapi import FastAPI
 from sqlalchemy import select
 from websockets.sync.client import ClientConnection, connect
@@ -26,27 +24,9 @@ from server.store.db import session_scope
 from server.store.users import create_user
 from tandem_protocol.events import Envelope, parse_envelope
 from tandem_protocol.recorder_health import Heartbeat, UploadProgress
+from tests.integration.live_server import LiveServer as LiveServer  # re-exported: tests import it from here
 
 PASSWORD = "correct-horse-battery"
-
-
-class LiveServer:
-    def __init__(self, app: FastAPI) -> None:
-        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning"))
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-
-    def __enter__(self) -> str:
-        self.thread.start()
-        deadline = time.monotonic() + 30
-        while not self.server.started:
-            assert time.monotonic() < deadline and self.thread.is_alive(), "server did not start"
-            time.sleep(0.02)
-        port = self.server.servers[0].sockets[0].getsockname()[1]
-        return f"http://127.0.0.1:{port}"
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.should_exit = True
-        self.thread.join(30)
 
 
 @pytest.fixture

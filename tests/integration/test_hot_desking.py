@@ -20,39 +20,25 @@ from sqlalchemy import select
 from websockets.exceptions import InvalidStatus
 
 from recorder_service.tus_client import TusClient
-from server.api.app import create_app
-from server.settings import load_settings
 from server.store import models
 from server.store.db import session_scope
-from server.store.users import create_user
 from tandem_protocol.events import Envelope
+from tests.integration.live_server import LiveServer
 from tests.integration.siprec_peer import SrcPeer
+from tests.integration.siprec_world import ADMIN, PASSWORD, app_with_users, sip_settings
 from tests.integration.test_fleet import beat
 from tests.integration.test_mux_segments import FPS, make_segment
-from tests.integration.test_recorder_missing import OFFER, PASSWORD, Channel, LiveServer, channel
-from tests.ports import rtp_range
+from tests.integration.test_recorder_missing import LIVE_SETTINGS, OFFER, Channel, channel
 
 DN = "1002"  # the ACME offer's agent DN: whoever is logged in on it takes the call
 
 
 @pytest.fixture
 def server(tmp_path: Path) -> Any:
-    rtp = rtp_range()
-    settings = load_settings(
-        None,
-        data_dir=tmp_path / "data",
-        sip_port=0,
-        rtp_port_min=rtp[0],
-        rtp_port_max=rtp[1],
-        rtp_timeout_seconds=60,
-        acw_limit_seconds=60,
-        screen_percentage=100,
+    settings = sip_settings(tmp_path / "data", **LIVE_SETTINGS)
+    app = app_with_users(
+        settings, [ADMIN, ("alice", "agent", {"team": "Blue"}), ("bob", "agent", {"team": "Blue"})]
     )
-    app = create_app(settings)
-    with session_scope(app.state.ctx.sessions) as s:
-        create_user(s, "admin", PASSWORD, "admin")
-        create_user(s, "alice", PASSWORD, "agent", team="Blue")
-        create_user(s, "bob", PASSWORD, "agent", team="Blue")
     with LiveServer(app) as url:
         yield url, app.state.ctx
 

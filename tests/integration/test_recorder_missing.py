@@ -18,31 +18,19 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
-from fastapi import FastAPI
 from sqlalchemy import select
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection, connect
 
-from server.api.app import create_app
-from server.settings import load_settings
 from server.store import models
 from server.store.db import session_scope
-from server.store.users import create_user
 from tandem_protocol.events import Envelope, parse_envelope
+from tests.integration.live_server import LiveServer as LiveServer  # re-exported: tests import it from here
 from tests.integration.siprec_peer import SrcPeer
-from tests.ports import rtp_range
+from tests.integration.siprec_world import ADMIN, BLUE_SUPERVISOR, OFFERS, app_with_users, sip_settings
+from tests.integration.siprec_world import PASSWORD as PASSWORD  # re-exported, as LiveServer
 
-OFFER = (
-    Path(__file__).resolve().parents[2]
-    / ".."
-    / "shared"
-    / "testdata"
-    / "siprec"
-    / "offers"
-    / "acme-siprec-offer.txt"
-)
-PASSWORD = "correct-horse-battery"
+OFFER = OFFERS / "acme-siprec-offer.txt"
 AGENT, DN = "agent0", "1002"  # the ACME offer's agent
 
 
@@ -87,43 +75,14 @@ def screen_is(state: str) -> Callable[[Envelope], bool]:
     return lambda e: e.type in ("call.started", "call.updated") and e.data.get("screen") == state
 
 
-class LiveServer:
-    def __init__(self, app: FastAPI) -> None:
-        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning"))
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-
-    def __enter__(self) -> str:
-        self.thread.start()
-        deadline = time.monotonic() + 30
-        while not self.server.started:
-            assert time.monotonic() < deadline and self.thread.is_alive(), "server did not start"
-            time.sleep(0.02)
-        port = self.server.servers[0].sockets[0].getsockname()[1]
-        return f"http://127.0.0.1:{port}"
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.should_exit = True
-        self.thread.join(30)
+# A live server whose screen is always wanted and whose calls and ACW outlast any test's steps.
+LIVE_SETTINGS: dict[str, Any] = {"rtp_timeout_seconds": 60, "acw_limit_seconds": 60, "screen_percentage": 100}
 
 
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[tuple[str, Any]]:
-    rtp = rtp_range()
-    settings = load_settings(
-        None,
-        data_dir=tmp_path / "data",
-        sip_port=0,
-        rtp_port_min=rtp[0],
-        rtp_port_max=rtp[1],
-        rtp_timeout_seconds=60,
-        acw_limit_seconds=60,
-        screen_percentage=100,
-    )
-    app = create_app(settings)
-    with session_scope(app.state.ctx.sessions) as s:
-        create_user(s, "admin", PASSWORD, "admin")
-        create_user(s, "sup", PASSWORD, "supervisor", supervises=["Blue"])
-        create_user(s, AGENT, PASSWORD, "agent", team="Blue")
+    settings = sip_settings(tmp_path / "data", **LIVE_SETTINGS)
+    app = app_with_users(settings, [ADMIN, BLUE_SUPERVISOR, (AGENT, "agent", {"team": "Blue"})])
     with LiveServer(app) as url:
         yield url, app.state.ctx
 

@@ -7,7 +7,6 @@ TestClient for the HTTP doors; a real uvicorn and a WebSocket client for the pus
 from __future__ import annotations
 
 import json
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,7 +14,6 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy import select
@@ -28,6 +26,7 @@ from server.store import models
 from server.store.db import session_scope
 from server.store.users import create_user
 from tandem_protocol.events import parse_envelope
+from tests.integration.live_server import LiveServer
 
 PASSWORD = "correct-horse-battery"
 ORIGIN = {"Origin": "http://testserver"}
@@ -176,25 +175,6 @@ def test_cli_show_prints_the_policy_in_force(
 
 
 # -- delivery to recorders ------------------------------------------------------------------------
-class LiveServer:
-    def __init__(self, app: FastAPI) -> None:
-        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning"))
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-
-    def __enter__(self) -> str:
-        self.thread.start()
-        deadline = time.monotonic() + 30
-        while not self.server.started:
-            assert time.monotonic() < deadline and self.thread.is_alive(), "server did not start"
-            time.sleep(0.02)
-        port = self.server.servers[0].sockets[0].getsockname()[1]
-        return f"http://127.0.0.1:{port}"
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.should_exit = True
-        self.thread.join(30)
-
-
 def recorder_token(http: httpx.Client, username: str = "agent1") -> str:
     r = http.post(
         "/api/admin/recorders/enrolments", headers=bearer(http, "admin"), json={"username": username}

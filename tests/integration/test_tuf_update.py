@@ -31,8 +31,6 @@ from types import SimpleNamespace
 
 import httpx
 import pytest
-import uvicorn
-from fastapi import FastAPI
 from sqlalchemy import select
 
 from recorder_service.controller import Mode
@@ -51,6 +49,7 @@ from server.store import models
 from server.store.db import session_scope
 from server.store.users import create_user
 from tandem_protocol.events import CallInfo, Envelope, EventType, Phase, ScreenState, VoiceState
+from tests.integration.live_server import LiveServer
 
 ME = os.getuid()
 
@@ -293,25 +292,6 @@ def test_release_errors_are_clear(tmp_path: Path) -> None:
 
 
 # -- through the real server: the admin publishes over the API, the recorder updates from it --------
-class LiveServer:
-    def __init__(self, app: FastAPI) -> None:
-        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning"))
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-
-    def __enter__(self) -> str:
-        self.thread.start()
-        deadline = time.monotonic() + 60
-        while not self.server.started:
-            assert time.monotonic() < deadline and self.thread.is_alive(), "server did not start"
-            time.sleep(0.02)
-        port = self.server.servers[0].sockets[0].getsockname()[1]
-        return f"http://127.0.0.1:{port}"
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.should_exit = True
-        self.thread.join(30)
-
-
 def test_admin_publishes_through_the_server_and_the_recorder_updates_from_it(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -327,7 +307,7 @@ def test_admin_publishes_through_the_server_and_the_recorder_updates_from_it(
     install = tmp_path / "opt-tandem"
     unpack(install, "0.1.0", make_bundle(tmp_path, "0.1.0"))
     switch_current(install, "0.1.0")
-    with LiveServer(app) as url, httpx.Client(base_url=url, timeout=60) as http:
+    with LiveServer(app, start_timeout=60) as url, httpx.Client(base_url=url, timeout=60) as http:
         admin, sup = bearer(http, "admin"), bearer(http, "sup")
         bundle = make_bundle(tmp_path, "0.2.0").read_bytes()
         refused = http.put(
