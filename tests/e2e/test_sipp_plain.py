@@ -5,13 +5,13 @@ server sends when RTP stops. One server for the module; each call lasts a few se
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.e2e.sipp_media import Samples, dominant_hz, is_silent, read_wav, rms_db, write_tone
-from tests.e2e.sipp_tools import Recorder, recorder, run_sipp, sipp_call_id
+from tests.e2e.sipp_calls import assert_tone, call_length, recorder_fixture, tone_work
+from tests.e2e.sipp_media import Samples, is_silent, read_wav
+from tests.e2e.sipp_tools import Recorder, run_sipp, sipp_call_id
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(120)]
 
@@ -20,28 +20,15 @@ RTP_TIMEOUT = 2.0  # shorter than the hold below: a held call must not be ended 
 LENGTH_TOLERANCE = 0.02  # the WAV lasts from the 200 OK to the BYE, to 20 ms
 
 
-@pytest.fixture(scope="module")
-def rec(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Recorder]:
-    with recorder(
-        tmp_path_factory.mktemp("plain-server"), TANDEM_SERVER_RTP_TIMEOUT_SECONDS=str(RTP_TIMEOUT)
-    ) as r:
-        yield r
+rec = recorder_fixture("plain-server", TANDEM_SERVER_RTP_TIMEOUT_SECONDS=str(RTP_TIMEOUT))
 
 
 def _work(tmp_path: Path, name: str) -> Path:
-    work = tmp_path / name
-    work.mkdir()
-    write_tone(work / "stream1.ul", TONE_HZ, 20)
-    return work
-
-
-def _call_length(inter: dict[str, object]) -> float:
-    return float(inter["ended_at"]) - float(inter["answered_at"])  # type: ignore[arg-type]
+    return tone_work(tmp_path, name, TONE_HZ)
 
 
 def _assert_tone(x: Samples, what: str) -> None:
-    assert rms_db(x) > -20, f"{what}: no audio ({rms_db(x):.1f} dBFS)"
-    assert abs(dominant_hz(x, 8000) - TONE_HZ) < 5, f"{what}: {dominant_hz(x, 8000):.0f} Hz, not {TONE_HZ} Hz"
+    assert_tone(x, TONE_HZ, what)
 
 
 def test_plain_call_is_recorded_for_its_length(rec: Recorder, tmp_path: Path) -> None:
@@ -49,7 +36,7 @@ def test_plain_call_is_recorded_for_its_length(rec: Recorder, tmp_path: Path) ->
     result = run_sipp("plain_call.xml", rec.server.sip_port, work, service=rec.dn, duration_ms=4000).check()
     inter = rec.interaction(sipp_call_id(result) or "")
     voice = read_wav(rec.voice(inter, tmp_path / "voice.wav"))
-    assert abs(voice.seconds - _call_length(inter)) <= LENGTH_TOLERANCE, (voice.seconds, _call_length(inter))
+    assert abs(voice.seconds - call_length(inter)) <= LENGTH_TOLERANCE, (voice.seconds, call_length(inter))
     assert voice.seconds > 3.9
     for second in range(3):
         _assert_tone(voice.channel(0, 0.3 + second, 1.3 + second), f"second {second}")
@@ -76,7 +63,7 @@ def test_hold_and_resume_by_reinvite(rec: Recorder, tmp_path: Path, hold_dir: st
     assert abs(span["started_at"] - t0 - held) <= 0.1, (span, held)
     assert span["ended_at"] is not None and abs(span["ended_at"] - t0 - resumed) <= 0.1, (span, resumed)
     voice = read_wav(rec.voice(inter, tmp_path / "voice.wav"))
-    assert abs(voice.seconds - _call_length(inter)) <= LENGTH_TOLERANCE
+    assert abs(voice.seconds - call_length(inter)) <= LENGTH_TOLERANCE
     for ch in range(voice.channels):
         assert is_silent(voice.channel(ch, held + 0.1, resumed - 0.1)), f"audio on channel {ch} while held"
     _assert_tone(voice.channel(0, 0.3, held - 0.1), "before the hold")
@@ -119,7 +106,7 @@ def test_lost_ack_gets_the_200_again_and_records_normally(rec: Recorder, tmp_pat
     assert abs(gaps[0] - 0.5) < 0.2 and abs(gaps[1] - 1.0) < 0.25, f"not T1 doubling: {gaps}"
     inter = rec.interaction(sipp_call_id(result) or "")
     voice = read_wav(rec.voice(inter, tmp_path / "voice.wav"))
-    assert abs(voice.seconds - _call_length(inter)) <= LENGTH_TOLERANCE
+    assert abs(voice.seconds - call_length(inter)) <= LENGTH_TOLERANCE
     assert abs(float(inter["answered_at"]) - oks[0].time) < 0.2, "answered_at is not the 200 OK"
     _assert_tone(voice.channel(0, 0.3, 1.5), "before the ACK")
     _assert_tone(voice.channel(0, 2.0, voice.seconds - 0.3), "after the ACK")
@@ -138,6 +125,6 @@ def test_server_sends_bye_when_rtp_stops(rec: Recorder, tmp_path: Path) -> None:
     assert RTP_TIMEOUT <= quiet_for <= RTP_TIMEOUT + 1.5, f"BYE {quiet_for:.2f} s after the RTP stopped"
     assert abs(float(inter["ended_at"]) - bye[0].time) < 0.2
     voice = read_wav(rec.voice(inter, tmp_path / "voice.wav"))
-    assert abs(voice.seconds - _call_length(inter)) <= LENGTH_TOLERANCE
+    assert abs(voice.seconds - call_length(inter)) <= LENGTH_TOLERANCE
     _assert_tone(voice.channel(0, 0.3, 1.7), "while streaming")
     assert is_silent(voice.channel(0, 2.2, voice.seconds - 0.05)), "audio after the RTP stopped"

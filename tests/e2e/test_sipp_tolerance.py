@@ -7,13 +7,13 @@ its length with its hold."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.e2e.sipp_media import Samples, dominant_hz, is_silent, read_wav, rms_db, write_tone
-from tests.e2e.sipp_tools import Recorder, recorder, run_sipp, sipp_call_id
+from tests.e2e.sipp_calls import assert_tone, call_length, recorder_fixture, tone_work
+from tests.e2e.sipp_media import Samples, is_silent, read_wav
+from tests.e2e.sipp_tools import Recorder, run_sipp, sipp_call_id
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(150)]
 
@@ -23,28 +23,15 @@ LENGTH_TOLERANCE = 0.02  # the WAV lasts from the 200 OK to the BYE, to 20 ms
 SPAN_TOLERANCE = 0.1
 
 
-@pytest.fixture(scope="module")
-def rec(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Recorder]:
-    with recorder(
-        tmp_path_factory.mktemp("tolerance-server"), TANDEM_SERVER_RTP_TIMEOUT_SECONDS=str(RTP_TIMEOUT)
-    ) as r:
-        yield r
+rec = recorder_fixture("tolerance-server", TANDEM_SERVER_RTP_TIMEOUT_SECONDS=str(RTP_TIMEOUT))
 
 
 def _work(tmp_path: Path, name: str) -> Path:
-    work = tmp_path / name
-    work.mkdir()
-    write_tone(work / "stream1.ul", TONE_HZ, 20)
-    return work
-
-
-def _call_length(inter: dict[str, object]) -> float:
-    return float(inter["ended_at"]) - float(inter["answered_at"])  # type: ignore[arg-type]
+    return tone_work(tmp_path, name, TONE_HZ)
 
 
 def _assert_tone(x: Samples, what: str) -> None:
-    assert rms_db(x) > -20, f"{what}: no audio ({rms_db(x):.1f} dBFS)"
-    assert abs(dominant_hz(x, 8000) - TONE_HZ) < 5, f"{what}: {dominant_hz(x, 8000):.0f} Hz, not {TONE_HZ} Hz"
+    assert_tone(x, TONE_HZ, what)
 
 
 def test_ack_and_bye_without_to_tag_record_the_call_for_its_length(rec: Recorder, tmp_path: Path) -> None:
@@ -54,7 +41,7 @@ def test_ack_and_bye_without_to_tag_record_the_call_for_its_length(rec: Recorder
     ).check()  # was: the BYE answered 481
     inter = rec.interaction(sipp_call_id(result) or "")
     voice = read_wav(rec.voice(inter, tmp_path / "voice.wav"))
-    assert abs(voice.seconds - _call_length(inter)) <= LENGTH_TOLERANCE, (voice.seconds, _call_length(inter))
+    assert abs(voice.seconds - call_length(inter)) <= LENGTH_TOLERANCE, (voice.seconds, call_length(inter))
     assert 2.9 < voice.seconds < 5, f"a {voice.seconds:.1f} s file for a 3 s call"  # was 32 s, silent
     _assert_tone(voice.channel(0, 0.3, 2.5), "the call")
 
@@ -118,7 +105,7 @@ def test_odd_cseqs_keep_the_hold_and_the_recording(rec: Recorder, tmp_path: Path
     assert abs(span["started_at"] - t0 - held) <= SPAN_TOLERANCE, (span, held)
     assert span["ended_at"] is not None and abs(span["ended_at"] - t0 - resumed) <= SPAN_TOLERANCE
     voice = read_wav(rec.voice(inter, tmp_path / "voice.wav"))
-    assert abs(voice.seconds - _call_length(inter)) <= LENGTH_TOLERANCE, (voice.seconds, _call_length(inter))
+    assert abs(voice.seconds - call_length(inter)) <= LENGTH_TOLERANCE, (voice.seconds, call_length(inter))
     assert voice.seconds < 10, f"a {voice.seconds:.1f} s file for a 5 s call"
     assert is_silent(voice.channel(0, held + 0.1, resumed - 0.1)), "audio while held"
     _assert_tone(voice.channel(0, 0.3, held - 0.1), "before the hold")

@@ -13,7 +13,6 @@ where a span must be silent on both channels.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,11 +21,10 @@ import pytest
 
 from server.sip.sdp import parse_sdp
 from server.sip.siprec import parse_offer
+from tests.e2e.sipp_calls import assert_tone, call_length, recorder_fixture, tone_work
 from tests.e2e.sipp_media import (
     PACKET_SAMPLES,
     Recording,
-    Samples,
-    dominant_hz,
     first_sound,
     is_silent,
     lost_packets,
@@ -35,9 +33,8 @@ from tests.e2e.sipp_media import (
     rms_db,
     rtp_pcap,
     tone_db,
-    write_tone,
 )
-from tests.e2e.sipp_tools import Recorder, SecondStream, SippResult, recorder, run_sipp, sipp_call_id
+from tests.e2e.sipp_tools import Recorder, SecondStream, SippResult, run_sipp, sipp_call_id
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(150)]
 
@@ -50,20 +47,11 @@ SPAN_TOLERANCE = 0.1  # silence and pause spans match the re-INVITEs to 100 ms
 LEG_B_LEAD = 300  # ms the second stream stops before (and resumes after) a pause
 
 
-@pytest.fixture(scope="module")
-def rec(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Recorder]:
-    with recorder(
-        tmp_path_factory.mktemp("siprec-server"), TANDEM_SERVER_RTP_TIMEOUT_SECONDS=str(RTP_TIMEOUT)
-    ) as r:
-        yield r
+rec = recorder_fixture("siprec-server", TANDEM_SERVER_RTP_TIMEOUT_SECONDS=str(RTP_TIMEOUT))
 
 
 def _work(tmp_path: Path, name: str) -> Path:
-    work = tmp_path / name
-    work.mkdir()
-    write_tone(work / "stream1.ul", AGENT_HZ, 20)
-    write_tone(work / "stream2.ul", CALLER_HZ, 20)
-    return work
+    return tone_work(tmp_path, name, AGENT_HZ, CALLER_HZ)
 
 
 def _recorded(rec: Recorder, result: SippResult, dest: Path) -> tuple[dict[str, Any], Recording]:
@@ -72,22 +60,15 @@ def _recorded(rec: Recorder, result: SippResult, dest: Path) -> tuple[dict[str, 
     inter = rec.interaction(sipp_call_id(result) or "")
     voice = read_wav(rec.voice(inter, dest))
     assert voice.channels == 2 and voice.rate == 8000, f"{voice.channels} channels at {voice.rate} Hz"
-    call_length = inter["ended_at"] - inter["answered_at"]
-    assert abs(voice.seconds - call_length) <= LENGTH_TOLERANCE, (voice.seconds, call_length)
+    assert abs(voice.seconds - call_length(inter)) <= LENGTH_TOLERANCE, (voice.seconds, call_length(inter))
     return inter, voice
-
-
-def _assert_tone(x: Samples, freq: int, what: str) -> None:
-    assert rms_db(x) > -20, f"{what}: no audio ({rms_db(x):.1f} dBFS)"
-    found = dominant_hz(x, 8000)
-    assert abs(found - freq) < 5, f"{what}: {found:.0f} Hz where {freq} Hz was sent"
 
 
 def _assert_separated(voice: Recording, start: float, end: float) -> None:
     """Caller's tone on the left, agent's on the right, each ≥ 20 dB down on the other side."""
     left, right = voice.channel(LEFT, start, end), voice.channel(RIGHT, start, end)
-    _assert_tone(left, CALLER_HZ, f"left {start:.1f}-{end:.1f} s")
-    _assert_tone(right, AGENT_HZ, f"right {start:.1f}-{end:.1f} s")
+    assert_tone(left, CALLER_HZ, f"left {start:.1f}-{end:.1f} s")
+    assert_tone(right, AGENT_HZ, f"right {start:.1f}-{end:.1f} s")
     caller_leak = tone_db(left, 8000, CALLER_HZ) - tone_db(right, 8000, CALLER_HZ)
     agent_leak = tone_db(right, 8000, AGENT_HZ) - tone_db(left, 8000, AGENT_HZ)
     assert caller_leak >= 20 and agent_leak >= 20, f"cross-talk {caller_leak:.1f} / {agent_leak:.1f} dB down"
@@ -179,8 +160,8 @@ def test_pause_and_hold_by_reinvite_are_silent_pause_spans(
         quiet = voice.channel(ch, held + SPAN_TOLERANCE, resumed - SPAN_TOLERANCE)
         assert is_silent(quiet), f"channel {ch}: {rms_db(quiet):.1f} dBFS while paused"
     # The first stream stops and starts with the re-INVITEs: audio right up to the span.
-    _assert_tone(voice.channel(RIGHT, held - 0.3, held - SPAN_TOLERANCE), AGENT_HZ, "just before the pause")
-    _assert_tone(voice.channel(RIGHT, resumed + SPAN_TOLERANCE, resumed + 0.3), AGENT_HZ, "just after")
+    assert_tone(voice.channel(RIGHT, held - 0.3, held - SPAN_TOLERANCE), AGENT_HZ, "just before the pause")
+    assert_tone(voice.channel(RIGHT, resumed + SPAN_TOLERANCE, resumed + 0.3), AGENT_HZ, "just after")
     _assert_separated(voice, 0.5, held - 0.5)
     _assert_separated(voice, resumed + 0.5, voice.seconds - 0.5)
 
@@ -281,4 +262,4 @@ def test_fifteen_percent_loss_on_one_leg(rec: Recorder, tmp_path: Path) -> None:
     agent = packet_windows(voice.channel(RIGHT), int(0.3 * voice.rate), 170)
     quiet = [i for i, w in enumerate(agent) if rms_db(w) < -20]
     assert len(quiet) <= 8, f"the lossless leg has {len(quiet)} silent 20 ms windows"
-    _assert_tone(voice.channel(RIGHT, 0.5, 3.5), AGENT_HZ, "the agent's leg")
+    assert_tone(voice.channel(RIGHT, 0.5, 3.5), AGENT_HZ, "the agent's leg")

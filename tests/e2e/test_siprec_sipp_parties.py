@@ -11,13 +11,13 @@ setup: the agent's screen is wanted (screen percentage 100) but no recorder serv
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.e2e.sipp_media import dominant_hz, is_silent, read_wav, rms_db, write_tone
-from tests.e2e.sipp_tools import Recorder, SecondStream, SippResult, recorder, run_sipp, sipp_call_id
+from tests.e2e.sipp_calls import recorder_fixture, tone_work
+from tests.e2e.sipp_media import dominant_hz, is_silent, read_wav, rms_db
+from tests.e2e.sipp_tools import Recorder, SecondStream, SippResult, run_sipp, sipp_call_id
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(150)]
 
@@ -28,23 +28,16 @@ SPAN_TOLERANCE = 0.1  # the stored span matches the re-INVITEs to 100 ms
 LEG_B_LEAD = 300  # ms the second stream stops before (and resumes after) the hold
 
 
-@pytest.fixture(scope="module")
-def rec(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Recorder]:
-    with recorder(
-        tmp_path_factory.mktemp("siprec-parties"),
-        dn=DN,
-        TANDEM_SERVER_SCREEN_PERCENTAGE="100",  # a screen is wanted; no recorder will confirm
-        TANDEM_SERVER_RTP_TIMEOUT_SECONDS="3",
-    ) as r:
-        yield r
+rec = recorder_fixture(
+    "siprec-parties",
+    dn=DN,
+    TANDEM_SERVER_SCREEN_PERCENTAGE="100",  # a screen is wanted; no recorder will confirm
+    TANDEM_SERVER_RTP_TIMEOUT_SECONDS="3",
+)
 
 
 def _work(tmp_path: Path, name: str) -> Path:
-    work = tmp_path / name
-    work.mkdir()
-    write_tone(work / "stream1.ul", AGENT_HZ, 20)
-    write_tone(work / "stream2.ul", CALLER_HZ, 20)
-    return work
+    return tone_work(tmp_path, name, AGENT_HZ, CALLER_HZ)
 
 
 @pytest.mark.parametrize(
