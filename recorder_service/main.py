@@ -5,6 +5,7 @@
     tandem-recorder logout [--server URL]
     tandem-recorder update-check          (as root, from tandem-update.timer: see updater/system.py)
     tandem-recorder self-test [--server URL]
+    tandem-recorder install-package VERSION  (as root, from the package's postinst: updater/package.py)
     tandem-recorder device-broker         (as root, from tandem-device.socket: see device_broker.py)
 
 ``login`` exchanges a one-time enrolment code from IT (``tandem-server enroll-recorder --username
@@ -78,6 +79,12 @@ def _parser() -> argparse.ArgumentParser:
         parents=[common],
         help="check this version can run here: modules, capture backend, server (the updater runs it)",
     )
+    package = sub.add_parser(
+        "install-package",
+        help="stage the package's VERSION under versions/ and switch to it now or when idle (postinst)",
+    )
+    package.add_argument("version", help="the package version dpkg configures")
+    package.add_argument("--root", help="the install root (default /opt/tandem)")
     broker = sub.add_parser(
         "device-broker",
         help="hold this PC's device credential for every user's recorder (root; tandem-device.socket)",
@@ -271,6 +278,12 @@ def cmd_update_check() -> int:
     return 1 if result.state in ("refused", "failed", "rolled_back") else 0
 
 
+def cmd_install_package(args: argparse.Namespace) -> int:
+    from recorder_service.updater.package import run_install
+
+    return run_install(args.version, args.root)
+
+
 def cmd_self_test(config: RecorderConfig) -> int:
     from recorder_service.updater.self_test import self_test
 
@@ -320,6 +333,8 @@ def _setup_logging(level: str) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.command == "install-package":  # root, from postinst: no user's config, no server
+        return cmd_install_package(args)
     if args.command == "device-broker":  # root: the PC's own config only, never a user's
         from recorder_service.device_broker import main as broker_main
 

@@ -159,7 +159,8 @@ def fresh_root(parent: Path) -> Iterator[DebRoot]:
 
 def repack(deb: Path, version: str, out_dir: Path) -> Path:
     """The same package as ``version``: same bundles, the control file's version bumped, the
-    bundles moved to ``versions/<version>/`` (where postinst points ``current``) and the autostart
+    payload's ``/opt/tandem/package/VERSION`` saying it (a package from before the staging had its
+    bundles under ``versions/<version>/``: moved there) and the autostart
     entry (a conffile) changed by one comment line, so an upgrade meets a conffile the package
     changed -- the case where dpkg would ask, unless told ``--force-confold``. Streamed tar to tar
     (nothing unpacked on disk) and stored uncompressed: seconds, not the minute an unpack and
@@ -209,7 +210,7 @@ def repack(deb: Path, version: str, out_dir: Path) -> Path:
             value = getattr(member, attr)
             if value == before or value.startswith(before + "/"):
                 setattr(member, attr, after + value[len(before) :])
-        if member.name == f"{after}/VERSION":
+        if member.name in (f"{after}/VERSION", "./opt/tandem/package/VERSION"):
             return f"{version}\n".encode()
         if member.name == "./etc/xdg/autostart/tandem-recorder.desktop" and small is not None:
             return small + f"# shipped with {version}\n".encode()
