@@ -8,9 +8,7 @@ import contextlib
 import signal
 import sqlite3
 import subprocess
-import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,8 +16,8 @@ import httpx
 import pytest
 
 from tests.e2e.harness import ROOT, ServerProcess, run_server, server_env, tandem_server, wait_until
-from tests.integration.fault_server import call, plain_offer
-from tests.integration.siprec_peer import Dialog, SrcPeer, tone
+from tests.integration.fault_server import call, plain_offer, streaming
+from tests.integration.siprec_peer import Dialog, SrcPeer
 from tests.ports import claim_block, server_ports
 
 pytestmark = pytest.mark.e2e
@@ -37,25 +35,6 @@ def interaction(data: Path, call_id: str) -> Any:
         "SELECT id, state, end_reason, answered_at, ended_at FROM interactions WHERE call_id = ?",
         call_id,
     )
-
-
-@contextlib.contextmanager
-def streaming(peer: SrcPeer, dialog: Dialog) -> Iterator[None]:
-    """A 440 Hz tone to the call's port until the block ends."""
-    stop = threading.Event()
-    port = dialog.ports[0][0]
-
-    def send() -> None:
-        while not stop.is_set():
-            peer.stream({port: (tone(440, 0.2), 0)})
-
-    sender = threading.Thread(target=send, daemon=True)
-    sender.start()
-    try:
-        yield
-    finally:
-        stop.set()
-        sender.join(10)
 
 
 def agent_call(server: ServerProcess) -> tuple[SrcPeer, Dialog]:

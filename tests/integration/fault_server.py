@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import sqlite3
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -16,7 +17,7 @@ from server.api.app import create_app
 from server.settings import load_settings
 from server.store.db import session_scope
 from server.store.users import create_user
-from tests.integration.siprec_peer import Dialog, SrcPeer
+from tests.integration.siprec_peer import Dialog, SrcPeer, tone
 from tests.ports import rtp_range
 
 PASSWORD = "correct-horse-battery"
@@ -76,6 +77,25 @@ def call(peer: SrcPeer, dn: str = DN) -> Dialog:
     dialog = peer.invite(plain_offer(peer.rtp.getsockname()[1]), dn=dn, siprec=False)
     assert dialog.status == 200, [(r.status, r.reason) for r in dialog.responses]
     return dialog
+
+
+@contextlib.contextmanager
+def streaming(peer: SrcPeer, dialog: Dialog) -> Iterator[None]:
+    """A 440 Hz tone to the call's (first) port, sent by a thread until the block ends."""
+    stop = threading.Event()
+    port = dialog.ports[0][0]
+
+    def send() -> None:
+        while not stop.is_set():
+            peer.stream({port: (tone(440, 0.2), 0)})
+
+    sender = threading.Thread(target=send, daemon=True)
+    sender.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        sender.join(10)
 
 
 def wait_for(predicate: Callable[[], Any], timeout: float, what: str, step: float = 0.05) -> Any:

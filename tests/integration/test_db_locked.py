@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import sqlite3
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,30 +19,13 @@ from tests.integration.fault_server import (
     plain_offer,
     row,
     running_server,
+    streaming,
     wait_for,
 )
-from tests.integration.siprec_peer import Dialog, SrcPeer, tone
+from tests.integration.siprec_peer import SrcPeer
 
 BUSY_TIMEOUT = 1.0
 BOUND = 10.0  # far below the 30 s every request used to wait
-
-
-@contextlib.contextmanager
-def streaming(peer: SrcPeer, dialog: Dialog) -> Iterator[None]:
-    stop = threading.Event()
-    port = dialog.ports[0][0]
-
-    def send() -> None:
-        while not stop.is_set():
-            peer.stream({port: (tone(440, 0.2), 0)})
-
-    sender = threading.Thread(target=send, daemon=True)
-    sender.start()
-    try:
-        yield
-    finally:
-        stop.set()
-        sender.join(10)
 
 
 @contextlib.contextmanager

@@ -24,8 +24,16 @@ import pytest
 
 from server.errors import WavWriterError
 from server.voice.wav_writer import WavWriter
-from tests.integration.fault_server import call, login_agent, plain_offer, row, running_server, wait_for
-from tests.integration.siprec_peer import Dialog, SrcPeer, tone
+from tests.integration.fault_server import (
+    call,
+    login_agent,
+    plain_offer,
+    row,
+    running_server,
+    streaming,
+    wait_for,
+)
+from tests.integration.siprec_peer import SrcPeer
 
 MIB = 1024**2
 
@@ -63,24 +71,6 @@ def fill(directory: Path, leave: int = 0) -> Path:
         except OSError as exc:
             assert exc.errno == errno.ENOSPC, exc
     return ballast
-
-
-@contextlib.contextmanager
-def streaming(peer: SrcPeer, dialog: Dialog) -> Iterator[None]:
-    stop = threading.Event()
-    port = dialog.ports[0][0]
-
-    def send() -> None:
-        while not stop.is_set():
-            peer.stream({port: (tone(440, 0.2), 0)})
-
-    sender = threading.Thread(target=send, daemon=True)
-    sender.start()
-    try:
-        yield
-    finally:
-        stop.set()
-        sender.join(10)
 
 
 def invite(peer: SrcPeer) -> Any:
