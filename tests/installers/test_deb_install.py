@@ -137,6 +137,13 @@ def _autostart_command(root: DebRoot) -> list[str]:
     return match.group(1).split()
 
 
+def _unit_exec(root: DebRoot, unit: str) -> list[str]:
+    """A systemd unit's ExecStart command (no systemd runs in a chroot: the tests start it by hand)."""
+    match = re.search(r"^ExecStart=(.+)$", root.path(f"/lib/systemd/system/{unit}").read_text(), re.MULTILINE)
+    assert match, unit
+    return match.group(1).split()
+
+
 def _recorder_env(user: str, **extra: str) -> dict[str, str]:
     # No desktop keyring in a chroot: the administrator's opt-in plaintext token file.
     return {"TANDEM_RECORDER_KEYRING_FILE": f"/home/{user}/.local/state/tandem/token", **extra}
@@ -212,6 +219,13 @@ def test_versions_layout_launchers_through_current_and_the_update_timer(installe
     unit = root.path("/lib/systemd/system/tandem-update.service").read_text()
     assert "ExecStart=/opt/tandem/current/tandem-recorder/tandem-recorder update-check" in unit
     assert root.path("/usr/lib/tmpfiles.d/tandem.conf").is_file()
+    # the device broker (root, holds the PC's device credential): its socket enabled at install
+    assert root.path("/etc/systemd/system/sockets.target.wants/tandem-device.socket").is_symlink()
+    assert (
+        "ListenStream=/run/tandem/device.sock"
+        in root.path("/lib/systemd/system/tandem-device.socket").read_text()
+    )
+    assert _unit_exec(root, "tandem-device.service")[1] == "device-broker"
     assert root.path("/run/tandem/activity").stat().st_mode & 0o7777 == 0o1777
 
 
@@ -269,11 +283,13 @@ def test_device_recorder_pairs_with_the_bundled_desktop_and_records_a_sipp_call(
 ) -> None:
     """The acceptance line's stretch, the way many PCs are deployed: one multi-use enrolment token
     (tet_...) in the machine config. In the Debian root, on an Xvfb screen (the host's, its socket
-    bound in), user agent2's bundled recorder enrols as a device of the PC and records nobody
-    ("idle") until the bundled desktop, started as the same user, logs agent2 in on DN 1002 and
-    hands it a pairing ticket over the same-user Unix socket ($XDG_RUNTIME_DIR/tandem-recorder.sock,
-    SO_PEERCRED). The server then holds the pairing both vouched for (the device credential and
-    agent2's desktop login) and the fleet shows the pairing's recorder. A SIPp call to 1002 is
+    bound in), the PC's device broker runs as root (tandem-device.service's command, started by
+    hand: no systemd in a chroot) and user agent2's bundled recorder uses it, recording nobody
+    until the bundled desktop, started as the same user, logs agent2 in on DN 1002 and hands it a
+    pairing ticket over the same-user Unix socket ($XDG_RUNTIME_DIR/tandem-recorder.sock,
+    SO_PEERCRED). The broker enrols the PC then (the credential in a root-only file, none in
+    agent2's keyring) and pairs it. The server holds the pairing both vouched for (the device
+    credential and agent2's desktop login) and the fleet shows the pairing's recorder. A SIPp call to 1002 is
     recorded under agent2, its screen uploaded with the pairing's token, after-call work ends by
     the server's limit (nobody presses Done) and the supervisor's audited download of the muxed
     file decodes. Without the pairing the device records nobody: the pairing wait fails."""
@@ -297,6 +313,7 @@ def test_device_recorder_pairs_with_the_bundled_desktop_and_records_a_sipp_call(
         assert admin.put("/api/admin/sampling", json={"percentage": 100, "team_overrides": {}}).is_success
     _speech_wav(tmp_path / "speech.wav")
     rec_log, desk_log = tmp_path / "recorder.log", tmp_path / "desktop.log"
+    broker_log, broker = tmp_path / "broker.log", None
     desktop = [DESKTOP, "--server", server.url, "--user", "agent2", "--dn", "1002", "--auto-login"]
     procs: list[subprocess.Popen[bytes]] = []
 
@@ -317,14 +334,23 @@ def test_device_recorder_pairs_with_the_bundled_desktop_and_records_a_sipp_call(
         root.bind(Path("/tmp/.X11-unix"), "/tmp/.X11-unix")
         session = {"DISPLAY": display, "XDG_RUNTIME_DIR": _session_dir(root, "agent2")}
         try:
-            env = _recorder_env("agent2", TANDEM_AGENT_CONFIG="/etc/tandem/device.toml", **session)
+            machine = {"TANDEM_AGENT_CONFIG": "/etc/tandem/device.toml"}
+            broker = root.popen(
+                _unit_exec(root, "tandem-device.service"), user="root", env=machine, log=broker_log
+            )
+            wait_until(
+                lambda: broker.poll() is None and root.path("/run/tandem/device.sock").exists(),
+                60,
+                "the broker",
+            )
+            env = _recorder_env("agent2", **machine, **session)
             procs.append(root.popen(_autostart_command(root), user="agent2", env=env, log=rec_log))
             wait_until(
-                lambda: alive() and "records whoever logs in" in rec_log.read_text(), 60, "device enrolment"
+                lambda: alive() and "held by the PC's device broker" in rec_log.read_text(), 60, "device mode"
             )
             with server.client("admin") as admin:
                 devices = admin.get("/api/admin/devices").json()["devices"]
-            assert [d["state"] for d in devices if d["scope"] == "team:Blue"] == ["idle"], devices
+            assert [d for d in devices if d["scope"] == "team:Blue"] == [], devices  # enrolled at need
             password = server.creds["agent2"]["password"]
             env = {**session, "TANDEM_AGENT_PASSWORD": password}
             procs.append(root.popen(desktop, user="agent2", env=env, log=desk_log))
@@ -338,6 +364,12 @@ def test_device_recorder_pairs_with_the_bundled_desktop_and_records_a_sipp_call(
             assert [
                 u for u, o, _ in call_checks.audit_rows(server, "device.pair", str(pairing.device_id))
             ] == ["agent2"]
+            credential = root.path("/var/lib/tandem/device-credential")
+            assert (credential.stat().st_mode & 0o7777, credential.stat().st_uid) == (0o600, 0)
+            assert root.run(
+                ["cat", "/var/lib/tandem/device-credential"], user="agent2", check=False
+            ).returncode
+            assert "device:" not in root.path("/home/agent2/.local/state/tandem/token").read_text()
             with server.client("supervisor") as sup:
                 wait_until(
                     lambda: (
@@ -362,13 +394,18 @@ def test_device_recorder_pairs_with_the_bundled_desktop_and_records_a_sipp_call(
             )
         except AssertionError as exc:
             logs = f"recorder log:\n{rec_log.read_text()[-3000:]}\n"
+            if broker_log.exists():
+                logs += f"broker log:\n{broker_log.read_text()[-3000:]}\n"
             if desk_log.exists():
                 logs += f"desktop log:\n{desk_log.read_text()[-3000:]}"
             raise AssertionError(f"{exc}\n{logs}") from None
         finally:
             for proc in procs:
                 stop_process(proc)
+            if broker is not None:
+                stop_process(broker)
             root.path("/etc/tandem/device.toml").unlink()
+    assert "pair for agent2 (uid " in broker_log.read_text(), broker_log.read_text()[-3000:]
     for log in (rec_log, desk_log):  # every backend keyring's entry points name is in the bundle
         assert "Error initializing plugin" not in log.read_text(), log.read_text()[-3000:]
     # recorded under agent2, by the device, because of the pairing
@@ -465,7 +502,118 @@ def test_update_check_installs_a_signed_release_self_tested_as_nobody(
 
 
 UPGRADE_VERSION = "0.1.2"  # the package again, newer than the package and the self-update's 0.1.1
+IN_CALL_VERSION = "0.1.3"  # and again, installed while a recorder is in a call
 AUTOSTART = "/etc/xdg/autostart/tandem-recorder.desktop"  # the package's conffile
+UPDATE_CHECK = ["/opt/tandem/current/tandem-recorder/tandem-recorder", "update-check"]
+
+
+def _files(tree: Path) -> dict[str, tuple[int, int]]:
+    """Every file of a version directory: its inode and size (the same file, whole)."""
+    return {
+        str(p.relative_to(tree)): (p.stat().st_ino, p.stat().st_size) for p in tree.rglob("*") if p.is_file()
+    }
+
+
+def _deleted_mappings(pid: int) -> list[str]:
+    """Files the process has mapped (its bundle's libraries) that no longer exist under their name."""
+    maps = Path(f"/proc/{pid}/maps").read_text().splitlines()
+    return sorted(
+        {line.split(None, 5)[5] for line in maps if line.endswith(" (deleted)") and "/opt/tandem/" in line}
+    )
+
+
+def _activity(root: DebRoot, user: str) -> dict[str, Any] | None:
+    uid = root.run(["id", "-u", user]).stdout.strip()
+    try:
+        return dict(json.loads(root.path(f"/run/tandem/activity/{uid}.json").read_text()))
+    except (OSError, ValueError):
+        return None
+
+
+def _say_in_a_call(root: DebRoot, user: str, pid: int, version: str) -> None:
+    """``user``'s recorder's activity record as the recorder writes it while in a call: its own file
+    (owned by the user, named by his uid), a live process of his (pid), renamed into place."""
+    uid = int(root.run(["id", "-u", user]).stdout)
+    wait_until(lambda: Path(f"/proc/{pid}").stat().st_uid == uid, 30, f"{user}'s process")
+    record = {
+        "pid": pid,
+        "version": version,
+        "state": "call",
+        "detail": "waiting: a call or its after-call work is in progress",
+        "updated_at": time.time(),
+        "healthy": True,
+    }
+    path = root.path(f"/run/tandem/activity/{uid}.json")
+    tmp = path.with_name(f".{uid}.json.{pid}.tmp")
+    tmp.write_text(json.dumps(record))
+    os.chown(tmp, uid, uid)
+    os.replace(tmp, path)
+
+
+def _upgrade_during_a_call(
+    root: DebRoot, deb: Path, proc: subprocess.Popen[bytes], log: Path, tmp_path: Path
+) -> None:
+    """Issue 15 item 5, "updates never break a recording", for apt: agent1's bundled recorder runs
+    0.1.2 (idle) and agent2's is in a call when IT pushes 0.1.3. dpkg replaces the package's files,
+    but the staged versions/0.1.2/ every running recorder loads from stays whole (no library of
+    agent1's recorder is deleted under it), and ``current`` stays on 0.1.2; the timer's update check
+    says "waiting" during the call, and once it is over switches to 0.1.3 and confirms it by the
+    recorder's health (agent1's recorder re-executes into it). Before the staging, dpkg deleted
+    versions/0.1.2/ and postinst switched at once."""
+
+    def alive() -> bool:
+        assert proc.poll() is None, f"recorder exited {proc.returncode}:\n{log.read_text()[-3000:]}"
+        return True
+
+    uid1 = root.run(["id", "-u", "agent1"]).stdout.strip()
+    # the apt upgrade's own switch (nobody busy: at once) is provisional too; confirmed by agent1's health
+    wait_until(
+        lambda: alive() and (r := _activity(root, "agent1")) and r["healthy"] and r, 60, "agent1 healthy"
+    )
+    first = root.run(UPDATE_CHECK, check=False)
+    assert first.stdout.strip() == (
+        f"update check: applied: {UPGRADE_VERSION} confirmed: {UPGRADE_VERSION} healthy on every running "
+        f"recorder ({uid1})"
+    ), first
+    running = root.path(f"/opt/tandem/versions/{UPGRADE_VERSION}")
+    before = _files(running)
+    caller = root.popen(["sleep", "600"], user="agent2", env={}, log=tmp_path / "agent2.log")
+    uid2 = root.run(["id", "-u", "agent2"]).stdout.strip()
+    try:
+        _say_in_a_call(root, "agent2", caller.pid, UPGRADE_VERSION)
+        new_deb = repack(deb, IN_CALL_VERSION, root.path("/tmp"))
+        options = ["-o", "Dpkg::Options::=--force-confdef", "-o", "Dpkg::Options::=--force-confold"]
+        root.run(["apt-get", "install", "-y", "-q", *options, f"/tmp/{new_deb.name}"], input="", timeout=600)
+        new_deb.unlink()
+        status = root.run(["dpkg-query", "-W", "-f=${Status} ${Version}", "tandem-agent"]).stdout
+        assert status == f"install ok installed {IN_CALL_VERSION}" and root.dpkg_clean() == ""
+        assert os.readlink(root.path("/opt/tandem/current")) == f"versions/{UPGRADE_VERSION}"
+        assert _files(running) == before  # every file the running recorders may still load
+        assert alive() and _deleted_mappings(proc.pid) == []
+        assert root.path("/opt/tandem/package-pending").read_text().strip() == IN_CALL_VERSION
+        assert root.path(f"/opt/tandem/versions/{IN_CALL_VERSION}/tandem-recorder/tandem-recorder").is_file()
+        state = json.loads(root.path("/opt/tandem/update-state.json").read_text())
+        assert (state["state"], state["current"]) == ("waiting", UPGRADE_VERSION), state
+        during = root.run(UPDATE_CHECK, check=False)  # the timer's run, the call still on
+        assert during.stdout.startswith(f"update check: waiting: package {IN_CALL_VERSION} installed"), during
+        assert f"({uid2}: call)" in during.stdout, during
+        assert os.readlink(root.path("/opt/tandem/current")) == f"versions/{UPGRADE_VERSION}"
+    finally:
+        stop_process(caller)  # the call is over and agent2 logs out: his recorder's record goes
+        root.path(f"/run/tandem/activity/{uid2}.json").unlink(missing_ok=True)
+    after = root.run(UPDATE_CHECK, check=False, timeout=900)
+    assert after.stdout.strip() == (
+        f"update check: applied: {IN_CALL_VERSION} confirmed: {IN_CALL_VERSION} healthy on every running "
+        f"recorder ({uid1})"
+    ), after
+    assert os.readlink(root.path("/opt/tandem/current")) == f"versions/{IN_CALL_VERSION}"
+    assert not root.path("/opt/tandem/package-pending").exists()
+    now_on = _activity(root, "agent1")
+    assert now_on is not None and (now_on["version"], now_on["pid"]) == (IN_CALL_VERSION, proc.pid), now_on
+    # the cleanup after the switch (layout.versions_to_remove): 0.1.2 stays (agent1's recorder ran it
+    # at the switch) and so does one older version for a rollback, the self-updater's 0.1.1
+    names = sorted(p.name for p in root.path("/opt/tandem/versions").iterdir())
+    assert names == [UPDATE_VERSION, UPGRADE_VERSION, IN_CALL_VERSION], names
 
 
 def test_upgrade_to_a_new_version_keeps_the_config_and_purge_removes_everything(
@@ -505,12 +653,16 @@ def test_upgrade_to_a_new_version_keeps_the_config_and_purge_removes_everything(
     assert (
         root.path(AUTOSTART + ".dpkg-dist").read_text().endswith(f"# shipped with {UPGRADE_VERSION}\n")
     )  # ... the package's beside it
-    # versions/: the new one present and current; dpkg removed the old package's own files (the
-    # self-updater's 0.1.1, which dpkg does not own, stays until the updater's cleanup)
+    # versions/: the new one staged and current (nothing ran: switched at once); the old package's
+    # staged version went by the updater's cleanup (not current, not running, not the one before:
+    # the self-updater's 0.1.1 is kept for a rollback)
     assert os.readlink(root.path("/opt/tandem/current")) == f"versions/{UPGRADE_VERSION}"
     assert root.path(f"/opt/tandem/versions/{UPGRADE_VERSION}/tandem-recorder/tandem-recorder").is_file()
     assert root.path(f"/opt/tandem/versions/{UPGRADE_VERSION}/VERSION").read_text().strip() == UPGRADE_VERSION
-    assert not root.path(f"/opt/tandem/versions/{old}/tandem-recorder/tandem-recorder").exists()
+    assert root.path("/opt/tandem/package/VERSION").read_text().strip() == UPGRADE_VERSION  # dpkg's payload
+    assert (
+        root.path(f"/opt/tandem/versions/{UPGRADE_VERSION}/.staged-from-package").read_text() == "hard links"
+    )
     # the recorder still runs, the new version, with its credential from before the upgrade
     log = tmp_path / "recorder.log"
     proc = root.popen(_autostart_command(root), user="agent1", env=_recorder_env("agent1"), log=log)
@@ -522,6 +674,9 @@ def test_upgrade_to_a_new_version_keeps_the_config_and_purge_removes_everything(
 
     try:
         wait_until(on_new_version, 120, f"agent1's recorder on {UPGRADE_VERSION} in the fleet")
+        started = time.monotonic()
+        _upgrade_during_a_call(root, deb, proc, log, tmp_path)
+        print(f"upgrade during a call, then the switch once idle: {time.monotonic() - started:.0f} s")
     finally:
         stop_process(proc)
 
@@ -532,6 +687,8 @@ def test_upgrade_to_a_new_version_keeps_the_config_and_purge_removes_everything(
         "/var/lib/tandem",
         "/etc/systemd/system/timers.target.wants/tandem-update.timer",
         "/lib/systemd/system/tandem-update.timer",
+        "/etc/systemd/system/sockets.target.wants/tandem-device.socket",
+        "/lib/systemd/system/tandem-device.socket",
         "/etc/tandem",
         AUTOSTART,
         AUTOSTART + ".dpkg-dist",
