@@ -6,7 +6,8 @@ host and its heartbeat shows up in the fleet. Then bad input (each a clear messa
 clean); a recorder enrolled as a device of the PC that the bundled desktop pairs with at login,
 which then records a SIPp call under that agent, and the supervisor plays it; the signed
 self-update; a real upgrade to a newer version (the package repacked) that keeps the admin's config
-and conffile edits, and a purge that leaves nothing.
+and conffile edits, another during a call that leaves the running version's files and ``current``
+alone until the call is over, and a purge that leaves nothing.
 
 Slow (a build and a chroot install: minutes) and needs root: CI runs it as its own step,
 ``tests/installers/run`` (TANDEM_INSTALLER_TEST=1 scripts/test runs it too). The tests share one
