@@ -3,7 +3,9 @@ grabber (so it reaches no encoder, spool or upload).
 
 ``plan_mask`` is pure: the admin's rules + the window list + where the captured canvas sits on
 the virtual screen → the rectangles to black out, and the pause rule whose window is on screen.
-``apply_mask`` fills them with opencv, in place, on the BGRA frame.
+``apply_mask`` fills them black, in place, on the BGRA frame: numpy slices (the recorder bundle
+carries no OpenCV, 172 MB for this one fill; tests/unit/test_masking_fill.py holds the fill to
+``cv2.rectangle(..., cv2.FILLED)`` byte for byte).
 
 Fail closed: when the window list is unknown (``windows is None``: the lister failed) and any
 window rule exists, the plan is the whole frame — a card-payment form must not leak because the
@@ -15,7 +17,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
-import cv2
 import numpy as np
 
 from recorder_service.windows import WindowInfo
@@ -114,18 +115,41 @@ def plan_mask(rules: Sequence[MaskRule], windows: Sequence[WindowInfo] | None, c
 
 
 def apply_mask(frame: np.ndarray, plan: MaskPlan) -> np.ndarray:
-    """Black out the plan on a BGRA frame, in place when it is writable (mss's is); returns the
-    frame that now carries the mask."""
+    """Black out the plan on a BGRA frame (BGR and grey too), in place when it is writable
+    (mss's is); returns the frame that now carries the mask. Rectangles are cut to the frame
+    (one partly or wholly off it, or with a negative corner, masks only what is on it; numpy
+    would wrap a negative index round to the other edge); an empty one (width or height ≤ 0,
+    which ``plan_mask`` never makes) masks nothing."""
     if not plan.full and not plan.rects:
         return frame
-    if not (frame.flags.writeable and frame.flags.c_contiguous):  # opencv draws on contiguous memory
+    if not (frame.flags.writeable and frame.flags.c_contiguous):
+        # A C-contiguous copy, as a fresh grab is: the 4-byte pixel view below needs it.
         frame = np.array(frame, order="C", copy=True)
-    if plan.full:
-        frame[:] = BLACK
-        return frame
-    for x, y, w, h in plan.rects:
-        cv2.rectangle(frame, (x, y), (x + w - 1, y + h - 1), BLACK, thickness=cv2.FILLED)
+    height, width = frame.shape[:2]
+    target, value = _fill_target(frame)
+    for x, y, w, h in ((0, 0, width, height),) if plan.full else plan.rects:
+        x0, y0 = max(x, 0), max(y, 0)
+        x1, y1 = min(x + w, width), min(y + h, height)
+        if x1 > x0 and y1 > y0:
+            target[y0:y1, x0:x1] = value
     return frame
+
+
+def _fill_target(frame: np.ndarray) -> tuple[np.ndarray, object]:
+    """The array to assign to and the value that paints a pixel black. BGRA uint8: the frame
+    seen as one uint32 per pixel, so the fill is a plain 4-byte pattern (assigning the 4-tuple
+    per pixel instead takes ~40 times longer than opencv did); one-colour values (BGR or grey
+    black: all zeros) as a scalar, a memset."""
+    channels = frame.shape[2] if frame.ndim == 3 else 1
+    if channels > len(BLACK):
+        raise ValueError(f"masking: a frame of {channels} channels (BGRA, BGR or grey expected)")
+    colour = BLACK[:channels]  # what opencv paints too: the colour's first ``channels`` values
+    if len(set(colour)) == 1:
+        return frame, frame.dtype.type(colour[0])
+    if frame.dtype == np.uint8 and channels == 4:
+        pixel = np.frombuffer(bytes(colour), dtype=np.uint32)[0]  # the machine's byte order
+        return frame.view(np.uint32)[..., 0], pixel
+    return frame, np.array(colour, dtype=frame.dtype)
 
 
 class AutoPauseTracker:

@@ -1,4 +1,4 @@
-"""Masking's pure part: rules + windows + canvas → what to black out; the opencv fill; the
+"""Masking's pure part: rules + windows + canvas → what to black out; the black fill; the
 auto-pause messages."""
 
 from __future__ import annotations
@@ -138,7 +138,7 @@ def test_auto_pause_tracker_opens_and_closes_spans() -> None:
 
 @pytest.mark.parametrize("n_windows", [20])
 def test_masking_cost_per_1080p_frame(n_windows: int) -> None:
-    """Benchmark print, not a timed assert (the machine is shared): plan + opencv fill of a
+    """Benchmark print, not a timed assert (the machine is shared): plan + black fill of a
     1920×1080 BGRA frame with two masked windows among ``n_windows`` and a region."""
     rules = [CARD, REGION, BANK.__class__.from_dict({"name": "v", "kind": "window", "title": "vault"})]
     windows = [win(f"window {i}", (i * 40, i * 20, 800, 600)) for i in range(n_windows)]
