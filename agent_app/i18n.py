@@ -121,6 +121,10 @@ VIEW_TEXTS = (
     QT_TRANSLATE_NOOP("view", "Uploading a screen segment: %1"),
     QT_TRANSLATE_NOOP("view", "Spool: %1"),
     QT_TRANSLATE_NOOP("view", "Last error: %1"),
+    # The PC recorder's own problem (agent_app/recorder_problem_report.py, status_line): the
+    # framing is translated, the recorder's message (from its log) stays as it wrote it.
+    QT_TRANSLATE_NOOP("view", "Screen recorder not running: %1"),
+    QT_TRANSLATE_NOOP("view", "Screen recorder cannot record: %1"),
 )
 # Texts the view builds with a variable part: (English prefix, catalogue entry with %1).
 _PATTERNS = (
@@ -131,6 +135,8 @@ _PATTERNS = (
     ("Uploading a screen segment: ", "Uploading a screen segment: %1"),
     ("Spool: ", "Spool: %1"),
     ("Last error: ", "Last error: %1"),
+    ("Screen recorder not running: ", "Screen recorder not running: %1"),
+    ("Screen recorder cannot record: ", "Screen recorder cannot record: %1"),
 )
 
 

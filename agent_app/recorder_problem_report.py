@@ -80,11 +80,17 @@ def report_body(problem: RecorderProblem, hostname: str, os_user: str) -> dict[s
     return {"hostname": hostname, "os_user": os_user, **problem.to_dict()}
 
 
+# The line's framing, in English: the health panel translates it (agent_app/i18n.py lists both
+# with ``%1`` for the message); the recorder's message after it stays as the recorder wrote it.
+CANNOT_RECORD = "Screen recorder cannot record: "
+NOT_RUNNING = "Screen recorder not running: "
+
+
 def status_line(problem: RecorderProblem | None, recorder_answers: bool) -> str:
     """A short line for the agent ("" when all is well): he may be asked about it by IT."""
     active = current_problem(problem, recorder_answers)
     if active is None:
         return ""
     if active.kind in WHILE_RUNNING:
-        return f"Screen recorder cannot record: {active.message}"
-    return f"Screen recorder not running: {active.message}"
+        return CANNOT_RECORD + active.message
+    return NOT_RUNNING + active.message

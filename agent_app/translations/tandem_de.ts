@@ -935,5 +935,15 @@
         <source>Last error: %1</source>
         <translation>Letzter Fehler: %1</translation>
     </message>
+    <message>
+        <location filename="../i18n.py" line="126"/>
+        <source>Screen recorder not running: %1</source>
+        <translation>Bildschirmrekorder läuft nicht: %1</translation>
+    </message>
+    <message>
+        <location filename="../i18n.py" line="127"/>
+        <source>Screen recorder cannot record: %1</source>
+        <translation>Bildschirmrekorder kann nicht aufnehmen: %1</translation>
+    </message>
 </context>
 </TS>

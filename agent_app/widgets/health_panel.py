@@ -59,8 +59,9 @@ class HealthPanel(QFrame):
         self.show_health(HealthView(Level.UNKNOWN, "", (), None, 0))
 
     def show_problem(self, text: str) -> None:
-        """A discreet line under the health (what IT's fleet page shows too); "" hides it."""
-        self.problem.setText(text)
+        """A discreet line under the health (what IT's fleet page shows too); "" hides it. The
+        framing is translated, the recorder's message in it is not (``view_text``'s patterns)."""
+        self.problem.setText(view_text(text))
         self.problem.setVisible(bool(text))
 
     def show_health(self, view: HealthView) -> None:

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -16,7 +17,9 @@ from PySide6.QtWidgets import QAbstractButton, QComboBox, QLabel, QLineEdit, QWi
 from pytestqt.qtbot import QtBot
 
 from agent_app import i18n
+from agent_app.recorder_problem_report import status_line
 from agent_app.widgets.main_window import MainWindow
+from tandem_protocol.recorder_problem import RecorderProblem
 from tests.qt import scenes
 from tests.qt.conftest import Fakes
 from tests.qt.test_accessibility import mnemonics
@@ -111,6 +114,27 @@ def test_the_admins_reason_labels_stay_as_he_wrote_them(qtbot: QtBot, fakes: Fak
     window = shown(qtbot, fakes, "idle")
     assert window.state_selector.combo.itemText(0) == "Bereit"
     assert window.state_selector.combo.itemText(1) == "Nicht bereit ▸ Lunch"
+
+
+@pytest.mark.parametrize(
+    ("kind", "recorder_answers", "framing"),
+    [
+        ("config", False, "Bildschirmrekorder läuft nicht: "),
+        ("credential", True, "Bildschirmrekorder kann nicht aufnehmen: "),
+    ],
+)
+def test_the_recorders_problem_line_is_german_but_its_message_is_not(
+    qtbot: QtBot, fakes: Fakes, german: None, kind: str, recorder_answers: bool, framing: str
+) -> None:
+    """The health panel's line about the PC recorder's problem (agent_app/recorder_problem_report.py)
+    is the desktop's framing in German around the recorder's own message, which comes from the
+    recorder's log and stays as it wrote it."""
+    window = shown(qtbot, fakes, "idle")
+    message = "/etc/tandem/agent.toml: unknown key 'sever_url'"
+    problem = RecorderProblem(kind, message, datetime(2026, 12, 5, tzinfo=UTC))
+    window.health_panel.show_problem(status_line(problem, recorder_answers))  # as the watch does
+    assert window.health_panel.problem.isVisibleTo(window)
+    assert window.health_panel.problem.text() == framing + message
 
 
 def test_english_without_a_translation(qtbot: QtBot, fakes: Fakes) -> None:
