@@ -10,7 +10,7 @@ from typing import Any
 
 import anyio
 from fastapi import APIRouter, Depends, Request
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 from sqlalchemy.orm import Session
 
 from server.api.context import ServerContext
@@ -49,6 +49,16 @@ class EnrolBody(BaseModel):
 
 class PairBody(BaseModel):
     ticket: str
+    # The PC's OS account the pairing came from (the device broker's caller), shown on the fleet
+    # page and in the audit record; limited as the enrol route's (routes_recorders.EnrollBody).
+    os_user: str = Field("", max_length=100)
+
+    @field_validator("os_user")
+    @classmethod
+    def _printable(cls, value: str) -> str:
+        if any(not ch.isprintable() for ch in value):
+            raise ValueError("must not contain control characters")
+        return value.strip()
 
 
 def _who(user: AuthUser, request: Request) -> devices.Who:
@@ -226,7 +236,7 @@ def pair(
                 "invalid_pairing_ticket",
                 "unknown, used or expired pairing ticket: log in on the desktop again",
             )
-        paired, ended = devices.pair(session, device, agent_token_id, addr)
+        paired, ended = devices.pair(session, device, agent_token_id, addr, os_user=body.os_user)
     except EnrolmentError as exc:
         raise _api(exc) from exc
     session.commit()

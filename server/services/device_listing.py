@@ -10,11 +10,26 @@ from sqlalchemy.orm import Session
 
 from server.store import models
 
+# The OS account each pairing came from (the device broker's caller), by the pairing's recorder
+# token id. Kept in memory, not in device_pairings (no schema revision for it this round): after a
+# server restart a device's row shows it again from its next pairing.
+_OS_USERS: dict[int, str] = {}
+
+
+def remember_os_user(recorder_token_id: int, os_user: str) -> None:
+    if os_user:
+        _OS_USERS[recorder_token_id] = os_user
+
+
+def pairing_os_user(recorder_token_id: int) -> str:
+    """The OS user a device pairing's recorder token was given for; "" if not known."""
+    return _OS_USERS.get(recorder_token_id, "")
+
 
 def list_devices(session: Session) -> list[dict[str, object]]:
-    """Every device with its state: revoked, paired (with whom) or idle."""
+    """Every device with its state: revoked, paired (with whom, from which OS account) or idle."""
     paired = {
-        p.device_id: username
+        p.device_id: (username, pairing_os_user(p.recorder_token_id))
         for p, username in session.execute(
             select(models.DevicePairing, models.User.username)
             .join(models.User, models.User.id == models.DevicePairing.agent_id)
@@ -30,7 +45,8 @@ def list_devices(session: Session) -> list[dict[str, object]]:
                 "hostname": d.hostname,
                 "scope": d.scope,
                 "state": state,
-                "agent": paired.get(d.id),
+                "agent": paired[d.id][0] if d.id in paired else None,
+                "os_user": paired[d.id][1] if d.id in paired else "",  # the pairing's OS account
                 "enrolled_at": d.enrolled_at,
                 "last_seen_at": d.last_seen_at,
                 "revoked_at": d.revoked_at,

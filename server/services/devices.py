@@ -25,7 +25,11 @@ from sqlalchemy.orm import Session
 
 from server.errors import EnrolmentError
 from server.security.tokens import RECORDER_SCOPE, new_token, token_digest
+from server.services import device_listing
+from server.services.device_channel import channel_refusal
 from server.store import audit, models
+
+__all__ = ["channel_refusal"]  # the event channel's rule, kept in device_channel.py
 
 ENROLMENT_PREFIX = "tet_"
 DEVICE_PREFIX = "tdc_"
@@ -265,10 +269,12 @@ def pair(
     agent_token_id: int,
     remote_addr: str = "",
     now: float | None = None,
+    os_user: str = "",
 ) -> tuple[Paired, list[int]]:
     """Bind ``device`` to the agent session of ``agent_token_id`` (from a redeemed pairing ticket);
     the device's earlier binding ends (hot-desking). Returns the pairing and the recorder tokens
-    whose channels must close."""
+    whose channels must close. ``os_user``: the PC's OS account the pairing came from (the
+    device broker's caller), for the audit record and the fleet page."""
     now = time.time() if now is None else now
     row = session.execute(
         select(models.ApiToken, models.User)
@@ -313,6 +319,7 @@ def pair(
         )
     )
     device.last_seen_at = now
+    device_listing.remember_os_user(recorder_token.id, os_user)
     audit.record(
         session,
         action="device.pair",
@@ -321,7 +328,8 @@ def pair(
         username=agent.username,
         target_type="device",
         target_id=str(device.id),
-        detail=f"{device.hostname} now records {agent.username}",
+        detail=f"{device.hostname} now records {agent.username}"
+        + (f" (OS user {os_user})" if os_user else ""),
         remote_addr=remote_addr,
     )
     return Paired(device.id, agent.id, agent.username, token, expires_at), ended
@@ -380,25 +388,3 @@ def revoke_device(session: Session, who: Who, device_id: int, now: float | None 
         remote_addr=who.remote_addr,
     )
     return token_ids
-
-
-def channel_refusal(session: Session, recorder_token_id: int) -> tuple[int | None, str | None]:
-    """For a recorder token on the event channel: (the agent token it is bound through, or None
-    for an old per-agent recorder token; why it is refused, or None)."""
-    row = session.execute(
-        select(models.DevicePairing, models.Device)
-        .join(models.Device, models.Device.id == models.DevicePairing.device_id)
-        .where(models.DevicePairing.recorder_token_id == recorder_token_id)
-    ).first()
-    if row is None:
-        return None, None  # an old per-agent recorder token: no device, as before
-    pairing, device = row
-    if device.revoked_at is not None:
-        return pairing.agent_token_id, "this device was revoked by IT"
-    if pairing.ended_at is not None:
-        return pairing.agent_token_id, "this device is no longer paired with this agent's login"
-    agent_token = session.get(models.ApiToken, pairing.agent_token_id)
-    if agent_token is None or agent_token.revoked_at is not None or agent_token.expires_at <= time.time():
-        return pairing.agent_token_id, "the agent's login this device was paired with has ended"
-    device.last_seen_at = time.time()
-    return pairing.agent_token_id, None

@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 
 from server.errors import Forbidden
 from server.security.tokens import RECORDER_SCOPE
-from server.services import enrolment_refusals, recorder_problems
+from server.services import device_listing, enrolment_refusals, recorder_problems
 from server.services.actor import Actor, refuse
 from server.store import models
 from tandem_protocol.recorder_health import Heartbeat
@@ -81,6 +81,8 @@ class FleetEntry:
     last_error: str
     interval: float | None
     problems: list[str] = field(default_factory=list)
+    # A device's recorder: the PC's OS account its pairing came from (device_listing.py), else "".
+    os_user: str = ""
     update_state: str = ""  # the PC's last self-update check (off, waiting, applied, rolled_back, ...)
     update_detail: str = ""
     # A PC whose enrolment was refused (status "enrol_refused"): token_id 0, no agent; the reason
@@ -220,6 +222,17 @@ def fleet(
     return sorted(entries, key=order_key)
 
 
+# Words a server message wraps a refusal's reason in ("this enrolment code has expired").
+_FILLER = frozenset({"this", "the", "a", "an", "enrolment", "was", "has", "been", "is", "already"})
+
+
+def restates(message: str, reason_text: str) -> bool:
+    """True when ``message`` says no more than ``reason_text`` ("unknown enrolment code" after
+    "unknown code"); false when it adds something ("...; ask IT for a new one", a count)."""
+    words = {w for w in message.lower().replace(";", " ").replace(":", " ").split() if w not in _FILLER}
+    return words <= set(reason_text.lower().split())
+
+
 def refused_entry(host: enrolment_refusals.RefusedHost) -> FleetEntry:
     """A PC that tried to enrol and was refused, as a fleet row (it has no recorder token)."""
     token = f"{host.credential} {host.token_prefix}…" + (
@@ -245,7 +258,10 @@ def refused_entry(host: enrolment_refusals.RefusedHost) -> FleetEntry:
         free_disk_percent=None,
         clock_offset=None,
         clock_accuracy=None,
-        last_error=f"{host.message} — {token}, {times} from {host.remote_addr or 'unknown address'}",
+        # The page shows problem_text ("enrolment refused: unknown code") beside this: the server's
+        # message only when it adds to the reason.
+        last_error=("" if restates(host.message, host.reason_text) else f"{host.message} — ")
+        + f"{token}, {times} from {host.remote_addr or 'unknown address'}",
         interval=None,
         problems=["enrol_refused"],
         refusal=asdict(host),
@@ -331,6 +347,7 @@ def _entry(
         last_error=s.last_error if s else "",
         interval=s.interval if s else None,
         problems=problems,
+        os_user=device_listing.pairing_os_user(token.id),
         update_state=_UPDATES.get(token.id, ("", ""))[0],
         update_detail=_UPDATES.get(token.id, ("", ""))[1],
     )

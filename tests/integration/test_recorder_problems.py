@@ -135,6 +135,11 @@ def test_a_refused_enrolment_code_names_its_host_on_the_fleet_until_it_enrols(cl
     assert rows["pc-expired"]["last_error"].startswith("this enrolment code has expired")
     assert f"code {expired[:5]}…" in rows["pc-expired"]["last_error"]
     assert rows["pc-unknown"]["problem_text"] == "enrolment refused: unknown code"
+    # The server's message only where it adds to the reason (the page shows both, joined).
+    assert rows["pc-unknown"]["last_error"].startswith("code NOPE0…, 1 attempt from "), rows
+    assert rows["pc-used"]["last_error"].startswith(
+        "this enrolment code was already used; ask IT for a new one — "
+    )
     assert expired not in str(rows) and expired.replace("-", "") not in str(rows)  # never the secret
     # Audited as before.
     assert len([a for a in audits(client, "recorder.enroll") if a.outcome == "denied"]) == 3

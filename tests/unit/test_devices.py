@@ -9,9 +9,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from server.api.routes_devices import PairBody
 from server.errors import EnrolmentError
 from server.security.tickets import TicketBook
 from server.services import device_listing, devices
@@ -143,6 +145,35 @@ def test_hot_desking_ends_the_earlier_binding_and_revocation_revokes_every_token
         devices.device_for(s, enrolled.credential, "device.pair")
     assert info.value.code == "device_revoked"
     assert denied(sessions, "device.pair")[-1].startswith("this device's credential was revoked")
+
+
+def test_a_pairing_names_its_os_user_in_the_listing_and_the_audit_record(
+    sessions: sessionmaker[Session],
+) -> None:
+    token = new_token(sessions)
+    with session_scope(sessions) as s:
+        enrolled = devices.enrol(s, token.token, "desk-7", now=NOW)
+    with session_scope(sessions) as s:
+        devices.pair(
+            s,
+            devices.device_for(s, enrolled.credential, "device.pair"),
+            agent_login(sessions, "alice"),
+            os_user="jdoe",
+        )
+    with session_scope(sessions) as s:
+        assert [(d["agent"], d["os_user"]) for d in device_listing.list_devices(s)] == [("alice", "jdoe")]
+        detail = s.execute(
+            select(models.AuditRecord.detail).where(models.AuditRecord.action == "device.pair")
+        ).scalar_one()
+    assert detail == "desk-7 now records alice (OS user jdoe)"
+
+
+def test_the_pair_body_takes_an_os_user_limited_like_the_enrol_route() -> None:
+    assert PairBody(ticket="tkt_a").os_user == ""
+    assert PairBody(ticket="tkt_a", os_user=" jdoe ").os_user == "jdoe"
+    for bad in ("j" * 101, "jdoe\n", "a\x1bb"):
+        with pytest.raises(ValidationError):
+            PairBody(ticket="tkt_a", os_user=bad)
 
 
 def test_pairing_needs_a_live_agent_login_and_the_ticket_expires(sessions: sessionmaker[Session]) -> None:

@@ -55,7 +55,7 @@ function row(r, now) {
   if (r.report) tr.dataset.problemHost = r.host; // a PC whose recorder is not running (its desktop said so)
   tr.className = r.problems.length ? `fleet-problem fleet-${r.problems[0]}` : "fleet-ok";
   const status = cell(statusText(r.status), `fleet-status status-${r.status}`);
-  const agent = (r.full_name ? `${r.full_name} (${r.agent})` : r.agent) + (r.report?.os_user ? `, OS user ${r.report.os_user}` : "");
+  const agent = (r.full_name ? `${r.full_name} (${r.agent})` : r.agent) + (r.report?.os_user || r.os_user ? `, OS user ${r.report?.os_user || r.os_user}` : "");
   const lastSeen = r.last_seen === null ? "never" : ago(now - r.last_seen);
   const heard = r.last_seen !== null && !r.refusal && !r.report; // no recorder running to report backlog or clock
   const backlog = heard ? `${r.segments_pending} segment${r.segments_pending === 1 ? "" : "s"}, ${bytes(r.spool_bytes)}` : "—";
