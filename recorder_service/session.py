@@ -12,16 +12,15 @@ Control travels through the same queue as frames, so it is applied in order with
 The grab thread checks the pause flag before every grab and is woken at once by a pause, so no
 grab starts later than the command (plus one grab in flight).
 
-Both threads stay in this one module, a little over the ~400-line guide: they share the gate, the
-queue, the lock and the capture's first error, and splitting them would spread that shared state
-over two objects. What needs no threads is apart already: ``frame_gate``, ``capture_items``,
-``frame_pipeline``, ``quota``, ``segment_writer``.
+What the encode thread does with each queue item is ``capture_encode.EncodePath``, a base class
+this session inherits (both threads share the capture's error, queue and writer). What needs no
+threads is apart already: ``frame_gate``, ``capture_items``, ``frame_pipeline``, ``quota``,
+``segment_writer``.
 """
 
 from __future__ import annotations
 
 import logging
-import math
 import queue
 import shutil
 import threading
@@ -31,15 +30,16 @@ from collections.abc import Callable
 import numpy as np
 
 from recorder_service.capture import Grabber, frame_digest
+from recorder_service.capture_encode import EncodePath
 from recorder_service.capture_items import Item, PauseCut, StillUpTo, Suspend, describe_cut
 from recorder_service.endpoint_audio import EndpointAudio
-from recorder_service.errors import CaptureError, EncoderError, RecorderError, SpoolError
+from recorder_service.errors import CaptureError
 from recorder_service.frame_gate import FrameGate, Released
 from recorder_service.frame_pipeline import auto_pause_of
 from recorder_service.masking import AutoPauseTracker
 from recorder_service.quota import DiskUsage, quota_problem
 from recorder_service.segment_writer import EncoderFactory, SegmentWriter
-from recorder_service.spool import CutReport, Spool
+from recorder_service.spool import Spool
 from tandem_protocol.events import ScreenAutoPause
 from tandem_protocol.recorder_policy import RecorderPolicy
 
@@ -54,7 +54,7 @@ PAUSE_GRACE = 5.0  # finished segments wait this long for a late pause before up
 StatusListener = Callable[[bool, str], None]  # (capturing, detail): quota stops and restarts
 
 
-class CaptureSession:
+class CaptureSession(EncodePath):
     def __init__(
         self,
         interaction_id: str,
@@ -383,63 +383,3 @@ class CaptureSession:
                 if now - self._last_drop_log >= _LOG_EVERY:
                     self._last_drop_log = now
                     log.warning("encoder behind: %d frames dropped so far", self.queue_drops)
-
-    # -- encode thread ------------------------------------------------------------------------
-
-    def _encode_loop(self) -> None:
-        failed = False
-        while True:
-            item = self._queue.get()
-            if item is None:
-                break
-            if isinstance(item, PauseCut):
-                item.report = self._pause_cut(item.at)
-                item.done.set()
-                continue
-            if failed:
-                continue  # keep draining so producers never block on a dead consumer
-            try:
-                if isinstance(item, StillUpTo):
-                    self._writer.advance(item.ts)
-                elif isinstance(item, Suspend):
-                    self._writer.close(end=item.at, final=False, hold=math.inf)
-                else:
-                    if self.started_at is None:
-                        self.started_at = item.ts
-                    self._writer.write(item.ts, item.image)
-            except (RecorderError, OSError) as exc:
-                failed = True
-                self.error = f"encoding failed: {exc}"
-                log.error("capture %s: %s", self.interaction_id, self.error)
-                self._salvage()
-        try:
-            if not failed and self._writer.is_open:
-                # The held segments go first: the server muxes when the final one is stored, so
-                # the final one (handed out at once, hold 0) must not overtake them.
-                self._spool.release(self.interaction_id)
-            if not failed and self._writer.close(end=None, final=True, hold=0.0) is None:
-                # Stopped during a pause (or a quota stop): the segment that ended then is the
-                # capture's last one; the server makes the mux when the final one arrives.
-                self._spool.mark_final(self.interaction_id, self._writer.run)
-        except (RecorderError, OSError) as exc:
-            self.error = self.error or f"closing the last segment failed: {exc}"
-            log.error("capture %s: %s", self.interaction_id, self.error)
-        self._spool.release(self.interaction_id)
-
-    def _pause_cut(self, at: float) -> CutReport:
-        try:
-            # Held until the resume or the stop: if the capture ends during this pause, this
-            # segment becomes its final one.
-            self._writer.close(end=at, final=False, hold=math.inf)
-            return self._spool.cut_from(self.interaction_id, at)
-        except (RecorderError, OSError) as exc:
-            self.error = self.error or f"cutting frames after the pause failed: {exc}"
-            log.error("capture %s: %s", self.interaction_id, self.error)
-            return CutReport()
-
-    def _salvage(self) -> None:
-        """An encoder error mid-segment (e.g. the disk): keep what is readable of the segment."""
-        try:
-            self._writer.close(end=None, final=True, hold=0.0)
-        except (EncoderError, SpoolError, OSError) as exc:
-            log.error("capture %s: segment could not be closed after the error: %s", self.interaction_id, exc)
