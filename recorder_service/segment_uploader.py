@@ -15,8 +15,9 @@ uploaded. Every other 4xx is final: ``queue.refused``, file kept. The local copy
 ``queue.uploaded`` once the server's ``X-Tandem-Sha256`` equals ours.
 
 The admin's bandwidth cap and upload window come from ``policy_provider()``, read before every
-chunk, so a changed policy applies within one chunk. What each answer means and when the next try
-comes are pure rules of their own (`recorder_service.upload_rules`); this module acts on them.
+chunk, so a changed policy applies within one chunk; the body is paced to the cap by
+`recorder_service.upload_pacing`. What each answer means and when the next try comes are pure
+rules of their own (`recorder_service.upload_rules`); this module acts on them.
 """
 
 from __future__ import annotations
@@ -30,10 +31,11 @@ from urllib.parse import quote
 
 import httpx
 
-from recorder_service.bandwidth import SLICE, TokenBucket, kbps_to_bytes, seconds_until_open, window_open
+from recorder_service.bandwidth import SLICE, seconds_until_open, window_open
 from recorder_service.segment_queue import SegmentQueue, SegmentRef
 from recorder_service.tus_client import TusClient, TusError, pause_spans
 from recorder_service.upload_meter import Key, Progress, UploaderStats, UploadMeter, segment_key, segment_name
+from recorder_service.upload_pacing import BodyPacer, Stopping
 from recorder_service.upload_rules import Answer, PatchFix, RetrySchedule, Track, classify, patch_fix
 from tandem_protocol.recorder_policy import RecorderPolicy
 
@@ -48,10 +50,6 @@ WINDOW_RECHECK = 30.0  # outside the upload window: re-read the policy at least 
 
 class _Retry(Exception):
     """A transient failure that is neither an HTTP status nor a network error."""
-
-
-class _Stopping(Exception):
-    """stop() was called while the body was being paced."""
 
 
 class SegmentUploader:
@@ -77,8 +75,7 @@ class SegmentUploader:
         self._clock = clock
         self._local_now = local_now
         self._stop_event = threading.Event()
-        self._sleep = sleep if sleep is not None else self._interruptible_sleep
-        self._bucket = TokenBucket(0.0, now=clock())
+        self._pacer = BodyPacer(self._stop_event, clock=clock, sleep=sleep)  # the bandwidth cap
         self._tracks: dict[Key, Track] = {}
         self._schedule = RetrySchedule(rand)  # the server's backoff and each segment's
         self._meter = UploadMeter(wall)  # the figures stats() reports, readable from any thread
@@ -163,7 +160,7 @@ class SegmentUploader:
         self._set_state("uploading")
         try:
             self._upload(ref, track)
-        except _Stopping:
+        except Stopping:
             return
         except TusError as exc:
             self._failed(ref, track, exc, cuts)
@@ -183,7 +180,7 @@ class SegmentUploader:
             policy = self._policy()
             if not window_open(policy.upload_window, self._local_now()):
                 return  # the window closed: the server keeps what it has
-            self._apply_cap(policy)
+            self._pacer.apply_cap(policy)
             if offset >= ref.size:
                 # Every byte is there but the segment is not confirmed (the last PATCH's answer
                 # was lost, or the server's store step failed): an empty PATCH at the end asks
@@ -201,7 +198,7 @@ class SegmentUploader:
                     location,
                     offset,
                     data,
-                    pace=self._pace,
+                    pace=self._pacer.pace,
                     sent=self._counter(track, offset),
                     slice_size=SLICE,
                 )
@@ -384,23 +381,6 @@ class SegmentUploader:
             self._meter.sent(n, again)
 
         return sent
-
-    def _apply_cap(self, policy: RecorderPolicy) -> None:
-        rate = kbps_to_bytes(policy.bandwidth_kbps)
-        if rate != self._bucket.rate:
-            self._bucket.set_rate(rate, now=self._clock())
-
-    def _pace(self, n: int) -> None:
-        if self._stop_event.is_set():
-            raise _Stopping
-        wait = self._bucket.reserve(n, self._clock())
-        if wait > 0:
-            self._sleep(wait)
-        if self._stop_event.is_set():
-            raise _Stopping
-
-    def _interruptible_sleep(self, seconds: float) -> None:
-        self._stop_event.wait(seconds)
 
 
 def _read(ref: SegmentRef, offset: int, size: int) -> bytes:
