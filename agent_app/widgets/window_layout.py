@@ -35,10 +35,6 @@ from agent_app.widgets.login import LoginWidget
 from agent_app.widgets.state_selector import StateSelector
 
 
-def _tr(text: str) -> str:
-    return QCoreApplication.translate("MainWindow", text)
-
-
 class WindowLayoutMixin:
     # Provided by MainWindow and its other mixins; only annotated here (a stub method would
     # shadow the real one of a mixin that comes later in MainWindow's bases).
@@ -70,10 +66,17 @@ class WindowLayoutMixin:
         self._connect_workspace_state()
         self.call_panel.set_elapsed_source(lambda: v.elapsed_text(self.model.state, self.services.clock()))
         self.pause_button = self._button(workspace, "pauseButton", v.PAUSE, self._on_pause_clicked)
-        self.done_button = self._button(workspace, "doneButton", _tr("&Done"), self._on_done_clicked)
-        self.done_button.setAccessibleName(_tr("Done"))
-        self.logout_button = self._button(workspace, "logoutButton", _tr("Log &out"), self._on_logout_clicked)
-        self.logout_button.setAccessibleName(_tr("Log out"))
+        self.done_button = self._button(
+            workspace, "doneButton", QCoreApplication.translate("MainWindow", "&Done"), self._on_done_clicked
+        )
+        self.done_button.setAccessibleName(QCoreApplication.translate("MainWindow", "Done"))
+        self.logout_button = self._button(
+            workspace,
+            "logoutButton",
+            QCoreApplication.translate("MainWindow", "Log &out"),
+            self._on_logout_clicked,
+        )
+        self.logout_button.setAccessibleName(QCoreApplication.translate("MainWindow", "Log out"))
         self._build_call_bar(workspace, self._button)
         self.status_label = QLabel("", workspace)
         self.status_label.setObjectName("statusLabel")
