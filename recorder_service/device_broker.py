@@ -13,10 +13,12 @@ process.
 
 Any local user may connect (socket mode 0666): a pairing needs a ticket the server issued to a
 logged-in agent's desktop, so asking proves nothing by itself. The caller's uid (``SO_PEERCRED``)
-names him in the log and, on the first enrolment, on the fleet page (``os_user``).
+names him in the log and on the fleet page (``os_user``: sent with the enrolment and with every
+pairing).
 
 The server URL and the enrolment token come from the PC's own configuration only
-(``/etc/tandem/agent.toml``, machine_config.load_machine_settings): a user's config file cannot
+(``/etc/tandem/enroll-token`` (0600 root) and ``/etc/tandem/agent.toml``,
+machine_config.load_machine_settings): a user's config file cannot
 point the PC's credential at another server, nor enrol it with a token of its own.
 
 Transports: ``Broker.answer`` is transport-independent (a request line and the peer's uid in, a
@@ -55,14 +57,19 @@ from recorder_service.device_broker_wire import (
     write_private,
 )
 from recorder_service.errors import CredentialsError, RecorderError
-from recorder_service.machine_config import AgentSettings, load_machine_settings
+from recorder_service.machine_config import (
+    TOKEN_FILE_LINUX,
+    AgentSettings,
+    exposed_token_warning,
+    load_machine_settings,
+)
 from recorder_service.pairing_ipc import peer_uid
 
 log = logging.getLogger("recorder_service.device_broker")
 
 READ_TIMEOUT = 10.0  # a client that connects and says nothing is dropped, others go on
 Enrol = Callable[[str, str, str | None, str | None], str]  # server, token, hostname, os user → credential
-Call = Callable[[str, str, str, str], DeviceReply]  # server, credential, op, ticket → reply
+Call = Callable[[str, str, str, str, str], DeviceReply]  # server, credential, op, ticket, OS user → reply
 
 
 class Broker:
@@ -103,10 +110,12 @@ class Broker:
             if stored is not None and stored.server_url == server:
                 return stored
             token = settings.enroll_token or ""
+            if warning := exposed_token_warning(settings):
+                log.warning("%s", warning)
             if not token.startswith("tet_"):
                 raise BrokerError(
-                    f"this PC is not enrolled with {server} and its machine config has no device "
-                    'enrolment token (enroll_token = "tet_..."): ask IT'
+                    f"this PC is not enrolled with {server} and has no device enrolment token "
+                    f"(tet_... in {TOKEN_FILE_LINUX}, or enroll_token in its machine config): ask IT"
                 )
             log.info("enrolling this PC with %s (first need: %s)", server, os_user)
             try:
@@ -133,7 +142,7 @@ class Broker:
                 return encode_reply(DeviceReply(204, {}))
             stored = await self.credential(name)
             reply = await asyncio.to_thread(
-                self._call, stored.server_url, stored.credential, request.op, request.ticket
+                self._call, stored.server_url, stored.credential, request.op, request.ticket, name
             )
         except (BrokerError, CredentialsError) as exc:
             log.warning("refused for %s (uid %d): %s", name, uid, exc)

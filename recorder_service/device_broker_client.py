@@ -27,7 +27,7 @@ from recorder_service.device_broker_wire import (
     parse_reply,
 )
 from recorder_service.errors import CredentialsError
-from recorder_service.machine_config import AgentSettings
+from recorder_service.machine_config import AgentSettings, exposed_token_warning
 
 log = logging.getLogger(__name__)
 
@@ -36,9 +36,14 @@ BROKER_TIMEOUT = 90.0  # the broker may enrol first, then pair: two server calls
 _PATHS = {"pair": "/api/devices/pair", "unpair": "/api/devices/unpair"}
 
 
-def device_call(server_url: str, credential: str, op: str, ticket: str = "") -> DeviceReply:
-    """``POST /api/devices/pair`` (with the ticket) or ``/api/devices/unpair`` with the credential."""
+def device_call(
+    server_url: str, credential: str, op: str, ticket: str = "", os_user: str = ""
+) -> DeviceReply:
+    """``POST /api/devices/pair`` (with the ticket, and the OS user it is for when the PC's broker
+    asks for another user's recorder) or ``/api/devices/unpair`` with the credential."""
     body = {"ticket": ticket} if op == "pair" else {}
+    if op == "pair" and os_user:
+        body["os_user"] = os_user
     try:
         with httpx.Client(timeout=_TIMEOUT) as client:
             response = client.post(
@@ -105,6 +110,8 @@ def device_credential_for(
 
     local = store.device_credential(server_url) if store is not None else None
     path = socket_path or broker_socket_path()
+    if warning := exposed_token_warning(settings):
+        log.warning("%s", warning)
     source = credential_source(local is not None, path.exists())
     if local is not None:
         log.info("device credential: this user's keyring")
@@ -115,6 +122,11 @@ def device_credential_for(
     if store is None:
         raise CredentialsError(
             f"no device broker on this PC ({path}) and no keyring to keep a device credential in"
+        )
+    if not settings.enroll_token and settings.root_token_file:
+        raise CredentialsError(
+            f"this PC's enrolment token is in {settings.root_token_file} (root only) and its device "
+            f"broker does not listen on {path}: start it (systemctl start tandem-device.socket)"
         )
     log.info(
         "enrolling this PC with %s (enrolment token from %s)", server_url, settings.sources["enroll_token"]

@@ -4,7 +4,10 @@ Layers, first one holding a key wins (flags and ``TANDEM_RECORDER_*`` variables 
 all of them, see config.py):
 
 1. installer properties -- on Windows the MSI's SERVERURL / ENROLLTOKEN, stored under
-   ``HKLM\\SOFTWARE\\Tandem\\Agent``; on Linux debconf's answers, which the package writes into (2);
+   ``HKLM\\SOFTWARE\\Tandem\\Agent``; on Linux the device enrolment token (``tet_…``) debconf was
+   given, in ``/etc/tandem/enroll-token`` (0600 root: the PC's device broker reads it, a user's
+   recorder cannot -- ``AgentSettings.root_token_file`` says it is there); debconf's other answers
+   (the server URL, a per-agent code) the package writes into (2);
 2. machine config -- ``/etc/tandem/agent.toml`` (``%ProgramData%\\Tandem\\agent.toml`` on Windows);
    ``TANDEM_AGENT_CONFIG`` names another file;
 3. user config -- ``agent.toml`` in the user's config directory (``~/.config/tandem``).
@@ -21,7 +24,7 @@ import os
 import sys
 import tomllib
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from recorder_service.config import ENV_PREFIX, normalise_server_url, parse_fps, parse_monitor
@@ -29,6 +32,8 @@ from recorder_service.errors import ConfigError
 
 CONFIG_ENV = "TANDEM_AGENT_CONFIG"
 MACHINE_CONFIG_LINUX = Path("/etc/tandem/agent.toml")
+TOKEN_FILE_ENV = "TANDEM_AGENT_ENROLL_TOKEN_FILE"  # tests; the package's file is the default
+TOKEN_FILE_LINUX = Path("/etc/tandem/enroll-token")
 REGISTRY_KEY = r"SOFTWARE\Tandem\Agent"  # under HKEY_LOCAL_MACHINE, written by the MSI
 
 
@@ -95,6 +100,9 @@ class AgentSettings:
 
     values: dict[str, str] = field(default_factory=dict)
     sources: dict[str, str] = field(default_factory=dict)
+    # The PC's root-only enrolment token file, when it exists but this process may not read it (a
+    # user's recorder): the PC is a device whose broker holds the token. "" otherwise.
+    root_token_file: str = ""
 
     @property
     def enroll_token(self) -> str | None:
@@ -149,6 +157,52 @@ def read_toml_file(path: Path) -> dict[str, str]:
     return parse_toml(text, str(path))
 
 
+def read_token_file(path: Path) -> tuple[dict[str, str], bool]:
+    """The root-only token file's layer, and whether it is there but not ours to read (a user's
+    recorder: the point of the file) -- then an empty layer, and True."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return {}, False
+    except PermissionError:
+        return {}, True
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc}") from exc
+    token = text.strip()
+    if any(ch.isspace() for ch in token):
+        raise ConfigError(f"{path}: expected the enrolment token alone on one line")
+    return parse_layer({"enroll_token": token}, str(path)), False
+
+
+def token_file_path(env: Mapping[str, str]) -> Path | None:
+    if env.get(TOKEN_FILE_ENV):
+        return Path(env[TOKEN_FILE_ENV])
+    if sys.platform == "win32":  # pragma: no cover - Windows only: the MSI's property is in HKLM
+        return None
+    return TOKEN_FILE_LINUX
+
+
+def exposed_token_warning(settings: AgentSettings, mode_of: Callable[[str], int] | None = None) -> str:
+    """A warning when the device enrolment token (``tet_…``) comes from a file every local user
+    can read (IT put it into agent.toml by hand, or an older package did): any of them could enrol
+    devices of his own with it. "" when it does not."""
+    token = settings.enroll_token or ""
+    source = settings.sources.get("enroll_token", "")
+    if not token.startswith("tet_") or not source or source.startswith("HKLM\\"):
+        return ""
+    try:
+        mode = (mode_of or (lambda p: os.stat(p).st_mode))(source)
+    except OSError:
+        return ""
+    if not mode & 0o004:
+        return ""
+    return (
+        f"the device enrolment token in {source} is readable by every user of this PC (mode "
+        f"{mode & 0o777:o}), who could enrol devices of his own with it: move it to "
+        f"{TOKEN_FILE_LINUX} (0600 root; `dpkg-reconfigure tandem-agent` writes it there)"
+    )
+
+
 # The MSI's registry values (installers/windows/tandem-agent.wxs) and the keys they stand for.
 REGISTRY_VALUES = {"ServerUrl": "server_url", "EnrollToken": "enroll_token"}
 
@@ -197,9 +251,7 @@ def load_agent_settings(env: Mapping[str, str] | None = None) -> AgentSettings:
     env = os.environ if env is None else env
     machine = machine_config_path(env)
     user = user_config_path()
-    layers: list[tuple[str, dict[str, str]]] = []
-    if sys.platform == "win32":  # pragma: no cover - Windows only
-        layers.append(("HKLM\\" + REGISTRY_KEY, _winreg_layer()))
+    layers, unreadable = _installer_layers(env)
     layers.append((str(machine), read_toml_file(machine)))
     user_values = read_toml_file(user)
     machine_only = sorted(set(user_values) & set(MACHINE_ONLY_KEYS))
@@ -209,7 +261,7 @@ def load_agent_settings(env: Mapping[str, str] | None = None) -> AgentSettings:
             "(updates are installed for every user of the PC)"
         )
     layers.append((str(user), user_values))
-    return merge(layers)
+    return replace(merge(layers), root_token_file=unreadable)
 
 
 def load_machine_settings(env: Mapping[str, str] | None = None) -> AgentSettings:
@@ -217,8 +269,19 @@ def load_machine_settings(env: Mapping[str, str] | None = None) -> AgentSettings
     running as root/SYSTEM with no user, reads."""
     env = os.environ if env is None else env
     machine = machine_config_path(env)
+    layers, unreadable = _installer_layers(env)
+    layers.append((str(machine), read_toml_file(machine)))
+    return replace(merge(layers), root_token_file=unreadable)
+
+
+def _installer_layers(env: Mapping[str, str]) -> tuple[list[tuple[str, dict[str, str]]], str]:
+    """Layer 1 (see the module's docstring), and the root-only token file if we cannot read it."""
     layers: list[tuple[str, dict[str, str]]] = []
     if sys.platform == "win32":  # pragma: no cover - Windows only
         layers.append(("HKLM\\" + REGISTRY_KEY, _winreg_layer()))
-    layers.append((str(machine), read_toml_file(machine)))
-    return merge(layers)
+    path = token_file_path(env)
+    if path is None:  # pragma: no cover - Windows only
+        return layers, ""
+    values, unreadable = read_token_file(path)
+    layers.append((str(path), values))
+    return layers, str(path) if unreadable else ""

@@ -243,7 +243,11 @@ def _device_mode(store: TokenStore, server: str, settings: AgentSettings) -> boo
     from recorder_service.device_session import is_enrolment_token
 
     token = settings.enroll_token or ""
-    return store.device_credential(server) is not None or is_enrolment_token(token)
+    if store.device_credential(server) is not None or is_enrolment_token(token):
+        return True
+    # The PC's device token in its root-only file (we cannot read it): a device of the PC, for
+    # every user not already enrolled with a per-agent code of his own.
+    return bool(settings.root_token_file) and not _enrolled(store, server)
 
 
 def _broker_device(settings: AgentSettings) -> bool:
@@ -251,7 +255,8 @@ def _broker_device(settings: AgentSettings) -> bool:
     from recorder_service.device_broker_wire import broker_socket_path
     from recorder_service.device_session import is_enrolment_token
 
-    return is_enrolment_token(settings.enroll_token or "") and broker_socket_path().exists()
+    device = is_enrolment_token(settings.enroll_token or "") or bool(settings.root_token_file)
+    return device and broker_socket_path().exists()
 
 
 def _run_device(

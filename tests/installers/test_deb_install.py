@@ -51,6 +51,7 @@ pytestmark = [
 
 DESKTOP = "/usr/bin/tandem-agent"  # -> /opt/tandem/current/tandem-agent/tandem-agent
 CONF = "/etc/tandem/agent.toml"
+TOKEN_FILE = "/etc/tandem/enroll-token"  # a device token (tet_...) debconf was given: 0600 root
 
 
 def _cli_env(server: ServerProcess, **extra: str) -> dict[str, str]:
@@ -283,7 +284,8 @@ def test_device_recorder_pairs_with_the_bundled_desktop_and_records_a_sipp_call(
     installed: DebRoot, server: ServerProcess, tmp_path: Path
 ) -> None:
     """The acceptance line's stretch, the way many PCs are deployed: one multi-use enrolment token
-    (tet_...) in the machine config. In the Debian root, on an Xvfb screen (the host's, its socket
+    (tet_...) preseeded through debconf, which postinst keeps in a root-only file (not in the
+    agent.toml every user reads). In the Debian root, on an Xvfb screen (the host's, its socket
     bound in), the PC's device broker runs as root (tandem-device.service's command, started by
     hand: no systemd in a chroot) and user agent2's bundled recorder uses it, recording nobody
     until the bundled desktop, started as the same user, logs agent2 in on DN 1002 and hands it a
@@ -307,9 +309,17 @@ def test_device_recorder_pairs_with_the_bundled_desktop_and_records_a_sipp_call(
     assert out.returncode == 0, out.stderr
     token = json.loads(out.stdout)["token"]
     root = installed
-    root.path("/etc/tandem/device.toml").write_text(
-        f'server_url = "{server.url}"\nenroll_token = "{token}"\n'
-    )
+    # IT preseeds the device token (dpkg-reconfigure: the package is installed): postinst puts it
+    # into the root-only token file, not into agent.toml, which every user can read.
+    root.run(["debconf-set-selections"], input=f"tandem-agent tandem/enrolltoken password {token}\n")
+    root.run(["dpkg-reconfigure", "-f", "noninteractive", "tandem-agent"], timeout=300)
+    token_file = root.path(TOKEN_FILE)
+    assert token_file.read_text().strip() == token
+    assert (token_file.stat().st_mode & 0o7777, token_file.stat().st_uid) == (0o600, 0)
+    conf = root.path(CONF).read_text()
+    assert token not in conf and not re.search(r'^\s*enroll_token\s*=\s*"tet_', conf, re.MULTILINE), conf
+    assert root.run(["cat", TOKEN_FILE], user="agent2", check=False).returncode
+    root.path("/etc/tandem/device.toml").write_text(f'server_url = "{server.url}"\n')
     with server.client("admin") as admin:
         assert admin.put("/api/admin/sampling", json={"percentage": 100, "team_overrides": {}}).is_success
     _speech_wav(tmp_path / "speech.wav")
@@ -386,6 +396,7 @@ def test_device_recorder_pairs_with_the_bundled_desktop_and_records_a_sipp_call(
             # the fleet page's "agent2" row is the device's recorder, reporting with the pairing's token
             entry = wait_until(lambda: _fleet_entry(server, "agent2"), 90, "agent2's recorder in the fleet")
             assert entry["token_id"] == pairing.recorder_token_id, entry
+            assert entry["os_user"] == "agent2", entry  # the pairing's OS account, from the broker
             called_at = time.time()
             call_checks.sipp_call(server, tmp_path, "1002", seconds=6)
             iid = call_checks.latest_interaction(server, "1002", called_at)
@@ -407,6 +418,7 @@ def test_device_recorder_pairs_with_the_bundled_desktop_and_records_a_sipp_call(
                 stop_process(broker)
             root.path("/etc/tandem/device.toml").unlink()
     assert "pair for agent2 (uid " in broker_log.read_text(), broker_log.read_text()[-3000:]
+    assert "readable by every user" not in broker_log.read_text()  # the token came from its 0600 file
     for log in (rec_log, desk_log):  # every backend keyring's entry points name is in the bundle
         assert "Error initializing plugin" not in log.read_text(), log.read_text()[-3000:]
     # recorded under agent2, by the device, because of the pairing
@@ -631,6 +643,7 @@ def test_upgrade_to_a_new_version_keeps_the_config_and_purge_removes_everything(
     edited = re.sub(r"^enroll_token = .*\n", "", conf.read_text(), flags=re.MULTILINE)
     edited += "# IT: 2 fps on this floor\nfps = 2\n"
     conf.write_text(edited)  # the admin's edit: the spent code removed, a comment and a key added
+    device_token = root.path(TOKEN_FILE).read_text()  # the device test's, preseeded
     autostart = root.path(AUTOSTART)
     entry = autostart.read_text() + "# IT: checked\n"
     autostart.write_text(entry)
@@ -650,6 +663,8 @@ def test_upgrade_to_a_new_version_keeps_the_config_and_purge_removes_everything(
     assert status == f"install ok installed {UPGRADE_VERSION}", status
     assert root.dpkg_clean() == ""
     assert conf.read_text() == edited
+    assert root.path(TOKEN_FILE).read_text() == device_token  # kept, still root-only
+    assert root.path(TOKEN_FILE).stat().st_mode & 0o7777 == 0o600
     assert autostart.read_text() == entry  # --force-confold: the admin's conffile kept ...
     assert (
         root.path(AUTOSTART + ".dpkg-dist").read_text().endswith(f"# shipped with {UPGRADE_VERSION}\n")
@@ -690,6 +705,7 @@ def test_upgrade_to_a_new_version_keeps_the_config_and_purge_removes_everything(
         "/lib/systemd/system/tandem-update.timer",
         "/etc/systemd/system/sockets.target.wants/tandem-device.socket",
         "/lib/systemd/system/tandem-device.socket",
+        TOKEN_FILE,
         "/etc/tandem",
         AUTOSTART,
         AUTOSTART + ".dpkg-dist",

@@ -57,8 +57,8 @@ def base() -> Iterator[Path]:
     shutil.rmtree(path, ignore_errors=True)
 
 
-def start_broker(base: Path, config: Path) -> subprocess.Popen[str]:
-    env = {**os.environ, "PYTHONPATH": str(REPO), "TANDEM_AGENT_CONFIG": str(config)}
+def start_broker(base: Path, config: Path, extra: dict[str, str] | None = None) -> subprocess.Popen[str]:
+    env = {**os.environ, "PYTHONPATH": str(REPO), "TANDEM_AGENT_CONFIG": str(config), **(extra or {})}
     args = ["device-broker", "--socket", str(base / "device.sock"), "--state-dir", str(base / "state")]
     return subprocess.Popen(
         [sys.executable, "-m", "recorder_service.main", *args],
@@ -71,7 +71,7 @@ def start_broker(base: Path, config: Path) -> subprocess.Popen[str]:
 
 
 def start_recorder(
-    base: Path, user: str, config: Path, url: str, keyring: bool = True
+    base: Path, user: str, config: Path, url: str, keyring: bool = True, extra: dict[str, str] | None = None
 ) -> tuple[subprocess.Popen[str], Path]:
     """``user``'s recorder: his own home, runtime directory (0700) and keyring file -- or no
     keyring at all (a session without one: the broker holds the credential, none is needed)."""
@@ -90,6 +90,7 @@ def start_recorder(
         "TANDEM_AGENT_CONFIG": str(config),
         "TANDEM_DEVICE_BROKER_SOCKET": str(base / "device.sock"),
         "TANDEM_RECORDER_SERVER": url,
+        **(extra or {}),
     }
     args = ["run", "--spool", str(home / "spool")]
     if keyring:
@@ -221,6 +222,8 @@ def test_two_os_users_pair_through_one_broker_holding_one_root_only_credential(
     assert "revoked by IT" in out["nobody"], out["nobody"]
     broker_log = out["broker"]
     assert broker_log.count("enrolling this PC") == 1, broker_log
+    # The token is in a file every user can read (IT's own agent.toml): it works, with a warning.
+    assert f"the device enrolment token in {config} is readable by every user" in broker_log, broker_log
     assert "pair for nobody (uid 65534): done" in broker_log and "pair for daemon (uid 1): done" in broker_log
     assert "tdc_" not in broker_log  # the credential is never logged
     with session_scope(ctx.sessions) as s:
@@ -231,3 +234,49 @@ def test_two_os_users_pair_through_one_broker_holding_one_root_only_credential(
             .all()
         ]
     assert pairs[-1] == "denied"
+
+
+def test_the_root_only_token_enrols_and_the_pairing_names_its_os_user(
+    live: tuple[str, Any], base: Path
+) -> None:
+    """As the package installs it: the device token in its own file (0600 root, as postinst writes
+    the debconf answer), agent.toml (0644) with the server URL alone. OS user nobody's recorder
+    cannot read the token but knows the PC is a device; the broker enrols with it and sends the
+    caller's OS user with the pairing: the device listing, the fleet row and the audit record
+    name it."""
+    url, ctx = live
+    procs: dict[str, subprocess.Popen[str]] = {}
+    with httpx.Client(base_url=url, timeout=30) as http:
+        headers = admin(http)
+        config, token_file = base / "agent.toml", base / "enroll-token"
+        config.write_text(f'server_url = "{url}"\n')
+        config.chmod(0o644)
+        token_file.write_text(new_token(http, headers)["token"] + "\n")
+        token_file.chmod(0o600)
+        extra = {"TANDEM_AGENT_ENROLL_TOKEN_FILE": str(token_file)}
+        procs["broker"] = broker = start_broker(base, config, extra)
+        try:
+            poll(lambda: (base / "device.sock").exists() or broker.poll() is not None, "the broker's socket")
+            assert broker.poll() is None
+            rec, sock = start_recorder(base, "nobody", config, url, extra=extra)
+            procs["nobody"] = rec
+            poll(lambda: sock.exists() or rec.poll() is not None, "nobody's recorder endpoint")
+            assert rec.poll() is None, stop(rec)
+            assert desktop_pairs("nobody", sock, ticket_for(http, "alice")) == {"ok": True, "agent": "alice"}
+            devices = http.get("/api/admin/devices", headers=headers).json()["devices"]
+            assert [(d["state"], d["agent"], d["os_user"]) for d in devices] == [
+                ("paired", "alice", "nobody")
+            ]
+            fleet = http.get("/api/admin/fleet", headers=headers).json()["recorders"]
+            assert [(r["agent"], r["os_user"]) for r in fleet] == [("alice", "nobody")], fleet
+        finally:
+            out = {name: stop(proc) for name, proc in procs.items()}
+    assert "device credential: held by the PC's device broker" in out["nobody"], out["nobody"]
+    assert "readable by every user" not in out["broker"] + out["nobody"]
+    with session_scope(ctx.sessions) as s:
+        details = s.execute(
+            select(models.AuditRecord.detail).where(
+                models.AuditRecord.action == "device.pair", models.AuditRecord.outcome == "allowed"
+            )
+        ).scalars()
+        assert [d.endswith("now records alice (OS user nobody)") for d in details] == [True]

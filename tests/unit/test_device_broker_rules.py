@@ -135,7 +135,7 @@ class FakeServer:
 
     def __init__(self) -> None:
         self.enrolments: list[tuple[str, str | None]] = []
-        self.calls: list[tuple[str, str, str]] = []
+        self.calls: list[tuple[str, str, str, str]] = []
         self.gate = threading.Event()
         self.gate.set()
 
@@ -148,8 +148,8 @@ class FakeServer:
             )
         return f"tdc_{len(self.enrolments)}"
 
-    def call(self, server: str, credential: str, op: str, ticket: str) -> DeviceReply:
-        self.calls.append((credential, op, ticket))
+    def call(self, server: str, credential: str, op: str, ticket: str, os_user: str) -> DeviceReply:
+        self.calls.append((credential, op, ticket, os_user))
         if op == "pair":
             return DeviceReply(200, {"agent_username": "alice", "token": "trt_x"})
         return DeviceReply(204, {})
@@ -173,11 +173,12 @@ def test_concurrent_first_requests_enrol_the_pc_once(tmp_path: Path) -> None:
     assert [wire.parse_reply(r)[0].status for r in replies] == [200, 200]
     assert fake.enrolments == [(TOKEN, "root")]
     assert [c[0] for c in fake.calls] == ["tdc_1", "tdc_1"]
+    assert {c[3] for c in fake.calls} == {"root"}  # the pairing names the caller's OS account
     assert stat.S_IMODE((tmp_path / wire.CREDENTIAL_FILE).stat().st_mode) == 0o600
     # IT points the PC at another server: the next request enrols there.
     moved = Broker(tmp_path, lambda: settings("http://other.test"), fake.enrol, fake.call)
     asyncio.run(moved.answer(b'{"op": "unpair"}', 0))
-    assert len(fake.enrolments) == 2 and fake.calls[-1] == ("tdc_2", "unpair", "")
+    assert len(fake.enrolments) == 2 and fake.calls[-1] == ("tdc_2", "unpair", "", "root")
 
 
 def test_refusals_are_replies_with_a_reason(tmp_path: Path) -> None:
@@ -207,9 +208,9 @@ def test_another_users_late_unpair_does_not_end_the_new_binding(tmp_path: Path) 
     assert ask(b'{"op": "pair", "ticket": "tkt_a"}', 1001) == 200
     assert ask(b'{"op": "pair", "ticket": "tkt_b"}', 1002) == 200  # the next agent on the PC
     assert ask(b'{"op": "unpair"}', 1001) == 204  # the first one's session ends late
-    assert [op for _, op, _ in fake.calls] == ["pair", "pair"]  # ... and is not sent on
+    assert [op for _, op, _, _ in fake.calls] == ["pair", "pair"]  # ... and is not sent on
     assert ask(b'{"op": "unpair"}', 1002) == 204
-    assert [op for _, op, _ in fake.calls] == ["pair", "pair", "unpair"]
+    assert [op for _, op, _, _ in fake.calls] == ["pair", "pair", "unpair"]
 
 
 @pytest.fixture

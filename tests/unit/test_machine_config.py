@@ -9,7 +9,10 @@ import pytest
 from recorder_service.config import load_config
 from recorder_service.errors import ConfigError
 from recorder_service.machine_config import (
+    AgentSettings,
+    exposed_token_warning,
     load_agent_settings,
+    load_machine_settings,
     merge,
     parse_toml,
     read_toml_file,
@@ -100,3 +103,67 @@ def test_registry_layer_reads_the_msi_values_and_validates_them() -> None:
     assert registry_layer(registry.get) == {"server_url": "https://tandem.example"}  # empty = not set
     with pytest.raises(ConfigError, match=r"^HKLM\\SOFTWARE\\Tandem\\Agent: server_url: 'tandem' is not"):
         registry_layer({"ServerUrl": "tandem"}.get)
+
+
+def _token_layers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[dict[str, str], Path, Path]:
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "user"))
+    machine, token_file = tmp_path / "agent.toml", tmp_path / "enroll-token"
+    machine.write_text('server_url = "http://10.0.0.5:8000"\nenroll_token = "tet_byhand"\n')
+    token_file.write_text("tet_fromdebconf\n")
+    token_file.chmod(0o600)
+    user_dir = tmp_path / "user" / "tandem"
+    user_dir.mkdir(parents=True)
+    (user_dir / "agent.toml").write_text('enroll_token = "tet_users_own"\n')
+    env = {"TANDEM_AGENT_CONFIG": str(machine), "TANDEM_AGENT_ENROLL_TOKEN_FILE": str(token_file)}
+    return env, machine, token_file
+
+
+def test_the_root_only_token_file_is_the_installer_layer(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Installer properties -> machine config -> user config: the token debconf was given (the
+    root-only file) beats one IT typed into agent.toml, which beats the user's."""
+    env, machine, token_file = _token_layers(tmp_path, monkeypatch)
+    for settings in (load_machine_settings(env), load_agent_settings(env)):  # the broker; root's recorder
+        assert settings.enroll_token == "tet_fromdebconf"
+        assert settings.sources["enroll_token"] == str(token_file)
+        assert settings.sources["server_url"] == str(machine)
+        assert settings.root_token_file == ""
+    token_file.unlink()  # no file: agent.toml's token, as before
+    assert load_machine_settings(env).enroll_token == "tet_byhand"
+    token_file.write_text("tet_a tet_b\n")
+    with pytest.raises(ConfigError, match=r"enroll-token: expected the enrolment token alone on one line"):
+        load_machine_settings(env)
+
+
+def test_a_user_cannot_read_the_token_file_but_learns_it_is_there(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A user's recorder (the file is 0600 root): no token from it, no error, and
+    ``root_token_file`` says the PC's broker holds one -- the recorder is a device of the PC."""
+    env, machine, token_file = _token_layers(tmp_path, monkeypatch)
+    machine.write_text('server_url = "http://10.0.0.5:8000"\n')
+    real_read = Path.read_text
+
+    def read_text(self: Path, *args: object, **kwargs: object) -> str:
+        if self == token_file:
+            raise PermissionError(13, "Permission denied", str(self))
+        return real_read(self, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Path, "read_text", read_text)
+    settings = load_agent_settings(env)
+    assert settings.root_token_file == str(token_file)
+    assert settings.enroll_token == "tet_users_own"  # the user's layer, as ever (the broker ignores it)
+    assert load_machine_settings(env).enroll_token is None
+
+
+def test_a_device_token_every_user_can_read_is_warned_about() -> None:
+    def settings(source: str, token: str = "tet_x") -> AgentSettings:
+        return AgentSettings({"enroll_token": token}, {"enroll_token": source})
+
+    warning = exposed_token_warning(settings("/etc/tandem/agent.toml"), lambda _: 0o100644)
+    assert warning.startswith("the device enrolment token in /etc/tandem/agent.toml is readable by every")
+    assert "mode 644" in warning and "/etc/tandem/enroll-token (0600 root" in warning
+    assert exposed_token_warning(settings("/etc/tandem/enroll-token"), lambda _: 0o100600) == ""
+    assert exposed_token_warning(settings("/etc/tandem/agent.toml", "ABCDE-12345"), lambda _: 0o100644) == ""
+    assert exposed_token_warning(settings("HKLM\\SOFTWARE\\Tandem\\Agent"), lambda _: 0o100644) == ""
