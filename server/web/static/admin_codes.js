@@ -108,7 +108,9 @@ export async function showAgentCodes(isCurrent) {
 
 function since(seconds) {
   if (seconds === null || seconds === undefined) return "—";
-  return new Date(seconds * 1000).toLocaleTimeString();
+  // Hours and minutes: the seconds said nothing, and "10:04:05 AM" made the table wider than a
+  // phone from ten o'clock on (the page scrolled sideways only in the late morning).
+  return new Date(seconds * 1000).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
 }
 
 export async function showAgentStates(isCurrent, role) {
