@@ -10,26 +10,11 @@ from sqlalchemy.orm import Session
 
 from server.store import models
 
-# The OS account each pairing came from (the device broker's caller), by the pairing's recorder
-# token id. Kept in memory, not in device_pairings (no schema revision for it this round): after a
-# server restart a device's row shows it again from its next pairing.
-_OS_USERS: dict[int, str] = {}
-
-
-def remember_os_user(recorder_token_id: int, os_user: str) -> None:
-    if os_user:
-        _OS_USERS[recorder_token_id] = os_user
-
-
-def pairing_os_user(recorder_token_id: int) -> str:
-    """The OS user a device pairing's recorder token was given for; "" if not known."""
-    return _OS_USERS.get(recorder_token_id, "")
-
 
 def list_devices(session: Session) -> list[dict[str, object]]:
     """Every device with its state: revoked, paired (with whom, from which OS account) or idle."""
     paired = {
-        p.device_id: (username, pairing_os_user(p.recorder_token_id))
+        p.device_id: (username, p.os_user)  # os_user: stored with the pairing (revision 0019)
         for p, username in session.execute(
             select(models.DevicePairing, models.User.username)
             .join(models.User, models.User.id == models.DevicePairing.agent_id)

@@ -25,7 +25,6 @@ from sqlalchemy.orm import Session
 
 from server.errors import EnrolmentError
 from server.security.tokens import RECORDER_SCOPE, new_token, token_digest
-from server.services import device_listing
 from server.services.device_channel import channel_refusal
 from server.store import audit, models
 
@@ -316,10 +315,10 @@ def pair(
             agent_token_id=agent_token.id,
             recorder_token_id=recorder_token.id,
             paired_at=now,
+            os_user=os_user[:100],  # the route allows 100 characters; the column holds that
         )
     )
     device.last_seen_at = now
-    device_listing.remember_os_user(recorder_token.id, os_user)
     audit.record(
         session,
         action="device.pair",

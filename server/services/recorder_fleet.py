@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 
 from server.errors import Forbidden
 from server.security.tokens import RECORDER_SCOPE
-from server.services import device_listing, enrolment_refusals, recorder_problems
+from server.services import enrolment_refusals, recorder_problems
 from server.services.actor import Actor, refuse
 from server.store import models
 from tandem_protocol.recorder_health import Heartbeat
@@ -81,7 +81,7 @@ class FleetEntry:
     last_error: str
     interval: float | None
     problems: list[str] = field(default_factory=list)
-    # A device's recorder: the PC's OS account its pairing came from (device_listing.py), else "".
+    # A device's recorder: the PC's OS account its pairing came from (device_pairings.os_user), else "".
     os_user: str = ""
     update_state: str = ""  # the PC's last self-update check (off, waiting, applied, rolled_back, ...)
     update_detail: str = ""
@@ -198,21 +198,23 @@ def fleet(
         error = Forbidden("forbidden", "the recorder fleet is for administrators and supervisors")
         raise refuse(session, actor, error, action=ACTION, target_type="fleet", target_id="recorders")
     query = (
-        select(models.ApiToken, models.User, models.RecorderStatus, models.Team)
+        select(models.ApiToken, models.User, models.RecorderStatus, models.Team, models.DevicePairing.os_user)
         .join(models.User, models.User.id == models.ApiToken.user_id)
         .outerjoin(models.RecorderStatus, models.RecorderStatus.token_id == models.ApiToken.id)
         .outerjoin(models.Team, models.Team.id == models.User.team_id)
+        # A device's recorder token: the OS account its pairing came from (one pairing per token).
+        .outerjoin(models.DevicePairing, models.DevicePairing.recorder_token_id == models.ApiToken.id)
         .where(models.ApiToken.client == RECORDER_SCOPE)
     )
     if actor.role != "admin":
         query = query.where(models.User.team_id.in_(list(supervised_teams) or [-1]))
     entries = []
-    for token, user, status, team in session.execute(query).all():
+    for token, user, status, team, os_user in session.execute(query).all():
         valid = token.revoked_at is None and token.expires_at > now
         last_seen = status.last_seen if status is not None else None
         if not valid and (last_seen is None or now - last_seen > GONE_AFTER):
             continue  # an old credential nobody uses: not part of the fleet any more
-        entries.append(_entry(token, user, status, team, valid, policy, now))
+        entries.append(_entry(token, user, status, team, valid, policy, now, os_user or ""))
     if actor.role == "admin":  # a refused PC belongs to no team yet: only admins see it
         entries.extend(refused_entry(h) for h in enrolment_refusals.refused_hosts(session, now))
     # A reported problem is its own row, also for a host that has a recorder row: that row is the
@@ -304,6 +306,7 @@ def _entry(
     valid: bool,
     policy: RecorderPolicy,
     now: float,
+    os_user: str = "",
 ) -> FleetEntry:
     s = status
     state = s.state if s is not None else "never_seen"
@@ -347,7 +350,7 @@ def _entry(
         last_error=s.last_error if s else "",
         interval=s.interval if s else None,
         problems=problems,
-        os_user=device_listing.pairing_os_user(token.id),
+        os_user=os_user,
         update_state=_UPDATES.get(token.id, ("", ""))[0],
         update_detail=_UPDATES.get(token.id, ("", ""))[1],
     )

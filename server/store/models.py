@@ -441,7 +441,8 @@ class Device(Base):
 class DevicePairing(Base):
     """A device bound to an agent's login session (both vouched: the device credential and a
     pairing ticket from the agent's session). ``recorder_token_id`` is the recorder-scope token the
-    device uses for this agent while bound; unbound at logout (``ended_at``)."""
+    device uses for this agent while bound; unbound at logout (``ended_at``). ``os_user``: the PC's
+    OS account the pairing came from (the device broker's caller), "" if not sent (revision 0019)."""
 
     __tablename__ = "device_pairings"
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -451,6 +452,7 @@ class DevicePairing(Base):
     recorder_token_id: Mapped[int] = mapped_column(ForeignKey("api_tokens.id"), unique=True)
     paired_at: Mapped[float] = mapped_column(Float)
     ended_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    os_user: Mapped[str] = mapped_column(String(100), default="", server_default="")
 
 
 class EnrolmentRefusal(Base):
