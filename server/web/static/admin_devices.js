@@ -1,5 +1,6 @@
 // Devices (admins, on the Recorders page): enrolment tokens — create (shown once), list, revoke —
-// and every enrolled PC with its state (paired with whom, idle, revoked) and a Revoke button.
+// and every enrolled PC with its state (paired with whom — and from which OS account —, idle,
+// revoked) and a Revoke button. All of it set as text (textContent), never as markup.
 // The rules are the server's (server/services/devices.py); this only shows them.
 
 import { api } from "./api.js";
@@ -52,7 +53,9 @@ async function load() {
     const rows = devices.devices.map((d) => {
       const tr = document.createElement("tr");
       tr.className = d.state === "revoked" ? "fleet-problem" : "fleet-ok";
-      const state = d.state === "paired" ? `paired with ${d.agent}` : d.state;
+      // The OS account on the PC the pairing came from (the device broker's caller), as the fleet
+      // shows it: one PC, several OS accounts over a day (hot-desking).
+      const state = d.state === "paired" ? `paired with ${d.agent}${d.os_user ? `, OS user ${d.os_user}` : ""}` : d.state;
       const action = cell("");
       if (d.state !== "revoked") {
         action.append(button("Revoke", "its next connection and upload are refused", () => revoke(`/api/admin/devices/${d.id}/revoke`, `device ${d.hostname}`)));
