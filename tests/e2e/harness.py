@@ -225,7 +225,7 @@ def xvfb_with_changing_content(width: int = 800, height: int = 600) -> Iterator[
     display = f":{number}"
     errors = tempfile.TemporaryFile()
     xvfb = subprocess.Popen(
-        ["Xvfb", display, "-screen", "0", f"{width}x{height}x24", "-nolisten", "tcp"],
+        ["Xvfb", display, "-screen", "0", f"{width}x{height}x24", "-nolisten", "tcp", "-noreset"],
         stdout=subprocess.DEVNULL,
         stderr=errors,
     )
