@@ -18,7 +18,8 @@ TRANSLATIONS = Path(__file__).resolve().parent / "translations"
 CONTEXT = "view"
 _TRANSLATORS: list[QTranslator] = []  # kept alive: Qt does not own an installed translator
 
-# The view's fixed texts (agent_app/view.py), for lupdate. Keep in step with that module.
+# The view's fixed texts (agent_app/view.py, agent_app/recording_view.py), for lupdate. Keep in
+# step with those modules.
 VIEW_TEXTS = (
     QT_TRANSLATE_NOOP("view", "Pause"),
     QT_TRANSLATE_NOOP("view", "Pausing…"),
@@ -58,7 +59,7 @@ VIEW_TEXTS = (
     QT_TRANSLATE_NOOP("view", "Screen: restarting capture…"),
     QT_TRANSLATE_NOOP("view", "Screen: finishing…"),
     QT_TRANSLATE_NOOP("view", "Screen pause NOT confirmed: the screen may still be recording"),
-    # The same states in the call panel's rows captioned Voice and Screen (view.row_value).
+    # The same states in the call panel's rows captioned Voice and Screen (recording_view.row_value).
     QT_TRANSLATE_NOOP("view", "Recording"),
     QT_TRANSLATE_NOOP("view", "Paused"),
     QT_TRANSLATE_NOOP("view", "Stopped (saved)"),

@@ -10,7 +10,8 @@ from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtWidgets import QComboBox, QFormLayout, QLabel, QPlainTextEdit, QWidget
 
 from agent_app.i18n import view_text
-from agent_app.view import DesktopView, Tone
+from agent_app.recording_view import Tone
+from agent_app.view import DesktopView
 from agent_app.widgets.call_panel import TONE_STYLE
 
 TICK_MS = 1000

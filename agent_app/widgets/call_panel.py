@@ -10,7 +10,8 @@ from PySide6.QtCore import Qt, QTimer
 from PySide6.QtWidgets import QGridLayout, QLabel, QWidget
 
 from agent_app.i18n import view_text
-from agent_app.view import DesktopView, Tone
+from agent_app.recording_view import Tone
+from agent_app.view import DesktopView
 
 TICK_MS = 1000
 # Colour of each tone; the words say the same (colour is never the only signal).

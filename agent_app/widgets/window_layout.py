@@ -25,6 +25,7 @@ from PySide6.QtWidgets import (
 
 from agent_app import view as v
 from agent_app.i18n import view_text
+from agent_app.recording_view import PAUSE
 from agent_app.services import Services
 from agent_app.store import DesktopModel
 from agent_app.validation import LoginInput
@@ -65,7 +66,7 @@ class WindowLayoutMixin:
         self.acw_panel.set_view_source(lambda: self.model.view())
         self._connect_workspace_state()
         self.call_panel.set_elapsed_source(lambda: v.elapsed_text(self.model.state, self.services.clock()))
-        self.pause_button = self._button(workspace, "pauseButton", v.PAUSE, self._on_pause_clicked)
+        self.pause_button = self._button(workspace, "pauseButton", PAUSE, self._on_pause_clicked)
         self.done_button = self._button(
             workspace, "doneButton", QCoreApplication.translate("MainWindow", "&Done"), self._on_done_clicked
         )

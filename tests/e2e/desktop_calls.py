@@ -21,7 +21,8 @@ from typing import Any
 from PySide6.QtCore import QCoreApplication, QEventLoop, QTimer
 
 from agent_app.model import EventReceived
-from agent_app.view import NO_VALUE, DesktopView
+from agent_app.recording_view import NO_VALUE
+from agent_app.view import DesktopView
 from agent_app.widgets.main_window import MainWindow
 from tandem_protocol import Envelope, EventType
 from tests.e2e.harness import ServerProcess, wait_until

@@ -30,7 +30,8 @@ import pytest
 from sqlalchemy import select
 
 from agent_app.model import DesktopState, EventReceived, LoginStarted, LoginSucceeded, reduce
-from agent_app.view import PAUSE, RESUME, RESUME_UNCONFIRMED, build_view
+from agent_app.recording_view import PAUSE, RESUME, RESUME_UNCONFIRMED
+from agent_app.view import build_view
 from server.api.app import create_app
 from server.settings import load_settings
 from server.store import models

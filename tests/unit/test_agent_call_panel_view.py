@@ -8,7 +8,8 @@ import pytest
 
 from agent_app import i18n
 from agent_app.model import CallFetched, reduce
-from agent_app.view import build_view, row_value
+from agent_app.recording_view import row_value
+from agent_app.view import build_view
 from tests.unit.test_agent_states_model import T0, call, logged_in
 
 
@@ -46,12 +47,12 @@ def test_no_call_and_unknown_states_are_shown_as_they_are() -> None:
 def test_every_row_value_is_in_the_translation_catalogue() -> None:
     """Each sentence the view makes for the Voice and Screen rows, without its caption, is listed
     for lupdate (so the German .ts has it)."""
-    from agent_app import view
+    from agent_app import recording_view
 
     sentences = [
-        *view._VOICE_TEXT.values(),
-        *view._SCREEN_TEXT.values(),
-        *view._SCREEN_COMMAND_TEXT.values(),
+        *recording_view._VOICE_TEXT.values(),
+        *recording_view._SCREEN_TEXT.values(),
+        *recording_view._SCREEN_COMMAND_TEXT.values(),
         "Voice: paused",
         "Voice: recording — pausing…",
         "Voice: on hold — waiting for the screen recorder…",

@@ -27,17 +27,9 @@ from agent_app.model import (
     agent_state,
     reduce,
 )
+from agent_app.recording_view import PAUSE, PAUSING, RESUME, RESUME_UNCONFIRMED, RESUMING
 from agent_app.store import DesktopModel
-from agent_app.view import (
-    PAUSE,
-    PAUSING,
-    RESUME,
-    RESUME_UNCONFIRMED,
-    RESUMING,
-    Page,
-    build_view,
-    format_duration,
-)
+from agent_app.view import Page, build_view, format_duration
 from tandem_protocol import CallInfo, Envelope, LoginResponse, UserInfo
 
 T0 = 1_763_712_000.0

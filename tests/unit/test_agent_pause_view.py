@@ -17,8 +17,9 @@ from agent_app.model import (
     ResumeRequested,
     reduce,
 )
+from agent_app.recording_view import PAUSE, PAUSING, RESUME, RESUME_UNCONFIRMED, RESUMING, Tone
 from agent_app.secure_pause import can_resume, pause_means_resume
-from agent_app.view import PAUSE, PAUSING, RESUME, RESUME_UNCONFIRMED, RESUMING, Tone, build_view
+from agent_app.view import build_view
 from tandem_protocol import CallInfo
 from tests.unit.test_agent_model import T0, call_dict, env, logged_in, on_call
 

@@ -28,7 +28,8 @@ from agent_app.model import (
     parse_codes,
     reduce,
 )
-from agent_app.view import Tone, acw_countdown, build_view, split_caller
+from agent_app.recording_view import Tone
+from agent_app.view import acw_countdown, build_view, split_caller
 from tandem_protocol import CallInfo, LoginResponse, UserInfo
 
 T0 = 1_763_712_000.0

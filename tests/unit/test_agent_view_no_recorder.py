@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from agent_app.model import DesktopState, EventReceived, LoginStarted, LoginSucceeded, reduce
-from agent_app.view import screen_text
+from agent_app.recording_view import screen_text
 from tandem_protocol import Envelope, LoginResponse, UserInfo
 
 T0 = 1_763_712_000.0
