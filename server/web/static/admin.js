@@ -4,6 +4,7 @@
 // new users (admin_users.js) and agent software releases (admin_releases.js).
 
 import { api } from "./api.js";
+import { $, statusLine } from "./admin_ui.js";
 import { initAcwLimit, showAcwLimit } from "./admin_acw.js";
 import { initPausePolicy, showPausePolicy } from "./admin_pause.js";
 import { initDnMatching, showDnMatching } from "./admin_dn_matching.js";
@@ -13,14 +14,7 @@ import { initNewUser } from "./admin_users.js";
 import { initPeople, showPeople } from "./admin_people.js";
 import { initReleases, showReleases } from "./admin_releases.js";
 
-const $ = (id) => document.getElementById(id);
-
-function status(text, isError = false) {
-  const box = $("sampling-status");
-  box.textContent = text;
-  box.classList.toggle("error", isError);
-  box.classList.toggle("ok", !isError && Boolean(text));
-}
+const status = statusLine("sampling-status");
 
 function addOverrideRow(team = "", percentage = "") {
   const row = document.createElement("tr");

@@ -2,15 +2,9 @@
 // checks the number; the server checks again (5 s to 4 h), stores and audits the change.
 
 import { api } from "./api.js";
+import { $, statusLine } from "./admin_ui.js";
 
-const $ = (id) => document.getElementById(id);
-
-function status(text, isError = false) {
-  const box = $("acw-status");
-  box.textContent = text;
-  box.classList.toggle("error", isError);
-  box.classList.toggle("ok", !isError && Boolean(text));
-}
+const status = statusLine("acw-status");
 
 export function initAcwLimit() {
   $("acw-form").addEventListener("submit", async (event) => {

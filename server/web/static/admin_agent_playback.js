@@ -2,15 +2,9 @@
 // see their own calls listed). One checkbox per team; the server validates and audits the change.
 
 import { api } from "./api.js";
+import { $, statusLine } from "./admin_ui.js";
 
-const $ = (id) => document.getElementById(id);
-
-function status(text, isError = false) {
-  const box = $("agent-playback-status");
-  box.textContent = text;
-  box.classList.toggle("error", isError);
-  box.classList.toggle("ok", !isError && Boolean(text));
-}
+const status = statusLine("agent-playback-status");
 
 export function initAgentPlayback() {
   $("agent-playback-form").addEventListener("submit", async (event) => {

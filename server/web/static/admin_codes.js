@@ -3,20 +3,15 @@
 // recordings page. The server validates and audits every change (server/services/dispositions.py).
 
 import { api } from "./api.js";
+import { $, statusLine } from "./admin_ui.js";
 
-const $ = (id) => document.getElementById(id);
 const KIND_TEXT = { reason: "Reason (Not Ready)", disposition: "Disposition (ACW)", pause: "Pause reason" };
 const STATE_TEXT = {
   logged_out: "Logged out", ready: "Ready", not_ready: "Not Ready", on_call: "On call", acw: "After-call work",
 };
 export const AGENT_STATE_ROLES = ["supervisor", "evaluator", "compliance", "admin"];
 
-function status(text, isError = false) {
-  const box = $("agent-codes-status");
-  box.textContent = text;
-  box.classList.toggle("error", isError);
-  box.classList.toggle("ok", !isError && Boolean(text));
-}
+const status = statusLine("agent-codes-status");
 
 function cell(text) {
   return Object.assign(document.createElement("td"), { textContent: text });

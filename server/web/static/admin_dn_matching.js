@@ -3,15 +3,9 @@
 // is still recorded, as an "unassigned" interaction only admins and compliance see.
 
 import { api } from "./api.js";
+import { $, statusLine } from "./admin_ui.js";
 
-const $ = (id) => document.getElementById(id);
-
-function status(text, isError = false) {
-  const box = $("dn-matching-status");
-  box.textContent = text;
-  box.classList.toggle("error", isError);
-  box.classList.toggle("ok", !isError && Boolean(text));
-}
+const status = statusLine("dn-matching-status");
 
 function fill(policy) {
   $("dn-matching-prefixes").value = (policy.strip_prefixes || []).join(", ");

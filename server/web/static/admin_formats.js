@@ -2,15 +2,9 @@
 // lists the options (and whether its FFmpeg can make each); the WAV master is always kept.
 
 import { api } from "./api.js";
+import { $, statusLine } from "./admin_ui.js";
 
-const $ = (id) => document.getElementById(id);
-
-function status(text, isError = false) {
-  const box = $("voice-formats-status");
-  box.textContent = text;
-  box.classList.toggle("error", isError);
-  box.classList.toggle("ok", !isError && Boolean(text));
-}
+const status = statusLine("voice-formats-status");
 
 function option(opt, checked) {
   const label = document.createElement("label");

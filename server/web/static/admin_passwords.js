@@ -3,6 +3,7 @@
 // only edits the policy. Built here so the page's HTML stays as it is.
 
 import { api } from "./api.js";
+import { $, statusLine } from "./admin_ui.js";
 
 const FLAGS = [
   ["require_lowercase", "a lower-case letter"],
@@ -12,14 +13,7 @@ const FLAGS = [
   ["forbid_username", "no copy of the username"],
 ];
 
-const $ = (id) => document.getElementById(id);
-
-function status(text, isError = false) {
-  const box = $("password-policy-status");
-  box.textContent = text;
-  box.classList.toggle("error", isError);
-  box.classList.toggle("ok", !isError && Boolean(text));
-}
+const status = statusLine("password-policy-status");
 
 function build() {
   const title = Object.assign(document.createElement("h2"), {

@@ -3,15 +3,9 @@
 // the recording. The server enforces both and audits each change of the policy.
 
 import { api } from "./api.js";
+import { $, option, statusLine } from "./admin_ui.js";
 
-const $ = (id) => document.getElementById(id);
-
-function status(text, isError = false) {
-  const box = $("pause-status");
-  box.textContent = text;
-  box.classList.toggle("error", isError);
-  box.classList.toggle("ok", !isError && Boolean(text));
-}
+const status = statusLine("pause-status");
 
 // "" when no reason is required anywhere (the message of a policy without reasons stays short).
 export function reasonText(policy) {
@@ -28,7 +22,7 @@ function reasonRow(team, rule, i) {
   select.dataset.team = team.name;
   label.htmlFor = select.id;
   for (const [value, text] of [["", "as above"], ["yes", "required"], ["no", "optional"]]) {
-    select.append(Object.assign(document.createElement("option"), { value, textContent: text }));
+    select.append(option(value, text));
   }
   select.value = rule === undefined ? "" : rule ? "yes" : "no";
   const row = Object.assign(document.createElement("div"), { className: "pause-reason-team" });

@@ -4,39 +4,15 @@
 // values before and after, and its sentence is shown as it is when it refuses.
 
 import { api } from "./api.js";
+import { $, button, cell, option, say } from "./admin_ui.js";
 
 const ROLES = ["agent", "supervisor", "evaluator", "compliance", "admin"];
 const SUPERVISING = ["supervisor", "evaluator", "compliance"];
-const $ = (id) => document.getElementById(id);
 
 let users = [];
 let teams = [];
 let editing = null; // the username in the edit form
 let renaming = null; // the team in the rename form
-
-function say(id, text, isError = false) {
-  const box = $(id);
-  box.textContent = text;
-  box.classList.toggle("error", isError);
-  box.classList.toggle("ok", !isError && Boolean(text));
-}
-
-function option(value, text) {
-  return Object.assign(document.createElement("option"), { value, textContent: text });
-}
-
-function cell(label, text) {
-  const td = Object.assign(document.createElement("td"), { textContent: text });
-  td.dataset.label = label; // shown before the value when the table folds into cards (people.css)
-  return td;
-}
-
-function button(text, label, onClick) {
-  const b = Object.assign(document.createElement("button"), { type: "button", textContent: text });
-  b.setAttribute("aria-label", label);
-  b.addEventListener("click", onClick);
-  return b;
-}
 
 function renderUsers() {
   const rows = users.map((u) => {

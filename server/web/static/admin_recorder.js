@@ -4,8 +4,7 @@
 // names the field it refuses; this page says which control that is and marks it.
 
 import { api } from "./api.js";
-
-const $ = (id) => document.getElementById(id);
+import { $, option, statusLine } from "./admin_ui.js";
 
 // Policy field -> the control that edits it (and its label for messages).
 const NUMBERS = {
@@ -25,12 +24,7 @@ const FIELD_CONTROL = {
 };
 const RULE_COLUMN = { name: "rule-name", kind: "rule-kind", action: "rule-action", title: "rule-title", app: "rule-app", rect: "rule-rect" };
 
-function status(text, isError = false) {
-  const box = $("recorder-policy-status");
-  box.textContent = text;
-  box.classList.toggle("error", isError);
-  box.classList.toggle("ok", !isError && Boolean(text));
-}
+const status = statusLine("recorder-policy-status");
 
 function clearMarks() {
   for (const el of $("recorder-policy-form").querySelectorAll("[aria-invalid]")) el.removeAttribute("aria-invalid");
@@ -76,7 +70,7 @@ function select(className, label, options, value) {
   const el = document.createElement("select");
   el.className = className;
   el.setAttribute("aria-label", label);
-  for (const [val, text] of options) el.append(Object.assign(document.createElement("option"), { value: val, textContent: text }));
+  for (const [val, text] of options) el.append(option(val, text));
   el.value = value;
   return el;
 }

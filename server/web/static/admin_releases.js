@@ -6,33 +6,12 @@
 // shown as it is when it refuses. "PCs on it" counts the recorders' heartbeats (GET /api/admin/fleet).
 
 import { api, ApiError } from "./api.js";
-
-const $ = (id) => document.getElementById(id);
+import { $, button, cell, say } from "./admin_ui.js";
 
 let releases = [];
 let policy = { mode: "rollout", pin: "" };
 let onVersion = new Map(); // version -> PCs whose last heartbeat reported it
 let rolling = null; // the version in the rollout form
-
-function say(id, text, isError = false) {
-  const box = $(id);
-  box.textContent = text;
-  box.classList.toggle("error", isError);
-  box.classList.toggle("ok", !isError && Boolean(text));
-}
-
-function cell(label, text) {
-  const td = Object.assign(document.createElement("td"), { textContent: text });
-  td.dataset.label = label; // shown before the value when the table folds into cards (people.css)
-  return td;
-}
-
-function button(text, label, onClick) {
-  const b = Object.assign(document.createElement("button"), { type: "button", textContent: text });
-  b.setAttribute("aria-label", label);
-  b.addEventListener("click", onClick);
-  return b;
-}
 
 function size(n) {
   if (n < 1024) return `${n} B`;

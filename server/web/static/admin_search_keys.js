@@ -2,16 +2,10 @@
 // (X-Recording-<key> headers, Request-URI parameters) the search page offers as fields.
 
 import { api } from "./api.js";
+import { $, statusLine } from "./admin_ui.js";
 import { resetSearch } from "./search.js";
 
-const $ = (id) => document.getElementById(id);
-
-function status(text, isError = false) {
-  const box = $("search-keys-status");
-  box.textContent = text;
-  box.classList.toggle("error", isError);
-  box.classList.toggle("ok", !isError && Boolean(text));
-}
+const status = statusLine("search-keys-status");
 
 export function initSearchKeys() {
   $("search-keys-form").addEventListener("submit", async (event) => {

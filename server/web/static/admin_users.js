@@ -2,17 +2,11 @@
 // create-user` (role, unique name, the password policy) and says what a refused password lacks.
 
 import { api } from "./api.js";
+import { $, option, statusLine } from "./admin_ui.js";
 
 const ROLES = ["agent", "supervisor", "evaluator", "compliance", "admin"];
 
-const $ = (id) => document.getElementById(id);
-
-function status(text, isError = false) {
-  const box = $("new-user-status");
-  box.textContent = text;
-  box.classList.toggle("error", isError);
-  box.classList.toggle("ok", !isError && Boolean(text));
-}
+const status = statusLine("new-user-status");
 
 function field(id, text, props) {
   const label = Object.assign(document.createElement("label"), { htmlFor: id, textContent: text });
@@ -30,7 +24,7 @@ function build() {
     id: "new-user-save", type: "submit", textContent: "Create user",
   });
   save.style.marginTop = "0.75rem"; // the other forms get this gap from the fieldset above the button
-  for (const name of ROLES) role.append(Object.assign(document.createElement("option"), { value: name, textContent: name }));
+  for (const name of ROLES) role.append(option(name, name));
   form.append(
     ...field("new-user-username", "User name", { autocomplete: "off", required: true }),
     ...field("new-user-full-name", "Full name", { autocomplete: "off" }),
