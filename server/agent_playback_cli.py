@@ -6,16 +6,8 @@ from __future__ import annotations
 
 import argparse
 import json
-from pathlib import Path
 
-from server.settings import Settings, load_settings
-
-
-def _settings(args: argparse.Namespace) -> Settings:
-    overrides = {}
-    if getattr(args, "data_dir", None):
-        overrides["data_dir"] = Path(args.data_dir)
-    return load_settings(Path(args.config) if args.config else None, **overrides)
+from server.cli_settings import settings_from_args
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -36,7 +28,7 @@ def cmd_show(args: argparse.Namespace) -> int:
     from server.cli_db import existing_session
     from server.services import agent_playback
 
-    with existing_session(args, _settings(args)) as s:
+    with existing_session(args, settings_from_args(args)) as s:
         print(json.dumps({"teams": agent_playback.team_names(s)}))
     return 0
 
@@ -46,7 +38,7 @@ def cmd_set(args: argparse.Namespace) -> int:
     from server.services import agent_playback
     from server.services.actor import Actor
 
-    with existing_session(args, _settings(args)) as s:
+    with existing_session(args, settings_from_args(args)) as s:
         teams = agent_playback.set_teams(s, Actor.cli(), list(args.teams))
     print(json.dumps({"teams": teams}))
     return 0

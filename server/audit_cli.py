@@ -11,7 +11,8 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from server.settings import Settings, load_settings
+from server.cli_settings import settings_from_args
+from server.settings import Settings
 from server.store.audit_chain import DEFAULT_TIME_TOLERANCE
 
 if TYPE_CHECKING:
@@ -20,13 +21,6 @@ if TYPE_CHECKING:
     from server.store.audit import VerifyResult
 
 CLI_USER = "cli"
-
-
-def _settings(args: argparse.Namespace) -> Settings:
-    overrides = {}
-    if getattr(args, "data_dir", None):
-        overrides["data_dir"] = Path(args.data_dir)
-    return load_settings(Path(args.config) if args.config else None, **overrides)
 
 
 def _trusted_key(settings: Settings, given: str | None) -> Ed25519PublicKey:
@@ -74,7 +68,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
     from server.errors import CheckpointError
 
-    settings = _settings(args)
+    settings = settings_from_args(args)
     if settings.resolved_database_url.startswith("sqlite:///"):
         db = Path(settings.resolved_database_url.removeprefix("sqlite:///"))
         if not db.is_file():  # SQLite would create an empty one, which "verifies"
@@ -104,7 +98,7 @@ def cmd_checkpoint(args: argparse.Namespace) -> int:
     from server.store.audit_checkpoint import load_or_create_key, write_checkpoint
     from server.store.db import make_engine, make_session_factory, migrate, session_scope
 
-    settings = _settings(args)
+    settings = settings_from_args(args)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     migrate(settings.resolved_database_url)
     engine = make_engine(settings.resolved_database_url)
@@ -136,7 +130,7 @@ def cmd_checkpoint(args: argparse.Namespace) -> int:
 def cmd_public_key(args: argparse.Namespace) -> int:
     from server.store.audit_checkpoint import load_or_create_key, public_key_hex
 
-    settings = _settings(args)
+    settings = settings_from_args(args)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     print(public_key_hex(load_or_create_key(settings.data_dir)))
     return 0

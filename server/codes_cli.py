@@ -7,16 +7,8 @@ from __future__ import annotations
 import argparse
 import json
 from dataclasses import asdict
-from pathlib import Path
 
-from server.settings import Settings, load_settings
-
-
-def _settings(args: argparse.Namespace) -> Settings:
-    overrides = {}
-    if getattr(args, "data_dir", None):
-        overrides["data_dir"] = Path(args.data_dir)
-    return load_settings(Path(args.config) if args.config else None, **overrides)
+from server.cli_settings import settings_from_args
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -44,7 +36,7 @@ def cmd_show(args: argparse.Namespace) -> int:
     from server.cli_db import existing_session
     from server.services import dispositions
 
-    with existing_session(args, _settings(args)) as s:
+    with existing_session(args, settings_from_args(args)) as s:
         codes = [asdict(c) for c in dispositions.list_codes(s)]
         print(json.dumps({"codes": codes, "disposition_required": dispositions.disposition_required(s)}))
     return 0
@@ -55,7 +47,7 @@ def cmd_set(args: argparse.Namespace) -> int:
     from server.services import dispositions
     from server.services.actor import Actor
 
-    with existing_session(args, _settings(args)) as s:
+    with existing_session(args, settings_from_args(args)) as s:
         code = dispositions.set_code(s, Actor.cli(), args.kind, args.code, args.label, not args.inactive)
     print(json.dumps(asdict(code)))
     return 0
@@ -66,7 +58,7 @@ def cmd_require(args: argparse.Namespace) -> int:
     from server.services import dispositions
     from server.services.actor import Actor
 
-    with existing_session(args, _settings(args)) as s:
+    with existing_session(args, settings_from_args(args)) as s:
         required = dispositions.set_disposition_required(s, Actor.cli(), args.value == "on")
     print(json.dumps({"disposition_required": required}))
     return 0

@@ -17,10 +17,9 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import asdict
-from pathlib import Path
 from typing import TYPE_CHECKING
 
-from server.settings import Settings, load_settings
+from server.cli_settings import settings_from_args
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
@@ -28,13 +27,6 @@ if TYPE_CHECKING:
     from server.services.devices import Who
 
 CLI_USER = "cli"
-
-
-def _settings(args: argparse.Namespace) -> Settings:
-    overrides = {}
-    if getattr(args, "data_dir", None):
-        overrides["data_dir"] = Path(args.data_dir)
-    return load_settings(Path(args.config) if args.config else None, **overrides)
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -73,7 +65,7 @@ def _run(args: argparse.Namespace, work: Callable[[Session], object]) -> int:
     from server.errors import EnrolmentError, NoDatabaseError
 
     try:
-        with existing_session(args, _settings(args)) as s:
+        with existing_session(args, settings_from_args(args)) as s:
             work(s)
     except (EnrolmentError, NoDatabaseError) as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -6,16 +6,8 @@ from __future__ import annotations
 
 import argparse
 import json
-from pathlib import Path
 
-from server.settings import Settings, load_settings
-
-
-def _settings(args: argparse.Namespace) -> Settings:
-    overrides = {}
-    if getattr(args, "data_dir", None):
-        overrides["data_dir"] = Path(args.data_dir)
-    return load_settings(Path(args.config) if args.config else None, **overrides)
+from server.cli_settings import settings_from_args
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -46,7 +38,7 @@ def cmd_dn_matching(args: argparse.Namespace) -> int:
     from server.services import dn_matching
     from server.services.actor import Actor
 
-    settings = _settings(args)
+    settings = settings_from_args(args)
     with existing_session(args, settings) as s:
         policy = dn_matching.read(s)
         if (

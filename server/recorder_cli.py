@@ -11,18 +11,10 @@ import getpass
 import json
 import sys
 import time
-from pathlib import Path
 
-from server.settings import Settings, load_settings
+from server.cli_settings import settings_from_args
 
 CLI_USER = "cli"
-
-
-def _settings(args: argparse.Namespace) -> Settings:
-    overrides = {}
-    if getattr(args, "data_dir", None):
-        overrides["data_dir"] = Path(args.data_dir)
-    return load_settings(Path(args.config) if args.config else None, **overrides)
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -39,7 +31,7 @@ def cmd_enroll_recorder(args: argparse.Namespace) -> int:
     from server.errors import EnrolmentError, NoDatabaseError
     from server.services.enrolment import issue_code
 
-    settings = _settings(args)
+    settings = settings_from_args(args)
     try:
         who = getpass.getuser()
     except (KeyError, OSError):

@@ -10,15 +10,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from server.cli_settings import settings_from_args
 from server.errors import InvalidInput
-from server.settings import Settings, load_settings
-
-
-def _settings(args: argparse.Namespace) -> Settings:
-    overrides = {}
-    if getattr(args, "data_dir", None):
-        overrides["data_dir"] = Path(args.data_dir)
-    return load_settings(Path(args.config) if args.config else None, **overrides)
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -52,7 +45,7 @@ def cmd_show(args: argparse.Namespace) -> int:
     from server.services import recorder_policy
     from server.services.actor import Actor
 
-    settings = _settings(args)
+    settings = settings_from_args(args)
     defaults = recorder_policy.initial(settings.screen_fps)
     with existing_session(args, settings) as s:
         policy = recorder_policy.read(s, Actor.cli(), defaults)
@@ -82,7 +75,7 @@ def cmd_set(args: argparse.Namespace) -> int:
         raise InvalidInput(
             "invalid_recorder_policy", "nothing to set: give --json FILE and/or --set key=value"
         )
-    settings = _settings(args)
+    settings = settings_from_args(args)
     defaults = recorder_policy.initial(settings.screen_fps)
     with existing_session(args, settings) as s:
         actor = Actor.cli()

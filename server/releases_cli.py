@@ -17,7 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
-from server.settings import Settings, load_settings
+from server.cli_settings import settings_from_args
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
@@ -26,13 +26,6 @@ if TYPE_CHECKING:
     from server.services.releases import ReleaseRepository
 
 T = TypeVar("T")
-
-
-def _settings(args: argparse.Namespace) -> Settings:
-    overrides = {}
-    if getattr(args, "data_dir", None):
-        overrides["data_dir"] = Path(args.data_dir)
-    return load_settings(Path(args.config) if args.config else None, **overrides)
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -98,7 +91,7 @@ def cmd_init_keys(args: argparse.Namespace) -> int:
 def cmd_init_repo(args: argparse.Namespace) -> int:
     from server.services.releases import ReleaseError, ReleaseRepository
 
-    repo = ReleaseRepository(_settings(args).releases_dir)
+    repo = ReleaseRepository(settings_from_args(args).releases_dir)
     try:
         repo.create(args.keys)
     except ReleaseError as exc:
@@ -120,7 +113,7 @@ def _as_admin(args: argparse.Namespace, change: _AdminChange[T]) -> T | int:
     from server.services.actor import Actor
     from server.services.releases import ReleaseRepository
 
-    settings = _settings(args)
+    settings = settings_from_args(args)
     repo = ReleaseRepository(settings.releases_dir)
     keys = args.keys or settings.release_keys_dir
     try:
@@ -174,7 +167,7 @@ def cmd_policy(args: argparse.Namespace) -> int:
 def cmd_list(args: argparse.Namespace) -> int:
     from server.services.releases import ReleaseRepository
 
-    repo = ReleaseRepository(_settings(args).releases_dir)
+    repo = ReleaseRepository(settings_from_args(args).releases_dir)
     if not repo.exists():
         return _fail(f"no release repository at {repo.root_dir} (tandem-server releases init-repo)")
     for r in repo.releases():
@@ -185,7 +178,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 def cmd_refresh(args: argparse.Namespace) -> int:
     from server.services.releases import ReleaseError, ReleaseRepository
 
-    settings = _settings(args)
+    settings = settings_from_args(args)
     keys = args.keys or settings.release_keys_dir
     if keys is None:
         return _fail("give --keys DIR or set release_keys_dir")

@@ -8,16 +8,8 @@ from __future__ import annotations
 import argparse
 import json
 from dataclasses import asdict
-from pathlib import Path
 
-from server.settings import Settings, load_settings
-
-
-def _settings(args: argparse.Namespace) -> Settings:
-    overrides = {}
-    if getattr(args, "data_dir", None):
-        overrides["data_dir"] = Path(args.data_dir)
-    return load_settings(Path(args.config) if args.config else None, **overrides)
+from server.cli_settings import settings_from_args
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -61,7 +53,7 @@ def cmd_user_list(args: argparse.Namespace) -> int:
     from server.cli_db import existing_session
     from server.services import user_admin
 
-    with existing_session(args, _settings(args)) as s:
+    with existing_session(args, settings_from_args(args)) as s:
         rows = user_admin.list_users(s, role=args.role, team=args.team, text=args.text, active=args.active)
         print(json.dumps([asdict(u) for u in rows]))
     return 0
@@ -81,7 +73,7 @@ def cmd_user_update(args: argparse.Namespace) -> int:
         active=args.active,
         full_time_dn=args.full_time_dn,
     )
-    with existing_session(args, _settings(args)) as s:
+    with existing_session(args, settings_from_args(args)) as s:
         user = user_admin.update_user(s, Actor.cli(), args.username, changes)
     print(json.dumps(asdict(user)))
     return 0
@@ -91,7 +83,7 @@ def cmd_team_list(args: argparse.Namespace) -> int:
     from server.cli_db import existing_session
     from server.services import teams
 
-    with existing_session(args, _settings(args)) as s:
+    with existing_session(args, settings_from_args(args)) as s:
         print(json.dumps([asdict(t) for t in teams.list_teams(s)]))
     return 0
 
@@ -101,7 +93,7 @@ def cmd_team_create(args: argparse.Namespace) -> int:
     from server.services import teams
     from server.services.actor import Actor
 
-    with existing_session(args, _settings(args)) as s:
+    with existing_session(args, settings_from_args(args)) as s:
         name = teams.create_team(s, Actor.cli(), args.name).name
     print(f"created team {name}")
     return 0
@@ -112,7 +104,7 @@ def cmd_team_rename(args: argparse.Namespace) -> int:
     from server.services import teams
     from server.services.actor import Actor
 
-    with existing_session(args, _settings(args)) as s:
+    with existing_session(args, settings_from_args(args)) as s:
         name = teams.rename_team(s, Actor.cli(), args.old, args.new).name
     print(f"renamed team {args.old} to {name}")
     return 0
