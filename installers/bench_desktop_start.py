@@ -12,16 +12,13 @@ The recorder's start is installers/bench_start.py.
 
 from __future__ import annotations
 
-import argparse
 import os
 import shutil
-import statistics
 import subprocess
 import tempfile
-import time
 from pathlib import Path
 
-from installers.bench_start import _drop_caches
+from installers.bench_timing import bench_runs, drop_caches, spread, time_to_ready
 from tests.e2e.harness import ROOT, stop_process
 
 BUNDLE = ROOT / "build" / "installers" / "dist" / "tandem-agent" / "tandem-agent"
@@ -63,40 +60,23 @@ def _start_once(display: str) -> float:
             "LANG": "C.UTF-8",
         }
         log = Path(home) / "desktop.log"
-        started = time.monotonic()
-        with open(log, "wb") as out:
-            proc = subprocess.Popen([str(BUNDLE)], env=env, stdout=out, stderr=subprocess.STDOUT)
-        try:
-            while time.monotonic() < started + 120:
-                if _window_shown(display):
-                    return time.monotonic() - started
-                if proc.poll() is not None:
-                    raise SystemExit(f"desktop exited {proc.returncode}:\n{log.read_text(errors='replace')}")
-                time.sleep(0.02)
-            raise SystemExit("no window within 120 s")
-        finally:
-            stop_process(proc)
+        return time_to_ready(
+            [str(BUNDLE)], env, log, lambda: _window_shown(display), "desktop", "window", 0.02
+        )
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--runs", type=int, default=5)
-    args = parser.parse_args()
-    if not BUNDLE.exists():
-        raise SystemExit(f"no bundle at {BUNDLE}: run installers/build --bundles-only")
+    runs = bench_runs(BUNDLE, "The agent desktop bundle's start time, to its window on an X screen.")
     if not (shutil.which("Xvfb") and shutil.which("xdotool")):
         raise SystemExit("needs Xvfb and xdotool")
     xvfb, display = _start_xvfb()
     try:
         times, cold = [], True
-        for _ in range(args.runs):
-            cold = _drop_caches() and cold
+        for _ in range(runs):
+            cold = drop_caches() and cold
             times.append(_start_once(display))
         label = "cold" if cold else "warm (not root: page cache not dropped)"
-        print(
-            f"desktop start to window, {args.runs} {label} starts: median {statistics.median(times):.2f} s, "
-            f"min {min(times):.2f} s, max {max(times):.2f} s"
-        )
+        print(f"desktop start to window, {runs} {label} starts: {spread(times)}")
     finally:
         stop_process(xvfb)
 
