@@ -11,10 +11,13 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from playwright.sync_api import Browser, Page, sync_playwright
+
+from tests.e2e.harness import ServerProcess, run_server
 
 CHROMIUM_ARGS = [
     "--no-sandbox",
@@ -121,3 +124,70 @@ def seek(page: Page, target: float, timeout_ms: int = 10_000) -> float:
         [target, timeout_ms],
     )
     return landed
+
+
+@dataclass
+class ServerAndBrowser:
+    """A running server and a browser, shared by the tests of one module (each opens its own page)."""
+
+    server: ServerProcess
+    browser: Browser
+
+
+@contextlib.contextmanager
+def server_and_browser(data_dir: Path, **server_options: Any) -> Iterator[ServerAndBrowser]:
+    """``run_server(data_dir, **server_options)`` and Chromium, both stopped on the way out."""
+    with run_server(data_dir, **server_options) as server, chromium() as browser:
+        yield ServerAndBrowser(server, browser)
+
+
+def open_admin(page: Page, ready: str, status: str, filled: str = "true") -> None:
+    """Opens the admin page and waits until the section under test is shown (``ready``, a
+    selector) and has loaded (its status line ``#status`` empty again after "Loading…", and the
+    JavaScript condition ``filled`` true): a control changed before that would be overwritten by
+    the server's values."""
+    page.click("#nav-admin")
+    page.wait_for_selector(ready, state="visible")
+    page.wait_for_function(
+        f"(id) => document.getElementById(id).textContent === '' && ({filled})", arg=status
+    )
+
+
+def wait_status(page: Page, element: str, prefix: str) -> str:
+    """Waits until the status line ``#element`` starts with ``prefix``; returns all it says."""
+    page.wait_for_function(
+        "([id, p]) => document.getElementById(id).textContent.startsWith(p)", arg=[element, prefix]
+    )
+    text: str = page.inner_text(f"#{element}")
+    return text
+
+
+def audit_viewer_rows(page: Page, base_url: str, query: str) -> list[list[str]]:
+    """The audit viewer's rows for ``query`` (e.g. ``action=user.update``), once it has loaded:
+    [user, action, outcome, target, detail] each."""
+    page.goto(f"{base_url}/#/audit?{query}")
+    page.wait_for_function(
+        "() => { const s = document.getElementById('audit-status').textContent;"
+        " return s && s !== 'Loading…'; }"
+    )
+    rows: list[list[str]] = page.eval_on_selector_all(
+        "#audit-records tbody tr",
+        "rows => rows.map(r => [...r.cells].slice(1, 6).map(c => c.textContent))",
+    )
+    return rows
+
+
+def assert_table_folds_at_phone_width(page: Page, table: str, section: str) -> None:
+    """At 420 px the rows of ``#table`` fold into cards and neither the page nor ``#section``
+    reaches past the screen (no sideways scrolling); the viewport is put back to 1280 px after."""
+    page.set_viewport_size({"width": 420, "height": 900})
+    page.wait_for_function(
+        "(id) => getComputedStyle(document.querySelector(`#${id} tr`)).display === 'block'", arg=table
+    )
+    widths = page.evaluate(
+        "(id) => [document.documentElement.scrollWidth, document.documentElement.clientWidth,"
+        " Math.ceil(document.getElementById(id).getBoundingClientRect().right)]",
+        section,
+    )
+    assert widths[0] <= widths[1] and widths[2] <= 420, widths
+    page.set_viewport_size({"width": 1280, "height": 900})

@@ -14,18 +14,10 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Page
 
-from tests.e2e.browser import chromium, log_in, new_page
+from tests.e2e.browser import audit_viewer_rows, chromium, log_in, new_page, open_admin, wait_status
 from tests.e2e.harness import run_server
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser, pytest.mark.timeout(240)]
-
-
-def _status(page: Page, element: str, prefix: str) -> str:
-    page.wait_for_function(
-        "([id, p]) => document.getElementById(id).textContent.startsWith(p)", arg=[element, prefix]
-    )
-    text: str = page.inner_text(f"#{element}")
-    return text
 
 
 def _code(page: Page, kind: str, code: str, label: str) -> None:
@@ -35,56 +27,40 @@ def _code(page: Page, kind: str, code: str, label: str) -> None:
     page.click("#agent-code-save")
 
 
-def _viewer_rows(page: Page, base_url: str, query: str) -> list[list[str]]:
-    """The audit viewer's rows for ``query``: [user, action, outcome, target, detail]."""
-    page.goto(f"{base_url}/#/audit?{query}")
-    page.wait_for_function(
-        "() => { const s = document.getElementById('audit-status').textContent;"
-        " return s && s !== 'Loading…'; }"
-    )
-    rows: list[list[str]] = page.eval_on_selector_all(
-        "#audit-records tbody tr",
-        "rows => rows.map(r => [...r.cells].slice(1, 6).map(c => c.textContent))",
-    )
-    return rows
-
-
 def test_each_admin_change_and_refusal_is_found_in_the_audit_viewer(tmp_path: Path) -> None:
     with run_server(tmp_path / "server") as server, chromium() as browser, new_page(browser) as page:
         log_in(page, server.url, "admin", server.creds["admin"]["password"])
-        page.click("#nav-admin")
-        page.wait_for_selector("#agent-codes-table", state="visible")
-        page.wait_for_function("() => document.getElementById('agent-codes-status').textContent === ''")
+        open_admin(page, "#agent-codes-table", "agent-codes-status")
 
         # Codes: a code with a space is refused in the server's words; a good one is saved.
         _code(page, "reason", "no good", "Spaces")
-        assert "a code is 1 to 32 letters" in _status(page, "agent-codes-status", "Not saved")
+        assert "a code is 1 to 32 letters" in wait_status(page, "agent-codes-status", "Not saved")
         _code(page, "reason", "BREAK", "Short break")
-        _status(page, "agent-codes-status", "Saved: Reason (Not Ready) BREAK")
+        wait_status(page, "agent-codes-status", "Saved: Reason (Not Ready) BREAK")
 
         # DN matching: fewer than 3 digits refused, then prefixes saved.
         page.fill("#dn-matching-last", "2")
         page.click("#dn-matching-save")
-        assert "3-32" in _status(page, "dn-matching-status", "Not saved")
+        assert "3-32" in wait_status(page, "dn-matching-status", "Not saved")
         page.fill("#dn-matching-last", "0")
         page.fill("#dn-matching-prefixes", "+1, 9")
         page.click("#dn-matching-save")
-        _status(page, "dn-matching-status", "Saved")
+        wait_status(page, "dn-matching-status", "Saved")
 
         # Password policy: below the floor refused by the page itself (nothing is sent, so no
         # audit record), then 12 saved.
         page.fill("#password-min-length", "5")
         page.click("#password-policy-save")
-        assert "from 8 to 128" in _status(page, "password-policy-status", "The minimum length")
+        assert "from 8 to 128" in wait_status(page, "password-policy-status", "The minimum length")
         page.fill("#password-min-length", "12")
         page.click("#password-policy-save")
-        _status(page, "password-policy-status", "Saved")
+        wait_status(page, "password-policy-status", "Saved")
 
         # Agents' own playback: the page offers only existing teams (the API's refusal of an
         # unknown team is tested in tests/integration); Blue is ticked and saved.
         page.check('#agent-playback-teams input[value="Blue"]')
         page.click("#agent-playback-save")
-        _status(page, "agent-playback-status", "Saved")
+        wait_status(page, "agent-playback-status", "Saved")
 
         # Recorder settings the fleet test does not drive: endpoint audio and the spool quota
         # (a spool under 64 MB is refused by the server in words, nothing stored).
@@ -92,18 +68,18 @@ def test_each_admin_change_and_refusal_is_found_in_the_audit_viewer(tmp_path: Pa
         spool_before = page.input_value("#rp-spool")
         page.fill("#rp-spool", "10")
         page.click("#recorder-policy-save")
-        assert "64" in _status(page, "recorder-policy-status", "Not saved")
+        assert "64" in wait_status(page, "recorder-policy-status", "Not saved")
         page.fill("#rp-spool", "512")
         page.fill("#rp-free", "7")
         page.check("#rp-audio")
         page.click("#recorder-policy-save")
-        _status(page, "recorder-policy-status", "Saved")
+        wait_status(page, "recorder-policy-status", "Saved")
         with server.client("admin") as admin:
             stored = admin.get("/api/admin/recorder-policy").json()
         assert stored["spool_max_mb"] == 512 and stored["spool_min_free_percent"] == 7.0, stored
         assert stored["endpoint_audio"] is True, stored
 
-        rows = _viewer_rows(page, server.url, "action=policy")
+        rows = audit_viewer_rows(page, server.url, "action=policy")
         assert page.inner_text("#audit-status") != "", "the viewer says how many it shows"
         by = {(r[1], r[2]): r for r in rows}
         for action in ("policy.agent_codes", "policy.dn_matching", "policy.recorder"):
@@ -140,5 +116,5 @@ def test_each_admin_change_and_refusal_is_found_in_the_audit_viewer(tmp_path: Pa
         assert playback["before"] == [] and playback["after"] == ["Blue"], playback
 
         # The viewer's own filter: one action, refusals only.
-        only = _viewer_rows(page, server.url, "action=policy.dn_matching&outcome=denied")
+        only = audit_viewer_rows(page, server.url, "action=policy.dn_matching&outcome=denied")
         assert [(r[1], r[2]) for r in only] == [("policy.dn_matching", "denied")], only

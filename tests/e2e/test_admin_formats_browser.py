@@ -7,16 +7,14 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.sync_api import Browser, Page
+from playwright.sync_api import Page
 
 from server.sim.call import simulate_call
-from tests.e2e.browser import chromium, log_in, new_page
-from tests.e2e.harness import ServerProcess, run_server, wait_until
+from tests.e2e.browser import ServerAndBrowser, log_in, new_page, open_admin, server_and_browser
+from tests.e2e.harness import ServerProcess, wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser]
 
@@ -30,27 +28,18 @@ CONTENT_TYPES = {
 }
 
 
-@dataclass
-class Setup:
-    server: ServerProcess
-    browser: Browser
-
-
 @pytest.fixture(scope="module")
-def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setup]:
-    work: Path = tmp_path_factory.mktemp("voice-formats")
-    with run_server(work / "server", extra_users=[(AGENT, "agent", "Blue")]) as server, chromium() as browser:
-        yield Setup(server, browser)
+def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerAndBrowser]:
+    with server_and_browser(
+        tmp_path_factory.mktemp("voice-formats") / "server", extra_users=[(AGENT, "agent", "Blue")]
+    ) as both:
+        yield both
 
 
 def _open_admin(page: Page) -> None:
-    page.click("#nav-admin")
-    page.wait_for_selector("#view-admin", state="visible")
-    # Filled from the server once loaded; ticking earlier would be overwritten.
-    page.wait_for_function(
-        "() => document.querySelectorAll('input[name=\"voice-format\"]').length > 0"
-        " && document.getElementById('voice-formats-status').textContent === ''"
-    )
+    # The boxes are made from the server's options once loaded; ticking earlier would be lost.
+    filled = "document.querySelectorAll('input[name=\"voice-format\"]').length > 0"
+    open_admin(page, "#view-admin", "voice-formats-status", filled)
 
 
 def _ticked(page: Page) -> list[str]:
@@ -67,7 +56,7 @@ def _api_formats(server: ServerProcess) -> list[str]:
         return list(r.json()["formats"])
 
 
-def test_admin_changes_the_selection_and_it_persists(setup: Setup) -> None:
+def test_admin_changes_the_selection_and_it_persists(setup: ServerAndBrowser) -> None:
     server = setup.server
     with new_page(setup.browser) as page:
         log_in(page, server.url, "admin", server.creds["admin"]["password"])
@@ -92,7 +81,7 @@ def test_admin_changes_the_selection_and_it_persists(setup: Setup) -> None:
         assert "policy.voice_formats" in _audit_actions(server, "voice_formats")
 
 
-def test_admin_page_shows_the_servers_refusal(setup: Setup) -> None:
+def test_admin_page_shows_the_servers_refusal(setup: ServerAndBrowser) -> None:
     server = setup.server
     with new_page(setup.browser) as page:
         log_in(page, server.url, "admin", server.creds["admin"]["password"])
@@ -133,7 +122,7 @@ def _finalised(server: ServerProcess, call_id: str) -> dict[str, Any] | None:
     return found[0] if found and "voice" in found[0]["media"] else None
 
 
-def test_player_offers_each_stored_voice_format(setup: Setup) -> None:
+def test_player_offers_each_stored_voice_format(setup: ServerAndBrowser) -> None:
     server = setup.server
     with server.client("admin") as admin:
         assert admin.put("/api/admin/voice-formats", json={"formats": CHOSEN}).status_code == 200

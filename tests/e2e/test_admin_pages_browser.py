@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Page
 
-from tests.e2e.browser import chromium, log_in, new_page
+from tests.e2e.browser import chromium, log_in, new_page, open_admin
 from tests.e2e.harness import ServerProcess, run_server
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser]
@@ -25,12 +25,7 @@ def server(tmp_path: Path) -> Iterator[ServerProcess]:
 
 
 def _open_admin(page: Page) -> None:
-    page.click("#nav-admin")
-    page.wait_for_selector("#view-admin", state="visible")
-    page.wait_for_function(
-        "() => document.getElementById('acw-seconds').value !== ''"
-        " && document.getElementById('acw-status').textContent === ''"
-    )
+    open_admin(page, "#view-admin", "acw-status", "document.getElementById('acw-seconds').value !== ''")
 
 
 def _save_acw(page: Page, value: str) -> str:

@@ -8,35 +8,24 @@ from __future__ import annotations
 import os
 import subprocess
 from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, Page
+from playwright.sync_api import Page
 
-from tests.e2e.browser import chromium, log_in, new_page
-from tests.e2e.harness import ROOT, ServerProcess, run_server, tandem_server
+from tests.e2e.browser import ServerAndBrowser, log_in, new_page, open_admin, server_and_browser
+from tests.e2e.harness import ROOT, ServerProcess, tandem_server
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser]
 
 
-@dataclass
-class Setup:
-    server: ServerProcess
-    browser: Browser
-
-
 @pytest.fixture(scope="module")
-def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setup]:
-    work: Path = tmp_path_factory.mktemp("password-policy")
-    with run_server(work / "server") as server, chromium() as browser:
-        yield Setup(server, browser)
+def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerAndBrowser]:
+    with server_and_browser(tmp_path_factory.mktemp("password-policy") / "server") as both:
+        yield both
 
 
 def _open_admin(page: Page) -> None:
-    page.click("#nav-admin")
-    page.wait_for_selector("#password-policy-form", state="visible")
-    page.wait_for_function("() => document.getElementById('password-policy-status').textContent === ''")
+    open_admin(page, "#password-policy-form", "password-policy-status")
 
 
 def cli(server: ServerProcess, args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
@@ -49,7 +38,7 @@ def cli(server: ServerProcess, args: str, stdin: str = "") -> subprocess.Complet
     )
 
 
-def test_admin_sets_the_password_policy_and_every_door_enforces_it(setup: Setup) -> None:
+def test_admin_sets_the_password_policy_and_every_door_enforces_it(setup: ServerAndBrowser) -> None:
     server = setup.server
     with new_page(setup.browser) as page:
         log_in(page, server.url, "admin", server.creds["admin"]["password"])
@@ -101,7 +90,7 @@ def test_admin_sets_the_password_policy_and_every_door_enforces_it(setup: Setup)
     assert done.returncode == 0, done.stderr
 
 
-def test_the_cli_changes_what_the_running_server_serves(setup: Setup) -> None:
+def test_the_cli_changes_what_the_running_server_serves(setup: ServerAndBrowser) -> None:
     server = setup.server
     done = cli(server, "set-sampling --percentage 150")
     assert (done.returncode, done.stderr.strip()) == (

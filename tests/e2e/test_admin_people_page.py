@@ -12,19 +12,19 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Page
 
-from tests.e2e.browser import chromium, log_in, new_page
+from tests.e2e.browser import (
+    assert_table_folds_at_phone_width,
+    audit_viewer_rows,
+    chromium,
+    log_in,
+    new_page,
+    wait_status,
+)
 from tests.e2e.harness import run_server
 from tests.e2e.shots import screenshot_path
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser]
 SCREENSHOT = screenshot_path("admin-people.png")
-
-
-def _status(page: Page, box: str, prefix: str) -> str:
-    page.wait_for_function(
-        "([id, p]) => document.getElementById(id).textContent.startsWith(p)", arg=[box, prefix]
-    )
-    return page.inner_text(f"#{box}")
 
 
 def _row(page: Page, username: str) -> list[str]:
@@ -50,23 +50,24 @@ def test_admin_edits_people_and_teams_and_the_audit_viewer_finds_it(tmp_path: Pa
         # Teams: create one, refuse a name that differs only in case, rename the new one.
         page.fill("#team-create-name", "Grene")
         page.click("#team-create-save")
-        _status(page, "teams-status", "Created team Grene.")
+        wait_status(page, "teams-status", "Created team Grene.")
         page.fill("#team-create-name", "blue")
         page.click("#team-create-save")
         assert (
-            _status(page, "teams-status", "Not saved:") == 'Not saved: there is already a team named "Blue"'
+            wait_status(page, "teams-status", "Not saved:")
+            == 'Not saved: there is already a team named "Blue"'
         )
         page.click("button[aria-label='Rename team Grene']")
         page.fill("#team-rename-name", "Green")
         page.click("#team-rename-save")
-        _status(page, "teams-status", "Renamed team Grene to Green.")
+        wait_status(page, "teams-status", "Renamed team Grene to Green.")
 
         # An agent: another team and a full-time DN; a bad DN first, refused in the server's words.
         _edit(page, "agent1")
         page.select_option("#people-edit-team", "Green")
         page.fill("#people-edit-dn", "12ab!")
         page.click("#people-edit-save")
-        refused = _status(page, "people-edit-status", "Not saved:")
+        refused = wait_status(page, "people-edit-status", "Not saved:")
         assert (
             refused
             == "Not saved: '12ab!' is not a DN: a DN is 1-32 digits with an optional leading + "
@@ -75,7 +76,7 @@ def test_admin_edits_people_and_teams_and_the_audit_viewer_finds_it(tmp_path: Pa
         assert _row(page, "agent1")[3:6] == ["Blue", "—", "—"]  # nothing changed
         page.fill("#people-edit-dn", "5101")
         page.click("#people-edit-save")
-        _status(page, "people-edit-status", "Saved agent1: agent, team Green.")
+        wait_status(page, "people-edit-status", "Saved agent1: agent, team Green.")
         assert _row(page, "agent1")[3:6] == ["Green", "—", "5101"]
 
         # A supervisor becomes an evaluator of two teams, from the keyboard alone.
@@ -92,7 +93,7 @@ def test_admin_edits_people_and_teams_and_the_audit_viewer_finds_it(tmp_path: Pa
             page.check(f"#people-edit-supervises input[value='{team}']")
         page.focus("#people-edit-save")
         page.keyboard.press("Enter")
-        _status(page, "people-edit-status", "Saved supervisor2: evaluator.")
+        wait_status(page, "people-edit-status", "Saved supervisor2: evaluator.")
         assert _row(page, "supervisor2")[2:5] == ["evaluator", "—", "Blue, Green"]
         page.focus("#people-edit-full-name")
         page.keyboard.press("Escape")
@@ -130,27 +131,10 @@ def test_admin_edits_people_and_teams_and_the_audit_viewer_finds_it(tmp_path: Pa
         page.screenshot(path=str(SCREENSHOT), full_page=False)
 
         # 420 px: the rows fold into cards; the page does not scroll sideways.
-        page.set_viewport_size({"width": 420, "height": 900})
-        page.wait_for_function(
-            "() => getComputedStyle(document.querySelector('#people-table tr')).display === 'block'"
-        )
-        widths = page.evaluate(
-            "() => [document.documentElement.scrollWidth, document.documentElement.clientWidth,"
-            " Math.ceil(document.getElementById('people').getBoundingClientRect().right)]"
-        )
-        assert widths[0] <= widths[1] and widths[2] <= 420, widths
-        page.set_viewport_size({"width": 1280, "height": 900})
+        assert_table_folds_at_phone_width(page, "people-table", "people")
 
         # The audit viewer: the changes with before/after, and the refusal.
-        page.goto(f"{server.url}/#/audit?action=user.update")
-        page.wait_for_function(
-            "() => { const s = document.getElementById('audit-status').textContent;"
-            " return s && s !== 'Loading…'; }"
-        )
-        rows: list[list[str]] = page.eval_on_selector_all(
-            "#audit-records tbody tr",
-            "rows => rows.map(r => [...r.cells].slice(1, 6).map(c => c.textContent))",
-        )
+        rows = audit_viewer_rows(page, server.url, "action=user.update")
         by_target = {(r[3], r[2]): r for r in rows}
         denied = by_target[("user agent1", "denied")]
         assert denied[:2] == ["admin", "user.update"] and denied[4].startswith(

@@ -17,7 +17,14 @@ import pytest
 from playwright.sync_api import FilePayload, Page
 
 from server.services.releases import ReleaseRepository, init_keys
-from tests.e2e.browser import chromium, log_in, new_page
+from tests.e2e.browser import (
+    assert_table_folds_at_phone_width,
+    audit_viewer_rows,
+    chromium,
+    log_in,
+    new_page,
+    wait_status,
+)
 from tests.e2e.harness import run_server
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser]
@@ -42,32 +49,12 @@ def bundle(version: str, note: str = "") -> FilePayload:
     }
 
 
-def _status(page: Page, box: str, prefix: str) -> str:
-    page.wait_for_function(
-        "([id, p]) => document.getElementById(id).textContent.startsWith(p)", arg=[box, prefix]
-    )
-    return page.inner_text(f"#{box}")
-
-
 def _row(page: Page, version: str) -> list[str]:
     cells: list[str] = page.eval_on_selector(
         f"#releases-table tbody tr[data-version='{version}']",
         "r => [...r.cells].slice(0, 6).map(c => c.textContent)",
     )
     return cells
-
-
-def _audit(page: Page, url: str, action: str) -> list[list[str]]:
-    page.goto(f"{url}/#/audit?action={action}")
-    page.wait_for_function(
-        "() => { const s = document.getElementById('audit-status').textContent;"
-        " return s && s !== 'Loading…'; }"
-    )
-    rows: list[list[str]] = page.eval_on_selector_all(
-        "#audit-records tbody tr",
-        "rows => rows.map(r => [...r.cells].slice(1, 6).map(c => c.textContent))",
-    )
-    return rows
 
 
 def test_admin_uploads_rolls_out_and_pins_a_release(tmp_path: Path) -> None:
@@ -86,14 +73,14 @@ def test_admin_uploads_rolls_out_and_pins_a_release(tmp_path: Path) -> None:
     ):
         log_in(page, server.url, "admin", server.creds["admin"]["password"])
         page.click("#nav-admin")
-        _status(page, "releases-list-status", "No release uploaded yet.")
+        wait_status(page, "releases-list-status", "No release uploaded yet.")
 
         # Upload 0.2.0 offered to nobody yet; the same version with other bytes is refused.
         page.fill("#release-upload-version", "0.2.0")
         page.set_input_files("#release-upload-file", files=[bundle("0.2.0")])
         page.fill("#release-upload-percent", "0")
         page.click("#release-upload-save")
-        _status(page, "release-upload-status", "Published 0.2.0 (")
+        wait_status(page, "release-upload-status", "Published 0.2.0 (")
         row = _row(page, "0.2.0")
         assert (
             row[0] == "0.2.0" and row[1].endswith(" by admin") and row[3:] == ["0 %", "Not offered", "0"]
@@ -102,7 +89,7 @@ def test_admin_uploads_rolls_out_and_pins_a_release(tmp_path: Path) -> None:
         page.fill("#release-upload-version", "0.2.0")
         page.set_input_files("#release-upload-file", files=[bundle("0.2.0", "other bytes")])
         page.click("#release-upload-save")
-        assert _status(page, "release-upload-status", "Not uploaded:") == (
+        assert wait_status(page, "release-upload-status", "Not uploaded:") == (
             "Not uploaded: release 0.2.0 is already published with other bytes;"
             " give the new bundle a new version"
         )
@@ -115,7 +102,7 @@ def test_admin_uploads_rolls_out_and_pins_a_release(tmp_path: Path) -> None:
         page.keyboard.press("Control+A")
         page.keyboard.type("20")
         page.keyboard.press("Enter")
-        _status(page, "releases-status", "Rollout of 0.2.0 set to 20 %.")
+        wait_status(page, "releases-status", "Rollout of 0.2.0 set to 20 %.")
         assert _row(page, "0.2.0")[3:5] == ["20 %", "Offered to 20 % of the PCs"]
         assert signed() == {"0.2.0": 20}
         assert (
@@ -128,7 +115,7 @@ def test_admin_uploads_rolls_out_and_pins_a_release(tmp_path: Path) -> None:
         page.fill("#release-rollout-percent", "150")
         page.click("#release-rollout-save")
         assert (
-            _status(page, "releases-status", "Not saved:")
+            wait_status(page, "releases-status", "Not saved:")
             == "Not saved: rollout_percent must be a whole number 0..100, got 150"
         )
         assert page.evaluate("() => document.activeElement.id") == "release-rollout-percent"
@@ -140,25 +127,18 @@ def test_admin_uploads_rolls_out_and_pins_a_release(tmp_path: Path) -> None:
 
         # Pin the fleet to it: offered to every PC, the 20 % kept for when the pin is lifted.
         page.click("button[aria-label='Pin the fleet to 0.2.0']")
-        _status(page, "releases-status", "Pinned the fleet to 0.2.0.")
+        wait_status(page, "releases-status", "Pinned the fleet to 0.2.0.")
         assert _row(page, "0.2.0")[3:5] == ["20 % (offered 100 %)", "Pinned: offered to every PC"]
         assert page.inner_text("#releases-policy").startswith("The fleet is pinned to 0.2.0")
         assert page.is_visible("button[aria-label='Unpin 0.2.0']") and signed() == {"0.2.0": 100}
 
         # 420 px: the rows fold into cards; the page does not scroll sideways.
-        page.set_viewport_size({"width": 420, "height": 900})
-        page.wait_for_function(
-            "() => getComputedStyle(document.querySelector('#releases-table tr')).display === 'block'"
-        )
-        widths = page.evaluate(
-            "() => [document.documentElement.scrollWidth, document.documentElement.clientWidth,"
-            " Math.ceil(document.getElementById('releases').getBoundingClientRect().right)]"
-        )
-        assert widths[0] <= widths[1] and widths[2] <= 420, widths
-        page.set_viewport_size({"width": 1280, "height": 900})
+        assert_table_folds_at_phone_width(page, "releases-table", "releases")
 
         # The audit viewer: each change with before/after, and the refusals.
-        rows = {(r[3], r[2], r[4][:40]): r for r in _audit(page, server.url, "release.publish")}
+        rows = {
+            (r[3], r[2], r[4][:40]): r for r in audit_viewer_rows(page, server.url, "action=release.publish")
+        }
         details = [json.loads(r[4]) for (_, outcome, _), r in rows.items() if outcome == "allowed"]
         assert {"before": {"rollout_percent": 0, "offered_percent": 0}} | {
             "after": {"rollout_percent": 20, "offered_percent": 20}
@@ -166,7 +146,7 @@ def test_admin_uploads_rolls_out_and_pins_a_release(tmp_path: Path) -> None:
         assert any(d["before"] is None and d["after"]["rollout_percent"] == 0 for d in details)
         denied = [r[4] for (_, outcome, _), r in rows.items() if outcome == "denied"]
         assert any("got 150" in d for d in denied) and any("other bytes" in d for d in denied)
-        pinned = _audit(page, server.url, "release.policy")
+        pinned = audit_viewer_rows(page, server.url, "action=release.policy")
         assert [r[:4] for r in pinned] == [["admin", "release.policy", "allowed", "release 0.2.0"]]
         assert json.loads(pinned[0][4]) == {
             "before": {"mode": "rollout", "pin": ""},

@@ -6,14 +6,11 @@ Ready with the reason) on the recordings page. Screenshot: docs/screenshots/admi
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, Page
+from playwright.sync_api import Page
 
-from tests.e2e.browser import chromium, log_in, new_page
-from tests.e2e.harness import ServerProcess, run_server
+from tests.e2e.browser import ServerAndBrowser, log_in, new_page, open_admin, server_and_browser, wait_status
 from tests.e2e.shots import screenshot_path
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser]
@@ -21,23 +18,16 @@ SCREENSHOT = screenshot_path("admin-codes.png")
 AGENT, DN = "agent7", "1707"
 
 
-@dataclass
-class Setup:
-    server: ServerProcess
-    browser: Browser
-
-
 @pytest.fixture(scope="module")
-def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setup]:
-    work: Path = tmp_path_factory.mktemp("agent-codes")
-    with run_server(work / "server", extra_users=[(AGENT, "agent", "Blue")]) as server, chromium() as browser:
-        yield Setup(server, browser)
+def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerAndBrowser]:
+    with server_and_browser(
+        tmp_path_factory.mktemp("agent-codes") / "server", extra_users=[(AGENT, "agent", "Blue")]
+    ) as both:
+        yield both
 
 
 def _status(page: Page, prefix: str) -> None:
-    page.wait_for_function(
-        "(p) => document.getElementById('agent-codes-status').textContent.startsWith(p)", arg=prefix
-    )
+    wait_status(page, "agent-codes-status", prefix)
 
 
 def _save(page: Page, kind: str, code: str, label: str, active: bool = True) -> None:
@@ -48,13 +38,11 @@ def _save(page: Page, kind: str, code: str, label: str, active: bool = True) -> 
     page.click("#agent-code-save")
 
 
-def test_admin_manages_codes_and_the_supervisor_sees_states(setup: Setup) -> None:
+def test_admin_manages_codes_and_the_supervisor_sees_states(setup: ServerAndBrowser) -> None:
     server = setup.server
     with new_page(setup.browser) as page:
         log_in(page, server.url, "admin", server.creds["admin"]["password"])
-        page.click("#nav-admin")
-        page.wait_for_selector("#agent-codes-table", state="visible")
-        page.wait_for_function("() => document.getElementById('agent-codes-status').textContent === ''")
+        open_admin(page, "#agent-codes-table", "agent-codes-status")
         _save(page, "reason", "LUNCH", "Lunch")
         _status(page, "Saved: Reason (Not Ready) LUNCH")
         _save(page, "disposition", "SALE", "Sale")

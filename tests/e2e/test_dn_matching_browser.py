@@ -7,39 +7,35 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.sync_api import Browser, Page
+from playwright.sync_api import Page
 
 from server.sim.call import simulate_call
-from tests.e2e.browser import chromium, log_in, new_page, wait_recordings_loaded
-from tests.e2e.harness import ServerProcess, run_server, wait_until
+from tests.e2e.browser import (
+    ServerAndBrowser,
+    log_in,
+    new_page,
+    open_admin,
+    server_and_browser,
+    wait_recordings_loaded,
+)
+from tests.e2e.harness import ServerProcess, wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser]
 
 NOBODYS_DN = "4449"
 
 
-@dataclass
-class Setup:
-    server: ServerProcess
-    browser: Browser
-
-
 @pytest.fixture(scope="module")
-def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setup]:
-    work: Path = tmp_path_factory.mktemp("dn-matching")
-    with run_server(work / "server") as server, chromium() as browser:
-        yield Setup(server, browser)
+def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerAndBrowser]:
+    with server_and_browser(tmp_path_factory.mktemp("dn-matching") / "server") as both:
+        yield both
 
 
 def _open_admin(page: Page) -> None:
-    page.click("#nav-admin")
-    page.wait_for_selector("#view-admin", state="visible")
-    page.wait_for_function("() => document.getElementById('dn-matching-status').textContent === ''")
+    open_admin(page, "#view-admin", "dn-matching-status")
 
 
 def _api_policy(server: ServerProcess) -> dict[str, Any]:
@@ -56,7 +52,7 @@ def _place_call(server: ServerProcess, dn: str) -> str:
         return future.result(timeout=40).call_id
 
 
-def test_admin_sets_matching_and_an_unassigned_call_is_listed_as_such(setup: Setup) -> None:
+def test_admin_sets_matching_and_an_unassigned_call_is_listed_as_such(setup: ServerAndBrowser) -> None:
     server = setup.server
     with new_page(setup.browser) as page:
         log_in(page, server.url, "admin", server.creds["admin"]["password"])
