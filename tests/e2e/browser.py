@@ -177,7 +177,7 @@ def audit_viewer_rows(page: Page, base_url: str, query: str) -> list[list[str]]:
     return rows
 
 
-def assert_table_folds_at_phone_width(page: Page, table: str, section: str) -> None:
+def assert_folds_at_420(page: Page, table: str, section: str) -> None:
     """At 420 px the rows of ``#table`` fold into cards and neither the page nor ``#section``
     reaches past the screen (no sideways scrolling); the viewport is put back to 1280 px after."""
     page.set_viewport_size({"width": 420, "height": 900})

@@ -12,14 +12,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Page
 
-from tests.e2e.browser import (
-    assert_table_folds_at_phone_width,
-    audit_viewer_rows,
-    chromium,
-    log_in,
-    new_page,
-    wait_status,
-)
+from tests.e2e.browser import assert_folds_at_420, audit_viewer_rows, chromium, log_in, new_page, wait_status
 from tests.e2e.harness import run_server
 from tests.e2e.shots import screenshot_path
 
@@ -131,7 +124,7 @@ def test_admin_edits_people_and_teams_and_the_audit_viewer_finds_it(tmp_path: Pa
         page.screenshot(path=str(SCREENSHOT), full_page=False)
 
         # 420 px: the rows fold into cards; the page does not scroll sideways.
-        assert_table_folds_at_phone_width(page, "people-table", "people")
+        assert_folds_at_420(page, "people-table", "people")
 
         # The audit viewer: the changes with before/after, and the refusal.
         rows = audit_viewer_rows(page, server.url, "action=user.update")

@@ -17,14 +17,7 @@ import pytest
 from playwright.sync_api import FilePayload, Page
 
 from server.services.releases import ReleaseRepository, init_keys
-from tests.e2e.browser import (
-    assert_table_folds_at_phone_width,
-    audit_viewer_rows,
-    chromium,
-    log_in,
-    new_page,
-    wait_status,
-)
+from tests.e2e.browser import assert_folds_at_420, audit_viewer_rows, chromium, log_in, new_page, wait_status
 from tests.e2e.harness import run_server
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser]
@@ -133,7 +126,7 @@ def test_admin_uploads_rolls_out_and_pins_a_release(tmp_path: Path) -> None:
         assert page.is_visible("button[aria-label='Unpin 0.2.0']") and signed() == {"0.2.0": 100}
 
         # 420 px: the rows fold into cards; the page does not scroll sideways.
-        assert_table_folds_at_phone_width(page, "releases-table", "releases")
+        assert_folds_at_420(page, "releases-table", "releases")
 
         # The audit viewer: each change with before/after, and the refusals.
         rows = {
