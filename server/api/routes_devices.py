@@ -165,9 +165,9 @@ def enroll(
         got = devices.enrol(session, body.token, body.hostname, addr, now)
     except EnrolmentError as exc:
         # devices.enrol audited and committed the refusal; the fleet page gets it too.
-        limiter.refused(addr, now)
-        enrolment_refusals.record(
+        enrolment_refusals.refused(
             session,
+            limiter,
             hostname=body.hostname,
             os_user=body.os_user,
             remote_addr=addr,
@@ -175,17 +175,11 @@ def enroll(
             reason=exc.code,
             message=exc.message,
             now=now,
+            credential="token",
+            action="device.enroll",
+            who=f"device {body.hostname}",
+            target_type="device",
         )
-        if limiter.blocked(addr, now):
-            audit.record(
-                session,
-                action="device.enroll",
-                outcome="denied",
-                username=f"device {body.hostname}"[:100],
-                target_type="device",
-                detail=f"{addr} refused {limiter.limit} times in {limiter.window:.0f} s: rate-limited",
-                remote_addr=addr,
-            )
         session.commit()
         raise _api(exc) from exc
     enrolment_refusals.forget_host(session, body.hostname)

@@ -19,7 +19,6 @@ from server.api.routes_devices import enrol_limiter
 from server.errors import EnrolmentError
 from server.services import enrolment_refusals
 from server.services.enrolment import issue_code, redeem_code
-from server.store import audit
 from tandem_protocol.payloads import (
     LoginResponse,
     RecorderEnrolmentCode,
@@ -95,9 +94,9 @@ def enroll(
     except EnrolmentError as exc:
         # redeem_code audited and committed the refusal; the fleet page gets it too, named by the
         # host the recorder sent (an old recorder sends none: "unknown").
-        limiter.refused(addr, now)
-        enrolment_refusals.record(
+        enrolment_refusals.refused(
             session,
+            limiter,
             hostname=body.hostname,
             os_user=body.os_user,
             remote_addr=addr,
@@ -106,17 +105,10 @@ def enroll(
             message=exc.message,
             now=now,
             credential="code",
+            action="recorder.enroll",
+            who=f"host {body.hostname}",
+            target_type="recorder_enrolment",
         )
-        if limiter.blocked(addr, now):
-            audit.record(
-                session,
-                action="recorder.enroll",
-                outcome="denied",
-                username=f"host {body.hostname}"[:100],
-                target_type="recorder_enrolment",
-                detail=f"{addr} refused {limiter.limit} times in {limiter.window:.0f} s: rate-limited",
-                remote_addr=addr,
-            )
         session.commit()
         raise ApiError(exc.status, exc.code, exc.message) from exc
     if body.hostname.strip():  # this host is enrolled now: its refusals are answered

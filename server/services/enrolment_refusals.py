@@ -22,7 +22,7 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from server.security.tokens import normalise_enrolment_code, token_digest
-from server.store import models
+from server.store import audit, models
 
 PER_HOST = 20  # attempts kept per host name
 MAX_AGE = 7 * 86400  # a refusal nobody acted on in a week is no longer news
@@ -96,6 +96,49 @@ class SourceLimiter:
 
     def refused(self, source: str, now: float) -> None:
         self._recent(source, now).append(now)
+
+
+def refused(
+    session: Session,
+    limiter: SourceLimiter,
+    *,
+    hostname: str,
+    os_user: str,
+    remote_addr: str,
+    token: str,
+    reason: str,
+    message: str,
+    now: float,
+    credential: str,
+    action: str,
+    who: str,
+    target_type: str,
+) -> None:
+    """One refused enrolment, for either route (a ``tet_`` token or a per-agent code): counted
+    against the source address, kept for the fleet page, and the refusal that fills the
+    address's budget audited once (not every later 429: a flood must not grow the audit log)."""
+    limiter.refused(remote_addr, now)
+    record(
+        session,
+        hostname=hostname,
+        os_user=os_user,
+        remote_addr=remote_addr,
+        token=token,
+        reason=reason,
+        message=message,
+        now=now,
+        credential=credential,
+    )
+    if limiter.blocked(remote_addr, now):
+        audit.record(
+            session,
+            action=action,
+            outcome="denied",
+            username=who[:100],
+            target_type=target_type,
+            detail=f"{remote_addr} refused {limiter.limit} times in {limiter.window:.0f} s: rate-limited",
+            remote_addr=remote_addr,
+        )
 
 
 def record(

@@ -235,14 +235,32 @@ def restates(message: str, reason_text: str) -> bool:
     return words <= set(reason_text.lower().split())
 
 
+def _pc_without_recorder(**fields: Any) -> FleetEntry:
+    """A fleet row for a PC with no recorder token of its own (refused, or reported not running):
+    token 0 and none of a recorder's telemetry."""
+    return FleetEntry(
+        token_id=0,
+        reported_state="",
+        interaction_id=None,
+        spool_bytes=0,
+        segments_pending=0,
+        upload=None,
+        free_disk_bytes=None,
+        free_disk_percent=None,
+        clock_offset=None,
+        clock_accuracy=None,
+        interval=None,
+        **fields,
+    )
+
+
 def refused_entry(host: enrolment_refusals.RefusedHost) -> FleetEntry:
     """A PC that tried to enrol and was refused, as a fleet row (it has no recorder token)."""
     token = f"{host.credential} {host.token_prefix}…" + (
         f" (#{host.token_id})" if host.token_id is not None else ""
     )
     times = f"{host.attempts} attempt{'s' if host.attempts != 1 else ''}"
-    return FleetEntry(
-        token_id=0,
+    return _pc_without_recorder(
         user_id=0,
         agent=host.os_user,
         full_name="",
@@ -250,21 +268,11 @@ def refused_entry(host: enrolment_refusals.RefusedHost) -> FleetEntry:
         host=host.hostname,
         version="",
         status="enrol_refused",
-        reported_state="",
-        interaction_id=None,
         last_seen=host.at,
-        spool_bytes=0,
-        segments_pending=0,
-        upload=None,
-        free_disk_bytes=None,
-        free_disk_percent=None,
-        clock_offset=None,
-        clock_accuracy=None,
         # The page shows problem_text ("enrolment refused: unknown code") beside this: the server's
         # message only when it adds to the reason.
         last_error=("" if restates(host.message, host.reason_text) else f"{host.message} — ")
         + f"{token}, {times} from {host.remote_addr or 'unknown address'}",
-        interval=None,
         problems=["enrol_refused"],
         refusal=asdict(host),
     )
@@ -272,8 +280,7 @@ def refused_entry(host: enrolment_refusals.RefusedHost) -> FleetEntry:
 
 def problem_entry(problem: recorder_problems.ReportedProblem) -> FleetEntry:
     """A PC whose recorder is not running, as its desktop reported it, as a fleet row."""
-    return FleetEntry(
-        token_id=0,
+    return _pc_without_recorder(
         user_id=problem.reported_by_id or 0,
         agent=problem.reported_by,
         full_name=problem.full_name,
@@ -281,18 +288,8 @@ def problem_entry(problem: recorder_problems.ReportedProblem) -> FleetEntry:
         host=problem.hostname,
         version=problem.recorder_version,
         status="problem",
-        reported_state="",
-        interaction_id=None,
         last_seen=problem.occurred_at,
-        spool_bytes=0,
-        segments_pending=0,
-        upload=None,
-        free_disk_bytes=None,
-        free_disk_percent=None,
-        clock_offset=None,
-        clock_accuracy=None,
         last_error=problem.message,
-        interval=None,
         problems=["recorder_problem"],
         report=asdict(problem),
     )
